@@ -1,0 +1,72 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, beforeAll, inject } from 'vitest';
+
+export interface TestDatabases {
+  desktopUrl: string;
+  cloudUrl: string;
+}
+
+function withDatabase(url: string, database: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${encodeURIComponent(database)}`;
+  return parsed.toString();
+}
+
+async function adminQuery(adminUrl: string, sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Create a fresh, empty pair of databases ("desktop" and "cloud") for one test file. */
+export async function createDatabases(label = 'test'): Promise<TestDatabases & { drop(): Promise<void> }> {
+  const id = `bisync_${label.replace(/[^a-z0-9]/gi, '').toLowerCase().slice(0, 20)}_${randomBytes(4).toString('hex')}`;
+  const desktopAdmin = inject('desktopAdminUrl');
+  const cloudAdmin = inject('cloudAdminUrl');
+  const names = { desktop: `${id}_desktop`, cloud: `${id}_cloud` };
+  await adminQuery(desktopAdmin, `CREATE DATABASE ${pg.escapeIdentifier(names.desktop)}`);
+  await adminQuery(cloudAdmin, `CREATE DATABASE ${pg.escapeIdentifier(names.cloud)}`);
+  return {
+    desktopUrl: withDatabase(desktopAdmin, names.desktop),
+    cloudUrl: withDatabase(cloudAdmin, names.cloud),
+    async drop() {
+      await adminQuery(desktopAdmin, `DROP DATABASE IF EXISTS ${pg.escapeIdentifier(names.desktop)} WITH (FORCE)`);
+      await adminQuery(cloudAdmin, `DROP DATABASE IF EXISTS ${pg.escapeIdentifier(names.cloud)} WITH (FORCE)`);
+    },
+  };
+}
+
+/**
+ * Registers hooks that give the calling test file its own pair of fresh databases and drop them
+ * afterwards. Read the URLs inside tests or hooks, after `beforeAll` has run.
+ */
+export function useFreshDatabases(label?: string): TestDatabases {
+  const holder: TestDatabases = { desktopUrl: '', cloudUrl: '' };
+  let drop: (() => Promise<void>) | undefined;
+  beforeAll(async () => {
+    const created = await createDatabases(label);
+    holder.desktopUrl = created.desktopUrl;
+    holder.cloudUrl = created.cloudUrl;
+    drop = created.drop;
+  });
+  afterAll(async () => {
+    await drop?.();
+  });
+  return holder;
+}
+
+/** Run `fn` with a connected client, always closing it. */
+export async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}

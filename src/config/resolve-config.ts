@@ -1,0 +1,310 @@
+import type { ConfigProblem } from '../errors.js';
+import { isLocalHost, urlFacts } from './database-url.js';
+import { parseDuration } from './duration.js';
+import { didYouMean } from './suggest.js';
+import type {
+  ColumnPair,
+  Direction,
+  QualifiedName,
+  RawConfig,
+  RawTableSettings,
+  ResolvedConfig,
+  ResolvedDatabase,
+  ResolvedOrigin,
+  ResolvedTable,
+} from './types.js';
+import type { KeyPath, YamlSource } from './yaml-source.js';
+
+/** Keys a table (or `defaults`) may have besides per-database blocks. */
+export const TABLE_KEYS = [
+  'name',
+  'primary_key',
+  'direction',
+  'after',
+  'timestamps',
+  'origin',
+  'lookback',
+  'columns',
+  'deletes',
+  'max_delete_fraction',
+  'forward',
+  'reverse',
+] as const;
+
+const DEFAULT_LOOKBACK = '5s';
+const DEFAULT_MAX_DELETE_FRACTION = 0.1;
+
+/**
+ * Keys of `defaults` and of each table that are neither table settings nor database names.
+ * Checked before the schema so a typo reads "unknown key", not "must be an object".
+ */
+export function findUnknownTableKeys(raw: unknown, source: YamlSource): { problems: ConfigProblem[]; paths: KeyPath[] } {
+  const problems: ConfigProblem[] = [];
+  const paths: KeyPath[] = [];
+  if (!isObject(raw)) return { problems, paths };
+  const databases = isObject(raw.databases) ? Object.keys(raw.databases) : [];
+  const allowed = new Set<string>([...TABLE_KEYS, ...databases]);
+  const check = (block: unknown, base: KeyPath, isDefaults: boolean): void => {
+    if (!isObject(block)) return;
+    for (const key of Object.keys(block)) {
+      const path = [...base, key];
+      if (isDefaults && key === 'name') {
+        problems.push(source.problem(path, 'unknown key "name" under defaults', 'a table name belongs on the table itself', 'key'));
+        paths.push(path);
+      } else if (!allowed.has(key)) {
+        const guess = didYouMean(key, allowed);
+        problems.push(
+          source.problem(
+            path,
+            `unknown key "${key}"`,
+            guess !== '' ? guess : `a table takes ${TABLE_KEYS.join(', ')}, or a block named after a database (${databases.join(', ')})`,
+            'key',
+          ),
+        );
+        paths.push(path);
+      }
+    }
+  };
+  check(raw.defaults, ['defaults'], true);
+  if (Array.isArray(raw.tables)) raw.tables.forEach((t, i) => check(t, ['tables', i], false));
+  return { problems, paths };
+}
+
+/** Semantic rules of SPEC §1 on a schema-valid config, then defaults merged and order resolved. */
+export function resolveConfig(
+  raw: RawConfig,
+  source: YamlSource,
+): { config: ResolvedConfig | undefined; problems: ConfigProblem[] } {
+  const problems: ConfigProblem[] = [];
+  const report = (path: KeyPath, message: string, hint?: string, at?: 'key' | 'value'): void => {
+    problems.push(source.problem(path, message, hint, at));
+  };
+  const dbNames = Object.keys(raw.databases);
+
+  const databases: Record<string, ResolvedDatabase> = {};
+  for (const [name, db] of Object.entries(raw.databases)) {
+    if (db.url.includes('${')) continue; // already reported as a missing variable
+    const facts = urlFacts(db.url);
+    if ('error' in facts) {
+      report(['databases', name, 'url'], facts.error, 'write it as postgres://user:password@host:5432/database, e.g. url: ${DATABASE_URL}');
+      continue;
+    }
+    if (db.ssl === 'verify-full' && db.ca === undefined) {
+      report(['databases', name, 'ssl'], 'ssl: verify-full needs a CA certificate', 'add ca: path/to/ca.pem next to ssl');
+    }
+    if (db.ca !== undefined && db.ssl !== 'verify-full') {
+      report(['databases', name, 'ca'], 'ca is only used with ssl: verify-full', 'set ssl: verify-full, or remove ca', 'key');
+    }
+    const ssl = db.ssl ?? facts.urlSsl ?? (isLocalHost(facts.host) ? 'disable' : 'require');
+    const sslSource = db.ssl !== undefined ? 'explicit' : facts.urlSsl !== undefined ? 'url' : 'default';
+    databases[name] = { name, url: db.url, ssl, sslSource, ca: db.ca ?? null, host: facts.host, port: facts.port, database: facts.database };
+  }
+
+  const { from, to } = raw.forward;
+  for (const [key, value] of [['from', from], ['to', to]] as const) {
+    if (!dbNames.includes(value)) {
+      report(['forward', key], `"${value}" is not one of the databases (${dbNames.join(', ')})`, didYouMean(value, dbNames) || undefined);
+    }
+  }
+  if (from === to) report(['forward', 'to'], 'forward.from and forward.to must be different databases');
+
+  const defaults: RawTableSettings = raw.defaults ?? {};
+  checkSettings(defaults, ['defaults'], dbNames, report);
+
+  const firstIndex = new Map<string, number>();
+  raw.tables.forEach((table, i) => {
+    const name = table.name ?? '';
+    const seen = firstIndex.get(name);
+    if (seen !== undefined) {
+      report(['tables', i, 'name'], `table name "${name}" is used twice`, `the first is tables[${seen}] at line ${source.locate(['tables', seen, 'name']).line}; give each table a unique name`);
+    } else {
+      firstIndex.set(name, i);
+    }
+  });
+
+  const tables: ResolvedTable[] = [];
+  raw.tables.forEach((table, i) => {
+    const base: KeyPath = ['tables', i];
+    checkSettings(table, base, dbNames, report);
+    const merged: RawTableSettings = { ...defaults, ...table };
+    const name = table.name ?? '';
+    const direction = merged.direction ?? 'both';
+    const origin = merged.origin === undefined || merged.origin === false ? null : merged.origin;
+    if (direction === 'both' && origin === null) {
+      report([...base, 'direction'], `table "${name}" syncs both ways but has no origin rule`, 'add origin: { column: source, forward: D, reverse: M } to the table or to defaults, so each side knows which rows it owns');
+    }
+    if (origin !== null && origin.forward === origin.reverse) {
+      report([...originPath(table, base), 'reverse'], 'origin.forward and origin.reverse must differ', 'use distinct markers such as D and M');
+    }
+    const primaryKeyNames = merged.primary_key ?? [];
+    if (primaryKeyNames.length === 0) {
+      report(base, `table "${name}" has no primary_key`, 'add primary_key: [id_column] (the columns that identify a row on both sides)');
+    }
+    for (const [j, dep] of (table.after ?? []).entries()) {
+      if (dep === name) report([...base, 'after', j], `table "${name}" cannot run after itself`, 'remove it from after');
+      else if (!firstIndex.has(dep)) {
+        report([...base, 'after', j], `"${dep}" is not a table in this file`, didYouMean(dep, firstIndex.keys()) || 'after lists names of other tables in this file');
+      }
+    }
+    // An unparsable lookback was reported where it is written (checkSettings).
+    const lookbackSeconds = parseDuration(merged.lookback ?? DEFAULT_LOOKBACK);
+
+    const columns = merged.columns === undefined ? null : merged.columns.map((c) => columnPair(c, dbNames));
+    if (columns !== null) {
+      const columnsPath = table.columns !== undefined ? [...base, 'columns'] : ['defaults', 'columns'];
+      merged.columns?.forEach((c, j) => {
+        if (typeof c === 'object') {
+          for (const key of Object.keys(c)) {
+            if (!dbNames.includes(key)) report([...columnsPath, j, key], `"${key}" is not one of the databases (${dbNames.join(', ')})`, didYouMean(key, dbNames) || undefined, 'key');
+          }
+        }
+      });
+    }
+    const primaryKey: ColumnPair[] = [];
+    for (const [j, keyName] of primaryKeyNames.entries()) {
+      const pair = columns === null ? columnPair(keyName, dbNames) : columns.find((c) => Object.values(c).includes(keyName));
+      if (pair === undefined) {
+        report([...(table.primary_key !== undefined ? base : ['defaults']), 'primary_key', j], `primary key column "${keyName}" is not in the table's columns list`, 'add it to columns, or name it as the columns list does');
+      } else {
+        primaryKey.push(pair);
+      }
+    }
+    if (origin !== null && columns !== null && columns.some((c) => c[to] === origin.column)) {
+      report([...base, 'columns'], `the origin column "${origin.column}" must not be listed in columns`, 'bisync writes the origin column itself; remove it from columns');
+    }
+    if (origin !== null && primaryKey.some((c) => c[to] === origin.column)) {
+      report([...base, 'primary_key'], `the origin column "${origin.column}" cannot be part of the primary key`);
+    }
+
+    const tableNames: Record<string, QualifiedName> = {};
+    for (const db of dbNames) {
+      const block = merged[db] as { table?: string } | undefined;
+      tableNames[db] = qualifiedName(block?.table ?? name);
+    }
+    const timestamps: Record<string, string[]> = {};
+    for (const db of dbNames) timestamps[db] = [...(merged.timestamps?.[db] ?? [])];
+
+    tables.push({
+      name,
+      fileIndex: i,
+      tables: tableNames,
+      primaryKey,
+      columns,
+      direction,
+      directions: direction === 'both' ? ['forward', 'reverse'] : [direction],
+      after: [...(table.after ?? [])],
+      timestamps,
+      origin: origin === null ? null : ({ column: origin.column, forward: origin.forward, reverse: origin.reverse } satisfies ResolvedOrigin),
+      lookbackSeconds: lookbackSeconds ?? 0,
+      deletes: merged.deletes ?? 'keep',
+      maxDeleteFraction: merged.max_delete_fraction ?? DEFAULT_MAX_DELETE_FRACTION,
+      write: {
+        forward: merged.forward?.write ?? 'upsert',
+        reverse: merged.reverse?.write ?? 'upsert',
+      } satisfies Record<Direction, string>,
+    });
+  });
+
+  const ordered = executionOrder(tables, (cycle) => {
+    const first = cycle[0] ?? '';
+    const index = firstIndex.get(first) ?? 0;
+    report(['tables', index, 'after'], `after has a cycle: ${[...cycle, first].join(' → ')}`, 'remove one of these dependencies so the tables can run in an order');
+  });
+
+  if (problems.length > 0) return { config: undefined, problems };
+  return {
+    config: {
+      file: source.file,
+      databases,
+      forward: { from, to },
+      reverse: { from: to, to: from },
+      stateSchema: raw.state?.schema ?? 'bisync',
+      tables: ordered,
+    },
+    problems,
+  };
+}
+
+/** Checks on keys that name databases, shared by `defaults` and tables. */
+function checkSettings(
+  settings: RawTableSettings,
+  base: KeyPath,
+  dbNames: readonly string[],
+  report: (path: KeyPath, message: string, hint?: string, at?: 'key' | 'value') => void,
+): void {
+  for (const key of Object.keys(settings.timestamps ?? {})) {
+    if (!dbNames.includes(key)) {
+      report([...base, 'timestamps', key], `"${key}" is not one of the databases (${dbNames.join(', ')})`, didYouMean(key, dbNames) || 'timestamps is keyed by database name', 'key');
+    }
+  }
+  if (settings.lookback !== undefined && parseDuration(settings.lookback) === undefined) {
+    report([...base, 'lookback'], 'not a duration', 'write a number and a unit: 0s, 500ms, 5s, 2m, 1h');
+  }
+}
+
+function originPath(table: RawTableSettings, base: KeyPath): KeyPath {
+  return table.origin !== undefined ? [...base, 'origin'] : ['defaults', 'origin'];
+}
+
+function columnPair(column: string | Record<string, string>, dbNames: readonly string[]): ColumnPair {
+  if (typeof column === 'string') return Object.fromEntries(dbNames.map((db) => [db, column]));
+  return Object.fromEntries(dbNames.map((db) => [db, column[db] ?? '']));
+}
+
+/** `schema.table` → both parts; a bare name leaves the schema to the search_path. */
+export function qualifiedName(text: string): QualifiedName {
+  const dot = text.indexOf('.');
+  return dot < 0 ? { schema: null, name: text } : { schema: text.slice(0, dot), name: text.slice(dot + 1) };
+}
+
+/**
+ * Topological order over `after`, breaking ties by file order, so the same file always runs the
+ * same way. Tables on a cycle are reported through `onCycle` and appended in file order.
+ */
+export function executionOrder(tables: readonly ResolvedTable[], onCycle: (cycle: string[]) => void): ResolvedTable[] {
+  const byName = new Map(tables.map((t) => [t.name, t]));
+  const remaining = new Set(tables.map((t) => t.name));
+  const ordered: ResolvedTable[] = [];
+  for (;;) {
+    const ready = tables.find((t) => remaining.has(t.name) && t.after.every((d) => !remaining.has(d) || !byName.has(d)));
+    if (ready === undefined) break;
+    ordered.push(ready);
+    remaining.delete(ready.name);
+  }
+  if (remaining.size > 0) {
+    const reported = new Set<string>();
+    for (const start of tables.filter((t) => remaining.has(t.name))) {
+      if (reported.has(start.name)) continue;
+      const cycle = findCycle(start.name, byName, remaining);
+      if (cycle !== undefined && !cycle.some((n) => reported.has(n))) {
+        cycle.forEach((n) => reported.add(n));
+        onCycle(cycle);
+      }
+    }
+    ordered.push(...tables.filter((t) => remaining.has(t.name)));
+  }
+  return ordered;
+}
+
+function findCycle(start: string, byName: Map<string, ResolvedTable>, within: Set<string>): string[] | undefined {
+  const path: string[] = [];
+  const onPath = new Set<string>();
+  const visit = (name: string): string[] | undefined => {
+    if (onPath.has(name)) return path.slice(path.indexOf(name));
+    if (!within.has(name)) return undefined;
+    path.push(name);
+    onPath.add(name);
+    for (const dep of byName.get(name)?.after ?? []) {
+      const found = visit(dep);
+      if (found !== undefined) return found;
+    }
+    path.pop();
+    onPath.delete(name);
+    return undefined;
+  };
+  return visit(start);
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,111 @@
+/**
+ * Two shapes of the configuration: the untrusted one read from YAML (`Raw*`, as the JSON Schema
+ * describes it) and the validated, fully resolved one the compiler consumes (`Resolved*`).
+ */
+
+export type Direction = 'forward' | 'reverse';
+export type TableDirection = Direction | 'both';
+export type WriteMode = 'upsert' | 'insert-only';
+export type SslMode = 'disable' | 'require' | 'verify-full';
+export type DeletesMode = 'keep' | 'mirror';
+
+export interface RawDatabase {
+  url: string;
+  ssl?: SslMode;
+  ca?: string;
+}
+
+export interface RawOrigin {
+  column: string;
+  forward: string;
+  reverse: string;
+}
+
+export interface RawTableSettings {
+  name?: string;
+  primary_key?: string[];
+  direction?: TableDirection;
+  after?: string[];
+  timestamps?: Record<string, string[]>;
+  origin?: RawOrigin | false;
+  lookback?: string;
+  columns?: (string | Record<string, string>)[];
+  deletes?: DeletesMode;
+  max_delete_fraction?: number;
+  forward?: { write?: WriteMode };
+  reverse?: { write?: WriteMode };
+  /** Per-database blocks, keyed by database name. */
+  [database: string]: unknown;
+}
+
+export interface RawConfig {
+  version: 1;
+  databases: Record<string, RawDatabase>;
+  forward: { from: string; to: string };
+  state?: { schema?: string };
+  defaults?: RawTableSettings;
+  tables: RawTableSettings[];
+}
+
+/** A table name on one database; `schema` null means the connection's search_path. */
+export interface QualifiedName {
+  readonly schema: string | null;
+  readonly name: string;
+}
+
+export interface ResolvedDatabase {
+  /** The name the config gives it. */
+  readonly name: string;
+  /** Full connection URL (may hold a password: never print it; use `describeDatabase`). */
+  readonly url: string;
+  readonly ssl: SslMode;
+  /** Why this TLS mode: `explicit`, `url` (sslmode in the URL) or `default` (by host). */
+  readonly sslSource: 'explicit' | 'url' | 'default';
+  readonly ca: string | null;
+  readonly host: string;
+  readonly port: number;
+  readonly database: string;
+}
+
+/** One synced column: its name on each database (keyed by database name). */
+export type ColumnPair = Readonly<Record<string, string>>;
+
+export interface ResolvedOrigin {
+  /** A column of the table on the forward target. */
+  readonly column: string;
+  readonly forward: string;
+  readonly reverse: string;
+}
+
+export interface ResolvedTable {
+  readonly name: string;
+  /** Position in the file (0-based). */
+  readonly fileIndex: number;
+  /** The table on each database, keyed by database name. */
+  readonly tables: Readonly<Record<string, QualifiedName>>;
+  readonly primaryKey: readonly ColumnPair[];
+  /** Explicit column list, or null for "the columns both sides have". */
+  readonly columns: readonly ColumnPair[] | null;
+  readonly direction: TableDirection;
+  /** The steps of this table, in run order (forward before reverse). */
+  readonly directions: readonly Direction[];
+  readonly after: readonly string[];
+  /** Cursor columns per database name; an empty list means "read in full". */
+  readonly timestamps: Readonly<Record<string, readonly string[]>>;
+  readonly origin: ResolvedOrigin | null;
+  readonly lookbackSeconds: number;
+  readonly deletes: DeletesMode;
+  readonly maxDeleteFraction: number;
+  readonly write: Readonly<Record<Direction, WriteMode>>;
+}
+
+export interface ResolvedConfig {
+  /** The config file as the user named it. */
+  readonly file: string;
+  readonly databases: Readonly<Record<string, ResolvedDatabase>>;
+  readonly forward: { readonly from: string; readonly to: string };
+  readonly reverse: { readonly from: string; readonly to: string };
+  readonly stateSchema: string;
+  /** In execution order: `after` dependencies first, then file order. */
+  readonly tables: readonly ResolvedTable[];
+}

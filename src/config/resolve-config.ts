@@ -83,7 +83,8 @@ export function resolveConfig(
 
   const databases: Record<string, ResolvedDatabase> = {};
   for (const [name, db] of Object.entries(raw.databases)) {
-    if (db.url.includes('${')) continue; // already reported as a missing variable
+    // An unresolved ${VAR} was reported at this url already; parseConfig drops the duplicate. (Do not
+    // skip on "${" here: an interpolated value, or a literal $${ in the file, may contain it.)
     const facts = urlFacts(db.url);
     if ('error' in facts) {
       report(['databases', name, 'url'], facts.error, 'write it as postgres://user:password@host:5432/database, e.g. url: ${DATABASE_URL}');
@@ -187,6 +188,7 @@ export function resolveConfig(
     tables.push({
       name,
       fileIndex: i,
+      location: source.locate(base),
       tables: tableNames,
       primaryKey,
       columns,
@@ -206,6 +208,7 @@ export function resolveConfig(
   });
 
   const ordered = executionOrder(tables, (cycle) => {
+    if (cycle.length === 1) return; // a table after itself, reported at its after entry above
     const first = cycle[0] ?? '';
     const index = firstIndex.get(first) ?? 0;
     report(['tables', index, 'after'], `after has a cycle: ${[...cycle, first].join(' → ')}`, 'remove one of these dependencies so the tables can run in an order');

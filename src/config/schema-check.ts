@@ -6,7 +6,8 @@ import { didYouMean } from './suggest.js';
 import { formatPath } from './yaml-source.js';
 import type { KeyPath, YamlSource } from './yaml-source.js';
 
-const ajv = new Ajv({ allErrors: true, strict: true, strictTypes: false, allowUnionTypes: true });
+// verbose: errors carry their parentSchema, which the unknown-key hint reads the allowed keys from.
+const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, strictTypes: false, allowUnionTypes: true });
 const validate = ajv.compile(schema);
 
 /** The JSON Schema (schema/sync.config.schema.json), every violation located in the YAML source. */

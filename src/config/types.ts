@@ -81,6 +81,8 @@ export interface ResolvedTable {
   readonly name: string;
   /** Position in the file (0-based). */
   readonly fileIndex: number;
+  /** Where the table's entry starts in the config file (1-based). */
+  readonly location: { readonly line: number; readonly column: number };
   /** The table on each database, keyed by database name. */
   readonly tables: Readonly<Record<string, QualifiedName>>;
   readonly primaryKey: readonly ColumnPair[];

@@ -1,0 +1,42 @@
+/** What bisync knows of one database's tables, read by the executor's introspection. Types only. */
+
+export interface CatalogColumn {
+  readonly name: string;
+  /** `format_type()` of the column, e.g. `character varying(50)`. */
+  readonly type: string;
+  /** pg_type.typcategory: N numeric, S string, D date/time, B boolean, U user, A array, … */
+  readonly category: string;
+  readonly notNull: boolean;
+  readonly hasDefault: boolean;
+  /** Generated columns cannot be written. */
+  readonly generated: boolean;
+}
+
+export interface CatalogForeignKey {
+  readonly name: string;
+  readonly columns: readonly string[];
+  readonly refSchema: string;
+  readonly refTable: string;
+  readonly refColumns: readonly string[];
+}
+
+export interface CatalogTable {
+  readonly schema: string;
+  readonly name: string;
+  /** `r` table, `p` partitioned table, `v` view, … */
+  readonly kind: string;
+  readonly columns: readonly CatalogColumn[];
+  readonly primaryKey: readonly string[] | null;
+  /** Column sets of unique, non-partial, non-expression indexes (the primary key included). */
+  readonly uniqueKeys: readonly (readonly string[])[];
+  readonly foreignKeys: readonly CatalogForeignKey[];
+}
+
+export interface Catalog {
+  /** The database's config name. */
+  readonly database: string;
+  /** `server_version_num`, e.g. 170009. */
+  readonly serverVersion: number;
+  /** By config table name; null when the table does not exist there. */
+  readonly tables: Readonly<Record<string, CatalogTable | null>>;
+}

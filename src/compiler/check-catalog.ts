@@ -1,0 +1,120 @@
+import type { Direction, ResolvedConfig, ResolvedTable } from '../config/types.js';
+import type { Catalog, CatalogColumn, CatalogTable } from './catalog.js';
+import { syncedColumns } from './columns.js';
+import { displayName } from './quote-ident.js';
+
+/** A mismatch between the config and what a database really holds. */
+export interface LiveProblem {
+  table: string;
+  database: string;
+  /** The table as named on that database. */
+  relation: string;
+  location: { line: number; column: number };
+  message: string;
+  hint?: string;
+}
+
+const CURSOR_TYPES = new Set(['timestamp with time zone', 'timestamp without time zone', 'date']);
+
+/** Every check of `validate --live` (SPEC §1): tables, columns, keys, cursor and origin columns, types. */
+export function checkCatalogs(config: ResolvedConfig, catalogs: Readonly<Record<string, Catalog>>): LiveProblem[] {
+  const problems: LiveProblem[] = [];
+  for (const table of config.tables) problems.push(...checkTable(config, table, catalogs));
+  return problems;
+}
+
+function checkTable(config: ResolvedConfig, table: ResolvedTable, catalogs: Readonly<Record<string, Catalog>>): LiveProblem[] {
+  const problems: LiveProblem[] = [];
+  const report = (database: string, message: string, hint?: string): void => {
+    const relation = table.tables[database];
+    problems.push({
+      table: table.name,
+      database,
+      relation: relation === undefined ? table.name : displayName(relation),
+      location: table.location,
+      message,
+      ...(hint === undefined ? {} : { hint }),
+    });
+  };
+
+  const found: Record<string, CatalogTable> = {};
+  for (const db of Object.keys(config.databases)) {
+    const entry = catalogs[db]?.tables[table.name];
+    if (entry === null || entry === undefined) {
+      report(db, 'table does not exist', `create it, or name the table on ${db} with ${db}: { table: schema.name }`);
+    } else {
+      found[db] = entry;
+    }
+  }
+  if (Object.keys(found).length < 2) return problems;
+
+  const { columns, problems: columnProblems } = syncedColumns(config, table, found);
+  for (const p of columnProblems) report(p.database, p.message, p.hint);
+
+  const { from, to } = config.forward;
+  for (const pair of columns) {
+    const a = column(found[from], pair[from]);
+    const b = column(found[to], pair[to]);
+    if (a !== undefined && b !== undefined && !compatible(a, b)) {
+      report(to, `column "${b.name}" is ${b.type} but "${a.name}" on ${from} is ${a.type}`, 'make the types compatible, or leave the column out with a columns: list');
+    }
+  }
+
+  for (const db of [from, to]) {
+    const t = found[db];
+    if (t === undefined) continue;
+    for (const key of table.primaryKey) {
+      if (column(t, key[db]) === undefined) report(db, `primary key column "${key[db] ?? ''}" does not exist`, 'fix primary_key');
+    }
+  }
+
+  const written = new Set(table.directions.map((d: Direction) => (d === 'forward' ? to : from)));
+  for (const db of written) {
+    const t = found[db];
+    if (t === undefined) continue;
+    const keyColumns = table.primaryKey.map((k) => k[db] ?? '');
+    const unique = t.uniqueKeys.some((u) => u.length === keyColumns.length && keyColumns.every((k) => u.includes(k)));
+    if (!unique) {
+      report(db, `no primary key or unique constraint on (${keyColumns.join(', ')})`, `bisync matches rows by key: add PRIMARY KEY (${keyColumns.join(', ')}) or a unique constraint on ${db}`);
+    }
+    const synced = new Set(columns.map((c) => c[db]));
+    for (const c of t.columns) {
+      const stamped = db === to && c.name === table.origin?.column;
+      if (c.notNull && !c.hasDefault && !c.generated && !synced.has(c.name) && !stamped) {
+        report(db, `column "${c.name}" is NOT NULL without a default, but is not synced, so inserts would fail`, 'add it to the synced columns, or give it a default');
+      }
+    }
+  }
+
+  for (const [db, cursors] of Object.entries(table.timestamps)) {
+    const t = found[db];
+    if (t === undefined) continue;
+    for (const name of cursors) {
+      const c = column(t, name);
+      if (c === undefined) report(db, `cursor column "${name}" does not exist`, 'fix timestamps, or remove it to read this side in full');
+      else if (!CURSOR_TYPES.has(c.type)) report(db, `cursor column "${name}" is ${c.type}, not a timestamp`, 'cursor columns must be timestamptz, timestamp or date');
+    }
+  }
+
+  if (table.origin !== null) {
+    const t = found[to];
+    const c = t === undefined ? undefined : column(t, table.origin.column);
+    if (c === undefined) {
+      report(to, `origin column "${table.origin.column}" does not exist`, `add it (e.g. ALTER TABLE ... ADD COLUMN ${table.origin.column} text), or set origin: false for this table`);
+    } else if (c.category !== 'S') {
+      report(to, `origin column "${c.name}" is ${c.type}, not a text type`, 'use text, varchar or char for the origin column');
+    }
+  }
+  return problems;
+}
+
+function column(table: CatalogTable | undefined, name: string | undefined): CatalogColumn | undefined {
+  return table?.columns.find((c) => c.name === name);
+}
+
+/** Same type, or the same type category (numbers with numbers, text with text, times with times). */
+function compatible(a: CatalogColumn, b: CatalogColumn): boolean {
+  if (a.type === b.type) return true;
+  if (a.category !== b.category) return false;
+  return a.category !== 'U' && a.category !== 'A' && a.category !== 'E';
+}

@@ -1,5 +1,10 @@
 import { Command, CommanderError, Option } from 'commander';
+import { applyCommand } from '../commands/apply.js';
+import { planCommand } from '../commands/plan.js';
 import { validateLive } from '../commands/validate.js';
+import type { DirectionOption, ModeOption } from '../compiler/compile-plan.js';
+import { applyText } from './apply-output.js';
+import { planSql } from './plan-output.js';
 import type { LiveReport } from '../commands/validate.js';
 import { configPath, loadConfig } from '../config/load-config.js';
 import { BisyncError, ConfigError, ExitCode } from '../errors.js';
@@ -62,6 +67,47 @@ export async function main(argv: readonly string[]): Promise<number> {
         exitCode = ExitCode.usage;
       }
     });
+
+  withCommonOptions(program.command('plan'))
+    .description('print the SQL each step would run, with parameters, the mode chosen and why; writes nothing')
+    .addOption(new Option('--direction <direction>', 'which steps').choices(['forward', 'reverse', 'both']).default('both'))
+    .option('--table <names...>', 'only these tables (config names)')
+    .addOption(new Option('--mode <mode>', 'read mode').choices(['auto', 'full', 'incremental']).default('auto'))
+    .addOption(new Option('--format <format>', 'output format').choices(['sql', 'json']).default('sql'))
+    .action(async (flags: { direction: DirectionOption; table?: string[]; mode: ModeOption; format: 'sql' | 'json' }, command: Command) => {
+      const opts = options(command);
+      const config = await loadConfig(configPath(opts.config, process.env));
+      const plan = await planCommand(config, { direction: flags.direction, tables: flags.table ?? [], mode: flags.mode });
+      process.stdout.write(opts.json === true || flags.format === 'json' ? `${JSON.stringify(plan, null, 2)}\n` : planSql(plan));
+    });
+
+  withCommonOptions(program.command('apply'))
+    .description('run the steps: stream, merge, record; a summary per step')
+    .addOption(new Option('--direction <direction>', 'which steps').choices(['forward', 'reverse', 'both']).default('both'))
+    .option('--table <names...>', 'only these tables (config names)')
+    .addOption(new Option('--mode <mode>', 'read mode').choices(['auto', 'full', 'incremental']).default('auto'))
+    .option('--dry-run', 'run every step in a transaction that rolls back, and report what would change')
+    .option('--allow-deletes', 'let deletes: mirror remove more than max_delete_fraction')
+    .action(
+      async (
+        flags: { direction: DirectionOption; table?: string[]; mode: ModeOption; dryRun?: boolean; allowDeletes?: boolean },
+        command: Command,
+      ) => {
+        const opts = options(command);
+        const logger = createLogger(opts.logFormat, opts.logLevel);
+        const config = await loadConfig(configPath(opts.config, process.env));
+        const report = await applyCommand(config, {
+          direction: flags.direction,
+          tables: flags.table ?? [],
+          mode: flags.mode,
+          dryRun: flags.dryRun === true,
+          allowDeletes: flags.allowDeletes === true,
+          logger,
+        });
+        process.stdout.write(opts.json === true ? `${JSON.stringify(report, null, 2)}\n` : `${applyText(report)}\n`);
+        exitCode = report.exitCode;
+      },
+    );
 
   try {
     await program.parseAsync([...argv]);

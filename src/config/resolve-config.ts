@@ -137,24 +137,25 @@ export function resolveConfig(
     if (origin !== null && origin.forward === origin.reverse) {
       report([...originPath(table, base), 'reverse'], 'origin.forward and origin.reverse must differ', 'use distinct markers such as D and M');
     }
-    const primaryKeyNames = merged.primary_key ?? [];
+    const primaryKeyNames = listOf(merged.primary_key);
     if (primaryKeyNames.length === 0) {
       report(base, `table "${name}" has no primary_key`, 'add primary_key: [id_column] (the columns that identify a row on both sides)');
     }
-    for (const [j, dep] of (table.after ?? []).entries()) {
+    for (const [j, dep] of listOf(table.after).entries()) {
+      if (typeof dep !== 'string') continue; // reported by the schema
       if (dep === name) report([...base, 'after', j], `table "${name}" cannot run after itself`, 'remove it from after');
       else if (!firstIndex.has(dep)) {
         report([...base, 'after', j], `"${dep}" is not a table in this file`, didYouMean(dep, firstIndex.keys()) || 'after lists names of other tables in this file');
       }
     }
     // An unparsable lookback was reported where it is written (checkSettings).
-    const lookbackSeconds = parseDuration(merged.lookback ?? DEFAULT_LOOKBACK);
+    const lookbackSeconds = typeof merged.lookback === 'string' ? parseDuration(merged.lookback) : parseDuration(DEFAULT_LOOKBACK);
 
-    const columns = merged.columns === undefined ? null : merged.columns.map((c) => columnPair(c, dbNames));
+    const columns = merged.columns === undefined ? null : listOf(merged.columns).map((c) => columnPair(c, dbNames));
     if (columns !== null) {
       const columnsPath = table.columns !== undefined ? [...base, 'columns'] : ['defaults', 'columns'];
-      merged.columns?.forEach((c, j) => {
-        if (typeof c === 'object') {
+      listOf(merged.columns).forEach((c, j) => {
+        if (typeof c === 'object' && c !== null) {
           for (const key of Object.keys(c)) {
             if (!dbNames.includes(key)) report([...columnsPath, j, key], `"${key}" is not one of the databases (${dbNames.join(', ')})`, didYouMean(key, dbNames) || undefined, 'key');
           }
@@ -180,7 +181,7 @@ export function resolveConfig(
     const tableNames: Record<string, QualifiedName> = {};
     for (const db of dbNames) {
       const block = merged[db] as { table?: string } | undefined;
-      tableNames[db] = qualifiedName(block?.table ?? name);
+      tableNames[db] = qualifiedName(String(block?.table ?? name));
     }
     const timestamps: Record<string, string[]> = {};
     for (const db of dbNames) timestamps[db] = [...(merged.timestamps?.[db] ?? [])];
@@ -194,7 +195,7 @@ export function resolveConfig(
       columns,
       direction,
       directions: direction === 'both' ? ['forward', 'reverse'] : [direction],
-      after: [...(table.after ?? [])],
+      after: listOf(table.after).filter((d): d is string => typeof d === 'string'),
       timestamps,
       origin: origin === null ? null : ({ column: origin.column, forward: origin.forward, reverse: origin.reverse } satisfies ResolvedOrigin),
       lookbackSeconds: lookbackSeconds ?? 0,
@@ -240,9 +241,17 @@ function checkSettings(
       report([...base, 'timestamps', key], `"${key}" is not one of the databases (${dbNames.join(', ')})`, didYouMean(key, dbNames) || 'timestamps is keyed by database name', 'key');
     }
   }
-  if (settings.lookback !== undefined && parseDuration(settings.lookback) === undefined) {
+  if (typeof settings.lookback === 'string' && parseDuration(settings.lookback) === undefined) {
     report([...base, 'lookback'], 'not a duration', 'write a number and a unit: 0s, 500ms, 5s, 2m, 1h');
   }
+}
+
+/**
+ * A list the schema says is an array. On a config that already failed the schema, a slip such as
+ * `after: orgmaster` must not stop the other rules from being reported, so treat it as empty.
+ */
+function listOf<T>(value: readonly T[] | undefined): readonly T[] {
+  return Array.isArray(value) ? value : [];
 }
 
 function originPath(table: RawTableSettings, base: KeyPath): KeyPath {

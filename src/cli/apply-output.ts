@@ -1,0 +1,36 @@
+import type { ApplyReport } from '../commands/apply.js';
+import { renderTable } from './render.js';
+
+/** The per-step summary of `bisync apply` (SPEC §3). */
+export function applyText(report: ApplyReport): string {
+  const rows = [
+    ['table', 'direction', 'status', 'mode', 'read', 'inserted', 'updated', 'unchanged', 'protected', 'rejected', 'deleted', 'seconds'],
+    ...report.steps.map((s) => [
+      s.table,
+      s.direction,
+      s.status,
+      s.mode,
+      String(s.read),
+      String(s.inserted),
+      String(s.updated),
+      String(s.unchanged),
+      String(s.protected),
+      String(s.rejected),
+      String(s.deleted),
+      (s.durationMs / 1000).toFixed(2),
+    ]),
+  ];
+  const lines = [
+    `${report.dryRun ? 'DRY RUN (every step rolled back) — ' : ''}run ${report.runId}, plan ${report.planHash.slice(0, 12)}`,
+    renderTable(rows),
+  ];
+  for (const s of report.steps) {
+    if (s.error !== undefined) lines.push(`${s.table} ${s.direction} ${s.status}: ${s.error}`);
+    else if (s.status === 'locked') lines.push(`${s.table} ${s.direction}: another bisync run holds this step; nothing changed`);
+    if (s.retried > 0) lines.push(`${s.table} ${s.direction}: retried ${s.retried} earlier reject${s.retried === 1 ? '' : 's'}`);
+    if (s.conflicts > 0) lines.push(`${s.table} ${s.direction}: ${s.conflicts} conflict${s.conflicts === 1 ? '' : 's'} (insert-only; see ${'rejects'} with reason conflict)`);
+  }
+  const noWrites = report.steps.every((s) => s.inserted + s.updated + s.deleted === 0);
+  if (noWrites && report.steps.every((s) => s.status === 'succeeded' && s.rejected === 0)) lines.push('Nothing to write: both sides were already in step.');
+  return lines.join('\n');
+}

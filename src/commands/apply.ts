@@ -1,0 +1,105 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { compilePlan, stepKey } from '../compiler/compile-plan.js';
+import type { CompileOptions } from '../compiler/compile-plan.js';
+import type { Plan, PlanStep } from '../compiler/plan-types.js';
+import type { ResolvedConfig } from '../config/types.js';
+import { ExitCode } from '../errors.js';
+import { bootstrapState } from '../executor/bootstrap.js';
+import { Databases } from '../executor/databases.js';
+import { runStep } from '../executor/run-step.js';
+import type { StepOptions, StepResult } from '../executor/run-step.js';
+import { readCatalogs } from './validate.js';
+
+export interface ApplyOptions extends CompileOptions {
+  dryRun: boolean;
+  allowDeletes: boolean;
+  logger: Logger;
+  onProgress?: (step: PlanStep, rows: number) => void;
+  /** Test hook, see StepOptions.afterRead. */
+  afterRead?: StepOptions['afterRead'];
+}
+
+export interface ApplyReport {
+  runId: string;
+  planHash: string;
+  dryRun: boolean;
+  steps: StepResult[];
+  exitCode: number;
+}
+
+/**
+ * `bisync apply`: compile the plan from the live catalogs and state, bootstrap state where missing,
+ * then run each step. A failed step does not stop the others; their commits stand.
+ */
+export async function applyCommand(config: ResolvedConfig, options: ApplyOptions): Promise<ApplyReport> {
+  const { catalogs, state } = await readCatalogs(config);
+  const compileOptions: CompileOptions = { direction: options.direction, tables: options.tables ?? [], mode: options.mode };
+  const plan: Plan = compilePlan(config, catalogs, state, compileOptions);
+  const runId = randomUUID();
+  const dbs = new Databases(config);
+  const results: StepResult[] = [];
+  try {
+    if (!options.dryRun) await bootstrapTargets(plan, dbs, config, options.logger);
+    for (const planned of plan.steps) {
+      let step = planned;
+      let result = await runOne(step, dbs, plan.hash, runId, options);
+      // Another run moved the watermark between our read and our lock: plan this step again from
+      // the state now under the lock, so what runs is what a plan would print now.
+      for (let attempt = 0; result.status === 'replan' && attempt < 3; attempt++) {
+        const fresh = { ...state, [stepKey(step.table, step.direction)]: result.currentWatermark ?? null };
+        const replanned = compilePlan(config, catalogs, fresh, { ...compileOptions, direction: step.direction, tables: [step.table] }).steps[0];
+        if (replanned === undefined) break;
+        options.logger.info({ table: step.table, direction: step.direction }, 'watermark moved since planning; planned this step again');
+        step = replanned;
+        result = await runOne(step, dbs, plan.hash, runId, options);
+      }
+      results.push(result);
+    }
+  } finally {
+    await dbs.close();
+  }
+  return { runId, planHash: plan.hash, dryRun: options.dryRun, steps: results, exitCode: exitCodeOf(results) };
+}
+
+async function runOne(step: PlanStep, dbs: Databases, planHash: string, runId: string, options: ApplyOptions): Promise<StepResult> {
+  const log = options.logger.child({ table: step.table, direction: step.direction });
+  log.info({ mode: step.mode, reason: step.reason, from: step.source, to: step.target }, 'step started');
+  const result = await runStep(step, dbs, planHash, {
+    runId,
+    dryRun: options.dryRun,
+    allowDeletes: options.allowDeletes,
+    bootstrapInTransaction: options.dryRun,
+    ...(options.onProgress === undefined ? {} : { onProgress: (rows: number) => options.onProgress?.(step, rows) }),
+    ...(options.afterRead === undefined ? {} : { afterRead: options.afterRead }),
+  });
+  const { table: _t, direction: _d, ...fields } = result;
+  if (result.status === 'failed' || result.status === 'refused') log.error(fields, `step ${result.status}`);
+  else if (result.status === 'locked') log.warn(fields, 'another run holds this step; skipped');
+  else log.info(fields, 'step finished');
+  return result;
+}
+
+async function bootstrapTargets(plan: Plan, dbs: Databases, config: ResolvedConfig, logger: Logger): Promise<void> {
+  const done = new Set<string>();
+  for (const step of plan.steps) {
+    if (done.has(step.target)) continue;
+    done.add(step.target);
+    const client = await dbs.client(step.target);
+    try {
+      if (await bootstrapState(client, step, config.stateSchema)) {
+        logger.info({ database: step.target, schema: config.stateSchema }, 'created bisync state schema');
+      }
+    } finally {
+      await dbs.release(client);
+    }
+  }
+}
+
+/** SPEC §3: 4 a guard refused, 3 a lock was held, 1 a step failed, else 0. */
+function exitCodeOf(results: readonly StepResult[]): number {
+  if (results.some((r) => r.status === 'refused')) return ExitCode.guard;
+  if (results.some((r) => r.status === 'locked')) return ExitCode.locked;
+  if (results.some((r) => r.status === 'failed' || r.status === 'replan')) return ExitCode.stepFailed;
+  return ExitCode.ok;
+}

@@ -1,0 +1,258 @@
+import { createHash } from 'node:crypto';
+import type { Direction, ResolvedConfig, ResolvedTable } from '../config/types.js';
+import { didYouMean } from '../config/suggest.js';
+import { BisyncError, ExitCode } from '../errors.js';
+import type { Catalog, CatalogTable } from './catalog.js';
+import { checkCatalogs } from './check-catalog.js';
+import type { LiveProblem } from './check-catalog.js';
+import { syncedColumns } from './columns.js';
+import type { ColumnMapping, Plan, PlanStatement, PlanStep, Side, StepMode } from './plan-types.js';
+import { displayName } from './quote-ident.js';
+import { renderSql } from './render-sql.js';
+
+export type DirectionOption = Direction | 'both';
+export type ModeOption = 'auto' | 'full' | 'incremental';
+
+export interface CompileOptions {
+  direction: DirectionOption;
+  /** Config table names to run; empty or absent means all. */
+  tables?: readonly string[];
+  mode: ModeOption;
+}
+
+/** Watermarks read from each target's state table, keyed by `stepKey(table, direction)`. */
+export type StateSnapshot = Readonly<Record<string, string | null>>;
+
+export const STAGE_TABLE = 'bisync_stage';
+export const LOCK_NAMESPACE = 'bisync';
+
+export function stepKey(table: string, direction: Direction): string {
+  return `${table}/${direction}`;
+}
+
+/** The plan could not be compiled: the config does not fit the databases, or the options are wrong. */
+export class CompileError extends BisyncError {
+  readonly problems: readonly LiveProblem[];
+
+  constructor(message: string, problems: readonly LiveProblem[] = [], hint?: string) {
+    super('PLAN_INVALID', message, { exitCode: ExitCode.usage, ...(hint === undefined ? {} : { hint }) });
+    this.problems = problems;
+  }
+}
+
+/**
+ * `(config, catalogs, state, options) → Plan`. Pure and deterministic: the same input gives a
+ * byte-identical plan, and `apply` runs exactly these statements.
+ */
+export function compilePlan(
+  config: ResolvedConfig,
+  catalogs: Readonly<Record<string, Catalog>>,
+  state: StateSnapshot,
+  options: CompileOptions,
+): Plan {
+  const selected = selectTables(config, options.tables ?? []);
+  const problems = checkCatalogs({ ...config, tables: selected }, catalogs);
+  if (problems.length > 0) {
+    throw new CompileError(
+      `the config does not match the databases:\n${problems
+        .map((p) => `  ${config.file}:${p.location.line}:${p.location.column}: table "${p.table}" on ${p.database} (${p.relation}): ${p.message}`)
+        .join('\n')}`,
+      problems,
+      'run `bisync validate --live` for details and hints',
+    );
+  }
+  const phases: Direction[] = options.direction === 'both' ? ['forward', 'reverse'] : [options.direction];
+  const steps: PlanStep[] = [];
+  for (const direction of phases) {
+    for (const table of selected) {
+      if (table.directions.includes(direction)) steps.push(compileStep(config, catalogs, state, options, table, direction));
+    }
+  }
+  return {
+    version: 1,
+    config: config.file,
+    stateSchema: config.stateSchema,
+    steps,
+    hash: sha256(steps.map((s) => s.hash).join('\n')),
+  };
+}
+
+function selectTables(config: ResolvedConfig, names: readonly string[]): ResolvedTable[] {
+  if (names.length === 0) return [...config.tables];
+  const known = config.tables.map((t) => t.name);
+  const unknown = names.filter((n) => !known.includes(n));
+  if (unknown.length > 0) {
+    throw new CompileError(
+      `--table names ${unknown.map((n) => `"${n}"`).join(', ')}, not in ${config.file}`,
+      [],
+      unknown.map((n) => didYouMean(n, known)).filter((h) => h !== '').join(' ') || `tables: ${known.join(', ')}`,
+    );
+  }
+  return config.tables.filter((t) => names.includes(t.name));
+}
+
+function chooseMode(
+  cursors: readonly string[],
+  watermark: string | null,
+  option: ModeOption,
+  sourceName: string,
+  table: string,
+): { mode: StepMode; reason: string } {
+  if (option === 'full') return { mode: 'full', reason: '--mode full' };
+  if (cursors.length === 0) {
+    if (option === 'incremental') {
+      throw new CompileError(
+        `--mode incremental: table "${table}" has no cursor columns on ${sourceName}`,
+        [],
+        `add timestamps: { ${sourceName}: [updated_at] } to the table, or use --mode auto`,
+      );
+    }
+    return { mode: 'full', reason: `no cursor columns on ${sourceName}: every row is read and compared; only changed rows are written` };
+  }
+  if (watermark === null) {
+    return { mode: 'full', reason: 'no watermark yet (first run, or nothing read so far): every row is read' };
+  }
+  return { mode: 'incremental', reason: `watermark ${watermark} on ${cursors.join(', ')}, minus the lookback` };
+}
+
+function compileStep(
+  config: ResolvedConfig,
+  catalogs: Readonly<Record<string, Catalog>>,
+  state: StateSnapshot,
+  options: CompileOptions,
+  table: ResolvedTable,
+  direction: Direction,
+): PlanStep {
+  const { from: sourceName, to: targetName } = direction === 'forward' ? config.forward : config.reverse;
+  const sourceCat = catalogTable(catalogs, sourceName, table.name);
+  const targetCat = catalogTable(catalogs, targetName, table.name);
+  const { columns: pairs } = syncedColumns(config, table, {
+    [config.forward.from]: direction === 'forward' ? sourceCat : targetCat,
+    [config.forward.to]: direction === 'forward' ? targetCat : sourceCat,
+  });
+  const mapping = (pair: Readonly<Record<string, string>>): ColumnMapping => {
+    const target = pair[targetName] ?? '';
+    return { source: pair[sourceName] ?? '', target, type: targetCat.columns.find((c) => c.name === target)?.type ?? 'text' };
+  };
+  const columns = pairs.map(mapping);
+  const keys = table.primaryKey.map(mapping);
+  const cursors = table.timestamps[sourceName] ?? [];
+  const watermark = state[stepKey(table.name, direction)] ?? null;
+  const { mode, reason } = chooseMode(cursors, watermark, options.mode, sourceName, table.name);
+
+  // Forward writes the origin column on its target and owns rows carrying its marker (or NULL);
+  // reverse reads only the rows the reverse marker claims.
+  const stampOrigin = direction === 'forward' && table.origin !== null;
+  const origin = stampOrigin && table.origin !== null ? { column: table.origin.column, mine: table.origin.forward } : null;
+  const originFilter = direction === 'reverse' && table.origin !== null ? table.origin.column : null;
+  const mirror = table.deletes === 'mirror';
+  if (mirror && origin === null) {
+    throw new CompileError(
+      `table "${table.name}": deletes: mirror on ${direction} needs an origin column on ${targetName}`,
+      [],
+      'bisync only deletes rows it can prove this direction owns; use deletes: keep for this table',
+    );
+  }
+
+  const sourceRel = { schema: sourceCat.schema, name: sourceCat.name };
+  const targetRel = { schema: targetCat.schema, name: targetCat.name };
+  const common = {
+    schema: config.stateSchema,
+    table: table.name,
+    direction,
+    stage: STAGE_TABLE,
+    columns,
+    keys,
+    cursors,
+    cursorMany: cursors.length > 1,
+    source: sourceRel,
+    target: targetRel,
+    sourceName,
+    targetName,
+    origin,
+    originFilter,
+    incremental: mode === 'incremental',
+    insertOnly: table.write[direction] === 'insert-only',
+    conflictMessage: `a row with this key already exists on ${targetName} with different content (write: insert-only)`,
+    mode,
+    reason,
+    watermarkBefore: watermark,
+    lockNamespace: LOCK_NAMESPACE,
+    lockKey: `${config.stateSchema}.${table.name}/${direction}`,
+    read: null,
+  };
+  const read = {
+    since: mode === 'incremental' ? watermark : null,
+    lookback: mode === 'incremental' ? `${table.lookbackSeconds} seconds` : null,
+    origin: originFilter === null ? null : (table.origin?.reverse ?? null),
+  };
+  const stmt = (kind: string, side: Side, purpose: string, extra: Record<string, unknown> = {}): PlanStatement => {
+    const { sql, params } = renderSql(kind, { ...common, ...extra });
+    return { kind, side, purpose, sql, params };
+  };
+
+  const statements: PlanStatement[] = [
+    stmt('begin-target', 'target', `open the write transaction on ${targetName}`),
+    stmt('settings', 'target', 'transaction-local text formats'),
+    stmt('lock', 'target', 'one run per (table, direction) at a time'),
+    stmt('read-state', 'target', 'the watermark this step starts from (must equal the planned one)'),
+    stmt('guard-count', 'target', 'rows owned by the other side, before'),
+    stmt('create-staging', 'target', 'staging table, dropped at commit'),
+    ...(cursors.length > 0 ? [stmt('read-horizon', 'source', `oldest open transaction on ${sourceName}, read before the snapshot`)] : []),
+    stmt('begin-source', 'source', `open the read snapshot on ${sourceName}`),
+    stmt('settings', 'source', 'transaction-local text formats and the read window', { read }),
+    stmt('copy-out', 'source', `stream the rows out of ${sourceName}`),
+    stmt('copy-in', 'target', `stream them into staging on ${targetName}`),
+    stmt('commit', 'source', 'end the read snapshot'),
+    stmt('retry-rejects', 'target', 'retry rows rejected by earlier runs'),
+    stmt('count-staged', 'target', 'how many rows are staged'),
+    stmt('merge', 'target', 'insert new rows, update owned rows that differ'),
+    stmt('reject-row', 'target', 'only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here'),
+    ...(mirror && mode === 'full'
+      ? [
+          stmt('count-mirror-deletes', 'target', `rows deletes: mirror would remove, against max_delete_fraction ${table.maxDeleteFraction}`),
+          stmt('mirror-deletes', 'target', 'remove owned rows the source no longer has'),
+        ]
+      : []),
+    stmt('guard-count', 'target', 'rows owned by the other side, after: fewer than before rolls back (exit 4)'),
+    stmt('save-state', 'target', 'the new watermark, in the same transaction as the data'),
+    stmt('record-run', 'target', 'one row in runs for this step'),
+    stmt('commit', 'target', 'commit data, watermark and run together'),
+  ];
+  const bootstrap: PlanStatement[] = [
+    stmt('begin-target', 'target', `bootstrap bisync's state on ${targetName}, only if it is missing`),
+    stmt('bootstrap-lock', 'target', 'serialise concurrent bootstraps', { lockKey: `bisync bootstrap ${config.stateSchema}` }),
+    stmt('bootstrap', 'target', `create schema ${config.stateSchema} and its state, runs and rejects tables`),
+    stmt('commit', 'target', 'commit the bootstrap'),
+  ];
+  const hashed = { table: table.name, direction, mode, statements, bootstrap };
+  return {
+    table: table.name,
+    direction,
+    source: sourceName,
+    target: targetName,
+    sourceRelation: displayName(sourceRel),
+    targetRelation: displayName(targetRel),
+    stateSchema: config.stateSchema,
+    mode,
+    reason: mirror && mode !== 'full' ? `${reason}; deletes: mirror waits for a full read` : reason,
+    watermark,
+    columns,
+    write: table.write[direction],
+    deletes: table.deletes,
+    maxDeleteFraction: table.maxDeleteFraction,
+    bootstrap,
+    statements,
+    hash: sha256(JSON.stringify(hashed)),
+  };
+}
+
+function catalogTable(catalogs: Readonly<Record<string, Catalog>>, database: string, table: string): CatalogTable {
+  const found = catalogs[database]?.tables[table];
+  if (found === null || found === undefined) throw new CompileError(`table "${table}" does not exist on ${database}`);
+  return found;
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}

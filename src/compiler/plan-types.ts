@@ -1,0 +1,72 @@
+import type { Direction } from '../config/types.js';
+
+/** Where a statement runs: the step's source (F) or target (T) database. */
+export type Side = 'source' | 'target';
+
+export interface PlanParam {
+  /** What the value is, for people reading the plan. */
+  readonly name: string;
+  /** Sent as a `$n` parameter, as text (null for SQL NULL). */
+  readonly value: string | null;
+  /** True when the executor supplies the value while running (a run id, a row range, a count). */
+  readonly runtime: boolean;
+}
+
+/** One SQL statement with its `$n` parameters, in the order they are numbered. */
+export interface PlanStatement {
+  /** Stable identifier of the statement kind (the template name). */
+  readonly kind: string;
+  readonly side: Side;
+  /** One line on what it does and why. */
+  readonly purpose: string;
+  readonly sql: string;
+  readonly params: readonly PlanParam[];
+}
+
+export type StepMode = 'incremental' | 'full';
+
+export interface ColumnMapping {
+  /** Name on the source (F). */
+  readonly source: string;
+  /** Name on the target (T). */
+  readonly target: string;
+  /** The target column's type (`format_type`). */
+  readonly type: string;
+}
+
+export interface PlanStep {
+  readonly table: string;
+  readonly direction: Direction;
+  /** Config names of the databases read (F) and written (T). */
+  readonly source: string;
+  readonly target: string;
+  readonly sourceRelation: string;
+  readonly targetRelation: string;
+  /** The schema of bisync's own tables on the target. */
+  readonly stateSchema: string;
+  readonly mode: StepMode;
+  readonly reason: string;
+  /** The watermark this plan read from the state table (text, full precision); null when none. */
+  readonly watermark: string | null;
+  readonly columns: readonly ColumnMapping[];
+  readonly write: 'upsert' | 'insert-only';
+  readonly deletes: 'keep' | 'mirror';
+  /** deletes: mirror refuses to remove more than this fraction of the rows this direction owns on T. */
+  readonly maxDeleteFraction: number;
+  /** Statements that create the state schema and tables, run once if they are missing. */
+  readonly bootstrap: readonly PlanStatement[];
+  /** The statements of the step, in order. */
+  readonly statements: readonly PlanStatement[];
+  /** sha256 of this step's statements and parameters. */
+  readonly hash: string;
+}
+
+export interface Plan {
+  /** Plan format version: a saved plan is refused by a bisync with another. */
+  readonly version: 1;
+  readonly config: string;
+  readonly stateSchema: string;
+  readonly steps: readonly PlanStep[];
+  /** sha256 over every step hash. */
+  readonly hash: string;
+}

@@ -1,0 +1,121 @@
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import Handlebars from 'handlebars';
+import type { QualifiedName } from '../config/types.js';
+import type { PlanParam } from './plan-types.js';
+import { quoteIdent, quoteQualified } from './quote-ident.js';
+
+/** A column as templates see it: its name on the source and target, and the target's type. */
+export interface TemplateColumn {
+  source: string;
+  target: string;
+  type: string;
+}
+
+interface RenderState {
+  params: PlanParam[];
+}
+
+const engine = Handlebars.create();
+
+// A type name from format_type(): words, digits, quotes, dots, parentheses, commas, brackets, spaces.
+// Quoted parts are checked by the database itself; this refuses anything that could end a statement.
+const SAFE_TYPE = /^(?:"(?:[^"]|"")+"|[A-Za-z0-9_ .,()[\]])+$/;
+
+function state(options: Handlebars.HelperOptions): RenderState {
+  return (options.data as { root: { __render: RenderState } }).root.__render;
+}
+
+const helpers = {
+  /** One identifier, quoted. */
+  ident: (name: unknown) => quoteIdent(String(name)),
+  /** A schema-qualified relation, each part quoted. */
+  rel: (name: unknown) => quoteQualified(name as QualifiedName),
+  /** A type name from the catalog, checked. */
+  type: (name: unknown) => {
+    const text = String(name);
+    if (!SAFE_TYPE.test(text)) throw new Error(`unexpected type name from the catalog: ${text}`);
+    return text;
+  },
+  /** `p."a", p."b"` for a list of columns on one side (`source` or `target`). */
+  cols: (columns: unknown, side: unknown, prefix: unknown) =>
+    (columns as TemplateColumn[])
+      .map((c) => `${typeof prefix === 'string' && prefix !== '' ? `${prefix}.` : ''}${quoteIdent(c[side as 'source' | 'target'])}`)
+      .join(', '),
+  /** `s."a"::integer, s."b"::text`: staged text values cast to the target's types. */
+  casts: (columns: unknown, prefix: unknown) =>
+    (columns as TemplateColumn[]).map((c) => `${String(prefix)}.${quoteIdent(c.target)}::${helpers.type(c.type)}`).join(', '),
+  /** `t."k" = s."k"::integer AND …`: target row matched to a staged row by key. */
+  keymatch: (keys: unknown, target: unknown, staged: unknown) =>
+    (keys as TemplateColumn[])
+      .map((c) => `${String(target)}.${quoteIdent(c.target)} = ${String(staged)}.${quoteIdent(c.target)}::${helpers.type(c.type)}`)
+      .join(' AND '),
+  /** `'a', s."a", 'b', s."b"` for jsonb_build_object: the key of a staged row as JSON. */
+  keyjson: (keys: unknown, staged: unknown, options: Handlebars.HelperOptions) =>
+    (keys as TemplateColumn[])
+      .map((c) => `${helpers.param(`key column name ${c.target}`, c.target, options)}::text, ${String(staged)}.${quoteIdent(c.target)}`)
+      .join(', '),
+  /** A `$n` placeholder; the value goes to the statement's parameters, never into the text. */
+  param: (name: unknown, value: unknown, options: Handlebars.HelperOptions) => {
+    const render = state(options);
+    const text = value === null || value === undefined ? null : String(value);
+    const existing = render.params.findIndex((p) => p.name === name);
+    if (existing >= 0) {
+      if (render.params[existing]?.value !== text) throw new Error(`template parameter "${String(name)}" given two values`);
+      return `$${existing + 1}`;
+    }
+    render.params.push({ name: String(name), value: text, runtime: false });
+    return `$${render.params.length}`;
+  },
+  /** A `$n` placeholder for a value the executor supplies while running. */
+  runtime: (name: unknown, options: Handlebars.HelperOptions) => {
+    const render = state(options);
+    const existing = render.params.findIndex((p) => p.name === name);
+    if (existing >= 0) return `$${existing + 1}`;
+    render.params.push({ name: String(name), value: null, runtime: true });
+    return `$${render.params.length}`;
+  },
+  eq: (a: unknown, b: unknown) => a === b,
+};
+
+/** templates/ at the package root, from src/compiler (tests) or dist/src/compiler (the CLI). */
+function templateDir(): string {
+  for (const relative of ['../../templates/', '../../../templates/']) {
+    const candidate = fileURLToPath(new URL(relative, import.meta.url));
+    if (existsSync(candidate)) return candidate;
+  }
+  throw new Error('the SQL templates directory (templates/) is missing from this installation');
+}
+
+const templates = new Map<string, Handlebars.TemplateDelegate>();
+const dir = templateDir();
+for (const file of readdirSync(dir).filter((f) => f.endsWith('.sql.hbs')).sort()) {
+  const text = readFileSync(`${dir}${file}`, 'utf8');
+  templates.set(
+    file.replace(/\.sql\.hbs$/, ''),
+    engine.compile(text, {
+      strict: true,
+      noEscape: true,
+      knownHelpersOnly: true,
+      knownHelpers: Object.fromEntries(Object.keys(helpers).map((h) => [h, true])),
+    }),
+  );
+}
+for (const [name, fn] of Object.entries(helpers)) engine.registerHelper(name, fn as Handlebars.HelperDelegate);
+
+/** The names of every statement template (templates/*.sql.hbs). */
+export function templateNames(): string[] {
+  return [...templates.keys()];
+}
+
+/** Render one template: SQL text with `$n` placeholders, and the parameters in order. */
+export function renderSql(kind: string, context: Record<string, unknown>): { sql: string; params: PlanParam[] } {
+  const template = templates.get(kind);
+  if (template === undefined) throw new Error(`no SQL template named ${kind}`);
+  const render: RenderState = { params: [] };
+  const sql = template({ ...context, __render: render })
+    .replace(/[ \t]+$/gm, '')
+    .replace(/\n{3,}/g, '\n\n')
+    .trim();
+  return { sql, params: render.params };
+}

@@ -1,0 +1,280 @@
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type pg from 'pg';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import type { PlanStep } from '../compiler/plan-types.js';
+import { redact } from './connect.js';
+import { stateExists } from './bootstrap.js';
+import type { Databases } from './databases.js';
+import { run, statement } from './statements.js';
+
+export type StepStatus = 'succeeded' | 'failed' | 'locked' | 'refused' | 'replan';
+
+export interface StepCounts {
+  read: number;
+  retried: number;
+  inserted: number;
+  updated: number;
+  unchanged: number;
+  protected: number;
+  rejected: number;
+  conflicts: number;
+  deleted: number;
+}
+
+export interface StepResult extends StepCounts {
+  table: string;
+  direction: string;
+  status: StepStatus;
+  mode: string;
+  reason: string;
+  planHash: string;
+  watermarkBefore: string | null;
+  watermarkAfter: string | null;
+  durationMs: number;
+  /** What went wrong, for failed and refused steps (never holds a password). */
+  error?: string;
+  errorCode?: string;
+  /** For `replan`: the watermark found under the lock, which differs from the planned one. */
+  currentWatermark?: string | null;
+}
+
+export interface StepOptions {
+  runId: string;
+  dryRun: boolean;
+  allowDeletes: boolean;
+  /** Called with the number of rows streamed so far (for a progress display). */
+  onProgress?: (rows: number) => void;
+  /** Dry run: create missing state inside the step's transaction, so the rollback removes it too. */
+  bootstrapInTransaction?: boolean;
+  /** Test hook: called after the read on the source, before the merge (to widen race windows). */
+  afterRead?: (step: PlanStep) => Promise<void>;
+}
+
+const ZERO: StepCounts = { read: 0, retried: 0, inserted: 0, updated: 0, unchanged: 0, protected: 0, rejected: 0, conflicts: 0, deleted: 0 };
+
+/** Row-level failures the merge bisects down to single rows and records in rejects. */
+function isRowError(error: unknown): error is { code: string; message: string } {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23') || code === '21000');
+}
+
+class GuardRefusal extends Error {}
+
+function add(a: StepCounts, b: Partial<StepCounts>): StepCounts {
+  const out = { ...a };
+  for (const key of Object.keys(out) as (keyof StepCounts)[]) out[key] += b[key] ?? 0;
+  return out;
+}
+
+/**
+ * Run one planned step (F → T) with every guarantee of SPEC §2: the lock, the staged COPY, the
+ * merge with rejects, the guard, and the watermark and run row committed with the data.
+ */
+export async function runStep(step: PlanStep, dbs: Databases, planHash: string, options: StepOptions): Promise<StepResult> {
+  const started = new Date();
+  const startedMs = Date.now();
+  const base = {
+    table: step.table,
+    direction: step.direction,
+    mode: step.mode,
+    reason: step.reason,
+    planHash,
+    watermarkBefore: step.watermark,
+  };
+  let counts: StepCounts = ZERO;
+  const target = await dbs.client(step.target);
+  let source: pg.Client | undefined;
+  let sourceOpen = false;
+  try {
+    await run(target, statement(step, 'begin-target'));
+    await run(target, statement(step, 'settings', 'target'));
+    if (options.bootstrapInTransaction === true && !(await stateExists(target, step.stateSchema))) {
+      await run(target, statement(step, 'bootstrap-lock', 'target', step.bootstrap));
+      await run(target, statement(step, 'bootstrap', 'target', step.bootstrap));
+    }
+    const locked = await run<{ locked: boolean }>(target, statement(step, 'lock'));
+    if (locked.rows[0]?.locked !== true) {
+      await target.query('ROLLBACK');
+      return { ...base, ...counts, status: 'locked', watermarkAfter: step.watermark, durationMs: Date.now() - startedMs };
+    }
+    const current = (await run<{ watermark: string | null }>(target, statement(step, 'read-state'))).rows[0]?.watermark ?? null;
+    if (current !== step.watermark) {
+      await target.query('ROLLBACK');
+      return { ...base, ...counts, status: 'replan', currentWatermark: current, watermarkAfter: current, durationMs: Date.now() - startedMs };
+    }
+    const before = Number((await run<{ owned_by_other_side: string }>(target, statement(step, 'guard-count'))).rows[0]?.owned_by_other_side ?? 0);
+    await run(target, statement(step, 'create-staging'));
+
+    source = await dbs.client(step.source);
+    let horizon: string | null = null;
+    if (step.statements.some((s) => s.kind === 'read-horizon')) {
+      horizon = (await run<{ horizon: string }>(source, statement(step, 'read-horizon'))).rows[0]?.horizon ?? null;
+    }
+    await run(source, statement(step, 'begin-source'));
+    sourceOpen = true;
+    await run(source, statement(step, 'settings', 'source'));
+    const read = await copyBetween(source, target, step, options.onProgress);
+    await run(source, statement(step, 'commit', 'source'));
+    sourceOpen = false;
+    counts = add(counts, { read });
+    await options.afterRead?.(step);
+
+    const retried = (await run(target, statement(step, 'retry-rejects'))).rowCount ?? 0;
+    counts = add(counts, { retried });
+    const lastRow = Number((await run<{ last_row: string }>(target, statement(step, 'count-staged'))).rows[0]?.last_row ?? 0);
+    counts = add(counts, await mergeRange(target, step, 1, lastRow));
+
+    if (step.statements.some((s) => s.kind === 'mirror-deletes')) {
+      const plan = (await run<{ would_delete: string; owned: string }>(target, statement(step, 'count-mirror-deletes'))).rows[0];
+      const wouldDelete = Number(plan?.would_delete ?? 0);
+      const owned = Number(plan?.owned ?? 0);
+      const limit = step.maxDeleteFraction;
+      if (wouldDelete > 0 && !options.allowDeletes && wouldDelete > owned * limit) {
+        throw new GuardRefusal(
+          `deletes: mirror would delete ${wouldDelete} of ${owned} rows this direction owns on ${step.target}, more than max_delete_fraction ${limit}; rerun with --allow-deletes if that is intended`,
+        );
+      }
+      const deleted = Number((await run<{ deleted: string }>(target, statement(step, 'mirror-deletes'))).rows[0]?.deleted ?? 0);
+      counts = add(counts, { deleted });
+    }
+
+    const guardAfter = step.statements.filter((s) => s.kind === 'guard-count').at(-1);
+    if (guardAfter === undefined) throw new Error('the plan has no closing guard');
+    const after = Number((await run<{ owned_by_other_side: string }>(target, guardAfter)).rows[0]?.owned_by_other_side ?? 0);
+    if (after < before) {
+      throw new GuardRefusal(
+        `rows on ${step.target} owned by the other side would drop from ${before} to ${after}; the step was rolled back`,
+      );
+    }
+    const saved = await run<{ watermark: string | null }>(target, statement(step, 'save-state'), { 'read horizon': horizon });
+    const watermarkAfter = saved.rows[0]?.watermark ?? null;
+    const status = options.dryRun ? 'dry-run' : 'succeeded';
+    await run(target, statement(step, 'record-run'), runRow(options.runId, planHash, status, started, counts, watermarkAfter, null));
+    if (options.dryRun) await target.query('ROLLBACK');
+    else await run(target, statement(step, 'commit', 'target'));
+    return { ...base, ...counts, status: 'succeeded', watermarkAfter: options.dryRun ? step.watermark : watermarkAfter, durationMs: Date.now() - startedMs };
+  } catch (error) {
+    await target.query('ROLLBACK').catch(() => undefined);
+    if (source !== undefined && sourceOpen) await source.query('ROLLBACK').catch(() => undefined);
+    const refused = error instanceof GuardRefusal;
+    const message = redact(error instanceof Error ? error.message : String(error), dbs.database(step.target).url);
+    const code = (error as { code?: unknown }).code;
+    const status = refused ? 'refused' : 'failed';
+    if (!options.dryRun) await recordFailure(step, dbs, options.runId, planHash, status, started, message);
+    return {
+      ...base,
+      ...counts,
+      status,
+      watermarkAfter: step.watermark,
+      durationMs: Date.now() - startedMs,
+      error: message,
+      ...(typeof code === 'string' ? { errorCode: code } : {}),
+    };
+  } finally {
+    await dbs.release(target);
+    if (source !== undefined) await dbs.release(source);
+  }
+}
+
+/** COPY F → staging on T, streamed with backpressure: memory stays flat whatever the table size. */
+async function copyBetween(source: pg.Client, target: pg.Client, step: PlanStep, onProgress?: (rows: number) => void): Promise<number> {
+  const out = source.query(copyTo(statement(step, 'copy-out').sql));
+  const into = target.query(copyFrom(statement(step, 'copy-in').sql));
+  let bytes = 0;
+  let rows = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      bytes += chunk.length;
+      if (onProgress !== undefined) {
+        for (const byte of chunk) if (byte === 10) rows++;
+        onProgress(rows);
+      }
+      callback(null, chunk);
+    },
+  });
+  await pipeline(out, counter, into);
+  return Number(into.rowCount ?? 0) || (bytes === 0 ? 0 : rows);
+}
+
+/**
+ * The planned merge over staged rows lo..hi. A row-level error rolls back to a savepoint and the
+ * range is halved until the failing rows stand alone; those go to rejects with their reason.
+ */
+async function mergeRange(target: pg.Client, step: PlanStep, lo: number, hi: number): Promise<Partial<StepCounts>> {
+  if (lo > hi) return {};
+  await target.query('SAVEPOINT bisync_merge');
+  try {
+    const result = await run<Record<string, string>>(target, statement(step, 'merge'), { 'first staged row': lo, 'last staged row': hi });
+    await target.query('RELEASE SAVEPOINT bisync_merge');
+    const row = result.rows[0] ?? {};
+    const conflicts = Number(row.conflicts ?? 0);
+    return {
+      inserted: Number(row.inserted ?? 0),
+      updated: Number(row.updated ?? 0),
+      unchanged: Number(row.unchanged ?? 0),
+      protected: Number(row.protected ?? 0),
+      conflicts,
+      rejected: conflicts,
+    };
+  } catch (error) {
+    if (!isRowError(error)) throw error;
+    await target.query('ROLLBACK TO SAVEPOINT bisync_merge');
+    await target.query('RELEASE SAVEPOINT bisync_merge');
+    if (lo === hi) {
+      await run(target, statement(step, 'reject-row'), { 'staged row': lo, SQLSTATE: error.code, 'error message': error.message });
+      return { rejected: 1 };
+    }
+    const mid = Math.floor((lo + hi) / 2);
+    const left = await mergeRange(target, step, lo, mid);
+    const right = await mergeRange(target, step, mid + 1, hi);
+    return add(add(ZERO, left), right);
+  }
+}
+
+function runRow(
+  runId: string,
+  planHash: string,
+  status: string,
+  started: Date,
+  counts: StepCounts,
+  watermarkAfter: string | null,
+  error: string | null,
+): Record<string, unknown> {
+  return {
+    'run id': runId,
+    'plan hash': planHash,
+    status,
+    'started at': started.toISOString(),
+    read: counts.read,
+    inserted: counts.inserted,
+    updated: counts.updated,
+    unchanged: counts.unchanged,
+    protected: counts.protected,
+    rejected: counts.rejected,
+    deleted: counts.deleted,
+    'watermark after': watermarkAfter,
+    error,
+  };
+}
+
+/** A failed or refused step still leaves one row in runs, written on a fresh connection after the rollback. */
+async function recordFailure(
+  step: PlanStep,
+  dbs: Databases,
+  runId: string,
+  planHash: string,
+  status: string,
+  started: Date,
+  message: string,
+): Promise<void> {
+  let client: pg.Client | undefined;
+  try {
+    client = await dbs.client(step.target);
+    await run(client, statement(step, 'record-run'), runRow(runId, planHash, status, started, ZERO, step.watermark, message));
+  } catch {
+    // Bookkeeping only: the step's own outcome is already decided and reported.
+  } finally {
+    if (client !== undefined) await dbs.release(client);
+  }
+}

@@ -109,6 +109,12 @@ export function resolveConfig(
   }
   if (from === to) report(['forward', 'to'], 'forward.from and forward.to must be different databases');
 
+  const stateSchema = raw.state?.schema ?? 'bisync';
+  if (stateSchema === 'public') {
+    // SPEC §2.8: bisync's own tables never live in public (on Supabase it is exposed over HTTP).
+    report(['state', 'schema'], 'bisync state must not live in the public schema', 'give it its own schema, e.g. schema: bisync');
+  }
+
   const defaults: RawTableSettings = raw.defaults ?? {};
   checkSettings(defaults, ['defaults'], dbNames, report);
 
@@ -222,7 +228,7 @@ export function resolveConfig(
       databases,
       forward: { from, to },
       reverse: { from: to, to: from },
-      stateSchema: raw.state?.schema ?? 'bisync',
+      stateSchema,
       tables: ordered,
     },
     problems,

@@ -1,7 +1,7 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG_PATH, configPath, loadConfig } from '../../src/config/load-config.js';
 import { BisyncError, ConfigError, ExitCode } from '../../src/errors.js';
 import { ENV, SPEC_EXAMPLE, SPEC_EXAMPLE_PATH } from './helpers.js';
@@ -31,6 +31,7 @@ describe('configPath', () => {
 
 describe('loadConfig', () => {
   const dir = mkdtempSync(join(tmpdir(), 'bisync-config-test-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('a missing file is exit 2 with the path as given and a hint', async () => {
     const missing = join(dir, 'nope', 'sync.config.yaml');

@@ -16,8 +16,9 @@ export interface ApplyOptions extends CompileOptions {
   allowDeletes: boolean;
   logger: Logger;
   onProgress?: (step: PlanStep, rows: number) => void;
-  /** Test hook, see StepOptions.afterRead. */
+  /** Test hooks, see StepOptions. */
   afterRead?: StepOptions['afterRead'];
+  duringCopy?: StepOptions['duringCopy'];
 }
 
 export interface ApplyReport {
@@ -72,6 +73,7 @@ async function runOne(step: PlanStep, dbs: Databases, planHash: string, runId: s
     bootstrapInTransaction: options.dryRun,
     ...(options.onProgress === undefined ? {} : { onProgress: (rows: number) => options.onProgress?.(step, rows) }),
     ...(options.afterRead === undefined ? {} : { afterRead: options.afterRead }),
+    ...(options.duringCopy === undefined ? {} : { duringCopy: options.duringCopy }),
   });
   const { table: _t, direction: _d, ...fields } = result;
   if (result.status === 'failed' || result.status === 'refused') log.error(fields, `step ${result.status}`);

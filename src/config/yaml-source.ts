@@ -24,7 +24,8 @@ export class YamlSource {
     const lines = new LineCounter();
     const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
     const source = new YamlSource(file, doc, lines);
-    const problems = doc.errors.map((e): ConfigProblem => {
+    // Later syntax errors are mostly echoes of the first; report the first few.
+    const problems = doc.errors.slice(0, 3).map((e): ConfigProblem => {
       const pos = lines.linePos(e.pos[0]);
       return {
         file,

@@ -49,6 +49,8 @@ export interface StepOptions {
   bootstrapInTransaction?: boolean;
   /** Test hook: called after the read on the source, before the merge (to widen race windows). */
   afterRead?: (step: PlanStep) => Promise<void>;
+  /** Test hook: awaited when the first chunk of the COPY arrives, with the stream paused. */
+  duringCopy?: (step: PlanStep) => Promise<void>;
 }
 
 const ZERO: StepCounts = { read: 0, retried: 0, inserted: 0, updated: 0, unchanged: 0, protected: 0, rejected: 0, conflicts: 0, deleted: 0 };
@@ -114,7 +116,7 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     await run(source, statement(step, 'begin-source'));
     sourceOpen = true;
     await run(source, statement(step, 'settings', 'source'));
-    const read = await copyBetween(source, target, step, options.onProgress);
+    const read = await copyBetween(source, target, step, options.onProgress, options.duringCopy);
     await run(source, statement(step, 'commit', 'source'));
     sourceOpen = false;
     counts = add(counts, { read });
@@ -178,13 +180,24 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
 }
 
 /** COPY F → staging on T, streamed with backpressure: memory stays flat whatever the table size. */
-async function copyBetween(source: pg.Client, target: pg.Client, step: PlanStep, onProgress?: (rows: number) => void): Promise<number> {
+async function copyBetween(
+  source: pg.Client,
+  target: pg.Client,
+  step: PlanStep,
+  onProgress?: (rows: number) => void,
+  duringCopy?: (step: PlanStep) => Promise<void>,
+): Promise<number> {
   const out = source.query(copyTo(statement(step, 'copy-out').sql));
   const into = target.query(copyFrom(statement(step, 'copy-in').sql));
   let bytes = 0;
   let rows = 0;
   const counter = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
+      if (bytes === 0 && duringCopy !== undefined) {
+        bytes += chunk.length;
+        duringCopy(step).then(() => callback(null, chunk), (error: unknown) => callback(error as Error));
+        return;
+      }
       bytes += chunk.length;
       if (onProgress !== undefined) {
         for (const byte of chunk) if (byte === 10) rows++;

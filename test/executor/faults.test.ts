@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import { apply, query } from '../harness/bisync.js';
+import { useFreshDatabases } from '../harness/fresh-databases.js';
+import { createJobsSchema, jobsConfig, seedDesktop } from './jobs-fixture.js';
+
+/** Terminate bisync's backend(s) on the database behind `url`, as an operator or a network fault would. */
+async function killBisyncBackends(url: string): Promise<number> {
+  const database = decodeURIComponent(new URL(url).pathname.slice(1));
+  const killed = await query<{ n: number }>(
+    url,
+    `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))::int AS n
+       FROM pg_stat_activity WHERE datname = $1 AND application_name = 'bisync' AND pid <> pg_backend_pid()`,
+    [database],
+  );
+  return killed[0]?.n ?? 0;
+}
+
+const snapshot = async (url: string): Promise<{ rows: string; state: string }> => ({
+  rows: (await query<{ v: string }>(url, `SELECT coalesce(md5(string_agg(j::text, ',' ORDER BY job_id)), '') AS v FROM job j`))[0]?.v ?? '',
+  state: (await query<{ v: string }>(url, `SELECT coalesce(string_agg(table_name || direction || coalesce(watermark::text, '-'), ','), '') AS v FROM bisync.state`))[0]?.v ?? '',
+});
+
+describe('a connection killed mid-step leaves the target exactly as before; the rerun completes', () => {
+  const dbs = useFreshDatabases('faults');
+
+  it('killed during the COPY from the source: target data and watermark unchanged, rerun moves every row once', async () => {
+    await createJobsSchema(dbs);
+    await seedDesktop(dbs, 3, 10);
+    const config = await jobsConfig(dbs);
+    await apply(config);
+    await query(
+      dbs.cloudUrl,
+      `INSERT INTO job (job_id, client_id, title, status, source) SELECT 10000 + i, 1, repeat('x', 200), 'open', 'M' FROM generate_series(1, 20000) i`,
+    );
+    const before = await snapshot(dbs.desktopUrl);
+
+    const report = await apply(config, {
+      direction: 'reverse',
+      tables: ['job'],
+      duringCopy: async () => {
+        expect(await killBisyncBackends(dbs.cloudUrl)).toBeGreaterThan(0);
+      },
+    });
+
+    expect(report.steps[0]?.status).toBe('failed');
+    expect(report.exitCode).toBe(1);
+    expect(await snapshot(dbs.desktopUrl)).toEqual(before);
+
+    const rerun = await apply(config, { direction: 'reverse', tables: ['job'] });
+    expect(rerun.steps[0]).toMatchObject({ status: 'succeeded', inserted: 20000 });
+    const counts = await query<{ n: number; d: number }>(dbs.desktopUrl, 'SELECT count(*)::int AS n, count(DISTINCT job_id)::int AS d FROM job');
+    expect(counts[0]).toEqual({ n: 20010, d: 20010 });
+  });
+
+  it('killed during the merge on the target: target data and watermark unchanged, the failure is recorded, rerun completes', async () => {
+    const config = await jobsConfig(dbs);
+    await query(dbs.cloudUrl, `INSERT INTO job (job_id, client_id, title, status, source) SELECT 50000 + i, 1, 'm', 'open', 'M' FROM generate_series(1, 500) i`);
+    const before = await snapshot(dbs.desktopUrl);
+
+    const report = await apply(config, {
+      direction: 'reverse',
+      tables: ['job'],
+      afterRead: async () => {
+        expect(await killBisyncBackends(dbs.desktopUrl)).toBeGreaterThan(0);
+      },
+    });
+
+    expect(report.steps[0]?.status).toBe('failed');
+    expect(await snapshot(dbs.desktopUrl)).toEqual(before);
+    const failed = await query<{ n: number }>(dbs.desktopUrl, `SELECT count(*)::int AS n FROM bisync.runs WHERE status = 'failed'`);
+    expect(failed[0]?.n).toBeGreaterThanOrEqual(1);
+
+    const rerun = await apply(config, { direction: 'reverse', tables: ['job'] });
+    expect(rerun.steps[0]).toMatchObject({ status: 'succeeded', inserted: 500 });
+    const counts = await query<{ n: number; d: number }>(dbs.desktopUrl, 'SELECT count(*)::int AS n, count(DISTINCT job_id)::int AS d FROM job');
+    expect(counts[0]).toEqual({ n: 20510, d: 20510 });
+  });
+
+  it('a failed step does not stop the others, whose commits stand (exit 1)', async () => {
+    const config = await jobsConfig(dbs);
+    await query(dbs.desktopUrl, `INSERT INTO client (client_id, name) VALUES (900, 'new client')`);
+    await query(dbs.cloudUrl, `INSERT INTO job (job_id, client_id, title, status, source) VALUES (60001, 1, 'm', 'open', 'M')`);
+
+    const report = await apply(config, {
+      afterRead: async (step) => {
+        if (step.table === 'client' && step.direction === 'forward') await killBisyncBackends(dbs.cloudUrl);
+      },
+    });
+
+    expect(report.exitCode).toBe(1);
+    expect(report.steps.map((s) => `${s.table} ${s.direction} ${s.status}`)).toEqual([
+      'client forward failed',
+      'job forward succeeded',
+      'client reverse succeeded',
+      'job reverse succeeded',
+    ]);
+    const job = await query<{ n: number }>(dbs.desktopUrl, 'SELECT count(*)::int AS n FROM job WHERE job_id = 60001');
+    expect(job[0]?.n).toBe(1);
+  });
+});

@@ -26,11 +26,12 @@ export function checkCatalogs(config: ResolvedConfig, catalogs: Readonly<Record<
 function checkTable(config: ResolvedConfig, table: ResolvedTable, catalogs: Readonly<Record<string, Catalog>>): LiveProblem[] {
   const problems: LiveProblem[] = [];
   const report = (database: string, message: string, hint?: string): void => {
-    const relation = table.tables[database];
+    const configured = table.tables[database];
+    const resolved = catalogs[database]?.tables[table.name];
     problems.push({
       table: table.name,
       database,
-      relation: relation === undefined ? table.name : displayName(relation),
+      relation: resolved !== null && resolved !== undefined ? `${resolved.schema}.${resolved.name}` : configured === undefined ? table.name : displayName(configured),
       location: table.location,
       message,
       ...(hint === undefined ? {} : { hint }),

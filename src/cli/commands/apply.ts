@@ -1,0 +1,40 @@
+import type { Command } from 'commander';
+import { applyCommand } from '../../commands/apply.js';
+import type { DirectionOption, ModeOption } from '../../compiler/compile-plan.js';
+import { applyText } from '../apply-output.js';
+import { directionOption, modeOption, withCommonOptions } from '../context.js';
+import type { CliContext } from '../context.js';
+import { progressReporter } from '../progress.js';
+
+export function registerApply(program: Command, ctx: CliContext): void {
+  withCommonOptions(program.command('apply'))
+    .description('run the steps: stream, merge, record; a summary per step')
+    .addOption(directionOption())
+    .option('--table <names...>', 'only these tables (config names)')
+    .addOption(modeOption())
+    .option('--dry-run', 'run every step in a transaction that rolls back, and report what would change')
+    .option('--allow-deletes', 'let deletes: mirror remove more than max_delete_fraction')
+    .action(
+      async (
+        flags: { direction: DirectionOption; table?: string[]; mode: ModeOption; dryRun?: boolean; allowDeletes?: boolean },
+        command: Command,
+      ) => {
+        const logger = ctx.logger(command);
+        const config = await ctx.config(command);
+        const progress = progressReporter(process.stderr);
+        const report = await applyCommand(config, {
+          direction: flags.direction,
+          tables: flags.table ?? [],
+          mode: flags.mode,
+          dryRun: flags.dryRun === true,
+          allowDeletes: flags.allowDeletes === true,
+          logger,
+          ...(progress === undefined ? {} : { onProgress: progress }),
+        });
+        if (progress !== undefined) process.stderr.write('\r\x1b[2K');
+        if (ctx.json) ctx.printJson(report);
+        else ctx.print(applyText(report));
+        ctx.exit(report.exitCode);
+      },
+    );
+}

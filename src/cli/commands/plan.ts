@@ -1,0 +1,22 @@
+import { Option } from 'commander';
+import type { Command } from 'commander';
+import { planCommand } from '../../commands/plan.js';
+import type { DirectionOption, ModeOption } from '../../compiler/compile-plan.js';
+import { directionOption, modeOption, withCommonOptions } from '../context.js';
+import type { CliContext } from '../context.js';
+import { planSql } from '../plan-output.js';
+
+export function registerPlan(program: Command, ctx: CliContext): void {
+  withCommonOptions(program.command('plan'))
+    .description('print the SQL each step would run, with parameters, the mode chosen and why; writes nothing')
+    .addOption(directionOption())
+    .option('--table <names...>', 'only these tables (config names)')
+    .addOption(modeOption())
+    .addOption(new Option('--format <format>', 'output format').choices(['sql', 'json']).default('sql'))
+    .action(async (flags: { direction: DirectionOption; table?: string[]; mode: ModeOption; format: 'sql' | 'json' }, command: Command) => {
+      const config = await ctx.config(command);
+      const plan = await planCommand(config, { direction: flags.direction, tables: flags.table ?? [], mode: flags.mode });
+      if (ctx.json || flags.format === 'json') ctx.printJson(plan);
+      else ctx.print(planSql(plan));
+    });
+}

@@ -1,0 +1,65 @@
+import { Command, Option } from 'commander';
+import type { Logger } from 'pino';
+import { configPath, loadConfig } from '../config/load-config.js';
+import type { ResolvedConfig } from '../config/types.js';
+import { createLogger } from './logger.js';
+import type { LogFormat } from './logger.js';
+
+export interface CommonOptions {
+  config?: string;
+  json?: boolean;
+  logFormat?: LogFormat;
+  logLevel: string;
+}
+
+/** Options every command takes (SPEC §3: `--config` before or after the command name). */
+export function withCommonOptions(command: Command): Command {
+  return command
+    .option('-c, --config <path>', 'config file (default: $BISYNC_CONFIG or ./sync.config.yaml)')
+    .option('--json', 'print one JSON document on stdout')
+    .addOption(new Option('--log-format <format>', 'log format on stderr').choices(['json', 'pretty']))
+    .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'));
+}
+
+/** What a command's action gets from the CLI: its merged options, a logger, the config, the exit code. */
+export class CliContext {
+  exitCode = 0;
+  json: boolean;
+
+  constructor(argv: readonly string[]) {
+    this.json = argv.includes('--json');
+  }
+
+  options(command: Command): CommonOptions {
+    const merged = command.optsWithGlobals<CommonOptions>();
+    this.json = merged.json === true;
+    return merged;
+  }
+
+  logger(command: Command): Logger {
+    const opts = this.options(command);
+    return createLogger(opts.logFormat, opts.logLevel);
+  }
+
+  async config(command: Command): Promise<ResolvedConfig> {
+    return await loadConfig(configPath(this.options(command).config, process.env));
+  }
+
+  /** Keep the most severe exit code seen. */
+  exit(code: number): void {
+    this.exitCode = Math.max(this.exitCode, code);
+  }
+
+  print(text: string): void {
+    process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+  }
+
+  printJson(value: unknown): void {
+    process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  }
+}
+
+export const directionOption = (): Option =>
+  new Option('--direction <direction>', 'which steps: forward, reverse, or both (forward steps, then reverse)').choices(['forward', 'reverse', 'both']).default('both');
+export const modeOption = (): Option =>
+  new Option('--mode <mode>', 'read mode').choices(['auto', 'full', 'incremental']).default('auto');

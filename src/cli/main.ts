@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { BisyncError, ConfigError, ExitCode } from '../errors.js';
 import { registerApply } from './commands/apply.js';
 import { registerPlan } from './commands/plan.js';
+import { registerStatus } from './commands/status.js';
 import { registerValidate } from './commands/validate.js';
 import { CliContext, withCommonOptions } from './context.js';
 
@@ -21,6 +22,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   registerValidate(program, ctx);
   registerPlan(program, ctx);
   registerApply(program, ctx);
+  registerStatus(program, ctx);
 
   try {
     await program.parseAsync([...argv]);

@@ -1,0 +1,116 @@
+import type pg from 'pg';
+import { compileStatus } from '../compiler/compile-status.js';
+import type { ResolvedConfig } from '../config/types.js';
+import { stateExists } from '../executor/bootstrap.js';
+import { Databases } from '../executor/databases.js';
+import { run } from '../executor/statements.js';
+import { readCatalogs } from './validate.js';
+
+export interface StepStatus {
+  table: string;
+  direction: string;
+  source: string;
+  target: string;
+  watermark: string | null;
+  lastRun: {
+    status: string;
+    mode: string;
+    finishedAt: string;
+    read: number;
+    inserted: number;
+    updated: number;
+    unchanged: number;
+    protected: number;
+    rejected: number;
+    deleted: number;
+    error: string | null;
+  } | null;
+  pendingRejects: number;
+  /** Rows on the source newer than the watermark; null when the source has no cursor columns. */
+  waiting: number | null;
+}
+
+interface LastRunRow {
+  table_name: string;
+  direction: string;
+  watermark: string | null;
+  status: string | null;
+  mode: string | null;
+  finished_at: string | null;
+  read_rows: string | null;
+  inserted: string | null;
+  updated: string | null;
+  unchanged: string | null;
+  protected: string | null;
+  rejected: string | null;
+  deleted: string | null;
+  error: string | null;
+  pending_rejects: string;
+}
+
+/** `bisync status`: per step, watermark, last run, pending rejects and rows waiting. Read-only. */
+export async function statusCommand(config: ResolvedConfig, tables: readonly string[]): Promise<StepStatus[]> {
+  const { catalogs } = await readCatalogs(config);
+  const plan = compileStatus(config, catalogs, tables);
+  const dbs = new Databases(config);
+  const rows = new Map<string, LastRunRow>();
+  try {
+    for (const { database, statement } of plan.lastRuns) {
+      await readOnly(dbs, database, async (client) => {
+        if (!(await stateExists(client, config.stateSchema))) return;
+        for (const row of (await run<LastRunRow>(client, statement)).rows) rows.set(`${row.table_name}/${row.direction}`, row);
+      });
+    }
+    const result: StepStatus[] = [];
+    for (const step of plan.steps) {
+      const row = rows.get(`${step.table}/${step.direction}`);
+      const watermark = row?.watermark ?? null;
+      const waitingQuery = step.waiting(watermark);
+      let waiting: number | null = null;
+      if (waitingQuery !== null) {
+        await readOnly(dbs, step.source, async (client) => {
+          waiting = Number((await run<{ waiting: string }>(client, waitingQuery)).rows[0]?.waiting ?? 0);
+        });
+      }
+      result.push({
+        table: step.table,
+        direction: step.direction,
+        source: step.source,
+        target: step.target,
+        watermark,
+        lastRun:
+          row?.status === null || row?.status === undefined
+            ? null
+            : {
+                status: row.status,
+                mode: row.mode ?? '',
+                finishedAt: row.finished_at ?? '',
+                read: Number(row.read_rows ?? 0),
+                inserted: Number(row.inserted ?? 0),
+                updated: Number(row.updated ?? 0),
+                unchanged: Number(row.unchanged ?? 0),
+                protected: Number(row.protected ?? 0),
+                rejected: Number(row.rejected ?? 0),
+                deleted: Number(row.deleted ?? 0),
+                error: row.error,
+              },
+        pendingRejects: Number(row?.pending_rejects ?? 0),
+        waiting,
+      });
+    }
+    return result;
+  } finally {
+    await dbs.close();
+  }
+}
+
+async function readOnly(dbs: Databases, database: string, fn: (client: pg.Client) => Promise<void>): Promise<void> {
+  const client = await dbs.client(database);
+  try {
+    await client.query('BEGIN TRANSACTION READ ONLY');
+    await fn(client);
+    await client.query('COMMIT');
+  } finally {
+    await dbs.release(client);
+  }
+}

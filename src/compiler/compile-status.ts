@@ -1,0 +1,61 @@
+import type { Direction, ResolvedConfig } from '../config/types.js';
+import type { Catalog } from './catalog.js';
+import type { PlanStatement } from './plan-types.js';
+import { renderSql } from './render-sql.js';
+
+export interface StatusStep {
+  table: string;
+  direction: Direction;
+  source: string;
+  target: string;
+  cursors: readonly string[];
+  /** Counts rows newer than the watermark on the source; null when the source has no cursor columns. */
+  waiting: (watermark: string | null) => PlanStatement | null;
+}
+
+export interface StatusPlan {
+  /** Per database that steps write to: the query for its steps' last runs and pending rejects. */
+  lastRuns: { database: string; direction: Direction; statement: PlanStatement }[];
+  steps: StatusStep[];
+}
+
+/** The read-only queries of `bisync status`. Pure: the executor runs them. */
+export function compileStatus(config: ResolvedConfig, catalogs: Readonly<Record<string, Catalog>>, tables: readonly string[]): StatusPlan {
+  const lastRuns = (['forward', 'reverse'] as const).map((direction) => {
+    const database = direction === 'forward' ? config.forward.to : config.forward.from;
+    const { sql, params } = renderSql('status-last-run', { schema: config.stateSchema, direction });
+    return { database, direction, statement: { kind: 'status-last-run', side: 'target' as const, purpose: 'last runs and pending rejects', sql, params } };
+  });
+  const steps: StatusStep[] = [];
+  for (const direction of ['forward', 'reverse'] as const) {
+    for (const table of config.tables) {
+      if (tables.length > 0 && !tables.includes(table.name)) continue;
+      if (!table.directions.includes(direction)) continue;
+      const { from: source, to: target } = direction === 'forward' ? config.forward : config.reverse;
+      const cursors = table.timestamps[source] ?? [];
+      const relation = catalogs[source]?.tables[table.name];
+      const originFilter = direction === 'reverse' && table.origin !== null ? table.origin.column : null;
+      steps.push({
+        table: table.name,
+        direction,
+        source,
+        target,
+        cursors,
+        waiting: (watermark) => {
+          if (cursors.length === 0 || relation === null || relation === undefined) return null;
+          const { sql, params } = renderSql('status-waiting', {
+            source: { schema: relation.schema, name: relation.name },
+            sourceName: source,
+            cursors,
+            cursorMany: cursors.length > 1,
+            originFilter,
+            originValue: table.origin?.reverse ?? null,
+            watermark,
+          });
+          return { kind: 'status-waiting', side: 'source', purpose: 'rows waiting on the source', sql, params };
+        },
+      });
+    }
+  }
+  return { lastRuns, steps };
+}

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { BisyncError, ConfigError, ExitCode } from '../errors.js';
 import { registerApply } from './commands/apply.js';
+import { registerDemo } from './commands/demo.js';
 import { registerPlan } from './commands/plan.js';
 import { registerStatus } from './commands/status.js';
 import { registerValidate } from './commands/validate.js';
@@ -23,6 +24,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   registerPlan(program, ctx);
   registerApply(program, ctx);
   registerStatus(program, ctx);
+  registerDemo(program, ctx);
 
   try {
     await program.parseAsync([...argv]);

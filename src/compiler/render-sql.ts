@@ -1,7 +1,7 @@
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { readFileSync, readdirSync } from 'node:fs';
 import Handlebars from 'handlebars';
 import type { QualifiedName } from '../config/types.js';
+import { packageFile } from '../package-root.js';
 import type { PlanParam } from './plan-types.js';
 import { quoteIdent, quoteQualified } from './quote-ident.js';
 
@@ -78,17 +78,8 @@ const helpers = {
   eq: (a: unknown, b: unknown) => a === b,
 };
 
-/** templates/ at the package root, from src/compiler (tests) or dist/src/compiler (the CLI). */
-function templateDir(): string {
-  for (const relative of ['../../templates/', '../../../templates/']) {
-    const candidate = fileURLToPath(new URL(relative, import.meta.url));
-    if (existsSync(candidate)) return candidate;
-  }
-  throw new Error('the SQL templates directory (templates/) is missing from this installation');
-}
-
 const templates = new Map<string, Handlebars.TemplateDelegate>();
-const dir = templateDir();
+const dir = packageFile('templates/');
 for (const file of readdirSync(dir).filter((f) => f.endsWith('.sql.hbs')).sort()) {
   const text = readFileSync(`${dir}${file}`, 'utf8');
   templates.set(

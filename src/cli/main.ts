@@ -1,10 +1,12 @@
 import { Command, CommanderError } from 'commander';
 import { BisyncError, ConfigError, ExitCode } from '../errors.js';
 import { registerApply } from './commands/apply.js';
+import { registerInit } from './commands/init.js';
 import { registerDemo } from './commands/demo.js';
 import { registerPlan } from './commands/plan.js';
 import { registerStatus } from './commands/status.js';
 import { registerValidate } from './commands/validate.js';
+import { registerVerify } from './commands/verify.js';
 import { CliContext, withCommonOptions } from './context.js';
 
 /** Run the CLI with `argv` (as in process.argv); resolves to the process exit code. */
@@ -23,8 +25,10 @@ export async function main(argv: readonly string[]): Promise<number> {
   registerValidate(program, ctx);
   registerPlan(program, ctx);
   registerApply(program, ctx);
+  registerInit(program, ctx);
   registerStatus(program, ctx);
   registerDemo(program, ctx);
+  registerVerify(program, ctx);
 
   try {
     await program.parseAsync([...argv]);

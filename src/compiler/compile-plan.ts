@@ -235,6 +235,7 @@ function compileStep(
     sourceRelation: displayName(sourceRel),
     targetRelation: displayName(targetRel),
     stateSchema: config.stateSchema,
+    after: [...table.after],
     mode,
     reason: mirror && mode !== 'full' ? `${reason}; deletes: mirror waits for a full read` : reason,
     watermark,

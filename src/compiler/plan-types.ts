@@ -44,6 +44,8 @@ export interface PlanStep {
   readonly targetRelation: string;
   /** The schema of bisync's own tables on the target. */
   readonly stateSchema: string;
+  /** Tables (config names) whose step in the same direction must finish before this one starts. */
+  readonly after: readonly string[];
   readonly mode: StepMode;
   readonly reason: string;
   /** The watermark this plan read from the state table (text, full precision); null when none. */

@@ -1,3 +1,4 @@
+import { InvalidArgumentError } from 'commander';
 import type { Command } from 'commander';
 import { applyCommand } from '../../commands/apply.js';
 import type { DirectionOption, ModeOption } from '../../compiler/compile-plan.js';
@@ -14,9 +15,10 @@ export function registerApply(program: Command, ctx: CliContext): void {
     .addOption(modeOption())
     .option('--dry-run', 'run every step in a transaction that rolls back, and report what would change')
     .option('--allow-deletes', 'let deletes: mirror remove more than max_delete_fraction')
+    .option('--concurrency <n>', 'steps run at once; `after` dependencies and forward-before-reverse always hold', parseConcurrency, 1)
     .action(
       async (
-        flags: { direction: DirectionOption; table?: string[]; mode: ModeOption; dryRun?: boolean; allowDeletes?: boolean },
+        flags: { direction: DirectionOption; table?: string[]; mode: ModeOption; dryRun?: boolean; allowDeletes?: boolean; concurrency: number },
         command: Command,
       ) => {
         const logger = ctx.logger(command);
@@ -28,6 +30,7 @@ export function registerApply(program: Command, ctx: CliContext): void {
           mode: flags.mode,
           dryRun: flags.dryRun === true,
           allowDeletes: flags.allowDeletes === true,
+          concurrency: flags.concurrency,
           logger,
           ...(progress === undefined ? {} : { onProgress: progress }),
         });
@@ -37,4 +40,10 @@ export function registerApply(program: Command, ctx: CliContext): void {
         ctx.exit(report.exitCode);
       },
     );
+}
+
+function parseConcurrency(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 32) throw new InvalidArgumentError('a whole number from 1 to 32');
+  return n;
 }

@@ -1,0 +1,196 @@
+import type { Direction, QualifiedName, ResolvedConfig, ResolvedOrigin, ResolvedTable } from '../config/types.js';
+import { didYouMean } from '../config/suggest.js';
+import type { Catalog, CatalogColumn, CatalogTable } from './catalog.js';
+import { checkCatalogs } from './check-catalog.js';
+import { CompileError } from './compile-plan.js';
+import { syncedColumns } from './columns.js';
+import type { PlanStatement } from './plan-types.js';
+import { displayName } from './quote-ident.js';
+import { renderSql } from './render-sql.js';
+
+export const VERIFY_CURSOR = 'bisync_verify';
+
+/** A column as the verify templates see it: its name on one database and the casts both sides apply. */
+export interface VerifyColumn {
+  readonly name: string;
+  /** Casts applied in order (then to text) on both sides; none: compare the column's own text. */
+  readonly casts: readonly string[];
+}
+
+/** The read-only statements verify runs on one database for one table. */
+export interface VerifySide {
+  /** Config name of the database. */
+  readonly database: string;
+  readonly relation: string;
+  /** Key column names on this database, in primary_key order. */
+  readonly keyColumns: readonly string[];
+  readonly begin: PlanStatement;
+  readonly settings: PlanStatement;
+  /** Row count and checksum per key bucket. */
+  readonly buckets: PlanStatement;
+  /** DECLARE a cursor over key hash, key and row hash of the rows in the given buckets. */
+  readonly openRows: PlanStatement;
+  readonly fetchRows: PlanStatement;
+  readonly commit: PlanStatement;
+}
+
+export interface VerifyTable {
+  readonly table: string;
+  readonly directions: readonly Direction[];
+  readonly deletes: 'keep' | 'mirror';
+  /** The origin rule; null when the table has none (every row then belongs to the direction it syncs). */
+  readonly origin: ResolvedOrigin | null;
+  /** Synced columns (keys first) by name on each side, with the casts both sides apply. */
+  readonly columns: readonly { readonly from: string; readonly to: string; readonly casts: readonly string[] }[];
+  /** The forward source (desktop) and forward target (cloud, which holds the origin column). */
+  readonly from: VerifySide;
+  readonly to: VerifySide;
+}
+
+export interface VerifyPlan {
+  readonly config: string;
+  /** Config names of the forward source and target. */
+  readonly from: string;
+  readonly to: string;
+  readonly tables: readonly VerifyTable[];
+}
+
+/**
+ * `(config, catalogs, tables) → VerifyPlan`: the read-only statements that checksum and list each
+ * table's rows on both databases, every column cast to the same type on both sides. Pure.
+ */
+export function compileVerify(config: ResolvedConfig, catalogs: Readonly<Record<string, Catalog>>, tables: readonly string[] = []): VerifyPlan {
+  const selected = selectTables(config, tables);
+  const problems = checkCatalogs({ ...config, tables: selected }, catalogs);
+  if (problems.length > 0) {
+    throw new CompileError(
+      `the config does not match the databases:\n${problems
+        .map((p) => `  ${config.file}:${p.location.line}:${p.location.column}: table "${p.table}" on ${p.database} (${p.relation}): ${p.message}`)
+        .join('\n')}`,
+      problems,
+      'run `bisync validate --live` for details and hints',
+    );
+  }
+  const { from, to } = config.forward;
+  return { config: config.file, from, to, tables: selected.map((t) => compileTable(config, catalogs, t)) };
+}
+
+function selectTables(config: ResolvedConfig, names: readonly string[]): ResolvedTable[] {
+  if (names.length === 0) return [...config.tables];
+  const known = config.tables.map((t) => t.name);
+  const unknown = names.filter((n) => !known.includes(n));
+  if (unknown.length > 0) {
+    throw new CompileError(
+      `--table names ${unknown.map((n) => `"${n}"`).join(', ')}, not in ${config.file}`,
+      [],
+      unknown.map((n) => didYouMean(n, known)).filter((h) => h !== '').join(' ') || `tables: ${known.join(', ')}`,
+    );
+  }
+  return config.tables.filter((t) => names.includes(t.name));
+}
+
+function compileTable(config: ResolvedConfig, catalogs: Readonly<Record<string, Catalog>>, table: ResolvedTable): VerifyTable {
+  const { from, to } = config.forward;
+  const fromCat = catalogTable(catalogs, from, table.name);
+  const toCat = catalogTable(catalogs, to, table.name);
+  const { columns: pairs } = syncedColumns(config, table, { [from]: fromCat, [to]: toCat });
+  // Where types differ, values end in the type of the table written to: the cloud's for tables
+  // synced forward, the desktop's for tables only synced in reverse.
+  const typeSide = table.directions.includes('forward') ? to : from;
+  const compared = (pair: Readonly<Record<string, string>>): { from: string; to: string; casts: readonly string[] } => {
+    const a = findColumn(fromCat, pair[from]);
+    const b = findColumn(toCat, pair[to]);
+    return { from: a.name, to: b.name, casts: typeSide === to ? comparedCasts(b, a) : comparedCasts(a, b) };
+  };
+  const keys = table.primaryKey.map(compared);
+  // Key columns are hashed into the row too, so a row's checksum stands for the whole row.
+  const columns = [...keys, ...pairs.map(compared).filter((c) => !keys.some((k) => k.from === c.from))];
+  const origin = table.origin;
+  const side = (database: string, cat: CatalogTable, role: 'from' | 'to'): VerifySide => {
+    const relation: QualifiedName = { schema: cat.schema, name: cat.name };
+    const context = {
+      database,
+      relation,
+      keys: keys.map((k): VerifyColumn => ({ name: k[role], casts: k.casts })),
+      columns: columns.map((c): VerifyColumn => ({ name: c[role], casts: c.casts })),
+      origin: role === 'to' && origin !== null ? origin.column : null,
+      cursor: VERIFY_CURSOR,
+      read: null,
+    };
+    const stmt = (kind: string, purpose: string): PlanStatement => {
+      const { sql, params } = renderSql(kind, context);
+      return { kind, side: role === 'from' ? 'source' : 'target', purpose, sql, params };
+    };
+    return {
+      database,
+      relation: displayName(relation),
+      keyColumns: keys.map((k) => k[role]),
+      begin: stmt('begin-verify', `one read-only snapshot of ${database} for the table`),
+      settings: stmt('settings', 'transaction-local text formats, the same on both sides'),
+      buckets: stmt('verify-buckets', 'rows and checksum per key bucket'),
+      openRows: stmt('verify-bucket-rows', 'keys and row hashes of the differing buckets'),
+      fetchRows: stmt('verify-fetch', 'the next page of those rows'),
+      commit: stmt('commit', 'end the snapshot'),
+    };
+  };
+  return {
+    table: table.name,
+    directions: table.directions,
+    deletes: table.deletes,
+    origin,
+    columns,
+    from: side(from, fromCat, 'from'),
+    to: side(to, toCat, 'to'),
+  };
+}
+
+const INTEGER_TYPES = new Set(['smallint', 'integer', 'bigint']);
+// Built-in types every PostgreSQL server knows by these names, so a cast to them works on both sides.
+const BUILTIN_TYPES = new Set([
+  ...INTEGER_TYPES,
+  'numeric',
+  'real',
+  'double precision',
+  'boolean',
+  'date',
+  'time without time zone',
+  'time with time zone',
+  'timestamp without time zone',
+  'timestamp with time zone',
+  'interval',
+  'uuid',
+  'json',
+  'jsonb',
+  'bytea',
+]);
+
+/**
+ * The casts applied to a column on both sides before its text is compared. None when each side's
+ * own text (its output function, as COPY sends it) already compares correctly: the same type, or
+ * strings without char(n). Otherwise each value goes through the other side's type and then the
+ * type-giving side's, so a value that was rounded, padded or widened on its way across compares
+ * equal to its origin on either side: char(n) ignores trailing blanks, integers compare as bigint.
+ * Types that may not exist on the other server (enums, domains, arrays) compare by their text.
+ */
+export function comparedCasts(target: CatalogColumn, other: CatalogColumn): readonly string[] {
+  if (target.type === other.type) return [];
+  const base = (c: CatalogColumn): string => c.type.replace(/\(\d+(?:,\d+)?\)/g, '');
+  if (target.category === 'S' && other.category === 'S') {
+    return [target, other].some((c) => base(c) === 'character' || base(c) === 'bpchar') ? ['bpchar'] : [];
+  }
+  if (INTEGER_TYPES.has(target.type) && INTEGER_TYPES.has(other.type)) return ['bigint'];
+  if (BUILTIN_TYPES.has(base(target)) && BUILTIN_TYPES.has(base(other))) return [other.type, target.type];
+  return [];
+}
+
+function findColumn(table: CatalogTable, name: string | undefined): CatalogColumn {
+  const found = table.columns.find((c) => c.name === name);
+  if (found === undefined) throw new CompileError(`column "${name ?? ''}" does not exist on ${displayName(table)}`);
+  return found;
+}
+
+function catalogTable(catalogs: Readonly<Record<string, Catalog>>, database: string, table: string): CatalogTable {
+  const found = catalogs[database]?.tables[table];
+  if (found === null || found === undefined) throw new CompileError(`table "${table}" does not exist on ${database}`);
+  return found;
+}

@@ -1,5 +1,5 @@
 import { parse } from 'pg-connection-string';
-import type { SslMode } from './types.js';
+import type { ResolvedDatabase, SslMode } from './types.js';
 
 export interface UrlFacts {
   host: string;
@@ -56,6 +56,23 @@ export function urlFacts(url: string): UrlFacts | { error: string } {
     database: parsed.database ?? '',
     urlSsl,
   };
+}
+
+/**
+ * The TLS mode of SPEC §3: an explicit `ssl` wins, then the URL's `sslmode`, then `disable` for this
+ * machine and `require` for any other host.
+ */
+export function sslFor(explicit: SslMode | undefined, facts: UrlFacts): Pick<ResolvedDatabase, 'ssl' | 'sslSource'> {
+  if (explicit !== undefined) return { ssl: explicit, sslSource: 'explicit' };
+  if (facts.urlSsl !== undefined) return { ssl: facts.urlSsl, sslSource: 'url' };
+  return { ssl: isLocalHost(facts.host) ? 'disable' : 'require', sslSource: 'default' };
+}
+
+/** A database given by URL alone (as `bisync init` takes them): TLS by the default rule, no CA file. */
+export function databaseFromUrl(name: string, url: string): ResolvedDatabase | { error: string } {
+  const facts = urlFacts(url);
+  if ('error' in facts) return facts;
+  return { name, url, ...sslFor(undefined, facts), ca: null, host: facts.host, port: facts.port, database: facts.database };
 }
 
 /** `host:port/database` — how bisync names a database to people. Never includes credentials. */

@@ -1,5 +1,5 @@
 import type { ConfigProblem } from '../errors.js';
-import { isLocalHost, urlFacts } from './database-url.js';
+import { sslFor, urlFacts } from './database-url.js';
 import { parseDuration } from './duration.js';
 import { didYouMean } from './suggest.js';
 import type {
@@ -96,9 +96,7 @@ export function resolveConfig(
     if (db.ca !== undefined && db.ssl !== 'verify-full') {
       report(['databases', name, 'ca'], 'ca is only used with ssl: verify-full', 'set ssl: verify-full, or remove ca', 'key');
     }
-    const ssl = db.ssl ?? facts.urlSsl ?? (isLocalHost(facts.host) ? 'disable' : 'require');
-    const sslSource = db.ssl !== undefined ? 'explicit' : facts.urlSsl !== undefined ? 'url' : 'default';
-    databases[name] = { name, url: db.url, ssl, sslSource, ca: db.ca ?? null, host: facts.host, port: facts.port, database: facts.database };
+    databases[name] = { name, url: db.url, ...sslFor(db.ssl, facts), ca: db.ca ?? null, host: facts.host, port: facts.port, database: facts.database };
   }
 
   const { from, to } = raw.forward;

@@ -9,6 +9,7 @@ import { bootstrapState } from '../executor/bootstrap.js';
 import { Databases } from '../executor/databases.js';
 import { runStep } from '../executor/run-step.js';
 import { runScheduled } from '../executor/schedule.js';
+import { backoffMs, isTransient } from '../executor/transient.js';
 import type { StepOptions, StepResult } from '../executor/run-step.js';
 import { readCatalogs } from './validate.js';
 
@@ -17,6 +18,8 @@ export interface ApplyOptions extends CompileOptions {
   allowDeletes: boolean;
   /** Steps run at once (default 1); dependencies and forward-before-reverse always hold. */
   concurrency?: number;
+  /** Times a step that failed for a transient reason (connection lost, deadlock…) is run again (default 2). */
+  retries?: number;
   logger: Logger;
   onProgress?: (step: PlanStep, rows: number) => void;
   /** Test hooks, see StepOptions. */
@@ -66,11 +69,25 @@ export async function applyCommand(config: ResolvedConfig, options: ApplyOptions
   return { runId, planHash: plan.hash, dryRun: options.dryRun, steps: results, exitCode: exitCodeOf(results) };
 }
 
+/** One step, run again with backoff while it fails for a transient reason (bounded by `retries`). */
 async function runOne(step: PlanStep, dbs: Databases, planHash: string, runId: string, options: ApplyOptions): Promise<StepResult> {
+  const retries = options.retries ?? 2;
+  let result = await attempt(step, dbs, planHash, runId, options, 1);
+  for (let n = 1; n <= retries && result.status === 'failed' && isTransient(result.errorCode, result.error); n++) {
+    const wait = backoffMs(n);
+    options.logger.warn({ table: step.table, direction: step.direction, error: result.error, retry: n, waitMs: wait }, 'transient failure; running the step again');
+    await new Promise((resolve) => setTimeout(resolve, wait));
+    result = { ...(await attempt(step, dbs, planHash, runId, options, n + 1)), retries: n };
+  }
+  return result;
+}
+
+async function attempt(step: PlanStep, dbs: Databases, planHash: string, runId: string, options: ApplyOptions, number: number): Promise<StepResult> {
   const log = options.logger.child({ table: step.table, direction: step.direction });
   log.info({ mode: step.mode, reason: step.reason, from: step.source, to: step.target }, 'step started');
   const result = await runStep(step, dbs, planHash, {
     runId,
+    attempt: number,
     dryRun: options.dryRun,
     allowDeletes: options.allowDeletes,
     bootstrapInTransaction: options.dryRun,

@@ -37,10 +37,14 @@ export interface StepResult extends StepCounts {
   errorCode?: string;
   /** For `replan`: the watermark found under the lock, which differs from the planned one. */
   currentWatermark?: string | null;
+  /** How many times the step was run again after a transient failure. */
+  retries?: number;
 }
 
 export interface StepOptions {
   runId: string;
+  /** 1 for the first run of this step in this run, 2… for retries after transient failures. */
+  attempt?: number;
   dryRun: boolean;
   allowDeletes: boolean;
   /** Called with the number of rows streamed so far (for a progress display). */
@@ -153,7 +157,7 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     const saved = await run<{ watermark: string | null }>(target, statement(step, 'save-state'), { 'read horizon': horizon });
     const watermarkAfter = saved.rows[0]?.watermark ?? null;
     const status = options.dryRun ? 'dry-run' : 'succeeded';
-    await run(target, statement(step, 'record-run'), runRow(options.runId, planHash, status, started, counts, watermarkAfter, null));
+    await run(target, statement(step, 'record-run'), runRow(options, planHash, status, started, counts, watermarkAfter, null));
     if (options.dryRun) await target.query('ROLLBACK');
     else await run(target, statement(step, 'commit', 'target'));
     return { ...base, ...counts, status: 'succeeded', watermarkAfter: options.dryRun ? step.watermark : watermarkAfter, durationMs: Date.now() - startedMs };
@@ -164,7 +168,7 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     const message = redact(error instanceof Error ? error.message : String(error), dbs.database(step.target).url);
     const code = (error as { code?: unknown }).code;
     const status = refused ? 'refused' : 'failed';
-    if (!options.dryRun) await recordFailure(step, dbs, options.runId, planHash, status, started, message);
+    if (!options.dryRun) await recordFailure(step, dbs, options, planHash, status, started, message);
     return {
       ...base,
       ...counts,
@@ -247,7 +251,7 @@ async function mergeRange(target: pg.Client, step: PlanStep, lo: number, hi: num
 }
 
 function runRow(
-  runId: string,
+  options: StepOptions,
   planHash: string,
   status: string,
   started: Date,
@@ -256,7 +260,8 @@ function runRow(
   error: string | null,
 ): Record<string, unknown> {
   return {
-    'run id': runId,
+    'run id': options.runId,
+    attempt: options.attempt ?? 1,
     'plan hash': planHash,
     status,
     'started at': started.toISOString(),
@@ -276,7 +281,7 @@ function runRow(
 async function recordFailure(
   step: PlanStep,
   dbs: Databases,
-  runId: string,
+  options: StepOptions,
   planHash: string,
   status: string,
   started: Date,
@@ -285,7 +290,7 @@ async function recordFailure(
   let client: pg.Client | undefined;
   try {
     client = await dbs.client(step.target);
-    await run(client, statement(step, 'record-run'), runRow(runId, planHash, status, started, ZERO, step.watermark, message));
+    await run(client, statement(step, 'record-run'), runRow(options, planHash, status, started, ZERO, step.watermark, message));
   } catch {
     // Bookkeeping only: the step's own outcome is already decided and reported.
   } finally {

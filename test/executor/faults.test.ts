@@ -37,6 +37,7 @@ describe('a connection killed mid-step leaves the target exactly as before; the 
     const report = await apply(config, {
       direction: 'reverse',
       tables: ['job'],
+      retries: 0,
       duringCopy: async () => {
         expect(await killBisyncBackends(dbs.cloudUrl)).toBeGreaterThan(0);
       },
@@ -60,6 +61,7 @@ describe('a connection killed mid-step leaves the target exactly as before; the 
     const report = await apply(config, {
       direction: 'reverse',
       tables: ['job'],
+      retries: 0,
       afterRead: async () => {
         expect(await killBisyncBackends(dbs.desktopUrl)).toBeGreaterThan(0);
       },
@@ -82,6 +84,7 @@ describe('a connection killed mid-step leaves the target exactly as before; the 
     await query(dbs.cloudUrl, `INSERT INTO job (job_id, client_id, title, status, source) VALUES (60001, 1, 'm', 'open', 'M')`);
 
     const report = await apply(config, {
+      retries: 0,
       afterRead: async (step) => {
         if (step.table === 'client' && step.direction === 'forward') await killBisyncBackends(dbs.cloudUrl);
       },
@@ -96,5 +99,39 @@ describe('a connection killed mid-step leaves the target exactly as before; the 
     ]);
     const job = await query<{ n: number }>(dbs.desktopUrl, 'SELECT count(*)::int AS n FROM job WHERE job_id = 60001');
     expect(job[0]?.n).toBe(1);
+  });
+
+  it('a transient failure (connection killed) is retried within the same run, and the retry commits exactly once', async () => {
+    const config = await jobsConfig(dbs);
+    await query(dbs.cloudUrl, `INSERT INTO job (job_id, client_id, title, status, source) SELECT 70000 + i, 1, 'r', 'open', 'M' FROM generate_series(1, 50) i`);
+    let kills = 0;
+    const report = await apply(config, {
+      direction: 'reverse',
+      tables: ['job'],
+      afterRead: async () => {
+        if (kills++ === 0) await killBisyncBackends(dbs.desktopUrl);
+      },
+    });
+    expect(report.steps[0]?.error).toBeUndefined();
+    expect(report.steps[0]).toMatchObject({ status: 'succeeded', inserted: 50, retries: 1 });
+    expect(report.exitCode).toBe(0);
+    const counts = await query<{ n: number }>(dbs.desktopUrl, 'SELECT count(*)::int AS n FROM job WHERE job_id > 70000');
+    expect(counts[0]?.n).toBe(50);
+  });
+
+  it('a permanent failure (permission denied) is not retried', async () => {
+    await query(dbs.desktopUrl, `DO $$ BEGIN CREATE ROLE bisync_reader LOGIN PASSWORD 'reader-pw'; EXCEPTION WHEN duplicate_object THEN NULL; END $$`);
+    await query(dbs.desktopUrl, `GRANT SELECT ON ALL TABLES IN SCHEMA public, bisync TO bisync_reader; GRANT USAGE ON SCHEMA bisync TO bisync_reader`);
+    const url = new URL(dbs.desktopUrl);
+    url.username = 'bisync_reader';
+    url.password = 'reader-pw';
+    const config = await jobsConfig({ ...dbs, desktopUrl: url.toString() });
+    await query(dbs.cloudUrl, `INSERT INTO job (job_id, client_id, title, status, source) VALUES (80001, 1, 'p', 'open', 'M')`);
+
+    const report = await apply(config, { direction: 'reverse', tables: ['job'] });
+
+    expect(report.steps[0]?.status).toBe('failed');
+    expect(report.steps[0]?.errorCode).toBe('42501');
+    expect(report.steps[0]?.retries).toBeUndefined();
   });
 });

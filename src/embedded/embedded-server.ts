@@ -18,6 +18,8 @@ export interface EmbeddedServerOptions {
   fast?: boolean;
   /** Receives the server's own log lines. */
   onLog?: (line: string) => void;
+  /** Extra `name=value` server settings (e.g. ssl=on for TLS tests). */
+  settings?: readonly string[];
 }
 
 async function freePort(): Promise<number> {
@@ -54,6 +56,7 @@ export async function startEmbeddedServer(options: EmbeddedServerOptions = {}): 
     'unix_socket_directories=',
     'max_connections=200',
     ...(options.fast === true ? ['fsync=off', 'synchronous_commit=off', 'full_page_writes=off'] : []),
+    ...(options.settings ?? []),
   ];
   const pg = new EmbeddedPostgres({
     databaseDir,

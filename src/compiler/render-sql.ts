@@ -22,6 +22,18 @@ const engine = Handlebars.create();
 // Quoted parts are checked by the database itself; this refuses anything that could end a statement.
 const SAFE_TYPE = /^(?:"(?:[^"]|"")+"|[A-Za-z0-9_ .,()[\]])+$/;
 
+// An explicit cast to varchar(n), char(n) or bit(n) silently truncates (or pads) the value, while
+// the assignment into the column refuses one that does not fit. So staged values are cast to the
+// type without its length, and the column's own length check turns an over-long value into a
+// reject instead of a silently shortened row (SPEC §2.6). Numeric and time precisions round the
+// same way in both, so they keep theirs.
+const LENGTH_LIMITED: readonly [RegExp, string][] = [
+  [/^character varying\(\d+\)/, 'character varying'],
+  [/^character\(\d+\)/, 'bpchar'],
+  [/^bit varying\(\d+\)/, 'bit varying'],
+  [/^bit\(\d+\)/, 'bit varying'],
+];
+
 function state(options: Handlebars.HelperOptions): RenderState {
   return (options.data as { root: { __render: RenderState } }).root.__render;
 }
@@ -31,11 +43,11 @@ const helpers = {
   ident: (name: unknown) => quoteIdent(String(name)),
   /** A schema-qualified relation, each part quoted. */
   rel: (name: unknown) => quoteQualified(name as QualifiedName),
-  /** A type name from the catalog, checked. */
+  /** A type name from the catalog, checked, to cast a staged value to (without a length limit). */
   type: (name: unknown) => {
     const text = String(name);
     if (!SAFE_TYPE.test(text)) throw new Error(`unexpected type name from the catalog: ${text}`);
-    return text;
+    return LENGTH_LIMITED.reduce((t, [limited, unlimited]) => t.replace(limited, unlimited), text);
   },
   /** `p."a", p."b"` for a list of columns on one side (`source` or `target`). */
   cols: (columns: unknown, side: unknown, prefix: unknown) =>

@@ -1,0 +1,648 @@
+-- bisync plan 73e9ab41893cc1b345c61e554d9bc25d6782a7df9893ed556e4da51bc182e27d
+-- config: sync.config.yaml; state schema: bisync; 2 steps
+-- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
+
+-- ============================================================================
+-- Step 1/2: climaster forward: desktop public.climaster → cloud public.climaster
+-- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
+-- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
+-- step hash: e23f1995e3b76b47737e903633d928bd08ba1f4987b5e6f2f6f47b8df6cc5e2b
+-- ============================================================================
+
+-- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
+
+-- [cloud] bootstrap bisync's state on cloud, only if it is missing
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [cloud] serialise concurrent bootstraps
+--   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
+-- Serialise bootstrap between concurrent runs (released at COMMIT).
+SELECT pg_advisory_xact_lock(hashtext($1));
+
+-- [cloud] create schema bisync and its state, runs and rejects tables
+-- bisync's own tables, in their own schema (never public). Idempotent.
+CREATE SCHEMA IF NOT EXISTS "bisync";
+
+CREATE TABLE IF NOT EXISTS "bisync".state (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL CHECK (direction IN ('forward', 'reverse')),
+  watermark   timestamptz,
+  updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".runs (
+  run_id           uuid        NOT NULL,
+  table_name       text        NOT NULL,
+  direction        text        NOT NULL,
+  mode             text        NOT NULL,
+  reason           text        NOT NULL,
+  plan_hash        text        NOT NULL,
+  status           text        NOT NULL,
+  started_at       timestamptz NOT NULL,
+  finished_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+  read_rows        bigint,
+  inserted         bigint,
+  updated          bigint,
+  unchanged        bigint,
+  protected        bigint,
+  rejected         bigint,
+  deleted          bigint,
+  watermark_before timestamptz,
+  watermark_after  timestamptz,
+  error            text,
+  PRIMARY KEY (run_id, table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".rejects (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL,
+  key         jsonb       NOT NULL,
+  row_data    jsonb       NOT NULL,
+  reason      text        NOT NULL CHECK (reason IN ('error', 'conflict')),
+  error_code  text,
+  error       text,
+  attempts    integer     NOT NULL DEFAULT 1,
+  first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction, key)
+);
+
+-- [cloud] commit the bootstrap
+COMMIT;
+
+-- The step:
+
+-- [cloud] open the write transaction on cloud
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [cloud] transaction-local text formats
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [cloud] one run per (table, direction) at a time
+--   $1 = 'bisync'  (lock namespace)
+--   $2 = 'bisync.climaster/forward'  (lock key)
+-- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
+SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+
+-- [cloud] the watermark this step starts from (must equal the planned one)
+--   $1 = 'climaster'  (table)
+--   $2 = 'forward'  (direction)
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+  FROM "bisync".state
+ WHERE table_name = $1
+   AND direction = $2;
+
+-- [cloud] rows owned by the other side, before
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard: rows on cloud owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."climaster" AS t
+ WHERE t."source" IS NOT NULL
+   AND t."source"::text <> $1;
+
+-- [cloud] staging table, dropped at commit
+-- Staging for the rows read from desktop: text columns, cast to the target's types in the merge,
+-- so a value the target refuses becomes a reject instead of failing the whole COPY.
+CREATE TEMPORARY TABLE "bisync_stage" (
+  "client_id" text,
+  "org_id" text,
+  "loc_id" text,
+  "con_id" text,
+  "client_name" text,
+  "pan" text,
+  "email" text,
+  "opening_balance" text,
+  "onboarded_on" text,
+  "is_active" text,
+  __bisync_cursor     timestamptz,
+  __bisync_attempts   integer NOT NULL DEFAULT 0,
+  __bisync_first_seen timestamptz,
+  __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
+) ON COMMIT DROP;
+
+-- [desktop] open the read snapshot on desktop
+-- One snapshot for the rows and their cursor values.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [desktop] transaction-local text formats and the read window
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [desktop] stream the rows out of desktop
+-- Read every row. No LIMIT, no window.
+COPY (
+  SELECT f."client_id", f."org_id", f."loc_id", f."con_id", f."client_name", f."pan", f."email", f."opening_balance", f."onboarded_on", f."is_active"
+    FROM "public"."climaster" AS f
+) TO STDOUT;
+
+-- [cloud] stream them into staging on cloud
+COPY "bisync_stage" ("client_id", "org_id", "loc_id", "con_id", "client_name", "pan", "email", "opening_balance", "onboarded_on", "is_active") FROM STDIN;
+
+-- [desktop] end the read snapshot
+COMMIT;
+
+-- [cloud] retry rows rejected by earlier runs
+--   $1 = 'climaster'  (table)
+--   $2 = 'forward'  (direction)
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+WITH pending AS (
+  DELETE FROM "bisync".rejects AS r
+   WHERE r.table_name = $1
+     AND r.direction = $2
+  RETURNING r.row_data, r.attempts, r.first_seen
+)
+INSERT INTO "bisync_stage" ("client_id", "org_id", "loc_id", "con_id", "client_name", "pan", "email", "opening_balance", "onboarded_on", "is_active", __bisync_attempts, __bisync_first_seen)
+SELECT x."client_id", x."org_id", x."loc_id", x."con_id", x."client_name", x."pan", x."email", x."opening_balance", x."onboarded_on", x."is_active", p.attempts, p.first_seen
+  FROM pending AS p
+ CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."client_id" = x."client_id");
+
+-- [cloud] how many rows are staged
+SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
+
+-- [cloud] planner statistics for the staged rows
+-- Row count and key statistics for the staged rows, so the merge joins them to cloud with a sensible plan.
+ANALYZE "bisync_stage" ("client_id");
+
+-- [cloud] insert new rows, update owned rows that differ
+--   $1 = <first staged row, supplied while running>
+--   $2 = <last staged row, supplied while running>
+--   $3 = 'D'  (origin value this direction writes)
+-- Merge staged rows $1..$2 into cloud in one statement:
+-- insert keys cloud does not have; update existing rows this direction owns, only when they differ.
+WITH src AS (
+  SELECT s.*
+    FROM "bisync_stage" AS s
+   WHERE s.__bisync_row BETWEEN $1 AND $2
+),
+classified AS MATERIALIZED (
+  -- Each staged row against the target row with its key (if any): present, owned, changed.
+  SELECT s.__bisync_row,
+         t.ctid IS NOT NULL AS present,
+         (t."source" IS NULL OR t."source"::text = $3) AS owned,
+         (t."client_id", t."org_id", t."loc_id", t."con_id", t."client_name", t."pan", t."email", t."opening_balance", t."onboarded_on", t."is_active", t."source"::text)
+           IS DISTINCT FROM
+         (s."client_id"::integer, s."org_id"::integer, s."loc_id"::integer, s."con_id"::integer, s."client_name"::character varying, s."pan"::bpchar, s."email"::text, s."opening_balance"::numeric(14,2), s."onboarded_on"::date, s."is_active"::boolean, $3::text) AS changed
+    FROM src AS s
+    LEFT JOIN "public"."climaster" AS t ON t."client_id" = s."client_id"::integer
+),
+updated AS (
+  UPDATE "public"."climaster" AS t
+     SET "client_id" = s."client_id"::integer,
+         "org_id" = s."org_id"::integer,
+         "loc_id" = s."loc_id"::integer,
+         "con_id" = s."con_id"::integer,
+         "client_name" = s."client_name"::character varying,
+         "pan" = s."pan"::bpchar,
+         "email" = s."email"::text,
+         "opening_balance" = s."opening_balance"::numeric(14,2),
+         "onboarded_on" = s."onboarded_on"::date,
+         "is_active" = s."is_active"::boolean,
+         "source" = $3
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND c.present AND c.owned AND c.changed
+   WHERE t."client_id" = s."client_id"::integer
+     AND (t."source" IS NULL OR t."source"::text = $3)
+     AND (t."client_id", t."org_id", t."loc_id", t."con_id", t."client_name", t."pan", t."email", t."opening_balance", t."onboarded_on", t."is_active", t."source"::text)
+         IS DISTINCT FROM
+         (s."client_id"::integer, s."org_id"::integer, s."loc_id"::integer, s."con_id"::integer, s."client_name"::character varying, s."pan"::bpchar, s."email"::text, s."opening_balance"::numeric(14,2), s."onboarded_on"::date, s."is_active"::boolean, $3::text)
+  RETURNING 1
+),
+inserted AS (
+  INSERT INTO "public"."climaster" ("client_id", "org_id", "loc_id", "con_id", "client_name", "pan", "email", "opening_balance", "onboarded_on", "is_active", "source")
+  SELECT s."client_id"::integer, s."org_id"::integer, s."loc_id"::integer, s."con_id"::integer, s."client_name"::character varying, s."pan"::bpchar, s."email"::text, s."opening_balance"::numeric(14,2), s."onboarded_on"::date, s."is_active"::boolean, $3
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM src)::bigint AS read,
+       (SELECT count(*) FROM inserted)::bigint AS inserted,
+       (SELECT count(*) FROM updated)::bigint AS updated,
+       (SELECT count(*) FROM classified WHERE present AND owned AND NOT changed)::bigint AS unchanged,
+       (SELECT count(*) FROM classified WHERE present AND NOT owned)::bigint AS protected,
+       0::bigint AS conflicts;
+
+-- [cloud] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
+--   $1 = 'climaster'  (table)
+--   $2 = 'forward'  (direction)
+--   $3 = 'client_id'  (key column name client_id)
+--   $4 = <SQLSTATE, supplied while running>
+--   $5 = <error message, supplied while running>
+--   $6 = <staged row, supplied while running>
+-- A staged row cloud refused (constraint, bad value): kept in rejects with the reason and retried next run.
+INSERT INTO "bisync".rejects AS r (table_name, direction, key, row_data, reason, error_code, error, attempts, first_seen)
+SELECT $1, $2,
+       jsonb_build_object($3::text, s."client_id"),
+       to_jsonb(s) - '__bisync_row' - '__bisync_cursor' - '__bisync_attempts' - '__bisync_first_seen',
+       'error', $4, $5,
+       s.__bisync_attempts + 1, coalesce(s.__bisync_first_seen, clock_timestamp())
+  FROM "bisync_stage" AS s
+ WHERE s.__bisync_row = $6
+ON CONFLICT (table_name, direction, key) DO UPDATE
+   SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+
+-- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard: rows on cloud owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."climaster" AS t
+ WHERE t."source" IS NOT NULL
+   AND t."source"::text <> $1;
+
+-- [cloud] the new watermark, in the same transaction as the data
+--   $1 = 'climaster'  (table)
+--   $2 = 'forward'  (direction)
+--   $3 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
+SELECT $1, $2,
+       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
+            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       END,
+       clock_timestamp()
+  FROM "bisync_stage" AS s
+ON CONFLICT (table_name, direction) DO UPDATE
+   SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
+       updated_at = EXCLUDED.updated_at
+RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] one row in runs for this step
+--   $1 = <run id, supplied while running>
+--   $2 = 'climaster'  (table)
+--   $3 = 'forward'  (direction)
+--   $4 = 'full'  (mode)
+--   $5 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
+--   $6 = <plan hash, supplied while running>
+--   $7 = <status, supplied while running>
+--   $8 = <started at, supplied while running>
+--   $9 = <read, supplied while running>
+--   $10 = <inserted, supplied while running>
+--   $11 = <updated, supplied while running>
+--   $12 = <unchanged, supplied while running>
+--   $13 = <protected, supplied while running>
+--   $14 = <rejected, supplied while running>
+--   $15 = <deleted, supplied while running>
+--   $16 = NULL  (watermark before)
+--   $17 = <watermark after, supplied while running>
+--   $18 = <error, supplied while running>
+INSERT INTO "bisync".runs
+  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+   read_rows, inserted, updated, unchanged, protected, rejected, deleted,
+   watermark_before, watermark_after, error)
+VALUES ($1, $2, $3, $4, $5,
+        $6, $7, $8,
+        $9, $10, $11, $12,
+        $13, $14, $15,
+        $16, $17, $18);
+
+-- [cloud] commit data, watermark and run together
+COMMIT;
+
+-- ============================================================================
+-- Step 2/2: climaster reverse: cloud public.climaster → desktop public.climaster
+-- mode: incremental — watermark 2026-01-02T03:04:05.123456Z on updated_at, created_at, minus the lookback
+-- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
+-- step hash: 501f4b71911d329c32efd65ef887cebe6e2323fb07311aecaab4f128423f5026
+-- ============================================================================
+
+-- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
+
+-- [desktop] bootstrap bisync's state on desktop, only if it is missing
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [desktop] serialise concurrent bootstraps
+--   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
+-- Serialise bootstrap between concurrent runs (released at COMMIT).
+SELECT pg_advisory_xact_lock(hashtext($1));
+
+-- [desktop] create schema bisync and its state, runs and rejects tables
+-- bisync's own tables, in their own schema (never public). Idempotent.
+CREATE SCHEMA IF NOT EXISTS "bisync";
+
+CREATE TABLE IF NOT EXISTS "bisync".state (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL CHECK (direction IN ('forward', 'reverse')),
+  watermark   timestamptz,
+  updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".runs (
+  run_id           uuid        NOT NULL,
+  table_name       text        NOT NULL,
+  direction        text        NOT NULL,
+  mode             text        NOT NULL,
+  reason           text        NOT NULL,
+  plan_hash        text        NOT NULL,
+  status           text        NOT NULL,
+  started_at       timestamptz NOT NULL,
+  finished_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+  read_rows        bigint,
+  inserted         bigint,
+  updated          bigint,
+  unchanged        bigint,
+  protected        bigint,
+  rejected         bigint,
+  deleted          bigint,
+  watermark_before timestamptz,
+  watermark_after  timestamptz,
+  error            text,
+  PRIMARY KEY (run_id, table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".rejects (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL,
+  key         jsonb       NOT NULL,
+  row_data    jsonb       NOT NULL,
+  reason      text        NOT NULL CHECK (reason IN ('error', 'conflict')),
+  error_code  text,
+  error       text,
+  attempts    integer     NOT NULL DEFAULT 1,
+  first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction, key)
+);
+
+-- [desktop] commit the bootstrap
+COMMIT;
+
+-- The step:
+
+-- [desktop] open the write transaction on desktop
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [desktop] transaction-local text formats
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [desktop] one run per (table, direction) at a time
+--   $1 = 'bisync'  (lock namespace)
+--   $2 = 'bisync.climaster/reverse'  (lock key)
+-- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
+SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+
+-- [desktop] the watermark this step starts from (must equal the planned one)
+--   $1 = 'climaster'  (table)
+--   $2 = 'reverse'  (direction)
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+  FROM "bisync".state
+ WHERE table_name = $1
+   AND direction = $2;
+
+-- [desktop] rows owned by the other side, before
+-- Data-loss guard: rows on desktop owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."climaster" AS t;
+
+-- [desktop] staging table, dropped at commit
+-- Staging for the rows read from cloud: text columns, cast to the target's types in the merge,
+-- so a value the target refuses becomes a reject instead of failing the whole COPY.
+CREATE TEMPORARY TABLE "bisync_stage" (
+  "client_id" text,
+  "org_id" text,
+  "loc_id" text,
+  "con_id" text,
+  "client_name" text,
+  "pan" text,
+  "email" text,
+  "opening_balance" text,
+  "onboarded_on" text,
+  "is_active" text,
+  __bisync_cursor     timestamptz,
+  __bisync_attempts   integer NOT NULL DEFAULT 0,
+  __bisync_first_seen timestamptz,
+  __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
+) ON COMMIT DROP;
+
+-- [cloud] oldest open transaction on cloud, read before the snapshot
+-- Before the snapshot: the start of the oldest transaction still open on cloud. Rows such a
+-- transaction commits later may carry older cursor values, so the watermark stays below it.
+SELECT least(min(a.xact_start), statement_timestamp())::text AS horizon
+  FROM pg_stat_activity AS a
+ WHERE a.datname = current_database()
+   AND a.pid <> pg_backend_pid()
+   AND a.xact_start IS NOT NULL;
+
+-- [cloud] open the read snapshot on cloud
+-- One snapshot for the rows and their cursor values.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [cloud] transaction-local text formats and the read window
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+--   $6 = '2026-01-02T03:04:05.123456Z'  (watermark)
+--   $7 = '5 seconds'  (lookback)
+--   $8 = 'M'  (origin value read)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true),
+       set_config('bisync.since', $6, true),
+       set_config('bisync.lookback', $7, true),
+       set_config('bisync.origin', $8, true);
+
+-- [cloud] stream the rows out of cloud
+-- Read rows at or after (watermark - lookback), and rows with no cursor value owned by this direction's source. No LIMIT, no window.
+COPY (
+  SELECT f."client_id", f."org_id", f."loc_id", f."con_id", f."client_name", f."pan", f."email", f."opening_balance", f."onboarded_on", f."is_active",
+         greatest(f."updated_at", f."created_at")::timestamptz AS __bisync_cursor
+    FROM "public"."climaster" AS f
+   WHERE f."source"::text = current_setting('bisync.origin')
+   AND (greatest(f."updated_at", f."created_at")::timestamptz
+            >= current_setting('bisync.since')::timestamptz - current_setting('bisync.lookback')::interval
+          OR (f."updated_at" IS NULL AND f."created_at" IS NULL))
+) TO STDOUT;
+
+-- [desktop] stream them into staging on desktop
+COPY "bisync_stage" ("client_id", "org_id", "loc_id", "con_id", "client_name", "pan", "email", "opening_balance", "onboarded_on", "is_active", __bisync_cursor) FROM STDIN;
+
+-- [cloud] end the read snapshot
+COMMIT;
+
+-- [desktop] retry rows rejected by earlier runs
+--   $1 = 'climaster'  (table)
+--   $2 = 'reverse'  (direction)
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+WITH pending AS (
+  DELETE FROM "bisync".rejects AS r
+   WHERE r.table_name = $1
+     AND r.direction = $2
+  RETURNING r.row_data, r.attempts, r.first_seen
+)
+INSERT INTO "bisync_stage" ("client_id", "org_id", "loc_id", "con_id", "client_name", "pan", "email", "opening_balance", "onboarded_on", "is_active", __bisync_attempts, __bisync_first_seen)
+SELECT x."client_id", x."org_id", x."loc_id", x."con_id", x."client_name", x."pan", x."email", x."opening_balance", x."onboarded_on", x."is_active", p.attempts, p.first_seen
+  FROM pending AS p
+ CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."client_id" = x."client_id");
+
+-- [desktop] how many rows are staged
+SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
+
+-- [desktop] planner statistics for the staged rows
+-- Row count and key statistics for the staged rows, so the merge joins them to desktop with a sensible plan.
+ANALYZE "bisync_stage" ("client_id");
+
+-- [desktop] insert new rows, update owned rows that differ
+--   $1 = <first staged row, supplied while running>
+--   $2 = <last staged row, supplied while running>
+-- Merge staged rows $1..$2 into desktop in one statement:
+-- insert keys desktop does not have; update existing rows only when they differ.
+WITH src AS (
+  SELECT s.*
+    FROM "bisync_stage" AS s
+   WHERE s.__bisync_row BETWEEN $1 AND $2
+),
+classified AS MATERIALIZED (
+  -- Each staged row against the target row with its key (if any): present, owned, changed.
+  SELECT s.__bisync_row,
+         t.ctid IS NOT NULL AS present,
+         true AS owned,
+         (t."client_id", t."org_id", t."loc_id", t."con_id", t."client_name", t."pan", t."email", t."opening_balance", t."onboarded_on", t."is_active")
+           IS DISTINCT FROM
+         (s."client_id"::integer, s."org_id"::integer, s."loc_id"::integer, s."con_id"::integer, s."client_name"::character varying, s."pan"::bpchar, s."email"::text, s."opening_balance"::numeric(14,2), s."onboarded_on"::date, s."is_active"::boolean) AS changed
+    FROM src AS s
+    LEFT JOIN "public"."climaster" AS t ON t."client_id" = s."client_id"::integer
+),
+updated AS (
+  UPDATE "public"."climaster" AS t
+     SET "client_id" = s."client_id"::integer,
+         "org_id" = s."org_id"::integer,
+         "loc_id" = s."loc_id"::integer,
+         "con_id" = s."con_id"::integer,
+         "client_name" = s."client_name"::character varying,
+         "pan" = s."pan"::bpchar,
+         "email" = s."email"::text,
+         "opening_balance" = s."opening_balance"::numeric(14,2),
+         "onboarded_on" = s."onboarded_on"::date,
+         "is_active" = s."is_active"::boolean
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND c.present AND c.owned AND c.changed
+   WHERE t."client_id" = s."client_id"::integer
+     AND (t."client_id", t."org_id", t."loc_id", t."con_id", t."client_name", t."pan", t."email", t."opening_balance", t."onboarded_on", t."is_active")
+         IS DISTINCT FROM
+         (s."client_id"::integer, s."org_id"::integer, s."loc_id"::integer, s."con_id"::integer, s."client_name"::character varying, s."pan"::bpchar, s."email"::text, s."opening_balance"::numeric(14,2), s."onboarded_on"::date, s."is_active"::boolean)
+  RETURNING 1
+),
+inserted AS (
+  INSERT INTO "public"."climaster" ("client_id", "org_id", "loc_id", "con_id", "client_name", "pan", "email", "opening_balance", "onboarded_on", "is_active")
+  SELECT s."client_id"::integer, s."org_id"::integer, s."loc_id"::integer, s."con_id"::integer, s."client_name"::character varying, s."pan"::bpchar, s."email"::text, s."opening_balance"::numeric(14,2), s."onboarded_on"::date, s."is_active"::boolean
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM src)::bigint AS read,
+       (SELECT count(*) FROM inserted)::bigint AS inserted,
+       (SELECT count(*) FROM updated)::bigint AS updated,
+       (SELECT count(*) FROM classified WHERE present AND owned AND NOT changed)::bigint AS unchanged,
+       (SELECT count(*) FROM classified WHERE present AND NOT owned)::bigint AS protected,
+       0::bigint AS conflicts;
+
+-- [desktop] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
+--   $1 = 'climaster'  (table)
+--   $2 = 'reverse'  (direction)
+--   $3 = 'client_id'  (key column name client_id)
+--   $4 = <SQLSTATE, supplied while running>
+--   $5 = <error message, supplied while running>
+--   $6 = <staged row, supplied while running>
+-- A staged row desktop refused (constraint, bad value): kept in rejects with the reason and retried next run.
+INSERT INTO "bisync".rejects AS r (table_name, direction, key, row_data, reason, error_code, error, attempts, first_seen)
+SELECT $1, $2,
+       jsonb_build_object($3::text, s."client_id"),
+       to_jsonb(s) - '__bisync_row' - '__bisync_cursor' - '__bisync_attempts' - '__bisync_first_seen',
+       'error', $4, $5,
+       s.__bisync_attempts + 1, coalesce(s.__bisync_first_seen, clock_timestamp())
+  FROM "bisync_stage" AS s
+ WHERE s.__bisync_row = $6
+ON CONFLICT (table_name, direction, key) DO UPDATE
+   SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+
+-- [desktop] rows owned by the other side, after: fewer than before rolls back (exit 4)
+-- Data-loss guard: rows on desktop owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."climaster" AS t;
+
+-- [desktop] the new watermark, in the same transaction as the data
+--   $1 = 'climaster'  (table)
+--   $2 = 'reverse'  (direction)
+--   $3 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
+SELECT $1, $2,
+       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
+            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       END,
+       clock_timestamp()
+  FROM "bisync_stage" AS s
+ON CONFLICT (table_name, direction) DO UPDATE
+   SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
+       updated_at = EXCLUDED.updated_at
+RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [desktop] one row in runs for this step
+--   $1 = <run id, supplied while running>
+--   $2 = 'climaster'  (table)
+--   $3 = 'reverse'  (direction)
+--   $4 = 'incremental'  (mode)
+--   $5 = 'watermark 2026-01-02T03:04:05.123456Z on updated_at, created_at, minus the lookback'  (reason)
+--   $6 = <plan hash, supplied while running>
+--   $7 = <status, supplied while running>
+--   $8 = <started at, supplied while running>
+--   $9 = <read, supplied while running>
+--   $10 = <inserted, supplied while running>
+--   $11 = <updated, supplied while running>
+--   $12 = <unchanged, supplied while running>
+--   $13 = <protected, supplied while running>
+--   $14 = <rejected, supplied while running>
+--   $15 = <deleted, supplied while running>
+--   $16 = '2026-01-02T03:04:05.123456Z'  (watermark before)
+--   $17 = <watermark after, supplied while running>
+--   $18 = <error, supplied while running>
+INSERT INTO "bisync".runs
+  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+   read_rows, inserted, updated, unchanged, protected, rejected, deleted,
+   watermark_before, watermark_after, error)
+VALUES ($1, $2, $3, $4, $5,
+        $6, $7, $8,
+        $9, $10, $11, $12,
+        $13, $14, $15,
+        $16, $17, $18);
+
+-- [desktop] commit data, watermark and run together
+COMMIT;

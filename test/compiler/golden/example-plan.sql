@@ -1,0 +1,7169 @@
+-- bisync plan 70fffae5dc4862f3f127964ecb1164ecf92b535835c94ff86615d99da4c6a80b
+-- config: sync.config.yaml; state schema: bisync; 23 steps
+-- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
+
+-- ============================================================================
+-- Step 1/23: orgmaster forward: desktop public.orgmaster → cloud public.orgmaster
+-- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
+-- write: upsert; deletes: keep; columns: org_id, org_name, gstin, city, is_active
+-- step hash: 0bb11f7eecb255df3a2e25018f9a61b7576e6ca565f9ddb78e86b4723b20cdcf
+-- ============================================================================
+
+-- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
+
+-- [cloud] bootstrap bisync's state on cloud, only if it is missing
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [cloud] serialise concurrent bootstraps
+--   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
+-- Serialise bootstrap between concurrent runs (released at COMMIT).
+SELECT pg_advisory_xact_lock(hashtext($1));
+
+-- [cloud] create schema bisync and its state, runs and rejects tables
+-- bisync's own tables, in their own schema (never public). Idempotent.
+CREATE SCHEMA IF NOT EXISTS "bisync";
+
+CREATE TABLE IF NOT EXISTS "bisync".state (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL CHECK (direction IN ('forward', 'reverse')),
+  watermark   timestamptz,
+  updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".runs (
+  run_id           uuid        NOT NULL,
+  table_name       text        NOT NULL,
+  direction        text        NOT NULL,
+  mode             text        NOT NULL,
+  reason           text        NOT NULL,
+  plan_hash        text        NOT NULL,
+  status           text        NOT NULL,
+  started_at       timestamptz NOT NULL,
+  finished_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+  read_rows        bigint,
+  inserted         bigint,
+  updated          bigint,
+  unchanged        bigint,
+  protected        bigint,
+  rejected         bigint,
+  deleted          bigint,
+  watermark_before timestamptz,
+  watermark_after  timestamptz,
+  error            text,
+  PRIMARY KEY (run_id, table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".rejects (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL,
+  key         jsonb       NOT NULL,
+  row_data    jsonb       NOT NULL,
+  reason      text        NOT NULL CHECK (reason IN ('error', 'conflict')),
+  error_code  text,
+  error       text,
+  attempts    integer     NOT NULL DEFAULT 1,
+  first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction, key)
+);
+
+-- [cloud] commit the bootstrap
+COMMIT;
+
+-- The step:
+
+-- [cloud] open the write transaction on cloud
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [cloud] transaction-local text formats
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [cloud] one run per (table, direction) at a time
+--   $1 = 'bisync'  (lock namespace)
+--   $2 = 'bisync.orgmaster/forward'  (lock key)
+-- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
+SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+
+-- [cloud] the watermark this step starts from (must equal the planned one)
+--   $1 = 'orgmaster'  (table)
+--   $2 = 'forward'  (direction)
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+  FROM "bisync".state
+ WHERE table_name = $1
+   AND direction = $2;
+
+-- [cloud] rows owned by the other side, before
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard: rows on cloud owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."orgmaster" AS t
+ WHERE t."source" IS NOT NULL
+   AND t."source"::text <> $1;
+
+-- [cloud] staging table, dropped at commit
+-- Staging for the rows read from desktop: text columns, cast to the target's types in the merge,
+-- so a value the target refuses becomes a reject instead of failing the whole COPY.
+CREATE TEMPORARY TABLE "bisync_stage" (
+  "org_id" text,
+  "org_name" text,
+  "gstin" text,
+  "city" text,
+  "is_active" text,
+  __bisync_cursor     timestamptz,
+  __bisync_attempts   integer NOT NULL DEFAULT 0,
+  __bisync_first_seen timestamptz,
+  __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
+) ON COMMIT DROP;
+
+-- [desktop] open the read snapshot on desktop
+-- One snapshot for the rows and their cursor values.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [desktop] transaction-local text formats and the read window
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [desktop] stream the rows out of desktop
+-- Read every row. No LIMIT, no window.
+COPY (
+  SELECT f."org_id", f."org_name", f."gstin", f."city", f."is_active"
+    FROM "public"."orgmaster" AS f
+) TO STDOUT;
+
+-- [cloud] stream them into staging on cloud
+COPY "bisync_stage" ("org_id", "org_name", "gstin", "city", "is_active") FROM STDIN;
+
+-- [desktop] end the read snapshot
+COMMIT;
+
+-- [cloud] retry rows rejected by earlier runs
+--   $1 = 'orgmaster'  (table)
+--   $2 = 'forward'  (direction)
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+WITH pending AS (
+  DELETE FROM "bisync".rejects AS r
+   WHERE r.table_name = $1
+     AND r.direction = $2
+  RETURNING r.row_data, r.attempts, r.first_seen
+)
+INSERT INTO "bisync_stage" ("org_id", "org_name", "gstin", "city", "is_active", __bisync_attempts, __bisync_first_seen)
+SELECT x."org_id", x."org_name", x."gstin", x."city", x."is_active", p.attempts, p.first_seen
+  FROM pending AS p
+ CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."org_id" = x."org_id");
+
+-- [cloud] how many rows are staged
+SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
+
+-- [cloud] planner statistics for the staged rows
+-- Row count and key statistics for the staged rows, so the merge joins them to cloud with a sensible plan.
+ANALYZE "bisync_stage" ("org_id");
+
+-- [cloud] insert new rows, update owned rows that differ
+--   $1 = <first staged row, supplied while running>
+--   $2 = <last staged row, supplied while running>
+--   $3 = 'D'  (origin value this direction writes)
+-- Merge staged rows $1..$2 into cloud in one statement:
+-- insert keys cloud does not have; update existing rows this direction owns, only when they differ.
+WITH src AS (
+  SELECT s.*
+    FROM "bisync_stage" AS s
+   WHERE s.__bisync_row BETWEEN $1 AND $2
+),
+classified AS MATERIALIZED (
+  -- Each staged row against the target row with its key (if any): present, owned, changed.
+  SELECT s.__bisync_row,
+         t.ctid IS NOT NULL AS present,
+         (t."source" IS NULL OR t."source"::text = $3) AS owned,
+         (t."org_id", t."org_name", t."gstin", t."city", t."is_active", t."source"::text)
+           IS DISTINCT FROM
+         (s."org_id"::integer, s."org_name"::character varying, s."gstin"::character varying, s."city"::text, s."is_active"::boolean, $3::text) AS changed
+    FROM src AS s
+    LEFT JOIN "public"."orgmaster" AS t ON t."org_id" = s."org_id"::integer
+),
+updated AS (
+  UPDATE "public"."orgmaster" AS t
+     SET "org_id" = s."org_id"::integer,
+         "org_name" = s."org_name"::character varying,
+         "gstin" = s."gstin"::character varying,
+         "city" = s."city"::text,
+         "is_active" = s."is_active"::boolean,
+         "source" = $3
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND c.present AND c.owned AND c.changed
+   WHERE t."org_id" = s."org_id"::integer
+     AND (t."source" IS NULL OR t."source"::text = $3)
+     AND (t."org_id", t."org_name", t."gstin", t."city", t."is_active", t."source"::text)
+         IS DISTINCT FROM
+         (s."org_id"::integer, s."org_name"::character varying, s."gstin"::character varying, s."city"::text, s."is_active"::boolean, $3::text)
+  RETURNING 1
+),
+inserted AS (
+  INSERT INTO "public"."orgmaster" ("org_id", "org_name", "gstin", "city", "is_active", "source")
+  SELECT s."org_id"::integer, s."org_name"::character varying, s."gstin"::character varying, s."city"::text, s."is_active"::boolean, $3
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM src)::bigint AS read,
+       (SELECT count(*) FROM inserted)::bigint AS inserted,
+       (SELECT count(*) FROM updated)::bigint AS updated,
+       (SELECT count(*) FROM classified WHERE present AND owned AND NOT changed)::bigint AS unchanged,
+       (SELECT count(*) FROM classified WHERE present AND NOT owned)::bigint AS protected,
+       0::bigint AS conflicts;
+
+-- [cloud] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
+--   $1 = 'orgmaster'  (table)
+--   $2 = 'forward'  (direction)
+--   $3 = 'org_id'  (key column name org_id)
+--   $4 = <SQLSTATE, supplied while running>
+--   $5 = <error message, supplied while running>
+--   $6 = <staged row, supplied while running>
+-- A staged row cloud refused (constraint, bad value): kept in rejects with the reason and retried next run.
+INSERT INTO "bisync".rejects AS r (table_name, direction, key, row_data, reason, error_code, error, attempts, first_seen)
+SELECT $1, $2,
+       jsonb_build_object($3::text, s."org_id"),
+       to_jsonb(s) - '__bisync_row' - '__bisync_cursor' - '__bisync_attempts' - '__bisync_first_seen',
+       'error', $4, $5,
+       s.__bisync_attempts + 1, coalesce(s.__bisync_first_seen, clock_timestamp())
+  FROM "bisync_stage" AS s
+ WHERE s.__bisync_row = $6
+ON CONFLICT (table_name, direction, key) DO UPDATE
+   SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+
+-- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard: rows on cloud owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."orgmaster" AS t
+ WHERE t."source" IS NOT NULL
+   AND t."source"::text <> $1;
+
+-- [cloud] the new watermark, in the same transaction as the data
+--   $1 = 'orgmaster'  (table)
+--   $2 = 'forward'  (direction)
+--   $3 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
+SELECT $1, $2,
+       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
+            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       END,
+       clock_timestamp()
+  FROM "bisync_stage" AS s
+ON CONFLICT (table_name, direction) DO UPDATE
+   SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
+       updated_at = EXCLUDED.updated_at
+RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] one row in runs for this step
+--   $1 = <run id, supplied while running>
+--   $2 = 'orgmaster'  (table)
+--   $3 = 'forward'  (direction)
+--   $4 = 'full'  (mode)
+--   $5 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
+--   $6 = <plan hash, supplied while running>
+--   $7 = <status, supplied while running>
+--   $8 = <started at, supplied while running>
+--   $9 = <read, supplied while running>
+--   $10 = <inserted, supplied while running>
+--   $11 = <updated, supplied while running>
+--   $12 = <unchanged, supplied while running>
+--   $13 = <protected, supplied while running>
+--   $14 = <rejected, supplied while running>
+--   $15 = <deleted, supplied while running>
+--   $16 = NULL  (watermark before)
+--   $17 = <watermark after, supplied while running>
+--   $18 = <error, supplied while running>
+INSERT INTO "bisync".runs
+  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+   read_rows, inserted, updated, unchanged, protected, rejected, deleted,
+   watermark_before, watermark_after, error)
+VALUES ($1, $2, $3, $4, $5,
+        $6, $7, $8,
+        $9, $10, $11, $12,
+        $13, $14, $15,
+        $16, $17, $18);
+
+-- [cloud] commit data, watermark and run together
+COMMIT;
+
+-- ============================================================================
+-- Step 2/23: locmaster forward: desktop public.locmaster → cloud public.locmaster
+-- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
+-- write: upsert; deletes: keep; columns: loc_id, org_id, loc_name, pincode, is_head_office
+-- step hash: 1350a2cd816e15e7fc60957c74897febf08c5188eca0af91e5d4062000b47e70
+-- ============================================================================
+
+-- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
+
+-- [cloud] bootstrap bisync's state on cloud, only if it is missing
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [cloud] serialise concurrent bootstraps
+--   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
+-- Serialise bootstrap between concurrent runs (released at COMMIT).
+SELECT pg_advisory_xact_lock(hashtext($1));
+
+-- [cloud] create schema bisync and its state, runs and rejects tables
+-- bisync's own tables, in their own schema (never public). Idempotent.
+CREATE SCHEMA IF NOT EXISTS "bisync";
+
+CREATE TABLE IF NOT EXISTS "bisync".state (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL CHECK (direction IN ('forward', 'reverse')),
+  watermark   timestamptz,
+  updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".runs (
+  run_id           uuid        NOT NULL,
+  table_name       text        NOT NULL,
+  direction        text        NOT NULL,
+  mode             text        NOT NULL,
+  reason           text        NOT NULL,
+  plan_hash        text        NOT NULL,
+  status           text        NOT NULL,
+  started_at       timestamptz NOT NULL,
+  finished_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+  read_rows        bigint,
+  inserted         bigint,
+  updated          bigint,
+  unchanged        bigint,
+  protected        bigint,
+  rejected         bigint,
+  deleted          bigint,
+  watermark_before timestamptz,
+  watermark_after  timestamptz,
+  error            text,
+  PRIMARY KEY (run_id, table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".rejects (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL,
+  key         jsonb       NOT NULL,
+  row_data    jsonb       NOT NULL,
+  reason      text        NOT NULL CHECK (reason IN ('error', 'conflict')),
+  error_code  text,
+  error       text,
+  attempts    integer     NOT NULL DEFAULT 1,
+  first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction, key)
+);
+
+-- [cloud] commit the bootstrap
+COMMIT;
+
+-- The step:
+
+-- [cloud] open the write transaction on cloud
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [cloud] transaction-local text formats
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [cloud] one run per (table, direction) at a time
+--   $1 = 'bisync'  (lock namespace)
+--   $2 = 'bisync.locmaster/forward'  (lock key)
+-- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
+SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+
+-- [cloud] the watermark this step starts from (must equal the planned one)
+--   $1 = 'locmaster'  (table)
+--   $2 = 'forward'  (direction)
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+  FROM "bisync".state
+ WHERE table_name = $1
+   AND direction = $2;
+
+-- [cloud] rows owned by the other side, before
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard: rows on cloud owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."locmaster" AS t
+ WHERE t."source" IS NOT NULL
+   AND t."source"::text <> $1;
+
+-- [cloud] staging table, dropped at commit
+-- Staging for the rows read from desktop: text columns, cast to the target's types in the merge,
+-- so a value the target refuses becomes a reject instead of failing the whole COPY.
+CREATE TEMPORARY TABLE "bisync_stage" (
+  "loc_id" text,
+  "org_id" text,
+  "loc_name" text,
+  "pincode" text,
+  "is_head_office" text,
+  __bisync_cursor     timestamptz,
+  __bisync_attempts   integer NOT NULL DEFAULT 0,
+  __bisync_first_seen timestamptz,
+  __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
+) ON COMMIT DROP;
+
+-- [desktop] open the read snapshot on desktop
+-- One snapshot for the rows and their cursor values.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [desktop] transaction-local text formats and the read window
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [desktop] stream the rows out of desktop
+-- Read every row. No LIMIT, no window.
+COPY (
+  SELECT f."loc_id", f."org_id", f."loc_name", f."pincode", f."is_head_office"
+    FROM "public"."locmaster" AS f
+) TO STDOUT;
+
+-- [cloud] stream them into staging on cloud
+COPY "bisync_stage" ("loc_id", "org_id", "loc_name", "pincode", "is_head_office") FROM STDIN;
+
+-- [desktop] end the read snapshot
+COMMIT;
+
+-- [cloud] retry rows rejected by earlier runs
+--   $1 = 'locmaster'  (table)
+--   $2 = 'forward'  (direction)
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+WITH pending AS (
+  DELETE FROM "bisync".rejects AS r
+   WHERE r.table_name = $1
+     AND r.direction = $2
+  RETURNING r.row_data, r.attempts, r.first_seen
+)
+INSERT INTO "bisync_stage" ("loc_id", "org_id", "loc_name", "pincode", "is_head_office", __bisync_attempts, __bisync_first_seen)
+SELECT x."loc_id", x."org_id", x."loc_name", x."pincode", x."is_head_office", p.attempts, p.first_seen
+  FROM pending AS p
+ CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."loc_id" = x."loc_id");
+
+-- [cloud] how many rows are staged
+SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
+
+-- [cloud] planner statistics for the staged rows
+-- Row count and key statistics for the staged rows, so the merge joins them to cloud with a sensible plan.
+ANALYZE "bisync_stage" ("loc_id");
+
+-- [cloud] insert new rows, update owned rows that differ
+--   $1 = <first staged row, supplied while running>
+--   $2 = <last staged row, supplied while running>
+--   $3 = 'D'  (origin value this direction writes)
+-- Merge staged rows $1..$2 into cloud in one statement:
+-- insert keys cloud does not have; update existing rows this direction owns, only when they differ.
+WITH src AS (
+  SELECT s.*
+    FROM "bisync_stage" AS s
+   WHERE s.__bisync_row BETWEEN $1 AND $2
+),
+classified AS MATERIALIZED (
+  -- Each staged row against the target row with its key (if any): present, owned, changed.
+  SELECT s.__bisync_row,
+         t.ctid IS NOT NULL AS present,
+         (t."source" IS NULL OR t."source"::text = $3) AS owned,
+         (t."loc_id", t."org_id", t."loc_name", t."pincode", t."is_head_office", t."source"::text)
+           IS DISTINCT FROM
+         (s."loc_id"::integer, s."org_id"::integer, s."loc_name"::character varying, s."pincode"::bpchar, s."is_head_office"::boolean, $3::text) AS changed
+    FROM src AS s
+    LEFT JOIN "public"."locmaster" AS t ON t."loc_id" = s."loc_id"::integer
+),
+updated AS (
+  UPDATE "public"."locmaster" AS t
+     SET "loc_id" = s."loc_id"::integer,
+         "org_id" = s."org_id"::integer,
+         "loc_name" = s."loc_name"::character varying,
+         "pincode" = s."pincode"::bpchar,
+         "is_head_office" = s."is_head_office"::boolean,
+         "source" = $3
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND c.present AND c.owned AND c.changed
+   WHERE t."loc_id" = s."loc_id"::integer
+     AND (t."source" IS NULL OR t."source"::text = $3)
+     AND (t."loc_id", t."org_id", t."loc_name", t."pincode", t."is_head_office", t."source"::text)
+         IS DISTINCT FROM
+         (s."loc_id"::integer, s."org_id"::integer, s."loc_name"::character varying, s."pincode"::bpchar, s."is_head_office"::boolean, $3::text)
+  RETURNING 1
+),
+inserted AS (
+  INSERT INTO "public"."locmaster" ("loc_id", "org_id", "loc_name", "pincode", "is_head_office", "source")
+  SELECT s."loc_id"::integer, s."org_id"::integer, s."loc_name"::character varying, s."pincode"::bpchar, s."is_head_office"::boolean, $3
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM src)::bigint AS read,
+       (SELECT count(*) FROM inserted)::bigint AS inserted,
+       (SELECT count(*) FROM updated)::bigint AS updated,
+       (SELECT count(*) FROM classified WHERE present AND owned AND NOT changed)::bigint AS unchanged,
+       (SELECT count(*) FROM classified WHERE present AND NOT owned)::bigint AS protected,
+       0::bigint AS conflicts;
+
+-- [cloud] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
+--   $1 = 'locmaster'  (table)
+--   $2 = 'forward'  (direction)
+--   $3 = 'loc_id'  (key column name loc_id)
+--   $4 = <SQLSTATE, supplied while running>
+--   $5 = <error message, supplied while running>
+--   $6 = <staged row, supplied while running>
+-- A staged row cloud refused (constraint, bad value): kept in rejects with the reason and retried next run.
+INSERT INTO "bisync".rejects AS r (table_name, direction, key, row_data, reason, error_code, error, attempts, first_seen)
+SELECT $1, $2,
+       jsonb_build_object($3::text, s."loc_id"),
+       to_jsonb(s) - '__bisync_row' - '__bisync_cursor' - '__bisync_attempts' - '__bisync_first_seen',
+       'error', $4, $5,
+       s.__bisync_attempts + 1, coalesce(s.__bisync_first_seen, clock_timestamp())
+  FROM "bisync_stage" AS s
+ WHERE s.__bisync_row = $6
+ON CONFLICT (table_name, direction, key) DO UPDATE
+   SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+
+-- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard: rows on cloud owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."locmaster" AS t
+ WHERE t."source" IS NOT NULL
+   AND t."source"::text <> $1;
+
+-- [cloud] the new watermark, in the same transaction as the data
+--   $1 = 'locmaster'  (table)
+--   $2 = 'forward'  (direction)
+--   $3 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
+SELECT $1, $2,
+       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
+            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       END,
+       clock_timestamp()
+  FROM "bisync_stage" AS s
+ON CONFLICT (table_name, direction) DO UPDATE
+   SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
+       updated_at = EXCLUDED.updated_at
+RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] one row in runs for this step
+--   $1 = <run id, supplied while running>
+--   $2 = 'locmaster'  (table)
+--   $3 = 'forward'  (direction)
+--   $4 = 'full'  (mode)
+--   $5 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
+--   $6 = <plan hash, supplied while running>
+--   $7 = <status, supplied while running>
+--   $8 = <started at, supplied while running>
+--   $9 = <read, supplied while running>
+--   $10 = <inserted, supplied while running>
+--   $11 = <updated, supplied while running>
+--   $12 = <unchanged, supplied while running>
+--   $13 = <protected, supplied while running>
+--   $14 = <rejected, supplied while running>
+--   $15 = <deleted, supplied while running>
+--   $16 = NULL  (watermark before)
+--   $17 = <watermark after, supplied while running>
+--   $18 = <error, supplied while running>
+INSERT INTO "bisync".runs
+  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+   read_rows, inserted, updated, unchanged, protected, rejected, deleted,
+   watermark_before, watermark_after, error)
+VALUES ($1, $2, $3, $4, $5,
+        $6, $7, $8,
+        $9, $10, $11, $12,
+        $13, $14, $15,
+        $16, $17, $18);
+
+-- [cloud] commit data, watermark and run together
+COMMIT;
+
+-- ============================================================================
+-- Step 3/23: conmaster forward: desktop public.conmaster → cloud public.conmaster
+-- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
+-- write: upsert; deletes: keep; columns: con_id, con_code, con_name, sort_order, remarks
+-- step hash: bad98e8324c06913432ec70648901b22a7df60c4b8b50a5c08eff734a9f0638d
+-- ============================================================================
+
+-- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
+
+-- [cloud] bootstrap bisync's state on cloud, only if it is missing
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [cloud] serialise concurrent bootstraps
+--   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
+-- Serialise bootstrap between concurrent runs (released at COMMIT).
+SELECT pg_advisory_xact_lock(hashtext($1));
+
+-- [cloud] create schema bisync and its state, runs and rejects tables
+-- bisync's own tables, in their own schema (never public). Idempotent.
+CREATE SCHEMA IF NOT EXISTS "bisync";
+
+CREATE TABLE IF NOT EXISTS "bisync".state (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL CHECK (direction IN ('forward', 'reverse')),
+  watermark   timestamptz,
+  updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".runs (
+  run_id           uuid        NOT NULL,
+  table_name       text        NOT NULL,
+  direction        text        NOT NULL,
+  mode             text        NOT NULL,
+  reason           text        NOT NULL,
+  plan_hash        text        NOT NULL,
+  status           text        NOT NULL,
+  started_at       timestamptz NOT NULL,
+  finished_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+  read_rows        bigint,
+  inserted         bigint,
+  updated          bigint,
+  unchanged        bigint,
+  protected        bigint,
+  rejected         bigint,
+  deleted          bigint,
+  watermark_before timestamptz,
+  watermark_after  timestamptz,
+  error            text,
+  PRIMARY KEY (run_id, table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".rejects (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL,
+  key         jsonb       NOT NULL,
+  row_data    jsonb       NOT NULL,
+  reason      text        NOT NULL CHECK (reason IN ('error', 'conflict')),
+  error_code  text,
+  error       text,
+  attempts    integer     NOT NULL DEFAULT 1,
+  first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction, key)
+);
+
+-- [cloud] commit the bootstrap
+COMMIT;
+
+-- The step:
+
+-- [cloud] open the write transaction on cloud
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [cloud] transaction-local text formats
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [cloud] one run per (table, direction) at a time
+--   $1 = 'bisync'  (lock namespace)
+--   $2 = 'bisync.conmaster/forward'  (lock key)
+-- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
+SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+
+-- [cloud] the watermark this step starts from (must equal the planned one)
+--   $1 = 'conmaster'  (table)
+--   $2 = 'forward'  (direction)
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+  FROM "bisync".state
+ WHERE table_name = $1
+   AND direction = $2;
+
+-- [cloud] rows owned by the other side, before
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard: rows on cloud owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."conmaster" AS t
+ WHERE t."source" IS NOT NULL
+   AND t."source"::text <> $1;
+
+-- [cloud] staging table, dropped at commit
+-- Staging for the rows read from desktop: text columns, cast to the target's types in the merge,
+-- so a value the target refuses becomes a reject instead of failing the whole COPY.
+CREATE TEMPORARY TABLE "bisync_stage" (
+  "con_id" text,
+  "con_code" text,
+  "con_name" text,
+  "sort_order" text,
+  "remarks" text,
+  __bisync_cursor     timestamptz,
+  __bisync_attempts   integer NOT NULL DEFAULT 0,
+  __bisync_first_seen timestamptz,
+  __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
+) ON COMMIT DROP;
+
+-- [desktop] open the read snapshot on desktop
+-- One snapshot for the rows and their cursor values.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [desktop] transaction-local text formats and the read window
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [desktop] stream the rows out of desktop
+-- Read every row. No LIMIT, no window.
+COPY (
+  SELECT f."con_id", f."con_code", f."con_name", f."sort_order", f."remarks"
+    FROM "public"."conmaster" AS f
+) TO STDOUT;
+
+-- [cloud] stream them into staging on cloud
+COPY "bisync_stage" ("con_id", "con_code", "con_name", "sort_order", "remarks") FROM STDIN;
+
+-- [desktop] end the read snapshot
+COMMIT;
+
+-- [cloud] retry rows rejected by earlier runs
+--   $1 = 'conmaster'  (table)
+--   $2 = 'forward'  (direction)
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+WITH pending AS (
+  DELETE FROM "bisync".rejects AS r
+   WHERE r.table_name = $1
+     AND r.direction = $2
+  RETURNING r.row_data, r.attempts, r.first_seen
+)
+INSERT INTO "bisync_stage" ("con_id", "con_code", "con_name", "sort_order", "remarks", __bisync_attempts, __bisync_first_seen)
+SELECT x."con_id", x."con_code", x."con_name", x."sort_order", x."remarks", p.attempts, p.first_seen
+  FROM pending AS p
+ CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."con_id" = x."con_id");
+
+-- [cloud] how many rows are staged
+SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
+
+-- [cloud] planner statistics for the staged rows
+-- Row count and key statistics for the staged rows, so the merge joins them to cloud with a sensible plan.
+ANALYZE "bisync_stage" ("con_id");
+
+-- [cloud] insert new rows, update owned rows that differ
+--   $1 = <first staged row, supplied while running>
+--   $2 = <last staged row, supplied while running>
+--   $3 = 'D'  (origin value this direction writes)
+-- Merge staged rows $1..$2 into cloud in one statement:
+-- insert keys cloud does not have; update existing rows this direction owns, only when they differ.
+WITH src AS (
+  SELECT s.*
+    FROM "bisync_stage" AS s
+   WHERE s.__bisync_row BETWEEN $1 AND $2
+),
+classified AS MATERIALIZED (
+  -- Each staged row against the target row with its key (if any): present, owned, changed.
+  SELECT s.__bisync_row,
+         t.ctid IS NOT NULL AS present,
+         (t."source" IS NULL OR t."source"::text = $3) AS owned,
+         (t."con_id", t."con_code", t."con_name", t."sort_order", t."remarks", t."source"::text)
+           IS DISTINCT FROM
+         (s."con_id"::integer, s."con_code"::character varying, s."con_name"::character varying, s."sort_order"::smallint, s."remarks"::text, $3::text) AS changed
+    FROM src AS s
+    LEFT JOIN "public"."conmaster" AS t ON t."con_id" = s."con_id"::integer
+),
+updated AS (
+  UPDATE "public"."conmaster" AS t
+     SET "con_id" = s."con_id"::integer,
+         "con_code" = s."con_code"::character varying,
+         "con_name" = s."con_name"::character varying,
+         "sort_order" = s."sort_order"::smallint,
+         "remarks" = s."remarks"::text,
+         "source" = $3
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND c.present AND c.owned AND c.changed
+   WHERE t."con_id" = s."con_id"::integer
+     AND (t."source" IS NULL OR t."source"::text = $3)
+     AND (t."con_id", t."con_code", t."con_name", t."sort_order", t."remarks", t."source"::text)
+         IS DISTINCT FROM
+         (s."con_id"::integer, s."con_code"::character varying, s."con_name"::character varying, s."sort_order"::smallint, s."remarks"::text, $3::text)
+  RETURNING 1
+),
+inserted AS (
+  INSERT INTO "public"."conmaster" ("con_id", "con_code", "con_name", "sort_order", "remarks", "source")
+  SELECT s."con_id"::integer, s."con_code"::character varying, s."con_name"::character varying, s."sort_order"::smallint, s."remarks"::text, $3
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM src)::bigint AS read,
+       (SELECT count(*) FROM inserted)::bigint AS inserted,
+       (SELECT count(*) FROM updated)::bigint AS updated,
+       (SELECT count(*) FROM classified WHERE present AND owned AND NOT changed)::bigint AS unchanged,
+       (SELECT count(*) FROM classified WHERE present AND NOT owned)::bigint AS protected,
+       0::bigint AS conflicts;
+
+-- [cloud] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
+--   $1 = 'conmaster'  (table)
+--   $2 = 'forward'  (direction)
+--   $3 = 'con_id'  (key column name con_id)
+--   $4 = <SQLSTATE, supplied while running>
+--   $5 = <error message, supplied while running>
+--   $6 = <staged row, supplied while running>
+-- A staged row cloud refused (constraint, bad value): kept in rejects with the reason and retried next run.
+INSERT INTO "bisync".rejects AS r (table_name, direction, key, row_data, reason, error_code, error, attempts, first_seen)
+SELECT $1, $2,
+       jsonb_build_object($3::text, s."con_id"),
+       to_jsonb(s) - '__bisync_row' - '__bisync_cursor' - '__bisync_attempts' - '__bisync_first_seen',
+       'error', $4, $5,
+       s.__bisync_attempts + 1, coalesce(s.__bisync_first_seen, clock_timestamp())
+  FROM "bisync_stage" AS s
+ WHERE s.__bisync_row = $6
+ON CONFLICT (table_name, direction, key) DO UPDATE
+   SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+
+-- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard: rows on cloud owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."conmaster" AS t
+ WHERE t."source" IS NOT NULL
+   AND t."source"::text <> $1;
+
+-- [cloud] the new watermark, in the same transaction as the data
+--   $1 = 'conmaster'  (table)
+--   $2 = 'forward'  (direction)
+--   $3 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
+SELECT $1, $2,
+       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
+            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       END,
+       clock_timestamp()
+  FROM "bisync_stage" AS s
+ON CONFLICT (table_name, direction) DO UPDATE
+   SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
+       updated_at = EXCLUDED.updated_at
+RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] one row in runs for this step
+--   $1 = <run id, supplied while running>
+--   $2 = 'conmaster'  (table)
+--   $3 = 'forward'  (direction)
+--   $4 = 'full'  (mode)
+--   $5 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
+--   $6 = <plan hash, supplied while running>
+--   $7 = <status, supplied while running>
+--   $8 = <started at, supplied while running>
+--   $9 = <read, supplied while running>
+--   $10 = <inserted, supplied while running>
+--   $11 = <updated, supplied while running>
+--   $12 = <unchanged, supplied while running>
+--   $13 = <protected, supplied while running>
+--   $14 = <rejected, supplied while running>
+--   $15 = <deleted, supplied while running>
+--   $16 = NULL  (watermark before)
+--   $17 = <watermark after, supplied while running>
+--   $18 = <error, supplied while running>
+INSERT INTO "bisync".runs
+  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+   read_rows, inserted, updated, unchanged, protected, rejected, deleted,
+   watermark_before, watermark_after, error)
+VALUES ($1, $2, $3, $4, $5,
+        $6, $7, $8,
+        $9, $10, $11, $12,
+        $13, $14, $15,
+        $16, $17, $18);
+
+-- [cloud] commit data, watermark and run together
+COMMIT;
+
+-- ============================================================================
+-- Step 4/23: mbstaff forward: desktop public.mbstaff → cloud public.mbstaff
+-- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
+-- write: upsert; deletes: keep; columns: staff_id, org_id, staff_name, designation, mobile, hourly_rate, joined_on, is_active
+-- step hash: 899dff8c9bb5c694004dbc901621e9b6f36a66dc854d44b5532b5e5249cda202
+-- ============================================================================
+
+-- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
+
+-- [cloud] bootstrap bisync's state on cloud, only if it is missing
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [cloud] serialise concurrent bootstraps
+--   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
+-- Serialise bootstrap between concurrent runs (released at COMMIT).
+SELECT pg_advisory_xact_lock(hashtext($1));
+
+-- [cloud] create schema bisync and its state, runs and rejects tables
+-- bisync's own tables, in their own schema (never public). Idempotent.
+CREATE SCHEMA IF NOT EXISTS "bisync";
+
+CREATE TABLE IF NOT EXISTS "bisync".state (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL CHECK (direction IN ('forward', 'reverse')),
+  watermark   timestamptz,
+  updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".runs (
+  run_id           uuid        NOT NULL,
+  table_name       text        NOT NULL,
+  direction        text        NOT NULL,
+  mode             text        NOT NULL,
+  reason           text        NOT NULL,
+  plan_hash        text        NOT NULL,
+  status           text        NOT NULL,
+  started_at       timestamptz NOT NULL,
+  finished_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+  read_rows        bigint,
+  inserted         bigint,
+  updated          bigint,
+  unchanged        bigint,
+  protected        bigint,
+  rejected         bigint,
+  deleted          bigint,
+  watermark_before timestamptz,
+  watermark_after  timestamptz,
+  error            text,
+  PRIMARY KEY (run_id, table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".rejects (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL,
+  key         jsonb       NOT NULL,
+  row_data    jsonb       NOT NULL,
+  reason      text        NOT NULL CHECK (reason IN ('error', 'conflict')),
+  error_code  text,
+  error       text,
+  attempts    integer     NOT NULL DEFAULT 1,
+  first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction, key)
+);
+
+-- [cloud] commit the bootstrap
+COMMIT;
+
+-- The step:
+
+-- [cloud] open the write transaction on cloud
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [cloud] transaction-local text formats
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [cloud] one run per (table, direction) at a time
+--   $1 = 'bisync'  (lock namespace)
+--   $2 = 'bisync.mbstaff/forward'  (lock key)
+-- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
+SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+
+-- [cloud] the watermark this step starts from (must equal the planned one)
+--   $1 = 'mbstaff'  (table)
+--   $2 = 'forward'  (direction)
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+  FROM "bisync".state
+ WHERE table_name = $1
+   AND direction = $2;
+
+-- [cloud] rows owned by the other side, before
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard: rows on cloud owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."mbstaff" AS t
+ WHERE t."source" IS NOT NULL
+   AND t."source"::text <> $1;
+
+-- [cloud] staging table, dropped at commit
+-- Staging for the rows read from desktop: text columns, cast to the target's types in the merge,
+-- so a value the target refuses becomes a reject instead of failing the whole COPY.
+CREATE TEMPORARY TABLE "bisync_stage" (
+  "staff_id" text,
+  "org_id" text,
+  "staff_name" text,
+  "designation" text,
+  "mobile" text,
+  "hourly_rate" text,
+  "joined_on" text,
+  "is_active" text,
+  __bisync_cursor     timestamptz,
+  __bisync_attempts   integer NOT NULL DEFAULT 0,
+  __bisync_first_seen timestamptz,
+  __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
+) ON COMMIT DROP;
+
+-- [desktop] open the read snapshot on desktop
+-- One snapshot for the rows and their cursor values.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [desktop] transaction-local text formats and the read window
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [desktop] stream the rows out of desktop
+-- Read every row. No LIMIT, no window.
+COPY (
+  SELECT f."staff_id", f."org_id", f."staff_name", f."designation", f."mobile", f."hourly_rate", f."joined_on", f."is_active"
+    FROM "public"."mbstaff" AS f
+) TO STDOUT;
+
+-- [cloud] stream them into staging on cloud
+COPY "bisync_stage" ("staff_id", "org_id", "staff_name", "designation", "mobile", "hourly_rate", "joined_on", "is_active") FROM STDIN;
+
+-- [desktop] end the read snapshot
+COMMIT;
+
+-- [cloud] retry rows rejected by earlier runs
+--   $1 = 'mbstaff'  (table)
+--   $2 = 'forward'  (direction)
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+WITH pending AS (
+  DELETE FROM "bisync".rejects AS r
+   WHERE r.table_name = $1
+     AND r.direction = $2
+  RETURNING r.row_data, r.attempts, r.first_seen
+)
+INSERT INTO "bisync_stage" ("staff_id", "org_id", "staff_name", "designation", "mobile", "hourly_rate", "joined_on", "is_active", __bisync_attempts, __bisync_first_seen)
+SELECT x."staff_id", x."org_id", x."staff_name", x."designation", x."mobile", x."hourly_rate", x."joined_on", x."is_active", p.attempts, p.first_seen
+  FROM pending AS p
+ CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."staff_id" = x."staff_id");
+
+-- [cloud] how many rows are staged
+SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
+
+-- [cloud] planner statistics for the staged rows
+-- Row count and key statistics for the staged rows, so the merge joins them to cloud with a sensible plan.
+ANALYZE "bisync_stage" ("staff_id");
+
+-- [cloud] insert new rows, update owned rows that differ
+--   $1 = <first staged row, supplied while running>
+--   $2 = <last staged row, supplied while running>
+--   $3 = 'D'  (origin value this direction writes)
+-- Merge staged rows $1..$2 into cloud in one statement:
+-- insert keys cloud does not have; update existing rows this direction owns, only when they differ.
+WITH src AS (
+  SELECT s.*
+    FROM "bisync_stage" AS s
+   WHERE s.__bisync_row BETWEEN $1 AND $2
+),
+classified AS MATERIALIZED (
+  -- Each staged row against the target row with its key (if any): present, owned, changed.
+  SELECT s.__bisync_row,
+         t.ctid IS NOT NULL AS present,
+         (t."source" IS NULL OR t."source"::text = $3) AS owned,
+         (t."staff_id", t."org_id", t."staff_name", t."designation", t."mobile", t."hourly_rate", t."joined_on", t."is_active", t."source"::text)
+           IS DISTINCT FROM
+         (s."staff_id"::integer, s."org_id"::integer, s."staff_name"::character varying, s."designation"::character varying, s."mobile"::character varying, s."hourly_rate"::numeric(8,2), s."joined_on"::date, s."is_active"::boolean, $3::text) AS changed
+    FROM src AS s
+    LEFT JOIN "public"."mbstaff" AS t ON t."staff_id" = s."staff_id"::integer
+),
+updated AS (
+  UPDATE "public"."mbstaff" AS t
+     SET "staff_id" = s."staff_id"::integer,
+         "org_id" = s."org_id"::integer,
+         "staff_name" = s."staff_name"::character varying,
+         "designation" = s."designation"::character varying,
+         "mobile" = s."mobile"::character varying,
+         "hourly_rate" = s."hourly_rate"::numeric(8,2),
+         "joined_on" = s."joined_on"::date,
+         "is_active" = s."is_active"::boolean,
+         "source" = $3
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND c.present AND c.owned AND c.changed
+   WHERE t."staff_id" = s."staff_id"::integer
+     AND (t."source" IS NULL OR t."source"::text = $3)
+     AND (t."staff_id", t."org_id", t."staff_name", t."designation", t."mobile", t."hourly_rate", t."joined_on", t."is_active", t."source"::text)
+         IS DISTINCT FROM
+         (s."staff_id"::integer, s."org_id"::integer, s."staff_name"::character varying, s."designation"::character varying, s."mobile"::character varying, s."hourly_rate"::numeric(8,2), s."joined_on"::date, s."is_active"::boolean, $3::text)
+  RETURNING 1
+),
+inserted AS (
+  INSERT INTO "public"."mbstaff" ("staff_id", "org_id", "staff_name", "designation", "mobile", "hourly_rate", "joined_on", "is_active", "source")
+  SELECT s."staff_id"::integer, s."org_id"::integer, s."staff_name"::character varying, s."designation"::character varying, s."mobile"::character varying, s."hourly_rate"::numeric(8,2), s."joined_on"::date, s."is_active"::boolean, $3
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM src)::bigint AS read,
+       (SELECT count(*) FROM inserted)::bigint AS inserted,
+       (SELECT count(*) FROM updated)::bigint AS updated,
+       (SELECT count(*) FROM classified WHERE present AND owned AND NOT changed)::bigint AS unchanged,
+       (SELECT count(*) FROM classified WHERE present AND NOT owned)::bigint AS protected,
+       0::bigint AS conflicts;
+
+-- [cloud] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
+--   $1 = 'mbstaff'  (table)
+--   $2 = 'forward'  (direction)
+--   $3 = 'staff_id'  (key column name staff_id)
+--   $4 = <SQLSTATE, supplied while running>
+--   $5 = <error message, supplied while running>
+--   $6 = <staged row, supplied while running>
+-- A staged row cloud refused (constraint, bad value): kept in rejects with the reason and retried next run.
+INSERT INTO "bisync".rejects AS r (table_name, direction, key, row_data, reason, error_code, error, attempts, first_seen)
+SELECT $1, $2,
+       jsonb_build_object($3::text, s."staff_id"),
+       to_jsonb(s) - '__bisync_row' - '__bisync_cursor' - '__bisync_attempts' - '__bisync_first_seen',
+       'error', $4, $5,
+       s.__bisync_attempts + 1, coalesce(s.__bisync_first_seen, clock_timestamp())
+  FROM "bisync_stage" AS s
+ WHERE s.__bisync_row = $6
+ON CONFLICT (table_name, direction, key) DO UPDATE
+   SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+
+-- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard: rows on cloud owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."mbstaff" AS t
+ WHERE t."source" IS NOT NULL
+   AND t."source"::text <> $1;
+
+-- [cloud] the new watermark, in the same transaction as the data
+--   $1 = 'mbstaff'  (table)
+--   $2 = 'forward'  (direction)
+--   $3 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
+SELECT $1, $2,
+       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
+            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       END,
+       clock_timestamp()
+  FROM "bisync_stage" AS s
+ON CONFLICT (table_name, direction) DO UPDATE
+   SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
+       updated_at = EXCLUDED.updated_at
+RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] one row in runs for this step
+--   $1 = <run id, supplied while running>
+--   $2 = 'mbstaff'  (table)
+--   $3 = 'forward'  (direction)
+--   $4 = 'full'  (mode)
+--   $5 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
+--   $6 = <plan hash, supplied while running>
+--   $7 = <status, supplied while running>
+--   $8 = <started at, supplied while running>
+--   $9 = <read, supplied while running>
+--   $10 = <inserted, supplied while running>
+--   $11 = <updated, supplied while running>
+--   $12 = <unchanged, supplied while running>
+--   $13 = <protected, supplied while running>
+--   $14 = <rejected, supplied while running>
+--   $15 = <deleted, supplied while running>
+--   $16 = NULL  (watermark before)
+--   $17 = <watermark after, supplied while running>
+--   $18 = <error, supplied while running>
+INSERT INTO "bisync".runs
+  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+   read_rows, inserted, updated, unchanged, protected, rejected, deleted,
+   watermark_before, watermark_after, error)
+VALUES ($1, $2, $3, $4, $5,
+        $6, $7, $8,
+        $9, $10, $11, $12,
+        $13, $14, $15,
+        $16, $17, $18);
+
+-- [cloud] commit data, watermark and run together
+COMMIT;
+
+-- ============================================================================
+-- Step 5/23: taskmaster forward: desktop public.taskmaster → cloud public.taskmaster
+-- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
+-- write: upsert; deletes: keep; columns: task_id, task_name, category, std_hours, is_billable
+-- step hash: 33da8dcf2d4f58ecf7a92e5404d94e95dbd930eca95d3d137372c1367388dacc
+-- ============================================================================
+
+-- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
+
+-- [cloud] bootstrap bisync's state on cloud, only if it is missing
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [cloud] serialise concurrent bootstraps
+--   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
+-- Serialise bootstrap between concurrent runs (released at COMMIT).
+SELECT pg_advisory_xact_lock(hashtext($1));
+
+-- [cloud] create schema bisync and its state, runs and rejects tables
+-- bisync's own tables, in their own schema (never public). Idempotent.
+CREATE SCHEMA IF NOT EXISTS "bisync";
+
+CREATE TABLE IF NOT EXISTS "bisync".state (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL CHECK (direction IN ('forward', 'reverse')),
+  watermark   timestamptz,
+  updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".runs (
+  run_id           uuid        NOT NULL,
+  table_name       text        NOT NULL,
+  direction        text        NOT NULL,
+  mode             text        NOT NULL,
+  reason           text        NOT NULL,
+  plan_hash        text        NOT NULL,
+  status           text        NOT NULL,
+  started_at       timestamptz NOT NULL,
+  finished_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+  read_rows        bigint,
+  inserted         bigint,
+  updated          bigint,
+  unchanged        bigint,
+  protected        bigint,
+  rejected         bigint,
+  deleted          bigint,
+  watermark_before timestamptz,
+  watermark_after  timestamptz,
+  error            text,
+  PRIMARY KEY (run_id, table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".rejects (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL,
+  key         jsonb       NOT NULL,
+  row_data    jsonb       NOT NULL,
+  reason      text        NOT NULL CHECK (reason IN ('error', 'conflict')),
+  error_code  text,
+  error       text,
+  attempts    integer     NOT NULL DEFAULT 1,
+  first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction, key)
+);
+
+-- [cloud] commit the bootstrap
+COMMIT;
+
+-- The step:
+
+-- [cloud] open the write transaction on cloud
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [cloud] transaction-local text formats
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [cloud] one run per (table, direction) at a time
+--   $1 = 'bisync'  (lock namespace)
+--   $2 = 'bisync.taskmaster/forward'  (lock key)
+-- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
+SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+
+-- [cloud] the watermark this step starts from (must equal the planned one)
+--   $1 = 'taskmaster'  (table)
+--   $2 = 'forward'  (direction)
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+  FROM "bisync".state
+ WHERE table_name = $1
+   AND direction = $2;
+
+-- [cloud] rows owned by the other side, before
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard: rows on cloud owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."taskmaster" AS t
+ WHERE t."source" IS NOT NULL
+   AND t."source"::text <> $1;
+
+-- [cloud] staging table, dropped at commit
+-- Staging for the rows read from desktop: text columns, cast to the target's types in the merge,
+-- so a value the target refuses becomes a reject instead of failing the whole COPY.
+CREATE TEMPORARY TABLE "bisync_stage" (
+  "task_id" text,
+  "task_name" text,
+  "category" text,
+  "std_hours" text,
+  "is_billable" text,
+  __bisync_cursor     timestamptz,
+  __bisync_attempts   integer NOT NULL DEFAULT 0,
+  __bisync_first_seen timestamptz,
+  __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
+) ON COMMIT DROP;
+
+-- [desktop] open the read snapshot on desktop
+-- One snapshot for the rows and their cursor values.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [desktop] transaction-local text formats and the read window
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [desktop] stream the rows out of desktop
+-- Read every row. No LIMIT, no window.
+COPY (
+  SELECT f."task_id", f."task_name", f."category", f."std_hours", f."is_billable"
+    FROM "public"."taskmaster" AS f
+) TO STDOUT;
+
+-- [cloud] stream them into staging on cloud
+COPY "bisync_stage" ("task_id", "task_name", "category", "std_hours", "is_billable") FROM STDIN;
+
+-- [desktop] end the read snapshot
+COMMIT;
+
+-- [cloud] retry rows rejected by earlier runs
+--   $1 = 'taskmaster'  (table)
+--   $2 = 'forward'  (direction)
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+WITH pending AS (
+  DELETE FROM "bisync".rejects AS r
+   WHERE r.table_name = $1
+     AND r.direction = $2
+  RETURNING r.row_data, r.attempts, r.first_seen
+)
+INSERT INTO "bisync_stage" ("task_id", "task_name", "category", "std_hours", "is_billable", __bisync_attempts, __bisync_first_seen)
+SELECT x."task_id", x."task_name", x."category", x."std_hours", x."is_billable", p.attempts, p.first_seen
+  FROM pending AS p
+ CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."task_id" = x."task_id");
+
+-- [cloud] how many rows are staged
+SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
+
+-- [cloud] planner statistics for the staged rows
+-- Row count and key statistics for the staged rows, so the merge joins them to cloud with a sensible plan.
+ANALYZE "bisync_stage" ("task_id");
+
+-- [cloud] insert new rows, update owned rows that differ
+--   $1 = <first staged row, supplied while running>
+--   $2 = <last staged row, supplied while running>
+--   $3 = 'D'  (origin value this direction writes)
+-- Merge staged rows $1..$2 into cloud in one statement:
+-- insert keys cloud does not have; update existing rows this direction owns, only when they differ.
+WITH src AS (
+  SELECT s.*
+    FROM "bisync_stage" AS s
+   WHERE s.__bisync_row BETWEEN $1 AND $2
+),
+classified AS MATERIALIZED (
+  -- Each staged row against the target row with its key (if any): present, owned, changed.
+  SELECT s.__bisync_row,
+         t.ctid IS NOT NULL AS present,
+         (t."source" IS NULL OR t."source"::text = $3) AS owned,
+         (t."task_id", t."task_name", t."category", t."std_hours", t."is_billable", t."source"::text)
+           IS DISTINCT FROM
+         (s."task_id"::integer, s."task_name"::character varying, s."category"::character varying, s."std_hours"::numeric(6,2), s."is_billable"::boolean, $3::text) AS changed
+    FROM src AS s
+    LEFT JOIN "public"."taskmaster" AS t ON t."task_id" = s."task_id"::integer
+),
+updated AS (
+  UPDATE "public"."taskmaster" AS t
+     SET "task_id" = s."task_id"::integer,
+         "task_name" = s."task_name"::character varying,
+         "category" = s."category"::character varying,
+         "std_hours" = s."std_hours"::numeric(6,2),
+         "is_billable" = s."is_billable"::boolean,
+         "source" = $3
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND c.present AND c.owned AND c.changed
+   WHERE t."task_id" = s."task_id"::integer
+     AND (t."source" IS NULL OR t."source"::text = $3)
+     AND (t."task_id", t."task_name", t."category", t."std_hours", t."is_billable", t."source"::text)
+         IS DISTINCT FROM
+         (s."task_id"::integer, s."task_name"::character varying, s."category"::character varying, s."std_hours"::numeric(6,2), s."is_billable"::boolean, $3::text)
+  RETURNING 1
+),
+inserted AS (
+  INSERT INTO "public"."taskmaster" ("task_id", "task_name", "category", "std_hours", "is_billable", "source")
+  SELECT s."task_id"::integer, s."task_name"::character varying, s."category"::character varying, s."std_hours"::numeric(6,2), s."is_billable"::boolean, $3
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM src)::bigint AS read,
+       (SELECT count(*) FROM inserted)::bigint AS inserted,
+       (SELECT count(*) FROM updated)::bigint AS updated,
+       (SELECT count(*) FROM classified WHERE present AND owned AND NOT changed)::bigint AS unchanged,
+       (SELECT count(*) FROM classified WHERE present AND NOT owned)::bigint AS protected,
+       0::bigint AS conflicts;
+
+-- [cloud] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
+--   $1 = 'taskmaster'  (table)
+--   $2 = 'forward'  (direction)
+--   $3 = 'task_id'  (key column name task_id)
+--   $4 = <SQLSTATE, supplied while running>
+--   $5 = <error message, supplied while running>
+--   $6 = <staged row, supplied while running>
+-- A staged row cloud refused (constraint, bad value): kept in rejects with the reason and retried next run.
+INSERT INTO "bisync".rejects AS r (table_name, direction, key, row_data, reason, error_code, error, attempts, first_seen)
+SELECT $1, $2,
+       jsonb_build_object($3::text, s."task_id"),
+       to_jsonb(s) - '__bisync_row' - '__bisync_cursor' - '__bisync_attempts' - '__bisync_first_seen',
+       'error', $4, $5,
+       s.__bisync_attempts + 1, coalesce(s.__bisync_first_seen, clock_timestamp())
+  FROM "bisync_stage" AS s
+ WHERE s.__bisync_row = $6
+ON CONFLICT (table_name, direction, key) DO UPDATE
+   SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+
+-- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard: rows on cloud owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."taskmaster" AS t
+ WHERE t."source" IS NOT NULL
+   AND t."source"::text <> $1;
+
+-- [cloud] the new watermark, in the same transaction as the data
+--   $1 = 'taskmaster'  (table)
+--   $2 = 'forward'  (direction)
+--   $3 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
+SELECT $1, $2,
+       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
+            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       END,
+       clock_timestamp()
+  FROM "bisync_stage" AS s
+ON CONFLICT (table_name, direction) DO UPDATE
+   SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
+       updated_at = EXCLUDED.updated_at
+RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] one row in runs for this step
+--   $1 = <run id, supplied while running>
+--   $2 = 'taskmaster'  (table)
+--   $3 = 'forward'  (direction)
+--   $4 = 'full'  (mode)
+--   $5 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
+--   $6 = <plan hash, supplied while running>
+--   $7 = <status, supplied while running>
+--   $8 = <started at, supplied while running>
+--   $9 = <read, supplied while running>
+--   $10 = <inserted, supplied while running>
+--   $11 = <updated, supplied while running>
+--   $12 = <unchanged, supplied while running>
+--   $13 = <protected, supplied while running>
+--   $14 = <rejected, supplied while running>
+--   $15 = <deleted, supplied while running>
+--   $16 = NULL  (watermark before)
+--   $17 = <watermark after, supplied while running>
+--   $18 = <error, supplied while running>
+INSERT INTO "bisync".runs
+  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+   read_rows, inserted, updated, unchanged, protected, rejected, deleted,
+   watermark_before, watermark_after, error)
+VALUES ($1, $2, $3, $4, $5,
+        $6, $7, $8,
+        $9, $10, $11, $12,
+        $13, $14, $15,
+        $16, $17, $18);
+
+-- [cloud] commit data, watermark and run together
+COMMIT;
+
+-- ============================================================================
+-- Step 6/23: jobmaster forward: desktop public.jobmaster → cloud public.jobmaster
+-- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
+-- write: upsert; deletes: keep; columns: job_id, job_name, recurrence, default_fee, is_active
+-- step hash: 4553048581cf415f6f3484001dca8a91dca8ad5c9335fe781e4ab696cee384bd
+-- ============================================================================
+
+-- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
+
+-- [cloud] bootstrap bisync's state on cloud, only if it is missing
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [cloud] serialise concurrent bootstraps
+--   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
+-- Serialise bootstrap between concurrent runs (released at COMMIT).
+SELECT pg_advisory_xact_lock(hashtext($1));
+
+-- [cloud] create schema bisync and its state, runs and rejects tables
+-- bisync's own tables, in their own schema (never public). Idempotent.
+CREATE SCHEMA IF NOT EXISTS "bisync";
+
+CREATE TABLE IF NOT EXISTS "bisync".state (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL CHECK (direction IN ('forward', 'reverse')),
+  watermark   timestamptz,
+  updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".runs (
+  run_id           uuid        NOT NULL,
+  table_name       text        NOT NULL,
+  direction        text        NOT NULL,
+  mode             text        NOT NULL,
+  reason           text        NOT NULL,
+  plan_hash        text        NOT NULL,
+  status           text        NOT NULL,
+  started_at       timestamptz NOT NULL,
+  finished_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+  read_rows        bigint,
+  inserted         bigint,
+  updated          bigint,
+  unchanged        bigint,
+  protected        bigint,
+  rejected         bigint,
+  deleted          bigint,
+  watermark_before timestamptz,
+  watermark_after  timestamptz,
+  error            text,
+  PRIMARY KEY (run_id, table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".rejects (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL,
+  key         jsonb       NOT NULL,
+  row_data    jsonb       NOT NULL,
+  reason      text        NOT NULL CHECK (reason IN ('error', 'conflict')),
+  error_code  text,
+  error       text,
+  attempts    integer     NOT NULL DEFAULT 1,
+  first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction, key)
+);
+
+-- [cloud] commit the bootstrap
+COMMIT;
+
+-- The step:
+
+-- [cloud] open the write transaction on cloud
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [cloud] transaction-local text formats
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [cloud] one run per (table, direction) at a time
+--   $1 = 'bisync'  (lock namespace)
+--   $2 = 'bisync.jobmaster/forward'  (lock key)
+-- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
+SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+
+-- [cloud] the watermark this step starts from (must equal the planned one)
+--   $1 = 'jobmaster'  (table)
+--   $2 = 'forward'  (direction)
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+  FROM "bisync".state
+ WHERE table_name = $1
+   AND direction = $2;
+
+-- [cloud] rows owned by the other side, before
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard: rows on cloud owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."jobmaster" AS t
+ WHERE t."source" IS NOT NULL
+   AND t."source"::text <> $1;
+
+-- [cloud] staging table, dropped at commit
+-- Staging for the rows read from desktop: text columns, cast to the target's types in the merge,
+-- so a value the target refuses becomes a reject instead of failing the whole COPY.
+CREATE TEMPORARY TABLE "bisync_stage" (
+  "job_id" text,
+  "job_name" text,
+  "recurrence" text,
+  "default_fee" text,
+  "is_active" text,
+  __bisync_cursor     timestamptz,
+  __bisync_attempts   integer NOT NULL DEFAULT 0,
+  __bisync_first_seen timestamptz,
+  __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
+) ON COMMIT DROP;
+
+-- [desktop] open the read snapshot on desktop
+-- One snapshot for the rows and their cursor values.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [desktop] transaction-local text formats and the read window
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [desktop] stream the rows out of desktop
+-- Read every row. No LIMIT, no window.
+COPY (
+  SELECT f."job_id", f."job_name", f."recurrence", f."default_fee", f."is_active"
+    FROM "public"."jobmaster" AS f
+) TO STDOUT;
+
+-- [cloud] stream them into staging on cloud
+COPY "bisync_stage" ("job_id", "job_name", "recurrence", "default_fee", "is_active") FROM STDIN;
+
+-- [desktop] end the read snapshot
+COMMIT;
+
+-- [cloud] retry rows rejected by earlier runs
+--   $1 = 'jobmaster'  (table)
+--   $2 = 'forward'  (direction)
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+WITH pending AS (
+  DELETE FROM "bisync".rejects AS r
+   WHERE r.table_name = $1
+     AND r.direction = $2
+  RETURNING r.row_data, r.attempts, r.first_seen
+)
+INSERT INTO "bisync_stage" ("job_id", "job_name", "recurrence", "default_fee", "is_active", __bisync_attempts, __bisync_first_seen)
+SELECT x."job_id", x."job_name", x."recurrence", x."default_fee", x."is_active", p.attempts, p.first_seen
+  FROM pending AS p
+ CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."job_id" = x."job_id");
+
+-- [cloud] how many rows are staged
+SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
+
+-- [cloud] planner statistics for the staged rows
+-- Row count and key statistics for the staged rows, so the merge joins them to cloud with a sensible plan.
+ANALYZE "bisync_stage" ("job_id");
+
+-- [cloud] insert new rows, update owned rows that differ
+--   $1 = <first staged row, supplied while running>
+--   $2 = <last staged row, supplied while running>
+--   $3 = 'D'  (origin value this direction writes)
+-- Merge staged rows $1..$2 into cloud in one statement:
+-- insert keys cloud does not have; update existing rows this direction owns, only when they differ.
+WITH src AS (
+  SELECT s.*
+    FROM "bisync_stage" AS s
+   WHERE s.__bisync_row BETWEEN $1 AND $2
+),
+classified AS MATERIALIZED (
+  -- Each staged row against the target row with its key (if any): present, owned, changed.
+  SELECT s.__bisync_row,
+         t.ctid IS NOT NULL AS present,
+         (t."source" IS NULL OR t."source"::text = $3) AS owned,
+         (t."job_id", t."job_name", t."recurrence", t."default_fee", t."is_active", t."source"::text)
+           IS DISTINCT FROM
+         (s."job_id"::integer, s."job_name"::character varying, s."recurrence"::character varying, s."default_fee"::numeric(12,2), s."is_active"::boolean, $3::text) AS changed
+    FROM src AS s
+    LEFT JOIN "public"."jobmaster" AS t ON t."job_id" = s."job_id"::integer
+),
+updated AS (
+  UPDATE "public"."jobmaster" AS t
+     SET "job_id" = s."job_id"::integer,
+         "job_name" = s."job_name"::character varying,
+         "recurrence" = s."recurrence"::character varying,
+         "default_fee" = s."default_fee"::numeric(12,2),
+         "is_active" = s."is_active"::boolean,
+         "source" = $3
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND c.present AND c.owned AND c.changed
+   WHERE t."job_id" = s."job_id"::integer
+     AND (t."source" IS NULL OR t."source"::text = $3)
+     AND (t."job_id", t."job_name", t."recurrence", t."default_fee", t."is_active", t."source"::text)
+         IS DISTINCT FROM
+         (s."job_id"::integer, s."job_name"::character varying, s."recurrence"::character varying, s."default_fee"::numeric(12,2), s."is_active"::boolean, $3::text)
+  RETURNING 1
+),
+inserted AS (
+  INSERT INTO "public"."jobmaster" ("job_id", "job_name", "recurrence", "default_fee", "is_active", "source")
+  SELECT s."job_id"::integer, s."job_name"::character varying, s."recurrence"::character varying, s."default_fee"::numeric(12,2), s."is_active"::boolean, $3
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM src)::bigint AS read,
+       (SELECT count(*) FROM inserted)::bigint AS inserted,
+       (SELECT count(*) FROM updated)::bigint AS updated,
+       (SELECT count(*) FROM classified WHERE present AND owned AND NOT changed)::bigint AS unchanged,
+       (SELECT count(*) FROM classified WHERE present AND NOT owned)::bigint AS protected,
+       0::bigint AS conflicts;
+
+-- [cloud] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
+--   $1 = 'jobmaster'  (table)
+--   $2 = 'forward'  (direction)
+--   $3 = 'job_id'  (key column name job_id)
+--   $4 = <SQLSTATE, supplied while running>
+--   $5 = <error message, supplied while running>
+--   $6 = <staged row, supplied while running>
+-- A staged row cloud refused (constraint, bad value): kept in rejects with the reason and retried next run.
+INSERT INTO "bisync".rejects AS r (table_name, direction, key, row_data, reason, error_code, error, attempts, first_seen)
+SELECT $1, $2,
+       jsonb_build_object($3::text, s."job_id"),
+       to_jsonb(s) - '__bisync_row' - '__bisync_cursor' - '__bisync_attempts' - '__bisync_first_seen',
+       'error', $4, $5,
+       s.__bisync_attempts + 1, coalesce(s.__bisync_first_seen, clock_timestamp())
+  FROM "bisync_stage" AS s
+ WHERE s.__bisync_row = $6
+ON CONFLICT (table_name, direction, key) DO UPDATE
+   SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+
+-- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard: rows on cloud owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."jobmaster" AS t
+ WHERE t."source" IS NOT NULL
+   AND t."source"::text <> $1;
+
+-- [cloud] the new watermark, in the same transaction as the data
+--   $1 = 'jobmaster'  (table)
+--   $2 = 'forward'  (direction)
+--   $3 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
+SELECT $1, $2,
+       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
+            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       END,
+       clock_timestamp()
+  FROM "bisync_stage" AS s
+ON CONFLICT (table_name, direction) DO UPDATE
+   SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
+       updated_at = EXCLUDED.updated_at
+RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] one row in runs for this step
+--   $1 = <run id, supplied while running>
+--   $2 = 'jobmaster'  (table)
+--   $3 = 'forward'  (direction)
+--   $4 = 'full'  (mode)
+--   $5 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
+--   $6 = <plan hash, supplied while running>
+--   $7 = <status, supplied while running>
+--   $8 = <started at, supplied while running>
+--   $9 = <read, supplied while running>
+--   $10 = <inserted, supplied while running>
+--   $11 = <updated, supplied while running>
+--   $12 = <unchanged, supplied while running>
+--   $13 = <protected, supplied while running>
+--   $14 = <rejected, supplied while running>
+--   $15 = <deleted, supplied while running>
+--   $16 = NULL  (watermark before)
+--   $17 = <watermark after, supplied while running>
+--   $18 = <error, supplied while running>
+INSERT INTO "bisync".runs
+  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+   read_rows, inserted, updated, unchanged, protected, rejected, deleted,
+   watermark_before, watermark_after, error)
+VALUES ($1, $2, $3, $4, $5,
+        $6, $7, $8,
+        $9, $10, $11, $12,
+        $13, $14, $15,
+        $16, $17, $18);
+
+-- [cloud] commit data, watermark and run together
+COMMIT;
+
+-- ============================================================================
+-- Step 7/23: climaster forward: desktop public.climaster → cloud public.climaster
+-- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
+-- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
+-- step hash: e23f1995e3b76b47737e903633d928bd08ba1f4987b5e6f2f6f47b8df6cc5e2b
+-- ============================================================================
+
+-- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
+
+-- [cloud] bootstrap bisync's state on cloud, only if it is missing
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [cloud] serialise concurrent bootstraps
+--   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
+-- Serialise bootstrap between concurrent runs (released at COMMIT).
+SELECT pg_advisory_xact_lock(hashtext($1));
+
+-- [cloud] create schema bisync and its state, runs and rejects tables
+-- bisync's own tables, in their own schema (never public). Idempotent.
+CREATE SCHEMA IF NOT EXISTS "bisync";
+
+CREATE TABLE IF NOT EXISTS "bisync".state (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL CHECK (direction IN ('forward', 'reverse')),
+  watermark   timestamptz,
+  updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".runs (
+  run_id           uuid        NOT NULL,
+  table_name       text        NOT NULL,
+  direction        text        NOT NULL,
+  mode             text        NOT NULL,
+  reason           text        NOT NULL,
+  plan_hash        text        NOT NULL,
+  status           text        NOT NULL,
+  started_at       timestamptz NOT NULL,
+  finished_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+  read_rows        bigint,
+  inserted         bigint,
+  updated          bigint,
+  unchanged        bigint,
+  protected        bigint,
+  rejected         bigint,
+  deleted          bigint,
+  watermark_before timestamptz,
+  watermark_after  timestamptz,
+  error            text,
+  PRIMARY KEY (run_id, table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".rejects (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL,
+  key         jsonb       NOT NULL,
+  row_data    jsonb       NOT NULL,
+  reason      text        NOT NULL CHECK (reason IN ('error', 'conflict')),
+  error_code  text,
+  error       text,
+  attempts    integer     NOT NULL DEFAULT 1,
+  first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction, key)
+);
+
+-- [cloud] commit the bootstrap
+COMMIT;
+
+-- The step:
+
+-- [cloud] open the write transaction on cloud
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [cloud] transaction-local text formats
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [cloud] one run per (table, direction) at a time
+--   $1 = 'bisync'  (lock namespace)
+--   $2 = 'bisync.climaster/forward'  (lock key)
+-- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
+SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+
+-- [cloud] the watermark this step starts from (must equal the planned one)
+--   $1 = 'climaster'  (table)
+--   $2 = 'forward'  (direction)
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+  FROM "bisync".state
+ WHERE table_name = $1
+   AND direction = $2;
+
+-- [cloud] rows owned by the other side, before
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard: rows on cloud owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."climaster" AS t
+ WHERE t."source" IS NOT NULL
+   AND t."source"::text <> $1;
+
+-- [cloud] staging table, dropped at commit
+-- Staging for the rows read from desktop: text columns, cast to the target's types in the merge,
+-- so a value the target refuses becomes a reject instead of failing the whole COPY.
+CREATE TEMPORARY TABLE "bisync_stage" (
+  "client_id" text,
+  "org_id" text,
+  "loc_id" text,
+  "con_id" text,
+  "client_name" text,
+  "pan" text,
+  "email" text,
+  "opening_balance" text,
+  "onboarded_on" text,
+  "is_active" text,
+  __bisync_cursor     timestamptz,
+  __bisync_attempts   integer NOT NULL DEFAULT 0,
+  __bisync_first_seen timestamptz,
+  __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
+) ON COMMIT DROP;
+
+-- [desktop] open the read snapshot on desktop
+-- One snapshot for the rows and their cursor values.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [desktop] transaction-local text formats and the read window
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [desktop] stream the rows out of desktop
+-- Read every row. No LIMIT, no window.
+COPY (
+  SELECT f."client_id", f."org_id", f."loc_id", f."con_id", f."client_name", f."pan", f."email", f."opening_balance", f."onboarded_on", f."is_active"
+    FROM "public"."climaster" AS f
+) TO STDOUT;
+
+-- [cloud] stream them into staging on cloud
+COPY "bisync_stage" ("client_id", "org_id", "loc_id", "con_id", "client_name", "pan", "email", "opening_balance", "onboarded_on", "is_active") FROM STDIN;
+
+-- [desktop] end the read snapshot
+COMMIT;
+
+-- [cloud] retry rows rejected by earlier runs
+--   $1 = 'climaster'  (table)
+--   $2 = 'forward'  (direction)
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+WITH pending AS (
+  DELETE FROM "bisync".rejects AS r
+   WHERE r.table_name = $1
+     AND r.direction = $2
+  RETURNING r.row_data, r.attempts, r.first_seen
+)
+INSERT INTO "bisync_stage" ("client_id", "org_id", "loc_id", "con_id", "client_name", "pan", "email", "opening_balance", "onboarded_on", "is_active", __bisync_attempts, __bisync_first_seen)
+SELECT x."client_id", x."org_id", x."loc_id", x."con_id", x."client_name", x."pan", x."email", x."opening_balance", x."onboarded_on", x."is_active", p.attempts, p.first_seen
+  FROM pending AS p
+ CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."client_id" = x."client_id");
+
+-- [cloud] how many rows are staged
+SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
+
+-- [cloud] planner statistics for the staged rows
+-- Row count and key statistics for the staged rows, so the merge joins them to cloud with a sensible plan.
+ANALYZE "bisync_stage" ("client_id");
+
+-- [cloud] insert new rows, update owned rows that differ
+--   $1 = <first staged row, supplied while running>
+--   $2 = <last staged row, supplied while running>
+--   $3 = 'D'  (origin value this direction writes)
+-- Merge staged rows $1..$2 into cloud in one statement:
+-- insert keys cloud does not have; update existing rows this direction owns, only when they differ.
+WITH src AS (
+  SELECT s.*
+    FROM "bisync_stage" AS s
+   WHERE s.__bisync_row BETWEEN $1 AND $2
+),
+classified AS MATERIALIZED (
+  -- Each staged row against the target row with its key (if any): present, owned, changed.
+  SELECT s.__bisync_row,
+         t.ctid IS NOT NULL AS present,
+         (t."source" IS NULL OR t."source"::text = $3) AS owned,
+         (t."client_id", t."org_id", t."loc_id", t."con_id", t."client_name", t."pan", t."email", t."opening_balance", t."onboarded_on", t."is_active", t."source"::text)
+           IS DISTINCT FROM
+         (s."client_id"::integer, s."org_id"::integer, s."loc_id"::integer, s."con_id"::integer, s."client_name"::character varying, s."pan"::bpchar, s."email"::text, s."opening_balance"::numeric(14,2), s."onboarded_on"::date, s."is_active"::boolean, $3::text) AS changed
+    FROM src AS s
+    LEFT JOIN "public"."climaster" AS t ON t."client_id" = s."client_id"::integer
+),
+updated AS (
+  UPDATE "public"."climaster" AS t
+     SET "client_id" = s."client_id"::integer,
+         "org_id" = s."org_id"::integer,
+         "loc_id" = s."loc_id"::integer,
+         "con_id" = s."con_id"::integer,
+         "client_name" = s."client_name"::character varying,
+         "pan" = s."pan"::bpchar,
+         "email" = s."email"::text,
+         "opening_balance" = s."opening_balance"::numeric(14,2),
+         "onboarded_on" = s."onboarded_on"::date,
+         "is_active" = s."is_active"::boolean,
+         "source" = $3
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND c.present AND c.owned AND c.changed
+   WHERE t."client_id" = s."client_id"::integer
+     AND (t."source" IS NULL OR t."source"::text = $3)
+     AND (t."client_id", t."org_id", t."loc_id", t."con_id", t."client_name", t."pan", t."email", t."opening_balance", t."onboarded_on", t."is_active", t."source"::text)
+         IS DISTINCT FROM
+         (s."client_id"::integer, s."org_id"::integer, s."loc_id"::integer, s."con_id"::integer, s."client_name"::character varying, s."pan"::bpchar, s."email"::text, s."opening_balance"::numeric(14,2), s."onboarded_on"::date, s."is_active"::boolean, $3::text)
+  RETURNING 1
+),
+inserted AS (
+  INSERT INTO "public"."climaster" ("client_id", "org_id", "loc_id", "con_id", "client_name", "pan", "email", "opening_balance", "onboarded_on", "is_active", "source")
+  SELECT s."client_id"::integer, s."org_id"::integer, s."loc_id"::integer, s."con_id"::integer, s."client_name"::character varying, s."pan"::bpchar, s."email"::text, s."opening_balance"::numeric(14,2), s."onboarded_on"::date, s."is_active"::boolean, $3
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM src)::bigint AS read,
+       (SELECT count(*) FROM inserted)::bigint AS inserted,
+       (SELECT count(*) FROM updated)::bigint AS updated,
+       (SELECT count(*) FROM classified WHERE present AND owned AND NOT changed)::bigint AS unchanged,
+       (SELECT count(*) FROM classified WHERE present AND NOT owned)::bigint AS protected,
+       0::bigint AS conflicts;
+
+-- [cloud] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
+--   $1 = 'climaster'  (table)
+--   $2 = 'forward'  (direction)
+--   $3 = 'client_id'  (key column name client_id)
+--   $4 = <SQLSTATE, supplied while running>
+--   $5 = <error message, supplied while running>
+--   $6 = <staged row, supplied while running>
+-- A staged row cloud refused (constraint, bad value): kept in rejects with the reason and retried next run.
+INSERT INTO "bisync".rejects AS r (table_name, direction, key, row_data, reason, error_code, error, attempts, first_seen)
+SELECT $1, $2,
+       jsonb_build_object($3::text, s."client_id"),
+       to_jsonb(s) - '__bisync_row' - '__bisync_cursor' - '__bisync_attempts' - '__bisync_first_seen',
+       'error', $4, $5,
+       s.__bisync_attempts + 1, coalesce(s.__bisync_first_seen, clock_timestamp())
+  FROM "bisync_stage" AS s
+ WHERE s.__bisync_row = $6
+ON CONFLICT (table_name, direction, key) DO UPDATE
+   SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+
+-- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard: rows on cloud owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."climaster" AS t
+ WHERE t."source" IS NOT NULL
+   AND t."source"::text <> $1;
+
+-- [cloud] the new watermark, in the same transaction as the data
+--   $1 = 'climaster'  (table)
+--   $2 = 'forward'  (direction)
+--   $3 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
+SELECT $1, $2,
+       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
+            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       END,
+       clock_timestamp()
+  FROM "bisync_stage" AS s
+ON CONFLICT (table_name, direction) DO UPDATE
+   SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
+       updated_at = EXCLUDED.updated_at
+RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] one row in runs for this step
+--   $1 = <run id, supplied while running>
+--   $2 = 'climaster'  (table)
+--   $3 = 'forward'  (direction)
+--   $4 = 'full'  (mode)
+--   $5 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
+--   $6 = <plan hash, supplied while running>
+--   $7 = <status, supplied while running>
+--   $8 = <started at, supplied while running>
+--   $9 = <read, supplied while running>
+--   $10 = <inserted, supplied while running>
+--   $11 = <updated, supplied while running>
+--   $12 = <unchanged, supplied while running>
+--   $13 = <protected, supplied while running>
+--   $14 = <rejected, supplied while running>
+--   $15 = <deleted, supplied while running>
+--   $16 = NULL  (watermark before)
+--   $17 = <watermark after, supplied while running>
+--   $18 = <error, supplied while running>
+INSERT INTO "bisync".runs
+  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+   read_rows, inserted, updated, unchanged, protected, rejected, deleted,
+   watermark_before, watermark_after, error)
+VALUES ($1, $2, $3, $4, $5,
+        $6, $7, $8,
+        $9, $10, $11, $12,
+        $13, $14, $15,
+        $16, $17, $18);
+
+-- [cloud] commit data, watermark and run together
+COMMIT;
+
+-- ============================================================================
+-- Step 8/23: cliunimaster forward: desktop public.cliunimaster → cloud public.cliunimaster
+-- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
+-- write: upsert; deletes: keep; columns: cliu_id, client_id, unit_name, gstin, address
+-- step hash: 492fb08ede857f074a4c663eae60275d5ff497e1d1bb63ad2f8cac904d3ccd3e
+-- ============================================================================
+
+-- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
+
+-- [cloud] bootstrap bisync's state on cloud, only if it is missing
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [cloud] serialise concurrent bootstraps
+--   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
+-- Serialise bootstrap between concurrent runs (released at COMMIT).
+SELECT pg_advisory_xact_lock(hashtext($1));
+
+-- [cloud] create schema bisync and its state, runs and rejects tables
+-- bisync's own tables, in their own schema (never public). Idempotent.
+CREATE SCHEMA IF NOT EXISTS "bisync";
+
+CREATE TABLE IF NOT EXISTS "bisync".state (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL CHECK (direction IN ('forward', 'reverse')),
+  watermark   timestamptz,
+  updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".runs (
+  run_id           uuid        NOT NULL,
+  table_name       text        NOT NULL,
+  direction        text        NOT NULL,
+  mode             text        NOT NULL,
+  reason           text        NOT NULL,
+  plan_hash        text        NOT NULL,
+  status           text        NOT NULL,
+  started_at       timestamptz NOT NULL,
+  finished_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+  read_rows        bigint,
+  inserted         bigint,
+  updated          bigint,
+  unchanged        bigint,
+  protected        bigint,
+  rejected         bigint,
+  deleted          bigint,
+  watermark_before timestamptz,
+  watermark_after  timestamptz,
+  error            text,
+  PRIMARY KEY (run_id, table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".rejects (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL,
+  key         jsonb       NOT NULL,
+  row_data    jsonb       NOT NULL,
+  reason      text        NOT NULL CHECK (reason IN ('error', 'conflict')),
+  error_code  text,
+  error       text,
+  attempts    integer     NOT NULL DEFAULT 1,
+  first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction, key)
+);
+
+-- [cloud] commit the bootstrap
+COMMIT;
+
+-- The step:
+
+-- [cloud] open the write transaction on cloud
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [cloud] transaction-local text formats
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [cloud] one run per (table, direction) at a time
+--   $1 = 'bisync'  (lock namespace)
+--   $2 = 'bisync.cliunimaster/forward'  (lock key)
+-- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
+SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+
+-- [cloud] the watermark this step starts from (must equal the planned one)
+--   $1 = 'cliunimaster'  (table)
+--   $2 = 'forward'  (direction)
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+  FROM "bisync".state
+ WHERE table_name = $1
+   AND direction = $2;
+
+-- [cloud] rows owned by the other side, before
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard: rows on cloud owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."cliunimaster" AS t
+ WHERE t."source" IS NOT NULL
+   AND t."source"::text <> $1;
+
+-- [cloud] staging table, dropped at commit
+-- Staging for the rows read from desktop: text columns, cast to the target's types in the merge,
+-- so a value the target refuses becomes a reject instead of failing the whole COPY.
+CREATE TEMPORARY TABLE "bisync_stage" (
+  "cliu_id" text,
+  "client_id" text,
+  "unit_name" text,
+  "gstin" text,
+  "address" text,
+  __bisync_cursor     timestamptz,
+  __bisync_attempts   integer NOT NULL DEFAULT 0,
+  __bisync_first_seen timestamptz,
+  __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
+) ON COMMIT DROP;
+
+-- [desktop] open the read snapshot on desktop
+-- One snapshot for the rows and their cursor values.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [desktop] transaction-local text formats and the read window
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [desktop] stream the rows out of desktop
+-- Read every row. No LIMIT, no window.
+COPY (
+  SELECT f."cliu_id", f."client_id", f."unit_name", f."gstin", f."address"
+    FROM "public"."cliunimaster" AS f
+) TO STDOUT;
+
+-- [cloud] stream them into staging on cloud
+COPY "bisync_stage" ("cliu_id", "client_id", "unit_name", "gstin", "address") FROM STDIN;
+
+-- [desktop] end the read snapshot
+COMMIT;
+
+-- [cloud] retry rows rejected by earlier runs
+--   $1 = 'cliunimaster'  (table)
+--   $2 = 'forward'  (direction)
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+WITH pending AS (
+  DELETE FROM "bisync".rejects AS r
+   WHERE r.table_name = $1
+     AND r.direction = $2
+  RETURNING r.row_data, r.attempts, r.first_seen
+)
+INSERT INTO "bisync_stage" ("cliu_id", "client_id", "unit_name", "gstin", "address", __bisync_attempts, __bisync_first_seen)
+SELECT x."cliu_id", x."client_id", x."unit_name", x."gstin", x."address", p.attempts, p.first_seen
+  FROM pending AS p
+ CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."cliu_id" = x."cliu_id");
+
+-- [cloud] how many rows are staged
+SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
+
+-- [cloud] planner statistics for the staged rows
+-- Row count and key statistics for the staged rows, so the merge joins them to cloud with a sensible plan.
+ANALYZE "bisync_stage" ("cliu_id");
+
+-- [cloud] insert new rows, update owned rows that differ
+--   $1 = <first staged row, supplied while running>
+--   $2 = <last staged row, supplied while running>
+--   $3 = 'D'  (origin value this direction writes)
+-- Merge staged rows $1..$2 into cloud in one statement:
+-- insert keys cloud does not have; update existing rows this direction owns, only when they differ.
+WITH src AS (
+  SELECT s.*
+    FROM "bisync_stage" AS s
+   WHERE s.__bisync_row BETWEEN $1 AND $2
+),
+classified AS MATERIALIZED (
+  -- Each staged row against the target row with its key (if any): present, owned, changed.
+  SELECT s.__bisync_row,
+         t.ctid IS NOT NULL AS present,
+         (t."source" IS NULL OR t."source"::text = $3) AS owned,
+         (t."cliu_id", t."client_id", t."unit_name", t."gstin", t."address", t."source"::text)
+           IS DISTINCT FROM
+         (s."cliu_id"::integer, s."client_id"::integer, s."unit_name"::character varying, s."gstin"::character varying, s."address"::text, $3::text) AS changed
+    FROM src AS s
+    LEFT JOIN "public"."cliunimaster" AS t ON t."cliu_id" = s."cliu_id"::integer
+),
+updated AS (
+  UPDATE "public"."cliunimaster" AS t
+     SET "cliu_id" = s."cliu_id"::integer,
+         "client_id" = s."client_id"::integer,
+         "unit_name" = s."unit_name"::character varying,
+         "gstin" = s."gstin"::character varying,
+         "address" = s."address"::text,
+         "source" = $3
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND c.present AND c.owned AND c.changed
+   WHERE t."cliu_id" = s."cliu_id"::integer
+     AND (t."source" IS NULL OR t."source"::text = $3)
+     AND (t."cliu_id", t."client_id", t."unit_name", t."gstin", t."address", t."source"::text)
+         IS DISTINCT FROM
+         (s."cliu_id"::integer, s."client_id"::integer, s."unit_name"::character varying, s."gstin"::character varying, s."address"::text, $3::text)
+  RETURNING 1
+),
+inserted AS (
+  INSERT INTO "public"."cliunimaster" ("cliu_id", "client_id", "unit_name", "gstin", "address", "source")
+  SELECT s."cliu_id"::integer, s."client_id"::integer, s."unit_name"::character varying, s."gstin"::character varying, s."address"::text, $3
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM src)::bigint AS read,
+       (SELECT count(*) FROM inserted)::bigint AS inserted,
+       (SELECT count(*) FROM updated)::bigint AS updated,
+       (SELECT count(*) FROM classified WHERE present AND owned AND NOT changed)::bigint AS unchanged,
+       (SELECT count(*) FROM classified WHERE present AND NOT owned)::bigint AS protected,
+       0::bigint AS conflicts;
+
+-- [cloud] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
+--   $1 = 'cliunimaster'  (table)
+--   $2 = 'forward'  (direction)
+--   $3 = 'cliu_id'  (key column name cliu_id)
+--   $4 = <SQLSTATE, supplied while running>
+--   $5 = <error message, supplied while running>
+--   $6 = <staged row, supplied while running>
+-- A staged row cloud refused (constraint, bad value): kept in rejects with the reason and retried next run.
+INSERT INTO "bisync".rejects AS r (table_name, direction, key, row_data, reason, error_code, error, attempts, first_seen)
+SELECT $1, $2,
+       jsonb_build_object($3::text, s."cliu_id"),
+       to_jsonb(s) - '__bisync_row' - '__bisync_cursor' - '__bisync_attempts' - '__bisync_first_seen',
+       'error', $4, $5,
+       s.__bisync_attempts + 1, coalesce(s.__bisync_first_seen, clock_timestamp())
+  FROM "bisync_stage" AS s
+ WHERE s.__bisync_row = $6
+ON CONFLICT (table_name, direction, key) DO UPDATE
+   SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+
+-- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard: rows on cloud owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."cliunimaster" AS t
+ WHERE t."source" IS NOT NULL
+   AND t."source"::text <> $1;
+
+-- [cloud] the new watermark, in the same transaction as the data
+--   $1 = 'cliunimaster'  (table)
+--   $2 = 'forward'  (direction)
+--   $3 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
+SELECT $1, $2,
+       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
+            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       END,
+       clock_timestamp()
+  FROM "bisync_stage" AS s
+ON CONFLICT (table_name, direction) DO UPDATE
+   SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
+       updated_at = EXCLUDED.updated_at
+RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] one row in runs for this step
+--   $1 = <run id, supplied while running>
+--   $2 = 'cliunimaster'  (table)
+--   $3 = 'forward'  (direction)
+--   $4 = 'full'  (mode)
+--   $5 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
+--   $6 = <plan hash, supplied while running>
+--   $7 = <status, supplied while running>
+--   $8 = <started at, supplied while running>
+--   $9 = <read, supplied while running>
+--   $10 = <inserted, supplied while running>
+--   $11 = <updated, supplied while running>
+--   $12 = <unchanged, supplied while running>
+--   $13 = <protected, supplied while running>
+--   $14 = <rejected, supplied while running>
+--   $15 = <deleted, supplied while running>
+--   $16 = NULL  (watermark before)
+--   $17 = <watermark after, supplied while running>
+--   $18 = <error, supplied while running>
+INSERT INTO "bisync".runs
+  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+   read_rows, inserted, updated, unchanged, protected, rejected, deleted,
+   watermark_before, watermark_after, error)
+VALUES ($1, $2, $3, $4, $5,
+        $6, $7, $8,
+        $9, $10, $11, $12,
+        $13, $14, $15,
+        $16, $17, $18);
+
+-- [cloud] commit data, watermark and run together
+COMMIT;
+
+-- ============================================================================
+-- Step 9/23: jobshead forward: desktop public.jobshead → cloud public.jobshead
+-- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
+-- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
+-- step hash: f9e19733f7c1130e97cf8d13fafcc01d9c470b531286e05381828b8d3200d203
+-- ============================================================================
+
+-- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
+
+-- [cloud] bootstrap bisync's state on cloud, only if it is missing
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [cloud] serialise concurrent bootstraps
+--   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
+-- Serialise bootstrap between concurrent runs (released at COMMIT).
+SELECT pg_advisory_xact_lock(hashtext($1));
+
+-- [cloud] create schema bisync and its state, runs and rejects tables
+-- bisync's own tables, in their own schema (never public). Idempotent.
+CREATE SCHEMA IF NOT EXISTS "bisync";
+
+CREATE TABLE IF NOT EXISTS "bisync".state (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL CHECK (direction IN ('forward', 'reverse')),
+  watermark   timestamptz,
+  updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".runs (
+  run_id           uuid        NOT NULL,
+  table_name       text        NOT NULL,
+  direction        text        NOT NULL,
+  mode             text        NOT NULL,
+  reason           text        NOT NULL,
+  plan_hash        text        NOT NULL,
+  status           text        NOT NULL,
+  started_at       timestamptz NOT NULL,
+  finished_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+  read_rows        bigint,
+  inserted         bigint,
+  updated          bigint,
+  unchanged        bigint,
+  protected        bigint,
+  rejected         bigint,
+  deleted          bigint,
+  watermark_before timestamptz,
+  watermark_after  timestamptz,
+  error            text,
+  PRIMARY KEY (run_id, table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".rejects (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL,
+  key         jsonb       NOT NULL,
+  row_data    jsonb       NOT NULL,
+  reason      text        NOT NULL CHECK (reason IN ('error', 'conflict')),
+  error_code  text,
+  error       text,
+  attempts    integer     NOT NULL DEFAULT 1,
+  first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction, key)
+);
+
+-- [cloud] commit the bootstrap
+COMMIT;
+
+-- The step:
+
+-- [cloud] open the write transaction on cloud
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [cloud] transaction-local text formats
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [cloud] one run per (table, direction) at a time
+--   $1 = 'bisync'  (lock namespace)
+--   $2 = 'bisync.jobshead/forward'  (lock key)
+-- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
+SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+
+-- [cloud] the watermark this step starts from (must equal the planned one)
+--   $1 = 'jobshead'  (table)
+--   $2 = 'forward'  (direction)
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+  FROM "bisync".state
+ WHERE table_name = $1
+   AND direction = $2;
+
+-- [cloud] rows owned by the other side, before
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard: rows on cloud owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."jobshead" AS t
+ WHERE t."source" IS NOT NULL
+   AND t."source"::text <> $1;
+
+-- [cloud] staging table, dropped at commit
+-- Staging for the rows read from desktop: text columns, cast to the target's types in the merge,
+-- so a value the target refuses becomes a reject instead of failing the whole COPY.
+CREATE TEMPORARY TABLE "bisync_stage" (
+  "job_id" text,
+  "client_id" text,
+  "template_id" text,
+  "job_name" text,
+  "job_status" text,
+  "fee" text,
+  "due_date" text,
+  "notes" text,
+  "extra" text,
+  __bisync_cursor     timestamptz,
+  __bisync_attempts   integer NOT NULL DEFAULT 0,
+  __bisync_first_seen timestamptz,
+  __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
+) ON COMMIT DROP;
+
+-- [desktop] open the read snapshot on desktop
+-- One snapshot for the rows and their cursor values.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [desktop] transaction-local text formats and the read window
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [desktop] stream the rows out of desktop
+-- Read every row. No LIMIT, no window.
+COPY (
+  SELECT f."job_id", f."client_id", f."template_id", f."job_name", f."job_status", f."fee", f."due_date", f."notes", f."extra"
+    FROM "public"."jobshead" AS f
+) TO STDOUT;
+
+-- [cloud] stream them into staging on cloud
+COPY "bisync_stage" ("job_id", "client_id", "template_id", "job_name", "job_status", "fee", "due_date", "notes", "extra") FROM STDIN;
+
+-- [desktop] end the read snapshot
+COMMIT;
+
+-- [cloud] retry rows rejected by earlier runs
+--   $1 = 'jobshead'  (table)
+--   $2 = 'forward'  (direction)
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+WITH pending AS (
+  DELETE FROM "bisync".rejects AS r
+   WHERE r.table_name = $1
+     AND r.direction = $2
+  RETURNING r.row_data, r.attempts, r.first_seen
+)
+INSERT INTO "bisync_stage" ("job_id", "client_id", "template_id", "job_name", "job_status", "fee", "due_date", "notes", "extra", __bisync_attempts, __bisync_first_seen)
+SELECT x."job_id", x."client_id", x."template_id", x."job_name", x."job_status", x."fee", x."due_date", x."notes", x."extra", p.attempts, p.first_seen
+  FROM pending AS p
+ CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."job_id" = x."job_id");
+
+-- [cloud] how many rows are staged
+SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
+
+-- [cloud] planner statistics for the staged rows
+-- Row count and key statistics for the staged rows, so the merge joins them to cloud with a sensible plan.
+ANALYZE "bisync_stage" ("job_id");
+
+-- [cloud] insert new rows, update owned rows that differ
+--   $1 = <first staged row, supplied while running>
+--   $2 = <last staged row, supplied while running>
+--   $3 = 'D'  (origin value this direction writes)
+-- Merge staged rows $1..$2 into cloud in one statement:
+-- insert keys cloud does not have; update existing rows this direction owns, only when they differ.
+WITH src AS (
+  SELECT s.*
+    FROM "bisync_stage" AS s
+   WHERE s.__bisync_row BETWEEN $1 AND $2
+),
+classified AS MATERIALIZED (
+  -- Each staged row against the target row with its key (if any): present, owned, changed.
+  SELECT s.__bisync_row,
+         t.ctid IS NOT NULL AS present,
+         (t."source" IS NULL OR t."source"::text = $3) AS owned,
+         (t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra", t."source"::text)
+           IS DISTINCT FROM
+         (s."job_id"::bigint, s."client_id"::integer, s."template_id"::integer, s."job_name"::character varying, s."job_status"::character varying, s."fee"::numeric(12,2), s."due_date"::date, s."notes"::text, s."extra"::jsonb, $3::text) AS changed
+    FROM src AS s
+    LEFT JOIN "public"."jobshead" AS t ON t."job_id" = s."job_id"::bigint
+),
+updated AS (
+  UPDATE "public"."jobshead" AS t
+     SET "job_id" = s."job_id"::bigint,
+         "client_id" = s."client_id"::integer,
+         "template_id" = s."template_id"::integer,
+         "job_name" = s."job_name"::character varying,
+         "job_status" = s."job_status"::character varying,
+         "fee" = s."fee"::numeric(12,2),
+         "due_date" = s."due_date"::date,
+         "notes" = s."notes"::text,
+         "extra" = s."extra"::jsonb,
+         "source" = $3
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND c.present AND c.owned AND c.changed
+   WHERE t."job_id" = s."job_id"::bigint
+     AND (t."source" IS NULL OR t."source"::text = $3)
+     AND (t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra", t."source"::text)
+         IS DISTINCT FROM
+         (s."job_id"::bigint, s."client_id"::integer, s."template_id"::integer, s."job_name"::character varying, s."job_status"::character varying, s."fee"::numeric(12,2), s."due_date"::date, s."notes"::text, s."extra"::jsonb, $3::text)
+  RETURNING 1
+),
+inserted AS (
+  INSERT INTO "public"."jobshead" ("job_id", "client_id", "template_id", "job_name", "job_status", "fee", "due_date", "notes", "extra", "source")
+  SELECT s."job_id"::bigint, s."client_id"::integer, s."template_id"::integer, s."job_name"::character varying, s."job_status"::character varying, s."fee"::numeric(12,2), s."due_date"::date, s."notes"::text, s."extra"::jsonb, $3
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM src)::bigint AS read,
+       (SELECT count(*) FROM inserted)::bigint AS inserted,
+       (SELECT count(*) FROM updated)::bigint AS updated,
+       (SELECT count(*) FROM classified WHERE present AND owned AND NOT changed)::bigint AS unchanged,
+       (SELECT count(*) FROM classified WHERE present AND NOT owned)::bigint AS protected,
+       0::bigint AS conflicts;
+
+-- [cloud] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
+--   $1 = 'jobshead'  (table)
+--   $2 = 'forward'  (direction)
+--   $3 = 'job_id'  (key column name job_id)
+--   $4 = <SQLSTATE, supplied while running>
+--   $5 = <error message, supplied while running>
+--   $6 = <staged row, supplied while running>
+-- A staged row cloud refused (constraint, bad value): kept in rejects with the reason and retried next run.
+INSERT INTO "bisync".rejects AS r (table_name, direction, key, row_data, reason, error_code, error, attempts, first_seen)
+SELECT $1, $2,
+       jsonb_build_object($3::text, s."job_id"),
+       to_jsonb(s) - '__bisync_row' - '__bisync_cursor' - '__bisync_attempts' - '__bisync_first_seen',
+       'error', $4, $5,
+       s.__bisync_attempts + 1, coalesce(s.__bisync_first_seen, clock_timestamp())
+  FROM "bisync_stage" AS s
+ WHERE s.__bisync_row = $6
+ON CONFLICT (table_name, direction, key) DO UPDATE
+   SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+
+-- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard: rows on cloud owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."jobshead" AS t
+ WHERE t."source" IS NOT NULL
+   AND t."source"::text <> $1;
+
+-- [cloud] the new watermark, in the same transaction as the data
+--   $1 = 'jobshead'  (table)
+--   $2 = 'forward'  (direction)
+--   $3 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
+SELECT $1, $2,
+       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
+            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       END,
+       clock_timestamp()
+  FROM "bisync_stage" AS s
+ON CONFLICT (table_name, direction) DO UPDATE
+   SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
+       updated_at = EXCLUDED.updated_at
+RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] one row in runs for this step
+--   $1 = <run id, supplied while running>
+--   $2 = 'jobshead'  (table)
+--   $3 = 'forward'  (direction)
+--   $4 = 'full'  (mode)
+--   $5 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
+--   $6 = <plan hash, supplied while running>
+--   $7 = <status, supplied while running>
+--   $8 = <started at, supplied while running>
+--   $9 = <read, supplied while running>
+--   $10 = <inserted, supplied while running>
+--   $11 = <updated, supplied while running>
+--   $12 = <unchanged, supplied while running>
+--   $13 = <protected, supplied while running>
+--   $14 = <rejected, supplied while running>
+--   $15 = <deleted, supplied while running>
+--   $16 = NULL  (watermark before)
+--   $17 = <watermark after, supplied while running>
+--   $18 = <error, supplied while running>
+INSERT INTO "bisync".runs
+  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+   read_rows, inserted, updated, unchanged, protected, rejected, deleted,
+   watermark_before, watermark_after, error)
+VALUES ($1, $2, $3, $4, $5,
+        $6, $7, $8,
+        $9, $10, $11, $12,
+        $13, $14, $15,
+        $16, $17, $18);
+
+-- [cloud] commit data, watermark and run together
+COMMIT;
+
+-- ============================================================================
+-- Step 10/23: jobtasks forward: desktop public.jobtasks → cloud public.jobtasks
+-- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
+-- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
+-- step hash: 88047501417574d7e855cbc17bbebdfc322e9dc092b2ddc5931dbbfb39f24668
+-- ============================================================================
+
+-- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
+
+-- [cloud] bootstrap bisync's state on cloud, only if it is missing
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [cloud] serialise concurrent bootstraps
+--   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
+-- Serialise bootstrap between concurrent runs (released at COMMIT).
+SELECT pg_advisory_xact_lock(hashtext($1));
+
+-- [cloud] create schema bisync and its state, runs and rejects tables
+-- bisync's own tables, in their own schema (never public). Idempotent.
+CREATE SCHEMA IF NOT EXISTS "bisync";
+
+CREATE TABLE IF NOT EXISTS "bisync".state (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL CHECK (direction IN ('forward', 'reverse')),
+  watermark   timestamptz,
+  updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".runs (
+  run_id           uuid        NOT NULL,
+  table_name       text        NOT NULL,
+  direction        text        NOT NULL,
+  mode             text        NOT NULL,
+  reason           text        NOT NULL,
+  plan_hash        text        NOT NULL,
+  status           text        NOT NULL,
+  started_at       timestamptz NOT NULL,
+  finished_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+  read_rows        bigint,
+  inserted         bigint,
+  updated          bigint,
+  unchanged        bigint,
+  protected        bigint,
+  rejected         bigint,
+  deleted          bigint,
+  watermark_before timestamptz,
+  watermark_after  timestamptz,
+  error            text,
+  PRIMARY KEY (run_id, table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".rejects (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL,
+  key         jsonb       NOT NULL,
+  row_data    jsonb       NOT NULL,
+  reason      text        NOT NULL CHECK (reason IN ('error', 'conflict')),
+  error_code  text,
+  error       text,
+  attempts    integer     NOT NULL DEFAULT 1,
+  first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction, key)
+);
+
+-- [cloud] commit the bootstrap
+COMMIT;
+
+-- The step:
+
+-- [cloud] open the write transaction on cloud
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [cloud] transaction-local text formats
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [cloud] one run per (table, direction) at a time
+--   $1 = 'bisync'  (lock namespace)
+--   $2 = 'bisync.jobtasks/forward'  (lock key)
+-- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
+SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+
+-- [cloud] the watermark this step starts from (must equal the planned one)
+--   $1 = 'jobtasks'  (table)
+--   $2 = 'forward'  (direction)
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+  FROM "bisync".state
+ WHERE table_name = $1
+   AND direction = $2;
+
+-- [cloud] rows owned by the other side, before
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard: rows on cloud owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."jobtasks" AS t
+ WHERE t."source" IS NOT NULL
+   AND t."source"::text <> $1;
+
+-- [cloud] staging table, dropped at commit
+-- Staging for the rows read from desktop: text columns, cast to the target's types in the merge,
+-- so a value the target refuses becomes a reject instead of failing the whole COPY.
+CREATE TEMPORARY TABLE "bisync_stage" (
+  "jt_id" text,
+  "job_id" text,
+  "task_id" text,
+  "staff_id" text,
+  "status" text,
+  "planned_hours" text,
+  "completed_on" text,
+  __bisync_cursor     timestamptz,
+  __bisync_attempts   integer NOT NULL DEFAULT 0,
+  __bisync_first_seen timestamptz,
+  __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
+) ON COMMIT DROP;
+
+-- [desktop] open the read snapshot on desktop
+-- One snapshot for the rows and their cursor values.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [desktop] transaction-local text formats and the read window
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [desktop] stream the rows out of desktop
+-- Read every row. No LIMIT, no window.
+COPY (
+  SELECT f."jt_id", f."job_id", f."task_id", f."staff_id", f."status", f."planned_hours", f."completed_on"
+    FROM "public"."jobtasks" AS f
+) TO STDOUT;
+
+-- [cloud] stream them into staging on cloud
+COPY "bisync_stage" ("jt_id", "job_id", "task_id", "staff_id", "status", "planned_hours", "completed_on") FROM STDIN;
+
+-- [desktop] end the read snapshot
+COMMIT;
+
+-- [cloud] retry rows rejected by earlier runs
+--   $1 = 'jobtasks'  (table)
+--   $2 = 'forward'  (direction)
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+WITH pending AS (
+  DELETE FROM "bisync".rejects AS r
+   WHERE r.table_name = $1
+     AND r.direction = $2
+  RETURNING r.row_data, r.attempts, r.first_seen
+)
+INSERT INTO "bisync_stage" ("jt_id", "job_id", "task_id", "staff_id", "status", "planned_hours", "completed_on", __bisync_attempts, __bisync_first_seen)
+SELECT x."jt_id", x."job_id", x."task_id", x."staff_id", x."status", x."planned_hours", x."completed_on", p.attempts, p.first_seen
+  FROM pending AS p
+ CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."jt_id" = x."jt_id");
+
+-- [cloud] how many rows are staged
+SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
+
+-- [cloud] planner statistics for the staged rows
+-- Row count and key statistics for the staged rows, so the merge joins them to cloud with a sensible plan.
+ANALYZE "bisync_stage" ("jt_id");
+
+-- [cloud] insert new rows, update owned rows that differ
+--   $1 = <first staged row, supplied while running>
+--   $2 = <last staged row, supplied while running>
+--   $3 = 'D'  (origin value this direction writes)
+-- Merge staged rows $1..$2 into cloud in one statement:
+-- insert keys cloud does not have; update existing rows this direction owns, only when they differ.
+WITH src AS (
+  SELECT s.*
+    FROM "bisync_stage" AS s
+   WHERE s.__bisync_row BETWEEN $1 AND $2
+),
+classified AS MATERIALIZED (
+  -- Each staged row against the target row with its key (if any): present, owned, changed.
+  SELECT s.__bisync_row,
+         t.ctid IS NOT NULL AS present,
+         (t."source" IS NULL OR t."source"::text = $3) AS owned,
+         (t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on", t."source"::text)
+           IS DISTINCT FROM
+         (s."jt_id"::bigint, s."job_id"::bigint, s."task_id"::integer, s."staff_id"::integer, s."status"::character varying, s."planned_hours"::numeric(6,2), s."completed_on"::date, $3::text) AS changed
+    FROM src AS s
+    LEFT JOIN "public"."jobtasks" AS t ON t."jt_id" = s."jt_id"::bigint
+),
+updated AS (
+  UPDATE "public"."jobtasks" AS t
+     SET "jt_id" = s."jt_id"::bigint,
+         "job_id" = s."job_id"::bigint,
+         "task_id" = s."task_id"::integer,
+         "staff_id" = s."staff_id"::integer,
+         "status" = s."status"::character varying,
+         "planned_hours" = s."planned_hours"::numeric(6,2),
+         "completed_on" = s."completed_on"::date,
+         "source" = $3
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND c.present AND c.owned AND c.changed
+   WHERE t."jt_id" = s."jt_id"::bigint
+     AND (t."source" IS NULL OR t."source"::text = $3)
+     AND (t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on", t."source"::text)
+         IS DISTINCT FROM
+         (s."jt_id"::bigint, s."job_id"::bigint, s."task_id"::integer, s."staff_id"::integer, s."status"::character varying, s."planned_hours"::numeric(6,2), s."completed_on"::date, $3::text)
+  RETURNING 1
+),
+inserted AS (
+  INSERT INTO "public"."jobtasks" ("jt_id", "job_id", "task_id", "staff_id", "status", "planned_hours", "completed_on", "source")
+  SELECT s."jt_id"::bigint, s."job_id"::bigint, s."task_id"::integer, s."staff_id"::integer, s."status"::character varying, s."planned_hours"::numeric(6,2), s."completed_on"::date, $3
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM src)::bigint AS read,
+       (SELECT count(*) FROM inserted)::bigint AS inserted,
+       (SELECT count(*) FROM updated)::bigint AS updated,
+       (SELECT count(*) FROM classified WHERE present AND owned AND NOT changed)::bigint AS unchanged,
+       (SELECT count(*) FROM classified WHERE present AND NOT owned)::bigint AS protected,
+       0::bigint AS conflicts;
+
+-- [cloud] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
+--   $1 = 'jobtasks'  (table)
+--   $2 = 'forward'  (direction)
+--   $3 = 'jt_id'  (key column name jt_id)
+--   $4 = <SQLSTATE, supplied while running>
+--   $5 = <error message, supplied while running>
+--   $6 = <staged row, supplied while running>
+-- A staged row cloud refused (constraint, bad value): kept in rejects with the reason and retried next run.
+INSERT INTO "bisync".rejects AS r (table_name, direction, key, row_data, reason, error_code, error, attempts, first_seen)
+SELECT $1, $2,
+       jsonb_build_object($3::text, s."jt_id"),
+       to_jsonb(s) - '__bisync_row' - '__bisync_cursor' - '__bisync_attempts' - '__bisync_first_seen',
+       'error', $4, $5,
+       s.__bisync_attempts + 1, coalesce(s.__bisync_first_seen, clock_timestamp())
+  FROM "bisync_stage" AS s
+ WHERE s.__bisync_row = $6
+ON CONFLICT (table_name, direction, key) DO UPDATE
+   SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+
+-- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard: rows on cloud owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."jobtasks" AS t
+ WHERE t."source" IS NOT NULL
+   AND t."source"::text <> $1;
+
+-- [cloud] the new watermark, in the same transaction as the data
+--   $1 = 'jobtasks'  (table)
+--   $2 = 'forward'  (direction)
+--   $3 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
+SELECT $1, $2,
+       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
+            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       END,
+       clock_timestamp()
+  FROM "bisync_stage" AS s
+ON CONFLICT (table_name, direction) DO UPDATE
+   SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
+       updated_at = EXCLUDED.updated_at
+RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] one row in runs for this step
+--   $1 = <run id, supplied while running>
+--   $2 = 'jobtasks'  (table)
+--   $3 = 'forward'  (direction)
+--   $4 = 'full'  (mode)
+--   $5 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
+--   $6 = <plan hash, supplied while running>
+--   $7 = <status, supplied while running>
+--   $8 = <started at, supplied while running>
+--   $9 = <read, supplied while running>
+--   $10 = <inserted, supplied while running>
+--   $11 = <updated, supplied while running>
+--   $12 = <unchanged, supplied while running>
+--   $13 = <protected, supplied while running>
+--   $14 = <rejected, supplied while running>
+--   $15 = <deleted, supplied while running>
+--   $16 = NULL  (watermark before)
+--   $17 = <watermark after, supplied while running>
+--   $18 = <error, supplied while running>
+INSERT INTO "bisync".runs
+  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+   read_rows, inserted, updated, unchanged, protected, rejected, deleted,
+   watermark_before, watermark_after, error)
+VALUES ($1, $2, $3, $4, $5,
+        $6, $7, $8,
+        $9, $10, $11, $12,
+        $13, $14, $15,
+        $16, $17, $18);
+
+-- [cloud] commit data, watermark and run together
+COMMIT;
+
+-- ============================================================================
+-- Step 11/23: taskchecklist forward: desktop public.taskchecklist → cloud public.taskchecklist
+-- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
+-- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
+-- step hash: abad1e1b1e59cdb6e8c848a6626cf950f6bee982bdd5a68357904e87a060fda2
+-- ============================================================================
+
+-- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
+
+-- [cloud] bootstrap bisync's state on cloud, only if it is missing
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [cloud] serialise concurrent bootstraps
+--   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
+-- Serialise bootstrap between concurrent runs (released at COMMIT).
+SELECT pg_advisory_xact_lock(hashtext($1));
+
+-- [cloud] create schema bisync and its state, runs and rejects tables
+-- bisync's own tables, in their own schema (never public). Idempotent.
+CREATE SCHEMA IF NOT EXISTS "bisync";
+
+CREATE TABLE IF NOT EXISTS "bisync".state (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL CHECK (direction IN ('forward', 'reverse')),
+  watermark   timestamptz,
+  updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".runs (
+  run_id           uuid        NOT NULL,
+  table_name       text        NOT NULL,
+  direction        text        NOT NULL,
+  mode             text        NOT NULL,
+  reason           text        NOT NULL,
+  plan_hash        text        NOT NULL,
+  status           text        NOT NULL,
+  started_at       timestamptz NOT NULL,
+  finished_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+  read_rows        bigint,
+  inserted         bigint,
+  updated          bigint,
+  unchanged        bigint,
+  protected        bigint,
+  rejected         bigint,
+  deleted          bigint,
+  watermark_before timestamptz,
+  watermark_after  timestamptz,
+  error            text,
+  PRIMARY KEY (run_id, table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".rejects (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL,
+  key         jsonb       NOT NULL,
+  row_data    jsonb       NOT NULL,
+  reason      text        NOT NULL CHECK (reason IN ('error', 'conflict')),
+  error_code  text,
+  error       text,
+  attempts    integer     NOT NULL DEFAULT 1,
+  first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction, key)
+);
+
+-- [cloud] commit the bootstrap
+COMMIT;
+
+-- The step:
+
+-- [cloud] open the write transaction on cloud
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [cloud] transaction-local text formats
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [cloud] one run per (table, direction) at a time
+--   $1 = 'bisync'  (lock namespace)
+--   $2 = 'bisync.taskchecklist/forward'  (lock key)
+-- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
+SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+
+-- [cloud] the watermark this step starts from (must equal the planned one)
+--   $1 = 'taskchecklist'  (table)
+--   $2 = 'forward'  (direction)
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+  FROM "bisync".state
+ WHERE table_name = $1
+   AND direction = $2;
+
+-- [cloud] rows owned by the other side, before
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard: rows on cloud owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."taskchecklist" AS t
+ WHERE t."source" IS NOT NULL
+   AND t."source"::text <> $1;
+
+-- [cloud] staging table, dropped at commit
+-- Staging for the rows read from desktop: text columns, cast to the target's types in the merge,
+-- so a value the target refuses becomes a reject instead of failing the whole COPY.
+CREATE TEMPORARY TABLE "bisync_stage" (
+  "tc_id" text,
+  "task_id" text,
+  "item_no" text,
+  "item_text" text,
+  "is_mandatory" text,
+  __bisync_cursor     timestamptz,
+  __bisync_attempts   integer NOT NULL DEFAULT 0,
+  __bisync_first_seen timestamptz,
+  __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
+) ON COMMIT DROP;
+
+-- [desktop] open the read snapshot on desktop
+-- One snapshot for the rows and their cursor values.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [desktop] transaction-local text formats and the read window
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [desktop] stream the rows out of desktop
+-- Read every row. No LIMIT, no window.
+COPY (
+  SELECT f."tc_id", f."task_id", f."item_no", f."item_text", f."is_mandatory"
+    FROM "public"."taskchecklist" AS f
+) TO STDOUT;
+
+-- [cloud] stream them into staging on cloud
+COPY "bisync_stage" ("tc_id", "task_id", "item_no", "item_text", "is_mandatory") FROM STDIN;
+
+-- [desktop] end the read snapshot
+COMMIT;
+
+-- [cloud] retry rows rejected by earlier runs
+--   $1 = 'taskchecklist'  (table)
+--   $2 = 'forward'  (direction)
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+WITH pending AS (
+  DELETE FROM "bisync".rejects AS r
+   WHERE r.table_name = $1
+     AND r.direction = $2
+  RETURNING r.row_data, r.attempts, r.first_seen
+)
+INSERT INTO "bisync_stage" ("tc_id", "task_id", "item_no", "item_text", "is_mandatory", __bisync_attempts, __bisync_first_seen)
+SELECT x."tc_id", x."task_id", x."item_no", x."item_text", x."is_mandatory", p.attempts, p.first_seen
+  FROM pending AS p
+ CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."tc_id" = x."tc_id");
+
+-- [cloud] how many rows are staged
+SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
+
+-- [cloud] planner statistics for the staged rows
+-- Row count and key statistics for the staged rows, so the merge joins them to cloud with a sensible plan.
+ANALYZE "bisync_stage" ("tc_id");
+
+-- [cloud] insert new rows, update owned rows that differ
+--   $1 = <first staged row, supplied while running>
+--   $2 = <last staged row, supplied while running>
+--   $3 = 'D'  (origin value this direction writes)
+-- Merge staged rows $1..$2 into cloud in one statement:
+-- insert keys cloud does not have; update existing rows this direction owns, only when they differ.
+WITH src AS (
+  SELECT s.*
+    FROM "bisync_stage" AS s
+   WHERE s.__bisync_row BETWEEN $1 AND $2
+),
+classified AS MATERIALIZED (
+  -- Each staged row against the target row with its key (if any): present, owned, changed.
+  SELECT s.__bisync_row,
+         t.ctid IS NOT NULL AS present,
+         (t."source" IS NULL OR t."source"::text = $3) AS owned,
+         (t."tc_id", t."task_id", t."item_no", t."item_text", t."is_mandatory", t."source"::text)
+           IS DISTINCT FROM
+         (s."tc_id"::integer, s."task_id"::integer, s."item_no"::integer, s."item_text"::text, s."is_mandatory"::boolean, $3::text) AS changed
+    FROM src AS s
+    LEFT JOIN "public"."taskchecklist" AS t ON t."tc_id" = s."tc_id"::integer
+),
+updated AS (
+  UPDATE "public"."taskchecklist" AS t
+     SET "tc_id" = s."tc_id"::integer,
+         "task_id" = s."task_id"::integer,
+         "item_no" = s."item_no"::integer,
+         "item_text" = s."item_text"::text,
+         "is_mandatory" = s."is_mandatory"::boolean,
+         "source" = $3
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND c.present AND c.owned AND c.changed
+   WHERE t."tc_id" = s."tc_id"::integer
+     AND (t."source" IS NULL OR t."source"::text = $3)
+     AND (t."tc_id", t."task_id", t."item_no", t."item_text", t."is_mandatory", t."source"::text)
+         IS DISTINCT FROM
+         (s."tc_id"::integer, s."task_id"::integer, s."item_no"::integer, s."item_text"::text, s."is_mandatory"::boolean, $3::text)
+  RETURNING 1
+),
+inserted AS (
+  INSERT INTO "public"."taskchecklist" ("tc_id", "task_id", "item_no", "item_text", "is_mandatory", "source")
+  SELECT s."tc_id"::integer, s."task_id"::integer, s."item_no"::integer, s."item_text"::text, s."is_mandatory"::boolean, $3
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM src)::bigint AS read,
+       (SELECT count(*) FROM inserted)::bigint AS inserted,
+       (SELECT count(*) FROM updated)::bigint AS updated,
+       (SELECT count(*) FROM classified WHERE present AND owned AND NOT changed)::bigint AS unchanged,
+       (SELECT count(*) FROM classified WHERE present AND NOT owned)::bigint AS protected,
+       0::bigint AS conflicts;
+
+-- [cloud] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
+--   $1 = 'taskchecklist'  (table)
+--   $2 = 'forward'  (direction)
+--   $3 = 'tc_id'  (key column name tc_id)
+--   $4 = <SQLSTATE, supplied while running>
+--   $5 = <error message, supplied while running>
+--   $6 = <staged row, supplied while running>
+-- A staged row cloud refused (constraint, bad value): kept in rejects with the reason and retried next run.
+INSERT INTO "bisync".rejects AS r (table_name, direction, key, row_data, reason, error_code, error, attempts, first_seen)
+SELECT $1, $2,
+       jsonb_build_object($3::text, s."tc_id"),
+       to_jsonb(s) - '__bisync_row' - '__bisync_cursor' - '__bisync_attempts' - '__bisync_first_seen',
+       'error', $4, $5,
+       s.__bisync_attempts + 1, coalesce(s.__bisync_first_seen, clock_timestamp())
+  FROM "bisync_stage" AS s
+ WHERE s.__bisync_row = $6
+ON CONFLICT (table_name, direction, key) DO UPDATE
+   SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+
+-- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard: rows on cloud owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."taskchecklist" AS t
+ WHERE t."source" IS NOT NULL
+   AND t."source"::text <> $1;
+
+-- [cloud] the new watermark, in the same transaction as the data
+--   $1 = 'taskchecklist'  (table)
+--   $2 = 'forward'  (direction)
+--   $3 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
+SELECT $1, $2,
+       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
+            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       END,
+       clock_timestamp()
+  FROM "bisync_stage" AS s
+ON CONFLICT (table_name, direction) DO UPDATE
+   SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
+       updated_at = EXCLUDED.updated_at
+RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] one row in runs for this step
+--   $1 = <run id, supplied while running>
+--   $2 = 'taskchecklist'  (table)
+--   $3 = 'forward'  (direction)
+--   $4 = 'full'  (mode)
+--   $5 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
+--   $6 = <plan hash, supplied while running>
+--   $7 = <status, supplied while running>
+--   $8 = <started at, supplied while running>
+--   $9 = <read, supplied while running>
+--   $10 = <inserted, supplied while running>
+--   $11 = <updated, supplied while running>
+--   $12 = <unchanged, supplied while running>
+--   $13 = <protected, supplied while running>
+--   $14 = <rejected, supplied while running>
+--   $15 = <deleted, supplied while running>
+--   $16 = NULL  (watermark before)
+--   $17 = <watermark after, supplied while running>
+--   $18 = <error, supplied while running>
+INSERT INTO "bisync".runs
+  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+   read_rows, inserted, updated, unchanged, protected, rejected, deleted,
+   watermark_before, watermark_after, error)
+VALUES ($1, $2, $3, $4, $5,
+        $6, $7, $8,
+        $9, $10, $11, $12,
+        $13, $14, $15,
+        $16, $17, $18);
+
+-- [cloud] commit data, watermark and run together
+COMMIT;
+
+-- ============================================================================
+-- Step 12/23: workdiary forward: desktop public.workdiary → cloud public.workdiary
+-- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
+-- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
+-- step hash: 41f8eda893a5b135262c421fe5143d10ad2f9e7de834f36381e384d6a20e65d1
+-- ============================================================================
+
+-- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
+
+-- [cloud] bootstrap bisync's state on cloud, only if it is missing
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [cloud] serialise concurrent bootstraps
+--   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
+-- Serialise bootstrap between concurrent runs (released at COMMIT).
+SELECT pg_advisory_xact_lock(hashtext($1));
+
+-- [cloud] create schema bisync and its state, runs and rejects tables
+-- bisync's own tables, in their own schema (never public). Idempotent.
+CREATE SCHEMA IF NOT EXISTS "bisync";
+
+CREATE TABLE IF NOT EXISTS "bisync".state (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL CHECK (direction IN ('forward', 'reverse')),
+  watermark   timestamptz,
+  updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".runs (
+  run_id           uuid        NOT NULL,
+  table_name       text        NOT NULL,
+  direction        text        NOT NULL,
+  mode             text        NOT NULL,
+  reason           text        NOT NULL,
+  plan_hash        text        NOT NULL,
+  status           text        NOT NULL,
+  started_at       timestamptz NOT NULL,
+  finished_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+  read_rows        bigint,
+  inserted         bigint,
+  updated          bigint,
+  unchanged        bigint,
+  protected        bigint,
+  rejected         bigint,
+  deleted          bigint,
+  watermark_before timestamptz,
+  watermark_after  timestamptz,
+  error            text,
+  PRIMARY KEY (run_id, table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".rejects (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL,
+  key         jsonb       NOT NULL,
+  row_data    jsonb       NOT NULL,
+  reason      text        NOT NULL CHECK (reason IN ('error', 'conflict')),
+  error_code  text,
+  error       text,
+  attempts    integer     NOT NULL DEFAULT 1,
+  first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction, key)
+);
+
+-- [cloud] commit the bootstrap
+COMMIT;
+
+-- The step:
+
+-- [cloud] open the write transaction on cloud
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [cloud] transaction-local text formats
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [cloud] one run per (table, direction) at a time
+--   $1 = 'bisync'  (lock namespace)
+--   $2 = 'bisync.workdiary/forward'  (lock key)
+-- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
+SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+
+-- [cloud] the watermark this step starts from (must equal the planned one)
+--   $1 = 'workdiary'  (table)
+--   $2 = 'forward'  (direction)
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+  FROM "bisync".state
+ WHERE table_name = $1
+   AND direction = $2;
+
+-- [cloud] rows owned by the other side, before
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard: rows on cloud owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."workdiary" AS t
+ WHERE t."source" IS NOT NULL
+   AND t."source"::text <> $1;
+
+-- [cloud] staging table, dropped at commit
+-- Staging for the rows read from desktop: text columns, cast to the target's types in the merge,
+-- so a value the target refuses becomes a reject instead of failing the whole COPY.
+CREATE TEMPORARY TABLE "bisync_stage" (
+  "wd_id" text,
+  "staff_id" text,
+  "job_id" text,
+  "work_date" text,
+  "hours" text,
+  "description" text,
+  "billable" text,
+  __bisync_cursor     timestamptz,
+  __bisync_attempts   integer NOT NULL DEFAULT 0,
+  __bisync_first_seen timestamptz,
+  __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
+) ON COMMIT DROP;
+
+-- [desktop] open the read snapshot on desktop
+-- One snapshot for the rows and their cursor values.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [desktop] transaction-local text formats and the read window
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [desktop] stream the rows out of desktop
+-- Read every row. No LIMIT, no window.
+COPY (
+  SELECT f."wd_id", f."staff_id", f."job_id", f."work_date", f."hours", f."description", f."billable"
+    FROM "public"."workdiary" AS f
+) TO STDOUT;
+
+-- [cloud] stream them into staging on cloud
+COPY "bisync_stage" ("wd_id", "staff_id", "job_id", "work_date", "hours", "description", "billable") FROM STDIN;
+
+-- [desktop] end the read snapshot
+COMMIT;
+
+-- [cloud] retry rows rejected by earlier runs
+--   $1 = 'workdiary'  (table)
+--   $2 = 'forward'  (direction)
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+WITH pending AS (
+  DELETE FROM "bisync".rejects AS r
+   WHERE r.table_name = $1
+     AND r.direction = $2
+  RETURNING r.row_data, r.attempts, r.first_seen
+)
+INSERT INTO "bisync_stage" ("wd_id", "staff_id", "job_id", "work_date", "hours", "description", "billable", __bisync_attempts, __bisync_first_seen)
+SELECT x."wd_id", x."staff_id", x."job_id", x."work_date", x."hours", x."description", x."billable", p.attempts, p.first_seen
+  FROM pending AS p
+ CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."wd_id" = x."wd_id");
+
+-- [cloud] how many rows are staged
+SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
+
+-- [cloud] planner statistics for the staged rows
+-- Row count and key statistics for the staged rows, so the merge joins them to cloud with a sensible plan.
+ANALYZE "bisync_stage" ("wd_id");
+
+-- [cloud] insert new rows, update owned rows that differ
+--   $1 = <first staged row, supplied while running>
+--   $2 = <last staged row, supplied while running>
+--   $3 = 'D'  (origin value this direction writes)
+-- Merge staged rows $1..$2 into cloud in one statement:
+-- insert keys cloud does not have; update existing rows this direction owns, only when they differ.
+WITH src AS (
+  SELECT s.*
+    FROM "bisync_stage" AS s
+   WHERE s.__bisync_row BETWEEN $1 AND $2
+),
+classified AS MATERIALIZED (
+  -- Each staged row against the target row with its key (if any): present, owned, changed.
+  SELECT s.__bisync_row,
+         t.ctid IS NOT NULL AS present,
+         (t."source" IS NULL OR t."source"::text = $3) AS owned,
+         (t."wd_id", t."staff_id", t."job_id", t."work_date", t."hours", t."description", t."billable", t."source"::text)
+           IS DISTINCT FROM
+         (s."wd_id"::bigint, s."staff_id"::integer, s."job_id"::bigint, s."work_date"::date, s."hours"::numeric(5,2), s."description"::text, s."billable"::boolean, $3::text) AS changed
+    FROM src AS s
+    LEFT JOIN "public"."workdiary" AS t ON t."wd_id" = s."wd_id"::bigint
+),
+updated AS (
+  UPDATE "public"."workdiary" AS t
+     SET "wd_id" = s."wd_id"::bigint,
+         "staff_id" = s."staff_id"::integer,
+         "job_id" = s."job_id"::bigint,
+         "work_date" = s."work_date"::date,
+         "hours" = s."hours"::numeric(5,2),
+         "description" = s."description"::text,
+         "billable" = s."billable"::boolean,
+         "source" = $3
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND c.present AND c.owned AND c.changed
+   WHERE t."wd_id" = s."wd_id"::bigint
+     AND (t."source" IS NULL OR t."source"::text = $3)
+     AND (t."wd_id", t."staff_id", t."job_id", t."work_date", t."hours", t."description", t."billable", t."source"::text)
+         IS DISTINCT FROM
+         (s."wd_id"::bigint, s."staff_id"::integer, s."job_id"::bigint, s."work_date"::date, s."hours"::numeric(5,2), s."description"::text, s."billable"::boolean, $3::text)
+  RETURNING 1
+),
+inserted AS (
+  INSERT INTO "public"."workdiary" ("wd_id", "staff_id", "job_id", "work_date", "hours", "description", "billable", "source")
+  SELECT s."wd_id"::bigint, s."staff_id"::integer, s."job_id"::bigint, s."work_date"::date, s."hours"::numeric(5,2), s."description"::text, s."billable"::boolean, $3
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM src)::bigint AS read,
+       (SELECT count(*) FROM inserted)::bigint AS inserted,
+       (SELECT count(*) FROM updated)::bigint AS updated,
+       (SELECT count(*) FROM classified WHERE present AND owned AND NOT changed)::bigint AS unchanged,
+       (SELECT count(*) FROM classified WHERE present AND NOT owned)::bigint AS protected,
+       0::bigint AS conflicts;
+
+-- [cloud] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
+--   $1 = 'workdiary'  (table)
+--   $2 = 'forward'  (direction)
+--   $3 = 'wd_id'  (key column name wd_id)
+--   $4 = <SQLSTATE, supplied while running>
+--   $5 = <error message, supplied while running>
+--   $6 = <staged row, supplied while running>
+-- A staged row cloud refused (constraint, bad value): kept in rejects with the reason and retried next run.
+INSERT INTO "bisync".rejects AS r (table_name, direction, key, row_data, reason, error_code, error, attempts, first_seen)
+SELECT $1, $2,
+       jsonb_build_object($3::text, s."wd_id"),
+       to_jsonb(s) - '__bisync_row' - '__bisync_cursor' - '__bisync_attempts' - '__bisync_first_seen',
+       'error', $4, $5,
+       s.__bisync_attempts + 1, coalesce(s.__bisync_first_seen, clock_timestamp())
+  FROM "bisync_stage" AS s
+ WHERE s.__bisync_row = $6
+ON CONFLICT (table_name, direction, key) DO UPDATE
+   SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+
+-- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard: rows on cloud owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."workdiary" AS t
+ WHERE t."source" IS NOT NULL
+   AND t."source"::text <> $1;
+
+-- [cloud] the new watermark, in the same transaction as the data
+--   $1 = 'workdiary'  (table)
+--   $2 = 'forward'  (direction)
+--   $3 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
+SELECT $1, $2,
+       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
+            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       END,
+       clock_timestamp()
+  FROM "bisync_stage" AS s
+ON CONFLICT (table_name, direction) DO UPDATE
+   SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
+       updated_at = EXCLUDED.updated_at
+RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] one row in runs for this step
+--   $1 = <run id, supplied while running>
+--   $2 = 'workdiary'  (table)
+--   $3 = 'forward'  (direction)
+--   $4 = 'full'  (mode)
+--   $5 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
+--   $6 = <plan hash, supplied while running>
+--   $7 = <status, supplied while running>
+--   $8 = <started at, supplied while running>
+--   $9 = <read, supplied while running>
+--   $10 = <inserted, supplied while running>
+--   $11 = <updated, supplied while running>
+--   $12 = <unchanged, supplied while running>
+--   $13 = <protected, supplied while running>
+--   $14 = <rejected, supplied while running>
+--   $15 = <deleted, supplied while running>
+--   $16 = NULL  (watermark before)
+--   $17 = <watermark after, supplied while running>
+--   $18 = <error, supplied while running>
+INSERT INTO "bisync".runs
+  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+   read_rows, inserted, updated, unchanged, protected, rejected, deleted,
+   watermark_before, watermark_after, error)
+VALUES ($1, $2, $3, $4, $5,
+        $6, $7, $8,
+        $9, $10, $11, $12,
+        $13, $14, $15,
+        $16, $17, $18);
+
+-- [cloud] commit data, watermark and run together
+COMMIT;
+
+-- ============================================================================
+-- Step 13/23: reminder forward: desktop public.mbreminder → cloud public.reminder
+-- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
+-- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, remdate→reminder_date, title, is_done
+-- step hash: 67fb0d498806279479550229117bed07eaa2c022e85fa147837eb20b6b015ceb
+-- ============================================================================
+
+-- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
+
+-- [cloud] bootstrap bisync's state on cloud, only if it is missing
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [cloud] serialise concurrent bootstraps
+--   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
+-- Serialise bootstrap between concurrent runs (released at COMMIT).
+SELECT pg_advisory_xact_lock(hashtext($1));
+
+-- [cloud] create schema bisync and its state, runs and rejects tables
+-- bisync's own tables, in their own schema (never public). Idempotent.
+CREATE SCHEMA IF NOT EXISTS "bisync";
+
+CREATE TABLE IF NOT EXISTS "bisync".state (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL CHECK (direction IN ('forward', 'reverse')),
+  watermark   timestamptz,
+  updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".runs (
+  run_id           uuid        NOT NULL,
+  table_name       text        NOT NULL,
+  direction        text        NOT NULL,
+  mode             text        NOT NULL,
+  reason           text        NOT NULL,
+  plan_hash        text        NOT NULL,
+  status           text        NOT NULL,
+  started_at       timestamptz NOT NULL,
+  finished_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+  read_rows        bigint,
+  inserted         bigint,
+  updated          bigint,
+  unchanged        bigint,
+  protected        bigint,
+  rejected         bigint,
+  deleted          bigint,
+  watermark_before timestamptz,
+  watermark_after  timestamptz,
+  error            text,
+  PRIMARY KEY (run_id, table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".rejects (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL,
+  key         jsonb       NOT NULL,
+  row_data    jsonb       NOT NULL,
+  reason      text        NOT NULL CHECK (reason IN ('error', 'conflict')),
+  error_code  text,
+  error       text,
+  attempts    integer     NOT NULL DEFAULT 1,
+  first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction, key)
+);
+
+-- [cloud] commit the bootstrap
+COMMIT;
+
+-- The step:
+
+-- [cloud] open the write transaction on cloud
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [cloud] transaction-local text formats
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [cloud] one run per (table, direction) at a time
+--   $1 = 'bisync'  (lock namespace)
+--   $2 = 'bisync.reminder/forward'  (lock key)
+-- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
+SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+
+-- [cloud] the watermark this step starts from (must equal the planned one)
+--   $1 = 'reminder'  (table)
+--   $2 = 'forward'  (direction)
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+  FROM "bisync".state
+ WHERE table_name = $1
+   AND direction = $2;
+
+-- [cloud] rows owned by the other side, before
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard: rows on cloud owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."reminder" AS t
+ WHERE t."source" IS NOT NULL
+   AND t."source"::text <> $1;
+
+-- [cloud] staging table, dropped at commit
+-- Staging for the rows read from desktop: text columns, cast to the target's types in the merge,
+-- so a value the target refuses becomes a reject instead of failing the whole COPY.
+CREATE TEMPORARY TABLE "bisync_stage" (
+  "rem_id" text,
+  "staff_id" text,
+  "client_id" text,
+  "reminder_date" text,
+  "title" text,
+  "is_done" text,
+  __bisync_cursor     timestamptz,
+  __bisync_attempts   integer NOT NULL DEFAULT 0,
+  __bisync_first_seen timestamptz,
+  __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
+) ON COMMIT DROP;
+
+-- [desktop] open the read snapshot on desktop
+-- One snapshot for the rows and their cursor values.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [desktop] transaction-local text formats and the read window
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [desktop] stream the rows out of desktop
+-- Read every row. No LIMIT, no window.
+COPY (
+  SELECT f."rem_id", f."staff_id", f."client_id", f."remdate", f."title", f."is_done"
+    FROM "public"."mbreminder" AS f
+) TO STDOUT;
+
+-- [cloud] stream them into staging on cloud
+COPY "bisync_stage" ("rem_id", "staff_id", "client_id", "reminder_date", "title", "is_done") FROM STDIN;
+
+-- [desktop] end the read snapshot
+COMMIT;
+
+-- [cloud] retry rows rejected by earlier runs
+--   $1 = 'reminder'  (table)
+--   $2 = 'forward'  (direction)
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+WITH pending AS (
+  DELETE FROM "bisync".rejects AS r
+   WHERE r.table_name = $1
+     AND r.direction = $2
+  RETURNING r.row_data, r.attempts, r.first_seen
+)
+INSERT INTO "bisync_stage" ("rem_id", "staff_id", "client_id", "reminder_date", "title", "is_done", __bisync_attempts, __bisync_first_seen)
+SELECT x."rem_id", x."staff_id", x."client_id", x."reminder_date", x."title", x."is_done", p.attempts, p.first_seen
+  FROM pending AS p
+ CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."rem_id" = x."rem_id");
+
+-- [cloud] how many rows are staged
+SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
+
+-- [cloud] planner statistics for the staged rows
+-- Row count and key statistics for the staged rows, so the merge joins them to cloud with a sensible plan.
+ANALYZE "bisync_stage" ("rem_id");
+
+-- [cloud] insert new rows, update owned rows that differ
+--   $1 = <first staged row, supplied while running>
+--   $2 = <last staged row, supplied while running>
+--   $3 = 'D'  (origin value this direction writes)
+-- Merge staged rows $1..$2 into cloud in one statement:
+-- insert keys cloud does not have; update existing rows this direction owns, only when they differ.
+WITH src AS (
+  SELECT s.*
+    FROM "bisync_stage" AS s
+   WHERE s.__bisync_row BETWEEN $1 AND $2
+),
+classified AS MATERIALIZED (
+  -- Each staged row against the target row with its key (if any): present, owned, changed.
+  SELECT s.__bisync_row,
+         t.ctid IS NOT NULL AS present,
+         (t."source" IS NULL OR t."source"::text = $3) AS owned,
+         (t."rem_id", t."staff_id", t."client_id", t."reminder_date", t."title", t."is_done", t."source"::text)
+           IS DISTINCT FROM
+         (s."rem_id"::integer, s."staff_id"::integer, s."client_id"::integer, s."reminder_date"::date, s."title"::character varying, s."is_done"::boolean, $3::text) AS changed
+    FROM src AS s
+    LEFT JOIN "public"."reminder" AS t ON t."rem_id" = s."rem_id"::integer
+),
+updated AS (
+  UPDATE "public"."reminder" AS t
+     SET "rem_id" = s."rem_id"::integer,
+         "staff_id" = s."staff_id"::integer,
+         "client_id" = s."client_id"::integer,
+         "reminder_date" = s."reminder_date"::date,
+         "title" = s."title"::character varying,
+         "is_done" = s."is_done"::boolean,
+         "source" = $3
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND c.present AND c.owned AND c.changed
+   WHERE t."rem_id" = s."rem_id"::integer
+     AND (t."source" IS NULL OR t."source"::text = $3)
+     AND (t."rem_id", t."staff_id", t."client_id", t."reminder_date", t."title", t."is_done", t."source"::text)
+         IS DISTINCT FROM
+         (s."rem_id"::integer, s."staff_id"::integer, s."client_id"::integer, s."reminder_date"::date, s."title"::character varying, s."is_done"::boolean, $3::text)
+  RETURNING 1
+),
+inserted AS (
+  INSERT INTO "public"."reminder" ("rem_id", "staff_id", "client_id", "reminder_date", "title", "is_done", "source")
+  SELECT s."rem_id"::integer, s."staff_id"::integer, s."client_id"::integer, s."reminder_date"::date, s."title"::character varying, s."is_done"::boolean, $3
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM src)::bigint AS read,
+       (SELECT count(*) FROM inserted)::bigint AS inserted,
+       (SELECT count(*) FROM updated)::bigint AS updated,
+       (SELECT count(*) FROM classified WHERE present AND owned AND NOT changed)::bigint AS unchanged,
+       (SELECT count(*) FROM classified WHERE present AND NOT owned)::bigint AS protected,
+       0::bigint AS conflicts;
+
+-- [cloud] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
+--   $1 = 'reminder'  (table)
+--   $2 = 'forward'  (direction)
+--   $3 = 'rem_id'  (key column name rem_id)
+--   $4 = <SQLSTATE, supplied while running>
+--   $5 = <error message, supplied while running>
+--   $6 = <staged row, supplied while running>
+-- A staged row cloud refused (constraint, bad value): kept in rejects with the reason and retried next run.
+INSERT INTO "bisync".rejects AS r (table_name, direction, key, row_data, reason, error_code, error, attempts, first_seen)
+SELECT $1, $2,
+       jsonb_build_object($3::text, s."rem_id"),
+       to_jsonb(s) - '__bisync_row' - '__bisync_cursor' - '__bisync_attempts' - '__bisync_first_seen',
+       'error', $4, $5,
+       s.__bisync_attempts + 1, coalesce(s.__bisync_first_seen, clock_timestamp())
+  FROM "bisync_stage" AS s
+ WHERE s.__bisync_row = $6
+ON CONFLICT (table_name, direction, key) DO UPDATE
+   SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+
+-- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard: rows on cloud owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."reminder" AS t
+ WHERE t."source" IS NOT NULL
+   AND t."source"::text <> $1;
+
+-- [cloud] the new watermark, in the same transaction as the data
+--   $1 = 'reminder'  (table)
+--   $2 = 'forward'  (direction)
+--   $3 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
+SELECT $1, $2,
+       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
+            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       END,
+       clock_timestamp()
+  FROM "bisync_stage" AS s
+ON CONFLICT (table_name, direction) DO UPDATE
+   SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
+       updated_at = EXCLUDED.updated_at
+RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] one row in runs for this step
+--   $1 = <run id, supplied while running>
+--   $2 = 'reminder'  (table)
+--   $3 = 'forward'  (direction)
+--   $4 = 'full'  (mode)
+--   $5 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
+--   $6 = <plan hash, supplied while running>
+--   $7 = <status, supplied while running>
+--   $8 = <started at, supplied while running>
+--   $9 = <read, supplied while running>
+--   $10 = <inserted, supplied while running>
+--   $11 = <updated, supplied while running>
+--   $12 = <unchanged, supplied while running>
+--   $13 = <protected, supplied while running>
+--   $14 = <rejected, supplied while running>
+--   $15 = <deleted, supplied while running>
+--   $16 = NULL  (watermark before)
+--   $17 = <watermark after, supplied while running>
+--   $18 = <error, supplied while running>
+INSERT INTO "bisync".runs
+  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+   read_rows, inserted, updated, unchanged, protected, rejected, deleted,
+   watermark_before, watermark_after, error)
+VALUES ($1, $2, $3, $4, $5,
+        $6, $7, $8,
+        $9, $10, $11, $12,
+        $13, $14, $15,
+        $16, $17, $18);
+
+-- [cloud] commit data, watermark and run together
+COMMIT;
+
+-- ============================================================================
+-- Step 14/23: remdetail forward: desktop public.remdetail → cloud public.remdetail
+-- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
+-- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
+-- step hash: 6aca830bca81154ca20e16b1f37929f8118895a2fd294448e301f9934e1b5772
+-- ============================================================================
+
+-- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
+
+-- [cloud] bootstrap bisync's state on cloud, only if it is missing
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [cloud] serialise concurrent bootstraps
+--   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
+-- Serialise bootstrap between concurrent runs (released at COMMIT).
+SELECT pg_advisory_xact_lock(hashtext($1));
+
+-- [cloud] create schema bisync and its state, runs and rejects tables
+-- bisync's own tables, in their own schema (never public). Idempotent.
+CREATE SCHEMA IF NOT EXISTS "bisync";
+
+CREATE TABLE IF NOT EXISTS "bisync".state (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL CHECK (direction IN ('forward', 'reverse')),
+  watermark   timestamptz,
+  updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".runs (
+  run_id           uuid        NOT NULL,
+  table_name       text        NOT NULL,
+  direction        text        NOT NULL,
+  mode             text        NOT NULL,
+  reason           text        NOT NULL,
+  plan_hash        text        NOT NULL,
+  status           text        NOT NULL,
+  started_at       timestamptz NOT NULL,
+  finished_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+  read_rows        bigint,
+  inserted         bigint,
+  updated          bigint,
+  unchanged        bigint,
+  protected        bigint,
+  rejected         bigint,
+  deleted          bigint,
+  watermark_before timestamptz,
+  watermark_after  timestamptz,
+  error            text,
+  PRIMARY KEY (run_id, table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".rejects (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL,
+  key         jsonb       NOT NULL,
+  row_data    jsonb       NOT NULL,
+  reason      text        NOT NULL CHECK (reason IN ('error', 'conflict')),
+  error_code  text,
+  error       text,
+  attempts    integer     NOT NULL DEFAULT 1,
+  first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction, key)
+);
+
+-- [cloud] commit the bootstrap
+COMMIT;
+
+-- The step:
+
+-- [cloud] open the write transaction on cloud
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [cloud] transaction-local text formats
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [cloud] one run per (table, direction) at a time
+--   $1 = 'bisync'  (lock namespace)
+--   $2 = 'bisync.remdetail/forward'  (lock key)
+-- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
+SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+
+-- [cloud] the watermark this step starts from (must equal the planned one)
+--   $1 = 'remdetail'  (table)
+--   $2 = 'forward'  (direction)
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+  FROM "bisync".state
+ WHERE table_name = $1
+   AND direction = $2;
+
+-- [cloud] rows owned by the other side, before
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard: rows on cloud owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."remdetail" AS t
+ WHERE t."source" IS NOT NULL
+   AND t."source"::text <> $1;
+
+-- [cloud] staging table, dropped at commit
+-- Staging for the rows read from desktop: text columns, cast to the target's types in the merge,
+-- so a value the target refuses becomes a reject instead of failing the whole COPY.
+CREATE TEMPORARY TABLE "bisync_stage" (
+  "remd_id" text,
+  "rem_id" text,
+  "channel" text,
+  "remind_before_days" text,
+  "note" text,
+  __bisync_cursor     timestamptz,
+  __bisync_attempts   integer NOT NULL DEFAULT 0,
+  __bisync_first_seen timestamptz,
+  __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
+) ON COMMIT DROP;
+
+-- [desktop] open the read snapshot on desktop
+-- One snapshot for the rows and their cursor values.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [desktop] transaction-local text formats and the read window
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [desktop] stream the rows out of desktop
+-- Read every row. No LIMIT, no window.
+COPY (
+  SELECT f."remd_id", f."rem_id", f."channel", f."remind_before_days", f."note"
+    FROM "public"."remdetail" AS f
+) TO STDOUT;
+
+-- [cloud] stream them into staging on cloud
+COPY "bisync_stage" ("remd_id", "rem_id", "channel", "remind_before_days", "note") FROM STDIN;
+
+-- [desktop] end the read snapshot
+COMMIT;
+
+-- [cloud] retry rows rejected by earlier runs
+--   $1 = 'remdetail'  (table)
+--   $2 = 'forward'  (direction)
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+WITH pending AS (
+  DELETE FROM "bisync".rejects AS r
+   WHERE r.table_name = $1
+     AND r.direction = $2
+  RETURNING r.row_data, r.attempts, r.first_seen
+)
+INSERT INTO "bisync_stage" ("remd_id", "rem_id", "channel", "remind_before_days", "note", __bisync_attempts, __bisync_first_seen)
+SELECT x."remd_id", x."rem_id", x."channel", x."remind_before_days", x."note", p.attempts, p.first_seen
+  FROM pending AS p
+ CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."remd_id" = x."remd_id");
+
+-- [cloud] how many rows are staged
+SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
+
+-- [cloud] planner statistics for the staged rows
+-- Row count and key statistics for the staged rows, so the merge joins them to cloud with a sensible plan.
+ANALYZE "bisync_stage" ("remd_id");
+
+-- [cloud] insert new rows, update owned rows that differ
+--   $1 = <first staged row, supplied while running>
+--   $2 = <last staged row, supplied while running>
+--   $3 = 'D'  (origin value this direction writes)
+-- Merge staged rows $1..$2 into cloud in one statement:
+-- insert keys cloud does not have; update existing rows this direction owns, only when they differ.
+WITH src AS (
+  SELECT s.*
+    FROM "bisync_stage" AS s
+   WHERE s.__bisync_row BETWEEN $1 AND $2
+),
+classified AS MATERIALIZED (
+  -- Each staged row against the target row with its key (if any): present, owned, changed.
+  SELECT s.__bisync_row,
+         t.ctid IS NOT NULL AS present,
+         (t."source" IS NULL OR t."source"::text = $3) AS owned,
+         (t."remd_id", t."rem_id", t."channel", t."remind_before_days", t."note", t."source"::text)
+           IS DISTINCT FROM
+         (s."remd_id"::integer, s."rem_id"::integer, s."channel"::character varying, s."remind_before_days"::smallint, s."note"::text, $3::text) AS changed
+    FROM src AS s
+    LEFT JOIN "public"."remdetail" AS t ON t."remd_id" = s."remd_id"::integer
+),
+updated AS (
+  UPDATE "public"."remdetail" AS t
+     SET "remd_id" = s."remd_id"::integer,
+         "rem_id" = s."rem_id"::integer,
+         "channel" = s."channel"::character varying,
+         "remind_before_days" = s."remind_before_days"::smallint,
+         "note" = s."note"::text,
+         "source" = $3
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND c.present AND c.owned AND c.changed
+   WHERE t."remd_id" = s."remd_id"::integer
+     AND (t."source" IS NULL OR t."source"::text = $3)
+     AND (t."remd_id", t."rem_id", t."channel", t."remind_before_days", t."note", t."source"::text)
+         IS DISTINCT FROM
+         (s."remd_id"::integer, s."rem_id"::integer, s."channel"::character varying, s."remind_before_days"::smallint, s."note"::text, $3::text)
+  RETURNING 1
+),
+inserted AS (
+  INSERT INTO "public"."remdetail" ("remd_id", "rem_id", "channel", "remind_before_days", "note", "source")
+  SELECT s."remd_id"::integer, s."rem_id"::integer, s."channel"::character varying, s."remind_before_days"::smallint, s."note"::text, $3
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM src)::bigint AS read,
+       (SELECT count(*) FROM inserted)::bigint AS inserted,
+       (SELECT count(*) FROM updated)::bigint AS updated,
+       (SELECT count(*) FROM classified WHERE present AND owned AND NOT changed)::bigint AS unchanged,
+       (SELECT count(*) FROM classified WHERE present AND NOT owned)::bigint AS protected,
+       0::bigint AS conflicts;
+
+-- [cloud] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
+--   $1 = 'remdetail'  (table)
+--   $2 = 'forward'  (direction)
+--   $3 = 'remd_id'  (key column name remd_id)
+--   $4 = <SQLSTATE, supplied while running>
+--   $5 = <error message, supplied while running>
+--   $6 = <staged row, supplied while running>
+-- A staged row cloud refused (constraint, bad value): kept in rejects with the reason and retried next run.
+INSERT INTO "bisync".rejects AS r (table_name, direction, key, row_data, reason, error_code, error, attempts, first_seen)
+SELECT $1, $2,
+       jsonb_build_object($3::text, s."remd_id"),
+       to_jsonb(s) - '__bisync_row' - '__bisync_cursor' - '__bisync_attempts' - '__bisync_first_seen',
+       'error', $4, $5,
+       s.__bisync_attempts + 1, coalesce(s.__bisync_first_seen, clock_timestamp())
+  FROM "bisync_stage" AS s
+ WHERE s.__bisync_row = $6
+ON CONFLICT (table_name, direction, key) DO UPDATE
+   SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+
+-- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard: rows on cloud owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."remdetail" AS t
+ WHERE t."source" IS NOT NULL
+   AND t."source"::text <> $1;
+
+-- [cloud] the new watermark, in the same transaction as the data
+--   $1 = 'remdetail'  (table)
+--   $2 = 'forward'  (direction)
+--   $3 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
+SELECT $1, $2,
+       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
+            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       END,
+       clock_timestamp()
+  FROM "bisync_stage" AS s
+ON CONFLICT (table_name, direction) DO UPDATE
+   SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
+       updated_at = EXCLUDED.updated_at
+RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] one row in runs for this step
+--   $1 = <run id, supplied while running>
+--   $2 = 'remdetail'  (table)
+--   $3 = 'forward'  (direction)
+--   $4 = 'full'  (mode)
+--   $5 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
+--   $6 = <plan hash, supplied while running>
+--   $7 = <status, supplied while running>
+--   $8 = <started at, supplied while running>
+--   $9 = <read, supplied while running>
+--   $10 = <inserted, supplied while running>
+--   $11 = <updated, supplied while running>
+--   $12 = <unchanged, supplied while running>
+--   $13 = <protected, supplied while running>
+--   $14 = <rejected, supplied while running>
+--   $15 = <deleted, supplied while running>
+--   $16 = NULL  (watermark before)
+--   $17 = <watermark after, supplied while running>
+--   $18 = <error, supplied while running>
+INSERT INTO "bisync".runs
+  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+   read_rows, inserted, updated, unchanged, protected, rejected, deleted,
+   watermark_before, watermark_after, error)
+VALUES ($1, $2, $3, $4, $5,
+        $6, $7, $8,
+        $9, $10, $11, $12,
+        $13, $14, $15,
+        $16, $17, $18);
+
+-- [cloud] commit data, watermark and run together
+COMMIT;
+
+-- ============================================================================
+-- Step 15/23: learequest forward: desktop public.learequest → cloud public.learequest
+-- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
+-- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
+-- step hash: 93e23e1021ddd38ed65abfd471a80fda4d5717517446d4f10cd188578308f471
+-- ============================================================================
+
+-- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
+
+-- [cloud] bootstrap bisync's state on cloud, only if it is missing
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [cloud] serialise concurrent bootstraps
+--   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
+-- Serialise bootstrap between concurrent runs (released at COMMIT).
+SELECT pg_advisory_xact_lock(hashtext($1));
+
+-- [cloud] create schema bisync and its state, runs and rejects tables
+-- bisync's own tables, in their own schema (never public). Idempotent.
+CREATE SCHEMA IF NOT EXISTS "bisync";
+
+CREATE TABLE IF NOT EXISTS "bisync".state (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL CHECK (direction IN ('forward', 'reverse')),
+  watermark   timestamptz,
+  updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".runs (
+  run_id           uuid        NOT NULL,
+  table_name       text        NOT NULL,
+  direction        text        NOT NULL,
+  mode             text        NOT NULL,
+  reason           text        NOT NULL,
+  plan_hash        text        NOT NULL,
+  status           text        NOT NULL,
+  started_at       timestamptz NOT NULL,
+  finished_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+  read_rows        bigint,
+  inserted         bigint,
+  updated          bigint,
+  unchanged        bigint,
+  protected        bigint,
+  rejected         bigint,
+  deleted          bigint,
+  watermark_before timestamptz,
+  watermark_after  timestamptz,
+  error            text,
+  PRIMARY KEY (run_id, table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".rejects (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL,
+  key         jsonb       NOT NULL,
+  row_data    jsonb       NOT NULL,
+  reason      text        NOT NULL CHECK (reason IN ('error', 'conflict')),
+  error_code  text,
+  error       text,
+  attempts    integer     NOT NULL DEFAULT 1,
+  first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction, key)
+);
+
+-- [cloud] commit the bootstrap
+COMMIT;
+
+-- The step:
+
+-- [cloud] open the write transaction on cloud
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [cloud] transaction-local text formats
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [cloud] one run per (table, direction) at a time
+--   $1 = 'bisync'  (lock namespace)
+--   $2 = 'bisync.learequest/forward'  (lock key)
+-- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
+SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+
+-- [cloud] the watermark this step starts from (must equal the planned one)
+--   $1 = 'learequest'  (table)
+--   $2 = 'forward'  (direction)
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+  FROM "bisync".state
+ WHERE table_name = $1
+   AND direction = $2;
+
+-- [cloud] rows owned by the other side, before
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard: rows on cloud owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."learequest" AS t
+ WHERE t."source" IS NOT NULL
+   AND t."source"::text <> $1;
+
+-- [cloud] staging table, dropped at commit
+-- Staging for the rows read from desktop: text columns, cast to the target's types in the merge,
+-- so a value the target refuses becomes a reject instead of failing the whole COPY.
+CREATE TEMPORARY TABLE "bisync_stage" (
+  "lea_id" text,
+  "staff_id" text,
+  "leave_type" text,
+  "from_date" text,
+  "to_date" text,
+  "reason" text,
+  "status" text,
+  "approved_by" text,
+  __bisync_cursor     timestamptz,
+  __bisync_attempts   integer NOT NULL DEFAULT 0,
+  __bisync_first_seen timestamptz,
+  __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
+) ON COMMIT DROP;
+
+-- [desktop] open the read snapshot on desktop
+-- One snapshot for the rows and their cursor values.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [desktop] transaction-local text formats and the read window
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [desktop] stream the rows out of desktop
+-- Read every row. No LIMIT, no window.
+COPY (
+  SELECT f."lea_id", f."staff_id", f."leave_type", f."from_date", f."to_date", f."reason", f."status", f."approved_by"
+    FROM "public"."learequest" AS f
+) TO STDOUT;
+
+-- [cloud] stream them into staging on cloud
+COPY "bisync_stage" ("lea_id", "staff_id", "leave_type", "from_date", "to_date", "reason", "status", "approved_by") FROM STDIN;
+
+-- [desktop] end the read snapshot
+COMMIT;
+
+-- [cloud] retry rows rejected by earlier runs
+--   $1 = 'learequest'  (table)
+--   $2 = 'forward'  (direction)
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+WITH pending AS (
+  DELETE FROM "bisync".rejects AS r
+   WHERE r.table_name = $1
+     AND r.direction = $2
+  RETURNING r.row_data, r.attempts, r.first_seen
+)
+INSERT INTO "bisync_stage" ("lea_id", "staff_id", "leave_type", "from_date", "to_date", "reason", "status", "approved_by", __bisync_attempts, __bisync_first_seen)
+SELECT x."lea_id", x."staff_id", x."leave_type", x."from_date", x."to_date", x."reason", x."status", x."approved_by", p.attempts, p.first_seen
+  FROM pending AS p
+ CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."lea_id" = x."lea_id");
+
+-- [cloud] how many rows are staged
+SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
+
+-- [cloud] planner statistics for the staged rows
+-- Row count and key statistics for the staged rows, so the merge joins them to cloud with a sensible plan.
+ANALYZE "bisync_stage" ("lea_id");
+
+-- [cloud] insert new rows, update owned rows that differ
+--   $1 = <first staged row, supplied while running>
+--   $2 = <last staged row, supplied while running>
+--   $3 = 'D'  (origin value this direction writes)
+-- Merge staged rows $1..$2 into cloud in one statement:
+-- insert keys cloud does not have; update existing rows this direction owns, only when they differ.
+WITH src AS (
+  SELECT s.*
+    FROM "bisync_stage" AS s
+   WHERE s.__bisync_row BETWEEN $1 AND $2
+),
+classified AS MATERIALIZED (
+  -- Each staged row against the target row with its key (if any): present, owned, changed.
+  SELECT s.__bisync_row,
+         t.ctid IS NOT NULL AS present,
+         (t."source" IS NULL OR t."source"::text = $3) AS owned,
+         (t."lea_id", t."staff_id", t."leave_type", t."from_date", t."to_date", t."reason", t."status", t."approved_by", t."source"::text)
+           IS DISTINCT FROM
+         (s."lea_id"::integer, s."staff_id"::integer, s."leave_type"::character varying, s."from_date"::date, s."to_date"::date, s."reason"::text, s."status"::character varying, s."approved_by"::integer, $3::text) AS changed
+    FROM src AS s
+    LEFT JOIN "public"."learequest" AS t ON t."lea_id" = s."lea_id"::integer
+),
+updated AS (
+  UPDATE "public"."learequest" AS t
+     SET "lea_id" = s."lea_id"::integer,
+         "staff_id" = s."staff_id"::integer,
+         "leave_type" = s."leave_type"::character varying,
+         "from_date" = s."from_date"::date,
+         "to_date" = s."to_date"::date,
+         "reason" = s."reason"::text,
+         "status" = s."status"::character varying,
+         "approved_by" = s."approved_by"::integer,
+         "source" = $3
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND c.present AND c.owned AND c.changed
+   WHERE t."lea_id" = s."lea_id"::integer
+     AND (t."source" IS NULL OR t."source"::text = $3)
+     AND (t."lea_id", t."staff_id", t."leave_type", t."from_date", t."to_date", t."reason", t."status", t."approved_by", t."source"::text)
+         IS DISTINCT FROM
+         (s."lea_id"::integer, s."staff_id"::integer, s."leave_type"::character varying, s."from_date"::date, s."to_date"::date, s."reason"::text, s."status"::character varying, s."approved_by"::integer, $3::text)
+  RETURNING 1
+),
+inserted AS (
+  INSERT INTO "public"."learequest" ("lea_id", "staff_id", "leave_type", "from_date", "to_date", "reason", "status", "approved_by", "source")
+  SELECT s."lea_id"::integer, s."staff_id"::integer, s."leave_type"::character varying, s."from_date"::date, s."to_date"::date, s."reason"::text, s."status"::character varying, s."approved_by"::integer, $3
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM src)::bigint AS read,
+       (SELECT count(*) FROM inserted)::bigint AS inserted,
+       (SELECT count(*) FROM updated)::bigint AS updated,
+       (SELECT count(*) FROM classified WHERE present AND owned AND NOT changed)::bigint AS unchanged,
+       (SELECT count(*) FROM classified WHERE present AND NOT owned)::bigint AS protected,
+       0::bigint AS conflicts;
+
+-- [cloud] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
+--   $1 = 'learequest'  (table)
+--   $2 = 'forward'  (direction)
+--   $3 = 'lea_id'  (key column name lea_id)
+--   $4 = <SQLSTATE, supplied while running>
+--   $5 = <error message, supplied while running>
+--   $6 = <staged row, supplied while running>
+-- A staged row cloud refused (constraint, bad value): kept in rejects with the reason and retried next run.
+INSERT INTO "bisync".rejects AS r (table_name, direction, key, row_data, reason, error_code, error, attempts, first_seen)
+SELECT $1, $2,
+       jsonb_build_object($3::text, s."lea_id"),
+       to_jsonb(s) - '__bisync_row' - '__bisync_cursor' - '__bisync_attempts' - '__bisync_first_seen',
+       'error', $4, $5,
+       s.__bisync_attempts + 1, coalesce(s.__bisync_first_seen, clock_timestamp())
+  FROM "bisync_stage" AS s
+ WHERE s.__bisync_row = $6
+ON CONFLICT (table_name, direction, key) DO UPDATE
+   SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+
+-- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard: rows on cloud owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."learequest" AS t
+ WHERE t."source" IS NOT NULL
+   AND t."source"::text <> $1;
+
+-- [cloud] the new watermark, in the same transaction as the data
+--   $1 = 'learequest'  (table)
+--   $2 = 'forward'  (direction)
+--   $3 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
+SELECT $1, $2,
+       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
+            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       END,
+       clock_timestamp()
+  FROM "bisync_stage" AS s
+ON CONFLICT (table_name, direction) DO UPDATE
+   SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
+       updated_at = EXCLUDED.updated_at
+RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] one row in runs for this step
+--   $1 = <run id, supplied while running>
+--   $2 = 'learequest'  (table)
+--   $3 = 'forward'  (direction)
+--   $4 = 'full'  (mode)
+--   $5 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
+--   $6 = <plan hash, supplied while running>
+--   $7 = <status, supplied while running>
+--   $8 = <started at, supplied while running>
+--   $9 = <read, supplied while running>
+--   $10 = <inserted, supplied while running>
+--   $11 = <updated, supplied while running>
+--   $12 = <unchanged, supplied while running>
+--   $13 = <protected, supplied while running>
+--   $14 = <rejected, supplied while running>
+--   $15 = <deleted, supplied while running>
+--   $16 = NULL  (watermark before)
+--   $17 = <watermark after, supplied while running>
+--   $18 = <error, supplied while running>
+INSERT INTO "bisync".runs
+  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+   read_rows, inserted, updated, unchanged, protected, rejected, deleted,
+   watermark_before, watermark_after, error)
+VALUES ($1, $2, $3, $4, $5,
+        $6, $7, $8,
+        $9, $10, $11, $12,
+        $13, $14, $15,
+        $16, $17, $18);
+
+-- [cloud] commit data, watermark and run together
+COMMIT;
+
+-- ============================================================================
+-- Step 16/23: climaster reverse: cloud public.climaster → desktop public.climaster
+-- mode: full — no watermark yet (first run, or nothing read so far): every row is read
+-- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
+-- step hash: bc9f905749120fa2a9967f0a4f5fb606485e458418a8a36e33628efd1b203c56
+-- ============================================================================
+
+-- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
+
+-- [desktop] bootstrap bisync's state on desktop, only if it is missing
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [desktop] serialise concurrent bootstraps
+--   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
+-- Serialise bootstrap between concurrent runs (released at COMMIT).
+SELECT pg_advisory_xact_lock(hashtext($1));
+
+-- [desktop] create schema bisync and its state, runs and rejects tables
+-- bisync's own tables, in their own schema (never public). Idempotent.
+CREATE SCHEMA IF NOT EXISTS "bisync";
+
+CREATE TABLE IF NOT EXISTS "bisync".state (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL CHECK (direction IN ('forward', 'reverse')),
+  watermark   timestamptz,
+  updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".runs (
+  run_id           uuid        NOT NULL,
+  table_name       text        NOT NULL,
+  direction        text        NOT NULL,
+  mode             text        NOT NULL,
+  reason           text        NOT NULL,
+  plan_hash        text        NOT NULL,
+  status           text        NOT NULL,
+  started_at       timestamptz NOT NULL,
+  finished_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+  read_rows        bigint,
+  inserted         bigint,
+  updated          bigint,
+  unchanged        bigint,
+  protected        bigint,
+  rejected         bigint,
+  deleted          bigint,
+  watermark_before timestamptz,
+  watermark_after  timestamptz,
+  error            text,
+  PRIMARY KEY (run_id, table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".rejects (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL,
+  key         jsonb       NOT NULL,
+  row_data    jsonb       NOT NULL,
+  reason      text        NOT NULL CHECK (reason IN ('error', 'conflict')),
+  error_code  text,
+  error       text,
+  attempts    integer     NOT NULL DEFAULT 1,
+  first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction, key)
+);
+
+-- [desktop] commit the bootstrap
+COMMIT;
+
+-- The step:
+
+-- [desktop] open the write transaction on desktop
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [desktop] transaction-local text formats
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [desktop] one run per (table, direction) at a time
+--   $1 = 'bisync'  (lock namespace)
+--   $2 = 'bisync.climaster/reverse'  (lock key)
+-- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
+SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+
+-- [desktop] the watermark this step starts from (must equal the planned one)
+--   $1 = 'climaster'  (table)
+--   $2 = 'reverse'  (direction)
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+  FROM "bisync".state
+ WHERE table_name = $1
+   AND direction = $2;
+
+-- [desktop] rows owned by the other side, before
+-- Data-loss guard: rows on desktop owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."climaster" AS t;
+
+-- [desktop] staging table, dropped at commit
+-- Staging for the rows read from cloud: text columns, cast to the target's types in the merge,
+-- so a value the target refuses becomes a reject instead of failing the whole COPY.
+CREATE TEMPORARY TABLE "bisync_stage" (
+  "client_id" text,
+  "org_id" text,
+  "loc_id" text,
+  "con_id" text,
+  "client_name" text,
+  "pan" text,
+  "email" text,
+  "opening_balance" text,
+  "onboarded_on" text,
+  "is_active" text,
+  __bisync_cursor     timestamptz,
+  __bisync_attempts   integer NOT NULL DEFAULT 0,
+  __bisync_first_seen timestamptz,
+  __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
+) ON COMMIT DROP;
+
+-- [cloud] oldest open transaction on cloud, read before the snapshot
+-- Before the snapshot: the start of the oldest transaction still open on cloud. Rows such a
+-- transaction commits later may carry older cursor values, so the watermark stays below it.
+SELECT least(min(a.xact_start), statement_timestamp())::text AS horizon
+  FROM pg_stat_activity AS a
+ WHERE a.datname = current_database()
+   AND a.pid <> pg_backend_pid()
+   AND a.xact_start IS NOT NULL;
+
+-- [cloud] open the read snapshot on cloud
+-- One snapshot for the rows and their cursor values.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [cloud] transaction-local text formats and the read window
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+--   $6 = 'M'  (origin value read)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true),
+       set_config('bisync.origin', $6, true);
+
+-- [cloud] stream the rows out of cloud
+-- Read every row owned by this direction's source. No LIMIT, no window.
+COPY (
+  SELECT f."client_id", f."org_id", f."loc_id", f."con_id", f."client_name", f."pan", f."email", f."opening_balance", f."onboarded_on", f."is_active",
+         greatest(f."updated_at", f."created_at")::timestamptz AS __bisync_cursor
+    FROM "public"."climaster" AS f
+   WHERE f."source"::text = current_setting('bisync.origin')
+) TO STDOUT;
+
+-- [desktop] stream them into staging on desktop
+COPY "bisync_stage" ("client_id", "org_id", "loc_id", "con_id", "client_name", "pan", "email", "opening_balance", "onboarded_on", "is_active", __bisync_cursor) FROM STDIN;
+
+-- [cloud] end the read snapshot
+COMMIT;
+
+-- [desktop] retry rows rejected by earlier runs
+--   $1 = 'climaster'  (table)
+--   $2 = 'reverse'  (direction)
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+WITH pending AS (
+  DELETE FROM "bisync".rejects AS r
+   WHERE r.table_name = $1
+     AND r.direction = $2
+  RETURNING r.row_data, r.attempts, r.first_seen
+)
+INSERT INTO "bisync_stage" ("client_id", "org_id", "loc_id", "con_id", "client_name", "pan", "email", "opening_balance", "onboarded_on", "is_active", __bisync_attempts, __bisync_first_seen)
+SELECT x."client_id", x."org_id", x."loc_id", x."con_id", x."client_name", x."pan", x."email", x."opening_balance", x."onboarded_on", x."is_active", p.attempts, p.first_seen
+  FROM pending AS p
+ CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."client_id" = x."client_id");
+
+-- [desktop] how many rows are staged
+SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
+
+-- [desktop] planner statistics for the staged rows
+-- Row count and key statistics for the staged rows, so the merge joins them to desktop with a sensible plan.
+ANALYZE "bisync_stage" ("client_id");
+
+-- [desktop] insert new rows, update owned rows that differ
+--   $1 = <first staged row, supplied while running>
+--   $2 = <last staged row, supplied while running>
+-- Merge staged rows $1..$2 into desktop in one statement:
+-- insert keys desktop does not have; update existing rows only when they differ.
+WITH src AS (
+  SELECT s.*
+    FROM "bisync_stage" AS s
+   WHERE s.__bisync_row BETWEEN $1 AND $2
+),
+classified AS MATERIALIZED (
+  -- Each staged row against the target row with its key (if any): present, owned, changed.
+  SELECT s.__bisync_row,
+         t.ctid IS NOT NULL AS present,
+         true AS owned,
+         (t."client_id", t."org_id", t."loc_id", t."con_id", t."client_name", t."pan", t."email", t."opening_balance", t."onboarded_on", t."is_active")
+           IS DISTINCT FROM
+         (s."client_id"::integer, s."org_id"::integer, s."loc_id"::integer, s."con_id"::integer, s."client_name"::character varying, s."pan"::bpchar, s."email"::text, s."opening_balance"::numeric(14,2), s."onboarded_on"::date, s."is_active"::boolean) AS changed
+    FROM src AS s
+    LEFT JOIN "public"."climaster" AS t ON t."client_id" = s."client_id"::integer
+),
+updated AS (
+  UPDATE "public"."climaster" AS t
+     SET "client_id" = s."client_id"::integer,
+         "org_id" = s."org_id"::integer,
+         "loc_id" = s."loc_id"::integer,
+         "con_id" = s."con_id"::integer,
+         "client_name" = s."client_name"::character varying,
+         "pan" = s."pan"::bpchar,
+         "email" = s."email"::text,
+         "opening_balance" = s."opening_balance"::numeric(14,2),
+         "onboarded_on" = s."onboarded_on"::date,
+         "is_active" = s."is_active"::boolean
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND c.present AND c.owned AND c.changed
+   WHERE t."client_id" = s."client_id"::integer
+     AND (t."client_id", t."org_id", t."loc_id", t."con_id", t."client_name", t."pan", t."email", t."opening_balance", t."onboarded_on", t."is_active")
+         IS DISTINCT FROM
+         (s."client_id"::integer, s."org_id"::integer, s."loc_id"::integer, s."con_id"::integer, s."client_name"::character varying, s."pan"::bpchar, s."email"::text, s."opening_balance"::numeric(14,2), s."onboarded_on"::date, s."is_active"::boolean)
+  RETURNING 1
+),
+inserted AS (
+  INSERT INTO "public"."climaster" ("client_id", "org_id", "loc_id", "con_id", "client_name", "pan", "email", "opening_balance", "onboarded_on", "is_active")
+  SELECT s."client_id"::integer, s."org_id"::integer, s."loc_id"::integer, s."con_id"::integer, s."client_name"::character varying, s."pan"::bpchar, s."email"::text, s."opening_balance"::numeric(14,2), s."onboarded_on"::date, s."is_active"::boolean
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM src)::bigint AS read,
+       (SELECT count(*) FROM inserted)::bigint AS inserted,
+       (SELECT count(*) FROM updated)::bigint AS updated,
+       (SELECT count(*) FROM classified WHERE present AND owned AND NOT changed)::bigint AS unchanged,
+       (SELECT count(*) FROM classified WHERE present AND NOT owned)::bigint AS protected,
+       0::bigint AS conflicts;
+
+-- [desktop] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
+--   $1 = 'climaster'  (table)
+--   $2 = 'reverse'  (direction)
+--   $3 = 'client_id'  (key column name client_id)
+--   $4 = <SQLSTATE, supplied while running>
+--   $5 = <error message, supplied while running>
+--   $6 = <staged row, supplied while running>
+-- A staged row desktop refused (constraint, bad value): kept in rejects with the reason and retried next run.
+INSERT INTO "bisync".rejects AS r (table_name, direction, key, row_data, reason, error_code, error, attempts, first_seen)
+SELECT $1, $2,
+       jsonb_build_object($3::text, s."client_id"),
+       to_jsonb(s) - '__bisync_row' - '__bisync_cursor' - '__bisync_attempts' - '__bisync_first_seen',
+       'error', $4, $5,
+       s.__bisync_attempts + 1, coalesce(s.__bisync_first_seen, clock_timestamp())
+  FROM "bisync_stage" AS s
+ WHERE s.__bisync_row = $6
+ON CONFLICT (table_name, direction, key) DO UPDATE
+   SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+
+-- [desktop] rows owned by the other side, after: fewer than before rolls back (exit 4)
+-- Data-loss guard: rows on desktop owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."climaster" AS t;
+
+-- [desktop] the new watermark, in the same transaction as the data
+--   $1 = 'climaster'  (table)
+--   $2 = 'reverse'  (direction)
+--   $3 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
+SELECT $1, $2,
+       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
+            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       END,
+       clock_timestamp()
+  FROM "bisync_stage" AS s
+ON CONFLICT (table_name, direction) DO UPDATE
+   SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
+       updated_at = EXCLUDED.updated_at
+RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [desktop] one row in runs for this step
+--   $1 = <run id, supplied while running>
+--   $2 = 'climaster'  (table)
+--   $3 = 'reverse'  (direction)
+--   $4 = 'full'  (mode)
+--   $5 = 'no watermark yet (first run, or nothing read so far): every row is read'  (reason)
+--   $6 = <plan hash, supplied while running>
+--   $7 = <status, supplied while running>
+--   $8 = <started at, supplied while running>
+--   $9 = <read, supplied while running>
+--   $10 = <inserted, supplied while running>
+--   $11 = <updated, supplied while running>
+--   $12 = <unchanged, supplied while running>
+--   $13 = <protected, supplied while running>
+--   $14 = <rejected, supplied while running>
+--   $15 = <deleted, supplied while running>
+--   $16 = NULL  (watermark before)
+--   $17 = <watermark after, supplied while running>
+--   $18 = <error, supplied while running>
+INSERT INTO "bisync".runs
+  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+   read_rows, inserted, updated, unchanged, protected, rejected, deleted,
+   watermark_before, watermark_after, error)
+VALUES ($1, $2, $3, $4, $5,
+        $6, $7, $8,
+        $9, $10, $11, $12,
+        $13, $14, $15,
+        $16, $17, $18);
+
+-- [desktop] commit data, watermark and run together
+COMMIT;
+
+-- ============================================================================
+-- Step 17/23: jobshead reverse: cloud public.jobshead → desktop public.jobshead
+-- mode: full — no watermark yet (first run, or nothing read so far): every row is read
+-- write: insert-only; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
+-- step hash: 653977fedc6831172cb532f437a9153b2b0d4c62525b6cbfd0d11050884a4562
+-- ============================================================================
+
+-- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
+
+-- [desktop] bootstrap bisync's state on desktop, only if it is missing
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [desktop] serialise concurrent bootstraps
+--   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
+-- Serialise bootstrap between concurrent runs (released at COMMIT).
+SELECT pg_advisory_xact_lock(hashtext($1));
+
+-- [desktop] create schema bisync and its state, runs and rejects tables
+-- bisync's own tables, in their own schema (never public). Idempotent.
+CREATE SCHEMA IF NOT EXISTS "bisync";
+
+CREATE TABLE IF NOT EXISTS "bisync".state (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL CHECK (direction IN ('forward', 'reverse')),
+  watermark   timestamptz,
+  updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".runs (
+  run_id           uuid        NOT NULL,
+  table_name       text        NOT NULL,
+  direction        text        NOT NULL,
+  mode             text        NOT NULL,
+  reason           text        NOT NULL,
+  plan_hash        text        NOT NULL,
+  status           text        NOT NULL,
+  started_at       timestamptz NOT NULL,
+  finished_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+  read_rows        bigint,
+  inserted         bigint,
+  updated          bigint,
+  unchanged        bigint,
+  protected        bigint,
+  rejected         bigint,
+  deleted          bigint,
+  watermark_before timestamptz,
+  watermark_after  timestamptz,
+  error            text,
+  PRIMARY KEY (run_id, table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".rejects (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL,
+  key         jsonb       NOT NULL,
+  row_data    jsonb       NOT NULL,
+  reason      text        NOT NULL CHECK (reason IN ('error', 'conflict')),
+  error_code  text,
+  error       text,
+  attempts    integer     NOT NULL DEFAULT 1,
+  first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction, key)
+);
+
+-- [desktop] commit the bootstrap
+COMMIT;
+
+-- The step:
+
+-- [desktop] open the write transaction on desktop
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [desktop] transaction-local text formats
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [desktop] one run per (table, direction) at a time
+--   $1 = 'bisync'  (lock namespace)
+--   $2 = 'bisync.jobshead/reverse'  (lock key)
+-- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
+SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+
+-- [desktop] the watermark this step starts from (must equal the planned one)
+--   $1 = 'jobshead'  (table)
+--   $2 = 'reverse'  (direction)
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+  FROM "bisync".state
+ WHERE table_name = $1
+   AND direction = $2;
+
+-- [desktop] rows owned by the other side, before
+-- Data-loss guard: rows on desktop owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."jobshead" AS t;
+
+-- [desktop] staging table, dropped at commit
+-- Staging for the rows read from cloud: text columns, cast to the target's types in the merge,
+-- so a value the target refuses becomes a reject instead of failing the whole COPY.
+CREATE TEMPORARY TABLE "bisync_stage" (
+  "job_id" text,
+  "client_id" text,
+  "template_id" text,
+  "job_name" text,
+  "job_status" text,
+  "fee" text,
+  "due_date" text,
+  "notes" text,
+  "extra" text,
+  __bisync_cursor     timestamptz,
+  __bisync_attempts   integer NOT NULL DEFAULT 0,
+  __bisync_first_seen timestamptz,
+  __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
+) ON COMMIT DROP;
+
+-- [cloud] oldest open transaction on cloud, read before the snapshot
+-- Before the snapshot: the start of the oldest transaction still open on cloud. Rows such a
+-- transaction commits later may carry older cursor values, so the watermark stays below it.
+SELECT least(min(a.xact_start), statement_timestamp())::text AS horizon
+  FROM pg_stat_activity AS a
+ WHERE a.datname = current_database()
+   AND a.pid <> pg_backend_pid()
+   AND a.xact_start IS NOT NULL;
+
+-- [cloud] open the read snapshot on cloud
+-- One snapshot for the rows and their cursor values.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [cloud] transaction-local text formats and the read window
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+--   $6 = 'M'  (origin value read)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true),
+       set_config('bisync.origin', $6, true);
+
+-- [cloud] stream the rows out of cloud
+-- Read every row owned by this direction's source. No LIMIT, no window.
+COPY (
+  SELECT f."job_id", f."client_id", f."template_id", f."job_name", f."job_status", f."fee", f."due_date", f."notes", f."extra",
+         greatest(f."updated_at", f."created_at")::timestamptz AS __bisync_cursor
+    FROM "public"."jobshead" AS f
+   WHERE f."source"::text = current_setting('bisync.origin')
+) TO STDOUT;
+
+-- [desktop] stream them into staging on desktop
+COPY "bisync_stage" ("job_id", "client_id", "template_id", "job_name", "job_status", "fee", "due_date", "notes", "extra", __bisync_cursor) FROM STDIN;
+
+-- [cloud] end the read snapshot
+COMMIT;
+
+-- [desktop] retry rows rejected by earlier runs
+--   $1 = 'jobshead'  (table)
+--   $2 = 'reverse'  (direction)
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+WITH pending AS (
+  DELETE FROM "bisync".rejects AS r
+   WHERE r.table_name = $1
+     AND r.direction = $2
+  RETURNING r.row_data, r.attempts, r.first_seen
+)
+INSERT INTO "bisync_stage" ("job_id", "client_id", "template_id", "job_name", "job_status", "fee", "due_date", "notes", "extra", __bisync_attempts, __bisync_first_seen)
+SELECT x."job_id", x."client_id", x."template_id", x."job_name", x."job_status", x."fee", x."due_date", x."notes", x."extra", p.attempts, p.first_seen
+  FROM pending AS p
+ CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."job_id" = x."job_id");
+
+-- [desktop] how many rows are staged
+SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
+
+-- [desktop] planner statistics for the staged rows
+-- Row count and key statistics for the staged rows, so the merge joins them to desktop with a sensible plan.
+ANALYZE "bisync_stage" ("job_id");
+
+-- [desktop] insert new rows, update owned rows that differ
+--   $1 = <first staged row, supplied while running>
+--   $2 = <last staged row, supplied while running>
+--   $3 = 'jobshead'  (table)
+--   $4 = 'reverse'  (direction)
+--   $5 = 'job_id'  (key column name job_id)
+--   $6 = 'a row with this key already exists on desktop with different content (write: insert-only)'  (conflict message)
+-- Merge staged rows $1..$2 into desktop in one statement:
+-- insert keys desktop does not have; never overwrite an existing row (a differing one is a conflict).
+WITH src AS (
+  SELECT s.*
+    FROM "bisync_stage" AS s
+   WHERE s.__bisync_row BETWEEN $1 AND $2
+),
+classified AS MATERIALIZED (
+  -- Each staged row against the target row with its key (if any): present, owned, changed.
+  SELECT s.__bisync_row,
+         t.ctid IS NOT NULL AS present,
+         true AS owned,
+         (t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")
+           IS DISTINCT FROM
+         (s."job_id"::bigint, s."client_id"::integer, s."template_id"::integer, s."job_name"::character varying, s."job_status"::character varying, s."fee"::numeric(12,2), s."due_date"::date, s."notes"::text, s."extra"::jsonb) AS changed
+    FROM src AS s
+    LEFT JOIN "public"."jobshead" AS t ON t."job_id" = s."job_id"::bigint
+),
+inserted AS (
+  INSERT INTO "public"."jobshead" ("job_id", "client_id", "template_id", "job_name", "job_status", "fee", "due_date", "notes", "extra")
+  SELECT s."job_id"::bigint, s."client_id"::integer, s."template_id"::integer, s."job_name"::character varying, s."job_status"::character varying, s."fee"::numeric(12,2), s."due_date"::date, s."notes"::text, s."extra"::jsonb
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present
+  RETURNING 1
+),
+conflicts AS (
+  INSERT INTO "bisync".rejects AS r (table_name, direction, key, row_data, reason, error, attempts, first_seen)
+  SELECT $3, $4,
+         jsonb_build_object($5::text, s."job_id"),
+         to_jsonb(s) - '__bisync_row' - '__bisync_cursor' - '__bisync_attempts' - '__bisync_first_seen',
+         'conflict', $6,
+         s.__bisync_attempts + 1, coalesce(s.__bisync_first_seen, clock_timestamp())
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND c.present AND c.owned AND c.changed
+  ON CONFLICT (table_name, direction, key) DO UPDATE
+     SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error = EXCLUDED.error,
+         attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM src)::bigint AS read,
+       (SELECT count(*) FROM inserted)::bigint AS inserted,
+       0::bigint AS updated,
+       (SELECT count(*) FROM classified WHERE present AND owned AND NOT changed)::bigint AS unchanged,
+       (SELECT count(*) FROM classified WHERE present AND NOT owned)::bigint AS protected,
+       (SELECT count(*) FROM conflicts)::bigint AS conflicts;
+
+-- [desktop] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
+--   $1 = 'jobshead'  (table)
+--   $2 = 'reverse'  (direction)
+--   $3 = 'job_id'  (key column name job_id)
+--   $4 = <SQLSTATE, supplied while running>
+--   $5 = <error message, supplied while running>
+--   $6 = <staged row, supplied while running>
+-- A staged row desktop refused (constraint, bad value): kept in rejects with the reason and retried next run.
+INSERT INTO "bisync".rejects AS r (table_name, direction, key, row_data, reason, error_code, error, attempts, first_seen)
+SELECT $1, $2,
+       jsonb_build_object($3::text, s."job_id"),
+       to_jsonb(s) - '__bisync_row' - '__bisync_cursor' - '__bisync_attempts' - '__bisync_first_seen',
+       'error', $4, $5,
+       s.__bisync_attempts + 1, coalesce(s.__bisync_first_seen, clock_timestamp())
+  FROM "bisync_stage" AS s
+ WHERE s.__bisync_row = $6
+ON CONFLICT (table_name, direction, key) DO UPDATE
+   SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+
+-- [desktop] rows owned by the other side, after: fewer than before rolls back (exit 4)
+-- Data-loss guard: rows on desktop owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."jobshead" AS t;
+
+-- [desktop] the new watermark, in the same transaction as the data
+--   $1 = 'jobshead'  (table)
+--   $2 = 'reverse'  (direction)
+--   $3 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
+SELECT $1, $2,
+       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
+            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       END,
+       clock_timestamp()
+  FROM "bisync_stage" AS s
+ON CONFLICT (table_name, direction) DO UPDATE
+   SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
+       updated_at = EXCLUDED.updated_at
+RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [desktop] one row in runs for this step
+--   $1 = <run id, supplied while running>
+--   $2 = 'jobshead'  (table)
+--   $3 = 'reverse'  (direction)
+--   $4 = 'full'  (mode)
+--   $5 = 'no watermark yet (first run, or nothing read so far): every row is read'  (reason)
+--   $6 = <plan hash, supplied while running>
+--   $7 = <status, supplied while running>
+--   $8 = <started at, supplied while running>
+--   $9 = <read, supplied while running>
+--   $10 = <inserted, supplied while running>
+--   $11 = <updated, supplied while running>
+--   $12 = <unchanged, supplied while running>
+--   $13 = <protected, supplied while running>
+--   $14 = <rejected, supplied while running>
+--   $15 = <deleted, supplied while running>
+--   $16 = NULL  (watermark before)
+--   $17 = <watermark after, supplied while running>
+--   $18 = <error, supplied while running>
+INSERT INTO "bisync".runs
+  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+   read_rows, inserted, updated, unchanged, protected, rejected, deleted,
+   watermark_before, watermark_after, error)
+VALUES ($1, $2, $3, $4, $5,
+        $6, $7, $8,
+        $9, $10, $11, $12,
+        $13, $14, $15,
+        $16, $17, $18);
+
+-- [desktop] commit data, watermark and run together
+COMMIT;
+
+-- ============================================================================
+-- Step 18/23: jobtasks reverse: cloud public.jobtasks → desktop public.jobtasks
+-- mode: full — no watermark yet (first run, or nothing read so far): every row is read
+-- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
+-- step hash: 0e658de18587c2f085ee67a893d4675c6963e60a348f0234b418046575d16e9b
+-- ============================================================================
+
+-- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
+
+-- [desktop] bootstrap bisync's state on desktop, only if it is missing
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [desktop] serialise concurrent bootstraps
+--   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
+-- Serialise bootstrap between concurrent runs (released at COMMIT).
+SELECT pg_advisory_xact_lock(hashtext($1));
+
+-- [desktop] create schema bisync and its state, runs and rejects tables
+-- bisync's own tables, in their own schema (never public). Idempotent.
+CREATE SCHEMA IF NOT EXISTS "bisync";
+
+CREATE TABLE IF NOT EXISTS "bisync".state (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL CHECK (direction IN ('forward', 'reverse')),
+  watermark   timestamptz,
+  updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".runs (
+  run_id           uuid        NOT NULL,
+  table_name       text        NOT NULL,
+  direction        text        NOT NULL,
+  mode             text        NOT NULL,
+  reason           text        NOT NULL,
+  plan_hash        text        NOT NULL,
+  status           text        NOT NULL,
+  started_at       timestamptz NOT NULL,
+  finished_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+  read_rows        bigint,
+  inserted         bigint,
+  updated          bigint,
+  unchanged        bigint,
+  protected        bigint,
+  rejected         bigint,
+  deleted          bigint,
+  watermark_before timestamptz,
+  watermark_after  timestamptz,
+  error            text,
+  PRIMARY KEY (run_id, table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".rejects (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL,
+  key         jsonb       NOT NULL,
+  row_data    jsonb       NOT NULL,
+  reason      text        NOT NULL CHECK (reason IN ('error', 'conflict')),
+  error_code  text,
+  error       text,
+  attempts    integer     NOT NULL DEFAULT 1,
+  first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction, key)
+);
+
+-- [desktop] commit the bootstrap
+COMMIT;
+
+-- The step:
+
+-- [desktop] open the write transaction on desktop
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [desktop] transaction-local text formats
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [desktop] one run per (table, direction) at a time
+--   $1 = 'bisync'  (lock namespace)
+--   $2 = 'bisync.jobtasks/reverse'  (lock key)
+-- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
+SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+
+-- [desktop] the watermark this step starts from (must equal the planned one)
+--   $1 = 'jobtasks'  (table)
+--   $2 = 'reverse'  (direction)
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+  FROM "bisync".state
+ WHERE table_name = $1
+   AND direction = $2;
+
+-- [desktop] rows owned by the other side, before
+-- Data-loss guard: rows on desktop owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."jobtasks" AS t;
+
+-- [desktop] staging table, dropped at commit
+-- Staging for the rows read from cloud: text columns, cast to the target's types in the merge,
+-- so a value the target refuses becomes a reject instead of failing the whole COPY.
+CREATE TEMPORARY TABLE "bisync_stage" (
+  "jt_id" text,
+  "job_id" text,
+  "task_id" text,
+  "staff_id" text,
+  "status" text,
+  "planned_hours" text,
+  "completed_on" text,
+  __bisync_cursor     timestamptz,
+  __bisync_attempts   integer NOT NULL DEFAULT 0,
+  __bisync_first_seen timestamptz,
+  __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
+) ON COMMIT DROP;
+
+-- [cloud] oldest open transaction on cloud, read before the snapshot
+-- Before the snapshot: the start of the oldest transaction still open on cloud. Rows such a
+-- transaction commits later may carry older cursor values, so the watermark stays below it.
+SELECT least(min(a.xact_start), statement_timestamp())::text AS horizon
+  FROM pg_stat_activity AS a
+ WHERE a.datname = current_database()
+   AND a.pid <> pg_backend_pid()
+   AND a.xact_start IS NOT NULL;
+
+-- [cloud] open the read snapshot on cloud
+-- One snapshot for the rows and their cursor values.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [cloud] transaction-local text formats and the read window
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+--   $6 = 'M'  (origin value read)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true),
+       set_config('bisync.origin', $6, true);
+
+-- [cloud] stream the rows out of cloud
+-- Read every row owned by this direction's source. No LIMIT, no window.
+COPY (
+  SELECT f."jt_id", f."job_id", f."task_id", f."staff_id", f."status", f."planned_hours", f."completed_on",
+         greatest(f."updated_at", f."created_at")::timestamptz AS __bisync_cursor
+    FROM "public"."jobtasks" AS f
+   WHERE f."source"::text = current_setting('bisync.origin')
+) TO STDOUT;
+
+-- [desktop] stream them into staging on desktop
+COPY "bisync_stage" ("jt_id", "job_id", "task_id", "staff_id", "status", "planned_hours", "completed_on", __bisync_cursor) FROM STDIN;
+
+-- [cloud] end the read snapshot
+COMMIT;
+
+-- [desktop] retry rows rejected by earlier runs
+--   $1 = 'jobtasks'  (table)
+--   $2 = 'reverse'  (direction)
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+WITH pending AS (
+  DELETE FROM "bisync".rejects AS r
+   WHERE r.table_name = $1
+     AND r.direction = $2
+  RETURNING r.row_data, r.attempts, r.first_seen
+)
+INSERT INTO "bisync_stage" ("jt_id", "job_id", "task_id", "staff_id", "status", "planned_hours", "completed_on", __bisync_attempts, __bisync_first_seen)
+SELECT x."jt_id", x."job_id", x."task_id", x."staff_id", x."status", x."planned_hours", x."completed_on", p.attempts, p.first_seen
+  FROM pending AS p
+ CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."jt_id" = x."jt_id");
+
+-- [desktop] how many rows are staged
+SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
+
+-- [desktop] planner statistics for the staged rows
+-- Row count and key statistics for the staged rows, so the merge joins them to desktop with a sensible plan.
+ANALYZE "bisync_stage" ("jt_id");
+
+-- [desktop] insert new rows, update owned rows that differ
+--   $1 = <first staged row, supplied while running>
+--   $2 = <last staged row, supplied while running>
+-- Merge staged rows $1..$2 into desktop in one statement:
+-- insert keys desktop does not have; update existing rows only when they differ.
+WITH src AS (
+  SELECT s.*
+    FROM "bisync_stage" AS s
+   WHERE s.__bisync_row BETWEEN $1 AND $2
+),
+classified AS MATERIALIZED (
+  -- Each staged row against the target row with its key (if any): present, owned, changed.
+  SELECT s.__bisync_row,
+         t.ctid IS NOT NULL AS present,
+         true AS owned,
+         (t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")
+           IS DISTINCT FROM
+         (s."jt_id"::bigint, s."job_id"::bigint, s."task_id"::integer, s."staff_id"::integer, s."status"::character varying, s."planned_hours"::numeric(6,2), s."completed_on"::date) AS changed
+    FROM src AS s
+    LEFT JOIN "public"."jobtasks" AS t ON t."jt_id" = s."jt_id"::bigint
+),
+updated AS (
+  UPDATE "public"."jobtasks" AS t
+     SET "jt_id" = s."jt_id"::bigint,
+         "job_id" = s."job_id"::bigint,
+         "task_id" = s."task_id"::integer,
+         "staff_id" = s."staff_id"::integer,
+         "status" = s."status"::character varying,
+         "planned_hours" = s."planned_hours"::numeric(6,2),
+         "completed_on" = s."completed_on"::date
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND c.present AND c.owned AND c.changed
+   WHERE t."jt_id" = s."jt_id"::bigint
+     AND (t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")
+         IS DISTINCT FROM
+         (s."jt_id"::bigint, s."job_id"::bigint, s."task_id"::integer, s."staff_id"::integer, s."status"::character varying, s."planned_hours"::numeric(6,2), s."completed_on"::date)
+  RETURNING 1
+),
+inserted AS (
+  INSERT INTO "public"."jobtasks" ("jt_id", "job_id", "task_id", "staff_id", "status", "planned_hours", "completed_on")
+  SELECT s."jt_id"::bigint, s."job_id"::bigint, s."task_id"::integer, s."staff_id"::integer, s."status"::character varying, s."planned_hours"::numeric(6,2), s."completed_on"::date
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM src)::bigint AS read,
+       (SELECT count(*) FROM inserted)::bigint AS inserted,
+       (SELECT count(*) FROM updated)::bigint AS updated,
+       (SELECT count(*) FROM classified WHERE present AND owned AND NOT changed)::bigint AS unchanged,
+       (SELECT count(*) FROM classified WHERE present AND NOT owned)::bigint AS protected,
+       0::bigint AS conflicts;
+
+-- [desktop] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
+--   $1 = 'jobtasks'  (table)
+--   $2 = 'reverse'  (direction)
+--   $3 = 'jt_id'  (key column name jt_id)
+--   $4 = <SQLSTATE, supplied while running>
+--   $5 = <error message, supplied while running>
+--   $6 = <staged row, supplied while running>
+-- A staged row desktop refused (constraint, bad value): kept in rejects with the reason and retried next run.
+INSERT INTO "bisync".rejects AS r (table_name, direction, key, row_data, reason, error_code, error, attempts, first_seen)
+SELECT $1, $2,
+       jsonb_build_object($3::text, s."jt_id"),
+       to_jsonb(s) - '__bisync_row' - '__bisync_cursor' - '__bisync_attempts' - '__bisync_first_seen',
+       'error', $4, $5,
+       s.__bisync_attempts + 1, coalesce(s.__bisync_first_seen, clock_timestamp())
+  FROM "bisync_stage" AS s
+ WHERE s.__bisync_row = $6
+ON CONFLICT (table_name, direction, key) DO UPDATE
+   SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+
+-- [desktop] rows owned by the other side, after: fewer than before rolls back (exit 4)
+-- Data-loss guard: rows on desktop owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."jobtasks" AS t;
+
+-- [desktop] the new watermark, in the same transaction as the data
+--   $1 = 'jobtasks'  (table)
+--   $2 = 'reverse'  (direction)
+--   $3 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
+SELECT $1, $2,
+       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
+            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       END,
+       clock_timestamp()
+  FROM "bisync_stage" AS s
+ON CONFLICT (table_name, direction) DO UPDATE
+   SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
+       updated_at = EXCLUDED.updated_at
+RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [desktop] one row in runs for this step
+--   $1 = <run id, supplied while running>
+--   $2 = 'jobtasks'  (table)
+--   $3 = 'reverse'  (direction)
+--   $4 = 'full'  (mode)
+--   $5 = 'no watermark yet (first run, or nothing read so far): every row is read'  (reason)
+--   $6 = <plan hash, supplied while running>
+--   $7 = <status, supplied while running>
+--   $8 = <started at, supplied while running>
+--   $9 = <read, supplied while running>
+--   $10 = <inserted, supplied while running>
+--   $11 = <updated, supplied while running>
+--   $12 = <unchanged, supplied while running>
+--   $13 = <protected, supplied while running>
+--   $14 = <rejected, supplied while running>
+--   $15 = <deleted, supplied while running>
+--   $16 = NULL  (watermark before)
+--   $17 = <watermark after, supplied while running>
+--   $18 = <error, supplied while running>
+INSERT INTO "bisync".runs
+  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+   read_rows, inserted, updated, unchanged, protected, rejected, deleted,
+   watermark_before, watermark_after, error)
+VALUES ($1, $2, $3, $4, $5,
+        $6, $7, $8,
+        $9, $10, $11, $12,
+        $13, $14, $15,
+        $16, $17, $18);
+
+-- [desktop] commit data, watermark and run together
+COMMIT;
+
+-- ============================================================================
+-- Step 19/23: taskchecklist reverse: cloud public.taskchecklist → desktop public.taskchecklist
+-- mode: full — no watermark yet (first run, or nothing read so far): every row is read
+-- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
+-- step hash: 55d36f39339538edc96628b9cf29e9ecf8e1a355d63ce0e24efc35413fd4fd8e
+-- ============================================================================
+
+-- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
+
+-- [desktop] bootstrap bisync's state on desktop, only if it is missing
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [desktop] serialise concurrent bootstraps
+--   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
+-- Serialise bootstrap between concurrent runs (released at COMMIT).
+SELECT pg_advisory_xact_lock(hashtext($1));
+
+-- [desktop] create schema bisync and its state, runs and rejects tables
+-- bisync's own tables, in their own schema (never public). Idempotent.
+CREATE SCHEMA IF NOT EXISTS "bisync";
+
+CREATE TABLE IF NOT EXISTS "bisync".state (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL CHECK (direction IN ('forward', 'reverse')),
+  watermark   timestamptz,
+  updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".runs (
+  run_id           uuid        NOT NULL,
+  table_name       text        NOT NULL,
+  direction        text        NOT NULL,
+  mode             text        NOT NULL,
+  reason           text        NOT NULL,
+  plan_hash        text        NOT NULL,
+  status           text        NOT NULL,
+  started_at       timestamptz NOT NULL,
+  finished_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+  read_rows        bigint,
+  inserted         bigint,
+  updated          bigint,
+  unchanged        bigint,
+  protected        bigint,
+  rejected         bigint,
+  deleted          bigint,
+  watermark_before timestamptz,
+  watermark_after  timestamptz,
+  error            text,
+  PRIMARY KEY (run_id, table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".rejects (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL,
+  key         jsonb       NOT NULL,
+  row_data    jsonb       NOT NULL,
+  reason      text        NOT NULL CHECK (reason IN ('error', 'conflict')),
+  error_code  text,
+  error       text,
+  attempts    integer     NOT NULL DEFAULT 1,
+  first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction, key)
+);
+
+-- [desktop] commit the bootstrap
+COMMIT;
+
+-- The step:
+
+-- [desktop] open the write transaction on desktop
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [desktop] transaction-local text formats
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [desktop] one run per (table, direction) at a time
+--   $1 = 'bisync'  (lock namespace)
+--   $2 = 'bisync.taskchecklist/reverse'  (lock key)
+-- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
+SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+
+-- [desktop] the watermark this step starts from (must equal the planned one)
+--   $1 = 'taskchecklist'  (table)
+--   $2 = 'reverse'  (direction)
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+  FROM "bisync".state
+ WHERE table_name = $1
+   AND direction = $2;
+
+-- [desktop] rows owned by the other side, before
+-- Data-loss guard: rows on desktop owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."taskchecklist" AS t;
+
+-- [desktop] staging table, dropped at commit
+-- Staging for the rows read from cloud: text columns, cast to the target's types in the merge,
+-- so a value the target refuses becomes a reject instead of failing the whole COPY.
+CREATE TEMPORARY TABLE "bisync_stage" (
+  "tc_id" text,
+  "task_id" text,
+  "item_no" text,
+  "item_text" text,
+  "is_mandatory" text,
+  __bisync_cursor     timestamptz,
+  __bisync_attempts   integer NOT NULL DEFAULT 0,
+  __bisync_first_seen timestamptz,
+  __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
+) ON COMMIT DROP;
+
+-- [cloud] oldest open transaction on cloud, read before the snapshot
+-- Before the snapshot: the start of the oldest transaction still open on cloud. Rows such a
+-- transaction commits later may carry older cursor values, so the watermark stays below it.
+SELECT least(min(a.xact_start), statement_timestamp())::text AS horizon
+  FROM pg_stat_activity AS a
+ WHERE a.datname = current_database()
+   AND a.pid <> pg_backend_pid()
+   AND a.xact_start IS NOT NULL;
+
+-- [cloud] open the read snapshot on cloud
+-- One snapshot for the rows and their cursor values.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [cloud] transaction-local text formats and the read window
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+--   $6 = 'M'  (origin value read)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true),
+       set_config('bisync.origin', $6, true);
+
+-- [cloud] stream the rows out of cloud
+-- Read every row owned by this direction's source. No LIMIT, no window.
+COPY (
+  SELECT f."tc_id", f."task_id", f."item_no", f."item_text", f."is_mandatory",
+         greatest(f."updated_at", f."created_at")::timestamptz AS __bisync_cursor
+    FROM "public"."taskchecklist" AS f
+   WHERE f."source"::text = current_setting('bisync.origin')
+) TO STDOUT;
+
+-- [desktop] stream them into staging on desktop
+COPY "bisync_stage" ("tc_id", "task_id", "item_no", "item_text", "is_mandatory", __bisync_cursor) FROM STDIN;
+
+-- [cloud] end the read snapshot
+COMMIT;
+
+-- [desktop] retry rows rejected by earlier runs
+--   $1 = 'taskchecklist'  (table)
+--   $2 = 'reverse'  (direction)
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+WITH pending AS (
+  DELETE FROM "bisync".rejects AS r
+   WHERE r.table_name = $1
+     AND r.direction = $2
+  RETURNING r.row_data, r.attempts, r.first_seen
+)
+INSERT INTO "bisync_stage" ("tc_id", "task_id", "item_no", "item_text", "is_mandatory", __bisync_attempts, __bisync_first_seen)
+SELECT x."tc_id", x."task_id", x."item_no", x."item_text", x."is_mandatory", p.attempts, p.first_seen
+  FROM pending AS p
+ CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."tc_id" = x."tc_id");
+
+-- [desktop] how many rows are staged
+SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
+
+-- [desktop] planner statistics for the staged rows
+-- Row count and key statistics for the staged rows, so the merge joins them to desktop with a sensible plan.
+ANALYZE "bisync_stage" ("tc_id");
+
+-- [desktop] insert new rows, update owned rows that differ
+--   $1 = <first staged row, supplied while running>
+--   $2 = <last staged row, supplied while running>
+-- Merge staged rows $1..$2 into desktop in one statement:
+-- insert keys desktop does not have; update existing rows only when they differ.
+WITH src AS (
+  SELECT s.*
+    FROM "bisync_stage" AS s
+   WHERE s.__bisync_row BETWEEN $1 AND $2
+),
+classified AS MATERIALIZED (
+  -- Each staged row against the target row with its key (if any): present, owned, changed.
+  SELECT s.__bisync_row,
+         t.ctid IS NOT NULL AS present,
+         true AS owned,
+         (t."tc_id", t."task_id", t."item_no", t."item_text", t."is_mandatory")
+           IS DISTINCT FROM
+         (s."tc_id"::integer, s."task_id"::integer, s."item_no"::integer, s."item_text"::text, s."is_mandatory"::boolean) AS changed
+    FROM src AS s
+    LEFT JOIN "public"."taskchecklist" AS t ON t."tc_id" = s."tc_id"::integer
+),
+updated AS (
+  UPDATE "public"."taskchecklist" AS t
+     SET "tc_id" = s."tc_id"::integer,
+         "task_id" = s."task_id"::integer,
+         "item_no" = s."item_no"::integer,
+         "item_text" = s."item_text"::text,
+         "is_mandatory" = s."is_mandatory"::boolean
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND c.present AND c.owned AND c.changed
+   WHERE t."tc_id" = s."tc_id"::integer
+     AND (t."tc_id", t."task_id", t."item_no", t."item_text", t."is_mandatory")
+         IS DISTINCT FROM
+         (s."tc_id"::integer, s."task_id"::integer, s."item_no"::integer, s."item_text"::text, s."is_mandatory"::boolean)
+  RETURNING 1
+),
+inserted AS (
+  INSERT INTO "public"."taskchecklist" ("tc_id", "task_id", "item_no", "item_text", "is_mandatory")
+  SELECT s."tc_id"::integer, s."task_id"::integer, s."item_no"::integer, s."item_text"::text, s."is_mandatory"::boolean
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM src)::bigint AS read,
+       (SELECT count(*) FROM inserted)::bigint AS inserted,
+       (SELECT count(*) FROM updated)::bigint AS updated,
+       (SELECT count(*) FROM classified WHERE present AND owned AND NOT changed)::bigint AS unchanged,
+       (SELECT count(*) FROM classified WHERE present AND NOT owned)::bigint AS protected,
+       0::bigint AS conflicts;
+
+-- [desktop] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
+--   $1 = 'taskchecklist'  (table)
+--   $2 = 'reverse'  (direction)
+--   $3 = 'tc_id'  (key column name tc_id)
+--   $4 = <SQLSTATE, supplied while running>
+--   $5 = <error message, supplied while running>
+--   $6 = <staged row, supplied while running>
+-- A staged row desktop refused (constraint, bad value): kept in rejects with the reason and retried next run.
+INSERT INTO "bisync".rejects AS r (table_name, direction, key, row_data, reason, error_code, error, attempts, first_seen)
+SELECT $1, $2,
+       jsonb_build_object($3::text, s."tc_id"),
+       to_jsonb(s) - '__bisync_row' - '__bisync_cursor' - '__bisync_attempts' - '__bisync_first_seen',
+       'error', $4, $5,
+       s.__bisync_attempts + 1, coalesce(s.__bisync_first_seen, clock_timestamp())
+  FROM "bisync_stage" AS s
+ WHERE s.__bisync_row = $6
+ON CONFLICT (table_name, direction, key) DO UPDATE
+   SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+
+-- [desktop] rows owned by the other side, after: fewer than before rolls back (exit 4)
+-- Data-loss guard: rows on desktop owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."taskchecklist" AS t;
+
+-- [desktop] the new watermark, in the same transaction as the data
+--   $1 = 'taskchecklist'  (table)
+--   $2 = 'reverse'  (direction)
+--   $3 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
+SELECT $1, $2,
+       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
+            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       END,
+       clock_timestamp()
+  FROM "bisync_stage" AS s
+ON CONFLICT (table_name, direction) DO UPDATE
+   SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
+       updated_at = EXCLUDED.updated_at
+RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [desktop] one row in runs for this step
+--   $1 = <run id, supplied while running>
+--   $2 = 'taskchecklist'  (table)
+--   $3 = 'reverse'  (direction)
+--   $4 = 'full'  (mode)
+--   $5 = 'no watermark yet (first run, or nothing read so far): every row is read'  (reason)
+--   $6 = <plan hash, supplied while running>
+--   $7 = <status, supplied while running>
+--   $8 = <started at, supplied while running>
+--   $9 = <read, supplied while running>
+--   $10 = <inserted, supplied while running>
+--   $11 = <updated, supplied while running>
+--   $12 = <unchanged, supplied while running>
+--   $13 = <protected, supplied while running>
+--   $14 = <rejected, supplied while running>
+--   $15 = <deleted, supplied while running>
+--   $16 = NULL  (watermark before)
+--   $17 = <watermark after, supplied while running>
+--   $18 = <error, supplied while running>
+INSERT INTO "bisync".runs
+  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+   read_rows, inserted, updated, unchanged, protected, rejected, deleted,
+   watermark_before, watermark_after, error)
+VALUES ($1, $2, $3, $4, $5,
+        $6, $7, $8,
+        $9, $10, $11, $12,
+        $13, $14, $15,
+        $16, $17, $18);
+
+-- [desktop] commit data, watermark and run together
+COMMIT;
+
+-- ============================================================================
+-- Step 20/23: workdiary reverse: cloud public.workdiary → desktop public.workdiary
+-- mode: full — no watermark yet (first run, or nothing read so far): every row is read
+-- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
+-- step hash: 6a39ddb4dc16b2691ce36ee638c27b2d2a124344e8bbf1f315a94c5adcaee468
+-- ============================================================================
+
+-- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
+
+-- [desktop] bootstrap bisync's state on desktop, only if it is missing
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [desktop] serialise concurrent bootstraps
+--   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
+-- Serialise bootstrap between concurrent runs (released at COMMIT).
+SELECT pg_advisory_xact_lock(hashtext($1));
+
+-- [desktop] create schema bisync and its state, runs and rejects tables
+-- bisync's own tables, in their own schema (never public). Idempotent.
+CREATE SCHEMA IF NOT EXISTS "bisync";
+
+CREATE TABLE IF NOT EXISTS "bisync".state (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL CHECK (direction IN ('forward', 'reverse')),
+  watermark   timestamptz,
+  updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".runs (
+  run_id           uuid        NOT NULL,
+  table_name       text        NOT NULL,
+  direction        text        NOT NULL,
+  mode             text        NOT NULL,
+  reason           text        NOT NULL,
+  plan_hash        text        NOT NULL,
+  status           text        NOT NULL,
+  started_at       timestamptz NOT NULL,
+  finished_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+  read_rows        bigint,
+  inserted         bigint,
+  updated          bigint,
+  unchanged        bigint,
+  protected        bigint,
+  rejected         bigint,
+  deleted          bigint,
+  watermark_before timestamptz,
+  watermark_after  timestamptz,
+  error            text,
+  PRIMARY KEY (run_id, table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".rejects (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL,
+  key         jsonb       NOT NULL,
+  row_data    jsonb       NOT NULL,
+  reason      text        NOT NULL CHECK (reason IN ('error', 'conflict')),
+  error_code  text,
+  error       text,
+  attempts    integer     NOT NULL DEFAULT 1,
+  first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction, key)
+);
+
+-- [desktop] commit the bootstrap
+COMMIT;
+
+-- The step:
+
+-- [desktop] open the write transaction on desktop
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [desktop] transaction-local text formats
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [desktop] one run per (table, direction) at a time
+--   $1 = 'bisync'  (lock namespace)
+--   $2 = 'bisync.workdiary/reverse'  (lock key)
+-- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
+SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+
+-- [desktop] the watermark this step starts from (must equal the planned one)
+--   $1 = 'workdiary'  (table)
+--   $2 = 'reverse'  (direction)
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+  FROM "bisync".state
+ WHERE table_name = $1
+   AND direction = $2;
+
+-- [desktop] rows owned by the other side, before
+-- Data-loss guard: rows on desktop owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."workdiary" AS t;
+
+-- [desktop] staging table, dropped at commit
+-- Staging for the rows read from cloud: text columns, cast to the target's types in the merge,
+-- so a value the target refuses becomes a reject instead of failing the whole COPY.
+CREATE TEMPORARY TABLE "bisync_stage" (
+  "wd_id" text,
+  "staff_id" text,
+  "job_id" text,
+  "work_date" text,
+  "hours" text,
+  "description" text,
+  "billable" text,
+  __bisync_cursor     timestamptz,
+  __bisync_attempts   integer NOT NULL DEFAULT 0,
+  __bisync_first_seen timestamptz,
+  __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
+) ON COMMIT DROP;
+
+-- [cloud] oldest open transaction on cloud, read before the snapshot
+-- Before the snapshot: the start of the oldest transaction still open on cloud. Rows such a
+-- transaction commits later may carry older cursor values, so the watermark stays below it.
+SELECT least(min(a.xact_start), statement_timestamp())::text AS horizon
+  FROM pg_stat_activity AS a
+ WHERE a.datname = current_database()
+   AND a.pid <> pg_backend_pid()
+   AND a.xact_start IS NOT NULL;
+
+-- [cloud] open the read snapshot on cloud
+-- One snapshot for the rows and their cursor values.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [cloud] transaction-local text formats and the read window
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+--   $6 = 'M'  (origin value read)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true),
+       set_config('bisync.origin', $6, true);
+
+-- [cloud] stream the rows out of cloud
+-- Read every row owned by this direction's source. No LIMIT, no window.
+COPY (
+  SELECT f."wd_id", f."staff_id", f."job_id", f."work_date", f."hours", f."description", f."billable",
+         greatest(f."updated_at", f."created_at")::timestamptz AS __bisync_cursor
+    FROM "public"."workdiary" AS f
+   WHERE f."source"::text = current_setting('bisync.origin')
+) TO STDOUT;
+
+-- [desktop] stream them into staging on desktop
+COPY "bisync_stage" ("wd_id", "staff_id", "job_id", "work_date", "hours", "description", "billable", __bisync_cursor) FROM STDIN;
+
+-- [cloud] end the read snapshot
+COMMIT;
+
+-- [desktop] retry rows rejected by earlier runs
+--   $1 = 'workdiary'  (table)
+--   $2 = 'reverse'  (direction)
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+WITH pending AS (
+  DELETE FROM "bisync".rejects AS r
+   WHERE r.table_name = $1
+     AND r.direction = $2
+  RETURNING r.row_data, r.attempts, r.first_seen
+)
+INSERT INTO "bisync_stage" ("wd_id", "staff_id", "job_id", "work_date", "hours", "description", "billable", __bisync_attempts, __bisync_first_seen)
+SELECT x."wd_id", x."staff_id", x."job_id", x."work_date", x."hours", x."description", x."billable", p.attempts, p.first_seen
+  FROM pending AS p
+ CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."wd_id" = x."wd_id");
+
+-- [desktop] how many rows are staged
+SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
+
+-- [desktop] planner statistics for the staged rows
+-- Row count and key statistics for the staged rows, so the merge joins them to desktop with a sensible plan.
+ANALYZE "bisync_stage" ("wd_id");
+
+-- [desktop] insert new rows, update owned rows that differ
+--   $1 = <first staged row, supplied while running>
+--   $2 = <last staged row, supplied while running>
+-- Merge staged rows $1..$2 into desktop in one statement:
+-- insert keys desktop does not have; update existing rows only when they differ.
+WITH src AS (
+  SELECT s.*
+    FROM "bisync_stage" AS s
+   WHERE s.__bisync_row BETWEEN $1 AND $2
+),
+classified AS MATERIALIZED (
+  -- Each staged row against the target row with its key (if any): present, owned, changed.
+  SELECT s.__bisync_row,
+         t.ctid IS NOT NULL AS present,
+         true AS owned,
+         (t."wd_id", t."staff_id", t."job_id", t."work_date", t."hours", t."description", t."billable")
+           IS DISTINCT FROM
+         (s."wd_id"::bigint, s."staff_id"::integer, s."job_id"::bigint, s."work_date"::date, s."hours"::numeric(5,2), s."description"::text, s."billable"::boolean) AS changed
+    FROM src AS s
+    LEFT JOIN "public"."workdiary" AS t ON t."wd_id" = s."wd_id"::bigint
+),
+updated AS (
+  UPDATE "public"."workdiary" AS t
+     SET "wd_id" = s."wd_id"::bigint,
+         "staff_id" = s."staff_id"::integer,
+         "job_id" = s."job_id"::bigint,
+         "work_date" = s."work_date"::date,
+         "hours" = s."hours"::numeric(5,2),
+         "description" = s."description"::text,
+         "billable" = s."billable"::boolean
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND c.present AND c.owned AND c.changed
+   WHERE t."wd_id" = s."wd_id"::bigint
+     AND (t."wd_id", t."staff_id", t."job_id", t."work_date", t."hours", t."description", t."billable")
+         IS DISTINCT FROM
+         (s."wd_id"::bigint, s."staff_id"::integer, s."job_id"::bigint, s."work_date"::date, s."hours"::numeric(5,2), s."description"::text, s."billable"::boolean)
+  RETURNING 1
+),
+inserted AS (
+  INSERT INTO "public"."workdiary" ("wd_id", "staff_id", "job_id", "work_date", "hours", "description", "billable")
+  SELECT s."wd_id"::bigint, s."staff_id"::integer, s."job_id"::bigint, s."work_date"::date, s."hours"::numeric(5,2), s."description"::text, s."billable"::boolean
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM src)::bigint AS read,
+       (SELECT count(*) FROM inserted)::bigint AS inserted,
+       (SELECT count(*) FROM updated)::bigint AS updated,
+       (SELECT count(*) FROM classified WHERE present AND owned AND NOT changed)::bigint AS unchanged,
+       (SELECT count(*) FROM classified WHERE present AND NOT owned)::bigint AS protected,
+       0::bigint AS conflicts;
+
+-- [desktop] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
+--   $1 = 'workdiary'  (table)
+--   $2 = 'reverse'  (direction)
+--   $3 = 'wd_id'  (key column name wd_id)
+--   $4 = <SQLSTATE, supplied while running>
+--   $5 = <error message, supplied while running>
+--   $6 = <staged row, supplied while running>
+-- A staged row desktop refused (constraint, bad value): kept in rejects with the reason and retried next run.
+INSERT INTO "bisync".rejects AS r (table_name, direction, key, row_data, reason, error_code, error, attempts, first_seen)
+SELECT $1, $2,
+       jsonb_build_object($3::text, s."wd_id"),
+       to_jsonb(s) - '__bisync_row' - '__bisync_cursor' - '__bisync_attempts' - '__bisync_first_seen',
+       'error', $4, $5,
+       s.__bisync_attempts + 1, coalesce(s.__bisync_first_seen, clock_timestamp())
+  FROM "bisync_stage" AS s
+ WHERE s.__bisync_row = $6
+ON CONFLICT (table_name, direction, key) DO UPDATE
+   SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+
+-- [desktop] rows owned by the other side, after: fewer than before rolls back (exit 4)
+-- Data-loss guard: rows on desktop owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."workdiary" AS t;
+
+-- [desktop] the new watermark, in the same transaction as the data
+--   $1 = 'workdiary'  (table)
+--   $2 = 'reverse'  (direction)
+--   $3 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
+SELECT $1, $2,
+       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
+            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       END,
+       clock_timestamp()
+  FROM "bisync_stage" AS s
+ON CONFLICT (table_name, direction) DO UPDATE
+   SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
+       updated_at = EXCLUDED.updated_at
+RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [desktop] one row in runs for this step
+--   $1 = <run id, supplied while running>
+--   $2 = 'workdiary'  (table)
+--   $3 = 'reverse'  (direction)
+--   $4 = 'full'  (mode)
+--   $5 = 'no watermark yet (first run, or nothing read so far): every row is read'  (reason)
+--   $6 = <plan hash, supplied while running>
+--   $7 = <status, supplied while running>
+--   $8 = <started at, supplied while running>
+--   $9 = <read, supplied while running>
+--   $10 = <inserted, supplied while running>
+--   $11 = <updated, supplied while running>
+--   $12 = <unchanged, supplied while running>
+--   $13 = <protected, supplied while running>
+--   $14 = <rejected, supplied while running>
+--   $15 = <deleted, supplied while running>
+--   $16 = NULL  (watermark before)
+--   $17 = <watermark after, supplied while running>
+--   $18 = <error, supplied while running>
+INSERT INTO "bisync".runs
+  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+   read_rows, inserted, updated, unchanged, protected, rejected, deleted,
+   watermark_before, watermark_after, error)
+VALUES ($1, $2, $3, $4, $5,
+        $6, $7, $8,
+        $9, $10, $11, $12,
+        $13, $14, $15,
+        $16, $17, $18);
+
+-- [desktop] commit data, watermark and run together
+COMMIT;
+
+-- ============================================================================
+-- Step 21/23: reminder reverse: cloud public.reminder → desktop public.mbreminder
+-- mode: full — no watermark yet (first run, or nothing read so far): every row is read
+-- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, reminder_date→remdate, title, is_done
+-- step hash: 9edee51a05bb4707c6719218355d7f9b6339abb86232d9dd8dd9313368e154d3
+-- ============================================================================
+
+-- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
+
+-- [desktop] bootstrap bisync's state on desktop, only if it is missing
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [desktop] serialise concurrent bootstraps
+--   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
+-- Serialise bootstrap between concurrent runs (released at COMMIT).
+SELECT pg_advisory_xact_lock(hashtext($1));
+
+-- [desktop] create schema bisync and its state, runs and rejects tables
+-- bisync's own tables, in their own schema (never public). Idempotent.
+CREATE SCHEMA IF NOT EXISTS "bisync";
+
+CREATE TABLE IF NOT EXISTS "bisync".state (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL CHECK (direction IN ('forward', 'reverse')),
+  watermark   timestamptz,
+  updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".runs (
+  run_id           uuid        NOT NULL,
+  table_name       text        NOT NULL,
+  direction        text        NOT NULL,
+  mode             text        NOT NULL,
+  reason           text        NOT NULL,
+  plan_hash        text        NOT NULL,
+  status           text        NOT NULL,
+  started_at       timestamptz NOT NULL,
+  finished_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+  read_rows        bigint,
+  inserted         bigint,
+  updated          bigint,
+  unchanged        bigint,
+  protected        bigint,
+  rejected         bigint,
+  deleted          bigint,
+  watermark_before timestamptz,
+  watermark_after  timestamptz,
+  error            text,
+  PRIMARY KEY (run_id, table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".rejects (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL,
+  key         jsonb       NOT NULL,
+  row_data    jsonb       NOT NULL,
+  reason      text        NOT NULL CHECK (reason IN ('error', 'conflict')),
+  error_code  text,
+  error       text,
+  attempts    integer     NOT NULL DEFAULT 1,
+  first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction, key)
+);
+
+-- [desktop] commit the bootstrap
+COMMIT;
+
+-- The step:
+
+-- [desktop] open the write transaction on desktop
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [desktop] transaction-local text formats
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [desktop] one run per (table, direction) at a time
+--   $1 = 'bisync'  (lock namespace)
+--   $2 = 'bisync.reminder/reverse'  (lock key)
+-- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
+SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+
+-- [desktop] the watermark this step starts from (must equal the planned one)
+--   $1 = 'reminder'  (table)
+--   $2 = 'reverse'  (direction)
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+  FROM "bisync".state
+ WHERE table_name = $1
+   AND direction = $2;
+
+-- [desktop] rows owned by the other side, before
+-- Data-loss guard: rows on desktop owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."mbreminder" AS t;
+
+-- [desktop] staging table, dropped at commit
+-- Staging for the rows read from cloud: text columns, cast to the target's types in the merge,
+-- so a value the target refuses becomes a reject instead of failing the whole COPY.
+CREATE TEMPORARY TABLE "bisync_stage" (
+  "rem_id" text,
+  "staff_id" text,
+  "client_id" text,
+  "remdate" text,
+  "title" text,
+  "is_done" text,
+  __bisync_cursor     timestamptz,
+  __bisync_attempts   integer NOT NULL DEFAULT 0,
+  __bisync_first_seen timestamptz,
+  __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
+) ON COMMIT DROP;
+
+-- [cloud] oldest open transaction on cloud, read before the snapshot
+-- Before the snapshot: the start of the oldest transaction still open on cloud. Rows such a
+-- transaction commits later may carry older cursor values, so the watermark stays below it.
+SELECT least(min(a.xact_start), statement_timestamp())::text AS horizon
+  FROM pg_stat_activity AS a
+ WHERE a.datname = current_database()
+   AND a.pid <> pg_backend_pid()
+   AND a.xact_start IS NOT NULL;
+
+-- [cloud] open the read snapshot on cloud
+-- One snapshot for the rows and their cursor values.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [cloud] transaction-local text formats and the read window
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+--   $6 = 'M'  (origin value read)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true),
+       set_config('bisync.origin', $6, true);
+
+-- [cloud] stream the rows out of cloud
+-- Read every row owned by this direction's source. No LIMIT, no window.
+COPY (
+  SELECT f."rem_id", f."staff_id", f."client_id", f."reminder_date", f."title", f."is_done",
+         greatest(f."updated_at", f."created_at")::timestamptz AS __bisync_cursor
+    FROM "public"."reminder" AS f
+   WHERE f."source"::text = current_setting('bisync.origin')
+) TO STDOUT;
+
+-- [desktop] stream them into staging on desktop
+COPY "bisync_stage" ("rem_id", "staff_id", "client_id", "remdate", "title", "is_done", __bisync_cursor) FROM STDIN;
+
+-- [cloud] end the read snapshot
+COMMIT;
+
+-- [desktop] retry rows rejected by earlier runs
+--   $1 = 'reminder'  (table)
+--   $2 = 'reverse'  (direction)
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+WITH pending AS (
+  DELETE FROM "bisync".rejects AS r
+   WHERE r.table_name = $1
+     AND r.direction = $2
+  RETURNING r.row_data, r.attempts, r.first_seen
+)
+INSERT INTO "bisync_stage" ("rem_id", "staff_id", "client_id", "remdate", "title", "is_done", __bisync_attempts, __bisync_first_seen)
+SELECT x."rem_id", x."staff_id", x."client_id", x."remdate", x."title", x."is_done", p.attempts, p.first_seen
+  FROM pending AS p
+ CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."rem_id" = x."rem_id");
+
+-- [desktop] how many rows are staged
+SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
+
+-- [desktop] planner statistics for the staged rows
+-- Row count and key statistics for the staged rows, so the merge joins them to desktop with a sensible plan.
+ANALYZE "bisync_stage" ("rem_id");
+
+-- [desktop] insert new rows, update owned rows that differ
+--   $1 = <first staged row, supplied while running>
+--   $2 = <last staged row, supplied while running>
+-- Merge staged rows $1..$2 into desktop in one statement:
+-- insert keys desktop does not have; update existing rows only when they differ.
+WITH src AS (
+  SELECT s.*
+    FROM "bisync_stage" AS s
+   WHERE s.__bisync_row BETWEEN $1 AND $2
+),
+classified AS MATERIALIZED (
+  -- Each staged row against the target row with its key (if any): present, owned, changed.
+  SELECT s.__bisync_row,
+         t.ctid IS NOT NULL AS present,
+         true AS owned,
+         (t."rem_id", t."staff_id", t."client_id", t."remdate", t."title", t."is_done")
+           IS DISTINCT FROM
+         (s."rem_id"::integer, s."staff_id"::integer, s."client_id"::integer, s."remdate"::date, s."title"::character varying, s."is_done"::boolean) AS changed
+    FROM src AS s
+    LEFT JOIN "public"."mbreminder" AS t ON t."rem_id" = s."rem_id"::integer
+),
+updated AS (
+  UPDATE "public"."mbreminder" AS t
+     SET "rem_id" = s."rem_id"::integer,
+         "staff_id" = s."staff_id"::integer,
+         "client_id" = s."client_id"::integer,
+         "remdate" = s."remdate"::date,
+         "title" = s."title"::character varying,
+         "is_done" = s."is_done"::boolean
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND c.present AND c.owned AND c.changed
+   WHERE t."rem_id" = s."rem_id"::integer
+     AND (t."rem_id", t."staff_id", t."client_id", t."remdate", t."title", t."is_done")
+         IS DISTINCT FROM
+         (s."rem_id"::integer, s."staff_id"::integer, s."client_id"::integer, s."remdate"::date, s."title"::character varying, s."is_done"::boolean)
+  RETURNING 1
+),
+inserted AS (
+  INSERT INTO "public"."mbreminder" ("rem_id", "staff_id", "client_id", "remdate", "title", "is_done")
+  SELECT s."rem_id"::integer, s."staff_id"::integer, s."client_id"::integer, s."remdate"::date, s."title"::character varying, s."is_done"::boolean
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM src)::bigint AS read,
+       (SELECT count(*) FROM inserted)::bigint AS inserted,
+       (SELECT count(*) FROM updated)::bigint AS updated,
+       (SELECT count(*) FROM classified WHERE present AND owned AND NOT changed)::bigint AS unchanged,
+       (SELECT count(*) FROM classified WHERE present AND NOT owned)::bigint AS protected,
+       0::bigint AS conflicts;
+
+-- [desktop] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
+--   $1 = 'reminder'  (table)
+--   $2 = 'reverse'  (direction)
+--   $3 = 'rem_id'  (key column name rem_id)
+--   $4 = <SQLSTATE, supplied while running>
+--   $5 = <error message, supplied while running>
+--   $6 = <staged row, supplied while running>
+-- A staged row desktop refused (constraint, bad value): kept in rejects with the reason and retried next run.
+INSERT INTO "bisync".rejects AS r (table_name, direction, key, row_data, reason, error_code, error, attempts, first_seen)
+SELECT $1, $2,
+       jsonb_build_object($3::text, s."rem_id"),
+       to_jsonb(s) - '__bisync_row' - '__bisync_cursor' - '__bisync_attempts' - '__bisync_first_seen',
+       'error', $4, $5,
+       s.__bisync_attempts + 1, coalesce(s.__bisync_first_seen, clock_timestamp())
+  FROM "bisync_stage" AS s
+ WHERE s.__bisync_row = $6
+ON CONFLICT (table_name, direction, key) DO UPDATE
+   SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+
+-- [desktop] rows owned by the other side, after: fewer than before rolls back (exit 4)
+-- Data-loss guard: rows on desktop owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."mbreminder" AS t;
+
+-- [desktop] the new watermark, in the same transaction as the data
+--   $1 = 'reminder'  (table)
+--   $2 = 'reverse'  (direction)
+--   $3 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
+SELECT $1, $2,
+       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
+            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       END,
+       clock_timestamp()
+  FROM "bisync_stage" AS s
+ON CONFLICT (table_name, direction) DO UPDATE
+   SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
+       updated_at = EXCLUDED.updated_at
+RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [desktop] one row in runs for this step
+--   $1 = <run id, supplied while running>
+--   $2 = 'reminder'  (table)
+--   $3 = 'reverse'  (direction)
+--   $4 = 'full'  (mode)
+--   $5 = 'no watermark yet (first run, or nothing read so far): every row is read'  (reason)
+--   $6 = <plan hash, supplied while running>
+--   $7 = <status, supplied while running>
+--   $8 = <started at, supplied while running>
+--   $9 = <read, supplied while running>
+--   $10 = <inserted, supplied while running>
+--   $11 = <updated, supplied while running>
+--   $12 = <unchanged, supplied while running>
+--   $13 = <protected, supplied while running>
+--   $14 = <rejected, supplied while running>
+--   $15 = <deleted, supplied while running>
+--   $16 = NULL  (watermark before)
+--   $17 = <watermark after, supplied while running>
+--   $18 = <error, supplied while running>
+INSERT INTO "bisync".runs
+  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+   read_rows, inserted, updated, unchanged, protected, rejected, deleted,
+   watermark_before, watermark_after, error)
+VALUES ($1, $2, $3, $4, $5,
+        $6, $7, $8,
+        $9, $10, $11, $12,
+        $13, $14, $15,
+        $16, $17, $18);
+
+-- [desktop] commit data, watermark and run together
+COMMIT;
+
+-- ============================================================================
+-- Step 22/23: remdetail reverse: cloud public.remdetail → desktop public.remdetail
+-- mode: full — no watermark yet (first run, or nothing read so far): every row is read
+-- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
+-- step hash: 7a29c02e912b59e3cbb2aae8220518f23a909dad29cdd122f36400f52352c77c
+-- ============================================================================
+
+-- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
+
+-- [desktop] bootstrap bisync's state on desktop, only if it is missing
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [desktop] serialise concurrent bootstraps
+--   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
+-- Serialise bootstrap between concurrent runs (released at COMMIT).
+SELECT pg_advisory_xact_lock(hashtext($1));
+
+-- [desktop] create schema bisync and its state, runs and rejects tables
+-- bisync's own tables, in their own schema (never public). Idempotent.
+CREATE SCHEMA IF NOT EXISTS "bisync";
+
+CREATE TABLE IF NOT EXISTS "bisync".state (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL CHECK (direction IN ('forward', 'reverse')),
+  watermark   timestamptz,
+  updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".runs (
+  run_id           uuid        NOT NULL,
+  table_name       text        NOT NULL,
+  direction        text        NOT NULL,
+  mode             text        NOT NULL,
+  reason           text        NOT NULL,
+  plan_hash        text        NOT NULL,
+  status           text        NOT NULL,
+  started_at       timestamptz NOT NULL,
+  finished_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+  read_rows        bigint,
+  inserted         bigint,
+  updated          bigint,
+  unchanged        bigint,
+  protected        bigint,
+  rejected         bigint,
+  deleted          bigint,
+  watermark_before timestamptz,
+  watermark_after  timestamptz,
+  error            text,
+  PRIMARY KEY (run_id, table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".rejects (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL,
+  key         jsonb       NOT NULL,
+  row_data    jsonb       NOT NULL,
+  reason      text        NOT NULL CHECK (reason IN ('error', 'conflict')),
+  error_code  text,
+  error       text,
+  attempts    integer     NOT NULL DEFAULT 1,
+  first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction, key)
+);
+
+-- [desktop] commit the bootstrap
+COMMIT;
+
+-- The step:
+
+-- [desktop] open the write transaction on desktop
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [desktop] transaction-local text formats
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [desktop] one run per (table, direction) at a time
+--   $1 = 'bisync'  (lock namespace)
+--   $2 = 'bisync.remdetail/reverse'  (lock key)
+-- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
+SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+
+-- [desktop] the watermark this step starts from (must equal the planned one)
+--   $1 = 'remdetail'  (table)
+--   $2 = 'reverse'  (direction)
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+  FROM "bisync".state
+ WHERE table_name = $1
+   AND direction = $2;
+
+-- [desktop] rows owned by the other side, before
+-- Data-loss guard: rows on desktop owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."remdetail" AS t;
+
+-- [desktop] staging table, dropped at commit
+-- Staging for the rows read from cloud: text columns, cast to the target's types in the merge,
+-- so a value the target refuses becomes a reject instead of failing the whole COPY.
+CREATE TEMPORARY TABLE "bisync_stage" (
+  "remd_id" text,
+  "rem_id" text,
+  "channel" text,
+  "remind_before_days" text,
+  "note" text,
+  __bisync_cursor     timestamptz,
+  __bisync_attempts   integer NOT NULL DEFAULT 0,
+  __bisync_first_seen timestamptz,
+  __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
+) ON COMMIT DROP;
+
+-- [cloud] oldest open transaction on cloud, read before the snapshot
+-- Before the snapshot: the start of the oldest transaction still open on cloud. Rows such a
+-- transaction commits later may carry older cursor values, so the watermark stays below it.
+SELECT least(min(a.xact_start), statement_timestamp())::text AS horizon
+  FROM pg_stat_activity AS a
+ WHERE a.datname = current_database()
+   AND a.pid <> pg_backend_pid()
+   AND a.xact_start IS NOT NULL;
+
+-- [cloud] open the read snapshot on cloud
+-- One snapshot for the rows and their cursor values.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [cloud] transaction-local text formats and the read window
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+--   $6 = 'M'  (origin value read)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true),
+       set_config('bisync.origin', $6, true);
+
+-- [cloud] stream the rows out of cloud
+-- Read every row owned by this direction's source. No LIMIT, no window.
+COPY (
+  SELECT f."remd_id", f."rem_id", f."channel", f."remind_before_days", f."note",
+         greatest(f."updated_at", f."created_at")::timestamptz AS __bisync_cursor
+    FROM "public"."remdetail" AS f
+   WHERE f."source"::text = current_setting('bisync.origin')
+) TO STDOUT;
+
+-- [desktop] stream them into staging on desktop
+COPY "bisync_stage" ("remd_id", "rem_id", "channel", "remind_before_days", "note", __bisync_cursor) FROM STDIN;
+
+-- [cloud] end the read snapshot
+COMMIT;
+
+-- [desktop] retry rows rejected by earlier runs
+--   $1 = 'remdetail'  (table)
+--   $2 = 'reverse'  (direction)
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+WITH pending AS (
+  DELETE FROM "bisync".rejects AS r
+   WHERE r.table_name = $1
+     AND r.direction = $2
+  RETURNING r.row_data, r.attempts, r.first_seen
+)
+INSERT INTO "bisync_stage" ("remd_id", "rem_id", "channel", "remind_before_days", "note", __bisync_attempts, __bisync_first_seen)
+SELECT x."remd_id", x."rem_id", x."channel", x."remind_before_days", x."note", p.attempts, p.first_seen
+  FROM pending AS p
+ CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."remd_id" = x."remd_id");
+
+-- [desktop] how many rows are staged
+SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
+
+-- [desktop] planner statistics for the staged rows
+-- Row count and key statistics for the staged rows, so the merge joins them to desktop with a sensible plan.
+ANALYZE "bisync_stage" ("remd_id");
+
+-- [desktop] insert new rows, update owned rows that differ
+--   $1 = <first staged row, supplied while running>
+--   $2 = <last staged row, supplied while running>
+-- Merge staged rows $1..$2 into desktop in one statement:
+-- insert keys desktop does not have; update existing rows only when they differ.
+WITH src AS (
+  SELECT s.*
+    FROM "bisync_stage" AS s
+   WHERE s.__bisync_row BETWEEN $1 AND $2
+),
+classified AS MATERIALIZED (
+  -- Each staged row against the target row with its key (if any): present, owned, changed.
+  SELECT s.__bisync_row,
+         t.ctid IS NOT NULL AS present,
+         true AS owned,
+         (t."remd_id", t."rem_id", t."channel", t."remind_before_days", t."note")
+           IS DISTINCT FROM
+         (s."remd_id"::integer, s."rem_id"::integer, s."channel"::character varying, s."remind_before_days"::smallint, s."note"::text) AS changed
+    FROM src AS s
+    LEFT JOIN "public"."remdetail" AS t ON t."remd_id" = s."remd_id"::integer
+),
+updated AS (
+  UPDATE "public"."remdetail" AS t
+     SET "remd_id" = s."remd_id"::integer,
+         "rem_id" = s."rem_id"::integer,
+         "channel" = s."channel"::character varying,
+         "remind_before_days" = s."remind_before_days"::smallint,
+         "note" = s."note"::text
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND c.present AND c.owned AND c.changed
+   WHERE t."remd_id" = s."remd_id"::integer
+     AND (t."remd_id", t."rem_id", t."channel", t."remind_before_days", t."note")
+         IS DISTINCT FROM
+         (s."remd_id"::integer, s."rem_id"::integer, s."channel"::character varying, s."remind_before_days"::smallint, s."note"::text)
+  RETURNING 1
+),
+inserted AS (
+  INSERT INTO "public"."remdetail" ("remd_id", "rem_id", "channel", "remind_before_days", "note")
+  SELECT s."remd_id"::integer, s."rem_id"::integer, s."channel"::character varying, s."remind_before_days"::smallint, s."note"::text
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM src)::bigint AS read,
+       (SELECT count(*) FROM inserted)::bigint AS inserted,
+       (SELECT count(*) FROM updated)::bigint AS updated,
+       (SELECT count(*) FROM classified WHERE present AND owned AND NOT changed)::bigint AS unchanged,
+       (SELECT count(*) FROM classified WHERE present AND NOT owned)::bigint AS protected,
+       0::bigint AS conflicts;
+
+-- [desktop] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
+--   $1 = 'remdetail'  (table)
+--   $2 = 'reverse'  (direction)
+--   $3 = 'remd_id'  (key column name remd_id)
+--   $4 = <SQLSTATE, supplied while running>
+--   $5 = <error message, supplied while running>
+--   $6 = <staged row, supplied while running>
+-- A staged row desktop refused (constraint, bad value): kept in rejects with the reason and retried next run.
+INSERT INTO "bisync".rejects AS r (table_name, direction, key, row_data, reason, error_code, error, attempts, first_seen)
+SELECT $1, $2,
+       jsonb_build_object($3::text, s."remd_id"),
+       to_jsonb(s) - '__bisync_row' - '__bisync_cursor' - '__bisync_attempts' - '__bisync_first_seen',
+       'error', $4, $5,
+       s.__bisync_attempts + 1, coalesce(s.__bisync_first_seen, clock_timestamp())
+  FROM "bisync_stage" AS s
+ WHERE s.__bisync_row = $6
+ON CONFLICT (table_name, direction, key) DO UPDATE
+   SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+
+-- [desktop] rows owned by the other side, after: fewer than before rolls back (exit 4)
+-- Data-loss guard: rows on desktop owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."remdetail" AS t;
+
+-- [desktop] the new watermark, in the same transaction as the data
+--   $1 = 'remdetail'  (table)
+--   $2 = 'reverse'  (direction)
+--   $3 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
+SELECT $1, $2,
+       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
+            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       END,
+       clock_timestamp()
+  FROM "bisync_stage" AS s
+ON CONFLICT (table_name, direction) DO UPDATE
+   SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
+       updated_at = EXCLUDED.updated_at
+RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [desktop] one row in runs for this step
+--   $1 = <run id, supplied while running>
+--   $2 = 'remdetail'  (table)
+--   $3 = 'reverse'  (direction)
+--   $4 = 'full'  (mode)
+--   $5 = 'no watermark yet (first run, or nothing read so far): every row is read'  (reason)
+--   $6 = <plan hash, supplied while running>
+--   $7 = <status, supplied while running>
+--   $8 = <started at, supplied while running>
+--   $9 = <read, supplied while running>
+--   $10 = <inserted, supplied while running>
+--   $11 = <updated, supplied while running>
+--   $12 = <unchanged, supplied while running>
+--   $13 = <protected, supplied while running>
+--   $14 = <rejected, supplied while running>
+--   $15 = <deleted, supplied while running>
+--   $16 = NULL  (watermark before)
+--   $17 = <watermark after, supplied while running>
+--   $18 = <error, supplied while running>
+INSERT INTO "bisync".runs
+  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+   read_rows, inserted, updated, unchanged, protected, rejected, deleted,
+   watermark_before, watermark_after, error)
+VALUES ($1, $2, $3, $4, $5,
+        $6, $7, $8,
+        $9, $10, $11, $12,
+        $13, $14, $15,
+        $16, $17, $18);
+
+-- [desktop] commit data, watermark and run together
+COMMIT;
+
+-- ============================================================================
+-- Step 23/23: learequest reverse: cloud public.learequest → desktop public.learequest
+-- mode: full — no watermark yet (first run, or nothing read so far): every row is read
+-- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
+-- step hash: 3014b5a0f71dfcdad44d630b5fef797d6bfd0415f018ee36c5fd66668f058f65
+-- ============================================================================
+
+-- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
+
+-- [desktop] bootstrap bisync's state on desktop, only if it is missing
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [desktop] serialise concurrent bootstraps
+--   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
+-- Serialise bootstrap between concurrent runs (released at COMMIT).
+SELECT pg_advisory_xact_lock(hashtext($1));
+
+-- [desktop] create schema bisync and its state, runs and rejects tables
+-- bisync's own tables, in their own schema (never public). Idempotent.
+CREATE SCHEMA IF NOT EXISTS "bisync";
+
+CREATE TABLE IF NOT EXISTS "bisync".state (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL CHECK (direction IN ('forward', 'reverse')),
+  watermark   timestamptz,
+  updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".runs (
+  run_id           uuid        NOT NULL,
+  table_name       text        NOT NULL,
+  direction        text        NOT NULL,
+  mode             text        NOT NULL,
+  reason           text        NOT NULL,
+  plan_hash        text        NOT NULL,
+  status           text        NOT NULL,
+  started_at       timestamptz NOT NULL,
+  finished_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+  read_rows        bigint,
+  inserted         bigint,
+  updated          bigint,
+  unchanged        bigint,
+  protected        bigint,
+  rejected         bigint,
+  deleted          bigint,
+  watermark_before timestamptz,
+  watermark_after  timestamptz,
+  error            text,
+  PRIMARY KEY (run_id, table_name, direction)
+);
+
+CREATE TABLE IF NOT EXISTS "bisync".rejects (
+  table_name  text        NOT NULL,
+  direction   text        NOT NULL,
+  key         jsonb       NOT NULL,
+  row_data    jsonb       NOT NULL,
+  reason      text        NOT NULL CHECK (reason IN ('error', 'conflict')),
+  error_code  text,
+  error       text,
+  attempts    integer     NOT NULL DEFAULT 1,
+  first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, direction, key)
+);
+
+-- [desktop] commit the bootstrap
+COMMIT;
+
+-- The step:
+
+-- [desktop] open the write transaction on desktop
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [desktop] transaction-local text formats
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true);
+
+-- [desktop] one run per (table, direction) at a time
+--   $1 = 'bisync'  (lock namespace)
+--   $2 = 'bisync.learequest/reverse'  (lock key)
+-- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
+SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+
+-- [desktop] the watermark this step starts from (must equal the planned one)
+--   $1 = 'learequest'  (table)
+--   $2 = 'reverse'  (direction)
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+  FROM "bisync".state
+ WHERE table_name = $1
+   AND direction = $2;
+
+-- [desktop] rows owned by the other side, before
+-- Data-loss guard: rows on desktop owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."learequest" AS t;
+
+-- [desktop] staging table, dropped at commit
+-- Staging for the rows read from cloud: text columns, cast to the target's types in the merge,
+-- so a value the target refuses becomes a reject instead of failing the whole COPY.
+CREATE TEMPORARY TABLE "bisync_stage" (
+  "lea_id" text,
+  "staff_id" text,
+  "leave_type" text,
+  "from_date" text,
+  "to_date" text,
+  "reason" text,
+  "status" text,
+  "approved_by" text,
+  __bisync_cursor     timestamptz,
+  __bisync_attempts   integer NOT NULL DEFAULT 0,
+  __bisync_first_seen timestamptz,
+  __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
+) ON COMMIT DROP;
+
+-- [cloud] oldest open transaction on cloud, read before the snapshot
+-- Before the snapshot: the start of the oldest transaction still open on cloud. Rows such a
+-- transaction commits later may carry older cursor values, so the watermark stays below it.
+SELECT least(min(a.xact_start), statement_timestamp())::text AS horizon
+  FROM pg_stat_activity AS a
+ WHERE a.datname = current_database()
+   AND a.pid <> pg_backend_pid()
+   AND a.xact_start IS NOT NULL;
+
+-- [cloud] open the read snapshot on cloud
+-- One snapshot for the rows and their cursor values.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [cloud] transaction-local text formats and the read window
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+--   $6 = 'M'  (origin value read)
+-- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true),
+       set_config('bisync.origin', $6, true);
+
+-- [cloud] stream the rows out of cloud
+-- Read every row owned by this direction's source. No LIMIT, no window.
+COPY (
+  SELECT f."lea_id", f."staff_id", f."leave_type", f."from_date", f."to_date", f."reason", f."status", f."approved_by",
+         greatest(f."updated_at", f."created_at")::timestamptz AS __bisync_cursor
+    FROM "public"."learequest" AS f
+   WHERE f."source"::text = current_setting('bisync.origin')
+) TO STDOUT;
+
+-- [desktop] stream them into staging on desktop
+COPY "bisync_stage" ("lea_id", "staff_id", "leave_type", "from_date", "to_date", "reason", "status", "approved_by", __bisync_cursor) FROM STDIN;
+
+-- [cloud] end the read snapshot
+COMMIT;
+
+-- [desktop] retry rows rejected by earlier runs
+--   $1 = 'learequest'  (table)
+--   $2 = 'reverse'  (direction)
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+WITH pending AS (
+  DELETE FROM "bisync".rejects AS r
+   WHERE r.table_name = $1
+     AND r.direction = $2
+  RETURNING r.row_data, r.attempts, r.first_seen
+)
+INSERT INTO "bisync_stage" ("lea_id", "staff_id", "leave_type", "from_date", "to_date", "reason", "status", "approved_by", __bisync_attempts, __bisync_first_seen)
+SELECT x."lea_id", x."staff_id", x."leave_type", x."from_date", x."to_date", x."reason", x."status", x."approved_by", p.attempts, p.first_seen
+  FROM pending AS p
+ CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."lea_id" = x."lea_id");
+
+-- [desktop] how many rows are staged
+SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
+
+-- [desktop] planner statistics for the staged rows
+-- Row count and key statistics for the staged rows, so the merge joins them to desktop with a sensible plan.
+ANALYZE "bisync_stage" ("lea_id");
+
+-- [desktop] insert new rows, update owned rows that differ
+--   $1 = <first staged row, supplied while running>
+--   $2 = <last staged row, supplied while running>
+-- Merge staged rows $1..$2 into desktop in one statement:
+-- insert keys desktop does not have; update existing rows only when they differ.
+WITH src AS (
+  SELECT s.*
+    FROM "bisync_stage" AS s
+   WHERE s.__bisync_row BETWEEN $1 AND $2
+),
+classified AS MATERIALIZED (
+  -- Each staged row against the target row with its key (if any): present, owned, changed.
+  SELECT s.__bisync_row,
+         t.ctid IS NOT NULL AS present,
+         true AS owned,
+         (t."lea_id", t."staff_id", t."leave_type", t."from_date", t."to_date", t."reason", t."status", t."approved_by")
+           IS DISTINCT FROM
+         (s."lea_id"::integer, s."staff_id"::integer, s."leave_type"::character varying, s."from_date"::date, s."to_date"::date, s."reason"::text, s."status"::character varying, s."approved_by"::integer) AS changed
+    FROM src AS s
+    LEFT JOIN "public"."learequest" AS t ON t."lea_id" = s."lea_id"::integer
+),
+updated AS (
+  UPDATE "public"."learequest" AS t
+     SET "lea_id" = s."lea_id"::integer,
+         "staff_id" = s."staff_id"::integer,
+         "leave_type" = s."leave_type"::character varying,
+         "from_date" = s."from_date"::date,
+         "to_date" = s."to_date"::date,
+         "reason" = s."reason"::text,
+         "status" = s."status"::character varying,
+         "approved_by" = s."approved_by"::integer
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND c.present AND c.owned AND c.changed
+   WHERE t."lea_id" = s."lea_id"::integer
+     AND (t."lea_id", t."staff_id", t."leave_type", t."from_date", t."to_date", t."reason", t."status", t."approved_by")
+         IS DISTINCT FROM
+         (s."lea_id"::integer, s."staff_id"::integer, s."leave_type"::character varying, s."from_date"::date, s."to_date"::date, s."reason"::text, s."status"::character varying, s."approved_by"::integer)
+  RETURNING 1
+),
+inserted AS (
+  INSERT INTO "public"."learequest" ("lea_id", "staff_id", "leave_type", "from_date", "to_date", "reason", "status", "approved_by")
+  SELECT s."lea_id"::integer, s."staff_id"::integer, s."leave_type"::character varying, s."from_date"::date, s."to_date"::date, s."reason"::text, s."status"::character varying, s."approved_by"::integer
+    FROM src AS s
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM src)::bigint AS read,
+       (SELECT count(*) FROM inserted)::bigint AS inserted,
+       (SELECT count(*) FROM updated)::bigint AS updated,
+       (SELECT count(*) FROM classified WHERE present AND owned AND NOT changed)::bigint AS unchanged,
+       (SELECT count(*) FROM classified WHERE present AND NOT owned)::bigint AS protected,
+       0::bigint AS conflicts;
+
+-- [desktop] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
+--   $1 = 'learequest'  (table)
+--   $2 = 'reverse'  (direction)
+--   $3 = 'lea_id'  (key column name lea_id)
+--   $4 = <SQLSTATE, supplied while running>
+--   $5 = <error message, supplied while running>
+--   $6 = <staged row, supplied while running>
+-- A staged row desktop refused (constraint, bad value): kept in rejects with the reason and retried next run.
+INSERT INTO "bisync".rejects AS r (table_name, direction, key, row_data, reason, error_code, error, attempts, first_seen)
+SELECT $1, $2,
+       jsonb_build_object($3::text, s."lea_id"),
+       to_jsonb(s) - '__bisync_row' - '__bisync_cursor' - '__bisync_attempts' - '__bisync_first_seen',
+       'error', $4, $5,
+       s.__bisync_attempts + 1, coalesce(s.__bisync_first_seen, clock_timestamp())
+  FROM "bisync_stage" AS s
+ WHERE s.__bisync_row = $6
+ON CONFLICT (table_name, direction, key) DO UPDATE
+   SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+
+-- [desktop] rows owned by the other side, after: fewer than before rolls back (exit 4)
+-- Data-loss guard: rows on desktop owned by the other side must not become fewer.
+SELECT count(*)::bigint AS owned_by_other_side
+  FROM "public"."learequest" AS t;
+
+-- [desktop] the new watermark, in the same transaction as the data
+--   $1 = 'learequest'  (table)
+--   $2 = 'reverse'  (direction)
+--   $3 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
+SELECT $1, $2,
+       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
+            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       END,
+       clock_timestamp()
+  FROM "bisync_stage" AS s
+ON CONFLICT (table_name, direction) DO UPDATE
+   SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
+       updated_at = EXCLUDED.updated_at
+RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [desktop] one row in runs for this step
+--   $1 = <run id, supplied while running>
+--   $2 = 'learequest'  (table)
+--   $3 = 'reverse'  (direction)
+--   $4 = 'full'  (mode)
+--   $5 = 'no watermark yet (first run, or nothing read so far): every row is read'  (reason)
+--   $6 = <plan hash, supplied while running>
+--   $7 = <status, supplied while running>
+--   $8 = <started at, supplied while running>
+--   $9 = <read, supplied while running>
+--   $10 = <inserted, supplied while running>
+--   $11 = <updated, supplied while running>
+--   $12 = <unchanged, supplied while running>
+--   $13 = <protected, supplied while running>
+--   $14 = <rejected, supplied while running>
+--   $15 = <deleted, supplied while running>
+--   $16 = NULL  (watermark before)
+--   $17 = <watermark after, supplied while running>
+--   $18 = <error, supplied while running>
+INSERT INTO "bisync".runs
+  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+   read_rows, inserted, updated, unchanged, protected, rejected, deleted,
+   watermark_before, watermark_after, error)
+VALUES ($1, $2, $3, $4, $5,
+        $6, $7, $8,
+        $9, $10, $11, $12,
+        $13, $14, $15,
+        $16, $17, $18);
+
+-- [desktop] commit data, watermark and run together
+COMMIT;

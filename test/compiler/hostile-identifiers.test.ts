@@ -1,0 +1,413 @@
+/**
+ * SQL safety is structural: identifiers reach SQL only through the quoting helper, values only as
+ * `$n` parameters. Hostile schema, table, column, type and state-schema names are compiled, every
+ * statement is parsed by the real PostgreSQL parser, and the names must come back intact, with the
+ * statement's structure identical to the one compiled from harmless names. Then the same names are
+ * synced end to end through `bisync apply` on real databases, which must move the rows and drop
+ * nothing (after kysely's sql-injection test).
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { compilePlan, stepKey } from '../../src/compiler/compile-plan.js';
+import type { StateSnapshot } from '../../src/compiler/compile-plan.js';
+import type { Catalog } from '../../src/compiler/catalog.js';
+import type { Plan } from '../../src/compiler/plan-types.js';
+import { quoteIdent } from '../../src/compiler/quote-ident.js';
+import { renderSql, templateNames } from '../../src/compiler/render-sql.js';
+import { ConfigError } from '../../src/errors.js';
+import { apply, testConfig, writeConfig } from '../harness/bisync.js';
+import { useFreshDatabases, withClient } from '../harness/fresh-databases.js';
+import {
+  DATABASES,
+  catalog,
+  catalogTable,
+  column,
+  columnRefsOf,
+  configFrom,
+  nodesOf,
+  parseStatements,
+  planStatements,
+  relationsOf,
+  renameStrings,
+  statementType,
+  stringsOf,
+  withoutLocations,
+} from './helpers.js';
+
+/** Names that break naive SQL: quotes, statement ends, comments, `$n`, Handlebars, unicode, newlines. */
+const HOSTILE = {
+  stateSchema: 'bisync"; DROP SCHEMA public CASCADE; --',
+  desktopSchema: 'schéma',
+  desktopTable: 'tâble',
+  cloudSchema: 'x; DROP TABLE y; --',
+  cloudTable: 'a"b',
+  key: 'Key"Col',
+  mixed: 'MixedCol',
+  space: 'col with space',
+  drop: "x'); DROP TABLE victim; --",
+  dollar: '$1 {{ident x}}',
+  comment: 'a/*b*/--c',
+  newline: 'line\nbreak',
+  enumColumn: 'état',
+  enumType: 'evil; DROP TABLE y; --',
+  origin: 'Sour"ce',
+  cursor1: 'upd"at',
+  cursor2: 'Créé le',
+  t2Desktop: 'MixedCase',
+  t2CloudSchema: 'with space',
+  t2CloudTable: 'tab.le',
+  t2KeyDesktop: 'k"d',
+  t2KeyCloud: 'k"c',
+} as const;
+
+type Names = { readonly [K in keyof typeof HOSTILE]: string };
+
+/** The same shape with harmless names (lower case, so an unquoted type name reads the same). */
+const BENIGN: Names = Object.fromEntries(Object.keys(HOSTILE).map((k) => [k, `n_${k.toLowerCase()}`])) as unknown as Names;
+
+/** Values from the config: they must only ever be parameters. */
+const VALUES = { table1: "t1'); DROP TABLE victim; --", table2: 'two"; --', forwardMark: "D'; --", reverseMark: 'M"', lookback: '17s' };
+
+function document(n: Names): unknown {
+  return {
+    version: 1,
+    databases: DATABASES,
+    forward: { from: 'desktop', to: 'cloud' },
+    state: { schema: n.stateSchema },
+    defaults: { origin: { column: n.origin, forward: VALUES.forwardMark, reverse: VALUES.reverseMark }, lookback: VALUES.lookback },
+    tables: [
+      {
+        name: VALUES.table1,
+        desktop: { table: `${n.desktopSchema}.${n.desktopTable}` },
+        cloud: { table: `${n.cloudSchema}.${n.cloudTable}` },
+        primary_key: [n.key],
+        direction: 'both',
+        timestamps: { cloud: [n.cursor1, n.cursor2] },
+        reverse: { write: 'insert-only' },
+      },
+      {
+        name: VALUES.table2,
+        cloud: { table: `${n.t2CloudSchema}.${n.t2CloudTable}` },
+        desktop: { table: n.t2Desktop },
+        primary_key: ['id', n.t2KeyDesktop],
+        direction: 'forward',
+        columns: ['id', { desktop: n.t2KeyDesktop, cloud: n.t2KeyCloud }, n.space],
+        deletes: 'mirror',
+        max_delete_fraction: 0.5,
+      },
+    ],
+  };
+}
+
+/** The type as format_type() prints a user type whose name needs quoting. */
+const enumTypeName = (n: Names): string => quoteIdent(n.enumType);
+
+function catalogs(n: Names): Record<string, Catalog> {
+  const shared = [
+    column(n.key, 'integer', { notNull: true }),
+    column(n.mixed, 'text'),
+    column(n.space, 'character varying(40)'),
+    column(n.drop, 'text'),
+    column(n.dollar, 'text'),
+    column(n.comment, 'text'),
+    column(n.newline, 'text'),
+    column(n.enumColumn, enumTypeName(n), { category: 'E' }),
+  ];
+  return {
+    desktop: catalog('desktop', {
+      [VALUES.table1]: catalogTable(n.desktopSchema, n.desktopTable, shared, [n.key]),
+      [VALUES.table2]: catalogTable('public', n.t2Desktop, [column('id', 'integer'), column(n.t2KeyDesktop, 'text'), column(n.space, 'text')], ['id', n.t2KeyDesktop]),
+    }),
+    cloud: catalog('cloud', {
+      [VALUES.table1]: catalogTable(
+        n.cloudSchema,
+        n.cloudTable,
+        [...shared, column(n.origin, 'text'), column(n.cursor1, 'timestamp with time zone'), column(n.cursor2, 'timestamp with time zone')],
+        [n.key],
+      ),
+      [VALUES.table2]: catalogTable(
+        n.t2CloudSchema,
+        n.t2CloudTable,
+        [column('id', 'integer'), column(n.t2KeyCloud, 'text'), column(n.space, 'text'), column(n.origin, 'text')],
+        ['id', n.t2KeyCloud],
+      ),
+    }),
+  };
+}
+
+const WATERMARK = '2026-01-02T03:04:05.123456Z';
+
+function plans(n: Names): { firstRun: Plan; incremental: Plan } {
+  const config = configFrom(document(n));
+  const cats = catalogs(n);
+  const state: StateSnapshot = { [stepKey(VALUES.table1, 'reverse')]: WATERMARK };
+  return {
+    firstRun: compilePlan(config, cats, {}, { direction: 'both', mode: 'auto' }),
+    incremental: compilePlan(config, cats, state, { direction: 'both', mode: 'auto' }),
+  };
+}
+
+const toBenign = new Map(Object.entries(HOSTILE).map(([k, v]) => [v as string, BENIGN[k as keyof Names]]));
+
+/** Text with every hostile name in it replaced by its harmless twin (longest names first). */
+function benignText(text: string): string {
+  return [...toBenign.entries()].sort((a, b) => b[0].length - a[0].length).reduce((t, [from, to]) => t.replaceAll(from, to), text);
+}
+
+describe('hostile identifiers (pure: compiled from in-memory catalogs, parsed by PostgreSQL)', () => {
+  const hostile = plans(HOSTILE);
+  const benign = plans(BENIGN);
+  const cases = [
+    ['first run', hostile.firstRun, benign.firstRun],
+    ['incremental', hostile.incremental, benign.incremental],
+  ] as const;
+
+  it('every statement kind a plan can hold is rendered with hostile names', () => {
+    const kinds = new Set([...planStatements(hostile.firstRun), ...planStatements(hostile.incremental)].map((s) => s.statement.kind));
+    // Every kind compile-plan.ts can emit (`stmt('kind', …)`), each a template.
+    const source = readFileSync(fileURLToPath(new URL('../../src/compiler/compile-plan.ts', import.meta.url)), 'utf8');
+    const emitted = new Set([...source.matchAll(/\bstmt\(\s*'([a-z-]+)'/g)].map((m) => m[1] ?? ''));
+    expect(emitted.size).toBeGreaterThan(10);
+    expect([...kinds].sort()).toEqual([...emitted].sort());
+    for (const kind of kinds) expect(templateNames()).toContain(kind);
+    expect(hostile.firstRun.steps.map((s) => `${s.table} ${s.direction} ${s.mode}`)).toEqual([
+      `${VALUES.table1} forward full`,
+      `${VALUES.table2} forward full`,
+      `${VALUES.table1} reverse full`,
+    ]);
+    expect(hostile.incremental.steps.map((s) => s.mode)).toEqual(['full', 'full', 'incremental']);
+    expect(planStatements(hostile.firstRun).some((s) => s.statement.kind === 'mirror-deletes')).toBe(true);
+  });
+
+  for (const [name, hostilePlan, benignPlan] of cases) {
+    it(`${name}: each statement parses as exactly one statement (bootstrap: its CREATEs), the same statement as with harmless names`, () => {
+      const hostileStatements = planStatements(hostilePlan);
+      const benignStatements = planStatements(benignPlan);
+      expect(hostileStatements.map((s) => s.label)).toEqual(benignStatements.map((s) => s.label));
+      hostileStatements.forEach((h, i) => {
+        const b = benignStatements[i];
+        if (b === undefined) throw new Error('plans differ in length');
+        const parsedHostile = parseStatements(h.statement.sql);
+        const parsedBenign = parseStatements(b.statement.sql);
+        if (h.statement.kind === 'bootstrap') {
+          expect(parsedHostile.map(statementType), h.label).toEqual(['CreateSchemaStmt', 'CreateStmt', 'CreateStmt', 'CreateStmt']);
+        } else {
+          expect(parsedHostile, h.label).toHaveLength(1);
+        }
+        // Structure and every identifier: the hostile tree, names mapped back, is the harmless tree.
+        expect(withoutLocations(renameStrings(parsedHostile, toBenign)), h.label).toEqual(withoutLocations(parsedBenign));
+        // The same parameters in the same order (names that are values, such as lock keys, mapped).
+        expect(h.statement.params.map((p) => ({ ...p, name: benignText(p.name), value: p.value === null ? null : benignText(p.value) })), h.label).toEqual(b.statement.params);
+      });
+    });
+  }
+
+  it('the relations come back whole: schema-qualified, unicode, quotes, spaces and dots', () => {
+    const statements = planStatements(hostile.firstRun);
+    const of = (table: string, direction: string, kind: string): unknown[] =>
+      statements
+        .filter((s) => s.step.table === table && s.step.direction === direction && s.statement.kind === kind)
+        .map((s) => parseStatements(s.statement.sql));
+    const rel = (schemaname: string, relname: string) => ({ schemaname, relname });
+
+    expect(relationsOf(of(VALUES.table1, 'forward', 'copy-out'))).toEqual([rel(HOSTILE.desktopSchema, HOSTILE.desktopTable)]);
+    expect(relationsOf(of(VALUES.table1, 'reverse', 'copy-out'))).toEqual([rel(HOSTILE.cloudSchema, HOSTILE.cloudTable)]);
+    expect(relationsOf(of(VALUES.table2, 'forward', 'copy-out'))).toEqual([rel('public', HOSTILE.t2Desktop)]);
+    const merged = relationsOf(of(VALUES.table2, 'forward', 'merge')).filter((r) => r.schemaname !== undefined);
+    expect(new Set(merged.map((r) => JSON.stringify(r)))).toEqual(new Set([JSON.stringify(rel(HOSTILE.t2CloudSchema, HOSTILE.t2CloudTable))]));
+    const deleted = nodesOf(of(VALUES.table2, 'forward', 'mirror-deletes'), 'DeleteStmt');
+    expect(deleted).toHaveLength(1);
+    expect(deleted[0]?.relation).toMatchObject(rel(HOSTILE.t2CloudSchema, HOSTILE.t2CloudTable));
+
+    const [bootstrap] = of(VALUES.table1, 'forward', 'bootstrap');
+    expect(nodesOf(bootstrap, 'CreateSchemaStmt').map((s) => s.schemaname)).toEqual([HOSTILE.stateSchema]);
+    expect(relationsOf(nodesOf(bootstrap, 'CreateStmt').map((s) => s.relation))).toEqual(
+      ['state', 'runs', 'rejects'].map((t) => rel(HOSTILE.stateSchema, t)),
+    );
+    const saved = nodesOf(of(VALUES.table1, 'forward', 'save-state'), 'InsertStmt');
+    expect(saved[0]?.relation).toMatchObject(rel(HOSTILE.stateSchema, 'state'));
+  });
+
+  it('the columns come back whole: in COPY lists, INSERT and UPDATE targets, references and casts', () => {
+    const statements = planStatements(hostile.firstRun).filter((s) => s.step.table === VALUES.table1 && s.step.direction === 'forward');
+    const tree = (kind: string): unknown => parseStatements(statements.find((s) => s.statement.kind === kind)?.statement.sql ?? '');
+    const synced = [HOSTILE.key, HOSTILE.mixed, HOSTILE.space, HOSTILE.drop, HOSTILE.dollar, HOSTILE.comment, HOSTILE.newline, HOSTILE.enumColumn];
+
+    const copyIn = nodesOf(tree('copy-in'), 'CopyStmt')[0];
+    expect(stringsOf(copyIn?.attlist)).toEqual(synced);
+    expect(columnRefsOf(tree('copy-out'))).toEqual(synced);
+
+    const merge = tree('merge');
+    const insert = nodesOf(merge, 'InsertStmt')[0];
+    expect(((insert?.cols ?? []) as { ResTarget: { name: string } }[]).map((c) => c.ResTarget.name)).toEqual([...synced, HOSTILE.origin]);
+    const update = nodesOf(merge, 'UpdateStmt')[0];
+    expect(((update?.targetList ?? []) as { ResTarget: { name: string } }[]).map((c) => c.ResTarget.name)).toEqual([...synced, HOSTILE.origin]);
+    // Every column reference is one of the table's columns, whole, or one of bisync's plain names.
+    const refs = new Set(columnRefsOf(merge));
+    for (const c of [...synced, HOSTILE.origin]) expect(refs).toContain(c);
+    for (const r of refs) if (![...synced, HOSTILE.origin].includes(r)) expect(r).toMatch(/^(?:[a-z_]+|\*)$/);
+    // The user type, quoted by format_type(), is one type name in every cast.
+    const typeNames = nodesOf(merge, 'TypeCast').map((t) => stringsOf((t.typeName as { names?: unknown } | undefined)?.names).join('.'));
+    expect(typeNames.filter((t) => t === HOSTILE.enumType).length).toBeGreaterThan(0);
+    expect(typeNames.every((t) => !t.includes('DROP') || t === HOSTILE.enumType)).toBe(true);
+
+    const staging = nodesOf(tree('create-staging'), 'ColumnDef').map((c) => c.colname);
+    expect(staging).toEqual([...synced, '__bisync_cursor', '__bisync_attempts', '__bisync_first_seen', '__bisync_row']);
+
+    const reverse = planStatements(hostile.incremental).find((s) => s.step.direction === 'reverse' && s.statement.kind === 'copy-out');
+    const reverseRefs = columnRefsOf(parseStatements(reverse?.statement.sql ?? ''));
+    expect(reverseRefs).toEqual(expect.arrayContaining([HOSTILE.cursor1, HOSTILE.cursor2, HOSTILE.origin]));
+  });
+
+  it('values from the config are parameters, never text: markers, table name, watermark, lookback', () => {
+    for (const plan of [hostile.firstRun, hostile.incremental]) {
+      for (const { statement, label } of planStatements(plan)) {
+        for (const value of [VALUES.table1, VALUES.table2, VALUES.forwardMark, VALUES.reverseMark, WATERMARK, '17 seconds']) {
+          expect(statement.sql, label).not.toContain(value);
+        }
+      }
+    }
+    const params = planStatements(hostile.incremental).flatMap((s) => s.statement.params.map((p) => p.value));
+    expect(params).toEqual(expect.arrayContaining([VALUES.table1, VALUES.table2, VALUES.forwardMark, VALUES.reverseMark, WATERMARK, '17 seconds']));
+  });
+
+  it('the state read (read-watermarks) quotes a hostile state schema', () => {
+    const { sql, params } = renderSql('read-watermarks', { schema: HOSTILE.stateSchema, direction: 'reverse' });
+    const [statement] = parseStatements(sql);
+    expect(parseStatements(sql)).toHaveLength(1);
+    expect(relationsOf(statement)).toEqual([{ schemaname: HOSTILE.stateSchema, relname: 'state' }]);
+    expect(params.map((p) => p.value)).toEqual(['reverse']);
+  });
+
+  it('a type name from the catalog that could end the statement is refused, not rendered', () => {
+    const cats = catalogs(BENIGN);
+    const desktop = cats.desktop as Catalog;
+    const cloud = cats.cloud as Catalog;
+    const t1 = cloud.tables[VALUES.table1];
+    if (t1 === null || t1 === undefined) throw new Error('no table');
+    const evil = { ...t1, columns: t1.columns.map((c) => (c.name === BENIGN.mixed ? { ...c, type: 'text); DROP TABLE y; --' } : c)) };
+    const config = configFrom(document(BENIGN));
+    expect(() => compilePlan(config, { desktop, cloud: { ...cloud, tables: { ...cloud.tables, [VALUES.table1]: evil } } }, {}, { direction: 'forward', mode: 'auto' })).toThrow(
+      /unexpected type name/,
+    );
+  });
+
+  it('database names, which templates print inside SQL comments, cannot carry a line break: the config refuses them', () => {
+    const evil = 'desk\nDROP TABLE y; --';
+    const doc = { ...(document(BENIGN) as Record<string, unknown>), databases: { [evil]: DATABASES.desktop, cloud: DATABASES.cloud }, forward: { from: evil, to: 'cloud' } };
+    expect(() => configFrom(doc)).toThrow(ConfigError);
+  });
+
+  it('quoteIdent refuses a NUL character rather than truncating the name', () => {
+    expect(() => quoteIdent('a\0b')).toThrow(/NUL/);
+  });
+});
+
+describe('hostile identifiers end to end: bisync apply on real databases', () => {
+  const dbs = useFreshDatabases('hostile');
+  const q = pg.escapeIdentifier; // an independent quoting implementation for the test's own SQL
+  const n = HOSTILE;
+  const t1Desktop = `${q(n.desktopSchema)}.${q(n.desktopTable)}`;
+  const t1Cloud = `${q(n.cloudSchema)}.${q(n.cloudTable)}`;
+  const t2Desktop = `public.${q(n.t2Desktop)}`;
+  const t2Cloud = `${q(n.t2CloudSchema)}.${q(n.t2CloudTable)}`;
+  const sharedColumns = `${q(n.key)} integer PRIMARY KEY, ${q(n.mixed)} text, ${q(n.space)} varchar(40), ${q(n.drop)} text,
+    ${q(n.dollar)} text, ${q(n.comment)} text, ${q(n.newline)} text, ${q(n.enumColumn)} ${q(n.enumType)}`;
+  const sharedList = [n.key, n.mixed, n.space, n.drop, n.dollar, n.comment, n.newline, n.enumColumn].map(q).join(', ');
+  let configFile: string;
+
+  const rows = async (url: string, sql: string): Promise<unknown[]> => await withClient(url, async (c) => (await c.query(sql)).rows);
+  const exists = async (url: string, relation: string): Promise<boolean> =>
+    await withClient(url, async (c) => (await c.query<{ ok: boolean }>('SELECT to_regclass($1) IS NOT NULL AS ok', [relation])).rows[0]?.ok === true);
+
+  beforeAll(async () => {
+    for (const url of [dbs.desktopUrl, dbs.cloudUrl]) {
+      await withClient(url, async (c) => {
+        await c.query(`CREATE TYPE ${q(n.enumType)} AS ENUM ('a', 'b''c')`);
+        await c.query('CREATE TABLE victim (id integer); CREATE TABLE y (id integer)');
+      });
+    }
+    await withClient(dbs.desktopUrl, async (c) => {
+      await c.query(`CREATE SCHEMA ${q(n.desktopSchema)}; CREATE TABLE ${t1Desktop} (${sharedColumns})`);
+      await c.query(`CREATE TABLE ${t2Desktop} (id integer, ${q(n.t2KeyDesktop)} text, ${q(n.space)} text, PRIMARY KEY (id, ${q(n.t2KeyDesktop)}))`);
+      await c.query(
+        `INSERT INTO ${t1Desktop} (${sharedList})
+         SELECT i, 'Mixed ' || i, 'sp ace', E'x''); DROP TABLE victim; --\\t' || i, '$1', E'/* not a comment */\\n--', E'line\\nbreak\\\\', 'b''c'
+           FROM generate_series(1, 5) AS i`,
+      );
+      await c.query(`INSERT INTO ${t2Desktop} SELECT i, 'k' || i, 'v' || i FROM generate_series(1, 4) AS i`);
+    });
+    await withClient(dbs.cloudUrl, async (c) => {
+      await c.query(`CREATE SCHEMA ${q(n.cloudSchema)}; CREATE SCHEMA ${q(n.t2CloudSchema)}`);
+      await c.query(
+        `CREATE TABLE ${t1Cloud} (${sharedColumns}, ${q(n.origin)} text,
+           ${q(n.cursor1)} timestamptz NOT NULL DEFAULT now(), ${q(n.cursor2)} timestamptz DEFAULT now())`,
+      );
+      await c.query(`CREATE TABLE ${t2Cloud} (id integer, ${q(n.t2KeyCloud)} text, ${q(n.space)} text, ${q(n.origin)} text, PRIMARY KEY (id, ${q(n.t2KeyCloud)}))`);
+      // A row the phone created: reverse brings it down, forward must not touch it.
+      await c.query(`INSERT INTO ${t1Cloud} (${sharedList}, ${q(n.origin)}) VALUES (100, 'phone', 's', 'd', '$2', '/*', E'\\n', 'a', $1)`, [VALUES.reverseMark]);
+    });
+    const doc = document(HOSTILE) as { databases: unknown };
+    configFile = writeConfig(`${JSON.stringify(doc, null, 2)}\n`, 'hostile.config.yaml');
+  });
+
+  it('apply moves every row both ways, and no table is dropped or truncated', async () => {
+    const config = await testConfig(configFile, dbs);
+    const report = await apply(config);
+    expect(report.steps.map((s) => [s.table, s.direction, s.status, s.error])).toEqual([
+      [VALUES.table1, 'forward', 'succeeded', undefined],
+      [VALUES.table2, 'forward', 'succeeded', undefined],
+      [VALUES.table1, 'reverse', 'succeeded', undefined],
+    ]);
+    expect(report.exitCode).toBe(0);
+
+    const desktopRows = await rows(dbs.desktopUrl, `SELECT ${sharedList} FROM ${t1Desktop} ORDER BY 1`);
+    const cloudRows = await rows(dbs.cloudUrl, `SELECT ${sharedList} FROM ${t1Cloud} ORDER BY 1`);
+    expect(desktopRows).toHaveLength(6);
+    expect(cloudRows).toEqual(desktopRows);
+    expect(await rows(dbs.cloudUrl, `SELECT ${q(n.origin)} AS o, count(*)::int AS n FROM ${t1Cloud} GROUP BY 1 ORDER BY 1`)).toEqual([
+      { o: VALUES.forwardMark, n: 5 },
+      { o: VALUES.reverseMark, n: 1 },
+    ]);
+    expect(await rows(dbs.cloudUrl, `SELECT id, ${q(n.t2KeyCloud)} AS k FROM ${t2Cloud} ORDER BY 1`)).toEqual([1, 2, 3, 4].map((i) => ({ id: i, k: `k${i}` })));
+
+    for (const url of [dbs.desktopUrl, dbs.cloudUrl]) {
+      expect(await exists(url, 'public.victim')).toBe(true);
+      expect(await exists(url, 'public.y')).toBe(true);
+      expect(await rows(url, 'SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = $$public$$')).toEqual([{ n: 1 }]);
+    }
+    for (const relation of [t1Desktop, t2Desktop]) expect(await exists(dbs.desktopUrl, relation)).toBe(true);
+    for (const relation of [t1Cloud, t2Cloud]) expect(await exists(dbs.cloudUrl, relation)).toBe(true);
+    // bisync's state went to the hostile schema, keyed by the hostile config name.
+    const state = await rows(dbs.cloudUrl, `SELECT table_name, direction FROM ${q(n.stateSchema)}.state ORDER BY 1, 2`);
+    expect(state).toEqual([
+      { table_name: VALUES.table1, direction: 'forward' },
+      { table_name: VALUES.table2, direction: 'forward' },
+    ]);
+  });
+
+  it('a second run reads incrementally past a hostile cursor column and mirrors a delete through hostile names', async () => {
+    await withClient(dbs.cloudUrl, async (c) => {
+      await c.query(`INSERT INTO ${t1Cloud} (${q(n.key)}, ${q(n.mixed)}, ${q(n.origin)}) VALUES (101, 'second phone row', $1)`, [VALUES.reverseMark]);
+    });
+    await withClient(dbs.desktopUrl, async (c) => {
+      await c.query(`DELETE FROM ${t2Desktop} WHERE id = 4`);
+    });
+    const config = await testConfig(configFile, dbs);
+    const report = await apply(config);
+    expect(report.steps.map((s) => [s.table, s.direction, s.status, s.mode, s.error])).toEqual([
+      [VALUES.table1, 'forward', 'succeeded', 'full', undefined],
+      [VALUES.table2, 'forward', 'succeeded', 'full', undefined],
+      [VALUES.table1, 'reverse', 'succeeded', 'incremental', undefined],
+    ]);
+    expect(report.steps[1]?.deleted).toBe(1);
+    expect(await rows(dbs.desktopUrl, `SELECT ${q(n.mixed)} AS m FROM ${t1Desktop} WHERE ${q(n.key)} = 101`)).toEqual([{ m: 'second phone row' }]);
+    expect(await rows(dbs.cloudUrl, `SELECT id FROM ${t2Cloud} ORDER BY 1`)).toEqual([{ id: 1 }, { id: 2 }, { id: 3 }]);
+    for (const url of [dbs.desktopUrl, dbs.cloudUrl]) {
+      expect(await exists(url, 'public.victim')).toBe(true);
+      expect(await exists(url, 'public.y')).toBe(true);
+    }
+  });
+});

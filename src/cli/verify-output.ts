@@ -2,26 +2,10 @@ import type { TableVerifyResult, VerifyReport } from '../commands/verify.js';
 import type { Finding } from '../commands/verify-drift.js';
 import { renderTable } from './render.js';
 
-const collator = new Intl.Collator('en', { numeric: true });
-
 /** `job_id=42`, or `(a=1, b="x y")` for a composite key. */
 export function formatKey(key: Readonly<Record<string, string | null>>): string {
   const parts = Object.entries(key).map(([name, value]) => `${name}=${value === null ? 'NULL' : /^[\w.:+-]+$/.test(value) ? value : JSON.stringify(value)}`);
   return parts.length === 1 ? (parts[0] ?? '') : `(${parts.join(', ')})`;
-}
-
-/** Keys in natural order (numbers as numbers), for people. */
-export function sortedKeys(keys: readonly Readonly<Record<string, string | null>>[]): Readonly<Record<string, string | null>>[] {
-  const text = (k: Readonly<Record<string, string | null>>): string[] => Object.values(k).map((v) => v ?? '');
-  return [...keys].sort((a, b) => {
-    const x = text(a);
-    const y = text(b);
-    for (let i = 0; i < Math.max(x.length, y.length); i++) {
-      const c = collator.compare(x[i] ?? '', y[i] ?? '');
-      if (c !== 0) return c;
-    }
-    return 0;
-  });
 }
 
 function count(t: TableVerifyResult, kind: Finding['kind'], database: string | null): string {
@@ -60,8 +44,8 @@ export function verifyText(report: VerifyReport): string {
     const origin = t.origin === null ? 'no origin rule' : `origin ${t.origin.column}: ${t.origin.forward} = ${from}, ${t.origin.reverse} = ${to}`;
     lines.push('', `${t.table} (${t.directions.join(' and ')}; ${origin}; deletes: ${t.deletes}): ${t.drifted} drifted row${t.drifted === 1 ? '' : 's'}`);
     for (const f of listed) {
-      const more = f.count > f.keys.length ? ` … and ${f.count - f.keys.length} more (the first ${f.keys.length} are listed)` : '';
-      lines.push(`  ${f.label} (${f.count}): ${sortedKeys(f.keys).map(formatKey).join(', ')}${more}`);
+      const more = f.count > f.keys.length ? ` … and ${f.count - f.keys.length} more (the first ${f.keys.length} by key are listed)` : '';
+      lines.push(`  ${f.label} (${f.count}): ${f.keys.map(formatKey).join(', ')}${more}`);
     }
   }
   const drifting = report.tables.filter((t) => t.status !== 'in-step');

@@ -15,8 +15,29 @@ export interface Finding {
   drift: boolean;
   label: string;
   count: number;
-  /** Key column → value as text, for the first MAX_KEYS rows in verify's scan order. */
+  /** Key column → value as text, for the first MAX_KEYS rows in key order (numbers as numbers). */
   keys: Record<string, string | null>[];
+}
+
+const collator = new Intl.Collator('en', { numeric: true });
+const INTEGER = /^-?\d+$/;
+
+/** Key order for people: NULL first, integers by value, other text in natural order. */
+export function compareKeys(a: readonly (string | null)[], b: readonly (string | null)[]): number {
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    const x = a[i] ?? null;
+    const y = b[i] ?? null;
+    if (x === y) continue;
+    if (x === null) return -1;
+    if (y === null) return 1;
+    if (INTEGER.test(x) && INTEGER.test(y)) {
+      const d = BigInt(x) - BigInt(y);
+      if (d !== 0n) return d < 0n ? -1 : 1;
+      continue;
+    }
+    return collator.compare(x, y) || (x < y ? -1 : 1);
+  }
+  return 0;
 }
 
 /** What one key found on one or both sides means under the table's directions and origin rule. */
@@ -56,6 +77,8 @@ export class DriftTally {
   inStep = 0;
   readonly findings: Finding[];
   private readonly byOutcome: Record<Exclude<Outcome, 'in-step'>, Finding>;
+  /** The key values behind each finding's `keys`, in the same order. */
+  private readonly kept = new Map<Finding, (string | null)[][]>();
 
   constructor(private readonly table: VerifyTable) {
     const { from, to } = { from: table.from.database, to: table.to.database };
@@ -79,9 +102,19 @@ export class DriftTally {
     }
     const finding = this.byOutcome[outcome];
     finding.count += 1;
-    if (finding.keys.length < MAX_KEYS) {
-      const names = this.table.from.keyColumns;
-      finding.keys.push(Object.fromEntries(names.map((name, i) => [name, row.key[i] ?? null])));
+    // Keep the MAX_KEYS smallest keys seen so far, sorted: rows arrive in key-hash order.
+    const kept = this.kept.get(finding) ?? [];
+    this.kept.set(finding, kept);
+    const last = kept[kept.length - 1];
+    if (kept.length >= MAX_KEYS && last !== undefined && compareKeys(row.key, last) >= 0) return;
+    let at = kept.length;
+    while (at > 0 && compareKeys(row.key, kept[at - 1] ?? []) < 0) at -= 1;
+    const names = this.table.from.keyColumns;
+    kept.splice(at, 0, row.key);
+    finding.keys.splice(at, 0, Object.fromEntries(names.map((name, i) => [name, row.key[i] ?? null])));
+    if (kept.length > MAX_KEYS) {
+      kept.pop();
+      finding.keys.pop();
     }
   }
 

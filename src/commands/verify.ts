@@ -148,7 +148,7 @@ function compareBuckets(from: readonly BucketSum[], to: readonly BucketSum[]): {
 export function verifyRules(plan: Pick<VerifyPlan, 'from' | 'to'>): string[] {
   const { from, to } = plan;
   return [
-    `Compared per table: rows and checksums per key bucket, computed on each server; then keys and row checksums of the differing buckets only. Rows are compared on the synced columns, each cast to the type of the table it is written to (${to}'s for tables synced forward).`,
+    `Compared per table: rows and a checksum per bucket of keys, computed on each server; then keys and row checksums of the differing buckets only. Rows are compared on the synced columns (mapped names matched); a column whose type differs between the sides is compared after passing through both types, so rounding, padding or widening on the way across is not drift.`,
     `Tables synced forward: every ${from} row must be on ${to} with the same content.`,
     `Tables synced reverse: every ${to} row owned by ${to} (origin column = the reverse value; every row when the table has no origin rule) must be on ${from}.`,
     `Extra on ${to}: a row owned by ${from} (origin = the forward value, or NULL) that ${from} lacks. It is drift even with deletes: keep, which only means forward never removes it.`,

@@ -171,7 +171,7 @@ describe('bisync verify: planted drift is found and named by key', () => {
     expect(text.stdout).toMatch(/^ {2}owned by the other side \(cloud\), differs: forward never overwrites it; not drift \(1\): job_id=7001$/m);
   });
 
-  it('more than 100 drifted rows: the first 100 keys are named and all of them are counted', async () => {
+  it('more than 100 drifted rows: the first 100 keys in key order are named and all of them are counted', async () => {
     await query(dbs.cloudUrl, 'DELETE FROM job WHERE job_id BETWEEN 51 AND 200');
 
     const text = await verify(dbs, config, '--table', 'job');
@@ -181,10 +181,8 @@ describe('bisync verify: planted drift is found and named by key', () => {
     const missing = finding(table(report, 'job'), 'missing', 'cloud');
     expect(missing.count).toBe(150);
     expect(missing.keys).toHaveLength(100);
-    const named = missing.keys.map((k) => Number(k.job_id));
-    expect(new Set(named).size).toBe(100);
-    expect(named.every((id) => id >= 51 && id <= 200)).toBe(true);
-    expect(text.stdout).toMatch(/^ {2}missing on cloud \(150\): job_id=\d+(, job_id=\d+){99} … and 50 more \(the first 100 are listed\)$/m);
+    expect(missing.keys.map((k) => Number(k.job_id))).toEqual(Array.from({ length: 100 }, (_, i) => 51 + i));
+    expect(text.stdout).toMatch(/^ {2}missing on cloud \(150\): job_id=51, job_id=52, (job_id=\d+, ){97}job_id=150 … and 50 more \(the first 100 by key are listed\)$/m);
     expect(text.stdout).toMatch(/Drift: 1 of 1 table \(150 drifted rows\)\./);
   });
 });
@@ -295,6 +293,40 @@ tables:
 
     expect(code).toBe(1);
     expect(keyValues(finding(table(report, 'reminder'), 'differs'), 'rem_id')).toEqual(['33', '34']);
+  });
+});
+
+describe('bisync verify: a table that cannot be compared', () => {
+  const dbs = useFreshDatabases('verifyfailed');
+
+  it('is reported as failed with the database error, exit 1, and the other tables are still compared', async () => {
+    await query(dbs.desktopUrl, 'CREATE TABLE amount (id integer PRIMARY KEY, n numeric); CREATE TABLE note (id integer PRIMARY KEY, body text)');
+    await query(dbs.cloudUrl, 'CREATE TABLE amount (id integer PRIMARY KEY, n integer); CREATE TABLE note (id integer PRIMARY KEY, body text)');
+    // 1e12 does not fit the cloud's integer: the sync rejects that row, and verify cannot cast it either.
+    await query(dbs.desktopUrl, `INSERT INTO amount VALUES (1, 5), (2, 1e12); INSERT INTO note VALUES (1, 'a'), (2, 'b')`);
+    const file = writeConfig(`
+version: 1
+databases:
+  desktop: { url: "\${DESKTOP_DATABASE_URL}" }
+  cloud: { url: "\${CLOUD_DATABASE_URL}" }
+forward: { from: desktop, to: cloud }
+defaults: { origin: false }
+tables:
+  - { name: amount, primary_key: [id], direction: forward }
+  - { name: note, primary_key: [id], direction: forward }
+`);
+    await apply(await testConfig(file, dbs));
+
+    const text = await verify(dbs, file);
+    const { code, report } = await verifyJson(dbs, file);
+
+    expect(code).toBe(1);
+    expect(text.code).toBe(1);
+    expect(table(report, 'amount')).toMatchObject({ status: 'failed', error: expect.stringMatching(/integer out of range/) });
+    expect(table(report, 'note').status).toBe('in-step');
+    expect(text.stdout).toMatch(/^amount\s+FAILED\s+-/m);
+    expect(text.stdout).toMatch(/^amount: could not be compared: .*integer out of range/m);
+    expect(text.stdout).toMatch(/^note\s+in step/m);
   });
 });
 

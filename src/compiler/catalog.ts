@@ -10,6 +10,8 @@ export interface CatalogColumn {
   readonly hasDefault: boolean;
   /** Generated columns cannot be written. */
   readonly generated: boolean;
+  /** `a` GENERATED ALWAYS AS IDENTITY, `d` BY DEFAULT, '' not an identity column. */
+  readonly identity: string;
 }
 
 export interface CatalogForeignKey {

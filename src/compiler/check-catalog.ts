@@ -14,7 +14,7 @@ export interface LiveProblem {
   hint?: string;
 }
 
-const CURSOR_TYPES = new Set(['timestamp with time zone', 'timestamp without time zone', 'date']);
+const CURSOR_TYPE = /^(timestamp(\(\d\))? with(out)? time zone|date)$/;
 
 /** Every check of `validate --live` (SPEC §1): tables, columns, keys, cursor and origin columns, types. */
 export function checkCatalogs(config: ResolvedConfig, catalogs: Readonly<Record<string, Catalog>>): LiveProblem[] {
@@ -78,6 +78,11 @@ function checkTable(config: ResolvedConfig, table: ResolvedTable, catalogs: Read
     if (!unique) {
       report(db, `no primary key or unique constraint on (${keyColumns.join(', ')})`, `bisync matches rows by key: add PRIMARY KEY (${keyColumns.join(', ')}) or a unique constraint on ${db}`);
     }
+    for (const name of keyColumns) {
+      if (column(t, name)?.notNull === false) {
+        report(db, `key column "${name}" allows NULL, and a NULL key cannot identify a row`, `make it NOT NULL (ALTER TABLE ... ALTER COLUMN ${name} SET NOT NULL), or choose another key`);
+      }
+    }
     const synced = new Set(columns.map((c) => c[db]));
     for (const c of t.columns) {
       const stamped = db === to && c.name === table.origin?.column;
@@ -93,7 +98,7 @@ function checkTable(config: ResolvedConfig, table: ResolvedTable, catalogs: Read
     for (const name of cursors) {
       const c = column(t, name);
       if (c === undefined) report(db, `cursor column "${name}" does not exist`, 'fix timestamps, or remove it to read this side in full');
-      else if (!CURSOR_TYPES.has(c.type)) report(db, `cursor column "${name}" is ${c.type}, not a timestamp`, 'cursor columns must be timestamptz, timestamp or date');
+      else if (!CURSOR_TYPE.test(c.type)) report(db, `cursor column "${name}" is ${c.type}, not a timestamp`, 'cursor columns must be timestamptz, timestamp or date');
     }
   }
 

@@ -136,6 +136,9 @@ function compileStep(
   };
   const columns = pairs.map(mapping);
   const keys = table.primaryKey.map(mapping);
+  // Keys are equal by the match; setting them again would fail on identity columns.
+  const updatable = columns.filter((c) => !keys.some((k) => k.target === c.target));
+  const overriding = columns.some((c) => targetCat.columns.find((t) => t.name === c.target)?.identity === 'a');
   const cursors = table.timestamps[sourceName] ?? [];
   const watermark = state[stepKey(table.name, direction)] ?? null;
   const { mode, reason } = chooseMode(cursors, watermark, options.mode, sourceName, table.name);
@@ -173,6 +176,9 @@ function compileStep(
     originFilter,
     incremental: mode === 'incremental',
     insertOnly: table.write[direction] === 'insert-only',
+    updatable,
+    canUpdate: table.write[direction] !== 'insert-only' && (updatable.length > 0 || origin !== null),
+    overriding,
     conflictMessage: `a row with this key already exists on ${targetName} with different content (write: insert-only)`,
     mode,
     reason,

@@ -34,6 +34,9 @@ const LENGTH_LIMITED: readonly [RegExp, string][] = [
   [/^bit\(\d+\)/, 'bit varying'],
 ];
 
+// Types without a default equality operator: compared through their text form.
+const NO_EQUALITY = /^(json|xml|point|line|lseg|box|path|polygon|circle)(\[\])*$/;
+
 function state(options: Handlebars.HelperOptions): RenderState {
   return (options.data as { root: { __render: RenderState } }).root.__render;
 }
@@ -57,6 +60,19 @@ const helpers = {
   /** `s."a"::integer, s."b"::text`: staged text values cast to the target's types. */
   casts: (columns: unknown, prefix: unknown) =>
     (columns as TemplateColumn[]).map((c) => `${String(prefix)}.${quoteIdent(c.target)}::${helpers.type(c.type)}`).join(', '),
+  /** Target columns for an IS DISTINCT FROM comparison (text form for types without equality). */
+  cmpcols: (columns: unknown, prefix: unknown) =>
+    (columns as TemplateColumn[])
+      .map((c) => `${String(prefix)}.${quoteIdent(c.target)}${NO_EQUALITY.test(c.type) ? '::text' : ''}`)
+      .join(', '),
+  /** Staged values cast to the target's types, for the same comparison. */
+  cmpcasts: (columns: unknown, prefix: unknown) =>
+    (columns as TemplateColumn[])
+      .map((c) => {
+        const cast = `${String(prefix)}.${quoteIdent(c.target)}::${helpers.type(c.type)}`;
+        return NO_EQUALITY.test(c.type) ? `(${cast})::text` : cast;
+      })
+      .join(', '),
   /** `t."k" = s."k"::integer AND …`: target row matched to a staged row by key. */
   keymatch: (keys: unknown, target: unknown, staged: unknown) =>
     (keys as TemplateColumn[])

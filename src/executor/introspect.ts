@@ -21,7 +21,8 @@ SELECT w.ord,
                   'category', t.typcategory,
                   'notNull', a.attnotnull,
                   'hasDefault', a.atthasdef OR a.attidentity <> '',
-                  'generated', a.attgenerated <> '') ORDER BY a.attnum), '[]'::json)
+                  'generated', a.attgenerated <> '',
+                  'identity', a.attidentity) ORDER BY a.attnum), '[]'::json)
           FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
          WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
        (SELECT array_to_json(array_agg(a.attname ORDER BY k.i))

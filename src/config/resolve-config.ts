@@ -44,12 +44,19 @@ export function findUnknownTableKeys(raw: unknown, source: YamlSource): { proble
   if (!isObject(raw)) return { problems, paths };
   const databases = isObject(raw.databases) ? Object.keys(raw.databases) : [];
   const allowed = new Set<string>([...TABLE_KEYS, ...databases]);
+  for (const name of databases) {
+    if ((TABLE_KEYS as readonly string[]).includes(name)) {
+      const path = ['databases', name];
+      problems.push(source.problem(path, `a database cannot be named "${name}": that is a table setting`, 'rename the database, e.g. desktop or cloud', 'key'));
+      paths.push(path);
+    }
+  }
   const check = (block: unknown, base: KeyPath, isDefaults: boolean): void => {
     if (!isObject(block)) return;
     for (const key of Object.keys(block)) {
       const path = [...base, key];
-      if (isDefaults && key === 'name') {
-        problems.push(source.problem(path, 'unknown key "name" under defaults', 'a table name belongs on the table itself', 'key'));
+      if (isDefaults && (key === 'name' || key === 'after')) {
+        problems.push(source.problem(path, `unknown key "${key}" under defaults`, `${key} belongs on the table itself`, 'key'));
         paths.push(path);
       } else if (!allowed.has(key)) {
         const guess = didYouMean(key, allowed);

@@ -692,3 +692,49 @@ describe('YAML syntax', () => {
     expect(p.message).toMatch(/keys must be unique/i);
   });
 });
+
+describe('keys that would be silently ignored or ambiguous', () => {
+  it('after under defaults is an error, not silently ignored', async () => {
+    const { parseConfig } = await import('../../src/config/load-config.js');
+    const text = `version: 1
+databases:
+  desktop: { url: "postgres://localhost/a" }
+  cloud: { url: "postgres://localhost/b" }
+forward: { from: desktop, to: cloud }
+defaults:
+  after: [x]
+tables:
+  - name: x
+    primary_key: [id]
+    direction: forward
+`;
+    let problems: { line: number; column: number; path: string; message: string }[] = [];
+    try {
+      parseConfig('c.yaml', text, {});
+    } catch (e) {
+      problems = (e as { problems: typeof problems }).problems;
+    }
+    expect(problems.map((p) => [p.line, p.column, p.path, p.message])).toEqual([[7, 3, 'defaults.after', 'unknown key "after" under defaults']]);
+  });
+
+  it('a database named like a table setting (e.g. "reverse") is an error', async () => {
+    const { parseConfig } = await import('../../src/config/load-config.js');
+    const text = `version: 1
+databases:
+  desktop: { url: "postgres://localhost/a" }
+  reverse: { url: "postgres://localhost/b" }
+forward: { from: desktop, to: reverse }
+tables:
+  - name: x
+    primary_key: [id]
+    direction: forward
+`;
+    let problems: { line: number; path: string; message: string }[] = [];
+    try {
+      parseConfig('c.yaml', text, {});
+    } catch (e) {
+      problems = (e as { problems: typeof problems }).problems;
+    }
+    expect(problems.map((p) => [p.line, p.path, p.message])).toContainEqual([4, 'databases.reverse', 'a database cannot be named "reverse": that is a table setting']);
+  });
+});

@@ -185,12 +185,13 @@ export function column(name: string, type: string, options: Partial<CatalogColum
         : type === 'boolean'
           ? 'B'
           : 'U';
-  return { name, type, category, notNull: false, hasDefault: false, generated: false, ...options };
+  return { name, type, category, notNull: false, hasDefault: false, generated: false, identity: '', ...options };
 }
 
-/** A catalog table with a primary key (its only unique key). */
+/** A catalog table with a primary key (its only unique key; its columns NOT NULL, as PostgreSQL makes them). */
 export function catalogTable(schema: string, name: string, columns: readonly CatalogColumn[], primaryKey: readonly string[]): CatalogTable {
-  return { schema, name, kind: 'r', columns, primaryKey, uniqueKeys: [primaryKey], foreignKeys: [] };
+  const withKeys = columns.map((c) => (primaryKey.includes(c.name) ? { ...c, notNull: true } : c));
+  return { schema, name, kind: 'r', columns: withKeys, primaryKey, uniqueKeys: [primaryKey], foreignKeys: [] };
 }
 
 /** A catalog of one database from config table names to tables. */

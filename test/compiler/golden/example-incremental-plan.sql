@@ -1,4 +1,4 @@
--- bisync plan 73e9ab41893cc1b345c61e554d9bc25d6782a7df9893ed556e4da51bc182e27d
+-- bisync plan 9e2b0e6108cf218417ab253b0af1464469ceace1ee9d11f674bf64fa1a77c6fd
 -- config: sync.config.yaml; state schema: bisync; 2 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/2: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: e23f1995e3b76b47737e903633d928bd08ba1f4987b5e6f2f6f47b8df6cc5e2b
+-- step hash: 6996b88bb9c9b9c6017cbbc49f063d623e0ce89e43b069e9c2141402d37488ff
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
   table_name       text        NOT NULL,
   direction        text        NOT NULL,
+  attempt          integer     NOT NULL DEFAULT 1,
   mode             text        NOT NULL,
   reason           text        NOT NULL,
   plan_hash        text        NOT NULL,
@@ -51,7 +52,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   watermark_before timestamptz,
   watermark_after  timestamptz,
   error            text,
-  PRIMARY KEY (run_id, table_name, direction)
+  PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
@@ -208,8 +209,7 @@ classified AS MATERIALIZED (
 ),
 updated AS (
   UPDATE "public"."climaster" AS t
-     SET "client_id" = s."client_id"::integer,
-         "org_id" = s."org_id"::integer,
+     SET "org_id" = s."org_id"::integer,
          "loc_id" = s."loc_id"::integer,
          "con_id" = s."con_id"::integer,
          "client_name" = s."client_name"::character varying,
@@ -291,30 +291,31 @@ RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 --   $1 = <run id, supplied while running>
 --   $2 = 'climaster'  (table)
 --   $3 = 'forward'  (direction)
---   $4 = 'full'  (mode)
---   $5 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
---   $6 = <plan hash, supplied while running>
---   $7 = <status, supplied while running>
---   $8 = <started at, supplied while running>
---   $9 = <read, supplied while running>
---   $10 = <inserted, supplied while running>
---   $11 = <updated, supplied while running>
---   $12 = <unchanged, supplied while running>
---   $13 = <protected, supplied while running>
---   $14 = <rejected, supplied while running>
---   $15 = <deleted, supplied while running>
---   $16 = NULL  (watermark before)
---   $17 = <watermark after, supplied while running>
---   $18 = <error, supplied while running>
+--   $4 = <attempt, supplied while running>
+--   $5 = 'full'  (mode)
+--   $6 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
+--   $7 = <plan hash, supplied while running>
+--   $8 = <status, supplied while running>
+--   $9 = <started at, supplied while running>
+--   $10 = <read, supplied while running>
+--   $11 = <inserted, supplied while running>
+--   $12 = <updated, supplied while running>
+--   $13 = <unchanged, supplied while running>
+--   $14 = <protected, supplied while running>
+--   $15 = <rejected, supplied while running>
+--   $16 = <deleted, supplied while running>
+--   $17 = NULL  (watermark before)
+--   $18 = <watermark after, supplied while running>
+--   $19 = <error, supplied while running>
 INSERT INTO "bisync".runs
-  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+  (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
    watermark_before, watermark_after, error)
-VALUES ($1, $2, $3, $4, $5,
-        $6, $7, $8,
-        $9, $10, $11, $12,
-        $13, $14, $15,
-        $16, $17, $18);
+VALUES ($1, $2, $3, $4, $5, $6,
+        $7, $8, $9,
+        $10, $11, $12, $13,
+        $14, $15, $16,
+        $17, $18, $19);
 
 -- [cloud] commit data, watermark and run together
 COMMIT;
@@ -323,7 +324,7 @@ COMMIT;
 -- Step 2/2: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: incremental — watermark 2026-01-02T03:04:05.123456Z on updated_at, created_at, minus the lookback
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 501f4b71911d329c32efd65ef887cebe6e2323fb07311aecaab4f128423f5026
+-- step hash: 78db621a42e6318fead6838b6329a6921aab8be19792600bfdf8e750aecdc148
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
@@ -352,6 +353,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
   table_name       text        NOT NULL,
   direction        text        NOT NULL,
+  attempt          integer     NOT NULL DEFAULT 1,
   mode             text        NOT NULL,
   reason           text        NOT NULL,
   plan_hash        text        NOT NULL,
@@ -368,7 +370,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   watermark_before timestamptz,
   watermark_after  timestamptz,
   error            text,
-  PRIMARY KEY (run_id, table_name, direction)
+  PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
@@ -541,8 +543,7 @@ classified AS MATERIALIZED (
 ),
 updated AS (
   UPDATE "public"."climaster" AS t
-     SET "client_id" = s."client_id"::integer,
-         "org_id" = s."org_id"::integer,
+     SET "org_id" = s."org_id"::integer,
          "loc_id" = s."loc_id"::integer,
          "con_id" = s."con_id"::integer,
          "client_name" = s."client_name"::character varying,
@@ -619,30 +620,31 @@ RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 --   $1 = <run id, supplied while running>
 --   $2 = 'climaster'  (table)
 --   $3 = 'reverse'  (direction)
---   $4 = 'incremental'  (mode)
---   $5 = 'watermark 2026-01-02T03:04:05.123456Z on updated_at, created_at, minus the lookback'  (reason)
---   $6 = <plan hash, supplied while running>
---   $7 = <status, supplied while running>
---   $8 = <started at, supplied while running>
---   $9 = <read, supplied while running>
---   $10 = <inserted, supplied while running>
---   $11 = <updated, supplied while running>
---   $12 = <unchanged, supplied while running>
---   $13 = <protected, supplied while running>
---   $14 = <rejected, supplied while running>
---   $15 = <deleted, supplied while running>
---   $16 = '2026-01-02T03:04:05.123456Z'  (watermark before)
---   $17 = <watermark after, supplied while running>
---   $18 = <error, supplied while running>
+--   $4 = <attempt, supplied while running>
+--   $5 = 'incremental'  (mode)
+--   $6 = 'watermark 2026-01-02T03:04:05.123456Z on updated_at, created_at, minus the lookback'  (reason)
+--   $7 = <plan hash, supplied while running>
+--   $8 = <status, supplied while running>
+--   $9 = <started at, supplied while running>
+--   $10 = <read, supplied while running>
+--   $11 = <inserted, supplied while running>
+--   $12 = <updated, supplied while running>
+--   $13 = <unchanged, supplied while running>
+--   $14 = <protected, supplied while running>
+--   $15 = <rejected, supplied while running>
+--   $16 = <deleted, supplied while running>
+--   $17 = '2026-01-02T03:04:05.123456Z'  (watermark before)
+--   $18 = <watermark after, supplied while running>
+--   $19 = <error, supplied while running>
 INSERT INTO "bisync".runs
-  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+  (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
    watermark_before, watermark_after, error)
-VALUES ($1, $2, $3, $4, $5,
-        $6, $7, $8,
-        $9, $10, $11, $12,
-        $13, $14, $15,
-        $16, $17, $18);
+VALUES ($1, $2, $3, $4, $5, $6,
+        $7, $8, $9,
+        $10, $11, $12, $13,
+        $14, $15, $16,
+        $17, $18, $19);
 
 -- [desktop] commit data, watermark and run together
 COMMIT;

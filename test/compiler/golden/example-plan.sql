@@ -1,4 +1,4 @@
--- bisync plan 70fffae5dc4862f3f127964ecb1164ecf92b535835c94ff86615d99da4c6a80b
+-- bisync plan 7b7c55cf26453c04ee99dc738380111e278e5af928317e332de2f64284bfd953
 -- config: sync.config.yaml; state schema: bisync; 23 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/23: orgmaster forward: desktop public.orgmaster → cloud public.orgmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: org_id, org_name, gstin, city, is_active
--- step hash: 0bb11f7eecb255df3a2e25018f9a61b7576e6ca565f9ddb78e86b4723b20cdcf
+-- step hash: e0042234072c79cdd2dcc539f6f2c44271330602d9584e24d96165ab7c70691c
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
   table_name       text        NOT NULL,
   direction        text        NOT NULL,
+  attempt          integer     NOT NULL DEFAULT 1,
   mode             text        NOT NULL,
   reason           text        NOT NULL,
   plan_hash        text        NOT NULL,
@@ -51,7 +52,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   watermark_before timestamptz,
   watermark_after  timestamptz,
   error            text,
-  PRIMARY KEY (run_id, table_name, direction)
+  PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
@@ -203,8 +204,7 @@ classified AS MATERIALIZED (
 ),
 updated AS (
   UPDATE "public"."orgmaster" AS t
-     SET "org_id" = s."org_id"::integer,
-         "org_name" = s."org_name"::character varying,
+     SET "org_name" = s."org_name"::character varying,
          "gstin" = s."gstin"::character varying,
          "city" = s."city"::text,
          "is_active" = s."is_active"::boolean,
@@ -281,30 +281,31 @@ RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 --   $1 = <run id, supplied while running>
 --   $2 = 'orgmaster'  (table)
 --   $3 = 'forward'  (direction)
---   $4 = 'full'  (mode)
---   $5 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
---   $6 = <plan hash, supplied while running>
---   $7 = <status, supplied while running>
---   $8 = <started at, supplied while running>
---   $9 = <read, supplied while running>
---   $10 = <inserted, supplied while running>
---   $11 = <updated, supplied while running>
---   $12 = <unchanged, supplied while running>
---   $13 = <protected, supplied while running>
---   $14 = <rejected, supplied while running>
---   $15 = <deleted, supplied while running>
---   $16 = NULL  (watermark before)
---   $17 = <watermark after, supplied while running>
---   $18 = <error, supplied while running>
+--   $4 = <attempt, supplied while running>
+--   $5 = 'full'  (mode)
+--   $6 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
+--   $7 = <plan hash, supplied while running>
+--   $8 = <status, supplied while running>
+--   $9 = <started at, supplied while running>
+--   $10 = <read, supplied while running>
+--   $11 = <inserted, supplied while running>
+--   $12 = <updated, supplied while running>
+--   $13 = <unchanged, supplied while running>
+--   $14 = <protected, supplied while running>
+--   $15 = <rejected, supplied while running>
+--   $16 = <deleted, supplied while running>
+--   $17 = NULL  (watermark before)
+--   $18 = <watermark after, supplied while running>
+--   $19 = <error, supplied while running>
 INSERT INTO "bisync".runs
-  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+  (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
    watermark_before, watermark_after, error)
-VALUES ($1, $2, $3, $4, $5,
-        $6, $7, $8,
-        $9, $10, $11, $12,
-        $13, $14, $15,
-        $16, $17, $18);
+VALUES ($1, $2, $3, $4, $5, $6,
+        $7, $8, $9,
+        $10, $11, $12, $13,
+        $14, $15, $16,
+        $17, $18, $19);
 
 -- [cloud] commit data, watermark and run together
 COMMIT;
@@ -313,7 +314,7 @@ COMMIT;
 -- Step 2/23: locmaster forward: desktop public.locmaster → cloud public.locmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: loc_id, org_id, loc_name, pincode, is_head_office
--- step hash: 1350a2cd816e15e7fc60957c74897febf08c5188eca0af91e5d4062000b47e70
+-- step hash: 727a0d4224af6a46b69945acc1b6d9f9a5d817cd8326dd1a911dcdd2c85c9876
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -342,6 +343,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
   table_name       text        NOT NULL,
   direction        text        NOT NULL,
+  attempt          integer     NOT NULL DEFAULT 1,
   mode             text        NOT NULL,
   reason           text        NOT NULL,
   plan_hash        text        NOT NULL,
@@ -358,7 +360,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   watermark_before timestamptz,
   watermark_after  timestamptz,
   error            text,
-  PRIMARY KEY (run_id, table_name, direction)
+  PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
@@ -510,8 +512,7 @@ classified AS MATERIALIZED (
 ),
 updated AS (
   UPDATE "public"."locmaster" AS t
-     SET "loc_id" = s."loc_id"::integer,
-         "org_id" = s."org_id"::integer,
+     SET "org_id" = s."org_id"::integer,
          "loc_name" = s."loc_name"::character varying,
          "pincode" = s."pincode"::bpchar,
          "is_head_office" = s."is_head_office"::boolean,
@@ -588,30 +589,31 @@ RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 --   $1 = <run id, supplied while running>
 --   $2 = 'locmaster'  (table)
 --   $3 = 'forward'  (direction)
---   $4 = 'full'  (mode)
---   $5 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
---   $6 = <plan hash, supplied while running>
---   $7 = <status, supplied while running>
---   $8 = <started at, supplied while running>
---   $9 = <read, supplied while running>
---   $10 = <inserted, supplied while running>
---   $11 = <updated, supplied while running>
---   $12 = <unchanged, supplied while running>
---   $13 = <protected, supplied while running>
---   $14 = <rejected, supplied while running>
---   $15 = <deleted, supplied while running>
---   $16 = NULL  (watermark before)
---   $17 = <watermark after, supplied while running>
---   $18 = <error, supplied while running>
+--   $4 = <attempt, supplied while running>
+--   $5 = 'full'  (mode)
+--   $6 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
+--   $7 = <plan hash, supplied while running>
+--   $8 = <status, supplied while running>
+--   $9 = <started at, supplied while running>
+--   $10 = <read, supplied while running>
+--   $11 = <inserted, supplied while running>
+--   $12 = <updated, supplied while running>
+--   $13 = <unchanged, supplied while running>
+--   $14 = <protected, supplied while running>
+--   $15 = <rejected, supplied while running>
+--   $16 = <deleted, supplied while running>
+--   $17 = NULL  (watermark before)
+--   $18 = <watermark after, supplied while running>
+--   $19 = <error, supplied while running>
 INSERT INTO "bisync".runs
-  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+  (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
    watermark_before, watermark_after, error)
-VALUES ($1, $2, $3, $4, $5,
-        $6, $7, $8,
-        $9, $10, $11, $12,
-        $13, $14, $15,
-        $16, $17, $18);
+VALUES ($1, $2, $3, $4, $5, $6,
+        $7, $8, $9,
+        $10, $11, $12, $13,
+        $14, $15, $16,
+        $17, $18, $19);
 
 -- [cloud] commit data, watermark and run together
 COMMIT;
@@ -620,7 +622,7 @@ COMMIT;
 -- Step 3/23: conmaster forward: desktop public.conmaster → cloud public.conmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: con_id, con_code, con_name, sort_order, remarks
--- step hash: bad98e8324c06913432ec70648901b22a7df60c4b8b50a5c08eff734a9f0638d
+-- step hash: 7bedb08c74f29351591c0fe3267be892d23320fab1bdbe5b0f12b8b5ba008833
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -649,6 +651,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
   table_name       text        NOT NULL,
   direction        text        NOT NULL,
+  attempt          integer     NOT NULL DEFAULT 1,
   mode             text        NOT NULL,
   reason           text        NOT NULL,
   plan_hash        text        NOT NULL,
@@ -665,7 +668,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   watermark_before timestamptz,
   watermark_after  timestamptz,
   error            text,
-  PRIMARY KEY (run_id, table_name, direction)
+  PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
@@ -817,8 +820,7 @@ classified AS MATERIALIZED (
 ),
 updated AS (
   UPDATE "public"."conmaster" AS t
-     SET "con_id" = s."con_id"::integer,
-         "con_code" = s."con_code"::character varying,
+     SET "con_code" = s."con_code"::character varying,
          "con_name" = s."con_name"::character varying,
          "sort_order" = s."sort_order"::smallint,
          "remarks" = s."remarks"::text,
@@ -895,30 +897,31 @@ RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 --   $1 = <run id, supplied while running>
 --   $2 = 'conmaster'  (table)
 --   $3 = 'forward'  (direction)
---   $4 = 'full'  (mode)
---   $5 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
---   $6 = <plan hash, supplied while running>
---   $7 = <status, supplied while running>
---   $8 = <started at, supplied while running>
---   $9 = <read, supplied while running>
---   $10 = <inserted, supplied while running>
---   $11 = <updated, supplied while running>
---   $12 = <unchanged, supplied while running>
---   $13 = <protected, supplied while running>
---   $14 = <rejected, supplied while running>
---   $15 = <deleted, supplied while running>
---   $16 = NULL  (watermark before)
---   $17 = <watermark after, supplied while running>
---   $18 = <error, supplied while running>
+--   $4 = <attempt, supplied while running>
+--   $5 = 'full'  (mode)
+--   $6 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
+--   $7 = <plan hash, supplied while running>
+--   $8 = <status, supplied while running>
+--   $9 = <started at, supplied while running>
+--   $10 = <read, supplied while running>
+--   $11 = <inserted, supplied while running>
+--   $12 = <updated, supplied while running>
+--   $13 = <unchanged, supplied while running>
+--   $14 = <protected, supplied while running>
+--   $15 = <rejected, supplied while running>
+--   $16 = <deleted, supplied while running>
+--   $17 = NULL  (watermark before)
+--   $18 = <watermark after, supplied while running>
+--   $19 = <error, supplied while running>
 INSERT INTO "bisync".runs
-  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+  (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
    watermark_before, watermark_after, error)
-VALUES ($1, $2, $3, $4, $5,
-        $6, $7, $8,
-        $9, $10, $11, $12,
-        $13, $14, $15,
-        $16, $17, $18);
+VALUES ($1, $2, $3, $4, $5, $6,
+        $7, $8, $9,
+        $10, $11, $12, $13,
+        $14, $15, $16,
+        $17, $18, $19);
 
 -- [cloud] commit data, watermark and run together
 COMMIT;
@@ -927,7 +930,7 @@ COMMIT;
 -- Step 4/23: mbstaff forward: desktop public.mbstaff → cloud public.mbstaff
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: staff_id, org_id, staff_name, designation, mobile, hourly_rate, joined_on, is_active
--- step hash: 899dff8c9bb5c694004dbc901621e9b6f36a66dc854d44b5532b5e5249cda202
+-- step hash: 1fe6d711074a94ddf5102a49a6842f2ee1eba7fda7cd8892e0328e3e36fe5ba8
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -956,6 +959,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
   table_name       text        NOT NULL,
   direction        text        NOT NULL,
+  attempt          integer     NOT NULL DEFAULT 1,
   mode             text        NOT NULL,
   reason           text        NOT NULL,
   plan_hash        text        NOT NULL,
@@ -972,7 +976,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   watermark_before timestamptz,
   watermark_after  timestamptz,
   error            text,
-  PRIMARY KEY (run_id, table_name, direction)
+  PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
@@ -1127,8 +1131,7 @@ classified AS MATERIALIZED (
 ),
 updated AS (
   UPDATE "public"."mbstaff" AS t
-     SET "staff_id" = s."staff_id"::integer,
-         "org_id" = s."org_id"::integer,
+     SET "org_id" = s."org_id"::integer,
          "staff_name" = s."staff_name"::character varying,
          "designation" = s."designation"::character varying,
          "mobile" = s."mobile"::character varying,
@@ -1208,30 +1211,31 @@ RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 --   $1 = <run id, supplied while running>
 --   $2 = 'mbstaff'  (table)
 --   $3 = 'forward'  (direction)
---   $4 = 'full'  (mode)
---   $5 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
---   $6 = <plan hash, supplied while running>
---   $7 = <status, supplied while running>
---   $8 = <started at, supplied while running>
---   $9 = <read, supplied while running>
---   $10 = <inserted, supplied while running>
---   $11 = <updated, supplied while running>
---   $12 = <unchanged, supplied while running>
---   $13 = <protected, supplied while running>
---   $14 = <rejected, supplied while running>
---   $15 = <deleted, supplied while running>
---   $16 = NULL  (watermark before)
---   $17 = <watermark after, supplied while running>
---   $18 = <error, supplied while running>
+--   $4 = <attempt, supplied while running>
+--   $5 = 'full'  (mode)
+--   $6 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
+--   $7 = <plan hash, supplied while running>
+--   $8 = <status, supplied while running>
+--   $9 = <started at, supplied while running>
+--   $10 = <read, supplied while running>
+--   $11 = <inserted, supplied while running>
+--   $12 = <updated, supplied while running>
+--   $13 = <unchanged, supplied while running>
+--   $14 = <protected, supplied while running>
+--   $15 = <rejected, supplied while running>
+--   $16 = <deleted, supplied while running>
+--   $17 = NULL  (watermark before)
+--   $18 = <watermark after, supplied while running>
+--   $19 = <error, supplied while running>
 INSERT INTO "bisync".runs
-  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+  (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
    watermark_before, watermark_after, error)
-VALUES ($1, $2, $3, $4, $5,
-        $6, $7, $8,
-        $9, $10, $11, $12,
-        $13, $14, $15,
-        $16, $17, $18);
+VALUES ($1, $2, $3, $4, $5, $6,
+        $7, $8, $9,
+        $10, $11, $12, $13,
+        $14, $15, $16,
+        $17, $18, $19);
 
 -- [cloud] commit data, watermark and run together
 COMMIT;
@@ -1240,7 +1244,7 @@ COMMIT;
 -- Step 5/23: taskmaster forward: desktop public.taskmaster → cloud public.taskmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: task_id, task_name, category, std_hours, is_billable
--- step hash: 33da8dcf2d4f58ecf7a92e5404d94e95dbd930eca95d3d137372c1367388dacc
+-- step hash: 0a8f105aac20c3800bc85888354072bbf88c93345a05283ade71fa179801aa58
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -1269,6 +1273,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
   table_name       text        NOT NULL,
   direction        text        NOT NULL,
+  attempt          integer     NOT NULL DEFAULT 1,
   mode             text        NOT NULL,
   reason           text        NOT NULL,
   plan_hash        text        NOT NULL,
@@ -1285,7 +1290,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   watermark_before timestamptz,
   watermark_after  timestamptz,
   error            text,
-  PRIMARY KEY (run_id, table_name, direction)
+  PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
@@ -1437,8 +1442,7 @@ classified AS MATERIALIZED (
 ),
 updated AS (
   UPDATE "public"."taskmaster" AS t
-     SET "task_id" = s."task_id"::integer,
-         "task_name" = s."task_name"::character varying,
+     SET "task_name" = s."task_name"::character varying,
          "category" = s."category"::character varying,
          "std_hours" = s."std_hours"::numeric(6,2),
          "is_billable" = s."is_billable"::boolean,
@@ -1515,30 +1519,31 @@ RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 --   $1 = <run id, supplied while running>
 --   $2 = 'taskmaster'  (table)
 --   $3 = 'forward'  (direction)
---   $4 = 'full'  (mode)
---   $5 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
---   $6 = <plan hash, supplied while running>
---   $7 = <status, supplied while running>
---   $8 = <started at, supplied while running>
---   $9 = <read, supplied while running>
---   $10 = <inserted, supplied while running>
---   $11 = <updated, supplied while running>
---   $12 = <unchanged, supplied while running>
---   $13 = <protected, supplied while running>
---   $14 = <rejected, supplied while running>
---   $15 = <deleted, supplied while running>
---   $16 = NULL  (watermark before)
---   $17 = <watermark after, supplied while running>
---   $18 = <error, supplied while running>
+--   $4 = <attempt, supplied while running>
+--   $5 = 'full'  (mode)
+--   $6 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
+--   $7 = <plan hash, supplied while running>
+--   $8 = <status, supplied while running>
+--   $9 = <started at, supplied while running>
+--   $10 = <read, supplied while running>
+--   $11 = <inserted, supplied while running>
+--   $12 = <updated, supplied while running>
+--   $13 = <unchanged, supplied while running>
+--   $14 = <protected, supplied while running>
+--   $15 = <rejected, supplied while running>
+--   $16 = <deleted, supplied while running>
+--   $17 = NULL  (watermark before)
+--   $18 = <watermark after, supplied while running>
+--   $19 = <error, supplied while running>
 INSERT INTO "bisync".runs
-  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+  (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
    watermark_before, watermark_after, error)
-VALUES ($1, $2, $3, $4, $5,
-        $6, $7, $8,
-        $9, $10, $11, $12,
-        $13, $14, $15,
-        $16, $17, $18);
+VALUES ($1, $2, $3, $4, $5, $6,
+        $7, $8, $9,
+        $10, $11, $12, $13,
+        $14, $15, $16,
+        $17, $18, $19);
 
 -- [cloud] commit data, watermark and run together
 COMMIT;
@@ -1547,7 +1552,7 @@ COMMIT;
 -- Step 6/23: jobmaster forward: desktop public.jobmaster → cloud public.jobmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: job_id, job_name, recurrence, default_fee, is_active
--- step hash: 4553048581cf415f6f3484001dca8a91dca8ad5c9335fe781e4ab696cee384bd
+-- step hash: 66e82eb4463e72f4e02ed5daa407f0c340ba677b986ad9010bca4109811f6adf
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -1576,6 +1581,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
   table_name       text        NOT NULL,
   direction        text        NOT NULL,
+  attempt          integer     NOT NULL DEFAULT 1,
   mode             text        NOT NULL,
   reason           text        NOT NULL,
   plan_hash        text        NOT NULL,
@@ -1592,7 +1598,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   watermark_before timestamptz,
   watermark_after  timestamptz,
   error            text,
-  PRIMARY KEY (run_id, table_name, direction)
+  PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
@@ -1744,8 +1750,7 @@ classified AS MATERIALIZED (
 ),
 updated AS (
   UPDATE "public"."jobmaster" AS t
-     SET "job_id" = s."job_id"::integer,
-         "job_name" = s."job_name"::character varying,
+     SET "job_name" = s."job_name"::character varying,
          "recurrence" = s."recurrence"::character varying,
          "default_fee" = s."default_fee"::numeric(12,2),
          "is_active" = s."is_active"::boolean,
@@ -1822,30 +1827,31 @@ RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 --   $1 = <run id, supplied while running>
 --   $2 = 'jobmaster'  (table)
 --   $3 = 'forward'  (direction)
---   $4 = 'full'  (mode)
---   $5 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
---   $6 = <plan hash, supplied while running>
---   $7 = <status, supplied while running>
---   $8 = <started at, supplied while running>
---   $9 = <read, supplied while running>
---   $10 = <inserted, supplied while running>
---   $11 = <updated, supplied while running>
---   $12 = <unchanged, supplied while running>
---   $13 = <protected, supplied while running>
---   $14 = <rejected, supplied while running>
---   $15 = <deleted, supplied while running>
---   $16 = NULL  (watermark before)
---   $17 = <watermark after, supplied while running>
---   $18 = <error, supplied while running>
+--   $4 = <attempt, supplied while running>
+--   $5 = 'full'  (mode)
+--   $6 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
+--   $7 = <plan hash, supplied while running>
+--   $8 = <status, supplied while running>
+--   $9 = <started at, supplied while running>
+--   $10 = <read, supplied while running>
+--   $11 = <inserted, supplied while running>
+--   $12 = <updated, supplied while running>
+--   $13 = <unchanged, supplied while running>
+--   $14 = <protected, supplied while running>
+--   $15 = <rejected, supplied while running>
+--   $16 = <deleted, supplied while running>
+--   $17 = NULL  (watermark before)
+--   $18 = <watermark after, supplied while running>
+--   $19 = <error, supplied while running>
 INSERT INTO "bisync".runs
-  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+  (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
    watermark_before, watermark_after, error)
-VALUES ($1, $2, $3, $4, $5,
-        $6, $7, $8,
-        $9, $10, $11, $12,
-        $13, $14, $15,
-        $16, $17, $18);
+VALUES ($1, $2, $3, $4, $5, $6,
+        $7, $8, $9,
+        $10, $11, $12, $13,
+        $14, $15, $16,
+        $17, $18, $19);
 
 -- [cloud] commit data, watermark and run together
 COMMIT;
@@ -1854,7 +1860,7 @@ COMMIT;
 -- Step 7/23: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: e23f1995e3b76b47737e903633d928bd08ba1f4987b5e6f2f6f47b8df6cc5e2b
+-- step hash: 6996b88bb9c9b9c6017cbbc49f063d623e0ce89e43b069e9c2141402d37488ff
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -1883,6 +1889,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
   table_name       text        NOT NULL,
   direction        text        NOT NULL,
+  attempt          integer     NOT NULL DEFAULT 1,
   mode             text        NOT NULL,
   reason           text        NOT NULL,
   plan_hash        text        NOT NULL,
@@ -1899,7 +1906,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   watermark_before timestamptz,
   watermark_after  timestamptz,
   error            text,
-  PRIMARY KEY (run_id, table_name, direction)
+  PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
@@ -2056,8 +2063,7 @@ classified AS MATERIALIZED (
 ),
 updated AS (
   UPDATE "public"."climaster" AS t
-     SET "client_id" = s."client_id"::integer,
-         "org_id" = s."org_id"::integer,
+     SET "org_id" = s."org_id"::integer,
          "loc_id" = s."loc_id"::integer,
          "con_id" = s."con_id"::integer,
          "client_name" = s."client_name"::character varying,
@@ -2139,30 +2145,31 @@ RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 --   $1 = <run id, supplied while running>
 --   $2 = 'climaster'  (table)
 --   $3 = 'forward'  (direction)
---   $4 = 'full'  (mode)
---   $5 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
---   $6 = <plan hash, supplied while running>
---   $7 = <status, supplied while running>
---   $8 = <started at, supplied while running>
---   $9 = <read, supplied while running>
---   $10 = <inserted, supplied while running>
---   $11 = <updated, supplied while running>
---   $12 = <unchanged, supplied while running>
---   $13 = <protected, supplied while running>
---   $14 = <rejected, supplied while running>
---   $15 = <deleted, supplied while running>
---   $16 = NULL  (watermark before)
---   $17 = <watermark after, supplied while running>
---   $18 = <error, supplied while running>
+--   $4 = <attempt, supplied while running>
+--   $5 = 'full'  (mode)
+--   $6 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
+--   $7 = <plan hash, supplied while running>
+--   $8 = <status, supplied while running>
+--   $9 = <started at, supplied while running>
+--   $10 = <read, supplied while running>
+--   $11 = <inserted, supplied while running>
+--   $12 = <updated, supplied while running>
+--   $13 = <unchanged, supplied while running>
+--   $14 = <protected, supplied while running>
+--   $15 = <rejected, supplied while running>
+--   $16 = <deleted, supplied while running>
+--   $17 = NULL  (watermark before)
+--   $18 = <watermark after, supplied while running>
+--   $19 = <error, supplied while running>
 INSERT INTO "bisync".runs
-  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+  (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
    watermark_before, watermark_after, error)
-VALUES ($1, $2, $3, $4, $5,
-        $6, $7, $8,
-        $9, $10, $11, $12,
-        $13, $14, $15,
-        $16, $17, $18);
+VALUES ($1, $2, $3, $4, $5, $6,
+        $7, $8, $9,
+        $10, $11, $12, $13,
+        $14, $15, $16,
+        $17, $18, $19);
 
 -- [cloud] commit data, watermark and run together
 COMMIT;
@@ -2171,7 +2178,7 @@ COMMIT;
 -- Step 8/23: cliunimaster forward: desktop public.cliunimaster → cloud public.cliunimaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: cliu_id, client_id, unit_name, gstin, address
--- step hash: 492fb08ede857f074a4c663eae60275d5ff497e1d1bb63ad2f8cac904d3ccd3e
+-- step hash: 5b1958538de029fe62ff5796d676c28efac9938b842eb8f9f83474ee7d6801eb
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -2200,6 +2207,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
   table_name       text        NOT NULL,
   direction        text        NOT NULL,
+  attempt          integer     NOT NULL DEFAULT 1,
   mode             text        NOT NULL,
   reason           text        NOT NULL,
   plan_hash        text        NOT NULL,
@@ -2216,7 +2224,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   watermark_before timestamptz,
   watermark_after  timestamptz,
   error            text,
-  PRIMARY KEY (run_id, table_name, direction)
+  PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
@@ -2368,8 +2376,7 @@ classified AS MATERIALIZED (
 ),
 updated AS (
   UPDATE "public"."cliunimaster" AS t
-     SET "cliu_id" = s."cliu_id"::integer,
-         "client_id" = s."client_id"::integer,
+     SET "client_id" = s."client_id"::integer,
          "unit_name" = s."unit_name"::character varying,
          "gstin" = s."gstin"::character varying,
          "address" = s."address"::text,
@@ -2446,30 +2453,31 @@ RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 --   $1 = <run id, supplied while running>
 --   $2 = 'cliunimaster'  (table)
 --   $3 = 'forward'  (direction)
---   $4 = 'full'  (mode)
---   $5 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
---   $6 = <plan hash, supplied while running>
---   $7 = <status, supplied while running>
---   $8 = <started at, supplied while running>
---   $9 = <read, supplied while running>
---   $10 = <inserted, supplied while running>
---   $11 = <updated, supplied while running>
---   $12 = <unchanged, supplied while running>
---   $13 = <protected, supplied while running>
---   $14 = <rejected, supplied while running>
---   $15 = <deleted, supplied while running>
---   $16 = NULL  (watermark before)
---   $17 = <watermark after, supplied while running>
---   $18 = <error, supplied while running>
+--   $4 = <attempt, supplied while running>
+--   $5 = 'full'  (mode)
+--   $6 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
+--   $7 = <plan hash, supplied while running>
+--   $8 = <status, supplied while running>
+--   $9 = <started at, supplied while running>
+--   $10 = <read, supplied while running>
+--   $11 = <inserted, supplied while running>
+--   $12 = <updated, supplied while running>
+--   $13 = <unchanged, supplied while running>
+--   $14 = <protected, supplied while running>
+--   $15 = <rejected, supplied while running>
+--   $16 = <deleted, supplied while running>
+--   $17 = NULL  (watermark before)
+--   $18 = <watermark after, supplied while running>
+--   $19 = <error, supplied while running>
 INSERT INTO "bisync".runs
-  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+  (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
    watermark_before, watermark_after, error)
-VALUES ($1, $2, $3, $4, $5,
-        $6, $7, $8,
-        $9, $10, $11, $12,
-        $13, $14, $15,
-        $16, $17, $18);
+VALUES ($1, $2, $3, $4, $5, $6,
+        $7, $8, $9,
+        $10, $11, $12, $13,
+        $14, $15, $16,
+        $17, $18, $19);
 
 -- [cloud] commit data, watermark and run together
 COMMIT;
@@ -2478,7 +2486,7 @@ COMMIT;
 -- Step 9/23: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: f9e19733f7c1130e97cf8d13fafcc01d9c470b531286e05381828b8d3200d203
+-- step hash: 9d058d268c441666fbabc0d8e2b7fd337d1f4ce16b1d1506abb1f560e8f34478
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -2507,6 +2515,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
   table_name       text        NOT NULL,
   direction        text        NOT NULL,
+  attempt          integer     NOT NULL DEFAULT 1,
   mode             text        NOT NULL,
   reason           text        NOT NULL,
   plan_hash        text        NOT NULL,
@@ -2523,7 +2532,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   watermark_before timestamptz,
   watermark_after  timestamptz,
   error            text,
-  PRIMARY KEY (run_id, table_name, direction)
+  PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
@@ -2679,8 +2688,7 @@ classified AS MATERIALIZED (
 ),
 updated AS (
   UPDATE "public"."jobshead" AS t
-     SET "job_id" = s."job_id"::bigint,
-         "client_id" = s."client_id"::integer,
+     SET "client_id" = s."client_id"::integer,
          "template_id" = s."template_id"::integer,
          "job_name" = s."job_name"::character varying,
          "job_status" = s."job_status"::character varying,
@@ -2761,30 +2769,31 @@ RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 --   $1 = <run id, supplied while running>
 --   $2 = 'jobshead'  (table)
 --   $3 = 'forward'  (direction)
---   $4 = 'full'  (mode)
---   $5 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
---   $6 = <plan hash, supplied while running>
---   $7 = <status, supplied while running>
---   $8 = <started at, supplied while running>
---   $9 = <read, supplied while running>
---   $10 = <inserted, supplied while running>
---   $11 = <updated, supplied while running>
---   $12 = <unchanged, supplied while running>
---   $13 = <protected, supplied while running>
---   $14 = <rejected, supplied while running>
---   $15 = <deleted, supplied while running>
---   $16 = NULL  (watermark before)
---   $17 = <watermark after, supplied while running>
---   $18 = <error, supplied while running>
+--   $4 = <attempt, supplied while running>
+--   $5 = 'full'  (mode)
+--   $6 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
+--   $7 = <plan hash, supplied while running>
+--   $8 = <status, supplied while running>
+--   $9 = <started at, supplied while running>
+--   $10 = <read, supplied while running>
+--   $11 = <inserted, supplied while running>
+--   $12 = <updated, supplied while running>
+--   $13 = <unchanged, supplied while running>
+--   $14 = <protected, supplied while running>
+--   $15 = <rejected, supplied while running>
+--   $16 = <deleted, supplied while running>
+--   $17 = NULL  (watermark before)
+--   $18 = <watermark after, supplied while running>
+--   $19 = <error, supplied while running>
 INSERT INTO "bisync".runs
-  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+  (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
    watermark_before, watermark_after, error)
-VALUES ($1, $2, $3, $4, $5,
-        $6, $7, $8,
-        $9, $10, $11, $12,
-        $13, $14, $15,
-        $16, $17, $18);
+VALUES ($1, $2, $3, $4, $5, $6,
+        $7, $8, $9,
+        $10, $11, $12, $13,
+        $14, $15, $16,
+        $17, $18, $19);
 
 -- [cloud] commit data, watermark and run together
 COMMIT;
@@ -2793,7 +2802,7 @@ COMMIT;
 -- Step 10/23: jobtasks forward: desktop public.jobtasks → cloud public.jobtasks
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: 88047501417574d7e855cbc17bbebdfc322e9dc092b2ddc5931dbbfb39f24668
+-- step hash: 5f7d9ca7a32985a72bf31180559dd5c84885af4d60ab6ec8aab3d93c4aaee3e0
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -2822,6 +2831,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
   table_name       text        NOT NULL,
   direction        text        NOT NULL,
+  attempt          integer     NOT NULL DEFAULT 1,
   mode             text        NOT NULL,
   reason           text        NOT NULL,
   plan_hash        text        NOT NULL,
@@ -2838,7 +2848,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   watermark_before timestamptz,
   watermark_after  timestamptz,
   error            text,
-  PRIMARY KEY (run_id, table_name, direction)
+  PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
@@ -2992,8 +3002,7 @@ classified AS MATERIALIZED (
 ),
 updated AS (
   UPDATE "public"."jobtasks" AS t
-     SET "jt_id" = s."jt_id"::bigint,
-         "job_id" = s."job_id"::bigint,
+     SET "job_id" = s."job_id"::bigint,
          "task_id" = s."task_id"::integer,
          "staff_id" = s."staff_id"::integer,
          "status" = s."status"::character varying,
@@ -3072,30 +3081,31 @@ RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 --   $1 = <run id, supplied while running>
 --   $2 = 'jobtasks'  (table)
 --   $3 = 'forward'  (direction)
---   $4 = 'full'  (mode)
---   $5 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
---   $6 = <plan hash, supplied while running>
---   $7 = <status, supplied while running>
---   $8 = <started at, supplied while running>
---   $9 = <read, supplied while running>
---   $10 = <inserted, supplied while running>
---   $11 = <updated, supplied while running>
---   $12 = <unchanged, supplied while running>
---   $13 = <protected, supplied while running>
---   $14 = <rejected, supplied while running>
---   $15 = <deleted, supplied while running>
---   $16 = NULL  (watermark before)
---   $17 = <watermark after, supplied while running>
---   $18 = <error, supplied while running>
+--   $4 = <attempt, supplied while running>
+--   $5 = 'full'  (mode)
+--   $6 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
+--   $7 = <plan hash, supplied while running>
+--   $8 = <status, supplied while running>
+--   $9 = <started at, supplied while running>
+--   $10 = <read, supplied while running>
+--   $11 = <inserted, supplied while running>
+--   $12 = <updated, supplied while running>
+--   $13 = <unchanged, supplied while running>
+--   $14 = <protected, supplied while running>
+--   $15 = <rejected, supplied while running>
+--   $16 = <deleted, supplied while running>
+--   $17 = NULL  (watermark before)
+--   $18 = <watermark after, supplied while running>
+--   $19 = <error, supplied while running>
 INSERT INTO "bisync".runs
-  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+  (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
    watermark_before, watermark_after, error)
-VALUES ($1, $2, $3, $4, $5,
-        $6, $7, $8,
-        $9, $10, $11, $12,
-        $13, $14, $15,
-        $16, $17, $18);
+VALUES ($1, $2, $3, $4, $5, $6,
+        $7, $8, $9,
+        $10, $11, $12, $13,
+        $14, $15, $16,
+        $17, $18, $19);
 
 -- [cloud] commit data, watermark and run together
 COMMIT;
@@ -3104,7 +3114,7 @@ COMMIT;
 -- Step 11/23: taskchecklist forward: desktop public.taskchecklist → cloud public.taskchecklist
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: abad1e1b1e59cdb6e8c848a6626cf950f6bee982bdd5a68357904e87a060fda2
+-- step hash: 7d561edba5400d3ee685eeea46646c420699f42d84e0e22c7962ccf76ef16fe9
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -3133,6 +3143,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
   table_name       text        NOT NULL,
   direction        text        NOT NULL,
+  attempt          integer     NOT NULL DEFAULT 1,
   mode             text        NOT NULL,
   reason           text        NOT NULL,
   plan_hash        text        NOT NULL,
@@ -3149,7 +3160,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   watermark_before timestamptz,
   watermark_after  timestamptz,
   error            text,
-  PRIMARY KEY (run_id, table_name, direction)
+  PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
@@ -3301,8 +3312,7 @@ classified AS MATERIALIZED (
 ),
 updated AS (
   UPDATE "public"."taskchecklist" AS t
-     SET "tc_id" = s."tc_id"::integer,
-         "task_id" = s."task_id"::integer,
+     SET "task_id" = s."task_id"::integer,
          "item_no" = s."item_no"::integer,
          "item_text" = s."item_text"::text,
          "is_mandatory" = s."is_mandatory"::boolean,
@@ -3379,30 +3389,31 @@ RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 --   $1 = <run id, supplied while running>
 --   $2 = 'taskchecklist'  (table)
 --   $3 = 'forward'  (direction)
---   $4 = 'full'  (mode)
---   $5 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
---   $6 = <plan hash, supplied while running>
---   $7 = <status, supplied while running>
---   $8 = <started at, supplied while running>
---   $9 = <read, supplied while running>
---   $10 = <inserted, supplied while running>
---   $11 = <updated, supplied while running>
---   $12 = <unchanged, supplied while running>
---   $13 = <protected, supplied while running>
---   $14 = <rejected, supplied while running>
---   $15 = <deleted, supplied while running>
---   $16 = NULL  (watermark before)
---   $17 = <watermark after, supplied while running>
---   $18 = <error, supplied while running>
+--   $4 = <attempt, supplied while running>
+--   $5 = 'full'  (mode)
+--   $6 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
+--   $7 = <plan hash, supplied while running>
+--   $8 = <status, supplied while running>
+--   $9 = <started at, supplied while running>
+--   $10 = <read, supplied while running>
+--   $11 = <inserted, supplied while running>
+--   $12 = <updated, supplied while running>
+--   $13 = <unchanged, supplied while running>
+--   $14 = <protected, supplied while running>
+--   $15 = <rejected, supplied while running>
+--   $16 = <deleted, supplied while running>
+--   $17 = NULL  (watermark before)
+--   $18 = <watermark after, supplied while running>
+--   $19 = <error, supplied while running>
 INSERT INTO "bisync".runs
-  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+  (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
    watermark_before, watermark_after, error)
-VALUES ($1, $2, $3, $4, $5,
-        $6, $7, $8,
-        $9, $10, $11, $12,
-        $13, $14, $15,
-        $16, $17, $18);
+VALUES ($1, $2, $3, $4, $5, $6,
+        $7, $8, $9,
+        $10, $11, $12, $13,
+        $14, $15, $16,
+        $17, $18, $19);
 
 -- [cloud] commit data, watermark and run together
 COMMIT;
@@ -3411,7 +3422,7 @@ COMMIT;
 -- Step 12/23: workdiary forward: desktop public.workdiary → cloud public.workdiary
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: 41f8eda893a5b135262c421fe5143d10ad2f9e7de834f36381e384d6a20e65d1
+-- step hash: a8d91869bda7ec356607520c061dc6312dcfcdc6fedc5c3ea29b59afc4b0a7c6
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -3440,6 +3451,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
   table_name       text        NOT NULL,
   direction        text        NOT NULL,
+  attempt          integer     NOT NULL DEFAULT 1,
   mode             text        NOT NULL,
   reason           text        NOT NULL,
   plan_hash        text        NOT NULL,
@@ -3456,7 +3468,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   watermark_before timestamptz,
   watermark_after  timestamptz,
   error            text,
-  PRIMARY KEY (run_id, table_name, direction)
+  PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
@@ -3610,8 +3622,7 @@ classified AS MATERIALIZED (
 ),
 updated AS (
   UPDATE "public"."workdiary" AS t
-     SET "wd_id" = s."wd_id"::bigint,
-         "staff_id" = s."staff_id"::integer,
+     SET "staff_id" = s."staff_id"::integer,
          "job_id" = s."job_id"::bigint,
          "work_date" = s."work_date"::date,
          "hours" = s."hours"::numeric(5,2),
@@ -3690,30 +3701,31 @@ RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 --   $1 = <run id, supplied while running>
 --   $2 = 'workdiary'  (table)
 --   $3 = 'forward'  (direction)
---   $4 = 'full'  (mode)
---   $5 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
---   $6 = <plan hash, supplied while running>
---   $7 = <status, supplied while running>
---   $8 = <started at, supplied while running>
---   $9 = <read, supplied while running>
---   $10 = <inserted, supplied while running>
---   $11 = <updated, supplied while running>
---   $12 = <unchanged, supplied while running>
---   $13 = <protected, supplied while running>
---   $14 = <rejected, supplied while running>
---   $15 = <deleted, supplied while running>
---   $16 = NULL  (watermark before)
---   $17 = <watermark after, supplied while running>
---   $18 = <error, supplied while running>
+--   $4 = <attempt, supplied while running>
+--   $5 = 'full'  (mode)
+--   $6 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
+--   $7 = <plan hash, supplied while running>
+--   $8 = <status, supplied while running>
+--   $9 = <started at, supplied while running>
+--   $10 = <read, supplied while running>
+--   $11 = <inserted, supplied while running>
+--   $12 = <updated, supplied while running>
+--   $13 = <unchanged, supplied while running>
+--   $14 = <protected, supplied while running>
+--   $15 = <rejected, supplied while running>
+--   $16 = <deleted, supplied while running>
+--   $17 = NULL  (watermark before)
+--   $18 = <watermark after, supplied while running>
+--   $19 = <error, supplied while running>
 INSERT INTO "bisync".runs
-  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+  (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
    watermark_before, watermark_after, error)
-VALUES ($1, $2, $3, $4, $5,
-        $6, $7, $8,
-        $9, $10, $11, $12,
-        $13, $14, $15,
-        $16, $17, $18);
+VALUES ($1, $2, $3, $4, $5, $6,
+        $7, $8, $9,
+        $10, $11, $12, $13,
+        $14, $15, $16,
+        $17, $18, $19);
 
 -- [cloud] commit data, watermark and run together
 COMMIT;
@@ -3722,7 +3734,7 @@ COMMIT;
 -- Step 13/23: reminder forward: desktop public.mbreminder → cloud public.reminder
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, remdate→reminder_date, title, is_done
--- step hash: 67fb0d498806279479550229117bed07eaa2c022e85fa147837eb20b6b015ceb
+-- step hash: 2feb3a2af19fa3f29a8f6818eedb1ef71059f70f9fd9dad128c9b5d20ea046e4
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -3751,6 +3763,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
   table_name       text        NOT NULL,
   direction        text        NOT NULL,
+  attempt          integer     NOT NULL DEFAULT 1,
   mode             text        NOT NULL,
   reason           text        NOT NULL,
   plan_hash        text        NOT NULL,
@@ -3767,7 +3780,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   watermark_before timestamptz,
   watermark_after  timestamptz,
   error            text,
-  PRIMARY KEY (run_id, table_name, direction)
+  PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
@@ -3920,8 +3933,7 @@ classified AS MATERIALIZED (
 ),
 updated AS (
   UPDATE "public"."reminder" AS t
-     SET "rem_id" = s."rem_id"::integer,
-         "staff_id" = s."staff_id"::integer,
+     SET "staff_id" = s."staff_id"::integer,
          "client_id" = s."client_id"::integer,
          "reminder_date" = s."reminder_date"::date,
          "title" = s."title"::character varying,
@@ -3999,30 +4011,31 @@ RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 --   $1 = <run id, supplied while running>
 --   $2 = 'reminder'  (table)
 --   $3 = 'forward'  (direction)
---   $4 = 'full'  (mode)
---   $5 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
---   $6 = <plan hash, supplied while running>
---   $7 = <status, supplied while running>
---   $8 = <started at, supplied while running>
---   $9 = <read, supplied while running>
---   $10 = <inserted, supplied while running>
---   $11 = <updated, supplied while running>
---   $12 = <unchanged, supplied while running>
---   $13 = <protected, supplied while running>
---   $14 = <rejected, supplied while running>
---   $15 = <deleted, supplied while running>
---   $16 = NULL  (watermark before)
---   $17 = <watermark after, supplied while running>
---   $18 = <error, supplied while running>
+--   $4 = <attempt, supplied while running>
+--   $5 = 'full'  (mode)
+--   $6 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
+--   $7 = <plan hash, supplied while running>
+--   $8 = <status, supplied while running>
+--   $9 = <started at, supplied while running>
+--   $10 = <read, supplied while running>
+--   $11 = <inserted, supplied while running>
+--   $12 = <updated, supplied while running>
+--   $13 = <unchanged, supplied while running>
+--   $14 = <protected, supplied while running>
+--   $15 = <rejected, supplied while running>
+--   $16 = <deleted, supplied while running>
+--   $17 = NULL  (watermark before)
+--   $18 = <watermark after, supplied while running>
+--   $19 = <error, supplied while running>
 INSERT INTO "bisync".runs
-  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+  (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
    watermark_before, watermark_after, error)
-VALUES ($1, $2, $3, $4, $5,
-        $6, $7, $8,
-        $9, $10, $11, $12,
-        $13, $14, $15,
-        $16, $17, $18);
+VALUES ($1, $2, $3, $4, $5, $6,
+        $7, $8, $9,
+        $10, $11, $12, $13,
+        $14, $15, $16,
+        $17, $18, $19);
 
 -- [cloud] commit data, watermark and run together
 COMMIT;
@@ -4031,7 +4044,7 @@ COMMIT;
 -- Step 14/23: remdetail forward: desktop public.remdetail → cloud public.remdetail
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: 6aca830bca81154ca20e16b1f37929f8118895a2fd294448e301f9934e1b5772
+-- step hash: dcbddfbf07c35e9ec060b9d2403e271ad02296bf8519e8112214aaf09cb472de
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -4060,6 +4073,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
   table_name       text        NOT NULL,
   direction        text        NOT NULL,
+  attempt          integer     NOT NULL DEFAULT 1,
   mode             text        NOT NULL,
   reason           text        NOT NULL,
   plan_hash        text        NOT NULL,
@@ -4076,7 +4090,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   watermark_before timestamptz,
   watermark_after  timestamptz,
   error            text,
-  PRIMARY KEY (run_id, table_name, direction)
+  PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
@@ -4228,8 +4242,7 @@ classified AS MATERIALIZED (
 ),
 updated AS (
   UPDATE "public"."remdetail" AS t
-     SET "remd_id" = s."remd_id"::integer,
-         "rem_id" = s."rem_id"::integer,
+     SET "rem_id" = s."rem_id"::integer,
          "channel" = s."channel"::character varying,
          "remind_before_days" = s."remind_before_days"::smallint,
          "note" = s."note"::text,
@@ -4306,30 +4319,31 @@ RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 --   $1 = <run id, supplied while running>
 --   $2 = 'remdetail'  (table)
 --   $3 = 'forward'  (direction)
---   $4 = 'full'  (mode)
---   $5 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
---   $6 = <plan hash, supplied while running>
---   $7 = <status, supplied while running>
---   $8 = <started at, supplied while running>
---   $9 = <read, supplied while running>
---   $10 = <inserted, supplied while running>
---   $11 = <updated, supplied while running>
---   $12 = <unchanged, supplied while running>
---   $13 = <protected, supplied while running>
---   $14 = <rejected, supplied while running>
---   $15 = <deleted, supplied while running>
---   $16 = NULL  (watermark before)
---   $17 = <watermark after, supplied while running>
---   $18 = <error, supplied while running>
+--   $4 = <attempt, supplied while running>
+--   $5 = 'full'  (mode)
+--   $6 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
+--   $7 = <plan hash, supplied while running>
+--   $8 = <status, supplied while running>
+--   $9 = <started at, supplied while running>
+--   $10 = <read, supplied while running>
+--   $11 = <inserted, supplied while running>
+--   $12 = <updated, supplied while running>
+--   $13 = <unchanged, supplied while running>
+--   $14 = <protected, supplied while running>
+--   $15 = <rejected, supplied while running>
+--   $16 = <deleted, supplied while running>
+--   $17 = NULL  (watermark before)
+--   $18 = <watermark after, supplied while running>
+--   $19 = <error, supplied while running>
 INSERT INTO "bisync".runs
-  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+  (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
    watermark_before, watermark_after, error)
-VALUES ($1, $2, $3, $4, $5,
-        $6, $7, $8,
-        $9, $10, $11, $12,
-        $13, $14, $15,
-        $16, $17, $18);
+VALUES ($1, $2, $3, $4, $5, $6,
+        $7, $8, $9,
+        $10, $11, $12, $13,
+        $14, $15, $16,
+        $17, $18, $19);
 
 -- [cloud] commit data, watermark and run together
 COMMIT;
@@ -4338,7 +4352,7 @@ COMMIT;
 -- Step 15/23: learequest forward: desktop public.learequest → cloud public.learequest
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: 93e23e1021ddd38ed65abfd471a80fda4d5717517446d4f10cd188578308f471
+-- step hash: 76eb1fc0b0c1573e55b90ea37fe5b67cb6d5fe00a9e69f03e2f7c87f41aebc71
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -4367,6 +4381,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
   table_name       text        NOT NULL,
   direction        text        NOT NULL,
+  attempt          integer     NOT NULL DEFAULT 1,
   mode             text        NOT NULL,
   reason           text        NOT NULL,
   plan_hash        text        NOT NULL,
@@ -4383,7 +4398,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   watermark_before timestamptz,
   watermark_after  timestamptz,
   error            text,
-  PRIMARY KEY (run_id, table_name, direction)
+  PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
@@ -4538,8 +4553,7 @@ classified AS MATERIALIZED (
 ),
 updated AS (
   UPDATE "public"."learequest" AS t
-     SET "lea_id" = s."lea_id"::integer,
-         "staff_id" = s."staff_id"::integer,
+     SET "staff_id" = s."staff_id"::integer,
          "leave_type" = s."leave_type"::character varying,
          "from_date" = s."from_date"::date,
          "to_date" = s."to_date"::date,
@@ -4619,30 +4633,31 @@ RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 --   $1 = <run id, supplied while running>
 --   $2 = 'learequest'  (table)
 --   $3 = 'forward'  (direction)
---   $4 = 'full'  (mode)
---   $5 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
---   $6 = <plan hash, supplied while running>
---   $7 = <status, supplied while running>
---   $8 = <started at, supplied while running>
---   $9 = <read, supplied while running>
---   $10 = <inserted, supplied while running>
---   $11 = <updated, supplied while running>
---   $12 = <unchanged, supplied while running>
---   $13 = <protected, supplied while running>
---   $14 = <rejected, supplied while running>
---   $15 = <deleted, supplied while running>
---   $16 = NULL  (watermark before)
---   $17 = <watermark after, supplied while running>
---   $18 = <error, supplied while running>
+--   $4 = <attempt, supplied while running>
+--   $5 = 'full'  (mode)
+--   $6 = 'no cursor columns on desktop: every row is read and compared; only changed rows are written'  (reason)
+--   $7 = <plan hash, supplied while running>
+--   $8 = <status, supplied while running>
+--   $9 = <started at, supplied while running>
+--   $10 = <read, supplied while running>
+--   $11 = <inserted, supplied while running>
+--   $12 = <updated, supplied while running>
+--   $13 = <unchanged, supplied while running>
+--   $14 = <protected, supplied while running>
+--   $15 = <rejected, supplied while running>
+--   $16 = <deleted, supplied while running>
+--   $17 = NULL  (watermark before)
+--   $18 = <watermark after, supplied while running>
+--   $19 = <error, supplied while running>
 INSERT INTO "bisync".runs
-  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+  (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
    watermark_before, watermark_after, error)
-VALUES ($1, $2, $3, $4, $5,
-        $6, $7, $8,
-        $9, $10, $11, $12,
-        $13, $14, $15,
-        $16, $17, $18);
+VALUES ($1, $2, $3, $4, $5, $6,
+        $7, $8, $9,
+        $10, $11, $12, $13,
+        $14, $15, $16,
+        $17, $18, $19);
 
 -- [cloud] commit data, watermark and run together
 COMMIT;
@@ -4651,7 +4666,7 @@ COMMIT;
 -- Step 16/23: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: bc9f905749120fa2a9967f0a4f5fb606485e458418a8a36e33628efd1b203c56
+-- step hash: d0841fccc03fbb43bf027dc3afc2d8f3606266aa98900ae9d940b96205ac26d7
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
@@ -4680,6 +4695,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
   table_name       text        NOT NULL,
   direction        text        NOT NULL,
+  attempt          integer     NOT NULL DEFAULT 1,
   mode             text        NOT NULL,
   reason           text        NOT NULL,
   plan_hash        text        NOT NULL,
@@ -4696,7 +4712,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   watermark_before timestamptz,
   watermark_after  timestamptz,
   error            text,
-  PRIMARY KEY (run_id, table_name, direction)
+  PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
@@ -4862,8 +4878,7 @@ classified AS MATERIALIZED (
 ),
 updated AS (
   UPDATE "public"."climaster" AS t
-     SET "client_id" = s."client_id"::integer,
-         "org_id" = s."org_id"::integer,
+     SET "org_id" = s."org_id"::integer,
          "loc_id" = s."loc_id"::integer,
          "con_id" = s."con_id"::integer,
          "client_name" = s."client_name"::character varying,
@@ -4940,30 +4955,31 @@ RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 --   $1 = <run id, supplied while running>
 --   $2 = 'climaster'  (table)
 --   $3 = 'reverse'  (direction)
---   $4 = 'full'  (mode)
---   $5 = 'no watermark yet (first run, or nothing read so far): every row is read'  (reason)
---   $6 = <plan hash, supplied while running>
---   $7 = <status, supplied while running>
---   $8 = <started at, supplied while running>
---   $9 = <read, supplied while running>
---   $10 = <inserted, supplied while running>
---   $11 = <updated, supplied while running>
---   $12 = <unchanged, supplied while running>
---   $13 = <protected, supplied while running>
---   $14 = <rejected, supplied while running>
---   $15 = <deleted, supplied while running>
---   $16 = NULL  (watermark before)
---   $17 = <watermark after, supplied while running>
---   $18 = <error, supplied while running>
+--   $4 = <attempt, supplied while running>
+--   $5 = 'full'  (mode)
+--   $6 = 'no watermark yet (first run, or nothing read so far): every row is read'  (reason)
+--   $7 = <plan hash, supplied while running>
+--   $8 = <status, supplied while running>
+--   $9 = <started at, supplied while running>
+--   $10 = <read, supplied while running>
+--   $11 = <inserted, supplied while running>
+--   $12 = <updated, supplied while running>
+--   $13 = <unchanged, supplied while running>
+--   $14 = <protected, supplied while running>
+--   $15 = <rejected, supplied while running>
+--   $16 = <deleted, supplied while running>
+--   $17 = NULL  (watermark before)
+--   $18 = <watermark after, supplied while running>
+--   $19 = <error, supplied while running>
 INSERT INTO "bisync".runs
-  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+  (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
    watermark_before, watermark_after, error)
-VALUES ($1, $2, $3, $4, $5,
-        $6, $7, $8,
-        $9, $10, $11, $12,
-        $13, $14, $15,
-        $16, $17, $18);
+VALUES ($1, $2, $3, $4, $5, $6,
+        $7, $8, $9,
+        $10, $11, $12, $13,
+        $14, $15, $16,
+        $17, $18, $19);
 
 -- [desktop] commit data, watermark and run together
 COMMIT;
@@ -4972,7 +4988,7 @@ COMMIT;
 -- Step 17/23: jobshead reverse: cloud public.jobshead → desktop public.jobshead
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: insert-only; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 653977fedc6831172cb532f437a9153b2b0d4c62525b6cbfd0d11050884a4562
+-- step hash: b0bc2fe50d87bbc9a32988612261ff18b93c8e597708018b8ea88718e8bc724a
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
@@ -5001,6 +5017,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
   table_name       text        NOT NULL,
   direction        text        NOT NULL,
+  attempt          integer     NOT NULL DEFAULT 1,
   mode             text        NOT NULL,
   reason           text        NOT NULL,
   plan_hash        text        NOT NULL,
@@ -5017,7 +5034,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   watermark_before timestamptz,
   watermark_after  timestamptz,
   error            text,
-  PRIMARY KEY (run_id, table_name, direction)
+  PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
@@ -5258,30 +5275,31 @@ RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 --   $1 = <run id, supplied while running>
 --   $2 = 'jobshead'  (table)
 --   $3 = 'reverse'  (direction)
---   $4 = 'full'  (mode)
---   $5 = 'no watermark yet (first run, or nothing read so far): every row is read'  (reason)
---   $6 = <plan hash, supplied while running>
---   $7 = <status, supplied while running>
---   $8 = <started at, supplied while running>
---   $9 = <read, supplied while running>
---   $10 = <inserted, supplied while running>
---   $11 = <updated, supplied while running>
---   $12 = <unchanged, supplied while running>
---   $13 = <protected, supplied while running>
---   $14 = <rejected, supplied while running>
---   $15 = <deleted, supplied while running>
---   $16 = NULL  (watermark before)
---   $17 = <watermark after, supplied while running>
---   $18 = <error, supplied while running>
+--   $4 = <attempt, supplied while running>
+--   $5 = 'full'  (mode)
+--   $6 = 'no watermark yet (first run, or nothing read so far): every row is read'  (reason)
+--   $7 = <plan hash, supplied while running>
+--   $8 = <status, supplied while running>
+--   $9 = <started at, supplied while running>
+--   $10 = <read, supplied while running>
+--   $11 = <inserted, supplied while running>
+--   $12 = <updated, supplied while running>
+--   $13 = <unchanged, supplied while running>
+--   $14 = <protected, supplied while running>
+--   $15 = <rejected, supplied while running>
+--   $16 = <deleted, supplied while running>
+--   $17 = NULL  (watermark before)
+--   $18 = <watermark after, supplied while running>
+--   $19 = <error, supplied while running>
 INSERT INTO "bisync".runs
-  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+  (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
    watermark_before, watermark_after, error)
-VALUES ($1, $2, $3, $4, $5,
-        $6, $7, $8,
-        $9, $10, $11, $12,
-        $13, $14, $15,
-        $16, $17, $18);
+VALUES ($1, $2, $3, $4, $5, $6,
+        $7, $8, $9,
+        $10, $11, $12, $13,
+        $14, $15, $16,
+        $17, $18, $19);
 
 -- [desktop] commit data, watermark and run together
 COMMIT;
@@ -5290,7 +5308,7 @@ COMMIT;
 -- Step 18/23: jobtasks reverse: cloud public.jobtasks → desktop public.jobtasks
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: 0e658de18587c2f085ee67a893d4675c6963e60a348f0234b418046575d16e9b
+-- step hash: bc96333f3b522450dd9d6e17bc802c691772dfa701781e0b86fbf0acff7f701a
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
@@ -5319,6 +5337,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
   table_name       text        NOT NULL,
   direction        text        NOT NULL,
+  attempt          integer     NOT NULL DEFAULT 1,
   mode             text        NOT NULL,
   reason           text        NOT NULL,
   plan_hash        text        NOT NULL,
@@ -5335,7 +5354,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   watermark_before timestamptz,
   watermark_after  timestamptz,
   error            text,
-  PRIMARY KEY (run_id, table_name, direction)
+  PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
@@ -5498,8 +5517,7 @@ classified AS MATERIALIZED (
 ),
 updated AS (
   UPDATE "public"."jobtasks" AS t
-     SET "jt_id" = s."jt_id"::bigint,
-         "job_id" = s."job_id"::bigint,
+     SET "job_id" = s."job_id"::bigint,
          "task_id" = s."task_id"::integer,
          "staff_id" = s."staff_id"::integer,
          "status" = s."status"::character varying,
@@ -5573,30 +5591,31 @@ RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 --   $1 = <run id, supplied while running>
 --   $2 = 'jobtasks'  (table)
 --   $3 = 'reverse'  (direction)
---   $4 = 'full'  (mode)
---   $5 = 'no watermark yet (first run, or nothing read so far): every row is read'  (reason)
---   $6 = <plan hash, supplied while running>
---   $7 = <status, supplied while running>
---   $8 = <started at, supplied while running>
---   $9 = <read, supplied while running>
---   $10 = <inserted, supplied while running>
---   $11 = <updated, supplied while running>
---   $12 = <unchanged, supplied while running>
---   $13 = <protected, supplied while running>
---   $14 = <rejected, supplied while running>
---   $15 = <deleted, supplied while running>
---   $16 = NULL  (watermark before)
---   $17 = <watermark after, supplied while running>
---   $18 = <error, supplied while running>
+--   $4 = <attempt, supplied while running>
+--   $5 = 'full'  (mode)
+--   $6 = 'no watermark yet (first run, or nothing read so far): every row is read'  (reason)
+--   $7 = <plan hash, supplied while running>
+--   $8 = <status, supplied while running>
+--   $9 = <started at, supplied while running>
+--   $10 = <read, supplied while running>
+--   $11 = <inserted, supplied while running>
+--   $12 = <updated, supplied while running>
+--   $13 = <unchanged, supplied while running>
+--   $14 = <protected, supplied while running>
+--   $15 = <rejected, supplied while running>
+--   $16 = <deleted, supplied while running>
+--   $17 = NULL  (watermark before)
+--   $18 = <watermark after, supplied while running>
+--   $19 = <error, supplied while running>
 INSERT INTO "bisync".runs
-  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+  (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
    watermark_before, watermark_after, error)
-VALUES ($1, $2, $3, $4, $5,
-        $6, $7, $8,
-        $9, $10, $11, $12,
-        $13, $14, $15,
-        $16, $17, $18);
+VALUES ($1, $2, $3, $4, $5, $6,
+        $7, $8, $9,
+        $10, $11, $12, $13,
+        $14, $15, $16,
+        $17, $18, $19);
 
 -- [desktop] commit data, watermark and run together
 COMMIT;
@@ -5605,7 +5624,7 @@ COMMIT;
 -- Step 19/23: taskchecklist reverse: cloud public.taskchecklist → desktop public.taskchecklist
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: 55d36f39339538edc96628b9cf29e9ecf8e1a355d63ce0e24efc35413fd4fd8e
+-- step hash: 4e336e7688875451a63cbbd933136b39170b2412dfc31cb8842619cdd8848c9f
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
@@ -5634,6 +5653,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
   table_name       text        NOT NULL,
   direction        text        NOT NULL,
+  attempt          integer     NOT NULL DEFAULT 1,
   mode             text        NOT NULL,
   reason           text        NOT NULL,
   plan_hash        text        NOT NULL,
@@ -5650,7 +5670,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   watermark_before timestamptz,
   watermark_after  timestamptz,
   error            text,
-  PRIMARY KEY (run_id, table_name, direction)
+  PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
@@ -5811,8 +5831,7 @@ classified AS MATERIALIZED (
 ),
 updated AS (
   UPDATE "public"."taskchecklist" AS t
-     SET "tc_id" = s."tc_id"::integer,
-         "task_id" = s."task_id"::integer,
+     SET "task_id" = s."task_id"::integer,
          "item_no" = s."item_no"::integer,
          "item_text" = s."item_text"::text,
          "is_mandatory" = s."is_mandatory"::boolean
@@ -5884,30 +5903,31 @@ RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 --   $1 = <run id, supplied while running>
 --   $2 = 'taskchecklist'  (table)
 --   $3 = 'reverse'  (direction)
---   $4 = 'full'  (mode)
---   $5 = 'no watermark yet (first run, or nothing read so far): every row is read'  (reason)
---   $6 = <plan hash, supplied while running>
---   $7 = <status, supplied while running>
---   $8 = <started at, supplied while running>
---   $9 = <read, supplied while running>
---   $10 = <inserted, supplied while running>
---   $11 = <updated, supplied while running>
---   $12 = <unchanged, supplied while running>
---   $13 = <protected, supplied while running>
---   $14 = <rejected, supplied while running>
---   $15 = <deleted, supplied while running>
---   $16 = NULL  (watermark before)
---   $17 = <watermark after, supplied while running>
---   $18 = <error, supplied while running>
+--   $4 = <attempt, supplied while running>
+--   $5 = 'full'  (mode)
+--   $6 = 'no watermark yet (first run, or nothing read so far): every row is read'  (reason)
+--   $7 = <plan hash, supplied while running>
+--   $8 = <status, supplied while running>
+--   $9 = <started at, supplied while running>
+--   $10 = <read, supplied while running>
+--   $11 = <inserted, supplied while running>
+--   $12 = <updated, supplied while running>
+--   $13 = <unchanged, supplied while running>
+--   $14 = <protected, supplied while running>
+--   $15 = <rejected, supplied while running>
+--   $16 = <deleted, supplied while running>
+--   $17 = NULL  (watermark before)
+--   $18 = <watermark after, supplied while running>
+--   $19 = <error, supplied while running>
 INSERT INTO "bisync".runs
-  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+  (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
    watermark_before, watermark_after, error)
-VALUES ($1, $2, $3, $4, $5,
-        $6, $7, $8,
-        $9, $10, $11, $12,
-        $13, $14, $15,
-        $16, $17, $18);
+VALUES ($1, $2, $3, $4, $5, $6,
+        $7, $8, $9,
+        $10, $11, $12, $13,
+        $14, $15, $16,
+        $17, $18, $19);
 
 -- [desktop] commit data, watermark and run together
 COMMIT;
@@ -5916,7 +5936,7 @@ COMMIT;
 -- Step 20/23: workdiary reverse: cloud public.workdiary → desktop public.workdiary
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: 6a39ddb4dc16b2691ce36ee638c27b2d2a124344e8bbf1f315a94c5adcaee468
+-- step hash: 80a42168b5f00ce240a2e6bb2306921c68bcbe7ff8880809eb4f33f6eba544de
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
@@ -5945,6 +5965,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
   table_name       text        NOT NULL,
   direction        text        NOT NULL,
+  attempt          integer     NOT NULL DEFAULT 1,
   mode             text        NOT NULL,
   reason           text        NOT NULL,
   plan_hash        text        NOT NULL,
@@ -5961,7 +5982,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   watermark_before timestamptz,
   watermark_after  timestamptz,
   error            text,
-  PRIMARY KEY (run_id, table_name, direction)
+  PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
@@ -6124,8 +6145,7 @@ classified AS MATERIALIZED (
 ),
 updated AS (
   UPDATE "public"."workdiary" AS t
-     SET "wd_id" = s."wd_id"::bigint,
-         "staff_id" = s."staff_id"::integer,
+     SET "staff_id" = s."staff_id"::integer,
          "job_id" = s."job_id"::bigint,
          "work_date" = s."work_date"::date,
          "hours" = s."hours"::numeric(5,2),
@@ -6199,30 +6219,31 @@ RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 --   $1 = <run id, supplied while running>
 --   $2 = 'workdiary'  (table)
 --   $3 = 'reverse'  (direction)
---   $4 = 'full'  (mode)
---   $5 = 'no watermark yet (first run, or nothing read so far): every row is read'  (reason)
---   $6 = <plan hash, supplied while running>
---   $7 = <status, supplied while running>
---   $8 = <started at, supplied while running>
---   $9 = <read, supplied while running>
---   $10 = <inserted, supplied while running>
---   $11 = <updated, supplied while running>
---   $12 = <unchanged, supplied while running>
---   $13 = <protected, supplied while running>
---   $14 = <rejected, supplied while running>
---   $15 = <deleted, supplied while running>
---   $16 = NULL  (watermark before)
---   $17 = <watermark after, supplied while running>
---   $18 = <error, supplied while running>
+--   $4 = <attempt, supplied while running>
+--   $5 = 'full'  (mode)
+--   $6 = 'no watermark yet (first run, or nothing read so far): every row is read'  (reason)
+--   $7 = <plan hash, supplied while running>
+--   $8 = <status, supplied while running>
+--   $9 = <started at, supplied while running>
+--   $10 = <read, supplied while running>
+--   $11 = <inserted, supplied while running>
+--   $12 = <updated, supplied while running>
+--   $13 = <unchanged, supplied while running>
+--   $14 = <protected, supplied while running>
+--   $15 = <rejected, supplied while running>
+--   $16 = <deleted, supplied while running>
+--   $17 = NULL  (watermark before)
+--   $18 = <watermark after, supplied while running>
+--   $19 = <error, supplied while running>
 INSERT INTO "bisync".runs
-  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+  (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
    watermark_before, watermark_after, error)
-VALUES ($1, $2, $3, $4, $5,
-        $6, $7, $8,
-        $9, $10, $11, $12,
-        $13, $14, $15,
-        $16, $17, $18);
+VALUES ($1, $2, $3, $4, $5, $6,
+        $7, $8, $9,
+        $10, $11, $12, $13,
+        $14, $15, $16,
+        $17, $18, $19);
 
 -- [desktop] commit data, watermark and run together
 COMMIT;
@@ -6231,7 +6252,7 @@ COMMIT;
 -- Step 21/23: reminder reverse: cloud public.reminder → desktop public.mbreminder
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, reminder_date→remdate, title, is_done
--- step hash: 9edee51a05bb4707c6719218355d7f9b6339abb86232d9dd8dd9313368e154d3
+-- step hash: e0fd69e5a4e97d2b07ca2148c542a8f1e7a991c3ba4c3603793801b09f91dcd9
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
@@ -6260,6 +6281,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
   table_name       text        NOT NULL,
   direction        text        NOT NULL,
+  attempt          integer     NOT NULL DEFAULT 1,
   mode             text        NOT NULL,
   reason           text        NOT NULL,
   plan_hash        text        NOT NULL,
@@ -6276,7 +6298,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   watermark_before timestamptz,
   watermark_after  timestamptz,
   error            text,
-  PRIMARY KEY (run_id, table_name, direction)
+  PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
@@ -6438,8 +6460,7 @@ classified AS MATERIALIZED (
 ),
 updated AS (
   UPDATE "public"."mbreminder" AS t
-     SET "rem_id" = s."rem_id"::integer,
-         "staff_id" = s."staff_id"::integer,
+     SET "staff_id" = s."staff_id"::integer,
          "client_id" = s."client_id"::integer,
          "remdate" = s."remdate"::date,
          "title" = s."title"::character varying,
@@ -6512,30 +6533,31 @@ RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 --   $1 = <run id, supplied while running>
 --   $2 = 'reminder'  (table)
 --   $3 = 'reverse'  (direction)
---   $4 = 'full'  (mode)
---   $5 = 'no watermark yet (first run, or nothing read so far): every row is read'  (reason)
---   $6 = <plan hash, supplied while running>
---   $7 = <status, supplied while running>
---   $8 = <started at, supplied while running>
---   $9 = <read, supplied while running>
---   $10 = <inserted, supplied while running>
---   $11 = <updated, supplied while running>
---   $12 = <unchanged, supplied while running>
---   $13 = <protected, supplied while running>
---   $14 = <rejected, supplied while running>
---   $15 = <deleted, supplied while running>
---   $16 = NULL  (watermark before)
---   $17 = <watermark after, supplied while running>
---   $18 = <error, supplied while running>
+--   $4 = <attempt, supplied while running>
+--   $5 = 'full'  (mode)
+--   $6 = 'no watermark yet (first run, or nothing read so far): every row is read'  (reason)
+--   $7 = <plan hash, supplied while running>
+--   $8 = <status, supplied while running>
+--   $9 = <started at, supplied while running>
+--   $10 = <read, supplied while running>
+--   $11 = <inserted, supplied while running>
+--   $12 = <updated, supplied while running>
+--   $13 = <unchanged, supplied while running>
+--   $14 = <protected, supplied while running>
+--   $15 = <rejected, supplied while running>
+--   $16 = <deleted, supplied while running>
+--   $17 = NULL  (watermark before)
+--   $18 = <watermark after, supplied while running>
+--   $19 = <error, supplied while running>
 INSERT INTO "bisync".runs
-  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+  (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
    watermark_before, watermark_after, error)
-VALUES ($1, $2, $3, $4, $5,
-        $6, $7, $8,
-        $9, $10, $11, $12,
-        $13, $14, $15,
-        $16, $17, $18);
+VALUES ($1, $2, $3, $4, $5, $6,
+        $7, $8, $9,
+        $10, $11, $12, $13,
+        $14, $15, $16,
+        $17, $18, $19);
 
 -- [desktop] commit data, watermark and run together
 COMMIT;
@@ -6544,7 +6566,7 @@ COMMIT;
 -- Step 22/23: remdetail reverse: cloud public.remdetail → desktop public.remdetail
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: 7a29c02e912b59e3cbb2aae8220518f23a909dad29cdd122f36400f52352c77c
+-- step hash: 9888c4d08b36c29d3329667614a611b4ba9bd3fc0c37e561b606c9a2a2d525b1
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
@@ -6573,6 +6595,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
   table_name       text        NOT NULL,
   direction        text        NOT NULL,
+  attempt          integer     NOT NULL DEFAULT 1,
   mode             text        NOT NULL,
   reason           text        NOT NULL,
   plan_hash        text        NOT NULL,
@@ -6589,7 +6612,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   watermark_before timestamptz,
   watermark_after  timestamptz,
   error            text,
-  PRIMARY KEY (run_id, table_name, direction)
+  PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
@@ -6750,8 +6773,7 @@ classified AS MATERIALIZED (
 ),
 updated AS (
   UPDATE "public"."remdetail" AS t
-     SET "remd_id" = s."remd_id"::integer,
-         "rem_id" = s."rem_id"::integer,
+     SET "rem_id" = s."rem_id"::integer,
          "channel" = s."channel"::character varying,
          "remind_before_days" = s."remind_before_days"::smallint,
          "note" = s."note"::text
@@ -6823,30 +6845,31 @@ RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 --   $1 = <run id, supplied while running>
 --   $2 = 'remdetail'  (table)
 --   $3 = 'reverse'  (direction)
---   $4 = 'full'  (mode)
---   $5 = 'no watermark yet (first run, or nothing read so far): every row is read'  (reason)
---   $6 = <plan hash, supplied while running>
---   $7 = <status, supplied while running>
---   $8 = <started at, supplied while running>
---   $9 = <read, supplied while running>
---   $10 = <inserted, supplied while running>
---   $11 = <updated, supplied while running>
---   $12 = <unchanged, supplied while running>
---   $13 = <protected, supplied while running>
---   $14 = <rejected, supplied while running>
---   $15 = <deleted, supplied while running>
---   $16 = NULL  (watermark before)
---   $17 = <watermark after, supplied while running>
---   $18 = <error, supplied while running>
+--   $4 = <attempt, supplied while running>
+--   $5 = 'full'  (mode)
+--   $6 = 'no watermark yet (first run, or nothing read so far): every row is read'  (reason)
+--   $7 = <plan hash, supplied while running>
+--   $8 = <status, supplied while running>
+--   $9 = <started at, supplied while running>
+--   $10 = <read, supplied while running>
+--   $11 = <inserted, supplied while running>
+--   $12 = <updated, supplied while running>
+--   $13 = <unchanged, supplied while running>
+--   $14 = <protected, supplied while running>
+--   $15 = <rejected, supplied while running>
+--   $16 = <deleted, supplied while running>
+--   $17 = NULL  (watermark before)
+--   $18 = <watermark after, supplied while running>
+--   $19 = <error, supplied while running>
 INSERT INTO "bisync".runs
-  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+  (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
    watermark_before, watermark_after, error)
-VALUES ($1, $2, $3, $4, $5,
-        $6, $7, $8,
-        $9, $10, $11, $12,
-        $13, $14, $15,
-        $16, $17, $18);
+VALUES ($1, $2, $3, $4, $5, $6,
+        $7, $8, $9,
+        $10, $11, $12, $13,
+        $14, $15, $16,
+        $17, $18, $19);
 
 -- [desktop] commit data, watermark and run together
 COMMIT;
@@ -6855,7 +6878,7 @@ COMMIT;
 -- Step 23/23: learequest reverse: cloud public.learequest → desktop public.learequest
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: 3014b5a0f71dfcdad44d630b5fef797d6bfd0415f018ee36c5fd66668f058f65
+-- step hash: 007affe881567873d0e002cc32ca38db8fb38e88082f40975bb53194d71297d9
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
@@ -6884,6 +6907,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
   table_name       text        NOT NULL,
   direction        text        NOT NULL,
+  attempt          integer     NOT NULL DEFAULT 1,
   mode             text        NOT NULL,
   reason           text        NOT NULL,
   plan_hash        text        NOT NULL,
@@ -6900,7 +6924,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   watermark_before timestamptz,
   watermark_after  timestamptz,
   error            text,
-  PRIMARY KEY (run_id, table_name, direction)
+  PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
@@ -7064,8 +7088,7 @@ classified AS MATERIALIZED (
 ),
 updated AS (
   UPDATE "public"."learequest" AS t
-     SET "lea_id" = s."lea_id"::integer,
-         "staff_id" = s."staff_id"::integer,
+     SET "staff_id" = s."staff_id"::integer,
          "leave_type" = s."leave_type"::character varying,
          "from_date" = s."from_date"::date,
          "to_date" = s."to_date"::date,
@@ -7140,30 +7163,31 @@ RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 --   $1 = <run id, supplied while running>
 --   $2 = 'learequest'  (table)
 --   $3 = 'reverse'  (direction)
---   $4 = 'full'  (mode)
---   $5 = 'no watermark yet (first run, or nothing read so far): every row is read'  (reason)
---   $6 = <plan hash, supplied while running>
---   $7 = <status, supplied while running>
---   $8 = <started at, supplied while running>
---   $9 = <read, supplied while running>
---   $10 = <inserted, supplied while running>
---   $11 = <updated, supplied while running>
---   $12 = <unchanged, supplied while running>
---   $13 = <protected, supplied while running>
---   $14 = <rejected, supplied while running>
---   $15 = <deleted, supplied while running>
---   $16 = NULL  (watermark before)
---   $17 = <watermark after, supplied while running>
---   $18 = <error, supplied while running>
+--   $4 = <attempt, supplied while running>
+--   $5 = 'full'  (mode)
+--   $6 = 'no watermark yet (first run, or nothing read so far): every row is read'  (reason)
+--   $7 = <plan hash, supplied while running>
+--   $8 = <status, supplied while running>
+--   $9 = <started at, supplied while running>
+--   $10 = <read, supplied while running>
+--   $11 = <inserted, supplied while running>
+--   $12 = <updated, supplied while running>
+--   $13 = <unchanged, supplied while running>
+--   $14 = <protected, supplied while running>
+--   $15 = <rejected, supplied while running>
+--   $16 = <deleted, supplied while running>
+--   $17 = NULL  (watermark before)
+--   $18 = <watermark after, supplied while running>
+--   $19 = <error, supplied while running>
 INSERT INTO "bisync".runs
-  (run_id, table_name, direction, mode, reason, plan_hash, status, started_at,
+  (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
    watermark_before, watermark_after, error)
-VALUES ($1, $2, $3, $4, $5,
-        $6, $7, $8,
-        $9, $10, $11, $12,
-        $13, $14, $15,
-        $16, $17, $18);
+VALUES ($1, $2, $3, $4, $5, $6,
+        $7, $8, $9,
+        $10, $11, $12, $13,
+        $14, $15, $16,
+        $17, $18, $19);
 
 -- [desktop] commit data, watermark and run together
 COMMIT;

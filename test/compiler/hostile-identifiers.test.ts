@@ -233,7 +233,7 @@ describe('hostile identifiers (pure: compiled from in-memory catalogs, parsed by
   it('the columns come back whole: in COPY lists, INSERT and UPDATE targets, references and casts', () => {
     const statements = planStatements(hostile.firstRun).filter((s) => s.step.table === VALUES.table1 && s.step.direction === 'forward');
     const tree = (kind: string): unknown => parseStatements(statements.find((s) => s.statement.kind === kind)?.statement.sql ?? '');
-    const synced = [HOSTILE.key, HOSTILE.mixed, HOSTILE.space, HOSTILE.drop, HOSTILE.dollar, HOSTILE.comment, HOSTILE.newline, HOSTILE.enumColumn];
+    const synced: string[] = [HOSTILE.key, HOSTILE.mixed, HOSTILE.space, HOSTILE.drop, HOSTILE.dollar, HOSTILE.comment, HOSTILE.newline, HOSTILE.enumColumn];
 
     const copyIn = nodesOf(tree('copy-in'), 'CopyStmt')[0];
     expect(stringsOf(copyIn?.attlist)).toEqual(synced);

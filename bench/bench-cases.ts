@@ -1,0 +1,140 @@
+import type { RssMethod } from './bench-options.js';
+import { BENCH_KEY_BASE, cleanDesktop, resetSide, settle } from './bench-databases.js';
+import type { BenchDatabases } from './bench-databases.js';
+import { rawCopy } from './raw-copy.js';
+import { runBisync } from './spawn-bisync.js';
+import type { BisyncRun, StepSummary } from './spawn-bisync.js';
+import { editDesktopRows, insertMobileRows } from './workload.js';
+
+export const CASES = [
+  'baseline: raw COPY pipe',
+  'full forward (empty cloud)',
+  'no-change re-run, forward',
+  'no-change re-run, reverse',
+  'incremental reverse (1% new mobile rows)',
+  'incremental forward (1% desktop rows edited)',
+] as const;
+export type CaseName = (typeof CASES)[number];
+
+/** One measurement of one case. */
+export interface CaseSample {
+  /** Rows copied (baseline) or read from F by bisync. */
+  rows: number;
+  seconds: number;
+  /** Peak RSS of the bisync process (null for the baseline, which runs inside the bench). */
+  peakRssKiB: number | null;
+  written: number;
+}
+
+export interface CaseContext {
+  dbs: BenchDatabases;
+  configFile: string;
+  /** Config names synced, in foreign-key order; `reverseTables` are those with a reverse step. */
+  tables: readonly string[];
+  reverseTables: readonly string[];
+  allTables: boolean;
+  concurrency: number;
+  rss: RssMethod;
+  /** Rows on the desktop after loading (what full forward and the baseline must move). */
+  desktopRows: number;
+  log: (line: string) => void;
+}
+
+export interface RunResult {
+  samples: Map<CaseName, CaseSample>;
+  /** The steps of the full forward run, for the per-table breakdown. */
+  fullForwardSteps: StepSummary[];
+}
+
+/** A failed correctness check: reported loudly, and the bench exits 1. */
+export class CheckFailure extends Error {}
+
+const MOBILE_SEED_KEYS = BENCH_KEY_BASE;
+const MOBILE_NEW_KEYS = BENCH_KEY_BASE + 500_000_000;
+
+function check(condition: boolean, message: string): void {
+  if (!condition) throw new CheckFailure(message);
+}
+
+/** `bisync apply` as a user runs it, failing loudly unless every step succeeded. */
+export async function applyOnce(ctx: CaseContext, direction: 'forward' | 'reverse'): Promise<BisyncRun> {
+  const tables = direction === 'forward' ? ctx.tables : ctx.reverseTables;
+  const args = ['apply', '--config', ctx.configFile, '--direction', direction, '--concurrency', String(ctx.concurrency), '--json'];
+  if (!ctx.allTables) args.push('--table', ...tables);
+  const env = { ...process.env, DESKTOP_DATABASE_URL: ctx.dbs.desktopUrl, CLOUD_DATABASE_URL: ctx.dbs.cloudUrl };
+  const run = await runBisync(args, env, ctx.rss);
+  const bad = run.steps.filter((s) => s.status !== 'succeeded' || s.rejected > 0);
+  check(
+    run.exitCode === 0 && run.steps.length > 0 && bad.length === 0,
+    `bisync apply --direction ${direction} exited ${run.exitCode}` +
+      (bad.length > 0 ? `; steps not clean: ${bad.map((s) => `${s.table} ${s.status} (rejected ${s.rejected}${s.error === undefined ? '' : `: ${s.error}`})`).join('; ')}` : '') +
+      (run.steps.length === 0 ? `; no report on stdout. stderr:\n${run.stderrTail}` : ''),
+  );
+  return run;
+}
+
+const sample = (run: BisyncRun): CaseSample => ({ rows: run.read, seconds: run.seconds, peakRssKiB: run.peakRssKiB, written: run.written });
+
+/** Empty cloud, desktop as loaded (bench rows and bisync state removed). */
+export async function freshTargets(ctx: CaseContext): Promise<void> {
+  await resetSide(ctx.dbs.cloudUrl, 'cloud');
+  await cleanDesktop(ctx.dbs.desktopUrl, ctx.tables);
+  await settle([ctx.dbs.desktopUrl, ctx.dbs.cloudUrl]);
+}
+
+/**
+ * One run of every case, in the order a user meets them: the baseline and full forward each into
+ * fresh, empty targets; then, on the synced pair, re-runs with nothing changed, and the incremental
+ * runs. Throws CheckFailure when a correctness check fails (rows lost, or a no-change run wrote).
+ */
+export async function runAllCases(ctx: CaseContext): Promise<RunResult> {
+  const out = new Map<CaseName, CaseSample>();
+  const note = (name: CaseName, s: CaseSample): void => {
+    out.set(name, s);
+    ctx.log(`  ${name}: ${s.rows} rows in ${s.seconds.toFixed(2)} s${s.peakRssKiB === null ? '' : `, peak RSS ${(s.peakRssKiB / 1024).toFixed(0)} MiB`}, ${s.written} written`);
+  };
+
+  await freshTargets(ctx);
+  const base = await rawCopy(ctx.dbs.desktopUrl, ctx.dbs.cloudUrl, ctx.tables);
+  check(base.rows === ctx.desktopRows, `the raw COPY moved ${base.rows} rows, the desktop holds ${ctx.desktopRows}`);
+  note('baseline: raw COPY pipe', { rows: base.rows, seconds: base.seconds, peakRssKiB: null, written: base.rows });
+
+  await freshTargets(ctx);
+  const full = await applyOnce(ctx, 'forward');
+  check(full.written === ctx.desktopRows, `full forward wrote ${full.written} rows into the empty cloud, the desktop holds ${ctx.desktopRows}`);
+  note('full forward (empty cloud)', sample(full));
+
+  // Mobile activity an hour ago, already synced down: gives reverse a watermark and the cloud rows
+  // the desktop does not own, so the re-runs below see both kinds of rows. Not timed.
+  const seeded = ctx.reverseTables.length > 0 ? await insertMobileRows(ctx.dbs.cloudUrl, ctx.reverseTables, MOBILE_SEED_KEYS, 3600) : 0;
+  if (ctx.reverseTables.length > 0) {
+    const primed = await applyOnce(ctx, 'reverse');
+    check(primed.written === seeded, `reverse wrote ${primed.written} of the ${seeded} mobile rows inserted on the cloud`);
+  }
+
+  await settle([ctx.dbs.desktopUrl, ctx.dbs.cloudUrl]);
+  const againForward = await applyOnce(ctx, 'forward');
+  check(againForward.written === 0, `NO-CHANGE RE-RUN WROTE ROWS: forward re-run with nothing changed wrote ${againForward.written} rows (must be 0)`);
+  note('no-change re-run, forward', sample(againForward));
+
+  if (ctx.reverseTables.length > 0) {
+    await settle([ctx.dbs.desktopUrl, ctx.dbs.cloudUrl]);
+    const againReverse = await applyOnce(ctx, 'reverse');
+    check(againReverse.written === 0, `NO-CHANGE RE-RUN WROTE ROWS: reverse re-run with nothing changed wrote ${againReverse.written} rows (must be 0)`);
+    note('no-change re-run, reverse', sample(againReverse));
+
+    const inserted = await insertMobileRows(ctx.dbs.cloudUrl, ctx.reverseTables, MOBILE_NEW_KEYS, 0);
+    await settle([ctx.dbs.desktopUrl, ctx.dbs.cloudUrl]);
+    const incReverse = await applyOnce(ctx, 'reverse');
+    check(incReverse.written === inserted, `incremental reverse wrote ${incReverse.written} rows; ${inserted} mobile rows were inserted`);
+    check(incReverse.steps.every((s) => s.mode === 'incremental'), `incremental reverse ran steps in full mode: ${incReverse.steps.filter((s) => s.mode !== 'incremental').map((s) => s.table).join(', ')}`);
+    note('incremental reverse (1% new mobile rows)', sample(incReverse));
+  }
+
+  const edited = await editDesktopRows(ctx.dbs.desktopUrl, ctx.tables);
+  await settle([ctx.dbs.desktopUrl, ctx.dbs.cloudUrl]);
+  const incForward = await applyOnce(ctx, 'forward');
+  check(incForward.written === edited, `incremental forward wrote ${incForward.written} rows; ${edited} desktop rows were edited`);
+  note('incremental forward (1% desktop rows edited)', sample(incForward));
+  return { samples: out, fullForwardSteps: full.steps };
+}

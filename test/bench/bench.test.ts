@@ -1,0 +1,109 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { CASES } from '../../bench/bench-cases.js';
+import { useFreshDatabases, withClient } from '../harness/fresh-databases.js';
+
+// The bench as `npm run bench` runs it after `tsc` (npm test builds first). No timing is asserted
+// here: timings belong in the bench output and docs/benchmarks.md.
+const RUN_BENCH = fileURLToPath(new URL('../../dist/bench/run-bench.js', import.meta.url));
+
+interface BenchResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+async function runBench(args: readonly string[]): Promise<BenchResult> {
+  const child = spawn(process.execPath, [RUN_BENCH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
+  return { code, stdout, stderr };
+}
+
+const outFile = (): string => join(mkdtempSync(join(tmpdir(), 'bisync-bench-test-')), 'latest.md');
+
+/** The cells of the table row whose first cell is `name`. */
+function row(markdown: string, name: string): string[] | undefined {
+  const line = markdown.split('\n').find((l) => l.startsWith(`| ${name} |`));
+  return line?.split('|').slice(1, -1).map((c) => c.trim());
+}
+
+function expectEveryCase(markdown: string): void {
+  for (const name of CASES) {
+    const cells = row(markdown, name);
+    expect(cells, `a row for "${name}"`).toHaveLength(7);
+  }
+  expect(row(markdown, 'no-change re-run, forward')?.[6]).toBe('0');
+  expect(row(markdown, 'no-change re-run, reverse')?.[6]).toBe('0');
+  expect(markdown).toMatch(/load average \(1 \/ 5 \/ 15 min\) at start: [\d.]+ \/ [\d.]+ \/ [\d.]+; at end: /);
+  expect(markdown).toMatch(/Node v\d+/);
+  expect(markdown).toMatch(/PostgreSQL \d+/);
+  expect(markdown).toMatch(/\d+ cores/);
+}
+
+describe('npm run bench', () => {
+  const dbs = useFreshDatabases('bench');
+  const occupied = useFreshDatabases('benchbusy');
+
+  it('measures every case at a tiny scale against the databases it is given; no-change re-runs write 0 rows', async () => {
+    const out = outFile();
+    const result = await runBench(['--sf', '0.01', '--runs', '1', '--url-desktop', dbs.desktopUrl, '--url-cloud', dbs.cloudUrl, '--out', out]);
+    expect(result.stderr).not.toMatch(/CHECK FAILED/);
+    expect(result.code, result.stderr).toBe(0);
+    const markdown = readFileSync(out, 'utf8');
+    expectEveryCase(markdown);
+    expect(result.stdout).toContain(row(markdown, 'full forward (empty cloud)')?.join(' | ') ?? 'the table');
+    // The command line is recorded without the passwords of the URLs it was given.
+    const password = new URL(dbs.cloudUrl).password;
+    if (password !== '') expect(markdown).not.toContain(password);
+    expect(markdown).toContain('--url-cloud');
+  }, 300_000);
+
+  it('starts two embedded servers of its own when given no URLs, at --concurrency 2', async () => {
+    const out = outFile();
+    const result = await runBench(['--sf', '0.01', '--runs', '1', '--concurrency', '2', '--out', out]);
+    expect(result.code, result.stderr).toBe(0);
+    const markdown = readFileSync(out, 'utf8');
+    expectEveryCase(markdown);
+    expect(markdown).toContain('two embedded PostgreSQL servers');
+  }, 300_000);
+
+  it('memory check: prints a verdict per scale and exits 0 exactly when it passed', async () => {
+    const out = outFile();
+    const result = await runBench(['--memory-check', '--memory-sfs', '0.01,0.02', '--runs', '1', '--url-desktop', dbs.desktopUrl, '--url-cloud', dbs.cloudUrl, '--out', out]);
+    const verdict = /memory check (PASSED|FAILED): /.exec(result.stdout)?.[1];
+    expect(verdict, result.stderr).toBeDefined();
+    expect(result.code).toBe(verdict === 'PASSED' ? 0 : 1);
+    const markdown = readFileSync(out, 'utf8');
+    expect(row(markdown, '0.01')).toHaveLength(5);
+    expect(row(markdown, '0.02')).toHaveLength(5);
+  }, 300_000);
+
+  it('refuses databases that hold anything but the sample tables, and leaves them alone', async () => {
+    await withClient(occupied.cloudUrl, async (c) => {
+      await c.query('CREATE TABLE public.invoices (id integer PRIMARY KEY)');
+      await c.query('INSERT INTO public.invoices VALUES (1)');
+    });
+    const result = await runBench(['--sf', '0.01', '--runs', '1', '--url-desktop', occupied.desktopUrl, '--url-cloud', occupied.cloudUrl, '--out', outFile()]);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(/holds other tables \(public\.invoices\).*scratch databases/);
+    const left = await withClient(occupied.cloudUrl, async (c) => (await c.query('SELECT count(*)::int AS n FROM public.invoices')).rows[0]);
+    expect(left.n).toBe(1);
+  }, 60_000);
+
+  it('rejects bad usage with exit 2', async () => {
+    const partial = await runBench(['--url-desktop', 'postgres://u:secret@127.0.0.1:1/x']);
+    expect(partial.code).toBe(2);
+    expect(partial.stderr).toMatch(/both --url-desktop and --url-cloud/);
+    const orphan = await runBench(['--tables', 'jobshead']);
+    expect(orphan.code).toBe(2);
+    expect(orphan.stderr).toMatch(/jobshead references climaster, jobmaster/);
+  }, 60_000);
+});

@@ -42,15 +42,25 @@ describe('bisync plan (CLI) writes nothing and prints what apply would run', () 
   const dbs = useFreshDatabases('plancli');
   const plan = async (...args: string[]): Promise<CliResult> => await runCli(['plan', '--config', EXAMPLE_CONFIG, ...args], envFor(dbs));
   let before: { desktop: Record<string, unknown>; cloud: Record<string, unknown> };
+  /** Every CLI run on the fresh databases, started together (each is a separate process). */
+  let runs: Record<'sql' | 'json' | 'forward' | 'reverseFull' | 'incremental' | 'unknownTable', CliResult>;
 
   beforeAll(async () => {
     await loadSample(dbs, 0.01);
     before = { desktop: await fingerprint(dbs.desktopUrl), cloud: await fingerprint(dbs.cloudUrl) };
+    const [sql, json, forward, reverseFull, incremental, unknownTable] = await Promise.all([
+      plan(),
+      plan('--format', 'json'),
+      plan('--direction', 'forward', '--format', 'json'),
+      plan('--direction', 'reverse', '--mode', 'full'),
+      plan('--mode', 'incremental', '--table', 'orgmaster'),
+      plan('--table', 'climastr'),
+    ]);
+    runs = { sql, json, forward, reverseFull, incremental, unknownTable };
   });
 
   it('on fresh databases: no bisync schema is created and no table changes, on either side', async () => {
-    const runs = await Promise.all([plan(), plan('--format', 'json'), plan('--direction', 'reverse', '--mode', 'full')]);
-    for (const r of runs) expect(r.code, r.stderr).toBe(0);
+    for (const r of [runs.sql, runs.json, runs.forward, runs.reverseFull]) expect(r.code, r.stderr).toBe(0);
     const after = { desktop: await fingerprint(dbs.desktopUrl), cloud: await fingerprint(dbs.cloudUrl) };
     expect(after).toEqual(before);
     expect(before.desktop.schemas).not.toContain('bisync');
@@ -58,7 +68,7 @@ describe('bisync plan (CLI) writes nothing and prints what apply would run', () 
   });
 
   it('prints the SQL with $n placeholders and a comment naming each parameter, exactly the compiled plan', async () => {
-    const result = await plan();
+    const result = runs.sql;
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toMatch(/^-- bisync plan [0-9a-f]{64}$/m);
     expect(result.stdout).toContain("--   $2 = 'bisync.orgmaster/forward'  (lock key)");
@@ -72,10 +82,9 @@ describe('bisync plan (CLI) writes nothing and prints what apply would run', () 
     expect(result.stdout === expected, 'the CLI printed something other than the compiled plan').toBe(true);
   });
 
-  it('--format json is one JSON document with steps[].statements[].sql/params and the same hash', async () => {
-    const [json, sql] = await Promise.all([plan('--format', 'json'), plan()]);
-    expect(json.code, json.stderr).toBe(0);
-    const parsed = JSON.parse(json.stdout) as {
+  it('--format json is one JSON document with steps[].statements[].sql/params and the same hash', () => {
+    expect(runs.json.code, runs.json.stderr).toBe(0);
+    const parsed = JSON.parse(runs.json.stdout) as {
       version: number;
       hash: string;
       steps: { table: string; direction: string; mode: string; reason: string; statements: { kind: string; sql: string; params: { name: string; value: string | null; runtime: boolean }[] }[] }[];
@@ -92,7 +101,31 @@ describe('bisync plan (CLI) writes nothing and prints what apply would run', () 
         expect([...used].sort((a, b) => a - b)).toEqual(s.params.map((_, i) => i + 1));
       }
     }
-    expect(`-- bisync plan ${parsed.hash}`).toBe(sql.stdout.split('\n')[0]);
+    expect(`-- bisync plan ${parsed.hash}`).toBe(runs.sql.stdout.split('\n')[0]);
+  });
+
+  it('--mode incremental on a table without cursor columns exits 2 and names the table', () => {
+    const result = runs.incremental;
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain('--mode incremental: table "orgmaster" has no cursor columns on desktop');
+    expect(result.stderr).toContain('hint: add timestamps: { desktop: [updated_at] }');
+  });
+
+  it('--table with an unknown name exits 2 with a did-you-mean', () => {
+    const result = runs.unknownTable;
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain('--table names "climastr"');
+    expect(result.stderr).toContain('did you mean "climaster"?');
+  });
+
+  it('--direction forward prints only forward steps; both prints forward steps then reverse steps', () => {
+    const directions = (r: CliResult): string[] => (JSON.parse(r.stdout) as { steps: { direction: string }[] }).steps.map((s) => s.direction);
+    expect(new Set(directions(runs.forward))).toEqual(new Set(['forward']));
+    const all = directions(runs.json);
+    expect(all.indexOf('reverse')).toBe(directions(runs.forward).length);
+    expect(all.slice(all.indexOf('reverse')).every((d) => d === 'reverse')).toBe(true);
   });
 
   it('after a sync, planning again (incremental, reading the state) still writes nothing', async () => {
@@ -114,30 +147,5 @@ describe('bisync plan (CLI) writes nothing and prints what apply would run', () 
     expect(leave?.mode).toBe('incremental');
     expect(leave?.watermark).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
     expect({ desktop: await fingerprint(dbs.desktopUrl), cloud: await fingerprint(dbs.cloudUrl) }).toEqual(synced);
-  });
-
-  it('--mode incremental on a table without cursor columns exits 2 and names the table', async () => {
-    const result = await plan('--mode', 'incremental', '--table', 'orgmaster');
-    expect(result.code).toBe(2);
-    expect(result.stdout).toBe('');
-    expect(result.stderr).toContain('--mode incremental: table "orgmaster" has no cursor columns on desktop');
-    expect(result.stderr).toContain('hint: add timestamps: { desktop: [updated_at] }');
-  });
-
-  it('--table with an unknown name exits 2 with a did-you-mean', async () => {
-    const result = await plan('--table', 'climastr');
-    expect(result.code).toBe(2);
-    expect(result.stdout).toBe('');
-    expect(result.stderr).toContain('--table names "climastr"');
-    expect(result.stderr).toContain('did you mean "climaster"?');
-  });
-
-  it('--direction forward prints only forward steps; both prints forward steps then reverse steps', async () => {
-    const [forward, both] = await Promise.all([plan('--direction', 'forward', '--format', 'json'), plan('--format', 'json')]);
-    const directions = (r: CliResult): string[] => (JSON.parse(r.stdout) as { steps: { direction: string }[] }).steps.map((s) => s.direction);
-    expect(new Set(directions(forward))).toEqual(new Set(['forward']));
-    const all = directions(both);
-    expect(all.indexOf('reverse')).toBe(directions(forward).length);
-    expect(all.slice(all.indexOf('reverse')).every((d) => d === 'reverse')).toBe(true);
   });
 });

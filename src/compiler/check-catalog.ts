@@ -52,6 +52,13 @@ function checkTable(config: ResolvedConfig, table: ResolvedTable, catalogs: Read
   const { columns, problems: columnProblems } = syncedColumns(config, table, found);
   for (const p of columnProblems) report(p.database, p.message, p.hint);
 
+  for (const pair of columns) {
+    for (const [db, name] of Object.entries(pair)) {
+      if (name.startsWith('__bisync_')) {
+        report(db, `column "${name}" uses the __bisync_ prefix bisync reserves for its staging columns`, 'rename the column, or leave it out with a columns: list');
+      }
+    }
+  }
   const { from, to } = config.forward;
   for (const pair of columns) {
     const a = column(found[from], pair[from]);

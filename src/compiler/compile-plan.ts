@@ -148,7 +148,8 @@ function compileStep(
   const stampOrigin = direction === 'forward' && table.origin !== null;
   const origin = stampOrigin && table.origin !== null ? { column: table.origin.column, mine: table.origin.forward } : null;
   const originFilter = direction === 'reverse' && table.origin !== null ? table.origin.column : null;
-  const mirror = table.deletes === 'mirror';
+  // Only forward can prove ownership (the origin column lives on its target), so only forward mirrors.
+  const mirror = table.deletes === 'mirror' && direction === 'forward';
   if (mirror && origin === null) {
     throw new CompileError(
       `table "${table.name}": deletes: mirror on ${direction} needs an origin column on ${targetName}`,

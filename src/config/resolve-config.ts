@@ -148,6 +148,14 @@ export function resolveConfig(
     if (origin !== null && origin.forward === origin.reverse) {
       report([...originPath(table, base), 'reverse'], 'origin.forward and origin.reverse must differ', 'use distinct markers such as D and M');
     }
+    if (merged.deletes === 'mirror') {
+      const deletesPath = table.deletes !== undefined ? [...base, 'deletes'] : ['defaults', 'deletes'];
+      if (direction === 'reverse') {
+        report(deletesPath, `table "${name}": deletes: mirror only applies to forward, and this table syncs reverse only`, 'use deletes: keep; reverse never deletes (the desktop has no origin column to prove ownership)');
+      } else if (origin === null) {
+        report(deletesPath, `table "${name}": deletes: mirror needs an origin rule`, 'bisync only deletes rows it can prove forward owns; add origin, or use deletes: keep');
+      }
+    }
     const primaryKeyNames = listOf(merged.primary_key);
     if (primaryKeyNames.length === 0) {
       report(base, `table "${name}" has no primary_key`, 'add primary_key: [id_column] (the columns that identify a row on both sides)');

@@ -738,3 +738,41 @@ tables:
     expect(problems.map((p) => [p.line, p.path, p.message])).toContainEqual([4, 'databases.reverse', 'a database cannot be named "reverse": that is a table setting']);
   });
 });
+
+describe('deletes: mirror', () => {
+  const base = (table: string, defaults = ''): string => `version: 1
+databases:
+  desktop: { url: "postgres://localhost/a" }
+  cloud: { url: "postgres://localhost/b" }
+forward: { from: desktop, to: cloud }
+${defaults}tables:
+${table}`;
+  const problemsFor = async (text: string): Promise<{ path: string; message: string }[]> => {
+    const { parseConfig } = await import('../../src/config/load-config.js');
+    try {
+      parseConfig('c.yaml', text, {});
+      return [];
+    } catch (e) {
+      return (e as { problems: { path: string; message: string }[] }).problems;
+    }
+  };
+
+  it('on a reverse-only table is an error: reverse never deletes', async () => {
+    const problems = await problemsFor(base(`  - name: x\n    primary_key: [id]\n    direction: reverse\n    deletes: mirror\n    origin: { column: source, forward: D, reverse: M }\n`));
+    expect(problems.map((p) => p.path)).toEqual(['tables[0].deletes']);
+    expect(problems[0]?.message).toMatch(/only applies to forward/);
+  });
+
+  it('without an origin rule is an error: ownership could not be proven', async () => {
+    const problems = await problemsFor(base(`  - name: x\n    primary_key: [id]\n    direction: forward\n    deletes: mirror\n`));
+    expect(problems.map((p) => p.path)).toEqual(['tables[0].deletes']);
+    expect(problems[0]?.message).toMatch(/needs an origin rule/);
+  });
+
+  it('on a both-ways table with an origin rule is valid', async () => {
+    const problems = await problemsFor(
+      base(`  - name: x\n    primary_key: [id]\n    deletes: mirror\n`, 'defaults:\n  origin: { column: source, forward: D, reverse: M }\n'),
+    );
+    expect(problems).toEqual([]);
+  });
+});

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { apply, query, testConfig, writeConfig } from '../harness/bisync.js';
+import { apply, envFor, query, runCli, testConfig, writeConfig } from '../harness/bisync.js';
 import { useFreshDatabases } from '../harness/fresh-databases.js';
 
 const CONFIG = `
@@ -56,5 +56,14 @@ describe('column types that need care: json, geometric, identity keys, key-only 
     await query(dbs.desktopUrl, `UPDATE doc SET body = '{"b": 2}' WHERE id = 1`);
     const third = await apply(config);
     expect(third.steps[0]).toMatchObject({ updated: 1, unchanged: 1 });
+  });
+
+  it('a column named with the reserved __bisync_ prefix is refused by validate --live', async () => {
+    await query(dbs.desktopUrl, 'CREATE TABLE odd (id integer PRIMARY KEY, __bisync_row text)');
+    await query(dbs.cloudUrl, 'CREATE TABLE odd (id integer PRIMARY KEY, __bisync_row text)');
+    const file = writeConfig(CONFIG.replace('tables:\n', 'tables:\n  - name: odd\n    primary_key: [id]\n    direction: forward\n'));
+    const result = await runCli(['validate', '--live', '--config', file], envFor(dbs));
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/table "odd" on desktop \(public\.odd\): column "__bisync_row" uses the __bisync_ prefix/);
   });
 });

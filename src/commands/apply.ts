@@ -50,7 +50,10 @@ export async function applyCommand(config: ResolvedConfig, options: ApplyOptions
     if (!options.dryRun) await bootstrapTargets(plan, dbs, config, options.logger);
     results = await runScheduled(plan.steps, options.concurrency ?? 1, async (planned) => {
       let step = planned;
-      let result = await runOne(step, dbs, plan.hash, runId, options);
+      // Attempts are numbered across retries and re-plans of this step: each leaves its own run row.
+      let attempts = 0;
+      const nextAttempt = (): number => ++attempts;
+      let result = await runOne(step, dbs, plan.hash, runId, options, nextAttempt);
       // Another run moved the watermark between our read and our lock: plan this step again from
       // the state now under the lock, so what runs is what a plan would print now.
       for (let attempt = 0; result.status === 'replan' && attempt < 3; attempt++) {
@@ -59,7 +62,7 @@ export async function applyCommand(config: ResolvedConfig, options: ApplyOptions
         if (replanned === undefined) break;
         options.logger.info({ table: step.table, direction: step.direction }, 'watermark moved since planning; planned this step again');
         step = replanned;
-        result = await runOne(step, dbs, plan.hash, runId, options);
+        result = await runOne(step, dbs, plan.hash, runId, options, nextAttempt);
       }
       return result;
     });
@@ -70,14 +73,21 @@ export async function applyCommand(config: ResolvedConfig, options: ApplyOptions
 }
 
 /** One step, run again with backoff while it fails for a transient reason (bounded by `retries`). */
-async function runOne(step: PlanStep, dbs: Databases, planHash: string, runId: string, options: ApplyOptions): Promise<StepResult> {
+async function runOne(
+  step: PlanStep,
+  dbs: Databases,
+  planHash: string,
+  runId: string,
+  options: ApplyOptions,
+  nextAttempt: () => number,
+): Promise<StepResult> {
   const retries = options.retries ?? 2;
-  let result = await attempt(step, dbs, planHash, runId, options, 1);
+  let result = await attempt(step, dbs, planHash, runId, options, nextAttempt());
   for (let n = 1; n <= retries && result.status === 'failed' && isTransient(result.errorCode, result.error); n++) {
     const wait = backoffMs(n);
     options.logger.warn({ table: step.table, direction: step.direction, error: result.error, retry: n, waitMs: wait }, 'transient failure; running the step again');
     await new Promise((resolve) => setTimeout(resolve, wait));
-    result = { ...(await attempt(step, dbs, planHash, runId, options, n + 1)), retries: n };
+    result = { ...(await attempt(step, dbs, planHash, runId, options, nextAttempt())), retries: n };
   }
   return result;
 }

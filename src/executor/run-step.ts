@@ -211,7 +211,32 @@ async function copyBetween(
       callback(null, chunk);
     },
   });
-  await pipeline(out, counter, into);
+  // If either connection drops mid-COPY the streams may never settle on their own: fail the step
+  // (as a connection error, which apply retries) as soon as a client reports it is gone.
+  let onGone: (() => void) | undefined;
+  const lost = new Promise<never>((_, reject) => {
+    onGone = () => reject(Object.assign(new Error(`a connection was lost during the COPY of ${step.table} ${step.direction}`), { code: '08006' }));
+    for (const client of [source, target]) {
+      client.once('end', onGone);
+      client.once('error', onGone);
+    }
+  });
+  const piped = pipeline(out, counter, into);
+  lost.catch(() => undefined);
+  piped.catch(() => undefined);
+  try {
+    await Promise.race([piped, lost]);
+  } catch (error) {
+    for (const stream of [out, counter, into]) stream.destroy();
+    throw error;
+  } finally {
+    for (const client of [source, target]) {
+      if (onGone !== undefined) {
+        client.removeListener('end', onGone);
+        client.removeListener('error', onGone);
+      }
+    }
+  }
   return Number(into.rowCount ?? 0) || (bytes === 0 ? 0 : rows);
 }
 

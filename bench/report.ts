@@ -89,6 +89,20 @@ export function summarize(samples: ReadonlyMap<CaseName, readonly CaseSample[]>)
   return out;
 }
 
+/**
+ * The median over runs of one case's rows/s against the baseline's in the same run: steadier than
+ * the ratio of medians when the machine's load drifts between runs.
+ */
+export function pairedRatio(samples: ReadonlyMap<CaseName, readonly CaseSample[]>, name: CaseName): number | null {
+  const base = samples.get('baseline: raw COPY pipe') ?? [];
+  const other = samples.get(name) ?? [];
+  const ratios = other.flatMap((s, i) => {
+    const b = base[i];
+    return b === undefined ? [] : [s.rows / s.seconds / (b.rows / b.seconds)];
+  });
+  return ratios.length === 0 ? null : median(ratios);
+}
+
 /** The one markdown table of the bench. */
 export function casesTable(summaries: readonly CaseSummary[], runs: number): string {
   const lines = [

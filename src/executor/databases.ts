@@ -21,9 +21,12 @@ export class Databases {
     return client;
   }
 
+  /** Close a connection; one that does not close within a few seconds is cut. */
   async release(client: pg.Client): Promise<void> {
     this.open.delete(client);
-    await client.end().catch(() => undefined);
+    const ended = client.end().catch(() => undefined);
+    const timer = new Promise<'late'>((resolve) => setTimeout(() => resolve('late'), 3000).unref());
+    if ((await Promise.race([ended, timer])) === 'late') abandon(client);
   }
 
   async close(): Promise<void> {
@@ -34,4 +37,12 @@ export class Databases {
   clientConfig(name: string): pg.ClientConfig {
     return clientConfig(this.database(name));
   }
+}
+
+/**
+ * Cut a connection without a goodbye: for a connection stuck mid-protocol (e.g. a COPY whose reader
+ * is gone), where any further query would wait forever. The server ends its transaction.
+ */
+export function abandon(client: pg.Client): void {
+  (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
 }

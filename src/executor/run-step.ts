@@ -5,6 +5,7 @@ import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import type { PlanStep } from '../compiler/plan-types.js';
 import { redact } from './connect.js';
 import { stateExists } from './bootstrap.js';
+import { abandon } from './databases.js';
 import type { Databases } from './databases.js';
 import { run, statement } from './statements.js';
 
@@ -92,6 +93,7 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
   const target = await dbs.client(step.target);
   let source: pg.Client | undefined;
   let sourceOpen = false;
+  let copying = false;
   try {
     await run(target, statement(step, 'begin-target'));
     await run(target, statement(step, 'settings', 'target'));
@@ -120,7 +122,9 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     await run(source, statement(step, 'begin-source'));
     sourceOpen = true;
     await run(source, statement(step, 'settings', 'source'));
+    copying = true;
     const read = await copyBetween(source, target, step, options.onProgress, options.duringCopy);
+    copying = false;
     await run(source, statement(step, 'commit', 'source'));
     sourceOpen = false;
     counts = add(counts, { read });
@@ -163,7 +167,10 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     return { ...base, ...counts, status: 'succeeded', watermarkAfter: options.dryRun ? step.watermark : watermarkAfter, durationMs: Date.now() - startedMs };
   } catch (error) {
     await target.query('ROLLBACK').catch(() => undefined);
-    if (source !== undefined && sourceOpen) await source.query('ROLLBACK').catch(() => undefined);
+    // A COPY that did not finish leaves the source connection mid-protocol: a ROLLBACK would wait
+    // behind it forever. Its transaction is read-only, so cutting the connection loses nothing.
+    if (source !== undefined && copying) abandon(source);
+    else if (source !== undefined && sourceOpen) await source.query('ROLLBACK').catch(() => undefined);
     const refused = error instanceof GuardRefusal;
     const message = redact(error instanceof Error ? error.message : String(error), dbs.database(step.target).url);
     const code = (error as { code?: unknown }).code;

@@ -209,10 +209,11 @@ describe('cuts after a random number of bytes', () => {
   const seed = Number(process.env.BISYNC_FAULT_SEED ?? 20240707);
   const random = prng(seed);
 
-  // Where the bytes are counted from. Cuts inside the COPY into T while F still streams are left
-  // out until known bug 1 below is fixed (the step hangs there); widen this list then.
+  // Where the bytes are counted from: F's COPY out, T's answers, T's COPY in (while F still
+  // streams), and what bisync sends T from the retry of rejects on.
   const windows = [
     { side: 'source', from: 'server', watchFrom: SOURCE_BEGIN, span: { forward: 160_000, reverse: 40_000 } },
+    { side: 'target', from: 'client', watchFrom: TARGET_BEGIN, span: { forward: 160_000, reverse: 40_000 } },
     { side: 'target', from: 'server', watchFrom: TARGET_BEGIN, span: { forward: 3_000, reverse: 3_000 } },
     { side: 'target', from: 'client', watchFrom: /^-- Rows rejected by earlier runs/, span: { forward: 12_000, reverse: 12_000 } },
   ] as const;
@@ -283,12 +284,9 @@ describe('retries', () => {
     await commitAnswerLost('forward');
   });
 
-  // KNOWN BUG 2 (reported, src/commands/apply.ts runOne/attempt): the retry finds the watermark
-  // moved (by the commit it did not hear of), returns 'replan', and the replanned step starts again
-  // at attempt 1 — whose row the committed first attempt already wrote to <state>.runs, so
-  // record-run fails with 23505 runs_pkey and the step ends 'failed' (exit 1) though its data is
-  // in. Remove `.fails` once fixed.
-  it.fails('retries: 2 — reverse (cursor): the first COMMIT commits but its answer is lost; the run succeeds [known bug 2: runs_pkey on the replanned attempt]', async () => {
+  // Regression: the retry finds the watermark moved by the commit it did not hear of and re-plans;
+  // attempt numbers continue across re-plans, so its run row cannot collide with the committed one.
+  it('retries: 2 — reverse (cursor): the first COMMIT commits but its answer is lost; the run succeeds', async () => {
     await commitAnswerLost('reverse');
   });
 });
@@ -332,15 +330,11 @@ describe('through the CLI (default retries: 2)', () => {
 });
 
 /**
- * KNOWN BUG 1 (reported, src/executor/run-step.ts copyBetween + its catch): when T's connection
- * is lost during the COPY while F is still streaming, `pipeline` destroys pg-copy-streams' COPY TO
- * stream, which then never reads the rest of F's answer; F's connection stays paused, the
- * `ROLLBACK` the catch block awaits on F is queued behind that COPY and never settles, and the
- * step never returns (no retry, no runs row, F's transaction left open). The CLI exits 13 (Node's
- * "unsettled top-level await") with nothing on stdout or stderr. T itself is unharmed. Remove
- * `.fails` once fixed.
+ * Regression: when T's connection is lost during the COPY while F is still streaming, the step
+ * must fail (as a retryable connection error) rather than wait forever for F's connection, which is
+ * left mid-COPY and is cut instead of rolled back (its transaction is read-only).
  */
-describe('the connection to T lost while F still streams its COPY [known bug 1]', () => {
+describe('the connection to T lost while F still streams its COPY', () => {
   /** Settles with the value, or with 'hung' after `ms`. */
   const within = async <T>(promise: Promise<T>, ms: number): Promise<T | 'hung'> =>
     await Promise.race([promise, new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), ms).unref())]);
@@ -353,7 +347,7 @@ describe('the connection to T lost while F still streams its COPY [known bug 1]'
     );
   });
 
-  it.fails('in-process: the step fails (retryable) and T is as before, instead of hanging', async () => {
+  it('in-process: the step fails (retryable) and T is as before, instead of hanging', async () => {
     const before = await snapshotTarget(dbs, 'reverse');
     const pending = apply(config, {
       direction: 'reverse',
@@ -373,7 +367,7 @@ describe('the connection to T lost while F still streams its COPY [known bug 1]'
     if (outcome !== 'hung') expect(outcome.steps[0]?.status).toBe('failed');
   });
 
-  it.fails('CLI: the first attempt cut during the COPY into T, the retry succeeds (exit 0), instead of exit 13 with no output', async () => {
+  it('CLI: the first attempt cut during the COPY into T, the retry succeeds (exit 0), instead of exit 13 with no output', async () => {
     await makeWork(dbs, 'reverse');
     desktopProxy.arm({ trigger: { kind: 'copy-in' }, watchFrom: TARGET_BEGIN, times: 1 });
     const cli = await runCli(['apply', '--config', file, '--direction', 'reverse', '--table', 'job', '--json', '--log-level', 'warn'], envProxied());

@@ -1,0 +1,232 @@
+import { expect } from 'vitest';
+import type { ResolvedConfig } from '../../src/config/types.js';
+import { apply } from '../harness/bisync.js';
+import type { Command, LateBegin, Run } from './model-commands.js';
+import { performWrite } from './model-writes.js';
+import type { Sides } from './model-writes.js';
+import { beginLateCommit } from './model-late-commit.js';
+import type { LateCommit } from './model-late-commit.js';
+import { expectedSnapshot, forwardWatermarks, maxMobileCursor, reverseWatermarks, runsOn, snapshot } from './model-db.js';
+import type { Snapshot } from './model-db.js';
+import type { Direction, Model, StepExpectation, TableName } from './model-state.js';
+import { TABLES, stepKey } from './model-state.js';
+
+const QUIESCENT_BOTH: Run = { kind: 'run', direction: 'both', during: null, lateAt: 0, tables: 'all', mode: 'auto', dryRun: false };
+
+/**
+ * Runs one generated scenario against the real databases, stepping the model alongside, and
+ * checks the invariants after every command (see README, "What is tested").
+ */
+export class ScenarioRunner {
+  /** What happened so far, appended to a failure's message. */
+  readonly trace: string[] = [];
+  /** A late mobile transaction still open (uncommitted: neither the databases' readers nor the model see its row). */
+  private late: LateCommit | undefined;
+
+  constructor(
+    private readonly sides: Sides,
+    private readonly model: Model,
+    private readonly config: ResolvedConfig,
+    private readonly cloudUrl: string,
+  ) {}
+
+  async execute(command: Command): Promise<void> {
+    if (command.kind === 'run') await this.sync(command);
+    else if (command.kind === 'settle') await this.settle();
+    else if (command.kind === 'late-begin') await this.beginLate(command);
+    else this.trace.push(await performWrite(this.sides, this.model, command));
+    await this.checkInvariants();
+  }
+
+  /**
+   * Two quiescent `both` runs (after one more that commits a late transaction still open); then
+   * every row written on either side must have reached the other.
+   */
+  async settle(): Promise<void> {
+    const lateOpen = this.late !== undefined;
+    for (let i = 0; i < (lateOpen ? 3 : 2); i++) {
+      await this.sync(QUIESCENT_BOTH);
+      await this.checkInvariants();
+    }
+    await this.checkConverged();
+  }
+
+  /** Roll back a late transaction left open by a failure, so the next scenario's reset cannot wait on it. */
+  async close(): Promise<void> {
+    await this.late?.close();
+    this.late = undefined;
+  }
+
+  private async beginLate(command: LateBegin): Promise<void> {
+    if (this.model.variant.clock !== 'server' || this.late !== undefined) {
+      this.trace.push('late transaction skipped (explicit clock, or one already open)');
+      return;
+    }
+    this.late = await beginLateCommit(this.cloudUrl, this.model, command);
+    this.trace.push(`late mobile transaction began: ${this.late?.table} ${this.late?.key} (uncommitted)`);
+  }
+
+  /** One `bisync apply`, with the model stepped inside the afterRead hook (read → writes during the run → merge). */
+  private async sync(run: Run): Promise<void> {
+    const { sides } = this;
+    const { direction, during, lateAt, dryRun } = run;
+    // A dry run is predicted on a copy of the model: the databases must not change at all.
+    const model = dryRun ? this.model.clone() : this.model;
+    const tables: TableName[] = run.tables === 'all' ? [...TABLES] : [run.tables];
+    const stepCount = (direction === 'both' ? 2 : 1) * tables.length;
+    const expectations: StepExpectation[] = [];
+    /** Per step: the cursor (= start) of a late transaction that was open while the step read. */
+    const openLate: (number | null)[] = [];
+    let calls = 0;
+    const flags = `${run.tables === 'all' ? '' : ` --table ${run.tables}`}${run.mode === 'full' ? ' --mode full' : ''}${dryRun ? ' --dry-run' : ''}`;
+    this.trace.push(`apply ${direction}${flags}${during === null || dryRun ? '' : ` (writes during step ${during.at % stepCount})`}`);
+    const report = await apply(this.config, {
+      direction,
+      tables,
+      mode: run.mode,
+      dryRun,
+      retries: 0,
+      concurrency: model.variant.concurrency,
+      afterRead: async (step) => {
+        const staged = model.read(step.table as TableName, step.direction, run.mode === 'full');
+        openLate.push(this.late?.cursor ?? null);
+        if (!dryRun && this.late !== undefined && calls === lateAt % stepCount) {
+          await this.late.commit();
+          this.trace.push(`  during ${step.table}/${step.direction}: late transaction committed (${this.late.table} ${this.late.key})`);
+          this.late = undefined;
+        }
+        if (!dryRun && during !== null && calls === during.at % stepCount) {
+          for (const write of during.writes) this.trace.push(`  during ${step.table}/${step.direction}: ${await performWrite(sides, model, write)}`);
+        }
+        calls++;
+        expectations.push(model.merge(staged));
+      },
+    });
+
+    expect(report.exitCode, `exit code of apply ${direction}${flags}: ${JSON.stringify(report.steps)}`).toBe(0);
+    // Finding (reported with issue 7): `--dry-run` rolls back each step on its own, so a job step
+    // does not see the clients its client step would have inserted, and reports as rejects the
+    // jobs a real run would insert. Until that is settled, a dry run's job counts are compared only
+    // when the job step runs without its client step; "changes nothing" is checked in every case.
+    const compared = (e: { table: string }): boolean => !(dryRun && e.table === 'job' && tables.length > 1);
+    expect(
+      report.steps.filter(compared).map((s) => ({
+        step: stepKey(s.table, s.direction),
+        status: s.status,
+        mode: s.mode,
+        counts: { read: s.read, retried: s.retried, inserted: s.inserted, updated: s.updated, unchanged: s.unchanged, protected: s.protected, rejected: s.rejected, conflicts: s.conflicts },
+      })),
+      'each step reports what the model predicts',
+    ).toEqual(expectations.filter(compared).map((e) => ({ step: stepKey(e.table, e.direction), status: 'succeeded', mode: e.mode, counts: e.counts })));
+
+    const stored = await reverseWatermarks(sides.desktop);
+    if (dryRun) {
+      expect(stored, 'a dry run leaves the watermarks alone').toEqual(this.model.watermark);
+      return;
+    }
+    for (const e of expectations) model.executed.push({ runId: report.runId, table: e.table, direction: e.direction });
+    for (const [i, e] of expectations.entries()) {
+      if (e.direction !== 'reverse') continue;
+      const wm = stored[e.table];
+      const late = openLate[i] ?? null;
+      if (late !== null && wm !== null && wm !== e.watermarkBefore) {
+        // SPEC §2.3: the watermark stays below the start of a transaction still open on F when it read.
+        expect(wm, `${e.table}/reverse watermark <= start of the transaction open during its read`).toBeLessThanOrEqual(late);
+      }
+      if (e.maxReadCursor === null) {
+        expect(wm, `${e.table}/reverse read nothing: its watermark stays`).toBe(e.watermarkBefore);
+      } else if (model.variant.clock === 'explicit') {
+        expect(wm, `${e.table}/reverse watermark = newest cursor read`).toBe(e.maxReadCursor);
+      } else {
+        // Server clock: the in-flight clamp may hold it lower, never higher than what was read.
+        expect(wm, `${e.table}/reverse watermark`).not.toBeNull();
+        expect(wm as number, `${e.table}/reverse watermark <= newest cursor read`).toBeLessThanOrEqual(e.maxReadCursor);
+        model.watermark[e.table] = wm;
+      }
+    }
+  }
+
+  /** Invariants that hold after every command. */
+  async checkInvariants(): Promise<void> {
+    const { model, sides } = this;
+    const actual = await snapshot(sides.desktop, sides.cloud);
+    const expected = expectedSnapshot(model);
+    // Mobile-owned rows on the cloud change only when the phone changes them: forward never does.
+    expect(mobileRows(actual), 'mobile-owned cloud rows (forward must never change or delete them)').toEqual(mobileRows(expected));
+    expect(actual, 'both databases hold what the model says').toEqual(expected);
+    await this.checkCounts();
+
+    const wms = await reverseWatermarks(sides.desktop);
+    for (const table of TABLES) {
+      const wm = wms[table];
+      if (wm === null) continue;
+      const max = await maxMobileCursor(sides.cloud, table);
+      expect(max, `${table}: a reverse watermark exists, so a mobile row was read`).not.toBeNull();
+      expect(wm, `${table}: reverse watermark <= max(greatest(updated_at, created_at)) of mobile rows on the cloud`).toBeLessThanOrEqual(max as number);
+    }
+    for (const w of await forwardWatermarks(sides.cloud)) expect(w, 'forward has no cursor columns on the desktop: no watermark').toBeNull();
+
+    for (const [side, client, direction] of [['cloud', sides.cloud, 'forward'], ['desktop', sides.desktop, 'reverse']] as const) {
+      const runs = (await runsOn(client)).map((r) => `${r.run_id} ${r.table_name}/${r.direction} attempt ${r.attempt} ${r.status}`).sort();
+      const want = model.executed.filter((e) => e.direction === direction).map((e) => `${e.runId} ${e.table}/${e.direction} attempt 1 succeeded`).sort();
+      expect(runs, `runs on ${side}: one succeeded row per executed step`).toEqual(want);
+    }
+  }
+
+  /** Keys are unique on both sides and the row counts are the model's (no duplicates, nothing extra). */
+  private async checkCounts(): Promise<void> {
+    for (const [side, client] of [['desktop', this.sides.desktop], ['cloud', this.sides.cloud]] as const) {
+      for (const table of TABLES) {
+        const key = table === 'client' ? 'client_id' : 'job_id';
+        const got = await client.query<{ n: number; keys: number }>(`SELECT count(*)::int AS n, count(DISTINCT ${key})::int AS keys FROM ${table}`);
+        const size = this.model[side][table].size;
+        expect(got.rows[0], `${side}.${table}: row count and distinct keys`).toEqual({ n: size, keys: size });
+      }
+    }
+  }
+
+  /**
+   * After two quiescent `both` runs, per the ownership policy: both sides hold every key ever written;
+   * desktop-owned rows are identical on the cloud (as 'D'); mobile rows are identical on the desktop,
+   * except a desktop edit of a mobile row that no later mobile version overwrote, or an insert-only
+   * conflict (which must then be in rejects). Nothing else is left in rejects.
+   */
+  private async checkConverged(): Promise<void> {
+    const { model } = this;
+    const s: Snapshot = await snapshot(this.sides.desktop, this.sides.cloud);
+    const conflicts = new Set(s.rejects.filter((r) => r.reason === 'conflict').map((r) => `${r.table}/${r.direction}/${r.key}`));
+    expect(s.rejects.filter((r) => r.reason !== 'conflict'), 'no row left in rejects after two quiescent runs').toEqual([]);
+    if (model.variant.reverseJob === 'upsert') expect([...conflicts], 'no conflicts without insert-only').toEqual([]);
+    for (const table of TABLES) {
+      const written = [...model.written[table]].sort((a, b) => a - b);
+      expect(Object.keys(s.desktop[table]).map(Number), `${table}: every key written reached the desktop`).toEqual(written);
+      expect(Object.keys(s.cloud[table]).map(Number), `${table}: every key written reached the cloud`).toEqual(written);
+      for (const key of written) {
+        const { source, cursor: _cursor, ...cloudData } = s.cloud[table][key] ?? {};
+        const desktopData = s.desktop[table][key];
+        const conflictKey = `${table}/reverse/${JSON.stringify({ [table === 'client' ? 'client_id' : 'job_id']: String(key) })}`;
+        if (source === 'D') {
+          expect(desktopData, `${table} ${key}: desktop-owned row identical on the cloud`).toEqual(cloudData);
+        } else if (model.desktopEditedMobile[table].has(key) || conflicts.has(conflictKey)) {
+          continue;
+        } else {
+          expect(source, `${table} ${key}: origin on the cloud`).toBe('M');
+          expect(desktopData, `${table} ${key}: mobile row identical on the desktop`).toEqual(cloudData);
+        }
+      }
+    }
+    for (const c of conflicts) {
+      const [table, , key] = c.split('/') as [TableName, Direction, string];
+      const id = Number(Object.values(JSON.parse(key) as Record<string, string>)[0]);
+      expect(s.cloud[table][id]?.source, `conflict ${c} is a mobile row`).toBe('M');
+    }
+  }
+}
+
+function mobileRows(s: Snapshot): Record<string, Record<number, Record<string, unknown>>> {
+  const out: Record<string, Record<number, Record<string, unknown>>> = {};
+  for (const table of TABLES) {
+    out[table] = Object.fromEntries(Object.entries(s.cloud[table]).filter(([, row]) => row.source === 'M'));
+  }
+  return out;
+}

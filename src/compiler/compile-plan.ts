@@ -77,7 +77,8 @@ export function compilePlan(
   };
 }
 
-function selectTables(config: ResolvedConfig, names: readonly string[]): ResolvedTable[] {
+/** The configured tables `--table` names (all when none), or a CompileError naming the unknown ones. */
+export function selectTables(config: ResolvedConfig, names: readonly string[]): ResolvedTable[] {
   if (names.length === 0) return [...config.tables];
   const known = config.tables.map((t) => t.name);
   const unknown = names.filter((n) => !known.includes(n));

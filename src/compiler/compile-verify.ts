@@ -1,8 +1,7 @@
 import type { Direction, QualifiedName, ResolvedConfig, ResolvedOrigin, ResolvedTable } from '../config/types.js';
-import { didYouMean } from '../config/suggest.js';
 import type { Catalog, CatalogColumn, CatalogTable } from './catalog.js';
 import { checkCatalogs } from './check-catalog.js';
-import { CompileError } from './compile-plan.js';
+import { CompileError, selectTables } from './compile-plan.js';
 import { syncedColumns } from './columns.js';
 import type { PlanStatement } from './plan-types.js';
 import { displayName } from './quote-ident.js';
@@ -73,20 +72,6 @@ export function compileVerify(config: ResolvedConfig, catalogs: Readonly<Record<
   }
   const { from, to } = config.forward;
   return { config: config.file, from, to, tables: selected.map((t) => compileTable(config, catalogs, t)) };
-}
-
-function selectTables(config: ResolvedConfig, names: readonly string[]): ResolvedTable[] {
-  if (names.length === 0) return [...config.tables];
-  const known = config.tables.map((t) => t.name);
-  const unknown = names.filter((n) => !known.includes(n));
-  if (unknown.length > 0) {
-    throw new CompileError(
-      `--table names ${unknown.map((n) => `"${n}"`).join(', ')}, not in ${config.file}`,
-      [],
-      unknown.map((n) => didYouMean(n, known)).filter((h) => h !== '').join(' ') || `tables: ${known.join(', ')}`,
-    );
-  }
-  return config.tables.filter((t) => names.includes(t.name));
 }
 
 function compileTable(config: ResolvedConfig, catalogs: Readonly<Record<string, Catalog>>, table: ResolvedTable): VerifyTable {

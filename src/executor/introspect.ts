@@ -3,27 +3,20 @@ import type { Catalog, CatalogTable } from '../compiler/catalog.js';
 import { quoteQualified } from '../compiler/quote-ident.js';
 import type { ResolvedConfig } from '../config/types.js';
 
-// One round trip per database: every configured table, resolved through the search_path like the
-// statements that will use it, with columns, unique keys and foreign keys as JSON.
-const CATALOG_SQL = `
-WITH wanted AS (
-  SELECT w.ord, to_regclass(w.req) AS oid
-  FROM unnest($1::text[]) WITH ORDINALITY AS w(req, ord)
-)
-SELECT w.ord,
-       current_setting('server_version_num')::int AS version,
-       n.nspname AS schema,
-       c.relname AS name,
-       c.relkind AS kind,
+/**
+ * Columns, primary key, unique keys and foreign keys of the relation `c` (a pg_class row), as JSON:
+ * the select-list shared by `introspect` and init's `listTables`. Constant SQL, no values.
+ */
+export const RELATION_DETAILS_SQL = `
        (SELECT coalesce(json_agg(json_build_object(
                   'name', a.attname,
                   'type', format_type(a.atttypid, a.atttypmod),
-                  'category', t.typcategory,
+                  'category', ty.typcategory,
                   'notNull', a.attnotnull,
                   'hasDefault', a.atthasdef OR a.attidentity <> '',
                   'generated', a.attgenerated <> '',
                   'identity', a.attidentity) ORDER BY a.attnum), '[]'::json)
-          FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+          FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid
          WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
        (SELECT array_to_json(array_agg(a.attname ORDER BY k.i))
           FROM pg_index i
@@ -51,7 +44,21 @@ SELECT w.ord,
           FROM pg_constraint f
           JOIN pg_class rc ON rc.oid = f.confrelid
           JOIN pg_namespace rn ON rn.oid = rc.relnamespace
-         WHERE f.conrelid = c.oid AND f.contype = 'f') AS foreign_keys
+         WHERE f.conrelid = c.oid AND f.contype = 'f') AS foreign_keys`;
+
+// One round trip per database: every configured table, resolved through the search_path like the
+// statements that will use it, with columns, unique keys and foreign keys as JSON.
+const CATALOG_SQL = `
+WITH wanted AS (
+  SELECT w.ord, to_regclass(w.req) AS oid
+  FROM unnest($1::text[]) WITH ORDINALITY AS w(req, ord)
+)
+SELECT w.ord,
+       current_setting('server_version_num')::int AS version,
+       n.nspname AS schema,
+       c.relname AS name,
+       c.relkind AS kind,
+       ${RELATION_DETAILS_SQL}
   FROM wanted w
   LEFT JOIN pg_class c ON c.oid = w.oid
   LEFT JOIN pg_namespace n ON n.oid = c.relnamespace

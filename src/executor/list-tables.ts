@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { CatalogTable } from '../compiler/catalog.js';
 import type { DatabaseListing, ListedTable } from '../init/database-listing.js';
 import { compareText } from '../init/detect-columns.js';
+import { RELATION_DETAILS_SQL } from './introspect.js';
 
 // One round trip: every ordinary and partitioned table outside the system schemas, the schemas
 // given in $1 and extension-owned tables (such as PostGIS's spatial_ref_sys), with the same
@@ -13,42 +14,7 @@ SELECT current_setting('server_version_num')::int AS version,
                  c.relname AS name,
                  c.relkind AS kind,
                  pg_table_is_visible(c.oid) AS visible,
-                 (SELECT coalesce(json_agg(json_build_object(
-                            'name', a.attname,
-                            'type', format_type(a.atttypid, a.atttypmod),
-                            'category', ty.typcategory,
-                            'notNull', a.attnotnull,
-                            'hasDefault', a.atthasdef OR a.attidentity <> '',
-                            'generated', a.attgenerated <> '') ORDER BY a.attnum), '[]'::json)
-                    FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid
-                   WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
-                 (SELECT array_to_json(array_agg(a.attname ORDER BY k.i))
-                    FROM pg_index i
-                    CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, i)
-                    JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-                   WHERE i.indrelid = c.oid AND i.indisprimary) AS primary_key,
-                 (SELECT coalesce(json_agg(cols), '[]'::json) FROM (
-                    SELECT (SELECT array_to_json(array_agg(a.attname ORDER BY k.i))
-                              FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, i)
-                              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum) AS cols
-                      FROM pg_index i
-                     WHERE i.indrelid = c.oid AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
-                     ORDER BY i.indexrelid) u) AS unique_keys,
-                 (SELECT coalesce(json_agg(json_build_object(
-                            'name', f.conname,
-                            'columns', (SELECT array_to_json(array_agg(a.attname ORDER BY k.i))
-                                          FROM unnest(f.conkey) WITH ORDINALITY AS k(attnum, i)
-                                          JOIN pg_attribute a ON a.attrelid = f.conrelid AND a.attnum = k.attnum),
-                            'refSchema', rn.nspname,
-                            'refTable', rc.relname,
-                            'refColumns', (SELECT array_to_json(array_agg(a.attname ORDER BY k.i))
-                                             FROM unnest(f.confkey) WITH ORDINALITY AS k(attnum, i)
-                                             JOIN pg_attribute a ON a.attrelid = f.confrelid AND a.attnum = k.attnum))
-                            ORDER BY f.conname), '[]'::json)
-                    FROM pg_constraint f
-                    JOIN pg_class rc ON rc.oid = f.confrelid
-                    JOIN pg_namespace rn ON rn.oid = rc.relnamespace
-                   WHERE f.conrelid = c.oid AND f.contype = 'f') AS foreign_keys
+                 ${RELATION_DETAILS_SQL}
             FROM pg_class c
             JOIN pg_namespace n ON n.oid = c.relnamespace
            WHERE c.relkind IN ('r', 'p')

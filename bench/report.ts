@@ -137,7 +137,7 @@ export function stepsTable(steps: readonly StepSummary[]): string {
 }
 
 /** The header every result file starts with. */
-export function factsSection(facts: MachineFacts): string {
+export function factsSection(facts: MachineFacts, withBaseline = true): string {
   return [
     `- command: \`${facts.commandLine}\``,
     `- started: ${facts.startedAt}; commit ${facts.commit}`,
@@ -145,6 +145,6 @@ export function factsSection(facts: MachineFacts): string {
     `- servers: ${facts.servers}`,
     `- load average (1 / 5 / 15 min) at start: ${facts.loadStart}; at end: ${facts.loadEnd} — on ${facts.cores} cores; other work on the machine shows up here and in the timings`,
     `- peak RSS: ${facts.rssMethod}`,
-    `- bisync times are wall time of the whole process as a user runs it, including Node start-up and config/catalog reading (\`bisync --version\` alone: ${facts.startupSeconds.toFixed(2)} s); the baseline is timed from opening its two connections to closing them`,
+    `- bisync times are wall time of the whole process as a user runs it, including Node start-up and config/catalog reading (\`bisync --version\` alone: ${facts.startupSeconds.toFixed(2)} s)${withBaseline ? '; the baseline is timed from opening its two connections to closing them' : ''}`,
   ].join('\n');
 }

@@ -114,7 +114,7 @@ async function runCases(options: BenchOptions, ctx: Omit<CaseContext, 'desktopRo
 async function runMemoryCheck(options: BenchOptions, ctx: Omit<CaseContext, 'desktopRows'>, factsAt: () => Promise<MachineFacts>): Promise<number> {
   const result = await memoryCheck(ctx, options.memoryScales, options.runs);
   const facts = await factsAt();
-  const document = [`## Memory check: full forward at SF=${options.memoryScales.join(', ')}, --concurrency ${options.concurrency}`, factsSection(facts), result.table, result.verdict].join('\n\n');
+  const document = [`## Memory check: full forward at SF=${options.memoryScales.join(', ')}, --concurrency ${options.concurrency}`, factsSection(facts, false), result.table, result.verdict].join('\n\n');
   process.stdout.write(`${document}\n`);
   writeResult(options.out, document);
   return result.passed ? 0 : 1;

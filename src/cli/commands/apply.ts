@@ -15,7 +15,7 @@ export function registerApply(program: Command, ctx: CliContext): void {
     .addOption(modeOption())
     .option('--dry-run', 'run every step in a transaction that rolls back, and report what would change')
     .option('--allow-deletes', 'let deletes: mirror remove more than max_delete_fraction')
-    .option('--concurrency <n>', 'steps run at once; `after` dependencies and forward-before-reverse always hold', parseConcurrency, 1)
+    .option('--concurrency <n>', 'steps run at once; `after` dependencies and forward-before-reverse always hold', parseConcurrency, 2)
     .action(
       async (
         flags: { direction: DirectionOption; table?: string[]; mode: ModeOption; dryRun?: boolean; allowDeletes?: boolean; concurrency: number },

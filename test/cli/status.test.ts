@@ -1,27 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { StepStatus } from '../../src/commands/status.js';
-import { apply, envFor, query, runCli, testConfig, writeConfig } from '../harness/bisync.js';
+import { apply, envFor, query, runCli, testConfig } from '../harness/bisync.js';
 import { useFreshDatabases } from '../harness/fresh-databases.js';
-import { createJobsSchema, seedDesktop } from '../executor/jobs-fixture.js';
-
-const CONFIG = `
-version: 1
-databases:
-  desktop:
-    url: \${DESKTOP_DATABASE_URL}
-  cloud:
-    url: \${CLOUD_DATABASE_URL}
-forward: { from: desktop, to: cloud }
-defaults:
-  origin: { column: source, forward: D, reverse: M }
-  timestamps: { cloud: [updated_at, created_at] }
-tables:
-  - name: client
-    primary_key: [client_id]
-  - name: job
-    primary_key: [job_id]
-    after: [client]
-`;
+import { createJobsSchema, jobsConfigFile, seedDesktop } from '../executor/jobs-fixture.js';
 
 describe('bisync status', () => {
   const dbs = useFreshDatabases('status');
@@ -38,7 +19,7 @@ describe('bisync status', () => {
   it('before any run: every step has never run, and status itself creates nothing', async () => {
     await createJobsSchema(dbs);
     await seedDesktop(dbs, 2, 10);
-    file = writeConfig(CONFIG);
+    file = jobsConfigFile();
 
     const steps = await status();
 

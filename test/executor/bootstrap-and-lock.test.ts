@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { apply, envFor, query, runCli, writeConfig } from '../harness/bisync.js';
+import { apply, envFor, query, runCli } from '../harness/bisync.js';
 import { useFreshDatabases } from '../harness/fresh-databases.js';
-import { createJobsSchema, jobsConfig, seedDesktop } from './jobs-fixture.js';
+import { createJobsSchema, jobsConfig, jobsConfigFile, seedDesktop } from './jobs-fixture.js';
 
 const schemaTables = async (url: string, schema: string): Promise<string[]> =>
   (await query<{ t: string }>(url, `SELECT tablename AS t FROM pg_tables WHERE schemaname = $1 ORDER BY 1`, [schema])).map((r) => r.t);
@@ -40,24 +40,7 @@ describe('seed 004: bisync creates its own state on first use, idempotently and 
   it('a second run of the same step while the first holds it exits 3 and changes nothing; nothing is duplicated', async () => {
     const config = await jobsConfig(dbs);
     await query(dbs.desktopUrl, `INSERT INTO job (job_id, client_id, title, status) VALUES (300, 1, 'new', 'open')`);
-    const file = writeConfig(`
-version: 1
-databases:
-  desktop:
-    url: \${DESKTOP_DATABASE_URL}
-  cloud:
-    url: \${CLOUD_DATABASE_URL}
-forward: { from: desktop, to: cloud }
-defaults:
-  origin: { column: source, forward: D, reverse: M }
-  timestamps: { cloud: [updated_at, created_at] }
-tables:
-  - name: client
-    primary_key: [client_id]
-  - name: job
-    primary_key: [job_id]
-    after: [client]
-`);
+    const file = jobsConfigFile();
     let second: Awaited<ReturnType<typeof runCli>> | undefined;
     const first = await apply(config, {
       direction: 'forward',

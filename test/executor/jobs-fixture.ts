@@ -30,10 +30,10 @@ export interface JobsConfigOptions {
   jobExtra?: string;
 }
 
-/** The config for the jobs slice: both tables synced both ways, origin rule source D/M. */
-export async function jobsConfig(dbs: TestDatabases, options: JobsConfigOptions = {}): Promise<ResolvedConfig> {
+/** The YAML of the jobs slice: both tables synced both ways, origin rule source D/M. */
+export function jobsConfigYaml(options: JobsConfigOptions = {}): string {
   const timestamps = options.desktopCursor === true ? '{ desktop: [updated_at], cloud: [updated_at, created_at] }' : '{ cloud: [updated_at, created_at] }';
-  const file = writeConfig(`
+  return `
 version: 1
 databases:
   desktop:
@@ -55,8 +55,17 @@ tables:
     direction: both
     after: [client]
 ${options.jobExtra ?? ''}
-`);
-  return await testConfig(file, dbs);
+`;
+}
+
+/** The jobs slice config written to a fresh temp file (for the CLI); returns its path. */
+export function jobsConfigFile(options: JobsConfigOptions = {}): string {
+  return writeConfig(jobsConfigYaml(options));
+}
+
+/** The jobs slice config, loaded with the test databases' URLs. */
+export async function jobsConfig(dbs: TestDatabases, options: JobsConfigOptions = {}): Promise<ResolvedConfig> {
+  return await testConfig(jobsConfigFile(options), dbs);
 }
 
 /** Insert desktop clients 1..n and jobs 1..m (job i belongs to client 1 + i % n). */

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { apply, envFor, query, runCli, writeConfig } from '../harness/bisync.js';
+import { apply, envFor, query, runCli } from '../harness/bisync.js';
 import { createDatabases, useFreshDatabases } from '../harness/fresh-databases.js';
 import type { TestDatabases } from '../harness/fresh-databases.js';
-import { createJobsSchema, jobsConfig, seedDesktop } from './jobs-fixture.js';
+import { createJobsSchema, jobsConfig, jobsConfigFile, seedDesktop } from './jobs-fixture.js';
 
 type Reject = { key: Record<string, string>; reason: string; error_code: string | null; attempts: number };
 const rejects = async (url: string): Promise<Reject[]> =>
@@ -96,7 +96,7 @@ describe('guards: a step that would lose the other side\'s rows, or delete too m
     );
     await query(dbs.desktopUrl, `INSERT INTO job (job_id, client_id, title, status) VALUES (6, 1, 'new desktop job', 'open')`);
 
-    const cli = await runCli(['apply', '--config', jobsFile(), '--direction', 'forward', '--table', 'job', '--log-level', 'error'], envFor(dbs));
+    const cli = await runCli(['apply', '--config', jobsConfigFile(), '--direction', 'forward', '--table', 'job', '--log-level', 'error'], envFor(dbs));
 
     expect(cli.code).toBe(4);
     expect(cli.stdout).toMatch(/refused: rows on cloud owned by the other side would drop from 1 to 0/);
@@ -136,24 +136,3 @@ describe('guards: a step that would lose the other side\'s rows, or delete too m
 
 const countJobs = async (dbs: TestDatabases): Promise<number> =>
   (await query<{ n: number }>(dbs.cloudUrl, 'SELECT count(*)::int AS n FROM job'))[0]?.n ?? -1;
-
-function jobsFile(): string {
-  return writeConfig(`
-version: 1
-databases:
-  desktop:
-    url: \${DESKTOP_DATABASE_URL}
-  cloud:
-    url: \${CLOUD_DATABASE_URL}
-forward: { from: desktop, to: cloud }
-defaults:
-  origin: { column: source, forward: D, reverse: M }
-  timestamps: { cloud: [updated_at, created_at] }
-tables:
-  - name: client
-    primary_key: [client_id]
-  - name: job
-    primary_key: [job_id]
-    after: [client]
-`);
-}

@@ -2,30 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { envFor, query, runCli, writeConfig } from '../harness/bisync.js';
 import type { CliResult } from '../harness/bisync.js';
 import { useFreshDatabases } from '../harness/fresh-databases.js';
-import { createJobsSchema, seedDesktop } from '../executor/jobs-fixture.js';
+import { createJobsSchema, jobsConfigFile, jobsConfigYaml, seedDesktop } from '../executor/jobs-fixture.js';
 
 // A password with characters that need URL encoding, so both spellings are searched for.
 const PASSWORD = 'S3cr3t:p@ss/w0rd%!';
 const ENCODED = encodeURIComponent(PASSWORD);
-
-const CONFIG = `
-version: 1
-databases:
-  desktop:
-    url: \${DESKTOP_DATABASE_URL}
-  cloud:
-    url: \${CLOUD_DATABASE_URL}
-forward: { from: desktop, to: cloud }
-defaults:
-  origin: { column: source, forward: D, reverse: M }
-  timestamps: { cloud: [updated_at, created_at] }
-tables:
-  - name: client
-    primary_key: [client_id]
-  - name: job
-    primary_key: [job_id]
-    after: [client]
-`;
 
 function expectNoSecret(result: CliResult): void {
   for (const text of [result.stdout, result.stderr]) {
@@ -52,7 +33,7 @@ describe('passwords never appear in logs, errors, plans, --json output or runs r
     for (const url of [dbs.desktopUrl, dbs.cloudUrl]) {
       await query(url, `DO $$ BEGIN CREATE ROLE bisync_secret LOGIN SUPERUSER PASSWORD '${PASSWORD.replace(/'/g, "''")}'; EXCEPTION WHEN duplicate_object THEN NULL; END $$`);
     }
-    const file = writeConfig(CONFIG);
+    const file = jobsConfigFile();
     const results: CliResult[] = [];
     results.push(await runCli(['validate', '--live', '--config', file], env()));
     results.push(await runCli(['validate', '--live', '--json', '--config', file], env()));
@@ -78,7 +59,7 @@ describe('passwords never appear in logs, errors, plans, --json output or runs r
   });
 
   it('through connection failures: wrong password, unknown database, nothing listening', async () => {
-    const file = writeConfig(CONFIG);
+    const file = jobsConfigFile();
     const wrong = new URL(dbs.cloudUrl);
     wrong.username = 'bisync_secret';
     wrong.password = encodeURIComponent(`${PASSWORD}-wrong`);
@@ -96,7 +77,7 @@ describe('passwords never appear in logs, errors, plans, --json output or runs r
   });
 
   it('through config errors that involve a URL holding a password', async () => {
-    const file = writeConfig(CONFIG.replace('forward: { from: desktop, to: cloud }', 'forward: { from: desktop, to: clod }'));
+    const file = writeConfig(jobsConfigYaml().replace('forward: { from: desktop, to: cloud }', 'forward: { from: desktop, to: clod }'));
     const result = await runCli(['validate', '--json', '--config', file], { ...env(), DESKTOP_DATABASE_URL: `mysql://u:${ENCODED}@host/db` });
     expect(result.code).toBe(2);
     expectNoSecret(result);

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { compileStatus } from '../compiler/compile-status.js';
 import type { ResolvedConfig } from '../config/types.js';
+import { ExitCode } from '../errors.js';
 import { stateExists } from '../executor/bootstrap.js';
 import { Databases } from '../executor/databases.js';
 import { run } from '../executor/statements.js';
@@ -25,7 +26,10 @@ export interface StepStatus {
     deleted: number;
     error: string | null;
   } | null;
+  /** Rows in rejects for this step (reason error), retried by every run until they apply. */
   pendingRejects: number;
+  /** insert-only conflicts recorded in rejects (reason conflict). */
+  pendingConflicts: number;
   /** Rows on the source newer than the watermark; null when the source has no cursor columns. */
   waiting: number | null;
 }
@@ -46,10 +50,38 @@ interface LastRunRow {
   deleted: string | null;
   error: string | null;
   pending_rejects: string;
+  pending_conflicts: string;
 }
 
-/** `bisync status`: per step, watermark, last run, pending rejects and rows waiting. Read-only. */
-export async function statusCommand(config: ResolvedConfig, tables: readonly string[]): Promise<StepStatus[]> {
+export interface StatusReport {
+  /** False when a step needs its owner: its last run did not succeed, or rejects or conflicts are pending. */
+  ok: boolean;
+  steps: StepStatus[];
+  /** One sentence per thing that needs the owner (empty when ok). */
+  attention: string[];
+  /** 1 when not ok (SPEC §3: status exits 1 when a step's last run failed or rows are pending), else 0. */
+  exitCode: number;
+}
+
+/** Last-run results that need the owner. */
+const UNSUCCESSFUL = new Set(['failed', 'refused', 'interrupted']);
+
+/** What needs the owner in these steps, one sentence each. */
+export function attentionOf(steps: readonly StepStatus[]): string[] {
+  const out: string[] = [];
+  for (const s of steps) {
+    const name = `${s.table} ${s.direction}`;
+    if (s.lastRun !== null && UNSUCCESSFUL.has(s.lastRun.status)) {
+      out.push(`${name}: last run ${s.lastRun.status} at ${s.lastRun.finishedAt}${s.lastRun.error === null ? '' : `: ${s.lastRun.error}`}`);
+    }
+    if (s.pendingRejects > 0) out.push(`${name}: ${s.pendingRejects} rejected row${s.pendingRejects === 1 ? '' : 's'} pending (bisync rejects --table ${s.table})`);
+    if (s.pendingConflicts > 0) out.push(`${name}: ${s.pendingConflicts} conflict${s.pendingConflicts === 1 ? '' : 's'} pending (bisync rejects --table ${s.table})`);
+  }
+  return out;
+}
+
+/** `bisync status`: per step, watermark, last run whatever its result, pending rejects and rows waiting. Read-only. */
+export async function statusCommand(config: ResolvedConfig, tables: readonly string[]): Promise<StatusReport> {
   const { catalogs } = await readCatalogs(config);
   const plan = compileStatus(config, catalogs, tables);
   const dbs = new Databases(config);
@@ -95,10 +127,12 @@ export async function statusCommand(config: ResolvedConfig, tables: readonly str
                 error: row.error,
               },
         pendingRejects: Number(row?.pending_rejects ?? 0),
+        pendingConflicts: Number(row?.pending_conflicts ?? 0),
         waiting,
       });
     }
-    return result;
+    const attention = attentionOf(result);
+    return { ok: attention.length === 0, steps: result, attention, exitCode: attention.length === 0 ? ExitCode.ok : ExitCode.stepFailed };
   } finally {
     await dbs.close();
   }

@@ -1,5 +1,5 @@
 import type { Catalog } from '../compiler/catalog.js';
-import { checkCatalogs } from '../compiler/check-catalog.js';
+import { checkCatalogs, checkGrants } from '../compiler/check-catalog.js';
 import type { LiveProblem } from '../compiler/check-catalog.js';
 import type { StateSnapshot } from '../compiler/compile-plan.js';
 import type { Direction, ResolvedConfig } from '../config/types.js';
@@ -39,6 +39,6 @@ export async function validateLive(config: ResolvedConfig): Promise<LiveReport> 
   const { catalogs } = await readCatalogs(config);
   return {
     databases: Object.values(catalogs).map((c) => ({ name: c.database, serverVersion: c.serverVersion })),
-    problems: checkCatalogs(config, catalogs),
+    problems: [...checkCatalogs(config, catalogs), ...checkGrants(config, catalogs)],
   };
 }

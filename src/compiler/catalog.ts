@@ -32,6 +32,8 @@ export interface CatalogTable {
   /** Column sets of unique, non-partial, non-expression indexes (the primary key included). */
   readonly uniqueKeys: readonly (readonly string[])[];
   readonly foreignKeys: readonly CatalogForeignKey[];
+  /** What the connecting role may do on the table (absent when not introspected). */
+  readonly privileges?: { readonly select: boolean; readonly insert: boolean; readonly update: boolean; readonly delete: boolean };
 }
 
 export interface Catalog {

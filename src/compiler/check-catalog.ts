@@ -121,6 +121,40 @@ function checkTable(config: ResolvedConfig, table: ResolvedTable, catalogs: Read
   return problems;
 }
 
+/**
+ * The privileges each step needs that the connecting role lacks (SELECT on F; SELECT, INSERT,
+ * UPDATE, and DELETE for mirror deletes, on T). Not a reason to refuse a plan — the step fails
+ * with the same message — but `validate --live` says it before the night does.
+ */
+export function checkGrants(config: ResolvedConfig, catalogs: Readonly<Record<string, Catalog>>): LiveProblem[] {
+  const problems: LiveProblem[] = [];
+  for (const table of config.tables) {
+    for (const direction of table.directions) {
+      const { from: source, to: target } = direction === 'forward' ? config.forward : config.reverse;
+      const needs: [string, readonly ('select' | 'insert' | 'update' | 'delete')[]][] = [
+        [source, ['select']],
+        [target, ['select', 'insert', 'update', ...(direction === 'forward' && table.deletes === 'mirror' ? (['delete'] as const) : [])]],
+      ];
+      for (const [db, wanted] of needs) {
+        const found = catalogs[db]?.tables[table.name];
+        const granted = found?.privileges;
+        if (found === null || found === undefined || granted === undefined) continue;
+        const missing = wanted.filter((p) => !granted[p]).map((p) => p.toUpperCase());
+        if (missing.length === 0) continue;
+        problems.push({
+          table: table.name,
+          database: db,
+          relation: `${found.schema}.${found.name}`,
+          location: table.location,
+          message: `the ${direction} step needs ${missing.join(', ')} on this table, which the role bisync connects as does not have`,
+          hint: `GRANT ${missing.join(', ')} ON ${found.schema}.${found.name} TO <the role in the ${db} URL>`,
+        });
+      }
+    }
+  }
+  return problems;
+}
+
 function column(table: CatalogTable | undefined, name: string | undefined): CatalogColumn | undefined {
   return table?.columns.find((c) => c.name === name);
 }

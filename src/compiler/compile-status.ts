@@ -21,10 +21,12 @@ export interface StatusPlan {
 
 /** The read-only queries of `bisync status`. Pure: the executor runs them. */
 export function compileStatus(config: ResolvedConfig, catalogs: Readonly<Record<string, Catalog>>, tables: readonly string[]): StatusPlan {
-  const lastRuns = (['forward', 'reverse'] as const).map((direction) => {
+  const lastRuns = (['forward', 'reverse'] as const).flatMap((direction) => {
     const database = direction === 'forward' ? config.forward.to : config.forward.from;
-    const { sql, params } = renderSql('status-last-run', { schema: config.stateSchema, direction });
-    return { database, direction, statement: { kind: 'status-last-run', side: 'target' as const, purpose: 'last runs and pending rejects', sql, params } };
+    const names = config.tables.filter((t) => t.directions.includes(direction) && (tables.length === 0 || tables.includes(t.name))).map((t) => t.name);
+    if (names.length === 0) return [];
+    const { sql, params } = renderSql('status-last-run', { schema: config.stateSchema, direction, tables: JSON.stringify(names) });
+    return [{ database, direction, statement: { kind: 'status-last-run', side: 'target' as const, purpose: 'last runs and pending rejects', sql, params } }];
   });
   const steps: StatusStep[] = [];
   for (const direction of ['forward', 'reverse'] as const) {

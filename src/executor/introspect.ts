@@ -58,6 +58,11 @@ SELECT w.ord,
        n.nspname AS schema,
        c.relname AS name,
        c.relkind AS kind,
+       CASE WHEN c.oid IS NOT NULL THEN json_build_object(
+         'select', has_table_privilege(c.oid, 'SELECT'),
+         'insert', has_table_privilege(c.oid, 'INSERT'),
+         'update', has_table_privilege(c.oid, 'UPDATE'),
+         'delete', has_table_privilege(c.oid, 'DELETE')) END AS privileges,
        ${RELATION_DETAILS_SQL}
   FROM wanted w
   LEFT JOIN pg_class c ON c.oid = w.oid
@@ -74,6 +79,7 @@ interface CatalogRow {
   primary_key: string[] | null;
   unique_keys: string[][] | null;
   foreign_keys: CatalogTable['foreignKeys'] | null;
+  privileges: CatalogTable['privileges'] | null;
 }
 
 /** Read the catalog of every configured table on one database (read-only, one query). */
@@ -98,6 +104,7 @@ export async function introspect(client: pg.ClientBase, config: ResolvedConfig, 
             primaryKey: row.primary_key,
             uniqueKeys: row.unique_keys ?? [],
             foreignKeys: row.foreign_keys ?? [],
+            ...(row.privileges === null ? {} : { privileges: row.privileges }),
           };
   });
   return { database, serverVersion: result.rows[0]?.version ?? 0, tables };

@@ -3,11 +3,11 @@ import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import type { PlanStep } from '../compiler/plan-types.js';
-import { redact } from './connect.js';
 import { stateExists } from './bootstrap.js';
 import { abandon } from './databases.js';
 import type { Databases } from './databases.js';
 import { run, statement } from './statements.js';
+import { describeStepError, tagSide } from './step-error.js';
 
 export type StepStatus = 'succeeded' | 'failed' | 'locked' | 'refused' | 'replan';
 
@@ -172,7 +172,7 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     if (source !== undefined && copying) abandon(source);
     else if (source !== undefined && sourceOpen) await source.query('ROLLBACK').catch(() => undefined);
     const refused = error instanceof GuardRefusal;
-    const message = redact(error instanceof Error ? error.message : String(error), dbs.database(step.target).url);
+    const message = describeStepError(error, step, dbs);
     const code = (error as { code?: unknown }).code;
     const status = refused ? 'refused' : 'failed';
     if (!options.dryRun) await recordFailure(step, dbs, options, planHash, status, started, message);
@@ -201,6 +201,8 @@ async function copyBetween(
 ): Promise<number> {
   const out = source.query(copyTo(statement(step, 'copy-out').sql));
   const into = target.query(copyFrom(statement(step, 'copy-in').sql));
+  out.once('error', (error: unknown) => tagSide(error, 'source'));
+  into.once('error', (error: unknown) => tagSide(error, 'target'));
   let bytes = 0;
   let rows = 0;
   const counter = new Transform({

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { PlanStatement, PlanStep, Side } from '../compiler/plan-types.js';
+import { tagSide } from './step-error.js';
 
 /** Find the statement of `kind` (the first on `side`, when given) in a step's plan. */
 export function statement(step: PlanStep, kind: string, side?: Side, list: readonly PlanStatement[] = step.statements): PlanStatement {
@@ -17,12 +18,17 @@ export function values(s: PlanStatement, runtime: Readonly<Record<string, unknow
   });
 }
 
-/** Run one planned statement exactly as planned. */
+/** Run one planned statement exactly as planned; an error remembers which side it happened on. */
 export async function run<R extends pg.QueryResultRow = pg.QueryResultRow>(
   client: pg.ClientBase,
   s: PlanStatement,
   runtime: Readonly<Record<string, unknown>> = {},
 ): Promise<pg.QueryResult<R>> {
   const params = values(s, runtime);
-  return params.length === 0 ? await client.query<R>(s.sql) : await client.query<R>(s.sql, params);
+  try {
+    return params.length === 0 ? await client.query<R>(s.sql) : await client.query<R>(s.sql, params);
+  } catch (error) {
+    tagSide(error, s.side);
+    throw error;
+  }
 }

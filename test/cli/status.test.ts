@@ -8,9 +8,9 @@ describe('bisync status', () => {
   const dbs = useFreshDatabases('status');
   let file = '';
 
-  const status = async (): Promise<StepStatus[]> => {
+  const status = async (expectedCode = 0): Promise<StepStatus[]> => {
     const result = await runCli(['status', '--json', '--config', file], envFor(dbs));
-    expect(result.code).toBe(0);
+    expect(result.code).toBe(expectedCode);
     return (JSON.parse(result.stdout) as { steps: StepStatus[] }).steps;
   };
   const step = (steps: StepStatus[], table: string, direction: string): StepStatus | undefined =>
@@ -40,7 +40,8 @@ describe('bisync status', () => {
     await query(dbs.desktopUrl, `UPDATE job SET client_id = 12345 WHERE job_id = 99`);
     await apply(await config(file, dbs), { direction: 'forward' });
 
-    const steps = await status();
+    // A pending reject needs the owner: status exits 1.
+    const steps = await status(1);
 
     expect(step(steps, 'job', 'forward')).toMatchObject({ pendingRejects: 1, waiting: null, lastRun: { status: 'succeeded', mode: 'full', rejected: 1 } });
     const reverse = step(steps, 'job', 'reverse');

@@ -1,26 +1,27 @@
 import type { Command } from 'commander';
 import { statusCommand } from '../../commands/status.js';
-import type { StepStatus } from '../../commands/status.js';
+import type { StatusReport } from '../../commands/status.js';
 import { withCommonOptions } from '../context.js';
 import type { CliContext } from '../context.js';
 import { renderTable } from '../render.js';
 
 export function registerStatus(program: Command, ctx: CliContext): void {
   withCommonOptions(program.command('status'))
-    .description('per step: watermark, last run and result, pending rejects, rows waiting on the source; writes nothing')
+    .description('per step: watermark, last run and result, pending rejects, rows waiting on the source; exit 1 when something needs you; writes nothing')
     .option('--table <names...>', 'only these tables (config names)')
     .action(async (flags: { table?: string[] }, command: Command) => {
       const config = await ctx.config(command);
-      const steps = await statusCommand(config, flags.table ?? []);
-      if (ctx.json) ctx.printJson({ config: config.file, steps });
-      else ctx.print(statusText(steps));
+      const report = await statusCommand(config, flags.table ?? []);
+      if (ctx.json) ctx.printJson({ ok: report.ok, config: config.file, steps: report.steps, attention: report.attention });
+      else ctx.print(statusText(report));
+      ctx.exit(report.exitCode);
     });
 }
 
-function statusText(steps: readonly StepStatus[]): string {
+function statusText(report: StatusReport): string {
   const rows = [
-    ['table', 'direction', 'watermark', 'last run', 'result', 'mode', 'read', 'written', 'rejects pending', 'waiting'],
-    ...steps.map((s) => [
+    ['table', 'direction', 'watermark', 'last run', 'result', 'mode', 'read', 'written', 'rejects pending', 'conflicts', 'waiting'],
+    ...report.steps.map((s) => [
       s.table,
       `${s.direction} (${s.source} → ${s.target})`,
       s.watermark ?? '-',
@@ -30,9 +31,19 @@ function statusText(steps: readonly StepStatus[]): string {
       s.lastRun === null ? '-' : String(s.lastRun.read),
       s.lastRun === null ? '-' : String(s.lastRun.inserted + s.lastRun.updated + s.lastRun.deleted),
       String(s.pendingRejects),
+      String(s.pendingConflicts),
       s.waiting === null ? 'full compare' : String(s.waiting),
     ]),
   ];
-  const failures = steps.filter((s) => s.lastRun?.error !== null && s.lastRun?.error !== undefined).map((s) => `${s.table} ${s.direction}: last run ${s.lastRun?.status}: ${s.lastRun?.error}`);
-  return [renderTable(rows), ...failures, '', '"waiting" counts rows on the source newer than the watermark; "full compare" means the source has no cursor columns and every run reads it in full.'].join('\n');
+  const attention =
+    report.attention.length === 0
+      ? ["Nothing needs you: every step's last run succeeded and no rows are pending."]
+      : ['Needs you:', ...report.attention.map((a) => `  ${a}`)];
+  return [
+    renderTable(rows),
+    '',
+    ...attention,
+    '',
+    '"waiting" counts rows on the source newer than the watermark; "full compare" means the source has no cursor columns and every run reads it in full.',
+  ].join('\n');
 }

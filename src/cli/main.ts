@@ -4,6 +4,7 @@ import { registerApply } from './commands/apply.js';
 import { registerInit } from './commands/init.js';
 import { registerDemo } from './commands/demo.js';
 import { registerPlan } from './commands/plan.js';
+import { registerRejects } from './commands/rejects.js';
 import { registerStatus } from './commands/status.js';
 import { registerValidate } from './commands/validate.js';
 import { registerVerify } from './commands/verify.js';
@@ -27,6 +28,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   registerApply(program, ctx);
   registerInit(program, ctx);
   registerStatus(program, ctx);
+  registerRejects(program, ctx);
   registerDemo(program, ctx);
   registerVerify(program, ctx);
 

@@ -16,6 +16,8 @@ import { readCatalogs } from './validate.js';
 export interface ApplyOptions extends CompileOptions {
   dryRun: boolean;
   allowDeletes: boolean;
+  /** Exit 1 when any step of this run left rows in rejects (errors or insert-only conflicts). */
+  failOnRejects?: boolean;
   /** Steps run at once (default 1); dependencies and forward-before-reverse always hold. */
   concurrency?: number;
   /** Times a step that failed for a transient reason (connection lost, deadlock…) is run again (default 2). */
@@ -69,7 +71,7 @@ export async function applyCommand(config: ResolvedConfig, options: ApplyOptions
   } finally {
     await dbs.close();
   }
-  return { runId, planHash: plan.hash, dryRun: options.dryRun, steps: results, exitCode: exitCodeOf(results) };
+  return { runId, planHash: plan.hash, dryRun: options.dryRun, steps: results, exitCode: exitCodeOf(results, options.failOnRejects === true) };
 }
 
 /** One step, run again with backoff while it fails for a transient reason (bounded by `retries`). */
@@ -105,7 +107,11 @@ async function attempt(step: PlanStep, dbs: Databases, planHash: string, runId: 
     ...(options.afterRead === undefined ? {} : { afterRead: options.afterRead }),
     ...(options.duringCopy === undefined ? {} : { duringCopy: options.duringCopy }),
   });
-  const { table: _t, direction: _d, ...fields } = result;
+  for (const reject of result.newRejects ?? []) {
+    const key = Object.entries(reject.key).map(([k, v]) => `${k}=${v}`).join(', ');
+    log.warn({ key: reject.key, errorCode: reject.errorCode, dryRun: options.dryRun }, `${step.table} ${step.direction}: row ${key} rejected by ${step.target}: ${reject.error}`);
+  }
+  const { table: _t, direction: _d, newRejects: _n, ...fields } = result;
   if (result.status === 'failed' || result.status === 'refused') log.error(fields, `step ${result.status}`);
   else if (result.status === 'locked') log.warn(fields, 'another run holds this step; skipped');
   else log.info(fields, 'step finished');
@@ -128,10 +134,11 @@ async function bootstrapTargets(plan: Plan, dbs: Databases, config: ResolvedConf
   }
 }
 
-/** SPEC §3: 4 a guard refused, 3 a lock was held, 1 a step failed, else 0. */
-function exitCodeOf(results: readonly StepResult[]): number {
+/** SPEC §3: 4 a guard refused, 3 a lock was held, 1 a step failed (or, when asked, left rejects), else 0. */
+function exitCodeOf(results: readonly StepResult[], failOnRejects: boolean): number {
   if (results.some((r) => r.status === 'refused')) return ExitCode.guard;
   if (results.some((r) => r.status === 'locked')) return ExitCode.locked;
   if (results.some((r) => r.status === 'failed' || r.status === 'replan')) return ExitCode.stepFailed;
+  if (failOnRejects && results.some((r) => r.rejected > 0)) return ExitCode.stepFailed;
   return ExitCode.ok;
 }

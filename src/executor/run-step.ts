@@ -40,6 +40,15 @@ export interface StepResult extends StepCounts {
   currentWatermark?: string | null;
   /** How many times the step was run again after a transient failure. */
   retries?: number;
+  /** Rows this run recorded in rejects for the first time (the target refused them). */
+  newRejects?: NewReject[];
+}
+
+/** A row the target refused for the first time: its key and why. */
+export interface NewReject {
+  key: Record<string, string>;
+  errorCode: string;
+  error: string;
 }
 
 export interface StepOptions {
@@ -134,7 +143,8 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     counts = add(counts, { retried });
     const lastRow = Number((await run<{ last_row: string }>(target, statement(step, 'count-staged'))).rows[0]?.last_row ?? 0);
     await run(target, statement(step, 'analyze-staging'));
-    counts = add(counts, await mergeRange(target, step, 1, lastRow));
+    const newRejects: NewReject[] = [];
+    counts = add(counts, await mergeRange(target, step, 1, lastRow, newRejects));
 
     if (step.statements.some((s) => s.kind === 'mirror-deletes')) {
       const plan = (await run<{ would_delete: string; owned: string }>(target, statement(step, 'count-mirror-deletes'))).rows[0];
@@ -164,7 +174,14 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     await run(target, statement(step, 'record-run'), runRow(options, planHash, status, started, counts, watermarkAfter, null));
     if (options.dryRun) await target.query('ROLLBACK');
     else await run(target, statement(step, 'commit', 'target'));
-    return { ...base, ...counts, status: 'succeeded', watermarkAfter: options.dryRun ? step.watermark : watermarkAfter, durationMs: Date.now() - startedMs };
+    return {
+      ...base,
+      ...counts,
+      status: 'succeeded',
+      watermarkAfter: options.dryRun ? step.watermark : watermarkAfter,
+      durationMs: Date.now() - startedMs,
+      ...(newRejects.length === 0 ? {} : { newRejects }),
+    };
   } catch (error) {
     await target.query('ROLLBACK').catch(() => undefined);
     // A COPY that did not finish leaves the source connection mid-protocol: a ROLLBACK would wait
@@ -253,7 +270,7 @@ async function copyBetween(
  * The planned merge over staged rows lo..hi. A row-level error rolls back to a savepoint and the
  * range is halved until the failing rows stand alone; those go to rejects with their reason.
  */
-async function mergeRange(target: pg.Client, step: PlanStep, lo: number, hi: number): Promise<Partial<StepCounts>> {
+async function mergeRange(target: pg.Client, step: PlanStep, lo: number, hi: number, newRejects: NewReject[]): Promise<Partial<StepCounts>> {
   if (lo > hi) return {};
   await target.query('SAVEPOINT bisync_merge');
   try {
@@ -274,12 +291,18 @@ async function mergeRange(target: pg.Client, step: PlanStep, lo: number, hi: num
     await target.query('ROLLBACK TO SAVEPOINT bisync_merge');
     await target.query('RELEASE SAVEPOINT bisync_merge');
     if (lo === hi) {
-      await run(target, statement(step, 'reject-row'), { 'staged row': lo, SQLSTATE: error.code, 'error message': error.message });
+      const recorded = await run<{ key: Record<string, string>; attempts: number }>(target, statement(step, 'reject-row'), {
+        'staged row': lo,
+        SQLSTATE: error.code,
+        'error message': error.message,
+      });
+      const row = recorded.rows[0];
+      if (row !== undefined && row.attempts <= 1) newRejects.push({ key: row.key, errorCode: error.code, error: error.message });
       return { rejected: 1 };
     }
     const mid = Math.floor((lo + hi) / 2);
-    const left = await mergeRange(target, step, lo, mid);
-    const right = await mergeRange(target, step, mid + 1, hi);
+    const left = await mergeRange(target, step, lo, mid, newRejects);
+    const right = await mergeRange(target, step, mid + 1, hi, newRejects);
     return add(add(ZERO, left), right);
   }
 }

@@ -15,10 +15,11 @@ export function registerApply(program: Command, ctx: CliContext): void {
     .addOption(modeOption())
     .option('--dry-run', 'run every step in a transaction that rolls back, and report what would change')
     .option('--allow-deletes', 'let deletes: mirror remove more than max_delete_fraction')
+    .option('--fail-on-rejects', 'exit 1 when any step left rows in rejects (for schedules that should page someone)')
     .option('--concurrency <n>', 'steps run at once; `after` dependencies and forward-before-reverse always hold', parseConcurrency, 2)
     .action(
       async (
-        flags: { direction: DirectionOption; table?: string[]; mode: ModeOption; dryRun?: boolean; allowDeletes?: boolean; concurrency: number },
+        flags: { direction: DirectionOption; table?: string[]; mode: ModeOption; dryRun?: boolean; allowDeletes?: boolean; failOnRejects?: boolean; concurrency: number },
         command: Command,
       ) => {
         const logger = ctx.logger(command);
@@ -30,6 +31,7 @@ export function registerApply(program: Command, ctx: CliContext): void {
           mode: flags.mode,
           dryRun: flags.dryRun === true,
           allowDeletes: flags.allowDeletes === true,
+          failOnRejects: flags.failOnRejects === true,
           concurrency: flags.concurrency,
           logger,
           ...(progress === undefined ? {} : { onProgress: progress }),

@@ -1,4 +1,4 @@
--- bisync plan 9e2b0e6108cf218417ab253b0af1464469ceace1ee9d11f674bf64fa1a77c6fd
+-- bisync plan afec36324430050aa3c7618d6c5f5836f44447ee0f8bb0d76d61963dbe9a5a72
 -- config: sync.config.yaml; state schema: bisync; 2 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/2: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 6996b88bb9c9b9c6017cbbc49f063d623e0ce89e43b069e9c2141402d37488ff
+-- step hash: 909a201ff1a252231d6531690dfa301c12fb83421edd3a9e9f27f9f3471b2b48
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -165,18 +165,30 @@ COMMIT;
 -- [cloud] retry rows rejected by earlier runs
 --   $1 = 'climaster'  (table)
 --   $2 = 'forward'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
+-- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
   RETURNING r.row_data, r.attempts, r.first_seen
+),
+earlier AS (
+  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
+    FROM pending AS p
+   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+),
+reread AS (
+  UPDATE "bisync_stage" AS s
+     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
+    FROM earlier AS e
+   WHERE s."client_id" = e."client_id"
+  RETURNING 1
 )
 INSERT INTO "bisync_stage" ("client_id", "org_id", "loc_id", "con_id", "client_name", "pan", "email", "opening_balance", "onboarded_on", "is_active", __bisync_attempts, __bisync_first_seen)
-SELECT x."client_id", x."org_id", x."loc_id", x."con_id", x."client_name", x."pan", x."email", x."opening_balance", x."onboarded_on", x."is_active", p.attempts, p.first_seen
-  FROM pending AS p
- CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."client_id" = x."client_id");
+SELECT e."client_id", e."org_id", e."loc_id", e."con_id", e."client_name", e."pan", e."email", e."opening_balance", e."onboarded_on", e."is_active", e.__bisync_p_attempts, e.__bisync_p_first_seen
+  FROM earlier AS e
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."client_id" = e."client_id");
 
 -- [cloud] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -260,7 +272,8 @@ SELECT $1, $2,
  WHERE s.__bisync_row = $6
 ON CONFLICT (table_name, direction, key) DO UPDATE
    SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
-       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
+RETURNING r.key, r.attempts;
 
 -- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -324,7 +337,7 @@ COMMIT;
 -- Step 2/2: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: incremental — watermark 2026-01-02T03:04:05.123456Z on updated_at, created_at, minus the lookback
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 78db621a42e6318fead6838b6329a6921aab8be19792600bfdf8e750aecdc148
+-- step hash: 6a98de914de00ec3dc453fea74455055aee710a2df1aceb2a1f678dcaa31fe1d
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
@@ -500,18 +513,30 @@ COMMIT;
 -- [desktop] retry rows rejected by earlier runs
 --   $1 = 'climaster'  (table)
 --   $2 = 'reverse'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
+-- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
   RETURNING r.row_data, r.attempts, r.first_seen
+),
+earlier AS (
+  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
+    FROM pending AS p
+   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+),
+reread AS (
+  UPDATE "bisync_stage" AS s
+     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
+    FROM earlier AS e
+   WHERE s."client_id" = e."client_id"
+  RETURNING 1
 )
 INSERT INTO "bisync_stage" ("client_id", "org_id", "loc_id", "con_id", "client_name", "pan", "email", "opening_balance", "onboarded_on", "is_active", __bisync_attempts, __bisync_first_seen)
-SELECT x."client_id", x."org_id", x."loc_id", x."con_id", x."client_name", x."pan", x."email", x."opening_balance", x."onboarded_on", x."is_active", p.attempts, p.first_seen
-  FROM pending AS p
- CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."client_id" = x."client_id");
+SELECT e."client_id", e."org_id", e."loc_id", e."con_id", e."client_name", e."pan", e."email", e."opening_balance", e."onboarded_on", e."is_active", e.__bisync_p_attempts, e.__bisync_p_first_seen
+  FROM earlier AS e
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."client_id" = e."client_id");
 
 -- [desktop] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -592,7 +617,8 @@ SELECT $1, $2,
  WHERE s.__bisync_row = $6
 ON CONFLICT (table_name, direction, key) DO UPDATE
    SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
-       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
+RETURNING r.key, r.attempts;
 
 -- [desktop] rows owned by the other side, after: fewer than before rolls back (exit 4)
 -- Data-loss guard: rows on desktop owned by the other side must not become fewer.

@@ -1,4 +1,4 @@
--- bisync plan 7b7c55cf26453c04ee99dc738380111e278e5af928317e332de2f64284bfd953
+-- bisync plan ae6c8eb36f8854b735d3e720ff909e61655ca2ba34f4f2892460bf762a31a9ac
 -- config: sync.config.yaml; state schema: bisync; 23 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/23: orgmaster forward: desktop public.orgmaster → cloud public.orgmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: org_id, org_name, gstin, city, is_active
--- step hash: e0042234072c79cdd2dcc539f6f2c44271330602d9584e24d96165ab7c70691c
+-- step hash: 0cde68ed1ba1e89b4c366f8d19aa09673296facaf5a4e098bf5c612ccb7c1f2c
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -160,18 +160,30 @@ COMMIT;
 -- [cloud] retry rows rejected by earlier runs
 --   $1 = 'orgmaster'  (table)
 --   $2 = 'forward'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
+-- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
   RETURNING r.row_data, r.attempts, r.first_seen
+),
+earlier AS (
+  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
+    FROM pending AS p
+   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+),
+reread AS (
+  UPDATE "bisync_stage" AS s
+     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
+    FROM earlier AS e
+   WHERE s."org_id" = e."org_id"
+  RETURNING 1
 )
 INSERT INTO "bisync_stage" ("org_id", "org_name", "gstin", "city", "is_active", __bisync_attempts, __bisync_first_seen)
-SELECT x."org_id", x."org_name", x."gstin", x."city", x."is_active", p.attempts, p.first_seen
-  FROM pending AS p
- CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."org_id" = x."org_id");
+SELECT e."org_id", e."org_name", e."gstin", e."city", e."is_active", e.__bisync_p_attempts, e.__bisync_p_first_seen
+  FROM earlier AS e
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."org_id" = e."org_id");
 
 -- [cloud] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -250,7 +262,8 @@ SELECT $1, $2,
  WHERE s.__bisync_row = $6
 ON CONFLICT (table_name, direction, key) DO UPDATE
    SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
-       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
+RETURNING r.key, r.attempts;
 
 -- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -314,7 +327,7 @@ COMMIT;
 -- Step 2/23: locmaster forward: desktop public.locmaster → cloud public.locmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: loc_id, org_id, loc_name, pincode, is_head_office
--- step hash: 727a0d4224af6a46b69945acc1b6d9f9a5d817cd8326dd1a911dcdd2c85c9876
+-- step hash: 1754aaf5a4bdd7ee8be999b7a7e3e8ec4a5dcb8f5a1e6176e3e639f6b0d5bd81
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -468,18 +481,30 @@ COMMIT;
 -- [cloud] retry rows rejected by earlier runs
 --   $1 = 'locmaster'  (table)
 --   $2 = 'forward'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
+-- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
   RETURNING r.row_data, r.attempts, r.first_seen
+),
+earlier AS (
+  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
+    FROM pending AS p
+   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+),
+reread AS (
+  UPDATE "bisync_stage" AS s
+     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
+    FROM earlier AS e
+   WHERE s."loc_id" = e."loc_id"
+  RETURNING 1
 )
 INSERT INTO "bisync_stage" ("loc_id", "org_id", "loc_name", "pincode", "is_head_office", __bisync_attempts, __bisync_first_seen)
-SELECT x."loc_id", x."org_id", x."loc_name", x."pincode", x."is_head_office", p.attempts, p.first_seen
-  FROM pending AS p
- CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."loc_id" = x."loc_id");
+SELECT e."loc_id", e."org_id", e."loc_name", e."pincode", e."is_head_office", e.__bisync_p_attempts, e.__bisync_p_first_seen
+  FROM earlier AS e
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."loc_id" = e."loc_id");
 
 -- [cloud] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -558,7 +583,8 @@ SELECT $1, $2,
  WHERE s.__bisync_row = $6
 ON CONFLICT (table_name, direction, key) DO UPDATE
    SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
-       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
+RETURNING r.key, r.attempts;
 
 -- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -622,7 +648,7 @@ COMMIT;
 -- Step 3/23: conmaster forward: desktop public.conmaster → cloud public.conmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: con_id, con_code, con_name, sort_order, remarks
--- step hash: 7bedb08c74f29351591c0fe3267be892d23320fab1bdbe5b0f12b8b5ba008833
+-- step hash: 5d4c05b1e54cf7a7f513c3b67078d864aa094f21259651797482eb0b9dfdfb03
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -776,18 +802,30 @@ COMMIT;
 -- [cloud] retry rows rejected by earlier runs
 --   $1 = 'conmaster'  (table)
 --   $2 = 'forward'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
+-- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
   RETURNING r.row_data, r.attempts, r.first_seen
+),
+earlier AS (
+  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
+    FROM pending AS p
+   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+),
+reread AS (
+  UPDATE "bisync_stage" AS s
+     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
+    FROM earlier AS e
+   WHERE s."con_id" = e."con_id"
+  RETURNING 1
 )
 INSERT INTO "bisync_stage" ("con_id", "con_code", "con_name", "sort_order", "remarks", __bisync_attempts, __bisync_first_seen)
-SELECT x."con_id", x."con_code", x."con_name", x."sort_order", x."remarks", p.attempts, p.first_seen
-  FROM pending AS p
- CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."con_id" = x."con_id");
+SELECT e."con_id", e."con_code", e."con_name", e."sort_order", e."remarks", e.__bisync_p_attempts, e.__bisync_p_first_seen
+  FROM earlier AS e
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."con_id" = e."con_id");
 
 -- [cloud] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -866,7 +904,8 @@ SELECT $1, $2,
  WHERE s.__bisync_row = $6
 ON CONFLICT (table_name, direction, key) DO UPDATE
    SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
-       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
+RETURNING r.key, r.attempts;
 
 -- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -930,7 +969,7 @@ COMMIT;
 -- Step 4/23: mbstaff forward: desktop public.mbstaff → cloud public.mbstaff
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: staff_id, org_id, staff_name, designation, mobile, hourly_rate, joined_on, is_active
--- step hash: 1fe6d711074a94ddf5102a49a6842f2ee1eba7fda7cd8892e0328e3e36fe5ba8
+-- step hash: 5d6f1894efdc724e2eefb996e177b4f2a0cb23ca074a10fe96c84f669604d4c9
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -1087,18 +1126,30 @@ COMMIT;
 -- [cloud] retry rows rejected by earlier runs
 --   $1 = 'mbstaff'  (table)
 --   $2 = 'forward'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
+-- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
   RETURNING r.row_data, r.attempts, r.first_seen
+),
+earlier AS (
+  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
+    FROM pending AS p
+   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+),
+reread AS (
+  UPDATE "bisync_stage" AS s
+     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
+    FROM earlier AS e
+   WHERE s."staff_id" = e."staff_id"
+  RETURNING 1
 )
 INSERT INTO "bisync_stage" ("staff_id", "org_id", "staff_name", "designation", "mobile", "hourly_rate", "joined_on", "is_active", __bisync_attempts, __bisync_first_seen)
-SELECT x."staff_id", x."org_id", x."staff_name", x."designation", x."mobile", x."hourly_rate", x."joined_on", x."is_active", p.attempts, p.first_seen
-  FROM pending AS p
- CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."staff_id" = x."staff_id");
+SELECT e."staff_id", e."org_id", e."staff_name", e."designation", e."mobile", e."hourly_rate", e."joined_on", e."is_active", e.__bisync_p_attempts, e.__bisync_p_first_seen
+  FROM earlier AS e
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."staff_id" = e."staff_id");
 
 -- [cloud] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -1180,7 +1231,8 @@ SELECT $1, $2,
  WHERE s.__bisync_row = $6
 ON CONFLICT (table_name, direction, key) DO UPDATE
    SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
-       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
+RETURNING r.key, r.attempts;
 
 -- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -1244,7 +1296,7 @@ COMMIT;
 -- Step 5/23: taskmaster forward: desktop public.taskmaster → cloud public.taskmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: task_id, task_name, category, std_hours, is_billable
--- step hash: 0a8f105aac20c3800bc85888354072bbf88c93345a05283ade71fa179801aa58
+-- step hash: 46f61534af876e34f9f3588da49da312a8a5bc22e44eea6aa220b938a1f913cb
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -1398,18 +1450,30 @@ COMMIT;
 -- [cloud] retry rows rejected by earlier runs
 --   $1 = 'taskmaster'  (table)
 --   $2 = 'forward'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
+-- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
   RETURNING r.row_data, r.attempts, r.first_seen
+),
+earlier AS (
+  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
+    FROM pending AS p
+   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+),
+reread AS (
+  UPDATE "bisync_stage" AS s
+     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
+    FROM earlier AS e
+   WHERE s."task_id" = e."task_id"
+  RETURNING 1
 )
 INSERT INTO "bisync_stage" ("task_id", "task_name", "category", "std_hours", "is_billable", __bisync_attempts, __bisync_first_seen)
-SELECT x."task_id", x."task_name", x."category", x."std_hours", x."is_billable", p.attempts, p.first_seen
-  FROM pending AS p
- CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."task_id" = x."task_id");
+SELECT e."task_id", e."task_name", e."category", e."std_hours", e."is_billable", e.__bisync_p_attempts, e.__bisync_p_first_seen
+  FROM earlier AS e
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."task_id" = e."task_id");
 
 -- [cloud] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -1488,7 +1552,8 @@ SELECT $1, $2,
  WHERE s.__bisync_row = $6
 ON CONFLICT (table_name, direction, key) DO UPDATE
    SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
-       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
+RETURNING r.key, r.attempts;
 
 -- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -1552,7 +1617,7 @@ COMMIT;
 -- Step 6/23: jobmaster forward: desktop public.jobmaster → cloud public.jobmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: job_id, job_name, recurrence, default_fee, is_active
--- step hash: 66e82eb4463e72f4e02ed5daa407f0c340ba677b986ad9010bca4109811f6adf
+-- step hash: e16899685571812d7774f01bd5df8f48c0a7ba030466cb1a05b21a3abbf3365f
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -1706,18 +1771,30 @@ COMMIT;
 -- [cloud] retry rows rejected by earlier runs
 --   $1 = 'jobmaster'  (table)
 --   $2 = 'forward'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
+-- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
   RETURNING r.row_data, r.attempts, r.first_seen
+),
+earlier AS (
+  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
+    FROM pending AS p
+   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+),
+reread AS (
+  UPDATE "bisync_stage" AS s
+     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
+    FROM earlier AS e
+   WHERE s."job_id" = e."job_id"
+  RETURNING 1
 )
 INSERT INTO "bisync_stage" ("job_id", "job_name", "recurrence", "default_fee", "is_active", __bisync_attempts, __bisync_first_seen)
-SELECT x."job_id", x."job_name", x."recurrence", x."default_fee", x."is_active", p.attempts, p.first_seen
-  FROM pending AS p
- CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."job_id" = x."job_id");
+SELECT e."job_id", e."job_name", e."recurrence", e."default_fee", e."is_active", e.__bisync_p_attempts, e.__bisync_p_first_seen
+  FROM earlier AS e
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."job_id" = e."job_id");
 
 -- [cloud] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -1796,7 +1873,8 @@ SELECT $1, $2,
  WHERE s.__bisync_row = $6
 ON CONFLICT (table_name, direction, key) DO UPDATE
    SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
-       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
+RETURNING r.key, r.attempts;
 
 -- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -1860,7 +1938,7 @@ COMMIT;
 -- Step 7/23: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 6996b88bb9c9b9c6017cbbc49f063d623e0ce89e43b069e9c2141402d37488ff
+-- step hash: 909a201ff1a252231d6531690dfa301c12fb83421edd3a9e9f27f9f3471b2b48
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -2019,18 +2097,30 @@ COMMIT;
 -- [cloud] retry rows rejected by earlier runs
 --   $1 = 'climaster'  (table)
 --   $2 = 'forward'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
+-- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
   RETURNING r.row_data, r.attempts, r.first_seen
+),
+earlier AS (
+  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
+    FROM pending AS p
+   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+),
+reread AS (
+  UPDATE "bisync_stage" AS s
+     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
+    FROM earlier AS e
+   WHERE s."client_id" = e."client_id"
+  RETURNING 1
 )
 INSERT INTO "bisync_stage" ("client_id", "org_id", "loc_id", "con_id", "client_name", "pan", "email", "opening_balance", "onboarded_on", "is_active", __bisync_attempts, __bisync_first_seen)
-SELECT x."client_id", x."org_id", x."loc_id", x."con_id", x."client_name", x."pan", x."email", x."opening_balance", x."onboarded_on", x."is_active", p.attempts, p.first_seen
-  FROM pending AS p
- CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."client_id" = x."client_id");
+SELECT e."client_id", e."org_id", e."loc_id", e."con_id", e."client_name", e."pan", e."email", e."opening_balance", e."onboarded_on", e."is_active", e.__bisync_p_attempts, e.__bisync_p_first_seen
+  FROM earlier AS e
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."client_id" = e."client_id");
 
 -- [cloud] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -2114,7 +2204,8 @@ SELECT $1, $2,
  WHERE s.__bisync_row = $6
 ON CONFLICT (table_name, direction, key) DO UPDATE
    SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
-       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
+RETURNING r.key, r.attempts;
 
 -- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -2178,7 +2269,7 @@ COMMIT;
 -- Step 8/23: cliunimaster forward: desktop public.cliunimaster → cloud public.cliunimaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: cliu_id, client_id, unit_name, gstin, address
--- step hash: 5b1958538de029fe62ff5796d676c28efac9938b842eb8f9f83474ee7d6801eb
+-- step hash: a9d2d3b4442c69f854e49c3355f23d545248f76947a25527a6fb023bbbdc61b5
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -2332,18 +2423,30 @@ COMMIT;
 -- [cloud] retry rows rejected by earlier runs
 --   $1 = 'cliunimaster'  (table)
 --   $2 = 'forward'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
+-- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
   RETURNING r.row_data, r.attempts, r.first_seen
+),
+earlier AS (
+  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
+    FROM pending AS p
+   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+),
+reread AS (
+  UPDATE "bisync_stage" AS s
+     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
+    FROM earlier AS e
+   WHERE s."cliu_id" = e."cliu_id"
+  RETURNING 1
 )
 INSERT INTO "bisync_stage" ("cliu_id", "client_id", "unit_name", "gstin", "address", __bisync_attempts, __bisync_first_seen)
-SELECT x."cliu_id", x."client_id", x."unit_name", x."gstin", x."address", p.attempts, p.first_seen
-  FROM pending AS p
- CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."cliu_id" = x."cliu_id");
+SELECT e."cliu_id", e."client_id", e."unit_name", e."gstin", e."address", e.__bisync_p_attempts, e.__bisync_p_first_seen
+  FROM earlier AS e
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."cliu_id" = e."cliu_id");
 
 -- [cloud] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -2422,7 +2525,8 @@ SELECT $1, $2,
  WHERE s.__bisync_row = $6
 ON CONFLICT (table_name, direction, key) DO UPDATE
    SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
-       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
+RETURNING r.key, r.attempts;
 
 -- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -2486,7 +2590,7 @@ COMMIT;
 -- Step 9/23: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 9d058d268c441666fbabc0d8e2b7fd337d1f4ce16b1d1506abb1f560e8f34478
+-- step hash: 6587d9fa6d515f5881fc92a76100f54df83ceccf3a07d2142c504a535614d628
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -2644,18 +2748,30 @@ COMMIT;
 -- [cloud] retry rows rejected by earlier runs
 --   $1 = 'jobshead'  (table)
 --   $2 = 'forward'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
+-- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
   RETURNING r.row_data, r.attempts, r.first_seen
+),
+earlier AS (
+  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
+    FROM pending AS p
+   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+),
+reread AS (
+  UPDATE "bisync_stage" AS s
+     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
+    FROM earlier AS e
+   WHERE s."job_id" = e."job_id"
+  RETURNING 1
 )
 INSERT INTO "bisync_stage" ("job_id", "client_id", "template_id", "job_name", "job_status", "fee", "due_date", "notes", "extra", __bisync_attempts, __bisync_first_seen)
-SELECT x."job_id", x."client_id", x."template_id", x."job_name", x."job_status", x."fee", x."due_date", x."notes", x."extra", p.attempts, p.first_seen
-  FROM pending AS p
- CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."job_id" = x."job_id");
+SELECT e."job_id", e."client_id", e."template_id", e."job_name", e."job_status", e."fee", e."due_date", e."notes", e."extra", e.__bisync_p_attempts, e.__bisync_p_first_seen
+  FROM earlier AS e
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."job_id" = e."job_id");
 
 -- [cloud] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -2738,7 +2854,8 @@ SELECT $1, $2,
  WHERE s.__bisync_row = $6
 ON CONFLICT (table_name, direction, key) DO UPDATE
    SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
-       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
+RETURNING r.key, r.attempts;
 
 -- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -2802,7 +2919,7 @@ COMMIT;
 -- Step 10/23: jobtasks forward: desktop public.jobtasks → cloud public.jobtasks
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: 5f7d9ca7a32985a72bf31180559dd5c84885af4d60ab6ec8aab3d93c4aaee3e0
+-- step hash: 7d3601e31b0b64cbebb6bb7ddc3191834b83e8914a2909cd2784f07079a1a25d
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -2958,18 +3075,30 @@ COMMIT;
 -- [cloud] retry rows rejected by earlier runs
 --   $1 = 'jobtasks'  (table)
 --   $2 = 'forward'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
+-- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
   RETURNING r.row_data, r.attempts, r.first_seen
+),
+earlier AS (
+  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
+    FROM pending AS p
+   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+),
+reread AS (
+  UPDATE "bisync_stage" AS s
+     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
+    FROM earlier AS e
+   WHERE s."jt_id" = e."jt_id"
+  RETURNING 1
 )
 INSERT INTO "bisync_stage" ("jt_id", "job_id", "task_id", "staff_id", "status", "planned_hours", "completed_on", __bisync_attempts, __bisync_first_seen)
-SELECT x."jt_id", x."job_id", x."task_id", x."staff_id", x."status", x."planned_hours", x."completed_on", p.attempts, p.first_seen
-  FROM pending AS p
- CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."jt_id" = x."jt_id");
+SELECT e."jt_id", e."job_id", e."task_id", e."staff_id", e."status", e."planned_hours", e."completed_on", e.__bisync_p_attempts, e.__bisync_p_first_seen
+  FROM earlier AS e
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."jt_id" = e."jt_id");
 
 -- [cloud] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -3050,7 +3179,8 @@ SELECT $1, $2,
  WHERE s.__bisync_row = $6
 ON CONFLICT (table_name, direction, key) DO UPDATE
    SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
-       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
+RETURNING r.key, r.attempts;
 
 -- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -3114,7 +3244,7 @@ COMMIT;
 -- Step 11/23: taskchecklist forward: desktop public.taskchecklist → cloud public.taskchecklist
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: 7d561edba5400d3ee685eeea46646c420699f42d84e0e22c7962ccf76ef16fe9
+-- step hash: 0edd668f7148b7bc242a85495a4e637032d9e7a079a6d703960d8586f3a6d8fe
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -3268,18 +3398,30 @@ COMMIT;
 -- [cloud] retry rows rejected by earlier runs
 --   $1 = 'taskchecklist'  (table)
 --   $2 = 'forward'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
+-- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
   RETURNING r.row_data, r.attempts, r.first_seen
+),
+earlier AS (
+  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
+    FROM pending AS p
+   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+),
+reread AS (
+  UPDATE "bisync_stage" AS s
+     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
+    FROM earlier AS e
+   WHERE s."tc_id" = e."tc_id"
+  RETURNING 1
 )
 INSERT INTO "bisync_stage" ("tc_id", "task_id", "item_no", "item_text", "is_mandatory", __bisync_attempts, __bisync_first_seen)
-SELECT x."tc_id", x."task_id", x."item_no", x."item_text", x."is_mandatory", p.attempts, p.first_seen
-  FROM pending AS p
- CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."tc_id" = x."tc_id");
+SELECT e."tc_id", e."task_id", e."item_no", e."item_text", e."is_mandatory", e.__bisync_p_attempts, e.__bisync_p_first_seen
+  FROM earlier AS e
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."tc_id" = e."tc_id");
 
 -- [cloud] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -3358,7 +3500,8 @@ SELECT $1, $2,
  WHERE s.__bisync_row = $6
 ON CONFLICT (table_name, direction, key) DO UPDATE
    SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
-       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
+RETURNING r.key, r.attempts;
 
 -- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -3422,7 +3565,7 @@ COMMIT;
 -- Step 12/23: workdiary forward: desktop public.workdiary → cloud public.workdiary
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: a8d91869bda7ec356607520c061dc6312dcfcdc6fedc5c3ea29b59afc4b0a7c6
+-- step hash: af4ee3f5406cff845bfd4f609ff07b149e1161b6f388eb373a0379ab01ef9208
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -3578,18 +3721,30 @@ COMMIT;
 -- [cloud] retry rows rejected by earlier runs
 --   $1 = 'workdiary'  (table)
 --   $2 = 'forward'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
+-- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
   RETURNING r.row_data, r.attempts, r.first_seen
+),
+earlier AS (
+  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
+    FROM pending AS p
+   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+),
+reread AS (
+  UPDATE "bisync_stage" AS s
+     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
+    FROM earlier AS e
+   WHERE s."wd_id" = e."wd_id"
+  RETURNING 1
 )
 INSERT INTO "bisync_stage" ("wd_id", "staff_id", "job_id", "work_date", "hours", "description", "billable", __bisync_attempts, __bisync_first_seen)
-SELECT x."wd_id", x."staff_id", x."job_id", x."work_date", x."hours", x."description", x."billable", p.attempts, p.first_seen
-  FROM pending AS p
- CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."wd_id" = x."wd_id");
+SELECT e."wd_id", e."staff_id", e."job_id", e."work_date", e."hours", e."description", e."billable", e.__bisync_p_attempts, e.__bisync_p_first_seen
+  FROM earlier AS e
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."wd_id" = e."wd_id");
 
 -- [cloud] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -3670,7 +3825,8 @@ SELECT $1, $2,
  WHERE s.__bisync_row = $6
 ON CONFLICT (table_name, direction, key) DO UPDATE
    SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
-       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
+RETURNING r.key, r.attempts;
 
 -- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -3734,7 +3890,7 @@ COMMIT;
 -- Step 13/23: reminder forward: desktop public.mbreminder → cloud public.reminder
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, remdate→reminder_date, title, is_done
--- step hash: 2feb3a2af19fa3f29a8f6818eedb1ef71059f70f9fd9dad128c9b5d20ea046e4
+-- step hash: 45752fadb589894fe304e1b95627943bd984647039ec47a726efbcd2e69ac008
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -3889,18 +4045,30 @@ COMMIT;
 -- [cloud] retry rows rejected by earlier runs
 --   $1 = 'reminder'  (table)
 --   $2 = 'forward'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
+-- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
   RETURNING r.row_data, r.attempts, r.first_seen
+),
+earlier AS (
+  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
+    FROM pending AS p
+   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+),
+reread AS (
+  UPDATE "bisync_stage" AS s
+     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
+    FROM earlier AS e
+   WHERE s."rem_id" = e."rem_id"
+  RETURNING 1
 )
 INSERT INTO "bisync_stage" ("rem_id", "staff_id", "client_id", "reminder_date", "title", "is_done", __bisync_attempts, __bisync_first_seen)
-SELECT x."rem_id", x."staff_id", x."client_id", x."reminder_date", x."title", x."is_done", p.attempts, p.first_seen
-  FROM pending AS p
- CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."rem_id" = x."rem_id");
+SELECT e."rem_id", e."staff_id", e."client_id", e."reminder_date", e."title", e."is_done", e.__bisync_p_attempts, e.__bisync_p_first_seen
+  FROM earlier AS e
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."rem_id" = e."rem_id");
 
 -- [cloud] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -3980,7 +4148,8 @@ SELECT $1, $2,
  WHERE s.__bisync_row = $6
 ON CONFLICT (table_name, direction, key) DO UPDATE
    SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
-       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
+RETURNING r.key, r.attempts;
 
 -- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -4044,7 +4213,7 @@ COMMIT;
 -- Step 14/23: remdetail forward: desktop public.remdetail → cloud public.remdetail
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: dcbddfbf07c35e9ec060b9d2403e271ad02296bf8519e8112214aaf09cb472de
+-- step hash: 32601027683394861f429041e10bb61652397195fb75ee8c95bd026c3aa152be
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -4198,18 +4367,30 @@ COMMIT;
 -- [cloud] retry rows rejected by earlier runs
 --   $1 = 'remdetail'  (table)
 --   $2 = 'forward'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
+-- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
   RETURNING r.row_data, r.attempts, r.first_seen
+),
+earlier AS (
+  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
+    FROM pending AS p
+   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+),
+reread AS (
+  UPDATE "bisync_stage" AS s
+     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
+    FROM earlier AS e
+   WHERE s."remd_id" = e."remd_id"
+  RETURNING 1
 )
 INSERT INTO "bisync_stage" ("remd_id", "rem_id", "channel", "remind_before_days", "note", __bisync_attempts, __bisync_first_seen)
-SELECT x."remd_id", x."rem_id", x."channel", x."remind_before_days", x."note", p.attempts, p.first_seen
-  FROM pending AS p
- CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."remd_id" = x."remd_id");
+SELECT e."remd_id", e."rem_id", e."channel", e."remind_before_days", e."note", e.__bisync_p_attempts, e.__bisync_p_first_seen
+  FROM earlier AS e
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."remd_id" = e."remd_id");
 
 -- [cloud] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -4288,7 +4469,8 @@ SELECT $1, $2,
  WHERE s.__bisync_row = $6
 ON CONFLICT (table_name, direction, key) DO UPDATE
    SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
-       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
+RETURNING r.key, r.attempts;
 
 -- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -4352,7 +4534,7 @@ COMMIT;
 -- Step 15/23: learequest forward: desktop public.learequest → cloud public.learequest
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: 76eb1fc0b0c1573e55b90ea37fe5b67cb6d5fe00a9e69f03e2f7c87f41aebc71
+-- step hash: ed4eead7273076cea44ef1431001d1d57da1be268745870c0e01f44822529060
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -4509,18 +4691,30 @@ COMMIT;
 -- [cloud] retry rows rejected by earlier runs
 --   $1 = 'learequest'  (table)
 --   $2 = 'forward'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
+-- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
   RETURNING r.row_data, r.attempts, r.first_seen
+),
+earlier AS (
+  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
+    FROM pending AS p
+   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+),
+reread AS (
+  UPDATE "bisync_stage" AS s
+     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
+    FROM earlier AS e
+   WHERE s."lea_id" = e."lea_id"
+  RETURNING 1
 )
 INSERT INTO "bisync_stage" ("lea_id", "staff_id", "leave_type", "from_date", "to_date", "reason", "status", "approved_by", __bisync_attempts, __bisync_first_seen)
-SELECT x."lea_id", x."staff_id", x."leave_type", x."from_date", x."to_date", x."reason", x."status", x."approved_by", p.attempts, p.first_seen
-  FROM pending AS p
- CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."lea_id" = x."lea_id");
+SELECT e."lea_id", e."staff_id", e."leave_type", e."from_date", e."to_date", e."reason", e."status", e."approved_by", e.__bisync_p_attempts, e.__bisync_p_first_seen
+  FROM earlier AS e
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."lea_id" = e."lea_id");
 
 -- [cloud] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -4602,7 +4796,8 @@ SELECT $1, $2,
  WHERE s.__bisync_row = $6
 ON CONFLICT (table_name, direction, key) DO UPDATE
    SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
-       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
+RETURNING r.key, r.attempts;
 
 -- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -4666,7 +4861,7 @@ COMMIT;
 -- Step 16/23: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: d0841fccc03fbb43bf027dc3afc2d8f3606266aa98900ae9d940b96205ac26d7
+-- step hash: 87299cb1d016e45b0bc500cc8159f955bde6a29da52c9c792d334397172a7af6
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
@@ -4835,18 +5030,30 @@ COMMIT;
 -- [desktop] retry rows rejected by earlier runs
 --   $1 = 'climaster'  (table)
 --   $2 = 'reverse'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
+-- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
   RETURNING r.row_data, r.attempts, r.first_seen
+),
+earlier AS (
+  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
+    FROM pending AS p
+   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+),
+reread AS (
+  UPDATE "bisync_stage" AS s
+     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
+    FROM earlier AS e
+   WHERE s."client_id" = e."client_id"
+  RETURNING 1
 )
 INSERT INTO "bisync_stage" ("client_id", "org_id", "loc_id", "con_id", "client_name", "pan", "email", "opening_balance", "onboarded_on", "is_active", __bisync_attempts, __bisync_first_seen)
-SELECT x."client_id", x."org_id", x."loc_id", x."con_id", x."client_name", x."pan", x."email", x."opening_balance", x."onboarded_on", x."is_active", p.attempts, p.first_seen
-  FROM pending AS p
- CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."client_id" = x."client_id");
+SELECT e."client_id", e."org_id", e."loc_id", e."con_id", e."client_name", e."pan", e."email", e."opening_balance", e."onboarded_on", e."is_active", e.__bisync_p_attempts, e.__bisync_p_first_seen
+  FROM earlier AS e
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."client_id" = e."client_id");
 
 -- [desktop] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -4927,7 +5134,8 @@ SELECT $1, $2,
  WHERE s.__bisync_row = $6
 ON CONFLICT (table_name, direction, key) DO UPDATE
    SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
-       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
+RETURNING r.key, r.attempts;
 
 -- [desktop] rows owned by the other side, after: fewer than before rolls back (exit 4)
 -- Data-loss guard: rows on desktop owned by the other side must not become fewer.
@@ -4988,7 +5196,7 @@ COMMIT;
 -- Step 17/23: jobshead reverse: cloud public.jobshead → desktop public.jobshead
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: insert-only; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: b0bc2fe50d87bbc9a32988612261ff18b93c8e597708018b8ea88718e8bc724a
+-- step hash: ffaff4240d7ddc30d05306e1d034170a753cdf45efa55073c8b1a3ade7e9591e
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
@@ -5156,18 +5364,30 @@ COMMIT;
 -- [desktop] retry rows rejected by earlier runs
 --   $1 = 'jobshead'  (table)
 --   $2 = 'reverse'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
+-- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
   RETURNING r.row_data, r.attempts, r.first_seen
+),
+earlier AS (
+  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
+    FROM pending AS p
+   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+),
+reread AS (
+  UPDATE "bisync_stage" AS s
+     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
+    FROM earlier AS e
+   WHERE s."job_id" = e."job_id"
+  RETURNING 1
 )
 INSERT INTO "bisync_stage" ("job_id", "client_id", "template_id", "job_name", "job_status", "fee", "due_date", "notes", "extra", __bisync_attempts, __bisync_first_seen)
-SELECT x."job_id", x."client_id", x."template_id", x."job_name", x."job_status", x."fee", x."due_date", x."notes", x."extra", p.attempts, p.first_seen
-  FROM pending AS p
- CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."job_id" = x."job_id");
+SELECT e."job_id", e."client_id", e."template_id", e."job_name", e."job_status", e."fee", e."due_date", e."notes", e."extra", e.__bisync_p_attempts, e.__bisync_p_first_seen
+  FROM earlier AS e
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."job_id" = e."job_id");
 
 -- [desktop] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -5247,7 +5467,8 @@ SELECT $1, $2,
  WHERE s.__bisync_row = $6
 ON CONFLICT (table_name, direction, key) DO UPDATE
    SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
-       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
+RETURNING r.key, r.attempts;
 
 -- [desktop] rows owned by the other side, after: fewer than before rolls back (exit 4)
 -- Data-loss guard: rows on desktop owned by the other side must not become fewer.
@@ -5308,7 +5529,7 @@ COMMIT;
 -- Step 18/23: jobtasks reverse: cloud public.jobtasks → desktop public.jobtasks
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: bc96333f3b522450dd9d6e17bc802c691772dfa701781e0b86fbf0acff7f701a
+-- step hash: 8dd5878897542f074f9edc211cd77b3f8f84cd4886e9fed1914b0acc62ed3403
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
@@ -5474,18 +5695,30 @@ COMMIT;
 -- [desktop] retry rows rejected by earlier runs
 --   $1 = 'jobtasks'  (table)
 --   $2 = 'reverse'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
+-- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
   RETURNING r.row_data, r.attempts, r.first_seen
+),
+earlier AS (
+  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
+    FROM pending AS p
+   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+),
+reread AS (
+  UPDATE "bisync_stage" AS s
+     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
+    FROM earlier AS e
+   WHERE s."jt_id" = e."jt_id"
+  RETURNING 1
 )
 INSERT INTO "bisync_stage" ("jt_id", "job_id", "task_id", "staff_id", "status", "planned_hours", "completed_on", __bisync_attempts, __bisync_first_seen)
-SELECT x."jt_id", x."job_id", x."task_id", x."staff_id", x."status", x."planned_hours", x."completed_on", p.attempts, p.first_seen
-  FROM pending AS p
- CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."jt_id" = x."jt_id");
+SELECT e."jt_id", e."job_id", e."task_id", e."staff_id", e."status", e."planned_hours", e."completed_on", e.__bisync_p_attempts, e.__bisync_p_first_seen
+  FROM earlier AS e
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."jt_id" = e."jt_id");
 
 -- [desktop] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -5563,7 +5796,8 @@ SELECT $1, $2,
  WHERE s.__bisync_row = $6
 ON CONFLICT (table_name, direction, key) DO UPDATE
    SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
-       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
+RETURNING r.key, r.attempts;
 
 -- [desktop] rows owned by the other side, after: fewer than before rolls back (exit 4)
 -- Data-loss guard: rows on desktop owned by the other side must not become fewer.
@@ -5624,7 +5858,7 @@ COMMIT;
 -- Step 19/23: taskchecklist reverse: cloud public.taskchecklist → desktop public.taskchecklist
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: 4e336e7688875451a63cbbd933136b39170b2412dfc31cb8842619cdd8848c9f
+-- step hash: 57da2b3c4222f4d5a79cfa63a3fbee189a76d4af89f3f2e81f12a32f2c056069
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
@@ -5788,18 +6022,30 @@ COMMIT;
 -- [desktop] retry rows rejected by earlier runs
 --   $1 = 'taskchecklist'  (table)
 --   $2 = 'reverse'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
+-- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
   RETURNING r.row_data, r.attempts, r.first_seen
+),
+earlier AS (
+  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
+    FROM pending AS p
+   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+),
+reread AS (
+  UPDATE "bisync_stage" AS s
+     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
+    FROM earlier AS e
+   WHERE s."tc_id" = e."tc_id"
+  RETURNING 1
 )
 INSERT INTO "bisync_stage" ("tc_id", "task_id", "item_no", "item_text", "is_mandatory", __bisync_attempts, __bisync_first_seen)
-SELECT x."tc_id", x."task_id", x."item_no", x."item_text", x."is_mandatory", p.attempts, p.first_seen
-  FROM pending AS p
- CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."tc_id" = x."tc_id");
+SELECT e."tc_id", e."task_id", e."item_no", e."item_text", e."is_mandatory", e.__bisync_p_attempts, e.__bisync_p_first_seen
+  FROM earlier AS e
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."tc_id" = e."tc_id");
 
 -- [desktop] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -5875,7 +6121,8 @@ SELECT $1, $2,
  WHERE s.__bisync_row = $6
 ON CONFLICT (table_name, direction, key) DO UPDATE
    SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
-       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
+RETURNING r.key, r.attempts;
 
 -- [desktop] rows owned by the other side, after: fewer than before rolls back (exit 4)
 -- Data-loss guard: rows on desktop owned by the other side must not become fewer.
@@ -5936,7 +6183,7 @@ COMMIT;
 -- Step 20/23: workdiary reverse: cloud public.workdiary → desktop public.workdiary
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: 80a42168b5f00ce240a2e6bb2306921c68bcbe7ff8880809eb4f33f6eba544de
+-- step hash: adc2d67f0d0d19cf1eeb6868089b7477d70e11b25e9a2d229ba900b5b505649c
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
@@ -6102,18 +6349,30 @@ COMMIT;
 -- [desktop] retry rows rejected by earlier runs
 --   $1 = 'workdiary'  (table)
 --   $2 = 'reverse'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
+-- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
   RETURNING r.row_data, r.attempts, r.first_seen
+),
+earlier AS (
+  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
+    FROM pending AS p
+   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+),
+reread AS (
+  UPDATE "bisync_stage" AS s
+     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
+    FROM earlier AS e
+   WHERE s."wd_id" = e."wd_id"
+  RETURNING 1
 )
 INSERT INTO "bisync_stage" ("wd_id", "staff_id", "job_id", "work_date", "hours", "description", "billable", __bisync_attempts, __bisync_first_seen)
-SELECT x."wd_id", x."staff_id", x."job_id", x."work_date", x."hours", x."description", x."billable", p.attempts, p.first_seen
-  FROM pending AS p
- CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."wd_id" = x."wd_id");
+SELECT e."wd_id", e."staff_id", e."job_id", e."work_date", e."hours", e."description", e."billable", e.__bisync_p_attempts, e.__bisync_p_first_seen
+  FROM earlier AS e
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."wd_id" = e."wd_id");
 
 -- [desktop] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -6191,7 +6450,8 @@ SELECT $1, $2,
  WHERE s.__bisync_row = $6
 ON CONFLICT (table_name, direction, key) DO UPDATE
    SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
-       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
+RETURNING r.key, r.attempts;
 
 -- [desktop] rows owned by the other side, after: fewer than before rolls back (exit 4)
 -- Data-loss guard: rows on desktop owned by the other side must not become fewer.
@@ -6252,7 +6512,7 @@ COMMIT;
 -- Step 21/23: reminder reverse: cloud public.reminder → desktop public.mbreminder
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, reminder_date→remdate, title, is_done
--- step hash: e0fd69e5a4e97d2b07ca2148c542a8f1e7a991c3ba4c3603793801b09f91dcd9
+-- step hash: a031cda1dc7b474c9a08efe8587078d6e8c68c6ebd0c869a1d24c1f17285d4f6
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
@@ -6417,18 +6677,30 @@ COMMIT;
 -- [desktop] retry rows rejected by earlier runs
 --   $1 = 'reminder'  (table)
 --   $2 = 'reverse'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
+-- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
   RETURNING r.row_data, r.attempts, r.first_seen
+),
+earlier AS (
+  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
+    FROM pending AS p
+   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+),
+reread AS (
+  UPDATE "bisync_stage" AS s
+     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
+    FROM earlier AS e
+   WHERE s."rem_id" = e."rem_id"
+  RETURNING 1
 )
 INSERT INTO "bisync_stage" ("rem_id", "staff_id", "client_id", "remdate", "title", "is_done", __bisync_attempts, __bisync_first_seen)
-SELECT x."rem_id", x."staff_id", x."client_id", x."remdate", x."title", x."is_done", p.attempts, p.first_seen
-  FROM pending AS p
- CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."rem_id" = x."rem_id");
+SELECT e."rem_id", e."staff_id", e."client_id", e."remdate", e."title", e."is_done", e.__bisync_p_attempts, e.__bisync_p_first_seen
+  FROM earlier AS e
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."rem_id" = e."rem_id");
 
 -- [desktop] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -6505,7 +6777,8 @@ SELECT $1, $2,
  WHERE s.__bisync_row = $6
 ON CONFLICT (table_name, direction, key) DO UPDATE
    SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
-       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
+RETURNING r.key, r.attempts;
 
 -- [desktop] rows owned by the other side, after: fewer than before rolls back (exit 4)
 -- Data-loss guard: rows on desktop owned by the other side must not become fewer.
@@ -6566,7 +6839,7 @@ COMMIT;
 -- Step 22/23: remdetail reverse: cloud public.remdetail → desktop public.remdetail
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: 9888c4d08b36c29d3329667614a611b4ba9bd3fc0c37e561b606c9a2a2d525b1
+-- step hash: 592fb3ebf7aa46d8cd50ce61bac5fc8cadd6b6725a27d3b64f8e8b7ea3457833
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
@@ -6730,18 +7003,30 @@ COMMIT;
 -- [desktop] retry rows rejected by earlier runs
 --   $1 = 'remdetail'  (table)
 --   $2 = 'reverse'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
+-- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
   RETURNING r.row_data, r.attempts, r.first_seen
+),
+earlier AS (
+  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
+    FROM pending AS p
+   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+),
+reread AS (
+  UPDATE "bisync_stage" AS s
+     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
+    FROM earlier AS e
+   WHERE s."remd_id" = e."remd_id"
+  RETURNING 1
 )
 INSERT INTO "bisync_stage" ("remd_id", "rem_id", "channel", "remind_before_days", "note", __bisync_attempts, __bisync_first_seen)
-SELECT x."remd_id", x."rem_id", x."channel", x."remind_before_days", x."note", p.attempts, p.first_seen
-  FROM pending AS p
- CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."remd_id" = x."remd_id");
+SELECT e."remd_id", e."rem_id", e."channel", e."remind_before_days", e."note", e.__bisync_p_attempts, e.__bisync_p_first_seen
+  FROM earlier AS e
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."remd_id" = e."remd_id");
 
 -- [desktop] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -6817,7 +7102,8 @@ SELECT $1, $2,
  WHERE s.__bisync_row = $6
 ON CONFLICT (table_name, direction, key) DO UPDATE
    SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
-       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
+RETURNING r.key, r.attempts;
 
 -- [desktop] rows owned by the other side, after: fewer than before rolls back (exit 4)
 -- Data-loss guard: rows on desktop owned by the other side must not become fewer.
@@ -6878,7 +7164,7 @@ COMMIT;
 -- Step 23/23: learequest reverse: cloud public.learequest → desktop public.learequest
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: 007affe881567873d0e002cc32ca38db8fb38e88082f40975bb53194d71297d9
+-- step hash: 0f751824745d31961ab11cc71506516e1d70c489bb6bf739d7f0ab93fe885cd4
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
@@ -7045,18 +7331,30 @@ COMMIT;
 -- [desktop] retry rows rejected by earlier runs
 --   $1 = 'learequest'  (table)
 --   $2 = 'reverse'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them.
+-- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
+-- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
   RETURNING r.row_data, r.attempts, r.first_seen
+),
+earlier AS (
+  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
+    FROM pending AS p
+   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
+),
+reread AS (
+  UPDATE "bisync_stage" AS s
+     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
+    FROM earlier AS e
+   WHERE s."lea_id" = e."lea_id"
+  RETURNING 1
 )
 INSERT INTO "bisync_stage" ("lea_id", "staff_id", "leave_type", "from_date", "to_date", "reason", "status", "approved_by", __bisync_attempts, __bisync_first_seen)
-SELECT x."lea_id", x."staff_id", x."leave_type", x."from_date", x."to_date", x."reason", x."status", x."approved_by", p.attempts, p.first_seen
-  FROM pending AS p
- CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."lea_id" = x."lea_id");
+SELECT e."lea_id", e."staff_id", e."leave_type", e."from_date", e."to_date", e."reason", e."status", e."approved_by", e.__bisync_p_attempts, e.__bisync_p_first_seen
+  FROM earlier AS e
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."lea_id" = e."lea_id");
 
 -- [desktop] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -7135,7 +7433,8 @@ SELECT $1, $2,
  WHERE s.__bisync_row = $6
 ON CONFLICT (table_name, direction, key) DO UPDATE
    SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
-       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp();
+       error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
+RETURNING r.key, r.attempts;
 
 -- [desktop] rows owned by the other side, after: fewer than before rolls back (exit 4)
 -- Data-loss guard: rows on desktop owned by the other side must not become fewer.

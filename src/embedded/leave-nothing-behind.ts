@@ -1,0 +1,107 @@
+import type { ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+
+/** Something an embedded server leaves on the machine until it is stopped: a directory, maybe a process. */
+interface Leftover {
+  readonly path: string;
+  server?: ChildProcess;
+  /** The orderly way to stop and remove it (used on a signal); defaults to removing the directory. */
+  stop?: () => Promise<void>;
+}
+
+const leftovers = new Set<Leftover>();
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/**
+ * Remember a directory (and later its server process) so that it goes away however the process ends:
+ * normal end (the owner calls the returned `release` after removing it), a signal (stopped in order,
+ * then the signal takes its course), or `process.exit()`/an uncaught exception (killed and removed
+ * synchronously in the `exit` event). Only a SIGKILL of this process escapes.
+ */
+export function leaveNothingBehind(path: string): { attach(server: ChildProcess, stop: () => Promise<void>): void; release(): void } {
+  const leftover: Leftover = { path };
+  if (leftovers.size === 0) install();
+  leftovers.add(leftover);
+  return {
+    attach(server, stop) {
+      leftover.server = server;
+      leftover.stop = stop;
+    },
+    release() {
+      leftovers.delete(leftover);
+      if (leftovers.size === 0) uninstall();
+    },
+  };
+}
+
+function install(): void {
+  process.on('exit', removeNow);
+  // First in line, so that the count below still includes other handlers registered with once().
+  for (const signal of SIGNALS) process.prependListener(signal, onSignal);
+}
+
+function uninstall(): void {
+  process.off('exit', removeNow);
+  for (const signal of SIGNALS) process.off(signal, onSignal);
+}
+
+let signalled = false;
+
+/** Stop every server in order; if nobody else handles the signal, let it end the process as it would have. */
+function onSignal(signal: NodeJS.Signals): void {
+  const alone = process.listenerCount(signal) === 1;
+  if (signalled) return;
+  signalled = true;
+  void Promise.all([...leftovers].map(async (l) => await (l.stop?.() ?? rm(l.path, { recursive: true, force: true })).catch(() => undefined))).finally(() => {
+    signalled = false;
+    if (!alone) return;
+    removeNow();
+    uninstall();
+    process.kill(process.pid, signal);
+  });
+}
+
+/** The last resort, synchronous: immediate shutdown of each server, wait for it, remove its directory. */
+function removeNow(): void {
+  for (const leftover of leftovers) {
+    const server = leftover.server;
+    if (server?.pid !== undefined && server.exitCode === null && server.signalCode === null) {
+      try {
+        server.kill('SIGQUIT');
+      } catch {
+        // already gone
+      }
+      waitUntilGone(server.pid, 10_000);
+    }
+    try {
+      rmSync(leftover.path, { recursive: true, force: true, maxRetries: 5 });
+    } catch {
+      // nothing more can be done while exiting
+    }
+  }
+  leftovers.clear();
+}
+
+/** Block until process `pid` has exited (a zombie counts: it holds no files), at most `ms`. */
+function waitUntilGone(pid: number, ms: number): void {
+  const tick = new Int32Array(new SharedArrayBuffer(4));
+  for (let waited = 0; waited < ms; waited += 10) {
+    const state = processState(pid);
+    if (state === undefined || state.startsWith('Z') || state.startsWith('X')) return;
+    Atomics.wait(tick, 0, 0, 10);
+  }
+}
+
+function processState(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT' && process.platform === 'linux') return undefined;
+  }
+  const ps = spawnSync('ps', ['-o', 'stat=', '-p', String(pid)], { encoding: 'utf8' });
+  const state = ps.stdout?.trim() ?? '';
+  return state === '' ? undefined : state;
+}

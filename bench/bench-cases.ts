@@ -56,12 +56,19 @@ function check(condition: boolean, message: string): void {
   if (!condition) throw new CheckFailure(message);
 }
 
+/** Where `applyOnce` connects, when not straight to the bench's databases (e.g. through the WAN proxy). */
+export interface ApplyRoute {
+  desktopUrl: string;
+  cloudUrl: string;
+  configFile: string;
+}
+
 /** `bisync apply` as a user runs it, failing loudly unless every step succeeded. */
-export async function applyOnce(ctx: CaseContext, direction: 'forward' | 'reverse'): Promise<BisyncRun> {
-  const tables = direction === 'forward' ? ctx.tables : ctx.reverseTables;
-  const args = ['apply', '--config', ctx.configFile, '--direction', direction, '--concurrency', String(ctx.concurrency), '--json'];
+export async function applyOnce(ctx: CaseContext, direction: 'forward' | 'reverse' | 'both', route?: ApplyRoute): Promise<BisyncRun> {
+  const tables = direction === 'reverse' ? ctx.reverseTables : ctx.tables;
+  const args = ['apply', '--config', route?.configFile ?? ctx.configFile, '--direction', direction, '--concurrency', String(ctx.concurrency), '--json'];
   if (!ctx.allTables) args.push('--table', ...tables);
-  const env = { ...process.env, DESKTOP_DATABASE_URL: ctx.dbs.desktopUrl, CLOUD_DATABASE_URL: ctx.dbs.cloudUrl };
+  const env = { ...process.env, DESKTOP_DATABASE_URL: route?.desktopUrl ?? ctx.dbs.desktopUrl, CLOUD_DATABASE_URL: route?.cloudUrl ?? ctx.dbs.cloudUrl };
   const run = await runBisync(args, env, ctx.rss);
   const bad = run.steps.filter((s) => s.status !== 'succeeded' || s.rejected > 0);
   check(

@@ -20,6 +20,12 @@ export interface BenchOptions {
   memoryScales: number[];
   /** `auto`: /usr/bin/time -v when it exists, else /proc polling. */
   rss: RssMethod | 'auto';
+  /** Instead of the cases: the WAN cases, the cloud reached through a latency/bandwidth proxy. */
+  wan: boolean;
+  /** With `wan`: round-trip time added to every cloud exchange, in ms. */
+  rttMs: number;
+  /** With `wan`: bandwidth of the link to the cloud in each direction, in Mbit/s (Infinity: unlimited). */
+  mbit: number;
   /** Where the markdown result goes. */
   out: string;
   /** The arguments as given, passwords removed (for the result file). */
@@ -37,6 +43,12 @@ const positiveNumber = (value: string): number => {
 const wholeNumber = (max: number) => (value: string): number => {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1 || n > max) throw new InvalidArgumentError(`a whole number from 1 to ${max}`);
+  return n;
+};
+
+const nonNegative = (value: string): number => {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('a number ≥ 0');
   return n;
 };
 
@@ -66,7 +78,10 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
     .option('--sf100', 'with --memory-check: add SF=100 (≈ 9.2M rows)')
     .option('--memory-sfs <list>', 'with --memory-check: the scale factors, comma-separated (default 1,10)', scaleList)
     .addOption(new Option('--rss <method>', 'how peak RSS of the bisync process is measured').choices(['auto', 'time', 'proc']).default('auto'))
-    .option('--out <file>', 'write the markdown result here (default bench/results/latest.md, or memory-check.md)');
+    .option('--wan', 'run the WAN cases instead: the cloud behind a proxy that adds latency and limits bandwidth (defaults 100 ms, 20 Mbit/s; --runs 1, --concurrency 2)')
+    .option('--rtt <ms>', 'with --wan: round-trip time added to every cloud exchange, in ms (0: none)', nonNegative, 100)
+    .option('--bandwidth <mbit>', 'with --wan: link bandwidth to the cloud in each direction, in Mbit/s (0: unlimited)', nonNegative, 20)
+    .option('--out <file>', 'write the markdown result here (default bench/results/latest.md, memory-check.md or wan.md)');
   try {
     program.parse([...argv], { from: 'user' });
   } catch (error) {
@@ -84,8 +99,13 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
     sf100?: boolean;
     memorySfs?: number[];
     rss: RssMethod | 'auto';
+    wan?: boolean;
+    rtt: number;
+    bandwidth: number;
     out?: string;
   }>();
+  const wan = flags.wan === true;
+  const given = (name: string): boolean => program.getOptionValueSource(name) === 'cli';
   if ((flags.urlDesktop === undefined) !== (flags.urlCloud === undefined)) {
     throw new UsageError('give both --url-desktop and --url-cloud, or neither (then two embedded servers are started)');
   }
@@ -93,18 +113,22 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
     throw new UsageError('--url-desktop and --url-cloud must be two different databases: both sides use the same table names');
   }
   const memoryCheck = flags.memoryCheck === true;
+  if (memoryCheck && wan) throw new UsageError('--memory-check and --wan are two different benches: give one');
   const memoryScales = [...(flags.memorySfs ?? [1, 10]), ...(flags.sf100 === true ? [100] : [])];
   return {
     sf: flags.sf,
     tables: chosenTables(flags.tables),
-    concurrency: flags.concurrency,
-    runs: flags.runs,
+    concurrency: wan && !given('concurrency') ? 2 : flags.concurrency,
+    runs: wan && !given('runs') ? 1 : flags.runs,
     urlDesktop: flags.urlDesktop,
     urlCloud: flags.urlCloud,
     memoryCheck,
     memoryScales: [...new Set(memoryScales)].sort((a, b) => a - b),
     rss: flags.rss,
-    out: flags.out ?? (memoryCheck ? 'bench/results/memory-check.md' : 'bench/results/latest.md'),
+    wan,
+    rttMs: flags.rtt,
+    mbit: flags.bandwidth === 0 ? Infinity : flags.bandwidth,
+    out: flags.out ?? (memoryCheck ? 'bench/results/memory-check.md' : wan ? 'bench/results/wan.md' : 'bench/results/latest.md'),
     argv: argv.map(redactUrls),
   };
 }

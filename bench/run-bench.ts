@@ -3,9 +3,11 @@
  * sample dataset, in one run on one machine (SPEC §5). See docs/benchmarks.md for what each case
  * does and the numbers recorded.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { CommanderError } from 'commander';
+import { parseDocument } from 'yaml';
 import { loadConfig } from '../src/config/load-config.js';
 import { packageFile } from '../src/package-root.js';
 import { CheckFailure, runAllCases } from './bench-cases.js';
@@ -15,6 +17,8 @@ import type { BenchOptions } from './bench-options.js';
 import { countRows, loadDesktop, openBenchDatabases, serverVersion } from './bench-databases.js';
 import type { BenchDatabases } from './bench-databases.js';
 import { memoryCheck } from './memory-check.js';
+import { openLinks, runWanCases, wanTable } from './wan-cases.js';
+import type { WanPath, WanSample } from './wan-cases.js';
 import { casesTable, cpuFacts, factsSection, gitCommit, loadAverage, pairedRatio, runsTable, stepsTable, summarize } from './report.js';
 import type { CaseSummary, MachineFacts } from './report.js';
 import { describeRssMethod, measureStartup, resolveRssMethod } from './spawn-bisync.js';
@@ -66,7 +70,8 @@ export async function main(args: readonly string[]): Promise<number> {
       log,
     };
     const factsAt = async (): Promise<MachineFacts> => await machineFacts(options, dbs, describeRssMethod(rss), started);
-    return options.memoryCheck ? await runMemoryCheck(options, ctx, factsAt) : await runCases(options, ctx, factsAt);
+    if (options.memoryCheck) return await runMemoryCheck(options, ctx, factsAt);
+    return options.wan ? await runWan(options, ctx, factsAt) : await runCases(options, ctx, factsAt);
   } catch (error) {
     if (!(error instanceof CheckFailure)) throw error;
     log(`\nBENCH CHECK FAILED: ${error.message}`);
@@ -109,6 +114,50 @@ async function runCases(options: BenchOptions, ctx: Omit<CaseContext, 'desktopRo
   process.stdout.write(`${[title, factsSection(facts), table, targets].join('\n\n')}\n`);
   writeResult(options.out, document);
   return 0;
+}
+
+async function runWan(options: BenchOptions, ctx: Omit<CaseContext, 'desktopRows'>, factsAt: () => Promise<MachineFacts>): Promise<number> {
+  log(`loading the sample at SF=${options.sf} on the desktop…`);
+  await loadDesktop(ctx.dbs.desktopUrl, options.sf);
+  const desktopRows = await countRows(ctx.dbs.desktopUrl, 'desktop', options.tables);
+  const shape = { rttMs: options.rttMs, bitsPerSecond: options.mbit * 1e6 };
+  const links = await openLinks(ctx, shape);
+  const samples: WanSample[] = [];
+  try {
+    for (let run = 1; run <= options.runs; run++) {
+      for (const path of wanPaths(ctx.configFile)) {
+        log(`run ${run}/${options.runs}, path "${path.name}" (SF=${options.sf}, ${desktopRows} rows, concurrency ${options.concurrency}, ${linkLabel(options)})`);
+        samples.push(...(await runWanCases({ ...ctx, desktopRows }, links, path)));
+      }
+    }
+  } finally {
+    await links.close();
+  }
+  const facts = await factsAt();
+  const title = `## WAN: SF=${options.sf}, cloud behind ${linkLabel(options)}, --concurrency ${options.concurrency}, ${options.runs} run${options.runs === 1 ? '' : 's'}`;
+  const table = wanTable(samples);
+  const document = [title, factsSection(facts, false), table].join('\n\n');
+  process.stdout.write(`${document}\n`);
+  writeResult(options.out, document);
+  return 0;
+}
+
+const linkLabel = (options: BenchOptions): string =>
+  `${options.rttMs} ms round trip, ${Number.isFinite(options.mbit) ? `${options.mbit} Mbit/s` : 'unlimited bandwidth'}`;
+
+/**
+ * The paths compared in one WAN run: the first is the baseline (the worked example as it is: the
+ * desktop read in full), then the same config with `timestamps: { desktop: xmin }` (SPEC §8).
+ */
+function wanPaths(configFile: string): WanPath[] {
+  const doc = parseDocument(readFileSync(configFile, 'utf8'));
+  doc.setIn(['defaults', 'timestamps', 'desktop'], 'xmin');
+  const xminFile = join(mkdtempSync(join(tmpdir(), 'bisync-bench-xmin-')), 'sync.config.yaml');
+  writeFileSync(xminFile, doc.toString());
+  return [
+    { name: 'full read (today)', configFile },
+    { name: 'desktop: xmin', configFile: xminFile },
+  ];
 }
 
 async function runMemoryCheck(options: BenchOptions, ctx: Omit<CaseContext, 'desktopRows'>, factsAt: () => Promise<MachineFacts>): Promise<number> {
@@ -167,7 +216,7 @@ async function machineFacts(options: BenchOptions, dbs: BenchDatabases, rssMetho
 }
 
 function writeResult(out: string, document: string): void {
-  const file = out === 'bench/results/latest.md' || out === 'bench/results/memory-check.md' ? resolve(ROOT, out) : resolve(out);
+  const file = out.startsWith('bench/results/') ? resolve(ROOT, out) : resolve(out);
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, `${document}\n`);
   log(`\nwritten to ${file}`);

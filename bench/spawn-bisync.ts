@@ -23,6 +23,8 @@ export interface StepSummary {
   conflicts: number;
   protected: number;
   durationMs: number;
+  /** Round trips the step waited for, on both databases (reported by `apply --json` since issue 11). */
+  roundTrips?: number;
   error?: string;
 }
 
@@ -144,6 +146,7 @@ function parseSteps(stdout: string): StepSummary[] {
     conflicts: num(raw.conflicts),
     protected: num(raw.protected),
     durationMs: num(raw.durationMs),
+    ...(typeof raw.roundTrips === 'number' ? { roundTrips: raw.roundTrips } : {}),
     ...(typeof raw.error === 'string' ? { error: raw.error } : {}),
   }));
 }

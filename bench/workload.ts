@@ -35,13 +35,13 @@ function spec(name: string): (typeof SAMPLE_TABLES)[number] {
   return t;
 }
 
-const share = (rows: number): number => Math.max(1, Math.round(rows * CHANGE_FRACTION));
+const share = (rows: number, fraction = CHANGE_FRACTION): number => Math.max(1, Math.round(rows * fraction));
 
 /**
- * Edit 1% of the rows (at least one) of each desktop table, the first ones by key among those the
- * desktop created; returns how many rows changed.
+ * Edit `fraction` (default 1%) of the rows (at least one) of each desktop table, the first ones by
+ * key among those the desktop created; returns how many rows changed.
  */
-export async function editDesktopRows(desktopUrl: string, tables: readonly string[]): Promise<number> {
+export async function editDesktopRows(desktopUrl: string, tables: readonly string[], fraction = CHANGE_FRACTION): Promise<number> {
   return await withClient(desktopUrl, async (c) => {
     let changed = 0;
     for (const name of tables) {
@@ -53,7 +53,7 @@ export async function editDesktopRows(desktopUrl: string, tables: readonly strin
       const total = Number((await c.query<{ n: string }>(`SELECT count(*) AS n FROM ${table} WHERE ${key} < $1`, [BENCH_KEY_BASE])).rows[0]?.n ?? 0);
       const result = await c.query(
         `UPDATE ${table} SET ${edit} WHERE ${key} IN (SELECT ${key} FROM ${table} WHERE ${key} < $1 ORDER BY ${key} LIMIT $2)`,
-        [BENCH_KEY_BASE, share(total)],
+        [BENCH_KEY_BASE, share(total, fraction)],
       );
       changed += result.rowCount ?? 0;
     }

@@ -1,11 +1,12 @@
-import net from 'node:net';
+import type net from 'node:net';
+import { LoopbackListener } from '../proxy/loopback-listener.js';
 
 /**
  * A fault-injecting TCP proxy for the PostgreSQL wire protocol, for tests only.
  *
- * It listens on 127.0.0.1 (port 0: the OS picks one), forwards every connection to one PostgreSQL
- * server on loopback, and follows the protocol just enough to cut a connection at a chosen point:
- * after N bytes in either direction, or at a message — the client's CopyData (COPY … FROM STDIN on
+ * It listens on 127.0.0.1 (test/proxy/loopback-listener.ts, shared with the bench's link proxy),
+ * forwards every connection to one PostgreSQL server on loopback, and follows the protocol just
+ * enough to cut a connection at a chosen point: after N bytes in either direction, or at a message — the client's CopyData (COPY … FROM STDIN on
  * the target), the server's CopyData (COPY … TO STDOUT on the source), any message type, or a
  * Query/Parse whose SQL matches. A cut destroys both sockets, as a dropped network path or a
  * crashed peer would. Memory per connection is bounded (one message held back at most).
@@ -217,49 +218,34 @@ function sqlOf(type: string, message: Buffer): string | undefined {
 }
 
 export class FaultProxy {
-  private readonly server: net.Server;
   private readonly connections = new Set<Connection>();
   private fault: Fault | undefined;
   private remainingCuts = 0;
-  private opened = 0;
   /** Every cut made since the proxy started, in order. */
   readonly cuts: CutRecord[] = [];
 
-  private constructor(
-    private readonly targetHost: string,
-    private readonly targetPort: number,
-  ) {
-    this.server = net.createServer((client) => this.accept(client));
-  }
+  private constructor(private readonly listener: LoopbackListener) {}
 
   /** Start a proxy in front of the PostgreSQL server of `url` (which must be on loopback). */
   static async start(url: string): Promise<FaultProxy> {
-    const parsed = new URL(url);
-    const host = parsed.hostname.replace(/^\[|\]$/g, '');
-    if (!['127.0.0.1', 'localhost', '::1'].includes(host)) throw new Error(`the fault proxy only forwards to loopback, not ${host}`);
-    const proxy = new FaultProxy(host, Number(parsed.port || 5432));
-    await new Promise<void>((resolve, reject) => {
-      proxy.server.once('error', reject);
-      proxy.server.listen(0, '127.0.0.1', () => resolve());
-    });
+    let proxy: FaultProxy | undefined;
+    const listener = await LoopbackListener.start(url, (id, client, server) => proxy?.accept(id, client, server));
+    proxy = new FaultProxy(listener);
     return proxy;
   }
 
   get port(): number {
-    return (this.server.address() as net.AddressInfo).port;
+    return this.listener.port;
   }
 
   /** `url` with its host and port replaced by the proxy's. */
   url(url: string): string {
-    const parsed = new URL(url);
-    parsed.hostname = '127.0.0.1';
-    parsed.port = String(this.port);
-    return parsed.toString();
+    return this.listener.url(url);
   }
 
   /** Connections accepted since the proxy started. */
   get connectionCount(): number {
-    return this.opened;
+    return this.listener.connectionCount;
   }
 
   /** Arm a fault (replacing any armed one). */
@@ -282,18 +268,12 @@ export class FaultProxy {
   async stop(): Promise<void> {
     this.disarm();
     this.cutAll();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.listener.close();
   }
 
-  private accept(client: net.Socket): void {
-    const id = ++this.opened;
-    client.setNoDelay(true);
-    const server = net.connect({ host: this.targetHost, port: this.targetPort });
-    server.setNoDelay(true);
+  private accept(id: number, client: net.Socket, server: net.Socket): void {
     const connection = new Connection(id, client, server, this);
     this.connections.add(connection);
-    client.pause();
-    server.once('connect', () => client.resume());
     client.on('data', (chunk: Buffer) => connection.receive('client', chunk));
     server.on('data', (chunk: Buffer) => connection.receive('server', chunk));
     const close = (): void => {

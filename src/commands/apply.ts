@@ -42,9 +42,9 @@ export interface ApplyReport {
  * then run each step. A failed step does not stop the others; their commits stand.
  */
 export async function applyCommand(config: ResolvedConfig, options: ApplyOptions): Promise<ApplyReport> {
-  const { catalogs, state } = await readCatalogs(config);
+  const { catalogs, state, xmin } = await readCatalogs(config);
   const compileOptions: CompileOptions = { direction: options.direction, tables: options.tables ?? [], mode: options.mode };
-  const plan: Plan = compilePlan(config, catalogs, state, compileOptions);
+  const plan: Plan = compilePlan(config, catalogs, state, compileOptions, xmin);
   const runId = randomUUID();
   const dbs = new Databases(config);
   let results: StepResult[] = [];
@@ -60,7 +60,7 @@ export async function applyCommand(config: ResolvedConfig, options: ApplyOptions
       // the state now under the lock, so what runs is what a plan would print now.
       for (let attempt = 0; result.status === 'replan' && attempt < 3; attempt++) {
         const fresh = { ...state, [stepKey(step.table, step.direction)]: result.currentWatermark ?? null };
-        const replanned = compilePlan(config, catalogs, fresh, { ...compileOptions, direction: step.direction, tables: [step.table] }).steps[0];
+        const replanned = compilePlan(config, catalogs, fresh, { ...compileOptions, direction: step.direction, tables: [step.table] }, xmin).steps[0];
         if (replanned === undefined) break;
         options.logger.info({ table: step.table, direction: step.direction }, 'watermark moved since planning; planned this step again');
         step = replanned;

@@ -1,11 +1,11 @@
 import type { Catalog } from '../compiler/catalog.js';
 import { checkCatalogs, checkGrants } from '../compiler/check-catalog.js';
 import type { LiveProblem } from '../compiler/check-catalog.js';
-import type { StateSnapshot } from '../compiler/compile-plan.js';
+import type { StateSnapshot, XminState } from '../compiler/compile-plan.js';
 import type { Direction, ResolvedConfig } from '../config/types.js';
 import { connect } from '../executor/connect.js';
 import { introspect } from '../executor/introspect.js';
-import { readWatermarks } from '../executor/read-state.js';
+import { readWatermarks, readXminCursors } from '../executor/read-state.js';
 
 export interface LiveReport {
   databases: { name: string; serverVersion: number }[];
@@ -16,9 +16,10 @@ export interface LiveReport {
  * Read both catalogs and the watermarks each database holds for the steps that write to it, in
  * READ ONLY transactions: nothing is written, not even the state schema.
  */
-export async function readCatalogs(config: ResolvedConfig): Promise<{ catalogs: Record<string, Catalog>; state: StateSnapshot }> {
+export async function readCatalogs(config: ResolvedConfig): Promise<{ catalogs: Record<string, Catalog>; state: StateSnapshot; xmin: XminState }> {
   const catalogs: Record<string, Catalog> = {};
   let state: StateSnapshot = {};
+  let xmin: XminState = {};
   for (const db of Object.values(config.databases)) {
     const client = await connect(db);
     try {
@@ -26,12 +27,13 @@ export async function readCatalogs(config: ResolvedConfig): Promise<{ catalogs: 
       catalogs[db.name] = await introspect(client, config, db.name);
       const writtenBy: Direction = db.name === config.forward.to ? 'forward' : 'reverse';
       state = { ...state, ...(await readWatermarks(client, config.stateSchema, writtenBy)) };
+      if (config.tables.some((t) => t.xmin.length > 0)) xmin = { ...xmin, ...(await readXminCursors(client, config.stateSchema, writtenBy)) };
       await client.query('COMMIT');
     } finally {
       await client.end();
     }
   }
-  return { catalogs, state };
+  return { catalogs, state, xmin };
 }
 
 /** `bisync validate --live`: every mismatch between the config and both databases. */

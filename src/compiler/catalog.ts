@@ -34,6 +34,16 @@ export interface CatalogTable {
   readonly foreignKeys: readonly CatalogForeignKey[];
   /** What the connecting role may do on the table (absent when not introspected). */
   readonly privileges?: { readonly select: boolean; readonly insert: boolean; readonly update: boolean; readonly delete: boolean };
+  /** `pg_relation_filenode`: changes when the table is rewritten (VACUUM FULL, CLUSTER, TRUNCATE…); for xmin reads. */
+  readonly relfilenode?: string | null;
+}
+
+/** Where a database stands in transaction ids, for xmin reads (SPEC §8). */
+export interface CatalogServer {
+  /** `pg_control_system().system_identifier`: differs on another server (a restore elsewhere); null when not readable. */
+  readonly systemId: string | null;
+  /** The next transaction id, 64-bit (`pg_snapshot_xmax` of a fresh snapshot), as text. */
+  readonly nextXid: string;
 }
 
 export interface Catalog {
@@ -41,6 +51,8 @@ export interface Catalog {
   readonly database: string;
   /** `server_version_num`, e.g. 170009. */
   readonly serverVersion: number;
+  /** Transaction-id facts (absent from catalogs built by hand in tests). */
+  readonly server?: CatalogServer;
   /** By config table name; null when the table does not exist there. */
   readonly tables: Readonly<Record<string, CatalogTable | null>>;
 }

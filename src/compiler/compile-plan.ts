@@ -7,7 +7,7 @@ import { checkCatalogs } from './check-catalog.js';
 import type { LiveProblem } from './check-catalog.js';
 import { syncedColumns } from './columns.js';
 import type { ColumnMapping, Plan, PlanStatement, PlanStep, Side, StepMode } from './plan-types.js';
-import { displayName } from './quote-ident.js';
+import { displayName, quoteQualified } from './quote-ident.js';
 import { renderSql } from './render-sql.js';
 
 export type DirectionOption = Direction | 'both';
@@ -22,6 +22,20 @@ export interface CompileOptions {
 
 /** Watermarks read from each target's state table, keyed by `stepKey(table, direction)`. */
 export type StateSnapshot = Readonly<Record<string, string | null>>;
+
+/** What an xmin step saved on its last run (SPEC §8): the read snapshot's xmin, the table's file, the server. */
+export interface XminCursor {
+  /** 64-bit transaction id, as text. */
+  readonly xmin: string;
+  readonly relfilenode: string | null;
+  readonly system: string | null;
+}
+
+/** Saved xmin cursors, keyed by `stepKey(table, direction)`. */
+export type XminState = Readonly<Record<string, XminCursor>>;
+
+/** Past this many transactions since the last read, 32-bit xids may have wrapped: read in full. */
+const XID_WRAP_DISTANCE = 2n ** 31n;
 
 export const STAGE_TABLE = 'bisync_stage';
 export const LOCK_NAMESPACE = 'bisync';
@@ -49,6 +63,7 @@ export function compilePlan(
   catalogs: Readonly<Record<string, Catalog>>,
   state: StateSnapshot,
   options: CompileOptions,
+  xminState: XminState = {},
 ): Plan {
   const selected = selectTables(config, options.tables ?? []);
   const problems = checkCatalogs({ ...config, tables: selected }, catalogs);
@@ -65,7 +80,7 @@ export function compilePlan(
   const steps: PlanStep[] = [];
   for (const direction of phases) {
     for (const table of selected) {
-      if (table.directions.includes(direction)) steps.push(compileStep(config, catalogs, state, options, table, direction));
+      if (table.directions.includes(direction)) steps.push(compileStep(config, catalogs, state, xminState, options, table, direction));
     }
   }
   return {
@@ -116,10 +131,44 @@ function chooseMode(
   return { mode: 'incremental', reason: `watermark ${watermark} on ${cursors.join(', ')}, minus the lookback` };
 }
 
+/**
+ * Mode of a step whose source is read by row xmin: incremental from the saved snapshot xmin, unless
+ * something makes that unsafe — then in full, saying why (SPEC §8: it errs only towards reading more).
+ */
+function chooseXminMode(
+  saved: XminCursor | undefined,
+  source: Catalog | undefined,
+  table: CatalogTable,
+  option: ModeOption,
+  sourceName: string,
+): { mode: StepMode; reason: string; since: string | null } {
+  const full = (reason: string): { mode: StepMode; reason: string; since: null } => ({ mode: 'full', reason, since: null });
+  if (option === 'full') return full('--mode full');
+  if (saved === undefined) return full(`xmin on ${sourceName}: no read snapshot saved yet (first run): every row is read`);
+  const server = source?.server;
+  if (server === undefined) return full(`xmin on ${sourceName}: the server's transaction ids are unknown: every row is read`);
+  if (saved.system !== null && server.systemId !== null && saved.system !== server.systemId) {
+    return full(`xmin on ${sourceName}: a different server than the last read (system identifier ${saved.system} → ${server.systemId}): every row is read`);
+  }
+  if (saved.relfilenode !== (table.relfilenode ?? null)) {
+    return full(`xmin on ${sourceName}: the table was rewritten since the last read (relfilenode ${saved.relfilenode} → ${table.relfilenode ?? 'none'}; VACUUM FULL, CLUSTER, TRUNCATE or a rewriting ALTER): every row is read`);
+  }
+  const since = BigInt(saved.xmin);
+  const next = BigInt(server.nextXid);
+  if (since > next) {
+    return full(`xmin on ${sourceName}: the saved transaction id ${saved.xmin} is ahead of the server's ${server.nextXid} (restored or reset server): every row is read`);
+  }
+  if (next - since >= XID_WRAP_DISTANCE) {
+    return full(`xmin on ${sourceName}: ${next - since} transactions since the last read, past the 2^31 a 32-bit xmin can tell apart (wraparound): every row is read`);
+  }
+  return { mode: 'incremental', reason: `xmin on ${sourceName}: rows written by transactions from ${saved.xmin} on (the oldest one still running at the last read)`, since: saved.xmin };
+}
+
 function compileStep(
   config: ResolvedConfig,
   catalogs: Readonly<Record<string, Catalog>>,
   state: StateSnapshot,
+  xminState: XminState,
   options: CompileOptions,
   table: ResolvedTable,
   direction: Direction,
@@ -142,7 +191,16 @@ function compileStep(
   const overriding = columns.some((c) => targetCat.columns.find((t) => t.name === c.target)?.identity === 'a');
   const cursors = table.timestamps[sourceName] ?? [];
   const watermark = state[stepKey(table.name, direction)] ?? null;
-  const { mode, reason } = chooseMode(cursors, watermark, options.mode, sourceName, table.name);
+  const byXmin = table.xmin.includes(sourceName);
+  if (byXmin && sourceCat.kind !== 'r') {
+    throw new CompileError(
+      `table "${table.name}": timestamps: { ${sourceName}: xmin } needs a plain table on ${sourceName}, and ${displayName(sourceCat)} is not one`,
+      [],
+      'list cursor columns instead, or remove the xmin entry to read this side in full',
+    );
+  }
+  const xminChoice = byXmin ? chooseXminMode(xminState[stepKey(table.name, direction)], catalogs[sourceName], sourceCat, options.mode, sourceName) : null;
+  const { mode, reason } = xminChoice ?? chooseMode(cursors, watermark, options.mode, sourceName, table.name);
 
   // Forward writes the origin column on its target and owns rows carrying its marker (or NULL);
   // reverse reads only the rows the reverse marker claims.
@@ -176,7 +234,7 @@ function compileStep(
     targetName,
     origin,
     originFilter,
-    incremental: mode === 'incremental',
+    incremental: mode === 'incremental' && !byXmin,
     insertOnly: table.write[direction] === 'insert-only',
     updatable,
     canUpdate: table.write[direction] !== 'insert-only' && (updatable.length > 0 || origin !== null),
@@ -188,11 +246,15 @@ function compileStep(
     lockNamespace: LOCK_NAMESPACE,
     lockKey: `${config.stateSchema}.${table.name}/${direction}`,
     read: null,
+    xmin: byXmin,
+    sinceXmin: xminChoice?.since ?? null,
+    sourceRegclass: quoteQualified({ schema: sourceCat.schema, name: sourceCat.name }),
   };
   const read = {
     since: mode === 'incremental' ? watermark : null,
     lookback: mode === 'incremental' ? `${table.lookbackSeconds} seconds` : null,
     origin: originFilter === null ? null : (table.origin?.reverse ?? null),
+    sinceXmin: xminChoice?.since ?? null,
   };
   const stmt = (kind: string, side: Side, purpose: string, extra: Record<string, unknown> = {}): PlanStatement => {
     const { sql, params } = renderSql(kind, { ...common, ...extra });
@@ -209,6 +271,7 @@ function compileStep(
     ...(cursors.length > 0 ? [stmt('read-horizon', 'source', `oldest open transaction on ${sourceName}, read before the snapshot`)] : []),
     stmt('begin-source', 'source', `open the read snapshot on ${sourceName}`),
     stmt('settings', 'source', 'transaction-local text formats and the read window', { read }),
+    ...(byXmin ? [stmt('read-xmin', 'source', `the read snapshot's xmin, the table's file and the server, saved for the next xmin read`)] : []),
     stmt('copy-out', 'source', `stream the rows out of ${sourceName}`),
     stmt('copy-in', 'target', `stream them into staging on ${targetName}`),
     stmt('commit', 'source', 'end the read snapshot'),

@@ -203,7 +203,12 @@ export function resolveConfig(
       tableNames[db] = qualifiedName(String(block?.table ?? name));
     }
     const timestamps: Record<string, string[]> = {};
-    for (const db of dbNames) timestamps[db] = [...(merged.timestamps?.[db] ?? [])];
+    const xmin: string[] = [];
+    for (const db of dbNames) {
+      const given = merged.timestamps?.[db];
+      if (given === 'xmin') xmin.push(db);
+      timestamps[db] = Array.isArray(given) ? [...given] : [];
+    }
 
     tables.push({
       name,
@@ -216,6 +221,7 @@ export function resolveConfig(
       directions: direction === 'both' ? ['forward', 'reverse'] : [direction],
       after: listOf(table.after).filter((d): d is string => typeof d === 'string'),
       timestamps,
+      xmin,
       origin: origin === null ? null : ({ column: origin.column, forward: origin.forward, reverse: origin.reverse } satisfies ResolvedOrigin),
       lookbackSeconds: lookbackSeconds ?? 0,
       deletes: merged.deletes ?? 'keep',

@@ -26,7 +26,8 @@ export interface RawTableSettings {
   primary_key?: string[];
   direction?: TableDirection;
   after?: string[];
-  timestamps?: Record<string, string[]>;
+  /** Cursor columns per database, or `xmin` (incremental by the transaction id of each row version). */
+  timestamps?: Record<string, string[] | 'xmin'>;
   origin?: RawOrigin | false;
   lookback?: string;
   columns?: (string | Record<string, string>)[];
@@ -92,8 +93,10 @@ export interface ResolvedTable {
   /** The steps of this table, in run order (forward before reverse). */
   readonly directions: readonly Direction[];
   readonly after: readonly string[];
-  /** Cursor columns per database name; an empty list means "read in full". */
+  /** Cursor columns per database name; an empty list means "read in full" (or by xmin, see `xmin`). */
   readonly timestamps: Readonly<Record<string, readonly string[]>>;
+  /** Databases where this table is read incrementally by row xmin (`timestamps: { db: xmin }`). */
+  readonly xmin: readonly string[];
   readonly origin: ResolvedOrigin | null;
   readonly lookbackSeconds: number;
   readonly deletes: DeletesMode;

@@ -3,12 +3,16 @@ import type { PlanStep } from '../compiler/plan-types.js';
 import { quoteIdent } from '../compiler/quote-ident.js';
 import { run } from './statements.js';
 
-/** Whether `<schema>.state`, `.runs` and `.rejects` all exist on this database. */
+/** Whether `<schema>.state` (with every column this bisync writes), `.runs` and `.rejects` all exist on this database. */
 export async function stateExists(client: pg.ClientBase, schema: string): Promise<boolean> {
   const names = ['state', 'runs', 'rejects'].map((t) => `${quoteIdent(schema)}.${quoteIdent(t)}`);
   const result = await client.query<{ missing: string }>(
-    'SELECT count(*) FILTER (WHERE to_regclass(n) IS NULL)::int AS missing FROM unnest($1::text[]) AS n',
-    [names],
+    `SELECT count(*) FILTER (WHERE to_regclass(n) IS NULL)::int
+            + (SELECT count(*) FROM (VALUES ('xmin_cursor')) AS c(name)
+                WHERE to_regclass($2) IS NULL
+                   OR NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = to_regclass($2) AND a.attname = c.name AND NOT a.attisdropped))::int AS missing
+       FROM unnest($1::text[]) AS n`,
+    [names, names[0]],
   );
   return Number(result.rows[0]?.missing ?? 1) === 0;
 }

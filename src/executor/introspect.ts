@@ -55,6 +55,10 @@ WITH wanted AS (
 )
 SELECT w.ord,
        current_setting('server_version_num')::int AS version,
+       pg_snapshot_xmax(pg_current_snapshot())::text AS next_xid,
+       CASE WHEN has_function_privilege('pg_control_system()', 'EXECUTE')
+            THEN (SELECT system_identifier::text FROM pg_control_system()) END AS system_id,
+       pg_relation_filenode(c.oid)::text AS relfilenode,
        n.nspname AS schema,
        c.relname AS name,
        c.relkind AS kind,
@@ -72,6 +76,9 @@ SELECT w.ord,
 interface CatalogRow {
   ord: string;
   version: number;
+  next_xid: string;
+  system_id: string | null;
+  relfilenode: string | null;
   schema: string | null;
   name: string | null;
   kind: string | null;
@@ -105,7 +112,14 @@ export async function introspect(client: pg.ClientBase, config: ResolvedConfig, 
             uniqueKeys: row.unique_keys ?? [],
             foreignKeys: row.foreign_keys ?? [],
             ...(row.privileges === null ? {} : { privileges: row.privileges }),
+            relfilenode: row.relfilenode,
           };
   });
-  return { database, serverVersion: result.rows[0]?.version ?? 0, tables };
+  const first = result.rows[0];
+  return {
+    database,
+    serverVersion: first?.version ?? 0,
+    ...(first === undefined ? {} : { server: { systemId: first.system_id, nextXid: first.next_xid } }),
+    tables,
+  };
 }

@@ -131,6 +131,10 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     await run(source, statement(step, 'begin-source'));
     sourceOpen = true;
     await run(source, statement(step, 'settings', 'source'));
+    let xminCursor: string | null = null;
+    if (step.statements.some((s) => s.kind === 'read-xmin')) {
+      xminCursor = (await run<{ xmin_cursor: string }>(source, statement(step, 'read-xmin'))).rows[0]?.xmin_cursor ?? null;
+    }
     copying = true;
     const read = await copyBetween(source, target, step, options.onProgress, options.duringCopy);
     copying = false;
@@ -168,7 +172,7 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
         `rows on ${step.target} owned by the other side would drop from ${before} to ${after}; the step was rolled back`,
       );
     }
-    const saved = await run<{ watermark: string | null }>(target, statement(step, 'save-state'), { 'read horizon': horizon });
+    const saved = await run<{ watermark: string | null }>(target, statement(step, 'save-state'), { 'read horizon': horizon, 'xmin cursor': xminCursor });
     const watermarkAfter = saved.rows[0]?.watermark ?? null;
     const status = options.dryRun ? 'dry-run' : 'succeeded';
     await run(target, statement(step, 'record-run'), runRow(options, planHash, status, started, counts, watermarkAfter, null));

@@ -116,10 +116,13 @@ function catalogs(n: Names): Record<string, Catalog> {
     column(n.enumColumn, enumTypeName(n), { category: 'E' }),
   ];
   return {
-    desktop: catalog('desktop', {
-      [VALUES.table1]: catalogTable(n.desktopSchema, n.desktopTable, shared, [n.key]),
-      [VALUES.table2]: catalogTable('public', n.t2Desktop, [column('id', 'integer'), column(n.t2KeyDesktop, 'text'), column(n.space, 'text')], ['id', n.t2KeyDesktop]),
-    }),
+    desktop: {
+      ...catalog('desktop', {
+        [VALUES.table1]: catalogTable(n.desktopSchema, n.desktopTable, shared, [n.key]),
+        [VALUES.table2]: catalogTable('public', n.t2Desktop, [column('id', 'integer'), column(n.t2KeyDesktop, 'text'), column(n.space, 'text')], ['id', n.t2KeyDesktop]),
+      }),
+      server: { systemId: '7300000000000000001', nextXid: '5000' },
+    },
     cloud: catalog('cloud', {
       [VALUES.table1]: catalogTable(
         n.cloudSchema,
@@ -139,13 +142,21 @@ function catalogs(n: Names): Record<string, Catalog> {
 
 const WATERMARK = '2026-01-02T03:04:05.123456Z';
 
+/** The document with the second table read by xmin on the desktop (pure plans only: end to end it mirrors deletes). */
+function withXmin(doc: unknown): unknown {
+  const d = doc as { tables: Record<string, unknown>[] };
+  return { ...d, tables: d.tables.map((t, i) => (i === 1 ? { ...t, timestamps: { desktop: 'xmin' } } : t)) };
+}
+
 function plans(n: Names): { firstRun: Plan; incremental: Plan } {
-  const config = configFrom(document(n));
+  const config = configFrom(withXmin(document(n)));
   const cats = catalogs(n);
   const state: StateSnapshot = { [stepKey(VALUES.table1, 'reverse')]: WATERMARK };
   return {
     firstRun: compilePlan(config, cats, {}, { direction: 'both', mode: 'auto' }),
-    incremental: compilePlan(config, cats, state, { direction: 'both', mode: 'auto' }),
+    incremental: compilePlan(config, cats, state, { direction: 'both', mode: 'auto' }, {
+      [stepKey(VALUES.table2, 'forward')]: { xmin: '4000', relfilenode: null, system: '7300000000000000001' },
+    }),
   };
 }
 
@@ -177,7 +188,7 @@ describe('hostile identifiers (pure: compiled from in-memory catalogs, parsed by
       `${VALUES.table2} forward full`,
       `${VALUES.table1} reverse full`,
     ]);
-    expect(hostile.incremental.steps.map((s) => s.mode)).toEqual(['full', 'full', 'incremental']);
+    expect(hostile.incremental.steps.map((s) => s.mode)).toEqual(['full', 'incremental', 'incremental']);
     expect(planStatements(hostile.firstRun).some((s) => s.statement.kind === 'mirror-deletes')).toBe(true);
   });
 
@@ -192,7 +203,7 @@ describe('hostile identifiers (pure: compiled from in-memory catalogs, parsed by
         const parsedHostile = parseStatements(h.statement.sql);
         const parsedBenign = parseStatements(b.statement.sql);
         if (h.statement.kind === 'bootstrap') {
-          expect(parsedHostile.map(statementType), h.label).toEqual(['CreateSchemaStmt', 'CreateStmt', 'CreateStmt', 'CreateStmt']);
+          expect(parsedHostile.map(statementType), h.label).toEqual(['CreateSchemaStmt', 'CreateStmt', 'AlterTableStmt', 'CreateStmt', 'CreateStmt']);
         } else {
           expect(parsedHostile, h.label).toHaveLength(1);
         }

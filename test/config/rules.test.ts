@@ -238,6 +238,23 @@ describe('keys naming databases', () => {
     expect(p.hint).toBe('did you mean "cloud"?');
   });
 
+  it('timestamps: { desktop: xmin } reads the desktop by row xmin (no cursor columns); any other word is an error there', () => {
+    const text = withTables(yaml`
+      - name: climaster
+        primary_key: [client_id]
+        timestamps: { desktop: xmin, cloud: [updated_at] }
+    `);
+    const table = resolve(text).tables[0];
+    expect(table?.xmin).toEqual(['desktop']);
+    expect(table?.timestamps).toEqual({ desktop: [], cloud: ['updated_at'] });
+    const typo = withTables(yaml`
+      - name: climaster
+        primary_key: [client_id]
+        timestamps: { desktop: xmn }
+    `);
+    expect(problemsOf(typo).map((p) => p.path)).toContain('tables[0].timestamps.desktop');
+  });
+
   it('a timestamps key in defaults naming an undeclared database is an error there', () => {
     const text = withTables(yaml`
       - name: climaster

@@ -1,4 +1,4 @@
--- bisync plan afec36324430050aa3c7618d6c5f5836f44447ee0f8bb0d76d61963dbe9a5a72
+-- bisync plan 157e224b5fbb1736ed7ad9a74733eb12f6532ea07992da361fafc5b0bd67324d
 -- config: sync.config.yaml; state schema: bisync; 2 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/2: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 909a201ff1a252231d6531690dfa301c12fb83421edd3a9e9f27f9f3471b2b48
+-- step hash: 0799a098da188aac2ab95334062dd33f14f6a9bdd3d6e9e36ed4b30b89f0d459
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -30,6 +30,9 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction)
 );
+
+-- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -337,7 +340,7 @@ COMMIT;
 -- Step 2/2: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: incremental — watermark 2026-01-02T03:04:05.123456Z on updated_at, created_at, minus the lookback
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 6a98de914de00ec3dc453fea74455055aee710a2df1aceb2a1f678dcaa31fe1d
+-- step hash: c49b8d7936ebaee3cc85f30f288ff98af468b3642b17ae745d258b87bb1d3498
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
@@ -361,6 +364,9 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction)
 );
+
+-- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,

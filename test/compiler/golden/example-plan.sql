@@ -1,4 +1,4 @@
--- bisync plan ae6c8eb36f8854b735d3e720ff909e61655ca2ba34f4f2892460bf762a31a9ac
+-- bisync plan 24d03385e32c47b9850ac2598cf113b081df673fcfb0e35d9732215bfd542bdf
 -- config: sync.config.yaml; state schema: bisync; 23 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/23: orgmaster forward: desktop public.orgmaster → cloud public.orgmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: org_id, org_name, gstin, city, is_active
--- step hash: 0cde68ed1ba1e89b4c366f8d19aa09673296facaf5a4e098bf5c612ccb7c1f2c
+-- step hash: 96194410014915cfb2c66778b2463bb798cb9636042fe10e1c0e38ebb6ac8d4e
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -30,6 +30,9 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction)
 );
+
+-- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -327,7 +330,7 @@ COMMIT;
 -- Step 2/23: locmaster forward: desktop public.locmaster → cloud public.locmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: loc_id, org_id, loc_name, pincode, is_head_office
--- step hash: 1754aaf5a4bdd7ee8be999b7a7e3e8ec4a5dcb8f5a1e6176e3e639f6b0d5bd81
+-- step hash: 3c45e8e5fa4ec2b9dd999eddfa72d1ac7e082346e411ac653175f9e01d640c71
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -351,6 +354,9 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction)
 );
+
+-- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -648,7 +654,7 @@ COMMIT;
 -- Step 3/23: conmaster forward: desktop public.conmaster → cloud public.conmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: con_id, con_code, con_name, sort_order, remarks
--- step hash: 5d4c05b1e54cf7a7f513c3b67078d864aa094f21259651797482eb0b9dfdfb03
+-- step hash: e8e776a0dc695ad83e52be370fb0b1fe037c6661803d0f665b22ac6dd5fb260c
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -672,6 +678,9 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction)
 );
+
+-- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -969,7 +978,7 @@ COMMIT;
 -- Step 4/23: mbstaff forward: desktop public.mbstaff → cloud public.mbstaff
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: staff_id, org_id, staff_name, designation, mobile, hourly_rate, joined_on, is_active
--- step hash: 5d6f1894efdc724e2eefb996e177b4f2a0cb23ca074a10fe96c84f669604d4c9
+-- step hash: b606c1028ac79560de47e19b754a6132c2570141349f8129185847b35bf6ed81
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -993,6 +1002,9 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction)
 );
+
+-- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -1296,7 +1308,7 @@ COMMIT;
 -- Step 5/23: taskmaster forward: desktop public.taskmaster → cloud public.taskmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: task_id, task_name, category, std_hours, is_billable
--- step hash: 46f61534af876e34f9f3588da49da312a8a5bc22e44eea6aa220b938a1f913cb
+-- step hash: 9dc77b653d354e07bc0c7951acb643b597e52cd1fe69e3435104f417c732d140
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -1320,6 +1332,9 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction)
 );
+
+-- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -1617,7 +1632,7 @@ COMMIT;
 -- Step 6/23: jobmaster forward: desktop public.jobmaster → cloud public.jobmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: job_id, job_name, recurrence, default_fee, is_active
--- step hash: e16899685571812d7774f01bd5df8f48c0a7ba030466cb1a05b21a3abbf3365f
+-- step hash: 0ad3623356b80da8f384aef4df29f4ba74cc0121e279d76ae723162327167b4f
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -1641,6 +1656,9 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction)
 );
+
+-- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -1938,7 +1956,7 @@ COMMIT;
 -- Step 7/23: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 909a201ff1a252231d6531690dfa301c12fb83421edd3a9e9f27f9f3471b2b48
+-- step hash: 0799a098da188aac2ab95334062dd33f14f6a9bdd3d6e9e36ed4b30b89f0d459
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -1962,6 +1980,9 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction)
 );
+
+-- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -2269,7 +2290,7 @@ COMMIT;
 -- Step 8/23: cliunimaster forward: desktop public.cliunimaster → cloud public.cliunimaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: cliu_id, client_id, unit_name, gstin, address
--- step hash: a9d2d3b4442c69f854e49c3355f23d545248f76947a25527a6fb023bbbdc61b5
+-- step hash: 38679726f5c4e6cacb9268c44b573208239ad5df1fc41fc7fdc13a4bae4a06fe
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -2293,6 +2314,9 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction)
 );
+
+-- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -2590,7 +2614,7 @@ COMMIT;
 -- Step 9/23: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 6587d9fa6d515f5881fc92a76100f54df83ceccf3a07d2142c504a535614d628
+-- step hash: db0cc596ebb2f533129de40e8bb425e304a72be503dd84e197b2edb9eab5d489
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -2614,6 +2638,9 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction)
 );
+
+-- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -2919,7 +2946,7 @@ COMMIT;
 -- Step 10/23: jobtasks forward: desktop public.jobtasks → cloud public.jobtasks
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: 7d3601e31b0b64cbebb6bb7ddc3191834b83e8914a2909cd2784f07079a1a25d
+-- step hash: 6000b9963c88dc073cd32db48c0acc1f5eea13b48d062835a9a0df20434c795b
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -2943,6 +2970,9 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction)
 );
+
+-- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -3244,7 +3274,7 @@ COMMIT;
 -- Step 11/23: taskchecklist forward: desktop public.taskchecklist → cloud public.taskchecklist
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: 0edd668f7148b7bc242a85495a4e637032d9e7a079a6d703960d8586f3a6d8fe
+-- step hash: 789b580b1603e169eb5d7ec8e225815add9947e0f8c738581d81964d152aec1d
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -3268,6 +3298,9 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction)
 );
+
+-- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -3565,7 +3598,7 @@ COMMIT;
 -- Step 12/23: workdiary forward: desktop public.workdiary → cloud public.workdiary
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: af4ee3f5406cff845bfd4f609ff07b149e1161b6f388eb373a0379ab01ef9208
+-- step hash: 26dbc4a7f1eff9f8260d7fc6a94708403c24aeba55dd6a864ccab0ac708a9baf
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -3589,6 +3622,9 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction)
 );
+
+-- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -3890,7 +3926,7 @@ COMMIT;
 -- Step 13/23: reminder forward: desktop public.mbreminder → cloud public.reminder
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, remdate→reminder_date, title, is_done
--- step hash: 45752fadb589894fe304e1b95627943bd984647039ec47a726efbcd2e69ac008
+-- step hash: 71766da28caada84b13d42fd28379aaecb5e5ae4fa8822636ffaf1a511aa8e51
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -3914,6 +3950,9 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction)
 );
+
+-- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -4213,7 +4252,7 @@ COMMIT;
 -- Step 14/23: remdetail forward: desktop public.remdetail → cloud public.remdetail
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: 32601027683394861f429041e10bb61652397195fb75ee8c95bd026c3aa152be
+-- step hash: debbddd5aceee9335d5a4ae51b3870870ae7146e3574e119b879e30e4aa26520
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -4237,6 +4276,9 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction)
 );
+
+-- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -4534,7 +4576,7 @@ COMMIT;
 -- Step 15/23: learequest forward: desktop public.learequest → cloud public.learequest
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: ed4eead7273076cea44ef1431001d1d57da1be268745870c0e01f44822529060
+-- step hash: d1cd09b6101e9c5a7f417f7e3a8057305183c81c2286e06de879e4559f9fdcb2
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
@@ -4558,6 +4600,9 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction)
 );
+
+-- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -4861,7 +4906,7 @@ COMMIT;
 -- Step 16/23: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 87299cb1d016e45b0bc500cc8159f955bde6a29da52c9c792d334397172a7af6
+-- step hash: 122bf01470ab3bf00a93c151ba1d1593d64681d8b7b49098b7aa5df6b0301caf
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
@@ -4885,6 +4930,9 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction)
 );
+
+-- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -5196,7 +5244,7 @@ COMMIT;
 -- Step 17/23: jobshead reverse: cloud public.jobshead → desktop public.jobshead
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: insert-only; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: ffaff4240d7ddc30d05306e1d034170a753cdf45efa55073c8b1a3ade7e9591e
+-- step hash: 59a21a098c6e9ebb446cf645e000bdec84bafc675bd39a9e74714a3a970b55ca
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
@@ -5220,6 +5268,9 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction)
 );
+
+-- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -5529,7 +5580,7 @@ COMMIT;
 -- Step 18/23: jobtasks reverse: cloud public.jobtasks → desktop public.jobtasks
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: 8dd5878897542f074f9edc211cd77b3f8f84cd4886e9fed1914b0acc62ed3403
+-- step hash: b2eb4e2df3b4662e9b5eda3377e0a2d742ec6483b23b58fea8fd309ec277e1f0
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
@@ -5553,6 +5604,9 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction)
 );
+
+-- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -5858,7 +5912,7 @@ COMMIT;
 -- Step 19/23: taskchecklist reverse: cloud public.taskchecklist → desktop public.taskchecklist
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: 57da2b3c4222f4d5a79cfa63a3fbee189a76d4af89f3f2e81f12a32f2c056069
+-- step hash: fe0e4ea17ae02864d6a8e5e247c80f50f7cf94235214019ebba7038dc21fecfc
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
@@ -5882,6 +5936,9 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction)
 );
+
+-- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -6183,7 +6240,7 @@ COMMIT;
 -- Step 20/23: workdiary reverse: cloud public.workdiary → desktop public.workdiary
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: adc2d67f0d0d19cf1eeb6868089b7477d70e11b25e9a2d229ba900b5b505649c
+-- step hash: b93a1f89a49b6e1fc5955338b4422bd23e328f2f2c2ac9816b8fb10224c85b9f
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
@@ -6207,6 +6264,9 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction)
 );
+
+-- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -6512,7 +6572,7 @@ COMMIT;
 -- Step 21/23: reminder reverse: cloud public.reminder → desktop public.mbreminder
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, reminder_date→remdate, title, is_done
--- step hash: a031cda1dc7b474c9a08efe8587078d6e8c68c6ebd0c869a1d24c1f17285d4f6
+-- step hash: 4dcb4b59d95c4507a3a133315192b06dcdbd143b4de245c1c6059a4e01b444f0
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
@@ -6536,6 +6596,9 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction)
 );
+
+-- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -6839,7 +6902,7 @@ COMMIT;
 -- Step 22/23: remdetail reverse: cloud public.remdetail → desktop public.remdetail
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: 592fb3ebf7aa46d8cd50ce61bac5fc8cadd6b6725a27d3b64f8e8b7ea3457833
+-- step hash: fcfd09c2ba048744b0ebe03d6d13dba4929858822169b8fc7b742fa187b5cc8c
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
@@ -6863,6 +6926,9 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction)
 );
+
+-- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -7164,7 +7230,7 @@ COMMIT;
 -- Step 23/23: learequest reverse: cloud public.learequest → desktop public.learequest
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: 0f751824745d31961ab11cc71506516e1d70c489bb6bf739d7f0ab93fe885cd4
+-- step hash: 3e9950e496f67d998d9d96d3ee7a2fbb02dbb67ceeaf94e1f484ba1a1180d974
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
@@ -7188,6 +7254,9 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction)
 );
+
+-- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,

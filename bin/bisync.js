@@ -21,6 +21,13 @@ const fatal = (error) => {
 };
 process.on('uncaughtException', fatal);
 process.on('unhandledRejection', fatal);
+// `bisync plan | head`: the reader has gone, so there is nobody left to tell; end quietly.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error) => {
+    if (error?.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    else fatal(error);
+  });
+}
 
 let cli;
 try {

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { BisyncError, ExitCode } from './errors.js';
 
 /**
  * A file shipped at the package root (templates/, sync.config.yaml, schema/), found from both
@@ -10,5 +11,5 @@ export function packageFile(relative: string, from: string = import.meta.url): s
     const candidate = fileURLToPath(new URL(`${up}${relative}`, from));
     if (existsSync(candidate) && existsSync(fileURLToPath(new URL(`${up}package.json`, from)))) return candidate;
   }
-  throw new Error(`${relative} is missing from this bisync installation`);
+  throw new BisyncError('INSTALL_INCOMPLETE', `${relative} is missing from this bisync installation`, { exitCode: ExitCode.usage, hint: 'reinstall it (npm ci in a checkout)' });
 }

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { copyFileSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, chmodSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,9 +34,13 @@ export interface RunResult {
   pid: number | undefined;
 }
 
-/** Run `node args…` in `cwd`; `onStdout` may act on the output so far (e.g. send a signal). */
-export async function runNode(args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; onOutput?: (output: string, child: ReturnType<typeof spawn>) => void } = {}): Promise<RunResult> {
+/** Run `node args…` in `cwd`; `onOutput` may act on the output so far (e.g. send a signal). */
+export async function runNode(
+  args: readonly string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; onOutput?: (output: string, child: ChildProcess) => void; beforeOutput?: (child: ChildProcess) => void } = {},
+): Promise<RunResult> {
   const child = spawn(process.execPath, args, { cwd: options.cwd ?? ROOT, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  options.beforeOutput?.(child);
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => {

@@ -1,4 +1,4 @@
-import { Option } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 import type { Command } from 'commander';
 import { ExitCode } from '../../errors.js';
 import { applyText } from '../apply-output.js';
@@ -30,6 +30,6 @@ export function registerDemo(program: Command, ctx: CliContext): void {
 
 function parseScale(value: string): number {
   const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`--scale must be a positive number, got ${value}`);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('it must be a positive number.');
   return n;
 }

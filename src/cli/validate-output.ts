@@ -70,6 +70,7 @@ export function validateText(config: ResolvedConfig, live: LiveReport | undefine
     lines.push('');
     lines.push(`Live check: ${live.databases.map((d) => `${d.name} PostgreSQL ${Math.floor(d.serverVersion / 10000)}.${d.serverVersion % 10000}`).join(', ')}`);
     if (live.problems.length === 0) lines.push('  every table, column, key, cursor and origin column matches the config.');
+    if (live.warnings.length > 0) lines.push(`  ${live.warnings.length} warning${live.warnings.length === 1 ? '' : 's'} (on stderr): the config runs, but not as it should.`);
   }
   return lines.join('\n');
 }

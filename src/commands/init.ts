@@ -5,7 +5,7 @@ import type { ResolvedDatabase } from '../config/types.js';
 import { BisyncError, ExitCode } from '../errors.js';
 import { connect } from '../executor/connect.js';
 import { listTables } from '../executor/list-tables.js';
-import type { DatabaseListing } from '../init/database-listing.js';
+import type { DatabaseListing } from '../compiler/catalog.js';
 import type { Side } from '../init/propose-tables.js';
 import { INIT_STATE_SCHEMA, starterConfig } from '../init/starter-config.js';
 import type { StarterConfig } from '../init/starter-config.js';

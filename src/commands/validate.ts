@@ -2,6 +2,7 @@ import type { Catalog } from '../compiler/catalog.js';
 import { checkCatalogs, checkGrants } from '../compiler/check-catalog.js';
 import type { LiveProblem } from '../compiler/check-catalog.js';
 import type { StateSnapshot, XminState } from '../compiler/compile-plan.js';
+import { liveWarnings } from '../compiler/live-warnings.js';
 import type { Direction, ResolvedConfig } from '../config/types.js';
 import { connect } from '../executor/connect.js';
 import { introspect } from '../executor/introspect.js';
@@ -10,6 +11,8 @@ import { readWatermarks, readXminCursors } from '../executor/read-state.js';
 export interface LiveReport {
   databases: { name: string; serverVersion: number }[];
   problems: LiveProblem[];
+  /** The config runs, but not as it should (triggers that rewrite synced columns, missing `after`). */
+  warnings: LiveProblem[];
 }
 
 /**
@@ -42,5 +45,6 @@ export async function validateLive(config: ResolvedConfig): Promise<LiveReport> 
   return {
     databases: Object.values(catalogs).map((c) => ({ name: c.database, serverVersion: c.serverVersion })),
     problems: [...checkCatalogs(config, catalogs), ...checkGrants(config, catalogs)],
+    warnings: liveWarnings(config, catalogs),
   };
 }

@@ -20,6 +20,30 @@ export interface CatalogForeignKey {
   readonly refSchema: string;
   readonly refTable: string;
   readonly refColumns: readonly string[];
+  /**
+   * The partition or inheritance child the constraint is declared on (`schema.name`), when it is
+   * not declared on the table itself: its rows are written through the table, so it orders it too.
+   */
+  readonly declaredOn?: string | null;
+}
+
+/** A BEFORE … FOR EACH ROW trigger on INSERT or UPDATE: it may change the row bisync writes. */
+export interface CatalogTrigger {
+  readonly name: string;
+  /** The partition or inheritance child it is declared on (`schema.name`), if not the table itself. */
+  readonly declaredOn: string | null;
+  /** The trigger function, `schema.name`. */
+  readonly function: string;
+  /** pg_language.lanname of the function: `plpgsql`, `c`, `internal`, … */
+  readonly language: string;
+  /** pg_proc.prosrc: the body for plpgsql, the C symbol for C functions. */
+  readonly source: string;
+  /** The arguments given in CREATE TRIGGER. */
+  readonly args: readonly string[];
+  readonly onInsert: boolean;
+  readonly onUpdate: boolean;
+  /** pg_trigger.tgenabled: `O` fires normally, `A` also under session_replication_role = replica, `R` only then. */
+  readonly enabled: string;
 }
 
 export interface CatalogTable {
@@ -36,6 +60,22 @@ export interface CatalogTable {
   readonly privileges?: { readonly select: boolean; readonly insert: boolean; readonly update: boolean; readonly delete: boolean };
   /** `pg_relation_filenode`: changes when the table is rewritten (VACUUM FULL, CLUSTER, TRUNCATE…); for xmin reads. */
   readonly relfilenode?: string | null;
+  /** Enabled BEFORE row triggers on INSERT or UPDATE, its partitions' and children's included. */
+  readonly triggers?: readonly CatalogTrigger[];
+}
+
+/** One table of a database as `bisync init` lists it. */
+export interface ListedTable extends CatalogTable {
+  /** Whether the bare table name resolves to this table through the connection's search_path. */
+  readonly visible: boolean;
+}
+
+/** Every user table of one database, as `bisync init` reads it from the catalog. */
+export interface DatabaseListing {
+  /** `server_version_num`, e.g. 170009. */
+  readonly serverVersion: number;
+  /** Sorted by schema, then name (by code point, so the order never depends on a collation). */
+  readonly tables: readonly ListedTable[];
 }
 
 /** Where a database stands in transaction ids, for xmin reads (SPEC §8). */

@@ -2,6 +2,7 @@ import type { Direction, ResolvedConfig, ResolvedTable } from '../config/types.j
 import type { Catalog, CatalogColumn, CatalogTable } from './catalog.js';
 import { syncedColumns } from './columns.js';
 import { displayName } from './quote-ident.js';
+import { analyseTriggers } from './trigger-columns.js';
 
 /** A mismatch between the config and what a database really holds. */
 export interface LiveProblem {
@@ -91,9 +92,11 @@ function checkTable(config: ResolvedConfig, table: ResolvedTable, catalogs: Read
       }
     }
     const synced = new Set(columns.map((c) => c[db]));
+    // A BEFORE INSERT trigger that sets the column fills it before the NOT NULL check.
+    const filledByTrigger = new Set(analyseTriggers(t).writes.filter((w) => w.onInsert).map((w) => w.column));
     for (const c of t.columns) {
       const stamped = db === to && c.name === table.origin?.column;
-      if (c.notNull && !c.hasDefault && !c.generated && !synced.has(c.name) && !stamped) {
+      if (c.notNull && !c.hasDefault && !c.generated && !synced.has(c.name) && !stamped && !filledByTrigger.has(c.name)) {
         report(db, `column "${c.name}" is NOT NULL without a default, but is not synced, so inserts would fail`, 'add it to the synced columns, or give it a default');
       }
     }

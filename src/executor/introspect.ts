@@ -1,10 +1,18 @@
 import type pg from 'pg';
-import type { Catalog, CatalogTable } from '../compiler/catalog.js';
+import type { Catalog, CatalogForeignKey, CatalogTable, CatalogTrigger } from '../compiler/catalog.js';
 import { quoteQualified } from '../compiler/quote-ident.js';
 import type { ResolvedConfig } from '../config/types.js';
 
+// The relation `c` and every partition or inheritance child below it, at any depth.
+const DESCENDANTS_SQL = `WITH RECURSIVE tree(oid) AS (
+                                   SELECT c.oid
+                                   UNION ALL
+                                   SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.oid)
+                                 SELECT oid FROM tree`;
+
 /**
- * Columns, primary key, unique keys and foreign keys of the relation `c` (a pg_class row), as JSON:
+ * Columns, primary key, unique keys, foreign keys and BEFORE row triggers of the relation `c` (a
+ * pg_class row), as JSON:
  * the select-list shared by `introspect` and init's `listTables`. Constant SQL, no values.
  */
 export const RELATION_DETAILS_SQL = `
@@ -39,12 +47,45 @@ export const RELATION_DETAILS_SQL = `
                   'refTable', rc.relname,
                   'refColumns', (SELECT array_to_json(array_agg(a.attname ORDER BY k.i))
                                    FROM unnest(f.confkey) WITH ORDINALITY AS k(attnum, i)
-                                   JOIN pg_attribute a ON a.attrelid = f.confrelid AND a.attnum = k.attnum))
-                  ORDER BY f.conname), '[]'::json)
+                                   JOIN pg_attribute a ON a.attrelid = f.confrelid AND a.attnum = k.attnum),
+                  'declaredOn', CASE WHEN f.conrelid <> c.oid THEN dn.nspname || '.' || dc.relname END)
+                  ORDER BY f.conrelid <> c.oid, dn.nspname COLLATE "C", dc.relname COLLATE "C", f.conname COLLATE "C"), '[]'::json)
           FROM pg_constraint f
-          JOIN pg_class rc ON rc.oid = f.confrelid
+          JOIN pg_class dc ON dc.oid = f.conrelid
+          JOIN pg_namespace dn ON dn.oid = dc.relnamespace
+          -- A reference to one partition is a reference to the partitioned table bisync syncs.
+          JOIN pg_class rc ON rc.oid = CASE WHEN (SELECT p.relispartition FROM pg_class p WHERE p.oid = f.confrelid)
+                                            THEN pg_partition_root(f.confrelid) ELSE f.confrelid END
           JOIN pg_namespace rn ON rn.oid = rc.relnamespace
-         WHERE f.conrelid = c.oid AND f.contype = 'f') AS foreign_keys`;
+         WHERE f.contype = 'f'
+           -- Declared on the table, or on any partition or inheritance child below it (whose rows
+           -- are written through it), but not the copies a partitioned table's own keys make.
+           AND f.conrelid IN (${DESCENDANTS_SQL})
+           AND (f.conrelid = c.oid OR f.conparentid = 0)) AS foreign_keys,
+       (SELECT coalesce(json_agg(json_build_object(
+                  'name', tg.tgname,
+                  'declaredOn', CASE WHEN tg.tgrelid <> c.oid THEN tn.nspname || '.' || tc.relname END,
+                  'function', pn.nspname || '.' || p.proname,
+                  'language', l.lanname,
+                  'source', p.prosrc,
+                  'args', encode(tg.tgargs, 'escape'),
+                  'onInsert', tg.tgtype & 4 <> 0,
+                  'onUpdate', tg.tgtype & 16 <> 0,
+                  'enabled', tg.tgenabled)
+                  ORDER BY tg.tgrelid <> c.oid, tg.tgname COLLATE "C", tn.nspname COLLATE "C", tc.relname COLLATE "C"), '[]'::json)
+          FROM pg_trigger tg
+          JOIN pg_class tc ON tc.oid = tg.tgrelid
+          JOIN pg_namespace tn ON tn.oid = tc.relnamespace
+          JOIN pg_proc p ON p.oid = tg.tgfoid
+          JOIN pg_namespace pn ON pn.oid = p.pronamespace
+          JOIN pg_language l ON l.oid = p.prolang
+         WHERE NOT tg.tgisinternal
+           AND tg.tgenabled <> 'D'
+           AND tg.tgtype & 1 <> 0        -- FOR EACH ROW
+           AND tg.tgtype & 2 <> 0        -- BEFORE
+           AND tg.tgtype & (4 | 16) <> 0 -- INSERT or UPDATE
+           AND tg.tgrelid IN (${DESCENDANTS_SQL})
+           AND (tg.tgrelid = c.oid OR tg.tgparentid = 0)) AS triggers`;
 
 // One round trip per database: every configured table, resolved through the search_path like the
 // statements that will use it, with columns, unique keys and foreign keys as JSON.
@@ -73,7 +114,16 @@ SELECT w.ord,
   LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
  ORDER BY w.ord`;
 
-interface CatalogRow {
+/** The columns `RELATION_DETAILS_SQL` selects, as node-postgres returns them. */
+export interface RelationDetailsRow {
+  columns: CatalogTable['columns'] | null;
+  primary_key: string[] | null;
+  unique_keys: string[][] | null;
+  foreign_keys: CatalogForeignKey[] | null;
+  triggers: (Omit<CatalogTrigger, 'args'> & { args: string })[] | null;
+}
+
+interface CatalogRow extends RelationDetailsRow {
   ord: string;
   version: number;
   next_xid: string;
@@ -82,11 +132,50 @@ interface CatalogRow {
   schema: string | null;
   name: string | null;
   kind: string | null;
-  columns: CatalogTable['columns'] | null;
-  primary_key: string[] | null;
-  unique_keys: string[][] | null;
-  foreign_keys: CatalogTable['foreignKeys'] | null;
   privileges: CatalogTable['privileges'] | null;
+}
+
+/** A catalog table from its pg_class identity and the `RELATION_DETAILS_SQL` columns. */
+export function catalogTableFrom(schema: string, name: string, kind: string, row: RelationDetailsRow): CatalogTable {
+  return {
+    schema,
+    name,
+    kind,
+    columns: row.columns ?? [],
+    primaryKey: row.primary_key,
+    uniqueKeys: row.unique_keys ?? [],
+    foreignKeys: row.foreign_keys ?? [],
+    triggers: (row.triggers ?? []).map((t) => ({ ...t, args: triggerArgs(t.args) })),
+  };
+}
+
+/**
+ * pg_trigger.tgargs as `encode(…, 'escape')` prints it: each argument ends in a NUL byte (`\000`),
+ * a backslash is `\\` and other non-printable bytes are `\ooo`.
+ */
+function triggerArgs(escaped: string): string[] {
+  const bytes: number[] = [];
+  for (let i = 0; i < escaped.length; i++) {
+    const ch = escaped.charCodeAt(i);
+    if (ch === 0x5c && escaped[i + 1] === '\\') {
+      bytes.push(0x5c);
+      i += 1;
+    } else if (ch === 0x5c && /^[0-7]{3}$/.test(escaped.slice(i + 1, i + 4))) {
+      bytes.push(Number.parseInt(escaped.slice(i + 1, i + 4), 8));
+      i += 3;
+    } else {
+      bytes.push(...Buffer.from(escaped[i] ?? '', 'utf8'));
+    }
+  }
+  const args: string[] = [];
+  let start = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    if (bytes[i] === 0) {
+      args.push(Buffer.from(bytes.slice(start, i)).toString('utf8'));
+      start = i + 1;
+    }
+  }
+  return args;
 }
 
 /** Read the catalog of every configured table on one database (read-only, one query). */
@@ -100,20 +189,12 @@ export async function introspect(client: pg.ClientBase, config: ResolvedConfig, 
   const tables: Record<string, CatalogTable | null> = {};
   config.tables.forEach((t, i) => {
     const row = result.rows[i];
-    tables[t.name] =
-      row === undefined || row.name === null || row.schema === null
-        ? null
-        : {
-            schema: row.schema,
-            name: row.name,
-            kind: row.kind ?? 'r',
-            columns: row.columns ?? [],
-            primaryKey: row.primary_key,
-            uniqueKeys: row.unique_keys ?? [],
-            foreignKeys: row.foreign_keys ?? [],
-            ...(row.privileges === null ? {} : { privileges: row.privileges }),
-            relfilenode: row.relfilenode,
-          };
+    if (row === undefined || row.name === null || row.schema === null) {
+      tables[t.name] = null;
+    } else {
+      const table = catalogTableFrom(row.schema, row.name, row.kind ?? 'r', row);
+      tables[t.name] = { ...table, ...(row.privileges === null ? {} : { privileges: row.privileges }), relfilenode: row.relfilenode };
+    }
   });
   const first = result.rows[0];
   return {

@@ -1,12 +1,11 @@
 import type pg from 'pg';
-import type { CatalogTable } from '../compiler/catalog.js';
-import type { DatabaseListing, ListedTable } from '../init/database-listing.js';
-import { compareText } from '../init/detect-columns.js';
-import { RELATION_DETAILS_SQL } from './introspect.js';
+import type { DatabaseListing, ListedTable } from '../compiler/catalog.js';
+import { catalogTableFrom, RELATION_DETAILS_SQL } from './introspect.js';
+import type { RelationDetailsRow } from './introspect.js';
 
 // One round trip: every ordinary and partitioned table outside the system schemas, the schemas
 // given in $1 and extension-owned tables (such as PostGIS's spatial_ref_sys), with the same
-// columns, keys and foreign keys `introspect.ts` reads. Catalog only: no user table is read.
+// columns, keys, foreign keys and triggers `introspect.ts` reads. Catalog only: no user table is read.
 const LIST_TABLES_SQL = `
 SELECT current_setting('server_version_num')::int AS version,
        (SELECT coalesce(json_agg(t ORDER BY t.schema COLLATE "C", t.name COLLATE "C"), '[]'::json) FROM (
@@ -26,15 +25,11 @@ SELECT current_setting('server_version_num')::int AS version,
                               WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
        ) t) AS tables`;
 
-interface ListedRow {
+interface ListedRow extends RelationDetailsRow {
   schema: string;
   name: string;
   kind: string;
   visible: boolean;
-  columns: CatalogTable['columns'] | null;
-  primary_key: string[] | null;
-  unique_keys: string[][] | null;
-  foreign_keys: CatalogTable['foreignKeys'] | null;
 }
 
 /**
@@ -44,16 +39,9 @@ interface ListedRow {
 export async function listTables(client: pg.ClientBase, excludeSchemas: readonly string[]): Promise<DatabaseListing> {
   const result = await client.query<{ version: number; tables: ListedRow[] }>(LIST_TABLES_SQL, [[...excludeSchemas]]);
   const row = result.rows[0];
-  const tables: ListedTable[] = (row?.tables ?? []).map((t) => ({
-    schema: t.schema,
-    name: t.name,
-    kind: t.kind,
-    visible: t.visible,
-    columns: t.columns ?? [],
-    primaryKey: t.primary_key,
-    uniqueKeys: t.unique_keys ?? [],
-    foreignKeys: t.foreign_keys ?? [],
-  }));
-  tables.sort((a, b) => compareText(a.schema, b.schema) || compareText(a.name, b.name));
+  const tables: ListedTable[] = (row?.tables ?? []).map((t) => ({ ...catalogTableFrom(t.schema, t.name, t.kind, t), visible: t.visible }));
+  // Code-point order, whatever the locale (the query's COLLATE "C" already sorts by bytes).
+  const byCodePoint = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+  tables.sort((a, b) => byCodePoint(a.schema, b.schema) || byCodePoint(a.name, b.name));
   return { serverVersion: row?.version ?? 0, tables };
 }

@@ -1,4 +1,5 @@
 import type { CatalogColumn, CatalogTable } from '../compiler/catalog.js';
+import type { TriggerWrite } from '../compiler/trigger-columns.js';
 
 /**
  * Column names `init` recognises, compared after lower-casing and dropping `_`, so `updated_at`,
@@ -18,6 +19,29 @@ const UPDATE_CURSOR_NAMES = [
   'modifieddate',
   'updateddate',
   'lastchanged',
+  'lastupdate',
+  'lastupdatedon',
+  'lastmodifiedon',
+  'lastmodifieddate',
+  'lastupdatedate',
+  'updatedate',
+  'modifydate',
+  'datelastmodified',
+  'updated',
+  'modified',
+  'changed',
+  'changedon',
+  'mtime',
+  'modtime',
+  'updatetime',
+  'updatedtime',
+  'modifiedtime',
+  'lastmodifiedtime',
+  'updatedts',
+  'modifiedts',
+  'lastchange',
+  'lastedited',
+  'editedat',
 ];
 const CREATE_CURSOR_NAMES = ['createdat', 'createdon', 'insertedat', 'datecreated', 'createddate', 'creationdate'];
 
@@ -34,29 +58,41 @@ export interface CursorGuess {
   readonly columns: string[];
   /** Set when candidates were found but not used, saying why. */
   readonly note?: string;
+  /** Cursor columns a trigger sets to the clock on every UPDATE, with the trigger's name. */
+  readonly maintained: readonly { readonly column: string; readonly trigger: string }[];
 }
 
-/** The cursor columns of one table: timestamp or date columns named like `updated_at` / `created_at`. */
-export function detectCursors(table: CatalogTable): CursorGuess {
+/**
+ * The cursor columns of one table: timestamp or date columns a BEFORE UPDATE trigger sets to the
+ * clock (`writes`, from `analyseTriggers`), then those named like `updated_at` / `last_update` /
+ * `created_at`.
+ */
+export function detectCursors(table: CatalogTable, writes: readonly TriggerWrite[] = []): CursorGuess {
+  const maintained = writes.filter((w) => w.onUpdate && w.clock);
   const rank = (c: CatalogColumn): number => {
+    // A column the database itself moves on every UPDATE is the surest cursor.
+    if (maintained.some((w) => w.column === c.name)) return 0;
     const n = normalise(c.name);
     const update = UPDATE_CURSOR_NAMES.indexOf(n);
-    if (update >= 0) return update;
+    if (update >= 0) return 1 + update;
     const create = CREATE_CURSOR_NAMES.indexOf(n);
-    return create >= 0 ? UPDATE_CURSOR_NAMES.length + create : -1;
+    return create >= 0 ? 1 + UPDATE_CURSOR_NAMES.length + create : -1;
   };
   const found = table.columns
     .filter((c) => !c.generated && CURSOR_TYPES.has(c.type) && rank(c) >= 0)
     .sort((a, b) => rank(a) - rank(b) || compareText(a.name, b.name));
-  const updates = found.filter((c) => rank(c) < UPDATE_CURSOR_NAMES.length);
+  const updates = found.filter((c) => rank(c) <= UPDATE_CURSOR_NAMES.length);
   if (found.length > 0 && updates.length === 0) {
     // A cursor that never moves on UPDATE would make incremental reads miss every edit.
     return {
       columns: [],
       note: `${found.map((c) => c.name).join(', ')} only records when a row was created, so an incremental read would miss edits; this side is read in full`,
+      maintained: [],
     };
   }
-  return { columns: found.map((c) => c.name) };
+  const columns = found.map((c) => c.name);
+  const by = maintained.filter((w) => columns.includes(w.column)).map((w) => ({ column: w.column, trigger: w.trigger }));
+  return { columns, maintained: by };
 }
 
 /**

@@ -1,6 +1,7 @@
-import type { CatalogColumn, CatalogTable } from '../compiler/catalog.js';
+import type { CatalogColumn, CatalogTable, DatabaseListing, ListedTable } from '../compiler/catalog.js';
 import type { TableDirection } from '../config/types.js';
-import type { DatabaseListing, ListedTable } from './database-listing.js';
+import { analyseTriggers, describeWrites, writtenColumns } from '../compiler/trigger-columns.js';
+import type { TriggerAnalysis, TriggerWrite } from '../compiler/trigger-columns.js';
 import { compareText, detectCursors, detectOrigin } from './detect-columns.js';
 
 export type Side = 'desktop' | 'cloud';
@@ -45,6 +46,10 @@ export interface TableProposal {
   readonly origin: string | null;
   /** Comment lines for this table; guesses start with `GUESS:`. */
   readonly notes: readonly string[];
+  /** Columns left out of `columns` because a BEFORE trigger sets them on a side bisync writes. */
+  readonly leftOutByTrigger: readonly string[];
+  /** Per side, cursor columns a trigger sets to the clock on every UPDATE, with that trigger. */
+  readonly maintainedCursors: Readonly<Partial<Record<Side, readonly { readonly column: string; readonly trigger: string }[]>>>;
 }
 
 export interface SkippedTable {
@@ -115,7 +120,23 @@ function proposeTable(name: string, desktop: ListedTable, cloud: ListedTable): T
   const cloudColumns = new Map(cloud.columns.map((c) => [c.name, c]));
   const desktopColumns = new Map(desktop.columns.map((c) => [c.name, c]));
 
+  const origin = detectOrigin(cloud, desktop);
+  const triggers: Record<Side, TriggerAnalysis> = { desktop: analyseTriggers(desktop), cloud: analyseTriggers(cloud) };
+  // A column a BEFORE trigger sets on the side bisync writes never keeps the value bisync wrote, so
+  // comparing it would rewrite the row on every run: leave it out. The desktop is written only by
+  // reverse, which needs the origin column.
+  const keyColumns = new Set([...(desktop.primaryKey ?? []), ...(cloud.primaryKey ?? [])]);
+  const written: Side[] = origin.column === null ? ['cloud'] : ['cloud', 'desktop'];
+  const triggerSet = new Map<string, Side[]>();
+  for (const side of written) {
+    for (const column of writtenColumns(triggers[side].writes)) {
+      if (!keyColumns.has(column)) triggerSet.set(column, [...(triggerSet.get(column) ?? []), side]);
+    }
+  }
+
   const synced: string[] = [];
+  const byTrigger: string[] = [];
+  const leftOutByTrigger: string[] = [];
   let leftOut = false;
   for (const d of desktop.columns) {
     const c = cloudColumns.get(d.name);
@@ -125,8 +146,21 @@ function proposeTable(name: string, desktop: ListedTable, cloud: ListedTable): T
     } else if (!compatible(d, c)) {
       notes.push(`${d.name} is ${d.type} on desktop but ${c.type} on cloud: left out of columns (make the types compatible to sync it)`);
       leftOut = true;
+    } else if (triggerSet.has(d.name)) {
+      const sides = triggerSet.get(d.name) ?? [];
+      byTrigger.push(sides.map((side) => `${describeWrites(d.name, triggers[side].writes)} on ${side}`).join(', '));
+      leftOutByTrigger.push(d.name);
+      leftOut = true;
     } else {
       synced.push(d.name);
+    }
+  }
+  if (byTrigger.length > 0) notes.push(`not synced, as a BEFORE trigger sets them where bisync writes: ${byTrigger.join('; ')}`);
+  for (const side of written) {
+    for (const t of triggers[side].unread) {
+      notes.push(
+        `on ${side}, BEFORE trigger ${t.name} runs ${t.function} (${t.language}), which bisync cannot read: if it changes synced columns, leave those out of columns, or every run rewrites the rows it touches`,
+      );
     }
   }
 
@@ -134,13 +168,14 @@ function proposeTable(name: string, desktop: ListedTable, cloud: ListedTable): T
   if ('reason' in key) return key;
   if (key.note !== undefined) notes.push(key.note);
 
-  const origin = detectOrigin(cloud, desktop);
   if (origin.note !== undefined) notes.push(origin.note);
   const timestamps: Partial<Record<Side, string[]>> = {};
+  const maintainedCursors: Partial<Record<Side, { column: string; trigger: string }[]>> = {};
   const cursorNames: Record<Side, string[]> = { desktop: [], cloud: [] };
   for (const [side, table] of [['desktop', desktop], ['cloud', cloud]] as const) {
-    const cursors = detectCursors(table);
+    const cursors = detectCursors(table, triggers[side].writes);
     if (cursors.note !== undefined) notes.push(`on ${side}, ${cursors.note}`);
+    if (cursors.maintained.length > 0) maintainedCursors[side] = [...cursors.maintained];
     if (cursors.columns.length > 0) timestamps[side] = cursors.columns;
     cursorNames[side] = cursors.columns;
   }
@@ -154,10 +189,14 @@ function proposeTable(name: string, desktop: ListedTable, cloud: ListedTable): T
 
   // A NOT NULL column without a default that is not synced makes every insert into that side fail.
   const syncedSet = new Set(synced);
-  const unfillable = (t: CatalogTable, stamped: string | null): string[] =>
-    t.columns.filter((c) => c.notNull && !c.hasDefault && !c.generated && !syncedSet.has(c.name) && c.name !== stamped).map((c) => c.name);
-  const blocksForward = unfillable(cloud, origin.column);
-  const blocksReverse = unfillable(desktop, null);
+  // A BEFORE INSERT trigger that sets the column fills it before the NOT NULL check.
+  const unfillable = (t: CatalogTable, stamped: string | null, writes: readonly TriggerWrite[]): string[] =>
+    t.columns
+      .filter((c) => c.notNull && !c.hasDefault && !c.generated && !syncedSet.has(c.name) && c.name !== stamped)
+      .filter((c) => !writes.some((w) => w.column === c.name && w.onInsert))
+      .map((c) => c.name);
+  const blocksForward = unfillable(cloud, origin.column, triggers.cloud.writes);
+  const blocksReverse = unfillable(desktop, null, triggers.desktop.writes);
   const canForward = blocksForward.length === 0;
   const canReverse = origin.column !== null && blocksReverse.length === 0;
   const noOrigin = 'the cloud table has no origin column (a text column named source, origin, src, …); reverse needs one to tell rows written on the cloud from rows forward copied, so this table syncs forward only';
@@ -187,6 +226,8 @@ function proposeTable(name: string, desktop: ListedTable, cloud: ListedTable): T
     timestamps,
     origin: origin.column,
     notes,
+    leftOutByTrigger,
+    maintainedCursors,
   };
 }
 

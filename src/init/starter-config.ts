@@ -1,11 +1,12 @@
 import { Document, isScalar } from 'yaml';
 import type { Node, Scalar, YAMLMap, YAMLSeq } from 'yaml';
 import type { TableDirection } from '../config/types.js';
-import type { DatabaseListing } from './database-listing.js';
+import type { DatabaseListing } from '../compiler/catalog.js';
 import { compareText, ORIGIN_NAMES } from './detect-columns.js';
 import { proposeTables, SIDES } from './propose-tables.js';
 import type { Side, SkippedTable, TableProposal } from './propose-tables.js';
 import { orderTables } from './table-order.js';
+import type { BrokenDependency } from './table-order.js';
 
 /** The state schema a starter config names; `init` leaves tables in it out. */
 export const INIT_STATE_SCHEMA = 'bisync';
@@ -38,11 +39,8 @@ export function starterConfig(listings: Readonly<Record<Side, DatabaseListing>>)
   const tables = order.map((n) => byName.get(n)).filter((t): t is TableProposal => t !== undefined);
   const orderNotes = new Map<string, string[]>();
   for (const b of broken) {
-    const chain = [...b.cycle, b.child].join(' → ');
     const notes = orderNotes.get(b.child) ?? [];
-    notes.push(
-      `GUESS: foreign keys form a cycle (${chain}, each referencing the next); after leaves out ${b.parent} to break it${b.nullable ? ', as the reference to it allows NULL' : ''}. A row whose ${b.parent} parent has not synced yet is rejected and retried on later runs`,
-    );
+    notes.push(cycleNote(b));
     orderNotes.set(b.child, notes);
   }
   for (const [name, missing] of unsynced) {
@@ -99,7 +97,7 @@ export function starterConfig(listings: Readonly<Record<Side, DatabaseListing>>)
   }
   valueOf(doc, ['defaults', 'lookback']).comment = ' re-read this far behind each watermark (late commits, clock skew)';
   if (timestamps !== null) {
-    keyOf(defaultsMap, 'timestamps').commentBefore = comment([timestampsGuess]);
+    keyOf(defaultsMap, 'timestamps').commentBefore = comment([maintainedEverywhere(tables) ?? timestampsGuess]);
     for (const side of SIDES) if (timestamps[side] !== undefined) (valueOf(doc, ['defaults', 'timestamps', side]) as YAMLSeq).flow = true;
   }
 
@@ -110,13 +108,19 @@ export function starterConfig(listings: Readonly<Record<Side, DatabaseListing>>)
     );
   }
   if (timestamps === null && tables.some((t) => Object.keys(t.timestamps).length > 0)) tablesHeader.push(timestampsGuess);
+  if (tables.some((t) => t.leftOutByTrigger.length > 0)) {
+    tablesHeader.push(
+      'Columns a BEFORE trigger sets on the database bisync writes (last_update = now(), a search tsvector, …) are left out of `columns`, with the trigger named: each side keeps what its own trigger writes. Synced, the trigger would replace the value bisync wrote, every run would find those rows different and rewrite them, and verify would report drift. To copy such columns exactly instead, see "Triggers on the written side" in the bisync README.',
+    );
+  }
   keyOf(root, 'tables').commentBefore = comment(tablesHeader);
   const items = (valueOf(doc, ['tables']) as YAMLSeq).items as YAMLMap[];
   items.forEach((item, i) => {
     const t = tables[i];
     if (t === undefined) return;
     if (i > 0) item.spaceBefore = true;
-    const notes = [...t.notes, ...(orderNotes.get(t.name) ?? [])];
+    const cursorNotes = timestamps !== null && maintainedEverywhere(tables) !== null ? [] : maintainedNotes(t);
+    const notes = [...t.notes, ...cursorNotes, ...(orderNotes.get(t.name) ?? [])];
     if (notes.length > 0) item.commentBefore = comment(notes);
     for (const key of ['primary_key', 'after', 'timestamps', 'origin']) {
       const node = item.get(key, true) as Node | undefined;
@@ -133,6 +137,45 @@ export function starterConfig(listings: Readonly<Record<Side, DatabaseListing>>)
     onlyOn: proposals.onlyOn,
     guesses: text.split('GUESS:').length - 1,
   };
+}
+
+/** Where `init` broke a foreign-key cycle, and why the order it chose lets rows arrive. */
+function cycleNote(b: BrokenDependency): string {
+  const chain = [...b.cycle, b.child].join(' → ');
+  const via = b.via.join(' and ');
+  const closing = b.closing;
+  const why =
+    closing === null
+      ? ''
+      : b.nullable && !closing.nullable
+        ? ` ${closing.child} waits for ${b.child}, because ${closing.via.join(' and ')} is NOT NULL (no ${closing.child} row can exist before its ${b.child}), while ${via} allows NULL (a ${b.child} row can exist before the ${b.parent} row it references).`
+        : b.nullable
+          ? ` ${via} allows NULL, so a ${b.child} row can exist before the ${b.parent} row it references.`
+          : ` Neither reference allows NULL, so the cycle is broken at ${via}, by name.`;
+  return (
+    `GUESS: foreign keys form a cycle (${chain}, each referencing the next); it is broken here: ${b.child} does not wait for ${b.parent}.${why}` +
+    ` A ${b.child} row whose ${b.parent} row has not synced yet is rejected and retried on later runs, after ${b.parent} has run.` +
+    ` Rows that close the cycle in the data (each referencing the other) cannot arrive in separate transactions in any order: see "Foreign-key cycles" in the bisync README`
+  );
+}
+
+/** Comment lines naming the trigger that keeps each of a table's cursor columns. */
+function maintainedNotes(t: TableProposal): string[] {
+  return SIDES.flatMap((side) => (t.maintainedCursors[side] ?? []).map((m) => `on ${side}, cursor ${m.column} is set to the clock on every UPDATE by trigger ${m.trigger}`));
+}
+
+/** When every table's cursors are kept by the same triggers: one comment for `defaults.timestamps`. */
+function maintainedEverywhere(tables: readonly TableProposal[]): string | null {
+  const first = tables[0];
+  if (first === undefined) return null;
+  const same = (t: TableProposal): boolean =>
+    SIDES.every((side) => JSON.stringify(t.maintainedCursors[side] ?? []) === JSON.stringify(first.maintainedCursors[side] ?? []) && (t.timestamps[side] ?? []).length === (t.maintainedCursors[side] ?? []).length);
+  if (!tables.every(same)) return null;
+  const parts = SIDES.filter((side) => (first.maintainedCursors[side] ?? []).length > 0).map(
+    (side) => `on ${side}, ${(first.maintainedCursors[side] ?? []).map((m) => `${m.column} (trigger ${m.trigger})`).join(', ')}`,
+  );
+  if (parts.length === 0) return null;
+  return `cursor columns: on every table, a BEFORE UPDATE trigger sets them to the clock on every change (${parts.join('; ')}), so an incremental read sees every edit. A side without them is read in full.`;
 }
 
 const timestampsGuess =

@@ -1,4 +1,4 @@
-import type { ListedTable } from './database-listing.js';
+import type { ListedTable } from '../compiler/catalog.js';
 import { compareText } from './detect-columns.js';
 import type { Side, TableProposal } from './propose-tables.js';
 
@@ -10,6 +10,10 @@ export interface BrokenDependency {
   readonly cycle: readonly string[];
   /** Whether every foreign key behind the left-out edge allows NULL (a row can be written before its parent). */
   readonly nullable: boolean;
+  /** The referencing columns behind the left-out edge, as `table.column`. */
+  readonly via: readonly string[];
+  /** The kept edge that closes the cycle at `child` (the last table of `cycle` referencing `child`). */
+  readonly closing: { readonly child: string; readonly via: readonly string[]; readonly nullable: boolean } | null;
 }
 
 export interface TableOrder {
@@ -27,6 +31,8 @@ interface Edge {
   readonly parent: string;
   /** Some foreign key behind it has NOT NULL columns: the child row cannot exist without the parent. */
   hard: boolean;
+  /** The referencing columns of its foreign keys, as `table.column` (each once). */
+  readonly via: string[];
 }
 
 /**
@@ -58,8 +64,10 @@ export function orderTables(tables: readonly TableProposal[]): TableOrder {
         // A table referencing itself needs no order: one statement inserts parent and child rows.
         if (parent === t.name) continue;
         const key = `${t.name}\0${parent}`;
-        const edge = edges.get(key) ?? { child: t.name, parent, hard: false };
+        const edge = edges.get(key) ?? { child: t.name, parent, hard: false, via: [] };
         edge.hard ||= fk.columns.every((c) => notNull.has(c));
+        const via = `${t.name}.${fk.columns.join(', ')}`;
+        if (!edge.via.includes(via)) edge.via.push(via);
         edges.set(key, edge);
       }
       missing[side].sort(compareText);
@@ -75,7 +83,18 @@ export function orderTables(tables: readonly TableProposal[]): TableOrder {
   for (const edge of candidates) {
     const path = pathBetween(kept, edge.parent, edge.child);
     if (path === undefined) kept.get(edge.child)?.push(edge.parent);
-    else broken.push({ child: edge.child, parent: edge.parent, cycle: [edge.child, ...path.slice(0, -1)], nullable: !edge.hard });
+    else {
+      const cycle = [edge.child, ...path.slice(0, -1)];
+      const closing = edges.get(`${cycle[cycle.length - 1] ?? ''}\0${edge.child}`);
+      broken.push({
+        child: edge.child,
+        parent: edge.parent,
+        cycle,
+        nullable: !edge.hard,
+        via: edge.via,
+        closing: closing === undefined ? null : { child: closing.child, via: closing.via, nullable: !closing.hard },
+      });
+    }
   }
 
   // Kahn's algorithm over the acyclic remainder, taking the smallest ready name each time.

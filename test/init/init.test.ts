@@ -307,7 +307,8 @@ describe('bisync init on hand-made schemas', () => {
   it('breaks a foreign-key cycle at the nullable reference, says so, and the row rejected on the first run arrives on the next', async () => {
     expect(tableOf(config, 'employee').after).toEqual(['dept']);
     expect(tableOf(config, 'dept').after).toBeUndefined();
-    expect(commentAbove(text, 'dept')).toMatch(/GUESS: foreign keys form a cycle \(dept → employee → dept, each referencing the next\); after leaves out employee to break it, as the reference to it allows NULL/);
+    expect(commentAbove(text, 'dept')).toMatch(/GUESS: foreign keys form a cycle \(dept → employee → dept, each referencing the next\); it is broken here: dept does not wait for employee\./);
+    expect(commentAbove(text, 'dept')).toMatch(/employee waits for dept, because employee\.dept_id is NOT NULL .*while dept\.manager_id allows NULL/);
     // The first apply (above) ran dept before employee, so dept 1, managed by employee 2, was rejected.
     expect(await query(dbs.cloudUrl, 'SELECT id, manager_id FROM dept ORDER BY id')).toEqual([{ id: 2, manager_id: null }]);
     const result = await runCli(['apply', '--config', file], envFor(dbs));

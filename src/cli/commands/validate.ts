@@ -16,18 +16,22 @@ export function registerValidate(program: Command, ctx: CliContext): void {
       const live: LiveReport | undefined = flags.live === true ? await validateLive(config) : undefined;
       if (ctx.json) ctx.printJson(validateJson(config, live));
       else ctx.print(validateText(config, live));
+      if (live !== undefined && live.warnings.length > 0 && !ctx.json) {
+        process.stderr.write(`${formatLiveProblems(config.file, live.warnings, 'warning')}\n`);
+      }
       if (live !== undefined && live.problems.length > 0) {
-        if (!ctx.json) process.stderr.write(`${formatLiveProblems(config.file, live.problems)}\n`);
+        if (!ctx.json) process.stderr.write(`${formatLiveProblems(config.file, live.problems, 'problem')}\n`);
         ctx.exit(ExitCode.usage);
       }
     });
 }
 
-function formatLiveProblems(file: string, problems: readonly LiveProblem[]): string {
+function formatLiveProblems(file: string, problems: readonly LiveProblem[], kind: 'problem' | 'warning'): string {
   const lines = problems.map(
     (p) =>
       `${file}:${p.location.line}:${p.location.column}: table "${p.table}" on ${p.database} (${p.relation}): ${p.message}` +
       (p.hint === undefined ? '' : `\n    hint: ${p.hint}`),
   );
-  return `${problems.length} problem${problems.length === 1 ? '' : 's'} against the live databases:\n${lines.join('\n')}`;
+  const what = kind === 'problem' ? 'against the live databases' : 'against the live databases (the config runs, but review these)';
+  return `${problems.length} ${kind}${problems.length === 1 ? '' : 's'} ${what}:\n${lines.join('\n')}`;
 }

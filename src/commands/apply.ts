@@ -42,13 +42,17 @@ export interface ApplyReport {
  * then run each step. A failed step does not stop the others; their commits stand.
  */
 export async function applyCommand(config: ResolvedConfig, options: ApplyOptions): Promise<ApplyReport> {
-  const { catalogs, state, xmin } = await readCatalogs(config);
-  const compileOptions: CompileOptions = { direction: options.direction, tables: options.tables ?? [], mode: options.mode };
-  const plan: Plan = compilePlan(config, catalogs, state, compileOptions, xmin);
+  // One set of connections for the whole run: the catalog read, the bootstrap and every step reuse
+  // them (at most `concurrency` per database), instead of two new ones per step.
+  const dbs = new Databases(config, { reuse: true });
   const runId = randomUUID();
-  const dbs = new Databases(config);
   let results: StepResult[] = [];
+  let planHash = '';
   try {
+    const { catalogs, state, xmin } = await readCatalogs(config, dbs);
+    const compileOptions: CompileOptions = { direction: options.direction, tables: options.tables ?? [], mode: options.mode };
+    const plan: Plan = compilePlan(config, catalogs, state, compileOptions, xmin);
+    planHash = plan.hash;
     if (!options.dryRun) await bootstrapTargets(plan, dbs, config, options.logger);
     results = await runScheduled(plan.steps, options.concurrency ?? 1, async (planned) => {
       let step = planned;
@@ -71,7 +75,7 @@ export async function applyCommand(config: ResolvedConfig, options: ApplyOptions
   } finally {
     await dbs.close();
   }
-  return { runId, planHash: plan.hash, dryRun: options.dryRun, steps: results, exitCode: exitCodeOf(results, options.failOnRejects === true) };
+  return { runId, planHash, dryRun: options.dryRun, steps: results, exitCode: exitCodeOf(results, options.failOnRejects === true) };
 }
 
 /** One step, run again with backoff while it fails for a transient reason (bounded by `retries`). */
@@ -97,7 +101,7 @@ async function runOne(
 async function attempt(step: PlanStep, dbs: Databases, planHash: string, runId: string, options: ApplyOptions, number: number): Promise<StepResult> {
   const log = options.logger.child({ table: step.table, direction: step.direction });
   log.info({ mode: step.mode, reason: step.reason, from: step.source, to: step.target }, 'step started');
-  const result = await runStep(step, dbs, planHash, {
+  const { result: stepResult, wire } = await dbs.counting(async () => await runStep(step, dbs, planHash, {
     runId,
     attempt: number,
     dryRun: options.dryRun,
@@ -106,7 +110,8 @@ async function attempt(step: PlanStep, dbs: Databases, planHash: string, runId: 
     ...(options.onProgress === undefined ? {} : { onProgress: (rows: number) => options.onProgress?.(step, rows) }),
     ...(options.afterRead === undefined ? {} : { afterRead: options.afterRead }),
     ...(options.duringCopy === undefined ? {} : { duringCopy: options.duringCopy }),
-  });
+  }));
+  const result: StepResult = { ...stepResult, ...wire };
   for (const reject of result.newRejects ?? []) {
     const key = Object.entries(reject.key).map(([k, v]) => `${k}=${v}`).join(', ');
     log.warn({ key: reject.key, errorCode: reject.errorCode, dryRun: options.dryRun }, `${step.table} ${step.direction}: row ${key} rejected by ${step.target}: ${reject.error}`);

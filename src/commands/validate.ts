@@ -5,6 +5,7 @@ import type { StateSnapshot, XminState } from '../compiler/compile-plan.js';
 import { liveWarnings } from '../compiler/live-warnings.js';
 import type { Direction, ResolvedConfig } from '../config/types.js';
 import { connect } from '../executor/connect.js';
+import type { Databases } from '../executor/databases.js';
 import { introspect } from '../executor/introspect.js';
 import { readWatermarks, readXminCursors } from '../executor/read-state.js';
 
@@ -19,12 +20,12 @@ export interface LiveReport {
  * Read both catalogs and the watermarks each database holds for the steps that write to it, in
  * READ ONLY transactions: nothing is written, not even the state schema.
  */
-export async function readCatalogs(config: ResolvedConfig): Promise<{ catalogs: Record<string, Catalog>; state: StateSnapshot; xmin: XminState }> {
+export async function readCatalogs(config: ResolvedConfig, dbs?: Databases): Promise<{ catalogs: Record<string, Catalog>; state: StateSnapshot; xmin: XminState }> {
   const catalogs: Record<string, Catalog> = {};
   let state: StateSnapshot = {};
   let xmin: XminState = {};
   for (const db of Object.values(config.databases)) {
-    const client = await connect(db);
+    const client = dbs === undefined ? await connect(db) : await dbs.client(db.name);
     try {
       await client.query('BEGIN TRANSACTION READ ONLY');
       catalogs[db.name] = await introspect(client, config, db.name);
@@ -33,7 +34,8 @@ export async function readCatalogs(config: ResolvedConfig): Promise<{ catalogs: 
       if (config.tables.some((t) => t.xmin.length > 0)) xmin = { ...xmin, ...(await readXminCursors(client, config.stateSchema, writtenBy)) };
       await client.query('COMMIT');
     } finally {
-      await client.end();
+      if (dbs === undefined) await client.end();
+      else await dbs.release(client);
     }
   }
   return { catalogs, state, xmin };

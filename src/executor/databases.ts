@@ -1,12 +1,51 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type net from 'node:net';
 import pg from 'pg';
 import type { ResolvedConfig, ResolvedDatabase } from '../config/types.js';
 import { clientConfig, connect } from './connect.js';
 
-/** Connections to the two databases of a config, opened on demand and closed together. */
-export class Databases {
-  private readonly open = new Set<pg.Client>();
+/** What a piece of work (one step) cost on the wire, counted by `Databases.counting`. */
+export interface WireCounts {
+  /** Queries sent and waited for (a COPY counts once): the round trips, connection set-up aside. */
+  roundTrips: number;
+  /** Connections opened for it (each costs a few more round trips: TCP, TLS, authentication). */
+  connectionsOpened: number;
+  bytesSent: number;
+  bytesReceived: number;
+}
 
-  constructor(private readonly config: ResolvedConfig) {}
+interface Tracked {
+  readonly database: string;
+  /** The transaction status of the last ReadyForQuery: `I` idle, `T` in a transaction, `E` failed one. */
+  status: string;
+  broken: boolean;
+  /** Socket byte counters when the client was last handed out. */
+  sentAtAcquire: number;
+  receivedAtAcquire: number;
+}
+
+/** Connections cut by `abandon`: never handed out again. */
+const abandoned = new WeakSet<pg.Client>();
+
+const socketOf = (client: pg.Client): net.Socket | undefined => (client as unknown as { connection?: { stream?: net.Socket } }).connection?.stream;
+
+/**
+ * Connections to the two databases of a config, opened on demand and closed together. With
+ * `reuse`, a connection given back idle (no transaction open, nothing queued) is handed out again
+ * to the next step on the same database, so a run opens at most `concurrency` connections per
+ * database instead of two per step (SPEC §8: over a WAN each costs TCP, TLS and authentication).
+ * Nothing bisync sets outlives a transaction (settings are transaction-local, staging drops at
+ * commit, locks are transaction locks), so a reused connection starts each step as a new one would.
+ */
+export class Databases {
+  private readonly open = new Map<pg.Client, Tracked>();
+  private readonly idle = new Map<string, pg.Client[]>();
+  private readonly counts = new AsyncLocalStorage<WireCounts>();
+
+  constructor(
+    private readonly config: ResolvedConfig,
+    private readonly options: { reuse?: boolean } = {},
+  ) {}
 
   database(name: string): ResolvedDatabase {
     const db = this.config.databases[name];
@@ -14,23 +53,86 @@ export class Databases {
     return db;
   }
 
-  /** A new connection (connection errors are exit-2 BisyncErrors that never hold the password). */
+  /** Run `fn`, counting the round trips, bytes and connections of the clients it uses. */
+  async counting<T>(fn: () => Promise<T>): Promise<{ result: T; wire: WireCounts }> {
+    const wire: WireCounts = { roundTrips: 0, connectionsOpened: 0, bytesSent: 0, bytesReceived: 0 };
+    const result = await this.counts.run(wire, fn);
+    return { result, wire };
+  }
+
+  /** A connection: an idle one of this run when reusing, else a new one (connection errors are exit-2 BisyncErrors without the password). */
   async client(name: string): Promise<pg.Client> {
-    const client = await connect(this.database(name));
-    this.open.add(client);
+    const pooled = this.idle.get(name)?.pop();
+    const client = pooled ?? (await this.connectTracked(name));
+    const tracked = this.open.get(client);
+    const socket = socketOf(client);
+    if (tracked !== undefined) {
+      tracked.sentAtAcquire = socket?.bytesWritten ?? 0;
+      tracked.receivedAtAcquire = socket?.bytesRead ?? 0;
+    }
     return client;
   }
 
-  /** Close a connection; one that does not close within a few seconds is cut. */
+  private async connectTracked(name: string): Promise<pg.Client> {
+    const client = await connect(this.database(name));
+    const tracked: Tracked = { database: name, status: 'I', broken: false, sentAtAcquire: 0, receivedAtAcquire: 0 };
+    this.open.set(client, tracked);
+    const wire = this.counts.getStore();
+    if (wire !== undefined) wire.connectionsOpened++;
+    const connection = (client as unknown as { connection: NodeJS.EventEmitter }).connection;
+    connection.on('readyForQuery', (message: { status?: string }) => {
+      tracked.status = message.status ?? 'I';
+    });
+    const lost = (): void => {
+      tracked.broken = true;
+      const list = this.idle.get(name);
+      if (list !== undefined) this.idle.set(name, list.filter((c) => c !== client));
+    };
+    client.on('end', lost);
+    client.on('error', lost);
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+      const counts = this.counts.getStore();
+      if (counts !== undefined) counts.roundTrips++;
+      return query(...args);
+    };
+    return client;
+  }
+
+  /**
+   * Give a connection back: kept for the next step when reusing and it is idle and whole, else
+   * closed (one that does not close within a few seconds is cut).
+   */
   async release(client: pg.Client): Promise<void> {
+    const tracked = this.open.get(client);
+    const socket = socketOf(client);
+    const wire = this.counts.getStore();
+    if (tracked !== undefined && wire !== undefined && socket !== undefined) {
+      wire.bytesSent += socket.bytesWritten - tracked.sentAtAcquire;
+      wire.bytesReceived += socket.bytesRead - tracked.receivedAtAcquire;
+    }
+    if (this.options.reuse === true && tracked !== undefined && this.reusable(client, tracked)) {
+      this.idle.set(tracked.database, [...(this.idle.get(tracked.database) ?? []), client]);
+      return;
+    }
+    await this.end(client);
+  }
+
+  private reusable(client: pg.Client, tracked: Tracked): boolean {
+    const internal = client as unknown as { _ending?: boolean; _activeQuery?: unknown; _queryQueue?: unknown[] };
+    return !tracked.broken && !abandoned.has(client) && tracked.status === 'I' && internal._ending !== true && internal._activeQuery == null && (internal._queryQueue?.length ?? 0) === 0;
+  }
+
+  private async end(client: pg.Client): Promise<void> {
     this.open.delete(client);
+    for (const [name, list] of this.idle) this.idle.set(name, list.filter((c) => c !== client));
     const ended = client.end().catch(() => undefined);
     const timer = new Promise<'late'>((resolve) => setTimeout(() => resolve('late'), 3000).unref());
     if ((await Promise.race([ended, timer])) === 'late') abandon(client);
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.open].map((c) => this.release(c)));
+    await Promise.all([...this.open.keys()].map((c) => this.end(c)));
   }
 
   /** The driver settings, for tools that need their own client. */
@@ -44,5 +146,6 @@ export class Databases {
  * is gone), where any further query would wait forever. The server ends its transaction.
  */
 export function abandon(client: pg.Client): void {
+  abandoned.add(client);
   (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
 }

@@ -38,6 +38,11 @@ export interface StepResult extends StepCounts {
   errorCode?: string;
   /** For `replan`: the watermark found under the lock, which differs from the planned one. */
   currentWatermark?: string | null;
+  /** On the wire, both databases together (set by apply around the step; SPEC §8): queries waited for, connections opened, bytes each way. */
+  roundTrips?: number;
+  connectionsOpened?: number;
+  bytesSent?: number;
+  bytesReceived?: number;
   /** How many times the step was run again after a transient failure. */
   retries?: number;
   /** Rows this run recorded in rejects for the first time (the target refused them). */

@@ -33,7 +33,7 @@ export function planSql(plan: Plan): string {
       comment(`step hash: ${step.hash}`),
       comment('='.repeat(76)),
     );
-    out.push('', comment(`Bootstrap on ${step.target}, only if ${plan.stateSchema}.state/runs/rejects are missing:`));
+    out.push('', comment(`Bootstrap on ${step.target}, only if ${plan.stateSchema}.state/runs/rejects/base/conflicts are missing:`));
     for (const s of [...step.bootstrap, ...step.statements]) {
       if (s === step.statements[0]) out.push('', comment('The step:'));
       out.push('', comment(`[${s.side === 'source' ? step.source : step.target}] ${s.purpose}`), ...paramComment(s), `${s.sql};`);

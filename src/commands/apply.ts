@@ -126,15 +126,18 @@ async function attempt(step: PlanStep, dbs: Databases, planHash: string, runId: 
 async function bootstrapTargets(plan: Plan, dbs: Databases, config: ResolvedConfig, logger: Logger): Promise<void> {
   const done = new Set<string>();
   for (const step of plan.steps) {
-    if (done.has(step.target)) continue;
-    done.add(step.target);
-    const client = await dbs.client(step.target);
-    try {
-      if (await bootstrapState(client, step, config.stateSchema)) {
-        logger.info({ database: step.target, schema: config.stateSchema }, 'created bisync state schema');
+    // edits: both reads the source's copy of the base too, so the source needs its state as well.
+    for (const database of step.edits === 'both' ? [step.target, step.source] : [step.target]) {
+      if (done.has(database)) continue;
+      done.add(database);
+      const client = await dbs.client(database);
+      try {
+        if (await bootstrapState(client, step, config.stateSchema)) {
+          logger.info({ database, schema: config.stateSchema }, 'created bisync state schema');
+        }
+      } finally {
+        await dbs.release(client);
       }
-    } finally {
-      await dbs.release(client);
     }
   }
 }

@@ -206,10 +206,14 @@ function compileStep(
   // reverse reads only the rows the reverse marker claims.
   const stampOrigin = direction === 'forward' && table.origin !== null;
   const origin = stampOrigin && table.origin !== null ? { column: table.origin.column, mine: table.origin.forward } : null;
-  const originFilter = direction === 'reverse' && table.origin !== null ? table.origin.column : null;
-  // Only forward can prove ownership (the origin column lives on its target), so only forward mirrors.
-  const mirror = table.deletes === 'mirror' && direction === 'forward';
-  if (mirror && origin === null) {
+  // With edits: both either side may change any row (SPEC §7): reverse reads every row, and the
+  // base, not the origin column, decides what a step writes.
+  const threeWay = table.edits === 'both';
+  const originFilter = direction === 'reverse' && table.origin !== null && !threeWay ? table.origin.column : null;
+  // Only forward can prove ownership (the origin column lives on its target), so only forward mirrors;
+  // with edits: both the base proves what was deleted, and deletes travel both ways.
+  const mirror = table.deletes === 'mirror' && (direction === 'forward' || threeWay);
+  if (mirror && origin === null && !threeWay) {
     throw new CompileError(
       `table "${table.name}": deletes: mirror on ${direction} needs an origin column on ${targetName}`,
       [],
@@ -249,17 +253,22 @@ function compileStep(
     xmin: byXmin,
     sinceXmin: xminChoice?.since ?? null,
     sourceRegclass: quoteQualified({ schema: sourceCat.schema, name: sourceCat.name }),
+    threeWay,
+    mirror,
+    ...threeWayContext(config, table, direction, sourceName, targetName),
   };
   const read = {
     since: mode === 'incremental' ? watermark : null,
     lookback: mode === 'incremental' ? `${table.lookbackSeconds} seconds` : null,
     origin: originFilter === null ? null : (table.origin?.reverse ?? null),
     sinceXmin: xminChoice?.since ?? null,
+    baseTable: threeWay ? table.name : null,
   };
-  const stmt = (kind: string, side: Side, purpose: string, extra: Record<string, unknown> = {}): PlanStatement => {
-    const { sql, params } = renderSql(kind, { ...common, ...extra });
+  const stmt = (kind: string, side: Side, purpose: string, extra: Record<string, unknown> = {}, template = kind): PlanStatement => {
+    const { sql, params } = renderSql(template, { ...common, ...extra });
     return { kind, side, purpose, sql, params };
   };
+  const threeWayTemplate = (kind: string): string => (threeWay ? `${kind}-three-way` : kind);
 
   const statements: PlanStatement[] = [
     stmt('begin-target', 'target', `open the write transaction on ${targetName}`),
@@ -272,15 +281,18 @@ function compileStep(
     stmt('begin-source', 'source', `open the read snapshot on ${sourceName}`),
     stmt('settings', 'source', 'transaction-local text formats and the read window', { read }),
     ...(byXmin ? [stmt('read-xmin', 'source', `the read snapshot's xmin, the table's file and the server, saved for the next xmin read`)] : []),
-    stmt('copy-out', 'source', `stream the rows out of ${sourceName}`),
+    stmt('copy-out', 'source', threeWay ? `stream the rows out of ${sourceName}, with ${sourceName}'s copy of the base` : `stream the rows out of ${sourceName}`, {}, threeWayTemplate('copy-out')),
     stmt('copy-in', 'target', `stream them into staging on ${targetName}`),
     stmt('commit', 'source', 'end the read snapshot'),
     stmt('retry-rejects', 'target', 'retry rows rejected by earlier runs'),
+    ...(threeWay && mode === 'full' ? [stmt('stage-base-keys', 'target', `keys ${targetName}'s base holds that ${sourceName} no longer has: deleted there`)] : []),
     stmt('count-staged', 'target', 'how many rows are staged'),
     stmt('analyze-staging', 'target', 'planner statistics for the staged rows'),
-    stmt('merge', 'target', 'insert new rows, update owned rows that differ'),
+    threeWay
+      ? stmt('merge', 'target', 'three-way merge: each row of the decision table (SPEC §7), conflicts, and the new base', {}, 'merge-three-way')
+      : stmt('merge', 'target', 'insert new rows, update owned rows that differ'),
     stmt('reject-row', 'target', 'only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here'),
-    ...(mirror && mode === 'full'
+    ...(mirror && mode === 'full' && !threeWay
       ? [
           stmt('count-mirror-deletes', 'target', `rows deletes: mirror would remove, against max_delete_fraction ${table.maxDeleteFraction}`),
           stmt('mirror-deletes', 'target', 'remove owned rows the source no longer has'),
@@ -308,15 +320,36 @@ function compileStep(
     stateSchema: config.stateSchema,
     after: [...table.after],
     mode,
-    reason: mirror && mode !== 'full' ? `${reason}; deletes: mirror waits for a full read` : reason,
+    reason: mirror && mode !== 'full' ? `${reason}; deletes: ${threeWay ? `on ${sourceName} are found` : 'mirror waits for'} a full read` : reason,
     watermark,
     columns,
     write: table.write[direction],
     deletes: table.deletes,
     maxDeleteFraction: table.maxDeleteFraction,
+    ...(threeWay ? { edits: 'both' as const } : {}),
     bootstrap,
     statements,
     hash: sha256(JSON.stringify(hashed)),
+  };
+}
+
+/** Bisync's own staging columns, removed from a staged row before it is shown as a conflict version. */
+const INTERNAL_COLUMNS = ['__bisync_row', '__bisync_cursor', '__bisync_attempts', '__bisync_first_seen', '__bisync_present', '__bisync_base_fp', '__bisync_base_gen', '__bisync_key', '__bisync_fp'];
+
+/** What the three-way templates need besides the common context (inert for edits: owner). */
+function threeWayContext(config: ResolvedConfig, table: ResolvedTable, direction: Direction, sourceName: string, targetName: string): Record<string, unknown> {
+  const policy = table.conflicts;
+  const targetCursors = table.timestamps[targetName] ?? [];
+  // Kinds name what each database did, forward source first: delete-update = forward's source deleted.
+  const kinds = direction === 'forward' ? { deleteUpdate: 'delete-update', updateDelete: 'update-delete' } : { deleteUpdate: 'update-delete', updateDelete: 'delete-update' };
+  return {
+    kinds,
+    conflictPolicy: policy.kind === 'database' ? `keep ${policy.database}'s version` : policy.kind === 'newest' ? 'the newer cursor value wins, a tie parks' : 'park',
+    newest: policy.kind === 'newest',
+    winner: policy.kind === 'database' ? (policy.database === sourceName ? 'source' : 'target') : null,
+    targetCursors,
+    targetCursorMany: targetCursors.length > 1,
+    internalColumns: `{${INTERNAL_COLUMNS.join(',')}}`,
   };
 }
 

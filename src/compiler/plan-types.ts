@@ -55,6 +55,8 @@ export interface PlanStep {
   readonly deletes: 'keep' | 'mirror';
   /** deletes: mirror refuses to remove more than this fraction of the rows this direction owns on T. */
   readonly maxDeleteFraction: number;
+  /** Present for edits: both tables: the step runs the three-way merge of SPEC §7. */
+  readonly edits?: 'both';
   /** Statements that create the state schema and tables, run once if they are missing. */
   readonly bootstrap: readonly PlanStatement[];
   /** The statements of the step, in order. */

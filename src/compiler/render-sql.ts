@@ -83,6 +83,40 @@ const helpers = {
     (keys as TemplateColumn[])
       .map((c) => `${helpers.param(`key column name ${c.target}`, c.target, options)}::text, ${String(staged)}.${quoteIdent(c.target)}`)
       .join(', '),
+  /**
+   * A key as bisync's base stores it: a JSON array of the key values' text forms. `side` says whose
+   * names to use: `source` (a row of F), `target` (a row of T) or `staged` (text cast to T's types first).
+   */
+  basekey: (keys: unknown, prefix: unknown, side: unknown) =>
+    `jsonb_build_array(${(keys as TemplateColumn[])
+      .map((c) => {
+        if (side === 'source') return `${String(prefix)}.${quoteIdent(c.source)}::text`;
+        if (side === 'target') return `${String(prefix)}.${quoteIdent(c.target)}::text`;
+        return `(${String(prefix)}.${quoteIdent(c.target)}::${helpers.type(c.type)})::text`;
+      })
+      .join(', ')})`,
+  /** `b.key ->> 0, b.key ->> 1`: the key values (text) of a base row, in key order. */
+  basekeycols: (keys: unknown, prefix: unknown) => (keys as TemplateColumn[]).map((_c, i) => `${String(prefix)}.key ->> ${i}`).join(', '),
+  /**
+   * The fingerprint of a row's synced columns: md5 of the text of the row of T-typed values. `staged`
+   * casts staged text to T's types first, so F's and T's versions of equal rows fingerprint alike.
+   */
+  fingerprint: (columns: unknown, prefix: unknown, side: unknown) =>
+    `md5(row(${(columns as TemplateColumn[])
+      .map((c) => (side === 'staged' ? `${String(prefix)}.${quoteIdent(c.target)}::${helpers.type(c.type)}` : `${String(prefix)}.${quoteIdent(c.target)}`))
+      .join(', ')})::text)`,
+  /**
+   * The columns F sends for a three-way step, by F's names: a key column falls back to the key in
+   * F's base (`b`), so a key F deleted still arrives, with every other column NULL.
+   */
+  readcols: (columns: unknown, keys: unknown, prefix: unknown, base: unknown) =>
+    (columns as TemplateColumn[])
+      .map((c) => {
+        const position = (keys as TemplateColumn[]).findIndex((k) => k.target === c.target);
+        const column = `${String(prefix)}.${quoteIdent(c.source)}`;
+        return position < 0 ? column : `coalesce(${column}::text, ${String(base)}.key ->> ${position})`;
+      })
+      .join(', '),
   /** A `$n` placeholder; the value goes to the statement's parameters, never into the text. */
   param: (name: unknown, value: unknown, options: Handlebars.HelperOptions) => {
     const render = state(options);

@@ -4,6 +4,7 @@ import { parseDuration } from './duration.js';
 import { didYouMean } from './suggest.js';
 import type {
   ColumnPair,
+  ConflictPolicy,
   Direction,
   QualifiedName,
   RawConfig,
@@ -26,6 +27,8 @@ export const TABLE_KEYS = [
   'lookback',
   'columns',
   'deletes',
+  'edits',
+  'conflicts',
   'max_delete_fraction',
   'forward',
   'reverse',
@@ -148,7 +151,25 @@ export function resolveConfig(
     if (origin !== null && origin.forward === origin.reverse) {
       report([...originPath(table, base), 'reverse'], 'origin.forward and origin.reverse must differ', 'use distinct markers such as D and M');
     }
-    if (merged.deletes === 'mirror') {
+    const edits = merged.edits ?? 'owner';
+    const settingPath = (key: 'edits' | 'conflicts'): KeyPath => (table[key] !== undefined ? [...base, key] : ['defaults', key]);
+    if (edits === 'both' && direction !== 'both') {
+      report(settingPath('edits'), `table "${name}": edits: both needs direction: both (it syncs ${direction} only)`, 'set direction: both, or use edits: owner');
+    }
+    const conflicts = conflictPolicy(merged.conflicts);
+    if (merged.conflicts !== undefined && conflicts === undefined) {
+      report(settingPath('conflicts'), `"${merged.conflicts}" is neither park, newest nor one of the databases (${dbNames.join(', ')})`, didYouMean(merged.conflicts, [...dbNames, 'park', 'newest']) || 'write conflicts: park, conflicts: newest, or conflicts: <database name>');
+    } else if (conflicts?.kind === 'database' && !dbNames.includes(conflicts.database)) {
+      report(settingPath('conflicts'), `"${conflicts.database}" is neither park, newest nor one of the databases (${dbNames.join(', ')})`, didYouMean(conflicts.database, [...dbNames, 'park', 'newest']) || 'write conflicts: park, conflicts: newest, or conflicts: <database name>');
+    } else if (conflicts?.kind === 'newest') {
+      const missing = dbNames.filter((db) => (merged.timestamps?.[db] ?? []).length === 0);
+      if (missing.length > 0) {
+        report(settingPath('conflicts'), `table "${name}": conflicts: newest needs cursor columns on both databases; ${missing.join(' and ')} has none`, `add timestamps: { ${missing.map((db) => `${db}: [updated_at]`).join(', ')} }, or use conflicts: park`);
+      }
+    }
+    if (merged.deletes === 'mirror' && edits === 'both') {
+      // Deletes travel both ways, each guarded by the base (SPEC §7): no origin rule needed.
+    } else if (merged.deletes === 'mirror') {
       const deletesPath = table.deletes !== undefined ? [...base, 'deletes'] : ['defaults', 'deletes'];
       if (direction === 'reverse') {
         report(deletesPath, `table "${name}": deletes: mirror only applies to forward, and this table syncs reverse only`, 'use deletes: keep; reverse never deletes (the desktop has no origin column to prove ownership)');
@@ -226,6 +247,8 @@ export function resolveConfig(
       lookbackSeconds: lookbackSeconds ?? 0,
       deletes: merged.deletes ?? 'keep',
       maxDeleteFraction: merged.max_delete_fraction ?? DEFAULT_MAX_DELETE_FRACTION,
+      edits,
+      conflicts: conflicts ?? { kind: 'park' },
       write: {
         forward: merged.forward?.write ?? 'upsert',
         reverse: merged.reverse?.write ?? 'upsert',
@@ -277,6 +300,13 @@ function checkSettings(
  */
 function listOf<T>(value: readonly T[] | undefined): readonly T[] {
   return Array.isArray(value) ? value : [];
+}
+
+/** `park`, `newest`, or a database name (checked against the databases by the caller); undefined when not a string. */
+function conflictPolicy(value: unknown): ConflictPolicy | undefined {
+  if (value === undefined || value === 'park') return { kind: 'park' };
+  if (value === 'newest') return { kind: 'newest' };
+  return typeof value === 'string' ? { kind: 'database', database: value } : undefined;
 }
 
 function originPath(table: RawTableSettings, base: KeyPath): KeyPath {

@@ -8,6 +8,10 @@ export type TableDirection = Direction | 'both';
 export type WriteMode = 'upsert' | 'insert-only';
 export type SslMode = 'disable' | 'require' | 'verify-full';
 export type DeletesMode = 'keep' | 'mirror';
+export type EditsMode = 'owner' | 'both';
+
+/** park: leave both sides alone and record the conflict; newest: the newer cursor value wins; or a database name. */
+export type ConflictPolicy = { readonly kind: 'park' } | { readonly kind: 'newest' } | { readonly kind: 'database'; readonly database: string };
 
 export interface RawDatabase {
   url: string;
@@ -32,6 +36,9 @@ export interface RawTableSettings {
   lookback?: string;
   columns?: (string | Record<string, string>)[];
   deletes?: DeletesMode;
+  edits?: EditsMode;
+  /** park, newest, or a database name. */
+  conflicts?: string;
   max_delete_fraction?: number;
   forward?: { write?: WriteMode };
   reverse?: { write?: WriteMode };
@@ -101,6 +108,10 @@ export interface ResolvedTable {
   readonly lookbackSeconds: number;
   readonly deletes: DeletesMode;
   readonly maxDeleteFraction: number;
+  /** Who may change a row: the origin rule's owner (SPEC §2), or both sides (three-way, SPEC §7). */
+  readonly edits: EditsMode;
+  /** How a conflict is settled with edits: both: park it, keep the newer version, or keep one database's. */
+  readonly conflicts: ConflictPolicy;
   readonly write: Readonly<Record<Direction, WriteMode>>;
 }
 

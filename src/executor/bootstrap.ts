@@ -5,7 +5,7 @@ import { run } from './statements.js';
 
 /** Whether `<schema>.state` (with every column this bisync writes), `.runs` and `.rejects` all exist on this database. */
 export async function stateExists(client: pg.ClientBase, schema: string): Promise<boolean> {
-  const names = ['state', 'runs', 'rejects'].map((t) => `${quoteIdent(schema)}.${quoteIdent(t)}`);
+  const names = ['state', 'runs', 'rejects', 'base', 'conflicts'].map((t) => `${quoteIdent(schema)}.${quoteIdent(t)}`);
   const result = await client.query<{ missing: string }>(
     `SELECT count(*) FILTER (WHERE to_regclass(n) IS NULL)::int
             + (SELECT count(*) FROM (VALUES ('xmin_cursor')) AS c(name)

@@ -125,7 +125,8 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
       await target.query('ROLLBACK');
       return { ...base, ...counts, status: 'replan', currentWatermark: current, watermarkAfter: current, durationMs: Date.now() - startedMs };
     }
-    const before = Number((await run<{ owned_by_other_side: string }>(target, statement(step, 'guard-count'))).rows[0]?.owned_by_other_side ?? 0);
+    const guardBefore = (await run<{ owned_by_other_side: string; rows_on_target?: string }>(target, statement(step, 'guard-count'))).rows[0];
+    const before = Number(guardBefore?.owned_by_other_side ?? 0);
     await run(target, statement(step, 'create-staging'));
 
     source = await dbs.client(step.source);
@@ -150,11 +151,13 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
 
     const retried = (await run(target, statement(step, 'retry-rejects'))).rowCount ?? 0;
     counts = add(counts, { retried });
+    if (step.statements.some((s) => s.kind === 'stage-base-keys')) await run(target, statement(step, 'stage-base-keys'));
     const lastRow = Number((await run<{ last_row: string }>(target, statement(step, 'count-staged'))).rows[0]?.last_row ?? 0);
     await run(target, statement(step, 'analyze-staging'));
     const newRejects: NewReject[] = [];
     counts = add(counts, await mergeRange(target, step, 1, lastRow, newRejects));
 
+    if (step.edits === 'both') checkThreeWayDeletes(step, counts.deleted, Number(guardBefore?.rows_on_target ?? 0), options.allowDeletes);
     if (step.statements.some((s) => s.kind === 'mirror-deletes')) {
       const plan = (await run<{ would_delete: string; owned: string }>(target, statement(step, 'count-mirror-deletes'))).rows[0];
       const wouldDelete = Number(plan?.would_delete ?? 0);
@@ -172,7 +175,8 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     const guardAfter = step.statements.filter((s) => s.kind === 'guard-count').at(-1);
     if (guardAfter === undefined) throw new Error('the plan has no closing guard');
     const after = Number((await run<{ owned_by_other_side: string }>(target, guardAfter)).rows[0]?.owned_by_other_side ?? 0);
-    if (after < before) {
+    // With edits: both the merge itself deletes rows the source deleted (and counted them above).
+    if (after < before - (step.edits === 'both' ? counts.deleted : 0)) {
       throw new GuardRefusal(
         `rows on ${step.target} owned by the other side would drop from ${before} to ${after}; the step was rolled back`,
       );
@@ -292,8 +296,10 @@ async function mergeRange(target: pg.Client, step: PlanStep, lo: number, hi: num
       updated: Number(row.updated ?? 0),
       unchanged: Number(row.unchanged ?? 0),
       protected: Number(row.protected ?? 0),
+      deleted: Number(row.deleted ?? 0),
       conflicts,
-      rejected: conflicts,
+      // insert-only conflicts are kept in rejects; edits: both conflicts in the conflicts table.
+      rejected: step.edits === 'both' ? 0 : conflicts,
     };
   } catch (error) {
     if (!isRowError(error)) throw error;
@@ -313,6 +319,19 @@ async function mergeRange(target: pg.Client, step: PlanStep, lo: number, hi: num
     const left = await mergeRange(target, step, lo, mid, newRejects);
     const right = await mergeRange(target, step, mid + 1, hi, newRejects);
     return add(add(ZERO, left), right);
+  }
+}
+
+/**
+ * edits: both carries deletes in the merge: refuse (the whole step rolls back) when they exceed
+ * max_delete_fraction of the rows on T, unless --allow-deletes (SPEC §2.1, §7).
+ */
+function checkThreeWayDeletes(step: PlanStep, deleted: number, rowsOnTarget: number, allowDeletes: boolean): void {
+  const limit = step.maxDeleteFraction;
+  if (deleted > 0 && !allowDeletes && deleted > rowsOnTarget * limit) {
+    throw new GuardRefusal(
+      `deletes made on ${step.source} would delete ${deleted} of ${rowsOnTarget} rows of ${step.targetRelation} on ${step.target}, more than max_delete_fraction ${limit}; the step was rolled back; rerun with --allow-deletes if that is intended`,
+    );
   }
 }
 

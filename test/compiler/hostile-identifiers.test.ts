@@ -68,9 +68,10 @@ type Names = { readonly [K in keyof typeof HOSTILE]: string };
 const BENIGN: Names = Object.fromEntries(Object.keys(HOSTILE).map((k) => [k, `n_${k.toLowerCase()}`])) as unknown as Names;
 
 /** Values from the config: they must only ever be parameters. */
-const VALUES = { table1: "t1'); DROP TABLE victim; --", table2: 'two"; --', forwardMark: "D'; --", reverseMark: 'M"', lookback: '17s' };
+const VALUES = { table1: "t1'); DROP TABLE victim; --", table2: 'two"; --', table3: "three'-- way", forwardMark: "D'; --", reverseMark: 'M"', lookback: '17s' };
 
-function document(n: Names): unknown {
+/** The hostile config; the pure tests add a third table with edits: both (SPEC §7). */
+function document(n: Names, threeWay = true): unknown {
   return {
     version: 1,
     databases: DATABASES,
@@ -97,6 +98,17 @@ function document(n: Names): unknown {
         deletes: 'mirror',
         max_delete_fraction: 0.5,
       },
+      ...(threeWay ? [{
+        name: VALUES.table3,
+        desktop: { table: `${n.desktopSchema}.${n.mixed}` },
+        cloud: { table: `${n.cloudSchema}.${n.mixed}` },
+        primary_key: [n.key],
+        direction: 'both',
+        edits: 'both',
+        conflicts: 'newest',
+        deletes: 'mirror',
+        timestamps: { desktop: [n.cursor1], cloud: [n.cursor1, n.cursor2] },
+      }] : []),
     ],
   };
 }
@@ -120,6 +132,7 @@ function catalogs(n: Names): Record<string, Catalog> {
       ...catalog('desktop', {
         [VALUES.table1]: catalogTable(n.desktopSchema, n.desktopTable, shared, [n.key]),
         [VALUES.table2]: catalogTable('public', n.t2Desktop, [column('id', 'integer'), column(n.t2KeyDesktop, 'text'), column(n.space, 'text')], ['id', n.t2KeyDesktop]),
+        [VALUES.table3]: catalogTable(n.desktopSchema, n.mixed, [...shared, column(n.cursor1, 'timestamp with time zone')], [n.key]),
       }),
       server: { systemId: '7300000000000000001', nextXid: '5000' },
     },
@@ -136,6 +149,12 @@ function catalogs(n: Names): Record<string, Catalog> {
         [column('id', 'integer'), column(n.t2KeyCloud, 'text'), column(n.space, 'text'), column(n.origin, 'text')],
         ['id', n.t2KeyCloud],
       ),
+      [VALUES.table3]: catalogTable(
+        n.cloudSchema,
+        n.mixed,
+        [...shared, column(n.origin, 'text'), column(n.cursor1, 'timestamp with time zone'), column(n.cursor2, 'timestamp with time zone')],
+        [n.key],
+      ),
     }),
   };
 }
@@ -151,7 +170,7 @@ function withXmin(doc: unknown): unknown {
 function plans(n: Names): { firstRun: Plan; incremental: Plan } {
   const config = configFrom(withXmin(document(n)));
   const cats = catalogs(n);
-  const state: StateSnapshot = { [stepKey(VALUES.table1, 'reverse')]: WATERMARK };
+  const state: StateSnapshot = { [stepKey(VALUES.table1, 'reverse')]: WATERMARK, [stepKey(VALUES.table3, 'reverse')]: WATERMARK };
   return {
     firstRun: compilePlan(config, cats, {}, { direction: 'both', mode: 'auto' }),
     incremental: compilePlan(config, cats, state, { direction: 'both', mode: 'auto' }, {
@@ -186,9 +205,11 @@ describe('hostile identifiers (pure: compiled from in-memory catalogs, parsed by
     expect(hostile.firstRun.steps.map((s) => `${s.table} ${s.direction} ${s.mode}`)).toEqual([
       `${VALUES.table1} forward full`,
       `${VALUES.table2} forward full`,
+      `${VALUES.table3} forward full`,
       `${VALUES.table1} reverse full`,
+      `${VALUES.table3} reverse full`,
     ]);
-    expect(hostile.incremental.steps.map((s) => s.mode)).toEqual(['full', 'incremental', 'incremental']);
+    expect(hostile.incremental.steps.map((s) => s.mode)).toEqual(['full', 'incremental', 'full', 'incremental', 'incremental']);
     expect(planStatements(hostile.firstRun).some((s) => s.statement.kind === 'mirror-deletes')).toBe(true);
   });
 
@@ -203,7 +224,7 @@ describe('hostile identifiers (pure: compiled from in-memory catalogs, parsed by
         const parsedHostile = parseStatements(h.statement.sql);
         const parsedBenign = parseStatements(b.statement.sql);
         if (h.statement.kind === 'bootstrap') {
-          expect(parsedHostile.map(statementType), h.label).toEqual(['CreateSchemaStmt', 'CreateStmt', 'AlterTableStmt', 'CreateStmt', 'CreateStmt']);
+          expect(parsedHostile.map(statementType), h.label).toEqual(['CreateSchemaStmt', 'CreateStmt', 'AlterTableStmt', 'CreateStmt', 'CreateStmt', 'CreateStmt', 'CreateStmt']);
         } else {
           expect(parsedHostile, h.label).toHaveLength(1);
         }
@@ -235,7 +256,7 @@ describe('hostile identifiers (pure: compiled from in-memory catalogs, parsed by
     const [bootstrap] = of(VALUES.table1, 'forward', 'bootstrap');
     expect(nodesOf(bootstrap, 'CreateSchemaStmt').map((s) => s.schemaname)).toEqual([HOSTILE.stateSchema]);
     expect(relationsOf(nodesOf(bootstrap, 'CreateStmt').map((s) => s.relation))).toEqual(
-      ['state', 'runs', 'rejects'].map((t) => rel(HOSTILE.stateSchema, t)),
+      ['state', 'runs', 'rejects', 'base', 'conflicts'].map((t) => rel(HOSTILE.stateSchema, t)),
     );
     const saved = nodesOf(of(VALUES.table1, 'forward', 'save-state'), 'InsertStmt');
     expect(saved[0]?.relation).toMatchObject(rel(HOSTILE.stateSchema, 'state'));
@@ -362,7 +383,7 @@ describe('hostile identifiers end to end: bisync apply on real databases', () =>
       // A row the phone created: reverse brings it down, forward must not touch it.
       await c.query(`INSERT INTO ${t1Cloud} (${sharedList}, ${q(n.origin)}) VALUES (100, 'phone', 's', 'd', '$2', '/*', E'\\n', 'a', $1)`, [VALUES.reverseMark]);
     });
-    const doc = document(HOSTILE) as { databases: unknown };
+    const doc = document(HOSTILE, false) as { databases: unknown };
     configFile = writeConfig(`${JSON.stringify(doc, null, 2)}\n`, 'hostile.config.yaml');
   });
 

@@ -123,6 +123,32 @@ const VARIANTS: Variant[] = [
     state: 'all',
   },
   {
+    label: 'edits: both, deletes both ways (SPEC §7)',
+    config: (env) =>
+      configFrom(
+        {
+          ...BASE,
+          defaults: { origin: ORIGIN, timestamps: CURSORS, edits: 'both', deletes: 'mirror' },
+          tables: [
+            { name: 'climaster', primary_key: ['client_id'], direction: 'both', conflicts: 'cloud' },
+            { name: 'jobshead', primary_key: ['job_id'], direction: 'both', timestamps: { desktop: [], cloud: ['updated_at'] } },
+          ],
+        },
+        env,
+      ),
+    options: { direction: 'both', mode: 'auto' },
+  },
+  {
+    label: 'edits: both, incremental',
+    config: (env) =>
+      configFrom(
+        { ...BASE, defaults: { origin: ORIGIN, timestamps: CURSORS, edits: 'both' }, tables: [{ name: 'climaster', primary_key: ['client_id'], direction: 'both' }] },
+        env,
+      ),
+    options: { direction: 'both', mode: 'auto' },
+    state: 'all',
+  },
+  {
     label: 'marked config values, incremental',
     config: (env) =>
       configFrom(
@@ -263,13 +289,24 @@ describe('lint over every plan (parse trees from the real PostgreSQL parser)', (
           expect(node.whereClause, label).toBeDefined();
           const relation = node.relation as { schemaname?: string; relname: string };
           if (relation.schemaname === stateSchema) {
-            expect(relation.relname, label).toBe('rejects');
+            expect(['rejects', 'conflicts'], label).toContain(relation.relname);
             continue;
           }
           // bisync's own temporary staging table (carrying a reject's attempts onto its re-read row).
           if (relation.schemaname === undefined && relation.relname === 'bisync_stage') continue;
           // A user table: only the step's target, and only rows this direction owns.
           expect(`${relation.schemaname ?? ''}.${relation.relname}`, label).toBe(s.step.targetRelation);
+          if (s.step.edits === 'both') {
+            // edits: both (SPEC §7): only in the three-way merge, only while the row still has the
+            // fingerprint the decision was made on, and deletes only with deletes: mirror.
+            expect(s.statement.kind, label).toBe('merge');
+            expect(functionNamesOf(node.whereClause), label).toContain('md5');
+            if (type === 'DeleteStmt') {
+              userDeletes++;
+              expect(s.step.deletes, label).toBe('mirror');
+            }
+            continue;
+          }
           const origin = s.step.direction === 'forward' ? plans.find((p) => p.plan.steps.includes(s.step))?.config.tables.find((t) => t.name === s.step.table)?.origin : null;
           if (origin !== null && origin !== undefined) {
             expect(columnRefsOf(node.whereClause), label).toContain(origin.column);
@@ -304,7 +341,7 @@ describe('lint over every plan (parse trees from the real PostgreSQL parser)', (
         const select = nodesOf(s.tree, 'SelectStmt')[0];
         const refs = columnRefsOf(select?.whereClause);
         const config = plans.find((p) => p.plan.steps.includes(s.step))?.config.tables.find((t) => t.name === s.step.table);
-        const originFilter = s.step.direction === 'reverse' && config?.origin ? [config.origin.column] : [];
+        const originFilter = s.step.direction === 'reverse' && config?.origin && config.edits !== 'both' ? [config.origin.column] : [];
         expect(refs, `${s.variant}: ${s.label}`).toEqual(originFilter);
         expect(functionNamesOf(select?.whereClause).filter((f) => f !== 'current_setting'), s.label).toEqual([]);
       }
@@ -373,7 +410,7 @@ describe('lint over every plan (parse trees from the real PostgreSQL parser)', (
     for (const s of statements) {
       const cteNames = new Set(nodesOf(s.tree, 'CommonTableExpr').map((c) => String(c.ctename)));
       const allowed = new Set([s.step.sourceRelation, s.step.targetRelation, 'bisync_stage', 'pg_stat_activity']);
-      for (const t of ['state', 'runs', 'rejects']) allowed.add(`${s.step.stateSchema}.${t}`);
+      for (const t of ['state', 'runs', 'rejects', 'base', 'conflicts']) allowed.add(`${s.step.stateSchema}.${t}`);
       for (const r of relationsOf(s.tree)) {
         if (r.schemaname === undefined && cteNames.has(r.relname)) continue;
         expect(allowed, `${s.variant}: ${s.label}`).toContain(r.schemaname === undefined ? r.relname : `${r.schemaname}.${r.relname}`);

@@ -18,7 +18,7 @@ describe('seed 004: bisync creates its own state on first use, idempotently and 
 
     expect(report.exitCode).toBe(0);
     for (const url of [dbs.cloudUrl, dbs.desktopUrl]) {
-      expect(await schemaTables(url, 'bisync')).toEqual(['rejects', 'runs', 'state']);
+      expect(await schemaTables(url, 'bisync')).toEqual(['base', 'conflicts', 'rejects', 'runs', 'state']);
       expect(await schemaTables(url, 'public')).toEqual(['client', 'job']);
     }
     const runs = await query<{ n: number }>(dbs.cloudUrl, `SELECT count(*)::int AS n FROM bisync.runs WHERE status = 'succeeded'`);
@@ -34,7 +34,7 @@ describe('seed 004: bisync creates its own state on first use, idempotently and 
 
     expect(a.exitCode).toBe(0);
     expect(b.exitCode).toBe(0);
-    expect(await schemaTables(dbs.cloudUrl, 'bisync')).toEqual(['rejects', 'runs', 'state']);
+    expect(await schemaTables(dbs.cloudUrl, 'bisync')).toEqual(['base', 'conflicts', 'rejects', 'runs', 'state']);
   });
 
   it('a second run of the same step while the first holds it exits 3 and changes nothing; nothing is duplicated', async () => {

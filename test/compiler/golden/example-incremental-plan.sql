@@ -1,4 +1,4 @@
--- bisync plan 157e224b5fbb1736ed7ad9a74733eb12f6532ea07992da361fafc5b0bd67324d
+-- bisync plan 8e9993fe1668146d8f29209da7578fa1250225ab28102bc00ffd64a930e0fa9c
 -- config: sync.config.yaml; state schema: bisync; 2 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,10 +6,10 @@
 -- Step 1/2: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 0799a098da188aac2ab95334062dd33f14f6a9bdd3d6e9e36ed4b30b89f0d459
+-- step hash: 52e94fa41ff1ce6c701b05981b58ffdab042dbd30834ed8faa9c27f7d974af7f
 -- ============================================================================
 
--- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
+-- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
 
 -- [cloud] bootstrap bisync's state on cloud, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
@@ -70,6 +70,32 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
   last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction, key)
+);
+
+-- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
+-- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
+-- records a delete both sides agreed on.
+CREATE TABLE IF NOT EXISTS "bisync".base (
+  table_name  text        NOT NULL,
+  key         jsonb       NOT NULL,
+  fingerprint text,
+  generation  bigint      NOT NULL,
+  agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
+);
+
+-- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- `bisync resolve` settles them, or until both sides hold the same version again.
+CREATE TABLE IF NOT EXISTS "bisync".conflicts (
+  table_name       text        NOT NULL,
+  key              jsonb       NOT NULL,
+  kind             text        NOT NULL CHECK (kind IN ('update-update', 'insert-insert', 'delete-update', 'update-delete')),
+  versions         jsonb       NOT NULL,
+  base_fingerprint text,
+  first_detected   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_detected    timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
 );
 
 -- [cloud] commit the bootstrap
@@ -340,10 +366,10 @@ COMMIT;
 -- Step 2/2: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: incremental — watermark 2026-01-02T03:04:05.123456Z on updated_at, created_at, minus the lookback
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: c49b8d7936ebaee3cc85f30f288ff98af468b3642b17ae745d258b87bb1d3498
+-- step hash: 99b9cfdd754d763038286da87fbb7603d4368ac9ae9ae5d4d88432f2cfb20530
 -- ============================================================================
 
--- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
+-- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
 
 -- [desktop] bootstrap bisync's state on desktop, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
@@ -404,6 +430,32 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
   last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction, key)
+);
+
+-- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
+-- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
+-- records a delete both sides agreed on.
+CREATE TABLE IF NOT EXISTS "bisync".base (
+  table_name  text        NOT NULL,
+  key         jsonb       NOT NULL,
+  fingerprint text,
+  generation  bigint      NOT NULL,
+  agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
+);
+
+-- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- `bisync resolve` settles them, or until both sides hold the same version again.
+CREATE TABLE IF NOT EXISTS "bisync".conflicts (
+  table_name       text        NOT NULL,
+  key              jsonb       NOT NULL,
+  kind             text        NOT NULL CHECK (kind IN ('update-update', 'insert-insert', 'delete-update', 'update-delete')),
+  versions         jsonb       NOT NULL,
+  base_fingerprint text,
+  first_detected   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_detected    timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
 );
 
 -- [desktop] commit the bootstrap

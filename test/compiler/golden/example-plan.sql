@@ -1,4 +1,4 @@
--- bisync plan 24d03385e32c47b9850ac2598cf113b081df673fcfb0e35d9732215bfd542bdf
+-- bisync plan bef1bb0ce754ac7c3bbc820f33447535b7eecf1adaabd6af425badda65208631
 -- config: sync.config.yaml; state schema: bisync; 23 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,10 +6,10 @@
 -- Step 1/23: orgmaster forward: desktop public.orgmaster → cloud public.orgmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: org_id, org_name, gstin, city, is_active
--- step hash: 96194410014915cfb2c66778b2463bb798cb9636042fe10e1c0e38ebb6ac8d4e
+-- step hash: 54837ebd457db054642fed92817cf82379b9e62527a8d3389fa67132b1052a33
 -- ============================================================================
 
--- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
+-- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
 
 -- [cloud] bootstrap bisync's state on cloud, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
@@ -70,6 +70,32 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
   last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction, key)
+);
+
+-- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
+-- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
+-- records a delete both sides agreed on.
+CREATE TABLE IF NOT EXISTS "bisync".base (
+  table_name  text        NOT NULL,
+  key         jsonb       NOT NULL,
+  fingerprint text,
+  generation  bigint      NOT NULL,
+  agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
+);
+
+-- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- `bisync resolve` settles them, or until both sides hold the same version again.
+CREATE TABLE IF NOT EXISTS "bisync".conflicts (
+  table_name       text        NOT NULL,
+  key              jsonb       NOT NULL,
+  kind             text        NOT NULL CHECK (kind IN ('update-update', 'insert-insert', 'delete-update', 'update-delete')),
+  versions         jsonb       NOT NULL,
+  base_fingerprint text,
+  first_detected   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_detected    timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
 );
 
 -- [cloud] commit the bootstrap
@@ -330,10 +356,10 @@ COMMIT;
 -- Step 2/23: locmaster forward: desktop public.locmaster → cloud public.locmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: loc_id, org_id, loc_name, pincode, is_head_office
--- step hash: 3c45e8e5fa4ec2b9dd999eddfa72d1ac7e082346e411ac653175f9e01d640c71
+-- step hash: c8687a00226aeabb75773340f8b683f5415321ab9742998cda64966103ff90fd
 -- ============================================================================
 
--- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
+-- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
 
 -- [cloud] bootstrap bisync's state on cloud, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
@@ -394,6 +420,32 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
   last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction, key)
+);
+
+-- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
+-- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
+-- records a delete both sides agreed on.
+CREATE TABLE IF NOT EXISTS "bisync".base (
+  table_name  text        NOT NULL,
+  key         jsonb       NOT NULL,
+  fingerprint text,
+  generation  bigint      NOT NULL,
+  agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
+);
+
+-- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- `bisync resolve` settles them, or until both sides hold the same version again.
+CREATE TABLE IF NOT EXISTS "bisync".conflicts (
+  table_name       text        NOT NULL,
+  key              jsonb       NOT NULL,
+  kind             text        NOT NULL CHECK (kind IN ('update-update', 'insert-insert', 'delete-update', 'update-delete')),
+  versions         jsonb       NOT NULL,
+  base_fingerprint text,
+  first_detected   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_detected    timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
 );
 
 -- [cloud] commit the bootstrap
@@ -654,10 +706,10 @@ COMMIT;
 -- Step 3/23: conmaster forward: desktop public.conmaster → cloud public.conmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: con_id, con_code, con_name, sort_order, remarks
--- step hash: e8e776a0dc695ad83e52be370fb0b1fe037c6661803d0f665b22ac6dd5fb260c
+-- step hash: f140ea121d066bf22a20a5497cb5dee18b7fb9b76cdd8305ee2bc14837bc64e0
 -- ============================================================================
 
--- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
+-- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
 
 -- [cloud] bootstrap bisync's state on cloud, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
@@ -718,6 +770,32 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
   last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction, key)
+);
+
+-- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
+-- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
+-- records a delete both sides agreed on.
+CREATE TABLE IF NOT EXISTS "bisync".base (
+  table_name  text        NOT NULL,
+  key         jsonb       NOT NULL,
+  fingerprint text,
+  generation  bigint      NOT NULL,
+  agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
+);
+
+-- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- `bisync resolve` settles them, or until both sides hold the same version again.
+CREATE TABLE IF NOT EXISTS "bisync".conflicts (
+  table_name       text        NOT NULL,
+  key              jsonb       NOT NULL,
+  kind             text        NOT NULL CHECK (kind IN ('update-update', 'insert-insert', 'delete-update', 'update-delete')),
+  versions         jsonb       NOT NULL,
+  base_fingerprint text,
+  first_detected   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_detected    timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
 );
 
 -- [cloud] commit the bootstrap
@@ -978,10 +1056,10 @@ COMMIT;
 -- Step 4/23: mbstaff forward: desktop public.mbstaff → cloud public.mbstaff
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: staff_id, org_id, staff_name, designation, mobile, hourly_rate, joined_on, is_active
--- step hash: b606c1028ac79560de47e19b754a6132c2570141349f8129185847b35bf6ed81
+-- step hash: 64c1f5a7713438ab73295421a775883bb2824d0327f7764484712e744dd21120
 -- ============================================================================
 
--- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
+-- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
 
 -- [cloud] bootstrap bisync's state on cloud, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
@@ -1042,6 +1120,32 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
   last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction, key)
+);
+
+-- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
+-- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
+-- records a delete both sides agreed on.
+CREATE TABLE IF NOT EXISTS "bisync".base (
+  table_name  text        NOT NULL,
+  key         jsonb       NOT NULL,
+  fingerprint text,
+  generation  bigint      NOT NULL,
+  agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
+);
+
+-- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- `bisync resolve` settles them, or until both sides hold the same version again.
+CREATE TABLE IF NOT EXISTS "bisync".conflicts (
+  table_name       text        NOT NULL,
+  key              jsonb       NOT NULL,
+  kind             text        NOT NULL CHECK (kind IN ('update-update', 'insert-insert', 'delete-update', 'update-delete')),
+  versions         jsonb       NOT NULL,
+  base_fingerprint text,
+  first_detected   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_detected    timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
 );
 
 -- [cloud] commit the bootstrap
@@ -1308,10 +1412,10 @@ COMMIT;
 -- Step 5/23: taskmaster forward: desktop public.taskmaster → cloud public.taskmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: task_id, task_name, category, std_hours, is_billable
--- step hash: 9dc77b653d354e07bc0c7951acb643b597e52cd1fe69e3435104f417c732d140
+-- step hash: 5c4fc7e4d56e24062fff7f85c41195720514a67feaf8a1413e63c61213d54b00
 -- ============================================================================
 
--- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
+-- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
 
 -- [cloud] bootstrap bisync's state on cloud, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
@@ -1372,6 +1476,32 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
   last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction, key)
+);
+
+-- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
+-- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
+-- records a delete both sides agreed on.
+CREATE TABLE IF NOT EXISTS "bisync".base (
+  table_name  text        NOT NULL,
+  key         jsonb       NOT NULL,
+  fingerprint text,
+  generation  bigint      NOT NULL,
+  agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
+);
+
+-- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- `bisync resolve` settles them, or until both sides hold the same version again.
+CREATE TABLE IF NOT EXISTS "bisync".conflicts (
+  table_name       text        NOT NULL,
+  key              jsonb       NOT NULL,
+  kind             text        NOT NULL CHECK (kind IN ('update-update', 'insert-insert', 'delete-update', 'update-delete')),
+  versions         jsonb       NOT NULL,
+  base_fingerprint text,
+  first_detected   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_detected    timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
 );
 
 -- [cloud] commit the bootstrap
@@ -1632,10 +1762,10 @@ COMMIT;
 -- Step 6/23: jobmaster forward: desktop public.jobmaster → cloud public.jobmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: job_id, job_name, recurrence, default_fee, is_active
--- step hash: 0ad3623356b80da8f384aef4df29f4ba74cc0121e279d76ae723162327167b4f
+-- step hash: c682494ae52e5dea2e5afd4ec3d359a351da8c5e29d2fe31c20568178acad75e
 -- ============================================================================
 
--- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
+-- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
 
 -- [cloud] bootstrap bisync's state on cloud, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
@@ -1696,6 +1826,32 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
   last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction, key)
+);
+
+-- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
+-- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
+-- records a delete both sides agreed on.
+CREATE TABLE IF NOT EXISTS "bisync".base (
+  table_name  text        NOT NULL,
+  key         jsonb       NOT NULL,
+  fingerprint text,
+  generation  bigint      NOT NULL,
+  agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
+);
+
+-- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- `bisync resolve` settles them, or until both sides hold the same version again.
+CREATE TABLE IF NOT EXISTS "bisync".conflicts (
+  table_name       text        NOT NULL,
+  key              jsonb       NOT NULL,
+  kind             text        NOT NULL CHECK (kind IN ('update-update', 'insert-insert', 'delete-update', 'update-delete')),
+  versions         jsonb       NOT NULL,
+  base_fingerprint text,
+  first_detected   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_detected    timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
 );
 
 -- [cloud] commit the bootstrap
@@ -1956,10 +2112,10 @@ COMMIT;
 -- Step 7/23: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 0799a098da188aac2ab95334062dd33f14f6a9bdd3d6e9e36ed4b30b89f0d459
+-- step hash: 52e94fa41ff1ce6c701b05981b58ffdab042dbd30834ed8faa9c27f7d974af7f
 -- ============================================================================
 
--- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
+-- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
 
 -- [cloud] bootstrap bisync's state on cloud, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
@@ -2020,6 +2176,32 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
   last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction, key)
+);
+
+-- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
+-- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
+-- records a delete both sides agreed on.
+CREATE TABLE IF NOT EXISTS "bisync".base (
+  table_name  text        NOT NULL,
+  key         jsonb       NOT NULL,
+  fingerprint text,
+  generation  bigint      NOT NULL,
+  agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
+);
+
+-- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- `bisync resolve` settles them, or until both sides hold the same version again.
+CREATE TABLE IF NOT EXISTS "bisync".conflicts (
+  table_name       text        NOT NULL,
+  key              jsonb       NOT NULL,
+  kind             text        NOT NULL CHECK (kind IN ('update-update', 'insert-insert', 'delete-update', 'update-delete')),
+  versions         jsonb       NOT NULL,
+  base_fingerprint text,
+  first_detected   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_detected    timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
 );
 
 -- [cloud] commit the bootstrap
@@ -2290,10 +2472,10 @@ COMMIT;
 -- Step 8/23: cliunimaster forward: desktop public.cliunimaster → cloud public.cliunimaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: cliu_id, client_id, unit_name, gstin, address
--- step hash: 38679726f5c4e6cacb9268c44b573208239ad5df1fc41fc7fdc13a4bae4a06fe
+-- step hash: f3b17692a0dd9e1e1825c9747a91c0ff6582e93482df3339234a5f5326efe5be
 -- ============================================================================
 
--- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
+-- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
 
 -- [cloud] bootstrap bisync's state on cloud, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
@@ -2354,6 +2536,32 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
   last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction, key)
+);
+
+-- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
+-- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
+-- records a delete both sides agreed on.
+CREATE TABLE IF NOT EXISTS "bisync".base (
+  table_name  text        NOT NULL,
+  key         jsonb       NOT NULL,
+  fingerprint text,
+  generation  bigint      NOT NULL,
+  agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
+);
+
+-- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- `bisync resolve` settles them, or until both sides hold the same version again.
+CREATE TABLE IF NOT EXISTS "bisync".conflicts (
+  table_name       text        NOT NULL,
+  key              jsonb       NOT NULL,
+  kind             text        NOT NULL CHECK (kind IN ('update-update', 'insert-insert', 'delete-update', 'update-delete')),
+  versions         jsonb       NOT NULL,
+  base_fingerprint text,
+  first_detected   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_detected    timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
 );
 
 -- [cloud] commit the bootstrap
@@ -2614,10 +2822,10 @@ COMMIT;
 -- Step 9/23: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: db0cc596ebb2f533129de40e8bb425e304a72be503dd84e197b2edb9eab5d489
+-- step hash: 38c995eacfa78bcd7ebf07edbdb5ffeaeca2c7f2cbdaefd7c2884f66c745458b
 -- ============================================================================
 
--- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
+-- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
 
 -- [cloud] bootstrap bisync's state on cloud, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
@@ -2678,6 +2886,32 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
   last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction, key)
+);
+
+-- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
+-- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
+-- records a delete both sides agreed on.
+CREATE TABLE IF NOT EXISTS "bisync".base (
+  table_name  text        NOT NULL,
+  key         jsonb       NOT NULL,
+  fingerprint text,
+  generation  bigint      NOT NULL,
+  agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
+);
+
+-- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- `bisync resolve` settles them, or until both sides hold the same version again.
+CREATE TABLE IF NOT EXISTS "bisync".conflicts (
+  table_name       text        NOT NULL,
+  key              jsonb       NOT NULL,
+  kind             text        NOT NULL CHECK (kind IN ('update-update', 'insert-insert', 'delete-update', 'update-delete')),
+  versions         jsonb       NOT NULL,
+  base_fingerprint text,
+  first_detected   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_detected    timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
 );
 
 -- [cloud] commit the bootstrap
@@ -2946,10 +3180,10 @@ COMMIT;
 -- Step 10/23: jobtasks forward: desktop public.jobtasks → cloud public.jobtasks
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: 6000b9963c88dc073cd32db48c0acc1f5eea13b48d062835a9a0df20434c795b
+-- step hash: 1d23d0f213181b41135b2333c9f2f6c0c59604d1bd7ed3308bcb2ae3f744313f
 -- ============================================================================
 
--- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
+-- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
 
 -- [cloud] bootstrap bisync's state on cloud, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
@@ -3010,6 +3244,32 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
   last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction, key)
+);
+
+-- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
+-- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
+-- records a delete both sides agreed on.
+CREATE TABLE IF NOT EXISTS "bisync".base (
+  table_name  text        NOT NULL,
+  key         jsonb       NOT NULL,
+  fingerprint text,
+  generation  bigint      NOT NULL,
+  agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
+);
+
+-- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- `bisync resolve` settles them, or until both sides hold the same version again.
+CREATE TABLE IF NOT EXISTS "bisync".conflicts (
+  table_name       text        NOT NULL,
+  key              jsonb       NOT NULL,
+  kind             text        NOT NULL CHECK (kind IN ('update-update', 'insert-insert', 'delete-update', 'update-delete')),
+  versions         jsonb       NOT NULL,
+  base_fingerprint text,
+  first_detected   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_detected    timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
 );
 
 -- [cloud] commit the bootstrap
@@ -3274,10 +3534,10 @@ COMMIT;
 -- Step 11/23: taskchecklist forward: desktop public.taskchecklist → cloud public.taskchecklist
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: 789b580b1603e169eb5d7ec8e225815add9947e0f8c738581d81964d152aec1d
+-- step hash: a49468c83b56abd71e762ca02fd4fca1c4b164ab574054541c2281d688bbe210
 -- ============================================================================
 
--- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
+-- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
 
 -- [cloud] bootstrap bisync's state on cloud, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
@@ -3338,6 +3598,32 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
   last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction, key)
+);
+
+-- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
+-- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
+-- records a delete both sides agreed on.
+CREATE TABLE IF NOT EXISTS "bisync".base (
+  table_name  text        NOT NULL,
+  key         jsonb       NOT NULL,
+  fingerprint text,
+  generation  bigint      NOT NULL,
+  agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
+);
+
+-- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- `bisync resolve` settles them, or until both sides hold the same version again.
+CREATE TABLE IF NOT EXISTS "bisync".conflicts (
+  table_name       text        NOT NULL,
+  key              jsonb       NOT NULL,
+  kind             text        NOT NULL CHECK (kind IN ('update-update', 'insert-insert', 'delete-update', 'update-delete')),
+  versions         jsonb       NOT NULL,
+  base_fingerprint text,
+  first_detected   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_detected    timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
 );
 
 -- [cloud] commit the bootstrap
@@ -3598,10 +3884,10 @@ COMMIT;
 -- Step 12/23: workdiary forward: desktop public.workdiary → cloud public.workdiary
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: 26dbc4a7f1eff9f8260d7fc6a94708403c24aeba55dd6a864ccab0ac708a9baf
+-- step hash: 745f5a0406890b47d1d36bdeecd69d555f9c690f174e1954a8fa21f5ab370142
 -- ============================================================================
 
--- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
+-- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
 
 -- [cloud] bootstrap bisync's state on cloud, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
@@ -3662,6 +3948,32 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
   last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction, key)
+);
+
+-- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
+-- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
+-- records a delete both sides agreed on.
+CREATE TABLE IF NOT EXISTS "bisync".base (
+  table_name  text        NOT NULL,
+  key         jsonb       NOT NULL,
+  fingerprint text,
+  generation  bigint      NOT NULL,
+  agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
+);
+
+-- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- `bisync resolve` settles them, or until both sides hold the same version again.
+CREATE TABLE IF NOT EXISTS "bisync".conflicts (
+  table_name       text        NOT NULL,
+  key              jsonb       NOT NULL,
+  kind             text        NOT NULL CHECK (kind IN ('update-update', 'insert-insert', 'delete-update', 'update-delete')),
+  versions         jsonb       NOT NULL,
+  base_fingerprint text,
+  first_detected   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_detected    timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
 );
 
 -- [cloud] commit the bootstrap
@@ -3926,10 +4238,10 @@ COMMIT;
 -- Step 13/23: reminder forward: desktop public.mbreminder → cloud public.reminder
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, remdate→reminder_date, title, is_done
--- step hash: 71766da28caada84b13d42fd28379aaecb5e5ae4fa8822636ffaf1a511aa8e51
+-- step hash: a3806bfe3757d3b64f8350c6c351dda31fef8035ab364a4381a5b08b7808454f
 -- ============================================================================
 
--- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
+-- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
 
 -- [cloud] bootstrap bisync's state on cloud, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
@@ -3990,6 +4302,32 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
   last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction, key)
+);
+
+-- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
+-- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
+-- records a delete both sides agreed on.
+CREATE TABLE IF NOT EXISTS "bisync".base (
+  table_name  text        NOT NULL,
+  key         jsonb       NOT NULL,
+  fingerprint text,
+  generation  bigint      NOT NULL,
+  agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
+);
+
+-- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- `bisync resolve` settles them, or until both sides hold the same version again.
+CREATE TABLE IF NOT EXISTS "bisync".conflicts (
+  table_name       text        NOT NULL,
+  key              jsonb       NOT NULL,
+  kind             text        NOT NULL CHECK (kind IN ('update-update', 'insert-insert', 'delete-update', 'update-delete')),
+  versions         jsonb       NOT NULL,
+  base_fingerprint text,
+  first_detected   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_detected    timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
 );
 
 -- [cloud] commit the bootstrap
@@ -4252,10 +4590,10 @@ COMMIT;
 -- Step 14/23: remdetail forward: desktop public.remdetail → cloud public.remdetail
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: debbddd5aceee9335d5a4ae51b3870870ae7146e3574e119b879e30e4aa26520
+-- step hash: 7cc5ad21b06d6b50482570eeaacd650658e3abc45cbc48cf29108eb349bfaa0a
 -- ============================================================================
 
--- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
+-- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
 
 -- [cloud] bootstrap bisync's state on cloud, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
@@ -4316,6 +4654,32 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
   last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction, key)
+);
+
+-- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
+-- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
+-- records a delete both sides agreed on.
+CREATE TABLE IF NOT EXISTS "bisync".base (
+  table_name  text        NOT NULL,
+  key         jsonb       NOT NULL,
+  fingerprint text,
+  generation  bigint      NOT NULL,
+  agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
+);
+
+-- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- `bisync resolve` settles them, or until both sides hold the same version again.
+CREATE TABLE IF NOT EXISTS "bisync".conflicts (
+  table_name       text        NOT NULL,
+  key              jsonb       NOT NULL,
+  kind             text        NOT NULL CHECK (kind IN ('update-update', 'insert-insert', 'delete-update', 'update-delete')),
+  versions         jsonb       NOT NULL,
+  base_fingerprint text,
+  first_detected   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_detected    timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
 );
 
 -- [cloud] commit the bootstrap
@@ -4576,10 +4940,10 @@ COMMIT;
 -- Step 15/23: learequest forward: desktop public.learequest → cloud public.learequest
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: d1cd09b6101e9c5a7f417f7e3a8057305183c81c2286e06de879e4559f9fdcb2
+-- step hash: b7238cbf4806f9a8a80d75046db2fe3d11bdf01568aec2a3cd2e3dcd19ad16d9
 -- ============================================================================
 
--- Bootstrap on cloud, only if bisync.state/runs/rejects are missing:
+-- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
 
 -- [cloud] bootstrap bisync's state on cloud, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
@@ -4640,6 +5004,32 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
   last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction, key)
+);
+
+-- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
+-- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
+-- records a delete both sides agreed on.
+CREATE TABLE IF NOT EXISTS "bisync".base (
+  table_name  text        NOT NULL,
+  key         jsonb       NOT NULL,
+  fingerprint text,
+  generation  bigint      NOT NULL,
+  agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
+);
+
+-- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- `bisync resolve` settles them, or until both sides hold the same version again.
+CREATE TABLE IF NOT EXISTS "bisync".conflicts (
+  table_name       text        NOT NULL,
+  key              jsonb       NOT NULL,
+  kind             text        NOT NULL CHECK (kind IN ('update-update', 'insert-insert', 'delete-update', 'update-delete')),
+  versions         jsonb       NOT NULL,
+  base_fingerprint text,
+  first_detected   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_detected    timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
 );
 
 -- [cloud] commit the bootstrap
@@ -4906,10 +5296,10 @@ COMMIT;
 -- Step 16/23: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 122bf01470ab3bf00a93c151ba1d1593d64681d8b7b49098b7aa5df6b0301caf
+-- step hash: cc7cdb87397ba6d0f7c9c2c9ef32f5a422039d81b380628e8d551a650dcde978
 -- ============================================================================
 
--- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
+-- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
 
 -- [desktop] bootstrap bisync's state on desktop, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
@@ -4970,6 +5360,32 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
   last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction, key)
+);
+
+-- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
+-- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
+-- records a delete both sides agreed on.
+CREATE TABLE IF NOT EXISTS "bisync".base (
+  table_name  text        NOT NULL,
+  key         jsonb       NOT NULL,
+  fingerprint text,
+  generation  bigint      NOT NULL,
+  agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
+);
+
+-- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- `bisync resolve` settles them, or until both sides hold the same version again.
+CREATE TABLE IF NOT EXISTS "bisync".conflicts (
+  table_name       text        NOT NULL,
+  key              jsonb       NOT NULL,
+  kind             text        NOT NULL CHECK (kind IN ('update-update', 'insert-insert', 'delete-update', 'update-delete')),
+  versions         jsonb       NOT NULL,
+  base_fingerprint text,
+  first_detected   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_detected    timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
 );
 
 -- [desktop] commit the bootstrap
@@ -5244,10 +5660,10 @@ COMMIT;
 -- Step 17/23: jobshead reverse: cloud public.jobshead → desktop public.jobshead
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: insert-only; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 59a21a098c6e9ebb446cf645e000bdec84bafc675bd39a9e74714a3a970b55ca
+-- step hash: 8a95eac3d5d9b3bf09000bf9e510a6c7ed2f7897979c5d92f6adc1a7dc923b93
 -- ============================================================================
 
--- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
+-- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
 
 -- [desktop] bootstrap bisync's state on desktop, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
@@ -5308,6 +5724,32 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
   last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction, key)
+);
+
+-- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
+-- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
+-- records a delete both sides agreed on.
+CREATE TABLE IF NOT EXISTS "bisync".base (
+  table_name  text        NOT NULL,
+  key         jsonb       NOT NULL,
+  fingerprint text,
+  generation  bigint      NOT NULL,
+  agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
+);
+
+-- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- `bisync resolve` settles them, or until both sides hold the same version again.
+CREATE TABLE IF NOT EXISTS "bisync".conflicts (
+  table_name       text        NOT NULL,
+  key              jsonb       NOT NULL,
+  kind             text        NOT NULL CHECK (kind IN ('update-update', 'insert-insert', 'delete-update', 'update-delete')),
+  versions         jsonb       NOT NULL,
+  base_fingerprint text,
+  first_detected   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_detected    timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
 );
 
 -- [desktop] commit the bootstrap
@@ -5580,10 +6022,10 @@ COMMIT;
 -- Step 18/23: jobtasks reverse: cloud public.jobtasks → desktop public.jobtasks
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: b2eb4e2df3b4662e9b5eda3377e0a2d742ec6483b23b58fea8fd309ec277e1f0
+-- step hash: bf2760b3a0ced444c7b388b91869b523db0464f922d5b9516bdb28f634b600c2
 -- ============================================================================
 
--- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
+-- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
 
 -- [desktop] bootstrap bisync's state on desktop, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
@@ -5644,6 +6086,32 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
   last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction, key)
+);
+
+-- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
+-- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
+-- records a delete both sides agreed on.
+CREATE TABLE IF NOT EXISTS "bisync".base (
+  table_name  text        NOT NULL,
+  key         jsonb       NOT NULL,
+  fingerprint text,
+  generation  bigint      NOT NULL,
+  agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
+);
+
+-- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- `bisync resolve` settles them, or until both sides hold the same version again.
+CREATE TABLE IF NOT EXISTS "bisync".conflicts (
+  table_name       text        NOT NULL,
+  key              jsonb       NOT NULL,
+  kind             text        NOT NULL CHECK (kind IN ('update-update', 'insert-insert', 'delete-update', 'update-delete')),
+  versions         jsonb       NOT NULL,
+  base_fingerprint text,
+  first_detected   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_detected    timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
 );
 
 -- [desktop] commit the bootstrap
@@ -5912,10 +6380,10 @@ COMMIT;
 -- Step 19/23: taskchecklist reverse: cloud public.taskchecklist → desktop public.taskchecklist
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: fe0e4ea17ae02864d6a8e5e247c80f50f7cf94235214019ebba7038dc21fecfc
+-- step hash: fb2e08735999a1f770e811a98f6854b60b50073e5853be56301643f9b952364f
 -- ============================================================================
 
--- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
+-- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
 
 -- [desktop] bootstrap bisync's state on desktop, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
@@ -5976,6 +6444,32 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
   last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction, key)
+);
+
+-- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
+-- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
+-- records a delete both sides agreed on.
+CREATE TABLE IF NOT EXISTS "bisync".base (
+  table_name  text        NOT NULL,
+  key         jsonb       NOT NULL,
+  fingerprint text,
+  generation  bigint      NOT NULL,
+  agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
+);
+
+-- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- `bisync resolve` settles them, or until both sides hold the same version again.
+CREATE TABLE IF NOT EXISTS "bisync".conflicts (
+  table_name       text        NOT NULL,
+  key              jsonb       NOT NULL,
+  kind             text        NOT NULL CHECK (kind IN ('update-update', 'insert-insert', 'delete-update', 'update-delete')),
+  versions         jsonb       NOT NULL,
+  base_fingerprint text,
+  first_detected   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_detected    timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
 );
 
 -- [desktop] commit the bootstrap
@@ -6240,10 +6734,10 @@ COMMIT;
 -- Step 20/23: workdiary reverse: cloud public.workdiary → desktop public.workdiary
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: b93a1f89a49b6e1fc5955338b4422bd23e328f2f2c2ac9816b8fb10224c85b9f
+-- step hash: 1630215890681d0b3fa01429d6f857ed21ddbf1f2dd2784f01463803cd43449d
 -- ============================================================================
 
--- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
+-- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
 
 -- [desktop] bootstrap bisync's state on desktop, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
@@ -6304,6 +6798,32 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
   last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction, key)
+);
+
+-- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
+-- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
+-- records a delete both sides agreed on.
+CREATE TABLE IF NOT EXISTS "bisync".base (
+  table_name  text        NOT NULL,
+  key         jsonb       NOT NULL,
+  fingerprint text,
+  generation  bigint      NOT NULL,
+  agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
+);
+
+-- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- `bisync resolve` settles them, or until both sides hold the same version again.
+CREATE TABLE IF NOT EXISTS "bisync".conflicts (
+  table_name       text        NOT NULL,
+  key              jsonb       NOT NULL,
+  kind             text        NOT NULL CHECK (kind IN ('update-update', 'insert-insert', 'delete-update', 'update-delete')),
+  versions         jsonb       NOT NULL,
+  base_fingerprint text,
+  first_detected   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_detected    timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
 );
 
 -- [desktop] commit the bootstrap
@@ -6572,10 +7092,10 @@ COMMIT;
 -- Step 21/23: reminder reverse: cloud public.reminder → desktop public.mbreminder
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, reminder_date→remdate, title, is_done
--- step hash: 4dcb4b59d95c4507a3a133315192b06dcdbd143b4de245c1c6059a4e01b444f0
+-- step hash: 61b6c28d34f1b737cfbf979f61ca4c4d3a7fa1915361703b7a8064a1875ae886
 -- ============================================================================
 
--- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
+-- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
 
 -- [desktop] bootstrap bisync's state on desktop, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
@@ -6636,6 +7156,32 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
   last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction, key)
+);
+
+-- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
+-- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
+-- records a delete both sides agreed on.
+CREATE TABLE IF NOT EXISTS "bisync".base (
+  table_name  text        NOT NULL,
+  key         jsonb       NOT NULL,
+  fingerprint text,
+  generation  bigint      NOT NULL,
+  agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
+);
+
+-- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- `bisync resolve` settles them, or until both sides hold the same version again.
+CREATE TABLE IF NOT EXISTS "bisync".conflicts (
+  table_name       text        NOT NULL,
+  key              jsonb       NOT NULL,
+  kind             text        NOT NULL CHECK (kind IN ('update-update', 'insert-insert', 'delete-update', 'update-delete')),
+  versions         jsonb       NOT NULL,
+  base_fingerprint text,
+  first_detected   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_detected    timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
 );
 
 -- [desktop] commit the bootstrap
@@ -6902,10 +7448,10 @@ COMMIT;
 -- Step 22/23: remdetail reverse: cloud public.remdetail → desktop public.remdetail
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: fcfd09c2ba048744b0ebe03d6d13dba4929858822169b8fc7b742fa187b5cc8c
+-- step hash: 5d494c2beac7592a044577e44075da5129314851d4c024986356a642f32808dd
 -- ============================================================================
 
--- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
+-- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
 
 -- [desktop] bootstrap bisync's state on desktop, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
@@ -6966,6 +7512,32 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
   last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction, key)
+);
+
+-- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
+-- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
+-- records a delete both sides agreed on.
+CREATE TABLE IF NOT EXISTS "bisync".base (
+  table_name  text        NOT NULL,
+  key         jsonb       NOT NULL,
+  fingerprint text,
+  generation  bigint      NOT NULL,
+  agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
+);
+
+-- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- `bisync resolve` settles them, or until both sides hold the same version again.
+CREATE TABLE IF NOT EXISTS "bisync".conflicts (
+  table_name       text        NOT NULL,
+  key              jsonb       NOT NULL,
+  kind             text        NOT NULL CHECK (kind IN ('update-update', 'insert-insert', 'delete-update', 'update-delete')),
+  versions         jsonb       NOT NULL,
+  base_fingerprint text,
+  first_detected   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_detected    timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
 );
 
 -- [desktop] commit the bootstrap
@@ -7230,10 +7802,10 @@ COMMIT;
 -- Step 23/23: learequest reverse: cloud public.learequest → desktop public.learequest
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: 3e9950e496f67d998d9d96d3ee7a2fbb02dbb67ceeaf94e1f484ba1a1180d974
+-- step hash: bf5a3a42ef53574d2708c343f6ba205daecc30a3fd7862247c05480d16310ff0
 -- ============================================================================
 
--- Bootstrap on desktop, only if bisync.state/runs/rejects are missing:
+-- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
 
 -- [desktop] bootstrap bisync's state on desktop, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
@@ -7294,6 +7866,32 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   first_seen  timestamptz NOT NULL DEFAULT clock_timestamp(),
   last_tried  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, direction, key)
+);
+
+-- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
+-- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
+-- records a delete both sides agreed on.
+CREATE TABLE IF NOT EXISTS "bisync".base (
+  table_name  text        NOT NULL,
+  key         jsonb       NOT NULL,
+  fingerprint text,
+  generation  bigint      NOT NULL,
+  agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
+);
+
+-- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- `bisync resolve` settles them, or until both sides hold the same version again.
+CREATE TABLE IF NOT EXISTS "bisync".conflicts (
+  table_name       text        NOT NULL,
+  key              jsonb       NOT NULL,
+  kind             text        NOT NULL CHECK (kind IN ('update-update', 'insert-insert', 'delete-update', 'update-delete')),
+  versions         jsonb       NOT NULL,
+  base_fingerprint text,
+  first_detected   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_detected    timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (table_name, key)
 );
 
 -- [desktop] commit the bootstrap

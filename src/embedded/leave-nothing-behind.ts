@@ -37,8 +37,9 @@ export function leaveNothingBehind(path: string): { attach(server: ChildProcess,
 }
 
 function install(): void {
-  process.on('exit', removeNow);
-  // First in line, so that the count below still includes other handlers registered with once().
+  // First in line: an earlier 'exit' listener may call process.exit() again, which ends the process
+  // on the spot (vitest's does); and the signal count below must still include once() handlers.
+  process.prependListener('exit', removeNow);
   for (const signal of SIGNALS) process.prependListener(signal, onSignal);
 }
 

@@ -37,9 +37,16 @@ export interface RunResult {
 /** Run `node args…` in `cwd`; `onOutput` may act on the output so far (e.g. send a signal). */
 export async function runNode(
   args: readonly string[],
-  options: { cwd?: string; env?: NodeJS.ProcessEnv; onOutput?: (output: string, child: ChildProcess) => void; beforeOutput?: (child: ChildProcess) => void } = {},
+  options: {
+    cwd?: string;
+    env?: NodeJS.ProcessEnv;
+    onOutput?: (output: string, child: ChildProcess) => void;
+    beforeOutput?: (child: ChildProcess) => void;
+    /** Its own process group, as a terminal's foreground job: `process.kill(-pid, 'SIGINT')` is Ctrl-C. */
+    ownGroup?: boolean;
+  } = {},
 ): Promise<RunResult> {
-  const child = spawn(process.execPath, args, { cwd: options.cwd ?? ROOT, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, { cwd: options.cwd ?? ROOT, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'], detached: options.ownGroup === true });
   options.beforeOutput?.(child);
   let stdout = '';
   let stderr = '';

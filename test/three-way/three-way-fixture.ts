@@ -96,7 +96,7 @@ tables:
   async apply(direction: 'forward' | 'reverse' | 'both' = 'both', extra: { mode?: 'auto' | 'full'; allowDeletes?: boolean } = {}): Promise<ApplyReport> {
     const report = await apply(this.config, { direction, mode: extra.mode ?? 'auto', allowDeletes: extra.allowDeletes ?? false });
     const failed = report.steps.filter((s) => s.status !== 'succeeded');
-    if (failed.length > 0 && extra.allowDeletes === undefined) {
+    if (failed.length > 0) {
       // Surface SQL errors in the test output rather than as a bare exit code.
       for (const f of failed) if (f.status === 'failed') throw new Error(`${f.table} ${f.direction}: ${f.error ?? f.status}`);
     }

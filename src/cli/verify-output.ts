@@ -18,7 +18,7 @@ export function verifyText(report: VerifyReport): string {
   const { from, to } = report;
   const lines = [`bisync verify: ${from} (forward source) ↔ ${to} (forward target). Nothing is written to either database.`, ...report.rules.map((r) => `  · ${r}`), ''];
   const rows = [
-    ['table', 'result', `${from} rows`, `${to} rows`, 'in step', `missing on ${to}`, `extra on ${to}`, `missing on ${from}`, 'differs', 'other side owns, differs', 'not synced'],
+    ['table', 'result', `${from} rows`, `${to} rows`, 'in step', `missing on ${to}`, `extra on ${to}`, `unmarked on ${to}`, `missing on ${from}`, 'differs', 'other side owns, differs', 'not synced'],
     ...report.tables.map((t) => [
       t.table,
       t.status === 'in-step' ? 'in step' : t.status === 'drift' ? 'DRIFT' : 'FAILED',
@@ -27,6 +27,7 @@ export function verifyText(report: VerifyReport): string {
       t.status === 'failed' ? '-' : String(t.inStep),
       count(t, 'missing', to),
       count(t, 'extra', to),
+      count(t, 'unmarked', to),
       count(t, 'missing', from),
       count(t, 'differs', null),
       count(t, 'protected-differs', null),

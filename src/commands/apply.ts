@@ -116,11 +116,17 @@ async function attempt(step: PlanStep, dbs: Databases, planHash: string, runId: 
     const key = Object.entries(reject.key).map(([k, v]) => `${k}=${v}`).join(', ');
     log.warn({ key: reject.key, errorCode: reject.errorCode, dryRun: options.dryRun }, `${step.table} ${step.direction}: row ${key} rejected by ${step.target}: ${reject.error}`);
   }
+  if (result.unmarked > 0) log.warn({ unmarked: result.unmarked }, unmarkedSentence(step, result.unmarked));
   const { table: _t, direction: _d, newRejects: _n, ...fields } = result;
   if (result.status === 'failed' || result.status === 'refused') log.error(fields, `step ${result.status}`);
   else if (result.status === 'locked') log.warn(fields, 'another run holds this step; skipped');
   else log.info(fields, 'step finished');
   return result;
+}
+
+/** What an unmarked-rows count means, in one sentence (logs and the summary). */
+export function unmarkedSentence(step: Pick<PlanStep, 'table' | 'direction' | 'source' | 'target'>, n: number): string {
+  return `${step.table} ${step.direction}: ${n} unmarked row${n === 1 ? '' : 's'} on ${step.target} (origin column NULL) that ${step.source} does not have: never deleted, never sent; set their marker (bisync verify --table ${step.table} names them)`;
 }
 
 async function bootstrapTargets(plan: Plan, dbs: Databases, config: ResolvedConfig, logger: Logger): Promise<void> {

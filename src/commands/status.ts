@@ -32,6 +32,8 @@ export interface StepStatus {
   pendingConflicts: number;
   /** Rows on the source newer than the watermark; null when the source has no cursor columns. */
   waiting: number | null;
+  /** Forward steps with an origin rule: rows on the target whose origin column is NULL; else null. */
+  unmarked: number | null;
 }
 
 interface LastRunRow {
@@ -75,6 +77,11 @@ export function attentionOf(steps: readonly StepStatus[]): string[] {
       out.push(`${name}: last run ${s.lastRun.status} at ${s.lastRun.finishedAt}${s.lastRun.error === null ? '' : `: ${s.lastRun.error}`}`);
     }
     if (s.pendingRejects > 0) out.push(`${name}: ${s.pendingRejects} rejected row${s.pendingRejects === 1 ? '' : 's'} pending (bisync rejects --table ${s.table})`);
+    if (s.unmarked !== null && s.unmarked > 0) {
+      out.push(
+        `${name}: ${s.unmarked} unmarked row${s.unmarked === 1 ? '' : 's'} on ${s.target} (origin column NULL): forward stamps those ${s.source} holds; the others are never deleted and never sent until someone sets their marker (bisync verify --table ${s.table} names them)`,
+      );
+    }
     if (s.pendingConflicts > 0) out.push(`${name}: ${s.pendingConflicts} conflict${s.pendingConflicts === 1 ? '' : 's'} pending (bisync rejects --table ${s.table})`);
   }
   return out;
@@ -104,6 +111,13 @@ export async function statusCommand(config: ResolvedConfig, tables: readonly str
           waiting = Number((await run<{ waiting: string }>(client, waitingQuery)).rows[0]?.waiting ?? 0);
         });
       }
+      let unmarked: number | null = null;
+      const unmarkedQuery = step.unmarked;
+      if (unmarkedQuery !== null) {
+        await readOnly(dbs, step.target, async (client) => {
+          unmarked = Number((await run<{ unmarked: string }>(client, unmarkedQuery)).rows[0]?.unmarked ?? 0);
+        });
+      }
       result.push({
         table: step.table,
         direction: step.direction,
@@ -129,6 +143,7 @@ export async function statusCommand(config: ResolvedConfig, tables: readonly str
         pendingRejects: Number(row?.pending_rejects ?? 0),
         pendingConflicts: Number(row?.pending_conflicts ?? 0),
         waiting,
+        unmarked,
       });
     }
     const attention = attentionOf(result);

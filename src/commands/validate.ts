@@ -1,5 +1,5 @@
 import type { Catalog } from '../compiler/catalog.js';
-import { checkCatalogs, checkGrants } from '../compiler/check-catalog.js';
+import { checkCatalogs, checkGrants, checkOriginMarking } from '../compiler/check-catalog.js';
 import type { LiveProblem } from '../compiler/check-catalog.js';
 import type { StateSnapshot, XminState } from '../compiler/compile-plan.js';
 import { liveWarnings } from '../compiler/live-warnings.js';
@@ -47,6 +47,6 @@ export async function validateLive(config: ResolvedConfig): Promise<LiveReport> 
   return {
     databases: Object.values(catalogs).map((c) => ({ name: c.database, serverVersion: c.serverVersion })),
     problems: [...checkCatalogs(config, catalogs), ...checkGrants(config, catalogs)],
-    warnings: liveWarnings(config, catalogs),
+    warnings: [...liveWarnings(config, catalogs), ...checkOriginMarking(config, catalogs)],
   };
 }

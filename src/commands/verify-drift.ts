@@ -4,7 +4,7 @@ import type { VerifyRow } from '../executor/verify-reader.js';
 /** Every finding lists at most this many keys (SPEC §3: at least the first 100 per table). */
 export const MAX_KEYS = 100;
 
-export type FindingKind = 'missing' | 'extra' | 'differs' | 'protected-differs' | 'not-synced';
+export type FindingKind = 'missing' | 'extra' | 'unmarked' | 'differs' | 'protected-differs' | 'not-synced';
 
 /** One kind of difference in one table: how many rows, and the keys of the first of them. */
 export interface Finding {
@@ -41,7 +41,7 @@ export function compareKeys(a: readonly (string | null)[], b: readonly (string |
 }
 
 /** What one key found on one or both sides means under the table's directions and origin rule. */
-export type Outcome = 'in-step' | 'missing-on-to' | 'missing-on-from' | 'extra-on-to' | 'differs' | 'protected-differs' | 'not-synced';
+export type Outcome = 'in-step' | 'missing-on-to' | 'missing-on-from' | 'extra-on-to' | 'unmarked-on-to' | 'differs' | 'protected-differs' | 'not-synced';
 
 /** Which side owns a forward-target row: by its origin value, or, without an origin rule, by the direction the table syncs. */
 function owner(table: VerifyTable, row: VerifyRow): 'forward' | 'reverse' | 'other' {
@@ -61,6 +61,8 @@ export function classify(table: VerifyTable, from: VerifyRow | undefined, to: Ve
   if (to === undefined) return forward ? 'missing-on-to' : 'not-synced';
   const own = owner(table, to);
   if (from === undefined) {
+    // No side claims a row whose origin column is NULL: forward never deletes it, reverse never sends it.
+    if (table.origin !== null && (to.origin ?? null) === null) return 'unmarked-on-to';
     if (own === 'forward' && forward) return 'extra-on-to';
     if (own === 'reverse' && reverse) return 'missing-on-from';
     return 'not-synced';
@@ -87,6 +89,12 @@ export class DriftTally {
     this.byOutcome = {
       'missing-on-to': finding('missing', to, true, `missing on ${to}`),
       'extra-on-to': finding('extra', to, true, `extra on ${to} (owned by ${from}, which lacks it${keeps})`),
+      'unmarked-on-to': finding(
+        'unmarked',
+        to,
+        true,
+        `unmarked on ${to} (${table.origin?.column ?? 'origin'} is NULL and ${from} lacks it): no side claims it, so forward never deletes it and reverse never sends it; set its marker`,
+      ),
       'missing-on-from': finding('missing', from, true, `missing on ${from} (owned by ${to})`),
       differs: finding('differs', null, true, 'differs'),
       'protected-differs': finding('protected-differs', null, false, `owned by the other side (${to}), differs: forward never overwrites it; not drift`),

@@ -158,6 +158,32 @@ export function checkGrants(config: ResolvedConfig, catalogs: Readonly<Record<st
   return problems;
 }
 
+/**
+ * Warnings, not errors: an origin column that allows NULL or has no default lets an application
+ * insert unmarked rows (forgetting its marker). bisync never deletes those and reverse never sends
+ * them, so they sit on the cloud unsynced until someone marks them.
+ */
+export function checkOriginMarking(config: ResolvedConfig, catalogs: Readonly<Record<string, Catalog>>): LiveProblem[] {
+  const warnings: LiveProblem[] = [];
+  const db = config.forward.to;
+  for (const table of config.tables) {
+    if (table.origin === null) continue;
+    const found = catalogs[db]?.tables[table.name];
+    const c = found === null || found === undefined ? undefined : column(found, table.origin.column);
+    if (found === null || found === undefined || c === undefined || (c.notNull && c.hasDefault)) continue;
+    const gaps = [...(c.notNull ? [] : ['allows NULL']), ...(c.hasDefault ? [] : ['has no default'])];
+    warnings.push({
+      table: table.name,
+      database: db,
+      relation: `${found.schema}.${found.name}`,
+      location: table.location,
+      message: `origin column "${c.name}" ${gaps.join(' and ')}: a row inserted without a marker is unmarked; forward never deletes it and reverse never sends it (apply, status and verify report such rows)`,
+      hint: `have the application on ${db} always set ${c.name}${table.directions.includes('reverse') ? ` (to '${table.origin.reverse}')` : ''}, e.g. ALTER TABLE ${found.schema}.${found.name} ALTER COLUMN ${c.name} SET DEFAULT '${table.origin.reverse}', then SET NOT NULL once no row is NULL`,
+    });
+  }
+  return warnings;
+}
+
 function column(table: CatalogTable | undefined, name: string | undefined): CatalogColumn | undefined {
   return table?.columns.find((c) => c.name === name);
 }

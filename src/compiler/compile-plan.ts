@@ -202,8 +202,9 @@ function compileStep(
   const xminChoice = byXmin ? chooseXminMode(xminState[stepKey(table.name, direction)], catalogs[sourceName], sourceCat, options.mode, sourceName) : null;
   const { mode, reason } = xminChoice ?? chooseMode(cursors, watermark, options.mode, sourceName, table.name);
 
-  // Forward writes the origin column on its target and owns rows carrying its marker (or NULL);
-  // reverse reads only the rows the reverse marker claims.
+  // Forward writes the origin column on its target and owns rows carrying its marker; it may update
+  // an unmarked row (NULL) whose key it holds, stamping it, but never deletes one. Reverse reads only
+  // the rows the reverse marker claims.
   const stampOrigin = direction === 'forward' && table.origin !== null;
   const origin = stampOrigin && table.origin !== null ? { column: table.origin.column, mine: table.origin.forward } : null;
   // With edits: both either side may change any row (SPEC §7): reverse reads every row, and the
@@ -297,6 +298,9 @@ function compileStep(
           stmt('count-mirror-deletes', 'target', `rows deletes: mirror would remove, against max_delete_fraction ${table.maxDeleteFraction}`),
           stmt('mirror-deletes', 'target', 'remove owned rows the source no longer has'),
         ]
+      : []),
+    ...(origin !== null && mode === 'full'
+      ? [stmt('count-unmarked', 'target', `unmarked rows (${origin.column} NULL) on ${targetName} whose key ${sourceName} does not have: reported, never deleted`)]
       : []),
     stmt('guard-count', 'target', 'rows owned by the other side, after: fewer than before rolls back (exit 4)'),
     stmt('save-state', 'target', 'the new watermark, in the same transaction as the data'),

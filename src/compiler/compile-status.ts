@@ -11,6 +11,8 @@ export interface StatusStep {
   cursors: readonly string[];
   /** Counts rows newer than the watermark on the source; null when the source has no cursor columns. */
   waiting: (watermark: string | null) => PlanStatement | null;
+  /** Forward with an origin rule: counts unmarked rows (origin column NULL) on the target; else null. */
+  unmarked: PlanStatement | null;
 }
 
 export interface StatusPlan {
@@ -37,12 +39,24 @@ export function compileStatus(config: ResolvedConfig, catalogs: Readonly<Record<
       const cursors = table.timestamps[source] ?? [];
       const relation = catalogs[source]?.tables[table.name];
       const originFilter = direction === 'reverse' && table.origin !== null ? table.origin.column : null;
+      const targetRelation = catalogs[target]?.tables[table.name];
+      let unmarked: PlanStatement | null = null;
+      if (direction === 'forward' && table.origin !== null && targetRelation !== null && targetRelation !== undefined) {
+        const { sql, params } = renderSql('status-unmarked', {
+          target: { schema: targetRelation.schema, name: targetRelation.name },
+          targetName: target,
+          sourceName: source,
+          originColumn: table.origin.column,
+        });
+        unmarked = { kind: 'status-unmarked', side: 'target', purpose: 'unmarked rows on the target', sql, params };
+      }
       steps.push({
         table: table.name,
         direction,
         source,
         target,
         cursors,
+        unmarked,
         waiting: (watermark) => {
           if (cursors.length === 0 || relation === null || relation === undefined) return null;
           const { sql, params } = renderSql('status-waiting', {

@@ -21,6 +21,8 @@ export interface StepCounts {
   rejected: number;
   conflicts: number;
   deleted: number;
+  /** Unmarked rows on T (origin column NULL) whose key F does not have: never deleted, reported. */
+  unmarked: number;
 }
 
 export interface StepResult extends StepCounts {
@@ -72,7 +74,7 @@ export interface StepOptions {
   duringCopy?: (step: PlanStep) => Promise<void>;
 }
 
-const ZERO: StepCounts = { read: 0, retried: 0, inserted: 0, updated: 0, unchanged: 0, protected: 0, rejected: 0, conflicts: 0, deleted: 0 };
+const ZERO: StepCounts = { read: 0, retried: 0, inserted: 0, updated: 0, unchanged: 0, protected: 0, rejected: 0, conflicts: 0, deleted: 0, unmarked: 0 };
 
 /** Row-level failures the merge bisects down to single rows and records in rejects. */
 function isRowError(error: unknown): error is { code: string; message: string } {
@@ -170,6 +172,11 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
       }
       const deleted = Number((await run<{ deleted: string }>(target, statement(step, 'mirror-deletes'))).rows[0]?.deleted ?? 0);
       counts = add(counts, { deleted });
+    }
+
+    if (step.statements.some((s) => s.kind === 'count-unmarked')) {
+      const unmarked = Number((await run<{ unmarked: string }>(target, statement(step, 'count-unmarked'))).rows[0]?.unmarked ?? 0);
+      counts = add(counts, { unmarked });
     }
 
     const guardAfter = step.statements.filter((s) => s.kind === 'guard-count').at(-1);

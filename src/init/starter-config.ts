@@ -20,7 +20,13 @@ export interface StarterConfig {
   /** The YAML file. */
   readonly text: string;
   /** In file order. */
-  readonly tables: readonly { readonly name: string; readonly direction: TableDirection; readonly primaryKey: readonly string[] }[];
+  readonly tables: readonly {
+    readonly name: string;
+    readonly direction: TableDirection;
+    readonly primaryKey: readonly string[];
+    /** The cloud's origin column, and whether an insert without a marker leaves it NULL-able or default-less. */
+    readonly origin: { readonly column: string; readonly allowsNull: boolean; readonly hasDefault: boolean } | null;
+  }[];
   readonly skipped: readonly SkippedTable[];
   readonly onlyOn: Readonly<Record<Side, string[]>>;
   /** How many `GUESS:` comments the file holds. */
@@ -132,7 +138,7 @@ export function starterConfig(listings: Readonly<Record<Side, DatabaseListing>>)
   const text = doc.toString({ lineWidth: 0, flowCollectionPadding: false });
   return {
     text,
-    tables: tables.map((t) => ({ name: t.name, direction: t.direction, primaryKey: t.primaryKey })),
+    tables: tables.map((t) => ({ name: t.name, direction: t.direction, primaryKey: t.primaryKey, origin: originColumn(t) })),
     skipped: proposals.skipped,
     onlyOn: proposals.onlyOn,
     guesses: text.split('GUESS:').length - 1,
@@ -277,4 +283,9 @@ function valueOf(doc: Document, path: readonly string[]): Node {
   const node = doc.getIn(path, true) as Node | undefined;
   if (node === undefined) throw new Error(`starter config: nothing at ${path.join('.')}`);
   return node;
+}
+
+function originColumn(t: TableProposal): { column: string; allowsNull: boolean; hasDefault: boolean } | null {
+  const c = t.origin === null ? undefined : t.cloud.columns.find((col) => col.name === t.origin);
+  return c === undefined ? null : { column: c.name, allowsNull: !c.notNull, hasDefault: c.hasDefault };
 }

@@ -131,7 +131,8 @@ describe('verify rules: what a key found on one or both sides means', () => {
   const cases: [string, string, VerifyRow | undefined, VerifyRow | undefined, Outcome][] = [
     ['both', 'desktop only', row('1', 'a'), undefined, 'missing-on-to'],
     ['both', 'cloud only, owned by the desktop', undefined, row('1', 'a', 'D'), 'extra-on-to'],
-    ['both', 'cloud only, NULL origin', undefined, row('1', 'a', null), 'extra-on-to'],
+    ['both', 'cloud only, NULL origin (unmarked)', undefined, row('1', 'a', null), 'unmarked-on-to'],
+    ['forward', 'cloud only, NULL origin (unmarked)', undefined, row('1', 'a', null), 'unmarked-on-to'],
     ['both', 'cloud only, owned by the phone', undefined, row('1', 'a', 'M'), 'missing-on-from'],
     ['both', 'cloud only, another origin value', undefined, row('1', 'a', 'X'), 'not-synced'],
     ['both', 'equal, owned by the phone', row('1', 'a'), row('1', 'a', 'M'), 'in-step'],

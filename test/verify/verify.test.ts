@@ -63,7 +63,7 @@ describe('bisync verify: a pair in step', () => {
 
     expect(result.stderr).not.toMatch(/error/i);
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/^client\s+in step\s+3\s+3\s+3\s+0\s+0\s+0\s+0\s+0\s+0$/m);
+    expect(result.stdout).toMatch(/^client\s+in step\s+3\s+3\s+3\s+0\s+0\s+0\s+0\s+0\s+0\s+0$/m);
     expect(result.stdout).toMatch(/^job\s+in step\s+41\s+41\s+41\s/m);
     expect(result.stdout).toMatch(/In step: 2 tables compared, no drift\./);
   });
@@ -109,7 +109,7 @@ describe('bisync verify: planted drift is found and named by key', () => {
     await query(dbs.cloudUrl, 'DELETE FROM job WHERE job_id = 17');
     await query(dbs.desktopUrl, `UPDATE job SET title = 'renamed on the desktop' WHERE job_id = 42`);
     await query(dbs.cloudUrl, `INSERT INTO job (job_id, client_id, title, status, source) VALUES (5001, 1, 'desktop-owned, desktop lacks it', 'open', 'D')`);
-    await query(dbs.cloudUrl, `INSERT INTO job (job_id, client_id, title, status, source) VALUES (5002, 1, 'NULL origin counts as desktop-owned', 'open', NULL)`);
+    await query(dbs.cloudUrl, `INSERT INTO job (job_id, client_id, title, status, source) VALUES (5002, 1, 'NULL origin: unmarked, no side claims it', 'open', NULL)`);
     await query(dbs.cloudUrl, `INSERT INTO job (job_id, client_id, title, status, source) VALUES (7001, 2, 'created on the phone', 'open', 'M')`);
 
     const text = await verify(dbs, config);
@@ -124,21 +124,23 @@ describe('bisync verify: planted drift is found and named by key', () => {
     expect(job.drifted).toBe(5);
     expect(keyValues(finding(job, 'missing', 'cloud'), 'job_id')).toEqual(['17']);
     expect(keyValues(finding(job, 'differs'), 'job_id')).toEqual(['42']);
-    expect(keyValues(finding(job, 'extra', 'cloud'), 'job_id')).toEqual(['5001', '5002']);
+    expect(keyValues(finding(job, 'extra', 'cloud'), 'job_id')).toEqual(['5001']);
+    expect(keyValues(finding(job, 'unmarked', 'cloud'), 'job_id')).toEqual(['5002']);
     expect(keyValues(finding(job, 'missing', 'desktop'), 'job_id')).toEqual(['7001']);
     expect(job.rows).toEqual({ desktop: 200, cloud: 202 });
     expect(job.inStep).toBe(198);
     expect(job.buckets.differing).toBeLessThanOrEqual(5);
 
-    expect(text.stdout).toMatch(/^job\s+DRIFT\s+200\s+202\s+198\s+1\s+2\s+1\s+1\s+0\s+0$/m);
+    expect(text.stdout).toMatch(/^job\s+DRIFT\s+200\s+202\s+198\s+1\s+1\s+1\s+1\s+1\s+0\s+0$/m);
     expect(text.stdout).toMatch(/^ {2}missing on cloud \(1\): job_id=17$/m);
     expect(text.stdout).toMatch(/^ {2}differs \(1\): job_id=42$/m);
-    expect(text.stdout).toMatch(/^ {2}extra on cloud \(owned by desktop, which lacks it; deletes: keep, so forward never removes it\) \(2\): job_id=5001, job_id=5002$/m);
+    expect(text.stdout).toMatch(/^ {2}extra on cloud \(owned by desktop, which lacks it; deletes: keep, so forward never removes it\) \(1\): job_id=5001$/m);
+    expect(text.stdout).toMatch(/^ {2}unmarked on cloud \(source is NULL and desktop lacks it\): no side claims it, so forward never deletes it and reverse never sends it; set its marker \(1\): job_id=5002$/m);
     expect(text.stdout).toMatch(/^ {2}missing on desktop \(owned by cloud\) \(1\): job_id=7001$/m);
     expect(text.stdout).toMatch(/Drift: 1 of 2 tables \(5 drifted rows\)\./);
   });
 
-  it('a sync run repairs what it can: after apply, only the extra desktop-owned rows (deletes: keep) remain', async () => {
+  it('a sync run repairs what it can: after apply, only the extra desktop-owned row (deletes: keep) and the unmarked row remain', async () => {
     await apply(config, { mode: 'full' });
 
     const { code, report } = await verifyJson(dbs, config);
@@ -146,7 +148,8 @@ describe('bisync verify: planted drift is found and named by key', () => {
     expect(code).toBe(1);
     const job = table(report, 'job');
     expect(job.drifted).toBe(2);
-    expect(keyValues(finding(job, 'extra', 'cloud'), 'job_id')).toEqual(['5001', '5002']);
+    expect(keyValues(finding(job, 'extra', 'cloud'), 'job_id')).toEqual(['5001']);
+    expect(keyValues(finding(job, 'unmarked', 'cloud'), 'job_id')).toEqual(['5002']);
     expect(finding(job, 'missing', 'cloud').count).toBe(0);
     expect(finding(job, 'missing', 'desktop').count).toBe(0);
     expect(finding(job, 'differs').count).toBe(0);
@@ -451,6 +454,7 @@ describe('bisync verify: options and output', () => {
     expect(job.findings.map((f) => [f.kind, f.database, f.drift])).toEqual([
       ['missing', 'cloud', true],
       ['extra', 'cloud', true],
+      ['unmarked', 'cloud', true],
       ['missing', 'desktop', true],
       ['differs', null, true],
       ['protected-differs', null, false],

@@ -43,6 +43,14 @@ function initText(report: InitReport): string {
   for (const side of ['desktop', 'cloud'] as const) {
     if (report.onlyOn[side].length > 0) lines.push(`  only on ${side}: ${report.onlyOn[side].join(', ')}`);
   }
+  const unmarkable = report.tables.filter((t) => t.origin !== null && (t.origin.allowsNull || !t.origin.hasDefault));
+  if (unmarkable.length > 0) {
+    lines.push(
+      `  warning: on cloud, the origin column of ${unmarkable.map((t) => `${t.name}.${t.origin?.column ?? ''}`).join(', ')} allows NULL or has no default:`,
+      '    a row an app inserts without its marker is unmarked; bisync never deletes it and reverse never sends it (apply, status and verify report it).',
+      "    Give the column a default (the cloud app's marker) and SET NOT NULL, or make sure every app sets it.",
+    );
+  }
   lines.push(
     '',
     `${report.guesses} guess${report.guesses === 1 ? '' : 'es'} marked GUESS in the file: review them, then check the file against both databases:`,

@@ -1,4 +1,4 @@
--- bisync plan 8e9993fe1668146d8f29209da7578fa1250225ab28102bc00ffd64a930e0fa9c
+-- bisync plan d6fab81b5ba2f989c2185ae23a8611a046676ad8af1e4a829e3717a60220f2f9
 -- config: sync.config.yaml; state schema: bisync; 2 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/2: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 52e94fa41ff1ce6c701b05981b58ffdab042dbd30834ed8faa9c27f7d974af7f
+-- step hash: af059393ec810e133c68274627d126e3416d60b7a3930ddc3c99ecabc796727b
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -303,6 +303,14 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
    SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
+
+-- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
+-- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
+-- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
+SELECT count(*)::bigint AS unmarked
+  FROM "public"."climaster" AS t
+ WHERE t."source" IS NULL
+   AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE t."client_id" = s."client_id"::integer);
 
 -- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)

@@ -1,4 +1,4 @@
--- bisync plan bef1bb0ce754ac7c3bbc820f33447535b7eecf1adaabd6af425badda65208631
+-- bisync plan 6c88b89e3b6fccea139cbcba50a64a838d5dae53b2eb3630ee58ad8deddfef99
 -- config: sync.config.yaml; state schema: bisync; 23 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/23: orgmaster forward: desktop public.orgmaster → cloud public.orgmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: org_id, org_name, gstin, city, is_active
--- step hash: 54837ebd457db054642fed92817cf82379b9e62527a8d3389fa67132b1052a33
+-- step hash: b743bd87886de1a2a329bc0c3e7c3c8c0055c75df014af907a946aadafeaa337
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -294,6 +294,14 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
+-- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
+-- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
+-- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
+SELECT count(*)::bigint AS unmarked
+  FROM "public"."orgmaster" AS t
+ WHERE t."source" IS NULL
+   AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE t."org_id" = s."org_id"::integer);
+
 -- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
 -- Data-loss guard: rows on cloud owned by the other side must not become fewer.
@@ -356,7 +364,7 @@ COMMIT;
 -- Step 2/23: locmaster forward: desktop public.locmaster → cloud public.locmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: loc_id, org_id, loc_name, pincode, is_head_office
--- step hash: c8687a00226aeabb75773340f8b683f5415321ab9742998cda64966103ff90fd
+-- step hash: 2acf717f3a4e0f96050bda171769236f86ab383eeac01f51dd016c0d40a88198
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -644,6 +652,14 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
+-- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
+-- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
+-- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
+SELECT count(*)::bigint AS unmarked
+  FROM "public"."locmaster" AS t
+ WHERE t."source" IS NULL
+   AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE t."loc_id" = s."loc_id"::integer);
+
 -- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
 -- Data-loss guard: rows on cloud owned by the other side must not become fewer.
@@ -706,7 +722,7 @@ COMMIT;
 -- Step 3/23: conmaster forward: desktop public.conmaster → cloud public.conmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: con_id, con_code, con_name, sort_order, remarks
--- step hash: f140ea121d066bf22a20a5497cb5dee18b7fb9b76cdd8305ee2bc14837bc64e0
+-- step hash: d0851135bc6b39196ba435616d6c7b0fcb32765ea8453a7132e5623a82010fa8
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -994,6 +1010,14 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
+-- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
+-- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
+-- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
+SELECT count(*)::bigint AS unmarked
+  FROM "public"."conmaster" AS t
+ WHERE t."source" IS NULL
+   AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE t."con_id" = s."con_id"::integer);
+
 -- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
 -- Data-loss guard: rows on cloud owned by the other side must not become fewer.
@@ -1056,7 +1080,7 @@ COMMIT;
 -- Step 4/23: mbstaff forward: desktop public.mbstaff → cloud public.mbstaff
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: staff_id, org_id, staff_name, designation, mobile, hourly_rate, joined_on, is_active
--- step hash: 64c1f5a7713438ab73295421a775883bb2824d0327f7764484712e744dd21120
+-- step hash: 657dcfea78bb329614904d8482122eb053c3ba34e863547280320478dbb97342
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1350,6 +1374,14 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
+-- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
+-- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
+-- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
+SELECT count(*)::bigint AS unmarked
+  FROM "public"."mbstaff" AS t
+ WHERE t."source" IS NULL
+   AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE t."staff_id" = s."staff_id"::integer);
+
 -- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
 -- Data-loss guard: rows on cloud owned by the other side must not become fewer.
@@ -1412,7 +1444,7 @@ COMMIT;
 -- Step 5/23: taskmaster forward: desktop public.taskmaster → cloud public.taskmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: task_id, task_name, category, std_hours, is_billable
--- step hash: 5c4fc7e4d56e24062fff7f85c41195720514a67feaf8a1413e63c61213d54b00
+-- step hash: 1a7fe2d86c5613ce98987742e712d5069c216d4967ea2fd262be4f239cad495e
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1700,6 +1732,14 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
+-- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
+-- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
+-- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
+SELECT count(*)::bigint AS unmarked
+  FROM "public"."taskmaster" AS t
+ WHERE t."source" IS NULL
+   AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE t."task_id" = s."task_id"::integer);
+
 -- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
 -- Data-loss guard: rows on cloud owned by the other side must not become fewer.
@@ -1762,7 +1802,7 @@ COMMIT;
 -- Step 6/23: jobmaster forward: desktop public.jobmaster → cloud public.jobmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: job_id, job_name, recurrence, default_fee, is_active
--- step hash: c682494ae52e5dea2e5afd4ec3d359a351da8c5e29d2fe31c20568178acad75e
+-- step hash: c034efa18da5e17503c14e379baba951729a12757666d6e0ed8e3bc1b23ab4a3
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -2050,6 +2090,14 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
+-- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
+-- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
+-- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
+SELECT count(*)::bigint AS unmarked
+  FROM "public"."jobmaster" AS t
+ WHERE t."source" IS NULL
+   AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE t."job_id" = s."job_id"::integer);
+
 -- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
 -- Data-loss guard: rows on cloud owned by the other side must not become fewer.
@@ -2112,7 +2160,7 @@ COMMIT;
 -- Step 7/23: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 52e94fa41ff1ce6c701b05981b58ffdab042dbd30834ed8faa9c27f7d974af7f
+-- step hash: af059393ec810e133c68274627d126e3416d60b7a3930ddc3c99ecabc796727b
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -2410,6 +2458,14 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
+-- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
+-- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
+-- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
+SELECT count(*)::bigint AS unmarked
+  FROM "public"."climaster" AS t
+ WHERE t."source" IS NULL
+   AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE t."client_id" = s."client_id"::integer);
+
 -- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
 -- Data-loss guard: rows on cloud owned by the other side must not become fewer.
@@ -2472,7 +2528,7 @@ COMMIT;
 -- Step 8/23: cliunimaster forward: desktop public.cliunimaster → cloud public.cliunimaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: cliu_id, client_id, unit_name, gstin, address
--- step hash: f3b17692a0dd9e1e1825c9747a91c0ff6582e93482df3339234a5f5326efe5be
+-- step hash: 8120db991dd0ef00dae1fea07d80b9c045ec30e18153a1de9d10710e6c276bd5
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -2760,6 +2816,14 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
+-- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
+-- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
+-- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
+SELECT count(*)::bigint AS unmarked
+  FROM "public"."cliunimaster" AS t
+ WHERE t."source" IS NULL
+   AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE t."cliu_id" = s."cliu_id"::integer);
+
 -- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
 -- Data-loss guard: rows on cloud owned by the other side must not become fewer.
@@ -2822,7 +2886,7 @@ COMMIT;
 -- Step 9/23: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 38c995eacfa78bcd7ebf07edbdb5ffeaeca2c7f2cbdaefd7c2884f66c745458b
+-- step hash: bd0d198498b79975cd2e81938cc1a28b4f8b10802a40378072fd6b916650f2ad
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -3118,6 +3182,14 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
+-- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
+-- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
+-- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
+SELECT count(*)::bigint AS unmarked
+  FROM "public"."jobshead" AS t
+ WHERE t."source" IS NULL
+   AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE t."job_id" = s."job_id"::bigint);
+
 -- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
 -- Data-loss guard: rows on cloud owned by the other side must not become fewer.
@@ -3180,7 +3252,7 @@ COMMIT;
 -- Step 10/23: jobtasks forward: desktop public.jobtasks → cloud public.jobtasks
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: 1d23d0f213181b41135b2333c9f2f6c0c59604d1bd7ed3308bcb2ae3f744313f
+-- step hash: a687f362bd67df66e9d3ce1d1f8f95ef584e1933b04f88e5d30038e865455d49
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -3472,6 +3544,14 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
+-- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
+-- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
+-- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
+SELECT count(*)::bigint AS unmarked
+  FROM "public"."jobtasks" AS t
+ WHERE t."source" IS NULL
+   AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE t."jt_id" = s."jt_id"::bigint);
+
 -- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
 -- Data-loss guard: rows on cloud owned by the other side must not become fewer.
@@ -3534,7 +3614,7 @@ COMMIT;
 -- Step 11/23: taskchecklist forward: desktop public.taskchecklist → cloud public.taskchecklist
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: a49468c83b56abd71e762ca02fd4fca1c4b164ab574054541c2281d688bbe210
+-- step hash: 9e1dc6940bd7e05766687da54d234d7c5fb02456b1908b428063384fdd1cb1b1
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -3822,6 +3902,14 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
+-- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
+-- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
+-- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
+SELECT count(*)::bigint AS unmarked
+  FROM "public"."taskchecklist" AS t
+ WHERE t."source" IS NULL
+   AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE t."tc_id" = s."tc_id"::integer);
+
 -- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
 -- Data-loss guard: rows on cloud owned by the other side must not become fewer.
@@ -3884,7 +3972,7 @@ COMMIT;
 -- Step 12/23: workdiary forward: desktop public.workdiary → cloud public.workdiary
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: 745f5a0406890b47d1d36bdeecd69d555f9c690f174e1954a8fa21f5ab370142
+-- step hash: 3755451fd0de3282635e5a32a01b499d85616e5780cf721661f7dd191aea2c24
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -4176,6 +4264,14 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
+-- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
+-- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
+-- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
+SELECT count(*)::bigint AS unmarked
+  FROM "public"."workdiary" AS t
+ WHERE t."source" IS NULL
+   AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE t."wd_id" = s."wd_id"::bigint);
+
 -- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
 -- Data-loss guard: rows on cloud owned by the other side must not become fewer.
@@ -4238,7 +4334,7 @@ COMMIT;
 -- Step 13/23: reminder forward: desktop public.mbreminder → cloud public.reminder
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, remdate→reminder_date, title, is_done
--- step hash: a3806bfe3757d3b64f8350c6c351dda31fef8035ab364a4381a5b08b7808454f
+-- step hash: 9e56d95e7b5399cec2a3f5b0c1c2e986c27df7fd158cc060ccfb85eee2a7fc3a
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -4528,6 +4624,14 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
+-- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
+-- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
+-- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
+SELECT count(*)::bigint AS unmarked
+  FROM "public"."reminder" AS t
+ WHERE t."source" IS NULL
+   AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE t."rem_id" = s."rem_id"::integer);
+
 -- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
 -- Data-loss guard: rows on cloud owned by the other side must not become fewer.
@@ -4590,7 +4694,7 @@ COMMIT;
 -- Step 14/23: remdetail forward: desktop public.remdetail → cloud public.remdetail
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: 7cc5ad21b06d6b50482570eeaacd650658e3abc45cbc48cf29108eb349bfaa0a
+-- step hash: 788e75214018a34c8c64e234626018550670d295af577c2013496946304c3213
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -4878,6 +4982,14 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
+-- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
+-- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
+-- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
+SELECT count(*)::bigint AS unmarked
+  FROM "public"."remdetail" AS t
+ WHERE t."source" IS NULL
+   AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE t."remd_id" = s."remd_id"::integer);
+
 -- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
 -- Data-loss guard: rows on cloud owned by the other side must not become fewer.
@@ -4940,7 +5052,7 @@ COMMIT;
 -- Step 15/23: learequest forward: desktop public.learequest → cloud public.learequest
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: b7238cbf4806f9a8a80d75046db2fe3d11bdf01568aec2a3cd2e3dcd19ad16d9
+-- step hash: 5283e18a9aeeff76aa420709c8dc433d60f7b543965b90683f2f831d73900914
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5233,6 +5345,14 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
    SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
+
+-- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
+-- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
+-- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
+SELECT count(*)::bigint AS unmarked
+  FROM "public"."learequest" AS t
+ WHERE t."source" IS NULL
+   AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE t."lea_id" = s."lea_id"::integer);
 
 -- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)

@@ -223,7 +223,8 @@ function writeResult(out: string, document: string): void {
 }
 
 const code = await main(process.argv.slice(2)).catch((error: unknown) => {
-  log(`error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  // One line, like bisync's own errors: a stack trace helps nobody who runs the bench.
+  log(`error: ${redactUrls((error instanceof Error ? error.message : String(error)).split('\n')[0] ?? '')}`);
   return 1;
 });
 // Exit explicitly with the code: a stray handle must not keep the process alive after the report.

@@ -6,7 +6,7 @@ import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { BisyncError, ExitCode } from '../errors.js';
-import { leaveNothingBehind } from './leave-nothing-behind.js';
+import { leaveNothingBehind, sweepAbandoned } from './leave-nothing-behind.js';
 import { binariesFor } from './native-binaries.js';
 import type { NativeBinaries } from './native-binaries.js';
 import { serverUser } from './postgres-user.js';
@@ -47,6 +47,7 @@ export async function startEmbeddedServer(options: EmbeddedServerOptions = {}): 
   const runAs = userInfo().uid === 0 ? await serverUser() : undefined;
   const binaries = await binariesFor(runAs);
   const base = await dataBase(runAs);
+  await sweepAbandoned(base, [DATA_DIR_PREFIX]);
   const home = await mkdtemp(join(base, `${DATA_DIR_PREFIX}${process.pid}-`)).catch((cause: unknown) => {
     throw startError(`cannot create its directory in ${base}: ${(cause as Error).message}`, base, cause);
   });

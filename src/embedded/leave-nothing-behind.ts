@@ -1,7 +1,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 
 /** Something an embedded server leaves on the machine until it is stopped: a directory, maybe a process. */
 interface Leftover {
@@ -105,4 +106,49 @@ function processState(pid: number): string | undefined {
   const ps = spawnSync('ps', ['-o', 'stat=', '-p', String(pid)], { encoding: 'utf8' });
   const state = ps.stdout?.trim() ?? '';
   return state === '' ? undefined : state;
+}
+
+/**
+ * Remove what a process killed outright (`kill -9`, the OOM killer) left in `base`: directories named
+ * `<prefix><pid>-…` whose pid is gone, after an immediate shutdown of a server still running in one.
+ * Best effort, and only where the owner is certainly gone (a live pid, even a reused one, is left alone).
+ */
+export async function sweepAbandoned(base: string, prefixes: readonly string[]): Promise<void> {
+  const names = await readdir(base).catch(() => [] as string[]);
+  for (const name of names) {
+    const prefix = prefixes.find((p) => name.startsWith(p));
+    const owner = prefix === undefined ? undefined : Number(/^(\d+)-/.exec(name.slice(prefix.length))?.[1]);
+    if (owner === undefined || !Number.isInteger(owner) || owner === process.pid || alive(owner)) continue;
+    const dir = join(base, name);
+    const server = await leftoverServer(dir);
+    if (server !== undefined) {
+      try {
+        process.kill(server, 'SIGQUIT');
+      } catch {
+        continue; // not ours to stop: leave the directory too
+      }
+      for (let waited = 0; waited < 10_000 && alive(server); waited += 50) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The pid of a postmaster still running on `dir` (its command line names the directory), if any. */
+async function leftoverServer(dir: string): Promise<number | undefined> {
+  for (const file of [join(dir, 'data', 'postmaster.pid'), join(dir, 'postmaster.pid')]) {
+    const pid = Number((await readFile(file, 'utf8').catch(() => '')).split('\n')[0]);
+    if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) continue;
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes(dir)) return pid;
+  }
+  return undefined;
 }

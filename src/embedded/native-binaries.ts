@@ -6,7 +6,7 @@ import { arch, platform, tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { BisyncError, ExitCode } from '../errors.js';
-import { leaveNothingBehind } from './leave-nothing-behind.js';
+import { leaveNothingBehind, sweepAbandoned } from './leave-nothing-behind.js';
 import type { RunAs } from './postgres-user.js';
 import { traversableBy, treeReadableBy } from './reachable-by.js';
 
@@ -105,7 +105,8 @@ export async function reachableCopy(packaged: NativeBinaries, user: RunAs, bases
   const wanted = await manifest(packaged.dir);
   if (await usable(target, wanted, user)) return at(target, packaged.version);
 
-  const partial = await mkdtemp(join(base, `${name}.partial-`)).catch((cause: unknown) => {
+  await sweepAbandoned(base, [`${name}.partial-`]);
+  const partial = await mkdtemp(join(base, `${name}.partial-${process.pid}-`)).catch((cause: unknown) => {
     throw cannot(`a copy could not be made in ${base}: ${(cause as Error).message}`, cause);
   });
   const guard = leaveNothingBehind(partial);

@@ -82,4 +82,19 @@ describe('embedded servers leave nothing behind', () => {
     // A signal nobody else handles still ends the process as that signal would have.
     expect(ended).toEqual({ stop: 0, exit: 3, throw: 1, reject: 1, SIGINT: 'SIGINT', SIGTERM: 'SIGTERM' });
   }, 120_000);
+
+  it('what a process killed with SIGKILL left (its server, its directory) is cleared by the next start', async () => {
+    const killed = await runNode(['--input-type=module', '-e', CHILD, 'wait'], {
+      onOutput: (output, child) => {
+        if (/ready \d+/.test(output)) child.kill('SIGKILL');
+      },
+    });
+    expect(killed.signal).toBe('SIGKILL');
+    const left = leftoversOf(killed.pid);
+    expect(left.dirs).toHaveLength(1);
+    expect(left.processes.length).toBeGreaterThan(0);
+    const next = await startEmbeddedServer({ fast: true });
+    await next.stop();
+    expect(leftoversOf(killed.pid)).toEqual({ dirs: [], processes: [] });
+  }, 120_000);
 });

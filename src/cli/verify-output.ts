@@ -48,6 +48,7 @@ export function verifyText(report: VerifyReport): string {
       const more = f.count > f.keys.length ? ` … and ${f.count - f.keys.length} more (the first ${f.keys.length} by key are listed)` : '';
       lines.push(`  ${f.label} (${f.count}): ${f.keys.map(formatKey).join(', ')}${more}`);
     }
+    for (const note of t.notes) lines.push(`  note: ${note}`);
   }
   const drifting = report.tables.filter((t) => t.status !== 'in-step');
   const total = report.tables.reduce((n, t) => n + t.drifted, 0);

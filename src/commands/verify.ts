@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { compileVerify } from '../compiler/compile-verify.js';
+import { triggerWarnings } from '../compiler/live-warnings.js';
 import type { VerifyPlan, VerifyTable } from '../compiler/compile-verify.js';
 import type { Direction, ResolvedConfig } from '../config/types.js';
 import { ExitCode } from '../errors.js';
@@ -35,6 +36,11 @@ export interface TableVerifyResult {
   /** Rows counted as drift (the findings with `drift: true`). */
   drifted: number;
   findings: Finding[];
+  /**
+   * Synced columns a BEFORE trigger sets on a written database: drift in them is that trigger's
+   * doing (bisync does not control those values), with what to do.
+   */
+  notes: string[];
   error?: string;
 }
 
@@ -58,6 +64,7 @@ export interface VerifyReport {
 export async function verifyCommand(config: ResolvedConfig, options: VerifyOptions = {}): Promise<VerifyReport> {
   const { catalogs } = await readCatalogs(config);
   const plan = compileVerify(config, catalogs, options.tables ?? []);
+  const triggerNotes = triggerWarnings(config, catalogs);
   const dbs = new Databases(config);
   const tables: TableVerifyResult[] = [];
   try {
@@ -65,6 +72,7 @@ export async function verifyCommand(config: ResolvedConfig, options: VerifyOptio
     const to = await dbs.client(plan.to);
     for (const table of plan.tables) {
       const result = await verifyTable(table, from, to, config);
+      result.notes = triggerNotes.filter((w) => w.table === table.table).map((w) => `on ${w.database}, ${w.message}; ${w.hint}`);
       options.logger?.info({ table: table.table, status: result.status, drifted: result.drifted, buckets: result.buckets }, 'table verified');
       tables.push(result);
     }
@@ -90,6 +98,7 @@ async function verifyTable(table: VerifyTable, fromClient: pg.Client, toClient: 
     inStep: 0,
     drifted: 0,
     findings: tally.findings,
+    notes: [],
   };
   const from = new VerifyReader(fromClient, fromSide);
   const to = new VerifyReader(toClient, toSide);

@@ -12,34 +12,47 @@ import { analyseTriggers, describeWrites } from './trigger-columns.js';
  * table that `after` does not run first (its new rows are rejected until the next run). Pure.
  */
 export function liveWarnings(config: ResolvedConfig, catalogs: Readonly<Record<string, Catalog>>): LiveProblem[] {
+  return [...triggerWarnings(config, catalogs), ...orderWarnings(config, catalogs)];
+}
+
+/** Synced columns a BEFORE row trigger sets on a database a step of the table writes. */
+export function triggerWarnings(config: ResolvedConfig, catalogs: Readonly<Record<string, Catalog>>): LiveProblem[] {
   const warnings: LiveProblem[] = [];
-  const closure = afterClosure(config.tables);
   for (const table of config.tables) {
-    const found: Record<string, CatalogTable> = {};
-    for (const db of Object.keys(config.databases)) {
-      const t = catalogs[db]?.tables[table.name];
-      if (t !== null && t !== undefined) found[db] = t;
-    }
-    if (Object.keys(found).length < 2) continue; // validate reports the missing table
-    const warn = (db: string, message: string, hint: string): void => {
-      const t = found[db];
-      warnings.push({ table: table.name, database: db, relation: t === undefined ? table.name : displayName(t), location: table.location, message, hint });
-    };
-    const { from, to } = config.forward;
+    const found = foundOnBoth(config, catalogs, table);
+    if (found === null) continue;
     const { columns } = syncedColumns(config, table, found);
-    const written = table.directions.map((d) => (d === 'forward' ? to : from));
-    for (const db of written) {
+    for (const db of writtenDatabases(config, table)) {
       const t = found[db];
       if (t === undefined) continue;
       const { writes } = analyseTriggers(t);
       const synced = new Set(columns.map((c) => c[db]));
       for (const column of [...new Set(writes.map((w) => w.column))].filter((c) => synced.has(c))) {
-        warn(
-          db,
-          `synced column ${describeWrites(column, writes)} is set by a trigger here, so the value bisync writes does not stay: every run finds the row different and rewrites it, and verify reports drift`,
-          'leave it out with a columns: list (bisync init does), or see "Triggers on the written side" in the README',
+        warnings.push(
+          warning(table, db, t, {
+            message: `synced column ${describeWrites(column, writes)} is set by a trigger here, so the value bisync writes does not stay: every run finds the row different and rewrites it, and verify reports drift`,
+            hint: 'leave it out with a columns: list (bisync init does), or see "Triggers on the written side" in the README',
+          }),
         );
       }
+    }
+  }
+  return warnings;
+}
+
+/**
+ * Foreign keys on a written database — also those declared on a partition or inheritance child —
+ * to another synced table that `after` does not run first.
+ */
+export function orderWarnings(config: ResolvedConfig, catalogs: Readonly<Record<string, Catalog>>): LiveProblem[] {
+  const warnings: LiveProblem[] = [];
+  const closure = afterClosure(config.tables);
+  for (const table of config.tables) {
+    const found = foundOnBoth(config, catalogs, table);
+    if (found === null) continue;
+    for (const db of writtenDatabases(config, table)) {
+      const t = found[db];
+      if (t === undefined) continue;
       for (const fk of t.foreignKeys) {
         const parent = config.tables.find((p) => p.name !== table.name && sameRelation(catalogs[db]?.tables[p.name], fk.refSchema, fk.refTable));
         if (parent === undefined) continue;
@@ -47,15 +60,36 @@ export function liveWarnings(config: ResolvedConfig, catalogs: Readonly<Record<s
         // config broke on purpose by running the parent after this table.
         if (closure.get(table.name)?.has(parent.name) === true || closure.get(parent.name)?.has(table.name) === true) continue;
         const where = fk.declaredOn === undefined || fk.declaredOn === null ? '' : ` declared on ${fk.declaredOn}`;
-        warn(
-          db,
-          `foreign key ${fk.name}${where} references ${parent.name}, but ${table.name} does not run after it: rows whose ${parent.name} parent is new are rejected on the first run and retried on the next`,
-          `add ${parent.name} to after`,
+        warnings.push(
+          warning(table, db, t, {
+            message: `foreign key ${fk.name}${where} references ${parent.name}, but ${table.name} does not run after it: rows whose ${parent.name} parent is new are rejected on the first run and retried on the next`,
+            hint: `add ${parent.name} to after`,
+          }),
         );
       }
     }
   }
   return dedupe(warnings);
+}
+
+/** The table's catalog entry on every database, or null when one lacks it (validate reports that). */
+function foundOnBoth(config: ResolvedConfig, catalogs: Readonly<Record<string, Catalog>>, table: ResolvedTable): Record<string, CatalogTable> | null {
+  const found: Record<string, CatalogTable> = {};
+  for (const db of Object.keys(config.databases)) {
+    const t = catalogs[db]?.tables[table.name];
+    if (t === null || t === undefined) return null;
+    found[db] = t;
+  }
+  return found;
+}
+
+/** The databases the table's steps write: forward writes the forward target, reverse its source. */
+function writtenDatabases(config: ResolvedConfig, table: ResolvedTable): string[] {
+  return table.directions.map((d) => (d === 'forward' ? config.forward.to : config.forward.from));
+}
+
+function warning(table: ResolvedTable, database: string, t: CatalogTable, text: { message: string; hint: string }): LiveProblem {
+  return { table: table.name, database, relation: displayName(t), location: table.location, ...text };
 }
 
 function sameRelation(t: CatalogTable | null | undefined, schema: string, name: string): boolean {

@@ -189,6 +189,18 @@ describe('a pagila-like schema (partitions, FK cycle, enum, domain, arrays, tsve
     expect(result.stderr).toMatch(/table "film" on cloud \(public\.film\): synced column last_update \(trigger last_updated, BEFORE UPDATE\) is set by a trigger here/);
     expect(result.stderr).toMatch(/synced column fulltext \(trigger film_fulltext_trigger, BEFORE INSERT OR UPDATE\) is set by a trigger here/);
     expect(result.stderr).toContain('Triggers on the written side');
+
+    // What the warning is about: synced, those columns are rewritten on every run, and verify
+    // reports drift right after a successful run, naming the trigger as the cause.
+    for (let run = 0; run < 2; run++) {
+      const full = await runCli(['apply', '--mode', 'full', '--json', '--log-level', 'error', '--config', handWritten], envFor(dbs));
+      expect(full.code, full.stderr).toBe(0);
+      expect((JSON.parse(full.stdout) as ApplyJson).steps.find((s) => s.table === 'film')?.updated).toBe(30);
+    }
+    const verify = await runCli(['verify', '--config', handWritten], envFor(dbs));
+    expect(verify.code).toBe(1);
+    expect(verify.stdout).toMatch(/film \(forward; no origin rule; deletes: keep\): 30 drifted rows/);
+    expect(verify.stdout).toContain('note: on cloud, synced column last_update (trigger last_updated, BEFORE UPDATE) is set by a trigger here');
   });
 
   it("validate --live warns when after misses a parent referenced only by a partition's foreign key", async () => {

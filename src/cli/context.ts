@@ -9,7 +9,10 @@ export interface CommonOptions {
   config?: string;
   json?: boolean;
   logFormat?: LogFormat;
-  logLevel: string;
+  /** Explicit --log-level; absent: info with --verbose, warn with --quiet or on a terminal, else info. */
+  logLevel?: string;
+  verbose?: boolean;
+  quiet?: boolean;
 }
 
 /** Options every command takes (SPEC §3: `--config` before or after the command name). */
@@ -18,7 +21,10 @@ export function withCommonOptions(command: Command): Command {
     .option('-c, --config <path>', 'config file (default: $BISYNC_CONFIG or ./sync.config.yaml)')
     .option('--json', 'print one JSON document on stdout')
     .addOption(new Option('--log-format <format>', 'log format on stderr').choices(['json', 'pretty']))
-    .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'));
+    .addOption(
+      new Option('--log-level <level>', 'log level (default: warn on a terminal, info otherwise, e.g. under cron)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']),
+    )
+    .option('-v, --verbose', 'log one line per step (info level) on a terminal too');
 }
 
 /** What a command's action gets from the CLI: its merged options, a logger, the config, the exit code. */
@@ -38,7 +44,16 @@ export class CliContext {
 
   logger(command: Command): Logger {
     const opts = this.options(command);
-    return createLogger(opts.logFormat, opts.logLevel);
+    return createLogger(opts.logFormat, this.logLevel(command));
+  }
+
+  /** The log level in effect: --log-level, else info with --verbose, warn with --quiet or on a terminal, else info. */
+  logLevel(command: Command): string {
+    const opts = this.options(command);
+    if (opts.logLevel !== undefined) return opts.logLevel;
+    if (opts.verbose === true) return 'info';
+    if (opts.quiet === true || process.stderr.isTTY === true) return 'warn';
+    return 'info';
   }
 
   async config(command: Command): Promise<ResolvedConfig> {

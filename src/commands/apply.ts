@@ -11,6 +11,7 @@ import { runStep } from '../executor/run-step.js';
 import { runScheduled } from '../executor/schedule.js';
 import { backoffMs, isTransient } from '../executor/transient.js';
 import type { StepOptions, StepResult } from '../executor/run-step.js';
+import { applyAttention } from './needs-you.js';
 import { readCatalogs } from './validate.js';
 
 export interface ApplyOptions extends CompileOptions {
@@ -30,10 +31,14 @@ export interface ApplyOptions extends CompileOptions {
 }
 
 export interface ApplyReport {
+  /** True when the exit code is 0. */
+  ok: boolean;
   runId: string;
   planHash: string;
   dryRun: boolean;
   steps: StepResult[];
+  /** What needs the owner, one sentence each (failed steps, rejects, conflicts, unmarked rows). */
+  attention: string[];
   exitCode: number;
 }
 
@@ -75,7 +80,8 @@ export async function applyCommand(config: ResolvedConfig, options: ApplyOptions
   } finally {
     await dbs.close();
   }
-  return { runId, planHash, dryRun: options.dryRun, steps: results, exitCode: exitCodeOf(results, options.failOnRejects === true) };
+  const exitCode = exitCodeOf(results, options.failOnRejects === true);
+  return { ok: exitCode === ExitCode.ok, runId, planHash, dryRun: options.dryRun, steps: results, attention: applyAttention(results, options.dryRun), exitCode };
 }
 
 /** One step, run again with backoff while it fails for a transient reason (bounded by `retries`). */
@@ -100,7 +106,7 @@ async function runOne(
 
 async function attempt(step: PlanStep, dbs: Databases, planHash: string, runId: string, options: ApplyOptions, number: number): Promise<StepResult> {
   const log = options.logger.child({ table: step.table, direction: step.direction });
-  log.info({ mode: step.mode, reason: step.reason, from: step.source, to: step.target }, 'step started');
+  log.debug({ mode: step.mode, reason: step.reason, from: step.source, to: step.target }, `${step.table} ${step.direction}: started (${step.mode})`);
   const { result: stepResult, wire } = await dbs.counting(async () => await runStep(step, dbs, planHash, {
     runId,
     attempt: number,
@@ -118,10 +124,17 @@ async function attempt(step: PlanStep, dbs: Databases, planHash: string, runId: 
   }
   if (result.unmarked > 0) log.warn({ unmarked: result.unmarked }, unmarkedSentence(step, result.unmarked));
   const { table: _t, direction: _d, newRejects: _n, ...fields } = result;
-  if (result.status === 'failed' || result.status === 'refused') log.error(fields, `step ${result.status}`);
-  else if (result.status === 'locked') log.warn(fields, 'another run holds this step; skipped');
-  else log.info(fields, 'step finished');
+  const name = `${step.table} ${step.direction}`;
+  if (result.status === 'failed' || result.status === 'refused') log.error(fields, `${name} ${result.status}: ${result.error ?? ''}`);
+  else if (result.status === 'locked') log.warn(fields, `${name}: another run holds this step; skipped`);
+  else log.info(fields, `${name}: ${stepSentence(result, options.dryRun)}`);
   return result;
+}
+
+/** One step's outcome in one line: mode, counts and time. */
+function stepSentence(r: StepResult, dryRun: boolean): string {
+  const counts = `read ${r.read}, inserted ${r.inserted}, updated ${r.updated}, unchanged ${r.unchanged}, protected ${r.protected}, rejected ${r.rejected}, deleted ${r.deleted}`;
+  return `${dryRun ? 'would succeed' : 'succeeded'} (${r.mode}): ${counts} in ${(r.durationMs / 1000).toFixed(2)} s`;
 }
 
 /** What an unmarked-rows count means, in one sentence (logs and the summary). */

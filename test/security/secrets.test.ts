@@ -48,7 +48,7 @@ describe('passwords never appear in logs, errors, plans, --json output or runs r
     results.push(await runCli(['status', '--json', '--config', file], env()));
 
     expect(results.every((r) => r.code === 0 || r.code === 1)).toBe(true);
-    expect(results[4]?.stderr).toMatch(/"msg":"step finished"/);
+    expect(results[4]?.stderr).toMatch(/"msg":"client forward: succeeded \(full\): read /);
     for (const result of results) expectNoSecret(result);
     for (const url of [dbs.desktopUrl, dbs.cloudUrl]) {
       const stored = await query<{ t: string }>(url, `SELECT coalesce(string_agg(r::text, ' '), '') AS t FROM bisync.runs r`);

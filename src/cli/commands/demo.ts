@@ -16,7 +16,7 @@ export function registerDemo(program: Command, ctx: CliContext): void {
       const outcome = await demoCommand({
         scale: Number(flags.scale),
         // The narrative is the demo's output; step logs only when asked for below info.
-        logger: ctx.options(command).logLevel === 'info' ? logger.child({}, { level: 'warn' }) : logger,
+        logger: ctx.options(command).logLevel === undefined && ctx.options(command).verbose !== true ? logger.child({}, { level: 'warn' }) : logger,
         say: (text) => ctx.print(`${text}\n`),
         showReport: applyText,
         showPlan: (plan) =>

@@ -1,0 +1,32 @@
+import type { StepResult } from '../executor/run-step.js';
+
+/** The one line an unattended run ends with: what needs its owner, at the level that matches. */
+export interface FinalLine {
+  level: 'info' | 'warn' | 'error';
+  message: string;
+}
+
+/** What in this run needs its owner, one sentence per step and kind (empty when nothing does). */
+export function applyAttention(steps: readonly StepResult[], dryRun: boolean): string[] {
+  const out: string[] = [];
+  for (const s of steps) {
+    const name = `${s.table} ${s.direction}`;
+    if (s.status === 'failed' || s.status === 'refused' || s.status === 'replan') out.push(`${name} ${s.status === 'replan' ? 'failed' : s.status}: ${s.error ?? 'the watermark kept moving while planning'}`);
+    else if (s.status === 'locked') out.push(`${name}: another run holds its lock; skipped`);
+    // insert-only conflicts are counted in rejected too; edits: both conflicts only in conflicts.
+    const errors = Math.max(0, s.rejected - s.conflicts);
+    if (errors > 0) out.push(`${name}: ${errors} row${errors === 1 ? '' : 's'} rejected${dryRun ? ' (dry run)' : ''} (bisync rejects --table ${s.table})`);
+    if (s.conflicts > 0) out.push(`${name}: ${s.conflicts} conflict${s.conflicts === 1 ? '' : 's'}${dryRun ? ' (dry run)' : ''} ${s.rejected >= s.conflicts ? ` (bisync rejects --table ${s.table})` : ' (parked; both sides left as they are)'}`);
+    if (s.unmarked > 0) out.push(`${name}: ${s.unmarked} unmarked row${s.unmarked === 1 ? '' : 's'} on the target (bisync verify --table ${s.table})`);
+  }
+  return out;
+}
+
+/** The final log line of `apply`: error when the exit code is not 0, warn when rows need the owner, else info. */
+export function applyFinalLine(steps: readonly StepResult[], attention: readonly string[], exitCode: number, dryRun: boolean): FinalLine {
+  const run = dryRun ? 'bisync apply --dry-run' : 'bisync apply';
+  if (attention.length === 0) {
+    return { level: 'info', message: `${run}: ${steps.length} step${steps.length === 1 ? '' : 's'} succeeded; nothing needs you (exit 0)` };
+  }
+  return { level: exitCode === 0 ? 'warn' : 'error', message: `${run}: needs you: ${attention.join('; ')} (exit ${exitCode})` };
+}

@@ -29,7 +29,10 @@ export function applyText(report: ApplyReport): string {
     else if (s.status === 'locked') lines.push(`${s.table} ${s.direction}: another bisync run holds this step; nothing changed`);
     if (s.unmarked > 0) lines.push(`${s.table} ${s.direction}: ${s.unmarked} unmarked row${s.unmarked === 1 ? '' : 's'} on the target (origin column NULL) the source does not have: never deleted, never sent; set their marker`);
     if (s.retried > 0) lines.push(`${s.table} ${s.direction}: retried ${s.retried} earlier reject${s.retried === 1 ? '' : 's'}`);
-    if (s.conflicts > 0) lines.push(`${s.table} ${s.direction}: ${s.conflicts} conflict${s.conflicts === 1 ? '' : 's'} (insert-only; see ${'rejects'} with reason conflict)`);
+    if (s.conflicts > 0) {
+      const where = s.edits === 'both' ? `edited on both sides and parked; see bisync conflicts --table ${s.table}` : `insert-only; see ${'rejects'} with reason conflict`;
+      lines.push(`${s.table} ${s.direction}: ${s.conflicts} conflict${s.conflicts === 1 ? '' : 's'} (${where})`);
+    }
   }
   const noWrites = report.steps.every((s) => s.inserted + s.updated + s.deleted === 0);
   if (noWrites && report.steps.every((s) => s.status === 'succeeded' && s.rejected === 0)) lines.push('Nothing to write: both sides were already in step.');

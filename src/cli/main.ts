@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { BisyncError, ConfigError, ExitCode } from '../errors.js';
 import { registerApply } from './commands/apply.js';
+import { registerConflicts } from './commands/conflicts.js';
 import { registerInit } from './commands/init.js';
 import { registerDemo } from './commands/demo.js';
 import { registerPlan } from './commands/plan.js';
@@ -29,6 +30,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   registerInit(program, ctx);
   registerStatus(program, ctx);
   registerRejects(program, ctx);
+  registerConflicts(program, ctx);
   registerDemo(program, ctx);
   registerVerify(program, ctx);
 

@@ -28,8 +28,10 @@ export interface StepStatus {
   } | null;
   /** Rows in rejects for this step (reason error), retried by every run until they apply. */
   pendingRejects: number;
-  /** insert-only conflicts recorded in rejects (reason conflict). */
+  /** insert-only conflicts recorded in rejects (reason conflict), and edits: both conflicts parked on this step's target. */
   pendingConflicts: number;
+  /** `both` for an edits: both table (its conflicts are listed by `bisync conflicts`). */
+  edits?: 'owner' | 'both';
   /** Rows on the source newer than the watermark; null when the source has no cursor columns. */
   waiting: number | null;
   /** Forward steps with an origin rule: rows on the target whose origin column is NULL; else null. */
@@ -82,7 +84,10 @@ export function attentionOf(steps: readonly StepStatus[]): string[] {
         `${name}: ${s.unmarked} unmarked row${s.unmarked === 1 ? '' : 's'} on ${s.target} (origin column NULL): forward stamps those ${s.source} holds; the others are never deleted and never sent until someone sets their marker (bisync verify --table ${s.table} names them)`,
       );
     }
-    if (s.pendingConflicts > 0) out.push(`${name}: ${s.pendingConflicts} conflict${s.pendingConflicts === 1 ? '' : 's'} pending (bisync rejects --table ${s.table})`);
+    if (s.pendingConflicts > 0) {
+      const where = s.edits === 'both' ? `bisync conflicts --table ${s.table}` : `bisync rejects --table ${s.table}`;
+      out.push(`${name}: ${s.pendingConflicts} conflict${s.pendingConflicts === 1 ? '' : 's'} pending (${where})`);
+    }
   }
   return out;
 }
@@ -142,6 +147,7 @@ export async function statusCommand(config: ResolvedConfig, tables: readonly str
               },
         pendingRejects: Number(row?.pending_rejects ?? 0),
         pendingConflicts: Number(row?.pending_conflicts ?? 0),
+        edits: config.tables.find((t) => t.name === step.table)?.edits ?? 'owner',
         waiting,
         unmarked,
       });

@@ -337,9 +337,6 @@ function compileStep(
   };
 }
 
-/** Bisync's own staging columns, removed from a staged row before it is shown as a conflict version. */
-const INTERNAL_COLUMNS = ['__bisync_row', '__bisync_cursor', '__bisync_attempts', '__bisync_first_seen', '__bisync_present', '__bisync_base_fp', '__bisync_base_gen', '__bisync_key', '__bisync_fp'];
-
 /** What the three-way templates need besides the common context (inert for edits: owner). */
 function threeWayContext(config: ResolvedConfig, table: ResolvedTable, direction: Direction, sourceName: string, targetName: string): Record<string, unknown> {
   const policy = table.conflicts;
@@ -353,7 +350,6 @@ function threeWayContext(config: ResolvedConfig, table: ResolvedTable, direction
     winner: policy.kind === 'database' ? (policy.database === sourceName ? 'source' : 'target') : null,
     targetCursors,
     targetCursorMany: targetCursors.length > 1,
-    internalColumns: `{${INTERNAL_COLUMNS.join(',')}}`,
   };
 }
 

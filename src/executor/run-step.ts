@@ -45,6 +45,8 @@ export interface StepResult extends StepCounts {
   connectionsOpened?: number;
   bytesSent?: number;
   bytesReceived?: number;
+  /** `both` for an edits: both step: its conflicts are parked in the conflicts table, not rejects. */
+  edits?: 'both';
   /** How many times the step was run again after a transient failure. */
   retries?: number;
   /** Rows this run recorded in rejects for the first time (the target refused them). */
@@ -104,6 +106,7 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     reason: step.reason,
     planHash,
     watermarkBefore: step.watermark,
+    ...(step.edits === undefined ? {} : { edits: step.edits }),
   };
   let counts: StepCounts = ZERO;
   const target = await dbs.client(step.target);

@@ -22,6 +22,7 @@ export function planSql(plan: Plan): string {
     comment(`bisync plan ${plan.hash}`),
     comment(`config: ${plan.config}; state schema: ${plan.stateSchema}; ${plan.steps.length} step${plan.steps.length === 1 ? '' : 's'}`),
     comment('Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.'),
+    ...(plan.unplanned ?? []).map((u) => comment(`NOT PLANNED: ${u.table} ${u.direction} ${u.status}: ${u.reason}`)),
   ];
   plan.steps.forEach((step, i) => {
     out.push(

@@ -2,13 +2,14 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { compilePlan, stepKey } from '../compiler/compile-plan.js';
 import type { CompileOptions } from '../compiler/compile-plan.js';
-import type { Plan, PlanStep } from '../compiler/plan-types.js';
+import type { Plan, PlanStep, UnplannedStep } from '../compiler/plan-types.js';
 import type { ResolvedConfig } from '../config/types.js';
 import { ExitCode } from '../errors.js';
-import { bootstrapState } from '../executor/bootstrap.js';
+import { bootstrapState, stateExists } from '../executor/bootstrap.js';
 import { Databases } from '../executor/databases.js';
 import { runStep } from '../executor/run-step.js';
 import { runScheduled } from '../executor/schedule.js';
+import { run } from '../executor/statements.js';
 import { backoffMs, isTransient } from '../executor/transient.js';
 import type { StepOptions, StepResult } from '../executor/run-step.js';
 import { applyAttention } from './needs-you.js';
@@ -59,6 +60,7 @@ export async function applyCommand(config: ResolvedConfig, options: ApplyOptions
     const plan: Plan = compilePlan(config, catalogs, state, compileOptions, xmin);
     planHash = plan.hash;
     if (!options.dryRun) await bootstrapTargets(plan, dbs, config, options.logger);
+    const notRun = await Promise.all((plan.unplanned ?? []).map(async (u) => await notPlanned(u, dbs, config, plan.hash, runId, options)));
     results = await runScheduled(plan.steps, options.concurrency ?? 1, async (planned) => {
       let step = planned;
       // Attempts are numbered across retries and re-plans of this step: each leaves its own run row.
@@ -77,6 +79,7 @@ export async function applyCommand(config: ResolvedConfig, options: ApplyOptions
       }
       return result;
     });
+    results = inRunOrder(config, [...results, ...notRun]);
   } finally {
     await dbs.close();
   }
@@ -131,6 +134,68 @@ async function attempt(step: PlanStep, dbs: Databases, planHash: string, runId: 
   return result;
 }
 
+/** A step the plan could not include: reported as failed (or skipped), and recorded in runs so `status` shows it. */
+async function notPlanned(u: UnplannedStep, dbs: Databases, config: ResolvedConfig, planHash: string, runId: string, options: ApplyOptions): Promise<StepResult> {
+  const started = new Date();
+  const log = options.logger.child({ table: u.table, direction: u.direction });
+  if (u.status === 'failed') log.error({ status: u.status }, `${u.table} ${u.direction} failed: could not be planned: ${u.reason}`);
+  else log.warn({ status: u.status }, `${u.table} ${u.direction} skipped: ${u.reason}`);
+  if (!options.dryRun) {
+    const client = await dbs.client(u.target);
+    try {
+      if (await stateExists(client, config.stateSchema)) {
+        await run(client, u.recordRun, {
+          'run id': runId,
+          attempt: 1,
+          'plan hash': planHash,
+          status: u.status,
+          'started at': started.toISOString(),
+          read: 0,
+          inserted: 0,
+          updated: 0,
+          unchanged: 0,
+          protected: 0,
+          rejected: 0,
+          deleted: 0,
+          'watermark after': null,
+          error: u.reason,
+        });
+      }
+    } finally {
+      await dbs.release(client);
+    }
+  }
+  return {
+    table: u.table,
+    direction: u.direction,
+    status: u.status,
+    mode: 'none',
+    reason: u.status === 'failed' ? 'could not be planned' : 'skipped',
+    planHash,
+    watermarkBefore: null,
+    watermarkAfter: null,
+    durationMs: 0,
+    error: u.reason,
+    read: 0,
+    retried: 0,
+    inserted: 0,
+    updated: 0,
+    unchanged: 0,
+    protected: 0,
+    rejected: 0,
+    conflicts: 0,
+    deleted: 0,
+    unmarked: 0,
+  };
+}
+
+/** Results in the order steps run: forward before reverse, then the config's table order. */
+function inRunOrder(config: ResolvedConfig, results: readonly StepResult[]): StepResult[] {
+  const index = new Map(config.tables.map((t, i) => [t.name, i]));
+  const key = (r: StepResult): number => (r.direction === 'forward' ? 0 : 1) * 1_000_000 + (index.get(r.table) ?? 0);
+  return [...results].sort((a, b) => key(a) - key(b));
+}
+
 /** One step's outcome in one line: mode, counts and time. */
 function stepSentence(r: StepResult, dryRun: boolean): string {
   const counts = `read ${r.read}, inserted ${r.inserted}, updated ${r.updated}, unchanged ${r.unchanged}, protected ${r.protected}, rejected ${r.rejected}, deleted ${r.deleted}`;
@@ -165,7 +230,7 @@ async function bootstrapTargets(plan: Plan, dbs: Databases, config: ResolvedConf
 function exitCodeOf(results: readonly StepResult[], failOnRejects: boolean): number {
   if (results.some((r) => r.status === 'refused')) return ExitCode.guard;
   if (results.some((r) => r.status === 'locked')) return ExitCode.locked;
-  if (results.some((r) => r.status === 'failed' || r.status === 'replan')) return ExitCode.stepFailed;
+  if (results.some((r) => r.status === 'failed' || r.status === 'replan' || r.status === 'skipped')) return ExitCode.stepFailed;
   if (failOnRejects && results.some((r) => r.rejected > 0)) return ExitCode.stepFailed;
   return ExitCode.ok;
 }

@@ -12,6 +12,7 @@ export function applyAttention(steps: readonly StepResult[], dryRun: boolean): s
   for (const s of steps) {
     const name = `${s.table} ${s.direction}`;
     if (s.status === 'failed' || s.status === 'refused' || s.status === 'replan') out.push(`${name} ${s.status === 'replan' ? 'failed' : s.status}: ${s.error ?? 'the watermark kept moving while planning'}`);
+    else if (s.status === 'skipped') out.push(`${name} skipped: ${s.error ?? ''}`);
     else if (s.status === 'locked') out.push(`${name}: another run holds its lock; skipped`);
     // insert-only conflicts are counted in rejected too; edits: both conflicts only in conflicts.
     const errors = Math.max(0, s.rejected - s.conflicts);

@@ -68,7 +68,7 @@ export interface StatusReport {
 }
 
 /** Last-run results that need the owner. */
-const UNSUCCESSFUL = new Set(['failed', 'refused', 'interrupted']);
+const UNSUCCESSFUL = new Set(['failed', 'refused', 'interrupted', 'skipped']);
 
 /** What needs the owner in these steps, one sentence each. */
 export function attentionOf(steps: readonly StepStatus[]): string[] {

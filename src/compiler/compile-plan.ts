@@ -6,7 +6,7 @@ import type { Catalog, CatalogTable } from './catalog.js';
 import { checkCatalogs } from './check-catalog.js';
 import type { LiveProblem } from './check-catalog.js';
 import { syncedColumns } from './columns.js';
-import type { ColumnMapping, Plan, PlanStatement, PlanStep, Side, StepMode } from './plan-types.js';
+import type { ColumnMapping, Plan, PlanStatement, PlanStep, Side, StepMode, UnplannedStep } from './plan-types.js';
 import { displayName, quoteQualified } from './quote-ident.js';
 import { renderSql } from './render-sql.js';
 
@@ -67,20 +67,35 @@ export function compilePlan(
 ): Plan {
   const selected = selectTables(config, options.tables ?? []);
   const problems = checkCatalogs({ ...config, tables: selected }, catalogs);
-  if (problems.length > 0) {
+  const broken = new Map<string, LiveProblem[]>();
+  for (const p of problems) broken.set(p.table, [...(broken.get(p.table) ?? []), p]);
+  // One table that does not fit the databases must not stop the others; only when none fits is
+  // there nothing to run.
+  if (problems.length > 0 && selected.every((t) => broken.has(t.name))) {
     throw new CompileError(
-      `the config does not match the databases:\n${problems
-        .map((p) => `  ${config.file}:${p.location.line}:${p.location.column}: table "${p.table}" on ${p.database} (${p.relation}): ${p.message}`)
-        .join('\n')}`,
+      `the config does not match the databases:\n${problems.map((p) => `  ${problemLine(config, p)}`).join('\n')}`,
       problems,
       'run `bisync validate --live` for details and hints',
     );
   }
   const phases: Direction[] = options.direction === 'both' ? ['forward', 'reverse'] : [options.direction];
   const steps: PlanStep[] = [];
+  const unplanned: UnplannedStep[] = [];
   for (const direction of phases) {
+    const cannot = new Set<string>();
     for (const table of selected) {
-      if (table.directions.includes(direction)) steps.push(compileStep(config, catalogs, state, xminState, options, table, direction));
+      if (!table.directions.includes(direction)) continue;
+      const tableProblems = broken.get(table.name);
+      const blockedBy = table.after.filter((a) => cannot.has(a));
+      if (tableProblems !== undefined) {
+        cannot.add(table.name);
+        unplanned.push(unplannedStep(config, state, table, direction, 'failed', tableProblems.map((p) => problemLine(config, p)).join('; ')));
+      } else if (blockedBy.length > 0) {
+        cannot.add(table.name);
+        unplanned.push(unplannedStep(config, state, table, direction, 'skipped', `runs after ${blockedBy.join(', ')}, which cannot run in this direction`));
+      } else {
+        steps.push(compileStep(config, catalogs, state, xminState, options, table, direction));
+      }
     }
   }
   return {
@@ -88,8 +103,33 @@ export function compilePlan(
     config: config.file,
     stateSchema: config.stateSchema,
     steps,
+    ...(unplanned.length === 0 ? {} : { unplanned }),
     hash: sha256(steps.map((s) => s.hash).join('\n')),
   };
+}
+
+function problemLine(config: ResolvedConfig, p: LiveProblem): string {
+  return `${config.file}:${p.location.line}:${p.location.column}: table "${p.table}" on ${p.database} (${p.relation}): ${p.message}`;
+}
+
+function unplannedStep(
+  config: ResolvedConfig,
+  state: StateSnapshot,
+  table: ResolvedTable,
+  direction: Direction,
+  status: 'failed' | 'skipped',
+  reason: string,
+): UnplannedStep {
+  const { from: source, to: target } = direction === 'forward' ? config.forward : config.reverse;
+  const { sql, params } = renderSql('record-run', {
+    schema: config.stateSchema,
+    table: table.name,
+    direction,
+    mode: 'none',
+    reason: status === 'failed' ? 'could not be planned' : 'skipped',
+    watermarkBefore: state[stepKey(table.name, direction)] ?? null,
+  });
+  return { table: table.name, direction, source, target, status, reason, recordRun: { kind: 'record-run', side: 'target', purpose: `record that this step ${status === 'failed' ? 'could not be planned' : 'was skipped'}`, sql, params } };
 }
 
 /** The configured tables `--table` names (all when none), or a CompileError naming the unknown ones. */

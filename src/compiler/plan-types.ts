@@ -65,12 +65,27 @@ export interface PlanStep {
   readonly hash: string;
 }
 
+/** A step that cannot run: its table does not fit the databases (failed), or it runs after one that cannot (skipped). */
+export interface UnplannedStep {
+  readonly table: string;
+  readonly direction: Direction;
+  readonly source: string;
+  readonly target: string;
+  readonly status: 'failed' | 'skipped';
+  /** Why, in one sentence per problem, with the config file position. */
+  readonly reason: string;
+  /** Leaves one row in runs on the target (when bisync's state exists there), so `status` shows it. */
+  readonly recordRun: PlanStatement;
+}
+
 export interface Plan {
   /** Plan format version: a saved plan is refused by a bisync with another. */
   readonly version: 1;
   readonly config: string;
   readonly stateSchema: string;
   readonly steps: readonly PlanStep[];
+  /** Steps that cannot run, and why; absent when every step was planned. The others still run. */
+  readonly unplanned?: readonly UnplannedStep[];
   /** sha256 over every step hash. */
   readonly hash: string;
 }

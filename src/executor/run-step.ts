@@ -9,7 +9,7 @@ import type { Databases } from './databases.js';
 import { run, statement } from './statements.js';
 import { describeStepError, tagSide } from './step-error.js';
 
-export type StepStatus = 'succeeded' | 'failed' | 'locked' | 'refused' | 'replan';
+export type StepStatus = 'succeeded' | 'failed' | 'locked' | 'refused' | 'replan' | 'skipped';
 
 export interface StepCounts {
   read: number;

@@ -2,6 +2,7 @@ import { Option } from 'commander';
 import type { Command } from 'commander';
 import { planCommand } from '../../commands/plan.js';
 import type { DirectionOption, ModeOption } from '../../compiler/compile-plan.js';
+import { ExitCode } from '../../errors.js';
 import { directionOption, modeOption, withCommonOptions } from '../context.js';
 import type { CliContext } from '../context.js';
 import { planSql } from '../plan-output.js';
@@ -18,5 +19,7 @@ export function registerPlan(program: Command, ctx: CliContext): void {
       const plan = await planCommand(config, { direction: flags.direction, tables: flags.table ?? [], mode: flags.mode });
       if (ctx.json || flags.format === 'json') ctx.printJson(plan);
       else ctx.print(planSql(plan));
+      // Steps that cannot run are failures of the run to come (apply exits 1 too); the others are planned.
+      if ((plan.unplanned ?? []).length > 0) ctx.exit(ExitCode.stepFailed);
     });
 }

@@ -177,10 +177,12 @@ function maintainedEverywhere(tables: readonly TableProposal[]): string | null {
   const same = (t: TableProposal): boolean =>
     SIDES.every((side) => JSON.stringify(t.maintainedCursors[side] ?? []) === JSON.stringify(first.maintainedCursors[side] ?? []) && (t.timestamps[side] ?? []).length === (t.maintainedCursors[side] ?? []).length);
   if (!tables.every(same)) return null;
-  const parts = SIDES.filter((side) => (first.maintainedCursors[side] ?? []).length > 0).map(
-    (side) => `on ${side}, ${(first.maintainedCursors[side] ?? []).map((m) => `${m.column} (trigger ${m.trigger})`).join(', ')}`,
-  );
-  if (parts.length === 0) return null;
+  const describe = (side: Side): string => (first.maintainedCursors[side] ?? []).map((m) => `${m.column} (trigger ${m.trigger})`).join(', ');
+  if (describe('desktop') === '' && describe('cloud') === '') return null;
+  const parts =
+    describe('desktop') === describe('cloud')
+      ? [`on both sides, ${describe('desktop')}`]
+      : SIDES.filter((side) => describe(side) !== '').map((side) => `on ${side}, ${describe(side)}`);
   return `cursor columns: on every table, a BEFORE UPDATE trigger sets them to the clock on every change (${parts.join('; ')}), so an incremental read sees every edit. A side without them is read in full.`;
 }
 

@@ -32,6 +32,13 @@ CREATE TABLE reading (id integer, at date, value numeric, stamp timestamptz, PRI
 CREATE TABLE reading_2024 PARTITION OF reading FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
 CREATE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.stamp := now(); RETURN NEW; END $$;
 CREATE TRIGGER reading_stamp BEFORE INSERT ON reading_2024 FOR EACH ROW EXECUTE FUNCTION stamp();
+
+-- A trigger function bisync cannot read (not plpgsql, not a built-in it knows), and one it knows
+-- changes nothing.
+CREATE TABLE ledger (id integer PRIMARY KEY, amount numeric NOT NULL);
+CREATE FUNCTION opaque_trigger() RETURNS trigger AS 'suppress_redundant_updates_trigger' LANGUAGE internal;
+CREATE TRIGGER ledger_opaque BEFORE UPDATE ON ledger FOR EACH ROW EXECUTE FUNCTION opaque_trigger();
+CREATE TRIGGER ledger_same BEFORE UPDATE ON ledger FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger();
 `;
 
 interface StarterTable {
@@ -98,6 +105,13 @@ describe('bisync init on inheritance children, trigger bodies and cursor names',
   it('proposes cursor columns by other common names: modified, mtime', () => {
     expect(table('customer').timestamps).toEqual({ desktop: ['modified'], cloud: ['modified'] });
     expect(table('event').timestamps).toEqual({ desktop: ['mtime'], cloud: ['mtime'] });
+  });
+
+  it('names a BEFORE trigger whose function it cannot read, and leaves the columns as they are', () => {
+    expect(table('ledger').columns).toBeUndefined();
+    const note = commentAbove(text, 'ledger');
+    expect(note).toContain('on cloud, BEFORE trigger ledger_opaque runs public.opaque_trigger (internal), which bisync cannot read');
+    expect(note).not.toContain('ledger_same');
   });
 
   it('the written config passes validate --live with no warning', async () => {

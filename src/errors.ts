@@ -5,6 +5,8 @@ export const ExitCode = {
   usage: 2,
   locked: 3,
   guard: 4,
+  /** Interrupted by Ctrl-C (128 + SIGINT), as shells report it. */
+  interrupted: 130,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 

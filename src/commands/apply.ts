@@ -25,6 +25,8 @@ export interface ApplyOptions extends CompileOptions {
   /** Times a step that failed for a transient reason (connection lost, deadlock…) is run again (default 2). */
   retries?: number;
   logger: Logger;
+  /** Aborted on Ctrl-C: open connections are cut (uncommitted work rolls back), no new step starts. */
+  signal?: AbortSignal;
   onProgress?: (step: PlanStep, rows: number) => void;
   /** Test hooks, see StepOptions. */
   afterRead?: StepOptions['afterRead'];
@@ -40,6 +42,8 @@ export interface ApplyReport {
   steps: StepResult[];
   /** What needs the owner, one sentence each (failed steps, rejects, conflicts, unmarked rows). */
   attention: string[];
+  /** True when the run was interrupted (Ctrl-C): steps that succeeded are committed, the others rolled back or not started. */
+  interrupted: boolean;
   exitCode: number;
 }
 
@@ -51,6 +55,9 @@ export async function applyCommand(config: ResolvedConfig, options: ApplyOptions
   // One set of connections for the whole run: the catalog read, the bootstrap and every step reuse
   // them (at most `concurrency` per database), instead of two new ones per step.
   const dbs = new Databases(config, { reuse: true });
+  const cut = (): void => dbs.cutAll();
+  const aborted = (): boolean => options.signal?.aborted === true;
+  options.signal?.addEventListener('abort', cut, { once: true });
   const runId = randomUUID();
   let results: StepResult[] = [];
   let planHash = '';
@@ -62,6 +69,7 @@ export async function applyCommand(config: ResolvedConfig, options: ApplyOptions
     if (!options.dryRun) await bootstrapTargets(plan, dbs, config, options.logger);
     const notRun = await Promise.all((plan.unplanned ?? []).map(async (u) => await notPlanned(u, dbs, config, plan.hash, runId, options)));
     results = await runScheduled(plan.steps, options.concurrency ?? 1, async (planned) => {
+      if (aborted()) return notStarted(planned, plan.hash);
       let step = planned;
       // Attempts are numbered across retries and re-plans of this step: each leaves its own run row.
       let attempts = 0;
@@ -69,7 +77,7 @@ export async function applyCommand(config: ResolvedConfig, options: ApplyOptions
       let result = await runOne(step, dbs, plan.hash, runId, options, nextAttempt);
       // Another run moved the watermark between our read and our lock: plan this step again from
       // the state now under the lock, so what runs is what a plan would print now.
-      for (let attempt = 0; result.status === 'replan' && attempt < 3; attempt++) {
+      for (let attempt = 0; result.status === 'replan' && attempt < 3 && !aborted(); attempt++) {
         const fresh = { ...state, [stepKey(step.table, step.direction)]: result.currentWatermark ?? null };
         const replanned = compilePlan(config, catalogs, fresh, { ...compileOptions, direction: step.direction, tables: [step.table] }, xmin).steps[0];
         if (replanned === undefined) break;
@@ -81,10 +89,21 @@ export async function applyCommand(config: ResolvedConfig, options: ApplyOptions
     });
     results = inRunOrder(config, [...results, ...notRun]);
   } finally {
+    options.signal?.removeEventListener('abort', cut);
     await dbs.close();
   }
-  const exitCode = exitCodeOf(results, options.failOnRejects === true);
-  return { ok: exitCode === ExitCode.ok, runId, planHash, dryRun: options.dryRun, steps: results, attention: applyAttention(results, options.dryRun), exitCode };
+  const interrupted = aborted();
+  const exitCode = interrupted ? ExitCode.interrupted : exitCodeOf(results, options.failOnRejects === true);
+  return {
+    ok: exitCode === ExitCode.ok,
+    runId,
+    planHash,
+    dryRun: options.dryRun,
+    steps: results,
+    attention: applyAttention(results, options.dryRun),
+    interrupted,
+    exitCode,
+  };
 }
 
 /** One step, run again with backoff while it fails for a transient reason (bounded by `retries`). */
@@ -98,7 +117,7 @@ async function runOne(
 ): Promise<StepResult> {
   const retries = options.retries ?? 2;
   let result = await attempt(step, dbs, planHash, runId, options, nextAttempt());
-  for (let n = 1; n <= retries && result.status === 'failed' && isTransient(result.errorCode, result.error); n++) {
+  for (let n = 1; n <= retries && result.status === 'failed' && options.signal?.aborted !== true && isTransient(result.errorCode, result.error); n++) {
     const wait = backoffMs(n);
     options.logger.warn({ table: step.table, direction: step.direction, error: result.error, retry: n, waitMs: wait }, 'transient failure; running the step again');
     await new Promise((resolve) => setTimeout(resolve, wait));
@@ -116,6 +135,7 @@ async function attempt(step: PlanStep, dbs: Databases, planHash: string, runId: 
     dryRun: options.dryRun,
     allowDeletes: options.allowDeletes,
     bootstrapInTransaction: options.dryRun,
+    interrupted: () => options.signal?.aborted === true,
     ...(options.onProgress === undefined ? {} : { onProgress: (rows: number) => options.onProgress?.(step, rows) }),
     ...(options.afterRead === undefined ? {} : { afterRead: options.afterRead }),
     ...(options.duringCopy === undefined ? {} : { duringCopy: options.duringCopy }),
@@ -128,7 +148,8 @@ async function attempt(step: PlanStep, dbs: Databases, planHash: string, runId: 
   if (result.unmarked > 0) log.warn({ unmarked: result.unmarked }, unmarkedSentence(step, result.unmarked));
   const { table: _t, direction: _d, newRejects: _n, ...fields } = result;
   const name = `${step.table} ${step.direction}`;
-  if (result.status === 'failed' || result.status === 'refused') log.error(fields, `${name} ${result.status}: ${result.error ?? ''}`);
+  if (result.status === 'interrupted') log.warn(fields, `${name} interrupted: rolled back`);
+  else if (result.status === 'failed' || result.status === 'refused') log.error(fields, `${name} ${result.status}: ${result.error ?? ''}`);
   else if (result.status === 'locked') log.warn(fields, `${name}: another run holds this step; skipped`);
   else log.info(fields, `${name}: ${stepSentence(result, options.dryRun)}`);
   return result;
@@ -176,6 +197,32 @@ async function notPlanned(u: UnplannedStep, dbs: Databases, config: ResolvedConf
     watermarkAfter: null,
     durationMs: 0,
     error: u.reason,
+    read: 0,
+    retried: 0,
+    inserted: 0,
+    updated: 0,
+    unchanged: 0,
+    protected: 0,
+    rejected: 0,
+    conflicts: 0,
+    deleted: 0,
+    unmarked: 0,
+  };
+}
+
+/** A step the interrupted run did not start: nothing of it was written. */
+function notStarted(step: PlanStep, planHash: string): StepResult {
+  return {
+    table: step.table,
+    direction: step.direction,
+    status: 'interrupted',
+    mode: step.mode,
+    reason: step.reason,
+    planHash,
+    watermarkBefore: step.watermark,
+    watermarkAfter: step.watermark,
+    durationMs: 0,
+    error: 'not started: the run was interrupted',
     read: 0,
     retried: 0,
     inserted: 0,

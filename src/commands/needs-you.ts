@@ -12,6 +12,7 @@ export function applyAttention(steps: readonly StepResult[], dryRun: boolean): s
   for (const s of steps) {
     const name = `${s.table} ${s.direction}`;
     if (s.status === 'failed' || s.status === 'refused' || s.status === 'replan') out.push(`${name} ${s.status === 'replan' ? 'failed' : s.status}: ${s.error ?? 'the watermark kept moving while planning'}`);
+    else if (s.status === 'interrupted') out.push(`${name} interrupted: ${s.error === 'not started: the run was interrupted' ? 'not started' : 'rolled back'}`);
     else if (s.status === 'skipped') out.push(`${name} skipped: ${s.error ?? ''}`);
     else if (s.status === 'locked') out.push(`${name}: another run holds its lock; skipped`);
     // insert-only conflicts are counted in rejected too; edits: both conflicts only in conflicts.
@@ -24,8 +25,19 @@ export function applyAttention(steps: readonly StepResult[], dryRun: boolean): s
 }
 
 /** The final log line of `apply`: error when the exit code is not 0, warn when rows need the owner, else info. */
-export function applyFinalLine(steps: readonly StepResult[], attention: readonly string[], exitCode: number, dryRun: boolean): FinalLine {
+export function applyFinalLine(steps: readonly StepResult[], attention: readonly string[], exitCode: number, dryRun: boolean, interruptedBy?: string): FinalLine {
   const run = dryRun ? 'bisync apply --dry-run' : 'bisync apply';
+  if (interruptedBy !== undefined) {
+    const list = (status: string, notStarted: boolean): string =>
+      steps
+        .filter((s) => s.status === status && (status !== 'interrupted' || (s.error === 'not started: the run was interrupted') === notStarted))
+        .map((s) => `${s.table} ${s.direction}`)
+        .join(', ') || 'none';
+    return {
+      level: 'error',
+      message: `${run}: interrupted by ${interruptedBy}: committed: ${list('succeeded', false)}; rolled back: ${list('interrupted', false)}; not started: ${list('interrupted', true)} (exit ${exitCode})`,
+    };
+  }
   if (attention.length === 0) {
     return { level: 'info', message: `${run}: ${steps.length} step${steps.length === 1 ? '' : 's'} succeeded; nothing needs you (exit 0)` };
   }

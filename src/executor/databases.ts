@@ -131,6 +131,12 @@ export class Databases {
     if ((await Promise.race([ended, timer])) === 'late') abandon(client);
   }
 
+  /** Cut every open connection at once (Ctrl-C): the servers roll back whatever was not committed. */
+  cutAll(): void {
+    this.idle.clear();
+    for (const client of this.open.keys()) abandon(client);
+  }
+
   async close(): Promise<void> {
     await Promise.all([...this.open.keys()].map((c) => this.end(c)));
   }

@@ -9,7 +9,7 @@ import type { Databases } from './databases.js';
 import { run, statement } from './statements.js';
 import { describeStepError, tagSide } from './step-error.js';
 
-export type StepStatus = 'succeeded' | 'failed' | 'locked' | 'refused' | 'replan' | 'skipped';
+export type StepStatus = 'succeeded' | 'failed' | 'locked' | 'refused' | 'replan' | 'skipped' | 'interrupted';
 
 export interface StepCounts {
   read: number;
@@ -74,6 +74,8 @@ export interface StepOptions {
   afterRead?: (step: PlanStep) => Promise<void>;
   /** Test hook: awaited when the first chunk of the COPY arrives, with the stream paused. */
   duringCopy?: (step: PlanStep) => Promise<void>;
+  /** True once the run was interrupted (Ctrl-C): a step that then fails is recorded as interrupted. */
+  interrupted?: () => boolean;
 }
 
 const ZERO: StepCounts = { read: 0, retried: 0, inserted: 0, updated: 0, unchanged: 0, protected: 0, rejected: 0, conflicts: 0, deleted: 0, unmarked: 0 };
@@ -214,7 +216,7 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     const refused = error instanceof GuardRefusal;
     const message = describeStepError(error, step, dbs);
     const code = (error as { code?: unknown }).code;
-    const status = refused ? 'refused' : 'failed';
+    const status = refused ? 'refused' : options.interrupted?.() === true ? 'interrupted' : 'failed';
     if (!options.dryRun) await recordFailure(step, dbs, options, planHash, status, started, message);
     return {
       ...base,

@@ -2,6 +2,7 @@ import { InvalidArgumentError } from 'commander';
 import type { Command } from 'commander';
 import { applyCommand } from '../../commands/apply.js';
 import { applyFinalLine } from '../../commands/needs-you.js';
+import { BisyncError, ExitCode } from '../../errors.js';
 import type { DirectionOption, ModeOption } from '../../compiler/compile-plan.js';
 import { applyText } from '../apply-output.js';
 import { directionOption, modeOption, withCommonOptions } from '../context.js';
@@ -27,7 +28,20 @@ export function registerApply(program: Command, ctx: CliContext): void {
         const logger = ctx.logger(command);
         const config = await ctx.config(command);
         const progress = progressReporter(process.stderr);
+        // Ctrl-C (or a service stop): cut the connections, so what was not committed rolls back, start
+        // no further step, and report what was committed. A second Ctrl-C quits at once.
+        const controller = new AbortController();
+        let interruptedBy: NodeJS.Signals | undefined;
+        const onSignal = (signal: NodeJS.Signals): void => {
+          if (interruptedBy !== undefined) process.exit(signalExit(signal));
+          interruptedBy = signal;
+          logger.warn({ signal }, `${signal}: rolling back the steps in progress and starting no more (again to quit at once)`);
+          controller.abort();
+        };
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
         const report = await applyCommand(config, {
+          signal: controller.signal,
           direction: flags.direction,
           tables: flags.table ?? [],
           mode: flags.mode,
@@ -37,15 +51,27 @@ export function registerApply(program: Command, ctx: CliContext): void {
           concurrency: flags.concurrency,
           logger,
           ...(progress === undefined ? {} : { onProgress: progress }),
+        }).catch((error: unknown) => {
+          if (interruptedBy === undefined) throw error;
+          throw new BisyncError('INTERRUPTED', `interrupted by ${interruptedBy} before any step ran; nothing was written`, { exitCode: ExitCode.interrupted, cause: error });
+        }).finally(() => {
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
         });
         if (progress !== undefined) process.stderr.write('\r\x1b[2K');
         if (ctx.json) ctx.printJson(report);
         else if (flags.quiet !== true) ctx.print(applyText(report));
-        const final = applyFinalLine(report.steps, report.attention, report.exitCode, report.dryRun);
-        logger[final.level]({ runId: report.runId, exitCode: report.exitCode, attention: report.attention }, final.message);
-        ctx.exit(report.exitCode);
+        const exitCode = interruptedBy === undefined ? report.exitCode : signalExit(interruptedBy);
+        const final = applyFinalLine(report.steps, report.attention, exitCode, report.dryRun, interruptedBy);
+        logger[final.level]({ runId: report.runId, exitCode, attention: report.attention }, final.message);
+        ctx.exit(exitCode);
       },
     );
+}
+
+/** The shell's exit code for a process ended by `signal` (128 + its number): 130 for SIGINT, 143 for SIGTERM. */
+function signalExit(signal: NodeJS.Signals): number {
+  return signal === 'SIGTERM' ? 143 : ExitCode.interrupted;
 }
 
 function parseConcurrency(value: string): number {

@@ -33,6 +33,11 @@ CREATE TABLE reading_2024 PARTITION OF reading FOR VALUES FROM ('2024-01-01') TO
 CREATE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.stamp := now(); RETURN NEW; END $$;
 CREATE TRIGGER reading_stamp BEFORE INSERT ON reading_2024 FOR EACH ROW EXECUTE FUNCTION stamp();
 
+-- contrib's moddatetime names its column in the trigger's arguments.
+CREATE EXTENSION moddatetime;
+CREATE TABLE doc (id integer PRIMARY KEY, title text NOT NULL, revised timestamptz);
+CREATE TRIGGER doc_revised BEFORE UPDATE ON doc FOR EACH ROW EXECUTE FUNCTION moddatetime(revised);
+
 -- A trigger function bisync cannot read (not plpgsql, not a built-in it knows), and one it knows
 -- changes nothing.
 CREATE TABLE ledger (id integer PRIMARY KEY, amount numeric NOT NULL);
@@ -100,6 +105,13 @@ describe('bisync init on inheritance children, trigger bodies and cursor names',
     expect(commentAbove(text, 'note')).toContain('on desktop, cursor touched_at is set to the clock on every UPDATE by trigger note_touch');
     // A BEFORE INSERT trigger alone does not make a cursor: it would miss edits.
     expect(table('reading').timestamps).toBeUndefined();
+  });
+
+  it('reads the column moddatetime sets from its argument: left out of columns, proposed as the cursor', () => {
+    expect(table('doc').columns).toEqual(['id', 'title']);
+    expect(commentAbove(text, 'doc')).toContain('revised (trigger doc_revised, BEFORE UPDATE) on cloud');
+    expect(table('doc').timestamps).toEqual({ desktop: ['revised'], cloud: ['revised'] });
+    expect(commentAbove(text, 'doc')).toContain('on cloud, cursor revised is set to the clock on every UPDATE by trigger doc_revised');
   });
 
   it('proposes cursor columns by other common names: modified, mtime', () => {

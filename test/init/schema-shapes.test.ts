@@ -38,6 +38,11 @@ CREATE EXTENSION moddatetime;
 CREATE TABLE doc (id integer PRIMARY KEY, title text NOT NULL, revised timestamptz);
 CREATE TRIGGER doc_revised BEFORE UPDATE ON doc FOR EACH ROW EXECUTE FUNCTION moddatetime(revised);
 
+-- A foreign-key cycle where neither reference allows NULL.
+CREATE TABLE hen (id integer PRIMARY KEY, egg_id integer NOT NULL);
+CREATE TABLE egg (id integer PRIMARY KEY, hen_id integer NOT NULL REFERENCES hen);
+ALTER TABLE hen ADD CONSTRAINT hen_egg_id_fkey FOREIGN KEY (egg_id) REFERENCES egg;
+
 -- A trigger function bisync cannot read (not plpgsql, not a built-in it knows), and one it knows
 -- changes nothing.
 CREATE TABLE ledger (id integer PRIMARY KEY, amount numeric NOT NULL);
@@ -117,6 +122,15 @@ describe('bisync init on inheritance children, trigger bodies and cursor names',
   it('proposes cursor columns by other common names: modified, mtime', () => {
     expect(table('customer').timestamps).toEqual({ desktop: ['modified'], cloud: ['modified'] });
     expect(table('event').timestamps).toEqual({ desktop: ['mtime'], cloud: ['mtime'] });
+  });
+
+  it('breaks a cycle of NOT NULL references by name, and says no row closing it can arrive in separate transactions', () => {
+    expect(table('egg').after).toEqual(['hen']);
+    expect(table('hen').after).toBeUndefined();
+    const note = commentAbove(text, 'hen');
+    expect(note).toContain('cycle (hen → egg → hen, each referencing the next); it is broken here: hen does not wait for egg.');
+    expect(note).toContain('Neither reference allows NULL, so the cycle is broken at hen.egg_id, by name.');
+    expect(note).toContain('cannot arrive in separate transactions in any order');
   });
 
   it('names a BEFORE trigger whose function it cannot read, and leaves the columns as they are', () => {

@@ -90,12 +90,7 @@ export class Databases {
     };
     client.on('end', lost);
     client.on('error', lost);
-    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
-    (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
-      const counts = this.counts.getStore();
-      if (counts !== undefined) counts.roundTrips++;
-      return query(...args);
-    };
+    pipelined(client, () => this.counts.getStore());
     return client;
   }
 
@@ -145,6 +140,54 @@ export class Databases {
   clientConfig(name: string): pg.ClientConfig {
     return clientConfig(this.database(name));
   }
+}
+
+interface PgInternals {
+  pipeline: boolean;
+  _activeQuery: unknown;
+  _queryQueue: unknown[];
+  _sentQueryQueue: unknown[];
+}
+
+/**
+ * Put a client in pipeline mode (node-postgres writes each query without waiting for the answer
+ * to the one before, so statements sent together cost one round trip; each keeps its own Sync, so
+ * the server runs them one by one, as if sent one at a time), and count round trips: a query sent
+ * while none is unanswered starts one. COPY cannot be pipelined: the client leaves pipeline mode
+ * for it (nothing may be unanswered then) and returns to it when the COPY has ended.
+ */
+function pipelined(client: pg.Client, counts: () => WireCounts | undefined): void {
+  const raw = client as unknown as PgInternals;
+  raw.pipeline = true;
+  let unanswered = 0;
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+    const wire = counts();
+    const first = args[0] as { submit?: unknown; handleReadyForQuery?: (connection: unknown) => void } | undefined;
+    if (typeof first?.submit === 'function') {
+      if (wire !== undefined) wire.roundTrips++;
+      if (raw.pipeline) {
+        if (raw._activeQuery != null || raw._sentQueryQueue.length > 0 || raw._queryQueue.length > 0) {
+          throw new Error('bisync: a COPY was sent behind unanswered queries');
+        }
+        raw.pipeline = false;
+        const ended = first.handleReadyForQuery?.bind(first);
+        first.handleReadyForQuery = (connection: unknown) => {
+          raw.pipeline = true;
+          ended?.(connection);
+        };
+      }
+      return query(...args);
+    }
+    if (unanswered === 0 && wire !== undefined) wire.roundTrips++;
+    unanswered++;
+    const answered = (): void => {
+      unanswered--;
+    };
+    const result = query(...args) as Promise<unknown>;
+    result.then(answered, answered);
+    return result;
+  };
 }
 
 /**

@@ -6,7 +6,8 @@ import type { PlanStep } from '../compiler/plan-types.js';
 import { stateExists } from './bootstrap.js';
 import { abandon } from './databases.js';
 import type { Databases } from './databases.js';
-import { run, statement } from './statements.js';
+import { run, runTogether, statement } from './statements.js';
+import type { Sendable } from './statements.js';
 import { describeStepError, tagSide } from './step-error.js';
 
 export type StepStatus = 'succeeded' | 'failed' | 'locked' | 'refused' | 'replan' | 'skipped' | 'interrupted';
@@ -116,38 +117,48 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
   let sourceOpen = false;
   let copying = false;
   try {
-    await run(target, statement(step, 'begin-target'));
-    await run(target, statement(step, 'settings', 'target'));
-    if (options.bootstrapInTransaction === true && !(await stateExists(target, step.stateSchema))) {
-      await run(target, statement(step, 'bootstrap-lock', 'target', step.bootstrap));
-      await run(target, statement(step, 'bootstrap', 'target', step.bootstrap));
+    // The opening statements need no answer from one another, so they travel together (one round
+    // trip on a pipelined connection); the lock's answer is checked once they are all back. State
+    // and guard reads made without the lock are discarded with the rollback.
+    const opening: Sendable[] = [statement(step, 'begin-target'), statement(step, 'settings', 'target')];
+    const locking: Sendable[] = [statement(step, 'lock'), statement(step, 'read-state'), statement(step, 'guard-count'), statement(step, 'create-staging')];
+    let opened: pg.QueryResult[];
+    if (options.bootstrapInTransaction === true) {
+      await runTogether(target, opening);
+      if (!(await stateExists(target, step.stateSchema))) {
+        await run(target, statement(step, 'bootstrap-lock', 'target', step.bootstrap));
+        await run(target, statement(step, 'bootstrap', 'target', step.bootstrap));
+      }
+      opened = await runTogether(target, locking);
+    } else {
+      opened = (await runTogether(target, [...opening, ...locking])).slice(opening.length);
     }
-    const locked = await run<{ locked: boolean }>(target, statement(step, 'lock'));
-    if (locked.rows[0]?.locked !== true) {
+    const [locked, state, guard] = opened;
+    if (locked?.rows[0]?.locked !== true) {
       await target.query('ROLLBACK');
       return { ...base, ...counts, status: 'locked', watermarkAfter: step.watermark, durationMs: Date.now() - startedMs };
     }
-    const current = (await run<{ watermark: string | null }>(target, statement(step, 'read-state'))).rows[0]?.watermark ?? null;
+    const current = (state?.rows[0]?.watermark as string | null | undefined) ?? null;
     if (current !== step.watermark) {
       await target.query('ROLLBACK');
       return { ...base, ...counts, status: 'replan', currentWatermark: current, watermarkAfter: current, durationMs: Date.now() - startedMs };
     }
-    const guardBefore = (await run<{ owned_by_other_side: string; rows_on_target?: string }>(target, statement(step, 'guard-count'))).rows[0];
+    const guardBefore = guard?.rows[0] as { owned_by_other_side?: string; rows_on_target?: string } | undefined;
     const before = Number(guardBefore?.owned_by_other_side ?? 0);
-    await run(target, statement(step, 'create-staging'));
 
     source = await dbs.client(step.source);
-    let horizon: string | null = null;
-    if (step.statements.some((s) => s.kind === 'read-horizon')) {
-      horizon = (await run<{ horizon: string }>(source, statement(step, 'read-horizon'))).rows[0]?.horizon ?? null;
-    }
-    await run(source, statement(step, 'begin-source'));
+    // Before the snapshot (read-horizon runs on its own first), then the snapshot and what it sees.
+    const hasHorizon = step.statements.some((s) => s.kind === 'read-horizon');
+    const hasXmin = step.statements.some((s) => s.kind === 'read-xmin');
     sourceOpen = true;
-    await run(source, statement(step, 'settings', 'source'));
-    let xminCursor: string | null = null;
-    if (step.statements.some((s) => s.kind === 'read-xmin')) {
-      xminCursor = (await run<{ xmin_cursor: string }>(source, statement(step, 'read-xmin'))).rows[0]?.xmin_cursor ?? null;
-    }
+    const reading = await runTogether(source, [
+      ...(hasHorizon ? [statement(step, 'read-horizon')] : []),
+      statement(step, 'begin-source'),
+      statement(step, 'settings', 'source'),
+      ...(hasXmin ? [statement(step, 'read-xmin')] : []),
+    ]);
+    const horizon = hasHorizon ? ((reading[0]?.rows[0]?.horizon as string | undefined) ?? null) : null;
+    const xminCursor = hasXmin ? ((reading.at(-1)?.rows[0]?.xmin_cursor as string | undefined) ?? null) : null;
     copying = true;
     const read = await copyBetween(source, target, step, options.onProgress, options.duringCopy);
     copying = false;
@@ -156,11 +167,15 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     counts = add(counts, { read });
     await options.afterRead?.(step);
 
-    const retried = (await run(target, statement(step, 'retry-rejects'))).rowCount ?? 0;
-    counts = add(counts, { retried });
-    if (step.statements.some((s) => s.kind === 'stage-base-keys')) await run(target, statement(step, 'stage-base-keys'));
-    const lastRow = Number((await run<{ last_row: string }>(target, statement(step, 'count-staged'))).rows[0]?.last_row ?? 0);
-    await run(target, statement(step, 'analyze-staging'));
+    const hasBaseKeys = step.statements.some((s) => s.kind === 'stage-base-keys');
+    const checked = await runTogether(target, [
+      statement(step, 'retry-rejects'),
+      ...(hasBaseKeys ? [statement(step, 'stage-base-keys')] : []),
+      statement(step, 'count-staged'),
+      statement(step, 'analyze-staging'),
+    ]);
+    counts = add(counts, { retried: checked[0]?.rowCount ?? 0 });
+    const lastRow = Number(checked.at(-2)?.rows[0]?.last_row ?? 0);
     const newRejects: NewReject[] = [];
     counts = add(counts, await mergeRange(target, step, 1, lastRow, newRejects));
 
@@ -186,19 +201,23 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
 
     const guardAfter = step.statements.filter((s) => s.kind === 'guard-count').at(-1);
     if (guardAfter === undefined) throw new Error('the plan has no closing guard');
-    const after = Number((await run<{ owned_by_other_side: string }>(target, guardAfter)).rows[0]?.owned_by_other_side ?? 0);
+    // The guard and the state travel together; nothing commits before the guard is checked.
+    const [guarded, saved] = await runTogether(target, [guardAfter, { statement: statement(step, 'save-state'), runtime: { 'read horizon': horizon, 'xmin cursor': xminCursor } }]);
+    const after = Number(guarded?.rows[0]?.owned_by_other_side ?? 0);
     // With edits: both the merge itself deletes rows the source deleted (and counted them above).
     if (after < before - (step.edits === 'both' ? counts.deleted : 0)) {
       throw new GuardRefusal(
         `rows on ${step.target} owned by the other side would drop from ${before} to ${after}; the step was rolled back`,
       );
     }
-    const saved = await run<{ watermark: string | null }>(target, statement(step, 'save-state'), { 'read horizon': horizon, 'xmin cursor': xminCursor });
-    const watermarkAfter = saved.rows[0]?.watermark ?? null;
+    const watermarkAfter = (saved?.rows[0]?.watermark as string | null | undefined) ?? null;
     const status = options.dryRun ? 'dry-run' : 'succeeded';
-    await run(target, statement(step, 'record-run'), runRow(options, planHash, status, started, counts, watermarkAfter, null));
-    if (options.dryRun) await target.query('ROLLBACK');
-    else await run(target, statement(step, 'commit', 'target'));
+    // The run row and the commit travel together: if the row fails, the COMMIT ends an aborted
+    // transaction (a rollback) and the error below reports the step as failed.
+    await runTogether(target, [
+      { statement: statement(step, 'record-run'), runtime: runRow(options, planHash, status, started, counts, watermarkAfter, null) },
+      options.dryRun ? 'ROLLBACK' : statement(step, 'commit', 'target'),
+    ]);
     return {
       ...base,
       ...counts,
@@ -297,11 +316,15 @@ async function copyBetween(
  */
 async function mergeRange(target: pg.Client, step: PlanStep, lo: number, hi: number, newRejects: NewReject[]): Promise<Partial<StepCounts>> {
   if (lo > hi) return {};
-  await target.query('SAVEPOINT bisync_merge');
   try {
-    const result = await run<Record<string, string>>(target, statement(step, 'merge'), { 'first staged row': lo, 'last staged row': hi });
-    await target.query('RELEASE SAVEPOINT bisync_merge');
-    const row = result.rows[0] ?? {};
+    // Savepoint, merge and release travel together; a failing merge fails the release too, and the
+    // merge's own error is the one handled below.
+    const [, result] = await runTogether(target, [
+      'SAVEPOINT bisync_merge',
+      { statement: statement(step, 'merge'), runtime: { 'first staged row': lo, 'last staged row': hi } },
+      'RELEASE SAVEPOINT bisync_merge',
+    ]);
+    const row = (result?.rows[0] ?? {}) as Record<string, string>;
     const conflicts = Number(row.conflicts ?? 0);
     return {
       inserted: Number(row.inserted ?? 0),

@@ -32,3 +32,23 @@ export async function run<R extends pg.QueryResultRow = pg.QueryResultRow>(
     throw error;
   }
 }
+
+/** A planned statement with its runtime values, or a fixed statement the executor adds (SAVEPOINT …). */
+export type Sendable = PlanStatement | { readonly statement: PlanStatement; readonly runtime: Readonly<Record<string, unknown>> } | string;
+
+/**
+ * Run statements in order without waiting for each answer before sending the next: on a
+ * connection in pipeline mode they travel together, one round trip (SPEC §8). Only for statements
+ * that need no result of the ones before them. What runs, and in which order, is unchanged: the
+ * server executes them one after another. Waits for every answer, then returns the results in
+ * order, or throws the first error (statements after a failed one in a transaction fail too).
+ */
+export async function runTogether(client: pg.ClientBase, list: readonly Sendable[]): Promise<pg.QueryResult[]> {
+  const sent = list.map((item) =>
+    typeof item === 'string' ? client.query(item) : 'sql' in item ? run(client, item) : run(client, item.statement, item.runtime),
+  );
+  const settled = await Promise.allSettled(sent);
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed !== undefined) throw failed.reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<pg.QueryResult>).value);
+}

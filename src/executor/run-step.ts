@@ -194,15 +194,17 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
       counts = add(counts, { deleted });
     }
 
-    if (step.statements.some((s) => s.kind === 'count-unmarked')) {
-      const unmarked = Number((await run<{ unmarked: string }>(target, statement(step, 'count-unmarked'))).rows[0]?.unmarked ?? 0);
-      counts = add(counts, { unmarked });
-    }
-
     const guardAfter = step.statements.filter((s) => s.kind === 'guard-count').at(-1);
     if (guardAfter === undefined) throw new Error('the plan has no closing guard');
-    // The guard and the state travel together; nothing commits before the guard is checked.
-    const [guarded, saved] = await runTogether(target, [guardAfter, { statement: statement(step, 'save-state'), runtime: { 'read horizon': horizon, 'xmin cursor': xminCursor } }]);
+    // The unmarked count, the guard and the state travel together; nothing commits before the guard is checked.
+    const hasUnmarked = step.statements.some((s) => s.kind === 'count-unmarked');
+    const closing = await runTogether(target, [
+      ...(hasUnmarked ? [statement(step, 'count-unmarked')] : []),
+      guardAfter,
+      { statement: statement(step, 'save-state'), runtime: { 'read horizon': horizon, 'xmin cursor': xminCursor } },
+    ]);
+    if (hasUnmarked) counts = add(counts, { unmarked: Number(closing[0]?.rows[0]?.unmarked ?? 0) });
+    const [guarded, saved] = closing.slice(-2);
     const after = Number(guarded?.rows[0]?.owned_by_other_side ?? 0);
     // With edits: both the merge itself deletes rows the source deleted (and counted them above).
     if (after < before - (step.edits === 'both' ? counts.deleted : 0)) {

@@ -1,4 +1,4 @@
--- bisync plan 6c88b89e3b6fccea139cbcba50a64a838d5dae53b2eb3630ee58ad8deddfef99
+-- bisync plan 593370df9a2b847f8572672f19f2445aa497d59ef8c64c879780da8c9aab1b97
 -- config: sync.config.yaml; state schema: bisync; 23 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -2886,7 +2886,7 @@ COMMIT;
 -- Step 9/23: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: bd0d198498b79975cd2e81938cc1a28b4f8b10802a40378072fd6b916650f2ad
+-- step hash: fa46dd391ef35971fe8980b9295f5b45900f41bcdbe43319f87a0a8b207b5dc8
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -3015,11 +3015,12 @@ SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS
 
 -- [cloud] rows owned by the other side, before
 --   $1 = 'D'  (origin value this direction writes)
--- Data-loss guard: rows on cloud owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."jobshead" AS t
- WHERE t."source" IS NOT NULL
-   AND t."source"::text <> $1;
+-- Data-loss guard: rows on cloud owned by the other side must not become fewer than the merge deleted on purpose;
+-- and all rows on cloud, the measure of max_delete_fraction with edits: both.
+SELECT count(*) FILTER (WHERE t."source" IS NOT NULL
+                         AND t."source"::text <> $1)::bigint AS owned_by_other_side,
+       count(*)::bigint AS rows_on_target
+  FROM "public"."jobshead" AS t;
 
 -- [cloud] staging table, dropped at commit
 -- Staging for the rows read from desktop: text columns, cast to the target's types in the merge,
@@ -3035,6 +3036,9 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   "notes" text,
   "extra" text,
   __bisync_cursor     timestamptz,
+  __bisync_present    boolean NOT NULL DEFAULT true,
+  __bisync_base_fp    text,
+  __bisync_base_gen   bigint,
   __bisync_attempts   integer NOT NULL DEFAULT 0,
   __bisync_first_seen timestamptz,
   __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
@@ -3050,22 +3054,32 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
+--   $6 = 'jobshead'  (table)
 -- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('bisync.base_table', $6, true);
 
--- [desktop] stream the rows out of desktop
--- Read every row. No LIMIT, no window.
+-- [desktop] stream the rows out of desktop, with desktop's copy of the base
+-- Read every row, and every key desktop's copy of the base knows (a key in the base that desktop no longer has was deleted there),
+-- each with desktop's base fingerprint and generation (edits: both, SPEC §7). No LIMIT, no window.
 COPY (
-  SELECT f."job_id", f."client_id", f."template_id", f."job_name", f."job_status", f."fee", f."due_date", f."notes", f."extra"
-    FROM "public"."jobshead" AS f
+  SELECT coalesce(f."job_id"::text, b.key ->> 0), f."client_id", f."template_id", f."job_name", f."job_status", f."fee", f."due_date", f."notes", f."extra",
+         f.__bisync_present IS NOT NULL AS __bisync_present,
+         b.fingerprint AS __bisync_base_fp,
+         b.generation AS __bisync_base_gen
+    FROM (SELECT true AS __bisync_present, f.* FROM "public"."jobshead" AS f) AS f
+    FULL JOIN (SELECT key, fingerprint, generation
+                 FROM "bisync".base
+                WHERE table_name = current_setting('bisync.base_table')) AS b
+      ON b.key = jsonb_build_array(f."job_id"::text)
 ) TO STDOUT;
 
 -- [cloud] stream them into staging on cloud
-COPY "bisync_stage" ("job_id", "client_id", "template_id", "job_name", "job_status", "fee", "due_date", "notes", "extra") FROM STDIN;
+COPY "bisync_stage" ("job_id", "client_id", "template_id", "job_name", "job_status", "fee", "due_date", "notes", "extra", __bisync_present, __bisync_base_fp, __bisync_base_gen) FROM STDIN;
 
 -- [desktop] end the read snapshot
 COMMIT;
@@ -3093,10 +3107,21 @@ reread AS (
    WHERE s."job_id" = e."job_id"
   RETURNING 1
 )
-INSERT INTO "bisync_stage" ("job_id", "client_id", "template_id", "job_name", "job_status", "fee", "due_date", "notes", "extra", __bisync_attempts, __bisync_first_seen)
-SELECT e."job_id", e."client_id", e."template_id", e."job_name", e."job_status", e."fee", e."due_date", e."notes", e."extra", e.__bisync_p_attempts, e.__bisync_p_first_seen
+INSERT INTO "bisync_stage" ("job_id", "client_id", "template_id", "job_name", "job_status", "fee", "due_date", "notes", "extra", __bisync_present, __bisync_base_fp, __bisync_base_gen, __bisync_attempts, __bisync_first_seen)
+SELECT e."job_id", e."client_id", e."template_id", e."job_name", e."job_status", e."fee", e."due_date", e."notes", e."extra", coalesce(e.__bisync_present, true), e.__bisync_base_fp, e.__bisync_base_gen, e.__bisync_p_attempts, e.__bisync_p_first_seen
   FROM earlier AS e
  WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."job_id" = e."job_id");
+
+-- [cloud] keys cloud's base holds that desktop no longer has: deleted there
+--   $1 = 'jobshead'  (table)
+-- After a full read: keys cloud's copy of the base holds as agreed that desktop sent neither as a row nor
+-- from its own base. desktop deleted them since both sides agreed; the merge decides what that means.
+INSERT INTO "bisync_stage" ("job_id", __bisync_present)
+SELECT b.key ->> 0, false
+  FROM "bisync".base AS b
+ WHERE b.table_name = $1
+   AND b.fingerprint IS NOT NULL
+   AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE jsonb_build_array((s."job_id"::bigint)::text) = b.key);
 
 -- [cloud] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -3105,29 +3130,99 @@ SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
 -- Row count and key statistics for the staged rows, so the merge joins them to cloud with a sensible plan.
 ANALYZE "bisync_stage" ("job_id");
 
--- [cloud] insert new rows, update owned rows that differ
+-- [cloud] three-way merge: each row of the decision table (SPEC §7), conflicts, and the new base
 --   $1 = <first staged row, supplied while running>
 --   $2 = <last staged row, supplied while running>
---   $3 = 'D'  (origin value this direction writes)
--- Merge staged rows $1..$2 into cloud in one statement:
--- insert keys cloud does not have; update existing rows this direction owns, only when they differ.
+--   $3 = 'jobshead'  (table)
+--   $4 = 'update-update'  (kind update-update)
+--   $5 = 'insert-insert'  (kind insert-insert)
+--   $6 = 'D'  (origin value this direction writes)
+--   $7 = 'desktop'  (source database)
+--   $8 = 'cloud'  (target database)
+-- Three-way merge (edits: both, SPEC §7) of staged rows $1..$2 into cloud, in one statement.
+-- Each key is seen in three versions: desktop's (staged), cloud's, and the base: the fingerprint of the version
+-- both sides last agreed on (the fresher, by generation, of desktop's copy read with the rows and cloud's copy).
+-- No base (fingerprint NULL) means no agreed live row: never synced, or agreed deleted.
+-- One CTE per row of the decision table, then the writes, the conflicts (park) and the new base:
+--   both_equal               both sides hold the same version           nothing; record the base; a parked conflict clears itself
+--   f_changed_t_unchanged    desktop changed, cloud did not          write desktop's version to cloud
+--   f_unchanged_t_changed    cloud changed, desktop did not          nothing (cloud → desktop carries it)
+--   conflict_update_update   both changed, differently                 conflict update-update
+--   f_created_t_absent       new on desktop, not on cloud, no base        insert it on cloud
+--   t_created_f_absent       new on cloud, not on desktop, no base        nothing (cloud → desktop carries it)
+--   conflict_insert_insert   new on both sides, different              conflict insert-insert
+--   f_deleted_kept           deleted on desktop (deletes: keep)           nothing: the delete is not carried
+--   t_deleted_kept           deleted on cloud (deletes: keep)           nothing: never re-created on cloud
+--   both_deleted             deleted on both sides                      nothing; the base records the delete
+-- A key with a parked conflict is left alone until it is resolved or both sides become equal.
 WITH src AS (
-  SELECT s.*
+  SELECT s.*,
+         jsonb_build_array((s."job_id"::bigint)::text) AS __bisync_key,
+         CASE WHEN s.__bisync_present THEN md5(row(s."job_id"::bigint, s."client_id"::integer, s."template_id"::integer, s."job_name"::character varying, s."job_status"::character varying, s."fee"::numeric(12,2), s."due_date"::date, s."notes"::text, s."extra"::jsonb)::text) END AS __bisync_fp
     FROM "bisync_stage" AS s
    WHERE s.__bisync_row BETWEEN $1 AND $2
 ),
-classified AS MATERIALIZED (
-  -- Each staged row against the target row with its key (if any): present, owned, changed.
-  SELECT s.__bisync_row,
-         t.ctid IS NOT NULL AS present,
-         (t."source" IS NULL OR t."source"::text = $3) AS owned,
-         (t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra", t."source"::text)
-           IS DISTINCT FROM
-         (s."job_id"::bigint, s."client_id"::integer, s."template_id"::integer, s."job_name"::character varying, s."job_status"::character varying, s."fee"::numeric(12,2), s."due_date"::date, s."notes"::text, s."extra"::jsonb, $3::text) AS changed
+three AS MATERIALIZED (
+  SELECT s.__bisync_row AS row_no,
+         s.__bisync_key AS key,
+         s.__bisync_present AS f_present,
+         t.ctid IS NOT NULL AS t_present,
+         s.__bisync_fp AS f_fp,
+         CASE WHEN t.ctid IS NOT NULL THEN md5(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text) END AS t_fp,
+         CASE WHEN coalesce(s.__bisync_base_gen, -1) > coalesce(b.generation, -1) THEN s.__bisync_base_fp ELSE b.fingerprint END AS base_fp,
+         coalesce(greatest(s.__bisync_base_gen, b.generation), 0) AS base_gen,
+         b.fingerprint AS t_base_fp,
+         c.key IS NOT NULL AS parked
     FROM src AS s
     LEFT JOIN "public"."jobshead" AS t ON t."job_id" = s."job_id"::bigint
+    LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = s.__bisync_key
+    LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND c.key = s.__bisync_key
+),
+both_equal AS (
+  SELECT * FROM three WHERE f_present AND t_present AND f_fp = t_fp
+),
+f_changed_t_unchanged AS (
+  SELECT * FROM three WHERE f_present AND t_present AND NOT parked AND f_fp <> base_fp AND t_fp = base_fp
+),
+f_unchanged_t_changed AS (
+  SELECT * FROM three WHERE f_present AND t_present AND NOT parked AND f_fp = base_fp AND t_fp <> base_fp
+),
+conflict_update_update AS (
+  SELECT * FROM three WHERE f_present AND t_present AND f_fp <> t_fp AND f_fp <> base_fp AND t_fp <> base_fp
+),
+f_created_t_absent AS (
+  SELECT * FROM three WHERE f_present AND NOT t_present AND base_fp IS NULL AND NOT parked
+),
+t_created_f_absent AS (
+  SELECT * FROM three WHERE NOT f_present AND t_present AND base_fp IS NULL AND NOT parked
+),
+conflict_insert_insert AS (
+  SELECT * FROM three WHERE f_present AND t_present AND base_fp IS NULL AND f_fp <> t_fp
+),
+f_deleted_kept AS (
+  SELECT * FROM three WHERE NOT f_present AND t_present AND NOT parked AND base_fp IS NOT NULL
+),
+t_deleted_kept AS (
+  SELECT * FROM three WHERE f_present AND NOT t_present AND NOT parked AND base_fp IS NOT NULL
+),
+both_deleted AS (
+  SELECT * FROM three WHERE NOT f_present AND NOT t_present
+),
+conflicted AS (
+  SELECT x.*, $4::text AS kind FROM conflict_update_update AS x
+  UNION ALL
+  SELECT x.*, $5::text FROM conflict_insert_insert AS x
+),
+decided AS (
+  -- conflicts: park. A key parked earlier stays parked until it is resolved.
+  SELECT x.*,
+         CASE WHEN x.parked THEN 'park'
+              ELSE 'park'
+         END AS winner
+    FROM conflicted AS x
 ),
 updated AS (
+  -- desktop's version over cloud's, only while cloud still holds the version compared.
   UPDATE "public"."jobshead" AS t
      SET "client_id" = s."client_id"::integer,
          "template_id" = s."template_id"::integer,
@@ -3136,30 +3231,81 @@ updated AS (
          "fee" = s."fee"::numeric(12,2),
          "due_date" = s."due_date"::date,
          "notes" = s."notes"::text,
-         "extra" = s."extra"::jsonb,
-         "source" = $3
+         "extra" = s."extra"::jsonb
     FROM src AS s
-    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND c.present AND c.owned AND c.changed
+    JOIN (SELECT row_no, t_fp FROM f_changed_t_unchanged
+          UNION ALL
+          SELECT row_no, t_fp FROM decided WHERE winner = 'source' AND f_present AND t_present) AS w
+      ON w.row_no = s.__bisync_row
    WHERE t."job_id" = s."job_id"::bigint
-     AND (t."source" IS NULL OR t."source"::text = $3)
-     AND (t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra", t."source"::text)
-         IS DISTINCT FROM
-         (s."job_id"::bigint, s."client_id"::integer, s."template_id"::integer, s."job_name"::character varying, s."job_status"::character varying, s."fee"::numeric(12,2), s."due_date"::date, s."notes"::text, s."extra"::jsonb, $3::text)
-  RETURNING 1
+     AND md5(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text) = w.t_fp
+  RETURNING s.__bisync_key AS key, md5(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text) AS fingerprint
 ),
 inserted AS (
-  INSERT INTO "public"."jobshead" ("job_id", "client_id", "template_id", "job_name", "job_status", "fee", "due_date", "notes", "extra", "source")
-  SELECT s."job_id"::bigint, s."client_id"::integer, s."template_id"::integer, s."job_name"::character varying, s."job_status"::character varying, s."fee"::numeric(12,2), s."due_date"::date, s."notes"::text, s."extra"::jsonb, $3
+  INSERT INTO "public"."jobshead" AS t ("job_id", "client_id", "template_id", "job_name", "job_status", "fee", "due_date", "notes", "extra", "source")
+  SELECT s."job_id"::bigint, s."client_id"::integer, s."template_id"::integer, s."job_name"::character varying, s."job_status"::character varying, s."fee"::numeric(12,2), s."due_date"::date, s."notes"::text, s."extra"::jsonb, $6
     FROM src AS s
-    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present
+    JOIN (SELECT row_no FROM f_created_t_absent
+          UNION ALL
+          SELECT row_no FROM decided WHERE winner = 'source' AND f_present AND NOT t_present) AS w
+      ON w.row_no = s.__bisync_row
+  RETURNING jsonb_build_array(t."job_id"::text) AS key, md5(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text) AS fingerprint
+),
+parked AS (
+  INSERT INTO "bisync".conflicts AS c (table_name, key, kind, versions, base_fingerprint)
+  SELECT $3, d.key, d.kind,
+         jsonb_build_object($7::text,
+                            CASE WHEN d.f_present THEN (SELECT to_jsonb(x) FROM (SELECT s."job_id"::bigint AS "job_id", s."client_id"::integer AS "client_id", s."template_id"::integer AS "template_id", s."job_name"::character varying AS "job_name", s."job_status"::character varying AS "job_status", s."fee"::numeric(12,2) AS "fee", s."due_date"::date AS "due_date", s."notes"::text AS "notes", s."extra"::jsonb AS "extra") AS x) END,
+                            $8::text,
+                            (SELECT to_jsonb(x) FROM (SELECT t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra" FROM "public"."jobshead" AS t WHERE t."job_id" = s."job_id"::bigint) AS x)),
+         d.base_fp
+    FROM decided AS d
+    JOIN src AS s ON s.__bisync_row = d.row_no
+   WHERE d.winner = 'park'
+  ON CONFLICT (table_name, key) DO UPDATE
+     SET kind = EXCLUDED.kind, versions = EXCLUDED.versions, base_fingerprint = EXCLUDED.base_fingerprint,
+         last_detected = clock_timestamp()
+   WHERE c.versions IS DISTINCT FROM EXCLUDED.versions
+  RETURNING 1
+),
+cleared AS (
+  DELETE FROM "bisync".conflicts AS c
+   USING (SELECT key FROM both_equal WHERE parked
+          UNION ALL
+          SELECT key FROM both_deleted WHERE parked) AS x
+   WHERE c.table_name = $3
+     AND c.key = x.key
+  RETURNING 1
+),
+agreed AS (
+  -- The new base: what both sides hold now (a NULL fingerprint records an agreed delete).
+  SELECT key, f_fp AS fingerprint FROM both_equal WHERE t_base_fp IS DISTINCT FROM f_fp
+  UNION ALL
+  SELECT key, NULL FROM both_deleted WHERE base_fp IS NOT NULL
+  UNION ALL
+  SELECT key, fingerprint FROM updated
+  UNION ALL
+  SELECT key, fingerprint FROM inserted
+),
+based AS (
+  INSERT INTO "bisync".base AS b (table_name, key, fingerprint, generation)
+  SELECT $3, a.key, a.fingerprint, x.base_gen + 1
+    FROM agreed AS a
+    JOIN three AS x ON x.key = a.key
+  ON CONFLICT (table_name, key) DO UPDATE
+     SET fingerprint = EXCLUDED.fingerprint, generation = EXCLUDED.generation, agreed_at = clock_timestamp()
   RETURNING 1
 )
-SELECT (SELECT count(*) FROM src)::bigint AS read,
+SELECT (SELECT count(*) FROM src WHERE __bisync_present)::bigint AS read,
        (SELECT count(*) FROM inserted)::bigint AS inserted,
        (SELECT count(*) FROM updated)::bigint AS updated,
-       (SELECT count(*) FROM classified WHERE present AND owned AND NOT changed)::bigint AS unchanged,
-       (SELECT count(*) FROM classified WHERE present AND NOT owned)::bigint AS protected,
-       0::bigint AS conflicts;
+       0::bigint AS deleted,
+       (SELECT count(*) FROM both_equal WHERE NOT parked)::bigint AS unchanged,
+       ((SELECT count(*) FROM f_unchanged_t_changed) + (SELECT count(*) FROM t_created_f_absent)
+        + (SELECT count(*) FROM f_deleted_kept) + (SELECT count(*) FROM t_deleted_kept))::bigint AS protected,
+       (SELECT count(*) FROM decided WHERE winner = 'park')::bigint AS conflicts,
+       (SELECT count(*) FROM cleared)::bigint AS conflicts_cleared,
+       (SELECT count(*) FROM based)::bigint AS base_written;
 
 -- [cloud] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
 --   $1 = 'jobshead'  (table)
@@ -3192,11 +3338,12 @@ SELECT count(*)::bigint AS unmarked
 
 -- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
--- Data-loss guard: rows on cloud owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."jobshead" AS t
- WHERE t."source" IS NOT NULL
-   AND t."source"::text <> $1;
+-- Data-loss guard: rows on cloud owned by the other side must not become fewer than the merge deleted on purpose;
+-- and all rows on cloud, the measure of max_delete_fraction with edits: both.
+SELECT count(*) FILTER (WHERE t."source" IS NOT NULL
+                         AND t."source"::text <> $1)::bigint AS owned_by_other_side,
+       count(*)::bigint AS rows_on_target
+  FROM "public"."jobshead" AS t;
 
 -- [cloud] the new watermark, in the same transaction as the data
 --   $1 = 'jobshead'  (table)
@@ -3252,7 +3399,7 @@ COMMIT;
 -- Step 10/23: jobtasks forward: desktop public.jobtasks → cloud public.jobtasks
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: a687f362bd67df66e9d3ce1d1f8f95ef584e1933b04f88e5d30038e865455d49
+-- step hash: 52cef2531aab2a67087b9d8c523e423185f690cd8cacfdfa60459565319936ce
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -3381,11 +3528,12 @@ SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS
 
 -- [cloud] rows owned by the other side, before
 --   $1 = 'D'  (origin value this direction writes)
--- Data-loss guard: rows on cloud owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."jobtasks" AS t
- WHERE t."source" IS NOT NULL
-   AND t."source"::text <> $1;
+-- Data-loss guard: rows on cloud owned by the other side must not become fewer than the merge deleted on purpose;
+-- and all rows on cloud, the measure of max_delete_fraction with edits: both.
+SELECT count(*) FILTER (WHERE t."source" IS NOT NULL
+                         AND t."source"::text <> $1)::bigint AS owned_by_other_side,
+       count(*)::bigint AS rows_on_target
+  FROM "public"."jobtasks" AS t;
 
 -- [cloud] staging table, dropped at commit
 -- Staging for the rows read from desktop: text columns, cast to the target's types in the merge,
@@ -3399,6 +3547,9 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   "planned_hours" text,
   "completed_on" text,
   __bisync_cursor     timestamptz,
+  __bisync_present    boolean NOT NULL DEFAULT true,
+  __bisync_base_fp    text,
+  __bisync_base_gen   bigint,
   __bisync_attempts   integer NOT NULL DEFAULT 0,
   __bisync_first_seen timestamptz,
   __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
@@ -3414,22 +3565,32 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
+--   $6 = 'jobtasks'  (table)
 -- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('bisync.base_table', $6, true);
 
--- [desktop] stream the rows out of desktop
--- Read every row. No LIMIT, no window.
+-- [desktop] stream the rows out of desktop, with desktop's copy of the base
+-- Read every row, and every key desktop's copy of the base knows (a key in the base that desktop no longer has was deleted there),
+-- each with desktop's base fingerprint and generation (edits: both, SPEC §7). No LIMIT, no window.
 COPY (
-  SELECT f."jt_id", f."job_id", f."task_id", f."staff_id", f."status", f."planned_hours", f."completed_on"
-    FROM "public"."jobtasks" AS f
+  SELECT coalesce(f."jt_id"::text, b.key ->> 0), f."job_id", f."task_id", f."staff_id", f."status", f."planned_hours", f."completed_on",
+         f.__bisync_present IS NOT NULL AS __bisync_present,
+         b.fingerprint AS __bisync_base_fp,
+         b.generation AS __bisync_base_gen
+    FROM (SELECT true AS __bisync_present, f.* FROM "public"."jobtasks" AS f) AS f
+    FULL JOIN (SELECT key, fingerprint, generation
+                 FROM "bisync".base
+                WHERE table_name = current_setting('bisync.base_table')) AS b
+      ON b.key = jsonb_build_array(f."jt_id"::text)
 ) TO STDOUT;
 
 -- [cloud] stream them into staging on cloud
-COPY "bisync_stage" ("jt_id", "job_id", "task_id", "staff_id", "status", "planned_hours", "completed_on") FROM STDIN;
+COPY "bisync_stage" ("jt_id", "job_id", "task_id", "staff_id", "status", "planned_hours", "completed_on", __bisync_present, __bisync_base_fp, __bisync_base_gen) FROM STDIN;
 
 -- [desktop] end the read snapshot
 COMMIT;
@@ -3457,10 +3618,21 @@ reread AS (
    WHERE s."jt_id" = e."jt_id"
   RETURNING 1
 )
-INSERT INTO "bisync_stage" ("jt_id", "job_id", "task_id", "staff_id", "status", "planned_hours", "completed_on", __bisync_attempts, __bisync_first_seen)
-SELECT e."jt_id", e."job_id", e."task_id", e."staff_id", e."status", e."planned_hours", e."completed_on", e.__bisync_p_attempts, e.__bisync_p_first_seen
+INSERT INTO "bisync_stage" ("jt_id", "job_id", "task_id", "staff_id", "status", "planned_hours", "completed_on", __bisync_present, __bisync_base_fp, __bisync_base_gen, __bisync_attempts, __bisync_first_seen)
+SELECT e."jt_id", e."job_id", e."task_id", e."staff_id", e."status", e."planned_hours", e."completed_on", coalesce(e.__bisync_present, true), e.__bisync_base_fp, e.__bisync_base_gen, e.__bisync_p_attempts, e.__bisync_p_first_seen
   FROM earlier AS e
  WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."jt_id" = e."jt_id");
+
+-- [cloud] keys cloud's base holds that desktop no longer has: deleted there
+--   $1 = 'jobtasks'  (table)
+-- After a full read: keys cloud's copy of the base holds as agreed that desktop sent neither as a row nor
+-- from its own base. desktop deleted them since both sides agreed; the merge decides what that means.
+INSERT INTO "bisync_stage" ("jt_id", __bisync_present)
+SELECT b.key ->> 0, false
+  FROM "bisync".base AS b
+ WHERE b.table_name = $1
+   AND b.fingerprint IS NOT NULL
+   AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE jsonb_build_array((s."jt_id"::bigint)::text) = b.key);
 
 -- [cloud] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -3469,59 +3641,180 @@ SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
 -- Row count and key statistics for the staged rows, so the merge joins them to cloud with a sensible plan.
 ANALYZE "bisync_stage" ("jt_id");
 
--- [cloud] insert new rows, update owned rows that differ
+-- [cloud] three-way merge: each row of the decision table (SPEC §7), conflicts, and the new base
 --   $1 = <first staged row, supplied while running>
 --   $2 = <last staged row, supplied while running>
---   $3 = 'D'  (origin value this direction writes)
--- Merge staged rows $1..$2 into cloud in one statement:
--- insert keys cloud does not have; update existing rows this direction owns, only when they differ.
+--   $3 = 'jobtasks'  (table)
+--   $4 = 'update-update'  (kind update-update)
+--   $5 = 'insert-insert'  (kind insert-insert)
+--   $6 = 'D'  (origin value this direction writes)
+--   $7 = 'desktop'  (source database)
+--   $8 = 'cloud'  (target database)
+-- Three-way merge (edits: both, SPEC §7) of staged rows $1..$2 into cloud, in one statement.
+-- Each key is seen in three versions: desktop's (staged), cloud's, and the base: the fingerprint of the version
+-- both sides last agreed on (the fresher, by generation, of desktop's copy read with the rows and cloud's copy).
+-- No base (fingerprint NULL) means no agreed live row: never synced, or agreed deleted.
+-- One CTE per row of the decision table, then the writes, the conflicts (park) and the new base:
+--   both_equal               both sides hold the same version           nothing; record the base; a parked conflict clears itself
+--   f_changed_t_unchanged    desktop changed, cloud did not          write desktop's version to cloud
+--   f_unchanged_t_changed    cloud changed, desktop did not          nothing (cloud → desktop carries it)
+--   conflict_update_update   both changed, differently                 conflict update-update
+--   f_created_t_absent       new on desktop, not on cloud, no base        insert it on cloud
+--   t_created_f_absent       new on cloud, not on desktop, no base        nothing (cloud → desktop carries it)
+--   conflict_insert_insert   new on both sides, different              conflict insert-insert
+--   f_deleted_kept           deleted on desktop (deletes: keep)           nothing: the delete is not carried
+--   t_deleted_kept           deleted on cloud (deletes: keep)           nothing: never re-created on cloud
+--   both_deleted             deleted on both sides                      nothing; the base records the delete
+-- A key with a parked conflict is left alone until it is resolved or both sides become equal.
 WITH src AS (
-  SELECT s.*
+  SELECT s.*,
+         jsonb_build_array((s."jt_id"::bigint)::text) AS __bisync_key,
+         CASE WHEN s.__bisync_present THEN md5(row(s."jt_id"::bigint, s."job_id"::bigint, s."task_id"::integer, s."staff_id"::integer, s."status"::character varying, s."planned_hours"::numeric(6,2), s."completed_on"::date)::text) END AS __bisync_fp
     FROM "bisync_stage" AS s
    WHERE s.__bisync_row BETWEEN $1 AND $2
 ),
-classified AS MATERIALIZED (
-  -- Each staged row against the target row with its key (if any): present, owned, changed.
-  SELECT s.__bisync_row,
-         t.ctid IS NOT NULL AS present,
-         (t."source" IS NULL OR t."source"::text = $3) AS owned,
-         (t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on", t."source"::text)
-           IS DISTINCT FROM
-         (s."jt_id"::bigint, s."job_id"::bigint, s."task_id"::integer, s."staff_id"::integer, s."status"::character varying, s."planned_hours"::numeric(6,2), s."completed_on"::date, $3::text) AS changed
+three AS MATERIALIZED (
+  SELECT s.__bisync_row AS row_no,
+         s.__bisync_key AS key,
+         s.__bisync_present AS f_present,
+         t.ctid IS NOT NULL AS t_present,
+         s.__bisync_fp AS f_fp,
+         CASE WHEN t.ctid IS NOT NULL THEN md5(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text) END AS t_fp,
+         CASE WHEN coalesce(s.__bisync_base_gen, -1) > coalesce(b.generation, -1) THEN s.__bisync_base_fp ELSE b.fingerprint END AS base_fp,
+         coalesce(greatest(s.__bisync_base_gen, b.generation), 0) AS base_gen,
+         b.fingerprint AS t_base_fp,
+         c.key IS NOT NULL AS parked
     FROM src AS s
     LEFT JOIN "public"."jobtasks" AS t ON t."jt_id" = s."jt_id"::bigint
+    LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = s.__bisync_key
+    LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND c.key = s.__bisync_key
+),
+both_equal AS (
+  SELECT * FROM three WHERE f_present AND t_present AND f_fp = t_fp
+),
+f_changed_t_unchanged AS (
+  SELECT * FROM three WHERE f_present AND t_present AND NOT parked AND f_fp <> base_fp AND t_fp = base_fp
+),
+f_unchanged_t_changed AS (
+  SELECT * FROM three WHERE f_present AND t_present AND NOT parked AND f_fp = base_fp AND t_fp <> base_fp
+),
+conflict_update_update AS (
+  SELECT * FROM three WHERE f_present AND t_present AND f_fp <> t_fp AND f_fp <> base_fp AND t_fp <> base_fp
+),
+f_created_t_absent AS (
+  SELECT * FROM three WHERE f_present AND NOT t_present AND base_fp IS NULL AND NOT parked
+),
+t_created_f_absent AS (
+  SELECT * FROM three WHERE NOT f_present AND t_present AND base_fp IS NULL AND NOT parked
+),
+conflict_insert_insert AS (
+  SELECT * FROM three WHERE f_present AND t_present AND base_fp IS NULL AND f_fp <> t_fp
+),
+f_deleted_kept AS (
+  SELECT * FROM three WHERE NOT f_present AND t_present AND NOT parked AND base_fp IS NOT NULL
+),
+t_deleted_kept AS (
+  SELECT * FROM three WHERE f_present AND NOT t_present AND NOT parked AND base_fp IS NOT NULL
+),
+both_deleted AS (
+  SELECT * FROM three WHERE NOT f_present AND NOT t_present
+),
+conflicted AS (
+  SELECT x.*, $4::text AS kind FROM conflict_update_update AS x
+  UNION ALL
+  SELECT x.*, $5::text FROM conflict_insert_insert AS x
+),
+decided AS (
+  -- conflicts: park. A key parked earlier stays parked until it is resolved.
+  SELECT x.*,
+         CASE WHEN x.parked THEN 'park'
+              ELSE 'park'
+         END AS winner
+    FROM conflicted AS x
 ),
 updated AS (
+  -- desktop's version over cloud's, only while cloud still holds the version compared.
   UPDATE "public"."jobtasks" AS t
      SET "job_id" = s."job_id"::bigint,
          "task_id" = s."task_id"::integer,
          "staff_id" = s."staff_id"::integer,
          "status" = s."status"::character varying,
          "planned_hours" = s."planned_hours"::numeric(6,2),
-         "completed_on" = s."completed_on"::date,
-         "source" = $3
+         "completed_on" = s."completed_on"::date
     FROM src AS s
-    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND c.present AND c.owned AND c.changed
+    JOIN (SELECT row_no, t_fp FROM f_changed_t_unchanged
+          UNION ALL
+          SELECT row_no, t_fp FROM decided WHERE winner = 'source' AND f_present AND t_present) AS w
+      ON w.row_no = s.__bisync_row
    WHERE t."jt_id" = s."jt_id"::bigint
-     AND (t."source" IS NULL OR t."source"::text = $3)
-     AND (t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on", t."source"::text)
-         IS DISTINCT FROM
-         (s."jt_id"::bigint, s."job_id"::bigint, s."task_id"::integer, s."staff_id"::integer, s."status"::character varying, s."planned_hours"::numeric(6,2), s."completed_on"::date, $3::text)
-  RETURNING 1
+     AND md5(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text) = w.t_fp
+  RETURNING s.__bisync_key AS key, md5(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text) AS fingerprint
 ),
 inserted AS (
-  INSERT INTO "public"."jobtasks" ("jt_id", "job_id", "task_id", "staff_id", "status", "planned_hours", "completed_on", "source")
-  SELECT s."jt_id"::bigint, s."job_id"::bigint, s."task_id"::integer, s."staff_id"::integer, s."status"::character varying, s."planned_hours"::numeric(6,2), s."completed_on"::date, $3
+  INSERT INTO "public"."jobtasks" AS t ("jt_id", "job_id", "task_id", "staff_id", "status", "planned_hours", "completed_on", "source")
+  SELECT s."jt_id"::bigint, s."job_id"::bigint, s."task_id"::integer, s."staff_id"::integer, s."status"::character varying, s."planned_hours"::numeric(6,2), s."completed_on"::date, $6
     FROM src AS s
-    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present
+    JOIN (SELECT row_no FROM f_created_t_absent
+          UNION ALL
+          SELECT row_no FROM decided WHERE winner = 'source' AND f_present AND NOT t_present) AS w
+      ON w.row_no = s.__bisync_row
+  RETURNING jsonb_build_array(t."jt_id"::text) AS key, md5(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text) AS fingerprint
+),
+parked AS (
+  INSERT INTO "bisync".conflicts AS c (table_name, key, kind, versions, base_fingerprint)
+  SELECT $3, d.key, d.kind,
+         jsonb_build_object($7::text,
+                            CASE WHEN d.f_present THEN (SELECT to_jsonb(x) FROM (SELECT s."jt_id"::bigint AS "jt_id", s."job_id"::bigint AS "job_id", s."task_id"::integer AS "task_id", s."staff_id"::integer AS "staff_id", s."status"::character varying AS "status", s."planned_hours"::numeric(6,2) AS "planned_hours", s."completed_on"::date AS "completed_on") AS x) END,
+                            $8::text,
+                            (SELECT to_jsonb(x) FROM (SELECT t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on" FROM "public"."jobtasks" AS t WHERE t."jt_id" = s."jt_id"::bigint) AS x)),
+         d.base_fp
+    FROM decided AS d
+    JOIN src AS s ON s.__bisync_row = d.row_no
+   WHERE d.winner = 'park'
+  ON CONFLICT (table_name, key) DO UPDATE
+     SET kind = EXCLUDED.kind, versions = EXCLUDED.versions, base_fingerprint = EXCLUDED.base_fingerprint,
+         last_detected = clock_timestamp()
+   WHERE c.versions IS DISTINCT FROM EXCLUDED.versions
+  RETURNING 1
+),
+cleared AS (
+  DELETE FROM "bisync".conflicts AS c
+   USING (SELECT key FROM both_equal WHERE parked
+          UNION ALL
+          SELECT key FROM both_deleted WHERE parked) AS x
+   WHERE c.table_name = $3
+     AND c.key = x.key
+  RETURNING 1
+),
+agreed AS (
+  -- The new base: what both sides hold now (a NULL fingerprint records an agreed delete).
+  SELECT key, f_fp AS fingerprint FROM both_equal WHERE t_base_fp IS DISTINCT FROM f_fp
+  UNION ALL
+  SELECT key, NULL FROM both_deleted WHERE base_fp IS NOT NULL
+  UNION ALL
+  SELECT key, fingerprint FROM updated
+  UNION ALL
+  SELECT key, fingerprint FROM inserted
+),
+based AS (
+  INSERT INTO "bisync".base AS b (table_name, key, fingerprint, generation)
+  SELECT $3, a.key, a.fingerprint, x.base_gen + 1
+    FROM agreed AS a
+    JOIN three AS x ON x.key = a.key
+  ON CONFLICT (table_name, key) DO UPDATE
+     SET fingerprint = EXCLUDED.fingerprint, generation = EXCLUDED.generation, agreed_at = clock_timestamp()
   RETURNING 1
 )
-SELECT (SELECT count(*) FROM src)::bigint AS read,
+SELECT (SELECT count(*) FROM src WHERE __bisync_present)::bigint AS read,
        (SELECT count(*) FROM inserted)::bigint AS inserted,
        (SELECT count(*) FROM updated)::bigint AS updated,
-       (SELECT count(*) FROM classified WHERE present AND owned AND NOT changed)::bigint AS unchanged,
-       (SELECT count(*) FROM classified WHERE present AND NOT owned)::bigint AS protected,
-       0::bigint AS conflicts;
+       0::bigint AS deleted,
+       (SELECT count(*) FROM both_equal WHERE NOT parked)::bigint AS unchanged,
+       ((SELECT count(*) FROM f_unchanged_t_changed) + (SELECT count(*) FROM t_created_f_absent)
+        + (SELECT count(*) FROM f_deleted_kept) + (SELECT count(*) FROM t_deleted_kept))::bigint AS protected,
+       (SELECT count(*) FROM decided WHERE winner = 'park')::bigint AS conflicts,
+       (SELECT count(*) FROM cleared)::bigint AS conflicts_cleared,
+       (SELECT count(*) FROM based)::bigint AS base_written;
 
 -- [cloud] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
 --   $1 = 'jobtasks'  (table)
@@ -3554,11 +3847,12 @@ SELECT count(*)::bigint AS unmarked
 
 -- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
--- Data-loss guard: rows on cloud owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."jobtasks" AS t
- WHERE t."source" IS NOT NULL
-   AND t."source"::text <> $1;
+-- Data-loss guard: rows on cloud owned by the other side must not become fewer than the merge deleted on purpose;
+-- and all rows on cloud, the measure of max_delete_fraction with edits: both.
+SELECT count(*) FILTER (WHERE t."source" IS NOT NULL
+                         AND t."source"::text <> $1)::bigint AS owned_by_other_side,
+       count(*)::bigint AS rows_on_target
+  FROM "public"."jobtasks" AS t;
 
 -- [cloud] the new watermark, in the same transaction as the data
 --   $1 = 'jobtasks'  (table)
@@ -5779,8 +6073,8 @@ COMMIT;
 -- ============================================================================
 -- Step 17/23: jobshead reverse: cloud public.jobshead → desktop public.jobshead
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
--- write: insert-only; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 8a95eac3d5d9b3bf09000bf9e510a6c7ed2f7897979c5d92f6adc1a7dc923b93
+-- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
+-- step hash: 3b69a2796daefb211378c1007672079d653e4ae749da1421b0d2a7a7d13fc2fc
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5908,8 +6202,10 @@ SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS
    AND direction = $2;
 
 -- [desktop] rows owned by the other side, before
--- Data-loss guard: rows on desktop owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
+-- Data-loss guard: rows on desktop must not become fewer than the merge deleted on purpose;
+-- and all rows on desktop, the measure of max_delete_fraction with edits: both.
+SELECT count(*)::bigint AS owned_by_other_side,
+       count(*)::bigint AS rows_on_target
   FROM "public"."jobshead" AS t;
 
 -- [desktop] staging table, dropped at commit
@@ -5926,6 +6222,9 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   "notes" text,
   "extra" text,
   __bisync_cursor     timestamptz,
+  __bisync_present    boolean NOT NULL DEFAULT true,
+  __bisync_base_fp    text,
+  __bisync_base_gen   bigint,
   __bisync_attempts   integer NOT NULL DEFAULT 0,
   __bisync_first_seen timestamptz,
   __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
@@ -5950,26 +6249,33 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
---   $6 = 'M'  (origin value read)
+--   $6 = 'jobshead'  (table)
 -- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
        set_config('bytea_output', $5, true),
-       set_config('bisync.origin', $6, true);
+       set_config('bisync.base_table', $6, true);
 
--- [cloud] stream the rows out of cloud
--- Read every row owned by this direction's source. No LIMIT, no window.
+-- [cloud] stream the rows out of cloud, with cloud's copy of the base
+-- Read every row, and every key cloud's copy of the base knows (a key in the base that cloud no longer has was deleted there),
+-- each with cloud's base fingerprint and generation (edits: both, SPEC §7). No LIMIT, no window.
 COPY (
-  SELECT f."job_id", f."client_id", f."template_id", f."job_name", f."job_status", f."fee", f."due_date", f."notes", f."extra",
-         greatest(f."updated_at", f."created_at")::timestamptz AS __bisync_cursor
-    FROM "public"."jobshead" AS f
-   WHERE f."source"::text = current_setting('bisync.origin')
+  SELECT coalesce(f."job_id"::text, b.key ->> 0), f."client_id", f."template_id", f."job_name", f."job_status", f."fee", f."due_date", f."notes", f."extra",
+         greatest(f."updated_at", f."created_at")::timestamptz AS __bisync_cursor,
+         f.__bisync_present IS NOT NULL AS __bisync_present,
+         b.fingerprint AS __bisync_base_fp,
+         b.generation AS __bisync_base_gen
+    FROM (SELECT true AS __bisync_present, f.* FROM "public"."jobshead" AS f) AS f
+    FULL JOIN (SELECT key, fingerprint, generation
+                 FROM "bisync".base
+                WHERE table_name = current_setting('bisync.base_table')) AS b
+      ON b.key = jsonb_build_array(f."job_id"::text)
 ) TO STDOUT;
 
 -- [desktop] stream them into staging on desktop
-COPY "bisync_stage" ("job_id", "client_id", "template_id", "job_name", "job_status", "fee", "due_date", "notes", "extra", __bisync_cursor) FROM STDIN;
+COPY "bisync_stage" ("job_id", "client_id", "template_id", "job_name", "job_status", "fee", "due_date", "notes", "extra", __bisync_cursor, __bisync_present, __bisync_base_fp, __bisync_base_gen) FROM STDIN;
 
 -- [cloud] end the read snapshot
 COMMIT;
@@ -5997,10 +6303,21 @@ reread AS (
    WHERE s."job_id" = e."job_id"
   RETURNING 1
 )
-INSERT INTO "bisync_stage" ("job_id", "client_id", "template_id", "job_name", "job_status", "fee", "due_date", "notes", "extra", __bisync_attempts, __bisync_first_seen)
-SELECT e."job_id", e."client_id", e."template_id", e."job_name", e."job_status", e."fee", e."due_date", e."notes", e."extra", e.__bisync_p_attempts, e.__bisync_p_first_seen
+INSERT INTO "bisync_stage" ("job_id", "client_id", "template_id", "job_name", "job_status", "fee", "due_date", "notes", "extra", __bisync_present, __bisync_base_fp, __bisync_base_gen, __bisync_attempts, __bisync_first_seen)
+SELECT e."job_id", e."client_id", e."template_id", e."job_name", e."job_status", e."fee", e."due_date", e."notes", e."extra", coalesce(e.__bisync_present, true), e.__bisync_base_fp, e.__bisync_base_gen, e.__bisync_p_attempts, e.__bisync_p_first_seen
   FROM earlier AS e
  WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."job_id" = e."job_id");
+
+-- [desktop] keys desktop's base holds that cloud no longer has: deleted there
+--   $1 = 'jobshead'  (table)
+-- After a full read: keys desktop's copy of the base holds as agreed that cloud sent neither as a row nor
+-- from its own base. cloud deleted them since both sides agreed; the merge decides what that means.
+INSERT INTO "bisync_stage" ("job_id", __bisync_present)
+SELECT b.key ->> 0, false
+  FROM "bisync".base AS b
+ WHERE b.table_name = $1
+   AND b.fingerprint IS NOT NULL
+   AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE jsonb_build_array((s."job_id"::bigint)::text) = b.key);
 
 -- [desktop] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -6009,58 +6326,181 @@ SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
 -- Row count and key statistics for the staged rows, so the merge joins them to desktop with a sensible plan.
 ANALYZE "bisync_stage" ("job_id");
 
--- [desktop] insert new rows, update owned rows that differ
+-- [desktop] three-way merge: each row of the decision table (SPEC §7), conflicts, and the new base
 --   $1 = <first staged row, supplied while running>
 --   $2 = <last staged row, supplied while running>
 --   $3 = 'jobshead'  (table)
---   $4 = 'reverse'  (direction)
---   $5 = 'job_id'  (key column name job_id)
---   $6 = 'a row with this key already exists on desktop with different content (write: insert-only)'  (conflict message)
--- Merge staged rows $1..$2 into desktop in one statement:
--- insert keys desktop does not have; never overwrite an existing row (a differing one is a conflict).
+--   $4 = 'update-update'  (kind update-update)
+--   $5 = 'insert-insert'  (kind insert-insert)
+--   $6 = 'cloud'  (source database)
+--   $7 = 'desktop'  (target database)
+-- Three-way merge (edits: both, SPEC §7) of staged rows $1..$2 into desktop, in one statement.
+-- Each key is seen in three versions: cloud's (staged), desktop's, and the base: the fingerprint of the version
+-- both sides last agreed on (the fresher, by generation, of cloud's copy read with the rows and desktop's copy).
+-- No base (fingerprint NULL) means no agreed live row: never synced, or agreed deleted.
+-- One CTE per row of the decision table, then the writes, the conflicts (park) and the new base:
+--   both_equal               both sides hold the same version           nothing; record the base; a parked conflict clears itself
+--   f_changed_t_unchanged    cloud changed, desktop did not          write cloud's version to desktop
+--   f_unchanged_t_changed    desktop changed, cloud did not          nothing (desktop → cloud carries it)
+--   conflict_update_update   both changed, differently                 conflict update-update
+--   f_created_t_absent       new on cloud, not on desktop, no base        insert it on desktop
+--   t_created_f_absent       new on desktop, not on cloud, no base        nothing (desktop → cloud carries it)
+--   conflict_insert_insert   new on both sides, different              conflict insert-insert
+--   f_deleted_kept           deleted on cloud (deletes: keep)           nothing: the delete is not carried
+--   t_deleted_kept           deleted on desktop (deletes: keep)           nothing: never re-created on desktop
+--   both_deleted             deleted on both sides                      nothing; the base records the delete
+-- A key with a parked conflict is left alone until it is resolved or both sides become equal.
 WITH src AS (
-  SELECT s.*
+  SELECT s.*,
+         jsonb_build_array((s."job_id"::bigint)::text) AS __bisync_key,
+         CASE WHEN s.__bisync_present THEN md5(row(s."job_id"::bigint, s."client_id"::integer, s."template_id"::integer, s."job_name"::character varying, s."job_status"::character varying, s."fee"::numeric(12,2), s."due_date"::date, s."notes"::text, s."extra"::jsonb)::text) END AS __bisync_fp
     FROM "bisync_stage" AS s
    WHERE s.__bisync_row BETWEEN $1 AND $2
 ),
-classified AS MATERIALIZED (
-  -- Each staged row against the target row with its key (if any): present, owned, changed.
-  SELECT s.__bisync_row,
-         t.ctid IS NOT NULL AS present,
-         true AS owned,
-         (t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")
-           IS DISTINCT FROM
-         (s."job_id"::bigint, s."client_id"::integer, s."template_id"::integer, s."job_name"::character varying, s."job_status"::character varying, s."fee"::numeric(12,2), s."due_date"::date, s."notes"::text, s."extra"::jsonb) AS changed
+three AS MATERIALIZED (
+  SELECT s.__bisync_row AS row_no,
+         s.__bisync_key AS key,
+         s.__bisync_present AS f_present,
+         t.ctid IS NOT NULL AS t_present,
+         s.__bisync_fp AS f_fp,
+         CASE WHEN t.ctid IS NOT NULL THEN md5(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text) END AS t_fp,
+         CASE WHEN coalesce(s.__bisync_base_gen, -1) > coalesce(b.generation, -1) THEN s.__bisync_base_fp ELSE b.fingerprint END AS base_fp,
+         coalesce(greatest(s.__bisync_base_gen, b.generation), 0) AS base_gen,
+         b.fingerprint AS t_base_fp,
+         c.key IS NOT NULL AS parked
     FROM src AS s
     LEFT JOIN "public"."jobshead" AS t ON t."job_id" = s."job_id"::bigint
+    LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = s.__bisync_key
+    LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND c.key = s.__bisync_key
+),
+both_equal AS (
+  SELECT * FROM three WHERE f_present AND t_present AND f_fp = t_fp
+),
+f_changed_t_unchanged AS (
+  SELECT * FROM three WHERE f_present AND t_present AND NOT parked AND f_fp <> base_fp AND t_fp = base_fp
+),
+f_unchanged_t_changed AS (
+  SELECT * FROM three WHERE f_present AND t_present AND NOT parked AND f_fp = base_fp AND t_fp <> base_fp
+),
+conflict_update_update AS (
+  SELECT * FROM three WHERE f_present AND t_present AND f_fp <> t_fp AND f_fp <> base_fp AND t_fp <> base_fp
+),
+f_created_t_absent AS (
+  SELECT * FROM three WHERE f_present AND NOT t_present AND base_fp IS NULL AND NOT parked
+),
+t_created_f_absent AS (
+  SELECT * FROM three WHERE NOT f_present AND t_present AND base_fp IS NULL AND NOT parked
+),
+conflict_insert_insert AS (
+  SELECT * FROM three WHERE f_present AND t_present AND base_fp IS NULL AND f_fp <> t_fp
+),
+f_deleted_kept AS (
+  SELECT * FROM three WHERE NOT f_present AND t_present AND NOT parked AND base_fp IS NOT NULL
+),
+t_deleted_kept AS (
+  SELECT * FROM three WHERE f_present AND NOT t_present AND NOT parked AND base_fp IS NOT NULL
+),
+both_deleted AS (
+  SELECT * FROM three WHERE NOT f_present AND NOT t_present
+),
+conflicted AS (
+  SELECT x.*, $4::text AS kind FROM conflict_update_update AS x
+  UNION ALL
+  SELECT x.*, $5::text FROM conflict_insert_insert AS x
+),
+decided AS (
+  -- conflicts: park. A key parked earlier stays parked until it is resolved.
+  SELECT x.*,
+         CASE WHEN x.parked THEN 'park'
+              ELSE 'park'
+         END AS winner
+    FROM conflicted AS x
+),
+updated AS (
+  -- cloud's version over desktop's, only while desktop still holds the version compared.
+  UPDATE "public"."jobshead" AS t
+     SET "client_id" = s."client_id"::integer,
+         "template_id" = s."template_id"::integer,
+         "job_name" = s."job_name"::character varying,
+         "job_status" = s."job_status"::character varying,
+         "fee" = s."fee"::numeric(12,2),
+         "due_date" = s."due_date"::date,
+         "notes" = s."notes"::text,
+         "extra" = s."extra"::jsonb
+    FROM src AS s
+    JOIN (SELECT row_no, t_fp FROM f_changed_t_unchanged
+          UNION ALL
+          SELECT row_no, t_fp FROM decided WHERE winner = 'source' AND f_present AND t_present) AS w
+      ON w.row_no = s.__bisync_row
+   WHERE t."job_id" = s."job_id"::bigint
+     AND md5(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text) = w.t_fp
+  RETURNING s.__bisync_key AS key, md5(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text) AS fingerprint
 ),
 inserted AS (
-  INSERT INTO "public"."jobshead" ("job_id", "client_id", "template_id", "job_name", "job_status", "fee", "due_date", "notes", "extra")
+  INSERT INTO "public"."jobshead" AS t ("job_id", "client_id", "template_id", "job_name", "job_status", "fee", "due_date", "notes", "extra")
   SELECT s."job_id"::bigint, s."client_id"::integer, s."template_id"::integer, s."job_name"::character varying, s."job_status"::character varying, s."fee"::numeric(12,2), s."due_date"::date, s."notes"::text, s."extra"::jsonb
     FROM src AS s
-    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present
+    JOIN (SELECT row_no FROM f_created_t_absent
+          UNION ALL
+          SELECT row_no FROM decided WHERE winner = 'source' AND f_present AND NOT t_present) AS w
+      ON w.row_no = s.__bisync_row
+  RETURNING jsonb_build_array(t."job_id"::text) AS key, md5(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text) AS fingerprint
+),
+parked AS (
+  INSERT INTO "bisync".conflicts AS c (table_name, key, kind, versions, base_fingerprint)
+  SELECT $3, d.key, d.kind,
+         jsonb_build_object($6::text,
+                            CASE WHEN d.f_present THEN (SELECT to_jsonb(x) FROM (SELECT s."job_id"::bigint AS "job_id", s."client_id"::integer AS "client_id", s."template_id"::integer AS "template_id", s."job_name"::character varying AS "job_name", s."job_status"::character varying AS "job_status", s."fee"::numeric(12,2) AS "fee", s."due_date"::date AS "due_date", s."notes"::text AS "notes", s."extra"::jsonb AS "extra") AS x) END,
+                            $7::text,
+                            (SELECT to_jsonb(x) FROM (SELECT t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra" FROM "public"."jobshead" AS t WHERE t."job_id" = s."job_id"::bigint) AS x)),
+         d.base_fp
+    FROM decided AS d
+    JOIN src AS s ON s.__bisync_row = d.row_no
+   WHERE d.winner = 'park'
+  ON CONFLICT (table_name, key) DO UPDATE
+     SET kind = EXCLUDED.kind, versions = EXCLUDED.versions, base_fingerprint = EXCLUDED.base_fingerprint,
+         last_detected = clock_timestamp()
+   WHERE c.versions IS DISTINCT FROM EXCLUDED.versions
   RETURNING 1
 ),
-conflicts AS (
-  INSERT INTO "bisync".rejects AS r (table_name, direction, key, row_data, reason, error, attempts, first_seen)
-  SELECT $3, $4,
-         jsonb_build_object($5::text, s."job_id"),
-         to_jsonb(s) - '__bisync_row' - '__bisync_cursor' - '__bisync_attempts' - '__bisync_first_seen',
-         'conflict', $6,
-         s.__bisync_attempts + 1, coalesce(s.__bisync_first_seen, clock_timestamp())
-    FROM src AS s
-    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND c.present AND c.owned AND c.changed
-  ON CONFLICT (table_name, direction, key) DO UPDATE
-     SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error = EXCLUDED.error,
-         attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
+cleared AS (
+  DELETE FROM "bisync".conflicts AS c
+   USING (SELECT key FROM both_equal WHERE parked
+          UNION ALL
+          SELECT key FROM both_deleted WHERE parked) AS x
+   WHERE c.table_name = $3
+     AND c.key = x.key
+  RETURNING 1
+),
+agreed AS (
+  -- The new base: what both sides hold now (a NULL fingerprint records an agreed delete).
+  SELECT key, f_fp AS fingerprint FROM both_equal WHERE t_base_fp IS DISTINCT FROM f_fp
+  UNION ALL
+  SELECT key, NULL FROM both_deleted WHERE base_fp IS NOT NULL
+  UNION ALL
+  SELECT key, fingerprint FROM updated
+  UNION ALL
+  SELECT key, fingerprint FROM inserted
+),
+based AS (
+  INSERT INTO "bisync".base AS b (table_name, key, fingerprint, generation)
+  SELECT $3, a.key, a.fingerprint, x.base_gen + 1
+    FROM agreed AS a
+    JOIN three AS x ON x.key = a.key
+  ON CONFLICT (table_name, key) DO UPDATE
+     SET fingerprint = EXCLUDED.fingerprint, generation = EXCLUDED.generation, agreed_at = clock_timestamp()
   RETURNING 1
 )
-SELECT (SELECT count(*) FROM src)::bigint AS read,
+SELECT (SELECT count(*) FROM src WHERE __bisync_present)::bigint AS read,
        (SELECT count(*) FROM inserted)::bigint AS inserted,
-       0::bigint AS updated,
-       (SELECT count(*) FROM classified WHERE present AND owned AND NOT changed)::bigint AS unchanged,
-       (SELECT count(*) FROM classified WHERE present AND NOT owned)::bigint AS protected,
-       (SELECT count(*) FROM conflicts)::bigint AS conflicts;
+       (SELECT count(*) FROM updated)::bigint AS updated,
+       0::bigint AS deleted,
+       (SELECT count(*) FROM both_equal WHERE NOT parked)::bigint AS unchanged,
+       ((SELECT count(*) FROM f_unchanged_t_changed) + (SELECT count(*) FROM t_created_f_absent)
+        + (SELECT count(*) FROM f_deleted_kept) + (SELECT count(*) FROM t_deleted_kept))::bigint AS protected,
+       (SELECT count(*) FROM decided WHERE winner = 'park')::bigint AS conflicts,
+       (SELECT count(*) FROM cleared)::bigint AS conflicts_cleared,
+       (SELECT count(*) FROM based)::bigint AS base_written;
 
 -- [desktop] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
 --   $1 = 'jobshead'  (table)
@@ -6084,8 +6524,10 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
 RETURNING r.key, r.attempts;
 
 -- [desktop] rows owned by the other side, after: fewer than before rolls back (exit 4)
--- Data-loss guard: rows on desktop owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
+-- Data-loss guard: rows on desktop must not become fewer than the merge deleted on purpose;
+-- and all rows on desktop, the measure of max_delete_fraction with edits: both.
+SELECT count(*)::bigint AS owned_by_other_side,
+       count(*)::bigint AS rows_on_target
   FROM "public"."jobshead" AS t;
 
 -- [desktop] the new watermark, in the same transaction as the data
@@ -6142,7 +6584,7 @@ COMMIT;
 -- Step 18/23: jobtasks reverse: cloud public.jobtasks → desktop public.jobtasks
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: bf2760b3a0ced444c7b388b91869b523db0464f922d5b9516bdb28f634b600c2
+-- step hash: 088e4c8bc1c49f72ab51f3a54e2a7d067d405a2258903206722550d5a809339c
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -6270,8 +6712,10 @@ SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS
    AND direction = $2;
 
 -- [desktop] rows owned by the other side, before
--- Data-loss guard: rows on desktop owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
+-- Data-loss guard: rows on desktop must not become fewer than the merge deleted on purpose;
+-- and all rows on desktop, the measure of max_delete_fraction with edits: both.
+SELECT count(*)::bigint AS owned_by_other_side,
+       count(*)::bigint AS rows_on_target
   FROM "public"."jobtasks" AS t;
 
 -- [desktop] staging table, dropped at commit
@@ -6286,6 +6730,9 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   "planned_hours" text,
   "completed_on" text,
   __bisync_cursor     timestamptz,
+  __bisync_present    boolean NOT NULL DEFAULT true,
+  __bisync_base_fp    text,
+  __bisync_base_gen   bigint,
   __bisync_attempts   integer NOT NULL DEFAULT 0,
   __bisync_first_seen timestamptz,
   __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
@@ -6310,26 +6757,33 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
---   $6 = 'M'  (origin value read)
+--   $6 = 'jobtasks'  (table)
 -- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
        set_config('bytea_output', $5, true),
-       set_config('bisync.origin', $6, true);
+       set_config('bisync.base_table', $6, true);
 
--- [cloud] stream the rows out of cloud
--- Read every row owned by this direction's source. No LIMIT, no window.
+-- [cloud] stream the rows out of cloud, with cloud's copy of the base
+-- Read every row, and every key cloud's copy of the base knows (a key in the base that cloud no longer has was deleted there),
+-- each with cloud's base fingerprint and generation (edits: both, SPEC §7). No LIMIT, no window.
 COPY (
-  SELECT f."jt_id", f."job_id", f."task_id", f."staff_id", f."status", f."planned_hours", f."completed_on",
-         greatest(f."updated_at", f."created_at")::timestamptz AS __bisync_cursor
-    FROM "public"."jobtasks" AS f
-   WHERE f."source"::text = current_setting('bisync.origin')
+  SELECT coalesce(f."jt_id"::text, b.key ->> 0), f."job_id", f."task_id", f."staff_id", f."status", f."planned_hours", f."completed_on",
+         greatest(f."updated_at", f."created_at")::timestamptz AS __bisync_cursor,
+         f.__bisync_present IS NOT NULL AS __bisync_present,
+         b.fingerprint AS __bisync_base_fp,
+         b.generation AS __bisync_base_gen
+    FROM (SELECT true AS __bisync_present, f.* FROM "public"."jobtasks" AS f) AS f
+    FULL JOIN (SELECT key, fingerprint, generation
+                 FROM "bisync".base
+                WHERE table_name = current_setting('bisync.base_table')) AS b
+      ON b.key = jsonb_build_array(f."jt_id"::text)
 ) TO STDOUT;
 
 -- [desktop] stream them into staging on desktop
-COPY "bisync_stage" ("jt_id", "job_id", "task_id", "staff_id", "status", "planned_hours", "completed_on", __bisync_cursor) FROM STDIN;
+COPY "bisync_stage" ("jt_id", "job_id", "task_id", "staff_id", "status", "planned_hours", "completed_on", __bisync_cursor, __bisync_present, __bisync_base_fp, __bisync_base_gen) FROM STDIN;
 
 -- [cloud] end the read snapshot
 COMMIT;
@@ -6357,10 +6811,21 @@ reread AS (
    WHERE s."jt_id" = e."jt_id"
   RETURNING 1
 )
-INSERT INTO "bisync_stage" ("jt_id", "job_id", "task_id", "staff_id", "status", "planned_hours", "completed_on", __bisync_attempts, __bisync_first_seen)
-SELECT e."jt_id", e."job_id", e."task_id", e."staff_id", e."status", e."planned_hours", e."completed_on", e.__bisync_p_attempts, e.__bisync_p_first_seen
+INSERT INTO "bisync_stage" ("jt_id", "job_id", "task_id", "staff_id", "status", "planned_hours", "completed_on", __bisync_present, __bisync_base_fp, __bisync_base_gen, __bisync_attempts, __bisync_first_seen)
+SELECT e."jt_id", e."job_id", e."task_id", e."staff_id", e."status", e."planned_hours", e."completed_on", coalesce(e.__bisync_present, true), e.__bisync_base_fp, e.__bisync_base_gen, e.__bisync_p_attempts, e.__bisync_p_first_seen
   FROM earlier AS e
  WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."jt_id" = e."jt_id");
+
+-- [desktop] keys desktop's base holds that cloud no longer has: deleted there
+--   $1 = 'jobtasks'  (table)
+-- After a full read: keys desktop's copy of the base holds as agreed that cloud sent neither as a row nor
+-- from its own base. cloud deleted them since both sides agreed; the merge decides what that means.
+INSERT INTO "bisync_stage" ("jt_id", __bisync_present)
+SELECT b.key ->> 0, false
+  FROM "bisync".base AS b
+ WHERE b.table_name = $1
+   AND b.fingerprint IS NOT NULL
+   AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE jsonb_build_array((s."jt_id"::bigint)::text) = b.key);
 
 -- [desktop] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -6369,28 +6834,98 @@ SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
 -- Row count and key statistics for the staged rows, so the merge joins them to desktop with a sensible plan.
 ANALYZE "bisync_stage" ("jt_id");
 
--- [desktop] insert new rows, update owned rows that differ
+-- [desktop] three-way merge: each row of the decision table (SPEC §7), conflicts, and the new base
 --   $1 = <first staged row, supplied while running>
 --   $2 = <last staged row, supplied while running>
--- Merge staged rows $1..$2 into desktop in one statement:
--- insert keys desktop does not have; update existing rows only when they differ.
+--   $3 = 'jobtasks'  (table)
+--   $4 = 'update-update'  (kind update-update)
+--   $5 = 'insert-insert'  (kind insert-insert)
+--   $6 = 'cloud'  (source database)
+--   $7 = 'desktop'  (target database)
+-- Three-way merge (edits: both, SPEC §7) of staged rows $1..$2 into desktop, in one statement.
+-- Each key is seen in three versions: cloud's (staged), desktop's, and the base: the fingerprint of the version
+-- both sides last agreed on (the fresher, by generation, of cloud's copy read with the rows and desktop's copy).
+-- No base (fingerprint NULL) means no agreed live row: never synced, or agreed deleted.
+-- One CTE per row of the decision table, then the writes, the conflicts (park) and the new base:
+--   both_equal               both sides hold the same version           nothing; record the base; a parked conflict clears itself
+--   f_changed_t_unchanged    cloud changed, desktop did not          write cloud's version to desktop
+--   f_unchanged_t_changed    desktop changed, cloud did not          nothing (desktop → cloud carries it)
+--   conflict_update_update   both changed, differently                 conflict update-update
+--   f_created_t_absent       new on cloud, not on desktop, no base        insert it on desktop
+--   t_created_f_absent       new on desktop, not on cloud, no base        nothing (desktop → cloud carries it)
+--   conflict_insert_insert   new on both sides, different              conflict insert-insert
+--   f_deleted_kept           deleted on cloud (deletes: keep)           nothing: the delete is not carried
+--   t_deleted_kept           deleted on desktop (deletes: keep)           nothing: never re-created on desktop
+--   both_deleted             deleted on both sides                      nothing; the base records the delete
+-- A key with a parked conflict is left alone until it is resolved or both sides become equal.
 WITH src AS (
-  SELECT s.*
+  SELECT s.*,
+         jsonb_build_array((s."jt_id"::bigint)::text) AS __bisync_key,
+         CASE WHEN s.__bisync_present THEN md5(row(s."jt_id"::bigint, s."job_id"::bigint, s."task_id"::integer, s."staff_id"::integer, s."status"::character varying, s."planned_hours"::numeric(6,2), s."completed_on"::date)::text) END AS __bisync_fp
     FROM "bisync_stage" AS s
    WHERE s.__bisync_row BETWEEN $1 AND $2
 ),
-classified AS MATERIALIZED (
-  -- Each staged row against the target row with its key (if any): present, owned, changed.
-  SELECT s.__bisync_row,
-         t.ctid IS NOT NULL AS present,
-         true AS owned,
-         (t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")
-           IS DISTINCT FROM
-         (s."jt_id"::bigint, s."job_id"::bigint, s."task_id"::integer, s."staff_id"::integer, s."status"::character varying, s."planned_hours"::numeric(6,2), s."completed_on"::date) AS changed
+three AS MATERIALIZED (
+  SELECT s.__bisync_row AS row_no,
+         s.__bisync_key AS key,
+         s.__bisync_present AS f_present,
+         t.ctid IS NOT NULL AS t_present,
+         s.__bisync_fp AS f_fp,
+         CASE WHEN t.ctid IS NOT NULL THEN md5(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text) END AS t_fp,
+         CASE WHEN coalesce(s.__bisync_base_gen, -1) > coalesce(b.generation, -1) THEN s.__bisync_base_fp ELSE b.fingerprint END AS base_fp,
+         coalesce(greatest(s.__bisync_base_gen, b.generation), 0) AS base_gen,
+         b.fingerprint AS t_base_fp,
+         c.key IS NOT NULL AS parked
     FROM src AS s
     LEFT JOIN "public"."jobtasks" AS t ON t."jt_id" = s."jt_id"::bigint
+    LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = s.__bisync_key
+    LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND c.key = s.__bisync_key
+),
+both_equal AS (
+  SELECT * FROM three WHERE f_present AND t_present AND f_fp = t_fp
+),
+f_changed_t_unchanged AS (
+  SELECT * FROM three WHERE f_present AND t_present AND NOT parked AND f_fp <> base_fp AND t_fp = base_fp
+),
+f_unchanged_t_changed AS (
+  SELECT * FROM three WHERE f_present AND t_present AND NOT parked AND f_fp = base_fp AND t_fp <> base_fp
+),
+conflict_update_update AS (
+  SELECT * FROM three WHERE f_present AND t_present AND f_fp <> t_fp AND f_fp <> base_fp AND t_fp <> base_fp
+),
+f_created_t_absent AS (
+  SELECT * FROM three WHERE f_present AND NOT t_present AND base_fp IS NULL AND NOT parked
+),
+t_created_f_absent AS (
+  SELECT * FROM three WHERE NOT f_present AND t_present AND base_fp IS NULL AND NOT parked
+),
+conflict_insert_insert AS (
+  SELECT * FROM three WHERE f_present AND t_present AND base_fp IS NULL AND f_fp <> t_fp
+),
+f_deleted_kept AS (
+  SELECT * FROM three WHERE NOT f_present AND t_present AND NOT parked AND base_fp IS NOT NULL
+),
+t_deleted_kept AS (
+  SELECT * FROM three WHERE f_present AND NOT t_present AND NOT parked AND base_fp IS NOT NULL
+),
+both_deleted AS (
+  SELECT * FROM three WHERE NOT f_present AND NOT t_present
+),
+conflicted AS (
+  SELECT x.*, $4::text AS kind FROM conflict_update_update AS x
+  UNION ALL
+  SELECT x.*, $5::text FROM conflict_insert_insert AS x
+),
+decided AS (
+  -- conflicts: park. A key parked earlier stays parked until it is resolved.
+  SELECT x.*,
+         CASE WHEN x.parked THEN 'park'
+              ELSE 'park'
+         END AS winner
+    FROM conflicted AS x
 ),
 updated AS (
+  -- cloud's version over desktop's, only while desktop still holds the version compared.
   UPDATE "public"."jobtasks" AS t
      SET "job_id" = s."job_id"::bigint,
          "task_id" = s."task_id"::integer,
@@ -6399,26 +6934,79 @@ updated AS (
          "planned_hours" = s."planned_hours"::numeric(6,2),
          "completed_on" = s."completed_on"::date
     FROM src AS s
-    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND c.present AND c.owned AND c.changed
+    JOIN (SELECT row_no, t_fp FROM f_changed_t_unchanged
+          UNION ALL
+          SELECT row_no, t_fp FROM decided WHERE winner = 'source' AND f_present AND t_present) AS w
+      ON w.row_no = s.__bisync_row
    WHERE t."jt_id" = s."jt_id"::bigint
-     AND (t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")
-         IS DISTINCT FROM
-         (s."jt_id"::bigint, s."job_id"::bigint, s."task_id"::integer, s."staff_id"::integer, s."status"::character varying, s."planned_hours"::numeric(6,2), s."completed_on"::date)
-  RETURNING 1
+     AND md5(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text) = w.t_fp
+  RETURNING s.__bisync_key AS key, md5(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text) AS fingerprint
 ),
 inserted AS (
-  INSERT INTO "public"."jobtasks" ("jt_id", "job_id", "task_id", "staff_id", "status", "planned_hours", "completed_on")
+  INSERT INTO "public"."jobtasks" AS t ("jt_id", "job_id", "task_id", "staff_id", "status", "planned_hours", "completed_on")
   SELECT s."jt_id"::bigint, s."job_id"::bigint, s."task_id"::integer, s."staff_id"::integer, s."status"::character varying, s."planned_hours"::numeric(6,2), s."completed_on"::date
     FROM src AS s
-    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present
+    JOIN (SELECT row_no FROM f_created_t_absent
+          UNION ALL
+          SELECT row_no FROM decided WHERE winner = 'source' AND f_present AND NOT t_present) AS w
+      ON w.row_no = s.__bisync_row
+  RETURNING jsonb_build_array(t."jt_id"::text) AS key, md5(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text) AS fingerprint
+),
+parked AS (
+  INSERT INTO "bisync".conflicts AS c (table_name, key, kind, versions, base_fingerprint)
+  SELECT $3, d.key, d.kind,
+         jsonb_build_object($6::text,
+                            CASE WHEN d.f_present THEN (SELECT to_jsonb(x) FROM (SELECT s."jt_id"::bigint AS "jt_id", s."job_id"::bigint AS "job_id", s."task_id"::integer AS "task_id", s."staff_id"::integer AS "staff_id", s."status"::character varying AS "status", s."planned_hours"::numeric(6,2) AS "planned_hours", s."completed_on"::date AS "completed_on") AS x) END,
+                            $7::text,
+                            (SELECT to_jsonb(x) FROM (SELECT t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on" FROM "public"."jobtasks" AS t WHERE t."jt_id" = s."jt_id"::bigint) AS x)),
+         d.base_fp
+    FROM decided AS d
+    JOIN src AS s ON s.__bisync_row = d.row_no
+   WHERE d.winner = 'park'
+  ON CONFLICT (table_name, key) DO UPDATE
+     SET kind = EXCLUDED.kind, versions = EXCLUDED.versions, base_fingerprint = EXCLUDED.base_fingerprint,
+         last_detected = clock_timestamp()
+   WHERE c.versions IS DISTINCT FROM EXCLUDED.versions
+  RETURNING 1
+),
+cleared AS (
+  DELETE FROM "bisync".conflicts AS c
+   USING (SELECT key FROM both_equal WHERE parked
+          UNION ALL
+          SELECT key FROM both_deleted WHERE parked) AS x
+   WHERE c.table_name = $3
+     AND c.key = x.key
+  RETURNING 1
+),
+agreed AS (
+  -- The new base: what both sides hold now (a NULL fingerprint records an agreed delete).
+  SELECT key, f_fp AS fingerprint FROM both_equal WHERE t_base_fp IS DISTINCT FROM f_fp
+  UNION ALL
+  SELECT key, NULL FROM both_deleted WHERE base_fp IS NOT NULL
+  UNION ALL
+  SELECT key, fingerprint FROM updated
+  UNION ALL
+  SELECT key, fingerprint FROM inserted
+),
+based AS (
+  INSERT INTO "bisync".base AS b (table_name, key, fingerprint, generation)
+  SELECT $3, a.key, a.fingerprint, x.base_gen + 1
+    FROM agreed AS a
+    JOIN three AS x ON x.key = a.key
+  ON CONFLICT (table_name, key) DO UPDATE
+     SET fingerprint = EXCLUDED.fingerprint, generation = EXCLUDED.generation, agreed_at = clock_timestamp()
   RETURNING 1
 )
-SELECT (SELECT count(*) FROM src)::bigint AS read,
+SELECT (SELECT count(*) FROM src WHERE __bisync_present)::bigint AS read,
        (SELECT count(*) FROM inserted)::bigint AS inserted,
        (SELECT count(*) FROM updated)::bigint AS updated,
-       (SELECT count(*) FROM classified WHERE present AND owned AND NOT changed)::bigint AS unchanged,
-       (SELECT count(*) FROM classified WHERE present AND NOT owned)::bigint AS protected,
-       0::bigint AS conflicts;
+       0::bigint AS deleted,
+       (SELECT count(*) FROM both_equal WHERE NOT parked)::bigint AS unchanged,
+       ((SELECT count(*) FROM f_unchanged_t_changed) + (SELECT count(*) FROM t_created_f_absent)
+        + (SELECT count(*) FROM f_deleted_kept) + (SELECT count(*) FROM t_deleted_kept))::bigint AS protected,
+       (SELECT count(*) FROM decided WHERE winner = 'park')::bigint AS conflicts,
+       (SELECT count(*) FROM cleared)::bigint AS conflicts_cleared,
+       (SELECT count(*) FROM based)::bigint AS base_written;
 
 -- [desktop] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
 --   $1 = 'jobtasks'  (table)
@@ -6442,8 +7030,10 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
 RETURNING r.key, r.attempts;
 
 -- [desktop] rows owned by the other side, after: fewer than before rolls back (exit 4)
--- Data-loss guard: rows on desktop owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
+-- Data-loss guard: rows on desktop must not become fewer than the merge deleted on purpose;
+-- and all rows on desktop, the measure of max_delete_fraction with edits: both.
+SELECT count(*)::bigint AS owned_by_other_side,
+       count(*)::bigint AS rows_on_target
   FROM "public"."jobtasks" AS t;
 
 -- [desktop] the new watermark, in the same transaction as the data

@@ -29,6 +29,12 @@ export function applyText(report: ApplyReport): string {
     else if (s.status === 'locked') lines.push(`${s.table} ${s.direction}: another bisync run holds this step; nothing changed`);
     if (s.unmarked > 0) lines.push(`${s.table} ${s.direction}: ${s.unmarked} unmarked row${s.unmarked === 1 ? '' : 's'} on the target (origin column NULL) the source does not have: never deleted, never sent; set their marker`);
     if (s.retried > 0) lines.push(`${s.table} ${s.direction}: retried ${s.retried} earlier reject${s.retried === 1 ? '' : 's'}`);
+    if (report.dryRun && s.inserted > 0 && s.sequenceDefaults !== undefined && s.sequenceDefaults.length > 0) {
+      lines.push(
+        `${s.table} ${s.direction}: the dry run drew ${s.inserted} value${s.inserted === 1 ? '' : 's'} from the sequence of ${s.sequenceDefaults.join(', ')}; ` +
+          'PostgreSQL does not roll sequences back, so the real run numbers its rows after them',
+      );
+    }
     if (s.conflicts > 0) {
       const where = s.edits === 'both' ? `edited on both sides and parked; see bisync conflicts --table ${s.table}` : `insert-only; see ${'rejects'} with reason conflict`;
       lines.push(`${s.table} ${s.direction}: ${s.conflicts} conflict${s.conflicts === 1 ? '' : 's'} (${where})`);

@@ -23,6 +23,7 @@ export function planSql(plan: Plan): string {
     comment(`config: ${plan.config}; state schema: ${plan.stateSchema}; ${plan.steps.length} step${plan.steps.length === 1 ? '' : 's'}`),
     comment('Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.'),
     ...(plan.unplanned ?? []).map((u) => comment(`NOT PLANNED: ${u.table} ${u.direction} ${u.status}: ${u.reason}`)),
+    ...plan.warnings.map((w) => comment(`warning: ${w.database}: ${w.message} (${w.hint})`)),
   ];
   plan.steps.forEach((step, i) => {
     out.push(

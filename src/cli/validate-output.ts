@@ -68,9 +68,12 @@ export function validateText(config: ResolvedConfig, live: LiveReport | undefine
   ];
   if (live !== undefined) {
     lines.push('');
-    lines.push(`Live check: ${live.databases.map((d) => `${d.name} PostgreSQL ${Math.floor(d.serverVersion / 10000)}.${d.serverVersion % 10000}`).join(', ')}`);
+    lines.push(
+      `Live check: ${live.databases.map((d) => `${d.name} PostgreSQL ${Math.floor(d.serverVersion / 10000)}.${d.serverVersion % 10000} (TimeZone ${d.timeZone})`).join(', ')}`,
+    );
     if (live.problems.length === 0) lines.push('  every table, column, key, cursor and origin column matches the config.');
     if (live.warnings.length > 0) lines.push(`  ${live.warnings.length} warning${live.warnings.length === 1 ? '' : 's'} (on stderr): the config runs, but not as it should.`);
+    for (const w of live.roleWarnings) lines.push(`  warning: ${w.database}: ${w.message}`, `    hint: ${w.hint}`);
   }
   return lines.join('\n');
 }

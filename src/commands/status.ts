@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { compileStatus } from '../compiler/compile-status.js';
+import type { SessionWarning } from '../compiler/session-warnings.js';
 import type { ResolvedConfig } from '../config/types.js';
 import { ExitCode } from '../errors.js';
 import { stateExists } from '../executor/bootstrap.js';
@@ -63,6 +64,8 @@ export interface StatusReport {
   steps: StepStatus[];
   /** One sentence per thing that needs the owner (empty when ok). */
   attention: string[];
+  /** What works less safely than it could (e.g. the late-commit clamp without pg_read_all_stats); not a failure. */
+  warnings: SessionWarning[];
   /** 1 when not ok (SPEC §3: status exits 1 when a step's last run failed or rows are pending), else 0. */
   exitCode: number;
 }
@@ -113,6 +116,7 @@ export async function statusCommand(config: ResolvedConfig, tables: readonly str
       let waiting: number | null = null;
       if (waitingQuery !== null) {
         await readOnly(dbs, step.source, async (client) => {
+          await run(client, step.settings);
           waiting = Number((await run<{ waiting: string }>(client, waitingQuery)).rows[0]?.waiting ?? 0);
         });
       }
@@ -153,7 +157,7 @@ export async function statusCommand(config: ResolvedConfig, tables: readonly str
       });
     }
     const attention = attentionOf(result);
-    return { ok: attention.length === 0, steps: result, attention, exitCode: attention.length === 0 ? ExitCode.ok : ExitCode.stepFailed };
+    return { ok: attention.length === 0, steps: result, attention, warnings: plan.warnings, exitCode: attention.length === 0 ? ExitCode.ok : ExitCode.stepFailed };
   } finally {
     await dbs.close();
   }

@@ -3,6 +3,8 @@ import { checkCatalogs, checkGrants, checkOriginMarking } from '../compiler/chec
 import type { LiveProblem } from '../compiler/check-catalog.js';
 import type { StateSnapshot, XminState } from '../compiler/compile-plan.js';
 import { liveWarnings } from '../compiler/live-warnings.js';
+import { sessionWarnings } from '../compiler/session-warnings.js';
+import type { SessionWarning } from '../compiler/session-warnings.js';
 import type { Direction, ResolvedConfig } from '../config/types.js';
 import { connect } from '../executor/connect.js';
 import type { Databases } from '../executor/databases.js';
@@ -10,10 +12,12 @@ import { introspect } from '../executor/introspect.js';
 import { readWatermarks, readXminCursors } from '../executor/read-state.js';
 
 export interface LiveReport {
-  databases: { name: string; serverVersion: number }[];
+  databases: { name: string; serverVersion: number; timeZone: string }[];
   problems: LiveProblem[];
   /** The config runs, but not as it should (triggers that rewrite synced columns, missing `after`). */
   warnings: LiveProblem[];
+  /** What bisync's role cannot see, so the sync is less safe (e.g. the late-commit clamp without pg_read_all_stats). */
+  roleWarnings: SessionWarning[];
 }
 
 /**
@@ -45,8 +49,9 @@ export async function readCatalogs(config: ResolvedConfig, dbs?: Databases): Pro
 export async function validateLive(config: ResolvedConfig): Promise<LiveReport> {
   const { catalogs } = await readCatalogs(config);
   return {
-    databases: Object.values(catalogs).map((c) => ({ name: c.database, serverVersion: c.serverVersion })),
+    databases: Object.values(catalogs).map((c) => ({ name: c.database, serverVersion: c.serverVersion, timeZone: c.timeZone })),
     problems: [...checkCatalogs(config, catalogs), ...checkGrants(config, catalogs)],
     warnings: [...liveWarnings(config, catalogs), ...checkOriginMarking(config, catalogs)],
+    roleWarnings: sessionWarnings(config, catalogs),
   };
 }

@@ -10,6 +10,8 @@ export interface CatalogColumn {
   readonly hasDefault: boolean;
   /** Generated columns cannot be written. */
   readonly generated: boolean;
+  /** Its default draws from a sequence (serial, identity, or a `nextval(...)` default). */
+  readonly sequence?: boolean;
   /** `a` GENERATED ALWAYS AS IDENTITY, `d` BY DEFAULT, '' not an identity column. */
   readonly identity: string;
 }
@@ -93,6 +95,17 @@ export interface Catalog {
   readonly serverVersion: number;
   /** Transaction-id facts (absent from catalogs built by hand in tests). */
   readonly server?: CatalogServer;
+  /**
+   * The `TimeZone` a session of bisync's role gets there by default (server, database or role
+   * setting): the zone PostgreSQL itself uses on that server to turn a `timestamp` or `date` into
+   * an instant and back, so bisync's steps run in it too.
+   */
+  readonly timeZone: string;
+  /**
+   * Whether the role sees other sessions' transaction starts in `pg_stat_activity` (superuser or
+   * pg_read_all_stats): the late-commit clamp reads them.
+   */
+  readonly seesOtherSessions: boolean;
   /** By config table name; null when the table does not exist there. */
   readonly tables: Readonly<Record<string, CatalogTable | null>>;
 }

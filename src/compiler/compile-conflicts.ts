@@ -84,8 +84,10 @@ function templateContext(
   targetName: string,
 ): Record<string, unknown> {
   const mapping = (pair: Readonly<Record<string, string>>): ColumnMapping => {
+    const source = pair[sourceName] ?? '';
     const target = pair[targetName] ?? '';
-    return { source: pair[sourceName] ?? '', target, type: targetCat.columns.find((c) => c.name === target)?.type ?? 'text' };
+    const type = targetCat.columns.find((c) => c.name === target)?.type ?? 'text';
+    return { source, target, type, sourceType: sourceCat.columns.find((c) => c.name === source)?.type ?? type };
   };
   const columns = pairs.map(mapping);
   const keys = table.primaryKey.map(mapping);

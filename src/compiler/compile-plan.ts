@@ -4,6 +4,7 @@ import { didYouMean } from '../config/suggest.js';
 import { BisyncError, ExitCode } from '../errors.js';
 import type { Catalog, CatalogTable } from './catalog.js';
 import { checkCatalogs } from './check-catalog.js';
+import { sessionWarnings } from './session-warnings.js';
 import type { LiveProblem } from './check-catalog.js';
 import { syncedColumns } from './columns.js';
 import type { ColumnMapping, Plan, PlanStatement, PlanStep, Side, StepMode, UnplannedStep } from './plan-types.js';
@@ -104,6 +105,7 @@ export function compilePlan(
     stateSchema: config.stateSchema,
     steps,
     ...(unplanned.length === 0 ? {} : { unplanned }),
+    warnings: sessionWarnings({ ...config, tables: selected }, catalogs),
     hash: sha256(steps.map((s) => s.hash).join('\n')),
   };
 }
@@ -221,8 +223,10 @@ function compileStep(
     [config.forward.to]: direction === 'forward' ? targetCat : sourceCat,
   });
   const mapping = (pair: Readonly<Record<string, string>>): ColumnMapping => {
+    const source = pair[sourceName] ?? '';
     const target = pair[targetName] ?? '';
-    return { source: pair[sourceName] ?? '', target, type: targetCat.columns.find((c) => c.name === target)?.type ?? 'text' };
+    const type = targetCat.columns.find((c) => c.name === target)?.type ?? 'text';
+    return { source, target, type, sourceType: sourceCat.columns.find((c) => c.name === source)?.type ?? type };
   };
   const columns = pairs.map(mapping);
   const keys = table.primaryKey.map(mapping);
@@ -264,7 +268,12 @@ function compileStep(
 
   const sourceRel = { schema: sourceCat.schema, name: sourceCat.name };
   const targetRel = { schema: targetCat.schema, name: targetCat.name };
+  const zone = (database: string): { timeZone: string; zoneNote: string } => ({
+    timeZone: catalogs[database]?.timeZone ?? 'UTC',
+    zoneNote: `${database}'s own (what its sessions get by default)`,
+  });
   const common = {
+    ...zone(targetName),
     schema: config.stateSchema,
     table: table.name,
     direction,
@@ -320,7 +329,7 @@ function compileStep(
     stmt('create-staging', 'target', 'staging table, dropped at commit'),
     ...(cursors.length > 0 ? [stmt('read-horizon', 'source', `oldest open transaction on ${sourceName}, read before the snapshot`)] : []),
     stmt('begin-source', 'source', `open the read snapshot on ${sourceName}`),
-    stmt('settings', 'source', 'transaction-local text formats and the read window', { read }),
+    stmt('settings', 'source', 'transaction-local text formats and the read window', { read, ...zone(sourceName) }),
     ...(byXmin ? [stmt('read-xmin', 'source', `the read snapshot's xmin, the table's file and the server, saved for the next xmin read`)] : []),
     stmt('copy-out', 'source', threeWay ? `stream the rows out of ${sourceName}, with ${sourceName}'s copy of the base` : `stream the rows out of ${sourceName}`, {}, threeWayTemplate('copy-out')),
     stmt('copy-in', 'target', `stream them into staging on ${targetName}`),
@@ -371,6 +380,9 @@ function compileStep(
     deletes: table.deletes,
     maxDeleteFraction: table.maxDeleteFraction,
     ...(threeWay ? { edits: 'both' as const } : {}),
+    sequenceDefaults: targetCat.columns
+      .filter((c) => c.sequence === true && !columns.some((m) => m.target === c.name))
+      .map((c) => c.name),
     bootstrap,
     statements,
     hash: sha256(JSON.stringify(hashed)),

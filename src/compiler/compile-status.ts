@@ -1,5 +1,7 @@
 import type { Direction, ResolvedConfig } from '../config/types.js';
 import type { Catalog } from './catalog.js';
+import { sessionWarnings } from './session-warnings.js';
+import type { SessionWarning } from './session-warnings.js';
 import type { PlanStatement } from './plan-types.js';
 import { renderSql } from './render-sql.js';
 
@@ -9,6 +11,8 @@ export interface StatusStep {
   source: string;
   target: string;
   cursors: readonly string[];
+  /** The settings apply's read uses on the source (text formats, the source's TimeZone), run before `waiting`. */
+  settings: PlanStatement;
   /** Counts rows newer than the watermark on the source; null when the source has no cursor columns. */
   waiting: (watermark: string | null) => PlanStatement | null;
   /** Forward with an origin rule: counts unmarked rows (origin column NULL) on the target; else null. */
@@ -19,6 +23,7 @@ export interface StatusPlan {
   /** Per database that steps write to: the query for its steps' last runs and pending rejects. */
   lastRuns: { database: string; direction: Direction; statement: PlanStatement }[];
   steps: StatusStep[];
+  warnings: SessionWarning[];
 }
 
 /** The read-only queries of `bisync status`. Pure: the executor runs them. */
@@ -50,6 +55,11 @@ export function compileStatus(config: ResolvedConfig, catalogs: Readonly<Record<
         });
         unmarked = { kind: 'status-unmarked', side: 'target', purpose: 'unmarked rows on the target', sql, params };
       }
+      const settings = renderSql('settings', {
+        read: null,
+        timeZone: catalogs[source]?.timeZone ?? 'UTC',
+        zoneNote: `${source}'s own (what its sessions get by default)`,
+      });
       steps.push({
         table: table.name,
         direction,
@@ -57,6 +67,7 @@ export function compileStatus(config: ResolvedConfig, catalogs: Readonly<Record<
         target,
         cursors,
         unmarked,
+        settings: { kind: 'settings', side: 'source', purpose: 'the text formats and TimeZone apply reads with', ...settings },
         waiting: (watermark) => {
           if (cursors.length === 0 || relation === null || relation === undefined) return null;
           const { sql, params } = renderSql('status-waiting', {
@@ -73,5 +84,6 @@ export function compileStatus(config: ResolvedConfig, catalogs: Readonly<Record<
       });
     }
   }
-  return { lastRuns, steps };
+  const selected = tables.length === 0 ? config.tables : config.tables.filter((t) => tables.includes(t.name));
+  return { lastRuns, steps, warnings: sessionWarnings({ ...config, tables: selected }, catalogs) };
 }

@@ -101,6 +101,10 @@ function compileTable(config: ResolvedConfig, catalogs: Readonly<Record<string, 
       origin: role === 'to' && origin !== null ? origin.column : null,
       cursor: VERIFY_CURSOR,
       read: null,
+      // Both sides in one zone, the zone of the server whose type the values end in: a timestamp
+      // and a timestamptz compare as they were converted there, and timestamptz text is the same.
+      timeZone: catalogs[typeSide]?.timeZone ?? 'UTC',
+      zoneNote: `${typeSide}'s own on both sides, where values of differing time types were converted`,
     };
     const stmt = (kind: string, purpose: string): PlanStatement => {
       const { sql, params } = renderSql(kind, context);

@@ -1,4 +1,5 @@
 import type { Direction } from '../config/types.js';
+import type { SessionWarning } from './session-warnings.js';
 
 /** Where a statement runs: the step's source (F) or target (T) database. */
 export type Side = 'source' | 'target';
@@ -32,6 +33,8 @@ export interface ColumnMapping {
   readonly target: string;
   /** The target column's type (`format_type`). */
   readonly type: string;
+  /** The source column's type. */
+  readonly sourceType: string;
 }
 
 export interface PlanStep {
@@ -57,6 +60,8 @@ export interface PlanStep {
   readonly maxDeleteFraction: number;
   /** Present for edits: both tables: the step runs the three-way merge of SPEC §7. */
   readonly edits?: 'both';
+  /** Target columns filled by a sequence default on insert: a dry run draws values PostgreSQL does not roll back. */
+  readonly sequenceDefaults: readonly string[];
   /** Statements that create the state schema and tables, run once if they are missing. */
   readonly bootstrap: readonly PlanStatement[];
   /** The statements of the step, in order. */
@@ -86,6 +91,8 @@ export interface Plan {
   readonly steps: readonly PlanStep[];
   /** Steps that cannot run, and why; absent when every step was planned. The others still run. */
   readonly unplanned?: readonly UnplannedStep[];
+  /** What works less safely than it could with these databases and roles (not part of the hash). */
+  readonly warnings: readonly SessionWarning[];
   /** sha256 over every step hash. */
   readonly hash: string;
 }

@@ -5,11 +5,12 @@ import { packageFile } from '../package-root.js';
 import type { PlanParam } from './plan-types.js';
 import { quoteIdent, quoteQualified } from './quote-ident.js';
 
-/** A column as templates see it: its name on the source and target, and the target's type. */
+/** A column as templates see it: its name on the source and target, the target's type and the source's. */
 export interface TemplateColumn {
   source: string;
   target: string;
   type: string;
+  sourceType?: string;
 }
 
 interface RenderState {
@@ -37,6 +38,12 @@ const LENGTH_LIMITED: readonly [RegExp, string][] = [
 // Types without a default equality operator: compared through their text form.
 const NO_EQUALITY = /^(json|xml|point|line|lseg|box|path|polygon|circle)(\[\])*$/;
 
+// A timestamptz value arrives as text with its UTC offset; cast straight to a type without a zone,
+// PostgreSQL would drop the offset. Read back as timestamptz first, it is converted in the target's
+// TimeZone, as an assignment of the value to the column would on that server.
+const WITH_ZONE = /^timestamp(\(\d\))? with time zone$/;
+const WITHOUT_ZONE = /^(timestamp(\(\d\))? without time zone|date|time(\(\d\))? without time zone)$/;
+
 function state(options: Handlebars.HelperOptions): RenderState {
   return (options.data as { root: { __render: RenderState } }).root.__render;
 }
@@ -52,6 +59,12 @@ const helpers = {
     if (!SAFE_TYPE.test(text)) throw new Error(`unexpected type name from the catalog: ${text}`);
     return LENGTH_LIMITED.reduce((t, [limited, unlimited]) => t.replace(limited, unlimited), text);
   },
+  /** One staged text value cast to the target column's type (through timestamptz when the zone must be applied). */
+  staged: (column: unknown, prefix: unknown) => {
+    const c = column as TemplateColumn;
+    const via = c.sourceType !== undefined && WITH_ZONE.test(c.sourceType) && WITHOUT_ZONE.test(c.type) ? '::timestamptz' : '';
+    return `${String(prefix)}.${quoteIdent(c.target)}${via}::${helpers.type(c.type)}`;
+  },
   /** `p."a", p."b"` for a list of columns on one side (`source` or `target`). */
   cols: (columns: unknown, side: unknown, prefix: unknown) =>
     (columns as TemplateColumn[])
@@ -59,7 +72,7 @@ const helpers = {
       .join(', '),
   /** `s."a"::integer, s."b"::text`: staged text values cast to the target's types. */
   casts: (columns: unknown, prefix: unknown) =>
-    (columns as TemplateColumn[]).map((c) => `${String(prefix)}.${quoteIdent(c.target)}::${helpers.type(c.type)}`).join(', '),
+    (columns as TemplateColumn[]).map((c) => helpers.staged(c, prefix)).join(', '),
   /** Target columns for an IS DISTINCT FROM comparison (text form for types without equality). */
   cmpcols: (columns: unknown, prefix: unknown) =>
     (columns as TemplateColumn[])
@@ -69,14 +82,14 @@ const helpers = {
   cmpcasts: (columns: unknown, prefix: unknown) =>
     (columns as TemplateColumn[])
       .map((c) => {
-        const cast = `${String(prefix)}.${quoteIdent(c.target)}::${helpers.type(c.type)}`;
+        const cast = helpers.staged(c, prefix);
         return NO_EQUALITY.test(c.type) ? `(${cast})::text` : cast;
       })
       .join(', '),
   /** `t."k" = s."k"::integer AND …`: target row matched to a staged row by key. */
   keymatch: (keys: unknown, target: unknown, staged: unknown) =>
     (keys as TemplateColumn[])
-      .map((c) => `${String(target)}.${quoteIdent(c.target)} = ${String(staged)}.${quoteIdent(c.target)}::${helpers.type(c.type)}`)
+      .map((c) => `${String(target)}.${quoteIdent(c.target)} = ${helpers.staged(c, staged)}`)
       .join(' AND '),
   /** `'a', s."a", 'b', s."b"` for jsonb_build_object: the key of a staged row as JSON. */
   keyjson: (keys: unknown, staged: unknown, options: Handlebars.HelperOptions) =>
@@ -100,10 +113,15 @@ const helpers = {
   /**
    * The fingerprint of a row's synced columns: md5 of the text of the row of T-typed values. `staged`
    * casts staged text to T's types first, so F's and T's versions of equal rows fingerprint alike.
+   * A timestamptz is fingerprinted as its UTC time: each database's sessions run in its own TimeZone,
+   * and a base recorded on one is compared on the other.
    */
   fingerprint: (columns: unknown, prefix: unknown, side: unknown) =>
     `md5(row(${(columns as TemplateColumn[])
-      .map((c) => (side === 'staged' ? `${String(prefix)}.${quoteIdent(c.target)}::${helpers.type(c.type)}` : `${String(prefix)}.${quoteIdent(c.target)}`))
+      .map((c) => {
+        const value = side === 'staged' ? helpers.staged(c, prefix) : `${String(prefix)}.${quoteIdent(c.target)}`;
+        return WITH_ZONE.test(c.type) ? `timezone('UTC', ${value})` : value;
+      })
       .join(', ')})::text)`,
   /**
    * The columns F sends for a three-way step, by F's names: a key column falls back to the key in

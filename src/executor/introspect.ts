@@ -23,7 +23,11 @@ export const RELATION_DETAILS_SQL = `
                   'notNull', a.attnotnull,
                   'hasDefault', a.atthasdef OR a.attidentity <> '',
                   'generated', a.attgenerated <> '',
-                  'identity', a.attidentity) ORDER BY a.attnum), '[]'::json)
+                  'identity', a.attidentity,
+                  'sequence', a.attidentity <> '' OR EXISTS (
+                     SELECT 1 FROM pg_attrdef d
+                      WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum
+                        AND pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%')) ORDER BY a.attnum), '[]'::json)
           FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid
          WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
        (SELECT array_to_json(array_agg(a.attname ORDER BY k.i))
@@ -100,6 +104,8 @@ SELECT w.ord,
        CASE WHEN has_function_privilege('pg_control_system()', 'EXECUTE')
             THEN (SELECT system_identifier::text FROM pg_control_system()) END AS system_id,
        pg_relation_filenode(c.oid)::text AS relfilenode,
+       current_setting('TimeZone') AS time_zone,
+       pg_has_role('pg_read_all_stats', 'USAGE') AS sees_sessions,
        n.nspname AS schema,
        c.relname AS name,
        c.relkind AS kind,
@@ -129,6 +135,8 @@ interface CatalogRow extends RelationDetailsRow {
   next_xid: string;
   system_id: string | null;
   relfilenode: string | null;
+  time_zone: string;
+  sees_sessions: boolean;
   schema: string | null;
   name: string | null;
   kind: string | null;
@@ -201,6 +209,8 @@ export async function introspect(client: pg.ClientBase, config: ResolvedConfig, 
     database,
     serverVersion: first?.version ?? 0,
     ...(first === undefined ? {} : { server: { systemId: first.system_id, nextXid: first.next_xid } }),
+    timeZone: first?.time_zone ?? 'UTC',
+    seesOtherSessions: first?.sees_sessions ?? false,
     tables,
   };
 }

@@ -36,6 +36,8 @@ export interface StepResult extends StepCounts {
   watermarkBefore: string | null;
   watermarkAfter: string | null;
   durationMs: number;
+  /** Target columns a sequence fills on insert (a dry run draws values PostgreSQL does not give back). */
+  sequenceDefaults?: readonly string[];
   /** What went wrong, for failed and refused steps (never holds a password). */
   error?: string;
   errorCode?: string;
@@ -110,6 +112,7 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     planHash,
     watermarkBefore: step.watermark,
     ...(step.edits === undefined ? {} : { edits: step.edits }),
+    sequenceDefaults: step.sequenceDefaults,
   };
   let counts: StepCounts = ZERO;
   const target = await dbs.client(step.target);
@@ -158,6 +161,7 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
       ...(hasXmin ? [statement(step, 'read-xmin')] : []),
     ]);
     const horizon = hasHorizon ? ((reading[0]?.rows[0]?.horizon as string | undefined) ?? null) : null;
+    const hold = hasHorizon && reading[0]?.rows[0]?.hold === true;
     const xminCursor = hasXmin ? ((reading.at(-1)?.rows[0]?.xmin_cursor as string | undefined) ?? null) : null;
     copying = true;
     const read = await copyBetween(source, target, step, options.onProgress, options.duringCopy);
@@ -201,7 +205,7 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     const closing = await runTogether(target, [
       ...(hasUnmarked ? [statement(step, 'count-unmarked')] : []),
       guardAfter,
-      { statement: statement(step, 'save-state'), runtime: { 'read horizon': horizon, 'xmin cursor': xminCursor } },
+      { statement: statement(step, 'save-state'), runtime: { 'read horizon': horizon, 'xmin cursor': xminCursor, 'hold watermark': hold } },
     ]);
     if (hasUnmarked) counts = add(counts, { unmarked: Number(closing[0]?.rows[0]?.unmarked ?? 0) });
     const [guarded, saved] = closing.slice(-2);

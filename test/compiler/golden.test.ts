@@ -9,7 +9,7 @@ import { planCommand } from '../../src/commands/plan.js';
 import type { Plan, PlanStep } from '../../src/compiler/plan-types.js';
 import type { ResolvedConfig } from '../../src/config/types.js';
 import { EXAMPLE_CONFIG, loadSample, testConfig } from '../harness/bisync.js';
-import { useFreshDatabases, withClient } from '../harness/fresh-databases.js';
+import { setDatabaseDefaults, useFreshDatabases, withClient } from '../harness/fresh-databases.js';
 import { expectGolden, normalised, readGolden } from './helpers.js';
 
 /** A watermark with microseconds: a JavaScript Date would drop the last three digits. */
@@ -27,6 +27,9 @@ describe('golden plans of the example config against the sample schema', () => {
 
   beforeAll(async () => {
     await loadSample(dbs, 0.01);
+    // Steps run in each server's own TimeZone (it is a plan parameter): pin it, whatever the machine's.
+    await setDatabaseDefaults(dbs.desktopUrl, { TimeZone: 'UTC' });
+    await setDatabaseDefaults(dbs.cloudUrl, { TimeZone: 'America/New_York' });
     config = await testConfig(EXAMPLE_CONFIG, dbs);
     // Before any state exists: the first-run plan.
     plan = await planCommand(config, { direction: 'both', tables: [], mode: 'auto' });

@@ -195,8 +195,12 @@ export function catalogTable(schema: string, name: string, columns: readonly Cat
 }
 
 /** A catalog of one database from config table names to tables. */
-export function catalog(database: string, tables: Record<string, CatalogTable | null>): Catalog {
-  return { database, serverVersion: 170009, tables };
+export function catalog(
+  database: string,
+  tables: Record<string, CatalogTable | null>,
+  server: Partial<Pick<Catalog, 'timeZone' | 'seesOtherSessions'>> = {},
+): Catalog {
+  return { database, serverVersion: 170009, timeZone: 'UTC', seesOtherSessions: true, ...server, tables };
 }
 
 // --- golden files ------------------------------------------------------------------------------

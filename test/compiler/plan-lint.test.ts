@@ -409,7 +409,7 @@ describe('lint over every plan (parse trees from the real PostgreSQL parser)', (
   it('statements touch only the step’s two tables, bisync’s own tables and the staging table', () => {
     for (const s of statements) {
       const cteNames = new Set(nodesOf(s.tree, 'CommonTableExpr').map((c) => String(c.ctename)));
-      const allowed = new Set([s.step.sourceRelation, s.step.targetRelation, 'bisync_stage', 'pg_stat_activity']);
+      const allowed = new Set([s.step.sourceRelation, s.step.targetRelation, 'bisync_stage', 'pg_stat_activity', 'pg_locks', 'pg_database']);
       for (const t of ['state', 'runs', 'rejects', 'base', 'conflicts']) allowed.add(`${s.step.stateSchema}.${t}`);
       for (const r of relationsOf(s.tree)) {
         if (r.schemaname === undefined && cteNames.has(r.relname)) continue;

@@ -25,7 +25,7 @@ describe('printed plans', () => {
       statements: [{ kind: 'read-state', side: 'target', purpose: hostile, sql: 'SELECT 1', params: [{ name: hostile, value: hostile, runtime: false }] }],
       hash: 'h',
     } as unknown as PlanStep;
-    const plan: Plan = { version: 1, config: `c${hostile}.yaml`, stateSchema: 'bisync', steps: [step], hash: 'p' };
+    const plan: Plan = { version: 1, config: `c${hostile}.yaml`, stateSchema: 'bisync', steps: [step], warnings: [{ database: hostile, message: hostile, hint: hostile }], hash: 'p' };
 
     const lines = planSql(plan).split('\n');
 

@@ -70,3 +70,16 @@ export async function withClient<T>(url: string, fn: (client: pg.Client) => Prom
     await client.end();
   }
 }
+
+/**
+ * Set a database's session defaults (`ALTER DATABASE … SET`), as a DBA would: every later
+ * connection to it starts with them. E.g. `{ TimeZone: 'America/New_York', DateStyle: 'SQL, DMY' }`.
+ */
+export async function setDatabaseDefaults(url: string, settings: Readonly<Record<string, string>>): Promise<void> {
+  await withClient(url, async (c) => {
+    const name = (await c.query<{ db: string }>('SELECT current_database() AS db')).rows[0]?.db ?? '';
+    for (const [setting, value] of Object.entries(settings)) {
+      await c.query(`ALTER DATABASE ${pg.escapeIdentifier(name)} SET ${pg.escapeIdentifier(setting)} = ${pg.escapeLiteral(value)}`);
+    }
+  });
+}

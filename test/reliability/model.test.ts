@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { createJobsSchema } from '../executor/jobs-fixture.js';
-import { useFreshDatabases } from '../harness/fresh-databases.js';
+import { setDatabaseDefaults, useFreshDatabases } from '../harness/fresh-databases.js';
 import { CLOCK_BASE_US, scenarioArb } from './model-commands.js';
 import type { Scenario } from './model-commands.js';
 import type { Sides } from './model-writes.js';
@@ -16,7 +16,9 @@ import type { Variant } from './model-state.js';
  * desktop and mobile writes (including edits of the other side's rows, and mobile transactions
  * that commit late) and forward / reverse / both runs, some with writes landing between a step's
  * read and its commit, run against the jobs slice while an in-memory model applies the ownership
- * policy; the invariants are checked after every command (README, "What is tested").
+ * policy; the invariants are checked after every command (README, "What is tested"). Both servers
+ * run with session defaults that are neither UTC nor ISO (Asia/Kolkata and America/New_York, both
+ * DateStyle 'SQL, DMY').
  *
  * Knobs: BISYNC_PROPERTY_SEED, BISYNC_PROPERTY_RUNS (in total, shared by the variants),
  * BISYNC_PROPERTY_COMMANDS (mean commands per scenario), and BISYNC_PROPERTY_PATH to replay a
@@ -48,6 +50,10 @@ describe('model-based: random writes on both sides and sync runs keep the owners
   const sides: Partial<Sides> = {};
 
   beforeAll(async () => {
+    // Neither server on UTC nor on ISO dates (issue 13): every session bisync and the model open
+    // starts with these, and nothing bisync reads back may depend on them.
+    await setDatabaseDefaults(dbs.desktopUrl, { TimeZone: 'Asia/Kolkata', DateStyle: 'SQL, DMY' });
+    await setDatabaseDefaults(dbs.cloudUrl, { TimeZone: 'America/New_York', DateStyle: 'SQL, DMY' });
     await createJobsSchema(dbs);
     sides.desktop = new pg.Client({ connectionString: dbs.desktopUrl });
     sides.cloud = new pg.Client({ connectionString: dbs.cloudUrl });

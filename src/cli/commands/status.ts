@@ -12,7 +12,7 @@ export function registerStatus(program: Command, ctx: CliContext): void {
     .action(async (flags: { table?: string[] }, command: Command) => {
       const config = await ctx.config(command);
       const report = await statusCommand(config, flags.table ?? []);
-      if (ctx.json) ctx.printJson({ ok: report.ok, config: config.file, steps: report.steps, attention: report.attention });
+      if (ctx.json) ctx.printJson({ ok: report.ok, config: config.file, steps: report.steps, attention: report.attention, warnings: report.warnings });
       else ctx.print(statusText(report));
       ctx.exit(report.exitCode);
     });
@@ -43,6 +43,7 @@ function statusText(report: StatusReport): string {
     renderTable(rows),
     '',
     ...attention,
+    ...report.warnings.flatMap((w) => [`warning: ${w.database}: ${w.message}`, `  hint: ${w.hint}`]),
     '',
     '"waiting" counts rows on the source newer than the watermark; "full compare" means the source has no cursor columns and every run reads it in full.',
   ].join('\n');

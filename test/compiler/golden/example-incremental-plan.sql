@@ -1,4 +1,4 @@
--- bisync plan d6fab81b5ba2f989c2185ae23a8611a046676ad8af1e4a829e3717a60220f2f9
+-- bisync plan 9306888bd9ecb1d2a964de4ac61604038e8443dbc6d3837e8e763b0477a88222
 -- config: sync.config.yaml; state schema: bisync; 2 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/2: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: af059393ec810e133c68274627d126e3416d60b7a3930ddc3c99ecabc796727b
+-- step hash: 4d5122ed9c77e0bb77fd88097501f4798d73ffae8cb3e17ea4038bfcee0b892f
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -108,11 +108,12 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [cloud] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
+--   $2 = 'America/New_York'  (TimeZone)
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+-- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -171,7 +172,8 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+-- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -323,12 +325,14 @@ SELECT count(*)::bigint AS owned_by_other_side
 -- [cloud] the new watermark, in the same transaction as the data
 --   $1 = 'climaster'  (table)
 --   $2 = 'forward'  (direction)
---   $3 = <read horizon, supplied while running>
--- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+--   $3 = <hold watermark, supplied while running>
+--   $4 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
+-- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
 INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
 SELECT $1, $2,
-       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
-            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
+            ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
        clock_timestamp()
   FROM "bisync_stage" AS s
@@ -374,7 +378,7 @@ COMMIT;
 -- Step 2/2: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: incremental — watermark 2026-01-02T03:04:05.123456Z on updated_at, created_at, minus the lookback
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 99b9cfdd754d763038286da87fbb7603d4368ac9ae9ae5d4d88432f2cfb20530
+-- step hash: 22217dc9f55cf66e09235eef64a7e4158eede3cfaff47286670abf6bbb184282
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -480,7 +484,8 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+-- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -527,9 +532,24 @@ CREATE TEMPORARY TABLE "bisync_stage" (
 ) ON COMMIT DROP;
 
 -- [cloud] oldest open transaction on cloud, read before the snapshot
--- Before the snapshot: the start of the oldest transaction still open on cloud. Rows such a
--- transaction commits later may carry older cursor values, so the watermark stays below it.
-SELECT least(min(a.xact_start), statement_timestamp())::text AS horizon
+--   $1 = 'public'  (source schema)
+--   $2 = 'climaster'  (source table)
+-- Before the snapshot, on cloud: the start of the oldest transaction still open there, as UTC text
+-- (whatever the session's DateStyle and TimeZone); rows such a transaction commits later may carry older
+-- cursor values, so the watermark stays below it. Without pg_read_all_stats other roles' starts are hidden:
+-- then a transaction holding uncommitted writes to the table (pg_locks, readable by every role) whose
+-- start is hidden holds the watermark where it is.
+SELECT to_char(least(min(a.xact_start), statement_timestamp()) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS horizon,
+       EXISTS (SELECT 1
+                 FROM pg_locks AS l
+                 LEFT JOIN pg_stat_activity AS w ON w.pid = l.pid
+                WHERE l.locktype = 'relation'
+                  AND l.database = (SELECT d.oid FROM pg_database AS d WHERE d.datname = current_database())
+                  AND l.relation = to_regclass(format('%I.%I', $1::text, $2::text))
+                  AND l.mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
+                  AND l.granted
+                  AND l.pid IS DISTINCT FROM pg_backend_pid()
+                  AND w.xact_start IS NULL) AS hold
   FROM pg_stat_activity AS a
  WHERE a.datname = current_database()
    AND a.pid <> pg_backend_pid()
@@ -541,14 +561,15 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 
 -- [cloud] transaction-local text formats and the read window
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
+--   $2 = 'America/New_York'  (TimeZone)
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
 --   $6 = '2026-01-02T03:04:05.123456Z'  (watermark)
 --   $7 = '5 seconds'  (lookback)
 --   $8 = 'M'  (origin value read)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+-- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -560,6 +581,7 @@ SELECT set_config('DateStyle', $1, true),
 
 -- [cloud] stream the rows out of cloud
 -- Read rows at or after (watermark - lookback), and rows with no cursor value owned by this direction's source. No LIMIT, no window.
+-- Cursor values compare as instants: a timestamp or date cursor is cloud's local time (the TimeZone set above).
 COPY (
   SELECT f."client_id", f."org_id", f."loc_id", f."con_id", f."client_name", f."pan", f."email", f."opening_balance", f."onboarded_on", f."is_active",
          greatest(f."updated_at", f."created_at")::timestamptz AS __bisync_cursor
@@ -694,12 +716,14 @@ SELECT count(*)::bigint AS owned_by_other_side
 -- [desktop] the new watermark, in the same transaction as the data
 --   $1 = 'climaster'  (table)
 --   $2 = 'reverse'  (direction)
---   $3 = <read horizon, supplied while running>
--- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+--   $3 = <hold watermark, supplied while running>
+--   $4 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
+-- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
 INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
 SELECT $1, $2,
-       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
-            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
+            ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
        clock_timestamp()
   FROM "bisync_stage" AS s

@@ -1,4 +1,4 @@
--- bisync plan 593370df9a2b847f8572672f19f2445aa497d59ef8c64c879780da8c9aab1b97
+-- bisync plan 650b9c076395d75da05ff4a480b6c68771b5e7cd294d944000a7290ec106848f
 -- config: sync.config.yaml; state schema: bisync; 23 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/23: orgmaster forward: desktop public.orgmaster → cloud public.orgmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: org_id, org_name, gstin, city, is_active
--- step hash: b743bd87886de1a2a329bc0c3e7c3c8c0055c75df014af907a946aadafeaa337
+-- step hash: ca2d2c20e5ec3fcb629720822534e757790096adf4f7d379f23273795147304c
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -108,11 +108,12 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [cloud] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
+--   $2 = 'America/New_York'  (TimeZone)
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+-- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -166,7 +167,8 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+-- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -313,12 +315,14 @@ SELECT count(*)::bigint AS owned_by_other_side
 -- [cloud] the new watermark, in the same transaction as the data
 --   $1 = 'orgmaster'  (table)
 --   $2 = 'forward'  (direction)
---   $3 = <read horizon, supplied while running>
--- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+--   $3 = <hold watermark, supplied while running>
+--   $4 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
+-- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
 INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
 SELECT $1, $2,
-       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
-            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
+            ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
        clock_timestamp()
   FROM "bisync_stage" AS s
@@ -364,7 +368,7 @@ COMMIT;
 -- Step 2/23: locmaster forward: desktop public.locmaster → cloud public.locmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: loc_id, org_id, loc_name, pincode, is_head_office
--- step hash: 2acf717f3a4e0f96050bda171769236f86ab383eeac01f51dd016c0d40a88198
+-- step hash: 10270dab1f9ec48bf9f3688b1256abe7a2cbf6fdeec2751132c129fe4d3419d8
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -466,11 +470,12 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [cloud] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
+--   $2 = 'America/New_York'  (TimeZone)
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+-- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -524,7 +529,8 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+-- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -671,12 +677,14 @@ SELECT count(*)::bigint AS owned_by_other_side
 -- [cloud] the new watermark, in the same transaction as the data
 --   $1 = 'locmaster'  (table)
 --   $2 = 'forward'  (direction)
---   $3 = <read horizon, supplied while running>
--- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+--   $3 = <hold watermark, supplied while running>
+--   $4 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
+-- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
 INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
 SELECT $1, $2,
-       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
-            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
+            ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
        clock_timestamp()
   FROM "bisync_stage" AS s
@@ -722,7 +730,7 @@ COMMIT;
 -- Step 3/23: conmaster forward: desktop public.conmaster → cloud public.conmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: con_id, con_code, con_name, sort_order, remarks
--- step hash: d0851135bc6b39196ba435616d6c7b0fcb32765ea8453a7132e5623a82010fa8
+-- step hash: 06ac26e2986fe2371213e89a97bcc8857679ac961df48fa8b0c15ff6e6ff0f30
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -824,11 +832,12 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [cloud] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
+--   $2 = 'America/New_York'  (TimeZone)
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+-- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -882,7 +891,8 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+-- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -1029,12 +1039,14 @@ SELECT count(*)::bigint AS owned_by_other_side
 -- [cloud] the new watermark, in the same transaction as the data
 --   $1 = 'conmaster'  (table)
 --   $2 = 'forward'  (direction)
---   $3 = <read horizon, supplied while running>
--- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+--   $3 = <hold watermark, supplied while running>
+--   $4 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
+-- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
 INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
 SELECT $1, $2,
-       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
-            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
+            ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
        clock_timestamp()
   FROM "bisync_stage" AS s
@@ -1080,7 +1092,7 @@ COMMIT;
 -- Step 4/23: mbstaff forward: desktop public.mbstaff → cloud public.mbstaff
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: staff_id, org_id, staff_name, designation, mobile, hourly_rate, joined_on, is_active
--- step hash: 657dcfea78bb329614904d8482122eb053c3ba34e863547280320478dbb97342
+-- step hash: 488264ef4a11b94154c19645c935f3a66528658a56393b18ab60c0809df363e6
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1182,11 +1194,12 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [cloud] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
+--   $2 = 'America/New_York'  (TimeZone)
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+-- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -1243,7 +1256,8 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+-- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -1393,12 +1407,14 @@ SELECT count(*)::bigint AS owned_by_other_side
 -- [cloud] the new watermark, in the same transaction as the data
 --   $1 = 'mbstaff'  (table)
 --   $2 = 'forward'  (direction)
---   $3 = <read horizon, supplied while running>
--- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+--   $3 = <hold watermark, supplied while running>
+--   $4 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
+-- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
 INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
 SELECT $1, $2,
-       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
-            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
+            ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
        clock_timestamp()
   FROM "bisync_stage" AS s
@@ -1444,7 +1460,7 @@ COMMIT;
 -- Step 5/23: taskmaster forward: desktop public.taskmaster → cloud public.taskmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: task_id, task_name, category, std_hours, is_billable
--- step hash: 1a7fe2d86c5613ce98987742e712d5069c216d4967ea2fd262be4f239cad495e
+-- step hash: 79c9647694f10e67752af7bcbab274c98bcfe00f7975d5aa880a8a0df69949ad
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1546,11 +1562,12 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [cloud] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
+--   $2 = 'America/New_York'  (TimeZone)
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+-- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -1604,7 +1621,8 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+-- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -1751,12 +1769,14 @@ SELECT count(*)::bigint AS owned_by_other_side
 -- [cloud] the new watermark, in the same transaction as the data
 --   $1 = 'taskmaster'  (table)
 --   $2 = 'forward'  (direction)
---   $3 = <read horizon, supplied while running>
--- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+--   $3 = <hold watermark, supplied while running>
+--   $4 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
+-- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
 INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
 SELECT $1, $2,
-       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
-            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
+            ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
        clock_timestamp()
   FROM "bisync_stage" AS s
@@ -1802,7 +1822,7 @@ COMMIT;
 -- Step 6/23: jobmaster forward: desktop public.jobmaster → cloud public.jobmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: job_id, job_name, recurrence, default_fee, is_active
--- step hash: c034efa18da5e17503c14e379baba951729a12757666d6e0ed8e3bc1b23ab4a3
+-- step hash: e6d205c6869b2962db8366d934d4467f8af50600d12921ff06a1adf1df297574
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1904,11 +1924,12 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [cloud] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
+--   $2 = 'America/New_York'  (TimeZone)
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+-- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -1962,7 +1983,8 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+-- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -2109,12 +2131,14 @@ SELECT count(*)::bigint AS owned_by_other_side
 -- [cloud] the new watermark, in the same transaction as the data
 --   $1 = 'jobmaster'  (table)
 --   $2 = 'forward'  (direction)
---   $3 = <read horizon, supplied while running>
--- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+--   $3 = <hold watermark, supplied while running>
+--   $4 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
+-- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
 INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
 SELECT $1, $2,
-       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
-            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
+            ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
        clock_timestamp()
   FROM "bisync_stage" AS s
@@ -2160,7 +2184,7 @@ COMMIT;
 -- Step 7/23: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: af059393ec810e133c68274627d126e3416d60b7a3930ddc3c99ecabc796727b
+-- step hash: 4d5122ed9c77e0bb77fd88097501f4798d73ffae8cb3e17ea4038bfcee0b892f
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -2262,11 +2286,12 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [cloud] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
+--   $2 = 'America/New_York'  (TimeZone)
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+-- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -2325,7 +2350,8 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+-- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -2477,12 +2503,14 @@ SELECT count(*)::bigint AS owned_by_other_side
 -- [cloud] the new watermark, in the same transaction as the data
 --   $1 = 'climaster'  (table)
 --   $2 = 'forward'  (direction)
---   $3 = <read horizon, supplied while running>
--- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+--   $3 = <hold watermark, supplied while running>
+--   $4 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
+-- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
 INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
 SELECT $1, $2,
-       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
-            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
+            ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
        clock_timestamp()
   FROM "bisync_stage" AS s
@@ -2528,7 +2556,7 @@ COMMIT;
 -- Step 8/23: cliunimaster forward: desktop public.cliunimaster → cloud public.cliunimaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: cliu_id, client_id, unit_name, gstin, address
--- step hash: 8120db991dd0ef00dae1fea07d80b9c045ec30e18153a1de9d10710e6c276bd5
+-- step hash: de04062e86dc840808f310d7cec1068465c8be7bdcc6793f32193bd795d69193
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -2630,11 +2658,12 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [cloud] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
+--   $2 = 'America/New_York'  (TimeZone)
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+-- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -2688,7 +2717,8 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+-- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -2835,12 +2865,14 @@ SELECT count(*)::bigint AS owned_by_other_side
 -- [cloud] the new watermark, in the same transaction as the data
 --   $1 = 'cliunimaster'  (table)
 --   $2 = 'forward'  (direction)
---   $3 = <read horizon, supplied while running>
--- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+--   $3 = <hold watermark, supplied while running>
+--   $4 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
+-- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
 INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
 SELECT $1, $2,
-       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
-            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
+            ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
        clock_timestamp()
   FROM "bisync_stage" AS s
@@ -2886,7 +2918,7 @@ COMMIT;
 -- Step 9/23: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: fa46dd391ef35971fe8980b9295f5b45900f41bcdbe43319f87a0a8b207b5dc8
+-- step hash: 0f008969f84112927df3dc5f2b20f8c69e04799b9399f512455a22f7cdcd22a1
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -2988,11 +3020,12 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [cloud] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
+--   $2 = 'America/New_York'  (TimeZone)
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+-- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -3055,7 +3088,8 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
 --   $6 = 'jobshead'  (table)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+-- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -3348,12 +3382,14 @@ SELECT count(*) FILTER (WHERE t."source" IS NOT NULL
 -- [cloud] the new watermark, in the same transaction as the data
 --   $1 = 'jobshead'  (table)
 --   $2 = 'forward'  (direction)
---   $3 = <read horizon, supplied while running>
--- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+--   $3 = <hold watermark, supplied while running>
+--   $4 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
+-- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
 INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
 SELECT $1, $2,
-       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
-            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
+            ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
        clock_timestamp()
   FROM "bisync_stage" AS s
@@ -3399,7 +3435,7 @@ COMMIT;
 -- Step 10/23: jobtasks forward: desktop public.jobtasks → cloud public.jobtasks
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: 52cef2531aab2a67087b9d8c523e423185f690cd8cacfdfa60459565319936ce
+-- step hash: ca029cb2ae83bfcb0770106bbc59a852a2b0d4357b83fe54d2b117eb094c5ffe
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -3501,11 +3537,12 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [cloud] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
+--   $2 = 'America/New_York'  (TimeZone)
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+-- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -3566,7 +3603,8 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
 --   $6 = 'jobtasks'  (table)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+-- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -3857,12 +3895,14 @@ SELECT count(*) FILTER (WHERE t."source" IS NOT NULL
 -- [cloud] the new watermark, in the same transaction as the data
 --   $1 = 'jobtasks'  (table)
 --   $2 = 'forward'  (direction)
---   $3 = <read horizon, supplied while running>
--- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+--   $3 = <hold watermark, supplied while running>
+--   $4 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
+-- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
 INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
 SELECT $1, $2,
-       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
-            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
+            ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
        clock_timestamp()
   FROM "bisync_stage" AS s
@@ -3908,7 +3948,7 @@ COMMIT;
 -- Step 11/23: taskchecklist forward: desktop public.taskchecklist → cloud public.taskchecklist
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: 9e1dc6940bd7e05766687da54d234d7c5fb02456b1908b428063384fdd1cb1b1
+-- step hash: da45f8f6dcd1c85dfa04f8eb6d5626313c46af384980c70f94dbc7698dd75798
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -4010,11 +4050,12 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [cloud] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
+--   $2 = 'America/New_York'  (TimeZone)
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+-- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -4068,7 +4109,8 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+-- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -4215,12 +4257,14 @@ SELECT count(*)::bigint AS owned_by_other_side
 -- [cloud] the new watermark, in the same transaction as the data
 --   $1 = 'taskchecklist'  (table)
 --   $2 = 'forward'  (direction)
---   $3 = <read horizon, supplied while running>
--- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+--   $3 = <hold watermark, supplied while running>
+--   $4 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
+-- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
 INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
 SELECT $1, $2,
-       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
-            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
+            ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
        clock_timestamp()
   FROM "bisync_stage" AS s
@@ -4266,7 +4310,7 @@ COMMIT;
 -- Step 12/23: workdiary forward: desktop public.workdiary → cloud public.workdiary
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: 3755451fd0de3282635e5a32a01b499d85616e5780cf721661f7dd191aea2c24
+-- step hash: acffe5a0f6032ea4073d5585b6cb8312e71ed3bd4b27d4ec27b22da33087e47d
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -4368,11 +4412,12 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [cloud] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
+--   $2 = 'America/New_York'  (TimeZone)
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+-- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -4428,7 +4473,8 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+-- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -4577,12 +4623,14 @@ SELECT count(*)::bigint AS owned_by_other_side
 -- [cloud] the new watermark, in the same transaction as the data
 --   $1 = 'workdiary'  (table)
 --   $2 = 'forward'  (direction)
---   $3 = <read horizon, supplied while running>
--- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+--   $3 = <hold watermark, supplied while running>
+--   $4 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
+-- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
 INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
 SELECT $1, $2,
-       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
-            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
+            ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
        clock_timestamp()
   FROM "bisync_stage" AS s
@@ -4628,7 +4676,7 @@ COMMIT;
 -- Step 13/23: reminder forward: desktop public.mbreminder → cloud public.reminder
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, remdate→reminder_date, title, is_done
--- step hash: 9e56d95e7b5399cec2a3f5b0c1c2e986c27df7fd158cc060ccfb85eee2a7fc3a
+-- step hash: c3417db56951e00d4f26435ec73c650682e0b7f63802843976f43b49e3caaf15
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -4730,11 +4778,12 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [cloud] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
+--   $2 = 'America/New_York'  (TimeZone)
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+-- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -4789,7 +4838,8 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+-- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -4937,12 +4987,14 @@ SELECT count(*)::bigint AS owned_by_other_side
 -- [cloud] the new watermark, in the same transaction as the data
 --   $1 = 'reminder'  (table)
 --   $2 = 'forward'  (direction)
---   $3 = <read horizon, supplied while running>
--- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+--   $3 = <hold watermark, supplied while running>
+--   $4 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
+-- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
 INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
 SELECT $1, $2,
-       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
-            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
+            ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
        clock_timestamp()
   FROM "bisync_stage" AS s
@@ -4988,7 +5040,7 @@ COMMIT;
 -- Step 14/23: remdetail forward: desktop public.remdetail → cloud public.remdetail
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: 788e75214018a34c8c64e234626018550670d295af577c2013496946304c3213
+-- step hash: b1a8a9985feb3d6f984ee5923a57298b754458cdf3c47a1010d0e22d280d5622
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5090,11 +5142,12 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [cloud] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
+--   $2 = 'America/New_York'  (TimeZone)
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+-- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -5148,7 +5201,8 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+-- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -5295,12 +5349,14 @@ SELECT count(*)::bigint AS owned_by_other_side
 -- [cloud] the new watermark, in the same transaction as the data
 --   $1 = 'remdetail'  (table)
 --   $2 = 'forward'  (direction)
---   $3 = <read horizon, supplied while running>
--- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+--   $3 = <hold watermark, supplied while running>
+--   $4 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
+-- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
 INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
 SELECT $1, $2,
-       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
-            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
+            ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
        clock_timestamp()
   FROM "bisync_stage" AS s
@@ -5346,7 +5402,7 @@ COMMIT;
 -- Step 15/23: learequest forward: desktop public.learequest → cloud public.learequest
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: 5283e18a9aeeff76aa420709c8dc433d60f7b543965b90683f2f831d73900914
+-- step hash: 908006d93bd4888fdddaa79bcf4c101e4744002649f6a27b7279d843df17d69f
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5448,11 +5504,12 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [cloud] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
+--   $2 = 'America/New_York'  (TimeZone)
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+-- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -5509,7 +5566,8 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+-- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -5659,12 +5717,14 @@ SELECT count(*)::bigint AS owned_by_other_side
 -- [cloud] the new watermark, in the same transaction as the data
 --   $1 = 'learequest'  (table)
 --   $2 = 'forward'  (direction)
---   $3 = <read horizon, supplied while running>
--- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+--   $3 = <hold watermark, supplied while running>
+--   $4 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
+-- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
 INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
 SELECT $1, $2,
-       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
-            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
+            ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
        clock_timestamp()
   FROM "bisync_stage" AS s
@@ -5710,7 +5770,7 @@ COMMIT;
 -- Step 16/23: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: cc7cdb87397ba6d0f7c9c2c9ef32f5a422039d81b380628e8d551a650dcde978
+-- step hash: a851de3959ea13991d7eb931282f632c12aefe8824a0d2206b955f3aff0b1900
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5816,7 +5876,8 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+-- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -5863,9 +5924,24 @@ CREATE TEMPORARY TABLE "bisync_stage" (
 ) ON COMMIT DROP;
 
 -- [cloud] oldest open transaction on cloud, read before the snapshot
--- Before the snapshot: the start of the oldest transaction still open on cloud. Rows such a
--- transaction commits later may carry older cursor values, so the watermark stays below it.
-SELECT least(min(a.xact_start), statement_timestamp())::text AS horizon
+--   $1 = 'public'  (source schema)
+--   $2 = 'climaster'  (source table)
+-- Before the snapshot, on cloud: the start of the oldest transaction still open there, as UTC text
+-- (whatever the session's DateStyle and TimeZone); rows such a transaction commits later may carry older
+-- cursor values, so the watermark stays below it. Without pg_read_all_stats other roles' starts are hidden:
+-- then a transaction holding uncommitted writes to the table (pg_locks, readable by every role) whose
+-- start is hidden holds the watermark where it is.
+SELECT to_char(least(min(a.xact_start), statement_timestamp()) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS horizon,
+       EXISTS (SELECT 1
+                 FROM pg_locks AS l
+                 LEFT JOIN pg_stat_activity AS w ON w.pid = l.pid
+                WHERE l.locktype = 'relation'
+                  AND l.database = (SELECT d.oid FROM pg_database AS d WHERE d.datname = current_database())
+                  AND l.relation = to_regclass(format('%I.%I', $1::text, $2::text))
+                  AND l.mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
+                  AND l.granted
+                  AND l.pid IS DISTINCT FROM pg_backend_pid()
+                  AND w.xact_start IS NULL) AS hold
   FROM pg_stat_activity AS a
  WHERE a.datname = current_database()
    AND a.pid <> pg_backend_pid()
@@ -5877,12 +5953,13 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 
 -- [cloud] transaction-local text formats and the read window
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
+--   $2 = 'America/New_York'  (TimeZone)
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
 --   $6 = 'M'  (origin value read)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+-- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -5892,6 +5969,7 @@ SELECT set_config('DateStyle', $1, true),
 
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. No LIMIT, no window.
+-- Cursor values compare as instants: a timestamp or date cursor is cloud's local time (the TimeZone set above).
 COPY (
   SELECT f."client_id", f."org_id", f."loc_id", f."con_id", f."client_name", f."pan", f."email", f."opening_balance", f."onboarded_on", f."is_active",
          greatest(f."updated_at", f."created_at")::timestamptz AS __bisync_cursor
@@ -6023,12 +6101,14 @@ SELECT count(*)::bigint AS owned_by_other_side
 -- [desktop] the new watermark, in the same transaction as the data
 --   $1 = 'climaster'  (table)
 --   $2 = 'reverse'  (direction)
---   $3 = <read horizon, supplied while running>
--- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+--   $3 = <hold watermark, supplied while running>
+--   $4 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
+-- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
 INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
 SELECT $1, $2,
-       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
-            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
+            ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
        clock_timestamp()
   FROM "bisync_stage" AS s
@@ -6074,7 +6154,7 @@ COMMIT;
 -- Step 17/23: jobshead reverse: cloud public.jobshead → desktop public.jobshead
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 3b69a2796daefb211378c1007672079d653e4ae749da1421b0d2a7a7d13fc2fc
+-- step hash: fe44435085a7ed39239de1b0d2cd3ef7ea901a24ad15caca8c13d6b529f1aa57
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -6180,7 +6260,8 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+-- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -6231,9 +6312,24 @@ CREATE TEMPORARY TABLE "bisync_stage" (
 ) ON COMMIT DROP;
 
 -- [cloud] oldest open transaction on cloud, read before the snapshot
--- Before the snapshot: the start of the oldest transaction still open on cloud. Rows such a
--- transaction commits later may carry older cursor values, so the watermark stays below it.
-SELECT least(min(a.xact_start), statement_timestamp())::text AS horizon
+--   $1 = 'public'  (source schema)
+--   $2 = 'jobshead'  (source table)
+-- Before the snapshot, on cloud: the start of the oldest transaction still open there, as UTC text
+-- (whatever the session's DateStyle and TimeZone); rows such a transaction commits later may carry older
+-- cursor values, so the watermark stays below it. Without pg_read_all_stats other roles' starts are hidden:
+-- then a transaction holding uncommitted writes to the table (pg_locks, readable by every role) whose
+-- start is hidden holds the watermark where it is.
+SELECT to_char(least(min(a.xact_start), statement_timestamp()) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS horizon,
+       EXISTS (SELECT 1
+                 FROM pg_locks AS l
+                 LEFT JOIN pg_stat_activity AS w ON w.pid = l.pid
+                WHERE l.locktype = 'relation'
+                  AND l.database = (SELECT d.oid FROM pg_database AS d WHERE d.datname = current_database())
+                  AND l.relation = to_regclass(format('%I.%I', $1::text, $2::text))
+                  AND l.mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
+                  AND l.granted
+                  AND l.pid IS DISTINCT FROM pg_backend_pid()
+                  AND w.xact_start IS NULL) AS hold
   FROM pg_stat_activity AS a
  WHERE a.datname = current_database()
    AND a.pid <> pg_backend_pid()
@@ -6245,12 +6341,13 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 
 -- [cloud] transaction-local text formats and the read window
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
+--   $2 = 'America/New_York'  (TimeZone)
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
 --   $6 = 'jobshead'  (table)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+-- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -6533,12 +6630,14 @@ SELECT count(*)::bigint AS owned_by_other_side,
 -- [desktop] the new watermark, in the same transaction as the data
 --   $1 = 'jobshead'  (table)
 --   $2 = 'reverse'  (direction)
---   $3 = <read horizon, supplied while running>
--- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+--   $3 = <hold watermark, supplied while running>
+--   $4 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
+-- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
 INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
 SELECT $1, $2,
-       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
-            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
+            ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
        clock_timestamp()
   FROM "bisync_stage" AS s
@@ -6584,7 +6683,7 @@ COMMIT;
 -- Step 18/23: jobtasks reverse: cloud public.jobtasks → desktop public.jobtasks
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: 088e4c8bc1c49f72ab51f3a54e2a7d067d405a2258903206722550d5a809339c
+-- step hash: 8ff799165016a53a2ddc8379caa9ffa7cfacd779aba48667fe30e52f4fff87f0
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -6690,7 +6789,8 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+-- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -6739,9 +6839,24 @@ CREATE TEMPORARY TABLE "bisync_stage" (
 ) ON COMMIT DROP;
 
 -- [cloud] oldest open transaction on cloud, read before the snapshot
--- Before the snapshot: the start of the oldest transaction still open on cloud. Rows such a
--- transaction commits later may carry older cursor values, so the watermark stays below it.
-SELECT least(min(a.xact_start), statement_timestamp())::text AS horizon
+--   $1 = 'public'  (source schema)
+--   $2 = 'jobtasks'  (source table)
+-- Before the snapshot, on cloud: the start of the oldest transaction still open there, as UTC text
+-- (whatever the session's DateStyle and TimeZone); rows such a transaction commits later may carry older
+-- cursor values, so the watermark stays below it. Without pg_read_all_stats other roles' starts are hidden:
+-- then a transaction holding uncommitted writes to the table (pg_locks, readable by every role) whose
+-- start is hidden holds the watermark where it is.
+SELECT to_char(least(min(a.xact_start), statement_timestamp()) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS horizon,
+       EXISTS (SELECT 1
+                 FROM pg_locks AS l
+                 LEFT JOIN pg_stat_activity AS w ON w.pid = l.pid
+                WHERE l.locktype = 'relation'
+                  AND l.database = (SELECT d.oid FROM pg_database AS d WHERE d.datname = current_database())
+                  AND l.relation = to_regclass(format('%I.%I', $1::text, $2::text))
+                  AND l.mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
+                  AND l.granted
+                  AND l.pid IS DISTINCT FROM pg_backend_pid()
+                  AND w.xact_start IS NULL) AS hold
   FROM pg_stat_activity AS a
  WHERE a.datname = current_database()
    AND a.pid <> pg_backend_pid()
@@ -6753,12 +6868,13 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 
 -- [cloud] transaction-local text formats and the read window
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
+--   $2 = 'America/New_York'  (TimeZone)
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
 --   $6 = 'jobtasks'  (table)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+-- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -7039,12 +7155,14 @@ SELECT count(*)::bigint AS owned_by_other_side,
 -- [desktop] the new watermark, in the same transaction as the data
 --   $1 = 'jobtasks'  (table)
 --   $2 = 'reverse'  (direction)
---   $3 = <read horizon, supplied while running>
--- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+--   $3 = <hold watermark, supplied while running>
+--   $4 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
+-- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
 INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
 SELECT $1, $2,
-       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
-            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
+            ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
        clock_timestamp()
   FROM "bisync_stage" AS s
@@ -7090,7 +7208,7 @@ COMMIT;
 -- Step 19/23: taskchecklist reverse: cloud public.taskchecklist → desktop public.taskchecklist
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: fb2e08735999a1f770e811a98f6854b60b50073e5853be56301643f9b952364f
+-- step hash: 0eb974bfc845e6b8d7fb787916f2759500c217ffe9cde72011914a9b49a7e5e0
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -7196,7 +7314,8 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+-- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -7238,9 +7357,24 @@ CREATE TEMPORARY TABLE "bisync_stage" (
 ) ON COMMIT DROP;
 
 -- [cloud] oldest open transaction on cloud, read before the snapshot
--- Before the snapshot: the start of the oldest transaction still open on cloud. Rows such a
--- transaction commits later may carry older cursor values, so the watermark stays below it.
-SELECT least(min(a.xact_start), statement_timestamp())::text AS horizon
+--   $1 = 'public'  (source schema)
+--   $2 = 'taskchecklist'  (source table)
+-- Before the snapshot, on cloud: the start of the oldest transaction still open there, as UTC text
+-- (whatever the session's DateStyle and TimeZone); rows such a transaction commits later may carry older
+-- cursor values, so the watermark stays below it. Without pg_read_all_stats other roles' starts are hidden:
+-- then a transaction holding uncommitted writes to the table (pg_locks, readable by every role) whose
+-- start is hidden holds the watermark where it is.
+SELECT to_char(least(min(a.xact_start), statement_timestamp()) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS horizon,
+       EXISTS (SELECT 1
+                 FROM pg_locks AS l
+                 LEFT JOIN pg_stat_activity AS w ON w.pid = l.pid
+                WHERE l.locktype = 'relation'
+                  AND l.database = (SELECT d.oid FROM pg_database AS d WHERE d.datname = current_database())
+                  AND l.relation = to_regclass(format('%I.%I', $1::text, $2::text))
+                  AND l.mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
+                  AND l.granted
+                  AND l.pid IS DISTINCT FROM pg_backend_pid()
+                  AND w.xact_start IS NULL) AS hold
   FROM pg_stat_activity AS a
  WHERE a.datname = current_database()
    AND a.pid <> pg_backend_pid()
@@ -7252,12 +7386,13 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 
 -- [cloud] transaction-local text formats and the read window
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
+--   $2 = 'America/New_York'  (TimeZone)
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
 --   $6 = 'M'  (origin value read)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+-- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -7267,6 +7402,7 @@ SELECT set_config('DateStyle', $1, true),
 
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. No LIMIT, no window.
+-- Cursor values compare as instants: a timestamp or date cursor is cloud's local time (the TimeZone set above).
 COPY (
   SELECT f."tc_id", f."task_id", f."item_no", f."item_text", f."is_mandatory",
          greatest(f."updated_at", f."created_at")::timestamptz AS __bisync_cursor
@@ -7393,12 +7529,14 @@ SELECT count(*)::bigint AS owned_by_other_side
 -- [desktop] the new watermark, in the same transaction as the data
 --   $1 = 'taskchecklist'  (table)
 --   $2 = 'reverse'  (direction)
---   $3 = <read horizon, supplied while running>
--- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+--   $3 = <hold watermark, supplied while running>
+--   $4 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
+-- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
 INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
 SELECT $1, $2,
-       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
-            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
+            ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
        clock_timestamp()
   FROM "bisync_stage" AS s
@@ -7444,7 +7582,7 @@ COMMIT;
 -- Step 20/23: workdiary reverse: cloud public.workdiary → desktop public.workdiary
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: 1630215890681d0b3fa01429d6f857ed21ddbf1f2dd2784f01463803cd43449d
+-- step hash: 0935ac3b9530583593c4427d698eba925ad2c76e90dcef5c1554bc85a6961560
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -7550,7 +7688,8 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+-- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -7594,9 +7733,24 @@ CREATE TEMPORARY TABLE "bisync_stage" (
 ) ON COMMIT DROP;
 
 -- [cloud] oldest open transaction on cloud, read before the snapshot
--- Before the snapshot: the start of the oldest transaction still open on cloud. Rows such a
--- transaction commits later may carry older cursor values, so the watermark stays below it.
-SELECT least(min(a.xact_start), statement_timestamp())::text AS horizon
+--   $1 = 'public'  (source schema)
+--   $2 = 'workdiary'  (source table)
+-- Before the snapshot, on cloud: the start of the oldest transaction still open there, as UTC text
+-- (whatever the session's DateStyle and TimeZone); rows such a transaction commits later may carry older
+-- cursor values, so the watermark stays below it. Without pg_read_all_stats other roles' starts are hidden:
+-- then a transaction holding uncommitted writes to the table (pg_locks, readable by every role) whose
+-- start is hidden holds the watermark where it is.
+SELECT to_char(least(min(a.xact_start), statement_timestamp()) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS horizon,
+       EXISTS (SELECT 1
+                 FROM pg_locks AS l
+                 LEFT JOIN pg_stat_activity AS w ON w.pid = l.pid
+                WHERE l.locktype = 'relation'
+                  AND l.database = (SELECT d.oid FROM pg_database AS d WHERE d.datname = current_database())
+                  AND l.relation = to_regclass(format('%I.%I', $1::text, $2::text))
+                  AND l.mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
+                  AND l.granted
+                  AND l.pid IS DISTINCT FROM pg_backend_pid()
+                  AND w.xact_start IS NULL) AS hold
   FROM pg_stat_activity AS a
  WHERE a.datname = current_database()
    AND a.pid <> pg_backend_pid()
@@ -7608,12 +7762,13 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 
 -- [cloud] transaction-local text formats and the read window
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
+--   $2 = 'America/New_York'  (TimeZone)
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
 --   $6 = 'M'  (origin value read)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+-- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -7623,6 +7778,7 @@ SELECT set_config('DateStyle', $1, true),
 
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. No LIMIT, no window.
+-- Cursor values compare as instants: a timestamp or date cursor is cloud's local time (the TimeZone set above).
 COPY (
   SELECT f."wd_id", f."staff_id", f."job_id", f."work_date", f."hours", f."description", f."billable",
          greatest(f."updated_at", f."created_at")::timestamptz AS __bisync_cursor
@@ -7751,12 +7907,14 @@ SELECT count(*)::bigint AS owned_by_other_side
 -- [desktop] the new watermark, in the same transaction as the data
 --   $1 = 'workdiary'  (table)
 --   $2 = 'reverse'  (direction)
---   $3 = <read horizon, supplied while running>
--- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+--   $3 = <hold watermark, supplied while running>
+--   $4 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
+-- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
 INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
 SELECT $1, $2,
-       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
-            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
+            ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
        clock_timestamp()
   FROM "bisync_stage" AS s
@@ -7802,7 +7960,7 @@ COMMIT;
 -- Step 21/23: reminder reverse: cloud public.reminder → desktop public.mbreminder
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, reminder_date→remdate, title, is_done
--- step hash: 61b6c28d34f1b737cfbf979f61ca4c4d3a7fa1915361703b7a8064a1875ae886
+-- step hash: 1d28d1e5d1c9e7375dc7adf683122f144d0c805e4f4e6556871f2790b8585c84
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -7908,7 +8066,8 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+-- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -7951,9 +8110,24 @@ CREATE TEMPORARY TABLE "bisync_stage" (
 ) ON COMMIT DROP;
 
 -- [cloud] oldest open transaction on cloud, read before the snapshot
--- Before the snapshot: the start of the oldest transaction still open on cloud. Rows such a
--- transaction commits later may carry older cursor values, so the watermark stays below it.
-SELECT least(min(a.xact_start), statement_timestamp())::text AS horizon
+--   $1 = 'public'  (source schema)
+--   $2 = 'reminder'  (source table)
+-- Before the snapshot, on cloud: the start of the oldest transaction still open there, as UTC text
+-- (whatever the session's DateStyle and TimeZone); rows such a transaction commits later may carry older
+-- cursor values, so the watermark stays below it. Without pg_read_all_stats other roles' starts are hidden:
+-- then a transaction holding uncommitted writes to the table (pg_locks, readable by every role) whose
+-- start is hidden holds the watermark where it is.
+SELECT to_char(least(min(a.xact_start), statement_timestamp()) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS horizon,
+       EXISTS (SELECT 1
+                 FROM pg_locks AS l
+                 LEFT JOIN pg_stat_activity AS w ON w.pid = l.pid
+                WHERE l.locktype = 'relation'
+                  AND l.database = (SELECT d.oid FROM pg_database AS d WHERE d.datname = current_database())
+                  AND l.relation = to_regclass(format('%I.%I', $1::text, $2::text))
+                  AND l.mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
+                  AND l.granted
+                  AND l.pid IS DISTINCT FROM pg_backend_pid()
+                  AND w.xact_start IS NULL) AS hold
   FROM pg_stat_activity AS a
  WHERE a.datname = current_database()
    AND a.pid <> pg_backend_pid()
@@ -7965,12 +8139,13 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 
 -- [cloud] transaction-local text formats and the read window
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
+--   $2 = 'America/New_York'  (TimeZone)
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
 --   $6 = 'M'  (origin value read)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+-- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -7980,6 +8155,7 @@ SELECT set_config('DateStyle', $1, true),
 
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. No LIMIT, no window.
+-- Cursor values compare as instants: a timestamp or date cursor is cloud's local time (the TimeZone set above).
 COPY (
   SELECT f."rem_id", f."staff_id", f."client_id", f."reminder_date", f."title", f."is_done",
          greatest(f."updated_at", f."created_at")::timestamptz AS __bisync_cursor
@@ -8107,12 +8283,14 @@ SELECT count(*)::bigint AS owned_by_other_side
 -- [desktop] the new watermark, in the same transaction as the data
 --   $1 = 'reminder'  (table)
 --   $2 = 'reverse'  (direction)
---   $3 = <read horizon, supplied while running>
--- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+--   $3 = <hold watermark, supplied while running>
+--   $4 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
+-- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
 INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
 SELECT $1, $2,
-       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
-            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
+            ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
        clock_timestamp()
   FROM "bisync_stage" AS s
@@ -8158,7 +8336,7 @@ COMMIT;
 -- Step 22/23: remdetail reverse: cloud public.remdetail → desktop public.remdetail
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: 5d494c2beac7592a044577e44075da5129314851d4c024986356a642f32808dd
+-- step hash: 16dbc669f58c12ed206847c9518c5e482f9da6efb6df419ad171421ae43d832c
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -8264,7 +8442,8 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+-- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -8306,9 +8485,24 @@ CREATE TEMPORARY TABLE "bisync_stage" (
 ) ON COMMIT DROP;
 
 -- [cloud] oldest open transaction on cloud, read before the snapshot
--- Before the snapshot: the start of the oldest transaction still open on cloud. Rows such a
--- transaction commits later may carry older cursor values, so the watermark stays below it.
-SELECT least(min(a.xact_start), statement_timestamp())::text AS horizon
+--   $1 = 'public'  (source schema)
+--   $2 = 'remdetail'  (source table)
+-- Before the snapshot, on cloud: the start of the oldest transaction still open there, as UTC text
+-- (whatever the session's DateStyle and TimeZone); rows such a transaction commits later may carry older
+-- cursor values, so the watermark stays below it. Without pg_read_all_stats other roles' starts are hidden:
+-- then a transaction holding uncommitted writes to the table (pg_locks, readable by every role) whose
+-- start is hidden holds the watermark where it is.
+SELECT to_char(least(min(a.xact_start), statement_timestamp()) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS horizon,
+       EXISTS (SELECT 1
+                 FROM pg_locks AS l
+                 LEFT JOIN pg_stat_activity AS w ON w.pid = l.pid
+                WHERE l.locktype = 'relation'
+                  AND l.database = (SELECT d.oid FROM pg_database AS d WHERE d.datname = current_database())
+                  AND l.relation = to_regclass(format('%I.%I', $1::text, $2::text))
+                  AND l.mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
+                  AND l.granted
+                  AND l.pid IS DISTINCT FROM pg_backend_pid()
+                  AND w.xact_start IS NULL) AS hold
   FROM pg_stat_activity AS a
  WHERE a.datname = current_database()
    AND a.pid <> pg_backend_pid()
@@ -8320,12 +8514,13 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 
 -- [cloud] transaction-local text formats and the read window
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
+--   $2 = 'America/New_York'  (TimeZone)
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
 --   $6 = 'M'  (origin value read)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+-- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -8335,6 +8530,7 @@ SELECT set_config('DateStyle', $1, true),
 
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. No LIMIT, no window.
+-- Cursor values compare as instants: a timestamp or date cursor is cloud's local time (the TimeZone set above).
 COPY (
   SELECT f."remd_id", f."rem_id", f."channel", f."remind_before_days", f."note",
          greatest(f."updated_at", f."created_at")::timestamptz AS __bisync_cursor
@@ -8461,12 +8657,14 @@ SELECT count(*)::bigint AS owned_by_other_side
 -- [desktop] the new watermark, in the same transaction as the data
 --   $1 = 'remdetail'  (table)
 --   $2 = 'reverse'  (direction)
---   $3 = <read horizon, supplied while running>
--- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+--   $3 = <hold watermark, supplied while running>
+--   $4 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
+-- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
 INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
 SELECT $1, $2,
-       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
-            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
+            ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
        clock_timestamp()
   FROM "bisync_stage" AS s
@@ -8512,7 +8710,7 @@ COMMIT;
 -- Step 23/23: learequest reverse: cloud public.learequest → desktop public.learequest
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: bf5a3a42ef53574d2708c343f6ba205daecc30a3fd7862247c05480d16310ff0
+-- step hash: 9f5f04cbc75bab36eb7240e677ef9d3e86c3d142df415f597bc274beb8ec3800
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -8618,7 +8816,8 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+-- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -8663,9 +8862,24 @@ CREATE TEMPORARY TABLE "bisync_stage" (
 ) ON COMMIT DROP;
 
 -- [cloud] oldest open transaction on cloud, read before the snapshot
--- Before the snapshot: the start of the oldest transaction still open on cloud. Rows such a
--- transaction commits later may carry older cursor values, so the watermark stays below it.
-SELECT least(min(a.xact_start), statement_timestamp())::text AS horizon
+--   $1 = 'public'  (source schema)
+--   $2 = 'learequest'  (source table)
+-- Before the snapshot, on cloud: the start of the oldest transaction still open there, as UTC text
+-- (whatever the session's DateStyle and TimeZone); rows such a transaction commits later may carry older
+-- cursor values, so the watermark stays below it. Without pg_read_all_stats other roles' starts are hidden:
+-- then a transaction holding uncommitted writes to the table (pg_locks, readable by every role) whose
+-- start is hidden holds the watermark where it is.
+SELECT to_char(least(min(a.xact_start), statement_timestamp()) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS horizon,
+       EXISTS (SELECT 1
+                 FROM pg_locks AS l
+                 LEFT JOIN pg_stat_activity AS w ON w.pid = l.pid
+                WHERE l.locktype = 'relation'
+                  AND l.database = (SELECT d.oid FROM pg_database AS d WHERE d.datname = current_database())
+                  AND l.relation = to_regclass(format('%I.%I', $1::text, $2::text))
+                  AND l.mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
+                  AND l.granted
+                  AND l.pid IS DISTINCT FROM pg_backend_pid()
+                  AND w.xact_start IS NULL) AS hold
   FROM pg_stat_activity AS a
  WHERE a.datname = current_database()
    AND a.pid <> pg_backend_pid()
@@ -8677,12 +8891,13 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 
 -- [cloud] transaction-local text formats and the read window
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
+--   $2 = 'America/New_York'  (TimeZone)
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
 --   $6 = 'M'  (origin value read)
--- Transaction-local settings (pooler-safe): a text format both sides read the same way, and this step's read window.
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+-- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
@@ -8692,6 +8907,7 @@ SELECT set_config('DateStyle', $1, true),
 
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. No LIMIT, no window.
+-- Cursor values compare as instants: a timestamp or date cursor is cloud's local time (the TimeZone set above).
 COPY (
   SELECT f."lea_id", f."staff_id", f."leave_type", f."from_date", f."to_date", f."reason", f."status", f."approved_by",
          greatest(f."updated_at", f."created_at")::timestamptz AS __bisync_cursor
@@ -8821,12 +9037,14 @@ SELECT count(*)::bigint AS owned_by_other_side
 -- [desktop] the new watermark, in the same transaction as the data
 --   $1 = 'learequest'  (table)
 --   $2 = 'reverse'  (direction)
---   $3 = <read horizon, supplied while running>
--- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing was read.
+--   $3 = <hold watermark, supplied while running>
+--   $4 = <read horizon, supplied while running>
+-- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
+-- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
 INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
 SELECT $1, $2,
-       CASE WHEN max(s.__bisync_cursor) IS NULL THEN NULL
-            ELSE least(max(s.__bisync_cursor), $3::timestamptz)
+       CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
+            ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
        clock_timestamp()
   FROM "bisync_stage" AS s

@@ -8,6 +8,7 @@ import type { ResolvedConfig } from '../../src/config/types.js';
 import { apply, query, testConfig, writeConfig } from '../harness/bisync.js';
 import type { TestDatabases } from '../harness/fresh-databases.js';
 import { setDatabaseDefaults, useFreshDatabases, withClient } from '../harness/fresh-databases.js';
+import { ThreeWayPair } from '../three-way/three-way-fixture.js';
 import { jobsConfig, seedDesktop } from './jobs-fixture.js';
 
 /**
@@ -275,5 +276,36 @@ describe('status and dry run', () => {
     expect(applyText(report)).toMatch(/job forward: the dry run drew 3 values from the sequence of seq_no; PostgreSQL does not roll sequences back/);
     const after = await query<{ last: string }>(dbs.cloudUrl, `SELECT last_value::text AS last FROM job_seq_no_seq`);
     expect(Number(after[0]?.last) - Number(before[0]?.last)).toBe(3); // what the note says is what happened
+  });
+});
+
+describe('edits: both between servers in different time zones', () => {
+  it('a timestamptz column agreed on both sides is not a change: re-runs write nothing and park no conflict, and an edit travels (Asia/Kolkata desktop, America/New_York cloud)', async () => {
+    const pair = await ThreeWayPair.create('tz3way', { cursors: true });
+    try {
+      await setDatabaseDefaults(pair.dbs.desktopUrl, { TimeZone: 'Asia/Kolkata', DateStyle: 'SQL, DMY' });
+      await setDatabaseDefaults(pair.dbs.cloudUrl, { TimeZone: 'America/New_York', DateStyle: 'SQL, DMY' });
+      await pair.agreed([
+        [1, 'one', 'open'],
+        [2, 'two', null],
+      ]);
+      await pair.sql('cloud', `INSERT INTO job (job_id, title, status, source) VALUES (3, 'phone', 'open', 'M')`);
+      await pair.apply('both');
+
+      const again = await pair.apply('both', { mode: 'full' });
+      expect(again.steps.map((s) => [s.direction, s.inserted, s.updated, s.conflicts])).toEqual([
+        ['forward', 0, 0, 0],
+        ['reverse', 0, 0, 0],
+      ]);
+      expect(await pair.conflicts('desktop')).toEqual([]);
+      expect(await pair.conflicts('cloud')).toEqual([]);
+
+      await pair.sql('desktop', `UPDATE job SET title = 'one, edited' WHERE job_id = 1`);
+      await pair.apply('both');
+      expect((await pair.job('cloud', 1))?.title).toBe('one, edited');
+      expect(await pair.conflicts('cloud')).toEqual([]);
+    } finally {
+      await pair.drop();
+    }
   });
 });

@@ -300,6 +300,7 @@ function compileStep(
     lockNamespace: LOCK_NAMESPACE,
     lockKey: `${config.stateSchema}.${table.name}/${direction}`,
     read: null,
+    timeouts: { lock: `${Math.round(table.lockTimeoutSeconds * 1000)}ms`, statement: `${Math.round(table.statementTimeoutSeconds * 1000)}ms` },
     xmin: byXmin,
     sinceXmin: xminChoice?.since ?? null,
     sourceRegclass: quoteQualified({ schema: sourceCat.schema, name: sourceCat.name }),

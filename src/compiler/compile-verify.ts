@@ -105,6 +105,7 @@ function compileTable(config: ResolvedConfig, catalogs: Readonly<Record<string, 
       // and a timestamptz compare as they were converted there, and timestamptz text is the same.
       timeZone: catalogs[typeSide]?.timeZone ?? 'UTC',
       zoneNote: `${typeSide}'s own on both sides, where values of differing time types were converted`,
+      timeouts: null,
     };
     const stmt = (kind: string, purpose: string): PlanStatement => {
       const { sql, params } = renderSql(kind, context);

@@ -25,6 +25,8 @@ export const TABLE_KEYS = [
   'timestamps',
   'origin',
   'lookback',
+  'lock_timeout',
+  'statement_timeout',
   'columns',
   'deletes',
   'edits',
@@ -35,6 +37,10 @@ export const TABLE_KEYS = [
 ] as const;
 
 const DEFAULT_LOOKBACK = '5s';
+// A step waits at most this long for a lock another session holds (then fails, and is retried),
+// and no single statement runs longer: a run never hangs forever behind a table lock.
+const DEFAULT_LOCK_TIMEOUT = '30s';
+const DEFAULT_STATEMENT_TIMEOUT = '1h';
 const DEFAULT_MAX_DELETE_FRACTION = 0.1;
 
 /**
@@ -190,6 +196,8 @@ export function resolveConfig(
     }
     // An unparsable lookback was reported where it is written (checkSettings).
     const lookbackSeconds = typeof merged.lookback === 'string' ? parseDuration(merged.lookback) : parseDuration(DEFAULT_LOOKBACK);
+    const lockTimeoutSeconds = parseDuration(typeof merged.lock_timeout === 'string' ? merged.lock_timeout : DEFAULT_LOCK_TIMEOUT);
+    const statementTimeoutSeconds = parseDuration(typeof merged.statement_timeout === 'string' ? merged.statement_timeout : DEFAULT_STATEMENT_TIMEOUT);
 
     const columns = merged.columns === undefined ? null : listOf(merged.columns).map((c) => columnPair(c, dbNames));
     if (columns !== null) {
@@ -245,6 +253,8 @@ export function resolveConfig(
       xmin,
       origin: origin === null ? null : ({ column: origin.column, forward: origin.forward, reverse: origin.reverse } satisfies ResolvedOrigin),
       lookbackSeconds: lookbackSeconds ?? 0,
+      lockTimeoutSeconds: lockTimeoutSeconds ?? 30,
+      statementTimeoutSeconds: statementTimeoutSeconds ?? 3600,
       deletes: merged.deletes ?? 'keep',
       maxDeleteFraction: merged.max_delete_fraction ?? DEFAULT_MAX_DELETE_FRACTION,
       edits,
@@ -289,8 +299,11 @@ function checkSettings(
       report([...base, 'timestamps', key], `"${key}" is not one of the databases (${dbNames.join(', ')})`, didYouMean(key, dbNames) || 'timestamps is keyed by database name', 'key');
     }
   }
-  if (typeof settings.lookback === 'string' && parseDuration(settings.lookback) === undefined) {
-    report([...base, 'lookback'], 'not a duration', 'write a number and a unit: 0s, 500ms, 5s, 2m, 1h');
+  for (const key of ['lookback', 'lock_timeout', 'statement_timeout'] as const) {
+    const value = settings[key];
+    if (typeof value === 'string' && parseDuration(value) === undefined) {
+      report([...base, key], 'not a duration', `write a number and a unit: ${key === 'lookback' ? '0s, 500ms, 5s, 2m, 1h' : '0s (no limit), 500ms, 30s, 2m, 1h'}`);
+    }
   }
 }
 

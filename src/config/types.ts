@@ -34,6 +34,8 @@ export interface RawTableSettings {
   timestamps?: Record<string, string[] | 'xmin'>;
   origin?: RawOrigin | false;
   lookback?: string;
+  lock_timeout?: string;
+  statement_timeout?: string;
   columns?: (string | Record<string, string>)[];
   deletes?: DeletesMode;
   edits?: EditsMode;
@@ -106,6 +108,10 @@ export interface ResolvedTable {
   readonly xmin: readonly string[];
   readonly origin: ResolvedOrigin | null;
   readonly lookbackSeconds: number;
+  /** SET LOCAL lock_timeout of every step transaction (0: wait forever). Default 30 s. */
+  readonly lockTimeoutSeconds: number;
+  /** SET LOCAL statement_timeout of every step transaction (0: no limit). Default 1 h. */
+  readonly statementTimeoutSeconds: number;
   readonly deletes: DeletesMode;
   readonly maxDeleteFraction: number;
   /** Who may change a row: the origin rule's owner (SPEC §2), or both sides (three-way, SPEC §7). */

@@ -455,7 +455,7 @@ describe('unknown keys', () => {
     `);
     const p = onlyProblem(text);
     expect(p.path).toBe('tables[0].batch_size');
-    expect(p.hint).toMatch(/a table takes name, primary_key, direction, after, timestamps, origin, lookback, columns/);
+    expect(p.hint).toMatch(/a table takes name, primary_key, direction, after, timestamps, origin, lookback, lock_timeout, statement_timeout, columns/);
     expect(p.hint).toMatch(/\(desktop, cloud\)/);
   });
 

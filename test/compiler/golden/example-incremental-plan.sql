@@ -1,4 +1,4 @@
--- bisync plan 9306888bd9ecb1d2a964de4ac61604038e8443dbc6d3837e8e763b0477a88222
+-- bisync plan 09e3e30c06792bf6609f1205ed1f11a104456212e3191d80cc51ac7149a33e63
 -- config: sync.config.yaml; state schema: bisync; 2 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/2: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 4d5122ed9c77e0bb77fd88097501f4798d73ffae8cb3e17ea4038bfcee0b892f
+-- step hash: ccda3d5619ee6cd16498fcf9355736c30cf1ab84ca1134906ae47c3abc0668ba
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -112,13 +112,17 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -172,13 +176,17 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. No LIMIT, no window.
@@ -378,7 +386,7 @@ COMMIT;
 -- Step 2/2: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: incremental — watermark 2026-01-02T03:04:05.123456Z on updated_at, created_at, minus the lookback
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 22217dc9f55cf66e09235eef64a7e4158eede3cfaff47286670abf6bbb184282
+-- step hash: 104582a31cc4d11d9fa5655761f46b2ad28f51176999b2a5244a7e6a9dbdc708
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -484,13 +492,17 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
 
 -- [desktop] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -565,19 +577,23 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
---   $6 = '2026-01-02T03:04:05.123456Z'  (watermark)
---   $7 = '5 seconds'  (lookback)
---   $8 = 'M'  (origin value read)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+--   $8 = '2026-01-02T03:04:05.123456Z'  (watermark)
+--   $9 = '5 seconds'  (lookback)
+--   $10 = 'M'  (origin value read)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
        set_config('bytea_output', $5, true),
-       set_config('bisync.since', $6, true),
-       set_config('bisync.lookback', $7, true),
-       set_config('bisync.origin', $8, true);
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true),
+       set_config('bisync.since', $8, true),
+       set_config('bisync.lookback', $9, true),
+       set_config('bisync.origin', $10, true);
 
 -- [cloud] stream the rows out of cloud
 -- Read rows at or after (watermark - lookback), and rows with no cursor value owned by this direction's source. No LIMIT, no window.

@@ -1,4 +1,4 @@
--- bisync plan 650b9c076395d75da05ff4a480b6c68771b5e7cd294d944000a7290ec106848f
+-- bisync plan f5dc94821c01d70d510f3f6e32df8d0d63cf44c9e7eb4f8e108bdb4aab28dc47
 -- config: sync.config.yaml; state schema: bisync; 23 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/23: orgmaster forward: desktop public.orgmaster → cloud public.orgmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: org_id, org_name, gstin, city, is_active
--- step hash: ca2d2c20e5ec3fcb629720822534e757790096adf4f7d379f23273795147304c
+-- step hash: d95311e6e32549a3a12c14a722713d3d331c4f837887a756b4272d85108e4b21
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -112,13 +112,17 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -167,13 +171,17 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. No LIMIT, no window.
@@ -368,7 +376,7 @@ COMMIT;
 -- Step 2/23: locmaster forward: desktop public.locmaster → cloud public.locmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: loc_id, org_id, loc_name, pincode, is_head_office
--- step hash: 10270dab1f9ec48bf9f3688b1256abe7a2cbf6fdeec2751132c129fe4d3419d8
+-- step hash: f7b689b76a79dfbb39535aa9b3e6b670ae4d9772426a51a6070146abe672784b
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -474,13 +482,17 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -529,13 +541,17 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. No LIMIT, no window.
@@ -730,7 +746,7 @@ COMMIT;
 -- Step 3/23: conmaster forward: desktop public.conmaster → cloud public.conmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: con_id, con_code, con_name, sort_order, remarks
--- step hash: 06ac26e2986fe2371213e89a97bcc8857679ac961df48fa8b0c15ff6e6ff0f30
+-- step hash: 41558b4c77f0b35a29e1cfe6d93af2032610eb81d456e902fa8a41b43749c36c
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -836,13 +852,17 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -891,13 +911,17 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. No LIMIT, no window.
@@ -1092,7 +1116,7 @@ COMMIT;
 -- Step 4/23: mbstaff forward: desktop public.mbstaff → cloud public.mbstaff
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: staff_id, org_id, staff_name, designation, mobile, hourly_rate, joined_on, is_active
--- step hash: 488264ef4a11b94154c19645c935f3a66528658a56393b18ab60c0809df363e6
+-- step hash: dc6739a74b353a9470612a6fa904574a049fb91c829e0f4ad56e049b0582e69e
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1198,13 +1222,17 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -1256,13 +1284,17 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. No LIMIT, no window.
@@ -1460,7 +1492,7 @@ COMMIT;
 -- Step 5/23: taskmaster forward: desktop public.taskmaster → cloud public.taskmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: task_id, task_name, category, std_hours, is_billable
--- step hash: 79c9647694f10e67752af7bcbab274c98bcfe00f7975d5aa880a8a0df69949ad
+-- step hash: 0bbcf2bbc31f3fbaf570b33aa57b448eda441712e241fd87e72a4d90de4ef9e9
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1566,13 +1598,17 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -1621,13 +1657,17 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. No LIMIT, no window.
@@ -1822,7 +1862,7 @@ COMMIT;
 -- Step 6/23: jobmaster forward: desktop public.jobmaster → cloud public.jobmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: job_id, job_name, recurrence, default_fee, is_active
--- step hash: e6d205c6869b2962db8366d934d4467f8af50600d12921ff06a1adf1df297574
+-- step hash: bbe38300c06872e4d386d0a9afb9028193b1fd69f68b58af3d54b9d041334fd1
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1928,13 +1968,17 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -1983,13 +2027,17 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. No LIMIT, no window.
@@ -2184,7 +2232,7 @@ COMMIT;
 -- Step 7/23: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 4d5122ed9c77e0bb77fd88097501f4798d73ffae8cb3e17ea4038bfcee0b892f
+-- step hash: ccda3d5619ee6cd16498fcf9355736c30cf1ab84ca1134906ae47c3abc0668ba
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -2290,13 +2338,17 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -2350,13 +2402,17 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. No LIMIT, no window.
@@ -2556,7 +2612,7 @@ COMMIT;
 -- Step 8/23: cliunimaster forward: desktop public.cliunimaster → cloud public.cliunimaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: cliu_id, client_id, unit_name, gstin, address
--- step hash: de04062e86dc840808f310d7cec1068465c8be7bdcc6793f32193bd795d69193
+-- step hash: 9b99fd447387193b9071edf87a504c02fcdb9ac0fae9cde3cab77673ba33501b
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -2662,13 +2718,17 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -2717,13 +2777,17 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. No LIMIT, no window.
@@ -2918,7 +2982,7 @@ COMMIT;
 -- Step 9/23: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 0f008969f84112927df3dc5f2b20f8c69e04799b9399f512455a22f7cdcd22a1
+-- step hash: 0b9d98b45f9386dec1d2f117cd9430fbeb25ee8a5d26648768b5ced558427b35
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -3024,13 +3088,17 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -3087,15 +3155,19 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
---   $6 = 'jobshead'  (table)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+--   $8 = 'jobshead'  (table)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
        set_config('bytea_output', $5, true),
-       set_config('bisync.base_table', $6, true);
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true),
+       set_config('bisync.base_table', $8, true);
 
 -- [desktop] stream the rows out of desktop, with desktop's copy of the base
 -- Read every row, and every key desktop's copy of the base knows (a key in the base that desktop no longer has was deleted there),
@@ -3435,7 +3507,7 @@ COMMIT;
 -- Step 10/23: jobtasks forward: desktop public.jobtasks → cloud public.jobtasks
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: ca029cb2ae83bfcb0770106bbc59a852a2b0d4357b83fe54d2b117eb094c5ffe
+-- step hash: 30b5b548a63f179edfff68549453fd306229c7c0ebfcd0593ba6bebc90f71f36
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -3541,13 +3613,17 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -3602,15 +3678,19 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
---   $6 = 'jobtasks'  (table)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+--   $8 = 'jobtasks'  (table)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
        set_config('bytea_output', $5, true),
-       set_config('bisync.base_table', $6, true);
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true),
+       set_config('bisync.base_table', $8, true);
 
 -- [desktop] stream the rows out of desktop, with desktop's copy of the base
 -- Read every row, and every key desktop's copy of the base knows (a key in the base that desktop no longer has was deleted there),
@@ -3948,7 +4028,7 @@ COMMIT;
 -- Step 11/23: taskchecklist forward: desktop public.taskchecklist → cloud public.taskchecklist
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: da45f8f6dcd1c85dfa04f8eb6d5626313c46af384980c70f94dbc7698dd75798
+-- step hash: a2768f04ef2f22f2c8f9a9033e6afad053af1011445d96ad169b3d93d3e43b8f
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -4054,13 +4134,17 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -4109,13 +4193,17 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. No LIMIT, no window.
@@ -4310,7 +4398,7 @@ COMMIT;
 -- Step 12/23: workdiary forward: desktop public.workdiary → cloud public.workdiary
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: acffe5a0f6032ea4073d5585b6cb8312e71ed3bd4b27d4ec27b22da33087e47d
+-- step hash: 63028050829dec25ab19c2add2582f07068a60aa09b614d7d024738b940bbd56
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -4416,13 +4504,17 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -4473,13 +4565,17 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. No LIMIT, no window.
@@ -4676,7 +4772,7 @@ COMMIT;
 -- Step 13/23: reminder forward: desktop public.mbreminder → cloud public.reminder
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, remdate→reminder_date, title, is_done
--- step hash: c3417db56951e00d4f26435ec73c650682e0b7f63802843976f43b49e3caaf15
+-- step hash: 63e95b5264bbb8aa40db69d88284d87e8a2dd91c6e769ae3908783b82041acbb
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -4782,13 +4878,17 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -4838,13 +4938,17 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. No LIMIT, no window.
@@ -5040,7 +5144,7 @@ COMMIT;
 -- Step 14/23: remdetail forward: desktop public.remdetail → cloud public.remdetail
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: b1a8a9985feb3d6f984ee5923a57298b754458cdf3c47a1010d0e22d280d5622
+-- step hash: dbcbc3c48bfeed12b1d0e966ad7bd8affb1c462f8a861636b751c7108ea92ab9
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5146,13 +5250,17 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -5201,13 +5309,17 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. No LIMIT, no window.
@@ -5402,7 +5514,7 @@ COMMIT;
 -- Step 15/23: learequest forward: desktop public.learequest → cloud public.learequest
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: 908006d93bd4888fdddaa79bcf4c101e4744002649f6a27b7279d843df17d69f
+-- step hash: ca3d88b493f2c4b7167c596a475b412c5a3ad15966f9a775d6776f1f616e9be5
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5508,13 +5620,17 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -5566,13 +5682,17 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. No LIMIT, no window.
@@ -5770,7 +5890,7 @@ COMMIT;
 -- Step 16/23: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: a851de3959ea13991d7eb931282f632c12aefe8824a0d2206b955f3aff0b1900
+-- step hash: e51e71e01b1ebfdda79aabc0ac396afd479f08f5b4b1326b2a1504c3bbeb4133
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5876,13 +5996,17 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
 
 -- [desktop] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -5957,15 +6081,19 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
---   $6 = 'M'  (origin value read)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+--   $8 = 'M'  (origin value read)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
        set_config('bytea_output', $5, true),
-       set_config('bisync.origin', $6, true);
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true),
+       set_config('bisync.origin', $8, true);
 
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. No LIMIT, no window.
@@ -6154,7 +6282,7 @@ COMMIT;
 -- Step 17/23: jobshead reverse: cloud public.jobshead → desktop public.jobshead
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: fe44435085a7ed39239de1b0d2cd3ef7ea901a24ad15caca8c13d6b529f1aa57
+-- step hash: a918673d6dbba4ef457489e407571aed3aa82628371d13d29d1706d02008d950
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -6260,13 +6388,17 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
 
 -- [desktop] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -6345,15 +6477,19 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
---   $6 = 'jobshead'  (table)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+--   $8 = 'jobshead'  (table)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
        set_config('bytea_output', $5, true),
-       set_config('bisync.base_table', $6, true);
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true),
+       set_config('bisync.base_table', $8, true);
 
 -- [cloud] stream the rows out of cloud, with cloud's copy of the base
 -- Read every row, and every key cloud's copy of the base knows (a key in the base that cloud no longer has was deleted there),
@@ -6683,7 +6819,7 @@ COMMIT;
 -- Step 18/23: jobtasks reverse: cloud public.jobtasks → desktop public.jobtasks
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: 8ff799165016a53a2ddc8379caa9ffa7cfacd779aba48667fe30e52f4fff87f0
+-- step hash: e78c0614601e0265f8fbe5596e9e36e6682c65fd5134fd3a25f13d66849c3b14
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -6789,13 +6925,17 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
 
 -- [desktop] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -6872,15 +7012,19 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
---   $6 = 'jobtasks'  (table)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+--   $8 = 'jobtasks'  (table)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
        set_config('bytea_output', $5, true),
-       set_config('bisync.base_table', $6, true);
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true),
+       set_config('bisync.base_table', $8, true);
 
 -- [cloud] stream the rows out of cloud, with cloud's copy of the base
 -- Read every row, and every key cloud's copy of the base knows (a key in the base that cloud no longer has was deleted there),
@@ -7208,7 +7352,7 @@ COMMIT;
 -- Step 19/23: taskchecklist reverse: cloud public.taskchecklist → desktop public.taskchecklist
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: 0eb974bfc845e6b8d7fb787916f2759500c217ffe9cde72011914a9b49a7e5e0
+-- step hash: 16e882e8ffe6e96ba91254954ff559b904ef00e12b78c716c9ef9655f61536a9
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -7314,13 +7458,17 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
 
 -- [desktop] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -7390,15 +7538,19 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
---   $6 = 'M'  (origin value read)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+--   $8 = 'M'  (origin value read)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
        set_config('bytea_output', $5, true),
-       set_config('bisync.origin', $6, true);
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true),
+       set_config('bisync.origin', $8, true);
 
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. No LIMIT, no window.
@@ -7582,7 +7734,7 @@ COMMIT;
 -- Step 20/23: workdiary reverse: cloud public.workdiary → desktop public.workdiary
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: 0935ac3b9530583593c4427d698eba925ad2c76e90dcef5c1554bc85a6961560
+-- step hash: 55bcd64e705577372bb7eebca0f0f69879cf627188752dda6b4a95d2d6af66cf
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -7688,13 +7840,17 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
 
 -- [desktop] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -7766,15 +7922,19 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
---   $6 = 'M'  (origin value read)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+--   $8 = 'M'  (origin value read)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
        set_config('bytea_output', $5, true),
-       set_config('bisync.origin', $6, true);
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true),
+       set_config('bisync.origin', $8, true);
 
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. No LIMIT, no window.
@@ -7960,7 +8120,7 @@ COMMIT;
 -- Step 21/23: reminder reverse: cloud public.reminder → desktop public.mbreminder
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, reminder_date→remdate, title, is_done
--- step hash: 1d28d1e5d1c9e7375dc7adf683122f144d0c805e4f4e6556871f2790b8585c84
+-- step hash: d3835852960923bc90b4baaa4a168384b85756bc29ce6b6361bcfdc10b5eee78
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -8066,13 +8226,17 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
 
 -- [desktop] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -8143,15 +8307,19 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
---   $6 = 'M'  (origin value read)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+--   $8 = 'M'  (origin value read)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
        set_config('bytea_output', $5, true),
-       set_config('bisync.origin', $6, true);
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true),
+       set_config('bisync.origin', $8, true);
 
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. No LIMIT, no window.
@@ -8336,7 +8504,7 @@ COMMIT;
 -- Step 22/23: remdetail reverse: cloud public.remdetail → desktop public.remdetail
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: 16dbc669f58c12ed206847c9518c5e482f9da6efb6df419ad171421ae43d832c
+-- step hash: 047ea4ffab1abb51ffef12c8a8f64c533039d990f2d93e8818e94c175c92b174
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -8442,13 +8610,17 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
 
 -- [desktop] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -8518,15 +8690,19 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
---   $6 = 'M'  (origin value read)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+--   $8 = 'M'  (origin value read)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
        set_config('bytea_output', $5, true),
-       set_config('bisync.origin', $6, true);
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true),
+       set_config('bisync.origin', $8, true);
 
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. No LIMIT, no window.
@@ -8710,7 +8886,7 @@ COMMIT;
 -- Step 23/23: learequest reverse: cloud public.learequest → desktop public.learequest
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: 9f5f04cbc75bab36eb7240e677ef9d3e86c3d142df415f597bc274beb8ec3800
+-- step hash: 9dab6d97842b1896520ff342b6e6e3f48c4fa3199baa6cfa299f44876b67d5d4
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -8816,13 +8992,17 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true);
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
 
 -- [desktop] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -8895,15 +9075,19 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $3 = 'postgres'  (IntervalStyle)
 --   $4 = '3'  (extra_float_digits)
 --   $5 = 'hex'  (bytea_output)
---   $6 = 'M'  (origin value read)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way, and this step's read window.
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+--   $8 = 'M'  (origin value read)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
        set_config('TimeZone', $2, true),
        set_config('IntervalStyle', $3, true),
        set_config('extra_float_digits', $4, true),
        set_config('bytea_output', $5, true),
-       set_config('bisync.origin', $6, true);
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true),
+       set_config('bisync.origin', $8, true);
 
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. No LIMIT, no window.

@@ -42,6 +42,8 @@ export interface TableProposal {
   readonly direction: TableDirection;
   /** Cursor columns per side; a side without any is absent. */
   readonly timestamps: Readonly<Partial<Record<Side, readonly string[]>>>;
+  /** Sides without cursor columns whose table is a plain table: proposed `timestamps: { side: xmin }` (SPEC §8). */
+  readonly xmin: readonly Side[];
   /** The origin column of the cloud table, or null. */
   readonly origin: string | null;
   /** Comment lines for this table; guesses start with `GUESS:`. */
@@ -179,6 +181,9 @@ function proposeTable(name: string, desktop: ListedTable, cloud: ListedTable): T
     if (cursors.columns.length > 0) timestamps[side] = cursors.columns;
     cursorNames[side] = cursors.columns;
   }
+  // Without cursor columns a plain table is still read incrementally, by the transaction id
+  // PostgreSQL stamps on every row version (a partitioned table has no single file to watch).
+  const xmin = (['desktop', 'cloud'] as const).filter((side) => timestamps[side] === undefined && (side === 'desktop' ? desktop : cloud).kind === 'r');
 
   const onlyDesktop = desktop.columns.filter((c) => !cloudColumns.has(c.name) && !cursorNames.desktop.includes(c.name)).map((c) => c.name);
   const onlyCloud = cloud.columns
@@ -224,6 +229,7 @@ function proposeTable(name: string, desktop: ListedTable, cloud: ListedTable): T
     columns: leftOut ? synced : null,
     direction,
     timestamps,
+    xmin,
     origin: origin.column,
     notes,
     leftOutByTrigger,

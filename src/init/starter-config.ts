@@ -104,7 +104,7 @@ export function starterConfig(listings: Readonly<Record<Side, DatabaseListing>>)
   valueOf(doc, ['defaults', 'lookback']).comment = ' re-read this far behind each watermark (late commits, clock skew)';
   if (timestamps !== null) {
     keyOf(defaultsMap, 'timestamps').commentBefore = comment([maintainedEverywhere(tables) ?? timestampsGuess]);
-    for (const side of SIDES) if (timestamps[side] !== undefined) (valueOf(doc, ['defaults', 'timestamps', side]) as YAMLSeq).flow = true;
+    for (const side of SIDES) if (Array.isArray(timestamps[side])) (valueOf(doc, ['defaults', 'timestamps', side]) as YAMLSeq).flow = true;
   }
 
   const tablesHeader = ['Run order: `after` dependencies (from foreign keys on either side), then file order.'];
@@ -183,16 +183,16 @@ function maintainedEverywhere(tables: readonly TableProposal[]): string | null {
     describe('desktop') === describe('cloud')
       ? [`on both sides, ${describe('desktop')}`]
       : SIDES.filter((side) => describe(side) !== '').map((side) => `on ${side}, ${describe(side)}`);
-  return `cursor columns: on every table, a BEFORE UPDATE trigger sets them to the clock on every change (${parts.join('; ')}), so an incremental read sees every edit. A side without them is read in full.`;
+  return `cursor columns: on every table, a BEFORE UPDATE trigger sets them to the clock on every change (${parts.join('; ')}), so an incremental read sees every edit. A side without them is read by xmin (rows written since the last run).`;
 }
 
 const timestampsGuess =
-  'GUESS: cursor columns found by name. They must change on every write (set by the application or a trigger), or incremental reads miss edits; remove them to read in full. A side without any is read in full.';
+  'GUESS: cursor columns found by name. They must change on every write (set by the application or a trigger), or incremental reads miss edits; remove them to read in full. A side without any is read by `xmin`: only rows written since the last run, by the transaction id PostgreSQL stamps on every row (no schema change; deletes are not seen, as with any cursor).';
 
 function tableEntry(t: TableProposal, after: readonly string[], defaultOrigin: string | null, timestampsHoisted: boolean): Record<string, unknown> {
   const entry: Record<string, unknown> = { name: t.name, primary_key: [...t.primaryKey], direction: t.direction };
   if (after.length > 0) entry.after = [...after];
-  if (!timestampsHoisted && Object.keys(t.timestamps).length > 0) entry.timestamps = orderedTimestamps(t);
+  if (!timestampsHoisted && Object.keys(orderedTimestamps(t)).length > 0) entry.timestamps = orderedTimestamps(t);
   if (t.origin === null && defaultOrigin !== null) entry.origin = false;
   else if (t.origin !== null && t.origin !== defaultOrigin) entry.origin = { column: t.origin, forward: ORIGIN_FORWARD, reverse: ORIGIN_REVERSE };
   if (t.columns !== null) entry.columns = [...t.columns];
@@ -211,19 +211,20 @@ function hoistedOrigin(tables: readonly TableProposal[]): string | null {
   return best !== undefined && best[1] * 2 > tables.length ? best[0] : null;
 }
 
-/** The cursor columns, when every table has the same ones (and has some). */
-function hoistedTimestamps(tables: readonly TableProposal[]): Partial<Record<Side, string[]>> | null {
+/** The cursor columns (or xmin), when every table has the same ones (and has some). */
+function hoistedTimestamps(tables: readonly TableProposal[]): Partial<Record<Side, string[] | 'xmin'>> | null {
   const first = tables[0];
-  if (first === undefined || Object.keys(first.timestamps).length === 0) return null;
+  if (first === undefined || Object.keys(orderedTimestamps(first)).length === 0) return null;
   const same = JSON.stringify(orderedTimestamps(first));
   return tables.every((t) => JSON.stringify(orderedTimestamps(t)) === same) ? orderedTimestamps(first) : null;
 }
 
-function orderedTimestamps(t: TableProposal): Partial<Record<Side, string[]>> {
-  const result: Partial<Record<Side, string[]>> = {};
+function orderedTimestamps(t: TableProposal): Partial<Record<Side, string[] | 'xmin'>> {
+  const result: Partial<Record<Side, string[] | 'xmin'>> = {};
   for (const side of SIDES) {
     const columns = t.timestamps[side];
     if (columns !== undefined) result[side] = [...columns];
+    else if (t.xmin.includes(side)) result[side] = 'xmin';
   }
   return result;
 }

@@ -15,7 +15,7 @@ interface StarterTable {
   primary_key: string[];
   direction: string;
   after?: string[];
-  timestamps?: Record<string, string[]>;
+  timestamps?: Record<string, string[] | 'xmin'>;
   origin?: false | { column: string; forward: string; reverse: string };
   columns?: string[];
 }
@@ -24,7 +24,7 @@ interface StarterFile {
   databases: Record<string, { url: string; ssl?: string }>;
   forward: { from: string; to: string };
   state: { schema: string };
-  defaults: { origin?: { column: string; forward: string; reverse: string }; lookback: string; timestamps?: Record<string, string[]> };
+  defaults: { origin?: { column: string; forward: string; reverse: string }; lookback: string; timestamps?: Record<string, string[] | 'xmin'> };
   tables: StarterTable[];
 }
 
@@ -124,12 +124,12 @@ describe('bisync init on the sample dataset', () => {
     for (const t of config.tables) for (const parent of t.after ?? []) expect(position.get(parent)).toBeLessThan(position.get(t.name) ?? -1);
   });
 
-  it('hoists the cloud cursor columns (newest first) and the source origin rule into defaults', () => {
+  it('hoists the cloud cursor columns (newest first), xmin for the desktop that has none, and the source origin rule into defaults', () => {
     const config = parse(first.text) as StarterFile;
     expect(config.defaults).toEqual({
       origin: { column: 'source', forward: 'D', reverse: 'M' },
       lookback: '5s',
-      timestamps: { cloud: ['updated_at', 'created_at'] },
+      timestamps: { desktop: 'xmin', cloud: ['updated_at', 'created_at'] },
     });
     expect(config.tables.every((t) => t.timestamps === undefined && t.origin === undefined)).toBe(true);
     expect(first.text).toMatch(/# GUESS: 14 of 14 cloud tables have a text column `source`/);
@@ -323,9 +323,10 @@ describe('bisync init on hand-made schemas', () => {
 
   it('writes cursor columns per table when the tables differ, and does not use a created_at as the only cursor', () => {
     expect(config.defaults.timestamps).toBeUndefined();
-    expect(tableOf(config, 'parent').timestamps).toEqual({ cloud: ['updated_at', 'created_at'] });
-    expect(tableOf(config, 'codes').timestamps).toEqual({ cloud: ['modified_at', 'created_at'] });
-    expect(tableOf(config, 'plain').timestamps).toBeUndefined();
+    expect(tableOf(config, 'parent').timestamps).toEqual({ desktop: 'xmin', cloud: ['updated_at', 'created_at'] });
+    expect(tableOf(config, 'codes').timestamps).toEqual({ desktop: 'xmin', cloud: ['modified_at', 'created_at'] });
+    // No cursor column on either side: both sides are read by xmin (SPEC §8), never in full by default.
+    expect(tableOf(config, 'plain').timestamps).toEqual({ desktop: 'xmin', cloud: 'xmin' });
   });
 
   it('quotes odd table and column names, and qualifies a table outside the search path', () => {

@@ -32,6 +32,8 @@ export async function readCatalogs(config: ResolvedConfig, dbs?: Databases): Pro
     const client = dbs === undefined ? await connect(db) : await dbs.client(db.name);
     try {
       await client.query('BEGIN TRANSACTION READ ONLY');
+      // Reading the catalog can wait behind another session's lock on a synced table: not forever.
+      await client.query("SELECT set_config('lock_timeout', $1, true)", [catalogLockTimeout(config)]);
       catalogs[db.name] = await introspect(client, config, db.name);
       const writtenBy: Direction = db.name === config.forward.to ? 'forward' : 'reverse';
       state = { ...state, ...(await readWatermarks(client, config.stateSchema, writtenBy)) };
@@ -43,6 +45,12 @@ export async function readCatalogs(config: ResolvedConfig, dbs?: Databases): Pro
     }
   }
   return { catalogs, state, xmin };
+}
+
+/** The longest lock_timeout any table sets (0, waiting forever, when one does), for the catalog read. */
+function catalogLockTimeout(config: ResolvedConfig): string {
+  const seconds = config.tables.map((t) => t.lockTimeoutSeconds);
+  return seconds.includes(0) ? '0' : `${Math.round(Math.max(30, ...seconds) * 1000)}ms`;
 }
 
 /** `bisync validate --live`: every mismatch between the config and both databases. */

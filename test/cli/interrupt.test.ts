@@ -34,7 +34,7 @@ describe('Ctrl-C during apply', () => {
     const holder = new pg.Client({ connectionString: dbs.cloudUrl });
     await holder.connect();
     await holder.query('BEGIN');
-    await holder.query('LOCK TABLE job IN ACCESS EXCLUSIVE MODE');
+    await holder.query('LOCK TABLE job IN EXCLUSIVE MODE');
     try {
       const child = spawn(process.execPath, [join(ROOT, 'bin/bisync.js'), 'apply', '--concurrency', '1', '--log-format', 'json', '--config', file], {
         env: envFor(dbs),

@@ -266,6 +266,9 @@ function compileStep(
     );
   }
 
+  // A single integer key column may take its default from a sequence on T (SPEC §7, Keys).
+  const [onlyKey] = keys;
+  const sequenceKey = keys.length === 1 && onlyKey !== undefined && /^(integer|bigint|smallint)$/.test(onlyKey.type) ? onlyKey : null;
   const sourceRel = { schema: sourceCat.schema, name: sourceCat.name };
   const targetRel = { schema: targetCat.schema, name: targetCat.name };
   const zone = (database: string): { timeZone: string; zoneNote: string } => ({
@@ -343,6 +346,9 @@ function compileStep(
       ? stmt('merge', 'target', 'three-way merge: each row of the decision table (SPEC §7), conflicts, and the new base', {}, 'merge-three-way')
       : stmt('merge', 'target', 'insert new rows, update owned rows that differ'),
     stmt('reject-row', 'target', 'only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here'),
+    ...(sequenceKey !== null
+      ? [stmt('advance-sequence', 'target', `only when the merge inserted rows: advance the sequence behind ${sequenceKey.target}, if any, to the largest key`, { sequenceKey })]
+      : []),
     ...(mirror && mode === 'full' && !threeWay
       ? [
           stmt('count-mirror-deletes', 'target', `rows deletes: mirror would remove, against max_delete_fraction ${table.maxDeleteFraction}`),

@@ -182,6 +182,7 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     const lastRow = Number(checked.at(-2)?.rows[0]?.last_row ?? 0);
     const newRejects: NewReject[] = [];
     counts = add(counts, await mergeRange(target, step, 1, lastRow, newRejects));
+    if (counts.inserted > 0) await advanceSequence(target, step);
 
     if (step.edits === 'both') checkThreeWayDeletes(step, counts.deleted, Number(guardBefore?.rows_on_target ?? 0), options.allowDeletes);
     if (step.statements.some((s) => s.kind === 'mirror-deletes')) {
@@ -360,6 +361,22 @@ async function mergeRange(target: pg.Client, step: PlanStep, lo: number, hi: num
     const left = await mergeRange(target, step, lo, mid, newRejects);
     const right = await mergeRange(target, step, mid + 1, hi, newRejects);
     return add(add(ZERO, left), right);
+  }
+}
+
+/**
+ * After inserting explicit keys, move T's key sequence (if any) past them (SPEC §7, Keys). A role
+ * that may not touch the sequence must not fail the step: the data stands, the sequence is left.
+ */
+async function advanceSequence(target: pg.Client, step: PlanStep): Promise<void> {
+  if (!step.statements.some((s) => s.kind === 'advance-sequence')) return;
+  await target.query('SAVEPOINT bisync_sequence');
+  try {
+    await run(target, statement(step, 'advance-sequence'));
+    await target.query('RELEASE SAVEPOINT bisync_sequence');
+  } catch {
+    await target.query('ROLLBACK TO SAVEPOINT bisync_sequence');
+    await target.query('RELEASE SAVEPOINT bisync_sequence');
   }
 }
 

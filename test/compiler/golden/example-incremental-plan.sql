@@ -1,4 +1,4 @@
--- bisync plan 09e3e30c06792bf6609f1205ed1f11a104456212e3191d80cc51ac7149a33e63
+-- bisync plan e9202d1f6416516ce63dc7bfda5073d49a928940f16f0231b95e22077bba7b7a
 -- config: sync.config.yaml; state schema: bisync; 2 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/2: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: ccda3d5619ee6cd16498fcf9355736c30cf1ab84ca1134906ae47c3abc0668ba
+-- step hash: b58a4e95afe47bd807a87a3a520cee1d2b94a397782ab2c1ef6947b708ddc374
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -314,6 +314,19 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
+-- [cloud] only when the merge inserted rows: advance the sequence behind client_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'climaster'  (target table name)
+--   $3 = 'client_id'  (key column)
+-- Keys (SPEC §7): this step inserted explicit values into cloud's key column client_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."client_id")::bigint AS max_key FROM "public"."climaster" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
+
 -- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
 -- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
 -- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
@@ -386,7 +399,7 @@ COMMIT;
 -- Step 2/2: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: incremental — watermark 2026-01-02T03:04:05.123456Z on updated_at, created_at, minus the lookback
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 104582a31cc4d11d9fa5655761f46b2ad28f51176999b2a5244a7e6a9dbdc708
+-- step hash: e3d43dad08e3b48cb75e6897dd41074bbe04f1b1b1c4f9e9d696016db81ffec3
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -723,6 +736,19 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
    SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
+
+-- [desktop] only when the merge inserted rows: advance the sequence behind client_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'climaster'  (target table name)
+--   $3 = 'client_id'  (key column)
+-- Keys (SPEC §7): this step inserted explicit values into desktop's key column client_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so desktop's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."client_id")::bigint AS max_key FROM "public"."climaster" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
 
 -- [desktop] rows owned by the other side, after: fewer than before rolls back (exit 4)
 -- Data-loss guard: rows on desktop owned by the other side must not become fewer.

@@ -1,4 +1,4 @@
--- bisync plan f5dc94821c01d70d510f3f6e32df8d0d63cf44c9e7eb4f8e108bdb4aab28dc47
+-- bisync plan 88194dd0ae01e294d6443c380cf14da13942ca9db13d2ad5e5f5329aed9416ad
 -- config: sync.config.yaml; state schema: bisync; 23 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/23: orgmaster forward: desktop public.orgmaster → cloud public.orgmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: org_id, org_name, gstin, city, is_active
--- step hash: d95311e6e32549a3a12c14a722713d3d331c4f837887a756b4272d85108e4b21
+-- step hash: dd34da496b3f329d363303e117df3c4ec4ff6f2bf0bc7ce8f4469cd7416d03b6
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -304,6 +304,19 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
+-- [cloud] only when the merge inserted rows: advance the sequence behind org_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'orgmaster'  (target table name)
+--   $3 = 'org_id'  (key column)
+-- Keys (SPEC §7): this step inserted explicit values into cloud's key column org_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."org_id")::bigint AS max_key FROM "public"."orgmaster" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
+
 -- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
 -- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
 -- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
@@ -376,7 +389,7 @@ COMMIT;
 -- Step 2/23: locmaster forward: desktop public.locmaster → cloud public.locmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: loc_id, org_id, loc_name, pincode, is_head_office
--- step hash: f7b689b76a79dfbb39535aa9b3e6b670ae4d9772426a51a6070146abe672784b
+-- step hash: 6ea3dd77c61a467f718f74fbb6b8084a228161f07ad5b644f17db6062eeb059f
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -674,6 +687,19 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
+-- [cloud] only when the merge inserted rows: advance the sequence behind loc_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'locmaster'  (target table name)
+--   $3 = 'loc_id'  (key column)
+-- Keys (SPEC §7): this step inserted explicit values into cloud's key column loc_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."loc_id")::bigint AS max_key FROM "public"."locmaster" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
+
 -- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
 -- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
 -- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
@@ -746,7 +772,7 @@ COMMIT;
 -- Step 3/23: conmaster forward: desktop public.conmaster → cloud public.conmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: con_id, con_code, con_name, sort_order, remarks
--- step hash: 41558b4c77f0b35a29e1cfe6d93af2032610eb81d456e902fa8a41b43749c36c
+-- step hash: 9297312cc3effe8096c8f239c49fc6bb1dc7174ad028722704cf3a1bcce52be4
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1044,6 +1070,19 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
+-- [cloud] only when the merge inserted rows: advance the sequence behind con_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'conmaster'  (target table name)
+--   $3 = 'con_id'  (key column)
+-- Keys (SPEC §7): this step inserted explicit values into cloud's key column con_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."con_id")::bigint AS max_key FROM "public"."conmaster" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
+
 -- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
 -- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
 -- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
@@ -1116,7 +1155,7 @@ COMMIT;
 -- Step 4/23: mbstaff forward: desktop public.mbstaff → cloud public.mbstaff
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: staff_id, org_id, staff_name, designation, mobile, hourly_rate, joined_on, is_active
--- step hash: dc6739a74b353a9470612a6fa904574a049fb91c829e0f4ad56e049b0582e69e
+-- step hash: 9a9ef65d7138ab9f52fe8d815f8b0a969f09cd18ff5d687575e9ff0b9ff839de
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1420,6 +1459,19 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
+-- [cloud] only when the merge inserted rows: advance the sequence behind staff_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'mbstaff'  (target table name)
+--   $3 = 'staff_id'  (key column)
+-- Keys (SPEC §7): this step inserted explicit values into cloud's key column staff_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."staff_id")::bigint AS max_key FROM "public"."mbstaff" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
+
 -- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
 -- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
 -- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
@@ -1492,7 +1544,7 @@ COMMIT;
 -- Step 5/23: taskmaster forward: desktop public.taskmaster → cloud public.taskmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: task_id, task_name, category, std_hours, is_billable
--- step hash: 0bbcf2bbc31f3fbaf570b33aa57b448eda441712e241fd87e72a4d90de4ef9e9
+-- step hash: 974db77ec4cb917824892017455416c836c9dbcfaf3e1a17c95a06eb6a680b14
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1790,6 +1842,19 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
+-- [cloud] only when the merge inserted rows: advance the sequence behind task_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'taskmaster'  (target table name)
+--   $3 = 'task_id'  (key column)
+-- Keys (SPEC §7): this step inserted explicit values into cloud's key column task_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."task_id")::bigint AS max_key FROM "public"."taskmaster" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
+
 -- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
 -- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
 -- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
@@ -1862,7 +1927,7 @@ COMMIT;
 -- Step 6/23: jobmaster forward: desktop public.jobmaster → cloud public.jobmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: job_id, job_name, recurrence, default_fee, is_active
--- step hash: bbe38300c06872e4d386d0a9afb9028193b1fd69f68b58af3d54b9d041334fd1
+-- step hash: 5229281a3154c95e620e6468fb0d83b4df64b18c900ad1e151c47d96a0413c0e
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -2160,6 +2225,19 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
+-- [cloud] only when the merge inserted rows: advance the sequence behind job_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'jobmaster'  (target table name)
+--   $3 = 'job_id'  (key column)
+-- Keys (SPEC §7): this step inserted explicit values into cloud's key column job_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."job_id")::bigint AS max_key FROM "public"."jobmaster" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
+
 -- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
 -- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
 -- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
@@ -2232,7 +2310,7 @@ COMMIT;
 -- Step 7/23: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: ccda3d5619ee6cd16498fcf9355736c30cf1ab84ca1134906ae47c3abc0668ba
+-- step hash: b58a4e95afe47bd807a87a3a520cee1d2b94a397782ab2c1ef6947b708ddc374
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -2540,6 +2618,19 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
+-- [cloud] only when the merge inserted rows: advance the sequence behind client_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'climaster'  (target table name)
+--   $3 = 'client_id'  (key column)
+-- Keys (SPEC §7): this step inserted explicit values into cloud's key column client_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."client_id")::bigint AS max_key FROM "public"."climaster" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
+
 -- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
 -- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
 -- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
@@ -2612,7 +2703,7 @@ COMMIT;
 -- Step 8/23: cliunimaster forward: desktop public.cliunimaster → cloud public.cliunimaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: cliu_id, client_id, unit_name, gstin, address
--- step hash: 9b99fd447387193b9071edf87a504c02fcdb9ac0fae9cde3cab77673ba33501b
+-- step hash: fe5f5600f8576e0d1bb032907f56333080bb343109a8d343803b3c77a8af451d
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -2910,6 +3001,19 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
+-- [cloud] only when the merge inserted rows: advance the sequence behind cliu_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'cliunimaster'  (target table name)
+--   $3 = 'cliu_id'  (key column)
+-- Keys (SPEC §7): this step inserted explicit values into cloud's key column cliu_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."cliu_id")::bigint AS max_key FROM "public"."cliunimaster" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
+
 -- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
 -- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
 -- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
@@ -2982,7 +3086,7 @@ COMMIT;
 -- Step 9/23: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 0b9d98b45f9386dec1d2f117cd9430fbeb25ee8a5d26648768b5ced558427b35
+-- step hash: cff60f9aaa3407d49ad3bb3950515530241077d0b4316b574346d1b7c62ddcf4
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -3434,6 +3538,19 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
+-- [cloud] only when the merge inserted rows: advance the sequence behind job_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'jobshead'  (target table name)
+--   $3 = 'job_id'  (key column)
+-- Keys (SPEC §7): this step inserted explicit values into cloud's key column job_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."job_id")::bigint AS max_key FROM "public"."jobshead" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
+
 -- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
 -- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
 -- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
@@ -3507,7 +3624,7 @@ COMMIT;
 -- Step 10/23: jobtasks forward: desktop public.jobtasks → cloud public.jobtasks
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: 30b5b548a63f179edfff68549453fd306229c7c0ebfcd0593ba6bebc90f71f36
+-- step hash: 470673db59698b6dd181f534680c46c6cdd6827d01a5800bce33765cd6a1b47b
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -3955,6 +4072,19 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
+-- [cloud] only when the merge inserted rows: advance the sequence behind jt_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'jobtasks'  (target table name)
+--   $3 = 'jt_id'  (key column)
+-- Keys (SPEC §7): this step inserted explicit values into cloud's key column jt_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."jt_id")::bigint AS max_key FROM "public"."jobtasks" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
+
 -- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
 -- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
 -- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
@@ -4028,7 +4158,7 @@ COMMIT;
 -- Step 11/23: taskchecklist forward: desktop public.taskchecklist → cloud public.taskchecklist
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: a2768f04ef2f22f2c8f9a9033e6afad053af1011445d96ad169b3d93d3e43b8f
+-- step hash: 7dd231306c0fd6a3d655f7450b911712cdb2bdd3b3f7e9efddc25a1de3bf7b99
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -4326,6 +4456,19 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
+-- [cloud] only when the merge inserted rows: advance the sequence behind tc_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'taskchecklist'  (target table name)
+--   $3 = 'tc_id'  (key column)
+-- Keys (SPEC §7): this step inserted explicit values into cloud's key column tc_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."tc_id")::bigint AS max_key FROM "public"."taskchecklist" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
+
 -- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
 -- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
 -- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
@@ -4398,7 +4541,7 @@ COMMIT;
 -- Step 12/23: workdiary forward: desktop public.workdiary → cloud public.workdiary
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: 63028050829dec25ab19c2add2582f07068a60aa09b614d7d024738b940bbd56
+-- step hash: 817d0ecdb010929554f0cc860c2ed6fc40c9f802ae437cd231a4e03cd1a5f847
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -4700,6 +4843,19 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
+-- [cloud] only when the merge inserted rows: advance the sequence behind wd_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'workdiary'  (target table name)
+--   $3 = 'wd_id'  (key column)
+-- Keys (SPEC §7): this step inserted explicit values into cloud's key column wd_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."wd_id")::bigint AS max_key FROM "public"."workdiary" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
+
 -- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
 -- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
 -- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
@@ -4772,7 +4928,7 @@ COMMIT;
 -- Step 13/23: reminder forward: desktop public.mbreminder → cloud public.reminder
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, remdate→reminder_date, title, is_done
--- step hash: 63e95b5264bbb8aa40db69d88284d87e8a2dd91c6e769ae3908783b82041acbb
+-- step hash: 470d9d55832f1cf11d94ea377528e954d3dc0a3107c57f4d7a63aab89dcef003
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5072,6 +5228,19 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
+-- [cloud] only when the merge inserted rows: advance the sequence behind rem_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'reminder'  (target table name)
+--   $3 = 'rem_id'  (key column)
+-- Keys (SPEC §7): this step inserted explicit values into cloud's key column rem_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."rem_id")::bigint AS max_key FROM "public"."reminder" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
+
 -- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
 -- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
 -- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
@@ -5144,7 +5313,7 @@ COMMIT;
 -- Step 14/23: remdetail forward: desktop public.remdetail → cloud public.remdetail
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: dbcbc3c48bfeed12b1d0e966ad7bd8affb1c462f8a861636b751c7108ea92ab9
+-- step hash: fb21f18721b814e09aa970a9f9844cd802b2e155304e4a9d82557f8eb79f7098
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5442,6 +5611,19 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
+-- [cloud] only when the merge inserted rows: advance the sequence behind remd_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'remdetail'  (target table name)
+--   $3 = 'remd_id'  (key column)
+-- Keys (SPEC §7): this step inserted explicit values into cloud's key column remd_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."remd_id")::bigint AS max_key FROM "public"."remdetail" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
+
 -- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
 -- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
 -- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
@@ -5514,7 +5696,7 @@ COMMIT;
 -- Step 15/23: learequest forward: desktop public.learequest → cloud public.learequest
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: ca3d88b493f2c4b7167c596a475b412c5a3ad15966f9a775d6776f1f616e9be5
+-- step hash: 80fa3d7ce06cc1456f68d9ec0f6fcc06e5aa3add3930a47cf2ec0c075d58fb50
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5818,6 +6000,19 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
+-- [cloud] only when the merge inserted rows: advance the sequence behind lea_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'learequest'  (target table name)
+--   $3 = 'lea_id'  (key column)
+-- Keys (SPEC §7): this step inserted explicit values into cloud's key column lea_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."lea_id")::bigint AS max_key FROM "public"."learequest" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
+
 -- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
 -- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
 -- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
@@ -5890,7 +6085,7 @@ COMMIT;
 -- Step 16/23: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: e51e71e01b1ebfdda79aabc0ac396afd479f08f5b4b1326b2a1504c3bbeb4133
+-- step hash: 310b77276cb6b32145e8b55f35895664446ecaceea563f442929d4f423ebf316
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -6221,6 +6416,19 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
+-- [desktop] only when the merge inserted rows: advance the sequence behind client_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'climaster'  (target table name)
+--   $3 = 'client_id'  (key column)
+-- Keys (SPEC §7): this step inserted explicit values into desktop's key column client_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so desktop's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."client_id")::bigint AS max_key FROM "public"."climaster" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
+
 -- [desktop] rows owned by the other side, after: fewer than before rolls back (exit 4)
 -- Data-loss guard: rows on desktop owned by the other side must not become fewer.
 SELECT count(*)::bigint AS owned_by_other_side
@@ -6282,7 +6490,7 @@ COMMIT;
 -- Step 17/23: jobshead reverse: cloud public.jobshead → desktop public.jobshead
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: a918673d6dbba4ef457489e407571aed3aa82628371d13d29d1706d02008d950
+-- step hash: c052136f9304222ddd8bf69e02c5a789687f76688ee5bdb1a9c39e6444781070
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -6756,6 +6964,19 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
+-- [desktop] only when the merge inserted rows: advance the sequence behind job_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'jobshead'  (target table name)
+--   $3 = 'job_id'  (key column)
+-- Keys (SPEC §7): this step inserted explicit values into desktop's key column job_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so desktop's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."job_id")::bigint AS max_key FROM "public"."jobshead" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
+
 -- [desktop] rows owned by the other side, after: fewer than before rolls back (exit 4)
 -- Data-loss guard: rows on desktop must not become fewer than the merge deleted on purpose;
 -- and all rows on desktop, the measure of max_delete_fraction with edits: both.
@@ -6819,7 +7040,7 @@ COMMIT;
 -- Step 18/23: jobtasks reverse: cloud public.jobtasks → desktop public.jobtasks
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: e78c0614601e0265f8fbe5596e9e36e6682c65fd5134fd3a25f13d66849c3b14
+-- step hash: ce53a7917a923c052564c621fd915c2983cdc1b44c7808f638d901ee56911576
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -7289,6 +7510,19 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
+-- [desktop] only when the merge inserted rows: advance the sequence behind jt_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'jobtasks'  (target table name)
+--   $3 = 'jt_id'  (key column)
+-- Keys (SPEC §7): this step inserted explicit values into desktop's key column jt_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so desktop's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."jt_id")::bigint AS max_key FROM "public"."jobtasks" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
+
 -- [desktop] rows owned by the other side, after: fewer than before rolls back (exit 4)
 -- Data-loss guard: rows on desktop must not become fewer than the merge deleted on purpose;
 -- and all rows on desktop, the measure of max_delete_fraction with edits: both.
@@ -7352,7 +7586,7 @@ COMMIT;
 -- Step 19/23: taskchecklist reverse: cloud public.taskchecklist → desktop public.taskchecklist
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: 16e882e8ffe6e96ba91254954ff559b904ef00e12b78c716c9ef9655f61536a9
+-- step hash: fa1c2c0665f7137b7cbfb362ba42fe1002b1ee8f0bb5a52304db69ea0428ea48
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -7673,6 +7907,19 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
+-- [desktop] only when the merge inserted rows: advance the sequence behind tc_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'taskchecklist'  (target table name)
+--   $3 = 'tc_id'  (key column)
+-- Keys (SPEC §7): this step inserted explicit values into desktop's key column tc_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so desktop's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."tc_id")::bigint AS max_key FROM "public"."taskchecklist" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
+
 -- [desktop] rows owned by the other side, after: fewer than before rolls back (exit 4)
 -- Data-loss guard: rows on desktop owned by the other side must not become fewer.
 SELECT count(*)::bigint AS owned_by_other_side
@@ -7734,7 +7981,7 @@ COMMIT;
 -- Step 20/23: workdiary reverse: cloud public.workdiary → desktop public.workdiary
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: 55bcd64e705577372bb7eebca0f0f69879cf627188752dda6b4a95d2d6af66cf
+-- step hash: fba715e9c0ebb4dbea7b5ccf48aa79ccf3b43c06736a4e72d1f9727bee49df07
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -8059,6 +8306,19 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
+-- [desktop] only when the merge inserted rows: advance the sequence behind wd_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'workdiary'  (target table name)
+--   $3 = 'wd_id'  (key column)
+-- Keys (SPEC §7): this step inserted explicit values into desktop's key column wd_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so desktop's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."wd_id")::bigint AS max_key FROM "public"."workdiary" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
+
 -- [desktop] rows owned by the other side, after: fewer than before rolls back (exit 4)
 -- Data-loss guard: rows on desktop owned by the other side must not become fewer.
 SELECT count(*)::bigint AS owned_by_other_side
@@ -8120,7 +8380,7 @@ COMMIT;
 -- Step 21/23: reminder reverse: cloud public.reminder → desktop public.mbreminder
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, reminder_date→remdate, title, is_done
--- step hash: d3835852960923bc90b4baaa4a168384b85756bc29ce6b6361bcfdc10b5eee78
+-- step hash: 4c061d3da7094ceaa879ca44aaadb21721a35973215917f32cd0c8ee0a7caec4
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -8443,6 +8703,19 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
+-- [desktop] only when the merge inserted rows: advance the sequence behind rem_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'mbreminder'  (target table name)
+--   $3 = 'rem_id'  (key column)
+-- Keys (SPEC §7): this step inserted explicit values into desktop's key column rem_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so desktop's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."rem_id")::bigint AS max_key FROM "public"."mbreminder" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
+
 -- [desktop] rows owned by the other side, after: fewer than before rolls back (exit 4)
 -- Data-loss guard: rows on desktop owned by the other side must not become fewer.
 SELECT count(*)::bigint AS owned_by_other_side
@@ -8504,7 +8777,7 @@ COMMIT;
 -- Step 22/23: remdetail reverse: cloud public.remdetail → desktop public.remdetail
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: 047ea4ffab1abb51ffef12c8a8f64c533039d990f2d93e8818e94c175c92b174
+-- step hash: 16dba834d2fb098860fda1da104ec9f879ac0d0903cbd6848e3e5f604ad81b4d
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -8825,6 +9098,19 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
+-- [desktop] only when the merge inserted rows: advance the sequence behind remd_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'remdetail'  (target table name)
+--   $3 = 'remd_id'  (key column)
+-- Keys (SPEC §7): this step inserted explicit values into desktop's key column remd_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so desktop's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."remd_id")::bigint AS max_key FROM "public"."remdetail" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
+
 -- [desktop] rows owned by the other side, after: fewer than before rolls back (exit 4)
 -- Data-loss guard: rows on desktop owned by the other side must not become fewer.
 SELECT count(*)::bigint AS owned_by_other_side
@@ -8886,7 +9172,7 @@ COMMIT;
 -- Step 23/23: learequest reverse: cloud public.learequest → desktop public.learequest
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: 9dab6d97842b1896520ff342b6e6e3f48c4fa3199baa6cfa299f44876b67d5d4
+-- step hash: 18f22e6f94372eb858b507da4ef3eb6829f0df0d11c2b0f07c4a42f879069c0e
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -9212,6 +9498,19 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
    SET row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, error_code = EXCLUDED.error_code,
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
+
+-- [desktop] only when the merge inserted rows: advance the sequence behind lea_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'learequest'  (target table name)
+--   $3 = 'lea_id'  (key column)
+-- Keys (SPEC §7): this step inserted explicit values into desktop's key column lea_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so desktop's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."lea_id")::bigint AS max_key FROM "public"."learequest" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
 
 -- [desktop] rows owned by the other side, after: fewer than before rolls back (exit 4)
 -- Data-loss guard: rows on desktop owned by the other side must not become fewer.

@@ -1,4 +1,5 @@
 import { access, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import { databaseFromUrl, describeDatabase } from '../config/database-url.js';
 import type { ResolvedDatabase } from '../config/types.js';
@@ -8,6 +9,7 @@ import { listTables } from '../executor/list-tables.js';
 import type { DatabaseListing } from '../compiler/catalog.js';
 import type { Side } from '../init/propose-tables.js';
 import { INIT_STATE_SCHEMA, starterConfig } from '../init/starter-config.js';
+import { packageFile } from '../package-root.js';
 import type { StarterConfig } from '../init/starter-config.js';
 
 export const DEFAULT_INIT_OUT = 'sync.config.yaml';
@@ -48,7 +50,7 @@ export async function initCommand(options: InitOptions): Promise<InitReport> {
     listings[side] = await readListing(db);
   }
 
-  const config = starterConfig(listings);
+  const config = starterConfig(listings, schemaRef(options.out));
   if (config.tables.length === 0) {
     const reasons = [
       ...config.skipped.map((s) => `${s.name}: ${s.reason}`),
@@ -85,6 +87,15 @@ export async function initCommand(options: InitOptions): Promise<InitReport> {
     onlyOn: config.onlyOn,
     guesses: config.guesses,
   };
+}
+
+/**
+ * The schema of the bisync that writes the file, relative to the file: it exists for the user as
+ * long as this bisync is installed there (`./node_modules/bisync/schema/…` for a project install).
+ */
+function schemaRef(out: string): string {
+  const relative = path.relative(path.dirname(path.resolve(out)), packageFile('schema/sync.config.schema.json')).split(path.sep).join('/');
+  return relative.startsWith('.') ? relative : `./${relative}`;
 }
 
 async function readListing(db: ResolvedDatabase): Promise<DatabaseListing> {

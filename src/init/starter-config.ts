@@ -38,7 +38,11 @@ export interface StarterConfig {
  * columns, the origin rule and `after` from foreign keys, and comments wherever it had to guess.
  * Pure: the same listings always give the same bytes.
  */
-export function starterConfig(listings: Readonly<Record<Side, DatabaseListing>>): StarterConfig {
+export function starterConfig(
+  listings: Readonly<Record<Side, DatabaseListing>>,
+  /** Where the JSON Schema is, as the written file should reference it (a path relative to it). */
+  schemaRef = './schema/sync.config.schema.json',
+): StarterConfig {
   const proposals = proposeTables(listings);
   const { order, after, broken, unsynced } = orderTables(proposals.tables);
   const byName = new Map(proposals.tables.map((t) => [t.name, t]));
@@ -74,7 +78,7 @@ export function starterConfig(listings: Readonly<Record<Side, DatabaseListing>>)
   });
 
   doc.commentBefore = comment([
-    'yaml-language-server: $schema=./schema/sync.config.schema.json',
+    `yaml-language-server: $schema=${schemaRef}`,
     '',
     'Starter config written by `bisync init` from the catalogs of both databases (it read no rows).',
     'Review it before the first sync: lines marked GUESS are inferences from names and constraints.',

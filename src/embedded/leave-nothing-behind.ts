@@ -56,18 +56,24 @@ function onSignal(signal: NodeJS.Signals): void {
   const alone = process.listenerCount(signal) === 1;
   if (signalled) return;
   signalled = true;
-  void Promise.all([...leftovers].map(async (l) => await (l.stop?.() ?? rm(l.path, { recursive: true, force: true })).catch(() => undefined))).finally(() => {
-    signalled = false;
-    if (!alone) return;
-    removeNow();
-    uninstall();
-    process.kill(process.pid, signal);
-  });
+  const servers = [...leftovers].filter((l) => l.stop !== undefined);
+  const dirs = [...leftovers].filter((l) => l.stop === undefined);
+  // Servers first: a directory may hold a server's directory (a test run's temp directory does).
+  void Promise.all(servers.map(async (l) => await l.stop?.().catch(() => undefined)))
+    .then(async () => await Promise.all(dirs.map(async (l) => await rm(l.path, { recursive: true, force: true }).catch(() => undefined))))
+    .finally(() => {
+      signalled = false;
+      if (!alone) return;
+      removeNow();
+      uninstall();
+      process.kill(process.pid, signal);
+    });
 }
 
 /** The last resort, synchronous: immediate shutdown of each server, wait for it, remove its directory. */
 function removeNow(): void {
-  for (const leftover of leftovers) {
+  // Servers first: a directory may hold a server's directory (a test run's temp directory does).
+  for (const leftover of [...leftovers].sort((a, b) => Number(b.server !== undefined) - Number(a.server !== undefined))) {
     const server = leftover.server;
     if (server?.pid !== undefined && server.exitCode === null && server.signalCode === null) {
       try {

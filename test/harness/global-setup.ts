@@ -1,6 +1,30 @@
-import { existsSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { startEmbeddedServer } from '../../src/embedded/embedded-server.js';
+import { leaveNothingBehind } from '../../src/embedded/leave-nothing-behind.js';
+
+/** Prefix of the run's own temp directory (`bisync-test-run-<pid>-…`), gone when the run ends. */
+export const RUN_TMP_PREFIX = 'bisync-test-run-';
+
+/**
+ * Everything the tests put in the temp directory (config files, outputs, embedded servers) goes
+ * into one directory of this run, via TMPDIR, which the test workers inherit; it is removed when the
+ * run ends, also on Ctrl-C. 0755 so that, as root, the "postgres" user can reach the servers' own
+ * (0700) directories inside it.
+ */
+function useRunTmpdir(): () => Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), `${RUN_TMP_PREFIX}${process.pid}-`));
+  chmodSync(dir, 0o755);
+  const guard = leaveNothingBehind(dir);
+  process.env.TMPDIR = dir;
+  return async () => {
+    await rm(dir, { recursive: true, force: true, maxRetries: 5 });
+    guard.release();
+  };
+}
 
 /**
  * Starts one PostgreSQL server for the whole test run; each test file then creates its own fresh
@@ -10,13 +34,22 @@ import { startEmbeddedServer } from '../../src/embedded/embedded-server.js';
  * testcontainers PostgreSQL when a Docker engine is reachable; otherwise embedded PostgreSQL.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const removeRunTmp = useRunTmpdir();
+  const server = await startServer(project);
+  return async () => {
+    await server.stop();
+    await removeRunTmp();
+  };
+}
+
+async function startServer(project: TestProject): Promise<{ stop(): Promise<void> }> {
   const desktopEnv = process.env.BISYNC_TEST_DESKTOP_URL;
   const cloudEnv = process.env.BISYNC_TEST_CLOUD_URL;
   if (desktopEnv !== undefined && desktopEnv !== '' && cloudEnv !== undefined && cloudEnv !== '') {
     project.provide('desktopAdminUrl', desktopEnv);
     project.provide('cloudAdminUrl', cloudEnv);
     project.provide('serverKind', 'env');
-    return async () => undefined;
+    return { stop: async () => undefined };
   }
 
   if (dockerReachable()) {
@@ -27,8 +60,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
     project.provide('desktopAdminUrl', url);
     project.provide('cloudAdminUrl', url);
     project.provide('serverKind', `testcontainers ${image}`);
-    return async () => {
-      await container.stop();
+    return {
+      stop: async () => {
+        await container.stop();
+      },
     };
   }
 
@@ -36,9 +71,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('desktopAdminUrl', server.url('postgres'));
   project.provide('cloudAdminUrl', server.url('postgres'));
   project.provide('serverKind', 'embedded');
-  return async () => {
-    await server.stop();
-  };
+  return server;
 }
 
 function dockerReachable(): boolean {

@@ -7,10 +7,13 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-/** What a process with this pid may have left: its embedded servers' directories and processes. */
+/**
+ * What a process with this pid may have left in the temp directory: its embedded servers'
+ * directories and processes, and (for a vitest run) the run's temp directory.
+ */
 export function leftoversOf(pid: number | undefined): { dirs: string[]; processes: number[] } {
   const prefix = `bisync-pg-${pid}-`;
-  const dirs = readdirSync(tmpdir()).filter((d) => d.startsWith(prefix));
+  const dirs = readdirSync(tmpdir()).filter((d) => d.startsWith(prefix) || d.startsWith(`bisync-test-run-${pid}-`));
   const processes: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;

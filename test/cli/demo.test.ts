@@ -21,8 +21,8 @@ const listening = async (port: number): Promise<boolean> =>
   });
 
 /** Run `bisync demo`; with `interruptWhen`, send SIGINT as soon as stdout contains that text. */
-async function runDemo(interruptWhen?: string): Promise<{ code: number | null; stdout: string; stderr: string; pid: number | undefined }> {
-  const child = spawn(process.execPath, [BIN, 'demo'], { stdio: ['ignore', 'pipe', 'pipe'] });
+async function runDemo(interruptWhen?: string, extra: readonly string[] = []): Promise<{ code: number | null; stdout: string; stderr: string; pid: number | undefined }> {
+  const child = spawn(process.execPath, [BIN, 'demo', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => {
@@ -59,4 +59,13 @@ describe('bisync demo', () => {
     for (const port of ports) expect(await listening(port)).toBe(false);
     expect(dataDirsOf(result.pid)).toEqual([]);
   }, 120_000);
+
+  it('demo --json prints one JSON document: ok, what it checked, and the narrative', async () => {
+    const result = await runDemo(undefined, ['--json', '--scale', '0.01']);
+    expect(result.code).toBe(0);
+    const doc = JSON.parse(result.stdout) as { ok: boolean; mobileRowReachedDesktop: boolean; secondRunExitCode: number; narrative: string[] };
+    expect(doc).toMatchObject({ ok: true, mobileRowReachedDesktop: true, secondRunExitCode: 0 });
+    expect(doc.narrative.length).toBeGreaterThan(3);
+    expect(dataDirsOf(result.pid)).toEqual([]);
+  });
 });

@@ -13,17 +13,20 @@ export function registerDemo(program: Command, ctx: CliContext): void {
       const logger = ctx.logger(command);
       // Loaded on demand: only the demo starts embedded servers.
       const { demoCommand } = await import('../../commands/demo.js');
+      const narrative: string[] = [];
       const outcome = await demoCommand({
         scale: Number(flags.scale),
         // The narrative is the demo's output; step logs only when asked for below info.
         logger: ctx.options(command).logLevel === undefined && ctx.options(command).verbose !== true ? logger.child({}, { level: 'warn' }) : logger,
-        say: (text) => ctx.print(`${text}\n`),
+        // With --json the narrative goes into the document instead of the terminal.
+        say: (text) => (ctx.json ? narrative.push(text) : ctx.print(`${text}\n`)),
         showReport: applyText,
         showPlan: (plan) =>
           plan.steps.map((s) => `   ${s.table} ${s.direction}: ${s.mode} — ${s.reason}`).join('\n'),
       });
       const ok = outcome.mobileRowReachedDesktop && outcome.mobileRowUntouchedOnCloud && outcome.desktopEditReachedCloud && outcome.secondRunExitCode === 0;
-      ctx.print(ok ? 'Demo finished: every row reached the other side and nothing was lost.' : 'Demo finished with a problem (see above).');
+      if (ctx.json) ctx.printJson({ ok, ...outcome, narrative });
+      else ctx.print(ok ? 'Demo finished: every row reached the other side and nothing was lost.' : 'Demo finished with a problem (see above).');
       ctx.exit(ok ? ExitCode.ok : ExitCode.stepFailed);
     });
 }

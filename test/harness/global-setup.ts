@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { startEmbeddedServer } from '../../src/embedded/embedded-server.js';
 import { leaveNothingBehind } from '../../src/embedded/leave-nothing-behind.js';
+import { BisyncError, ExitCode } from '../../src/errors.js';
 
 /** Prefix of the run's own temp directory (`bisync-test-run-<pid>-…`), gone when the run ends. */
 export const RUN_TMP_PREFIX = 'bisync-test-run-';
@@ -67,7 +68,12 @@ async function startServer(project: TestProject): Promise<{ stop(): Promise<void
     };
   }
 
-  const server = await startEmbeddedServer({ fast: true });
+  const server = await startEmbeddedServer({ fast: true }).catch((error: unknown) => {
+    // As `bisync demo` says it: one line and a hint, exit 2, rather than a stack trace from vitest.
+    if (!(error instanceof BisyncError)) throw error;
+    process.stderr.write(`error: ${error.message}${error.hint === undefined ? '' : `\n  hint: ${error.hint}`}\n`);
+    process.exit(ExitCode.usage);
+  });
   project.provide('desktopAdminUrl', server.url('postgres'));
   project.provide('cloudAdminUrl', server.url('postgres'));
   project.provide('serverKind', 'embedded');

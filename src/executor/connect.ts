@@ -51,12 +51,21 @@ export async function connect(db: ResolvedDatabase): Promise<pg.Client> {
 /** Replace a password anywhere in `text` (defence in depth: driver messages should not hold it). */
 export function redact(text: string, url: string): string {
   let password: string | undefined;
+  let user: string | undefined;
   try {
-    password = parse(withoutSslMode(url).url).password;
+    ({ password, user } = parse(withoutSslMode(url).url));
   } catch {
     password = undefined;
   }
-  return password === undefined || password === '' ? text : text.split(password).join('***');
+  if (password === undefined || password === '') return text;
+  const mask = (part: string): string => part.split(password).join('***');
+  // The user name is not a secret: where the server quotes it (`user "bisync"`), keep it readable
+  // even when the password is, or is part of, that name.
+  if (user !== undefined && user !== null && user.includes(password)) {
+    const quoted = `"${user}"`;
+    return text.split(quoted).map(mask).join(quoted);
+  }
+  return mask(text);
 }
 
 function connectionError(db: ResolvedDatabase, cause: unknown): BisyncError {

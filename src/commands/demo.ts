@@ -8,6 +8,7 @@ import type { EmbeddedServer } from '../embedded/embedded-server.js';
 import { packageFile } from '../package-root.js';
 import { createSampleSchema, loadSampleData } from '../../test/fixtures/sample-dataset.js';
 import { applyCommand } from './apply.js';
+import { listConflicts, resolveConflicts } from './conflicts.js';
 import type { ApplyReport } from './apply.js';
 import { planCommand } from './plan.js';
 import type { Plan } from '../compiler/plan-types.js';
@@ -25,6 +26,12 @@ export interface DemoOutcome {
   mobileRowReachedDesktop: boolean;
   mobileRowUntouchedOnCloud: boolean;
   desktopEditReachedCloud: boolean;
+  /** edits: both (SPEC §7): the phone completed an office job, and it reached the desktop. */
+  phoneEditReachedDesktop: boolean;
+  /** A job edited differently on both sides was parked, each side keeping its own version… */
+  conflictParked: boolean;
+  /** …and `bisync resolve --keep desktop` put the desktop version on both sides. */
+  conflictResolved: boolean;
   secondRunExitCode: number;
 }
 
@@ -89,8 +96,16 @@ export async function demoCommand(options: DemoOptions): Promise<DemoOutcome> {
     });
     await withClient(desktopUrl, async (c) => {
       await c.query(`UPDATE jobshead SET job_status = 'Completed' WHERE job_id = 1`);
+      await c.query(`UPDATE jobshead SET notes = 'office: client asked to postpone' WHERE job_id = 3`);
     });
-    say(`4. Meanwhile, on the phone: job ${MOBILE_JOB} is created on the cloud (source = 'M'). On the desktop: job 1 is marked Completed.`);
+    await withClient(cloudUrl, async (c) => {
+      await c.query(`UPDATE jobshead SET job_status = 'Completed' WHERE job_id = 2`);
+      await c.query(`UPDATE jobshead SET notes = 'phone: done on site' WHERE job_id = 3`);
+    });
+    say(
+      `4. Meanwhile, on the phone: job ${MOBILE_JOB} is created on the cloud (source = 'M'), and the office's job 2 is marked Completed ` +
+        `(jobshead has edits: both). On the desktop: job 1 is marked Completed. Job 3 gets a different note on each side: a conflict.`,
+    );
 
     checkpoint();
     const plan = await planCommand(config, { direction: 'both', tables: ['jobshead'], mode: 'auto' });
@@ -108,19 +123,40 @@ export async function demoCommand(options: DemoOptions): Promise<DemoOutcome> {
         | { job_name: string; source: string; edited: string }
         | undefined,
     );
+    const job = async (url: string, id: number): Promise<{ job_status: string; notes: string } | undefined> =>
+      await withClient(url, async (c) => (await c.query('SELECT job_status, notes FROM jobshead WHERE job_id = $1', [id])).rows[0] as { job_status: string; notes: string } | undefined);
+    const phoneEditReachedDesktop = (await job(desktopUrl, 2))?.job_status === 'Completed';
+    const pending = await listConflicts(config, ['jobshead']);
+    const conflictParked =
+      pending.conflicts.some((c) => c.key.job_id === '3' && c.kind === 'update-update') &&
+      (await job(desktopUrl, 3))?.notes === 'office: client asked to postpone' &&
+      (await job(cloudUrl, 3))?.notes === 'phone: done on site';
+    say(`7. bisync conflicts: ${pending.conflicts.map((c) => `jobshead ${c.key.job_id ?? ''} ${c.kind}`).join(', ') || 'none'} — parked, each side keeps its own note until someone decides.`);
+    say('8. bisync resolve --table jobshead --key 3 --keep desktop');
+    await resolveConflicts(config, 'jobshead', '3', config.forward.from);
+    const conflictResolved =
+      (await job(cloudUrl, 3))?.notes === 'office: client asked to postpone' &&
+      (await job(desktopUrl, 3))?.notes === 'office: client asked to postpone' &&
+      (await listConflicts(config, ['jobshead'])).conflicts.length === 0;
     const outcome: DemoOutcome = {
       mobileRowReachedDesktop: onDesktop?.job_name === 'Site visit logged on the phone',
       mobileRowUntouchedOnCloud: onCloud?.source === 'M' && onCloud.job_name === 'Site visit logged on the phone',
       desktopEditReachedCloud: onCloud?.edited === 'Completed',
+      phoneEditReachedDesktop,
+      conflictParked,
+      conflictResolved,
       secondRunExitCode: second.exitCode,
     };
     const mark = (ok: boolean): string => (ok ? 'yes' : 'NO');
     say(
       [
-        '7. Result:',
+        '9. Result:',
         `   the mobile job reached the desktop:                ${mark(outcome.mobileRowReachedDesktop)}`,
         `   the mobile job survived on the cloud, still 'M':   ${mark(outcome.mobileRowUntouchedOnCloud)}`,
         `   the desktop edit (job 1 Completed) reached the cloud: ${mark(outcome.desktopEditReachedCloud)}`,
+        `   the phone edit of an office job (job 2 Completed) reached the desktop: ${mark(outcome.phoneEditReachedDesktop)}`,
+        `   job 3, edited on both sides, was parked, not overwritten: ${mark(outcome.conflictParked)}`,
+        `   bisync resolve --keep desktop put the office note on both sides: ${mark(outcome.conflictResolved)}`,
       ].join('\n'),
     );
     return outcome;
@@ -128,7 +164,7 @@ export async function demoCommand(options: DemoOptions): Promise<DemoOutcome> {
     checkpoint();
     throw error;
   } finally {
-    say('8. Stopping both servers and removing their data.');
+    say('10. Stopping both servers and removing their data.');
     await stopAll();
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);

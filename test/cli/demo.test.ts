@@ -44,6 +44,9 @@ describe('bisync demo', () => {
     expect(result.stdout).toMatch(/the mobile job reached the desktop:\s+yes/);
     expect(result.stdout).toMatch(/the mobile job survived on the cloud, still 'M':\s+yes/);
     expect(result.stdout).toMatch(/the desktop edit \(job 1 Completed\) reached the cloud: yes/);
+    expect(result.stdout).toMatch(/the phone edit of an office job \(job 2 Completed\) reached the desktop: yes/);
+    expect(result.stdout).toMatch(/job 3, edited on both sides, was parked, not overwritten: yes/);
+    expect(result.stdout).toMatch(/bisync resolve --keep desktop put the office note on both sides: yes/);
     expect(result.stdout).toMatch(/Demo finished: every row reached the other side and nothing was lost/);
     const ports = portsIn(result.stdout);
     expect(ports).toHaveLength(2);

@@ -24,7 +24,14 @@ export function registerDemo(program: Command, ctx: CliContext): void {
         showPlan: (plan) =>
           plan.steps.map((s) => `   ${s.table} ${s.direction}: ${s.mode} — ${s.reason}`).join('\n'),
       });
-      const ok = outcome.mobileRowReachedDesktop && outcome.mobileRowUntouchedOnCloud && outcome.desktopEditReachedCloud && outcome.secondRunExitCode === 0;
+      const ok =
+        outcome.mobileRowReachedDesktop &&
+        outcome.mobileRowUntouchedOnCloud &&
+        outcome.desktopEditReachedCloud &&
+        outcome.phoneEditReachedDesktop &&
+        outcome.conflictParked &&
+        outcome.conflictResolved &&
+        outcome.secondRunExitCode === 0;
       if (ctx.json) ctx.printJson({ ok, ...outcome, narrative });
       else ctx.print(ok ? 'Demo finished: every row reached the other side and nothing was lost.' : 'Demo finished with a problem (see above).');
       ctx.exit(ok ? ExitCode.ok : ExitCode.stepFailed);

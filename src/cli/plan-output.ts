@@ -43,3 +43,29 @@ export function planSql(plan: Plan): string {
   });
   return `${out.join('\n')}\n`;
 }
+
+/**
+ * What the plan will do, before the SQL, Terraform-style: per step the direction, the mode and why,
+ * how it writes and what it could delete; then the steps that cannot run. Plain text, for people.
+ */
+export function planSummary(plan: Plan): string {
+  const unplanned = plan.unplanned ?? [];
+  const lines = [
+    `bisync plan ${plan.hash.slice(0, 12)} (${plan.config}): ${plan.steps.length} step${plan.steps.length === 1 ? '' : 's'}${unplanned.length === 0 ? '' : `, ${unplanned.length} that cannot run`}`,
+    '',
+  ];
+  plan.steps.forEach((step, i) => {
+    const deletes =
+      step.deletes === 'mirror'
+        ? `deletes: mirror — after a full read, may delete rows on ${step.target} this direction owns that ${step.source} no longer has (refused above ${step.maxDeleteFraction * 100}% of them without --allow-deletes)`
+        : `deletes: keep — deletes nothing on ${step.target}`;
+    lines.push(
+      `  ${i + 1}. ${step.table} ${step.direction}: ${step.source} ${step.sourceRelation} → ${step.target} ${step.targetRelation}`,
+      `     ${step.mode}: ${step.reason}`,
+      `     writes: ${step.edits === 'both' ? 'three-way (edits: both)' : step.write === 'insert-only' ? 'insert-only (existing rows never overwritten)' : 'upsert (new rows inserted, owned rows updated when they differ)'}; ${deletes}`,
+    );
+  });
+  for (const u of unplanned) lines.push(`  ! ${u.table} ${u.direction}: ${u.status === 'failed' ? 'cannot run' : 'skipped'}: ${u.reason}`);
+  lines.push('', 'The SQL each step runs follows (bisync plan --format sql prints only the SQL).', '');
+  return lines.join('\n');
+}

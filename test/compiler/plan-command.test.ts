@@ -49,7 +49,7 @@ describe('bisync plan (CLI) writes nothing and prints what apply would run', () 
     await loadSample(dbs, 0.01);
     before = { desktop: await fingerprint(dbs.desktopUrl), cloud: await fingerprint(dbs.cloudUrl) };
     const [sql, json, forward, reverseFull, incremental, unknownTable] = await Promise.all([
-      plan(),
+      plan('--format', 'sql'),
       plan('--format', 'json'),
       plan('--direction', 'forward', '--format', 'json'),
       plan('--direction', 'reverse', '--mode', 'full'),

@@ -25,9 +25,11 @@ export const RELATION_DETAILS_SQL = `
                   'generated', a.attgenerated <> '',
                   'identity', a.attidentity,
                   'sequence', a.attidentity <> '' OR EXISTS (
+                     -- A default that calls nextval() depends on its sequence (catalogs only: no lock on the table).
                      SELECT 1 FROM pg_attrdef d
-                      WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum
-                        AND pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%')) ORDER BY a.attnum), '[]'::json)
+                       JOIN pg_depend dep ON dep.classid = 'pg_attrdef'::regclass AND dep.objid = d.oid AND dep.refclassid = 'pg_class'::regclass
+                       JOIN pg_class sq ON sq.oid = dep.refobjid AND sq.relkind = 'S'
+                      WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum)) ORDER BY a.attnum), '[]'::json)
           FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid
          WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
        (SELECT array_to_json(array_agg(a.attname ORDER BY k.i))

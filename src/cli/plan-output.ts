@@ -66,6 +66,7 @@ export function planSummary(plan: Plan): string {
     );
   });
   for (const u of unplanned) lines.push(`  ! ${u.table} ${u.direction}: ${u.status === 'failed' ? 'cannot run' : 'skipped'}: ${u.reason}`);
+  for (const w of plan.warnings) lines.push(`  warning: ${w.database}: ${w.message}`, `    hint: ${w.hint}`);
   lines.push('', 'The SQL each step runs follows (bisync plan --format sql prints only the SQL).', '');
   return lines.join('\n');
 }

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { planSql } from '../../src/cli/plan-output.js';
+import { planSql, planSummary } from '../../src/cli/plan-output.js';
 import { planCommand } from '../../src/commands/plan.js';
 import { statusCommand } from '../../src/commands/status.js';
 import { validateLive } from '../../src/commands/validate.js';
@@ -100,6 +100,7 @@ describe('the late-commit clamp without pg_read_all_stats', () => {
     expect(live.roleWarnings[0]?.hint).toMatch(/GRANT pg_read_all_stats/);
     const plan = await planCommand(config, { direction: 'both', tables: [], mode: 'auto' });
     expect(planSql(plan)).toMatch(/^-- warning: cloud: the role cannot see other sessions' transaction starts/m);
+    expect(planSummary(plan)).toMatch(/^ {2}warning: cloud: the role cannot see other sessions' transaction starts/m);
     expect((await statusCommand(config, [])).warnings.map((w) => w.database)).toEqual(['cloud']);
 
     await query(dbs.cloudUrl, `GRANT pg_read_all_stats TO ${ROLE}`);

@@ -27,6 +27,7 @@ export function applyText(report: ApplyReport): string {
   for (const s of report.steps) {
     if (s.error !== undefined) lines.push(`${s.table} ${s.direction} ${s.status}: ${s.error}`);
     else if (s.status === 'locked') lines.push(`${s.table} ${s.direction}: another bisync run holds this step; nothing changed`);
+    if (s.sequenceWarning !== undefined) lines.push(`${s.table} ${s.direction}: ${s.sequenceWarning}`);
     if (s.unmarked > 0) lines.push(`${s.table} ${s.direction}: ${s.unmarked} unmarked row${s.unmarked === 1 ? '' : 's'} on the target (origin column NULL) the source does not have: never deleted, never sent; set their marker`);
     if (s.retried > 0) lines.push(`${s.table} ${s.direction}: retried ${s.retried} earlier reject${s.retried === 1 ? '' : 's'}`);
     if (report.dryRun && s.inserted > 0 && s.sequenceDefaults !== undefined && s.sequenceDefaults.length > 0) {

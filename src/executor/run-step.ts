@@ -48,6 +48,8 @@ export interface StepResult extends StepCounts {
   connectionsOpened?: number;
   bytesSent?: number;
   bytesReceived?: number;
+  /** Set when the key sequence on T could not be advanced after inserts (the data still committed). */
+  sequenceWarning?: string;
   /** `both` for an edits: both step: its conflicts are parked in the conflicts table, not rejects. */
   edits?: 'both';
   /** How many times the step was run again after a transient failure. */
@@ -182,7 +184,7 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     const lastRow = Number(checked.at(-2)?.rows[0]?.last_row ?? 0);
     const newRejects: NewReject[] = [];
     counts = add(counts, await mergeRange(target, step, 1, lastRow, newRejects));
-    if (counts.inserted > 0) await advanceSequence(target, step);
+    const sequenceWarning = counts.inserted > 0 ? await advanceSequence(target, step) : null;
 
     if (step.edits === 'both') checkThreeWayDeletes(step, counts.deleted, Number(guardBefore?.rows_on_target ?? 0), options.allowDeletes);
     if (step.statements.some((s) => s.kind === 'mirror-deletes')) {
@@ -232,6 +234,7 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
       watermarkAfter: options.dryRun ? step.watermark : watermarkAfter,
       durationMs: Date.now() - startedMs,
       ...(newRejects.length === 0 ? {} : { newRejects }),
+      ...(sequenceWarning === null ? {} : { sequenceWarning }),
     };
   } catch (error) {
     await target.query('ROLLBACK').catch(() => undefined);
@@ -368,15 +371,18 @@ async function mergeRange(target: pg.Client, step: PlanStep, lo: number, hi: num
  * After inserting explicit keys, move T's key sequence (if any) past them (SPEC §7, Keys). A role
  * that may not touch the sequence must not fail the step: the data stands, the sequence is left.
  */
-async function advanceSequence(target: pg.Client, step: PlanStep): Promise<void> {
-  if (!step.statements.some((s) => s.kind === 'advance-sequence')) return;
+async function advanceSequence(target: pg.Client, step: PlanStep): Promise<string | null> {
+  if (!step.statements.some((s) => s.kind === 'advance-sequence')) return null;
   await target.query('SAVEPOINT bisync_sequence');
   try {
     await run(target, statement(step, 'advance-sequence'));
     await target.query('RELEASE SAVEPOINT bisync_sequence');
-  } catch {
+    return null;
+  } catch (error) {
     await target.query('ROLLBACK TO SAVEPOINT bisync_sequence');
     await target.query('RELEASE SAVEPOINT bisync_sequence');
+    const message = error instanceof Error ? error.message : String(error);
+    return `the key sequence of ${step.targetRelation} on ${step.target} was not advanced past the keys this step inserted (${message}); grant bisync's role USAGE and UPDATE on it, or the application there may hand out a key it just received`;
   }
 }
 

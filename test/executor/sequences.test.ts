@@ -53,3 +53,55 @@ tables:
     expect(next[0]?.job_id).toBe(9001);
   });
 });
+
+describe('a sequence bisync may not advance', () => {
+  const dbs = useFreshDatabases('seqperm');
+  const role = `bisync_limited_${Math.random().toString(36).slice(2, 8)}`;
+  // Roles belong to the server, not the test's databases: remove it and what it owns.
+  afterAll(async () => {
+    for (const url of [dbs.desktopUrl, dbs.cloudUrl]) {
+      await query(url, `DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '${role}') THEN EXECUTE 'DROP OWNED BY ${role} CASCADE'; END IF; END $$`);
+    }
+    for (const url of [dbs.desktopUrl, dbs.cloudUrl]) await query(url, `DROP ROLE IF EXISTS ${role}`);
+  });
+
+  it('leaves the data committed and says which sequence and what to grant', async () => {
+    for (const url of [dbs.desktopUrl, dbs.cloudUrl]) {
+      const database = decodeURIComponent(new URL(url).pathname.slice(1));
+      await query(url, `CREATE TABLE job (job_id serial PRIMARY KEY, title text NOT NULL, source char(1))`);
+      await query(url, `DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${role}') THEN CREATE ROLE ${role} LOGIN PASSWORD 'limited'; END IF; END $$`);
+      await query(url, `GRANT CREATE, CONNECT ON DATABASE "${database}" TO ${role}; GRANT USAGE ON SCHEMA public TO ${role}; GRANT SELECT, INSERT, UPDATE ON job TO ${role}`);
+    }
+    await query(dbs.cloudUrl, `INSERT INTO job (job_id, title, source) VALUES (5000, 'phone 5000', 'M')`);
+    const limited = (url: string): string => {
+      const u = new URL(url);
+      u.username = role;
+      u.password = 'limited';
+      return u.toString();
+    };
+    const limitedDbs = { desktopUrl: limited(dbs.desktopUrl), cloudUrl: limited(dbs.cloudUrl) };
+    const config = await testConfig(
+      writeConfig(`
+version: 1
+databases:
+  desktop: { url: "\${DESKTOP_DATABASE_URL}" }
+  cloud: { url: "\${CLOUD_DATABASE_URL}" }
+forward: { from: desktop, to: cloud }
+tables:
+  - name: job
+    primary_key: [job_id]
+    direction: both
+    origin: { column: source, forward: D, reverse: M }
+`),
+      limitedDbs,
+    );
+
+    const report = await apply(config, { direction: 'reverse' });
+
+    expect(report.exitCode).toBe(0);
+    expect(await query(dbs.desktopUrl, `SELECT job_id, title FROM job`)).toEqual([{ job_id: 5000, title: 'phone 5000' }]);
+    const warning = report.steps[0]?.sequenceWarning ?? '';
+    expect(warning).toMatch(/key sequence of public\.job on desktop was not advanced/);
+    expect(warning).toMatch(/grant bisync's role USAGE and UPDATE/);
+  });
+});

@@ -56,8 +56,8 @@ export class CliContext {
     return 'info';
   }
 
-  async config(command: Command): Promise<ResolvedConfig> {
-    return await loadConfig(configPath(this.options(command).config, process.env));
+  async config(command: Command, env: NodeJS.ProcessEnv = process.env): Promise<ResolvedConfig> {
+    return await loadConfig(configPath(this.options(command).config, process.env), env);
   }
 
   /** Keep the most severe exit code seen. */

@@ -21,8 +21,17 @@ describe('bisync validate', () => {
     expect(fromEnv.stdout).toBe(before.stdout);
   });
 
+  it('validate without --live checks the file alone: unset URL variables are named, not an error', async () => {
+    const env = { ...envFor(dbs), CLOUD_DATABASE_URL: '' };
+    delete env.DESKTOP_DATABASE_URL;
+    const result = await runCli(['validate', '--config', EXAMPLE_CONFIG], env);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/sync\.config\.yaml: OK — 15 tables/);
+    expect(result.stderr).toBe('note: DESKTOP_DATABASE_URL, CLOUD_DATABASE_URL are not set here: the file was checked alone; validate --live needs them\n');
+  });
+
   it('a bad config exits 2 with file:line:column, the dotted path and a hint', async () => {
-    const result = await runCli(['validate', '--config', EXAMPLE_CONFIG], { ...envFor(dbs), CLOUD_DATABASE_URL: '' });
+    const result = await runCli(['validate', '--live', '--config', EXAMPLE_CONFIG], { ...envFor(dbs), CLOUD_DATABASE_URL: '' });
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/sync\.config\.yaml:\d+:\d+: databases\.cloud\.url: environment variable CLOUD_DATABASE_URL is empty/);
     expect(result.stderr).toMatch(/hint: set CLOUD_DATABASE_URL/);

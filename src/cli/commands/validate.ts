@@ -1,4 +1,6 @@
+import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { configPath } from '../../config/load-config.js';
 import { validateLive } from '../../commands/validate.js';
 import type { LiveReport } from '../../commands/validate.js';
 import type { LiveProblem } from '../../compiler/check-catalog.js';
@@ -12,10 +14,17 @@ export function registerValidate(program: Command, ctx: CliContext): void {
     .description('check the config; with --live, also both databases (read-only)')
     .option('--live', 'connect to both databases and check tables, columns, keys and types')
     .action(async (flags: { live?: boolean }, command: Command) => {
-      const config = await ctx.config(command);
+      // Without --live the file is checked alone: a database URL variable that is not set here (it
+      // may be set only where the job runs) stands in as a placeholder, and is named.
+      const unset = flags.live === true ? [] : await unsetUrlVariables(configPath(ctx.options(command).config, process.env));
+      const env = { ...process.env, ...Object.fromEntries(unset.map((name) => [name, `postgresql://localhost/${name}-not-set`])) };
+      const config = await ctx.config(command, env);
       const live: LiveReport | undefined = flags.live === true ? await validateLive(config) : undefined;
-      if (ctx.json) ctx.printJson(validateJson(config, live));
+      if (ctx.json) ctx.printJson({ ...(validateJson(config, live) as object), ...(unset.length === 0 ? {} : { unsetVariables: unset }) });
       else ctx.print(validateText(config, live));
+      if (unset.length > 0 && !ctx.json) {
+        process.stderr.write(`note: ${unset.join(', ')} ${unset.length === 1 ? 'is' : 'are'} not set here: the file was checked alone; validate --live needs ${unset.length === 1 ? 'it' : 'them'}\n`);
+      }
       if (live !== undefined && live.warnings.length > 0 && !ctx.json) {
         process.stderr.write(`${formatLiveProblems(config.file, live.warnings, 'warning')}\n`);
       }
@@ -24,6 +33,26 @@ export function registerValidate(program: Command, ctx: CliContext): void {
         ctx.exit(ExitCode.usage);
       }
     });
+}
+
+/** Variables referenced by a database `url:` of the config that are unset or empty here (none when the file cannot be read: loading reports that). */
+async function unsetUrlVariables(file: string): Promise<string[]> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    return [];
+  }
+  const names = new Set<string>();
+  for (const line of text.split('\n')) {
+    if (!/^\s*url:/.test(line)) continue;
+    for (const m of line.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g)) {
+      const name = m[1] ?? '';
+      const value = process.env[name];
+      if (value === undefined || value === '') names.add(name);
+    }
+  }
+  return [...names];
 }
 
 function formatLiveProblems(file: string, problems: readonly LiveProblem[], kind: 'problem' | 'warning'): string {

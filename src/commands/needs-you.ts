@@ -18,7 +18,7 @@ export function applyAttention(steps: readonly StepResult[], dryRun: boolean): s
     // insert-only conflicts are counted in rejected too; edits: both conflicts only in conflicts.
     const errors = Math.max(0, s.rejected - s.conflicts);
     if (errors > 0) out.push(`${name}: ${errors} row${errors === 1 ? '' : 's'} rejected${dryRun ? ' (dry run)' : ''} (bisync rejects --table ${s.table})`);
-    if (s.conflicts > 0) out.push(`${name}: ${s.conflicts} conflict${s.conflicts === 1 ? '' : 's'}${dryRun ? ' (dry run)' : ''} ${s.rejected >= s.conflicts ? ` (bisync rejects --table ${s.table})` : ' (parked; both sides left as they are)'}`);
+    if (s.conflicts > 0) out.push(`${name}: ${s.conflicts} conflict${s.conflicts === 1 ? '' : 's'}${dryRun ? ' (dry run)' : ''} ${s.rejected >= s.conflicts ? ` (bisync rejects --table ${s.table})` : ` (parked: bisync conflicts --table ${s.table})`}`);
     if (s.unmarked > 0) out.push(`${name}: ${s.unmarked} unmarked row${s.unmarked === 1 ? '' : 's'} on the target (bisync verify --table ${s.table})`);
   }
   return out;

@@ -97,10 +97,11 @@ export async function runWanCases(ctx: CaseContext, links: WanLinks, path: WanPa
   const first = await measure('first sync (empty cloud), apply', 'both');
   check(first.written === ctx.desktopRows, `[${path.name}] the first sync wrote ${first.written} rows into the empty cloud, the desktop holds ${ctx.desktopRows}`);
 
-  // Mobile activity an hour ago, already synced down (not measured): reverse has a watermark and
-  // the cloud holds rows of both owners.
+  // Mobile activity since the first sync, already synced down (not measured): the cloud holds rows
+  // of both owners. Stamped now, not in the past: with `edits: both` the first sync's reverse read
+  // the cloud and its watermark is already that sync's time.
   if (ctx.reverseTables.length > 0) {
-    const seeded = await insertMobileRows(ctx.dbs.cloudUrl, ctx.reverseTables, MOBILE_SEED_KEYS, 3600);
+    const seeded = await insertMobileRows(ctx.dbs.cloudUrl, ctx.reverseTables, MOBILE_SEED_KEYS, 0);
     const primed = await applyOnce(ctx, 'reverse', route);
     check(primed.written === seeded, `[${path.name}] reverse wrote ${primed.written} of the ${seeded} mobile rows inserted on the cloud`);
   }

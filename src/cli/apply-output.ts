@@ -29,6 +29,11 @@ export function applyText(report: ApplyReport): string {
     else if (s.status === 'locked') lines.push(`${s.table} ${s.direction}: another bisync run holds this step; nothing changed`);
     if (s.sequenceWarning !== undefined) lines.push(`${s.table} ${s.direction}: ${s.sequenceWarning}`);
     if (s.unmarked > 0) lines.push(`${s.table} ${s.direction}: ${s.unmarked} unmarked row${s.unmarked === 1 ? '' : 's'} on the target (origin column NULL) the source does not have: never deleted, never sent; set their marker`);
+    if (s.kept !== undefined) {
+      lines.push(
+        `${s.table} ${s.direction}: deletes: mirror kept ${s.kept.count} row${s.kept.count === 1 ? '' : 's'} that rows the other side owns still reference (${s.kept.keys.join(', ')}${s.kept.count > s.kept.keys.length ? ', …' : ''})`,
+      );
+    }
     if (s.retried > 0) lines.push(`${s.table} ${s.direction}: retried ${s.retried} earlier reject${s.retried === 1 ? '' : 's'}`);
     if (report.dryRun && s.inserted > 0 && s.sequenceDefaults !== undefined && s.sequenceDefaults.length > 0) {
       lines.push(

@@ -32,6 +32,7 @@ export function planSql(plan: Plan): string {
       comment(`Step ${i + 1}/${plan.steps.length}: ${step.table} ${step.direction}: ${step.source} ${step.sourceRelation} → ${step.target} ${step.targetRelation}`),
       comment(`mode: ${step.mode} — ${step.reason}`),
       comment(`write: ${step.write}; deletes: ${step.deletes}; columns: ${step.columns.map((c) => (c.source === c.target ? c.target : `${c.source}→${c.target}`)).join(', ')}`),
+      ...step.warnings.map((w) => comment(`warning: ${w}`)),
       comment(`step hash: ${step.hash}`),
       comment('='.repeat(76)),
     );

@@ -1,5 +1,6 @@
 import type { Catalog } from '../compiler/catalog.js';
 import { checkCatalogs, checkGrants, checkOriginMarking } from '../compiler/check-catalog.js';
+import { checkSafety } from '../compiler/check-safety.js';
 import type { LiveProblem } from '../compiler/check-catalog.js';
 import type { StateSnapshot, XminState } from '../compiler/compile-plan.js';
 import { liveWarnings } from '../compiler/live-warnings.js';
@@ -14,7 +15,7 @@ import { readWatermarks, readXminCursors } from '../executor/read-state.js';
 export interface LiveReport {
   databases: { name: string; serverVersion: number; timeZone: string }[];
   problems: LiveProblem[];
-  /** The config runs, but not as it should (triggers that rewrite synced columns, missing `after`). */
+  /** The config runs, but not as it should (triggers that rewrite synced columns, missing `after`), and safety findings: row-level security, what a mirror delete would set off. */
   warnings: LiveProblem[];
   /** What bisync's role cannot see, so the sync is less safe (e.g. the late-commit clamp without pg_read_all_stats). */
   roleWarnings: SessionWarning[];
@@ -59,7 +60,7 @@ export async function validateLive(config: ResolvedConfig): Promise<LiveReport> 
   return {
     databases: Object.values(catalogs).map((c) => ({ name: c.database, serverVersion: c.serverVersion, timeZone: c.timeZone })),
     problems: [...checkCatalogs(config, catalogs), ...checkGrants(config, catalogs)],
-    warnings: [...liveWarnings(config, catalogs), ...checkOriginMarking(config, catalogs)],
+    warnings: [...liveWarnings(config, catalogs), ...checkOriginMarking(config, catalogs), ...checkSafety(config, catalogs).warnings],
     roleWarnings: sessionWarnings(config, catalogs),
   };
 }

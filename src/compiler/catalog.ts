@@ -48,6 +48,40 @@ export interface CatalogTrigger {
   readonly enabled: string;
 }
 
+/**
+ * A foreign key that references a synced table, from a table of the same database (synced or not).
+ * `children` are the keys referencing *that* table, followed only through ON DELETE CASCADE, since
+ * only a cascade carries a delete further.
+ */
+export interface CatalogReference {
+  readonly name: string;
+  readonly schema: string;
+  readonly table: string;
+  /** The referencing columns, and the referenced ones on the parent, in constraint order. */
+  readonly columns: readonly string[];
+  readonly refColumns: readonly string[];
+  /** pg_constraint.confdeltype: `c` cascade, `n` set null, `d` set default, `a` no action, `r` restrict. */
+  readonly onDelete: string;
+  /** Every column name of the referencing table (to find an origin column there). */
+  readonly tableColumns: readonly string[];
+  readonly children: readonly CatalogReference[];
+}
+
+/** Row-level security on a table, as it applies to the role bisync connects as. */
+export interface CatalogRowSecurity {
+  /** pg_class.relrowsecurity / relforcerowsecurity. */
+  readonly enabled: boolean;
+  readonly forced: boolean;
+  /** The role is a superuser or has BYPASSRLS. */
+  readonly roleBypasses: boolean;
+  /** The role is (a member of) the table's owner, whom RLS spares unless forced. */
+  readonly roleOwns: boolean;
+  /** Policies that name the role (or PUBLIC), per command: `r` SELECT, `a` INSERT, `w` UPDATE, `d` DELETE, `*` ALL. */
+  readonly policyCommands: readonly string[];
+  /** The role bisync connects as. */
+  readonly role: string;
+}
+
 export interface CatalogTable {
   readonly schema: string;
   readonly name: string;
@@ -64,6 +98,11 @@ export interface CatalogTable {
   readonly relfilenode?: string | null;
   /** Enabled BEFORE row triggers on INSERT or UPDATE, its partitions' and children's included. */
   readonly triggers?: readonly CatalogTrigger[];
+  /** Foreign keys elsewhere that reference this table (introspect only; absent from init's listing). */
+  readonly referencedBy?: readonly CatalogReference[];
+  /** Enabled user triggers on the table (not the internal ones behind foreign keys). */
+  readonly userTriggers?: readonly string[];
+  readonly rowSecurity?: CatalogRowSecurity;
 }
 
 /** One table of a database as `bisync init` lists it. */
@@ -106,6 +145,8 @@ export interface Catalog {
    * pg_read_all_stats): the late-commit clamp reads them.
    */
   readonly seesOtherSessions: boolean;
+  /** `server_encoding`, e.g. `UTF8` (introspect only). */
+  readonly serverEncoding?: string;
   /** By config table name; null when the table does not exist there. */
   readonly tables: Readonly<Record<string, CatalogTable | null>>;
 }

@@ -1,5 +1,6 @@
 import type { Direction, ResolvedConfig, ResolvedTable } from '../config/types.js';
 import type { Catalog, CatalogColumn, CatalogTable } from './catalog.js';
+import { checkSafety } from './check-safety.js';
 import { syncedColumns } from './columns.js';
 import { displayName } from './quote-ident.js';
 import { analyseTriggers } from './trigger-columns.js';
@@ -17,11 +18,14 @@ export interface LiveProblem {
 
 const CURSOR_TYPE = /^(timestamp(\(\d\))? with(out)? time zone|date)$/;
 
-/** Every check of `validate --live` (SPEC §1): tables, columns, keys, cursor and origin columns, types. */
+/**
+ * Every check of `validate --live` that makes a plan impossible (SPEC §1): tables, columns, keys,
+ * cursor and origin columns, types, and row-level security that would hide every row from bisync.
+ */
 export function checkCatalogs(config: ResolvedConfig, catalogs: Readonly<Record<string, Catalog>>): LiveProblem[] {
   const problems: LiveProblem[] = [];
   for (const table of config.tables) problems.push(...checkTable(config, table, catalogs));
-  return problems;
+  return [...problems, ...checkSafety(config, catalogs).errors];
 }
 
 function checkTable(config: ResolvedConfig, table: ResolvedTable, catalogs: Readonly<Record<string, Catalog>>): LiveProblem[] {

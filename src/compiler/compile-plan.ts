@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import type { Direction, ResolvedConfig, ResolvedTable } from '../config/types.js';
 import { didYouMean } from '../config/suggest.js';
 import { BisyncError, ExitCode } from '../errors.js';
-import type { Catalog, CatalogTable } from './catalog.js';
+import type { Catalog, CatalogReference, CatalogTable } from './catalog.js';
+import { checkSafety, rowSecurityFinding } from './check-safety.js';
 import { checkCatalogs } from './check-catalog.js';
 import { sessionWarnings } from './session-warnings.js';
 import type { LiveProblem } from './check-catalog.js';
@@ -10,6 +11,8 @@ import { syncedColumns } from './columns.js';
 import type { ColumnMapping, Plan, PlanStatement, PlanStep, Side, StepMode, UnplannedStep } from './plan-types.js';
 import { displayName, quoteQualified } from './quote-ident.js';
 import { renderSql } from './render-sql.js';
+import type { TemplateReference } from './render-sql.js';
+import type { QualifiedName } from '../config/types.js';
 
 export type DirectionOption = Direction | 'both';
 export type ModeOption = 'auto' | 'full' | 'incremental';
@@ -79,6 +82,7 @@ export function compilePlan(
       'run `bisync validate --live` for details and hints',
     );
   }
+  const safety = checkSafety({ ...config, tables: selected }, catalogs).warnings;
   const phases: Direction[] = options.direction === 'both' ? ['forward', 'reverse'] : [options.direction];
   const steps: PlanStep[] = [];
   const unplanned: UnplannedStep[] = [];
@@ -95,7 +99,7 @@ export function compilePlan(
         cannot.add(table.name);
         unplanned.push(unplannedStep(config, state, table, direction, 'skipped', `runs after ${blockedBy.join(', ')}, which cannot run in this direction`));
       } else {
-        steps.push(compileStep(config, catalogs, state, xminState, options, table, direction));
+        steps.push(compileStep(config, catalogs, state, xminState, options, table, direction, safety));
       }
     }
   }
@@ -214,8 +218,12 @@ function compileStep(
   options: CompileOptions,
   table: ResolvedTable,
   direction: Direction,
+  safety: readonly LiveProblem[],
 ): PlanStep {
   const { from: sourceName, to: targetName } = direction === 'forward' ? config.forward : config.reverse;
+  const warnings = safety
+    .filter((w) => w.table === table.name && (w.database === sourceName || w.database === targetName))
+    .map((w) => `${w.database} ${w.relation}: ${w.message}${w.hint === undefined ? '' : ` (${w.hint})`}`);
   const sourceCat = catalogTable(catalogs, sourceName, table.name);
   const targetCat = catalogTable(catalogs, targetName, table.name);
   const { columns: pairs } = syncedColumns(config, table, {
@@ -269,6 +277,16 @@ function compileStep(
   // A single integer key column may take its default from a sequence on T (SPEC §7, Keys).
   const [onlyKey] = keys;
   const sequenceKey = keys.length === 1 && onlyKey !== undefined && /^(integer|bigint|smallint)$/.test(onlyKey.type) ? onlyKey : null;
+  // A mirror delete must not reach rows this direction does not own through foreign keys: the
+  // delete skips parents they still reference, and the guard watches every table it could reach.
+  const references = mirror ? templateReferences(targetCat.referencedBy ?? [], table.origin?.column ?? null) : [];
+  const mirrorKeys = keys.map((k) => {
+    const s = sourceCat.columns.find((c) => c.name === k.source);
+    const t = targetCat.columns.find((c) => c.name === k.target);
+    const compareAs = s === undefined || t === undefined || s.type === t.type ? 'type' : s.category === 'N' && t.category === 'N' ? 'numeric' : 'text';
+    return { ...k, compareAs };
+  });
+
   const sourceRel = { schema: sourceCat.schema, name: sourceCat.name };
   const targetRel = { schema: targetCat.schema, name: targetCat.name };
   const zone = (database: string): { timeZone: string; zoneNote: string } => ({
@@ -310,6 +328,10 @@ function compileStep(
     threeWay,
     mirror,
     ...threeWayContext(config, table, direction, sourceName, targetName),
+    references,
+    mirrorKeys,
+    guarded: guardedRelations(targetRel, origin?.column ?? null, mode === 'full' ? references : [], threeWay),
+    export: false,
   };
   const read = {
     since: mode === 'incremental' ? watermark : null,
@@ -329,7 +351,8 @@ function compileStep(
     stmt('settings', 'target', 'transaction-local text formats'),
     stmt('lock', 'target', 'one run per (table, direction) at a time'),
     stmt('read-state', 'target', 'the watermark this step starts from (must equal the planned one)'),
-    stmt('guard-count', 'target', 'rows owned by the other side, before'),
+    stmt('constraints-immediate', 'target', 'deferred constraints fail per merged batch, not at COMMIT'),
+    ...(threeWay ? [stmt('guard-count', 'target', 'rows on the target before the merge, the measure of max_delete_fraction with edits: both')] : []),
     stmt('create-staging', 'target', 'staging table, dropped at commit'),
     ...(cursors.length > 0 ? [stmt('read-horizon', 'source', `oldest open transaction on ${sourceName}, read before the snapshot`)] : []),
     stmt('begin-source', 'source', `open the read snapshot on ${sourceName}`),
@@ -358,8 +381,14 @@ function compileStep(
     ...(origin !== null && mode === 'full'
       ? [stmt('count-unmarked', 'target', `unmarked rows (${origin.column} NULL) on ${targetName} whose key ${sourceName} does not have: reported, never deleted`)]
       : []),
-    stmt('guard-count', 'target', 'rows owned by the other side, after: fewer than before rolls back (exit 4)'),
+    stmt('guard-stats', 'target', 'rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped'),
     stmt('save-state', 'target', 'the new watermark, in the same transaction as the data'),
+    stmt('guard-rows', 'target', 'only when the counts differ: rows the other side owns, with this step\'s changes, in an exported snapshot', { export: true }),
+    stmt('guard-begin', 'target', `guard: a second connection to ${targetName}`),
+    stmt('guard-import', 'target', 'guard: the snapshot the step exported'),
+    stmt('settings', 'target', 'guard: the same text formats, so fingerprints compare'),
+    stmt('guard-rows', 'target', 'guard: the same rows without this step\'s changes; any row removed or changed rolls the step back (exit 4)'),
+    stmt('commit', 'target', 'guard: end the second connection\'s read'),
     stmt('record-run', 'target', 'one row in runs for this step'),
     stmt('commit', 'target', 'commit data, watermark and run together'),
   ];
@@ -390,6 +419,9 @@ function compileStep(
     sequenceDefaults: targetCat.columns
       .filter((c) => c.sequence === true && !columns.some((m) => m.target === c.name))
       .map((c) => c.name),
+    guardedRelations: common.guarded.map((g) => displayName(g.rel)),
+    targetRowSecurity: rowSecurityFinding(targetCat.rowSecurity).applies,
+    warnings,
     bootstrap,
     statements,
     hash: sha256(JSON.stringify(hashed)),
@@ -410,6 +442,53 @@ function threeWayContext(config: ResolvedConfig, table: ResolvedTable, direction
     targetCursors,
     targetCursorMany: targetCursors.length > 1,
   };
+}
+
+/** The catalog's reference tree as the `blocked` template helper renders it. */
+function templateReferences(refs: readonly CatalogReference[], originColumn: string | null): TemplateReference[] {
+  return refs.map((r) => ({
+    rel: { schema: r.schema, name: r.table },
+    columns: [...r.columns],
+    refColumns: [...r.refColumns],
+    onDelete: r.onDelete,
+    originColumn: originColumn !== null && r.tableColumns.includes(originColumn) ? originColumn : null,
+    children: templateReferences(r.children, originColumn),
+  }));
+}
+
+interface GuardedRelation {
+  rel: QualifiedName;
+  /** The names of the `$n` parameters that carry its schema and name. */
+  schemaParam: string;
+  nameParam: string;
+  /** Rows whose origin column is not this direction's marker are the other side's; none: every row is. */
+  originColumn: string | null;
+  /** Unmarked rows (NULL origin) are this direction's to stamp on the target itself, not elsewhere. */
+  keepsUnmarked: boolean;
+  /** Compare a fingerprint of the rows, not only their number (every table but a target without origin, whose rows the step updates). */
+  fingerprint: boolean;
+}
+
+/**
+ * The target, and every table a mirror delete can reach through foreign keys, each once. With
+ * edits: both the merge writes and deletes the other side's rows on purpose, so on the target the
+ * guard only counts them (less what the step deleted on purpose).
+ */
+function guardedRelations(target: QualifiedName, originColumn: string | null, references: readonly TemplateReference[], threeWay: boolean): GuardedRelation[] {
+  const named = (rel: QualifiedName, i: number): { rel: QualifiedName; schemaParam: string; nameParam: string } => ({
+    rel,
+    schemaParam: `guarded relation ${i} schema`,
+    nameParam: `guarded relation ${i} name`,
+  });
+  const out: GuardedRelation[] = [{ ...named(target, 0), originColumn, keepsUnmarked: true, fingerprint: originColumn !== null && !threeWay }];
+  const visit = (list: readonly TemplateReference[]): void => {
+    for (const r of list) {
+      if (!out.some((g) => displayName(g.rel) === displayName(r.rel))) out.push({ ...named(r.rel, out.length), originColumn: r.originColumn, keepsUnmarked: false, fingerprint: true });
+      visit(r.children);
+    }
+  };
+  visit(references);
+  return out;
 }
 
 function catalogTable(catalogs: Readonly<Record<string, Catalog>>, database: string, table: string): CatalogTable {

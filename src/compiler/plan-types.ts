@@ -62,6 +62,12 @@ export interface PlanStep {
   readonly edits?: 'both';
   /** Target columns filled by a sequence default on insert: a dry run draws values PostgreSQL does not roll back. */
   readonly sequenceDefaults: readonly string[];
+  /** The tables the guard watches: the target, and every table a mirror delete can reach through foreign keys. */
+  readonly guardedRelations: readonly string[];
+  /** Row-level security applies to bisync's role on the target: a 42501 there is about a row. */
+  readonly targetRowSecurity: boolean;
+  /** Safety findings `validate --live` reports for this step's tables (row-level security, foreign keys, triggers). */
+  readonly warnings: readonly string[];
   /** Statements that create the state schema and tables, run once if they are missing. */
   readonly bootstrap: readonly PlanStatement[];
   /** The statements of the step, in order. */

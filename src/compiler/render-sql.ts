@@ -13,6 +13,20 @@ export interface TemplateColumn {
   sourceType?: string;
 }
 
+/**
+ * A foreign key that references the table a step deletes from, as the `blocked` helper renders it:
+ * the referencing relation, the column pairs, the ON DELETE action and the referencing table's
+ * origin column (null when it has none, so no row there is provably this direction's).
+ */
+export interface TemplateReference {
+  rel: QualifiedName;
+  columns: string[];
+  refColumns: string[];
+  onDelete: string;
+  originColumn: string | null;
+  children: TemplateReference[];
+}
+
 interface RenderState {
   params: PlanParam[];
 }
@@ -155,8 +169,54 @@ const helpers = {
     render.params.push({ name: String(name), value: null, runtime: true });
     return `$${render.params.length}`;
   },
+  /**
+   * `EXISTS (…) OR EXISTS (…)`: whether a row of `parent` is still needed by rows this direction
+   * does not own, so deleting it would remove them (CASCADE, recursively), change them (SET NULL,
+   * SET DEFAULT) or fail (NO ACTION, RESTRICT: any referencing row). Owned means the referencing
+   * row carries this direction's origin marker; a table without the origin column owns nothing.
+   */
+  blocked: (refs: unknown, parent: unknown, mine: unknown, options: Handlebars.HelperOptions): string => {
+    const marker = helpers.param('origin value this direction writes', mine, options);
+    const render = (list: readonly TemplateReference[], alias: string, depth: number): string =>
+      list
+        .map((ref) => {
+          const r = `r${depth}`;
+          const pad = '  '.repeat(depth + 3);
+          const match = ref.columns.map((c, i) => `${r}.${quoteIdent(c)} = ${alias}.${quoteIdent(ref.refColumns[i] ?? '')}`).join(' AND ');
+          const notOwned = ref.originColumn === null ? 'true' : `${r}.${quoteIdent(ref.originColumn)}::text IS DISTINCT FROM ${marker}`;
+          let needed: string;
+          if (ref.onDelete === 'c') {
+            needed = ref.children.length === 0 || notOwned === 'true' ? notOwned : `${notOwned}
+${pad}  OR ${render(ref.children, r, depth + 1)}`;
+          } else if (ref.onDelete === 'n' || ref.onDelete === 'd') {
+            needed = notOwned;
+          } else {
+            needed = 'true';
+          }
+          return `EXISTS (SELECT 1 FROM ${quoteQualified(ref.rel)} AS ${r}  -- ON DELETE ${ACTION_NAMES[ref.onDelete] ?? ref.onDelete}\n${pad} WHERE ${match}${needed === 'true' ? '' : `\n${pad}   AND (${needed})`})`;
+        })
+        .join(`\n${'  '.repeat(depth + 2)}OR `);
+    return render(refs as TemplateReference[], String(parent), 1);
+  },
+  /**
+   * Target key = staged key, for the mirror-delete checks: where the two sides' key types differ
+   * the comparison happens in a type both values fit (numeric, or text), so a staged key the
+   * target's type cannot hold matches nothing instead of failing the step (SPEC §2.6).
+   */
+  stagedkey: (keys: unknown, target: unknown, staged: unknown) =>
+    (keys as (TemplateColumn & { compareAs: string })[])
+      .map((c) => {
+        const t = `${String(target)}.${quoteIdent(c.target)}`;
+        const s = `${String(staged)}.${quoteIdent(c.target)}`;
+        if (c.compareAs === 'numeric') return `${t}::numeric = ${s}::numeric`;
+        if (c.compareAs === 'text') return `${t}::text = ${s}`;
+        return `${t} = ${s}::${helpers.type(c.type)}`;
+      })
+      .join(' AND '),
   eq: (a: unknown, b: unknown) => a === b,
 };
+
+const ACTION_NAMES: Readonly<Record<string, string>> = { c: 'CASCADE', n: 'SET NULL', d: 'SET DEFAULT', a: 'NO ACTION', r: 'RESTRICT' };
 
 const templates = new Map<string, Handlebars.TemplateDelegate>();
 const dir = packageFile('templates/');

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { Catalog, CatalogForeignKey, CatalogTable, CatalogTrigger } from '../compiler/catalog.js';
+import type { Catalog, CatalogForeignKey, CatalogReference, CatalogRowSecurity, CatalogTable, CatalogTrigger } from '../compiler/catalog.js';
 import { quoteQualified } from '../compiler/quote-ident.js';
 import type { ResolvedConfig } from '../config/types.js';
 
@@ -93,6 +93,55 @@ export const RELATION_DETAILS_SQL = `
            AND tg.tgrelid IN (${DESCENDANTS_SQL})
            AND (tg.tgrelid = c.oid OR tg.tgparentid = 0)) AS triggers`;
 
+/**
+ * What a sync step could touch or be refused by, beyond the table itself: the foreign keys that
+ * reference it (recursively through ON DELETE CASCADE, each edge once per path), its enabled user
+ * triggers, and how row-level security applies to the connecting role. Constant SQL, no values.
+ */
+const SAFETY_DETAILS_SQL = `
+       (SELECT coalesce(json_agg(json_build_object(
+                  'path', (SELECT array_to_json(array_agg(p::text)) FROM unnest(r.path) AS p),
+                  'name', r.conname,
+                  'schema', rn.nspname,
+                  'table', rc.relname,
+                  'columns', (SELECT array_to_json(array_agg(a.attname ORDER BY k.i))
+                                FROM unnest(r.conkey) WITH ORDINALITY AS k(attnum, i)
+                                JOIN pg_attribute a ON a.attrelid = r.conrelid AND a.attnum = k.attnum),
+                  'refColumns', (SELECT array_to_json(array_agg(a.attname ORDER BY k.i))
+                                   FROM unnest(r.confkey) WITH ORDINALITY AS k(attnum, i)
+                                   JOIN pg_attribute a ON a.attrelid = r.confrelid AND a.attnum = k.attnum),
+                  'onDelete', r.confdeltype,
+                  'tableColumns', (SELECT array_to_json(array_agg(a.attname ORDER BY a.attnum))
+                                     FROM pg_attribute a
+                                    WHERE a.attrelid = r.conrelid AND a.attnum > 0 AND NOT a.attisdropped))
+                  ORDER BY r.path), '[]'::json)
+          FROM (WITH RECURSIVE refs AS (
+                  SELECT ARRAY[f.oid] AS path, f.conname, f.conrelid, f.confrelid, f.conkey, f.confkey, f.confdeltype
+                    FROM pg_constraint f
+                   WHERE f.contype = 'f' AND f.confrelid = c.oid
+                  UNION ALL
+                  SELECT refs.path || f.oid, f.conname, f.conrelid, f.confrelid, f.conkey, f.confkey, f.confdeltype
+                    FROM refs
+                    JOIN pg_constraint f ON f.contype = 'f' AND f.confrelid = refs.conrelid
+                   WHERE refs.confdeltype = 'c' AND f.oid <> ALL (refs.path) AND cardinality(refs.path) < 8
+                ) SELECT * FROM refs) AS r
+          JOIN pg_class rc ON rc.oid = r.conrelid
+          JOIN pg_namespace rn ON rn.oid = rc.relnamespace) AS referenced_by,
+       (SELECT coalesce(json_agg(tg.tgname ORDER BY tg.tgname), '[]'::json)
+          FROM pg_trigger tg
+         WHERE tg.tgrelid = c.oid AND NOT tg.tgisinternal AND tg.tgenabled <> 'D') AS user_triggers,
+       json_build_object(
+         'enabled', c.relrowsecurity,
+         'forced', c.relforcerowsecurity,
+         'roleBypasses', coalesce((SELECT r.rolsuper OR r.rolbypassrls FROM pg_roles r WHERE r.rolname = current_user), false),
+         'roleOwns', pg_has_role(current_user, c.relowner, 'USAGE'),
+         'policyCommands', (SELECT coalesce(json_agg(DISTINCT p.polcmd::text), '[]'::json)
+                              FROM pg_policy p
+                             WHERE p.polrelid = c.oid AND p.polpermissive
+                               AND (0::oid = ANY (p.polroles)
+                                    OR EXISTS (SELECT 1 FROM unnest(p.polroles) AS pr(oid) WHERE pg_has_role(current_user, pr.oid, 'USAGE')))),
+         'role', current_user) AS row_security`;
+
 // One round trip per database: every configured table, resolved through the search_path like the
 // statements that will use it, with columns, unique keys and foreign keys as JSON.
 const CATALOG_SQL = `
@@ -116,7 +165,9 @@ SELECT w.ord,
          'insert', has_table_privilege(c.oid, 'INSERT'),
          'update', has_table_privilege(c.oid, 'UPDATE'),
          'delete', has_table_privilege(c.oid, 'DELETE')) END AS privileges,
-       ${RELATION_DETAILS_SQL}
+       current_setting('server_encoding') AS encoding,
+       ${RELATION_DETAILS_SQL},
+       ${SAFETY_DETAILS_SQL}
   FROM wanted w
   LEFT JOIN pg_class c ON c.oid = w.oid
   LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -143,6 +194,19 @@ interface CatalogRow extends RelationDetailsRow {
   name: string | null;
   kind: string | null;
   privileges: CatalogTable['privileges'] | null;
+  encoding: string;
+  referenced_by: (Omit<CatalogReference, 'children'> & { path: string[] })[] | null;
+  user_triggers: string[] | null;
+  row_security: CatalogRowSecurity | null;
+}
+
+/** The flat, path-ordered list of references as a tree: each edge under the one its path extends. */
+function referenceTree(rows: readonly (Omit<CatalogReference, 'children'> & { path: string[] })[]): CatalogReference[] {
+  const build = (prefix: readonly string[]): CatalogReference[] =>
+    rows
+      .filter((r) => r.path.length === prefix.length + 1 && prefix.every((p, i) => r.path[i] === p))
+      .map(({ path, ...edge }) => ({ ...edge, children: build(path) }));
+  return build([]);
 }
 
 /** A catalog table from its pg_class identity and the `RELATION_DETAILS_SQL` columns. */
@@ -203,13 +267,18 @@ export async function introspect(client: pg.ClientBase, config: ResolvedConfig, 
       tables[t.name] = null;
     } else {
       const table = catalogTableFrom(row.schema, row.name, row.kind ?? 'r', row);
-      tables[t.name] = { ...table, ...(row.privileges === null ? {} : { privileges: row.privileges }), relfilenode: row.relfilenode };
+      tables[t.name] = { ...table, ...(row.privileges === null ? {} : { privileges: row.privileges }), relfilenode: row.relfilenode,
+        referencedBy: referenceTree(row.referenced_by ?? []),
+        userTriggers: row.user_triggers ?? [],
+        ...(row.row_security === null ? {} : { rowSecurity: row.row_security }),
+      };
     }
   });
   const first = result.rows[0];
   return {
     database,
     serverVersion: first?.version ?? 0,
+    serverEncoding: first?.encoding ?? 'UTF8',
     ...(first === undefined ? {} : { server: { systemId: first.system_id, nextXid: first.next_xid } }),
     timeZone: first?.time_zone ?? 'UTC',
     seesOtherSessions: first?.sees_sessions ?? false,

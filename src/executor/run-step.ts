@@ -5,6 +5,9 @@ import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import type { PlanStep } from '../compiler/plan-types.js';
 import { stateExists } from './bootstrap.js';
 import { abandon } from './databases.js';
+import { classifyError } from './error-class.js';
+import { GuardRefusal, guardOtherSideRows } from './guard.js';
+import type { GuardStats } from './guard.js';
 import type { Databases } from './databases.js';
 import { run, runTogether, statement } from './statements.js';
 import type { Sendable } from './statements.js';
@@ -56,6 +59,11 @@ export interface StepResult extends StepCounts {
   retries?: number;
   /** Rows this run recorded in rejects for the first time (the target refused them). */
   newRejects?: NewReject[];
+  /**
+   * deletes: mirror rows kept because rows this direction does not own still reference them
+   * (deleting would cascade into, change or be refused by them): how many, and the first keys.
+   */
+  kept?: { count: number; keys: string[] };
 }
 
 /** A row the target refused for the first time: its key and why. */
@@ -85,13 +93,6 @@ export interface StepOptions {
 
 const ZERO: StepCounts = { read: 0, retried: 0, inserted: 0, updated: 0, unchanged: 0, protected: 0, rejected: 0, conflicts: 0, deleted: 0, unmarked: 0 };
 
-/** Row-level failures the merge bisects down to single rows and records in rejects. */
-function isRowError(error: unknown): error is { code: string; message: string } {
-  const code = (error as { code?: unknown }).code;
-  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23') || code === '21000');
-}
-
-class GuardRefusal extends Error {}
 
 function add(a: StepCounts, b: Partial<StepCounts>): StepCounts {
   const out = { ...a };
@@ -126,7 +127,14 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     // trip on a pipelined connection); the lock's answer is checked once they are all back. State
     // and guard reads made without the lock are discarded with the rollback.
     const opening: Sendable[] = [statement(step, 'begin-target'), statement(step, 'settings', 'target')];
-    const locking: Sendable[] = [statement(step, 'lock'), statement(step, 'read-state'), statement(step, 'guard-count'), statement(step, 'create-staging')];
+    const locking: Sendable[] = [
+      statement(step, 'lock'),
+      statement(step, 'read-state'),
+      statement(step, 'constraints-immediate'),
+      statement(step, 'create-staging'),
+      // edits: both measures max_delete_fraction against every row on the target before the merge.
+      ...(step.edits === 'both' ? [statement(step, 'guard-count')] : []),
+    ];
     let opened: pg.QueryResult[];
     if (options.bootstrapInTransaction === true) {
       await runTogether(target, opening);
@@ -138,7 +146,8 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     } else {
       opened = (await runTogether(target, [...opening, ...locking])).slice(opening.length);
     }
-    const [locked, state, guard] = opened;
+    const [locked, state] = opened;
+    const rowsOnTarget = step.edits === 'both' ? Number(opened.at(-1)?.rows[0]?.rows_on_target ?? 0) : 0;
     if (locked?.rows[0]?.locked !== true) {
       await target.query('ROLLBACK');
       return { ...base, ...counts, status: 'locked', watermarkAfter: step.watermark, durationMs: Date.now() - startedMs };
@@ -148,8 +157,6 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
       await target.query('ROLLBACK');
       return { ...base, ...counts, status: 'replan', currentWatermark: current, watermarkAfter: current, durationMs: Date.now() - startedMs };
     }
-    const guardBefore = guard?.rows[0] as { owned_by_other_side?: string; rows_on_target?: string } | undefined;
-    const before = Number(guardBefore?.owned_by_other_side ?? 0);
 
     source = await dbs.client(step.source);
     // Before the snapshot (read-horizon runs on its own first), then the snapshot and what it sees.
@@ -186,39 +193,25 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     counts = add(counts, await mergeRange(target, step, 1, lastRow, newRejects));
     const sequenceWarning = counts.inserted > 0 ? await advanceSequence(target, step) : null;
 
-    if (step.edits === 'both') checkThreeWayDeletes(step, counts.deleted, Number(guardBefore?.rows_on_target ?? 0), options.allowDeletes);
-    if (step.statements.some((s) => s.kind === 'mirror-deletes')) {
-      const plan = (await run<{ would_delete: string; owned: string }>(target, statement(step, 'count-mirror-deletes'))).rows[0];
-      const wouldDelete = Number(plan?.would_delete ?? 0);
-      const owned = Number(plan?.owned ?? 0);
-      const limit = step.maxDeleteFraction;
-      if (wouldDelete > 0 && !options.allowDeletes && wouldDelete > owned * limit) {
-        throw new GuardRefusal(
-          `deletes: mirror would delete ${wouldDelete} of ${owned} rows this direction owns on ${step.target}, more than max_delete_fraction ${limit}; rerun with --allow-deletes if that is intended`,
-        );
-      }
-      const deleted = Number((await run<{ deleted: string }>(target, statement(step, 'mirror-deletes'))).rows[0]?.deleted ?? 0);
-      counts = add(counts, { deleted });
-    }
+    if (step.edits === 'both') checkThreeWayDeletes(step, counts.deleted, rowsOnTarget, options.allowDeletes);
+    const mirrored = await mirrorDeletes(target, step, options);
+    counts = add(counts, { deleted: mirrored.deleted });
 
-    const guardAfter = step.statements.filter((s) => s.kind === 'guard-count').at(-1);
-    if (guardAfter === undefined) throw new Error('the plan has no closing guard');
-    // The unmarked count, the guard and the state travel together; nothing commits before the guard is checked.
+    // The unmarked count, the guard's counters and the state travel together; nothing commits before the guard is checked.
     const hasUnmarked = step.statements.some((s) => s.kind === 'count-unmarked');
     const closing = await runTogether(target, [
       ...(hasUnmarked ? [statement(step, 'count-unmarked')] : []),
-      guardAfter,
+      statement(step, 'guard-stats'),
       { statement: statement(step, 'save-state'), runtime: { 'read horizon': horizon, 'xmin cursor': xminCursor, 'hold watermark': hold } },
     ]);
     if (hasUnmarked) counts = add(counts, { unmarked: Number(closing[0]?.rows[0]?.unmarked ?? 0) });
-    const [guarded, saved] = closing.slice(-2);
-    const after = Number(guarded?.rows[0]?.owned_by_other_side ?? 0);
+    const [stats, saved] = closing.slice(-2);
     // With edits: both the merge itself deletes rows the source deleted (and counted them above).
-    if (after < before - (step.edits === 'both' ? counts.deleted : 0)) {
-      throw new GuardRefusal(
-        `rows on ${step.target} owned by the other side would drop from ${before} to ${after}; the step was rolled back`,
-      );
-    }
+    await guardOtherSideRows(target, step, dbs, (stats?.rows ?? []) as GuardStats[], {
+      deleted: counts.deleted,
+      updated: counts.updated,
+      deletedOnPurpose: step.edits === 'both' ? counts.deleted : 0,
+    });
     const watermarkAfter = (saved?.rows[0]?.watermark as string | null | undefined) ?? null;
     const status = options.dryRun ? 'dry-run' : 'succeeded';
     // The run row and the commit travel together: if the row fails, the COMMIT ends an aborted
@@ -235,6 +228,7 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
       durationMs: Date.now() - startedMs,
       ...(newRejects.length === 0 ? {} : { newRejects }),
       ...(sequenceWarning === null ? {} : { sequenceWarning }),
+      ...(mirrored.kept.count > 0 ? { kept: mirrored.kept } : {}),
     };
   } catch (error) {
     await target.query('ROLLBACK').catch(() => undefined);
@@ -247,9 +241,11 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     const code = (error as { code?: unknown }).code;
     const status = refused ? 'refused' : options.interrupted?.() === true ? 'interrupted' : 'failed';
     if (!options.dryRun) await recordFailure(step, dbs, options, planHash, status, started, message);
+    // Everything the step wrote was rolled back: its summary shows none of it (only what was read).
     return {
       ...base,
-      ...counts,
+      ...ZERO,
+      read: counts.read,
       status,
       watermarkAfter: step.watermark,
       durationMs: Date.now() - startedMs,
@@ -260,6 +256,25 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     await dbs.release(target);
     if (source !== undefined) await dbs.release(source);
   }
+}
+
+/**
+ * SPEC §2.1: deletes: mirror removes owned rows F no longer has, within max_delete_fraction, and
+ * keeps (and reports) those still referenced by rows this direction does not own.
+ */
+async function mirrorDeletes(target: pg.Client, step: PlanStep, options: StepOptions): Promise<{ deleted: number; kept: { count: number; keys: string[] } }> {
+  if (!step.statements.some((s) => s.kind === 'mirror-deletes')) return { deleted: 0, kept: { count: 0, keys: [] } };
+  const plan = (await run<{ would_delete: string; owned: string; kept: string; kept_keys: string[] }>(target, statement(step, 'count-mirror-deletes'))).rows[0];
+  const wouldDelete = Number(plan?.would_delete ?? 0);
+  const owned = Number(plan?.owned ?? 0);
+  const limit = step.maxDeleteFraction;
+  if (wouldDelete > 0 && !options.allowDeletes && wouldDelete > owned * limit) {
+    throw new GuardRefusal(
+      `deletes: mirror would delete ${wouldDelete} of ${owned} rows this direction owns on ${step.target}, more than max_delete_fraction ${limit}; rerun with --allow-deletes if that is intended`,
+    );
+  }
+  const deleted = Number((await run<{ deleted: string }>(target, statement(step, 'mirror-deletes'))).rows[0]?.deleted ?? 0);
+  return { deleted, kept: { count: Number(plan?.kept ?? 0), keys: plan?.kept_keys ?? [] } };
 }
 
 /** COPY F → staging on T, streamed with backpressure: memory stays flat whatever the table size. */
@@ -347,17 +362,18 @@ async function mergeRange(target: pg.Client, step: PlanStep, lo: number, hi: num
       rejected: step.edits === 'both' ? 0 : conflicts,
     };
   } catch (error) {
-    if (!isRowError(error)) throw error;
+    if (classifyError(error, step) !== 'row') throw error;
+    const failure = error as { code: string; message: string };
     await target.query('ROLLBACK TO SAVEPOINT bisync_merge');
     await target.query('RELEASE SAVEPOINT bisync_merge');
     if (lo === hi) {
       const recorded = await run<{ key: Record<string, string>; attempts: number }>(target, statement(step, 'reject-row'), {
         'staged row': lo,
-        SQLSTATE: error.code,
-        'error message': error.message,
+        SQLSTATE: failure.code,
+        'error message': failure.message,
       });
       const row = recorded.rows[0];
-      if (row !== undefined && row.attempts <= 1) newRejects.push({ key: row.key, errorCode: error.code, error: error.message });
+      if (row !== undefined && row.attempts <= 1) newRejects.push({ key: row.key, errorCode: failure.code, error: failure.message });
       return { rejected: 1 };
     }
     const mid = Math.floor((lo + hi) / 2);

@@ -406,10 +406,10 @@ describe('lint over every plan (parse trees from the real PostgreSQL parser)', (
     expect(seen).toBeGreaterThan(0);
   });
 
-  it('statements touch only the step’s two tables, bisync’s own tables and the staging table', () => {
+  it('statements touch only the step’s two tables, the tables its guard watches (reached by a mirror delete through foreign keys) and the catalog it reads for them, bisync’s own tables and the staging table', () => {
     for (const s of statements) {
       const cteNames = new Set(nodesOf(s.tree, 'CommonTableExpr').map((c) => String(c.ctename)));
-      const allowed = new Set([s.step.sourceRelation, s.step.targetRelation, 'bisync_stage', 'pg_stat_activity', 'pg_locks', 'pg_database']);
+      const allowed = new Set([s.step.sourceRelation, s.step.targetRelation, ...s.step.guardedRelations, 'bisync_stage', 'pg_stat_activity', 'pg_locks', 'pg_database', 'pg_inherits', 'pg_namespace', 'pg_class']);
       for (const t of ['state', 'runs', 'rejects', 'base', 'conflicts']) allowed.add(`${s.step.stateSchema}.${t}`);
       for (const r of relationsOf(s.tree)) {
         if (r.schemaname === undefined && cteNames.has(r.relname)) continue;

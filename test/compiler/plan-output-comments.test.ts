@@ -21,6 +21,7 @@ describe('printed plans', () => {
       write: 'upsert',
       deletes: 'keep',
       maxDeleteFraction: 0.1,
+      warnings: [hostile],
       bootstrap: [],
       statements: [{ kind: 'read-state', side: 'target', purpose: hostile, sql: 'SELECT 1', params: [{ name: hostile, value: hostile, runtime: false }] }],
       hash: 'h',

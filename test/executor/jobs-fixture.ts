@@ -28,6 +28,8 @@ export interface JobsConfigOptions {
   lookback?: string;
   desktopCursor?: boolean;
   jobExtra?: string;
+  /** Extra YAML lines for the client table (indented 4 spaces), e.g. `    deletes: mirror`. */
+  clientExtra?: string;
 }
 
 /** The YAML of the jobs slice: both tables synced both ways, origin rule source D/M. */
@@ -50,6 +52,7 @@ tables:
   - name: client
     primary_key: [client_id]
     direction: both
+${options.clientExtra ?? ''}
   - name: job
     primary_key: [job_id]
     direction: both

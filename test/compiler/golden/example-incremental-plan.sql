@@ -1,4 +1,4 @@
--- bisync plan e9202d1f6416516ce63dc7bfda5073d49a928940f16f0231b95e22077bba7b7a
+-- bisync plan 7a1166e491f1b3ca5ee58f54d7cdb921efaa181485c0e5efb825bfcdfc6ad807
 -- config: sync.config.yaml; state schema: bisync; 2 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/2: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: b58a4e95afe47bd807a87a3a520cee1d2b94a397782ab2c1ef6947b708ddc374
+-- step hash: b25ab8bba84ff15d8ab1840c81d61bd372c80e5119fc6fa838ffb85e76cca70f
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -138,13 +138,10 @@ SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS
  WHERE table_name = $1
    AND direction = $2;
 
--- [cloud] rows owned by the other side, before
---   $1 = 'D'  (origin value this direction writes)
--- Data-loss guard: rows on cloud owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."climaster" AS t
- WHERE t."source" IS NOT NULL
-   AND t."source"::text <> $1;
+-- [cloud] deferred constraints fail per merged batch, not at COMMIT
+-- Deferrable constraints are checked at the end of each statement instead of at COMMIT, so a row
+-- that breaks one fails inside the merge's savepoint and becomes a reject instead of failing the step.
+SET CONSTRAINTS ALL IMMEDIATE;
 
 -- [cloud] staging table, dropped at commit
 -- Staging for the rows read from desktop: text columns, cast to the target's types in the merge,
@@ -335,13 +332,28 @@ SELECT count(*)::bigint AS unmarked
  WHERE t."source" IS NULL
    AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE t."client_id" = s."client_id"::integer);
 
--- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
---   $1 = 'D'  (origin value this direction writes)
--- Data-loss guard: rows on cloud owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."climaster" AS t
- WHERE t."source" IS NOT NULL
-   AND t."source"::text <> $1;
+-- [cloud] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
+--   $1 = 'public'  (guarded relation 0 schema)
+--   $2 = 'climaster'  (guarded relation 0 name)
+-- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
+-- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
+-- cloud's table), no row of the other side was touched and the fingerprints below are not needed.
+-- Counters live on each partition and inheritance child, so each table's are summed over them.
+SELECT g.relation,
+       sum(pg_stat_get_xact_tuples_deleted(d.oid))::bigint AS deleted,
+       sum(pg_stat_get_xact_tuples_updated(d.oid))::bigint AS updated,
+       current_setting('track_counts')::boolean AS counted
+  FROM (VALUES (0, $1, $2)) AS g(relation, schema_name, table_name)
+  JOIN pg_namespace AS n ON n.nspname = g.schema_name
+  JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = g.table_name
+ CROSS JOIN LATERAL (WITH RECURSIVE tree(oid) AS (
+                       SELECT c.oid
+                       UNION
+                       SELECT i.inhrelid FROM pg_inherits AS i JOIN tree ON i.inhparent = tree.oid)
+                     SELECT tree.oid FROM tree) AS d
+ GROUP BY g.relation
+ ORDER BY g.relation;
 
 -- [cloud] the new watermark, in the same transaction as the data
 --   $1 = 'climaster'  (table)
@@ -361,6 +373,66 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard, inside the step: the rows the other side owns, counted and fingerprinted in this
+-- statement's snapshot, which is exported so a second connection can take the same count without
+-- this step's changes. Any difference is what this step did to them, never what other sessions did
+-- meanwhile.
+SELECT pg_export_snapshot() AS snapshot, g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               coalesce(sum(hashtext(t::text)::bigint), 0)::bigint AS fingerprint
+          FROM "public"."climaster" AS t
+         WHERE t."source"::text IS DISTINCT FROM $1
+           AND t."source" IS NOT NULL
+       ) AS g
+ ORDER BY g.relation;
+
+-- [cloud] guard: a second connection to cloud
+-- A second, read-only connection to cloud for the guard, in the snapshot the step exports.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [cloud] guard: the snapshot the step exported
+-- SET TRANSACTION SNAPSHOT takes no $n parameter: the executor puts the name pg_export_snapshot()
+-- returned (checked against its fixed hex-and-dashes format) in place of the quoted placeholder.
+SET TRANSACTION SNAPSHOT '<exported snapshot>';
+
+-- [cloud] guard: the same text formats, so fingerprints compare
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'America/New_York'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
+
+-- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's
+-- uncommitted changes are invisible.
+SELECT g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               coalesce(sum(hashtext(t::text)::bigint), 0)::bigint AS fingerprint
+          FROM "public"."climaster" AS t
+         WHERE t."source"::text IS DISTINCT FROM $1
+           AND t."source" IS NOT NULL
+       ) AS g
+ ORDER BY g.relation;
+
+-- [cloud] guard: end the second connection's read
+COMMIT;
 
 -- [cloud] one row in runs for this step
 --   $1 = <run id, supplied while running>
@@ -399,7 +471,7 @@ COMMIT;
 -- Step 2/2: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: incremental — watermark 2026-01-02T03:04:05.123456Z on updated_at, created_at, minus the lookback
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: e3d43dad08e3b48cb75e6897dd41074bbe04f1b1b1c4f9e9d696016db81ffec3
+-- step hash: 959384ba241e89f87035d247abc29143fb4c65ea7697f083d20d15922b7f8c6d
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -531,10 +603,10 @@ SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS
  WHERE table_name = $1
    AND direction = $2;
 
--- [desktop] rows owned by the other side, before
--- Data-loss guard: rows on desktop owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."climaster" AS t;
+-- [desktop] deferred constraints fail per merged batch, not at COMMIT
+-- Deferrable constraints are checked at the end of each statement instead of at COMMIT, so a row
+-- that breaks one fails inside the merge's savepoint and becomes a reject instead of failing the step.
+SET CONSTRAINTS ALL IMMEDIATE;
 
 -- [desktop] staging table, dropped at commit
 -- Staging for the rows read from cloud: text columns, cast to the target's types in the merge,
@@ -750,10 +822,28 @@ SELECT setval(q.seq, m.max_key) AS advanced_to
  WHERE q.seq IS NOT NULL
    AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
 
--- [desktop] rows owned by the other side, after: fewer than before rolls back (exit 4)
--- Data-loss guard: rows on desktop owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."climaster" AS t;
+-- [desktop] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
+--   $1 = 'public'  (guarded relation 0 schema)
+--   $2 = 'climaster'  (guarded relation 0 name)
+-- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
+-- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
+-- desktop's table), no row of the other side was touched and the fingerprints below are not needed.
+-- Counters live on each partition and inheritance child, so each table's are summed over them.
+SELECT g.relation,
+       sum(pg_stat_get_xact_tuples_deleted(d.oid))::bigint AS deleted,
+       sum(pg_stat_get_xact_tuples_updated(d.oid))::bigint AS updated,
+       current_setting('track_counts')::boolean AS counted
+  FROM (VALUES (0, $1, $2)) AS g(relation, schema_name, table_name)
+  JOIN pg_namespace AS n ON n.nspname = g.schema_name
+  JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = g.table_name
+ CROSS JOIN LATERAL (WITH RECURSIVE tree(oid) AS (
+                       SELECT c.oid
+                       UNION
+                       SELECT i.inhrelid FROM pg_inherits AS i JOIN tree ON i.inhparent = tree.oid)
+                     SELECT tree.oid FROM tree) AS d
+ GROUP BY g.relation
+ ORDER BY g.relation;
 
 -- [desktop] the new watermark, in the same transaction as the data
 --   $1 = 'climaster'  (table)
@@ -773,6 +863,60 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [desktop] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
+-- Data-loss guard, inside the step: the rows the other side owns, counted and fingerprinted in this
+-- statement's snapshot, which is exported so a second connection can take the same count without
+-- this step's changes. Any difference is what this step did to them, never what other sessions did
+-- meanwhile.
+SELECT pg_export_snapshot() AS snapshot, g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               0::bigint AS fingerprint
+          FROM "public"."climaster" AS t
+       ) AS g
+ ORDER BY g.relation;
+
+-- [desktop] guard: a second connection to desktop
+-- A second, read-only connection to desktop for the guard, in the snapshot the step exports.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [desktop] guard: the snapshot the step exported
+-- SET TRANSACTION SNAPSHOT takes no $n parameter: the executor puts the name pg_export_snapshot()
+-- returned (checked against its fixed hex-and-dashes format) in place of the quoted placeholder.
+SET TRANSACTION SNAPSHOT '<exported snapshot>';
+
+-- [desktop] guard: the same text formats, so fingerprints compare
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: desktop's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
+
+-- [desktop] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
+-- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's
+-- uncommitted changes are invisible.
+SELECT g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               0::bigint AS fingerprint
+          FROM "public"."climaster" AS t
+       ) AS g
+ ORDER BY g.relation;
+
+-- [desktop] guard: end the second connection's read
+COMMIT;
 
 -- [desktop] one row in runs for this step
 --   $1 = <run id, supplied while running>

@@ -1,4 +1,4 @@
--- bisync plan 88194dd0ae01e294d6443c380cf14da13942ca9db13d2ad5e5f5329aed9416ad
+-- bisync plan fa5b631c182d2ec5deac20b3885a3153c80b72839de9ffef869d19aad6110385
 -- config: sync.config.yaml; state schema: bisync; 23 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/23: orgmaster forward: desktop public.orgmaster → cloud public.orgmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: org_id, org_name, gstin, city, is_active
--- step hash: dd34da496b3f329d363303e117df3c4ec4ff6f2bf0bc7ce8f4469cd7416d03b6
+-- step hash: 9014ee716a9c54001440eaffae1187d65955e0409a512fcad2481e1415f2fb8b
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -138,13 +138,10 @@ SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS
  WHERE table_name = $1
    AND direction = $2;
 
--- [cloud] rows owned by the other side, before
---   $1 = 'D'  (origin value this direction writes)
--- Data-loss guard: rows on cloud owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."orgmaster" AS t
- WHERE t."source" IS NOT NULL
-   AND t."source"::text <> $1;
+-- [cloud] deferred constraints fail per merged batch, not at COMMIT
+-- Deferrable constraints are checked at the end of each statement instead of at COMMIT, so a row
+-- that breaks one fails inside the merge's savepoint and becomes a reject instead of failing the step.
+SET CONSTRAINTS ALL IMMEDIATE;
 
 -- [cloud] staging table, dropped at commit
 -- Staging for the rows read from desktop: text columns, cast to the target's types in the merge,
@@ -325,13 +322,28 @@ SELECT count(*)::bigint AS unmarked
  WHERE t."source" IS NULL
    AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE t."org_id" = s."org_id"::integer);
 
--- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
---   $1 = 'D'  (origin value this direction writes)
--- Data-loss guard: rows on cloud owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."orgmaster" AS t
- WHERE t."source" IS NOT NULL
-   AND t."source"::text <> $1;
+-- [cloud] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
+--   $1 = 'public'  (guarded relation 0 schema)
+--   $2 = 'orgmaster'  (guarded relation 0 name)
+-- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
+-- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
+-- cloud's table), no row of the other side was touched and the fingerprints below are not needed.
+-- Counters live on each partition and inheritance child, so each table's are summed over them.
+SELECT g.relation,
+       sum(pg_stat_get_xact_tuples_deleted(d.oid))::bigint AS deleted,
+       sum(pg_stat_get_xact_tuples_updated(d.oid))::bigint AS updated,
+       current_setting('track_counts')::boolean AS counted
+  FROM (VALUES (0, $1, $2)) AS g(relation, schema_name, table_name)
+  JOIN pg_namespace AS n ON n.nspname = g.schema_name
+  JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = g.table_name
+ CROSS JOIN LATERAL (WITH RECURSIVE tree(oid) AS (
+                       SELECT c.oid
+                       UNION
+                       SELECT i.inhrelid FROM pg_inherits AS i JOIN tree ON i.inhparent = tree.oid)
+                     SELECT tree.oid FROM tree) AS d
+ GROUP BY g.relation
+ ORDER BY g.relation;
 
 -- [cloud] the new watermark, in the same transaction as the data
 --   $1 = 'orgmaster'  (table)
@@ -351,6 +363,66 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard, inside the step: the rows the other side owns, counted and fingerprinted in this
+-- statement's snapshot, which is exported so a second connection can take the same count without
+-- this step's changes. Any difference is what this step did to them, never what other sessions did
+-- meanwhile.
+SELECT pg_export_snapshot() AS snapshot, g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               coalesce(sum(hashtext(t::text)::bigint), 0)::bigint AS fingerprint
+          FROM "public"."orgmaster" AS t
+         WHERE t."source"::text IS DISTINCT FROM $1
+           AND t."source" IS NOT NULL
+       ) AS g
+ ORDER BY g.relation;
+
+-- [cloud] guard: a second connection to cloud
+-- A second, read-only connection to cloud for the guard, in the snapshot the step exports.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [cloud] guard: the snapshot the step exported
+-- SET TRANSACTION SNAPSHOT takes no $n parameter: the executor puts the name pg_export_snapshot()
+-- returned (checked against its fixed hex-and-dashes format) in place of the quoted placeholder.
+SET TRANSACTION SNAPSHOT '<exported snapshot>';
+
+-- [cloud] guard: the same text formats, so fingerprints compare
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'America/New_York'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
+
+-- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's
+-- uncommitted changes are invisible.
+SELECT g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               coalesce(sum(hashtext(t::text)::bigint), 0)::bigint AS fingerprint
+          FROM "public"."orgmaster" AS t
+         WHERE t."source"::text IS DISTINCT FROM $1
+           AND t."source" IS NOT NULL
+       ) AS g
+ ORDER BY g.relation;
+
+-- [cloud] guard: end the second connection's read
+COMMIT;
 
 -- [cloud] one row in runs for this step
 --   $1 = <run id, supplied while running>
@@ -389,7 +461,7 @@ COMMIT;
 -- Step 2/23: locmaster forward: desktop public.locmaster → cloud public.locmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: loc_id, org_id, loc_name, pincode, is_head_office
--- step hash: 6ea3dd77c61a467f718f74fbb6b8084a228161f07ad5b644f17db6062eeb059f
+-- step hash: ff43711da1e82b2feb91f38fcf9521a7e0605e1c58359b55a3e1ad3e27221104
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -521,13 +593,10 @@ SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS
  WHERE table_name = $1
    AND direction = $2;
 
--- [cloud] rows owned by the other side, before
---   $1 = 'D'  (origin value this direction writes)
--- Data-loss guard: rows on cloud owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."locmaster" AS t
- WHERE t."source" IS NOT NULL
-   AND t."source"::text <> $1;
+-- [cloud] deferred constraints fail per merged batch, not at COMMIT
+-- Deferrable constraints are checked at the end of each statement instead of at COMMIT, so a row
+-- that breaks one fails inside the merge's savepoint and becomes a reject instead of failing the step.
+SET CONSTRAINTS ALL IMMEDIATE;
 
 -- [cloud] staging table, dropped at commit
 -- Staging for the rows read from desktop: text columns, cast to the target's types in the merge,
@@ -708,13 +777,28 @@ SELECT count(*)::bigint AS unmarked
  WHERE t."source" IS NULL
    AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE t."loc_id" = s."loc_id"::integer);
 
--- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
---   $1 = 'D'  (origin value this direction writes)
--- Data-loss guard: rows on cloud owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."locmaster" AS t
- WHERE t."source" IS NOT NULL
-   AND t."source"::text <> $1;
+-- [cloud] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
+--   $1 = 'public'  (guarded relation 0 schema)
+--   $2 = 'locmaster'  (guarded relation 0 name)
+-- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
+-- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
+-- cloud's table), no row of the other side was touched and the fingerprints below are not needed.
+-- Counters live on each partition and inheritance child, so each table's are summed over them.
+SELECT g.relation,
+       sum(pg_stat_get_xact_tuples_deleted(d.oid))::bigint AS deleted,
+       sum(pg_stat_get_xact_tuples_updated(d.oid))::bigint AS updated,
+       current_setting('track_counts')::boolean AS counted
+  FROM (VALUES (0, $1, $2)) AS g(relation, schema_name, table_name)
+  JOIN pg_namespace AS n ON n.nspname = g.schema_name
+  JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = g.table_name
+ CROSS JOIN LATERAL (WITH RECURSIVE tree(oid) AS (
+                       SELECT c.oid
+                       UNION
+                       SELECT i.inhrelid FROM pg_inherits AS i JOIN tree ON i.inhparent = tree.oid)
+                     SELECT tree.oid FROM tree) AS d
+ GROUP BY g.relation
+ ORDER BY g.relation;
 
 -- [cloud] the new watermark, in the same transaction as the data
 --   $1 = 'locmaster'  (table)
@@ -734,6 +818,66 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard, inside the step: the rows the other side owns, counted and fingerprinted in this
+-- statement's snapshot, which is exported so a second connection can take the same count without
+-- this step's changes. Any difference is what this step did to them, never what other sessions did
+-- meanwhile.
+SELECT pg_export_snapshot() AS snapshot, g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               coalesce(sum(hashtext(t::text)::bigint), 0)::bigint AS fingerprint
+          FROM "public"."locmaster" AS t
+         WHERE t."source"::text IS DISTINCT FROM $1
+           AND t."source" IS NOT NULL
+       ) AS g
+ ORDER BY g.relation;
+
+-- [cloud] guard: a second connection to cloud
+-- A second, read-only connection to cloud for the guard, in the snapshot the step exports.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [cloud] guard: the snapshot the step exported
+-- SET TRANSACTION SNAPSHOT takes no $n parameter: the executor puts the name pg_export_snapshot()
+-- returned (checked against its fixed hex-and-dashes format) in place of the quoted placeholder.
+SET TRANSACTION SNAPSHOT '<exported snapshot>';
+
+-- [cloud] guard: the same text formats, so fingerprints compare
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'America/New_York'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
+
+-- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's
+-- uncommitted changes are invisible.
+SELECT g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               coalesce(sum(hashtext(t::text)::bigint), 0)::bigint AS fingerprint
+          FROM "public"."locmaster" AS t
+         WHERE t."source"::text IS DISTINCT FROM $1
+           AND t."source" IS NOT NULL
+       ) AS g
+ ORDER BY g.relation;
+
+-- [cloud] guard: end the second connection's read
+COMMIT;
 
 -- [cloud] one row in runs for this step
 --   $1 = <run id, supplied while running>
@@ -772,7 +916,7 @@ COMMIT;
 -- Step 3/23: conmaster forward: desktop public.conmaster → cloud public.conmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: con_id, con_code, con_name, sort_order, remarks
--- step hash: 9297312cc3effe8096c8f239c49fc6bb1dc7174ad028722704cf3a1bcce52be4
+-- step hash: 86a8bfcc20cd22b976fe11a1bc8a461f51e83b1728d8ccf74dfea9fe3d0f260f
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -904,13 +1048,10 @@ SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS
  WHERE table_name = $1
    AND direction = $2;
 
--- [cloud] rows owned by the other side, before
---   $1 = 'D'  (origin value this direction writes)
--- Data-loss guard: rows on cloud owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."conmaster" AS t
- WHERE t."source" IS NOT NULL
-   AND t."source"::text <> $1;
+-- [cloud] deferred constraints fail per merged batch, not at COMMIT
+-- Deferrable constraints are checked at the end of each statement instead of at COMMIT, so a row
+-- that breaks one fails inside the merge's savepoint and becomes a reject instead of failing the step.
+SET CONSTRAINTS ALL IMMEDIATE;
 
 -- [cloud] staging table, dropped at commit
 -- Staging for the rows read from desktop: text columns, cast to the target's types in the merge,
@@ -1091,13 +1232,28 @@ SELECT count(*)::bigint AS unmarked
  WHERE t."source" IS NULL
    AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE t."con_id" = s."con_id"::integer);
 
--- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
---   $1 = 'D'  (origin value this direction writes)
--- Data-loss guard: rows on cloud owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."conmaster" AS t
- WHERE t."source" IS NOT NULL
-   AND t."source"::text <> $1;
+-- [cloud] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
+--   $1 = 'public'  (guarded relation 0 schema)
+--   $2 = 'conmaster'  (guarded relation 0 name)
+-- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
+-- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
+-- cloud's table), no row of the other side was touched and the fingerprints below are not needed.
+-- Counters live on each partition and inheritance child, so each table's are summed over them.
+SELECT g.relation,
+       sum(pg_stat_get_xact_tuples_deleted(d.oid))::bigint AS deleted,
+       sum(pg_stat_get_xact_tuples_updated(d.oid))::bigint AS updated,
+       current_setting('track_counts')::boolean AS counted
+  FROM (VALUES (0, $1, $2)) AS g(relation, schema_name, table_name)
+  JOIN pg_namespace AS n ON n.nspname = g.schema_name
+  JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = g.table_name
+ CROSS JOIN LATERAL (WITH RECURSIVE tree(oid) AS (
+                       SELECT c.oid
+                       UNION
+                       SELECT i.inhrelid FROM pg_inherits AS i JOIN tree ON i.inhparent = tree.oid)
+                     SELECT tree.oid FROM tree) AS d
+ GROUP BY g.relation
+ ORDER BY g.relation;
 
 -- [cloud] the new watermark, in the same transaction as the data
 --   $1 = 'conmaster'  (table)
@@ -1117,6 +1273,66 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard, inside the step: the rows the other side owns, counted and fingerprinted in this
+-- statement's snapshot, which is exported so a second connection can take the same count without
+-- this step's changes. Any difference is what this step did to them, never what other sessions did
+-- meanwhile.
+SELECT pg_export_snapshot() AS snapshot, g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               coalesce(sum(hashtext(t::text)::bigint), 0)::bigint AS fingerprint
+          FROM "public"."conmaster" AS t
+         WHERE t."source"::text IS DISTINCT FROM $1
+           AND t."source" IS NOT NULL
+       ) AS g
+ ORDER BY g.relation;
+
+-- [cloud] guard: a second connection to cloud
+-- A second, read-only connection to cloud for the guard, in the snapshot the step exports.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [cloud] guard: the snapshot the step exported
+-- SET TRANSACTION SNAPSHOT takes no $n parameter: the executor puts the name pg_export_snapshot()
+-- returned (checked against its fixed hex-and-dashes format) in place of the quoted placeholder.
+SET TRANSACTION SNAPSHOT '<exported snapshot>';
+
+-- [cloud] guard: the same text formats, so fingerprints compare
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'America/New_York'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
+
+-- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's
+-- uncommitted changes are invisible.
+SELECT g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               coalesce(sum(hashtext(t::text)::bigint), 0)::bigint AS fingerprint
+          FROM "public"."conmaster" AS t
+         WHERE t."source"::text IS DISTINCT FROM $1
+           AND t."source" IS NOT NULL
+       ) AS g
+ ORDER BY g.relation;
+
+-- [cloud] guard: end the second connection's read
+COMMIT;
 
 -- [cloud] one row in runs for this step
 --   $1 = <run id, supplied while running>
@@ -1155,7 +1371,7 @@ COMMIT;
 -- Step 4/23: mbstaff forward: desktop public.mbstaff → cloud public.mbstaff
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: staff_id, org_id, staff_name, designation, mobile, hourly_rate, joined_on, is_active
--- step hash: 9a9ef65d7138ab9f52fe8d815f8b0a969f09cd18ff5d687575e9ff0b9ff839de
+-- step hash: f5b557a17ee87cfc734eae98a1dbbfe81fc53ae3131bd310678d22d8f7c35aea
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1287,13 +1503,10 @@ SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS
  WHERE table_name = $1
    AND direction = $2;
 
--- [cloud] rows owned by the other side, before
---   $1 = 'D'  (origin value this direction writes)
--- Data-loss guard: rows on cloud owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."mbstaff" AS t
- WHERE t."source" IS NOT NULL
-   AND t."source"::text <> $1;
+-- [cloud] deferred constraints fail per merged batch, not at COMMIT
+-- Deferrable constraints are checked at the end of each statement instead of at COMMIT, so a row
+-- that breaks one fails inside the merge's savepoint and becomes a reject instead of failing the step.
+SET CONSTRAINTS ALL IMMEDIATE;
 
 -- [cloud] staging table, dropped at commit
 -- Staging for the rows read from desktop: text columns, cast to the target's types in the merge,
@@ -1480,13 +1693,28 @@ SELECT count(*)::bigint AS unmarked
  WHERE t."source" IS NULL
    AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE t."staff_id" = s."staff_id"::integer);
 
--- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
---   $1 = 'D'  (origin value this direction writes)
--- Data-loss guard: rows on cloud owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."mbstaff" AS t
- WHERE t."source" IS NOT NULL
-   AND t."source"::text <> $1;
+-- [cloud] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
+--   $1 = 'public'  (guarded relation 0 schema)
+--   $2 = 'mbstaff'  (guarded relation 0 name)
+-- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
+-- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
+-- cloud's table), no row of the other side was touched and the fingerprints below are not needed.
+-- Counters live on each partition and inheritance child, so each table's are summed over them.
+SELECT g.relation,
+       sum(pg_stat_get_xact_tuples_deleted(d.oid))::bigint AS deleted,
+       sum(pg_stat_get_xact_tuples_updated(d.oid))::bigint AS updated,
+       current_setting('track_counts')::boolean AS counted
+  FROM (VALUES (0, $1, $2)) AS g(relation, schema_name, table_name)
+  JOIN pg_namespace AS n ON n.nspname = g.schema_name
+  JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = g.table_name
+ CROSS JOIN LATERAL (WITH RECURSIVE tree(oid) AS (
+                       SELECT c.oid
+                       UNION
+                       SELECT i.inhrelid FROM pg_inherits AS i JOIN tree ON i.inhparent = tree.oid)
+                     SELECT tree.oid FROM tree) AS d
+ GROUP BY g.relation
+ ORDER BY g.relation;
 
 -- [cloud] the new watermark, in the same transaction as the data
 --   $1 = 'mbstaff'  (table)
@@ -1506,6 +1734,66 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard, inside the step: the rows the other side owns, counted and fingerprinted in this
+-- statement's snapshot, which is exported so a second connection can take the same count without
+-- this step's changes. Any difference is what this step did to them, never what other sessions did
+-- meanwhile.
+SELECT pg_export_snapshot() AS snapshot, g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               coalesce(sum(hashtext(t::text)::bigint), 0)::bigint AS fingerprint
+          FROM "public"."mbstaff" AS t
+         WHERE t."source"::text IS DISTINCT FROM $1
+           AND t."source" IS NOT NULL
+       ) AS g
+ ORDER BY g.relation;
+
+-- [cloud] guard: a second connection to cloud
+-- A second, read-only connection to cloud for the guard, in the snapshot the step exports.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [cloud] guard: the snapshot the step exported
+-- SET TRANSACTION SNAPSHOT takes no $n parameter: the executor puts the name pg_export_snapshot()
+-- returned (checked against its fixed hex-and-dashes format) in place of the quoted placeholder.
+SET TRANSACTION SNAPSHOT '<exported snapshot>';
+
+-- [cloud] guard: the same text formats, so fingerprints compare
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'America/New_York'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
+
+-- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's
+-- uncommitted changes are invisible.
+SELECT g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               coalesce(sum(hashtext(t::text)::bigint), 0)::bigint AS fingerprint
+          FROM "public"."mbstaff" AS t
+         WHERE t."source"::text IS DISTINCT FROM $1
+           AND t."source" IS NOT NULL
+       ) AS g
+ ORDER BY g.relation;
+
+-- [cloud] guard: end the second connection's read
+COMMIT;
 
 -- [cloud] one row in runs for this step
 --   $1 = <run id, supplied while running>
@@ -1544,7 +1832,7 @@ COMMIT;
 -- Step 5/23: taskmaster forward: desktop public.taskmaster → cloud public.taskmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: task_id, task_name, category, std_hours, is_billable
--- step hash: 974db77ec4cb917824892017455416c836c9dbcfaf3e1a17c95a06eb6a680b14
+-- step hash: f3c68752e36674dd05b742288dd3a06fbf946e1dbef22fd28e37c04508b54cf5
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1676,13 +1964,10 @@ SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS
  WHERE table_name = $1
    AND direction = $2;
 
--- [cloud] rows owned by the other side, before
---   $1 = 'D'  (origin value this direction writes)
--- Data-loss guard: rows on cloud owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."taskmaster" AS t
- WHERE t."source" IS NOT NULL
-   AND t."source"::text <> $1;
+-- [cloud] deferred constraints fail per merged batch, not at COMMIT
+-- Deferrable constraints are checked at the end of each statement instead of at COMMIT, so a row
+-- that breaks one fails inside the merge's savepoint and becomes a reject instead of failing the step.
+SET CONSTRAINTS ALL IMMEDIATE;
 
 -- [cloud] staging table, dropped at commit
 -- Staging for the rows read from desktop: text columns, cast to the target's types in the merge,
@@ -1863,13 +2148,28 @@ SELECT count(*)::bigint AS unmarked
  WHERE t."source" IS NULL
    AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE t."task_id" = s."task_id"::integer);
 
--- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
---   $1 = 'D'  (origin value this direction writes)
--- Data-loss guard: rows on cloud owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."taskmaster" AS t
- WHERE t."source" IS NOT NULL
-   AND t."source"::text <> $1;
+-- [cloud] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
+--   $1 = 'public'  (guarded relation 0 schema)
+--   $2 = 'taskmaster'  (guarded relation 0 name)
+-- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
+-- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
+-- cloud's table), no row of the other side was touched and the fingerprints below are not needed.
+-- Counters live on each partition and inheritance child, so each table's are summed over them.
+SELECT g.relation,
+       sum(pg_stat_get_xact_tuples_deleted(d.oid))::bigint AS deleted,
+       sum(pg_stat_get_xact_tuples_updated(d.oid))::bigint AS updated,
+       current_setting('track_counts')::boolean AS counted
+  FROM (VALUES (0, $1, $2)) AS g(relation, schema_name, table_name)
+  JOIN pg_namespace AS n ON n.nspname = g.schema_name
+  JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = g.table_name
+ CROSS JOIN LATERAL (WITH RECURSIVE tree(oid) AS (
+                       SELECT c.oid
+                       UNION
+                       SELECT i.inhrelid FROM pg_inherits AS i JOIN tree ON i.inhparent = tree.oid)
+                     SELECT tree.oid FROM tree) AS d
+ GROUP BY g.relation
+ ORDER BY g.relation;
 
 -- [cloud] the new watermark, in the same transaction as the data
 --   $1 = 'taskmaster'  (table)
@@ -1889,6 +2189,66 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard, inside the step: the rows the other side owns, counted and fingerprinted in this
+-- statement's snapshot, which is exported so a second connection can take the same count without
+-- this step's changes. Any difference is what this step did to them, never what other sessions did
+-- meanwhile.
+SELECT pg_export_snapshot() AS snapshot, g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               coalesce(sum(hashtext(t::text)::bigint), 0)::bigint AS fingerprint
+          FROM "public"."taskmaster" AS t
+         WHERE t."source"::text IS DISTINCT FROM $1
+           AND t."source" IS NOT NULL
+       ) AS g
+ ORDER BY g.relation;
+
+-- [cloud] guard: a second connection to cloud
+-- A second, read-only connection to cloud for the guard, in the snapshot the step exports.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [cloud] guard: the snapshot the step exported
+-- SET TRANSACTION SNAPSHOT takes no $n parameter: the executor puts the name pg_export_snapshot()
+-- returned (checked against its fixed hex-and-dashes format) in place of the quoted placeholder.
+SET TRANSACTION SNAPSHOT '<exported snapshot>';
+
+-- [cloud] guard: the same text formats, so fingerprints compare
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'America/New_York'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
+
+-- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's
+-- uncommitted changes are invisible.
+SELECT g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               coalesce(sum(hashtext(t::text)::bigint), 0)::bigint AS fingerprint
+          FROM "public"."taskmaster" AS t
+         WHERE t."source"::text IS DISTINCT FROM $1
+           AND t."source" IS NOT NULL
+       ) AS g
+ ORDER BY g.relation;
+
+-- [cloud] guard: end the second connection's read
+COMMIT;
 
 -- [cloud] one row in runs for this step
 --   $1 = <run id, supplied while running>
@@ -1927,7 +2287,7 @@ COMMIT;
 -- Step 6/23: jobmaster forward: desktop public.jobmaster → cloud public.jobmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: job_id, job_name, recurrence, default_fee, is_active
--- step hash: 5229281a3154c95e620e6468fb0d83b4df64b18c900ad1e151c47d96a0413c0e
+-- step hash: a9a59d825d69d677f515c78135682f40e974c1f66364df630cbd17561746ce1c
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -2059,13 +2419,10 @@ SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS
  WHERE table_name = $1
    AND direction = $2;
 
--- [cloud] rows owned by the other side, before
---   $1 = 'D'  (origin value this direction writes)
--- Data-loss guard: rows on cloud owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."jobmaster" AS t
- WHERE t."source" IS NOT NULL
-   AND t."source"::text <> $1;
+-- [cloud] deferred constraints fail per merged batch, not at COMMIT
+-- Deferrable constraints are checked at the end of each statement instead of at COMMIT, so a row
+-- that breaks one fails inside the merge's savepoint and becomes a reject instead of failing the step.
+SET CONSTRAINTS ALL IMMEDIATE;
 
 -- [cloud] staging table, dropped at commit
 -- Staging for the rows read from desktop: text columns, cast to the target's types in the merge,
@@ -2246,13 +2603,28 @@ SELECT count(*)::bigint AS unmarked
  WHERE t."source" IS NULL
    AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE t."job_id" = s."job_id"::integer);
 
--- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
---   $1 = 'D'  (origin value this direction writes)
--- Data-loss guard: rows on cloud owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."jobmaster" AS t
- WHERE t."source" IS NOT NULL
-   AND t."source"::text <> $1;
+-- [cloud] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
+--   $1 = 'public'  (guarded relation 0 schema)
+--   $2 = 'jobmaster'  (guarded relation 0 name)
+-- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
+-- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
+-- cloud's table), no row of the other side was touched and the fingerprints below are not needed.
+-- Counters live on each partition and inheritance child, so each table's are summed over them.
+SELECT g.relation,
+       sum(pg_stat_get_xact_tuples_deleted(d.oid))::bigint AS deleted,
+       sum(pg_stat_get_xact_tuples_updated(d.oid))::bigint AS updated,
+       current_setting('track_counts')::boolean AS counted
+  FROM (VALUES (0, $1, $2)) AS g(relation, schema_name, table_name)
+  JOIN pg_namespace AS n ON n.nspname = g.schema_name
+  JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = g.table_name
+ CROSS JOIN LATERAL (WITH RECURSIVE tree(oid) AS (
+                       SELECT c.oid
+                       UNION
+                       SELECT i.inhrelid FROM pg_inherits AS i JOIN tree ON i.inhparent = tree.oid)
+                     SELECT tree.oid FROM tree) AS d
+ GROUP BY g.relation
+ ORDER BY g.relation;
 
 -- [cloud] the new watermark, in the same transaction as the data
 --   $1 = 'jobmaster'  (table)
@@ -2272,6 +2644,66 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard, inside the step: the rows the other side owns, counted and fingerprinted in this
+-- statement's snapshot, which is exported so a second connection can take the same count without
+-- this step's changes. Any difference is what this step did to them, never what other sessions did
+-- meanwhile.
+SELECT pg_export_snapshot() AS snapshot, g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               coalesce(sum(hashtext(t::text)::bigint), 0)::bigint AS fingerprint
+          FROM "public"."jobmaster" AS t
+         WHERE t."source"::text IS DISTINCT FROM $1
+           AND t."source" IS NOT NULL
+       ) AS g
+ ORDER BY g.relation;
+
+-- [cloud] guard: a second connection to cloud
+-- A second, read-only connection to cloud for the guard, in the snapshot the step exports.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [cloud] guard: the snapshot the step exported
+-- SET TRANSACTION SNAPSHOT takes no $n parameter: the executor puts the name pg_export_snapshot()
+-- returned (checked against its fixed hex-and-dashes format) in place of the quoted placeholder.
+SET TRANSACTION SNAPSHOT '<exported snapshot>';
+
+-- [cloud] guard: the same text formats, so fingerprints compare
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'America/New_York'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
+
+-- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's
+-- uncommitted changes are invisible.
+SELECT g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               coalesce(sum(hashtext(t::text)::bigint), 0)::bigint AS fingerprint
+          FROM "public"."jobmaster" AS t
+         WHERE t."source"::text IS DISTINCT FROM $1
+           AND t."source" IS NOT NULL
+       ) AS g
+ ORDER BY g.relation;
+
+-- [cloud] guard: end the second connection's read
+COMMIT;
 
 -- [cloud] one row in runs for this step
 --   $1 = <run id, supplied while running>
@@ -2310,7 +2742,7 @@ COMMIT;
 -- Step 7/23: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: b58a4e95afe47bd807a87a3a520cee1d2b94a397782ab2c1ef6947b708ddc374
+-- step hash: b25ab8bba84ff15d8ab1840c81d61bd372c80e5119fc6fa838ffb85e76cca70f
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -2442,13 +2874,10 @@ SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS
  WHERE table_name = $1
    AND direction = $2;
 
--- [cloud] rows owned by the other side, before
---   $1 = 'D'  (origin value this direction writes)
--- Data-loss guard: rows on cloud owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."climaster" AS t
- WHERE t."source" IS NOT NULL
-   AND t."source"::text <> $1;
+-- [cloud] deferred constraints fail per merged batch, not at COMMIT
+-- Deferrable constraints are checked at the end of each statement instead of at COMMIT, so a row
+-- that breaks one fails inside the merge's savepoint and becomes a reject instead of failing the step.
+SET CONSTRAINTS ALL IMMEDIATE;
 
 -- [cloud] staging table, dropped at commit
 -- Staging for the rows read from desktop: text columns, cast to the target's types in the merge,
@@ -2639,13 +3068,28 @@ SELECT count(*)::bigint AS unmarked
  WHERE t."source" IS NULL
    AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE t."client_id" = s."client_id"::integer);
 
--- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
---   $1 = 'D'  (origin value this direction writes)
--- Data-loss guard: rows on cloud owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."climaster" AS t
- WHERE t."source" IS NOT NULL
-   AND t."source"::text <> $1;
+-- [cloud] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
+--   $1 = 'public'  (guarded relation 0 schema)
+--   $2 = 'climaster'  (guarded relation 0 name)
+-- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
+-- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
+-- cloud's table), no row of the other side was touched and the fingerprints below are not needed.
+-- Counters live on each partition and inheritance child, so each table's are summed over them.
+SELECT g.relation,
+       sum(pg_stat_get_xact_tuples_deleted(d.oid))::bigint AS deleted,
+       sum(pg_stat_get_xact_tuples_updated(d.oid))::bigint AS updated,
+       current_setting('track_counts')::boolean AS counted
+  FROM (VALUES (0, $1, $2)) AS g(relation, schema_name, table_name)
+  JOIN pg_namespace AS n ON n.nspname = g.schema_name
+  JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = g.table_name
+ CROSS JOIN LATERAL (WITH RECURSIVE tree(oid) AS (
+                       SELECT c.oid
+                       UNION
+                       SELECT i.inhrelid FROM pg_inherits AS i JOIN tree ON i.inhparent = tree.oid)
+                     SELECT tree.oid FROM tree) AS d
+ GROUP BY g.relation
+ ORDER BY g.relation;
 
 -- [cloud] the new watermark, in the same transaction as the data
 --   $1 = 'climaster'  (table)
@@ -2665,6 +3109,66 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard, inside the step: the rows the other side owns, counted and fingerprinted in this
+-- statement's snapshot, which is exported so a second connection can take the same count without
+-- this step's changes. Any difference is what this step did to them, never what other sessions did
+-- meanwhile.
+SELECT pg_export_snapshot() AS snapshot, g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               coalesce(sum(hashtext(t::text)::bigint), 0)::bigint AS fingerprint
+          FROM "public"."climaster" AS t
+         WHERE t."source"::text IS DISTINCT FROM $1
+           AND t."source" IS NOT NULL
+       ) AS g
+ ORDER BY g.relation;
+
+-- [cloud] guard: a second connection to cloud
+-- A second, read-only connection to cloud for the guard, in the snapshot the step exports.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [cloud] guard: the snapshot the step exported
+-- SET TRANSACTION SNAPSHOT takes no $n parameter: the executor puts the name pg_export_snapshot()
+-- returned (checked against its fixed hex-and-dashes format) in place of the quoted placeholder.
+SET TRANSACTION SNAPSHOT '<exported snapshot>';
+
+-- [cloud] guard: the same text formats, so fingerprints compare
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'America/New_York'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
+
+-- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's
+-- uncommitted changes are invisible.
+SELECT g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               coalesce(sum(hashtext(t::text)::bigint), 0)::bigint AS fingerprint
+          FROM "public"."climaster" AS t
+         WHERE t."source"::text IS DISTINCT FROM $1
+           AND t."source" IS NOT NULL
+       ) AS g
+ ORDER BY g.relation;
+
+-- [cloud] guard: end the second connection's read
+COMMIT;
 
 -- [cloud] one row in runs for this step
 --   $1 = <run id, supplied while running>
@@ -2703,7 +3207,7 @@ COMMIT;
 -- Step 8/23: cliunimaster forward: desktop public.cliunimaster → cloud public.cliunimaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: cliu_id, client_id, unit_name, gstin, address
--- step hash: fe5f5600f8576e0d1bb032907f56333080bb343109a8d343803b3c77a8af451d
+-- step hash: e1b44aa7ddb3f5db68654d7b46e883172674fdb9f00636c4a5dcc99578bb3220
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -2835,13 +3339,10 @@ SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS
  WHERE table_name = $1
    AND direction = $2;
 
--- [cloud] rows owned by the other side, before
---   $1 = 'D'  (origin value this direction writes)
--- Data-loss guard: rows on cloud owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."cliunimaster" AS t
- WHERE t."source" IS NOT NULL
-   AND t."source"::text <> $1;
+-- [cloud] deferred constraints fail per merged batch, not at COMMIT
+-- Deferrable constraints are checked at the end of each statement instead of at COMMIT, so a row
+-- that breaks one fails inside the merge's savepoint and becomes a reject instead of failing the step.
+SET CONSTRAINTS ALL IMMEDIATE;
 
 -- [cloud] staging table, dropped at commit
 -- Staging for the rows read from desktop: text columns, cast to the target's types in the merge,
@@ -3022,13 +3523,28 @@ SELECT count(*)::bigint AS unmarked
  WHERE t."source" IS NULL
    AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE t."cliu_id" = s."cliu_id"::integer);
 
--- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
---   $1 = 'D'  (origin value this direction writes)
--- Data-loss guard: rows on cloud owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."cliunimaster" AS t
- WHERE t."source" IS NOT NULL
-   AND t."source"::text <> $1;
+-- [cloud] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
+--   $1 = 'public'  (guarded relation 0 schema)
+--   $2 = 'cliunimaster'  (guarded relation 0 name)
+-- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
+-- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
+-- cloud's table), no row of the other side was touched and the fingerprints below are not needed.
+-- Counters live on each partition and inheritance child, so each table's are summed over them.
+SELECT g.relation,
+       sum(pg_stat_get_xact_tuples_deleted(d.oid))::bigint AS deleted,
+       sum(pg_stat_get_xact_tuples_updated(d.oid))::bigint AS updated,
+       current_setting('track_counts')::boolean AS counted
+  FROM (VALUES (0, $1, $2)) AS g(relation, schema_name, table_name)
+  JOIN pg_namespace AS n ON n.nspname = g.schema_name
+  JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = g.table_name
+ CROSS JOIN LATERAL (WITH RECURSIVE tree(oid) AS (
+                       SELECT c.oid
+                       UNION
+                       SELECT i.inhrelid FROM pg_inherits AS i JOIN tree ON i.inhparent = tree.oid)
+                     SELECT tree.oid FROM tree) AS d
+ GROUP BY g.relation
+ ORDER BY g.relation;
 
 -- [cloud] the new watermark, in the same transaction as the data
 --   $1 = 'cliunimaster'  (table)
@@ -3048,6 +3564,66 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard, inside the step: the rows the other side owns, counted and fingerprinted in this
+-- statement's snapshot, which is exported so a second connection can take the same count without
+-- this step's changes. Any difference is what this step did to them, never what other sessions did
+-- meanwhile.
+SELECT pg_export_snapshot() AS snapshot, g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               coalesce(sum(hashtext(t::text)::bigint), 0)::bigint AS fingerprint
+          FROM "public"."cliunimaster" AS t
+         WHERE t."source"::text IS DISTINCT FROM $1
+           AND t."source" IS NOT NULL
+       ) AS g
+ ORDER BY g.relation;
+
+-- [cloud] guard: a second connection to cloud
+-- A second, read-only connection to cloud for the guard, in the snapshot the step exports.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [cloud] guard: the snapshot the step exported
+-- SET TRANSACTION SNAPSHOT takes no $n parameter: the executor puts the name pg_export_snapshot()
+-- returned (checked against its fixed hex-and-dashes format) in place of the quoted placeholder.
+SET TRANSACTION SNAPSHOT '<exported snapshot>';
+
+-- [cloud] guard: the same text formats, so fingerprints compare
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'America/New_York'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
+
+-- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's
+-- uncommitted changes are invisible.
+SELECT g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               coalesce(sum(hashtext(t::text)::bigint), 0)::bigint AS fingerprint
+          FROM "public"."cliunimaster" AS t
+         WHERE t."source"::text IS DISTINCT FROM $1
+           AND t."source" IS NOT NULL
+       ) AS g
+ ORDER BY g.relation;
+
+-- [cloud] guard: end the second connection's read
+COMMIT;
 
 -- [cloud] one row in runs for this step
 --   $1 = <run id, supplied while running>
@@ -3086,7 +3662,7 @@ COMMIT;
 -- Step 9/23: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: cff60f9aaa3407d49ad3bb3950515530241077d0b4316b574346d1b7c62ddcf4
+-- step hash: b4c9bbcc4588cb36feed21fef77c5edc0f4b9a88f63dbdc130e5eaee615a87ea
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -3218,13 +3794,14 @@ SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS
  WHERE table_name = $1
    AND direction = $2;
 
--- [cloud] rows owned by the other side, before
---   $1 = 'D'  (origin value this direction writes)
--- Data-loss guard: rows on cloud owned by the other side must not become fewer than the merge deleted on purpose;
--- and all rows on cloud, the measure of max_delete_fraction with edits: both.
-SELECT count(*) FILTER (WHERE t."source" IS NOT NULL
-                         AND t."source"::text <> $1)::bigint AS owned_by_other_side,
-       count(*)::bigint AS rows_on_target
+-- [cloud] deferred constraints fail per merged batch, not at COMMIT
+-- Deferrable constraints are checked at the end of each statement instead of at COMMIT, so a row
+-- that breaks one fails inside the merge's savepoint and becomes a reject instead of failing the step.
+SET CONSTRAINTS ALL IMMEDIATE;
+
+-- [cloud] rows on the target before the merge, the measure of max_delete_fraction with edits: both
+-- edits: both: every row on cloud before the merge, the measure of max_delete_fraction.
+SELECT count(*)::bigint AS rows_on_target
   FROM "public"."jobshead" AS t;
 
 -- [cloud] staging table, dropped at commit
@@ -3559,14 +4136,28 @@ SELECT count(*)::bigint AS unmarked
  WHERE t."source" IS NULL
    AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE t."job_id" = s."job_id"::bigint);
 
--- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
---   $1 = 'D'  (origin value this direction writes)
--- Data-loss guard: rows on cloud owned by the other side must not become fewer than the merge deleted on purpose;
--- and all rows on cloud, the measure of max_delete_fraction with edits: both.
-SELECT count(*) FILTER (WHERE t."source" IS NOT NULL
-                         AND t."source"::text <> $1)::bigint AS owned_by_other_side,
-       count(*)::bigint AS rows_on_target
-  FROM "public"."jobshead" AS t;
+-- [cloud] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
+--   $1 = 'public'  (guarded relation 0 schema)
+--   $2 = 'jobshead'  (guarded relation 0 name)
+-- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
+-- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
+-- cloud's table), no row of the other side was touched and the fingerprints below are not needed.
+-- Counters live on each partition and inheritance child, so each table's are summed over them.
+SELECT g.relation,
+       sum(pg_stat_get_xact_tuples_deleted(d.oid))::bigint AS deleted,
+       sum(pg_stat_get_xact_tuples_updated(d.oid))::bigint AS updated,
+       current_setting('track_counts')::boolean AS counted
+  FROM (VALUES (0, $1, $2)) AS g(relation, schema_name, table_name)
+  JOIN pg_namespace AS n ON n.nspname = g.schema_name
+  JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = g.table_name
+ CROSS JOIN LATERAL (WITH RECURSIVE tree(oid) AS (
+                       SELECT c.oid
+                       UNION
+                       SELECT i.inhrelid FROM pg_inherits AS i JOIN tree ON i.inhparent = tree.oid)
+                     SELECT tree.oid FROM tree) AS d
+ GROUP BY g.relation
+ ORDER BY g.relation;
 
 -- [cloud] the new watermark, in the same transaction as the data
 --   $1 = 'jobshead'  (table)
@@ -3586,6 +4177,66 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard, inside the step: the rows the other side owns, counted and fingerprinted in this
+-- statement's snapshot, which is exported so a second connection can take the same count without
+-- this step's changes. Any difference is what this step did to them, never what other sessions did
+-- meanwhile.
+SELECT pg_export_snapshot() AS snapshot, g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               0::bigint AS fingerprint
+          FROM "public"."jobshead" AS t
+         WHERE t."source"::text IS DISTINCT FROM $1
+           AND t."source" IS NOT NULL
+       ) AS g
+ ORDER BY g.relation;
+
+-- [cloud] guard: a second connection to cloud
+-- A second, read-only connection to cloud for the guard, in the snapshot the step exports.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [cloud] guard: the snapshot the step exported
+-- SET TRANSACTION SNAPSHOT takes no $n parameter: the executor puts the name pg_export_snapshot()
+-- returned (checked against its fixed hex-and-dashes format) in place of the quoted placeholder.
+SET TRANSACTION SNAPSHOT '<exported snapshot>';
+
+-- [cloud] guard: the same text formats, so fingerprints compare
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'America/New_York'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
+
+-- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's
+-- uncommitted changes are invisible.
+SELECT g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               0::bigint AS fingerprint
+          FROM "public"."jobshead" AS t
+         WHERE t."source"::text IS DISTINCT FROM $1
+           AND t."source" IS NOT NULL
+       ) AS g
+ ORDER BY g.relation;
+
+-- [cloud] guard: end the second connection's read
+COMMIT;
 
 -- [cloud] one row in runs for this step
 --   $1 = <run id, supplied while running>
@@ -3624,7 +4275,7 @@ COMMIT;
 -- Step 10/23: jobtasks forward: desktop public.jobtasks → cloud public.jobtasks
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: 470673db59698b6dd181f534680c46c6cdd6827d01a5800bce33765cd6a1b47b
+-- step hash: 756183e8ce88dbf8b3d73343ed2c71433da58aad71857665d1b2e260c5ff3fc1
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -3756,13 +4407,14 @@ SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS
  WHERE table_name = $1
    AND direction = $2;
 
--- [cloud] rows owned by the other side, before
---   $1 = 'D'  (origin value this direction writes)
--- Data-loss guard: rows on cloud owned by the other side must not become fewer than the merge deleted on purpose;
--- and all rows on cloud, the measure of max_delete_fraction with edits: both.
-SELECT count(*) FILTER (WHERE t."source" IS NOT NULL
-                         AND t."source"::text <> $1)::bigint AS owned_by_other_side,
-       count(*)::bigint AS rows_on_target
+-- [cloud] deferred constraints fail per merged batch, not at COMMIT
+-- Deferrable constraints are checked at the end of each statement instead of at COMMIT, so a row
+-- that breaks one fails inside the merge's savepoint and becomes a reject instead of failing the step.
+SET CONSTRAINTS ALL IMMEDIATE;
+
+-- [cloud] rows on the target before the merge, the measure of max_delete_fraction with edits: both
+-- edits: both: every row on cloud before the merge, the measure of max_delete_fraction.
+SELECT count(*)::bigint AS rows_on_target
   FROM "public"."jobtasks" AS t;
 
 -- [cloud] staging table, dropped at commit
@@ -4093,14 +4745,28 @@ SELECT count(*)::bigint AS unmarked
  WHERE t."source" IS NULL
    AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE t."jt_id" = s."jt_id"::bigint);
 
--- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
---   $1 = 'D'  (origin value this direction writes)
--- Data-loss guard: rows on cloud owned by the other side must not become fewer than the merge deleted on purpose;
--- and all rows on cloud, the measure of max_delete_fraction with edits: both.
-SELECT count(*) FILTER (WHERE t."source" IS NOT NULL
-                         AND t."source"::text <> $1)::bigint AS owned_by_other_side,
-       count(*)::bigint AS rows_on_target
-  FROM "public"."jobtasks" AS t;
+-- [cloud] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
+--   $1 = 'public'  (guarded relation 0 schema)
+--   $2 = 'jobtasks'  (guarded relation 0 name)
+-- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
+-- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
+-- cloud's table), no row of the other side was touched and the fingerprints below are not needed.
+-- Counters live on each partition and inheritance child, so each table's are summed over them.
+SELECT g.relation,
+       sum(pg_stat_get_xact_tuples_deleted(d.oid))::bigint AS deleted,
+       sum(pg_stat_get_xact_tuples_updated(d.oid))::bigint AS updated,
+       current_setting('track_counts')::boolean AS counted
+  FROM (VALUES (0, $1, $2)) AS g(relation, schema_name, table_name)
+  JOIN pg_namespace AS n ON n.nspname = g.schema_name
+  JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = g.table_name
+ CROSS JOIN LATERAL (WITH RECURSIVE tree(oid) AS (
+                       SELECT c.oid
+                       UNION
+                       SELECT i.inhrelid FROM pg_inherits AS i JOIN tree ON i.inhparent = tree.oid)
+                     SELECT tree.oid FROM tree) AS d
+ GROUP BY g.relation
+ ORDER BY g.relation;
 
 -- [cloud] the new watermark, in the same transaction as the data
 --   $1 = 'jobtasks'  (table)
@@ -4120,6 +4786,66 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard, inside the step: the rows the other side owns, counted and fingerprinted in this
+-- statement's snapshot, which is exported so a second connection can take the same count without
+-- this step's changes. Any difference is what this step did to them, never what other sessions did
+-- meanwhile.
+SELECT pg_export_snapshot() AS snapshot, g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               0::bigint AS fingerprint
+          FROM "public"."jobtasks" AS t
+         WHERE t."source"::text IS DISTINCT FROM $1
+           AND t."source" IS NOT NULL
+       ) AS g
+ ORDER BY g.relation;
+
+-- [cloud] guard: a second connection to cloud
+-- A second, read-only connection to cloud for the guard, in the snapshot the step exports.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [cloud] guard: the snapshot the step exported
+-- SET TRANSACTION SNAPSHOT takes no $n parameter: the executor puts the name pg_export_snapshot()
+-- returned (checked against its fixed hex-and-dashes format) in place of the quoted placeholder.
+SET TRANSACTION SNAPSHOT '<exported snapshot>';
+
+-- [cloud] guard: the same text formats, so fingerprints compare
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'America/New_York'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
+
+-- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's
+-- uncommitted changes are invisible.
+SELECT g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               0::bigint AS fingerprint
+          FROM "public"."jobtasks" AS t
+         WHERE t."source"::text IS DISTINCT FROM $1
+           AND t."source" IS NOT NULL
+       ) AS g
+ ORDER BY g.relation;
+
+-- [cloud] guard: end the second connection's read
+COMMIT;
 
 -- [cloud] one row in runs for this step
 --   $1 = <run id, supplied while running>
@@ -4158,7 +4884,7 @@ COMMIT;
 -- Step 11/23: taskchecklist forward: desktop public.taskchecklist → cloud public.taskchecklist
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: 7dd231306c0fd6a3d655f7450b911712cdb2bdd3b3f7e9efddc25a1de3bf7b99
+-- step hash: efb94ff4971e6faa0171dfaf74e5c791aed23628a02647432fdea45de567f5ac
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -4290,13 +5016,10 @@ SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS
  WHERE table_name = $1
    AND direction = $2;
 
--- [cloud] rows owned by the other side, before
---   $1 = 'D'  (origin value this direction writes)
--- Data-loss guard: rows on cloud owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."taskchecklist" AS t
- WHERE t."source" IS NOT NULL
-   AND t."source"::text <> $1;
+-- [cloud] deferred constraints fail per merged batch, not at COMMIT
+-- Deferrable constraints are checked at the end of each statement instead of at COMMIT, so a row
+-- that breaks one fails inside the merge's savepoint and becomes a reject instead of failing the step.
+SET CONSTRAINTS ALL IMMEDIATE;
 
 -- [cloud] staging table, dropped at commit
 -- Staging for the rows read from desktop: text columns, cast to the target's types in the merge,
@@ -4477,13 +5200,28 @@ SELECT count(*)::bigint AS unmarked
  WHERE t."source" IS NULL
    AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE t."tc_id" = s."tc_id"::integer);
 
--- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
---   $1 = 'D'  (origin value this direction writes)
--- Data-loss guard: rows on cloud owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."taskchecklist" AS t
- WHERE t."source" IS NOT NULL
-   AND t."source"::text <> $1;
+-- [cloud] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
+--   $1 = 'public'  (guarded relation 0 schema)
+--   $2 = 'taskchecklist'  (guarded relation 0 name)
+-- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
+-- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
+-- cloud's table), no row of the other side was touched and the fingerprints below are not needed.
+-- Counters live on each partition and inheritance child, so each table's are summed over them.
+SELECT g.relation,
+       sum(pg_stat_get_xact_tuples_deleted(d.oid))::bigint AS deleted,
+       sum(pg_stat_get_xact_tuples_updated(d.oid))::bigint AS updated,
+       current_setting('track_counts')::boolean AS counted
+  FROM (VALUES (0, $1, $2)) AS g(relation, schema_name, table_name)
+  JOIN pg_namespace AS n ON n.nspname = g.schema_name
+  JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = g.table_name
+ CROSS JOIN LATERAL (WITH RECURSIVE tree(oid) AS (
+                       SELECT c.oid
+                       UNION
+                       SELECT i.inhrelid FROM pg_inherits AS i JOIN tree ON i.inhparent = tree.oid)
+                     SELECT tree.oid FROM tree) AS d
+ GROUP BY g.relation
+ ORDER BY g.relation;
 
 -- [cloud] the new watermark, in the same transaction as the data
 --   $1 = 'taskchecklist'  (table)
@@ -4503,6 +5241,66 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard, inside the step: the rows the other side owns, counted and fingerprinted in this
+-- statement's snapshot, which is exported so a second connection can take the same count without
+-- this step's changes. Any difference is what this step did to them, never what other sessions did
+-- meanwhile.
+SELECT pg_export_snapshot() AS snapshot, g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               coalesce(sum(hashtext(t::text)::bigint), 0)::bigint AS fingerprint
+          FROM "public"."taskchecklist" AS t
+         WHERE t."source"::text IS DISTINCT FROM $1
+           AND t."source" IS NOT NULL
+       ) AS g
+ ORDER BY g.relation;
+
+-- [cloud] guard: a second connection to cloud
+-- A second, read-only connection to cloud for the guard, in the snapshot the step exports.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [cloud] guard: the snapshot the step exported
+-- SET TRANSACTION SNAPSHOT takes no $n parameter: the executor puts the name pg_export_snapshot()
+-- returned (checked against its fixed hex-and-dashes format) in place of the quoted placeholder.
+SET TRANSACTION SNAPSHOT '<exported snapshot>';
+
+-- [cloud] guard: the same text formats, so fingerprints compare
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'America/New_York'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
+
+-- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's
+-- uncommitted changes are invisible.
+SELECT g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               coalesce(sum(hashtext(t::text)::bigint), 0)::bigint AS fingerprint
+          FROM "public"."taskchecklist" AS t
+         WHERE t."source"::text IS DISTINCT FROM $1
+           AND t."source" IS NOT NULL
+       ) AS g
+ ORDER BY g.relation;
+
+-- [cloud] guard: end the second connection's read
+COMMIT;
 
 -- [cloud] one row in runs for this step
 --   $1 = <run id, supplied while running>
@@ -4541,7 +5339,7 @@ COMMIT;
 -- Step 12/23: workdiary forward: desktop public.workdiary → cloud public.workdiary
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: 817d0ecdb010929554f0cc860c2ed6fc40c9f802ae437cd231a4e03cd1a5f847
+-- step hash: 8be60983f7cdaab431244f2c85ba69d90186de0fa316844c3e969912aaa67b5a
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -4673,13 +5471,10 @@ SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS
  WHERE table_name = $1
    AND direction = $2;
 
--- [cloud] rows owned by the other side, before
---   $1 = 'D'  (origin value this direction writes)
--- Data-loss guard: rows on cloud owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."workdiary" AS t
- WHERE t."source" IS NOT NULL
-   AND t."source"::text <> $1;
+-- [cloud] deferred constraints fail per merged batch, not at COMMIT
+-- Deferrable constraints are checked at the end of each statement instead of at COMMIT, so a row
+-- that breaks one fails inside the merge's savepoint and becomes a reject instead of failing the step.
+SET CONSTRAINTS ALL IMMEDIATE;
 
 -- [cloud] staging table, dropped at commit
 -- Staging for the rows read from desktop: text columns, cast to the target's types in the merge,
@@ -4864,13 +5659,28 @@ SELECT count(*)::bigint AS unmarked
  WHERE t."source" IS NULL
    AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE t."wd_id" = s."wd_id"::bigint);
 
--- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
---   $1 = 'D'  (origin value this direction writes)
--- Data-loss guard: rows on cloud owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."workdiary" AS t
- WHERE t."source" IS NOT NULL
-   AND t."source"::text <> $1;
+-- [cloud] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
+--   $1 = 'public'  (guarded relation 0 schema)
+--   $2 = 'workdiary'  (guarded relation 0 name)
+-- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
+-- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
+-- cloud's table), no row of the other side was touched and the fingerprints below are not needed.
+-- Counters live on each partition and inheritance child, so each table's are summed over them.
+SELECT g.relation,
+       sum(pg_stat_get_xact_tuples_deleted(d.oid))::bigint AS deleted,
+       sum(pg_stat_get_xact_tuples_updated(d.oid))::bigint AS updated,
+       current_setting('track_counts')::boolean AS counted
+  FROM (VALUES (0, $1, $2)) AS g(relation, schema_name, table_name)
+  JOIN pg_namespace AS n ON n.nspname = g.schema_name
+  JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = g.table_name
+ CROSS JOIN LATERAL (WITH RECURSIVE tree(oid) AS (
+                       SELECT c.oid
+                       UNION
+                       SELECT i.inhrelid FROM pg_inherits AS i JOIN tree ON i.inhparent = tree.oid)
+                     SELECT tree.oid FROM tree) AS d
+ GROUP BY g.relation
+ ORDER BY g.relation;
 
 -- [cloud] the new watermark, in the same transaction as the data
 --   $1 = 'workdiary'  (table)
@@ -4890,6 +5700,66 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard, inside the step: the rows the other side owns, counted and fingerprinted in this
+-- statement's snapshot, which is exported so a second connection can take the same count without
+-- this step's changes. Any difference is what this step did to them, never what other sessions did
+-- meanwhile.
+SELECT pg_export_snapshot() AS snapshot, g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               coalesce(sum(hashtext(t::text)::bigint), 0)::bigint AS fingerprint
+          FROM "public"."workdiary" AS t
+         WHERE t."source"::text IS DISTINCT FROM $1
+           AND t."source" IS NOT NULL
+       ) AS g
+ ORDER BY g.relation;
+
+-- [cloud] guard: a second connection to cloud
+-- A second, read-only connection to cloud for the guard, in the snapshot the step exports.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [cloud] guard: the snapshot the step exported
+-- SET TRANSACTION SNAPSHOT takes no $n parameter: the executor puts the name pg_export_snapshot()
+-- returned (checked against its fixed hex-and-dashes format) in place of the quoted placeholder.
+SET TRANSACTION SNAPSHOT '<exported snapshot>';
+
+-- [cloud] guard: the same text formats, so fingerprints compare
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'America/New_York'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
+
+-- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's
+-- uncommitted changes are invisible.
+SELECT g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               coalesce(sum(hashtext(t::text)::bigint), 0)::bigint AS fingerprint
+          FROM "public"."workdiary" AS t
+         WHERE t."source"::text IS DISTINCT FROM $1
+           AND t."source" IS NOT NULL
+       ) AS g
+ ORDER BY g.relation;
+
+-- [cloud] guard: end the second connection's read
+COMMIT;
 
 -- [cloud] one row in runs for this step
 --   $1 = <run id, supplied while running>
@@ -4928,7 +5798,7 @@ COMMIT;
 -- Step 13/23: reminder forward: desktop public.mbreminder → cloud public.reminder
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, remdate→reminder_date, title, is_done
--- step hash: 470d9d55832f1cf11d94ea377528e954d3dc0a3107c57f4d7a63aab89dcef003
+-- step hash: 528af961020a068d643335805010d9815c33e576417c17666f20391494404ce6
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5060,13 +5930,10 @@ SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS
  WHERE table_name = $1
    AND direction = $2;
 
--- [cloud] rows owned by the other side, before
---   $1 = 'D'  (origin value this direction writes)
--- Data-loss guard: rows on cloud owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."reminder" AS t
- WHERE t."source" IS NOT NULL
-   AND t."source"::text <> $1;
+-- [cloud] deferred constraints fail per merged batch, not at COMMIT
+-- Deferrable constraints are checked at the end of each statement instead of at COMMIT, so a row
+-- that breaks one fails inside the merge's savepoint and becomes a reject instead of failing the step.
+SET CONSTRAINTS ALL IMMEDIATE;
 
 -- [cloud] staging table, dropped at commit
 -- Staging for the rows read from desktop: text columns, cast to the target's types in the merge,
@@ -5249,13 +6116,28 @@ SELECT count(*)::bigint AS unmarked
  WHERE t."source" IS NULL
    AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE t."rem_id" = s."rem_id"::integer);
 
--- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
---   $1 = 'D'  (origin value this direction writes)
--- Data-loss guard: rows on cloud owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."reminder" AS t
- WHERE t."source" IS NOT NULL
-   AND t."source"::text <> $1;
+-- [cloud] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
+--   $1 = 'public'  (guarded relation 0 schema)
+--   $2 = 'reminder'  (guarded relation 0 name)
+-- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
+-- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
+-- cloud's table), no row of the other side was touched and the fingerprints below are not needed.
+-- Counters live on each partition and inheritance child, so each table's are summed over them.
+SELECT g.relation,
+       sum(pg_stat_get_xact_tuples_deleted(d.oid))::bigint AS deleted,
+       sum(pg_stat_get_xact_tuples_updated(d.oid))::bigint AS updated,
+       current_setting('track_counts')::boolean AS counted
+  FROM (VALUES (0, $1, $2)) AS g(relation, schema_name, table_name)
+  JOIN pg_namespace AS n ON n.nspname = g.schema_name
+  JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = g.table_name
+ CROSS JOIN LATERAL (WITH RECURSIVE tree(oid) AS (
+                       SELECT c.oid
+                       UNION
+                       SELECT i.inhrelid FROM pg_inherits AS i JOIN tree ON i.inhparent = tree.oid)
+                     SELECT tree.oid FROM tree) AS d
+ GROUP BY g.relation
+ ORDER BY g.relation;
 
 -- [cloud] the new watermark, in the same transaction as the data
 --   $1 = 'reminder'  (table)
@@ -5275,6 +6157,66 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard, inside the step: the rows the other side owns, counted and fingerprinted in this
+-- statement's snapshot, which is exported so a second connection can take the same count without
+-- this step's changes. Any difference is what this step did to them, never what other sessions did
+-- meanwhile.
+SELECT pg_export_snapshot() AS snapshot, g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               coalesce(sum(hashtext(t::text)::bigint), 0)::bigint AS fingerprint
+          FROM "public"."reminder" AS t
+         WHERE t."source"::text IS DISTINCT FROM $1
+           AND t."source" IS NOT NULL
+       ) AS g
+ ORDER BY g.relation;
+
+-- [cloud] guard: a second connection to cloud
+-- A second, read-only connection to cloud for the guard, in the snapshot the step exports.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [cloud] guard: the snapshot the step exported
+-- SET TRANSACTION SNAPSHOT takes no $n parameter: the executor puts the name pg_export_snapshot()
+-- returned (checked against its fixed hex-and-dashes format) in place of the quoted placeholder.
+SET TRANSACTION SNAPSHOT '<exported snapshot>';
+
+-- [cloud] guard: the same text formats, so fingerprints compare
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'America/New_York'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
+
+-- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's
+-- uncommitted changes are invisible.
+SELECT g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               coalesce(sum(hashtext(t::text)::bigint), 0)::bigint AS fingerprint
+          FROM "public"."reminder" AS t
+         WHERE t."source"::text IS DISTINCT FROM $1
+           AND t."source" IS NOT NULL
+       ) AS g
+ ORDER BY g.relation;
+
+-- [cloud] guard: end the second connection's read
+COMMIT;
 
 -- [cloud] one row in runs for this step
 --   $1 = <run id, supplied while running>
@@ -5313,7 +6255,7 @@ COMMIT;
 -- Step 14/23: remdetail forward: desktop public.remdetail → cloud public.remdetail
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: fb21f18721b814e09aa970a9f9844cd802b2e155304e4a9d82557f8eb79f7098
+-- step hash: b04449c853b3028ec5d17f2836d6bc614bce96a37d5638af7aa57d943e7288da
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5445,13 +6387,10 @@ SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS
  WHERE table_name = $1
    AND direction = $2;
 
--- [cloud] rows owned by the other side, before
---   $1 = 'D'  (origin value this direction writes)
--- Data-loss guard: rows on cloud owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."remdetail" AS t
- WHERE t."source" IS NOT NULL
-   AND t."source"::text <> $1;
+-- [cloud] deferred constraints fail per merged batch, not at COMMIT
+-- Deferrable constraints are checked at the end of each statement instead of at COMMIT, so a row
+-- that breaks one fails inside the merge's savepoint and becomes a reject instead of failing the step.
+SET CONSTRAINTS ALL IMMEDIATE;
 
 -- [cloud] staging table, dropped at commit
 -- Staging for the rows read from desktop: text columns, cast to the target's types in the merge,
@@ -5632,13 +6571,28 @@ SELECT count(*)::bigint AS unmarked
  WHERE t."source" IS NULL
    AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE t."remd_id" = s."remd_id"::integer);
 
--- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
---   $1 = 'D'  (origin value this direction writes)
--- Data-loss guard: rows on cloud owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."remdetail" AS t
- WHERE t."source" IS NOT NULL
-   AND t."source"::text <> $1;
+-- [cloud] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
+--   $1 = 'public'  (guarded relation 0 schema)
+--   $2 = 'remdetail'  (guarded relation 0 name)
+-- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
+-- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
+-- cloud's table), no row of the other side was touched and the fingerprints below are not needed.
+-- Counters live on each partition and inheritance child, so each table's are summed over them.
+SELECT g.relation,
+       sum(pg_stat_get_xact_tuples_deleted(d.oid))::bigint AS deleted,
+       sum(pg_stat_get_xact_tuples_updated(d.oid))::bigint AS updated,
+       current_setting('track_counts')::boolean AS counted
+  FROM (VALUES (0, $1, $2)) AS g(relation, schema_name, table_name)
+  JOIN pg_namespace AS n ON n.nspname = g.schema_name
+  JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = g.table_name
+ CROSS JOIN LATERAL (WITH RECURSIVE tree(oid) AS (
+                       SELECT c.oid
+                       UNION
+                       SELECT i.inhrelid FROM pg_inherits AS i JOIN tree ON i.inhparent = tree.oid)
+                     SELECT tree.oid FROM tree) AS d
+ GROUP BY g.relation
+ ORDER BY g.relation;
 
 -- [cloud] the new watermark, in the same transaction as the data
 --   $1 = 'remdetail'  (table)
@@ -5658,6 +6612,66 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard, inside the step: the rows the other side owns, counted and fingerprinted in this
+-- statement's snapshot, which is exported so a second connection can take the same count without
+-- this step's changes. Any difference is what this step did to them, never what other sessions did
+-- meanwhile.
+SELECT pg_export_snapshot() AS snapshot, g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               coalesce(sum(hashtext(t::text)::bigint), 0)::bigint AS fingerprint
+          FROM "public"."remdetail" AS t
+         WHERE t."source"::text IS DISTINCT FROM $1
+           AND t."source" IS NOT NULL
+       ) AS g
+ ORDER BY g.relation;
+
+-- [cloud] guard: a second connection to cloud
+-- A second, read-only connection to cloud for the guard, in the snapshot the step exports.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [cloud] guard: the snapshot the step exported
+-- SET TRANSACTION SNAPSHOT takes no $n parameter: the executor puts the name pg_export_snapshot()
+-- returned (checked against its fixed hex-and-dashes format) in place of the quoted placeholder.
+SET TRANSACTION SNAPSHOT '<exported snapshot>';
+
+-- [cloud] guard: the same text formats, so fingerprints compare
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'America/New_York'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
+
+-- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's
+-- uncommitted changes are invisible.
+SELECT g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               coalesce(sum(hashtext(t::text)::bigint), 0)::bigint AS fingerprint
+          FROM "public"."remdetail" AS t
+         WHERE t."source"::text IS DISTINCT FROM $1
+           AND t."source" IS NOT NULL
+       ) AS g
+ ORDER BY g.relation;
+
+-- [cloud] guard: end the second connection's read
+COMMIT;
 
 -- [cloud] one row in runs for this step
 --   $1 = <run id, supplied while running>
@@ -5696,7 +6710,7 @@ COMMIT;
 -- Step 15/23: learequest forward: desktop public.learequest → cloud public.learequest
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: 80fa3d7ce06cc1456f68d9ec0f6fcc06e5aa3add3930a47cf2ec0c075d58fb50
+-- step hash: 26bd1f983c2f82b682a6e02a3ae5d423e76b946bb48013c322eb7b373eaeb06f
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5828,13 +6842,10 @@ SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS
  WHERE table_name = $1
    AND direction = $2;
 
--- [cloud] rows owned by the other side, before
---   $1 = 'D'  (origin value this direction writes)
--- Data-loss guard: rows on cloud owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."learequest" AS t
- WHERE t."source" IS NOT NULL
-   AND t."source"::text <> $1;
+-- [cloud] deferred constraints fail per merged batch, not at COMMIT
+-- Deferrable constraints are checked at the end of each statement instead of at COMMIT, so a row
+-- that breaks one fails inside the merge's savepoint and becomes a reject instead of failing the step.
+SET CONSTRAINTS ALL IMMEDIATE;
 
 -- [cloud] staging table, dropped at commit
 -- Staging for the rows read from desktop: text columns, cast to the target's types in the merge,
@@ -6021,13 +7032,28 @@ SELECT count(*)::bigint AS unmarked
  WHERE t."source" IS NULL
    AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE t."lea_id" = s."lea_id"::integer);
 
--- [cloud] rows owned by the other side, after: fewer than before rolls back (exit 4)
---   $1 = 'D'  (origin value this direction writes)
--- Data-loss guard: rows on cloud owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."learequest" AS t
- WHERE t."source" IS NOT NULL
-   AND t."source"::text <> $1;
+-- [cloud] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
+--   $1 = 'public'  (guarded relation 0 schema)
+--   $2 = 'learequest'  (guarded relation 0 name)
+-- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
+-- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
+-- cloud's table), no row of the other side was touched and the fingerprints below are not needed.
+-- Counters live on each partition and inheritance child, so each table's are summed over them.
+SELECT g.relation,
+       sum(pg_stat_get_xact_tuples_deleted(d.oid))::bigint AS deleted,
+       sum(pg_stat_get_xact_tuples_updated(d.oid))::bigint AS updated,
+       current_setting('track_counts')::boolean AS counted
+  FROM (VALUES (0, $1, $2)) AS g(relation, schema_name, table_name)
+  JOIN pg_namespace AS n ON n.nspname = g.schema_name
+  JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = g.table_name
+ CROSS JOIN LATERAL (WITH RECURSIVE tree(oid) AS (
+                       SELECT c.oid
+                       UNION
+                       SELECT i.inhrelid FROM pg_inherits AS i JOIN tree ON i.inhparent = tree.oid)
+                     SELECT tree.oid FROM tree) AS d
+ GROUP BY g.relation
+ ORDER BY g.relation;
 
 -- [cloud] the new watermark, in the same transaction as the data
 --   $1 = 'learequest'  (table)
@@ -6047,6 +7073,66 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard, inside the step: the rows the other side owns, counted and fingerprinted in this
+-- statement's snapshot, which is exported so a second connection can take the same count without
+-- this step's changes. Any difference is what this step did to them, never what other sessions did
+-- meanwhile.
+SELECT pg_export_snapshot() AS snapshot, g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               coalesce(sum(hashtext(t::text)::bigint), 0)::bigint AS fingerprint
+          FROM "public"."learequest" AS t
+         WHERE t."source"::text IS DISTINCT FROM $1
+           AND t."source" IS NOT NULL
+       ) AS g
+ ORDER BY g.relation;
+
+-- [cloud] guard: a second connection to cloud
+-- A second, read-only connection to cloud for the guard, in the snapshot the step exports.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [cloud] guard: the snapshot the step exported
+-- SET TRANSACTION SNAPSHOT takes no $n parameter: the executor puts the name pg_export_snapshot()
+-- returned (checked against its fixed hex-and-dashes format) in place of the quoted placeholder.
+SET TRANSACTION SNAPSHOT '<exported snapshot>';
+
+-- [cloud] guard: the same text formats, so fingerprints compare
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'America/New_York'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
+
+-- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
+--   $1 = 'D'  (origin value this direction writes)
+-- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's
+-- uncommitted changes are invisible.
+SELECT g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               coalesce(sum(hashtext(t::text)::bigint), 0)::bigint AS fingerprint
+          FROM "public"."learequest" AS t
+         WHERE t."source"::text IS DISTINCT FROM $1
+           AND t."source" IS NOT NULL
+       ) AS g
+ ORDER BY g.relation;
+
+-- [cloud] guard: end the second connection's read
+COMMIT;
 
 -- [cloud] one row in runs for this step
 --   $1 = <run id, supplied while running>
@@ -6085,7 +7171,7 @@ COMMIT;
 -- Step 16/23: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 310b77276cb6b32145e8b55f35895664446ecaceea563f442929d4f423ebf316
+-- step hash: aa6c0b07009dc5241b182333b1a6c8d9cd5ae1472be6a47c899885164f9aa769
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -6217,10 +7303,10 @@ SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS
  WHERE table_name = $1
    AND direction = $2;
 
--- [desktop] rows owned by the other side, before
--- Data-loss guard: rows on desktop owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."climaster" AS t;
+-- [desktop] deferred constraints fail per merged batch, not at COMMIT
+-- Deferrable constraints are checked at the end of each statement instead of at COMMIT, so a row
+-- that breaks one fails inside the merge's savepoint and becomes a reject instead of failing the step.
+SET CONSTRAINTS ALL IMMEDIATE;
 
 -- [desktop] staging table, dropped at commit
 -- Staging for the rows read from cloud: text columns, cast to the target's types in the merge,
@@ -6429,10 +7515,28 @@ SELECT setval(q.seq, m.max_key) AS advanced_to
  WHERE q.seq IS NOT NULL
    AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
 
--- [desktop] rows owned by the other side, after: fewer than before rolls back (exit 4)
--- Data-loss guard: rows on desktop owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."climaster" AS t;
+-- [desktop] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
+--   $1 = 'public'  (guarded relation 0 schema)
+--   $2 = 'climaster'  (guarded relation 0 name)
+-- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
+-- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
+-- desktop's table), no row of the other side was touched and the fingerprints below are not needed.
+-- Counters live on each partition and inheritance child, so each table's are summed over them.
+SELECT g.relation,
+       sum(pg_stat_get_xact_tuples_deleted(d.oid))::bigint AS deleted,
+       sum(pg_stat_get_xact_tuples_updated(d.oid))::bigint AS updated,
+       current_setting('track_counts')::boolean AS counted
+  FROM (VALUES (0, $1, $2)) AS g(relation, schema_name, table_name)
+  JOIN pg_namespace AS n ON n.nspname = g.schema_name
+  JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = g.table_name
+ CROSS JOIN LATERAL (WITH RECURSIVE tree(oid) AS (
+                       SELECT c.oid
+                       UNION
+                       SELECT i.inhrelid FROM pg_inherits AS i JOIN tree ON i.inhparent = tree.oid)
+                     SELECT tree.oid FROM tree) AS d
+ GROUP BY g.relation
+ ORDER BY g.relation;
 
 -- [desktop] the new watermark, in the same transaction as the data
 --   $1 = 'climaster'  (table)
@@ -6452,6 +7556,60 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [desktop] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
+-- Data-loss guard, inside the step: the rows the other side owns, counted and fingerprinted in this
+-- statement's snapshot, which is exported so a second connection can take the same count without
+-- this step's changes. Any difference is what this step did to them, never what other sessions did
+-- meanwhile.
+SELECT pg_export_snapshot() AS snapshot, g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               0::bigint AS fingerprint
+          FROM "public"."climaster" AS t
+       ) AS g
+ ORDER BY g.relation;
+
+-- [desktop] guard: a second connection to desktop
+-- A second, read-only connection to desktop for the guard, in the snapshot the step exports.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [desktop] guard: the snapshot the step exported
+-- SET TRANSACTION SNAPSHOT takes no $n parameter: the executor puts the name pg_export_snapshot()
+-- returned (checked against its fixed hex-and-dashes format) in place of the quoted placeholder.
+SET TRANSACTION SNAPSHOT '<exported snapshot>';
+
+-- [desktop] guard: the same text formats, so fingerprints compare
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: desktop's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
+
+-- [desktop] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
+-- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's
+-- uncommitted changes are invisible.
+SELECT g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               0::bigint AS fingerprint
+          FROM "public"."climaster" AS t
+       ) AS g
+ ORDER BY g.relation;
+
+-- [desktop] guard: end the second connection's read
+COMMIT;
 
 -- [desktop] one row in runs for this step
 --   $1 = <run id, supplied while running>
@@ -6490,7 +7648,7 @@ COMMIT;
 -- Step 17/23: jobshead reverse: cloud public.jobshead → desktop public.jobshead
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: c052136f9304222ddd8bf69e02c5a789687f76688ee5bdb1a9c39e6444781070
+-- step hash: 6af1c1e996064f043989577e9fee0b0e18af726afec76d6e7314ec748e170144
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -6622,11 +7780,14 @@ SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS
  WHERE table_name = $1
    AND direction = $2;
 
--- [desktop] rows owned by the other side, before
--- Data-loss guard: rows on desktop must not become fewer than the merge deleted on purpose;
--- and all rows on desktop, the measure of max_delete_fraction with edits: both.
-SELECT count(*)::bigint AS owned_by_other_side,
-       count(*)::bigint AS rows_on_target
+-- [desktop] deferred constraints fail per merged batch, not at COMMIT
+-- Deferrable constraints are checked at the end of each statement instead of at COMMIT, so a row
+-- that breaks one fails inside the merge's savepoint and becomes a reject instead of failing the step.
+SET CONSTRAINTS ALL IMMEDIATE;
+
+-- [desktop] rows on the target before the merge, the measure of max_delete_fraction with edits: both
+-- edits: both: every row on desktop before the merge, the measure of max_delete_fraction.
+SELECT count(*)::bigint AS rows_on_target
   FROM "public"."jobshead" AS t;
 
 -- [desktop] staging table, dropped at commit
@@ -6977,12 +8138,28 @@ SELECT setval(q.seq, m.max_key) AS advanced_to
  WHERE q.seq IS NOT NULL
    AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
 
--- [desktop] rows owned by the other side, after: fewer than before rolls back (exit 4)
--- Data-loss guard: rows on desktop must not become fewer than the merge deleted on purpose;
--- and all rows on desktop, the measure of max_delete_fraction with edits: both.
-SELECT count(*)::bigint AS owned_by_other_side,
-       count(*)::bigint AS rows_on_target
-  FROM "public"."jobshead" AS t;
+-- [desktop] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
+--   $1 = 'public'  (guarded relation 0 schema)
+--   $2 = 'jobshead'  (guarded relation 0 name)
+-- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
+-- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
+-- desktop's table), no row of the other side was touched and the fingerprints below are not needed.
+-- Counters live on each partition and inheritance child, so each table's are summed over them.
+SELECT g.relation,
+       sum(pg_stat_get_xact_tuples_deleted(d.oid))::bigint AS deleted,
+       sum(pg_stat_get_xact_tuples_updated(d.oid))::bigint AS updated,
+       current_setting('track_counts')::boolean AS counted
+  FROM (VALUES (0, $1, $2)) AS g(relation, schema_name, table_name)
+  JOIN pg_namespace AS n ON n.nspname = g.schema_name
+  JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = g.table_name
+ CROSS JOIN LATERAL (WITH RECURSIVE tree(oid) AS (
+                       SELECT c.oid
+                       UNION
+                       SELECT i.inhrelid FROM pg_inherits AS i JOIN tree ON i.inhparent = tree.oid)
+                     SELECT tree.oid FROM tree) AS d
+ GROUP BY g.relation
+ ORDER BY g.relation;
 
 -- [desktop] the new watermark, in the same transaction as the data
 --   $1 = 'jobshead'  (table)
@@ -7002,6 +8179,60 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [desktop] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
+-- Data-loss guard, inside the step: the rows the other side owns, counted and fingerprinted in this
+-- statement's snapshot, which is exported so a second connection can take the same count without
+-- this step's changes. Any difference is what this step did to them, never what other sessions did
+-- meanwhile.
+SELECT pg_export_snapshot() AS snapshot, g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               0::bigint AS fingerprint
+          FROM "public"."jobshead" AS t
+       ) AS g
+ ORDER BY g.relation;
+
+-- [desktop] guard: a second connection to desktop
+-- A second, read-only connection to desktop for the guard, in the snapshot the step exports.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [desktop] guard: the snapshot the step exported
+-- SET TRANSACTION SNAPSHOT takes no $n parameter: the executor puts the name pg_export_snapshot()
+-- returned (checked against its fixed hex-and-dashes format) in place of the quoted placeholder.
+SET TRANSACTION SNAPSHOT '<exported snapshot>';
+
+-- [desktop] guard: the same text formats, so fingerprints compare
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: desktop's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
+
+-- [desktop] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
+-- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's
+-- uncommitted changes are invisible.
+SELECT g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               0::bigint AS fingerprint
+          FROM "public"."jobshead" AS t
+       ) AS g
+ ORDER BY g.relation;
+
+-- [desktop] guard: end the second connection's read
+COMMIT;
 
 -- [desktop] one row in runs for this step
 --   $1 = <run id, supplied while running>
@@ -7040,7 +8271,7 @@ COMMIT;
 -- Step 18/23: jobtasks reverse: cloud public.jobtasks → desktop public.jobtasks
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: ce53a7917a923c052564c621fd915c2983cdc1b44c7808f638d901ee56911576
+-- step hash: 4ed103446e9567b46aafef03d8c1009694fd673fb73b0bf6f45638815657459b
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -7172,11 +8403,14 @@ SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS
  WHERE table_name = $1
    AND direction = $2;
 
--- [desktop] rows owned by the other side, before
--- Data-loss guard: rows on desktop must not become fewer than the merge deleted on purpose;
--- and all rows on desktop, the measure of max_delete_fraction with edits: both.
-SELECT count(*)::bigint AS owned_by_other_side,
-       count(*)::bigint AS rows_on_target
+-- [desktop] deferred constraints fail per merged batch, not at COMMIT
+-- Deferrable constraints are checked at the end of each statement instead of at COMMIT, so a row
+-- that breaks one fails inside the merge's savepoint and becomes a reject instead of failing the step.
+SET CONSTRAINTS ALL IMMEDIATE;
+
+-- [desktop] rows on the target before the merge, the measure of max_delete_fraction with edits: both
+-- edits: both: every row on desktop before the merge, the measure of max_delete_fraction.
+SELECT count(*)::bigint AS rows_on_target
   FROM "public"."jobtasks" AS t;
 
 -- [desktop] staging table, dropped at commit
@@ -7523,12 +8757,28 @@ SELECT setval(q.seq, m.max_key) AS advanced_to
  WHERE q.seq IS NOT NULL
    AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
 
--- [desktop] rows owned by the other side, after: fewer than before rolls back (exit 4)
--- Data-loss guard: rows on desktop must not become fewer than the merge deleted on purpose;
--- and all rows on desktop, the measure of max_delete_fraction with edits: both.
-SELECT count(*)::bigint AS owned_by_other_side,
-       count(*)::bigint AS rows_on_target
-  FROM "public"."jobtasks" AS t;
+-- [desktop] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
+--   $1 = 'public'  (guarded relation 0 schema)
+--   $2 = 'jobtasks'  (guarded relation 0 name)
+-- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
+-- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
+-- desktop's table), no row of the other side was touched and the fingerprints below are not needed.
+-- Counters live on each partition and inheritance child, so each table's are summed over them.
+SELECT g.relation,
+       sum(pg_stat_get_xact_tuples_deleted(d.oid))::bigint AS deleted,
+       sum(pg_stat_get_xact_tuples_updated(d.oid))::bigint AS updated,
+       current_setting('track_counts')::boolean AS counted
+  FROM (VALUES (0, $1, $2)) AS g(relation, schema_name, table_name)
+  JOIN pg_namespace AS n ON n.nspname = g.schema_name
+  JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = g.table_name
+ CROSS JOIN LATERAL (WITH RECURSIVE tree(oid) AS (
+                       SELECT c.oid
+                       UNION
+                       SELECT i.inhrelid FROM pg_inherits AS i JOIN tree ON i.inhparent = tree.oid)
+                     SELECT tree.oid FROM tree) AS d
+ GROUP BY g.relation
+ ORDER BY g.relation;
 
 -- [desktop] the new watermark, in the same transaction as the data
 --   $1 = 'jobtasks'  (table)
@@ -7548,6 +8798,60 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [desktop] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
+-- Data-loss guard, inside the step: the rows the other side owns, counted and fingerprinted in this
+-- statement's snapshot, which is exported so a second connection can take the same count without
+-- this step's changes. Any difference is what this step did to them, never what other sessions did
+-- meanwhile.
+SELECT pg_export_snapshot() AS snapshot, g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               0::bigint AS fingerprint
+          FROM "public"."jobtasks" AS t
+       ) AS g
+ ORDER BY g.relation;
+
+-- [desktop] guard: a second connection to desktop
+-- A second, read-only connection to desktop for the guard, in the snapshot the step exports.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [desktop] guard: the snapshot the step exported
+-- SET TRANSACTION SNAPSHOT takes no $n parameter: the executor puts the name pg_export_snapshot()
+-- returned (checked against its fixed hex-and-dashes format) in place of the quoted placeholder.
+SET TRANSACTION SNAPSHOT '<exported snapshot>';
+
+-- [desktop] guard: the same text formats, so fingerprints compare
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: desktop's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
+
+-- [desktop] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
+-- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's
+-- uncommitted changes are invisible.
+SELECT g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               0::bigint AS fingerprint
+          FROM "public"."jobtasks" AS t
+       ) AS g
+ ORDER BY g.relation;
+
+-- [desktop] guard: end the second connection's read
+COMMIT;
 
 -- [desktop] one row in runs for this step
 --   $1 = <run id, supplied while running>
@@ -7586,7 +8890,7 @@ COMMIT;
 -- Step 19/23: taskchecklist reverse: cloud public.taskchecklist → desktop public.taskchecklist
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: fa1c2c0665f7137b7cbfb362ba42fe1002b1ee8f0bb5a52304db69ea0428ea48
+-- step hash: ea986fc55d9b9b1fd09f1d9d83c3686671cd8200d8790d5d0ffe2ef0499a5278
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -7718,10 +9022,10 @@ SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS
  WHERE table_name = $1
    AND direction = $2;
 
--- [desktop] rows owned by the other side, before
--- Data-loss guard: rows on desktop owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."taskchecklist" AS t;
+-- [desktop] deferred constraints fail per merged batch, not at COMMIT
+-- Deferrable constraints are checked at the end of each statement instead of at COMMIT, so a row
+-- that breaks one fails inside the merge's savepoint and becomes a reject instead of failing the step.
+SET CONSTRAINTS ALL IMMEDIATE;
 
 -- [desktop] staging table, dropped at commit
 -- Staging for the rows read from cloud: text columns, cast to the target's types in the merge,
@@ -7920,10 +9224,28 @@ SELECT setval(q.seq, m.max_key) AS advanced_to
  WHERE q.seq IS NOT NULL
    AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
 
--- [desktop] rows owned by the other side, after: fewer than before rolls back (exit 4)
--- Data-loss guard: rows on desktop owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."taskchecklist" AS t;
+-- [desktop] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
+--   $1 = 'public'  (guarded relation 0 schema)
+--   $2 = 'taskchecklist'  (guarded relation 0 name)
+-- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
+-- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
+-- desktop's table), no row of the other side was touched and the fingerprints below are not needed.
+-- Counters live on each partition and inheritance child, so each table's are summed over them.
+SELECT g.relation,
+       sum(pg_stat_get_xact_tuples_deleted(d.oid))::bigint AS deleted,
+       sum(pg_stat_get_xact_tuples_updated(d.oid))::bigint AS updated,
+       current_setting('track_counts')::boolean AS counted
+  FROM (VALUES (0, $1, $2)) AS g(relation, schema_name, table_name)
+  JOIN pg_namespace AS n ON n.nspname = g.schema_name
+  JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = g.table_name
+ CROSS JOIN LATERAL (WITH RECURSIVE tree(oid) AS (
+                       SELECT c.oid
+                       UNION
+                       SELECT i.inhrelid FROM pg_inherits AS i JOIN tree ON i.inhparent = tree.oid)
+                     SELECT tree.oid FROM tree) AS d
+ GROUP BY g.relation
+ ORDER BY g.relation;
 
 -- [desktop] the new watermark, in the same transaction as the data
 --   $1 = 'taskchecklist'  (table)
@@ -7943,6 +9265,60 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [desktop] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
+-- Data-loss guard, inside the step: the rows the other side owns, counted and fingerprinted in this
+-- statement's snapshot, which is exported so a second connection can take the same count without
+-- this step's changes. Any difference is what this step did to them, never what other sessions did
+-- meanwhile.
+SELECT pg_export_snapshot() AS snapshot, g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               0::bigint AS fingerprint
+          FROM "public"."taskchecklist" AS t
+       ) AS g
+ ORDER BY g.relation;
+
+-- [desktop] guard: a second connection to desktop
+-- A second, read-only connection to desktop for the guard, in the snapshot the step exports.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [desktop] guard: the snapshot the step exported
+-- SET TRANSACTION SNAPSHOT takes no $n parameter: the executor puts the name pg_export_snapshot()
+-- returned (checked against its fixed hex-and-dashes format) in place of the quoted placeholder.
+SET TRANSACTION SNAPSHOT '<exported snapshot>';
+
+-- [desktop] guard: the same text formats, so fingerprints compare
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: desktop's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
+
+-- [desktop] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
+-- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's
+-- uncommitted changes are invisible.
+SELECT g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               0::bigint AS fingerprint
+          FROM "public"."taskchecklist" AS t
+       ) AS g
+ ORDER BY g.relation;
+
+-- [desktop] guard: end the second connection's read
+COMMIT;
 
 -- [desktop] one row in runs for this step
 --   $1 = <run id, supplied while running>
@@ -7981,7 +9357,7 @@ COMMIT;
 -- Step 20/23: workdiary reverse: cloud public.workdiary → desktop public.workdiary
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: fba715e9c0ebb4dbea7b5ccf48aa79ccf3b43c06736a4e72d1f9727bee49df07
+-- step hash: bf0f2ee69315dabf36dae3b5fa3364d4fa2e96389e489b145688a4b135700c7d
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -8113,10 +9489,10 @@ SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS
  WHERE table_name = $1
    AND direction = $2;
 
--- [desktop] rows owned by the other side, before
--- Data-loss guard: rows on desktop owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."workdiary" AS t;
+-- [desktop] deferred constraints fail per merged batch, not at COMMIT
+-- Deferrable constraints are checked at the end of each statement instead of at COMMIT, so a row
+-- that breaks one fails inside the merge's savepoint and becomes a reject instead of failing the step.
+SET CONSTRAINTS ALL IMMEDIATE;
 
 -- [desktop] staging table, dropped at commit
 -- Staging for the rows read from cloud: text columns, cast to the target's types in the merge,
@@ -8319,10 +9695,28 @@ SELECT setval(q.seq, m.max_key) AS advanced_to
  WHERE q.seq IS NOT NULL
    AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
 
--- [desktop] rows owned by the other side, after: fewer than before rolls back (exit 4)
--- Data-loss guard: rows on desktop owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."workdiary" AS t;
+-- [desktop] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
+--   $1 = 'public'  (guarded relation 0 schema)
+--   $2 = 'workdiary'  (guarded relation 0 name)
+-- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
+-- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
+-- desktop's table), no row of the other side was touched and the fingerprints below are not needed.
+-- Counters live on each partition and inheritance child, so each table's are summed over them.
+SELECT g.relation,
+       sum(pg_stat_get_xact_tuples_deleted(d.oid))::bigint AS deleted,
+       sum(pg_stat_get_xact_tuples_updated(d.oid))::bigint AS updated,
+       current_setting('track_counts')::boolean AS counted
+  FROM (VALUES (0, $1, $2)) AS g(relation, schema_name, table_name)
+  JOIN pg_namespace AS n ON n.nspname = g.schema_name
+  JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = g.table_name
+ CROSS JOIN LATERAL (WITH RECURSIVE tree(oid) AS (
+                       SELECT c.oid
+                       UNION
+                       SELECT i.inhrelid FROM pg_inherits AS i JOIN tree ON i.inhparent = tree.oid)
+                     SELECT tree.oid FROM tree) AS d
+ GROUP BY g.relation
+ ORDER BY g.relation;
 
 -- [desktop] the new watermark, in the same transaction as the data
 --   $1 = 'workdiary'  (table)
@@ -8342,6 +9736,60 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [desktop] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
+-- Data-loss guard, inside the step: the rows the other side owns, counted and fingerprinted in this
+-- statement's snapshot, which is exported so a second connection can take the same count without
+-- this step's changes. Any difference is what this step did to them, never what other sessions did
+-- meanwhile.
+SELECT pg_export_snapshot() AS snapshot, g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               0::bigint AS fingerprint
+          FROM "public"."workdiary" AS t
+       ) AS g
+ ORDER BY g.relation;
+
+-- [desktop] guard: a second connection to desktop
+-- A second, read-only connection to desktop for the guard, in the snapshot the step exports.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [desktop] guard: the snapshot the step exported
+-- SET TRANSACTION SNAPSHOT takes no $n parameter: the executor puts the name pg_export_snapshot()
+-- returned (checked against its fixed hex-and-dashes format) in place of the quoted placeholder.
+SET TRANSACTION SNAPSHOT '<exported snapshot>';
+
+-- [desktop] guard: the same text formats, so fingerprints compare
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: desktop's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
+
+-- [desktop] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
+-- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's
+-- uncommitted changes are invisible.
+SELECT g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               0::bigint AS fingerprint
+          FROM "public"."workdiary" AS t
+       ) AS g
+ ORDER BY g.relation;
+
+-- [desktop] guard: end the second connection's read
+COMMIT;
 
 -- [desktop] one row in runs for this step
 --   $1 = <run id, supplied while running>
@@ -8380,7 +9828,7 @@ COMMIT;
 -- Step 21/23: reminder reverse: cloud public.reminder → desktop public.mbreminder
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, reminder_date→remdate, title, is_done
--- step hash: 4c061d3da7094ceaa879ca44aaadb21721a35973215917f32cd0c8ee0a7caec4
+-- step hash: 77e9f185694376ca0c9cbaad1fc1bd4a91ba456a47ad51cfbffb1bc2f54b6610
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -8512,10 +9960,10 @@ SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS
  WHERE table_name = $1
    AND direction = $2;
 
--- [desktop] rows owned by the other side, before
--- Data-loss guard: rows on desktop owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."mbreminder" AS t;
+-- [desktop] deferred constraints fail per merged batch, not at COMMIT
+-- Deferrable constraints are checked at the end of each statement instead of at COMMIT, so a row
+-- that breaks one fails inside the merge's savepoint and becomes a reject instead of failing the step.
+SET CONSTRAINTS ALL IMMEDIATE;
 
 -- [desktop] staging table, dropped at commit
 -- Staging for the rows read from cloud: text columns, cast to the target's types in the merge,
@@ -8716,10 +10164,28 @@ SELECT setval(q.seq, m.max_key) AS advanced_to
  WHERE q.seq IS NOT NULL
    AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
 
--- [desktop] rows owned by the other side, after: fewer than before rolls back (exit 4)
--- Data-loss guard: rows on desktop owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."mbreminder" AS t;
+-- [desktop] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
+--   $1 = 'public'  (guarded relation 0 schema)
+--   $2 = 'mbreminder'  (guarded relation 0 name)
+-- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
+-- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
+-- desktop's table), no row of the other side was touched and the fingerprints below are not needed.
+-- Counters live on each partition and inheritance child, so each table's are summed over them.
+SELECT g.relation,
+       sum(pg_stat_get_xact_tuples_deleted(d.oid))::bigint AS deleted,
+       sum(pg_stat_get_xact_tuples_updated(d.oid))::bigint AS updated,
+       current_setting('track_counts')::boolean AS counted
+  FROM (VALUES (0, $1, $2)) AS g(relation, schema_name, table_name)
+  JOIN pg_namespace AS n ON n.nspname = g.schema_name
+  JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = g.table_name
+ CROSS JOIN LATERAL (WITH RECURSIVE tree(oid) AS (
+                       SELECT c.oid
+                       UNION
+                       SELECT i.inhrelid FROM pg_inherits AS i JOIN tree ON i.inhparent = tree.oid)
+                     SELECT tree.oid FROM tree) AS d
+ GROUP BY g.relation
+ ORDER BY g.relation;
 
 -- [desktop] the new watermark, in the same transaction as the data
 --   $1 = 'reminder'  (table)
@@ -8739,6 +10205,60 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [desktop] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
+-- Data-loss guard, inside the step: the rows the other side owns, counted and fingerprinted in this
+-- statement's snapshot, which is exported so a second connection can take the same count without
+-- this step's changes. Any difference is what this step did to them, never what other sessions did
+-- meanwhile.
+SELECT pg_export_snapshot() AS snapshot, g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               0::bigint AS fingerprint
+          FROM "public"."mbreminder" AS t
+       ) AS g
+ ORDER BY g.relation;
+
+-- [desktop] guard: a second connection to desktop
+-- A second, read-only connection to desktop for the guard, in the snapshot the step exports.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [desktop] guard: the snapshot the step exported
+-- SET TRANSACTION SNAPSHOT takes no $n parameter: the executor puts the name pg_export_snapshot()
+-- returned (checked against its fixed hex-and-dashes format) in place of the quoted placeholder.
+SET TRANSACTION SNAPSHOT '<exported snapshot>';
+
+-- [desktop] guard: the same text formats, so fingerprints compare
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: desktop's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
+
+-- [desktop] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
+-- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's
+-- uncommitted changes are invisible.
+SELECT g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               0::bigint AS fingerprint
+          FROM "public"."mbreminder" AS t
+       ) AS g
+ ORDER BY g.relation;
+
+-- [desktop] guard: end the second connection's read
+COMMIT;
 
 -- [desktop] one row in runs for this step
 --   $1 = <run id, supplied while running>
@@ -8777,7 +10297,7 @@ COMMIT;
 -- Step 22/23: remdetail reverse: cloud public.remdetail → desktop public.remdetail
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: 16dba834d2fb098860fda1da104ec9f879ac0d0903cbd6848e3e5f604ad81b4d
+-- step hash: f87db4249736b494078db67e4c1c466ba6061364950a75c69f3e748c359962f0
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -8909,10 +10429,10 @@ SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS
  WHERE table_name = $1
    AND direction = $2;
 
--- [desktop] rows owned by the other side, before
--- Data-loss guard: rows on desktop owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."remdetail" AS t;
+-- [desktop] deferred constraints fail per merged batch, not at COMMIT
+-- Deferrable constraints are checked at the end of each statement instead of at COMMIT, so a row
+-- that breaks one fails inside the merge's savepoint and becomes a reject instead of failing the step.
+SET CONSTRAINTS ALL IMMEDIATE;
 
 -- [desktop] staging table, dropped at commit
 -- Staging for the rows read from cloud: text columns, cast to the target's types in the merge,
@@ -9111,10 +10631,28 @@ SELECT setval(q.seq, m.max_key) AS advanced_to
  WHERE q.seq IS NOT NULL
    AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
 
--- [desktop] rows owned by the other side, after: fewer than before rolls back (exit 4)
--- Data-loss guard: rows on desktop owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."remdetail" AS t;
+-- [desktop] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
+--   $1 = 'public'  (guarded relation 0 schema)
+--   $2 = 'remdetail'  (guarded relation 0 name)
+-- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
+-- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
+-- desktop's table), no row of the other side was touched and the fingerprints below are not needed.
+-- Counters live on each partition and inheritance child, so each table's are summed over them.
+SELECT g.relation,
+       sum(pg_stat_get_xact_tuples_deleted(d.oid))::bigint AS deleted,
+       sum(pg_stat_get_xact_tuples_updated(d.oid))::bigint AS updated,
+       current_setting('track_counts')::boolean AS counted
+  FROM (VALUES (0, $1, $2)) AS g(relation, schema_name, table_name)
+  JOIN pg_namespace AS n ON n.nspname = g.schema_name
+  JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = g.table_name
+ CROSS JOIN LATERAL (WITH RECURSIVE tree(oid) AS (
+                       SELECT c.oid
+                       UNION
+                       SELECT i.inhrelid FROM pg_inherits AS i JOIN tree ON i.inhparent = tree.oid)
+                     SELECT tree.oid FROM tree) AS d
+ GROUP BY g.relation
+ ORDER BY g.relation;
 
 -- [desktop] the new watermark, in the same transaction as the data
 --   $1 = 'remdetail'  (table)
@@ -9134,6 +10672,60 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [desktop] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
+-- Data-loss guard, inside the step: the rows the other side owns, counted and fingerprinted in this
+-- statement's snapshot, which is exported so a second connection can take the same count without
+-- this step's changes. Any difference is what this step did to them, never what other sessions did
+-- meanwhile.
+SELECT pg_export_snapshot() AS snapshot, g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               0::bigint AS fingerprint
+          FROM "public"."remdetail" AS t
+       ) AS g
+ ORDER BY g.relation;
+
+-- [desktop] guard: a second connection to desktop
+-- A second, read-only connection to desktop for the guard, in the snapshot the step exports.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [desktop] guard: the snapshot the step exported
+-- SET TRANSACTION SNAPSHOT takes no $n parameter: the executor puts the name pg_export_snapshot()
+-- returned (checked against its fixed hex-and-dashes format) in place of the quoted placeholder.
+SET TRANSACTION SNAPSHOT '<exported snapshot>';
+
+-- [desktop] guard: the same text formats, so fingerprints compare
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: desktop's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
+
+-- [desktop] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
+-- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's
+-- uncommitted changes are invisible.
+SELECT g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               0::bigint AS fingerprint
+          FROM "public"."remdetail" AS t
+       ) AS g
+ ORDER BY g.relation;
+
+-- [desktop] guard: end the second connection's read
+COMMIT;
 
 -- [desktop] one row in runs for this step
 --   $1 = <run id, supplied while running>
@@ -9172,7 +10764,7 @@ COMMIT;
 -- Step 23/23: learequest reverse: cloud public.learequest → desktop public.learequest
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: 18f22e6f94372eb858b507da4ef3eb6829f0df0d11c2b0f07c4a42f879069c0e
+-- step hash: e926f4d95a67b3442b7f756f03c382b09a5225b65962fadde4ab3378257e796d
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -9304,10 +10896,10 @@ SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS
  WHERE table_name = $1
    AND direction = $2;
 
--- [desktop] rows owned by the other side, before
--- Data-loss guard: rows on desktop owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."learequest" AS t;
+-- [desktop] deferred constraints fail per merged batch, not at COMMIT
+-- Deferrable constraints are checked at the end of each statement instead of at COMMIT, so a row
+-- that breaks one fails inside the merge's savepoint and becomes a reject instead of failing the step.
+SET CONSTRAINTS ALL IMMEDIATE;
 
 -- [desktop] staging table, dropped at commit
 -- Staging for the rows read from cloud: text columns, cast to the target's types in the merge,
@@ -9512,10 +11104,28 @@ SELECT setval(q.seq, m.max_key) AS advanced_to
  WHERE q.seq IS NOT NULL
    AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
 
--- [desktop] rows owned by the other side, after: fewer than before rolls back (exit 4)
--- Data-loss guard: rows on desktop owned by the other side must not become fewer.
-SELECT count(*)::bigint AS owned_by_other_side
-  FROM "public"."learequest" AS t;
+-- [desktop] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
+--   $1 = 'public'  (guarded relation 0 schema)
+--   $2 = 'learequest'  (guarded relation 0 name)
+-- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
+-- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
+-- desktop's table), no row of the other side was touched and the fingerprints below are not needed.
+-- Counters live on each partition and inheritance child, so each table's are summed over them.
+SELECT g.relation,
+       sum(pg_stat_get_xact_tuples_deleted(d.oid))::bigint AS deleted,
+       sum(pg_stat_get_xact_tuples_updated(d.oid))::bigint AS updated,
+       current_setting('track_counts')::boolean AS counted
+  FROM (VALUES (0, $1, $2)) AS g(relation, schema_name, table_name)
+  JOIN pg_namespace AS n ON n.nspname = g.schema_name
+  JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = g.table_name
+ CROSS JOIN LATERAL (WITH RECURSIVE tree(oid) AS (
+                       SELECT c.oid
+                       UNION
+                       SELECT i.inhrelid FROM pg_inherits AS i JOIN tree ON i.inhparent = tree.oid)
+                     SELECT tree.oid FROM tree) AS d
+ GROUP BY g.relation
+ ORDER BY g.relation;
 
 -- [desktop] the new watermark, in the same transaction as the data
 --   $1 = 'learequest'  (table)
@@ -9535,6 +11145,60 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [desktop] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
+-- Data-loss guard, inside the step: the rows the other side owns, counted and fingerprinted in this
+-- statement's snapshot, which is exported so a second connection can take the same count without
+-- this step's changes. Any difference is what this step did to them, never what other sessions did
+-- meanwhile.
+SELECT pg_export_snapshot() AS snapshot, g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               0::bigint AS fingerprint
+          FROM "public"."learequest" AS t
+       ) AS g
+ ORDER BY g.relation;
+
+-- [desktop] guard: a second connection to desktop
+-- A second, read-only connection to desktop for the guard, in the snapshot the step exports.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- [desktop] guard: the snapshot the step exported
+-- SET TRANSACTION SNAPSHOT takes no $n parameter: the executor puts the name pg_export_snapshot()
+-- returned (checked against its fixed hex-and-dashes format) in place of the quoted placeholder.
+SET TRANSACTION SNAPSHOT '<exported snapshot>';
+
+-- [desktop] guard: the same text formats, so fingerprints compare
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'UTC'  (TimeZone)
+--   $3 = 'postgres'  (IntervalStyle)
+--   $4 = '3'  (extra_float_digits)
+--   $5 = 'hex'  (bytea_output)
+--   $6 = '30000ms'  (lock_timeout)
+--   $7 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: desktop's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('IntervalStyle', $3, true),
+       set_config('extra_float_digits', $4, true),
+       set_config('bytea_output', $5, true),
+       set_config('lock_timeout', $6, true),
+       set_config('statement_timeout', $7, true);
+
+-- [desktop] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
+-- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's
+-- uncommitted changes are invisible.
+SELECT g.relation, g.rows, g.fingerprint
+  FROM (
+        SELECT 0 AS relation, count(*)::bigint AS rows,
+               0::bigint AS fingerprint
+          FROM "public"."learequest" AS t
+       ) AS g
+ ORDER BY g.relation;
+
+-- [desktop] guard: end the second connection's read
+COMMIT;
 
 -- [desktop] one row in runs for this step
 --   $1 = <run id, supplied while running>

@@ -3,6 +3,7 @@ import { checkCatalogs, checkGrants, checkOriginMarking } from '../compiler/chec
 import { checkSafety } from '../compiler/check-safety.js';
 import type { LiveProblem } from '../compiler/check-catalog.js';
 import type { StateSnapshot, XminState } from '../compiler/compile-plan.js';
+import { cursorWarnings } from '../compiler/cursor-warnings.js';
 import { liveWarnings } from '../compiler/live-warnings.js';
 import { sessionWarnings } from '../compiler/session-warnings.js';
 import type { SessionWarning } from '../compiler/session-warnings.js';
@@ -60,7 +61,7 @@ export async function validateLive(config: ResolvedConfig): Promise<LiveReport> 
   return {
     databases: Object.values(catalogs).map((c) => ({ name: c.database, serverVersion: c.serverVersion, timeZone: c.timeZone })),
     problems: [...checkCatalogs(config, catalogs), ...checkGrants(config, catalogs)],
-    warnings: [...liveWarnings(config, catalogs), ...checkOriginMarking(config, catalogs), ...checkSafety(config, catalogs).warnings],
+    warnings: [...liveWarnings(config, catalogs), ...checkOriginMarking(config, catalogs), ...checkSafety(config, catalogs).warnings, ...cursorWarnings(config, catalogs)],
     roleWarnings: sessionWarnings(config, catalogs),
   };
 }

@@ -64,7 +64,7 @@ describe('unmarked rows (origin column NULL) are never deleted, and the owner is
   it('validate --live warns that the origin column allows NULL and has no default, without failing', async () => {
     const result = await runCli(['validate', '--live', '--config', file], envFor(dbs));
     expect(result.code).toBe(0);
-    expect(result.stderr).toMatch(/2 warnings against the live databases/);
+    expect(result.stderr).toMatch(/\d+ warnings against the live databases/);
     expect(result.stderr).toContain(
       'table "job" on cloud (public.job): origin column "source" allows NULL and has no default: a row inserted without a marker is unmarked; forward never deletes it and reverse never sends it',
     );

@@ -140,9 +140,10 @@ describe('bisync init on inheritance children, trigger bodies and cursor names',
     expect(note).not.toContain('ledger_same');
   });
 
-  it('the written config passes validate --live with no warning', async () => {
+  it('the written config passes validate --live with no warning (beyond cursor columns no trigger maintains)', async () => {
     const result = await runCli(['validate', '--live', '--config', file], envFor(dbs));
-    expect(result.stderr).toBe('');
+    // These tables' cursor columns have no trigger: validate says so (issue 14 item 7), nothing else.
+    expect(result.stderr.split('\n').filter((l) => l.includes(': table "') && !l.includes('no trigger sets cursor column'))).toEqual([]);
     expect(result.code).toBe(0);
   });
 });

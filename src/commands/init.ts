@@ -111,7 +111,7 @@ async function readListing(db: ResolvedDatabase): Promise<DatabaseListing> {
 }
 
 function resolveUrl(side: Side, url: string): ResolvedDatabase {
-  const db = databaseFromUrl(side, url);
+  const db = databaseFromUrl(side, url, process.env);
   if ('error' in db) {
     // The URL itself is never echoed: it may hold a password.
     throw new BisyncError('INIT_BAD_URL', `the ${side} URL is not usable: ${db.error}`, {

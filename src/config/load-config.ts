@@ -25,7 +25,7 @@ export function parseConfig(file: string, text: string, env: NodeJS.ProcessEnv):
   const unknownKeys = findUnknownTableKeys(raw, source);
   const shape: ConfigProblem[] = [...envProblems, ...unknownKeys.problems, ...checkSchema(raw, source, unknownKeys.paths)];
   if (shape.length === 0) {
-    const { config, problems } = resolveConfig(raw as RawConfig, source);
+    const { config, problems } = resolveConfig(raw as RawConfig, source, env);
     if (config !== undefined) return config;
     throw new ConfigError(sortProblems(problems));
   }
@@ -33,7 +33,7 @@ export function parseConfig(file: string, text: string, env: NodeJS.ProcessEnv):
   // reported, so drop anything at or under a path that has a problem.
   let semantic: ConfigProblem[] = [];
   try {
-    semantic = resolveConfig(raw as RawConfig, source).problems;
+    semantic = resolveConfig(raw as RawConfig, source, env).problems;
   } catch {
     semantic = [];
   }

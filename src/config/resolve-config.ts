@@ -90,6 +90,7 @@ export function findUnknownTableKeys(raw: unknown, source: YamlSource): { proble
 export function resolveConfig(
   raw: RawConfig,
   source: YamlSource,
+  env: NodeJS.ProcessEnv = {},
 ): { config: ResolvedConfig | undefined; problems: ConfigProblem[] } {
   const problems: ConfigProblem[] = [];
   const report = (path: KeyPath, message: string, hint?: string, at?: 'key' | 'value'): void => {
@@ -101,7 +102,7 @@ export function resolveConfig(
   for (const [name, db] of Object.entries(raw.databases)) {
     // An unresolved ${VAR} was reported at this url already; parseConfig drops the duplicate. (Do not
     // skip on "${" here: an interpolated value, or a literal $${ in the file, may contain it.)
-    const facts = urlFacts(db.url);
+    const facts = urlFacts(db.url, env);
     if ('error' in facts) {
       report(['databases', name, 'url'], facts.error, 'write it as postgres://user:password@host:5432/database, e.g. url: ${DATABASE_URL}');
       continue;
@@ -112,7 +113,7 @@ export function resolveConfig(
     if (db.ca !== undefined && db.ssl !== 'verify-full') {
       report(['databases', name, 'ca'], 'ca is only used with ssl: verify-full', 'set ssl: verify-full, or remove ca', 'key');
     }
-    databases[name] = { name, url: db.url, ...sslFor(db.ssl, facts), ca: db.ca ?? null, host: facts.host, port: facts.port, database: facts.database };
+    databases[name] = { name, url: db.url, ...sslFor(db.ssl, facts), ca: db.ca ?? null, host: facts.host, port: facts.port, database: facts.database, user: facts.user, options: facts.options };
   }
 
   const { from, to } = raw.forward;

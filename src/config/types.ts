@@ -72,9 +72,14 @@ export interface ResolvedDatabase {
   /** Why this TLS mode: `explicit`, `url` (sslmode in the URL) or `default` (by host). */
   readonly sslSource: 'explicit' | 'url' | 'default';
   readonly ca: string | null;
+  /** Where bisync connects (the URL's host, else PGHOST, else localhost): what it reports. */
   readonly host: string;
   readonly port: number;
   readonly database: string;
+  /** The URL's user; null leaves it to PGUSER or the operating-system user. */
+  readonly user: string | null;
+  /** The URL's `options` parameter (startup options a pooler may need), or null. */
+  readonly options: string | null;
 }
 
 /** One synced column: its name on each database (keyed by database name). */

@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
-import { parse } from 'pg-connection-string';
-import { describeDatabase, withoutSslMode } from '../config/database-url.js';
+import { describeDatabase, urlPassword, urlUser } from '../config/database-url.js';
 import type { ResolvedDatabase } from '../config/types.js';
 import { BisyncError, ExitCode } from '../errors.js';
 
@@ -16,9 +15,16 @@ const types = {
     oid === TIMESTAMPTZ || oid === TIMESTAMP || oid === DATE ? keepText : pg.types.getTypeParser(oid, format ?? 'text'),
 } as pg.CustomTypesConfig;
 
-/** The driver configuration for a database: TLS as the config resolved it, never the URL's sslmode. */
-export function clientConfig(db: ResolvedDatabase): pg.ClientConfig {
-  const { url } = withoutSslMode(db.url);
+/** How the server asked for the password: SCRAM never reveals it, cleartext and MD5 do. */
+type AuthMethod = 'cleartext' | 'md5' | undefined;
+
+/**
+ * The driver configuration for a database, built field by field from what the config resolved:
+ * no connection string, so no URL parameter (`ssl=0`, a second `sslmode`, an encoded `ssl%6Dode`)
+ * can change the TLS mode, and the host is the one `validate` reports (never a silent PGHOST).
+ */
+function clientConfig(db: ResolvedDatabase, authMethod: () => AuthMethod): pg.ClientConfig {
+  const password = urlPassword(db.url) ?? process.env.PGPASSWORD;
   const ssl =
     db.ssl === 'disable'
       ? false
@@ -26,23 +32,60 @@ export function clientConfig(db: ResolvedDatabase): pg.ClientConfig {
         ? { rejectUnauthorized: false }
         : { rejectUnauthorized: true, ...(db.ca === null ? {} : { ca: readFileSync(db.ca, 'utf8') }) };
   return {
-    connectionString: url,
+    host: db.host,
+    port: db.port,
+    ...(db.database === '' ? {} : { database: db.database }),
+    ...(db.user === null ? {} : { user: db.user }),
+    ...(db.options === null ? {} : { options: db.options }),
+    // Over TLS whose certificate is not checked (ssl: require) anyone on the path can pose as the
+    // server: hand the password only to SCRAM, which proves it without revealing it.
+    password: db.ssl === 'require' ? () => passwordFor(db, authMethod(), password) : password,
     ssl,
     types,
     application_name: 'bisync',
     connectionTimeoutMillis: 15_000,
     keepAlive: true,
-  };
+  } as pg.ClientConfig;
+}
+
+function passwordFor(db: ResolvedDatabase, method: AuthMethod, password: string | undefined): string {
+  if (method !== undefined) {
+    throw new BisyncError(
+      'TLS_UNVERIFIED_PASSWORD',
+      `cannot connect to ${describeDatabase(db)}: the server asked for the password in ${method === 'md5' ? 'MD5' : 'clear text'} over a TLS connection whose certificate is not verified (ssl: require); bisync did not send it`,
+      {
+        exitCode: ExitCode.usage,
+        hint: 'use ssl: verify-full with ca: the server\'s CA certificate (Supabase: Database settings → SSL → download the certificate), or have the server use scram-sha-256 authentication',
+      },
+    );
+  }
+  return password ?? '';
 }
 
 /** Open a connection; failures become exit-2 errors that name host and database, never the password. */
 export async function connect(db: ResolvedDatabase): Promise<pg.Client> {
-  const client = new pg.Client(clientConfig(db));
+  let method: AuthMethod;
+  let config: pg.ClientConfig;
+  try {
+    config = clientConfig(db, () => method);
+  } catch (cause) {
+    throw new BisyncError('CA_UNREADABLE', `${db.name}: the CA certificate ${db.ca ?? ''} cannot be read`, {
+      exitCode: ExitCode.usage,
+      hint: 'check the ca: path in the config (relative paths are from the current directory) and its permissions',
+      cause,
+    });
+  }
+  const client = new pg.Client(config);
+  // Recorded before the driver's own handler asks for the password (listeners run in order).
+  const connection = (client as unknown as { connection: NodeJS.EventEmitter }).connection;
+  connection.prependListener('authenticationCleartextPassword', () => (method = 'cleartext'));
+  connection.prependListener('authenticationMD5Password', () => (method = 'md5'));
   client.on('error', () => undefined); // a dropped connection surfaces as the failing query's error
   try {
     await client.connect();
   } catch (cause) {
     await client.end().catch(() => undefined);
+    if (cause instanceof BisyncError) throw cause;
     throw connectionError(db, cause);
   }
   return client;
@@ -50,18 +93,13 @@ export async function connect(db: ResolvedDatabase): Promise<pg.Client> {
 
 /** Replace a password anywhere in `text` (defence in depth: driver messages should not hold it). */
 export function redact(text: string, url: string): string {
-  let password: string | undefined;
-  let user: string | undefined;
-  try {
-    ({ password, user } = parse(withoutSslMode(url).url));
-  } catch {
-    password = undefined;
-  }
-  if (password === undefined || password === '') return text;
+  const password = urlPassword(url);
+  if (password === undefined) return text;
+  const user = urlUser(url);
   const mask = (part: string): string => part.split(password).join('***');
   // The user name is not a secret: where the server quotes it (`user "bisync"`), keep it readable
   // even when the password is, or is part of, that name.
-  if (user !== undefined && user !== null && user.includes(password)) {
+  if (user !== undefined && user.includes(password)) {
     const quoted = `"${user}"`;
     return text.split(quoted).map(mask).join(quoted);
   }

@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type net from 'node:net';
 import pg from 'pg';
 import type { ResolvedConfig, ResolvedDatabase } from '../config/types.js';
-import { clientConfig, connect } from './connect.js';
+import { connect } from './connect.js';
 
 /** What a piece of work (one step) cost on the wire, counted by `Databases.counting`. */
 export interface WireCounts {
@@ -134,11 +134,6 @@ export class Databases {
 
   async close(): Promise<void> {
     await Promise.all([...this.open.keys()].map((c) => this.end(c)));
-  }
-
-  /** The driver settings, for tools that need their own client. */
-  clientConfig(name: string): pg.ClientConfig {
-    return clientConfig(this.database(name));
   }
 }
 

@@ -5,8 +5,9 @@ import type { CompileOptions } from '../compiler/compile-plan.js';
 import type { Plan, PlanStep, UnplannedStep } from '../compiler/plan-types.js';
 import type { ResolvedConfig } from '../config/types.js';
 import { ExitCode } from '../errors.js';
-import { bootstrapState, stateExists } from '../executor/bootstrap.js';
+import { bootstrapState, checkState, stateCheckStatement } from '../executor/bootstrap.js';
 import { Databases } from '../executor/databases.js';
+import { pinSettings } from '../executor/read-only.js';
 import { runStep } from '../executor/run-step.js';
 import { runScheduled } from '../executor/schedule.js';
 import { run } from '../executor/statements.js';
@@ -164,7 +165,9 @@ async function notPlanned(u: UnplannedStep, dbs: Databases, config: ResolvedConf
   if (!options.dryRun) {
     const client = await dbs.client(u.target);
     try {
-      if (await stateExists(client, config.stateSchema)) {
+      await client.query('BEGIN');
+      await pinSettings(client);
+      if ((await checkState(client, stateCheckStatement(config.stateSchema), u.target)).runs) {
         await run(client, u.recordRun, {
           'run id': runId,
           attempt: 1,
@@ -182,6 +185,10 @@ async function notPlanned(u: UnplannedStep, dbs: Databases, config: ResolvedConf
           error: u.reason,
         });
       }
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
     } finally {
       await dbs.release(client);
     }
@@ -263,7 +270,7 @@ async function bootstrapTargets(plan: Plan, dbs: Databases, config: ResolvedConf
       done.add(database);
       const client = await dbs.client(database);
       try {
-        if (await bootstrapState(client, step, config.stateSchema)) {
+        if (await bootstrapState(client, step, database)) {
           logger.info({ database, schema: config.stateSchema }, 'created bisync state schema');
         }
       } finally {

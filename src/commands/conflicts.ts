@@ -2,7 +2,8 @@ import type pg from 'pg';
 import { compileConflictsList, compileResolve, parseConflictKey } from '../compiler/compile-conflicts.js';
 import type { ResolvedConfig } from '../config/types.js';
 import { BisyncError, ExitCode } from '../errors.js';
-import { stateExists } from '../executor/bootstrap.js';
+import { checkState, stateCheckStatement } from '../executor/bootstrap.js';
+import { pinSettings } from '../executor/read-only.js';
 import { Databases } from '../executor/databases.js';
 import { run } from '../executor/statements.js';
 import { readCatalogs } from './validate.js';
@@ -50,7 +51,7 @@ export async function listConflicts(config: ResolvedConfig, tables: readonly str
   try {
     for (const { database, statement } of compileConflictsList(config, tables)) {
       await inTransaction(dbs, database, 'BEGIN TRANSACTION READ ONLY', async (client) => {
-        if (!(await stateExists(client, config.stateSchema))) return;
+        if (!(await checkState(client, stateCheckStatement(config.stateSchema), database)).conflicts) return;
         for (const row of (await run<ConflictRow>(client, statement)).rows) {
           const id = `${row.table_name}\u0000${JSON.stringify(row.key)}`;
           const seen = byKey.get(id);
@@ -114,8 +115,11 @@ export async function resolveConflicts(config: ResolvedConfig, tableName: string
     const keepClient = await dbs.client(plan.keep);
     const otherClient = await dbs.client(plan.other);
     try {
-      await keepClient.query('BEGIN');
-      await otherClient.query('BEGIN');
+      for (const [client, database] of [[keepClient, plan.keep], [otherClient, plan.other]] as const) {
+        await client.query('BEGIN');
+        await pinSettings(client);
+        await checkState(client, stateCheckStatement(config.stateSchema), database);
+      }
       for (const conflict of chosen) {
         const keyJson = JSON.stringify(conflict.baseKey);
         const kept = (await run<{ row: unknown }>(keepClient, plan.read, { key: keyJson })).rows[0]?.row ?? null;
@@ -154,6 +158,7 @@ async function inTransaction(dbs: Databases, database: string, begin: string, fn
   const client = await dbs.client(database);
   try {
     await client.query(begin);
+    await pinSettings(client);
     await fn(client);
     await client.query('COMMIT');
   } catch (error) {

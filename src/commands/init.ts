@@ -6,6 +6,7 @@ import type { ResolvedDatabase } from '../config/types.js';
 import { BisyncError, ExitCode } from '../errors.js';
 import { connect } from '../executor/connect.js';
 import { listTables } from '../executor/list-tables.js';
+import { readOnly } from '../executor/read-only.js';
 import type { DatabaseListing } from '../compiler/catalog.js';
 import type { Side } from '../init/propose-tables.js';
 import { INIT_STATE_SCHEMA, starterConfig } from '../init/starter-config.js';
@@ -101,10 +102,7 @@ function schemaRef(out: string): string {
 async function readListing(db: ResolvedDatabase): Promise<DatabaseListing> {
   const client = await connect(db);
   try {
-    await client.query('BEGIN TRANSACTION READ ONLY');
-    const listing = await listTables(client, [INIT_STATE_SCHEMA]);
-    await client.query('COMMIT');
-    return listing;
+    return await readOnly(client, async (searchPath) => await listTables(client, [INIT_STATE_SCHEMA], searchPath));
   } finally {
     await client.end();
   }

@@ -3,8 +3,9 @@ import { compileRejectsAction, compileRejectsList } from '../compiler/compile-re
 import type { RejectsAction, RejectsStatement } from '../compiler/compile-rejects.js';
 import type { Direction, ResolvedConfig } from '../config/types.js';
 import { ExitCode } from '../errors.js';
-import { stateExists } from '../executor/bootstrap.js';
+import { checkState, stateCheckStatement } from '../executor/bootstrap.js';
 import { Databases } from '../executor/databases.js';
+import { pinSettings } from '../executor/read-only.js';
 import { run } from '../executor/statements.js';
 
 /** One row a step's target refused (or an insert-only conflict), as `bisync rejects` shows it. */
@@ -110,7 +111,8 @@ async function onEach(
       const client = await dbs.client(s.database);
       try {
         await client.query(begin);
-        if (await stateExists(client, config.stateSchema)) await fn(client, s);
+        await pinSettings(client);
+        if ((await checkState(client, stateCheckStatement(config.stateSchema), s.database)).rejects) await fn(client, s);
         await client.query('COMMIT');
       } catch (error) {
         await client.query('ROLLBACK').catch(() => undefined);

@@ -3,8 +3,9 @@ import { compileStatus } from '../compiler/compile-status.js';
 import type { SessionWarning } from '../compiler/session-warnings.js';
 import type { ResolvedConfig } from '../config/types.js';
 import { ExitCode } from '../errors.js';
-import { stateExists } from '../executor/bootstrap.js';
+import { checkState, stateCheckStatement } from '../executor/bootstrap.js';
 import { Databases } from '../executor/databases.js';
+import { readOnly as pinnedReadOnly } from '../executor/read-only.js';
 import { run } from '../executor/statements.js';
 import { readCatalogs } from './validate.js';
 
@@ -104,7 +105,8 @@ export async function statusCommand(config: ResolvedConfig, tables: readonly str
   try {
     for (const { database, statement } of plan.lastRuns) {
       await readOnly(dbs, database, async (client) => {
-        if (!(await stateExists(client, config.stateSchema))) return;
+        const present = await checkState(client, stateCheckStatement(config.stateSchema), database);
+        if (!present.state || !present.runs || !present.rejects) return;
         for (const row of (await run<LastRunRow>(client, statement)).rows) rows.set(`${row.table_name}/${row.direction}`, row);
       });
     }
@@ -166,9 +168,7 @@ export async function statusCommand(config: ResolvedConfig, tables: readonly str
 async function readOnly(dbs: Databases, database: string, fn: (client: pg.Client) => Promise<void>): Promise<void> {
   const client = await dbs.client(database);
   try {
-    await client.query('BEGIN TRANSACTION READ ONLY');
-    await fn(client);
-    await client.query('COMMIT');
+    await pinnedReadOnly(client, async () => await fn(client));
   } finally {
     await dbs.release(client);
   }

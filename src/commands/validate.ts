@@ -11,6 +11,7 @@ import type { Direction, ResolvedConfig } from '../config/types.js';
 import { connect } from '../executor/connect.js';
 import type { Databases } from '../executor/databases.js';
 import { introspect } from '../executor/introspect.js';
+import { readOnly } from '../executor/read-only.js';
 import { readWatermarks, readXminCursors } from '../executor/read-state.js';
 
 export interface LiveReport {
@@ -33,14 +34,14 @@ export async function readCatalogs(config: ResolvedConfig, dbs?: Databases): Pro
   for (const db of Object.values(config.databases)) {
     const client = dbs === undefined ? await connect(db) : await dbs.client(db.name);
     try {
-      await client.query('BEGIN TRANSACTION READ ONLY');
-      // Reading the catalog can wait behind another session's lock on a synced table: not forever.
-      await client.query("SELECT set_config('lock_timeout', $1, true)", [catalogLockTimeout(config)]);
-      catalogs[db.name] = await introspect(client, config, db.name);
-      const writtenBy: Direction = db.name === config.forward.to ? 'forward' : 'reverse';
-      state = { ...state, ...(await readWatermarks(client, config.stateSchema, writtenBy)) };
-      if (config.tables.some((t) => t.xmin.length > 0)) xmin = { ...xmin, ...(await readXminCursors(client, config.stateSchema, writtenBy)) };
-      await client.query('COMMIT');
+      await readOnly(client, async (searchPath) => {
+        // Reading the catalog can wait behind another session's lock on a synced table: not forever.
+        await client.query("SELECT pg_catalog.set_config('lock_timeout', $1, true)", [catalogLockTimeout(config)]);
+        catalogs[db.name] = await introspect(client, config, db.name, searchPath);
+        const writtenBy: Direction = db.name === config.forward.to ? 'forward' : 'reverse';
+        state = { ...state, ...(await readWatermarks(client, config.stateSchema, writtenBy, db.name)) };
+        if (config.tables.some((t) => t.xmin.length > 0)) xmin = { ...xmin, ...(await readXminCursors(client, config.stateSchema, writtenBy, db.name)) };
+      });
     } finally {
       if (dbs === undefined) await client.end();
       else await dbs.release(client);

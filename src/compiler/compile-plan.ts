@@ -354,7 +354,14 @@ function compileStep(
     stmt('constraints-immediate', 'target', 'deferred constraints fail per merged batch, not at COMMIT'),
     ...(threeWay ? [stmt('guard-count', 'target', 'rows on the target before the merge, the measure of max_delete_fraction with edits: both')] : []),
     stmt('create-staging', 'target', 'staging table, dropped at commit'),
-    ...(cursors.length > 0 ? [stmt('read-horizon', 'source', `oldest open transaction on ${sourceName}, read before the snapshot`)] : []),
+    ...(cursors.length > 0
+      ? [
+          stmt('begin-horizon', 'source', `a short read-only transaction on ${sourceName}, before the read snapshot`),
+          stmt('settings', 'source', 'transaction-local settings (search_path pinned)', { ...zone(sourceName) }),
+          stmt('read-horizon', 'source', `oldest open transaction on ${sourceName}, read before the snapshot`),
+          stmt('commit', 'source', 'end the short transaction'),
+        ]
+      : []),
     stmt('begin-source', 'source', `open the read snapshot on ${sourceName}`),
     stmt('settings', 'source', 'transaction-local text formats and the read window', { read, ...zone(sourceName) }),
     ...(byXmin ? [stmt('read-xmin', 'source', `the read snapshot's xmin, the table's file and the server, saved for the next xmin read`)] : []),
@@ -394,8 +401,11 @@ function compileStep(
   ];
   const bootstrap: PlanStatement[] = [
     stmt('begin-target', 'target', `bootstrap bisync's state on ${targetName}, only if it is missing`),
+    stmt('settings', 'target', 'transaction-local settings (search_path pinned)'),
+    stmt('check-state', 'target', `refuse a state schema another role made or changed; stop here (rollback) when all its tables exist`),
     stmt('bootstrap-lock', 'target', 'serialise concurrent bootstraps', { lockKey: `bisync bootstrap ${config.stateSchema}` }),
-    stmt('bootstrap', 'target', `create schema ${config.stateSchema} and its state, runs and rejects tables`),
+    stmt('bootstrap', 'target', `create schema ${config.stateSchema} and its tables`),
+    stmt('check-state', 'target', 'check again: CREATE … IF NOT EXISTS would accept a schema created meanwhile by another role'),
     stmt('commit', 'target', 'commit the bootstrap'),
   ];
   const hashed = { table: table.name, direction, mode, statements, bootstrap };

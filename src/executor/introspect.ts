@@ -142,12 +142,25 @@ const SAFETY_DETAILS_SQL = `
                                     OR EXISTS (SELECT 1 FROM unnest(p.polroles) AS pr(oid) WHERE pg_has_role(current_user, pr.oid, 'USAGE')))),
          'role', current_user) AS row_security`;
 
-// One round trip per database: every configured table, resolved through the search_path like the
-// statements that will use it, with columns, unique keys and foreign keys as JSON.
+// One round trip per database: every configured table with columns, unique keys and foreign keys
+// as JSON. The search_path is pinned to pg_catalog, so a name without a schema is looked up along
+// the session's own path ($3), as the role's other sessions would resolve it.
 const CATALOG_SQL = `
 WITH wanted AS (
-  SELECT w.ord, to_regclass(w.req) AS oid
-  FROM unnest($1::text[]) WITH ORDINALITY AS w(req, ord)
+  SELECT w.ord,
+         CASE WHEN w.schema IS NULL
+              THEN (SELECT c.oid
+                      FROM unnest($3::text[]) WITH ORDINALITY AS p(nsp, pos)
+                      JOIN pg_namespace n ON n.nspname = p.nsp
+                      JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.name
+                     ORDER BY p.pos
+                     LIMIT 1)
+              ELSE (SELECT c.oid
+                      FROM pg_class c
+                      JOIN pg_namespace n ON n.oid = c.relnamespace
+                     WHERE n.nspname = w.schema AND c.relname = w.name)
+         END AS oid
+  FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS w(schema, name, ord)
 )
 SELECT w.ord,
        current_setting('server_version_num')::int AS version,
@@ -252,14 +265,17 @@ function triggerArgs(escaped: string): string[] {
   return args;
 }
 
-/** Read the catalog of every configured table on one database (read-only, one query). */
-export async function introspect(client: pg.ClientBase, config: ResolvedConfig, database: string): Promise<Catalog> {
+/**
+ * Read the catalog of every configured table on one database (one query), inside `readOnly`:
+ * `searchPath` is the session's own path, for names the config gives without a schema.
+ */
+export async function introspect(client: pg.ClientBase, config: ResolvedConfig, database: string, searchPath: readonly string[]): Promise<Catalog> {
   const names = config.tables.map((t) => {
     const name = t.tables[database];
     if (name === undefined) throw new Error(`table ${t.name} has no name on ${database}`);
-    return quoteQualified(name);
+    return name;
   });
-  const result = await client.query<CatalogRow>(CATALOG_SQL, [names]);
+  const result = await client.query<CatalogRow>(CATALOG_SQL, [names.map((n) => n.schema), names.map((n) => n.name), [...searchPath]]);
   const tables: Record<string, CatalogTable | null> = {};
   config.tables.forEach((t, i) => {
     const row = result.rows[i];

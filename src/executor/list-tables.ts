@@ -12,7 +12,11 @@ SELECT current_setting('server_version_num')::int AS version,
           SELECT n.nspname AS schema,
                  c.relname AS name,
                  c.relkind AS kind,
-                 pg_table_is_visible(c.oid) AS visible,
+                 -- visible: the first relation of this name along the session's own path ($2) is this one
+                 (SELECT p.nsp FROM unnest($2::text[]) WITH ORDINALITY AS p(nsp, pos)
+                   WHERE EXISTS (SELECT 1 FROM pg_class c2 JOIN pg_namespace n2 ON n2.oid = c2.relnamespace
+                                  WHERE n2.nspname = p.nsp AND c2.relname = c.relname)
+                   ORDER BY p.pos LIMIT 1) IS NOT DISTINCT FROM n.nspname::text AS visible,
                  ${RELATION_DETAILS_SQL}
             FROM pg_class c
             JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -34,10 +38,10 @@ interface ListedRow extends RelationDetailsRow {
 
 /**
  * Every user table of one database (not the system schemas, nor `excludeSchemas`), read from the
- * catalog in one query. Run it inside a READ ONLY transaction.
+ * catalog in one query. Run it inside `readOnly`, which gives the session's own `searchPath`.
  */
-export async function listTables(client: pg.ClientBase, excludeSchemas: readonly string[]): Promise<DatabaseListing> {
-  const result = await client.query<{ version: number; tables: ListedRow[] }>(LIST_TABLES_SQL, [[...excludeSchemas]]);
+export async function listTables(client: pg.ClientBase, excludeSchemas: readonly string[], searchPath: readonly string[]): Promise<DatabaseListing> {
+  const result = await client.query<{ version: number; tables: ListedRow[] }>(LIST_TABLES_SQL, [[...excludeSchemas], [...searchPath]]);
   const row = result.rows[0];
   const tables: ListedTable[] = (row?.tables ?? []).map((t) => ({ ...catalogTableFrom(t.schema, t.name, t.kind, t), visible: t.visible }));
   // Code-point order, whatever the locale (the query's COLLATE "C" already sorts by bytes).

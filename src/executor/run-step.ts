@@ -2,8 +2,8 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
-import type { PlanStep } from '../compiler/plan-types.js';
-import { stateExists } from './bootstrap.js';
+import type { PlanStatement, PlanStep } from '../compiler/plan-types.js';
+import { checkState, complete } from './bootstrap.js';
 import { abandon } from './databases.js';
 import { classifyError } from './error-class.js';
 import { GuardRefusal, guardOtherSideRows } from './guard.js';
@@ -138,7 +138,7 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     let opened: pg.QueryResult[];
     if (options.bootstrapInTransaction === true) {
       await runTogether(target, opening);
-      if (!(await stateExists(target, step.stateSchema))) {
+      if (!complete(await checkState(target, statement(step, 'check-state', 'target', step.bootstrap), step.target))) {
         await run(target, statement(step, 'bootstrap-lock', 'target', step.bootstrap));
         await run(target, statement(step, 'bootstrap', 'target', step.bootstrap));
       }
@@ -159,23 +159,30 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     }
 
     source = await dbs.client(step.source);
-    // Before the snapshot (read-horizon runs on its own first), then the snapshot and what it sees.
+    // Before the snapshot, in a short transaction of its own (its search_path pinned like every
+    // other), the read horizon; then the snapshot and what it sees. No statement needs another's
+    // answer, so they travel together (one round trip on a pipelined connection).
     const hasHorizon = step.statements.some((s) => s.kind === 'read-horizon');
     const hasXmin = step.statements.some((s) => s.kind === 'read-xmin');
+    const horizonPart = hasHorizon ? from(step, 'begin-horizon') : [];
+    const readPart = from(step, 'begin-source');
     sourceOpen = true;
     const reading = await runTogether(source, [
-      ...(hasHorizon ? [statement(step, 'read-horizon')] : []),
+      ...(hasHorizon
+        ? [statement(step, 'begin-horizon'), statement(step, 'settings', 'source', horizonPart), statement(step, 'read-horizon'), statement(step, 'commit', 'source', horizonPart)]
+        : []),
       statement(step, 'begin-source'),
-      statement(step, 'settings', 'source'),
+      statement(step, 'settings', 'source', readPart),
       ...(hasXmin ? [statement(step, 'read-xmin')] : []),
     ]);
-    const horizon = hasHorizon ? ((reading[0]?.rows[0]?.horizon as string | undefined) ?? null) : null;
-    const hold = hasHorizon && reading[0]?.rows[0]?.hold === true;
+    const horizonRow = hasHorizon ? reading[2]?.rows[0] : undefined;
+    const horizon = (horizonRow?.horizon as string | undefined) ?? null;
+    const hold = hasHorizon && horizonRow?.hold === true;
     const xminCursor = hasXmin ? ((reading.at(-1)?.rows[0]?.xmin_cursor as string | undefined) ?? null) : null;
     copying = true;
     const read = await copyBetween(source, target, step, options.onProgress, options.duringCopy);
     copying = false;
-    await run(source, statement(step, 'commit', 'source'));
+    await run(source, statement(step, 'commit', 'source', readPart));
     sourceOpen = false;
     counts = add(counts, { read });
     await options.afterRead?.(step);
@@ -275,6 +282,11 @@ async function mirrorDeletes(target: pg.Client, step: PlanStep, options: StepOpt
   }
   const deleted = Number((await run<{ deleted: string }>(target, statement(step, 'mirror-deletes'))).rows[0]?.deleted ?? 0);
   return { deleted, kept: { count: Number(plan?.kept ?? 0), keys: plan?.kept_keys ?? [] } };
+}
+
+/** The step's statements from the first of `kind` on. */
+function from(step: PlanStep, kind: string): readonly PlanStatement[] {
+  return step.statements.slice(step.statements.indexOf(statement(step, kind)));
 }
 
 /** COPY F → staging on T, streamed with backpressure: memory stays flat whatever the table size. */
@@ -455,9 +467,14 @@ async function recordFailure(
   let client: pg.Client | undefined;
   try {
     client = await dbs.client(step.target);
+    // The step's own transaction statements: the search_path is pinned here too.
+    await run(client, statement(step, 'begin-target'));
+    await run(client, statement(step, 'settings', 'target'));
     await run(client, statement(step, 'record-run'), runRow(options, planHash, status, started, ZERO, step.watermark, message));
+    await run(client, statement(step, 'commit', 'target'));
   } catch {
     // Bookkeeping only: the step's own outcome is already decided and reported.
+    await client?.query('ROLLBACK').catch(() => undefined);
   } finally {
     if (client !== undefined) await dbs.release(client);
   }

@@ -16,7 +16,8 @@ import { expectGolden, normalised, readGolden } from './helpers.js';
 const WATERMARK = '2026-01-02T03:04:05.123456Z';
 
 function param(step: PlanStep, kind: string, name: string, side?: 'source' | 'target'): string | null | undefined {
-  const statement = step.statements.find((s) => s.kind === kind && (side === undefined || s.side === side));
+  // A step has several settings statements (the horizon's and the read's): the one with this parameter.
+  const statement = step.statements.find((s) => s.kind === kind && (side === undefined || s.side === side) && s.params.some((p) => p.name === name));
   return statement?.params.find((p) => p.name === name)?.value;
 }
 

@@ -33,7 +33,7 @@ function compileError(fn: () => unknown): CompileError {
 }
 
 const sinceParam = (s: PlanStep): string | null | undefined =>
-  s.statements.find((x) => x.kind === 'settings' && x.side === 'source')?.params.find((p) => p.name === 'watermark')?.value;
+  s.statements.find((x) => x.kind === 'settings' && x.side === 'source' && x.params.some((p) => p.name === 'watermark'))?.params.find((p) => p.name === 'watermark')?.value;
 
 describe('mode selection and the reason the plan gives (seed 003: no silent "incremental")', () => {
   it('a source without cursor columns is read in full, and the reason says so', () => {

@@ -121,7 +121,12 @@ describe('a connection killed mid-step leaves the target exactly as before; the 
 
   it('a permanent failure (permission denied) is not retried', async () => {
     await query(dbs.desktopUrl, `DO $$ BEGIN CREATE ROLE bisync_reader LOGIN PASSWORD 'reader-pw'; EXCEPTION WHEN duplicate_object THEN NULL; END $$`);
-    await query(dbs.desktopUrl, `GRANT SELECT ON ALL TABLES IN SCHEMA public, bisync TO bisync_reader; GRANT USAGE ON SCHEMA bisync TO bisync_reader`);
+    // The role owns bisync's state (bisync refuses state another role owns) but may only read the synced tables.
+    await query(
+      dbs.desktopUrl,
+      `GRANT SELECT ON ALL TABLES IN SCHEMA public TO bisync_reader; ALTER SCHEMA bisync OWNER TO bisync_reader;
+       ALTER TABLE bisync.state OWNER TO bisync_reader; ALTER TABLE bisync.runs OWNER TO bisync_reader; ALTER TABLE bisync.rejects OWNER TO bisync_reader`,
+    );
     const url = new URL(dbs.desktopUrl);
     url.username = 'bisync_reader';
     url.password = 'reader-pw';

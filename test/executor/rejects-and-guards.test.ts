@@ -88,10 +88,11 @@ describe('guards: a step that would lose the other side\'s rows, or delete too m
     const config = await jobsConfig(dbs);
     await apply(config);
     await query(dbs.cloudUrl, `INSERT INTO job (job_id, client_id, title, status, source) VALUES (9001, 1, 'mobile', 'open', 'M')`);
-    // A misbehaving trigger on the cloud deletes phone rows whenever rows arrive.
+    // A misbehaving trigger on the cloud deletes phone rows whenever rows arrive. (bisync pins
+    // search_path to pg_catalog, so a trigger names its tables with their schema, as it should.)
     await query(
       dbs.cloudUrl,
-      `CREATE FUNCTION eat_mobile_rows() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN DELETE FROM job WHERE source = 'M'; RETURN NULL; END $$;
+      `CREATE FUNCTION eat_mobile_rows() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN DELETE FROM public.job WHERE source = 'M'; RETURN NULL; END $$;
        CREATE TRIGGER eat_mobile_rows AFTER INSERT ON job FOR EACH STATEMENT EXECUTE FUNCTION eat_mobile_rows();`,
     );
     await query(dbs.desktopUrl, `INSERT INTO job (job_id, client_id, title, status) VALUES (6, 1, 'new desktop job', 'open')`);

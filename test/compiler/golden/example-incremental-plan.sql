@@ -1,4 +1,4 @@
--- bisync plan 7a1166e491f1b3ca5ee58f54d7cdb921efaa181485c0e5efb825bfcdfc6ad807
+-- bisync plan cd7461375874bdcbe50472392e287c85ff2245e4533fbbebd6142c7b6ad8af57
 -- config: sync.config.yaml; state schema: bisync; 2 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/2: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: b25ab8bba84ff15d8ab1840c81d61bd372c80e5119fc6fa838ffb85e76cca70f
+-- step hash: db888d6da959080946a8eab483840b3aa10f4681f02921217aa23c5fe7a2545f
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -14,12 +14,63 @@
 -- [cloud] bootstrap bisync's state on cloud, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
 
+-- [cloud] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
+
+-- [cloud] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [cloud] serialise concurrent bootstraps
 --   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
 -- Serialise bootstrap between concurrent runs (released at COMMIT).
 SELECT pg_advisory_xact_lock(hashtext($1));
 
--- [cloud] create schema bisync and its state, runs and rejects tables
+-- [cloud] create schema bisync and its tables
 -- bisync's own tables, in their own schema (never public). Idempotent.
 CREATE SCHEMA IF NOT EXISTS "bisync";
 
@@ -98,6 +149,37 @@ CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   PRIMARY KEY (table_name, key)
 );
 
+-- [cloud] check again: CREATE … IF NOT EXISTS would accept a schema created meanwhile by another role
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [cloud] commit the bootstrap
 COMMIT;
 
@@ -108,21 +190,23 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [cloud] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -169,21 +253,23 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 
 -- [desktop] transaction-local text formats and the read window
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. No LIMIT, no window.
@@ -401,21 +487,23 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 
 -- [cloud] guard: the same text formats, so fingerprints compare
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -471,7 +559,7 @@ COMMIT;
 -- Step 2/2: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: incremental — watermark 2026-01-02T03:04:05.123456Z on updated_at, created_at, minus the lookback
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 959384ba241e89f87035d247abc29143fb4c65ea7697f083d20d15922b7f8c6d
+-- step hash: c8277e0dc05ab247f33fc81487c0e1ba117ae1562a09f099029c281f6361c991
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -479,12 +567,63 @@ COMMIT;
 -- [desktop] bootstrap bisync's state on desktop, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
 
+-- [desktop] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: desktop's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
+
+-- [desktop] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [desktop] serialise concurrent bootstraps
 --   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
 -- Serialise bootstrap between concurrent runs (released at COMMIT).
 SELECT pg_advisory_xact_lock(hashtext($1));
 
--- [desktop] create schema bisync and its state, runs and rejects tables
+-- [desktop] create schema bisync and its tables
 -- bisync's own tables, in their own schema (never public). Idempotent.
 CREATE SCHEMA IF NOT EXISTS "bisync";
 
@@ -563,6 +702,37 @@ CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   PRIMARY KEY (table_name, key)
 );
 
+-- [desktop] check again: CREATE … IF NOT EXISTS would accept a schema created meanwhile by another role
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [desktop] commit the bootstrap
 COMMIT;
 
@@ -573,21 +743,23 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [desktop] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [desktop] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -628,6 +800,30 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
 ) ON COMMIT DROP;
 
+-- [cloud] a short read-only transaction on cloud, before the read snapshot
+-- The read horizon is read in a transaction of its own, before the snapshot of the rows is taken.
+BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
+
+-- [cloud] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
+
 -- [cloud] oldest open transaction on cloud, read before the snapshot
 --   $1 = 'public'  (source schema)
 --   $2 = 'climaster'  (source table)
@@ -652,33 +848,38 @@ SELECT to_char(least(min(a.xact_start), statement_timestamp()) AT TIME ZONE 'UTC
    AND a.pid <> pg_backend_pid()
    AND a.xact_start IS NOT NULL;
 
+-- [cloud] end the short transaction
+COMMIT;
+
 -- [cloud] open the read snapshot on cloud
 -- One snapshot for the rows and their cursor values.
 BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 
 -- [cloud] transaction-local text formats and the read window
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
---   $8 = '2026-01-02T03:04:05.123456Z'  (watermark)
---   $9 = '5 seconds'  (lookback)
---   $10 = 'M'  (origin value read)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+--   $9 = '2026-01-02T03:04:05.123456Z'  (watermark)
+--   $10 = '5 seconds'  (lookback)
+--   $11 = 'M'  (origin value read)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true),
-       set_config('bisync.since', $8, true),
-       set_config('bisync.lookback', $9, true),
-       set_config('bisync.origin', $10, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true),
+       set_config('bisync.since', $9, true),
+       set_config('bisync.lookback', $10, true),
+       set_config('bisync.origin', $11, true);
 
 -- [cloud] stream the rows out of cloud
 -- Read rows at or after (watermark - lookback), and rows with no cursor value owned by this direction's source. No LIMIT, no window.
@@ -888,21 +1089,23 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 
 -- [desktop] guard: the same text formats, so fingerprints compare
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [desktop] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 -- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's

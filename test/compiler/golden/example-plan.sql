@@ -1,4 +1,4 @@
--- bisync plan fa5b631c182d2ec5deac20b3885a3153c80b72839de9ffef869d19aad6110385
+-- bisync plan b9c96e1f877b329d43c2ee54e446dd491303e78ddfd10e1ef333a2aaad14678b
 -- config: sync.config.yaml; state schema: bisync; 23 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/23: orgmaster forward: desktop public.orgmaster → cloud public.orgmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: org_id, org_name, gstin, city, is_active
--- step hash: 9014ee716a9c54001440eaffae1187d65955e0409a512fcad2481e1415f2fb8b
+-- step hash: 9b86c2546a9b3aee8ac7dddfbc72ba83b0626e80ca82e78f21c64471e8475f65
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -14,12 +14,63 @@
 -- [cloud] bootstrap bisync's state on cloud, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
 
+-- [cloud] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
+
+-- [cloud] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [cloud] serialise concurrent bootstraps
 --   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
 -- Serialise bootstrap between concurrent runs (released at COMMIT).
 SELECT pg_advisory_xact_lock(hashtext($1));
 
--- [cloud] create schema bisync and its state, runs and rejects tables
+-- [cloud] create schema bisync and its tables
 -- bisync's own tables, in their own schema (never public). Idempotent.
 CREATE SCHEMA IF NOT EXISTS "bisync";
 
@@ -98,6 +149,37 @@ CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   PRIMARY KEY (table_name, key)
 );
 
+-- [cloud] check again: CREATE … IF NOT EXISTS would accept a schema created meanwhile by another role
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [cloud] commit the bootstrap
 COMMIT;
 
@@ -108,21 +190,23 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [cloud] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -164,21 +248,23 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 
 -- [desktop] transaction-local text formats and the read window
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. No LIMIT, no window.
@@ -391,21 +477,23 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 
 -- [cloud] guard: the same text formats, so fingerprints compare
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -461,7 +549,7 @@ COMMIT;
 -- Step 2/23: locmaster forward: desktop public.locmaster → cloud public.locmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: loc_id, org_id, loc_name, pincode, is_head_office
--- step hash: ff43711da1e82b2feb91f38fcf9521a7e0605e1c58359b55a3e1ad3e27221104
+-- step hash: 884a54206d97ff3f81d6295e1328c68ca9aa87f6e6fd5c6c4f2e0924f6f5b642
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -469,12 +557,63 @@ COMMIT;
 -- [cloud] bootstrap bisync's state on cloud, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
 
+-- [cloud] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
+
+-- [cloud] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [cloud] serialise concurrent bootstraps
 --   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
 -- Serialise bootstrap between concurrent runs (released at COMMIT).
 SELECT pg_advisory_xact_lock(hashtext($1));
 
--- [cloud] create schema bisync and its state, runs and rejects tables
+-- [cloud] create schema bisync and its tables
 -- bisync's own tables, in their own schema (never public). Idempotent.
 CREATE SCHEMA IF NOT EXISTS "bisync";
 
@@ -553,6 +692,37 @@ CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   PRIMARY KEY (table_name, key)
 );
 
+-- [cloud] check again: CREATE … IF NOT EXISTS would accept a schema created meanwhile by another role
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [cloud] commit the bootstrap
 COMMIT;
 
@@ -563,21 +733,23 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [cloud] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -619,21 +791,23 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 
 -- [desktop] transaction-local text formats and the read window
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. No LIMIT, no window.
@@ -846,21 +1020,23 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 
 -- [cloud] guard: the same text formats, so fingerprints compare
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -916,7 +1092,7 @@ COMMIT;
 -- Step 3/23: conmaster forward: desktop public.conmaster → cloud public.conmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: con_id, con_code, con_name, sort_order, remarks
--- step hash: 86a8bfcc20cd22b976fe11a1bc8a461f51e83b1728d8ccf74dfea9fe3d0f260f
+-- step hash: 7c1eb15baa7cd5400d7c43ae9c1384772f91e3cc647ace06af4576f77427aca9
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -924,12 +1100,63 @@ COMMIT;
 -- [cloud] bootstrap bisync's state on cloud, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
 
+-- [cloud] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
+
+-- [cloud] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [cloud] serialise concurrent bootstraps
 --   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
 -- Serialise bootstrap between concurrent runs (released at COMMIT).
 SELECT pg_advisory_xact_lock(hashtext($1));
 
--- [cloud] create schema bisync and its state, runs and rejects tables
+-- [cloud] create schema bisync and its tables
 -- bisync's own tables, in their own schema (never public). Idempotent.
 CREATE SCHEMA IF NOT EXISTS "bisync";
 
@@ -1008,6 +1235,37 @@ CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   PRIMARY KEY (table_name, key)
 );
 
+-- [cloud] check again: CREATE … IF NOT EXISTS would accept a schema created meanwhile by another role
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [cloud] commit the bootstrap
 COMMIT;
 
@@ -1018,21 +1276,23 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [cloud] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -1074,21 +1334,23 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 
 -- [desktop] transaction-local text formats and the read window
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. No LIMIT, no window.
@@ -1301,21 +1563,23 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 
 -- [cloud] guard: the same text formats, so fingerprints compare
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -1371,7 +1635,7 @@ COMMIT;
 -- Step 4/23: mbstaff forward: desktop public.mbstaff → cloud public.mbstaff
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: staff_id, org_id, staff_name, designation, mobile, hourly_rate, joined_on, is_active
--- step hash: f5b557a17ee87cfc734eae98a1dbbfe81fc53ae3131bd310678d22d8f7c35aea
+-- step hash: b79a5fc7c12f6ce56ad3eb398f2d7fa0731ddfd5f64da09a783f018f570ef360
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1379,12 +1643,63 @@ COMMIT;
 -- [cloud] bootstrap bisync's state on cloud, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
 
+-- [cloud] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
+
+-- [cloud] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [cloud] serialise concurrent bootstraps
 --   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
 -- Serialise bootstrap between concurrent runs (released at COMMIT).
 SELECT pg_advisory_xact_lock(hashtext($1));
 
--- [cloud] create schema bisync and its state, runs and rejects tables
+-- [cloud] create schema bisync and its tables
 -- bisync's own tables, in their own schema (never public). Idempotent.
 CREATE SCHEMA IF NOT EXISTS "bisync";
 
@@ -1463,6 +1778,37 @@ CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   PRIMARY KEY (table_name, key)
 );
 
+-- [cloud] check again: CREATE … IF NOT EXISTS would accept a schema created meanwhile by another role
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [cloud] commit the bootstrap
 COMMIT;
 
@@ -1473,21 +1819,23 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [cloud] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -1532,21 +1880,23 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 
 -- [desktop] transaction-local text formats and the read window
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. No LIMIT, no window.
@@ -1762,21 +2112,23 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 
 -- [cloud] guard: the same text formats, so fingerprints compare
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -1832,7 +2184,7 @@ COMMIT;
 -- Step 5/23: taskmaster forward: desktop public.taskmaster → cloud public.taskmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: task_id, task_name, category, std_hours, is_billable
--- step hash: f3c68752e36674dd05b742288dd3a06fbf946e1dbef22fd28e37c04508b54cf5
+-- step hash: fd2e7b2786200fb71fcdfbbd8de8ab957d9bf51e6e2ee87a7c1a17839bfcc365
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1840,12 +2192,63 @@ COMMIT;
 -- [cloud] bootstrap bisync's state on cloud, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
 
+-- [cloud] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
+
+-- [cloud] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [cloud] serialise concurrent bootstraps
 --   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
 -- Serialise bootstrap between concurrent runs (released at COMMIT).
 SELECT pg_advisory_xact_lock(hashtext($1));
 
--- [cloud] create schema bisync and its state, runs and rejects tables
+-- [cloud] create schema bisync and its tables
 -- bisync's own tables, in their own schema (never public). Idempotent.
 CREATE SCHEMA IF NOT EXISTS "bisync";
 
@@ -1924,6 +2327,37 @@ CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   PRIMARY KEY (table_name, key)
 );
 
+-- [cloud] check again: CREATE … IF NOT EXISTS would accept a schema created meanwhile by another role
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [cloud] commit the bootstrap
 COMMIT;
 
@@ -1934,21 +2368,23 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [cloud] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -1990,21 +2426,23 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 
 -- [desktop] transaction-local text formats and the read window
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. No LIMIT, no window.
@@ -2217,21 +2655,23 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 
 -- [cloud] guard: the same text formats, so fingerprints compare
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -2287,7 +2727,7 @@ COMMIT;
 -- Step 6/23: jobmaster forward: desktop public.jobmaster → cloud public.jobmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: job_id, job_name, recurrence, default_fee, is_active
--- step hash: a9a59d825d69d677f515c78135682f40e974c1f66364df630cbd17561746ce1c
+-- step hash: 70f9911c9c2ada13e7f9bf0bcedde65ddc6b2b4b677b65fe4f1cf6d4764b7e49
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -2295,12 +2735,63 @@ COMMIT;
 -- [cloud] bootstrap bisync's state on cloud, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
 
+-- [cloud] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
+
+-- [cloud] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [cloud] serialise concurrent bootstraps
 --   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
 -- Serialise bootstrap between concurrent runs (released at COMMIT).
 SELECT pg_advisory_xact_lock(hashtext($1));
 
--- [cloud] create schema bisync and its state, runs and rejects tables
+-- [cloud] create schema bisync and its tables
 -- bisync's own tables, in their own schema (never public). Idempotent.
 CREATE SCHEMA IF NOT EXISTS "bisync";
 
@@ -2379,6 +2870,37 @@ CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   PRIMARY KEY (table_name, key)
 );
 
+-- [cloud] check again: CREATE … IF NOT EXISTS would accept a schema created meanwhile by another role
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [cloud] commit the bootstrap
 COMMIT;
 
@@ -2389,21 +2911,23 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [cloud] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -2445,21 +2969,23 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 
 -- [desktop] transaction-local text formats and the read window
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. No LIMIT, no window.
@@ -2672,21 +3198,23 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 
 -- [cloud] guard: the same text formats, so fingerprints compare
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -2742,7 +3270,7 @@ COMMIT;
 -- Step 7/23: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: b25ab8bba84ff15d8ab1840c81d61bd372c80e5119fc6fa838ffb85e76cca70f
+-- step hash: db888d6da959080946a8eab483840b3aa10f4681f02921217aa23c5fe7a2545f
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -2750,12 +3278,63 @@ COMMIT;
 -- [cloud] bootstrap bisync's state on cloud, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
 
+-- [cloud] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
+
+-- [cloud] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [cloud] serialise concurrent bootstraps
 --   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
 -- Serialise bootstrap between concurrent runs (released at COMMIT).
 SELECT pg_advisory_xact_lock(hashtext($1));
 
--- [cloud] create schema bisync and its state, runs and rejects tables
+-- [cloud] create schema bisync and its tables
 -- bisync's own tables, in their own schema (never public). Idempotent.
 CREATE SCHEMA IF NOT EXISTS "bisync";
 
@@ -2834,6 +3413,37 @@ CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   PRIMARY KEY (table_name, key)
 );
 
+-- [cloud] check again: CREATE … IF NOT EXISTS would accept a schema created meanwhile by another role
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [cloud] commit the bootstrap
 COMMIT;
 
@@ -2844,21 +3454,23 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [cloud] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -2905,21 +3517,23 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 
 -- [desktop] transaction-local text formats and the read window
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. No LIMIT, no window.
@@ -3137,21 +3751,23 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 
 -- [cloud] guard: the same text formats, so fingerprints compare
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -3207,7 +3823,7 @@ COMMIT;
 -- Step 8/23: cliunimaster forward: desktop public.cliunimaster → cloud public.cliunimaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: cliu_id, client_id, unit_name, gstin, address
--- step hash: e1b44aa7ddb3f5db68654d7b46e883172674fdb9f00636c4a5dcc99578bb3220
+-- step hash: 041755be44fa614c62f9da7934de11f0ee03662ea70372081c5ecc62e95d676a
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -3215,12 +3831,63 @@ COMMIT;
 -- [cloud] bootstrap bisync's state on cloud, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
 
+-- [cloud] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
+
+-- [cloud] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [cloud] serialise concurrent bootstraps
 --   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
 -- Serialise bootstrap between concurrent runs (released at COMMIT).
 SELECT pg_advisory_xact_lock(hashtext($1));
 
--- [cloud] create schema bisync and its state, runs and rejects tables
+-- [cloud] create schema bisync and its tables
 -- bisync's own tables, in their own schema (never public). Idempotent.
 CREATE SCHEMA IF NOT EXISTS "bisync";
 
@@ -3299,6 +3966,37 @@ CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   PRIMARY KEY (table_name, key)
 );
 
+-- [cloud] check again: CREATE … IF NOT EXISTS would accept a schema created meanwhile by another role
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [cloud] commit the bootstrap
 COMMIT;
 
@@ -3309,21 +4007,23 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [cloud] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -3365,21 +4065,23 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 
 -- [desktop] transaction-local text formats and the read window
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. No LIMIT, no window.
@@ -3592,21 +4294,23 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 
 -- [cloud] guard: the same text formats, so fingerprints compare
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -3662,7 +4366,7 @@ COMMIT;
 -- Step 9/23: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: b4c9bbcc4588cb36feed21fef77c5edc0f4b9a88f63dbdc130e5eaee615a87ea
+-- step hash: 225174a664e0a2b6b39ade1c32743d324032390cff78c83f66aa18bfce9d912a
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -3670,12 +4374,63 @@ COMMIT;
 -- [cloud] bootstrap bisync's state on cloud, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
 
+-- [cloud] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
+
+-- [cloud] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [cloud] serialise concurrent bootstraps
 --   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
 -- Serialise bootstrap between concurrent runs (released at COMMIT).
 SELECT pg_advisory_xact_lock(hashtext($1));
 
--- [cloud] create schema bisync and its state, runs and rejects tables
+-- [cloud] create schema bisync and its tables
 -- bisync's own tables, in their own schema (never public). Idempotent.
 CREATE SCHEMA IF NOT EXISTS "bisync";
 
@@ -3754,6 +4509,37 @@ CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   PRIMARY KEY (table_name, key)
 );
 
+-- [cloud] check again: CREATE … IF NOT EXISTS would accept a schema created meanwhile by another role
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [cloud] commit the bootstrap
 COMMIT;
 
@@ -3764,21 +4550,23 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [cloud] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -3832,23 +4620,25 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 
 -- [desktop] transaction-local text formats and the read window
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
---   $8 = 'jobshead'  (table)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+--   $9 = 'jobshead'  (table)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true),
-       set_config('bisync.base_table', $8, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true),
+       set_config('bisync.base_table', $9, true);
 
 -- [desktop] stream the rows out of desktop, with desktop's copy of the base
 -- Read every row, and every key desktop's copy of the base knows (a key in the base that desktop no longer has was deleted there),
@@ -4205,21 +4995,23 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 
 -- [cloud] guard: the same text formats, so fingerprints compare
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -4275,7 +5067,7 @@ COMMIT;
 -- Step 10/23: jobtasks forward: desktop public.jobtasks → cloud public.jobtasks
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: 756183e8ce88dbf8b3d73343ed2c71433da58aad71857665d1b2e260c5ff3fc1
+-- step hash: 6c1a36366c42dcd236be553c7b21a766a056cc1f62f9d2f15bcc28b7d8af0cf3
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -4283,12 +5075,63 @@ COMMIT;
 -- [cloud] bootstrap bisync's state on cloud, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
 
+-- [cloud] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
+
+-- [cloud] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [cloud] serialise concurrent bootstraps
 --   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
 -- Serialise bootstrap between concurrent runs (released at COMMIT).
 SELECT pg_advisory_xact_lock(hashtext($1));
 
--- [cloud] create schema bisync and its state, runs and rejects tables
+-- [cloud] create schema bisync and its tables
 -- bisync's own tables, in their own schema (never public). Idempotent.
 CREATE SCHEMA IF NOT EXISTS "bisync";
 
@@ -4367,6 +5210,37 @@ CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   PRIMARY KEY (table_name, key)
 );
 
+-- [cloud] check again: CREATE … IF NOT EXISTS would accept a schema created meanwhile by another role
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [cloud] commit the bootstrap
 COMMIT;
 
@@ -4377,21 +5251,23 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [cloud] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -4443,23 +5319,25 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 
 -- [desktop] transaction-local text formats and the read window
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
---   $8 = 'jobtasks'  (table)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+--   $9 = 'jobtasks'  (table)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true),
-       set_config('bisync.base_table', $8, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true),
+       set_config('bisync.base_table', $9, true);
 
 -- [desktop] stream the rows out of desktop, with desktop's copy of the base
 -- Read every row, and every key desktop's copy of the base knows (a key in the base that desktop no longer has was deleted there),
@@ -4814,21 +5692,23 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 
 -- [cloud] guard: the same text formats, so fingerprints compare
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -4884,7 +5764,7 @@ COMMIT;
 -- Step 11/23: taskchecklist forward: desktop public.taskchecklist → cloud public.taskchecklist
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: efb94ff4971e6faa0171dfaf74e5c791aed23628a02647432fdea45de567f5ac
+-- step hash: 81aa6b9e72bd2d870815bc921fee65854d5d31bdb7caf614235636d9e8eab752
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -4892,12 +5772,63 @@ COMMIT;
 -- [cloud] bootstrap bisync's state on cloud, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
 
+-- [cloud] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
+
+-- [cloud] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [cloud] serialise concurrent bootstraps
 --   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
 -- Serialise bootstrap between concurrent runs (released at COMMIT).
 SELECT pg_advisory_xact_lock(hashtext($1));
 
--- [cloud] create schema bisync and its state, runs and rejects tables
+-- [cloud] create schema bisync and its tables
 -- bisync's own tables, in their own schema (never public). Idempotent.
 CREATE SCHEMA IF NOT EXISTS "bisync";
 
@@ -4976,6 +5907,37 @@ CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   PRIMARY KEY (table_name, key)
 );
 
+-- [cloud] check again: CREATE … IF NOT EXISTS would accept a schema created meanwhile by another role
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [cloud] commit the bootstrap
 COMMIT;
 
@@ -4986,21 +5948,23 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [cloud] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -5042,21 +6006,23 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 
 -- [desktop] transaction-local text formats and the read window
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. No LIMIT, no window.
@@ -5269,21 +6235,23 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 
 -- [cloud] guard: the same text formats, so fingerprints compare
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -5339,7 +6307,7 @@ COMMIT;
 -- Step 12/23: workdiary forward: desktop public.workdiary → cloud public.workdiary
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: 8be60983f7cdaab431244f2c85ba69d90186de0fa316844c3e969912aaa67b5a
+-- step hash: c89947debf4b300b87b64b5d245604262b11ec930fe755a911e5585e17717dd6
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5347,12 +6315,63 @@ COMMIT;
 -- [cloud] bootstrap bisync's state on cloud, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
 
+-- [cloud] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
+
+-- [cloud] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [cloud] serialise concurrent bootstraps
 --   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
 -- Serialise bootstrap between concurrent runs (released at COMMIT).
 SELECT pg_advisory_xact_lock(hashtext($1));
 
--- [cloud] create schema bisync and its state, runs and rejects tables
+-- [cloud] create schema bisync and its tables
 -- bisync's own tables, in their own schema (never public). Idempotent.
 CREATE SCHEMA IF NOT EXISTS "bisync";
 
@@ -5431,6 +6450,37 @@ CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   PRIMARY KEY (table_name, key)
 );
 
+-- [cloud] check again: CREATE … IF NOT EXISTS would accept a schema created meanwhile by another role
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [cloud] commit the bootstrap
 COMMIT;
 
@@ -5441,21 +6491,23 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [cloud] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -5499,21 +6551,23 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 
 -- [desktop] transaction-local text formats and the read window
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. No LIMIT, no window.
@@ -5728,21 +6782,23 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 
 -- [cloud] guard: the same text formats, so fingerprints compare
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -5798,7 +6854,7 @@ COMMIT;
 -- Step 13/23: reminder forward: desktop public.mbreminder → cloud public.reminder
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, remdate→reminder_date, title, is_done
--- step hash: 528af961020a068d643335805010d9815c33e576417c17666f20391494404ce6
+-- step hash: aba8da4a014927f03b813d2345c4988793eb0d43bbbd30ab108b5074872609b5
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5806,12 +6862,63 @@ COMMIT;
 -- [cloud] bootstrap bisync's state on cloud, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
 
+-- [cloud] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
+
+-- [cloud] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [cloud] serialise concurrent bootstraps
 --   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
 -- Serialise bootstrap between concurrent runs (released at COMMIT).
 SELECT pg_advisory_xact_lock(hashtext($1));
 
--- [cloud] create schema bisync and its state, runs and rejects tables
+-- [cloud] create schema bisync and its tables
 -- bisync's own tables, in their own schema (never public). Idempotent.
 CREATE SCHEMA IF NOT EXISTS "bisync";
 
@@ -5890,6 +6997,37 @@ CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   PRIMARY KEY (table_name, key)
 );
 
+-- [cloud] check again: CREATE … IF NOT EXISTS would accept a schema created meanwhile by another role
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [cloud] commit the bootstrap
 COMMIT;
 
@@ -5900,21 +7038,23 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [cloud] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -5957,21 +7097,23 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 
 -- [desktop] transaction-local text formats and the read window
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. No LIMIT, no window.
@@ -6185,21 +7327,23 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 
 -- [cloud] guard: the same text formats, so fingerprints compare
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -6255,7 +7399,7 @@ COMMIT;
 -- Step 14/23: remdetail forward: desktop public.remdetail → cloud public.remdetail
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: b04449c853b3028ec5d17f2836d6bc614bce96a37d5638af7aa57d943e7288da
+-- step hash: 1e0a7f60552e39e11f766412a1b58e415f4dde8466eb5f15135652f14f4e0bec
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -6263,12 +7407,63 @@ COMMIT;
 -- [cloud] bootstrap bisync's state on cloud, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
 
+-- [cloud] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
+
+-- [cloud] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [cloud] serialise concurrent bootstraps
 --   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
 -- Serialise bootstrap between concurrent runs (released at COMMIT).
 SELECT pg_advisory_xact_lock(hashtext($1));
 
--- [cloud] create schema bisync and its state, runs and rejects tables
+-- [cloud] create schema bisync and its tables
 -- bisync's own tables, in their own schema (never public). Idempotent.
 CREATE SCHEMA IF NOT EXISTS "bisync";
 
@@ -6347,6 +7542,37 @@ CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   PRIMARY KEY (table_name, key)
 );
 
+-- [cloud] check again: CREATE … IF NOT EXISTS would accept a schema created meanwhile by another role
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [cloud] commit the bootstrap
 COMMIT;
 
@@ -6357,21 +7583,23 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [cloud] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -6413,21 +7641,23 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 
 -- [desktop] transaction-local text formats and the read window
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. No LIMIT, no window.
@@ -6640,21 +7870,23 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 
 -- [cloud] guard: the same text formats, so fingerprints compare
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -6710,7 +7942,7 @@ COMMIT;
 -- Step 15/23: learequest forward: desktop public.learequest → cloud public.learequest
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: 26bd1f983c2f82b682a6e02a3ae5d423e76b946bb48013c322eb7b373eaeb06f
+-- step hash: 26a726d16afb37058bc96f4c4d8bde314db61b6c4dfef7141af7e45ec52c78e2
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -6718,12 +7950,63 @@ COMMIT;
 -- [cloud] bootstrap bisync's state on cloud, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
 
+-- [cloud] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
+
+-- [cloud] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [cloud] serialise concurrent bootstraps
 --   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
 -- Serialise bootstrap between concurrent runs (released at COMMIT).
 SELECT pg_advisory_xact_lock(hashtext($1));
 
--- [cloud] create schema bisync and its state, runs and rejects tables
+-- [cloud] create schema bisync and its tables
 -- bisync's own tables, in their own schema (never public). Idempotent.
 CREATE SCHEMA IF NOT EXISTS "bisync";
 
@@ -6802,6 +8085,37 @@ CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   PRIMARY KEY (table_name, key)
 );
 
+-- [cloud] check again: CREATE … IF NOT EXISTS would accept a schema created meanwhile by another role
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [cloud] commit the bootstrap
 COMMIT;
 
@@ -6812,21 +8126,23 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [cloud] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -6871,21 +8187,23 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 
 -- [desktop] transaction-local text formats and the read window
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. No LIMIT, no window.
@@ -7101,21 +8419,23 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 
 -- [cloud] guard: the same text formats, so fingerprints compare
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -7171,7 +8491,7 @@ COMMIT;
 -- Step 16/23: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: aa6c0b07009dc5241b182333b1a6c8d9cd5ae1472be6a47c899885164f9aa769
+-- step hash: e3709701aff232adf0078d420f19e293f034bafe664f4fd8c83e6842b77fb619
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -7179,12 +8499,63 @@ COMMIT;
 -- [desktop] bootstrap bisync's state on desktop, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
 
+-- [desktop] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: desktop's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
+
+-- [desktop] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [desktop] serialise concurrent bootstraps
 --   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
 -- Serialise bootstrap between concurrent runs (released at COMMIT).
 SELECT pg_advisory_xact_lock(hashtext($1));
 
--- [desktop] create schema bisync and its state, runs and rejects tables
+-- [desktop] create schema bisync and its tables
 -- bisync's own tables, in their own schema (never public). Idempotent.
 CREATE SCHEMA IF NOT EXISTS "bisync";
 
@@ -7263,6 +8634,37 @@ CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   PRIMARY KEY (table_name, key)
 );
 
+-- [desktop] check again: CREATE … IF NOT EXISTS would accept a schema created meanwhile by another role
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [desktop] commit the bootstrap
 COMMIT;
 
@@ -7273,21 +8675,23 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [desktop] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [desktop] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -7328,6 +8732,30 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
 ) ON COMMIT DROP;
 
+-- [cloud] a short read-only transaction on cloud, before the read snapshot
+-- The read horizon is read in a transaction of its own, before the snapshot of the rows is taken.
+BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
+
+-- [cloud] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
+
 -- [cloud] oldest open transaction on cloud, read before the snapshot
 --   $1 = 'public'  (source schema)
 --   $2 = 'climaster'  (source table)
@@ -7352,29 +8780,34 @@ SELECT to_char(least(min(a.xact_start), statement_timestamp()) AT TIME ZONE 'UTC
    AND a.pid <> pg_backend_pid()
    AND a.xact_start IS NOT NULL;
 
+-- [cloud] end the short transaction
+COMMIT;
+
 -- [cloud] open the read snapshot on cloud
 -- One snapshot for the rows and their cursor values.
 BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 
 -- [cloud] transaction-local text formats and the read window
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
---   $8 = 'M'  (origin value read)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+--   $9 = 'M'  (origin value read)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true),
-       set_config('bisync.origin', $8, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true),
+       set_config('bisync.origin', $9, true);
 
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. No LIMIT, no window.
@@ -7581,21 +9014,23 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 
 -- [desktop] guard: the same text formats, so fingerprints compare
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [desktop] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 -- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's
@@ -7648,7 +9083,7 @@ COMMIT;
 -- Step 17/23: jobshead reverse: cloud public.jobshead → desktop public.jobshead
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 6af1c1e996064f043989577e9fee0b0e18af726afec76d6e7314ec748e170144
+-- step hash: 299a53bdf407e80661231b7efa2ed5288b0a7f4927db0dc807ba130f2810b0f9
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -7656,12 +9091,63 @@ COMMIT;
 -- [desktop] bootstrap bisync's state on desktop, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
 
+-- [desktop] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: desktop's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
+
+-- [desktop] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [desktop] serialise concurrent bootstraps
 --   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
 -- Serialise bootstrap between concurrent runs (released at COMMIT).
 SELECT pg_advisory_xact_lock(hashtext($1));
 
--- [desktop] create schema bisync and its state, runs and rejects tables
+-- [desktop] create schema bisync and its tables
 -- bisync's own tables, in their own schema (never public). Idempotent.
 CREATE SCHEMA IF NOT EXISTS "bisync";
 
@@ -7740,6 +9226,37 @@ CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   PRIMARY KEY (table_name, key)
 );
 
+-- [desktop] check again: CREATE … IF NOT EXISTS would accept a schema created meanwhile by another role
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [desktop] commit the bootstrap
 COMMIT;
 
@@ -7750,21 +9267,23 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [desktop] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [desktop] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -7812,6 +9331,30 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
 ) ON COMMIT DROP;
 
+-- [cloud] a short read-only transaction on cloud, before the read snapshot
+-- The read horizon is read in a transaction of its own, before the snapshot of the rows is taken.
+BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
+
+-- [cloud] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
+
 -- [cloud] oldest open transaction on cloud, read before the snapshot
 --   $1 = 'public'  (source schema)
 --   $2 = 'jobshead'  (source table)
@@ -7836,29 +9379,34 @@ SELECT to_char(least(min(a.xact_start), statement_timestamp()) AT TIME ZONE 'UTC
    AND a.pid <> pg_backend_pid()
    AND a.xact_start IS NOT NULL;
 
+-- [cloud] end the short transaction
+COMMIT;
+
 -- [cloud] open the read snapshot on cloud
 -- One snapshot for the rows and their cursor values.
 BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 
 -- [cloud] transaction-local text formats and the read window
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
---   $8 = 'jobshead'  (table)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+--   $9 = 'jobshead'  (table)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true),
-       set_config('bisync.base_table', $8, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true),
+       set_config('bisync.base_table', $9, true);
 
 -- [cloud] stream the rows out of cloud, with cloud's copy of the base
 -- Read every row, and every key cloud's copy of the base knows (a key in the base that cloud no longer has was deleted there),
@@ -8204,21 +9752,23 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 
 -- [desktop] guard: the same text formats, so fingerprints compare
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [desktop] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 -- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's
@@ -8271,7 +9821,7 @@ COMMIT;
 -- Step 18/23: jobtasks reverse: cloud public.jobtasks → desktop public.jobtasks
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: 4ed103446e9567b46aafef03d8c1009694fd673fb73b0bf6f45638815657459b
+-- step hash: bbb4080822e9b2c48fffa42c65f7a20051022f6e0a588562891f8b86646117e3
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -8279,12 +9829,63 @@ COMMIT;
 -- [desktop] bootstrap bisync's state on desktop, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
 
+-- [desktop] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: desktop's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
+
+-- [desktop] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [desktop] serialise concurrent bootstraps
 --   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
 -- Serialise bootstrap between concurrent runs (released at COMMIT).
 SELECT pg_advisory_xact_lock(hashtext($1));
 
--- [desktop] create schema bisync and its state, runs and rejects tables
+-- [desktop] create schema bisync and its tables
 -- bisync's own tables, in their own schema (never public). Idempotent.
 CREATE SCHEMA IF NOT EXISTS "bisync";
 
@@ -8363,6 +9964,37 @@ CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   PRIMARY KEY (table_name, key)
 );
 
+-- [desktop] check again: CREATE … IF NOT EXISTS would accept a schema created meanwhile by another role
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [desktop] commit the bootstrap
 COMMIT;
 
@@ -8373,21 +10005,23 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [desktop] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [desktop] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -8433,6 +10067,30 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
 ) ON COMMIT DROP;
 
+-- [cloud] a short read-only transaction on cloud, before the read snapshot
+-- The read horizon is read in a transaction of its own, before the snapshot of the rows is taken.
+BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
+
+-- [cloud] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
+
 -- [cloud] oldest open transaction on cloud, read before the snapshot
 --   $1 = 'public'  (source schema)
 --   $2 = 'jobtasks'  (source table)
@@ -8457,29 +10115,34 @@ SELECT to_char(least(min(a.xact_start), statement_timestamp()) AT TIME ZONE 'UTC
    AND a.pid <> pg_backend_pid()
    AND a.xact_start IS NOT NULL;
 
+-- [cloud] end the short transaction
+COMMIT;
+
 -- [cloud] open the read snapshot on cloud
 -- One snapshot for the rows and their cursor values.
 BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 
 -- [cloud] transaction-local text formats and the read window
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
---   $8 = 'jobtasks'  (table)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+--   $9 = 'jobtasks'  (table)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true),
-       set_config('bisync.base_table', $8, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true),
+       set_config('bisync.base_table', $9, true);
 
 -- [cloud] stream the rows out of cloud, with cloud's copy of the base
 -- Read every row, and every key cloud's copy of the base knows (a key in the base that cloud no longer has was deleted there),
@@ -8823,21 +10486,23 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 
 -- [desktop] guard: the same text formats, so fingerprints compare
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [desktop] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 -- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's
@@ -8890,7 +10555,7 @@ COMMIT;
 -- Step 19/23: taskchecklist reverse: cloud public.taskchecklist → desktop public.taskchecklist
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: ea986fc55d9b9b1fd09f1d9d83c3686671cd8200d8790d5d0ffe2ef0499a5278
+-- step hash: 3df0ef2da953daa75e7d95d5a7e01de42aaaa70750ea36b5a3630f6c81a5f923
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -8898,12 +10563,63 @@ COMMIT;
 -- [desktop] bootstrap bisync's state on desktop, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
 
+-- [desktop] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: desktop's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
+
+-- [desktop] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [desktop] serialise concurrent bootstraps
 --   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
 -- Serialise bootstrap between concurrent runs (released at COMMIT).
 SELECT pg_advisory_xact_lock(hashtext($1));
 
--- [desktop] create schema bisync and its state, runs and rejects tables
+-- [desktop] create schema bisync and its tables
 -- bisync's own tables, in their own schema (never public). Idempotent.
 CREATE SCHEMA IF NOT EXISTS "bisync";
 
@@ -8982,6 +10698,37 @@ CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   PRIMARY KEY (table_name, key)
 );
 
+-- [desktop] check again: CREATE … IF NOT EXISTS would accept a schema created meanwhile by another role
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [desktop] commit the bootstrap
 COMMIT;
 
@@ -8992,21 +10739,23 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [desktop] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [desktop] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -9042,6 +10791,30 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
 ) ON COMMIT DROP;
 
+-- [cloud] a short read-only transaction on cloud, before the read snapshot
+-- The read horizon is read in a transaction of its own, before the snapshot of the rows is taken.
+BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
+
+-- [cloud] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
+
 -- [cloud] oldest open transaction on cloud, read before the snapshot
 --   $1 = 'public'  (source schema)
 --   $2 = 'taskchecklist'  (source table)
@@ -9066,29 +10839,34 @@ SELECT to_char(least(min(a.xact_start), statement_timestamp()) AT TIME ZONE 'UTC
    AND a.pid <> pg_backend_pid()
    AND a.xact_start IS NOT NULL;
 
+-- [cloud] end the short transaction
+COMMIT;
+
 -- [cloud] open the read snapshot on cloud
 -- One snapshot for the rows and their cursor values.
 BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 
 -- [cloud] transaction-local text formats and the read window
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
---   $8 = 'M'  (origin value read)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+--   $9 = 'M'  (origin value read)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true),
-       set_config('bisync.origin', $8, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true),
+       set_config('bisync.origin', $9, true);
 
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. No LIMIT, no window.
@@ -9290,21 +11068,23 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 
 -- [desktop] guard: the same text formats, so fingerprints compare
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [desktop] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 -- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's
@@ -9357,7 +11137,7 @@ COMMIT;
 -- Step 20/23: workdiary reverse: cloud public.workdiary → desktop public.workdiary
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: bf0f2ee69315dabf36dae3b5fa3364d4fa2e96389e489b145688a4b135700c7d
+-- step hash: ef5ea98091d57457b9eab606dc9023f7b53516302133e102e177120c588b14e2
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -9365,12 +11145,63 @@ COMMIT;
 -- [desktop] bootstrap bisync's state on desktop, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
 
+-- [desktop] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: desktop's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
+
+-- [desktop] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [desktop] serialise concurrent bootstraps
 --   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
 -- Serialise bootstrap between concurrent runs (released at COMMIT).
 SELECT pg_advisory_xact_lock(hashtext($1));
 
--- [desktop] create schema bisync and its state, runs and rejects tables
+-- [desktop] create schema bisync and its tables
 -- bisync's own tables, in their own schema (never public). Idempotent.
 CREATE SCHEMA IF NOT EXISTS "bisync";
 
@@ -9449,6 +11280,37 @@ CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   PRIMARY KEY (table_name, key)
 );
 
+-- [desktop] check again: CREATE … IF NOT EXISTS would accept a schema created meanwhile by another role
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [desktop] commit the bootstrap
 COMMIT;
 
@@ -9459,21 +11321,23 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [desktop] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [desktop] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -9511,6 +11375,30 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
 ) ON COMMIT DROP;
 
+-- [cloud] a short read-only transaction on cloud, before the read snapshot
+-- The read horizon is read in a transaction of its own, before the snapshot of the rows is taken.
+BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
+
+-- [cloud] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
+
 -- [cloud] oldest open transaction on cloud, read before the snapshot
 --   $1 = 'public'  (source schema)
 --   $2 = 'workdiary'  (source table)
@@ -9535,29 +11423,34 @@ SELECT to_char(least(min(a.xact_start), statement_timestamp()) AT TIME ZONE 'UTC
    AND a.pid <> pg_backend_pid()
    AND a.xact_start IS NOT NULL;
 
+-- [cloud] end the short transaction
+COMMIT;
+
 -- [cloud] open the read snapshot on cloud
 -- One snapshot for the rows and their cursor values.
 BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 
 -- [cloud] transaction-local text formats and the read window
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
---   $8 = 'M'  (origin value read)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+--   $9 = 'M'  (origin value read)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true),
-       set_config('bisync.origin', $8, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true),
+       set_config('bisync.origin', $9, true);
 
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. No LIMIT, no window.
@@ -9761,21 +11654,23 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 
 -- [desktop] guard: the same text formats, so fingerprints compare
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [desktop] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 -- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's
@@ -9828,7 +11723,7 @@ COMMIT;
 -- Step 21/23: reminder reverse: cloud public.reminder → desktop public.mbreminder
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, reminder_date→remdate, title, is_done
--- step hash: 77e9f185694376ca0c9cbaad1fc1bd4a91ba456a47ad51cfbffb1bc2f54b6610
+-- step hash: 05abcc573cb9654c677702903f7afd8aa57f9c3194fe86ea9a829807e4ebd7b9
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -9836,12 +11731,63 @@ COMMIT;
 -- [desktop] bootstrap bisync's state on desktop, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
 
+-- [desktop] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: desktop's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
+
+-- [desktop] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [desktop] serialise concurrent bootstraps
 --   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
 -- Serialise bootstrap between concurrent runs (released at COMMIT).
 SELECT pg_advisory_xact_lock(hashtext($1));
 
--- [desktop] create schema bisync and its state, runs and rejects tables
+-- [desktop] create schema bisync and its tables
 -- bisync's own tables, in their own schema (never public). Idempotent.
 CREATE SCHEMA IF NOT EXISTS "bisync";
 
@@ -9920,6 +11866,37 @@ CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   PRIMARY KEY (table_name, key)
 );
 
+-- [desktop] check again: CREATE … IF NOT EXISTS would accept a schema created meanwhile by another role
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [desktop] commit the bootstrap
 COMMIT;
 
@@ -9930,21 +11907,23 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [desktop] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [desktop] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -9981,6 +11960,30 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
 ) ON COMMIT DROP;
 
+-- [cloud] a short read-only transaction on cloud, before the read snapshot
+-- The read horizon is read in a transaction of its own, before the snapshot of the rows is taken.
+BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
+
+-- [cloud] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
+
 -- [cloud] oldest open transaction on cloud, read before the snapshot
 --   $1 = 'public'  (source schema)
 --   $2 = 'reminder'  (source table)
@@ -10005,29 +12008,34 @@ SELECT to_char(least(min(a.xact_start), statement_timestamp()) AT TIME ZONE 'UTC
    AND a.pid <> pg_backend_pid()
    AND a.xact_start IS NOT NULL;
 
+-- [cloud] end the short transaction
+COMMIT;
+
 -- [cloud] open the read snapshot on cloud
 -- One snapshot for the rows and their cursor values.
 BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 
 -- [cloud] transaction-local text formats and the read window
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
---   $8 = 'M'  (origin value read)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+--   $9 = 'M'  (origin value read)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true),
-       set_config('bisync.origin', $8, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true),
+       set_config('bisync.origin', $9, true);
 
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. No LIMIT, no window.
@@ -10230,21 +12238,23 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 
 -- [desktop] guard: the same text formats, so fingerprints compare
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [desktop] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 -- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's
@@ -10297,7 +12307,7 @@ COMMIT;
 -- Step 22/23: remdetail reverse: cloud public.remdetail → desktop public.remdetail
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: f87db4249736b494078db67e4c1c466ba6061364950a75c69f3e748c359962f0
+-- step hash: 45fc39174ebe81ecd1fc5d8687bb451e3ffc38e84e3548f77a8cb53e64f4aa7f
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -10305,12 +12315,63 @@ COMMIT;
 -- [desktop] bootstrap bisync's state on desktop, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
 
+-- [desktop] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: desktop's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
+
+-- [desktop] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [desktop] serialise concurrent bootstraps
 --   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
 -- Serialise bootstrap between concurrent runs (released at COMMIT).
 SELECT pg_advisory_xact_lock(hashtext($1));
 
--- [desktop] create schema bisync and its state, runs and rejects tables
+-- [desktop] create schema bisync and its tables
 -- bisync's own tables, in their own schema (never public). Idempotent.
 CREATE SCHEMA IF NOT EXISTS "bisync";
 
@@ -10389,6 +12450,37 @@ CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   PRIMARY KEY (table_name, key)
 );
 
+-- [desktop] check again: CREATE … IF NOT EXISTS would accept a schema created meanwhile by another role
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [desktop] commit the bootstrap
 COMMIT;
 
@@ -10399,21 +12491,23 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [desktop] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [desktop] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -10449,6 +12543,30 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
 ) ON COMMIT DROP;
 
+-- [cloud] a short read-only transaction on cloud, before the read snapshot
+-- The read horizon is read in a transaction of its own, before the snapshot of the rows is taken.
+BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
+
+-- [cloud] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
+
 -- [cloud] oldest open transaction on cloud, read before the snapshot
 --   $1 = 'public'  (source schema)
 --   $2 = 'remdetail'  (source table)
@@ -10473,29 +12591,34 @@ SELECT to_char(least(min(a.xact_start), statement_timestamp()) AT TIME ZONE 'UTC
    AND a.pid <> pg_backend_pid()
    AND a.xact_start IS NOT NULL;
 
+-- [cloud] end the short transaction
+COMMIT;
+
 -- [cloud] open the read snapshot on cloud
 -- One snapshot for the rows and their cursor values.
 BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 
 -- [cloud] transaction-local text formats and the read window
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
---   $8 = 'M'  (origin value read)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+--   $9 = 'M'  (origin value read)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true),
-       set_config('bisync.origin', $8, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true),
+       set_config('bisync.origin', $9, true);
 
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. No LIMIT, no window.
@@ -10697,21 +12820,23 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 
 -- [desktop] guard: the same text formats, so fingerprints compare
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [desktop] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 -- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's
@@ -10764,7 +12889,7 @@ COMMIT;
 -- Step 23/23: learequest reverse: cloud public.learequest → desktop public.learequest
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: e926f4d95a67b3442b7f756f03c382b09a5225b65962fadde4ab3378257e796d
+-- step hash: 94ea04fe95200193b83641f42f780e2e48e1225f187218116bbaf22afbc91920
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -10772,12 +12897,63 @@ COMMIT;
 -- [desktop] bootstrap bisync's state on desktop, only if it is missing
 BEGIN ISOLATION LEVEL READ COMMITTED;
 
+-- [desktop] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: desktop's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
+
+-- [desktop] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [desktop] serialise concurrent bootstraps
 --   $1 = 'bisync bootstrap bisync'  (bootstrap lock key)
 -- Serialise bootstrap between concurrent runs (released at COMMIT).
 SELECT pg_advisory_xact_lock(hashtext($1));
 
--- [desktop] create schema bisync and its state, runs and rejects tables
+-- [desktop] create schema bisync and its tables
 -- bisync's own tables, in their own schema (never public). Idempotent.
 CREATE SCHEMA IF NOT EXISTS "bisync";
 
@@ -10856,6 +13032,37 @@ CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   PRIMARY KEY (table_name, key)
 );
 
+-- [desktop] check again: CREATE … IF NOT EXISTS would accept a schema created meanwhile by another role
+--   $1 = 'bisync'  (state schema)
+-- Who owns bisync's state schema? bisync only uses it when the schema and its tables (state, runs,
+-- rejects, base, conflicts) belong to the connecting role (or a role it is a member of; being
+-- superuser does not count) and are plain tables without triggers or rules: otherwise another role
+-- could have prepared them to run its code, or to plant rows, with bisync's privileges. Read-only.
+WITH RECURSIVE mine AS (
+  SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user
+  UNION
+  SELECT m.roleid FROM pg_auth_members AS m JOIN mine ON m.member = mine.oid
+)
+SELECT n.oid IS NOT NULL AS schema_exists,
+       pg_get_userbyid(n.nspowner) AS schema_owner,
+       coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
+       current_user AS me,
+       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
+       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       (SELECT json_agg(json_build_object(
+                 'name', t.name,
+                 'exists', c.oid IS NOT NULL,
+                 'kind', c.relkind,
+                 'owner', pg_get_userbyid(c.relowner),
+                 'mine', coalesce(c.relowner IN (SELECT oid FROM mine), false),
+                 'triggers', (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = c.oid),
+                 'rules', (SELECT count(*) FROM pg_rewrite AS w WHERE w.ev_class = c.oid)) ORDER BY t.ord)
+          FROM unnest(ARRAY['state', 'runs', 'rejects', 'base', 'conflicts']) WITH ORDINALITY AS t(name, ord)
+          LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = t.name) AS tables
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_namespace AS n ON n.nspname = $1;
+
 -- [desktop] commit the bootstrap
 COMMIT;
 
@@ -10866,21 +13073,23 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 
 -- [desktop] transaction-local text formats
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [desktop] one run per (table, direction) at a time
 --   $1 = 'bisync'  (lock namespace)
@@ -10919,6 +13128,30 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
 ) ON COMMIT DROP;
 
+-- [cloud] a short read-only transaction on cloud, before the read snapshot
+-- The read horizon is read in a transaction of its own, before the snapshot of the rows is taken.
+BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
+
+-- [cloud] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
+
 -- [cloud] oldest open transaction on cloud, read before the snapshot
 --   $1 = 'public'  (source schema)
 --   $2 = 'learequest'  (source table)
@@ -10943,29 +13176,34 @@ SELECT to_char(least(min(a.xact_start), statement_timestamp()) AT TIME ZONE 'UTC
    AND a.pid <> pg_backend_pid()
    AND a.xact_start IS NOT NULL;
 
+-- [cloud] end the short transaction
+COMMIT;
+
 -- [cloud] open the read snapshot on cloud
 -- One snapshot for the rows and their cursor values.
 BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 
 -- [cloud] transaction-local text formats and the read window
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'America/New_York'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
---   $8 = 'M'  (origin value read)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+--   $9 = 'M'  (origin value read)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: cloud's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true),
-       set_config('bisync.origin', $8, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true),
+       set_config('bisync.origin', $9, true);
 
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. No LIMIT, no window.
@@ -11170,21 +13408,23 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 
 -- [desktop] guard: the same text formats, so fingerprints compare
 --   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'UTC'  (TimeZone)
---   $3 = 'postgres'  (IntervalStyle)
---   $4 = '3'  (extra_float_digits)
---   $5 = 'hex'  (bytea_output)
---   $6 = '30000ms'  (lock_timeout)
---   $7 = '3600000ms'  (statement_timeout)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
 SELECT set_config('DateStyle', $1, true),
-       set_config('TimeZone', $2, true),
-       set_config('IntervalStyle', $3, true),
-       set_config('extra_float_digits', $4, true),
-       set_config('bytea_output', $5, true),
-       set_config('lock_timeout', $6, true),
-       set_config('statement_timeout', $7, true);
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
 
 -- [desktop] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 -- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's

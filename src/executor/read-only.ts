@@ -1,0 +1,34 @@
+import type pg from 'pg';
+import { renderSql } from '../compiler/render-sql.js';
+
+// search_path pinned to pg_catalog, pg_temp, as settings.sql.hbs does in every step (the other
+// settings stay the session's own: the catalog read records the database's own TimeZone).
+const PIN = renderSql('pin-search-path', {});
+
+// Run before the pin, so it must not resolve a name through the search_path: schema-qualified,
+// no arguments, a cast to a qualified type. It tells how the role's own sessions resolve an
+// unqualified table name, which the config may use.
+const SEARCH_PATH_SQL = 'SELECT pg_catalog.current_schemas(true)::pg_catalog.text[] AS path';
+
+/** Pin search_path, as the first statement of a transaction just begun. */
+export async function pinSettings(client: pg.ClientBase): Promise<void> {
+  await client.query(PIN.sql, PIN.params.map((p) => p.value));
+}
+
+/**
+ * Run `fn` in a READ ONLY transaction whose search_path is pinned like every other bisync
+ * transaction; `fn` gets the schemas the session's own search_path would have searched, in order.
+ */
+export async function readOnly<T>(client: pg.ClientBase, fn: (searchPath: readonly string[]) => Promise<T>): Promise<T> {
+  await client.query('BEGIN TRANSACTION READ ONLY');
+  try {
+    const path = (await client.query<{ path: string[] }>(SEARCH_PATH_SQL)).rows[0]?.path ?? [];
+    await pinSettings(client);
+    const result = await fn(path);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { configPath, loadConfig } from '../config/load-config.js';
 import type { ResolvedConfig } from '../config/types.js';
 import { createLogger } from './logger.js';
+import { terminalSafe } from './terminal-safe.js';
 import type { LogFormat } from './logger.js';
 
 export interface CommonOptions {
@@ -65,8 +66,10 @@ export class CliContext {
     this.exitCode = Math.max(this.exitCode, code);
   }
 
+  /** Human output: control characters in it (from catalog names, stored errors) are escaped. */
   print(text: string): void {
-    process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+    const safe = terminalSafe(text);
+    process.stdout.write(safe.endsWith('\n') ? safe : `${safe}\n`);
   }
 
   printJson(value: unknown): void {

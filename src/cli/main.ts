@@ -10,6 +10,7 @@ import { registerStatus } from './commands/status.js';
 import { registerValidate } from './commands/validate.js';
 import { registerVerify } from './commands/verify.js';
 import { CliContext, withCommonOptions } from './context.js';
+import { terminalSafe } from './terminal-safe.js';
 
 /** Run the CLI with `argv` (as in process.argv); resolves to the process exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
@@ -62,7 +63,7 @@ export function reportError(error: unknown, options: { json: boolean; debug: boo
       const problems = error instanceof ConfigError ? error.problems : undefined;
       process.stdout.write(`${JSON.stringify({ ok: false, error: { code: error.code, message: error.message, hint: error.hint, problems } }, null, 2)}\n`);
     }
-    process.stderr.write(`error: ${error.message}${error.hint === undefined ? '' : `\n  hint: ${error.hint}`}\n${stack}`);
+    process.stderr.write(terminalSafe(`error: ${error.message}${error.hint === undefined ? '' : `\n  hint: ${error.hint}`}\n`) + stack);
     return error.exitCode;
   }
   const message = firstLine(error instanceof Error ? error.message : String(error)) || (error instanceof Error ? error.name : 'unknown error');

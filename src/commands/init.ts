@@ -1,7 +1,7 @@
 import { access, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { databaseFromUrl, describeDatabase } from '../config/database-url.js';
+import { databaseFromUrl, describeDatabase, isLocalHost } from '../config/database-url.js';
 import type { ResolvedDatabase } from '../config/types.js';
 import { BisyncError, ExitCode } from '../errors.js';
 import { connect } from '../executor/connect.js';
@@ -51,7 +51,7 @@ export async function initCommand(options: InitOptions): Promise<InitReport> {
     listings[side] = await readListing(db);
   }
 
-  const config = starterConfig(listings, schemaRef(options.out));
+  const config = starterConfig(listings, schemaRef(options.out), { desktop: !isLocalHost(databases.desktop.host), cloud: !isLocalHost(databases.cloud.host) });
   if (config.tables.length === 0) {
     const reasons = [
       ...config.skipped.map((s) => `${s.name}: ${s.reason}`),

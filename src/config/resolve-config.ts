@@ -86,11 +86,67 @@ export function findUnknownTableKeys(raw: unknown, source: YamlSource): { proble
   return { problems, paths };
 }
 
+/** Checks that touch the file system, done when loading a config from disk. */
+export interface ResolveChecks {
+  /** Whether a `ca:` file exists and can be read. */
+  caReadable?: (path: string) => boolean;
+}
+
+/** PostgreSQL keeps the first 63 bytes of a name (NAMEDATALEN - 1) and silently drops the rest. */
+const MAX_IDENTIFIER_BYTES = 63;
+
+/**
+ * Every string the config uses as a PostgreSQL name (schema, table, column) must be one the server
+ * keeps as written: no NUL character, at most 63 bytes (a longer one is truncated, so two names
+ * could meet as one, or a name could mean another object).
+ */
+function checkIdentifiers(raw: RawConfig, dbNames: readonly string[], report: (path: KeyPath, message: string, hint?: string) => void): void {
+  const check = (value: unknown, path: KeyPath, what: string): void => {
+    if (typeof value !== 'string') return;
+    if (value.includes('\0')) {
+      report(path, `${what} contains a NUL character`, 'PostgreSQL names cannot contain NUL; remove it');
+      return;
+    }
+    const bytes = Buffer.byteLength(value, 'utf8');
+    if (bytes > MAX_IDENTIFIER_BYTES) {
+      report(path, `${what} "${value}" is ${bytes} bytes; PostgreSQL keeps only the first ${MAX_IDENTIFIER_BYTES} of a name`, 'use the name as the database shows it (at most 63 bytes), so it cannot meet another name once truncated');
+    }
+  };
+  const relation = (value: unknown, path: KeyPath): void => {
+    if (typeof value !== 'string') return;
+    const { schema, name } = qualifiedName(value);
+    if (schema !== null) check(schema, path, 'schema name');
+    check(name, path, 'table name');
+  };
+  check(raw.state?.schema, ['state', 'schema'], 'state schema');
+  const settings = (block: RawTableSettings | undefined, base: KeyPath, isTable: boolean): void => {
+    if (!isPlainObject(block)) return;
+    if (isTable && dbNames.some((db) => !isPlainObject(block[db]) || (block[db] as { table?: unknown }).table === undefined)) relation(block.name, [...base, 'name']);
+    for (const db of dbNames) if (isPlainObject(block[db])) relation((block[db] as { table?: unknown }).table, [...base, db, 'table']);
+    listOf(block.primary_key).forEach((c, j) => check(c, [...base, 'primary_key', j], 'column name'));
+    listOf(block.columns).forEach((c, j) => {
+      if (typeof c === 'string') check(c, [...base, 'columns', j], 'column name');
+      else if (isPlainObject(c)) for (const [db, name] of Object.entries(c)) check(name, [...base, 'columns', j, db], 'column name');
+    });
+    if (isPlainObject(block.timestamps)) {
+      for (const [db, cols] of Object.entries(block.timestamps)) if (Array.isArray(cols)) cols.forEach((c, j) => check(c, [...base, 'timestamps', db, j], 'column name'));
+    }
+    if (isPlainObject(block.origin)) check((block.origin as { column?: unknown }).column, [...base, 'origin', 'column'], 'origin column');
+  };
+  settings(raw.defaults, ['defaults'], false);
+  listOf(raw.tables).forEach((t, i) => settings(t, ['tables', i], true));
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
 /** Semantic rules of SPEC §1 on a schema-valid config, then defaults merged and order resolved. */
 export function resolveConfig(
   raw: RawConfig,
   source: YamlSource,
   env: NodeJS.ProcessEnv = {},
+  checks: ResolveChecks = {},
 ): { config: ResolvedConfig | undefined; problems: ConfigProblem[] } {
   const problems: ConfigProblem[] = [];
   const report = (path: KeyPath, message: string, hint?: string, at?: 'key' | 'value'): void => {
@@ -112,6 +168,8 @@ export function resolveConfig(
     }
     if (db.ca !== undefined && db.ssl !== 'verify-full') {
       report(['databases', name, 'ca'], 'ca is only used with ssl: verify-full', 'set ssl: verify-full, or remove ca', 'key');
+    } else if (db.ca !== undefined && checks.caReadable !== undefined && !checks.caReadable(db.ca)) {
+      report(['databases', name, 'ca'], `the CA certificate file "${db.ca}" does not exist or cannot be read`, 'give the path of the PEM file (relative to the current directory), e.g. ca: certs/supabase-ca.pem');
     }
     databases[name] = { name, url: db.url, ...sslFor(db.ssl, facts), ca: db.ca ?? null, host: facts.host, port: facts.port, database: facts.database, user: facts.user, options: facts.options };
   }
@@ -129,6 +187,8 @@ export function resolveConfig(
     // SPEC §2.8: bisync's own tables never live in public (on Supabase it is exposed over HTTP).
     report(['state', 'schema'], 'bisync state must not live in the public schema', 'give it its own schema, e.g. schema: bisync');
   }
+
+  checkIdentifiers(raw, dbNames, report);
 
   const defaults: RawTableSettings = raw.defaults ?? {};
   checkSettings(defaults, ['defaults'], dbNames, report);

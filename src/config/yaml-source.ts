@@ -22,7 +22,10 @@ export class YamlSource {
   /** Parse `text`; syntax errors come back as problems, all of them. */
   static parse(file: string, text: string): { source: YamlSource; problems: ConfigProblem[] } {
     const lines = new LineCounter();
-    const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+    // Keys are compared as the JavaScript object will hold them: `true:` and `"true":` (or `1:` and
+    // `"1":`) are the same key, and the second would silently replace the first.
+    const sameKey = (a: unknown, b: unknown): boolean => keyText(a) === keyText(b);
+    const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: sameKey });
     const source = new YamlSource(file, doc, lines);
     // Later syntax errors are mostly echoes of the first; report the first few.
     const problems = doc.errors.slice(0, 3).map((e): ConfigProblem => {
@@ -97,9 +100,42 @@ export class YamlSource {
     });
   }
 
-  toJS(): unknown {
-    return this.doc.toJS();
+  /**
+   * The plain value of the document. Aliases that expand past a small budget (a "billion laughs"
+   * file), or that point nowhere, are a problem at the first alias, not a crash.
+   */
+  toJS(): { value: unknown } | { problem: ConfigProblem } {
+    try {
+      return { value: this.doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) };
+    } catch (error) {
+      let at = 0;
+      let found = false;
+      visit(this.doc, {
+        Alias: (_key, node) => {
+          if (!found) at = node.range?.[0] ?? 0;
+          found = true;
+        },
+      });
+      const pos = this.lines.linePos(at);
+      const excessive = /excessive alias/i.test(error instanceof Error ? error.message : '');
+      return {
+        problem: {
+          file: this.file,
+          line: pos.line,
+          column: pos.col,
+          path: '',
+          message: excessive ? `YAML aliases expand to more than ${MAX_ALIAS_COUNT} nodes` : `YAML alias cannot be resolved: ${error instanceof Error ? error.message : String(error)}`,
+          hint: 'a config needs few or no aliases (*name); write the values out, or use defaults: for shared table settings',
+        },
+      };
+    }
   }
+}
+
+const MAX_ALIAS_COUNT = 100;
+
+function keyText(node: unknown): string {
+  return isScalar(node) ? String(node.value) : String(node);
 }
 
 function rangeStart(node: unknown): number | undefined {

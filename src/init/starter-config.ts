@@ -1,4 +1,4 @@
-import { Document, isScalar } from 'yaml';
+import { Document, isScalar, visit } from 'yaml';
 import type { Node, Scalar, YAMLMap, YAMLSeq } from 'yaml';
 import type { TableDirection } from '../config/types.js';
 import type { DatabaseListing } from '../compiler/catalog.js';
@@ -42,6 +42,8 @@ export function starterConfig(
   listings: Readonly<Record<Side, DatabaseListing>>,
   /** Where the JSON Schema is, as the written file should reference it (a path relative to it). */
   schemaRef = './schema/sync.config.schema.json',
+  /** Databases not on this machine: written with ssl: verify-full and a CA from the environment. */
+  remote: Readonly<Record<Side, boolean>> = { desktop: false, cloud: false },
 ): StarterConfig {
   const proposals = proposeTables(listings);
   const { order, after, broken, unsynced } = orderTables(proposals.tables);
@@ -70,7 +72,7 @@ export function starterConfig(
 
   const doc = new Document({
     version: 1,
-    databases: { desktop: { url: '${DESKTOP_DATABASE_URL}' }, cloud: { url: '${CLOUD_DATABASE_URL}' } },
+    databases: { desktop: databaseEntry('desktop', remote.desktop), cloud: databaseEntry('cloud', remote.cloud) },
     forward: { from: 'desktop', to: 'cloud' },
     state: { schema: INIT_STATE_SCHEMA },
     defaults,
@@ -90,7 +92,15 @@ export function starterConfig(
   const root = doc.contents as YAMLMap;
   for (const key of ['databases', 'forward', 'state', 'defaults', 'tables']) keyOf(root, key).spaceBefore = true;
   valueOf(doc, ['databases', 'desktop', 'url']).comment = ' secrets stay in the environment, never in this file';
-  valueOf(doc, ['databases', 'cloud', 'url']).comment = ' no ssl: disable for localhost, require for other hosts; set ssl to override';
+  for (const side of SIDES) {
+    if (remote[side]) {
+      keyOf(valueOf(doc, ['databases', side]) as YAMLMap, 'ssl').commentBefore = comment([
+        `${side} is not on this machine: TLS with its certificate checked, so no one on the way can pose as the server. Set ${caVariable(side)} to the server's CA certificate (Supabase: Project Settings → Database → SSL configuration → Download certificate).`,
+      ]);
+    } else if (side === 'cloud') {
+      valueOf(doc, ['databases', side, 'url']).comment = ' no ssl: disable for localhost, require for other hosts; set ssl to override';
+    }
+  }
   const forward = valueOf(doc, ['forward']);
   (forward as YAMLMap).flow = true;
   forward.comment = ' reverse is always cloud -> desktop';
@@ -139,6 +149,7 @@ export function starterConfig(
   });
 
   doc.comment = trailer(proposals.skipped, proposals.onlyOn, proposals.platformSchemas);
+  escapeDollars(doc);
   const text = doc.toString({ lineWidth: 0, flowCollectionPadding: false });
   return {
     text,
@@ -147,6 +158,33 @@ export function starterConfig(
     onlyOn: proposals.onlyOn,
     guesses: text.split('GUESS:').length - 1,
   };
+}
+
+function caVariable(side: Side): string {
+  return `${side.toUpperCase()}_CA_FILE`;
+}
+
+/** A database entry: its URL from the environment; for a remote host, ssl: verify-full and its CA. */
+function databaseEntry(side: Side, remote: boolean): Record<string, string> {
+  const url = `\${${side.toUpperCase()}_DATABASE_URL}`;
+  return remote ? { url, ssl: 'verify-full', ca: `\${${caVariable(side)}}` } : { url };
+}
+
+/**
+ * Every string value the loader interpolates, written so it reads back as itself: `$` becomes `$$`
+ * (a table named `${CLOUD_DATABASE_URL}` must not turn into the cloud URL, nor `price$$hist` into
+ * `price$hist`). Only the two URL placeholders are meant as references. YAML quoting is the
+ * library's. Keys and comments are not interpolated.
+ */
+function escapeDollars(doc: Document): void {
+  // By node, not by value: a table may well be named `${CLOUD_DATABASE_URL}`.
+  const placeholders = new Set<unknown>(SIDES.flatMap((side) => ['url', 'ca'].map((key) => doc.getIn(['databases', side, key], true))));
+  visit(doc, {
+    Scalar: (key, node) => {
+      if (key === 'key' || typeof node.value !== 'string' || placeholders.has(node)) return;
+      node.value = node.value.split('$').join('$$');
+    },
+  });
 }
 
 /** Where `init` broke a foreign-key cycle, and why the order it chose lets rows arrive. */

@@ -50,7 +50,7 @@ describe('loadConfig', () => {
     const err: unknown = await loadConfig(dir, ENV).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BisyncError);
     expect((err as BisyncError).exitCode).toBe(2);
-    expect((err as BisyncError).message).toBe(`${dir}: cannot be read`);
+    expect((err as BisyncError).message).toBe(`${dir}: is not a regular file`);
   });
 
   it('problems name the file as the user gave it (relative stays relative)', async () => {

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { DEFAULT_INIT_OUT, initCommand } from '../../commands/init.js';
 import type { InitReport } from '../../commands/init.js';
+import { urlPassword } from '../../config/database-url.js';
 import { BisyncError, ExitCode } from '../../errors.js';
 import { withCommonOptions } from '../context.js';
 import type { CliContext } from '../context.js';
@@ -14,6 +15,14 @@ export function registerInit(program: Command, ctx: CliContext): void {
     .option('--force', 'replace --out if it exists')
     .action(async (flags: { desktop?: string; cloud?: string; out: string; force?: boolean }, command: Command) => {
       const logger = ctx.logger(command);
+      for (const [side, flag] of [['desktop', flags.desktop], ['cloud', flags.cloud]] as const) {
+        if (flag !== undefined && urlPassword(flag) !== undefined) {
+          // The argument list of a process is visible to every local user (ps, /proc/<pid>/cmdline).
+          logger.warn(
+            `--${side} holds a password, which every user of this machine can read in the process list while init runs; set ${side.toUpperCase()}_DATABASE_URL in the environment instead (and change the password if this machine is shared)`,
+          );
+        }
+      }
       const report = await initCommand({
         urls: { desktop: urlFrom(flags.desktop, 'desktop', 'DESKTOP_DATABASE_URL'), cloud: urlFrom(flags.cloud, 'cloud', 'CLOUD_DATABASE_URL') },
         out: flags.out,

@@ -10,7 +10,7 @@ import { Databases } from '../executor/databases.js';
 import { pinSettings } from '../executor/read-only.js';
 import { runStep } from '../executor/run-step.js';
 import { runScheduled } from '../executor/schedule.js';
-import { run } from '../executor/statements.js';
+import { run, statement } from '../executor/statements.js';
 import { backoffMs, isTransient } from '../executor/transient.js';
 import type { StepOptions, StepResult } from '../executor/run-step.js';
 import { applyAttention } from './needs-you.js';
@@ -63,8 +63,8 @@ export async function applyCommand(config: ResolvedConfig, options: ApplyOptions
   let results: StepResult[] = [];
   let planHash = '';
   try {
-    const { catalogs, state, xmin } = await readCatalogs(config, dbs);
-    const compileOptions: CompileOptions = { direction: options.direction, tables: options.tables ?? [], mode: options.mode };
+    const { catalogs, state, xmin, pendingRejects } = await readCatalogs(config, dbs);
+    const compileOptions: CompileOptions = { direction: options.direction, tables: options.tables ?? [], mode: options.mode, pendingRejects };
     const plan: Plan = compilePlan(config, catalogs, state, compileOptions, xmin);
     planHash = plan.hash;
     if (!options.dryRun) await bootstrapTargets(plan, dbs, config, options.logger);
@@ -270,7 +270,8 @@ async function bootstrapTargets(plan: Plan, dbs: Databases, config: ResolvedConf
       done.add(database);
       const client = await dbs.client(database);
       try {
-        if (await bootstrapState(client, step, database)) {
+        const claims = plan.steps.filter((s) => s.target === database).map((s) => statement(s, 'claim-state-row', 'target', s.bootstrap));
+        if (await bootstrapState(client, step, database, claims)) {
           logger.info({ database, schema: config.stateSchema }, 'created bisync state schema');
         }
       } finally {

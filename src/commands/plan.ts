@@ -6,6 +6,6 @@ import { readCatalogs } from './validate.js';
 
 /** `bisync plan`: introspect and read state (read-only), then compile. Writes nothing. */
 export async function planCommand(config: ResolvedConfig, options: CompileOptions): Promise<Plan> {
-  const { catalogs, state, xmin } = await readCatalogs(config);
-  return compilePlan(config, catalogs, state, options, xmin);
+  const { catalogs, state, xmin, pendingRejects } = await readCatalogs(config);
+  return compilePlan(config, catalogs, state, { ...options, pendingRejects }, xmin);
 }

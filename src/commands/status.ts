@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { watermarkAhead } from '../compiler/compile-plan.js';
 import { compileStatus } from '../compiler/compile-status.js';
 import type { SessionWarning } from '../compiler/session-warnings.js';
 import type { ResolvedConfig } from '../config/types.js';
@@ -36,6 +37,8 @@ export interface StepStatus {
   edits?: 'owner' | 'both';
   /** Rows on the source newer than the watermark; null when the source has no cursor columns. */
   waiting: number | null;
+  /** Set when the watermark is ahead of the source's clock: not trusted, the next run reads in full. */
+  watermarkAhead?: true;
   /** Forward steps with an origin rule: rows on the target whose origin column is NULL; else null. */
   unmarked: number | null;
 }
@@ -81,6 +84,9 @@ export function attentionOf(steps: readonly StepStatus[]): string[] {
     const name = `${s.table} ${s.direction}`;
     if (s.lastRun !== null && UNSUCCESSFUL.has(s.lastRun.status)) {
       out.push(`${name}: last run ${s.lastRun.status} at ${s.lastRun.finishedAt}${s.lastRun.error === null ? '' : `: ${s.lastRun.error}`}`);
+    }
+    if (s.watermarkAhead === true) {
+      out.push(`${name}: watermark ${s.watermark ?? ''} is ahead of ${s.source}'s clock; bisync never saves one past the source's clock, so someone else wrote it: the next run reads in full and replaces it`);
     }
     if (s.pendingRejects > 0) out.push(`${name}: ${s.pendingRejects} rejected row${s.pendingRejects === 1 ? '' : 's'} pending (bisync rejects --table ${s.table})`);
     if (s.unmarked !== null && s.unmarked > 0) {
@@ -156,6 +162,7 @@ export async function statusCommand(config: ResolvedConfig, tables: readonly str
         edits: config.tables.find((t) => t.name === step.table)?.edits ?? 'owner',
         waiting,
         unmarked,
+        ...(step.cursors.length > 0 && watermarkAhead(watermark, step.sourceClock) ? { watermarkAhead: true as const } : {}),
       });
     }
     const attention = attentionOf(result);

@@ -12,7 +12,7 @@ import { connect } from '../executor/connect.js';
 import type { Databases } from '../executor/databases.js';
 import { introspect } from '../executor/introspect.js';
 import { readOnly } from '../executor/read-only.js';
-import { readWatermarks, readXminCursors } from '../executor/read-state.js';
+import { readPendingRejects, readWatermarks, readXminCursors } from '../executor/read-state.js';
 
 export interface LiveReport {
   databases: { name: string; serverVersion: number; timeZone: string }[];
@@ -27,9 +27,13 @@ export interface LiveReport {
  * Read both catalogs and the watermarks each database holds for the steps that write to it, in
  * READ ONLY transactions: nothing is written, not even the state schema.
  */
-export async function readCatalogs(config: ResolvedConfig, dbs?: Databases): Promise<{ catalogs: Record<string, Catalog>; state: StateSnapshot; xmin: XminState }> {
+export async function readCatalogs(
+  config: ResolvedConfig,
+  dbs?: Databases,
+): Promise<{ catalogs: Record<string, Catalog>; state: StateSnapshot; xmin: XminState; pendingRejects: Record<string, number> }> {
   const catalogs: Record<string, Catalog> = {};
   let state: StateSnapshot = {};
+  let pendingRejects: Record<string, number> = {};
   let xmin: XminState = {};
   for (const db of Object.values(config.databases)) {
     const client = dbs === undefined ? await connect(db) : await dbs.client(db.name);
@@ -40,6 +44,7 @@ export async function readCatalogs(config: ResolvedConfig, dbs?: Databases): Pro
         catalogs[db.name] = await introspect(client, config, db.name, searchPath);
         const writtenBy: Direction = db.name === config.forward.to ? 'forward' : 'reverse';
         state = { ...state, ...(await readWatermarks(client, config.stateSchema, writtenBy, db.name)) };
+        pendingRejects = { ...pendingRejects, ...(await readPendingRejects(client, config.stateSchema, writtenBy, db.name)) };
         if (config.tables.some((t) => t.xmin.length > 0)) xmin = { ...xmin, ...(await readXminCursors(client, config.stateSchema, writtenBy, db.name)) };
       });
     } finally {
@@ -47,7 +52,7 @@ export async function readCatalogs(config: ResolvedConfig, dbs?: Databases): Pro
       else await dbs.release(client);
     }
   }
-  return { catalogs, state, xmin };
+  return { catalogs, state, xmin, pendingRejects };
 }
 
 /** The longest lock_timeout any table sets (0, waiting forever, when one does), for the catalog read. */

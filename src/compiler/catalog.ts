@@ -125,6 +125,8 @@ export interface CatalogServer {
   readonly systemId: string | null;
   /** The next transaction id, 64-bit (`pg_snapshot_xmax` of a fresh snapshot), as text. */
   readonly nextXid: string;
+  /** The server's clock when the catalog was read (`statement_timestamp()`, UTC, microseconds). */
+  readonly clock?: string;
 }
 
 export interface Catalog {

@@ -22,6 +22,8 @@ export interface CompileOptions {
   /** Config table names to run; empty or absent means all. */
   tables?: readonly string[];
   mode: ModeOption;
+  /** Rows in rejects per step (`stepKey`), read with the state: a step with any reads in full. */
+  pendingRejects?: Readonly<Record<string, number>>;
 }
 
 /** Watermarks read from each target's state table, keyed by `stepKey(table, direction)`. */
@@ -42,7 +44,6 @@ export type XminState = Readonly<Record<string, XminCursor>>;
 const XID_WRAP_DISTANCE = 2n ** 31n;
 
 export const STAGE_TABLE = 'bisync_stage';
-export const LOCK_NAMESPACE = 'bisync';
 
 export function stepKey(table: string, direction: Direction): string {
   return `${table}/${direction}`;
@@ -159,6 +160,7 @@ function chooseMode(
   option: ModeOption,
   sourceName: string,
   table: string,
+  sourceClock?: string,
 ): { mode: StepMode; reason: string } {
   if (option === 'full') return { mode: 'full', reason: '--mode full' };
   if (cursors.length === 0) {
@@ -174,7 +176,30 @@ function chooseMode(
   if (watermark === null) {
     return { mode: 'full', reason: 'no watermark yet (first run, or nothing read so far): every row is read' };
   }
+  if (watermarkAhead(watermark, sourceClock)) {
+    return {
+      mode: 'full',
+      reason: `watermark ${watermark} is ahead of ${sourceName}'s clock (${sourceClock ?? ''}); bisync never saves one past the source's clock, so it is not trusted: every row is read`,
+    };
+  }
   return { mode: 'incremental', reason: `watermark ${watermark} on ${cursors.join(', ')}, minus the lookback` };
+}
+
+/** How far a watermark may be ahead of the source's clock (clock adjustments) before it is not trusted. */
+export const WATERMARK_CLOCK_TOLERANCE_MS = 5 * 60 * 1000;
+
+/**
+ * Whether a watermark lies past the source's clock by more than the tolerance. bisync keeps every
+ * watermark below the source's clock when it saves it, so such a watermark was written by someone
+ * else (or the clock went back): reading from it would skip every row written until then.
+ */
+export function watermarkAhead(watermark: string | null, sourceClock: string | undefined): boolean {
+  if (watermark === null || sourceClock === undefined) return false;
+  const mark = Date.parse(watermark);
+  const clock = Date.parse(sourceClock);
+  if (Number.isNaN(clock)) return false;
+  // Past year 9999 the text no longer parses: far ahead by any measure.
+  return Number.isNaN(mark) || mark - clock > WATERMARK_CLOCK_TOLERANCE_MS;
 }
 
 /**
@@ -252,7 +277,15 @@ function compileStep(
     );
   }
   const xminChoice = byXmin ? chooseXminMode(xminState[stepKey(table.name, direction)], catalogs[sourceName], sourceCat, options.mode, sourceName) : null;
-  const { mode, reason } = xminChoice ?? chooseMode(cursors, watermark, options.mode, sourceName, table.name);
+  const pendingRejects = options.pendingRejects?.[stepKey(table.name, direction)] ?? 0;
+  const chosen = xminChoice ?? chooseMode(cursors, watermark, options.mode, sourceName, table.name, catalogs[sourceName]?.server?.clock);
+  // A rejects row is a key to read again from the source, never data to write: while any are
+  // pending, the step reads in full, so each is read again (or found gone).
+  const retryInFull = chosen.mode === 'incremental' && pendingRejects > 0;
+  const { mode, reason } = retryInFull
+    ? { mode: 'full' as const, reason: `${pendingRejects} rejected row${pendingRejects === 1 ? '' : 's'} pending: every row is read, so each is read again from ${sourceName}` }
+    : chosen;
+  const sinceXmin = retryInFull ? null : (xminChoice?.since ?? null);
 
   // Forward writes the origin column on its target and owns rows carrying its marker; it may update
   // an unmarked row (NULL) whose key it holds, stamping it, but never deletes one. Reverse reads only
@@ -318,12 +351,10 @@ function compileStep(
     mode,
     reason,
     watermarkBefore: watermark,
-    lockNamespace: LOCK_NAMESPACE,
-    lockKey: `${config.stateSchema}.${table.name}/${direction}`,
     read: null,
     timeouts: { lock: `${Math.round(table.lockTimeoutSeconds * 1000)}ms`, statement: `${Math.round(table.statementTimeoutSeconds * 1000)}ms` },
     xmin: byXmin,
-    sinceXmin: xminChoice?.since ?? null,
+    sinceXmin,
     sourceRegclass: quoteQualified({ schema: sourceCat.schema, name: sourceCat.name }),
     threeWay,
     mirror,
@@ -337,7 +368,7 @@ function compileStep(
     since: mode === 'incremental' ? watermark : null,
     lookback: mode === 'incremental' ? `${table.lookbackSeconds} seconds` : null,
     origin: originFilter === null ? null : (table.origin?.reverse ?? null),
-    sinceXmin: xminChoice?.since ?? null,
+    sinceXmin,
     baseTable: threeWay ? table.name : null,
   };
   const stmt = (kind: string, side: Side, purpose: string, extra: Record<string, unknown> = {}, template = kind): PlanStatement => {
@@ -406,6 +437,7 @@ function compileStep(
     stmt('bootstrap-lock', 'target', 'serialise concurrent bootstraps', { lockKey: `bisync bootstrap ${config.stateSchema}` }),
     stmt('bootstrap', 'target', `create schema ${config.stateSchema} and its tables`),
     stmt('check-state', 'target', 'check again: CREATE … IF NOT EXISTS would accept a schema created meanwhile by another role'),
+    stmt('claim-state-row', 'target', "this step's row of state, for its lock (apply claims every step's row before the steps run)"),
     stmt('commit', 'target', 'commit the bootstrap'),
   ];
   const hashed = { table: table.name, direction, mode, statements, bootstrap };

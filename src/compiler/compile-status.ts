@@ -3,6 +3,7 @@ import type { Catalog } from './catalog.js';
 import { sessionWarnings } from './session-warnings.js';
 import type { SessionWarning } from './session-warnings.js';
 import type { PlanStatement } from './plan-types.js';
+import { watermarkAhead } from './compile-plan.js';
 import { renderSql } from './render-sql.js';
 
 export interface StatusStep {
@@ -15,6 +16,8 @@ export interface StatusStep {
   settings: PlanStatement;
   /** Counts rows newer than the watermark on the source; null when the source has no cursor columns. */
   waiting: (watermark: string | null) => PlanStatement | null;
+  /** The source's clock when its catalog was read (to tell a watermark that is ahead of it). */
+  sourceClock: string | undefined;
   /** Forward with an origin rule: counts unmarked rows (origin column NULL) on the target; else null. */
   unmarked: PlanStatement | null;
 }
@@ -68,8 +71,11 @@ export function compileStatus(config: ResolvedConfig, catalogs: Readonly<Record<
         cursors,
         unmarked,
         settings: { kind: 'settings', side: 'source', purpose: 'the text formats and TimeZone apply reads with', ...settings },
+        sourceClock: catalogs[source]?.server?.clock,
         waiting: (watermark) => {
           if (cursors.length === 0 || relation === null || relation === undefined) return null;
+          // A watermark past the source's clock is not trusted (the next run reads in full): count every row.
+          if (watermarkAhead(watermark, catalogs[source]?.server?.clock)) watermark = null;
           const { sql, params } = renderSql('status-waiting', {
             source: { schema: relation.schema, name: relation.name },
             sourceName: source,

@@ -149,6 +149,11 @@ const helpers = {
         return position < 0 ? column : `coalesce(${column}::text, ${String(base)}.key ->> ${position})`;
       })
       .join(', '),
+  /** `s."a" = p.key ->> $1 AND …`: a staged row matched to a key stored as JSON by keyjson. */
+  keyfromjson: (keys: unknown, staged: unknown, json: unknown, options: Handlebars.HelperOptions) =>
+    (keys as TemplateColumn[])
+      .map((c) => `${String(staged)}.${quoteIdent(c.target)} = ${String(json)} ->> ${helpers.param(`key column name ${c.target}`, c.target, options)}`)
+      .join('\n   AND '),
   /** A `$n` placeholder; the value goes to the statement's parameters, never into the text. */
   param: (name: unknown, value: unknown, options: Handlebars.HelperOptions) => {
     const render = state(options);

@@ -68,25 +68,29 @@ export function complete(present: StatePresence): boolean {
  * Create bisync's state on the step's target if it is missing: idempotent, and race-free because
  * concurrent bootstraps serialise on a transaction advisory lock before CREATE … IF NOT EXISTS.
  * What exists (before and after) is checked first: a schema another role prepared is refused.
+ * Then the `claims` (claim-state-row of each step writing to this database) run, in the same
+ * transaction: the rows the steps lock.
  */
-export async function bootstrapState(client: pg.ClientBase, step: PlanStep, database: string = step.target): Promise<boolean> {
+export async function bootstrapState(client: pg.ClientBase, step: PlanStep, database: string = step.target, claims: readonly PlanStatement[] = []): Promise<boolean> {
   const list = step.bootstrap;
   const check = statement(step, 'check-state', 'target', list);
+  let created = false;
   try {
     await run(client, statement(step, 'begin-target', 'target', list));
     await run(client, statement(step, 'settings', 'target', list));
-    if (complete(await checkState(client, check, database))) {
-      await client.query('ROLLBACK');
-      return false;
+    if (!complete(await checkState(client, check, database))) {
+      await run(client, statement(step, 'bootstrap-lock', 'target', list));
+      await run(client, statement(step, 'bootstrap', 'target', list));
+      // CREATE … IF NOT EXISTS accepts a schema someone created in the meantime: check again.
+      await checkState(client, check, database);
+      created = true;
     }
-    await run(client, statement(step, 'bootstrap-lock', 'target', list));
-    await run(client, statement(step, 'bootstrap', 'target', list));
-    // CREATE … IF NOT EXISTS accepts a schema someone created in the meantime: check again.
-    await checkState(client, check, database);
+    // Every step's row of state exists (committed) before any step locks it.
+    for (const claim of claims) await run(client, claim);
     await run(client, statement(step, 'commit', 'target', list));
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw error;
   }
-  return true;
+  return created;
 }

@@ -165,6 +165,7 @@ WITH wanted AS (
 SELECT w.ord,
        current_setting('server_version_num')::int AS version,
        pg_snapshot_xmax(pg_current_snapshot())::text AS next_xid,
+       to_char(statement_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS clock,
        CASE WHEN has_function_privilege('pg_control_system()', 'EXECUTE')
             THEN (SELECT system_identifier::text FROM pg_control_system()) END AS system_id,
        pg_relation_filenode(c.oid)::text AS relfilenode,
@@ -200,6 +201,7 @@ interface CatalogRow extends RelationDetailsRow {
   version: number;
   next_xid: string;
   system_id: string | null;
+  clock: string;
   relfilenode: string | null;
   time_zone: string;
   sees_sessions: boolean;
@@ -295,7 +297,7 @@ export async function introspect(client: pg.ClientBase, config: ResolvedConfig, 
     database,
     serverVersion: first?.version ?? 0,
     serverEncoding: first?.encoding ?? 'UTF8',
-    ...(first === undefined ? {} : { server: { systemId: first.system_id, nextXid: first.next_xid } }),
+    ...(first === undefined ? {} : { server: { systemId: first.system_id, nextXid: first.next_xid, clock: first.clock } }),
     timeZone: first?.time_zone ?? 'UTC',
     seesOtherSessions: first?.sees_sessions ?? false,
     tables,

@@ -24,3 +24,11 @@ export async function readXminCursors(client: pg.ClientBase, schema: string, dir
   for (const r of result.rows) if (r.xmin_cursor !== null && typeof r.xmin_cursor.xmin === 'string') out[stepKey(r.table_name, direction)] = r.xmin_cursor;
   return out;
 }
+
+/** Rows in `<schema>.rejects` per step writing to this database (keyed by `stepKey`); empty before bootstrap. Read-only. */
+export async function readPendingRejects(client: pg.ClientBase, schema: string, direction: Direction, database: string): Promise<Record<string, number>> {
+  if (!(await checkState(client, stateCheckStatement(schema), database)).rejects) return {};
+  const { sql, params } = renderSql('read-pending-rejects', { schema, direction });
+  const result = await client.query<{ table_name: string; pending: string }>(sql, params.map((p) => p.value));
+  return Object.fromEntries(result.rows.map((r) => [stepKey(r.table_name, direction), Number(r.pending)]));
+}

@@ -135,19 +135,26 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
       // edits: both measures max_delete_fraction against every row on the target before the merge.
       ...(step.edits === 'both' ? [statement(step, 'guard-count')] : []),
     ];
-    let opened: pg.QueryResult[];
+    let opened: pg.QueryResult[] | 'locked';
+    // lock_not_available: another run holds this step's row of state.
+    const unlessLocked = (error: unknown): 'locked' => {
+      if ((error as { code?: unknown }).code === '55P03') return 'locked';
+      throw error;
+    };
     if (options.bootstrapInTransaction === true) {
       await runTogether(target, opening);
       if (!complete(await checkState(target, statement(step, 'check-state', 'target', step.bootstrap), step.target))) {
         await run(target, statement(step, 'bootstrap-lock', 'target', step.bootstrap));
         await run(target, statement(step, 'bootstrap', 'target', step.bootstrap));
       }
-      opened = await runTogether(target, locking);
+      await run(target, statement(step, 'claim-state-row', 'target', step.bootstrap));
+      opened = await runTogether(target, locking).catch(unlessLocked);
     } else {
-      opened = (await runTogether(target, [...opening, ...locking])).slice(opening.length);
+      opened = await runTogether(target, [...opening, ...locking]).then((all) => all.slice(opening.length), unlessLocked);
     }
-    const [locked, state] = opened;
-    const rowsOnTarget = step.edits === 'both' ? Number(opened.at(-1)?.rows[0]?.rows_on_target ?? 0) : 0;
+    const [locked, state] = opened === 'locked' ? [] : opened;
+    if (locked !== undefined && locked.rows.length === 0) throw new Error(`the row of ${step.table} ${step.direction} in ${step.stateSchema}.state is missing on ${step.target}; run apply again`);
+    const rowsOnTarget = step.edits === 'both' && opened !== 'locked' ? Number(opened.at(-1)?.rows[0]?.rows_on_target ?? 0) : 0;
     if (locked?.rows[0]?.locked !== true) {
       await target.query('ROLLBACK');
       return { ...base, ...counts, status: 'locked', watermarkAfter: step.watermark, durationMs: Date.now() - startedMs };

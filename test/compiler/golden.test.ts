@@ -57,7 +57,12 @@ describe('golden plans of the example config against the sample schema', () => {
     if (reverse === undefined) throw new Error('no reverse step for climaster');
     await withClient(dbs.desktopUrl, async (client) => {
       for (const s of reverse.bootstrap) await client.query(s.sql, s.params.map((p) => p.value));
-      await client.query('INSERT INTO bisync.state (table_name, direction, watermark) VALUES ($1, $2, $3)', ['climaster', 'reverse', WATERMARK]);
+      // (The bootstrap claimed the step's row, for its lock.)
+      await client.query('INSERT INTO bisync.state (table_name, direction, watermark) VALUES ($1, $2, $3) ON CONFLICT (table_name, direction) DO UPDATE SET watermark = EXCLUDED.watermark', [
+        'climaster',
+        'reverse',
+        WATERMARK,
+      ]);
     });
 
     const incremental = await planCommand(config, { direction: 'both', tables: ['climaster'], mode: 'auto' });

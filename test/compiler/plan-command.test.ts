@@ -71,10 +71,10 @@ describe('bisync plan (CLI) writes nothing and prints what apply would run', () 
     const result = runs.sql;
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toMatch(/^-- bisync plan [0-9a-f]{64}$/m);
-    expect(result.stdout).toContain("--   $2 = 'bisync.orgmaster/forward'  (lock key)");
+    expect(result.stdout).toContain("--   $1 = 'orgmaster'  (table)");
     expect(result.stdout).toContain('--   $1 = <first staged row, supplied while running>');
     expect(result.stdout).toContain('WHERE t."org_id" = s."org_id"::integer');
-    expect(result.stdout).toMatch(/hashtext\(\$1\), hashtext\(\$2\)/);
+    expect(result.stdout).toMatch(/WHERE st\.table_name = \$1\n {3}AND st\.direction = \$2\n {3}FOR UPDATE NOWAIT/);
     // Exactly the plan compiled in-process (which golden.test.ts pins to golden/example-plan.sql).
     const config = await testConfig(EXAMPLE_CONFIG, dbs);
     const expected = planSql(await planCommand(config, { direction: 'both', tables: [], mode: 'auto' }));

@@ -125,7 +125,8 @@ describe('a connection killed mid-step leaves the target exactly as before; the 
     await query(
       dbs.desktopUrl,
       `GRANT SELECT ON ALL TABLES IN SCHEMA public TO bisync_reader; ALTER SCHEMA bisync OWNER TO bisync_reader;
-       ALTER TABLE bisync.state OWNER TO bisync_reader; ALTER TABLE bisync.runs OWNER TO bisync_reader; ALTER TABLE bisync.rejects OWNER TO bisync_reader`,
+       ALTER TABLE bisync.state OWNER TO bisync_reader; ALTER TABLE bisync.runs OWNER TO bisync_reader; ALTER TABLE bisync.rejects OWNER TO bisync_reader;
+       ALTER TABLE bisync.base OWNER TO bisync_reader; ALTER TABLE bisync.conflicts OWNER TO bisync_reader`,
     );
     const url = new URL(dbs.desktopUrl);
     url.username = 'bisync_reader';

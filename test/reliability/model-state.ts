@@ -2,7 +2,7 @@
  * The in-memory model of what each side should hold under the ownership policy (README, "The
  * ownership rule"), stepped exactly like SPEC §2 describes one sync step: read F, then merge into T
  * (insert new keys; update rows this direction owns and that differ; protect the other side's rows;
- * rows T refuses go to rejects and are retried next run; reverse watermark = newest cursor read).
+ * rows T refuses go to rejects and are read again (in full) and retried next run; reverse watermark = newest cursor read).
  *
  * Times are integers in microseconds since the epoch, so nothing goes through a JavaScript `Date`.
  */
@@ -134,7 +134,8 @@ export class Model {
       for (const [key, data] of this.desktop[table]) rows.set(key, { data, cursor: null });
       return { table, direction, mode: 'full', rows };
     }
-    const watermark = forceFull ? null : this.watermark[table];
+    // Pending rejects are keys to read again from F: a step with any reads in full.
+    const watermark = forceFull || this.rejectsOf(table, direction).size > 0 ? null : this.watermark[table];
     const since = watermark === null ? null : watermark - LOOKBACK_US[this.variant.lookback];
     for (const [key, row] of this.cloud[table]) {
       if (row.source !== 'M') continue;
@@ -151,11 +152,8 @@ export class Model {
     const pending = this.rejectsOf(table, direction);
     const stage = new Map<number, Data>();
     for (const [key, row] of staged.rows) stage.set(key, row.data);
-    for (const [key, reject] of pending) {
-      if (stage.has(key)) continue;
-      stage.set(key, reject.data);
-      counts.retried++;
-    }
+    // A reject is retried as F holds the row now (read in full above); a key F no longer has is dropped.
+    for (const key of pending.keys()) if (stage.has(key)) counts.retried++;
     const refused = new Map<number, Reject>();
     const insertOnly = direction === 'reverse' && table === 'job' && this.variant.reverseJob === 'insert-only';
     for (const [key, data] of stage) {

@@ -1,4 +1,4 @@
--- bisync plan cd7461375874bdcbe50472392e287c85ff2245e4533fbbebd6142c7b6ad8af57
+-- bisync plan 868900414986c2860058ddb08fa9fe22968f18e53fd2e47a210bd810dfce0c60
 -- config: sync.config.yaml; state schema: bisync; 2 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/2: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: db888d6da959080946a8eab483840b3aa10f4681f02921217aa23c5fe7a2545f
+-- step hash: 0011a4f089e169b53ef44013d353fc11d7386a47e8e0d2d4a23b472a387fd38c
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -180,6 +180,15 @@ SELECT n.oid IS NOT NULL AS schema_exists,
   FROM (SELECT 1) AS one
   LEFT JOIN pg_namespace AS n ON n.nspname = $1;
 
+-- [cloud] this step's row of state, for its lock (apply claims every step's row before the steps run)
+--   $1 = 'climaster'  (table)
+--   $2 = 'forward'  (direction)
+-- This step's row of state, committed before the step runs so that the step can lock it (its
+-- watermark stays NULL until the step has read something).
+INSERT INTO "bisync".state (table_name, direction)
+VALUES ($1, $2)
+ON CONFLICT (table_name, direction) DO NOTHING;
+
 -- [cloud] commit the bootstrap
 COMMIT;
 
@@ -209,10 +218,17 @@ SELECT set_config('DateStyle', $1, true),
        set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
---   $1 = 'bisync'  (lock namespace)
---   $2 = 'bisync.climaster/forward'  (lock key)
--- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
-SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+--   $1 = 'climaster'  (table)
+--   $2 = 'forward'  (direction)
+-- One run per (table, direction): lock this step's row of bisync's state, which only a role that can
+-- write bisync's state can lock (an advisory lock, any role that can connect could take). A second
+-- concurrent run gets lock_not_available and stops (exit 3); the lock ends with the transaction, or
+-- with the connection of a run that was killed.
+SELECT true AS locked
+  FROM "bisync".state AS st
+ WHERE st.table_name = $1
+   AND st.direction = $2
+   FOR UPDATE NOWAIT;
 
 -- [cloud] the watermark this step starts from (must equal the planned one)
 --   $1 = 'climaster'  (table)
@@ -287,30 +303,21 @@ COMMIT;
 -- [cloud] retry rows rejected by earlier runs
 --   $1 = 'climaster'  (table)
 --   $2 = 'forward'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
--- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
+--   $3 = 'client_id'  (key column name client_id)
+-- Rows earlier runs could not write are tried again as this run read them from the source (a step with
+-- pending rejects reads in full): a rejects row is only a key to retry, never data to write. The row
+-- keeps its attempts and first-seen time, so a reject is "new" only once; a key the source no longer
+-- has leaves rejects.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
-  RETURNING r.row_data, r.attempts, r.first_seen
-),
-earlier AS (
-  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
-    FROM pending AS p
-   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
-),
-reread AS (
-  UPDATE "bisync_stage" AS s
-     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
-    FROM earlier AS e
-   WHERE s."client_id" = e."client_id"
-  RETURNING 1
+  RETURNING r.key, r.attempts, r.first_seen
 )
-INSERT INTO "bisync_stage" ("client_id", "org_id", "loc_id", "con_id", "client_name", "pan", "email", "opening_balance", "onboarded_on", "is_active", __bisync_attempts, __bisync_first_seen)
-SELECT e."client_id", e."org_id", e."loc_id", e."con_id", e."client_name", e."pan", e."email", e."opening_balance", e."onboarded_on", e."is_active", e.__bisync_p_attempts, e.__bisync_p_first_seen
-  FROM earlier AS e
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."client_id" = e."client_id");
+UPDATE "bisync_stage" AS s
+   SET __bisync_attempts = p.attempts, __bisync_first_seen = p.first_seen
+  FROM pending AS p
+ WHERE s."client_id" = p.key ->> $3;
 
 -- [cloud] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -559,7 +566,7 @@ COMMIT;
 -- Step 2/2: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: incremental — watermark 2026-01-02T03:04:05.123456Z on updated_at, created_at, minus the lookback
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: c8277e0dc05ab247f33fc81487c0e1ba117ae1562a09f099029c281f6361c991
+-- step hash: e3b88b229f184f52eef7bc5ca9aae75a57c5083e0d1d040a4570a1ba50b0825a
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -733,6 +740,15 @@ SELECT n.oid IS NOT NULL AS schema_exists,
   FROM (SELECT 1) AS one
   LEFT JOIN pg_namespace AS n ON n.nspname = $1;
 
+-- [desktop] this step's row of state, for its lock (apply claims every step's row before the steps run)
+--   $1 = 'climaster'  (table)
+--   $2 = 'reverse'  (direction)
+-- This step's row of state, committed before the step runs so that the step can lock it (its
+-- watermark stays NULL until the step has read something).
+INSERT INTO "bisync".state (table_name, direction)
+VALUES ($1, $2)
+ON CONFLICT (table_name, direction) DO NOTHING;
+
 -- [desktop] commit the bootstrap
 COMMIT;
 
@@ -762,10 +778,17 @@ SELECT set_config('DateStyle', $1, true),
        set_config('statement_timeout', $8, true);
 
 -- [desktop] one run per (table, direction) at a time
---   $1 = 'bisync'  (lock namespace)
---   $2 = 'bisync.climaster/reverse'  (lock key)
--- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
-SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+--   $1 = 'climaster'  (table)
+--   $2 = 'reverse'  (direction)
+-- One run per (table, direction): lock this step's row of bisync's state, which only a role that can
+-- write bisync's state can lock (an advisory lock, any role that can connect could take). A second
+-- concurrent run gets lock_not_available and stops (exit 3); the lock ends with the transaction, or
+-- with the connection of a run that was killed.
+SELECT true AS locked
+  FROM "bisync".state AS st
+ WHERE st.table_name = $1
+   AND st.direction = $2
+   FOR UPDATE NOWAIT;
 
 -- [desktop] the watermark this step starts from (must equal the planned one)
 --   $1 = 'climaster'  (table)
@@ -903,30 +926,21 @@ COMMIT;
 -- [desktop] retry rows rejected by earlier runs
 --   $1 = 'climaster'  (table)
 --   $2 = 'reverse'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
--- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
+--   $3 = 'client_id'  (key column name client_id)
+-- Rows earlier runs could not write are tried again as this run read them from the source (a step with
+-- pending rejects reads in full): a rejects row is only a key to retry, never data to write. The row
+-- keeps its attempts and first-seen time, so a reject is "new" only once; a key the source no longer
+-- has leaves rejects.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
-  RETURNING r.row_data, r.attempts, r.first_seen
-),
-earlier AS (
-  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
-    FROM pending AS p
-   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
-),
-reread AS (
-  UPDATE "bisync_stage" AS s
-     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
-    FROM earlier AS e
-   WHERE s."client_id" = e."client_id"
-  RETURNING 1
+  RETURNING r.key, r.attempts, r.first_seen
 )
-INSERT INTO "bisync_stage" ("client_id", "org_id", "loc_id", "con_id", "client_name", "pan", "email", "opening_balance", "onboarded_on", "is_active", __bisync_attempts, __bisync_first_seen)
-SELECT e."client_id", e."org_id", e."loc_id", e."con_id", e."client_name", e."pan", e."email", e."opening_balance", e."onboarded_on", e."is_active", e.__bisync_p_attempts, e.__bisync_p_first_seen
-  FROM earlier AS e
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."client_id" = e."client_id");
+UPDATE "bisync_stage" AS s
+   SET __bisync_attempts = p.attempts, __bisync_first_seen = p.first_seen
+  FROM pending AS p
+ WHERE s."client_id" = p.key ->> $3;
 
 -- [desktop] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";

@@ -1,4 +1,4 @@
--- bisync plan b9c96e1f877b329d43c2ee54e446dd491303e78ddfd10e1ef333a2aaad14678b
+-- bisync plan 38006f36e5084cbed0db75d83776cf7adaf0b7d71e9d213e9a3487e66b7547fb
 -- config: sync.config.yaml; state schema: bisync; 23 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/23: orgmaster forward: desktop public.orgmaster → cloud public.orgmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: org_id, org_name, gstin, city, is_active
--- step hash: 9b86c2546a9b3aee8ac7dddfbc72ba83b0626e80ca82e78f21c64471e8475f65
+-- step hash: 9452776f83e58f82f19df85df395a84bf58436aaaf3263d71fd0b7f3346f225c
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -180,6 +180,15 @@ SELECT n.oid IS NOT NULL AS schema_exists,
   FROM (SELECT 1) AS one
   LEFT JOIN pg_namespace AS n ON n.nspname = $1;
 
+-- [cloud] this step's row of state, for its lock (apply claims every step's row before the steps run)
+--   $1 = 'orgmaster'  (table)
+--   $2 = 'forward'  (direction)
+-- This step's row of state, committed before the step runs so that the step can lock it (its
+-- watermark stays NULL until the step has read something).
+INSERT INTO "bisync".state (table_name, direction)
+VALUES ($1, $2)
+ON CONFLICT (table_name, direction) DO NOTHING;
+
 -- [cloud] commit the bootstrap
 COMMIT;
 
@@ -209,10 +218,17 @@ SELECT set_config('DateStyle', $1, true),
        set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
---   $1 = 'bisync'  (lock namespace)
---   $2 = 'bisync.orgmaster/forward'  (lock key)
--- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
-SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+--   $1 = 'orgmaster'  (table)
+--   $2 = 'forward'  (direction)
+-- One run per (table, direction): lock this step's row of bisync's state, which only a role that can
+-- write bisync's state can lock (an advisory lock, any role that can connect could take). A second
+-- concurrent run gets lock_not_available and stops (exit 3); the lock ends with the transaction, or
+-- with the connection of a run that was killed.
+SELECT true AS locked
+  FROM "bisync".state AS st
+ WHERE st.table_name = $1
+   AND st.direction = $2
+   FOR UPDATE NOWAIT;
 
 -- [cloud] the watermark this step starts from (must equal the planned one)
 --   $1 = 'orgmaster'  (table)
@@ -282,30 +298,21 @@ COMMIT;
 -- [cloud] retry rows rejected by earlier runs
 --   $1 = 'orgmaster'  (table)
 --   $2 = 'forward'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
--- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
+--   $3 = 'org_id'  (key column name org_id)
+-- Rows earlier runs could not write are tried again as this run read them from the source (a step with
+-- pending rejects reads in full): a rejects row is only a key to retry, never data to write. The row
+-- keeps its attempts and first-seen time, so a reject is "new" only once; a key the source no longer
+-- has leaves rejects.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
-  RETURNING r.row_data, r.attempts, r.first_seen
-),
-earlier AS (
-  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
-    FROM pending AS p
-   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
-),
-reread AS (
-  UPDATE "bisync_stage" AS s
-     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
-    FROM earlier AS e
-   WHERE s."org_id" = e."org_id"
-  RETURNING 1
+  RETURNING r.key, r.attempts, r.first_seen
 )
-INSERT INTO "bisync_stage" ("org_id", "org_name", "gstin", "city", "is_active", __bisync_attempts, __bisync_first_seen)
-SELECT e."org_id", e."org_name", e."gstin", e."city", e."is_active", e.__bisync_p_attempts, e.__bisync_p_first_seen
-  FROM earlier AS e
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."org_id" = e."org_id");
+UPDATE "bisync_stage" AS s
+   SET __bisync_attempts = p.attempts, __bisync_first_seen = p.first_seen
+  FROM pending AS p
+ WHERE s."org_id" = p.key ->> $3;
 
 -- [cloud] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -549,7 +556,7 @@ COMMIT;
 -- Step 2/23: locmaster forward: desktop public.locmaster → cloud public.locmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: loc_id, org_id, loc_name, pincode, is_head_office
--- step hash: 884a54206d97ff3f81d6295e1328c68ca9aa87f6e6fd5c6c4f2e0924f6f5b642
+-- step hash: 41230b326825441b1961ea655f47d5140abec2f5f8d7ff64db24bb5e8bcd6f6d
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -723,6 +730,15 @@ SELECT n.oid IS NOT NULL AS schema_exists,
   FROM (SELECT 1) AS one
   LEFT JOIN pg_namespace AS n ON n.nspname = $1;
 
+-- [cloud] this step's row of state, for its lock (apply claims every step's row before the steps run)
+--   $1 = 'locmaster'  (table)
+--   $2 = 'forward'  (direction)
+-- This step's row of state, committed before the step runs so that the step can lock it (its
+-- watermark stays NULL until the step has read something).
+INSERT INTO "bisync".state (table_name, direction)
+VALUES ($1, $2)
+ON CONFLICT (table_name, direction) DO NOTHING;
+
 -- [cloud] commit the bootstrap
 COMMIT;
 
@@ -752,10 +768,17 @@ SELECT set_config('DateStyle', $1, true),
        set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
---   $1 = 'bisync'  (lock namespace)
---   $2 = 'bisync.locmaster/forward'  (lock key)
--- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
-SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+--   $1 = 'locmaster'  (table)
+--   $2 = 'forward'  (direction)
+-- One run per (table, direction): lock this step's row of bisync's state, which only a role that can
+-- write bisync's state can lock (an advisory lock, any role that can connect could take). A second
+-- concurrent run gets lock_not_available and stops (exit 3); the lock ends with the transaction, or
+-- with the connection of a run that was killed.
+SELECT true AS locked
+  FROM "bisync".state AS st
+ WHERE st.table_name = $1
+   AND st.direction = $2
+   FOR UPDATE NOWAIT;
 
 -- [cloud] the watermark this step starts from (must equal the planned one)
 --   $1 = 'locmaster'  (table)
@@ -825,30 +848,21 @@ COMMIT;
 -- [cloud] retry rows rejected by earlier runs
 --   $1 = 'locmaster'  (table)
 --   $2 = 'forward'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
--- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
+--   $3 = 'loc_id'  (key column name loc_id)
+-- Rows earlier runs could not write are tried again as this run read them from the source (a step with
+-- pending rejects reads in full): a rejects row is only a key to retry, never data to write. The row
+-- keeps its attempts and first-seen time, so a reject is "new" only once; a key the source no longer
+-- has leaves rejects.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
-  RETURNING r.row_data, r.attempts, r.first_seen
-),
-earlier AS (
-  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
-    FROM pending AS p
-   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
-),
-reread AS (
-  UPDATE "bisync_stage" AS s
-     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
-    FROM earlier AS e
-   WHERE s."loc_id" = e."loc_id"
-  RETURNING 1
+  RETURNING r.key, r.attempts, r.first_seen
 )
-INSERT INTO "bisync_stage" ("loc_id", "org_id", "loc_name", "pincode", "is_head_office", __bisync_attempts, __bisync_first_seen)
-SELECT e."loc_id", e."org_id", e."loc_name", e."pincode", e."is_head_office", e.__bisync_p_attempts, e.__bisync_p_first_seen
-  FROM earlier AS e
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."loc_id" = e."loc_id");
+UPDATE "bisync_stage" AS s
+   SET __bisync_attempts = p.attempts, __bisync_first_seen = p.first_seen
+  FROM pending AS p
+ WHERE s."loc_id" = p.key ->> $3;
 
 -- [cloud] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -1092,7 +1106,7 @@ COMMIT;
 -- Step 3/23: conmaster forward: desktop public.conmaster → cloud public.conmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: con_id, con_code, con_name, sort_order, remarks
--- step hash: 7c1eb15baa7cd5400d7c43ae9c1384772f91e3cc647ace06af4576f77427aca9
+-- step hash: 638c881c20f3f850d3c9ebcc76683951c9b4de4d402f28684cee804921070fc1
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1266,6 +1280,15 @@ SELECT n.oid IS NOT NULL AS schema_exists,
   FROM (SELECT 1) AS one
   LEFT JOIN pg_namespace AS n ON n.nspname = $1;
 
+-- [cloud] this step's row of state, for its lock (apply claims every step's row before the steps run)
+--   $1 = 'conmaster'  (table)
+--   $2 = 'forward'  (direction)
+-- This step's row of state, committed before the step runs so that the step can lock it (its
+-- watermark stays NULL until the step has read something).
+INSERT INTO "bisync".state (table_name, direction)
+VALUES ($1, $2)
+ON CONFLICT (table_name, direction) DO NOTHING;
+
 -- [cloud] commit the bootstrap
 COMMIT;
 
@@ -1295,10 +1318,17 @@ SELECT set_config('DateStyle', $1, true),
        set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
---   $1 = 'bisync'  (lock namespace)
---   $2 = 'bisync.conmaster/forward'  (lock key)
--- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
-SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+--   $1 = 'conmaster'  (table)
+--   $2 = 'forward'  (direction)
+-- One run per (table, direction): lock this step's row of bisync's state, which only a role that can
+-- write bisync's state can lock (an advisory lock, any role that can connect could take). A second
+-- concurrent run gets lock_not_available and stops (exit 3); the lock ends with the transaction, or
+-- with the connection of a run that was killed.
+SELECT true AS locked
+  FROM "bisync".state AS st
+ WHERE st.table_name = $1
+   AND st.direction = $2
+   FOR UPDATE NOWAIT;
 
 -- [cloud] the watermark this step starts from (must equal the planned one)
 --   $1 = 'conmaster'  (table)
@@ -1368,30 +1398,21 @@ COMMIT;
 -- [cloud] retry rows rejected by earlier runs
 --   $1 = 'conmaster'  (table)
 --   $2 = 'forward'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
--- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
+--   $3 = 'con_id'  (key column name con_id)
+-- Rows earlier runs could not write are tried again as this run read them from the source (a step with
+-- pending rejects reads in full): a rejects row is only a key to retry, never data to write. The row
+-- keeps its attempts and first-seen time, so a reject is "new" only once; a key the source no longer
+-- has leaves rejects.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
-  RETURNING r.row_data, r.attempts, r.first_seen
-),
-earlier AS (
-  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
-    FROM pending AS p
-   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
-),
-reread AS (
-  UPDATE "bisync_stage" AS s
-     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
-    FROM earlier AS e
-   WHERE s."con_id" = e."con_id"
-  RETURNING 1
+  RETURNING r.key, r.attempts, r.first_seen
 )
-INSERT INTO "bisync_stage" ("con_id", "con_code", "con_name", "sort_order", "remarks", __bisync_attempts, __bisync_first_seen)
-SELECT e."con_id", e."con_code", e."con_name", e."sort_order", e."remarks", e.__bisync_p_attempts, e.__bisync_p_first_seen
-  FROM earlier AS e
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."con_id" = e."con_id");
+UPDATE "bisync_stage" AS s
+   SET __bisync_attempts = p.attempts, __bisync_first_seen = p.first_seen
+  FROM pending AS p
+ WHERE s."con_id" = p.key ->> $3;
 
 -- [cloud] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -1635,7 +1656,7 @@ COMMIT;
 -- Step 4/23: mbstaff forward: desktop public.mbstaff → cloud public.mbstaff
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: staff_id, org_id, staff_name, designation, mobile, hourly_rate, joined_on, is_active
--- step hash: b79a5fc7c12f6ce56ad3eb398f2d7fa0731ddfd5f64da09a783f018f570ef360
+-- step hash: 6962dcaefb559b37d5b26d763836ac81b5ad82ab028fa016d5f609d2cc49d60c
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1809,6 +1830,15 @@ SELECT n.oid IS NOT NULL AS schema_exists,
   FROM (SELECT 1) AS one
   LEFT JOIN pg_namespace AS n ON n.nspname = $1;
 
+-- [cloud] this step's row of state, for its lock (apply claims every step's row before the steps run)
+--   $1 = 'mbstaff'  (table)
+--   $2 = 'forward'  (direction)
+-- This step's row of state, committed before the step runs so that the step can lock it (its
+-- watermark stays NULL until the step has read something).
+INSERT INTO "bisync".state (table_name, direction)
+VALUES ($1, $2)
+ON CONFLICT (table_name, direction) DO NOTHING;
+
 -- [cloud] commit the bootstrap
 COMMIT;
 
@@ -1838,10 +1868,17 @@ SELECT set_config('DateStyle', $1, true),
        set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
---   $1 = 'bisync'  (lock namespace)
---   $2 = 'bisync.mbstaff/forward'  (lock key)
--- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
-SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+--   $1 = 'mbstaff'  (table)
+--   $2 = 'forward'  (direction)
+-- One run per (table, direction): lock this step's row of bisync's state, which only a role that can
+-- write bisync's state can lock (an advisory lock, any role that can connect could take). A second
+-- concurrent run gets lock_not_available and stops (exit 3); the lock ends with the transaction, or
+-- with the connection of a run that was killed.
+SELECT true AS locked
+  FROM "bisync".state AS st
+ WHERE st.table_name = $1
+   AND st.direction = $2
+   FOR UPDATE NOWAIT;
 
 -- [cloud] the watermark this step starts from (must equal the planned one)
 --   $1 = 'mbstaff'  (table)
@@ -1914,30 +1951,21 @@ COMMIT;
 -- [cloud] retry rows rejected by earlier runs
 --   $1 = 'mbstaff'  (table)
 --   $2 = 'forward'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
--- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
+--   $3 = 'staff_id'  (key column name staff_id)
+-- Rows earlier runs could not write are tried again as this run read them from the source (a step with
+-- pending rejects reads in full): a rejects row is only a key to retry, never data to write. The row
+-- keeps its attempts and first-seen time, so a reject is "new" only once; a key the source no longer
+-- has leaves rejects.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
-  RETURNING r.row_data, r.attempts, r.first_seen
-),
-earlier AS (
-  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
-    FROM pending AS p
-   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
-),
-reread AS (
-  UPDATE "bisync_stage" AS s
-     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
-    FROM earlier AS e
-   WHERE s."staff_id" = e."staff_id"
-  RETURNING 1
+  RETURNING r.key, r.attempts, r.first_seen
 )
-INSERT INTO "bisync_stage" ("staff_id", "org_id", "staff_name", "designation", "mobile", "hourly_rate", "joined_on", "is_active", __bisync_attempts, __bisync_first_seen)
-SELECT e."staff_id", e."org_id", e."staff_name", e."designation", e."mobile", e."hourly_rate", e."joined_on", e."is_active", e.__bisync_p_attempts, e.__bisync_p_first_seen
-  FROM earlier AS e
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."staff_id" = e."staff_id");
+UPDATE "bisync_stage" AS s
+   SET __bisync_attempts = p.attempts, __bisync_first_seen = p.first_seen
+  FROM pending AS p
+ WHERE s."staff_id" = p.key ->> $3;
 
 -- [cloud] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -2184,7 +2212,7 @@ COMMIT;
 -- Step 5/23: taskmaster forward: desktop public.taskmaster → cloud public.taskmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: task_id, task_name, category, std_hours, is_billable
--- step hash: fd2e7b2786200fb71fcdfbbd8de8ab957d9bf51e6e2ee87a7c1a17839bfcc365
+-- step hash: 5a1ff09fb03b1af3564c5775e6de39b9dcbc99c94b683d76bdfab13e29e67ba1
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -2358,6 +2386,15 @@ SELECT n.oid IS NOT NULL AS schema_exists,
   FROM (SELECT 1) AS one
   LEFT JOIN pg_namespace AS n ON n.nspname = $1;
 
+-- [cloud] this step's row of state, for its lock (apply claims every step's row before the steps run)
+--   $1 = 'taskmaster'  (table)
+--   $2 = 'forward'  (direction)
+-- This step's row of state, committed before the step runs so that the step can lock it (its
+-- watermark stays NULL until the step has read something).
+INSERT INTO "bisync".state (table_name, direction)
+VALUES ($1, $2)
+ON CONFLICT (table_name, direction) DO NOTHING;
+
 -- [cloud] commit the bootstrap
 COMMIT;
 
@@ -2387,10 +2424,17 @@ SELECT set_config('DateStyle', $1, true),
        set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
---   $1 = 'bisync'  (lock namespace)
---   $2 = 'bisync.taskmaster/forward'  (lock key)
--- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
-SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+--   $1 = 'taskmaster'  (table)
+--   $2 = 'forward'  (direction)
+-- One run per (table, direction): lock this step's row of bisync's state, which only a role that can
+-- write bisync's state can lock (an advisory lock, any role that can connect could take). A second
+-- concurrent run gets lock_not_available and stops (exit 3); the lock ends with the transaction, or
+-- with the connection of a run that was killed.
+SELECT true AS locked
+  FROM "bisync".state AS st
+ WHERE st.table_name = $1
+   AND st.direction = $2
+   FOR UPDATE NOWAIT;
 
 -- [cloud] the watermark this step starts from (must equal the planned one)
 --   $1 = 'taskmaster'  (table)
@@ -2460,30 +2504,21 @@ COMMIT;
 -- [cloud] retry rows rejected by earlier runs
 --   $1 = 'taskmaster'  (table)
 --   $2 = 'forward'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
--- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
+--   $3 = 'task_id'  (key column name task_id)
+-- Rows earlier runs could not write are tried again as this run read them from the source (a step with
+-- pending rejects reads in full): a rejects row is only a key to retry, never data to write. The row
+-- keeps its attempts and first-seen time, so a reject is "new" only once; a key the source no longer
+-- has leaves rejects.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
-  RETURNING r.row_data, r.attempts, r.first_seen
-),
-earlier AS (
-  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
-    FROM pending AS p
-   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
-),
-reread AS (
-  UPDATE "bisync_stage" AS s
-     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
-    FROM earlier AS e
-   WHERE s."task_id" = e."task_id"
-  RETURNING 1
+  RETURNING r.key, r.attempts, r.first_seen
 )
-INSERT INTO "bisync_stage" ("task_id", "task_name", "category", "std_hours", "is_billable", __bisync_attempts, __bisync_first_seen)
-SELECT e."task_id", e."task_name", e."category", e."std_hours", e."is_billable", e.__bisync_p_attempts, e.__bisync_p_first_seen
-  FROM earlier AS e
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."task_id" = e."task_id");
+UPDATE "bisync_stage" AS s
+   SET __bisync_attempts = p.attempts, __bisync_first_seen = p.first_seen
+  FROM pending AS p
+ WHERE s."task_id" = p.key ->> $3;
 
 -- [cloud] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -2727,7 +2762,7 @@ COMMIT;
 -- Step 6/23: jobmaster forward: desktop public.jobmaster → cloud public.jobmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: job_id, job_name, recurrence, default_fee, is_active
--- step hash: 70f9911c9c2ada13e7f9bf0bcedde65ddc6b2b4b677b65fe4f1cf6d4764b7e49
+-- step hash: 6c85b2a99e1e4b34f242911bbdf81bfda6a78e78b944be4a5b3dc2e8eab4b0a3
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -2901,6 +2936,15 @@ SELECT n.oid IS NOT NULL AS schema_exists,
   FROM (SELECT 1) AS one
   LEFT JOIN pg_namespace AS n ON n.nspname = $1;
 
+-- [cloud] this step's row of state, for its lock (apply claims every step's row before the steps run)
+--   $1 = 'jobmaster'  (table)
+--   $2 = 'forward'  (direction)
+-- This step's row of state, committed before the step runs so that the step can lock it (its
+-- watermark stays NULL until the step has read something).
+INSERT INTO "bisync".state (table_name, direction)
+VALUES ($1, $2)
+ON CONFLICT (table_name, direction) DO NOTHING;
+
 -- [cloud] commit the bootstrap
 COMMIT;
 
@@ -2930,10 +2974,17 @@ SELECT set_config('DateStyle', $1, true),
        set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
---   $1 = 'bisync'  (lock namespace)
---   $2 = 'bisync.jobmaster/forward'  (lock key)
--- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
-SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+--   $1 = 'jobmaster'  (table)
+--   $2 = 'forward'  (direction)
+-- One run per (table, direction): lock this step's row of bisync's state, which only a role that can
+-- write bisync's state can lock (an advisory lock, any role that can connect could take). A second
+-- concurrent run gets lock_not_available and stops (exit 3); the lock ends with the transaction, or
+-- with the connection of a run that was killed.
+SELECT true AS locked
+  FROM "bisync".state AS st
+ WHERE st.table_name = $1
+   AND st.direction = $2
+   FOR UPDATE NOWAIT;
 
 -- [cloud] the watermark this step starts from (must equal the planned one)
 --   $1 = 'jobmaster'  (table)
@@ -3003,30 +3054,21 @@ COMMIT;
 -- [cloud] retry rows rejected by earlier runs
 --   $1 = 'jobmaster'  (table)
 --   $2 = 'forward'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
--- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
+--   $3 = 'job_id'  (key column name job_id)
+-- Rows earlier runs could not write are tried again as this run read them from the source (a step with
+-- pending rejects reads in full): a rejects row is only a key to retry, never data to write. The row
+-- keeps its attempts and first-seen time, so a reject is "new" only once; a key the source no longer
+-- has leaves rejects.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
-  RETURNING r.row_data, r.attempts, r.first_seen
-),
-earlier AS (
-  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
-    FROM pending AS p
-   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
-),
-reread AS (
-  UPDATE "bisync_stage" AS s
-     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
-    FROM earlier AS e
-   WHERE s."job_id" = e."job_id"
-  RETURNING 1
+  RETURNING r.key, r.attempts, r.first_seen
 )
-INSERT INTO "bisync_stage" ("job_id", "job_name", "recurrence", "default_fee", "is_active", __bisync_attempts, __bisync_first_seen)
-SELECT e."job_id", e."job_name", e."recurrence", e."default_fee", e."is_active", e.__bisync_p_attempts, e.__bisync_p_first_seen
-  FROM earlier AS e
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."job_id" = e."job_id");
+UPDATE "bisync_stage" AS s
+   SET __bisync_attempts = p.attempts, __bisync_first_seen = p.first_seen
+  FROM pending AS p
+ WHERE s."job_id" = p.key ->> $3;
 
 -- [cloud] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -3270,7 +3312,7 @@ COMMIT;
 -- Step 7/23: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: db888d6da959080946a8eab483840b3aa10f4681f02921217aa23c5fe7a2545f
+-- step hash: 0011a4f089e169b53ef44013d353fc11d7386a47e8e0d2d4a23b472a387fd38c
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -3444,6 +3486,15 @@ SELECT n.oid IS NOT NULL AS schema_exists,
   FROM (SELECT 1) AS one
   LEFT JOIN pg_namespace AS n ON n.nspname = $1;
 
+-- [cloud] this step's row of state, for its lock (apply claims every step's row before the steps run)
+--   $1 = 'climaster'  (table)
+--   $2 = 'forward'  (direction)
+-- This step's row of state, committed before the step runs so that the step can lock it (its
+-- watermark stays NULL until the step has read something).
+INSERT INTO "bisync".state (table_name, direction)
+VALUES ($1, $2)
+ON CONFLICT (table_name, direction) DO NOTHING;
+
 -- [cloud] commit the bootstrap
 COMMIT;
 
@@ -3473,10 +3524,17 @@ SELECT set_config('DateStyle', $1, true),
        set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
---   $1 = 'bisync'  (lock namespace)
---   $2 = 'bisync.climaster/forward'  (lock key)
--- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
-SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+--   $1 = 'climaster'  (table)
+--   $2 = 'forward'  (direction)
+-- One run per (table, direction): lock this step's row of bisync's state, which only a role that can
+-- write bisync's state can lock (an advisory lock, any role that can connect could take). A second
+-- concurrent run gets lock_not_available and stops (exit 3); the lock ends with the transaction, or
+-- with the connection of a run that was killed.
+SELECT true AS locked
+  FROM "bisync".state AS st
+ WHERE st.table_name = $1
+   AND st.direction = $2
+   FOR UPDATE NOWAIT;
 
 -- [cloud] the watermark this step starts from (must equal the planned one)
 --   $1 = 'climaster'  (table)
@@ -3551,30 +3609,21 @@ COMMIT;
 -- [cloud] retry rows rejected by earlier runs
 --   $1 = 'climaster'  (table)
 --   $2 = 'forward'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
--- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
+--   $3 = 'client_id'  (key column name client_id)
+-- Rows earlier runs could not write are tried again as this run read them from the source (a step with
+-- pending rejects reads in full): a rejects row is only a key to retry, never data to write. The row
+-- keeps its attempts and first-seen time, so a reject is "new" only once; a key the source no longer
+-- has leaves rejects.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
-  RETURNING r.row_data, r.attempts, r.first_seen
-),
-earlier AS (
-  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
-    FROM pending AS p
-   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
-),
-reread AS (
-  UPDATE "bisync_stage" AS s
-     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
-    FROM earlier AS e
-   WHERE s."client_id" = e."client_id"
-  RETURNING 1
+  RETURNING r.key, r.attempts, r.first_seen
 )
-INSERT INTO "bisync_stage" ("client_id", "org_id", "loc_id", "con_id", "client_name", "pan", "email", "opening_balance", "onboarded_on", "is_active", __bisync_attempts, __bisync_first_seen)
-SELECT e."client_id", e."org_id", e."loc_id", e."con_id", e."client_name", e."pan", e."email", e."opening_balance", e."onboarded_on", e."is_active", e.__bisync_p_attempts, e.__bisync_p_first_seen
-  FROM earlier AS e
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."client_id" = e."client_id");
+UPDATE "bisync_stage" AS s
+   SET __bisync_attempts = p.attempts, __bisync_first_seen = p.first_seen
+  FROM pending AS p
+ WHERE s."client_id" = p.key ->> $3;
 
 -- [cloud] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -3823,7 +3872,7 @@ COMMIT;
 -- Step 8/23: cliunimaster forward: desktop public.cliunimaster → cloud public.cliunimaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: cliu_id, client_id, unit_name, gstin, address
--- step hash: 041755be44fa614c62f9da7934de11f0ee03662ea70372081c5ecc62e95d676a
+-- step hash: 6939a8fa41fd88ce9bcc2c9468baee651b892954828eee5c882acc7f7fbb33fe
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -3997,6 +4046,15 @@ SELECT n.oid IS NOT NULL AS schema_exists,
   FROM (SELECT 1) AS one
   LEFT JOIN pg_namespace AS n ON n.nspname = $1;
 
+-- [cloud] this step's row of state, for its lock (apply claims every step's row before the steps run)
+--   $1 = 'cliunimaster'  (table)
+--   $2 = 'forward'  (direction)
+-- This step's row of state, committed before the step runs so that the step can lock it (its
+-- watermark stays NULL until the step has read something).
+INSERT INTO "bisync".state (table_name, direction)
+VALUES ($1, $2)
+ON CONFLICT (table_name, direction) DO NOTHING;
+
 -- [cloud] commit the bootstrap
 COMMIT;
 
@@ -4026,10 +4084,17 @@ SELECT set_config('DateStyle', $1, true),
        set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
---   $1 = 'bisync'  (lock namespace)
---   $2 = 'bisync.cliunimaster/forward'  (lock key)
--- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
-SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+--   $1 = 'cliunimaster'  (table)
+--   $2 = 'forward'  (direction)
+-- One run per (table, direction): lock this step's row of bisync's state, which only a role that can
+-- write bisync's state can lock (an advisory lock, any role that can connect could take). A second
+-- concurrent run gets lock_not_available and stops (exit 3); the lock ends with the transaction, or
+-- with the connection of a run that was killed.
+SELECT true AS locked
+  FROM "bisync".state AS st
+ WHERE st.table_name = $1
+   AND st.direction = $2
+   FOR UPDATE NOWAIT;
 
 -- [cloud] the watermark this step starts from (must equal the planned one)
 --   $1 = 'cliunimaster'  (table)
@@ -4099,30 +4164,21 @@ COMMIT;
 -- [cloud] retry rows rejected by earlier runs
 --   $1 = 'cliunimaster'  (table)
 --   $2 = 'forward'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
--- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
+--   $3 = 'cliu_id'  (key column name cliu_id)
+-- Rows earlier runs could not write are tried again as this run read them from the source (a step with
+-- pending rejects reads in full): a rejects row is only a key to retry, never data to write. The row
+-- keeps its attempts and first-seen time, so a reject is "new" only once; a key the source no longer
+-- has leaves rejects.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
-  RETURNING r.row_data, r.attempts, r.first_seen
-),
-earlier AS (
-  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
-    FROM pending AS p
-   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
-),
-reread AS (
-  UPDATE "bisync_stage" AS s
-     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
-    FROM earlier AS e
-   WHERE s."cliu_id" = e."cliu_id"
-  RETURNING 1
+  RETURNING r.key, r.attempts, r.first_seen
 )
-INSERT INTO "bisync_stage" ("cliu_id", "client_id", "unit_name", "gstin", "address", __bisync_attempts, __bisync_first_seen)
-SELECT e."cliu_id", e."client_id", e."unit_name", e."gstin", e."address", e.__bisync_p_attempts, e.__bisync_p_first_seen
-  FROM earlier AS e
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."cliu_id" = e."cliu_id");
+UPDATE "bisync_stage" AS s
+   SET __bisync_attempts = p.attempts, __bisync_first_seen = p.first_seen
+  FROM pending AS p
+ WHERE s."cliu_id" = p.key ->> $3;
 
 -- [cloud] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -4366,7 +4422,7 @@ COMMIT;
 -- Step 9/23: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 225174a664e0a2b6b39ade1c32743d324032390cff78c83f66aa18bfce9d912a
+-- step hash: af8fa64a6dfb60be43ce4ff7518f1ae8b52d78778ecb28c422aa34de5370b480
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -4540,6 +4596,15 @@ SELECT n.oid IS NOT NULL AS schema_exists,
   FROM (SELECT 1) AS one
   LEFT JOIN pg_namespace AS n ON n.nspname = $1;
 
+-- [cloud] this step's row of state, for its lock (apply claims every step's row before the steps run)
+--   $1 = 'jobshead'  (table)
+--   $2 = 'forward'  (direction)
+-- This step's row of state, committed before the step runs so that the step can lock it (its
+-- watermark stays NULL until the step has read something).
+INSERT INTO "bisync".state (table_name, direction)
+VALUES ($1, $2)
+ON CONFLICT (table_name, direction) DO NOTHING;
+
 -- [cloud] commit the bootstrap
 COMMIT;
 
@@ -4569,10 +4634,17 @@ SELECT set_config('DateStyle', $1, true),
        set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
---   $1 = 'bisync'  (lock namespace)
---   $2 = 'bisync.jobshead/forward'  (lock key)
--- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
-SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+--   $1 = 'jobshead'  (table)
+--   $2 = 'forward'  (direction)
+-- One run per (table, direction): lock this step's row of bisync's state, which only a role that can
+-- write bisync's state can lock (an advisory lock, any role that can connect could take). A second
+-- concurrent run gets lock_not_available and stops (exit 3); the lock ends with the transaction, or
+-- with the connection of a run that was killed.
+SELECT true AS locked
+  FROM "bisync".state AS st
+ WHERE st.table_name = $1
+   AND st.direction = $2
+   FOR UPDATE NOWAIT;
 
 -- [cloud] the watermark this step starts from (must equal the planned one)
 --   $1 = 'jobshead'  (table)
@@ -4664,30 +4736,21 @@ COMMIT;
 -- [cloud] retry rows rejected by earlier runs
 --   $1 = 'jobshead'  (table)
 --   $2 = 'forward'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
--- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
+--   $3 = 'job_id'  (key column name job_id)
+-- Rows earlier runs could not write are tried again as this run read them from the source (a step with
+-- pending rejects reads in full): a rejects row is only a key to retry, never data to write. The row
+-- keeps its attempts and first-seen time, so a reject is "new" only once; a key the source no longer
+-- has leaves rejects.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
-  RETURNING r.row_data, r.attempts, r.first_seen
-),
-earlier AS (
-  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
-    FROM pending AS p
-   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
-),
-reread AS (
-  UPDATE "bisync_stage" AS s
-     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
-    FROM earlier AS e
-   WHERE s."job_id" = e."job_id"
-  RETURNING 1
+  RETURNING r.key, r.attempts, r.first_seen
 )
-INSERT INTO "bisync_stage" ("job_id", "client_id", "template_id", "job_name", "job_status", "fee", "due_date", "notes", "extra", __bisync_present, __bisync_base_fp, __bisync_base_gen, __bisync_attempts, __bisync_first_seen)
-SELECT e."job_id", e."client_id", e."template_id", e."job_name", e."job_status", e."fee", e."due_date", e."notes", e."extra", coalesce(e.__bisync_present, true), e.__bisync_base_fp, e.__bisync_base_gen, e.__bisync_p_attempts, e.__bisync_p_first_seen
-  FROM earlier AS e
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."job_id" = e."job_id");
+UPDATE "bisync_stage" AS s
+   SET __bisync_attempts = p.attempts, __bisync_first_seen = p.first_seen
+  FROM pending AS p
+ WHERE s."job_id" = p.key ->> $3;
 
 -- [cloud] keys cloud's base holds that desktop no longer has: deleted there
 --   $1 = 'jobshead'  (table)
@@ -5067,7 +5130,7 @@ COMMIT;
 -- Step 10/23: jobtasks forward: desktop public.jobtasks → cloud public.jobtasks
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: 6c1a36366c42dcd236be553c7b21a766a056cc1f62f9d2f15bcc28b7d8af0cf3
+-- step hash: 5b18ea1b359b1f71dc8a3b1124659d116d5b91c8dc711e08063d0357607b8aa4
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5241,6 +5304,15 @@ SELECT n.oid IS NOT NULL AS schema_exists,
   FROM (SELECT 1) AS one
   LEFT JOIN pg_namespace AS n ON n.nspname = $1;
 
+-- [cloud] this step's row of state, for its lock (apply claims every step's row before the steps run)
+--   $1 = 'jobtasks'  (table)
+--   $2 = 'forward'  (direction)
+-- This step's row of state, committed before the step runs so that the step can lock it (its
+-- watermark stays NULL until the step has read something).
+INSERT INTO "bisync".state (table_name, direction)
+VALUES ($1, $2)
+ON CONFLICT (table_name, direction) DO NOTHING;
+
 -- [cloud] commit the bootstrap
 COMMIT;
 
@@ -5270,10 +5342,17 @@ SELECT set_config('DateStyle', $1, true),
        set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
---   $1 = 'bisync'  (lock namespace)
---   $2 = 'bisync.jobtasks/forward'  (lock key)
--- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
-SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+--   $1 = 'jobtasks'  (table)
+--   $2 = 'forward'  (direction)
+-- One run per (table, direction): lock this step's row of bisync's state, which only a role that can
+-- write bisync's state can lock (an advisory lock, any role that can connect could take). A second
+-- concurrent run gets lock_not_available and stops (exit 3); the lock ends with the transaction, or
+-- with the connection of a run that was killed.
+SELECT true AS locked
+  FROM "bisync".state AS st
+ WHERE st.table_name = $1
+   AND st.direction = $2
+   FOR UPDATE NOWAIT;
 
 -- [cloud] the watermark this step starts from (must equal the planned one)
 --   $1 = 'jobtasks'  (table)
@@ -5363,30 +5442,21 @@ COMMIT;
 -- [cloud] retry rows rejected by earlier runs
 --   $1 = 'jobtasks'  (table)
 --   $2 = 'forward'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
--- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
+--   $3 = 'jt_id'  (key column name jt_id)
+-- Rows earlier runs could not write are tried again as this run read them from the source (a step with
+-- pending rejects reads in full): a rejects row is only a key to retry, never data to write. The row
+-- keeps its attempts and first-seen time, so a reject is "new" only once; a key the source no longer
+-- has leaves rejects.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
-  RETURNING r.row_data, r.attempts, r.first_seen
-),
-earlier AS (
-  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
-    FROM pending AS p
-   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
-),
-reread AS (
-  UPDATE "bisync_stage" AS s
-     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
-    FROM earlier AS e
-   WHERE s."jt_id" = e."jt_id"
-  RETURNING 1
+  RETURNING r.key, r.attempts, r.first_seen
 )
-INSERT INTO "bisync_stage" ("jt_id", "job_id", "task_id", "staff_id", "status", "planned_hours", "completed_on", __bisync_present, __bisync_base_fp, __bisync_base_gen, __bisync_attempts, __bisync_first_seen)
-SELECT e."jt_id", e."job_id", e."task_id", e."staff_id", e."status", e."planned_hours", e."completed_on", coalesce(e.__bisync_present, true), e.__bisync_base_fp, e.__bisync_base_gen, e.__bisync_p_attempts, e.__bisync_p_first_seen
-  FROM earlier AS e
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."jt_id" = e."jt_id");
+UPDATE "bisync_stage" AS s
+   SET __bisync_attempts = p.attempts, __bisync_first_seen = p.first_seen
+  FROM pending AS p
+ WHERE s."jt_id" = p.key ->> $3;
 
 -- [cloud] keys cloud's base holds that desktop no longer has: deleted there
 --   $1 = 'jobtasks'  (table)
@@ -5764,7 +5834,7 @@ COMMIT;
 -- Step 11/23: taskchecklist forward: desktop public.taskchecklist → cloud public.taskchecklist
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: 81aa6b9e72bd2d870815bc921fee65854d5d31bdb7caf614235636d9e8eab752
+-- step hash: 4c6a7194dbb06ef8aed06d8a200563a8b6ef0b5e0553a3a4a59608c1ba9e4ce3
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5938,6 +6008,15 @@ SELECT n.oid IS NOT NULL AS schema_exists,
   FROM (SELECT 1) AS one
   LEFT JOIN pg_namespace AS n ON n.nspname = $1;
 
+-- [cloud] this step's row of state, for its lock (apply claims every step's row before the steps run)
+--   $1 = 'taskchecklist'  (table)
+--   $2 = 'forward'  (direction)
+-- This step's row of state, committed before the step runs so that the step can lock it (its
+-- watermark stays NULL until the step has read something).
+INSERT INTO "bisync".state (table_name, direction)
+VALUES ($1, $2)
+ON CONFLICT (table_name, direction) DO NOTHING;
+
 -- [cloud] commit the bootstrap
 COMMIT;
 
@@ -5967,10 +6046,17 @@ SELECT set_config('DateStyle', $1, true),
        set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
---   $1 = 'bisync'  (lock namespace)
---   $2 = 'bisync.taskchecklist/forward'  (lock key)
--- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
-SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+--   $1 = 'taskchecklist'  (table)
+--   $2 = 'forward'  (direction)
+-- One run per (table, direction): lock this step's row of bisync's state, which only a role that can
+-- write bisync's state can lock (an advisory lock, any role that can connect could take). A second
+-- concurrent run gets lock_not_available and stops (exit 3); the lock ends with the transaction, or
+-- with the connection of a run that was killed.
+SELECT true AS locked
+  FROM "bisync".state AS st
+ WHERE st.table_name = $1
+   AND st.direction = $2
+   FOR UPDATE NOWAIT;
 
 -- [cloud] the watermark this step starts from (must equal the planned one)
 --   $1 = 'taskchecklist'  (table)
@@ -6040,30 +6126,21 @@ COMMIT;
 -- [cloud] retry rows rejected by earlier runs
 --   $1 = 'taskchecklist'  (table)
 --   $2 = 'forward'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
--- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
+--   $3 = 'tc_id'  (key column name tc_id)
+-- Rows earlier runs could not write are tried again as this run read them from the source (a step with
+-- pending rejects reads in full): a rejects row is only a key to retry, never data to write. The row
+-- keeps its attempts and first-seen time, so a reject is "new" only once; a key the source no longer
+-- has leaves rejects.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
-  RETURNING r.row_data, r.attempts, r.first_seen
-),
-earlier AS (
-  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
-    FROM pending AS p
-   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
-),
-reread AS (
-  UPDATE "bisync_stage" AS s
-     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
-    FROM earlier AS e
-   WHERE s."tc_id" = e."tc_id"
-  RETURNING 1
+  RETURNING r.key, r.attempts, r.first_seen
 )
-INSERT INTO "bisync_stage" ("tc_id", "task_id", "item_no", "item_text", "is_mandatory", __bisync_attempts, __bisync_first_seen)
-SELECT e."tc_id", e."task_id", e."item_no", e."item_text", e."is_mandatory", e.__bisync_p_attempts, e.__bisync_p_first_seen
-  FROM earlier AS e
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."tc_id" = e."tc_id");
+UPDATE "bisync_stage" AS s
+   SET __bisync_attempts = p.attempts, __bisync_first_seen = p.first_seen
+  FROM pending AS p
+ WHERE s."tc_id" = p.key ->> $3;
 
 -- [cloud] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -6307,7 +6384,7 @@ COMMIT;
 -- Step 12/23: workdiary forward: desktop public.workdiary → cloud public.workdiary
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: c89947debf4b300b87b64b5d245604262b11ec930fe755a911e5585e17717dd6
+-- step hash: 9cddd7dbfdf0c6272a6decb22a9f6f5ea664bd3569daa8b0cec1465cc051b287
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -6481,6 +6558,15 @@ SELECT n.oid IS NOT NULL AS schema_exists,
   FROM (SELECT 1) AS one
   LEFT JOIN pg_namespace AS n ON n.nspname = $1;
 
+-- [cloud] this step's row of state, for its lock (apply claims every step's row before the steps run)
+--   $1 = 'workdiary'  (table)
+--   $2 = 'forward'  (direction)
+-- This step's row of state, committed before the step runs so that the step can lock it (its
+-- watermark stays NULL until the step has read something).
+INSERT INTO "bisync".state (table_name, direction)
+VALUES ($1, $2)
+ON CONFLICT (table_name, direction) DO NOTHING;
+
 -- [cloud] commit the bootstrap
 COMMIT;
 
@@ -6510,10 +6596,17 @@ SELECT set_config('DateStyle', $1, true),
        set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
---   $1 = 'bisync'  (lock namespace)
---   $2 = 'bisync.workdiary/forward'  (lock key)
--- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
-SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+--   $1 = 'workdiary'  (table)
+--   $2 = 'forward'  (direction)
+-- One run per (table, direction): lock this step's row of bisync's state, which only a role that can
+-- write bisync's state can lock (an advisory lock, any role that can connect could take). A second
+-- concurrent run gets lock_not_available and stops (exit 3); the lock ends with the transaction, or
+-- with the connection of a run that was killed.
+SELECT true AS locked
+  FROM "bisync".state AS st
+ WHERE st.table_name = $1
+   AND st.direction = $2
+   FOR UPDATE NOWAIT;
 
 -- [cloud] the watermark this step starts from (must equal the planned one)
 --   $1 = 'workdiary'  (table)
@@ -6585,30 +6678,21 @@ COMMIT;
 -- [cloud] retry rows rejected by earlier runs
 --   $1 = 'workdiary'  (table)
 --   $2 = 'forward'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
--- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
+--   $3 = 'wd_id'  (key column name wd_id)
+-- Rows earlier runs could not write are tried again as this run read them from the source (a step with
+-- pending rejects reads in full): a rejects row is only a key to retry, never data to write. The row
+-- keeps its attempts and first-seen time, so a reject is "new" only once; a key the source no longer
+-- has leaves rejects.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
-  RETURNING r.row_data, r.attempts, r.first_seen
-),
-earlier AS (
-  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
-    FROM pending AS p
-   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
-),
-reread AS (
-  UPDATE "bisync_stage" AS s
-     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
-    FROM earlier AS e
-   WHERE s."wd_id" = e."wd_id"
-  RETURNING 1
+  RETURNING r.key, r.attempts, r.first_seen
 )
-INSERT INTO "bisync_stage" ("wd_id", "staff_id", "job_id", "work_date", "hours", "description", "billable", __bisync_attempts, __bisync_first_seen)
-SELECT e."wd_id", e."staff_id", e."job_id", e."work_date", e."hours", e."description", e."billable", e.__bisync_p_attempts, e.__bisync_p_first_seen
-  FROM earlier AS e
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."wd_id" = e."wd_id");
+UPDATE "bisync_stage" AS s
+   SET __bisync_attempts = p.attempts, __bisync_first_seen = p.first_seen
+  FROM pending AS p
+ WHERE s."wd_id" = p.key ->> $3;
 
 -- [cloud] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -6854,7 +6938,7 @@ COMMIT;
 -- Step 13/23: reminder forward: desktop public.mbreminder → cloud public.reminder
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, remdate→reminder_date, title, is_done
--- step hash: aba8da4a014927f03b813d2345c4988793eb0d43bbbd30ab108b5074872609b5
+-- step hash: 424946558713f41f5ad9c4fab28255cbec76ca36729a621bb7d966ea9f4bf803
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -7028,6 +7112,15 @@ SELECT n.oid IS NOT NULL AS schema_exists,
   FROM (SELECT 1) AS one
   LEFT JOIN pg_namespace AS n ON n.nspname = $1;
 
+-- [cloud] this step's row of state, for its lock (apply claims every step's row before the steps run)
+--   $1 = 'reminder'  (table)
+--   $2 = 'forward'  (direction)
+-- This step's row of state, committed before the step runs so that the step can lock it (its
+-- watermark stays NULL until the step has read something).
+INSERT INTO "bisync".state (table_name, direction)
+VALUES ($1, $2)
+ON CONFLICT (table_name, direction) DO NOTHING;
+
 -- [cloud] commit the bootstrap
 COMMIT;
 
@@ -7057,10 +7150,17 @@ SELECT set_config('DateStyle', $1, true),
        set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
---   $1 = 'bisync'  (lock namespace)
---   $2 = 'bisync.reminder/forward'  (lock key)
--- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
-SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+--   $1 = 'reminder'  (table)
+--   $2 = 'forward'  (direction)
+-- One run per (table, direction): lock this step's row of bisync's state, which only a role that can
+-- write bisync's state can lock (an advisory lock, any role that can connect could take). A second
+-- concurrent run gets lock_not_available and stops (exit 3); the lock ends with the transaction, or
+-- with the connection of a run that was killed.
+SELECT true AS locked
+  FROM "bisync".state AS st
+ WHERE st.table_name = $1
+   AND st.direction = $2
+   FOR UPDATE NOWAIT;
 
 -- [cloud] the watermark this step starts from (must equal the planned one)
 --   $1 = 'reminder'  (table)
@@ -7131,30 +7231,21 @@ COMMIT;
 -- [cloud] retry rows rejected by earlier runs
 --   $1 = 'reminder'  (table)
 --   $2 = 'forward'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
--- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
+--   $3 = 'rem_id'  (key column name rem_id)
+-- Rows earlier runs could not write are tried again as this run read them from the source (a step with
+-- pending rejects reads in full): a rejects row is only a key to retry, never data to write. The row
+-- keeps its attempts and first-seen time, so a reject is "new" only once; a key the source no longer
+-- has leaves rejects.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
-  RETURNING r.row_data, r.attempts, r.first_seen
-),
-earlier AS (
-  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
-    FROM pending AS p
-   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
-),
-reread AS (
-  UPDATE "bisync_stage" AS s
-     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
-    FROM earlier AS e
-   WHERE s."rem_id" = e."rem_id"
-  RETURNING 1
+  RETURNING r.key, r.attempts, r.first_seen
 )
-INSERT INTO "bisync_stage" ("rem_id", "staff_id", "client_id", "reminder_date", "title", "is_done", __bisync_attempts, __bisync_first_seen)
-SELECT e."rem_id", e."staff_id", e."client_id", e."reminder_date", e."title", e."is_done", e.__bisync_p_attempts, e.__bisync_p_first_seen
-  FROM earlier AS e
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."rem_id" = e."rem_id");
+UPDATE "bisync_stage" AS s
+   SET __bisync_attempts = p.attempts, __bisync_first_seen = p.first_seen
+  FROM pending AS p
+ WHERE s."rem_id" = p.key ->> $3;
 
 -- [cloud] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -7399,7 +7490,7 @@ COMMIT;
 -- Step 14/23: remdetail forward: desktop public.remdetail → cloud public.remdetail
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: 1e0a7f60552e39e11f766412a1b58e415f4dde8466eb5f15135652f14f4e0bec
+-- step hash: da84a13bd1e7352ceed35cb905f48c061a44e7fc768b4e47400a1561328ee78a
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -7573,6 +7664,15 @@ SELECT n.oid IS NOT NULL AS schema_exists,
   FROM (SELECT 1) AS one
   LEFT JOIN pg_namespace AS n ON n.nspname = $1;
 
+-- [cloud] this step's row of state, for its lock (apply claims every step's row before the steps run)
+--   $1 = 'remdetail'  (table)
+--   $2 = 'forward'  (direction)
+-- This step's row of state, committed before the step runs so that the step can lock it (its
+-- watermark stays NULL until the step has read something).
+INSERT INTO "bisync".state (table_name, direction)
+VALUES ($1, $2)
+ON CONFLICT (table_name, direction) DO NOTHING;
+
 -- [cloud] commit the bootstrap
 COMMIT;
 
@@ -7602,10 +7702,17 @@ SELECT set_config('DateStyle', $1, true),
        set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
---   $1 = 'bisync'  (lock namespace)
---   $2 = 'bisync.remdetail/forward'  (lock key)
--- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
-SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+--   $1 = 'remdetail'  (table)
+--   $2 = 'forward'  (direction)
+-- One run per (table, direction): lock this step's row of bisync's state, which only a role that can
+-- write bisync's state can lock (an advisory lock, any role that can connect could take). A second
+-- concurrent run gets lock_not_available and stops (exit 3); the lock ends with the transaction, or
+-- with the connection of a run that was killed.
+SELECT true AS locked
+  FROM "bisync".state AS st
+ WHERE st.table_name = $1
+   AND st.direction = $2
+   FOR UPDATE NOWAIT;
 
 -- [cloud] the watermark this step starts from (must equal the planned one)
 --   $1 = 'remdetail'  (table)
@@ -7675,30 +7782,21 @@ COMMIT;
 -- [cloud] retry rows rejected by earlier runs
 --   $1 = 'remdetail'  (table)
 --   $2 = 'forward'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
--- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
+--   $3 = 'remd_id'  (key column name remd_id)
+-- Rows earlier runs could not write are tried again as this run read them from the source (a step with
+-- pending rejects reads in full): a rejects row is only a key to retry, never data to write. The row
+-- keeps its attempts and first-seen time, so a reject is "new" only once; a key the source no longer
+-- has leaves rejects.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
-  RETURNING r.row_data, r.attempts, r.first_seen
-),
-earlier AS (
-  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
-    FROM pending AS p
-   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
-),
-reread AS (
-  UPDATE "bisync_stage" AS s
-     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
-    FROM earlier AS e
-   WHERE s."remd_id" = e."remd_id"
-  RETURNING 1
+  RETURNING r.key, r.attempts, r.first_seen
 )
-INSERT INTO "bisync_stage" ("remd_id", "rem_id", "channel", "remind_before_days", "note", __bisync_attempts, __bisync_first_seen)
-SELECT e."remd_id", e."rem_id", e."channel", e."remind_before_days", e."note", e.__bisync_p_attempts, e.__bisync_p_first_seen
-  FROM earlier AS e
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."remd_id" = e."remd_id");
+UPDATE "bisync_stage" AS s
+   SET __bisync_attempts = p.attempts, __bisync_first_seen = p.first_seen
+  FROM pending AS p
+ WHERE s."remd_id" = p.key ->> $3;
 
 -- [cloud] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -7942,7 +8040,7 @@ COMMIT;
 -- Step 15/23: learequest forward: desktop public.learequest → cloud public.learequest
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: 26a726d16afb37058bc96f4c4d8bde314db61b6c4dfef7141af7e45ec52c78e2
+-- step hash: 2f7c4092ece60648f6310573f25480f72eb93c51e4dc542627e3733df5ffdf2b
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -8116,6 +8214,15 @@ SELECT n.oid IS NOT NULL AS schema_exists,
   FROM (SELECT 1) AS one
   LEFT JOIN pg_namespace AS n ON n.nspname = $1;
 
+-- [cloud] this step's row of state, for its lock (apply claims every step's row before the steps run)
+--   $1 = 'learequest'  (table)
+--   $2 = 'forward'  (direction)
+-- This step's row of state, committed before the step runs so that the step can lock it (its
+-- watermark stays NULL until the step has read something).
+INSERT INTO "bisync".state (table_name, direction)
+VALUES ($1, $2)
+ON CONFLICT (table_name, direction) DO NOTHING;
+
 -- [cloud] commit the bootstrap
 COMMIT;
 
@@ -8145,10 +8252,17 @@ SELECT set_config('DateStyle', $1, true),
        set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
---   $1 = 'bisync'  (lock namespace)
---   $2 = 'bisync.learequest/forward'  (lock key)
--- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
-SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+--   $1 = 'learequest'  (table)
+--   $2 = 'forward'  (direction)
+-- One run per (table, direction): lock this step's row of bisync's state, which only a role that can
+-- write bisync's state can lock (an advisory lock, any role that can connect could take). A second
+-- concurrent run gets lock_not_available and stops (exit 3); the lock ends with the transaction, or
+-- with the connection of a run that was killed.
+SELECT true AS locked
+  FROM "bisync".state AS st
+ WHERE st.table_name = $1
+   AND st.direction = $2
+   FOR UPDATE NOWAIT;
 
 -- [cloud] the watermark this step starts from (must equal the planned one)
 --   $1 = 'learequest'  (table)
@@ -8221,30 +8335,21 @@ COMMIT;
 -- [cloud] retry rows rejected by earlier runs
 --   $1 = 'learequest'  (table)
 --   $2 = 'forward'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
--- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
+--   $3 = 'lea_id'  (key column name lea_id)
+-- Rows earlier runs could not write are tried again as this run read them from the source (a step with
+-- pending rejects reads in full): a rejects row is only a key to retry, never data to write. The row
+-- keeps its attempts and first-seen time, so a reject is "new" only once; a key the source no longer
+-- has leaves rejects.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
-  RETURNING r.row_data, r.attempts, r.first_seen
-),
-earlier AS (
-  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
-    FROM pending AS p
-   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
-),
-reread AS (
-  UPDATE "bisync_stage" AS s
-     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
-    FROM earlier AS e
-   WHERE s."lea_id" = e."lea_id"
-  RETURNING 1
+  RETURNING r.key, r.attempts, r.first_seen
 )
-INSERT INTO "bisync_stage" ("lea_id", "staff_id", "leave_type", "from_date", "to_date", "reason", "status", "approved_by", __bisync_attempts, __bisync_first_seen)
-SELECT e."lea_id", e."staff_id", e."leave_type", e."from_date", e."to_date", e."reason", e."status", e."approved_by", e.__bisync_p_attempts, e.__bisync_p_first_seen
-  FROM earlier AS e
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."lea_id" = e."lea_id");
+UPDATE "bisync_stage" AS s
+   SET __bisync_attempts = p.attempts, __bisync_first_seen = p.first_seen
+  FROM pending AS p
+ WHERE s."lea_id" = p.key ->> $3;
 
 -- [cloud] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -8491,7 +8596,7 @@ COMMIT;
 -- Step 16/23: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: e3709701aff232adf0078d420f19e293f034bafe664f4fd8c83e6842b77fb619
+-- step hash: 9a5928c45e763d88bf92189bd98bf205372e753aeefea8f3533cd71c70122984
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -8665,6 +8770,15 @@ SELECT n.oid IS NOT NULL AS schema_exists,
   FROM (SELECT 1) AS one
   LEFT JOIN pg_namespace AS n ON n.nspname = $1;
 
+-- [desktop] this step's row of state, for its lock (apply claims every step's row before the steps run)
+--   $1 = 'climaster'  (table)
+--   $2 = 'reverse'  (direction)
+-- This step's row of state, committed before the step runs so that the step can lock it (its
+-- watermark stays NULL until the step has read something).
+INSERT INTO "bisync".state (table_name, direction)
+VALUES ($1, $2)
+ON CONFLICT (table_name, direction) DO NOTHING;
+
 -- [desktop] commit the bootstrap
 COMMIT;
 
@@ -8694,10 +8808,17 @@ SELECT set_config('DateStyle', $1, true),
        set_config('statement_timeout', $8, true);
 
 -- [desktop] one run per (table, direction) at a time
---   $1 = 'bisync'  (lock namespace)
---   $2 = 'bisync.climaster/reverse'  (lock key)
--- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
-SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+--   $1 = 'climaster'  (table)
+--   $2 = 'reverse'  (direction)
+-- One run per (table, direction): lock this step's row of bisync's state, which only a role that can
+-- write bisync's state can lock (an advisory lock, any role that can connect could take). A second
+-- concurrent run gets lock_not_available and stops (exit 3); the lock ends with the transaction, or
+-- with the connection of a run that was killed.
+SELECT true AS locked
+  FROM "bisync".state AS st
+ WHERE st.table_name = $1
+   AND st.direction = $2
+   FOR UPDATE NOWAIT;
 
 -- [desktop] the watermark this step starts from (must equal the planned one)
 --   $1 = 'climaster'  (table)
@@ -8828,30 +8949,21 @@ COMMIT;
 -- [desktop] retry rows rejected by earlier runs
 --   $1 = 'climaster'  (table)
 --   $2 = 'reverse'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
--- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
+--   $3 = 'client_id'  (key column name client_id)
+-- Rows earlier runs could not write are tried again as this run read them from the source (a step with
+-- pending rejects reads in full): a rejects row is only a key to retry, never data to write. The row
+-- keeps its attempts and first-seen time, so a reject is "new" only once; a key the source no longer
+-- has leaves rejects.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
-  RETURNING r.row_data, r.attempts, r.first_seen
-),
-earlier AS (
-  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
-    FROM pending AS p
-   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
-),
-reread AS (
-  UPDATE "bisync_stage" AS s
-     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
-    FROM earlier AS e
-   WHERE s."client_id" = e."client_id"
-  RETURNING 1
+  RETURNING r.key, r.attempts, r.first_seen
 )
-INSERT INTO "bisync_stage" ("client_id", "org_id", "loc_id", "con_id", "client_name", "pan", "email", "opening_balance", "onboarded_on", "is_active", __bisync_attempts, __bisync_first_seen)
-SELECT e."client_id", e."org_id", e."loc_id", e."con_id", e."client_name", e."pan", e."email", e."opening_balance", e."onboarded_on", e."is_active", e.__bisync_p_attempts, e.__bisync_p_first_seen
-  FROM earlier AS e
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."client_id" = e."client_id");
+UPDATE "bisync_stage" AS s
+   SET __bisync_attempts = p.attempts, __bisync_first_seen = p.first_seen
+  FROM pending AS p
+ WHERE s."client_id" = p.key ->> $3;
 
 -- [desktop] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -9083,7 +9195,7 @@ COMMIT;
 -- Step 17/23: jobshead reverse: cloud public.jobshead → desktop public.jobshead
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 299a53bdf407e80661231b7efa2ed5288b0a7f4927db0dc807ba130f2810b0f9
+-- step hash: 72d11cfe57c7799ab45143f20d7bd29bed5d94b9ee45b96948744bfe48fcbea5
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -9257,6 +9369,15 @@ SELECT n.oid IS NOT NULL AS schema_exists,
   FROM (SELECT 1) AS one
   LEFT JOIN pg_namespace AS n ON n.nspname = $1;
 
+-- [desktop] this step's row of state, for its lock (apply claims every step's row before the steps run)
+--   $1 = 'jobshead'  (table)
+--   $2 = 'reverse'  (direction)
+-- This step's row of state, committed before the step runs so that the step can lock it (its
+-- watermark stays NULL until the step has read something).
+INSERT INTO "bisync".state (table_name, direction)
+VALUES ($1, $2)
+ON CONFLICT (table_name, direction) DO NOTHING;
+
 -- [desktop] commit the bootstrap
 COMMIT;
 
@@ -9286,10 +9407,17 @@ SELECT set_config('DateStyle', $1, true),
        set_config('statement_timeout', $8, true);
 
 -- [desktop] one run per (table, direction) at a time
---   $1 = 'bisync'  (lock namespace)
---   $2 = 'bisync.jobshead/reverse'  (lock key)
--- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
-SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+--   $1 = 'jobshead'  (table)
+--   $2 = 'reverse'  (direction)
+-- One run per (table, direction): lock this step's row of bisync's state, which only a role that can
+-- write bisync's state can lock (an advisory lock, any role that can connect could take). A second
+-- concurrent run gets lock_not_available and stops (exit 3); the lock ends with the transaction, or
+-- with the connection of a run that was killed.
+SELECT true AS locked
+  FROM "bisync".state AS st
+ WHERE st.table_name = $1
+   AND st.direction = $2
+   FOR UPDATE NOWAIT;
 
 -- [desktop] the watermark this step starts from (must equal the planned one)
 --   $1 = 'jobshead'  (table)
@@ -9433,30 +9561,21 @@ COMMIT;
 -- [desktop] retry rows rejected by earlier runs
 --   $1 = 'jobshead'  (table)
 --   $2 = 'reverse'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
--- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
+--   $3 = 'job_id'  (key column name job_id)
+-- Rows earlier runs could not write are tried again as this run read them from the source (a step with
+-- pending rejects reads in full): a rejects row is only a key to retry, never data to write. The row
+-- keeps its attempts and first-seen time, so a reject is "new" only once; a key the source no longer
+-- has leaves rejects.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
-  RETURNING r.row_data, r.attempts, r.first_seen
-),
-earlier AS (
-  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
-    FROM pending AS p
-   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
-),
-reread AS (
-  UPDATE "bisync_stage" AS s
-     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
-    FROM earlier AS e
-   WHERE s."job_id" = e."job_id"
-  RETURNING 1
+  RETURNING r.key, r.attempts, r.first_seen
 )
-INSERT INTO "bisync_stage" ("job_id", "client_id", "template_id", "job_name", "job_status", "fee", "due_date", "notes", "extra", __bisync_present, __bisync_base_fp, __bisync_base_gen, __bisync_attempts, __bisync_first_seen)
-SELECT e."job_id", e."client_id", e."template_id", e."job_name", e."job_status", e."fee", e."due_date", e."notes", e."extra", coalesce(e.__bisync_present, true), e.__bisync_base_fp, e.__bisync_base_gen, e.__bisync_p_attempts, e.__bisync_p_first_seen
-  FROM earlier AS e
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."job_id" = e."job_id");
+UPDATE "bisync_stage" AS s
+   SET __bisync_attempts = p.attempts, __bisync_first_seen = p.first_seen
+  FROM pending AS p
+ WHERE s."job_id" = p.key ->> $3;
 
 -- [desktop] keys desktop's base holds that cloud no longer has: deleted there
 --   $1 = 'jobshead'  (table)
@@ -9821,7 +9940,7 @@ COMMIT;
 -- Step 18/23: jobtasks reverse: cloud public.jobtasks → desktop public.jobtasks
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: bbb4080822e9b2c48fffa42c65f7a20051022f6e0a588562891f8b86646117e3
+-- step hash: beebb188bad39b5e527fc2bb130a5a229188359c8f00ce5ffc86e9273a0b4d3a
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -9995,6 +10114,15 @@ SELECT n.oid IS NOT NULL AS schema_exists,
   FROM (SELECT 1) AS one
   LEFT JOIN pg_namespace AS n ON n.nspname = $1;
 
+-- [desktop] this step's row of state, for its lock (apply claims every step's row before the steps run)
+--   $1 = 'jobtasks'  (table)
+--   $2 = 'reverse'  (direction)
+-- This step's row of state, committed before the step runs so that the step can lock it (its
+-- watermark stays NULL until the step has read something).
+INSERT INTO "bisync".state (table_name, direction)
+VALUES ($1, $2)
+ON CONFLICT (table_name, direction) DO NOTHING;
+
 -- [desktop] commit the bootstrap
 COMMIT;
 
@@ -10024,10 +10152,17 @@ SELECT set_config('DateStyle', $1, true),
        set_config('statement_timeout', $8, true);
 
 -- [desktop] one run per (table, direction) at a time
---   $1 = 'bisync'  (lock namespace)
---   $2 = 'bisync.jobtasks/reverse'  (lock key)
--- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
-SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+--   $1 = 'jobtasks'  (table)
+--   $2 = 'reverse'  (direction)
+-- One run per (table, direction): lock this step's row of bisync's state, which only a role that can
+-- write bisync's state can lock (an advisory lock, any role that can connect could take). A second
+-- concurrent run gets lock_not_available and stops (exit 3); the lock ends with the transaction, or
+-- with the connection of a run that was killed.
+SELECT true AS locked
+  FROM "bisync".state AS st
+ WHERE st.table_name = $1
+   AND st.direction = $2
+   FOR UPDATE NOWAIT;
 
 -- [desktop] the watermark this step starts from (must equal the planned one)
 --   $1 = 'jobtasks'  (table)
@@ -10169,30 +10304,21 @@ COMMIT;
 -- [desktop] retry rows rejected by earlier runs
 --   $1 = 'jobtasks'  (table)
 --   $2 = 'reverse'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
--- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
+--   $3 = 'jt_id'  (key column name jt_id)
+-- Rows earlier runs could not write are tried again as this run read them from the source (a step with
+-- pending rejects reads in full): a rejects row is only a key to retry, never data to write. The row
+-- keeps its attempts and first-seen time, so a reject is "new" only once; a key the source no longer
+-- has leaves rejects.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
-  RETURNING r.row_data, r.attempts, r.first_seen
-),
-earlier AS (
-  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
-    FROM pending AS p
-   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
-),
-reread AS (
-  UPDATE "bisync_stage" AS s
-     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
-    FROM earlier AS e
-   WHERE s."jt_id" = e."jt_id"
-  RETURNING 1
+  RETURNING r.key, r.attempts, r.first_seen
 )
-INSERT INTO "bisync_stage" ("jt_id", "job_id", "task_id", "staff_id", "status", "planned_hours", "completed_on", __bisync_present, __bisync_base_fp, __bisync_base_gen, __bisync_attempts, __bisync_first_seen)
-SELECT e."jt_id", e."job_id", e."task_id", e."staff_id", e."status", e."planned_hours", e."completed_on", coalesce(e.__bisync_present, true), e.__bisync_base_fp, e.__bisync_base_gen, e.__bisync_p_attempts, e.__bisync_p_first_seen
-  FROM earlier AS e
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."jt_id" = e."jt_id");
+UPDATE "bisync_stage" AS s
+   SET __bisync_attempts = p.attempts, __bisync_first_seen = p.first_seen
+  FROM pending AS p
+ WHERE s."jt_id" = p.key ->> $3;
 
 -- [desktop] keys desktop's base holds that cloud no longer has: deleted there
 --   $1 = 'jobtasks'  (table)
@@ -10555,7 +10681,7 @@ COMMIT;
 -- Step 19/23: taskchecklist reverse: cloud public.taskchecklist → desktop public.taskchecklist
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: 3df0ef2da953daa75e7d95d5a7e01de42aaaa70750ea36b5a3630f6c81a5f923
+-- step hash: 0b9a103dceeb887c3f5eb5488d8473763f26d55fe252fb8f6312894bc5e2c715
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -10729,6 +10855,15 @@ SELECT n.oid IS NOT NULL AS schema_exists,
   FROM (SELECT 1) AS one
   LEFT JOIN pg_namespace AS n ON n.nspname = $1;
 
+-- [desktop] this step's row of state, for its lock (apply claims every step's row before the steps run)
+--   $1 = 'taskchecklist'  (table)
+--   $2 = 'reverse'  (direction)
+-- This step's row of state, committed before the step runs so that the step can lock it (its
+-- watermark stays NULL until the step has read something).
+INSERT INTO "bisync".state (table_name, direction)
+VALUES ($1, $2)
+ON CONFLICT (table_name, direction) DO NOTHING;
+
 -- [desktop] commit the bootstrap
 COMMIT;
 
@@ -10758,10 +10893,17 @@ SELECT set_config('DateStyle', $1, true),
        set_config('statement_timeout', $8, true);
 
 -- [desktop] one run per (table, direction) at a time
---   $1 = 'bisync'  (lock namespace)
---   $2 = 'bisync.taskchecklist/reverse'  (lock key)
--- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
-SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+--   $1 = 'taskchecklist'  (table)
+--   $2 = 'reverse'  (direction)
+-- One run per (table, direction): lock this step's row of bisync's state, which only a role that can
+-- write bisync's state can lock (an advisory lock, any role that can connect could take). A second
+-- concurrent run gets lock_not_available and stops (exit 3); the lock ends with the transaction, or
+-- with the connection of a run that was killed.
+SELECT true AS locked
+  FROM "bisync".state AS st
+ WHERE st.table_name = $1
+   AND st.direction = $2
+   FOR UPDATE NOWAIT;
 
 -- [desktop] the watermark this step starts from (must equal the planned one)
 --   $1 = 'taskchecklist'  (table)
@@ -10887,30 +11029,21 @@ COMMIT;
 -- [desktop] retry rows rejected by earlier runs
 --   $1 = 'taskchecklist'  (table)
 --   $2 = 'reverse'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
--- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
+--   $3 = 'tc_id'  (key column name tc_id)
+-- Rows earlier runs could not write are tried again as this run read them from the source (a step with
+-- pending rejects reads in full): a rejects row is only a key to retry, never data to write. The row
+-- keeps its attempts and first-seen time, so a reject is "new" only once; a key the source no longer
+-- has leaves rejects.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
-  RETURNING r.row_data, r.attempts, r.first_seen
-),
-earlier AS (
-  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
-    FROM pending AS p
-   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
-),
-reread AS (
-  UPDATE "bisync_stage" AS s
-     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
-    FROM earlier AS e
-   WHERE s."tc_id" = e."tc_id"
-  RETURNING 1
+  RETURNING r.key, r.attempts, r.first_seen
 )
-INSERT INTO "bisync_stage" ("tc_id", "task_id", "item_no", "item_text", "is_mandatory", __bisync_attempts, __bisync_first_seen)
-SELECT e."tc_id", e."task_id", e."item_no", e."item_text", e."is_mandatory", e.__bisync_p_attempts, e.__bisync_p_first_seen
-  FROM earlier AS e
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."tc_id" = e."tc_id");
+UPDATE "bisync_stage" AS s
+   SET __bisync_attempts = p.attempts, __bisync_first_seen = p.first_seen
+  FROM pending AS p
+ WHERE s."tc_id" = p.key ->> $3;
 
 -- [desktop] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -11137,7 +11270,7 @@ COMMIT;
 -- Step 20/23: workdiary reverse: cloud public.workdiary → desktop public.workdiary
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: ef5ea98091d57457b9eab606dc9023f7b53516302133e102e177120c588b14e2
+-- step hash: ed1138a96fc971c32134fb1c24591ce23552ec8c917c763d09b7c3c611c3787a
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -11311,6 +11444,15 @@ SELECT n.oid IS NOT NULL AS schema_exists,
   FROM (SELECT 1) AS one
   LEFT JOIN pg_namespace AS n ON n.nspname = $1;
 
+-- [desktop] this step's row of state, for its lock (apply claims every step's row before the steps run)
+--   $1 = 'workdiary'  (table)
+--   $2 = 'reverse'  (direction)
+-- This step's row of state, committed before the step runs so that the step can lock it (its
+-- watermark stays NULL until the step has read something).
+INSERT INTO "bisync".state (table_name, direction)
+VALUES ($1, $2)
+ON CONFLICT (table_name, direction) DO NOTHING;
+
 -- [desktop] commit the bootstrap
 COMMIT;
 
@@ -11340,10 +11482,17 @@ SELECT set_config('DateStyle', $1, true),
        set_config('statement_timeout', $8, true);
 
 -- [desktop] one run per (table, direction) at a time
---   $1 = 'bisync'  (lock namespace)
---   $2 = 'bisync.workdiary/reverse'  (lock key)
--- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
-SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+--   $1 = 'workdiary'  (table)
+--   $2 = 'reverse'  (direction)
+-- One run per (table, direction): lock this step's row of bisync's state, which only a role that can
+-- write bisync's state can lock (an advisory lock, any role that can connect could take). A second
+-- concurrent run gets lock_not_available and stops (exit 3); the lock ends with the transaction, or
+-- with the connection of a run that was killed.
+SELECT true AS locked
+  FROM "bisync".state AS st
+ WHERE st.table_name = $1
+   AND st.direction = $2
+   FOR UPDATE NOWAIT;
 
 -- [desktop] the watermark this step starts from (must equal the planned one)
 --   $1 = 'workdiary'  (table)
@@ -11471,30 +11620,21 @@ COMMIT;
 -- [desktop] retry rows rejected by earlier runs
 --   $1 = 'workdiary'  (table)
 --   $2 = 'reverse'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
--- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
+--   $3 = 'wd_id'  (key column name wd_id)
+-- Rows earlier runs could not write are tried again as this run read them from the source (a step with
+-- pending rejects reads in full): a rejects row is only a key to retry, never data to write. The row
+-- keeps its attempts and first-seen time, so a reject is "new" only once; a key the source no longer
+-- has leaves rejects.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
-  RETURNING r.row_data, r.attempts, r.first_seen
-),
-earlier AS (
-  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
-    FROM pending AS p
-   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
-),
-reread AS (
-  UPDATE "bisync_stage" AS s
-     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
-    FROM earlier AS e
-   WHERE s."wd_id" = e."wd_id"
-  RETURNING 1
+  RETURNING r.key, r.attempts, r.first_seen
 )
-INSERT INTO "bisync_stage" ("wd_id", "staff_id", "job_id", "work_date", "hours", "description", "billable", __bisync_attempts, __bisync_first_seen)
-SELECT e."wd_id", e."staff_id", e."job_id", e."work_date", e."hours", e."description", e."billable", e.__bisync_p_attempts, e.__bisync_p_first_seen
-  FROM earlier AS e
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."wd_id" = e."wd_id");
+UPDATE "bisync_stage" AS s
+   SET __bisync_attempts = p.attempts, __bisync_first_seen = p.first_seen
+  FROM pending AS p
+ WHERE s."wd_id" = p.key ->> $3;
 
 -- [desktop] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -11723,7 +11863,7 @@ COMMIT;
 -- Step 21/23: reminder reverse: cloud public.reminder → desktop public.mbreminder
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, reminder_date→remdate, title, is_done
--- step hash: 05abcc573cb9654c677702903f7afd8aa57f9c3194fe86ea9a829807e4ebd7b9
+-- step hash: 7a9f1f7915278b61089d03dc885120d52f26e6fc5b780f3b1557ee4789b8d96f
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -11897,6 +12037,15 @@ SELECT n.oid IS NOT NULL AS schema_exists,
   FROM (SELECT 1) AS one
   LEFT JOIN pg_namespace AS n ON n.nspname = $1;
 
+-- [desktop] this step's row of state, for its lock (apply claims every step's row before the steps run)
+--   $1 = 'reminder'  (table)
+--   $2 = 'reverse'  (direction)
+-- This step's row of state, committed before the step runs so that the step can lock it (its
+-- watermark stays NULL until the step has read something).
+INSERT INTO "bisync".state (table_name, direction)
+VALUES ($1, $2)
+ON CONFLICT (table_name, direction) DO NOTHING;
+
 -- [desktop] commit the bootstrap
 COMMIT;
 
@@ -11926,10 +12075,17 @@ SELECT set_config('DateStyle', $1, true),
        set_config('statement_timeout', $8, true);
 
 -- [desktop] one run per (table, direction) at a time
---   $1 = 'bisync'  (lock namespace)
---   $2 = 'bisync.reminder/reverse'  (lock key)
--- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
-SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+--   $1 = 'reminder'  (table)
+--   $2 = 'reverse'  (direction)
+-- One run per (table, direction): lock this step's row of bisync's state, which only a role that can
+-- write bisync's state can lock (an advisory lock, any role that can connect could take). A second
+-- concurrent run gets lock_not_available and stops (exit 3); the lock ends with the transaction, or
+-- with the connection of a run that was killed.
+SELECT true AS locked
+  FROM "bisync".state AS st
+ WHERE st.table_name = $1
+   AND st.direction = $2
+   FOR UPDATE NOWAIT;
 
 -- [desktop] the watermark this step starts from (must equal the planned one)
 --   $1 = 'reminder'  (table)
@@ -12056,30 +12212,21 @@ COMMIT;
 -- [desktop] retry rows rejected by earlier runs
 --   $1 = 'reminder'  (table)
 --   $2 = 'reverse'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
--- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
+--   $3 = 'rem_id'  (key column name rem_id)
+-- Rows earlier runs could not write are tried again as this run read them from the source (a step with
+-- pending rejects reads in full): a rejects row is only a key to retry, never data to write. The row
+-- keeps its attempts and first-seen time, so a reject is "new" only once; a key the source no longer
+-- has leaves rejects.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
-  RETURNING r.row_data, r.attempts, r.first_seen
-),
-earlier AS (
-  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
-    FROM pending AS p
-   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
-),
-reread AS (
-  UPDATE "bisync_stage" AS s
-     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
-    FROM earlier AS e
-   WHERE s."rem_id" = e."rem_id"
-  RETURNING 1
+  RETURNING r.key, r.attempts, r.first_seen
 )
-INSERT INTO "bisync_stage" ("rem_id", "staff_id", "client_id", "remdate", "title", "is_done", __bisync_attempts, __bisync_first_seen)
-SELECT e."rem_id", e."staff_id", e."client_id", e."remdate", e."title", e."is_done", e.__bisync_p_attempts, e.__bisync_p_first_seen
-  FROM earlier AS e
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."rem_id" = e."rem_id");
+UPDATE "bisync_stage" AS s
+   SET __bisync_attempts = p.attempts, __bisync_first_seen = p.first_seen
+  FROM pending AS p
+ WHERE s."rem_id" = p.key ->> $3;
 
 -- [desktop] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -12307,7 +12454,7 @@ COMMIT;
 -- Step 22/23: remdetail reverse: cloud public.remdetail → desktop public.remdetail
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: 45fc39174ebe81ecd1fc5d8687bb451e3ffc38e84e3548f77a8cb53e64f4aa7f
+-- step hash: 787decde42190725153d22d7922f87bf4e6625c8ce8d2c51fd23f933699cc4f3
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -12481,6 +12628,15 @@ SELECT n.oid IS NOT NULL AS schema_exists,
   FROM (SELECT 1) AS one
   LEFT JOIN pg_namespace AS n ON n.nspname = $1;
 
+-- [desktop] this step's row of state, for its lock (apply claims every step's row before the steps run)
+--   $1 = 'remdetail'  (table)
+--   $2 = 'reverse'  (direction)
+-- This step's row of state, committed before the step runs so that the step can lock it (its
+-- watermark stays NULL until the step has read something).
+INSERT INTO "bisync".state (table_name, direction)
+VALUES ($1, $2)
+ON CONFLICT (table_name, direction) DO NOTHING;
+
 -- [desktop] commit the bootstrap
 COMMIT;
 
@@ -12510,10 +12666,17 @@ SELECT set_config('DateStyle', $1, true),
        set_config('statement_timeout', $8, true);
 
 -- [desktop] one run per (table, direction) at a time
---   $1 = 'bisync'  (lock namespace)
---   $2 = 'bisync.remdetail/reverse'  (lock key)
--- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
-SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+--   $1 = 'remdetail'  (table)
+--   $2 = 'reverse'  (direction)
+-- One run per (table, direction): lock this step's row of bisync's state, which only a role that can
+-- write bisync's state can lock (an advisory lock, any role that can connect could take). A second
+-- concurrent run gets lock_not_available and stops (exit 3); the lock ends with the transaction, or
+-- with the connection of a run that was killed.
+SELECT true AS locked
+  FROM "bisync".state AS st
+ WHERE st.table_name = $1
+   AND st.direction = $2
+   FOR UPDATE NOWAIT;
 
 -- [desktop] the watermark this step starts from (must equal the planned one)
 --   $1 = 'remdetail'  (table)
@@ -12639,30 +12802,21 @@ COMMIT;
 -- [desktop] retry rows rejected by earlier runs
 --   $1 = 'remdetail'  (table)
 --   $2 = 'reverse'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
--- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
+--   $3 = 'remd_id'  (key column name remd_id)
+-- Rows earlier runs could not write are tried again as this run read them from the source (a step with
+-- pending rejects reads in full): a rejects row is only a key to retry, never data to write. The row
+-- keeps its attempts and first-seen time, so a reject is "new" only once; a key the source no longer
+-- has leaves rejects.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
-  RETURNING r.row_data, r.attempts, r.first_seen
-),
-earlier AS (
-  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
-    FROM pending AS p
-   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
-),
-reread AS (
-  UPDATE "bisync_stage" AS s
-     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
-    FROM earlier AS e
-   WHERE s."remd_id" = e."remd_id"
-  RETURNING 1
+  RETURNING r.key, r.attempts, r.first_seen
 )
-INSERT INTO "bisync_stage" ("remd_id", "rem_id", "channel", "remind_before_days", "note", __bisync_attempts, __bisync_first_seen)
-SELECT e."remd_id", e."rem_id", e."channel", e."remind_before_days", e."note", e.__bisync_p_attempts, e.__bisync_p_first_seen
-  FROM earlier AS e
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."remd_id" = e."remd_id");
+UPDATE "bisync_stage" AS s
+   SET __bisync_attempts = p.attempts, __bisync_first_seen = p.first_seen
+  FROM pending AS p
+ WHERE s."remd_id" = p.key ->> $3;
 
 -- [desktop] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -12889,7 +13043,7 @@ COMMIT;
 -- Step 23/23: learequest reverse: cloud public.learequest → desktop public.learequest
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: 94ea04fe95200193b83641f42f780e2e48e1225f187218116bbaf22afbc91920
+-- step hash: c93185bfef9202655dda550dfb4c6f55f1e8e52bdd07b668788fca35a3409574
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -13063,6 +13217,15 @@ SELECT n.oid IS NOT NULL AS schema_exists,
   FROM (SELECT 1) AS one
   LEFT JOIN pg_namespace AS n ON n.nspname = $1;
 
+-- [desktop] this step's row of state, for its lock (apply claims every step's row before the steps run)
+--   $1 = 'learequest'  (table)
+--   $2 = 'reverse'  (direction)
+-- This step's row of state, committed before the step runs so that the step can lock it (its
+-- watermark stays NULL until the step has read something).
+INSERT INTO "bisync".state (table_name, direction)
+VALUES ($1, $2)
+ON CONFLICT (table_name, direction) DO NOTHING;
+
 -- [desktop] commit the bootstrap
 COMMIT;
 
@@ -13092,10 +13255,17 @@ SELECT set_config('DateStyle', $1, true),
        set_config('statement_timeout', $8, true);
 
 -- [desktop] one run per (table, direction) at a time
---   $1 = 'bisync'  (lock namespace)
---   $2 = 'bisync.learequest/reverse'  (lock key)
--- One run per (table, direction): a second concurrent run gets false and stops (exit 3).
-SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked;
+--   $1 = 'learequest'  (table)
+--   $2 = 'reverse'  (direction)
+-- One run per (table, direction): lock this step's row of bisync's state, which only a role that can
+-- write bisync's state can lock (an advisory lock, any role that can connect could take). A second
+-- concurrent run gets lock_not_available and stops (exit 3); the lock ends with the transaction, or
+-- with the connection of a run that was killed.
+SELECT true AS locked
+  FROM "bisync".state AS st
+ WHERE st.table_name = $1
+   AND st.direction = $2
+   FOR UPDATE NOWAIT;
 
 -- [desktop] the watermark this step starts from (must equal the planned one)
 --   $1 = 'learequest'  (table)
@@ -13224,30 +13394,21 @@ COMMIT;
 -- [desktop] retry rows rejected by earlier runs
 --   $1 = 'learequest'  (table)
 --   $2 = 'reverse'  (direction)
--- Rows rejected by earlier runs are tried again, unless this run read a newer version of them;
--- either way the row keeps its attempts and first-seen time, so a reject is "new" only once.
+--   $3 = 'lea_id'  (key column name lea_id)
+-- Rows earlier runs could not write are tried again as this run read them from the source (a step with
+-- pending rejects reads in full): a rejects row is only a key to retry, never data to write. The row
+-- keeps its attempts and first-seen time, so a reject is "new" only once; a key the source no longer
+-- has leaves rejects.
 WITH pending AS (
   DELETE FROM "bisync".rejects AS r
    WHERE r.table_name = $1
      AND r.direction = $2
-  RETURNING r.row_data, r.attempts, r.first_seen
-),
-earlier AS (
-  SELECT x.*, p.attempts AS __bisync_p_attempts, p.first_seen AS __bisync_p_first_seen
-    FROM pending AS p
-   CROSS JOIN LATERAL jsonb_populate_record(NULL::"bisync_stage", p.row_data) AS x
-),
-reread AS (
-  UPDATE "bisync_stage" AS s
-     SET __bisync_attempts = e.__bisync_p_attempts, __bisync_first_seen = e.__bisync_p_first_seen
-    FROM earlier AS e
-   WHERE s."lea_id" = e."lea_id"
-  RETURNING 1
+  RETURNING r.key, r.attempts, r.first_seen
 )
-INSERT INTO "bisync_stage" ("lea_id", "staff_id", "leave_type", "from_date", "to_date", "reason", "status", "approved_by", __bisync_attempts, __bisync_first_seen)
-SELECT e."lea_id", e."staff_id", e."leave_type", e."from_date", e."to_date", e."reason", e."status", e."approved_by", e.__bisync_p_attempts, e.__bisync_p_first_seen
-  FROM earlier AS e
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE s."lea_id" = e."lea_id");
+UPDATE "bisync_stage" AS s
+   SET __bisync_attempts = p.attempts, __bisync_first_seen = p.first_seen
+  FROM pending AS p
+ WHERE s."lea_id" = p.key ->> $3;
 
 -- [desktop] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";

@@ -60,7 +60,8 @@ describe('log noise: an unattended run says what needs its owner, and little els
   it('the final line says what needs the owner — a failed step and a rejected row — at error level, and the exit code is 1', async () => {
     await query(dbs.cloudUrl, `DO $$ BEGIN CREATE ROLE bisync_quiet_writer LOGIN PASSWORD 'qw-pw'; EXCEPTION WHEN duplicate_object THEN NULL; END $$`);
     await query(dbs.cloudUrl, `GRANT SELECT ON client TO bisync_quiet_writer; GRANT SELECT, INSERT, UPDATE ON job TO bisync_quiet_writer`);
-    await query(dbs.cloudUrl, `GRANT USAGE, CREATE ON SCHEMA bisync TO bisync_quiet_writer; GRANT ALL ON ALL TABLES IN SCHEMA bisync TO bisync_quiet_writer`);
+    // bisync uses a state schema only when the role it connects as owns it.
+    await query(dbs.cloudUrl, [`ALTER SCHEMA bisync OWNER TO bisync_quiet_writer`, ...['state', 'runs', 'rejects', 'base', 'conflicts'].map((t) => `ALTER TABLE bisync.${t} OWNER TO bisync_quiet_writer`)].join('; '));
     await query(dbs.cloudUrl, `ALTER TABLE job ADD CONSTRAINT title_not_bad CHECK (title <> 'bad')`);
     await query(dbs.desktopUrl, `INSERT INTO client (client_id, name) VALUES (3, 'new client')`);
     await query(dbs.desktopUrl, `INSERT INTO job (job_id, client_id, title, status) VALUES (100, 1, 'bad', 'open')`);
@@ -83,6 +84,7 @@ describe('log noise: an unattended run says what needs its owner, and little els
 
   it('on a terminal apply logs only what needs you by default, and -v adds one line per step', async () => {
     await query(dbs.cloudUrl, `ALTER TABLE job DROP CONSTRAINT title_not_bad`);
+    await query(dbs.cloudUrl, [`ALTER SCHEMA bisync OWNER TO CURRENT_USER`, ...['state', 'runs', 'rejects', 'base', 'conflicts'].map((t) => `ALTER TABLE bisync.${t} OWNER TO CURRENT_USER`)].join('; '));
     await query(dbs.desktopUrl, `DELETE FROM job WHERE job_id = 100`);
     const quiet = await onTerminal(['apply', '--config', file], envFor(dbs));
     expect(quiet).toMatch(/^table\s+direction\s+status/m);

@@ -11,11 +11,17 @@ interface StatusJson {
   attention: string[];
 }
 
+/** SQL that gives bisync's state schema and its tables to `role`. */
+function stateOwner(role: string): string {
+  return [`ALTER SCHEMA bisync OWNER TO ${role}`, ...['state', 'runs', 'rejects', 'base', 'conflicts'].map((t) => `ALTER TABLE bisync.${t} OWNER TO ${role}`)].join('; ');
+}
+
 /** A cloud URL that logs in as a role that may read the synced tables but not write them. */
 async function readOnlyCloudUrl(cloudUrl: string): Promise<string> {
   await query(cloudUrl, `DO $$ BEGIN CREATE ROLE bisync_status_ro LOGIN PASSWORD 'ro-pw'; EXCEPTION WHEN duplicate_object THEN NULL; END $$`);
   await query(cloudUrl, `GRANT SELECT ON ALL TABLES IN SCHEMA public TO bisync_status_ro`);
-  await query(cloudUrl, `GRANT USAGE, CREATE ON SCHEMA bisync TO bisync_status_ro; GRANT ALL ON ALL TABLES IN SCHEMA bisync TO bisync_status_ro`);
+  // bisync uses a state schema only when the role it connects as owns it (another role's could hold triggers).
+  await query(cloudUrl, stateOwner('bisync_status_ro'));
   const url = new URL(cloudUrl);
   url.username = 'bisync_status_ro';
   url.password = 'ro-pw';
@@ -36,7 +42,7 @@ describe('status tells the owner what needs them', () => {
     const failed = await runCli(['apply', '--direction', 'forward', '--config', file], { ...envFor(dbs), CLOUD_DATABASE_URL: cloudRo });
     expect(failed.code).toBe(1);
 
-    const result = await runCli(['status', '--json', '--config', file], envFor(dbs));
+    const result = await runCli(['status', '--json', '--config', file], { ...envFor(dbs), CLOUD_DATABASE_URL: cloudRo });
     expect(result.code).toBe(1);
     const report = JSON.parse(result.stdout) as StatusJson;
     expect(report.ok).toBe(false);
@@ -45,7 +51,7 @@ describe('status tells the owner what needs them', () => {
     expect(client?.lastRun?.error).toMatch(/^on cloud: permission denied for table client \(role "bisync_status_ro"; writing needs GRANT SELECT, INSERT, UPDATE ON public\.client TO "bisync_status_ro"\)$/);
     expect(report.attention).toContain(`client forward: last run failed at ${client?.lastRun?.finishedAt}: ${client?.lastRun?.error}`);
 
-    const text = await runCli(['status', '--config', file], envFor(dbs));
+    const text = await runCli(['status', '--config', file], { ...envFor(dbs), CLOUD_DATABASE_URL: cloudRo });
     expect(text.code).toBe(1);
     expect(text.stdout).toMatch(/Needs you:\n {2}client forward: last run failed at .*: on cloud: permission denied for table client/);
   });
@@ -59,7 +65,10 @@ describe('status tells the owner what needs them', () => {
     const failed = await runCli(['apply', '--direction', 'reverse', '--table', 'job', '--config', file], { ...envFor(dbs), CLOUD_DATABASE_URL: cloudRo.toString() });
     expect(failed.code).toBe(1);
 
-    const result = await runCli(['status', '--json', '--table', 'job', '--config', file], envFor(dbs));
+    // status runs as the role that owns the state too, and counts waiting rows on job: let it read job for that.
+    await query(dbs.cloudUrl, `GRANT SELECT ON job TO bisync_status_ro`);
+    const result = await runCli(['status', '--json', '--table', 'job', '--config', file], { ...envFor(dbs), CLOUD_DATABASE_URL: cloudRo.toString() });
+    await query(dbs.cloudUrl, `REVOKE SELECT ON job FROM bisync_status_ro`);
     expect(result.code).toBe(1);
     const job = (JSON.parse(result.stdout) as StatusJson).steps.find((s) => s.direction === 'reverse');
     expect(job?.watermark).toBeNull();
@@ -81,6 +90,7 @@ describe('status tells the owner what needs them', () => {
 
   it('status exits 0 and says nothing needs you when every last run succeeded and nothing is pending', async () => {
     const file = jobsConfigFile();
+    await query(dbs.cloudUrl, stateOwner('CURRENT_USER'));
     await apply(await testConfig(file, dbs));
     const result = await runCli(['status', '--config', file], envFor(dbs));
     expect(result.stdout).toContain("Nothing needs you: every step's last run succeeded and no rows are pending.");

@@ -61,7 +61,7 @@ export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.
  * most MAX_CONFIG_BYTES. Opened without blocking and checked on the open file, so it cannot be
  * swapped between the check and the read.
  */
-async function readConfigText(file: string): Promise<string> {
+export async function readConfigText(file: string): Promise<string> {
   const unreadable = (reason: string, hint: string, cause?: unknown): BisyncError =>
     new BisyncError('CONFIG_UNREADABLE', `${file}: ${reason}`, { exitCode: ExitCode.usage, hint, ...(cause === undefined ? {} : { cause }) });
   let handle: FileHandle;

@@ -43,7 +43,7 @@ describe('the guard counts what this step did to the other side\'s rows, not wha
     // A trigger that rewrites phone rows whenever rows arrive: the count stays the same, the rows do not.
     await query(
       dbs.cloudUrl,
-      `CREATE FUNCTION touch_mobile_rows() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN UPDATE job SET status = 'closed by office sync' WHERE source = 'M'; RETURN NULL; END $$;
+      `CREATE FUNCTION touch_mobile_rows() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN UPDATE public.job SET status = 'closed by office sync' WHERE source = 'M'; RETURN NULL; END $$;
        CREATE TRIGGER touch_mobile_rows AFTER INSERT ON job FOR EACH STATEMENT EXECUTE FUNCTION touch_mobile_rows();`,
     );
     await query(dbs.desktopUrl, `INSERT INTO job (job_id, client_id, title, status) VALUES (500, 1, 'new desktop job', 'open')`);

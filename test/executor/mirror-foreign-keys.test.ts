@@ -108,7 +108,7 @@ describe('mirror deletes never remove or change, through foreign keys, a row the
       await apply(cfg);
       await query(dbs.cloudUrl, `INSERT INTO job (job_id, client_id, title, status, source) VALUES (9003, 1, 'phone job', 'open', 'M')`);
       await query(dbs.cloudUrl, `
-        CREATE FUNCTION clean_jobs() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN DELETE FROM job WHERE source = 'M'; RETURN OLD; END $$;
+        CREATE FUNCTION clean_jobs() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN DELETE FROM public.job WHERE source = 'M'; RETURN OLD; END $$;
         CREATE TRIGGER clean_jobs BEFORE DELETE ON client FOR EACH ROW EXECUTE FUNCTION clean_jobs();`);
       await officeDeletesClient(dbs, 9);
 

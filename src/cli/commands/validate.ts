@@ -1,6 +1,5 @@
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { configPath } from '../../config/load-config.js';
+import { configPath, readConfigText } from '../../config/load-config.js';
 import { validateLive } from '../../commands/validate.js';
 import type { LiveReport } from '../../commands/validate.js';
 import type { LiveProblem } from '../../compiler/check-catalog.js';
@@ -39,7 +38,8 @@ export function registerValidate(program: Command, ctx: CliContext): void {
 async function unsetUrlVariables(file: string): Promise<string[]> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    // The same guarded read as the config itself: a FIFO or /dev/zero must not hang or fill memory here either.
+    text = await readConfigText(file);
   } catch {
     return [];
   }

@@ -17,8 +17,11 @@ import { FaultProxy } from './proxy-pg.js';
  * the advisory lock goes with the connection; and a rerun converges, nothing lost or duplicated.
  */
 
-/** The step's transaction on T starts with this; the read on F with the other (after a comment). */
-const TARGET_BEGIN = /^BEGIN ISOLATION LEVEL READ COMMITTED/;
+/**
+ * The step's transaction on T is the one that takes the step lock (the bootstrap transaction before it
+ * also begins READ COMMITTED, and commits); the read on F begins as below (after a comment).
+ */
+const TARGET_STEP = /FOR UPDATE NOWAIT$/;
 const SOURCE_BEGIN = /^(--[^\n]*\n)*BEGIN ISOLATION LEVEL REPEATABLE READ/;
 
 const dbs = useFreshDatabases('faultsproxy');
@@ -99,63 +102,63 @@ const cases: CutCase[] = [
     name: 'the end of the COPY into the target (its CopyDone never arrives)',
     direction: 'reverse',
     side: 'target',
-    fault: { trigger: { kind: 'message', from: 'client', type: 'c' }, watchFrom: TARGET_BEGIN },
+    fault: { trigger: { kind: 'message', from: 'client', type: 'c' }, watchFrom: TARGET_STEP },
     lands: 'before',
   },
   {
     name: 'the end of the COPY into the target (its CopyDone never arrives)',
     direction: 'forward',
     side: 'target',
-    fault: { trigger: { kind: 'message', from: 'client', type: 'c' }, watchFrom: TARGET_BEGIN },
+    fault: { trigger: { kind: 'message', from: 'client', type: 'c' }, watchFrom: TARGET_STEP },
     lands: 'before',
   },
   {
     name: 'the merge, first statement',
     direction: 'reverse',
     side: 'target',
-    fault: { trigger: { kind: 'sql', match: /WITH src AS/ }, watchFrom: TARGET_BEGIN },
+    fault: { trigger: { kind: 'sql', match: /WITH src AS/ }, watchFrom: TARGET_STEP },
     lands: 'before',
   },
   {
     name: 'the merge, while bisecting down to the reject (merge #4)',
     direction: 'forward',
     side: 'target',
-    fault: { trigger: { kind: 'sql', match: /WITH src AS/ }, nth: 4, watchFrom: TARGET_BEGIN },
+    fault: { trigger: { kind: 'sql', match: /WITH src AS/ }, nth: 4, watchFrom: TARGET_STEP },
     lands: 'before',
   },
   {
     name: 'save-state (watermark upsert)',
     direction: 'reverse',
     side: 'target',
-    fault: { trigger: { kind: 'sql', match: /INSERT INTO "?bisync"?\.state AS st/ }, watchFrom: TARGET_BEGIN },
+    fault: { trigger: { kind: 'sql', match: /INSERT INTO "?bisync"?\.state AS st/ }, watchFrom: TARGET_STEP },
     lands: 'before',
   },
   {
     name: 'COMMIT, before it reaches the target',
     direction: 'reverse',
     side: 'target',
-    fault: { trigger: { kind: 'sql', match: /^COMMIT$/ }, watchFrom: TARGET_BEGIN },
+    fault: { trigger: { kind: 'sql', match: /^COMMIT$/ }, watchFrom: TARGET_STEP },
     lands: 'before',
   },
   {
     name: 'COMMIT, before it reaches the target',
     direction: 'forward',
     side: 'target',
-    fault: { trigger: { kind: 'sql', match: /^COMMIT$/ }, watchFrom: TARGET_BEGIN },
+    fault: { trigger: { kind: 'sql', match: /^COMMIT$/ }, watchFrom: TARGET_STEP },
     lands: 'before',
   },
   {
     name: 'COMMIT, after the target committed (its answer is lost)',
     direction: 'reverse',
     side: 'target',
-    fault: { trigger: { kind: 'sql', match: /^COMMIT$/ }, cut: 'reply', watchFrom: TARGET_BEGIN },
+    fault: { trigger: { kind: 'sql', match: /^COMMIT$/ }, cut: 'reply', watchFrom: TARGET_STEP },
     lands: 'after',
   },
   {
     name: 'COMMIT, after the target committed (its answer is lost)',
     direction: 'forward',
     side: 'target',
-    fault: { trigger: { kind: 'sql', match: /^COMMIT$/ }, cut: 'reply', watchFrom: TARGET_BEGIN },
+    fault: { trigger: { kind: 'sql', match: /^COMMIT$/ }, cut: 'reply', watchFrom: TARGET_STEP },
     lands: 'after',
   },
 ];
@@ -213,8 +216,8 @@ describe('cuts after a random number of bytes', () => {
   // streams), and what bisync sends T from the retry of rejects on.
   const windows = [
     { side: 'source', from: 'server', watchFrom: SOURCE_BEGIN, span: { forward: 160_000, reverse: 40_000 } },
-    { side: 'target', from: 'client', watchFrom: TARGET_BEGIN, span: { forward: 160_000, reverse: 40_000 } },
-    { side: 'target', from: 'server', watchFrom: TARGET_BEGIN, span: { forward: 3_000, reverse: 3_000 } },
+    { side: 'target', from: 'client', watchFrom: TARGET_STEP, span: { forward: 160_000, reverse: 40_000 } },
+    { side: 'target', from: 'server', watchFrom: TARGET_STEP, span: { forward: 3_000, reverse: 3_000 } },
     { side: 'target', from: 'client', watchFrom: /^-- Rows rejected by earlier runs/, span: { forward: 12_000, reverse: 12_000 } },
   ] as const;
 
@@ -247,7 +250,7 @@ describe('cuts after a random number of bytes', () => {
 describe('retries', () => {
   it('retries: 2 — the proxy cuts only the first connection, during the merge; the same run succeeds, exactly once', async () => {
     await makeWork(dbs, 'reverse');
-    desktopProxy.arm({ trigger: { kind: 'sql', match: /WITH src AS/ }, watchFrom: TARGET_BEGIN, times: 1 });
+    desktopProxy.arm({ trigger: { kind: 'sql', match: /WITH src AS/ }, watchFrom: TARGET_STEP, times: 1 });
     const cutsBefore = desktopProxy.cuts.length;
     const report = await apply(config, { direction: 'reverse', tables: ['job'], retries: 2 });
     desktopProxy.disarm();
@@ -267,7 +270,7 @@ describe('retries', () => {
     await makeWork(dbs, direction);
     const proxy = proxyOf(direction, 'target');
     const cutsBefore = proxy.cuts.length;
-    proxy.arm({ trigger: { kind: 'sql', match: /^COMMIT$/ }, cut: 'reply', watchFrom: TARGET_BEGIN, times: 1 });
+    proxy.arm({ trigger: { kind: 'sql', match: /^COMMIT$/ }, cut: 'reply', watchFrom: TARGET_STEP, times: 1 });
     const report = await apply(config, { direction, tables: ['job'], retries: 2 });
     proxy.disarm();
 
@@ -295,7 +298,7 @@ describe('through the CLI (default retries: 2)', () => {
   it('every attempt cut during the merge: exit 1, T exactly as before, the lock free, a rerun converges', async () => {
     await makeWork(dbs, 'reverse');
     const before = await snapshotTarget(dbs, 'reverse');
-    desktopProxy.arm({ trigger: { kind: 'sql', match: /WITH src AS/ }, watchFrom: TARGET_BEGIN, times: Infinity });
+    desktopProxy.arm({ trigger: { kind: 'sql', match: /WITH src AS/ }, watchFrom: TARGET_STEP, times: Infinity });
     const cutsBefore = desktopProxy.cuts.length;
     const cli = await runCli(['apply', '--config', file, '--direction', 'reverse', '--table', 'job', '--json', '--log-level', 'warn'], envProxied());
     desktopProxy.disarm();
@@ -369,7 +372,7 @@ describe('the connection to T lost while F still streams its COPY', () => {
 
   it('CLI: the first attempt cut during the COPY into T, the retry succeeds (exit 0), instead of exit 13 with no output', async () => {
     await makeWork(dbs, 'reverse');
-    desktopProxy.arm({ trigger: { kind: 'copy-in' }, watchFrom: TARGET_BEGIN, times: 1 });
+    desktopProxy.arm({ trigger: { kind: 'copy-in' }, watchFrom: TARGET_STEP, times: 1 });
     const cli = await runCli(['apply', '--config', file, '--direction', 'reverse', '--table', 'job', '--json', '--log-level', 'warn'], envProxied());
     desktopProxy.disarm();
     await sessionsGone();

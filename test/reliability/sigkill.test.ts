@@ -82,16 +82,20 @@ const sourceRows = async (): Promise<string> => (await query<{ v: string }>(dbs.
 const mobileRow = async (): Promise<string> =>
   (await query<{ v: string }>(dbs.cloudUrl, `SELECT coalesce(string_agg(i::text, ','), '') AS v FROM item i WHERE source = 'M'`))[0]?.v ?? '';
 
-/** The step's bookkeeping on T: its state row and how many runs of it committed as succeeded. */
-async function bookkeeping(): Promise<{ stateRow: boolean; succeeded: number }> {
+/**
+ * The step's bookkeeping on T: when its state row was last saved and how many runs of it committed
+ * as succeeded. apply claims the state row (watermark NULL) in its own transaction before the step
+ * runs, so that the step can lock it; the step's save-state then sets updated_at with the data.
+ */
+async function bookkeeping(): Promise<{ stateSavedAt: string | null; succeeded: number }> {
   const exists = (await query<{ ok: boolean }>(dbs.cloudUrl, `SELECT to_regclass('bisync.runs') IS NOT NULL AS ok`))[0]?.ok === true;
-  if (!exists) return { stateRow: false, succeeded: 0 };
-  const state = await query(dbs.cloudUrl, `SELECT 1 FROM bisync.state WHERE table_name = 'item' AND direction = 'forward'`);
+  if (!exists) return { stateSavedAt: null, succeeded: 0 };
+  const state = await query<{ at: string }>(dbs.cloudUrl, `SELECT updated_at::text AS at FROM bisync.state WHERE table_name = 'item' AND direction = 'forward'`);
   const runs = await query<{ n: number }>(
     dbs.cloudUrl,
     `SELECT count(*)::int AS n FROM bisync.runs WHERE table_name = 'item' AND direction = 'forward' AND status = 'succeeded'`,
   );
-  return { stateRow: state.length > 0, succeeded: runs[0]?.n ?? 0 };
+  return { stateSavedAt: state[0]?.at ?? null, succeeded: runs[0]?.n ?? 0 };
 }
 
 /** Whether a new run of the step would get its lock: the planned lock statement, run on T and rolled back. */
@@ -100,9 +104,17 @@ async function lockIsFree(): Promise<boolean> {
   const step = compilePlan(config, catalogs, state, { direction: 'forward', tables: ['item'], mode: 'auto' }).steps[0];
   if (step === undefined) throw new Error('no step planned for item forward');
   return await withClient(dbs.cloudUrl, async (client) => {
+    // Killed before its bootstrap committed: no state table, so no row anybody could hold.
+    if ((await client.query<{ ok: boolean }>(`SELECT to_regclass('bisync.state') IS NOT NULL AS ok`)).rows[0]?.ok !== true) return true;
     await client.query('BEGIN');
     try {
-      return (await run<{ locked: boolean }>(client, statement(step, 'lock'))).rows[0]?.locked === true;
+      // The lock is the step's state row, FOR UPDATE NOWAIT: held elsewhere → lock_not_available;
+      // no row yet → nothing to hold (a new run claims the row before it locks it).
+      const rows = (await run<{ locked: boolean }>(client, statement(step, 'lock'))).rows;
+      return rows.length === 0 || rows[0]?.locked === true;
+    } catch (error) {
+      if ((error as { code?: string }).code === '55P03') return false;
+      throw error;
     } finally {
       await client.query('ROLLBACK');
     }
@@ -193,7 +205,9 @@ describe(`SIGKILL of bisync apply at seeded random points (BISYNC_FAULT_SEED=${s
       const applied = after === wanted && before !== wanted;
       // The run row and the state row are committed with the data, never without it.
       expect(books.succeeded).toBe(booksBefore.succeeded + (applied ? 1 : 0));
-      expect(books.stateRow).toBe(books.succeeded > 0);
+      if (applied) expect(books.stateSavedAt, 'the state row is saved with the data').not.toBe(booksBefore.stateSavedAt);
+      else if (booksBefore.stateSavedAt !== null) expect(books.stateSavedAt, 'no state saved without the data').toBe(booksBefore.stateSavedAt);
+      if (books.succeeded > 0) expect(books.stateSavedAt).not.toBeNull();
       expect(await mobileRow()).toBe('(900000,mobile,0,M)');
       outcomes.push(`kill ${i + 1} at ${where} (${exitedWith}): ${applied ? 'applied' : 'unchanged'}`);
     }

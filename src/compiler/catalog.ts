@@ -94,7 +94,7 @@ export interface CatalogTable {
   readonly foreignKeys: readonly CatalogForeignKey[];
   /** What the connecting role may do on the table (absent when not introspected). */
   readonly privileges?: { readonly select: boolean; readonly insert: boolean; readonly update: boolean; readonly delete: boolean };
-  /** `pg_relation_filenode`: changes when the table is rewritten (VACUUM FULL, CLUSTER, TRUNCATE…); for xmin reads. */
+  /** `pg_relation_filenode`: changes when the table is rewritten (VACUUM FULL, CLUSTER, emptying it…); for xmin reads. */
   readonly relfilenode?: string | null;
   /** Enabled BEFORE row triggers on INSERT or UPDATE, its partitions' and children's included. */
   readonly triggers?: readonly CatalogTrigger[];

@@ -222,7 +222,7 @@ function chooseXminMode(
     return full(`xmin on ${sourceName}: a different server than the last read (system identifier ${saved.system} → ${server.systemId}): every row is read`);
   }
   if (saved.relfilenode !== (table.relfilenode ?? null)) {
-    return full(`xmin on ${sourceName}: the table was rewritten since the last read (relfilenode ${saved.relfilenode} → ${table.relfilenode ?? 'none'}; VACUUM FULL, CLUSTER, TRUNCATE or a rewriting ALTER): every row is read`);
+    return full(`xmin on ${sourceName}: the table was rewritten since the last read (relfilenode ${saved.relfilenode} → ${table.relfilenode ?? 'none'}; VACUUM FULL, CLUSTER, emptying the table or a rewriting ALTER): every row is read`);
   }
   const since = BigInt(saved.xmin);
   const next = BigInt(server.nextXid);

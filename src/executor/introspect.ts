@@ -149,12 +149,10 @@ const CATALOG_SQL = `
 WITH wanted AS (
   SELECT w.ord,
          CASE WHEN w.schema IS NULL
-              THEN (SELECT c.oid
+              THEN (SELECT (array_agg(c.oid ORDER BY p.pos))[1]
                       FROM unnest($3::text[]) WITH ORDINALITY AS p(nsp, pos)
                       JOIN pg_namespace n ON n.nspname = p.nsp
-                      JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.name
-                     ORDER BY p.pos
-                     LIMIT 1)
+                      JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.name)
               ELSE (SELECT c.oid
                       FROM pg_class c
                       JOIN pg_namespace n ON n.oid = c.relnamespace

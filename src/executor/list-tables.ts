@@ -13,10 +13,9 @@ SELECT current_setting('server_version_num')::int AS version,
                  c.relname AS name,
                  c.relkind AS kind,
                  -- visible: the first relation of this name along the session's own path ($2) is this one
-                 (SELECT p.nsp FROM unnest($2::text[]) WITH ORDINALITY AS p(nsp, pos)
+                 (SELECT (array_agg(p.nsp ORDER BY p.pos))[1] FROM unnest($2::text[]) WITH ORDINALITY AS p(nsp, pos)
                    WHERE EXISTS (SELECT 1 FROM pg_class c2 JOIN pg_namespace n2 ON n2.oid = c2.relnamespace
-                                  WHERE n2.nspname = p.nsp AND c2.relname = c.relname)
-                   ORDER BY p.pos LIMIT 1) IS NOT DISTINCT FROM n.nspname::text AS visible,
+                                  WHERE n2.nspname = p.nsp AND c2.relname = c.relname)) IS NOT DISTINCT FROM n.nspname::text AS visible,
                  ${RELATION_DETAILS_SQL}
             FROM pg_class c
             JOIN pg_namespace n ON n.oid = c.relnamespace

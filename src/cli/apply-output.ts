@@ -21,7 +21,7 @@ export function applyText(report: ApplyReport): string {
     ]),
   ];
   const lines = [
-    `${report.dryRun ? 'DRY RUN (every step rolled back) — ' : ''}run ${report.runId}, plan ${report.planHash.slice(0, 12)}`,
+    `${report.dryRun ? 'DRY RUN (one transaction per database, rolled back at the end) — ' : ''}run ${report.runId}, plan ${report.planHash.slice(0, 12)}`,
     renderTable(rows),
   ];
   for (const s of report.steps) {
@@ -29,6 +29,10 @@ export function applyText(report: ApplyReport): string {
     else if (s.status === 'locked') lines.push(`${s.table} ${s.direction}: another bisync run holds this step; nothing changed`);
     if (s.sequenceWarning !== undefined) lines.push(`${s.table} ${s.direction}: ${s.sequenceWarning}`);
     if (s.unmarked > 0) lines.push(`${s.table} ${s.direction}: ${s.unmarked} unmarked row${s.unmarked === 1 ? '' : 's'} on the target (origin column NULL) the source does not have: never deleted, never sent; set their marker`);
+    if (s.deletedKeys !== undefined) {
+      const more = s.deleted > s.deletedKeys.length ? `, and ${s.deleted - s.deletedKeys.length} more` : '';
+      lines.push(`${s.table} ${s.direction}: deletes: mirror ${report.dryRun ? 'would delete' : 'deleted'} ${s.deletedKeys.join(', ')}${more}`);
+    }
     if (s.kept !== undefined) {
       lines.push(
         `${s.table} ${s.direction}: deletes: mirror kept ${s.kept.count} row${s.kept.count === 1 ? '' : 's'} that rows the other side owns still reference (${s.kept.keys.join(', ')}${s.kept.count > s.kept.keys.length ? ', …' : ''})`,

@@ -7,6 +7,7 @@ import type { ResolvedConfig } from '../config/types.js';
 import { ExitCode } from '../errors.js';
 import { bootstrapState, checkState, stateCheckStatement } from '../executor/bootstrap.js';
 import { Databases } from '../executor/databases.js';
+import { DryRunDatabases } from '../executor/dry-run.js';
 import { pinSettings } from '../executor/read-only.js';
 import { runStep } from '../executor/run-step.js';
 import { runScheduled } from '../executor/schedule.js';
@@ -55,7 +56,9 @@ export interface ApplyReport {
 export async function applyCommand(config: ResolvedConfig, options: ApplyOptions): Promise<ApplyReport> {
   // One set of connections for the whole run: the catalog read, the bootstrap and every step reuse
   // them (at most `concurrency` per database), instead of two new ones per step.
-  const dbs = new Databases(config, { reuse: true });
+  // A dry run keeps one transaction per database for the whole run (rolled back at its end), so
+  // each step sees what the steps before it would have written.
+  const dbs = options.dryRun ? new DryRunDatabases(config) : new Databases(config, { reuse: true });
   const cut = (): void => dbs.cutAll();
   const aborted = (): boolean => options.signal?.aborted === true;
   options.signal?.addEventListener('abort', cut, { once: true });
@@ -67,9 +70,11 @@ export async function applyCommand(config: ResolvedConfig, options: ApplyOptions
     const compileOptions: CompileOptions = { direction: options.direction, tables: options.tables ?? [], mode: options.mode, pendingRejects };
     const plan: Plan = compilePlan(config, catalogs, state, compileOptions, xmin);
     planHash = plan.hash;
-    if (!options.dryRun) await bootstrapTargets(plan, dbs, config, options.logger);
+    // A dry run creates missing state inside its transaction too (the source's as well, for
+    // edits: both): the rollback removes it.
+    await bootstrapTargets(plan, dbs, config, options.logger, options.dryRun);
     const notRun = await Promise.all((plan.unplanned ?? []).map(async (u) => await notPlanned(u, dbs, config, plan.hash, runId, options)));
-    results = await runScheduled(plan.steps, options.concurrency ?? 1, async (planned) => {
+    results = await runScheduled(plan.steps, options.dryRun ? 1 : (options.concurrency ?? 1), async (planned) => {
       if (aborted()) return notStarted(planned, plan.hash);
       let step = planned;
       // Attempts are numbered across retries and re-plans of this step: each leaves its own run row.
@@ -135,7 +140,7 @@ async function attempt(step: PlanStep, dbs: Databases, planHash: string, runId: 
     attempt: number,
     dryRun: options.dryRun,
     allowDeletes: options.allowDeletes,
-    bootstrapInTransaction: options.dryRun,
+    sharedTransaction: options.dryRun,
     interrupted: () => options.signal?.aborted === true,
     ...(options.onProgress === undefined ? {} : { onProgress: (rows: number) => options.onProgress?.(step, rows) }),
     ...(options.afterRead === undefined ? {} : { afterRead: options.afterRead }),
@@ -253,7 +258,8 @@ function inRunOrder(config: ResolvedConfig, results: readonly StepResult[]): Ste
 /** One step's outcome in one line: mode, counts and time. */
 function stepSentence(r: StepResult, dryRun: boolean): string {
   const counts = `read ${r.read}, inserted ${r.inserted}, updated ${r.updated}, unchanged ${r.unchanged}, protected ${r.protected}, rejected ${r.rejected}, deleted ${r.deleted}`;
-  return `${dryRun ? 'would succeed' : 'succeeded'} (${r.mode}): ${counts} in ${(r.durationMs / 1000).toFixed(2)} s`;
+  const keys = r.deletedKeys === undefined ? '' : ` (${dryRun ? 'would delete' : 'deleted'} ${r.deletedKeys.join(', ')}${r.deleted > r.deletedKeys.length ? ', …' : ''})`;
+  return `${dryRun ? 'would succeed' : 'succeeded'} (${r.mode}): ${counts}${keys} in ${(r.durationMs / 1000).toFixed(2)} s`;
 }
 
 /** What an unmarked-rows count means, in one sentence (logs and the summary). */
@@ -261,7 +267,7 @@ export function unmarkedSentence(step: Pick<PlanStep, 'table' | 'direction' | 's
   return `${step.table} ${step.direction}: ${n} unmarked row${n === 1 ? '' : 's'} on ${step.target} (origin column NULL) that ${step.source} does not have: never deleted, never sent; set their marker (bisync verify --table ${step.table} names them)`;
 }
 
-async function bootstrapTargets(plan: Plan, dbs: Databases, config: ResolvedConfig, logger: Logger): Promise<void> {
+async function bootstrapTargets(plan: Plan, dbs: Databases, config: ResolvedConfig, logger: Logger, dryRun: boolean): Promise<void> {
   const done = new Set<string>();
   for (const step of plan.steps) {
     // edits: both reads the source's copy of the base too, so the source needs its state as well.
@@ -272,7 +278,7 @@ async function bootstrapTargets(plan: Plan, dbs: Databases, config: ResolvedConf
       try {
         const claims = plan.steps.filter((s) => s.target === database).map((s) => statement(s, 'claim-state-row', 'target', s.bootstrap));
         if (await bootstrapState(client, step, database, claims)) {
-          logger.info({ database, schema: config.stateSchema }, 'created bisync state schema');
+          logger.info({ database, schema: config.stateSchema }, dryRun ? 'created bisync state schema for the dry run (rolled back with it)' : 'created bisync state schema');
         }
       } finally {
         await dbs.release(client);

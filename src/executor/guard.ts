@@ -14,7 +14,7 @@ export interface GuardStats {
   counted: boolean;
 }
 
-interface GuardRow {
+export interface GuardRow {
   snapshot?: string;
   relation: number;
   rows: string;
@@ -40,24 +40,21 @@ export async function guardOtherSideRows(
   dbs: Databases,
   stats: readonly GuardStats[],
   meant: { deleted: number; updated: number; deletedOnPurpose: number },
+  baseline?: readonly GuardRow[],
 ): Promise<void> {
   if (onlyWhatWasMeant(step, stats, meant)) return;
   const deletedOnPurpose = meant.deletedOnPurpose;
   const [inside, outside] = step.statements.filter((s) => s.kind === 'guard-rows');
   const settings = step.statements.filter((s) => s.kind === 'settings' && s.side === 'target').at(-1);
   if (inside === undefined || outside === undefined || settings === undefined) throw new Error(`the plan of ${step.table} ${step.direction} has no guard`);
-  const mine = (await run<GuardRow>(target, inside)).rows;
-  const snapshot = mine[0]?.snapshot ?? '';
-  const client = await dbs.client(step.target);
-  let theirs: GuardRow[];
-  try {
-    await run(client, statement(step, 'guard-begin'));
-    await client.query(withSnapshot(statement(step, 'guard-import'), snapshot));
-    await run(client, settings);
-    theirs = (await run<GuardRow>(client, outside)).rows;
-    await client.query('COMMIT');
-  } finally {
-    await dbs.release(client);
+  let mine: GuardRow[];
+  let theirs: readonly GuardRow[];
+  if (baseline !== undefined) {
+    mine = (await run<GuardRow>(target, outside)).rows;
+    theirs = baseline;
+  } else {
+    mine = (await run<GuardRow>(target, inside)).rows;
+    theirs = await countOutside(step, dbs, mine[0]?.snapshot ?? '', outside, settings);
   }
   for (const before of theirs) {
     const after = mine.find((m) => Number(m.relation) === Number(before.relation));
@@ -72,6 +69,31 @@ export async function guardOtherSideRows(
       throw new GuardRefusal(`this step would change rows on ${where} owned by the other side (their fingerprint differs with and without the step's changes); the step was rolled back`);
     }
   }
+}
+
+/** The other side's rows in the exported snapshot, on a second connection, where the step's changes are invisible. */
+async function countOutside(step: PlanStep, dbs: Databases, snapshot: string, outside: PlanStatement, settings: PlanStatement): Promise<GuardRow[]> {
+  const client = await dbs.client(step.target);
+  try {
+    await run(client, statement(step, 'guard-begin'));
+    await client.query(withSnapshot(statement(step, 'guard-import'), snapshot));
+    await run(client, settings);
+    const rows = (await run<GuardRow>(client, outside)).rows;
+    await client.query('COMMIT');
+    return rows;
+  } finally {
+    await dbs.release(client);
+  }
+}
+
+/**
+ * A dry run's steps share one transaction (dry-run.ts), where a snapshot cannot be exported (a
+ * step is a savepoint) and no other connection sees the earlier steps' writes: the other side's
+ * rows are counted in the step itself before it writes, and compared with the same count after.
+ */
+export async function guardBaseline(target: pg.Client, step: PlanStep): Promise<GuardRow[] | undefined> {
+  const outside = step.statements.filter((s) => s.kind === 'guard-rows')[1];
+  return outside === undefined ? undefined : (await run<GuardRow>(target, outside)).rows;
 }
 
 /**

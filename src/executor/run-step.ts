@@ -6,7 +6,7 @@ import type { PlanStatement, PlanStep } from '../compiler/plan-types.js';
 import { checkState, complete } from './bootstrap.js';
 import { abandon } from './databases.js';
 import { classifyError } from './error-class.js';
-import { GuardRefusal, guardOtherSideRows } from './guard.js';
+import { GuardRefusal, guardBaseline, guardOtherSideRows } from './guard.js';
 import type { GuardStats } from './guard.js';
 import type { Databases } from './databases.js';
 import { run, runTogether, statement } from './statements.js';
@@ -64,6 +64,8 @@ export interface StepResult extends StepCounts {
    * (deleting would cascade into, change or be refused by them): how many, and the first keys.
    */
   kept?: { count: number; keys: string[] };
+  /** deletes: mirror: the first 20 keys of the rows it deleted (a dry run: would delete), as JSON objects. */
+  deletedKeys?: string[];
 }
 
 /** A row the target refused for the first time: its key and why. */
@@ -83,6 +85,11 @@ export interface StepOptions {
   onProgress?: (rows: number) => void;
   /** Dry run: create missing state inside the step's transaction, so the rollback removes it too. */
   bootstrapInTransaction?: boolean;
+  /**
+   * Dry run over one transaction per database (dry-run.ts): the step commits its savepoint, so
+   * the next steps see what it wrote; the whole run is rolled back at its end.
+   */
+  sharedTransaction?: boolean;
   /** Test hook: called after the read on the source, before the merge (to widen race windows). */
   afterRead?: (step: PlanStep) => Promise<void>;
   /** Test hook: awaited when the first chunk of the COPY arrives, with the stream paused. */
@@ -164,6 +171,7 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
       await target.query('ROLLBACK');
       return { ...base, ...counts, status: 'replan', currentWatermark: current, watermarkAfter: current, durationMs: Date.now() - startedMs };
     }
+    const baseline = options.sharedTransaction === true ? await guardBaseline(target, step) : undefined;
 
     source = await dbs.client(step.source);
     // Before the snapshot, in a short transaction of its own (its search_path pinned like every
@@ -205,7 +213,8 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     const lastRow = Number(checked.at(-2)?.rows[0]?.last_row ?? 0);
     const newRejects: NewReject[] = [];
     counts = add(counts, await mergeRange(target, step, 1, lastRow, newRejects));
-    const sequenceWarning = counts.inserted > 0 ? await advanceSequence(target, step) : null;
+    // setval is not undone by a rollback: a dry run leaves the sequence alone.
+    const sequenceWarning = counts.inserted > 0 && !options.dryRun ? await advanceSequence(target, step) : null;
 
     if (step.edits === 'both') checkThreeWayDeletes(step, counts.deleted, rowsOnTarget, options.allowDeletes);
     const mirrored = await mirrorDeletes(target, step, options);
@@ -225,14 +234,14 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
       deleted: counts.deleted,
       updated: counts.updated,
       deletedOnPurpose: step.edits === 'both' ? counts.deleted : 0,
-    });
+    }, baseline);
     const watermarkAfter = (saved?.rows[0]?.watermark as string | null | undefined) ?? null;
     const status = options.dryRun ? 'dry-run' : 'succeeded';
     // The run row and the commit travel together: if the row fails, the COMMIT ends an aborted
     // transaction (a rollback) and the error below reports the step as failed.
     await runTogether(target, [
       { statement: statement(step, 'record-run'), runtime: runRow(options, planHash, status, started, counts, watermarkAfter, null) },
-      options.dryRun ? 'ROLLBACK' : statement(step, 'commit', 'target'),
+      options.dryRun && options.sharedTransaction !== true ? 'ROLLBACK' : statement(step, 'commit', 'target'),
     ]);
     return {
       ...base,
@@ -243,6 +252,7 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
       ...(newRejects.length === 0 ? {} : { newRejects }),
       ...(sequenceWarning === null ? {} : { sequenceWarning }),
       ...(mirrored.kept.count > 0 ? { kept: mirrored.kept } : {}),
+      ...(mirrored.deletedKeys.length > 0 ? { deletedKeys: mirrored.deletedKeys } : {}),
     };
   } catch (error) {
     await target.query('ROLLBACK').catch(() => undefined);
@@ -276,9 +286,9 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
  * SPEC §2.1: deletes: mirror removes owned rows F no longer has, within max_delete_fraction, and
  * keeps (and reports) those still referenced by rows this direction does not own.
  */
-async function mirrorDeletes(target: pg.Client, step: PlanStep, options: StepOptions): Promise<{ deleted: number; kept: { count: number; keys: string[] } }> {
-  if (!step.statements.some((s) => s.kind === 'mirror-deletes')) return { deleted: 0, kept: { count: 0, keys: [] } };
-  const plan = (await run<{ would_delete: string; owned: string; kept: string; kept_keys: string[] }>(target, statement(step, 'count-mirror-deletes'))).rows[0];
+async function mirrorDeletes(target: pg.Client, step: PlanStep, options: StepOptions): Promise<{ deleted: number; deletedKeys: string[]; kept: { count: number; keys: string[] } }> {
+  if (!step.statements.some((s) => s.kind === 'mirror-deletes')) return { deleted: 0, deletedKeys: [], kept: { count: 0, keys: [] } };
+  const plan = (await run<{ would_delete: string; would_delete_keys: string[]; owned: string; kept: string; kept_keys: string[] }>(target, statement(step, 'count-mirror-deletes'))).rows[0];
   const wouldDelete = Number(plan?.would_delete ?? 0);
   const owned = Number(plan?.owned ?? 0);
   const limit = step.maxDeleteFraction;
@@ -288,7 +298,7 @@ async function mirrorDeletes(target: pg.Client, step: PlanStep, options: StepOpt
     );
   }
   const deleted = Number((await run<{ deleted: string }>(target, statement(step, 'mirror-deletes'))).rows[0]?.deleted ?? 0);
-  return { deleted, kept: { count: Number(plan?.kept ?? 0), keys: plan?.kept_keys ?? [] } };
+  return { deleted, deletedKeys: deleted > 0 ? (plan?.would_delete_keys ?? []) : [], kept: { count: Number(plan?.kept ?? 0), keys: plan?.kept_keys ?? [] } };
 }
 
 /** The step's statements from the first of `kind` on. */

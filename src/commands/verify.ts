@@ -8,7 +8,8 @@ import { ExitCode } from '../errors.js';
 import { redact } from '../executor/connect.js';
 import { Databases } from '../executor/databases.js';
 import { VerifyReader } from '../executor/verify-reader.js';
-import type { BucketSum } from '../executor/verify-reader.js';
+import { compareBuckets } from '../executor/bucket-sums.js';
+import type { BucketSum } from '../executor/bucket-sums.js';
 import { DriftTally, classify, mergeByKey } from './verify-drift.js';
 import type { Finding } from './verify-drift.js';
 import { readCatalogs } from './validate.js';
@@ -139,20 +140,6 @@ function sum(buckets: readonly BucketSum[]): number {
 }
 
 /** Buckets whose row count or checksum differ (or that one side lacks), and the rows of the equal ones. */
-function compareBuckets(from: readonly BucketSum[], to: readonly BucketSum[]): { differing: number[]; inStep: number; compared: number } {
-  const theirs = new Map(to.map((b) => [b.bucket, b]));
-  const differing: number[] = [];
-  let inStep = 0;
-  for (const mine of from) {
-    const other = theirs.get(mine.bucket);
-    theirs.delete(mine.bucket);
-    if (other !== undefined && other.rows === mine.rows && other.checksum === mine.checksum) inStep += mine.rows;
-    else differing.push(mine.bucket);
-  }
-  differing.push(...theirs.keys());
-  return { differing: differing.sort((a, b) => a - b), inStep, compared: from.length + theirs.size };
-}
-
 /** The rules verify applies, in words, for the output header and the JSON document. */
 export function verifyRules(plan: Pick<VerifyPlan, 'from' | 'to'>): string[] {
   const { from, to } = plan;

@@ -1,5 +1,7 @@
 import type { Direction, QualifiedName, ResolvedConfig, ResolvedOrigin, ResolvedTable } from '../config/types.js';
 import type { Catalog, CatalogColumn, CatalogTable } from './catalog.js';
+import { comparedCasts, VERIFY_BUCKET_BITS } from './bucket-checksum.js';
+import type { ChecksumColumn } from './bucket-checksum.js';
 import { checkCatalogs } from './check-catalog.js';
 import { CompileError, selectTables } from './compile-plan.js';
 import { syncedColumns } from './columns.js';
@@ -10,11 +12,7 @@ import { renderSql } from './render-sql.js';
 export const VERIFY_CURSOR = 'bisync_verify';
 
 /** A column as the verify templates see it: its name on one database and the casts both sides apply. */
-export interface VerifyColumn {
-  readonly name: string;
-  /** Casts applied in order (then to text) on both sides; none: compare the column's own text. */
-  readonly casts: readonly string[];
-}
+export type VerifyColumn = ChecksumColumn;
 
 /** The read-only statements verify runs on one database for one table. */
 export interface VerifySide {
@@ -99,6 +97,10 @@ function compileTable(config: ResolvedConfig, catalogs: Readonly<Record<string, 
       keys: keys.map((k): VerifyColumn => ({ name: k[role], casts: k.casts })),
       columns: columns.map((c): VerifyColumn => ({ name: c[role], casts: c.casts })),
       origin: role === 'to' && origin !== null ? origin.column : null,
+      owned: null,
+      bits: VERIFY_BUCKET_BITS,
+      checksumNote: 'Columns whose types differ between the sides are cast to the type they are compared in.',
+      checksumZone: null,
       cursor: VERIFY_CURSOR,
       read: null,
       // Both sides in one zone, the zone of the server whose type the values end in: a timestamp
@@ -107,8 +109,8 @@ function compileTable(config: ResolvedConfig, catalogs: Readonly<Record<string, 
       zoneNote: `${typeSide}'s own on both sides, where values of differing time types were converted`,
       timeouts: null,
     };
-    const stmt = (kind: string, purpose: string): PlanStatement => {
-      const { sql, params } = renderSql(kind, context);
+    const stmt = (kind: string, purpose: string, template = kind): PlanStatement => {
+      const { sql, params } = renderSql(template, context);
       return { kind, side: role === 'from' ? 'source' : 'target', purpose, sql, params };
     };
     return {
@@ -117,7 +119,7 @@ function compileTable(config: ResolvedConfig, catalogs: Readonly<Record<string, 
       keyColumns: keys.map((k) => k[role]),
       begin: stmt('begin-verify', `one read-only snapshot of ${database} for the table`),
       settings: stmt('settings', 'transaction-local text formats, the same on both sides'),
-      buckets: stmt('verify-buckets', 'rows and checksum per key bucket'),
+      buckets: stmt('verify-buckets', 'rows and checksum per key bucket', 'bucket-checksums'),
       openRows: stmt('verify-bucket-rows', 'keys and row hashes of the differing buckets'),
       fetchRows: stmt('verify-fetch', 'the next page of those rows'),
       commit: stmt('commit', 'end the snapshot'),
@@ -132,45 +134,6 @@ function compileTable(config: ResolvedConfig, catalogs: Readonly<Record<string, 
     from: side(from, fromCat, 'from'),
     to: side(to, toCat, 'to'),
   };
-}
-
-const INTEGER_TYPES = new Set(['smallint', 'integer', 'bigint']);
-// Built-in types every PostgreSQL server knows by these names, so a cast to them works on both sides.
-const BUILTIN_TYPES = new Set([
-  ...INTEGER_TYPES,
-  'numeric',
-  'real',
-  'double precision',
-  'boolean',
-  'date',
-  'time without time zone',
-  'time with time zone',
-  'timestamp without time zone',
-  'timestamp with time zone',
-  'interval',
-  'uuid',
-  'json',
-  'jsonb',
-  'bytea',
-]);
-
-/**
- * The casts applied to a column on both sides before its text is compared. None when each side's
- * own text (its output function, as COPY sends it) already compares correctly: the same type, or
- * strings without char(n). Otherwise each value goes through the other side's type and then the
- * type-giving side's, so a value that was rounded, padded or widened on its way across compares
- * equal to its origin on either side: char(n) ignores trailing blanks, integers compare as bigint.
- * Types that may not exist on the other server (enums, domains, arrays) compare by their text.
- */
-export function comparedCasts(target: CatalogColumn, other: CatalogColumn): readonly string[] {
-  if (target.type === other.type) return [];
-  const base = (c: CatalogColumn): string => c.type.replace(/\(\d+(?:,\d+)?\)/g, '');
-  if (target.category === 'S' && other.category === 'S') {
-    return [target, other].some((c) => base(c) === 'character' || base(c) === 'bpchar') ? ['bpchar'] : [];
-  }
-  if (INTEGER_TYPES.has(target.type) && INTEGER_TYPES.has(other.type)) return ['bigint'];
-  if (BUILTIN_TYPES.has(base(target)) && BUILTIN_TYPES.has(base(other))) return [other.type, target.type];
-  return [];
 }
 
 function findColumn(table: CatalogTable, name: string | undefined): CatalogColumn {

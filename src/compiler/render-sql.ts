@@ -3,6 +3,7 @@ import Handlebars from 'handlebars';
 import type { QualifiedName } from '../config/types.js';
 import { packageFile } from '../package-root.js';
 import type { PlanParam } from './plan-types.js';
+import type { ChecksumColumn } from './bucket-checksum.js';
 import { quoteIdent, quoteQualified } from './quote-ident.js';
 
 /** A column as templates see it: its name on the source and target, the target's type and the source's. */
@@ -138,6 +139,18 @@ const helpers = {
       })
       .join(', ')})::text)`,
   /**
+   * md5 of the text of a row of checksum columns (bucket-checksum.ts): each column's own text, after
+   * its casts, or converted through a zone (`zone` names the zone of the database written to).
+   */
+  rowhash: (columns: unknown, prefix: unknown, options: Handlebars.HelperOptions) =>
+    `md5(ROW(${(columns as ChecksumColumn[]).map((c) => checksumValue(c, String(prefix), options)).join(`,\n${' '.repeat(23)}`)})::text)`,
+  /** The bucket of a key hash: its first `bits` bits (at most 16) as an integer. */
+  bucketof: (hash: unknown, bits: unknown) => {
+    const n = Number(bits);
+    if (!Number.isInteger(n) || n < 1 || n > 16) throw new Error(`bucket bits must be 1 to 16, got ${String(bits)}`);
+    return n === 16 ? `('x' || left(${String(hash)}, 4))::bit(16)::int` : `(('x' || left(${String(hash)}, 4))::bit(16)::int >> ${16 - n})`;
+  },
+  /**
    * The columns F sends for a three-way step, by F's names: a key column falls back to the key in
    * F's base (`b`), so a key F deleted still arrives, with every other column NULL.
    */
@@ -220,6 +233,16 @@ ${pad}  OR ${render(ref.children, r, depth + 1)}`;
       .join(' AND '),
   eq: (a: unknown, b: unknown) => a === b,
 };
+
+/** One checksum column's value on one side (see `rowhash`). */
+function checksumValue(c: ChecksumColumn, prefix: string, options: Handlebars.HelperOptions): string {
+  const column = `${prefix}.${quoteIdent(c.name)}`;
+  const zone = (): string => helpers.param('time zone of the database written to', (options.data as { root: { checksumZone?: unknown } }).root.checksumZone, options);
+  if (c.zone === 'utc') return `timezone('UTC', ${column})`;
+  if (c.zone === 'local-to-utc') return `timezone('UTC', timezone(${zone()}, ${column}))`;
+  if (c.zone === 'utc-to-local') return `timezone(${zone()}, ${column})`;
+  return c.casts.length === 0 ? column : `${column}${c.casts.map((t) => `::${helpers.type(t)}`).join('')}::text`;
+}
 
 const ACTION_NAMES: Readonly<Record<string, string>> = { c: 'CASCADE', n: 'SET NULL', d: 'SET DEFAULT', a: 'NO ACTION', r: 'RESTRICT' };
 

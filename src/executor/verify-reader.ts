@@ -1,13 +1,9 @@
 import type pg from 'pg';
 import type { VerifySide } from '../compiler/compile-verify.js';
+import { bucketSums } from './bucket-sums.js';
+import type { BucketSum } from './bucket-sums.js';
 import { run } from './statements.js';
 
-/** Rows and checksum of one bucket of keys on one database. */
-export interface BucketSum {
-  bucket: number;
-  rows: number;
-  checksum: string;
-}
 
 /** One row as verify compares it: hashes of its key and content, its key values as text, its origin. */
 export interface VerifyRow {
@@ -16,12 +12,6 @@ export interface VerifyRow {
   rowHash: string;
   /** The origin column's value as text (forward target only; undefined elsewhere). */
   origin?: string | null;
-}
-
-interface BucketRow {
-  bucket: number;
-  rows: string;
-  checksum: string;
 }
 
 interface RowRow {
@@ -51,8 +41,7 @@ export class VerifyReader {
 
   /** Non-empty buckets in bucket order. */
   async buckets(): Promise<BucketSum[]> {
-    const result = await run<BucketRow>(this.client, this.side.buckets);
-    return result.rows.map((r) => ({ bucket: r.bucket, rows: Number(r.rows), checksum: r.checksum }));
+    return bucketSums(await run(this.client, this.side.buckets));
   }
 
   /** The rows of `buckets`, in key-hash order, a cursor page at a time (memory does not grow with the table). */

@@ -6,7 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { DriftTally, classify, compareKeys, MAX_KEYS } from '../../src/commands/verify-drift.js';
 import type { Outcome } from '../../src/commands/verify-drift.js';
-import { comparedCasts, compileVerify } from '../../src/compiler/compile-verify.js';
+import { comparedCasts } from '../../src/compiler/bucket-checksum.js';
+import { compileVerify } from '../../src/compiler/compile-verify.js';
 import type { VerifyTable } from '../../src/compiler/compile-verify.js';
 import type { VerifyRow } from '../../src/executor/verify-reader.js';
 import { DATABASES, catalog, catalogTable, column, configFrom, parseStatements, relationsOf, columnRefsOf } from '../compiler/helpers.js';
@@ -71,7 +72,7 @@ SELECT ('x' || left(r.key_hash, 4))::bit(16)::int AS bucket,
  GROUP BY 1
  ORDER BY 1`);
     expect(table.from.openRows.sql).toBe(`-- desktop: key hash, key and row hash of the rows in the buckets whose checksums differ (the same
--- expressions as verify-buckets), in key-hash order, through a cursor.
+-- expressions as bucket-checksums), in key-hash order, through a cursor.
 DECLARE "bisync_verify" NO SCROLL CURSOR FOR
 SELECT r.key_hash, r.key, r.row_hash
   FROM (SELECT md5(ROW(t."rem_id"::bigint::text)::text) AS key_hash,

@@ -18,7 +18,7 @@ export function verifyText(report: VerifyReport): string {
   const { from, to } = report;
   const lines = [`bisync verify: ${from} (forward source) ↔ ${to} (forward target). Nothing is written to either database.`, ...report.rules.map((r) => `  · ${r}`), ''];
   const rows = [
-    ['table', 'result', `${from} rows`, `${to} rows`, 'in step', `missing on ${to}`, `extra on ${to}`, `unmarked on ${to}`, `missing on ${from}`, 'differs', 'other side owns, differs', 'not synced'],
+    ['table', 'result', `${from} rows`, `${to} rows`, 'in step', `missing on ${to}`, `extra on ${to}`, `unmarked on ${to}`, `missing on ${from}`, 'differs', 'cursor missed', 'other side owns, differs', 'not synced'],
     ...report.tables.map((t) => [
       t.table,
       t.status === 'in-step' ? 'in step' : t.status === 'drift' ? 'DRIFT' : 'FAILED',
@@ -30,6 +30,7 @@ export function verifyText(report: VerifyReport): string {
       count(t, 'unmarked', to),
       count(t, 'missing', from),
       count(t, 'differs', null),
+      t.status === 'failed' ? '-' : String(t.findings.filter((f) => f.kind === 'cursor-missed').reduce((n, f) => n + f.count, 0)),
       count(t, 'protected-differs', null),
       count(t, 'not-synced', null),
     ]),

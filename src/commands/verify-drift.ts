@@ -4,7 +4,7 @@ import type { VerifyRow } from '../executor/verify-reader.js';
 /** Every finding lists at most this many keys (SPEC §3: at least the first 100 per table). */
 export const MAX_KEYS = 100;
 
-export type FindingKind = 'missing' | 'extra' | 'unmarked' | 'differs' | 'protected-differs' | 'not-synced';
+export type FindingKind = 'missing' | 'extra' | 'unmarked' | 'differs' | 'cursor-missed' | 'protected-differs' | 'not-synced';
 
 /** One kind of difference in one table: how many rows, and the keys of the first of them. */
 export interface Finding {
@@ -41,7 +41,17 @@ export function compareKeys(a: readonly (string | null)[], b: readonly (string |
 }
 
 /** What one key found on one or both sides means under the table's directions and origin rule. */
-export type Outcome = 'in-step' | 'missing-on-to' | 'missing-on-from' | 'extra-on-to' | 'unmarked-on-to' | 'differs' | 'protected-differs' | 'not-synced';
+export type Outcome =
+  | 'in-step'
+  | 'missing-on-to'
+  | 'missing-on-from'
+  | 'extra-on-to'
+  | 'unmarked-on-to'
+  | 'differs'
+  | 'missed-on-from'
+  | 'missed-on-to'
+  | 'protected-differs'
+  | 'not-synced';
 
 /** Which side owns a forward-target row: by its origin value, or, without an origin rule, by the direction the table syncs. */
 function owner(table: VerifyTable, row: VerifyRow): 'forward' | 'reverse' | 'other' {
@@ -68,10 +78,21 @@ export function classify(table: VerifyTable, from: VerifyRow | undefined, to: Ve
     return 'not-synced';
   }
   if (from.rowHash === to.rowHash) return 'in-step';
+  // The owner's side was edited without moving its cursor past the watermark: no incremental run reads it again.
+  if (own === 'forward' && forward && from.behind === true) return 'missed-on-from';
+  if (own === 'reverse' && reverse && to.behind === true) return 'missed-on-to';
   if (own === 'forward') return forward ? 'differs' : 'not-synced';
   // Forward never overwrites a row the other side owns: a difference there is by design.
   if (forward) return 'protected-differs';
   return own === 'reverse' && reverse ? 'differs' : 'not-synced';
+}
+
+function missedLabel(table: VerifyTable, database: string, direction: 'forward' | 'reverse'): string {
+  return (
+    `drift the cursor missed: differs, and its cursor value on ${database} is older than the ${direction} watermark less lookback, ` +
+    `so incremental ${direction} runs never read it (edited without updating its cursor column); ` +
+    `bisync apply --direction ${direction} --table ${table.table} --mode full sends it; maintain the cursor on update (e.g. a moddatetime trigger)`
+  );
 }
 
 /** Counts of one table's outcomes, with the first keys of each kind. */
@@ -97,6 +118,8 @@ export class DriftTally {
       ),
       'missing-on-from': finding('missing', from, true, `missing on ${from} (owned by ${to})`),
       differs: finding('differs', null, true, 'differs'),
+      'missed-on-from': finding('cursor-missed', from, true, missedLabel(table, from, 'forward')),
+      'missed-on-to': finding('cursor-missed', to, true, missedLabel(table, to, 'reverse')),
       'protected-differs': finding('protected-differs', null, false, `owned by the other side (${to}), differs: forward never overwrites it; not drift`),
       'not-synced': finding('not-synced', null, false, 'on one side only or different, but no step of this table moves it; not drift'),
     };

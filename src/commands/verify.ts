@@ -63,8 +63,8 @@ export interface VerifyReport {
  * server, then diff only the rows of differing buckets. Read-only on both sides.
  */
 export async function verifyCommand(config: ResolvedConfig, options: VerifyOptions = {}): Promise<VerifyReport> {
-  const { catalogs } = await readCatalogs(config);
-  const plan = compileVerify(config, catalogs, options.tables ?? []);
+  const { catalogs, state } = await readCatalogs(config);
+  const plan = compileVerify(config, catalogs, options.tables ?? [], state);
   const triggerNotes = triggerWarnings(config, catalogs);
   const dbs = new Databases(config);
   const tables: TableVerifyResult[] = [];
@@ -149,6 +149,7 @@ export function verifyRules(plan: Pick<VerifyPlan, 'from' | 'to'>): string[] {
     `Tables synced reverse: every ${to} row owned by ${to} (origin column = the reverse value; every row when the table has no origin rule) must be on ${from}.`,
     `Extra on ${to}: a row owned by ${from} (origin = the forward value) that ${from} lacks. It is drift even with deletes: keep, which only means forward never removes it.`,
     `Unmarked on ${to}: a row whose origin column is NULL that ${from} lacks. No side claims it: forward never deletes it and reverse never sends it. It is drift until someone sets its marker.`,
+    `Drift the cursor missed: a row that differs whose cursor value on its owner's side is older than that direction's watermark less lookback: incremental runs never read it again (it was edited without updating its cursor column). A full run of that direction sends it.`,
     `Owned by the other side, differs: a ${to} row owned by ${to} whose content differs from the ${from} row with its key. Forward never overwrites it (it counts as protected), so it is listed but not drift.`,
     `Not synced: rows no step of the table moves (e.g. ${to}-owned rows of a table synced forward only); counted, not drift.`,
     'Exit 1 when any table drifts (or cannot be compared), 0 when every table is in step.',

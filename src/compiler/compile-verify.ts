@@ -3,7 +3,8 @@ import type { Catalog, CatalogColumn, CatalogTable } from './catalog.js';
 import { comparedCasts, VERIFY_BUCKET_BITS } from './bucket-checksum.js';
 import type { ChecksumColumn } from './bucket-checksum.js';
 import { checkCatalogs } from './check-catalog.js';
-import { CompileError, selectTables } from './compile-plan.js';
+import { CompileError, selectTables, stepKey } from './compile-plan.js';
+import type { StateSnapshot } from './compile-plan.js';
 import { syncedColumns } from './columns.js';
 import type { PlanStatement } from './plan-types.js';
 import { displayName } from './quote-ident.js';
@@ -56,7 +57,7 @@ export interface VerifyPlan {
  * `(config, catalogs, tables) → VerifyPlan`: the read-only statements that checksum and list each
  * table's rows on both databases, every column cast to the same type on both sides. Pure.
  */
-export function compileVerify(config: ResolvedConfig, catalogs: Readonly<Record<string, Catalog>>, tables: readonly string[] = []): VerifyPlan {
+export function compileVerify(config: ResolvedConfig, catalogs: Readonly<Record<string, Catalog>>, tables: readonly string[] = [], state: StateSnapshot = {}): VerifyPlan {
   const selected = selectTables(config, tables);
   const problems = checkCatalogs({ ...config, tables: selected }, catalogs);
   if (problems.length > 0) {
@@ -69,10 +70,10 @@ export function compileVerify(config: ResolvedConfig, catalogs: Readonly<Record<
     );
   }
   const { from, to } = config.forward;
-  return { config: config.file, from, to, tables: selected.map((t) => compileTable(config, catalogs, t)) };
+  return { config: config.file, from, to, tables: selected.map((t) => compileTable(config, catalogs, t, state)) };
 }
 
-function compileTable(config: ResolvedConfig, catalogs: Readonly<Record<string, Catalog>>, table: ResolvedTable): VerifyTable {
+function compileTable(config: ResolvedConfig, catalogs: Readonly<Record<string, Catalog>>, table: ResolvedTable, state: StateSnapshot): VerifyTable {
   const { from, to } = config.forward;
   const fromCat = catalogTable(catalogs, from, table.name);
   const toCat = catalogTable(catalogs, to, table.name);
@@ -101,6 +102,7 @@ function compileTable(config: ResolvedConfig, catalogs: Readonly<Record<string, 
       bits: VERIFY_BUCKET_BITS,
       checksumNote: 'Columns whose types differ between the sides are cast to the type they are compared in.',
       checksumZone: null,
+      behind: cursorBehind(table, state, database, role === 'from' ? 'forward' : 'reverse'),
       cursor: VERIFY_CURSOR,
       read: null,
       // Both sides in one zone, the zone of the server whose type the values end in: a timestamp
@@ -134,6 +136,19 @@ function compileTable(config: ResolvedConfig, catalogs: Readonly<Record<string, 
     from: side(from, fromCat, 'from'),
     to: side(to, toCat, 'to'),
   };
+}
+
+/**
+ * What verify-bucket-rows needs to tell whether a row's cursor value is older than the watermark
+ * (less lookback) of the direction that reads this database: incremental runs of that direction
+ * never read the row again, so a difference in it is drift the cursor missed. Null when that
+ * direction is not configured, reads this database in full or by xmin, or has no watermark yet.
+ */
+function cursorBehind(table: ResolvedTable, state: StateSnapshot, database: string, direction: Direction): { columns: readonly string[]; watermark: string; lookback: string } | null {
+  const columns = table.timestamps[database] ?? [];
+  const watermark = state[stepKey(table.name, direction)] ?? null;
+  if (!table.directions.includes(direction) || columns.length === 0 || table.xmin.includes(database) || watermark === null) return null;
+  return { columns, watermark, lookback: `${table.lookbackSeconds} seconds` };
 }
 
 function findColumn(table: CatalogTable, name: string | undefined): CatalogColumn {

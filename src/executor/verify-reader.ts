@@ -12,6 +12,8 @@ export interface VerifyRow {
   rowHash: string;
   /** The origin column's value as text (forward target only; undefined elsewhere). */
   origin?: string | null;
+  /** True when its cursor value is older than the watermark (less lookback) of the direction reading this side. */
+  behind?: boolean;
 }
 
 interface RowRow {
@@ -19,6 +21,7 @@ interface RowRow {
   key: (string | null)[];
   row_hash: string;
   origin?: string | null;
+  behind?: boolean | null;
 }
 
 /**
@@ -55,6 +58,7 @@ export class VerifyReader {
         key: r.key,
         rowHash: r.row_hash,
         ...(r.origin === undefined ? {} : { origin: r.origin }),
+        ...(r.behind === true ? { behind: true } : {}),
       }));
     }
   }

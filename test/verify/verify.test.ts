@@ -63,7 +63,7 @@ describe('bisync verify: a pair in step', () => {
 
     expect(result.stderr).not.toMatch(/error/i);
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/^client\s+in step\s+3\s+3\s+3\s+0\s+0\s+0\s+0\s+0\s+0\s+0$/m);
+    expect(result.stdout).toMatch(/^client\s+in step\s+3\s+3\s+3\s+0\s+0\s+0\s+0\s+0\s+0\s+0\s+0$/m);
     expect(result.stdout).toMatch(/^job\s+in step\s+41\s+41\s+41\s/m);
     expect(result.stdout).toMatch(/In step: 2 tables compared, no drift\./);
   });
@@ -131,7 +131,7 @@ describe('bisync verify: planted drift is found and named by key', () => {
     expect(job.inStep).toBe(198);
     expect(job.buckets.differing).toBeLessThanOrEqual(5);
 
-    expect(text.stdout).toMatch(/^job\s+DRIFT\s+200\s+202\s+198\s+1\s+1\s+1\s+1\s+1\s+0\s+0$/m);
+    expect(text.stdout).toMatch(/^job\s+DRIFT\s+200\s+202\s+198\s+1\s+1\s+1\s+1\s+1\s+0\s+0\s+0$/m);
     expect(text.stdout).toMatch(/^ {2}missing on cloud \(1\): job_id=17$/m);
     expect(text.stdout).toMatch(/^ {2}differs \(1\): job_id=42$/m);
     expect(text.stdout).toMatch(/^ {2}extra on cloud \(owned by desktop, which lacks it; deletes: keep, so forward never removes it\) \(1\): job_id=5001$/m);
@@ -457,6 +457,8 @@ describe('bisync verify: options and output', () => {
       ['unmarked', 'cloud', true],
       ['missing', 'desktop', true],
       ['differs', null, true],
+      ['cursor-missed', 'desktop', true],
+      ['cursor-missed', 'cloud', true],
       ['protected-differs', null, false],
       ['not-synced', null, false],
     ]);

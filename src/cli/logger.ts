@@ -1,6 +1,11 @@
+import { createRequire } from 'node:module';
 import pino from 'pino';
 import type { Logger } from 'pino';
-import pretty from 'pino-pretty';
+import type pinoPretty from 'pino-pretty';
+
+// pino-pretty (some forty modules) is loaded only for human-readable logs: a scheduled run logs
+// JSON and starts without it.
+const load = createRequire(import.meta.url);
 
 export type LogFormat = 'json' | 'pretty';
 
@@ -8,6 +13,6 @@ export type LogFormat = 'json' | 'pretty';
 export function createLogger(format: LogFormat | undefined, level: string): Logger {
   const human = format === 'pretty' || (format === undefined && process.stderr.isTTY === true);
   // One line per event: the structured fields stay on the line, not in an indented block under it.
-  if (human) return pino({ level }, pretty({ destination: 2, sync: true, colorize: process.stderr.isTTY === true, singleLine: true, ignore: 'pid,hostname' }));
+  if (human) return pino({ level }, (load('pino-pretty') as typeof pinoPretty)({ destination: 2, sync: true, colorize: process.stderr.isTTY === true, singleLine: true, ignore: 'pid,hostname' }));
   return pino({ level }, pino.destination({ fd: 2, sync: true }));
 }

@@ -172,7 +172,8 @@ async function notPlanned(u: UnplannedStep, dbs: Databases, config: ResolvedConf
     try {
       await client.query('BEGIN');
       await pinSettings(client);
-      if ((await checkState(client, stateCheckStatement(config.stateSchema), u.target)).runs) {
+      const present = await checkState(client, stateCheckStatement(config.stateSchema), u.target);
+      if (present.runs && present.current) {
         await run(client, u.recordRun, {
           'run id': runId,
           attempt: 1,
@@ -188,6 +189,9 @@ async function notPlanned(u: UnplannedStep, dbs: Databases, config: ResolvedConf
           deleted: 0,
           'watermark after': null,
           error: u.reason,
+          'round trips': null,
+          'bytes sent': null,
+          'bytes received': null,
         });
       }
       await client.query('COMMIT');

@@ -28,6 +28,10 @@ export interface StepStatus {
     rejected: number;
     deleted: number;
     error: string | null;
+    /** On the wire (SPEC §8), counted when the run row was written; null for a run that did not get that far or predates the columns. */
+    roundTrips: number | null;
+    bytesSent: number | null;
+    bytesReceived: number | null;
   } | null;
   /** Rows in rejects for this step (reason error), retried by every run until they apply. */
   pendingRejects: number;
@@ -58,6 +62,9 @@ interface LastRunRow {
   rejected: string | null;
   deleted: string | null;
   error: string | null;
+  round_trips: string | null;
+  bytes_sent: string | null;
+  bytes_received: string | null;
   pending_rejects: string;
   pending_conflicts: string;
 }
@@ -156,6 +163,9 @@ export async function statusCommand(config: ResolvedConfig, tables: readonly str
                 rejected: Number(row.rejected ?? 0),
                 deleted: Number(row.deleted ?? 0),
                 error: row.error,
+                roundTrips: nullableNumber(row.round_trips),
+                bytesSent: nullableNumber(row.bytes_sent),
+                bytesReceived: nullableNumber(row.bytes_received),
               },
         pendingRejects: Number(row?.pending_rejects ?? 0),
         pendingConflicts: Number(row?.pending_conflicts ?? 0),
@@ -170,6 +180,10 @@ export async function statusCommand(config: ResolvedConfig, tables: readonly str
   } finally {
     await dbs.close();
   }
+}
+
+function nullableNumber(value: string | null): number | null {
+  return value === null ? null : Number(value);
 }
 
 async function readOnly(dbs: Databases, database: string, fn: (client: pg.Client) => Promise<void>): Promise<void> {

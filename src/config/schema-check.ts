@@ -8,10 +8,13 @@ import type { KeyPath, YamlSource } from './yaml-source.js';
 
 // verbose: errors carry their parentSchema, which the unknown-key hint reads the allowed keys from.
 const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, strictTypes: false, allowUnionTypes: true });
-const validate = ajv.compile(schema);
+// Compiled on first use: commands that read no config (--version, --help) skip it.
+let compiled: ReturnType<typeof ajv.compile> | undefined;
 
 /** The JSON Schema (schema/sync.config.schema.json), every violation located in the YAML source. */
 export function checkSchema(value: unknown, source: YamlSource, skipUnder: readonly KeyPath[]): ConfigProblem[] {
+  compiled ??= ajv.compile(schema);
+  const validate = compiled;
   if (validate(value)) return [];
   const skip = skipUnder.map(formatPath);
   const problems: ConfigProblem[] = [];

@@ -6,8 +6,14 @@ import { connect } from './connect.js';
 
 /** What a piece of work (one step) cost on the wire, counted by `Databases.counting`. */
 export interface WireCounts {
-  /** Queries sent and waited for (a COPY counts once): the round trips, connection set-up aside. */
+  /**
+   * Round trips, connection set-up aside: the times the step sent something while nothing of it
+   * was unanswered on either database (a COPY counts once). Waits on the two databases that overlap
+   * in time count once: this is the number of round-trip latencies the step adds up.
+   */
   roundTrips: number;
+  /** The same per database (a COPY counts once on each side): what each link carries. */
+  roundTripsByDatabase: Record<string, number>;
   /** Connections opened for it (each costs a few more round trips: TCP, TLS, authentication). */
   connectionsOpened: number;
   bytesSent: number;
@@ -55,9 +61,28 @@ export class Databases {
 
   /** Run `fn`, counting the round trips, bytes and connections of the clients it uses. */
   async counting<T>(fn: () => Promise<T>): Promise<{ result: T; wire: WireCounts }> {
-    const wire: WireCounts = { roundTrips: 0, connectionsOpened: 0, bytesSent: 0, bytesReceived: 0 };
+    const wire: WireCounts = { roundTrips: 0, roundTripsByDatabase: {}, connectionsOpened: 0, bytesSent: 0, bytesReceived: 0 };
     const result = await this.counts.run(wire, fn);
+    unansweredOf.delete(wire);
     return { result, wire };
+  }
+
+  /**
+   * What the piece of work running now has cost so far, with the bytes of the connections it still
+   * holds (`held`): for a run row written before the step ends.
+   */
+  soFar(held: readonly (pg.Client | undefined)[]): WireCounts | undefined {
+    const wire = this.counts.getStore();
+    if (wire === undefined) return undefined;
+    const out = { ...wire, roundTripsByDatabase: { ...wire.roundTripsByDatabase } };
+    for (const client of held) {
+      const tracked = client === undefined ? undefined : this.open.get(client);
+      const socket = client === undefined ? undefined : socketOf(client);
+      if (tracked === undefined || socket === undefined) continue;
+      out.bytesSent += socket.bytesWritten - tracked.sentAtAcquire;
+      out.bytesReceived += socket.bytesRead - tracked.receivedAtAcquire;
+    }
+    return out;
   }
 
   /** A connection: an idle one of this run when reusing, else a new one (connection errors are exit-2 BisyncErrors without the password). */
@@ -90,7 +115,7 @@ export class Databases {
     };
     client.on('end', lost);
     client.on('error', lost);
-    pipelined(client, () => this.counts.getStore());
+    pipelined(client, name, () => this.counts.getStore());
     return client;
   }
 
@@ -144,6 +169,22 @@ interface PgInternals {
   _sentQueryQueue: unknown[];
 }
 
+/** Per counted piece of work: queries (and COPYs) sent on any of its connections and not yet answered. */
+const unansweredOf = new WeakMap<WireCounts, number>();
+
+/** Count a query about to be sent on `database` while `own` of this connection's are unanswered. */
+function countSend(wire: WireCounts | undefined, database: string, own: number): void {
+  if (wire === undefined) return;
+  const pending = unansweredOf.get(wire) ?? 0;
+  if (pending === 0) wire.roundTrips++;
+  if (own === 0) wire.roundTripsByDatabase[database] = (wire.roundTripsByDatabase[database] ?? 0) + 1;
+  unansweredOf.set(wire, pending + 1);
+}
+
+function countAnswer(wire: WireCounts | undefined): void {
+  if (wire !== undefined) unansweredOf.set(wire, Math.max(0, (unansweredOf.get(wire) ?? 0) - 1));
+}
+
 /**
  * Put a client in pipeline mode (node-postgres writes each query without waiting for the answer
  * to the one before, so statements sent together cost one round trip; each keeps its own Sync, so
@@ -151,7 +192,7 @@ interface PgInternals {
  * while none is unanswered starts one. COPY cannot be pipelined: the client leaves pipeline mode
  * for it (nothing may be unanswered then) and returns to it when the COPY has ended.
  */
-function pipelined(client: pg.Client, counts: () => WireCounts | undefined): void {
+function pipelined(client: pg.Client, database: string, counts: () => WireCounts | undefined): void {
   const raw = client as unknown as PgInternals;
   raw.pipeline = true;
   let unanswered = 0;
@@ -160,7 +201,18 @@ function pipelined(client: pg.Client, counts: () => WireCounts | undefined): voi
     const wire = counts();
     const first = args[0] as { submit?: unknown; handleReadyForQuery?: (connection: unknown) => void } | undefined;
     if (typeof first?.submit === 'function') {
-      if (wire !== undefined) wire.roundTrips++;
+      countSend(wire, database, 0);
+      const done = (): void => countAnswer(wire);
+      const stream = first as unknown as NodeJS.EventEmitter;
+      let settled = false;
+      const once = (): void => {
+        if (!settled) done();
+        settled = true;
+      };
+      stream.once?.('finish', once);
+      stream.once?.('end', once);
+      stream.once?.('error', once);
+      stream.once?.('close', once);
       if (raw.pipeline) {
         if (raw._activeQuery != null || raw._sentQueryQueue.length > 0 || raw._queryQueue.length > 0) {
           throw new Error('bisync: a COPY was sent behind unanswered queries');
@@ -174,10 +226,11 @@ function pipelined(client: pg.Client, counts: () => WireCounts | undefined): voi
       }
       return query(...args);
     }
-    if (unanswered === 0 && wire !== undefined) wire.roundTrips++;
+    countSend(wire, database, unanswered);
     unanswered++;
     const answered = (): void => {
       unanswered--;
+      countAnswer(wire);
     };
     const result = query(...args) as Promise<unknown>;
     result.then(answered, answered);

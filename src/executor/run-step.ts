@@ -8,7 +8,7 @@ import { abandon } from './databases.js';
 import { classifyError } from './error-class.js';
 import { GuardRefusal, guardBaseline, guardOtherSideRows } from './guard.js';
 import type { GuardStats } from './guard.js';
-import type { Databases } from './databases.js';
+import type { Databases, WireCounts } from './databases.js';
 import { run, runTogether, statement } from './statements.js';
 import type { Sendable } from './statements.js';
 import { describeStepError, tagSide } from './step-error.js';
@@ -46,8 +46,12 @@ export interface StepResult extends StepCounts {
   errorCode?: string;
   /** For `replan`: the watermark found under the lock, which differs from the planned one. */
   currentWatermark?: string | null;
-  /** On the wire, both databases together (set by apply around the step; SPEC §8): queries waited for, connections opened, bytes each way. */
+  /**
+   * On the wire (set by apply around the step; SPEC §8): round trips (waits on the two databases
+   * that overlap in time count once), the same per database, connections opened, bytes each way.
+   */
   roundTrips?: number;
+  roundTripsByDatabase?: Record<string, number>;
   connectionsOpened?: number;
   bytesSent?: number;
   bytesReceived?: number;
@@ -148,6 +152,26 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
       if ((error as { code?: unknown }).code === '55P03') return 'locked';
       throw error;
     };
+    // Before the snapshot, in a short transaction of its own (its search_path pinned like every
+    // other), the read horizon; then the snapshot and what it sees. No statement needs another's
+    // answer, so they travel together (one round trip on a pipelined connection).
+    const hasHorizon = step.statements.some((s) => s.kind === 'read-horizon');
+    const hasXmin = step.statements.some((s) => s.kind === 'read-xmin');
+    const horizonPart = hasHorizon ? from(step, 'begin-horizon') : [];
+    const readPart = from(step, 'begin-source');
+    const openRead = async (): Promise<pg.QueryResult[]> => {
+      source ??= await dbs.client(step.source);
+      sourceOpen = true;
+      return await runTogether(source, [
+        ...(hasHorizon
+          ? [statement(step, 'begin-horizon'), statement(step, 'settings', 'source', horizonPart), statement(step, 'read-horizon'), statement(step, 'commit', 'source', horizonPart)]
+          : []),
+        statement(step, 'begin-source'),
+        statement(step, 'settings', 'source', readPart),
+        ...(hasXmin ? [statement(step, 'read-xmin')] : []),
+      ]);
+    };
+    let reading: Promise<pg.QueryResult[]> | undefined;
     if (options.bootstrapInTransaction === true) {
       await runTogether(target, opening);
       if (!complete(await checkState(target, statement(step, 'check-state', 'target', step.bootstrap), step.target))) {
@@ -157,62 +181,65 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
       await run(target, statement(step, 'claim-state-row', 'target', step.bootstrap));
       opened = await runTogether(target, locking).catch(unlessLocked);
     } else {
-      opened = await runTogether(target, [...opening, ...locking]).then((all) => all.slice(opening.length), unlessLocked);
+      // The two databases are independent: the read opens while the target locks (each in its
+      // planned order). The read only reads; a step that stops at the lock rolls it back.
+      source = await dbs.client(step.source);
+      const locks = runTogether(target, [...opening, ...locking]);
+      reading = openRead();
+      reading.catch(() => undefined);
+      opened = await locks.then((all) => all.slice(opening.length), unlessLocked);
     }
     const [locked, state] = opened === 'locked' ? [] : opened;
     if (locked !== undefined && locked.rows.length === 0) throw new Error(`the row of ${step.table} ${step.direction} in ${step.stateSchema}.state is missing on ${step.target}; run apply again`);
     const rowsOnTarget = step.edits === 'both' && opened !== 'locked' ? Number(opened.at(-1)?.rows[0]?.rows_on_target ?? 0) : 0;
-    if (locked?.rows[0]?.locked !== true) {
-      await target.query('ROLLBACK');
-      return { ...base, ...counts, status: 'locked', watermarkAfter: step.watermark, durationMs: Date.now() - startedMs };
-    }
     const current = (state?.rows[0]?.watermark as string | null | undefined) ?? null;
-    if (current !== step.watermark) {
-      await target.query('ROLLBACK');
+    if (locked?.rows[0]?.locked !== true || current !== step.watermark) {
+      await reading?.catch(() => undefined);
+      await Promise.all([target.query('ROLLBACK'), sourceOpen ? source?.query('ROLLBACK') : undefined]);
+      sourceOpen = false;
+      if (locked?.rows[0]?.locked !== true) return { ...base, ...counts, status: 'locked', watermarkAfter: step.watermark, durationMs: Date.now() - startedMs };
       return { ...base, ...counts, status: 'replan', currentWatermark: current, watermarkAfter: current, durationMs: Date.now() - startedMs };
     }
     const baseline = options.sharedTransaction === true ? await guardBaseline(target, step) : undefined;
 
-    source = await dbs.client(step.source);
-    // Before the snapshot, in a short transaction of its own (its search_path pinned like every
-    // other), the read horizon; then the snapshot and what it sees. No statement needs another's
-    // answer, so they travel together (one round trip on a pipelined connection).
-    const hasHorizon = step.statements.some((s) => s.kind === 'read-horizon');
-    const hasXmin = step.statements.some((s) => s.kind === 'read-xmin');
-    const horizonPart = hasHorizon ? from(step, 'begin-horizon') : [];
-    const readPart = from(step, 'begin-source');
-    sourceOpen = true;
-    const reading = await runTogether(source, [
-      ...(hasHorizon
-        ? [statement(step, 'begin-horizon'), statement(step, 'settings', 'source', horizonPart), statement(step, 'read-horizon'), statement(step, 'commit', 'source', horizonPart)]
-        : []),
-      statement(step, 'begin-source'),
-      statement(step, 'settings', 'source', readPart),
-      ...(hasXmin ? [statement(step, 'read-xmin')] : []),
-    ]);
-    const horizonRow = hasHorizon ? reading[2]?.rows[0] : undefined;
+    const readOpened = await (reading ?? openRead());
+    const horizonRow = hasHorizon ? readOpened[2]?.rows[0] : undefined;
     const horizon = (horizonRow?.horizon as string | undefined) ?? null;
     const hold = hasHorizon && horizonRow?.hold === true;
-    const xminCursor = hasXmin ? ((reading.at(-1)?.rows[0]?.xmin_cursor as string | undefined) ?? null) : null;
+    const xminCursor = hasXmin ? ((readOpened.at(-1)?.rows[0]?.xmin_cursor as string | undefined) ?? null) : null;
+    if (source === undefined) throw new Error('the read did not open');
     copying = true;
     const read = await copyBetween(source, target, step, options.onProgress, options.duringCopy);
     copying = false;
-    await run(source, statement(step, 'commit', 'source', readPart));
-    sourceOpen = false;
     counts = add(counts, { read });
-    await options.afterRead?.(step);
-
+    // The read's commit, the checks of the staged rows and the merge of rows 1..read (COPY numbers
+    // them from 1) travel together: the two databases' answers are awaited at once.
+    const closingRead = run(source, statement(step, 'commit', 'source', readPart));
+    closingRead.catch(() => undefined);
+    if (options.afterRead !== undefined) {
+      await closingRead;
+      await options.afterRead(step);
+    }
     const hasBaseKeys = step.statements.some((s) => s.kind === 'stage-base-keys');
-    const checked = await runTogether(target, [
+    const checking = runTogether(target, [
       statement(step, 'retry-rejects'),
       ...(hasBaseKeys ? [statement(step, 'stage-base-keys')] : []),
       statement(step, 'count-staged'),
       statement(step, 'analyze-staging'),
     ]);
-    counts = add(counts, { retried: checked[0]?.rowCount ?? 0 });
-    const lastRow = Number(checked.at(-2)?.rows[0]?.last_row ?? 0);
+    checking.catch(() => undefined);
     const newRejects: NewReject[] = [];
-    counts = add(counts, await mergeRange(target, step, 1, lastRow, newRejects));
+    const merging = mergeRange(target, step, 1, read, newRejects);
+    const [checked, merged, readClosed] = await Promise.allSettled([checking, merging, closingRead]);
+    if (readClosed.status === 'rejected') throw readClosed.reason;
+    sourceOpen = false;
+    if (checked.status === 'rejected') throw checked.reason;
+    if (merged.status === 'rejected') throw merged.reason;
+    counts = add(counts, { retried: checked.value[0]?.rowCount ?? 0 });
+    counts = add(counts, merged.value);
+    // Rows staged after the COPY (keys of the base the source deleted) are merged next.
+    const lastRow = Number(checked.value.at(-2)?.rows[0]?.last_row ?? 0);
+    counts = add(counts, await mergeRange(target, step, read + 1, lastRow, newRejects));
     // setval is not undone by a rollback: a dry run leaves the sequence alone.
     const sequenceWarning = counts.inserted > 0 && !options.dryRun ? await advanceSequence(target, step) : null;
 
@@ -238,9 +265,14 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     const watermarkAfter = (saved?.rows[0]?.watermark as string | null | undefined) ?? null;
     const status = options.dryRun ? 'dry-run' : 'succeeded';
     // The run row and the commit travel together: if the row fails, the COMMIT ends an aborted
-    // transaction (a rollback) and the error below reports the step as failed.
+    // transaction (a rollback) and the error below reports the step as failed. The row holds the
+    // wire counts so far, this last round trip included.
+    const wire = dbs.soFar([target, source]);
     await runTogether(target, [
-      { statement: statement(step, 'record-run'), runtime: runRow(options, planHash, status, started, counts, watermarkAfter, null) },
+      {
+        statement: statement(step, 'record-run'),
+        runtime: runRow(options, planHash, status, started, counts, watermarkAfter, null, wire === undefined ? undefined : { ...wire, roundTrips: wire.roundTrips + 1 }),
+      },
       options.dryRun && options.sharedTransaction !== true ? 'ROLLBACK' : statement(step, 'commit', 'target'),
     ]);
     return {
@@ -452,6 +484,7 @@ function runRow(
   counts: StepCounts,
   watermarkAfter: string | null,
   error: string | null,
+  wire?: WireCounts,
 ): Record<string, unknown> {
   return {
     'run id': options.runId,
@@ -468,6 +501,9 @@ function runRow(
     deleted: counts.deleted,
     'watermark after': watermarkAfter,
     error,
+    'round trips': wire?.roundTrips ?? null,
+    'bytes sent': wire?.bytesSent ?? null,
+    'bytes received': wire?.bytesReceived ?? null,
   };
 }
 

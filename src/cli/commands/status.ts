@@ -20,7 +20,7 @@ export function registerStatus(program: Command, ctx: CliContext): void {
 
 function statusText(report: StatusReport): string {
   const rows = [
-    ['table', 'direction', 'watermark', 'last run', 'result', 'mode', 'read', 'written', 'rejects pending', 'conflicts', 'waiting'],
+    ['table', 'direction', 'watermark', 'last run', 'result', 'mode', 'read', 'written', 'rejects pending', 'conflicts', 'waiting', 'round trips', 'kB sent / received'],
     ...report.steps.map((s) => [
       s.table,
       `${s.direction} (${s.source} → ${s.target})`,
@@ -33,6 +33,8 @@ function statusText(report: StatusReport): string {
       String(s.pendingRejects),
       String(s.pendingConflicts),
       s.waiting === null ? 'full compare' : String(s.waiting),
+      s.lastRun?.roundTrips == null ? '-' : String(s.lastRun.roundTrips),
+      s.lastRun?.bytesSent == null || s.lastRun.bytesReceived == null ? '-' : `${kB(s.lastRun.bytesSent)} / ${kB(s.lastRun.bytesReceived)}`,
     ]),
   ];
   const attention =
@@ -46,5 +48,8 @@ function statusText(report: StatusReport): string {
     ...report.warnings.flatMap((w) => [`warning: ${w.database}: ${w.message}`, `  hint: ${w.hint}`]),
     '',
     '"waiting" counts rows on the source newer than the watermark; "full compare" means the source has no cursor columns and every run reads it in full.',
+    '"round trips" and "kB sent / received" are the last run\'s cost on the wire, both databases together, counted when its run row was written.',
   ].join('\n');
 }
+
+const kB = (bytes: number): string => (bytes / 1000).toFixed(1);

@@ -1,4 +1,4 @@
--- bisync plan 868900414986c2860058ddb08fa9fe22968f18e53fd2e47a210bd810dfce0c60
+-- bisync plan cdd4bf104f385615f223cdb7562bf6369166020f2f0de2d6da5a86b709d9146e
 -- config: sync.config.yaml; state schema: bisync; 2 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/2: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 0011a4f089e169b53ef44013d353fc11d7386a47e8e0d2d4a23b472a387fd38c
+-- step hash: 76a45e27f11092738ecadaebb529ac3606c256a6daae9b389919a3e2a747c784
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -49,9 +49,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -109,6 +110,13 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
+-- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- own included), bytes sent and received until then. NULL for steps that did not get that far. A
+-- runs table an earlier bisync created gets the columns here.
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
   direction   text        NOT NULL,
@@ -164,9 +172,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -549,15 +558,19 @@ COMMIT;
 --   $17 = NULL  (watermark before)
 --   $18 = <watermark after, supplied while running>
 --   $19 = <error, supplied while running>
+--   $20 = <round trips, supplied while running>
+--   $21 = <bytes sent, supplied while running>
+--   $22 = <bytes received, supplied while running>
 INSERT INTO "bisync".runs
   (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
-   watermark_before, watermark_after, error)
+   watermark_before, watermark_after, error, round_trips, bytes_sent, bytes_received)
 VALUES ($1, $2, $3, $4, $5, $6,
         $7, $8, $9,
         $10, $11, $12, $13,
         $14, $15, $16,
-        $17, $18, $19);
+        $17, $18, $19,
+        $20, $21, $22);
 
 -- [cloud] commit data, watermark and run together
 COMMIT;
@@ -566,7 +579,7 @@ COMMIT;
 -- Step 2/2: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: incremental — watermark 2026-01-02T03:04:05.123456Z on updated_at, created_at, minus the lookback
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: e3b88b229f184f52eef7bc5ca9aae75a57c5083e0d1d040a4570a1ba50b0825a
+-- step hash: 414b3de06e8497154d57344f356f20b932602aa98817ff3495565e838701f006
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -609,9 +622,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -669,6 +683,13 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
+-- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- own included), bytes sent and received until then. NULL for steps that did not get that far. A
+-- runs table an earlier bisync created gets the columns here.
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
   direction   text        NOT NULL,
@@ -724,9 +745,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -1155,15 +1177,19 @@ COMMIT;
 --   $17 = '2026-01-02T03:04:05.123456Z'  (watermark before)
 --   $18 = <watermark after, supplied while running>
 --   $19 = <error, supplied while running>
+--   $20 = <round trips, supplied while running>
+--   $21 = <bytes sent, supplied while running>
+--   $22 = <bytes received, supplied while running>
 INSERT INTO "bisync".runs
   (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
-   watermark_before, watermark_after, error)
+   watermark_before, watermark_after, error, round_trips, bytes_sent, bytes_received)
 VALUES ($1, $2, $3, $4, $5, $6,
         $7, $8, $9,
         $10, $11, $12, $13,
         $14, $15, $16,
-        $17, $18, $19);
+        $17, $18, $19,
+        $20, $21, $22);
 
 -- [desktop] commit data, watermark and run together
 COMMIT;

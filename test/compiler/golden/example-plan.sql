@@ -1,4 +1,4 @@
--- bisync plan 38006f36e5084cbed0db75d83776cf7adaf0b7d71e9d213e9a3487e66b7547fb
+-- bisync plan d6eb45ec38fd4a1d0dc92c8bb84b5c216e4e2f75b6ead3ad206a0d015d690b18
 -- config: sync.config.yaml; state schema: bisync; 23 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/23: orgmaster forward: desktop public.orgmaster → cloud public.orgmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: org_id, org_name, gstin, city, is_active
--- step hash: 9452776f83e58f82f19df85df395a84bf58436aaaf3263d71fd0b7f3346f225c
+-- step hash: 2b87e3844b3fd979a08ad85632b5194839cb90eef1a95fc407fea8c0f5c0c883
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -49,9 +49,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -109,6 +110,13 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
+-- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- own included), bytes sent and received until then. NULL for steps that did not get that far. A
+-- runs table an earlier bisync created gets the columns here.
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
   direction   text        NOT NULL,
@@ -164,9 +172,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -539,15 +548,19 @@ COMMIT;
 --   $17 = NULL  (watermark before)
 --   $18 = <watermark after, supplied while running>
 --   $19 = <error, supplied while running>
+--   $20 = <round trips, supplied while running>
+--   $21 = <bytes sent, supplied while running>
+--   $22 = <bytes received, supplied while running>
 INSERT INTO "bisync".runs
   (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
-   watermark_before, watermark_after, error)
+   watermark_before, watermark_after, error, round_trips, bytes_sent, bytes_received)
 VALUES ($1, $2, $3, $4, $5, $6,
         $7, $8, $9,
         $10, $11, $12, $13,
         $14, $15, $16,
-        $17, $18, $19);
+        $17, $18, $19,
+        $20, $21, $22);
 
 -- [cloud] commit data, watermark and run together
 COMMIT;
@@ -556,7 +569,7 @@ COMMIT;
 -- Step 2/23: locmaster forward: desktop public.locmaster → cloud public.locmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: loc_id, org_id, loc_name, pincode, is_head_office
--- step hash: 41230b326825441b1961ea655f47d5140abec2f5f8d7ff64db24bb5e8bcd6f6d
+-- step hash: 8f1ac0761d2c292291e32f925fd1909c120ffaf6d88889dc02f7443383fd0791
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -599,9 +612,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -659,6 +673,13 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
+-- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- own included), bytes sent and received until then. NULL for steps that did not get that far. A
+-- runs table an earlier bisync created gets the columns here.
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
   direction   text        NOT NULL,
@@ -714,9 +735,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -1089,15 +1111,19 @@ COMMIT;
 --   $17 = NULL  (watermark before)
 --   $18 = <watermark after, supplied while running>
 --   $19 = <error, supplied while running>
+--   $20 = <round trips, supplied while running>
+--   $21 = <bytes sent, supplied while running>
+--   $22 = <bytes received, supplied while running>
 INSERT INTO "bisync".runs
   (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
-   watermark_before, watermark_after, error)
+   watermark_before, watermark_after, error, round_trips, bytes_sent, bytes_received)
 VALUES ($1, $2, $3, $4, $5, $6,
         $7, $8, $9,
         $10, $11, $12, $13,
         $14, $15, $16,
-        $17, $18, $19);
+        $17, $18, $19,
+        $20, $21, $22);
 
 -- [cloud] commit data, watermark and run together
 COMMIT;
@@ -1106,7 +1132,7 @@ COMMIT;
 -- Step 3/23: conmaster forward: desktop public.conmaster → cloud public.conmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: con_id, con_code, con_name, sort_order, remarks
--- step hash: 638c881c20f3f850d3c9ebcc76683951c9b4de4d402f28684cee804921070fc1
+-- step hash: 34b31baeb0c33b941c5ade4525216a733281db253a5bcbe99b6591f55e19e53f
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1149,9 +1175,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -1209,6 +1236,13 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
+-- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- own included), bytes sent and received until then. NULL for steps that did not get that far. A
+-- runs table an earlier bisync created gets the columns here.
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
   direction   text        NOT NULL,
@@ -1264,9 +1298,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -1639,15 +1674,19 @@ COMMIT;
 --   $17 = NULL  (watermark before)
 --   $18 = <watermark after, supplied while running>
 --   $19 = <error, supplied while running>
+--   $20 = <round trips, supplied while running>
+--   $21 = <bytes sent, supplied while running>
+--   $22 = <bytes received, supplied while running>
 INSERT INTO "bisync".runs
   (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
-   watermark_before, watermark_after, error)
+   watermark_before, watermark_after, error, round_trips, bytes_sent, bytes_received)
 VALUES ($1, $2, $3, $4, $5, $6,
         $7, $8, $9,
         $10, $11, $12, $13,
         $14, $15, $16,
-        $17, $18, $19);
+        $17, $18, $19,
+        $20, $21, $22);
 
 -- [cloud] commit data, watermark and run together
 COMMIT;
@@ -1656,7 +1695,7 @@ COMMIT;
 -- Step 4/23: mbstaff forward: desktop public.mbstaff → cloud public.mbstaff
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: staff_id, org_id, staff_name, designation, mobile, hourly_rate, joined_on, is_active
--- step hash: 6962dcaefb559b37d5b26d763836ac81b5ad82ab028fa016d5f609d2cc49d60c
+-- step hash: f2f7aad7d331692d95337885e0f820b7d70b434153e48ef909af93f5bdcf9e75
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1699,9 +1738,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -1759,6 +1799,13 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
+-- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- own included), bytes sent and received until then. NULL for steps that did not get that far. A
+-- runs table an earlier bisync created gets the columns here.
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
   direction   text        NOT NULL,
@@ -1814,9 +1861,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -2195,15 +2243,19 @@ COMMIT;
 --   $17 = NULL  (watermark before)
 --   $18 = <watermark after, supplied while running>
 --   $19 = <error, supplied while running>
+--   $20 = <round trips, supplied while running>
+--   $21 = <bytes sent, supplied while running>
+--   $22 = <bytes received, supplied while running>
 INSERT INTO "bisync".runs
   (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
-   watermark_before, watermark_after, error)
+   watermark_before, watermark_after, error, round_trips, bytes_sent, bytes_received)
 VALUES ($1, $2, $3, $4, $5, $6,
         $7, $8, $9,
         $10, $11, $12, $13,
         $14, $15, $16,
-        $17, $18, $19);
+        $17, $18, $19,
+        $20, $21, $22);
 
 -- [cloud] commit data, watermark and run together
 COMMIT;
@@ -2212,7 +2264,7 @@ COMMIT;
 -- Step 5/23: taskmaster forward: desktop public.taskmaster → cloud public.taskmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: task_id, task_name, category, std_hours, is_billable
--- step hash: 5a1ff09fb03b1af3564c5775e6de39b9dcbc99c94b683d76bdfab13e29e67ba1
+-- step hash: f390fff8a48c0308896dcc53f5ae3716b73f9d1db92cdf15f81b59a49dfef07c
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -2255,9 +2307,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -2315,6 +2368,13 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
+-- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- own included), bytes sent and received until then. NULL for steps that did not get that far. A
+-- runs table an earlier bisync created gets the columns here.
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
   direction   text        NOT NULL,
@@ -2370,9 +2430,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -2745,15 +2806,19 @@ COMMIT;
 --   $17 = NULL  (watermark before)
 --   $18 = <watermark after, supplied while running>
 --   $19 = <error, supplied while running>
+--   $20 = <round trips, supplied while running>
+--   $21 = <bytes sent, supplied while running>
+--   $22 = <bytes received, supplied while running>
 INSERT INTO "bisync".runs
   (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
-   watermark_before, watermark_after, error)
+   watermark_before, watermark_after, error, round_trips, bytes_sent, bytes_received)
 VALUES ($1, $2, $3, $4, $5, $6,
         $7, $8, $9,
         $10, $11, $12, $13,
         $14, $15, $16,
-        $17, $18, $19);
+        $17, $18, $19,
+        $20, $21, $22);
 
 -- [cloud] commit data, watermark and run together
 COMMIT;
@@ -2762,7 +2827,7 @@ COMMIT;
 -- Step 6/23: jobmaster forward: desktop public.jobmaster → cloud public.jobmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: job_id, job_name, recurrence, default_fee, is_active
--- step hash: 6c85b2a99e1e4b34f242911bbdf81bfda6a78e78b944be4a5b3dc2e8eab4b0a3
+-- step hash: c990cf28dd18a1d3d85aeed6eae9538c7c215c2173b2a50c94fd1f5cfc028fde
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -2805,9 +2870,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -2865,6 +2931,13 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
+-- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- own included), bytes sent and received until then. NULL for steps that did not get that far. A
+-- runs table an earlier bisync created gets the columns here.
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
   direction   text        NOT NULL,
@@ -2920,9 +2993,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -3295,15 +3369,19 @@ COMMIT;
 --   $17 = NULL  (watermark before)
 --   $18 = <watermark after, supplied while running>
 --   $19 = <error, supplied while running>
+--   $20 = <round trips, supplied while running>
+--   $21 = <bytes sent, supplied while running>
+--   $22 = <bytes received, supplied while running>
 INSERT INTO "bisync".runs
   (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
-   watermark_before, watermark_after, error)
+   watermark_before, watermark_after, error, round_trips, bytes_sent, bytes_received)
 VALUES ($1, $2, $3, $4, $5, $6,
         $7, $8, $9,
         $10, $11, $12, $13,
         $14, $15, $16,
-        $17, $18, $19);
+        $17, $18, $19,
+        $20, $21, $22);
 
 -- [cloud] commit data, watermark and run together
 COMMIT;
@@ -3312,7 +3390,7 @@ COMMIT;
 -- Step 7/23: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 0011a4f089e169b53ef44013d353fc11d7386a47e8e0d2d4a23b472a387fd38c
+-- step hash: 76a45e27f11092738ecadaebb529ac3606c256a6daae9b389919a3e2a747c784
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -3355,9 +3433,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -3415,6 +3494,13 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
+-- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- own included), bytes sent and received until then. NULL for steps that did not get that far. A
+-- runs table an earlier bisync created gets the columns here.
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
   direction   text        NOT NULL,
@@ -3470,9 +3556,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -3855,15 +3942,19 @@ COMMIT;
 --   $17 = NULL  (watermark before)
 --   $18 = <watermark after, supplied while running>
 --   $19 = <error, supplied while running>
+--   $20 = <round trips, supplied while running>
+--   $21 = <bytes sent, supplied while running>
+--   $22 = <bytes received, supplied while running>
 INSERT INTO "bisync".runs
   (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
-   watermark_before, watermark_after, error)
+   watermark_before, watermark_after, error, round_trips, bytes_sent, bytes_received)
 VALUES ($1, $2, $3, $4, $5, $6,
         $7, $8, $9,
         $10, $11, $12, $13,
         $14, $15, $16,
-        $17, $18, $19);
+        $17, $18, $19,
+        $20, $21, $22);
 
 -- [cloud] commit data, watermark and run together
 COMMIT;
@@ -3872,7 +3963,7 @@ COMMIT;
 -- Step 8/23: cliunimaster forward: desktop public.cliunimaster → cloud public.cliunimaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: cliu_id, client_id, unit_name, gstin, address
--- step hash: 6939a8fa41fd88ce9bcc2c9468baee651b892954828eee5c882acc7f7fbb33fe
+-- step hash: 8f639a11ec9d46713475c5f7f9d1311a208879438cac61831585bb164eab8a62
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -3915,9 +4006,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -3975,6 +4067,13 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
+-- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- own included), bytes sent and received until then. NULL for steps that did not get that far. A
+-- runs table an earlier bisync created gets the columns here.
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
   direction   text        NOT NULL,
@@ -4030,9 +4129,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -4405,15 +4505,19 @@ COMMIT;
 --   $17 = NULL  (watermark before)
 --   $18 = <watermark after, supplied while running>
 --   $19 = <error, supplied while running>
+--   $20 = <round trips, supplied while running>
+--   $21 = <bytes sent, supplied while running>
+--   $22 = <bytes received, supplied while running>
 INSERT INTO "bisync".runs
   (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
-   watermark_before, watermark_after, error)
+   watermark_before, watermark_after, error, round_trips, bytes_sent, bytes_received)
 VALUES ($1, $2, $3, $4, $5, $6,
         $7, $8, $9,
         $10, $11, $12, $13,
         $14, $15, $16,
-        $17, $18, $19);
+        $17, $18, $19,
+        $20, $21, $22);
 
 -- [cloud] commit data, watermark and run together
 COMMIT;
@@ -4422,7 +4526,7 @@ COMMIT;
 -- Step 9/23: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: af8fa64a6dfb60be43ce4ff7518f1ae8b52d78778ecb28c422aa34de5370b480
+-- step hash: 2f1c8880a5600be444026a0f517c716f2d5f337e833d4c68f3a772cce497687a
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -4465,9 +4569,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -4525,6 +4630,13 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
+-- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- own included), bytes sent and received until then. NULL for steps that did not get that far. A
+-- runs table an earlier bisync created gets the columns here.
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
   direction   text        NOT NULL,
@@ -4580,9 +4692,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -5113,15 +5226,19 @@ COMMIT;
 --   $17 = NULL  (watermark before)
 --   $18 = <watermark after, supplied while running>
 --   $19 = <error, supplied while running>
+--   $20 = <round trips, supplied while running>
+--   $21 = <bytes sent, supplied while running>
+--   $22 = <bytes received, supplied while running>
 INSERT INTO "bisync".runs
   (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
-   watermark_before, watermark_after, error)
+   watermark_before, watermark_after, error, round_trips, bytes_sent, bytes_received)
 VALUES ($1, $2, $3, $4, $5, $6,
         $7, $8, $9,
         $10, $11, $12, $13,
         $14, $15, $16,
-        $17, $18, $19);
+        $17, $18, $19,
+        $20, $21, $22);
 
 -- [cloud] commit data, watermark and run together
 COMMIT;
@@ -5130,7 +5247,7 @@ COMMIT;
 -- Step 10/23: jobtasks forward: desktop public.jobtasks → cloud public.jobtasks
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: 5b18ea1b359b1f71dc8a3b1124659d116d5b91c8dc711e08063d0357607b8aa4
+-- step hash: 411fa693e731540801811916278930e2fd27ded5d9218f0e9dccde5e34a76887
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5173,9 +5290,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -5233,6 +5351,13 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
+-- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- own included), bytes sent and received until then. NULL for steps that did not get that far. A
+-- runs table an earlier bisync created gets the columns here.
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
   direction   text        NOT NULL,
@@ -5288,9 +5413,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -5817,15 +5943,19 @@ COMMIT;
 --   $17 = NULL  (watermark before)
 --   $18 = <watermark after, supplied while running>
 --   $19 = <error, supplied while running>
+--   $20 = <round trips, supplied while running>
+--   $21 = <bytes sent, supplied while running>
+--   $22 = <bytes received, supplied while running>
 INSERT INTO "bisync".runs
   (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
-   watermark_before, watermark_after, error)
+   watermark_before, watermark_after, error, round_trips, bytes_sent, bytes_received)
 VALUES ($1, $2, $3, $4, $5, $6,
         $7, $8, $9,
         $10, $11, $12, $13,
         $14, $15, $16,
-        $17, $18, $19);
+        $17, $18, $19,
+        $20, $21, $22);
 
 -- [cloud] commit data, watermark and run together
 COMMIT;
@@ -5834,7 +5964,7 @@ COMMIT;
 -- Step 11/23: taskchecklist forward: desktop public.taskchecklist → cloud public.taskchecklist
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: 4c6a7194dbb06ef8aed06d8a200563a8b6ef0b5e0553a3a4a59608c1ba9e4ce3
+-- step hash: f3d254cd6954a1daf57bc2022b4259ec15a3bd10b34729f211e38049d5ddc205
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5877,9 +6007,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -5937,6 +6068,13 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
+-- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- own included), bytes sent and received until then. NULL for steps that did not get that far. A
+-- runs table an earlier bisync created gets the columns here.
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
   direction   text        NOT NULL,
@@ -5992,9 +6130,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -6367,15 +6506,19 @@ COMMIT;
 --   $17 = NULL  (watermark before)
 --   $18 = <watermark after, supplied while running>
 --   $19 = <error, supplied while running>
+--   $20 = <round trips, supplied while running>
+--   $21 = <bytes sent, supplied while running>
+--   $22 = <bytes received, supplied while running>
 INSERT INTO "bisync".runs
   (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
-   watermark_before, watermark_after, error)
+   watermark_before, watermark_after, error, round_trips, bytes_sent, bytes_received)
 VALUES ($1, $2, $3, $4, $5, $6,
         $7, $8, $9,
         $10, $11, $12, $13,
         $14, $15, $16,
-        $17, $18, $19);
+        $17, $18, $19,
+        $20, $21, $22);
 
 -- [cloud] commit data, watermark and run together
 COMMIT;
@@ -6384,7 +6527,7 @@ COMMIT;
 -- Step 12/23: workdiary forward: desktop public.workdiary → cloud public.workdiary
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: 9cddd7dbfdf0c6272a6decb22a9f6f5ea664bd3569daa8b0cec1465cc051b287
+-- step hash: 85e2eb4323966f067079f8c361297c67b0289fbb3f9fdb48e5a582eb06c57112
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -6427,9 +6570,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -6487,6 +6631,13 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
+-- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- own included), bytes sent and received until then. NULL for steps that did not get that far. A
+-- runs table an earlier bisync created gets the columns here.
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
   direction   text        NOT NULL,
@@ -6542,9 +6693,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -6921,15 +7073,19 @@ COMMIT;
 --   $17 = NULL  (watermark before)
 --   $18 = <watermark after, supplied while running>
 --   $19 = <error, supplied while running>
+--   $20 = <round trips, supplied while running>
+--   $21 = <bytes sent, supplied while running>
+--   $22 = <bytes received, supplied while running>
 INSERT INTO "bisync".runs
   (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
-   watermark_before, watermark_after, error)
+   watermark_before, watermark_after, error, round_trips, bytes_sent, bytes_received)
 VALUES ($1, $2, $3, $4, $5, $6,
         $7, $8, $9,
         $10, $11, $12, $13,
         $14, $15, $16,
-        $17, $18, $19);
+        $17, $18, $19,
+        $20, $21, $22);
 
 -- [cloud] commit data, watermark and run together
 COMMIT;
@@ -6938,7 +7094,7 @@ COMMIT;
 -- Step 13/23: reminder forward: desktop public.mbreminder → cloud public.reminder
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, remdate→reminder_date, title, is_done
--- step hash: 424946558713f41f5ad9c4fab28255cbec76ca36729a621bb7d966ea9f4bf803
+-- step hash: 540c3b5a6216c6f4f8be9044274abc36a38686df4f9fde7dc04e6589e5a9bdce
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -6981,9 +7137,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -7041,6 +7198,13 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
+-- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- own included), bytes sent and received until then. NULL for steps that did not get that far. A
+-- runs table an earlier bisync created gets the columns here.
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
   direction   text        NOT NULL,
@@ -7096,9 +7260,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -7473,15 +7638,19 @@ COMMIT;
 --   $17 = NULL  (watermark before)
 --   $18 = <watermark after, supplied while running>
 --   $19 = <error, supplied while running>
+--   $20 = <round trips, supplied while running>
+--   $21 = <bytes sent, supplied while running>
+--   $22 = <bytes received, supplied while running>
 INSERT INTO "bisync".runs
   (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
-   watermark_before, watermark_after, error)
+   watermark_before, watermark_after, error, round_trips, bytes_sent, bytes_received)
 VALUES ($1, $2, $3, $4, $5, $6,
         $7, $8, $9,
         $10, $11, $12, $13,
         $14, $15, $16,
-        $17, $18, $19);
+        $17, $18, $19,
+        $20, $21, $22);
 
 -- [cloud] commit data, watermark and run together
 COMMIT;
@@ -7490,7 +7659,7 @@ COMMIT;
 -- Step 14/23: remdetail forward: desktop public.remdetail → cloud public.remdetail
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: da84a13bd1e7352ceed35cb905f48c061a44e7fc768b4e47400a1561328ee78a
+-- step hash: 704fb9c4f2c22fd4f9a3941f1ade406f8b7f35651c8ebfea8e85a142436e27da
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -7533,9 +7702,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -7593,6 +7763,13 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
+-- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- own included), bytes sent and received until then. NULL for steps that did not get that far. A
+-- runs table an earlier bisync created gets the columns here.
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
   direction   text        NOT NULL,
@@ -7648,9 +7825,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -8023,15 +8201,19 @@ COMMIT;
 --   $17 = NULL  (watermark before)
 --   $18 = <watermark after, supplied while running>
 --   $19 = <error, supplied while running>
+--   $20 = <round trips, supplied while running>
+--   $21 = <bytes sent, supplied while running>
+--   $22 = <bytes received, supplied while running>
 INSERT INTO "bisync".runs
   (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
-   watermark_before, watermark_after, error)
+   watermark_before, watermark_after, error, round_trips, bytes_sent, bytes_received)
 VALUES ($1, $2, $3, $4, $5, $6,
         $7, $8, $9,
         $10, $11, $12, $13,
         $14, $15, $16,
-        $17, $18, $19);
+        $17, $18, $19,
+        $20, $21, $22);
 
 -- [cloud] commit data, watermark and run together
 COMMIT;
@@ -8040,7 +8222,7 @@ COMMIT;
 -- Step 15/23: learequest forward: desktop public.learequest → cloud public.learequest
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: 2f7c4092ece60648f6310573f25480f72eb93c51e4dc542627e3733df5ffdf2b
+-- step hash: e1ecfa9497ce3cd971e8d100cea20e17ef8a3d032e5054cf47d6e86506aa19b9
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -8083,9 +8265,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -8143,6 +8326,13 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
+-- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- own included), bytes sent and received until then. NULL for steps that did not get that far. A
+-- runs table an earlier bisync created gets the columns here.
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
   direction   text        NOT NULL,
@@ -8198,9 +8388,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -8579,15 +8770,19 @@ COMMIT;
 --   $17 = NULL  (watermark before)
 --   $18 = <watermark after, supplied while running>
 --   $19 = <error, supplied while running>
+--   $20 = <round trips, supplied while running>
+--   $21 = <bytes sent, supplied while running>
+--   $22 = <bytes received, supplied while running>
 INSERT INTO "bisync".runs
   (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
-   watermark_before, watermark_after, error)
+   watermark_before, watermark_after, error, round_trips, bytes_sent, bytes_received)
 VALUES ($1, $2, $3, $4, $5, $6,
         $7, $8, $9,
         $10, $11, $12, $13,
         $14, $15, $16,
-        $17, $18, $19);
+        $17, $18, $19,
+        $20, $21, $22);
 
 -- [cloud] commit data, watermark and run together
 COMMIT;
@@ -8596,7 +8791,7 @@ COMMIT;
 -- Step 16/23: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 9a5928c45e763d88bf92189bd98bf205372e753aeefea8f3533cd71c70122984
+-- step hash: 618d99bbe570b66570721e7a9a3f2bd0aeeceba9e6cc17b4fb2396a365103a65
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -8639,9 +8834,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -8699,6 +8895,13 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
+-- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- own included), bytes sent and received until then. NULL for steps that did not get that far. A
+-- runs table an earlier bisync created gets the columns here.
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
   direction   text        NOT NULL,
@@ -8754,9 +8957,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -9178,15 +9382,19 @@ COMMIT;
 --   $17 = NULL  (watermark before)
 --   $18 = <watermark after, supplied while running>
 --   $19 = <error, supplied while running>
+--   $20 = <round trips, supplied while running>
+--   $21 = <bytes sent, supplied while running>
+--   $22 = <bytes received, supplied while running>
 INSERT INTO "bisync".runs
   (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
-   watermark_before, watermark_after, error)
+   watermark_before, watermark_after, error, round_trips, bytes_sent, bytes_received)
 VALUES ($1, $2, $3, $4, $5, $6,
         $7, $8, $9,
         $10, $11, $12, $13,
         $14, $15, $16,
-        $17, $18, $19);
+        $17, $18, $19,
+        $20, $21, $22);
 
 -- [desktop] commit data, watermark and run together
 COMMIT;
@@ -9195,7 +9403,7 @@ COMMIT;
 -- Step 17/23: jobshead reverse: cloud public.jobshead → desktop public.jobshead
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 72d11cfe57c7799ab45143f20d7bd29bed5d94b9ee45b96948744bfe48fcbea5
+-- step hash: 2da3857f12bc0e53aa56c3b3111df251eac65e395bba50db8a795592057bd881
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -9238,9 +9446,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -9298,6 +9507,13 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
+-- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- own included), bytes sent and received until then. NULL for steps that did not get that far. A
+-- runs table an earlier bisync created gets the columns here.
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
   direction   text        NOT NULL,
@@ -9353,9 +9569,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -9923,15 +10140,19 @@ COMMIT;
 --   $17 = NULL  (watermark before)
 --   $18 = <watermark after, supplied while running>
 --   $19 = <error, supplied while running>
+--   $20 = <round trips, supplied while running>
+--   $21 = <bytes sent, supplied while running>
+--   $22 = <bytes received, supplied while running>
 INSERT INTO "bisync".runs
   (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
-   watermark_before, watermark_after, error)
+   watermark_before, watermark_after, error, round_trips, bytes_sent, bytes_received)
 VALUES ($1, $2, $3, $4, $5, $6,
         $7, $8, $9,
         $10, $11, $12, $13,
         $14, $15, $16,
-        $17, $18, $19);
+        $17, $18, $19,
+        $20, $21, $22);
 
 -- [desktop] commit data, watermark and run together
 COMMIT;
@@ -9940,7 +10161,7 @@ COMMIT;
 -- Step 18/23: jobtasks reverse: cloud public.jobtasks → desktop public.jobtasks
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: beebb188bad39b5e527fc2bb130a5a229188359c8f00ce5ffc86e9273a0b4d3a
+-- step hash: 36307c97f50906e03709c14c7db159a2109d9a1373342ceaf6355f7ccd17419f
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -9983,9 +10204,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -10043,6 +10265,13 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
+-- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- own included), bytes sent and received until then. NULL for steps that did not get that far. A
+-- runs table an earlier bisync created gets the columns here.
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
   direction   text        NOT NULL,
@@ -10098,9 +10327,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -10664,15 +10894,19 @@ COMMIT;
 --   $17 = NULL  (watermark before)
 --   $18 = <watermark after, supplied while running>
 --   $19 = <error, supplied while running>
+--   $20 = <round trips, supplied while running>
+--   $21 = <bytes sent, supplied while running>
+--   $22 = <bytes received, supplied while running>
 INSERT INTO "bisync".runs
   (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
-   watermark_before, watermark_after, error)
+   watermark_before, watermark_after, error, round_trips, bytes_sent, bytes_received)
 VALUES ($1, $2, $3, $4, $5, $6,
         $7, $8, $9,
         $10, $11, $12, $13,
         $14, $15, $16,
-        $17, $18, $19);
+        $17, $18, $19,
+        $20, $21, $22);
 
 -- [desktop] commit data, watermark and run together
 COMMIT;
@@ -10681,7 +10915,7 @@ COMMIT;
 -- Step 19/23: taskchecklist reverse: cloud public.taskchecklist → desktop public.taskchecklist
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: 0b9a103dceeb887c3f5eb5488d8473763f26d55fe252fb8f6312894bc5e2c715
+-- step hash: 2d38267b17e25da0e84352a887ccccacfeb1f602ea0ab9ee18e87e215a7c3968
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -10724,9 +10958,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -10784,6 +11019,13 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
+-- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- own included), bytes sent and received until then. NULL for steps that did not get that far. A
+-- runs table an earlier bisync created gets the columns here.
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
   direction   text        NOT NULL,
@@ -10839,9 +11081,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -11253,15 +11496,19 @@ COMMIT;
 --   $17 = NULL  (watermark before)
 --   $18 = <watermark after, supplied while running>
 --   $19 = <error, supplied while running>
+--   $20 = <round trips, supplied while running>
+--   $21 = <bytes sent, supplied while running>
+--   $22 = <bytes received, supplied while running>
 INSERT INTO "bisync".runs
   (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
-   watermark_before, watermark_after, error)
+   watermark_before, watermark_after, error, round_trips, bytes_sent, bytes_received)
 VALUES ($1, $2, $3, $4, $5, $6,
         $7, $8, $9,
         $10, $11, $12, $13,
         $14, $15, $16,
-        $17, $18, $19);
+        $17, $18, $19,
+        $20, $21, $22);
 
 -- [desktop] commit data, watermark and run together
 COMMIT;
@@ -11270,7 +11517,7 @@ COMMIT;
 -- Step 20/23: workdiary reverse: cloud public.workdiary → desktop public.workdiary
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: ed1138a96fc971c32134fb1c24591ce23552ec8c917c763d09b7c3c611c3787a
+-- step hash: af33b4882ebbd320566b15e5de9ebe64d46b0db91d03c3697ca9e575765b9f7a
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -11313,9 +11560,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -11373,6 +11621,13 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
+-- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- own included), bytes sent and received until then. NULL for steps that did not get that far. A
+-- runs table an earlier bisync created gets the columns here.
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
   direction   text        NOT NULL,
@@ -11428,9 +11683,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -11846,15 +12102,19 @@ COMMIT;
 --   $17 = NULL  (watermark before)
 --   $18 = <watermark after, supplied while running>
 --   $19 = <error, supplied while running>
+--   $20 = <round trips, supplied while running>
+--   $21 = <bytes sent, supplied while running>
+--   $22 = <bytes received, supplied while running>
 INSERT INTO "bisync".runs
   (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
-   watermark_before, watermark_after, error)
+   watermark_before, watermark_after, error, round_trips, bytes_sent, bytes_received)
 VALUES ($1, $2, $3, $4, $5, $6,
         $7, $8, $9,
         $10, $11, $12, $13,
         $14, $15, $16,
-        $17, $18, $19);
+        $17, $18, $19,
+        $20, $21, $22);
 
 -- [desktop] commit data, watermark and run together
 COMMIT;
@@ -11863,7 +12123,7 @@ COMMIT;
 -- Step 21/23: reminder reverse: cloud public.reminder → desktop public.mbreminder
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, reminder_date→remdate, title, is_done
--- step hash: 7a9f1f7915278b61089d03dc885120d52f26e6fc5b780f3b1557ee4789b8d96f
+-- step hash: 3aa3ef13bef3ebce17b1d06ef9a961c6f99f65d29d136b4a0503d5ee7973850a
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -11906,9 +12166,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -11966,6 +12227,13 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
+-- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- own included), bytes sent and received until then. NULL for steps that did not get that far. A
+-- runs table an earlier bisync created gets the columns here.
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
   direction   text        NOT NULL,
@@ -12021,9 +12289,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -12437,15 +12706,19 @@ COMMIT;
 --   $17 = NULL  (watermark before)
 --   $18 = <watermark after, supplied while running>
 --   $19 = <error, supplied while running>
+--   $20 = <round trips, supplied while running>
+--   $21 = <bytes sent, supplied while running>
+--   $22 = <bytes received, supplied while running>
 INSERT INTO "bisync".runs
   (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
-   watermark_before, watermark_after, error)
+   watermark_before, watermark_after, error, round_trips, bytes_sent, bytes_received)
 VALUES ($1, $2, $3, $4, $5, $6,
         $7, $8, $9,
         $10, $11, $12, $13,
         $14, $15, $16,
-        $17, $18, $19);
+        $17, $18, $19,
+        $20, $21, $22);
 
 -- [desktop] commit data, watermark and run together
 COMMIT;
@@ -12454,7 +12727,7 @@ COMMIT;
 -- Step 22/23: remdetail reverse: cloud public.remdetail → desktop public.remdetail
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: 787decde42190725153d22d7922f87bf4e6625c8ce8d2c51fd23f933699cc4f3
+-- step hash: 4b40a6e0a8767958b0757c615995d64ded950df65964df35bb344214cfcbf7a7
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -12497,9 +12770,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -12557,6 +12831,13 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
+-- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- own included), bytes sent and received until then. NULL for steps that did not get that far. A
+-- runs table an earlier bisync created gets the columns here.
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
   direction   text        NOT NULL,
@@ -12612,9 +12893,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -13026,15 +13308,19 @@ COMMIT;
 --   $17 = NULL  (watermark before)
 --   $18 = <watermark after, supplied while running>
 --   $19 = <error, supplied while running>
+--   $20 = <round trips, supplied while running>
+--   $21 = <bytes sent, supplied while running>
+--   $22 = <bytes received, supplied while running>
 INSERT INTO "bisync".runs
   (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
-   watermark_before, watermark_after, error)
+   watermark_before, watermark_after, error, round_trips, bytes_sent, bytes_received)
 VALUES ($1, $2, $3, $4, $5, $6,
         $7, $8, $9,
         $10, $11, $12, $13,
         $14, $15, $16,
-        $17, $18, $19);
+        $17, $18, $19,
+        $20, $21, $22);
 
 -- [desktop] commit data, watermark and run together
 COMMIT;
@@ -13043,7 +13329,7 @@ COMMIT;
 -- Step 23/23: learequest reverse: cloud public.learequest → desktop public.learequest
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: c93185bfef9202655dda550dfb4c6f55f1e8e52bdd07b668788fca35a3409574
+-- step hash: 7b625147befd6c34d599a62fc66f957d9f1c3dd0b7fcd776c8f172bae524fb23
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -13086,9 +13372,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -13146,6 +13433,13 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
+-- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- own included), bytes sent and received until then. NULL for steps that did not get that far. A
+-- runs table an earlier bisync created gets the columns here.
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
+ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
   direction   text        NOT NULL,
@@ -13201,9 +13495,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- a state table an earlier bisync created lacks xmin_cursor: bootstrap adds it
-       EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
-                WHERE c.relnamespace = n.oid AND c.relname = 'state' AND a.attname = 'xmin_cursor' AND NOT a.attisdropped) AS state_current,
+       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
+       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = n.oid AND NOT a.attisdropped
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -13621,15 +13916,19 @@ COMMIT;
 --   $17 = NULL  (watermark before)
 --   $18 = <watermark after, supplied while running>
 --   $19 = <error, supplied while running>
+--   $20 = <round trips, supplied while running>
+--   $21 = <bytes sent, supplied while running>
+--   $22 = <bytes received, supplied while running>
 INSERT INTO "bisync".runs
   (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
    read_rows, inserted, updated, unchanged, protected, rejected, deleted,
-   watermark_before, watermark_after, error)
+   watermark_before, watermark_after, error, round_trips, bytes_sent, bytes_received)
 VALUES ($1, $2, $3, $4, $5, $6,
         $7, $8, $9,
         $10, $11, $12, $13,
         $14, $15, $16,
-        $17, $18, $19);
+        $17, $18, $19,
+        $20, $21, $22);
 
 -- [desktop] commit data, watermark and run together
 COMMIT;

@@ -1,4 +1,4 @@
--- bisync plan cdd4bf104f385615f223cdb7562bf6369166020f2f0de2d6da5a86b709d9146e
+-- bisync plan f5f92e830b8d69a74353477a0d75b96844cf998b012ef5e7a6aad7ed4130145e
 -- config: sync.config.yaml; state schema: bisync; 2 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/2: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 76a45e27f11092738ecadaebb529ac3606c256a6daae9b389919a3e2a747c784
+-- step hash: 2584577af8ed29a8223a0a6eb7297236f5d8f959c148f4267c32421a21aaace1
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -113,9 +113,10 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
 -- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+ALTER TABLE "bisync".runs
+  ADD COLUMN IF NOT EXISTS round_trips integer,
+  ADD COLUMN IF NOT EXISTS bytes_sent bigint,
+  ADD COLUMN IF NOT EXISTS bytes_received bigint;
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
@@ -579,7 +580,7 @@ COMMIT;
 -- Step 2/2: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: incremental — watermark 2026-01-02T03:04:05.123456Z on updated_at, created_at, minus the lookback
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 414b3de06e8497154d57344f356f20b932602aa98817ff3495565e838701f006
+-- step hash: c316e8e183c7eb1d760b68fd88336c0f6d8afd813a563a0c4b65074b6dd94a68
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -686,9 +687,10 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
 -- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+ALTER TABLE "bisync".runs
+  ADD COLUMN IF NOT EXISTS round_trips integer,
+  ADD COLUMN IF NOT EXISTS bytes_sent bigint,
+  ADD COLUMN IF NOT EXISTS bytes_received bigint;
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,

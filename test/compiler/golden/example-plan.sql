@@ -1,4 +1,4 @@
--- bisync plan d6eb45ec38fd4a1d0dc92c8bb84b5c216e4e2f75b6ead3ad206a0d015d690b18
+-- bisync plan f12e099c08df0d138ebc81dacc2788a5303f74ac40df28049673b5dad5b5b87b
 -- config: sync.config.yaml; state schema: bisync; 23 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/23: orgmaster forward: desktop public.orgmaster → cloud public.orgmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: org_id, org_name, gstin, city, is_active
--- step hash: 2b87e3844b3fd979a08ad85632b5194839cb90eef1a95fc407fea8c0f5c0c883
+-- step hash: 790f9015208c6ec0597aa1ffb2e618d4c90c5c46270dd2ed91bd31699d3d2fe0
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -113,9 +113,10 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
 -- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+ALTER TABLE "bisync".runs
+  ADD COLUMN IF NOT EXISTS round_trips integer,
+  ADD COLUMN IF NOT EXISTS bytes_sent bigint,
+  ADD COLUMN IF NOT EXISTS bytes_received bigint;
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
@@ -569,7 +570,7 @@ COMMIT;
 -- Step 2/23: locmaster forward: desktop public.locmaster → cloud public.locmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: loc_id, org_id, loc_name, pincode, is_head_office
--- step hash: 8f1ac0761d2c292291e32f925fd1909c120ffaf6d88889dc02f7443383fd0791
+-- step hash: 884b61454a73c3f34ef12fa9f0e7232494d53ec1ae4492ca7600c222bfe71e27
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -676,9 +677,10 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
 -- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+ALTER TABLE "bisync".runs
+  ADD COLUMN IF NOT EXISTS round_trips integer,
+  ADD COLUMN IF NOT EXISTS bytes_sent bigint,
+  ADD COLUMN IF NOT EXISTS bytes_received bigint;
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
@@ -1132,7 +1134,7 @@ COMMIT;
 -- Step 3/23: conmaster forward: desktop public.conmaster → cloud public.conmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: con_id, con_code, con_name, sort_order, remarks
--- step hash: 34b31baeb0c33b941c5ade4525216a733281db253a5bcbe99b6591f55e19e53f
+-- step hash: aac997798ab20636a3c90cd07e53ef42c1d7171291d303953dc05a44e3ddb682
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1239,9 +1241,10 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
 -- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+ALTER TABLE "bisync".runs
+  ADD COLUMN IF NOT EXISTS round_trips integer,
+  ADD COLUMN IF NOT EXISTS bytes_sent bigint,
+  ADD COLUMN IF NOT EXISTS bytes_received bigint;
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
@@ -1695,7 +1698,7 @@ COMMIT;
 -- Step 4/23: mbstaff forward: desktop public.mbstaff → cloud public.mbstaff
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: staff_id, org_id, staff_name, designation, mobile, hourly_rate, joined_on, is_active
--- step hash: f2f7aad7d331692d95337885e0f820b7d70b434153e48ef909af93f5bdcf9e75
+-- step hash: bab186b5ecf25ad112dbe8003bc9fe4894e2a076e4e5e8bb12859167ddab872f
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1802,9 +1805,10 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
 -- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+ALTER TABLE "bisync".runs
+  ADD COLUMN IF NOT EXISTS round_trips integer,
+  ADD COLUMN IF NOT EXISTS bytes_sent bigint,
+  ADD COLUMN IF NOT EXISTS bytes_received bigint;
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
@@ -2264,7 +2268,7 @@ COMMIT;
 -- Step 5/23: taskmaster forward: desktop public.taskmaster → cloud public.taskmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: task_id, task_name, category, std_hours, is_billable
--- step hash: f390fff8a48c0308896dcc53f5ae3716b73f9d1db92cdf15f81b59a49dfef07c
+-- step hash: 42b0ce9cbcb8e4c4f8f5c87041f13a7d2b0945ab1d759f048491ab091ee8adff
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -2371,9 +2375,10 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
 -- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+ALTER TABLE "bisync".runs
+  ADD COLUMN IF NOT EXISTS round_trips integer,
+  ADD COLUMN IF NOT EXISTS bytes_sent bigint,
+  ADD COLUMN IF NOT EXISTS bytes_received bigint;
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
@@ -2827,7 +2832,7 @@ COMMIT;
 -- Step 6/23: jobmaster forward: desktop public.jobmaster → cloud public.jobmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: job_id, job_name, recurrence, default_fee, is_active
--- step hash: c990cf28dd18a1d3d85aeed6eae9538c7c215c2173b2a50c94fd1f5cfc028fde
+-- step hash: 74aad1fff963ee6b166661a579cb389af9210d515a9defd42ef592484ed32b24
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -2934,9 +2939,10 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
 -- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+ALTER TABLE "bisync".runs
+  ADD COLUMN IF NOT EXISTS round_trips integer,
+  ADD COLUMN IF NOT EXISTS bytes_sent bigint,
+  ADD COLUMN IF NOT EXISTS bytes_received bigint;
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
@@ -3390,7 +3396,7 @@ COMMIT;
 -- Step 7/23: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 76a45e27f11092738ecadaebb529ac3606c256a6daae9b389919a3e2a747c784
+-- step hash: 2584577af8ed29a8223a0a6eb7297236f5d8f959c148f4267c32421a21aaace1
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -3497,9 +3503,10 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
 -- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+ALTER TABLE "bisync".runs
+  ADD COLUMN IF NOT EXISTS round_trips integer,
+  ADD COLUMN IF NOT EXISTS bytes_sent bigint,
+  ADD COLUMN IF NOT EXISTS bytes_received bigint;
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
@@ -3963,7 +3970,7 @@ COMMIT;
 -- Step 8/23: cliunimaster forward: desktop public.cliunimaster → cloud public.cliunimaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: cliu_id, client_id, unit_name, gstin, address
--- step hash: 8f639a11ec9d46713475c5f7f9d1311a208879438cac61831585bb164eab8a62
+-- step hash: 6b1ed7d86bb3d0c05bdeb867190ec7793bb08e380dbeaef0093437aeb7a49e27
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -4070,9 +4077,10 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
 -- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+ALTER TABLE "bisync".runs
+  ADD COLUMN IF NOT EXISTS round_trips integer,
+  ADD COLUMN IF NOT EXISTS bytes_sent bigint,
+  ADD COLUMN IF NOT EXISTS bytes_received bigint;
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
@@ -4526,7 +4534,7 @@ COMMIT;
 -- Step 9/23: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 2f1c8880a5600be444026a0f517c716f2d5f337e833d4c68f3a772cce497687a
+-- step hash: a4b44b8d65ac759c4b43573b873839822dfa8fd52a91bf2b46403aadf143e4c6
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -4633,9 +4641,10 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
 -- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+ALTER TABLE "bisync".runs
+  ADD COLUMN IF NOT EXISTS round_trips integer,
+  ADD COLUMN IF NOT EXISTS bytes_sent bigint,
+  ADD COLUMN IF NOT EXISTS bytes_received bigint;
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
@@ -5247,7 +5256,7 @@ COMMIT;
 -- Step 10/23: jobtasks forward: desktop public.jobtasks → cloud public.jobtasks
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: 411fa693e731540801811916278930e2fd27ded5d9218f0e9dccde5e34a76887
+-- step hash: a4a8c9f944f17ffd80b8d0c63c0bc78a38175a45a2a689ec575cd0c6014edeb7
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5354,9 +5363,10 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
 -- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+ALTER TABLE "bisync".runs
+  ADD COLUMN IF NOT EXISTS round_trips integer,
+  ADD COLUMN IF NOT EXISTS bytes_sent bigint,
+  ADD COLUMN IF NOT EXISTS bytes_received bigint;
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
@@ -5964,7 +5974,7 @@ COMMIT;
 -- Step 11/23: taskchecklist forward: desktop public.taskchecklist → cloud public.taskchecklist
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: f3d254cd6954a1daf57bc2022b4259ec15a3bd10b34729f211e38049d5ddc205
+-- step hash: 9b41603cb0653d03311d2f633d217320f7328738a2f28fe0f312d776f30d2238
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -6071,9 +6081,10 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
 -- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+ALTER TABLE "bisync".runs
+  ADD COLUMN IF NOT EXISTS round_trips integer,
+  ADD COLUMN IF NOT EXISTS bytes_sent bigint,
+  ADD COLUMN IF NOT EXISTS bytes_received bigint;
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
@@ -6527,7 +6538,7 @@ COMMIT;
 -- Step 12/23: workdiary forward: desktop public.workdiary → cloud public.workdiary
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: 85e2eb4323966f067079f8c361297c67b0289fbb3f9fdb48e5a582eb06c57112
+-- step hash: b6622e69043708957ae312781fff7e7e07e94ad8d9386bb7b94d36fde3834dce
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -6634,9 +6645,10 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
 -- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+ALTER TABLE "bisync".runs
+  ADD COLUMN IF NOT EXISTS round_trips integer,
+  ADD COLUMN IF NOT EXISTS bytes_sent bigint,
+  ADD COLUMN IF NOT EXISTS bytes_received bigint;
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
@@ -7094,7 +7106,7 @@ COMMIT;
 -- Step 13/23: reminder forward: desktop public.mbreminder → cloud public.reminder
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, remdate→reminder_date, title, is_done
--- step hash: 540c3b5a6216c6f4f8be9044274abc36a38686df4f9fde7dc04e6589e5a9bdce
+-- step hash: 6d13b3293c9c70c3124932d07febf36c06e225398042fd23f6242b8c684287c0
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -7201,9 +7213,10 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
 -- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+ALTER TABLE "bisync".runs
+  ADD COLUMN IF NOT EXISTS round_trips integer,
+  ADD COLUMN IF NOT EXISTS bytes_sent bigint,
+  ADD COLUMN IF NOT EXISTS bytes_received bigint;
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
@@ -7659,7 +7672,7 @@ COMMIT;
 -- Step 14/23: remdetail forward: desktop public.remdetail → cloud public.remdetail
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: 704fb9c4f2c22fd4f9a3941f1ade406f8b7f35651c8ebfea8e85a142436e27da
+-- step hash: f8ef68ec5c36b443e6a0a38c10f513e2841f8441bbb2e52cb514adaeb743452b
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -7766,9 +7779,10 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
 -- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+ALTER TABLE "bisync".runs
+  ADD COLUMN IF NOT EXISTS round_trips integer,
+  ADD COLUMN IF NOT EXISTS bytes_sent bigint,
+  ADD COLUMN IF NOT EXISTS bytes_received bigint;
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
@@ -8222,7 +8236,7 @@ COMMIT;
 -- Step 15/23: learequest forward: desktop public.learequest → cloud public.learequest
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: e1ecfa9497ce3cd971e8d100cea20e17ef8a3d032e5054cf47d6e86506aa19b9
+-- step hash: 4b729bad757f95ae0edca2e3c36b650404de78e3d119f716d6e15dc10d86deb3
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -8329,9 +8343,10 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
 -- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+ALTER TABLE "bisync".runs
+  ADD COLUMN IF NOT EXISTS round_trips integer,
+  ADD COLUMN IF NOT EXISTS bytes_sent bigint,
+  ADD COLUMN IF NOT EXISTS bytes_received bigint;
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
@@ -8791,7 +8806,7 @@ COMMIT;
 -- Step 16/23: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 618d99bbe570b66570721e7a9a3f2bd0aeeceba9e6cc17b4fb2396a365103a65
+-- step hash: ca378be2d61c2f1125e0218e45e203a48067b5b601e694cf47bb5d4d278a6d0f
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -8898,9 +8913,10 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
 -- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+ALTER TABLE "bisync".runs
+  ADD COLUMN IF NOT EXISTS round_trips integer,
+  ADD COLUMN IF NOT EXISTS bytes_sent bigint,
+  ADD COLUMN IF NOT EXISTS bytes_received bigint;
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
@@ -9403,7 +9419,7 @@ COMMIT;
 -- Step 17/23: jobshead reverse: cloud public.jobshead → desktop public.jobshead
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 2da3857f12bc0e53aa56c3b3111df251eac65e395bba50db8a795592057bd881
+-- step hash: 4ecfee2707e2b14956b3ede54a0728075f6e1c4b97e545735596ac1e819a364a
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -9510,9 +9526,10 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
 -- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+ALTER TABLE "bisync".runs
+  ADD COLUMN IF NOT EXISTS round_trips integer,
+  ADD COLUMN IF NOT EXISTS bytes_sent bigint,
+  ADD COLUMN IF NOT EXISTS bytes_received bigint;
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
@@ -10161,7 +10178,7 @@ COMMIT;
 -- Step 18/23: jobtasks reverse: cloud public.jobtasks → desktop public.jobtasks
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: 36307c97f50906e03709c14c7db159a2109d9a1373342ceaf6355f7ccd17419f
+-- step hash: 1da98e22f64450d81056fc8c73049b32196303c5590692966302eec2e2080ccb
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -10268,9 +10285,10 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
 -- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+ALTER TABLE "bisync".runs
+  ADD COLUMN IF NOT EXISTS round_trips integer,
+  ADD COLUMN IF NOT EXISTS bytes_sent bigint,
+  ADD COLUMN IF NOT EXISTS bytes_received bigint;
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
@@ -10915,7 +10933,7 @@ COMMIT;
 -- Step 19/23: taskchecklist reverse: cloud public.taskchecklist → desktop public.taskchecklist
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: 2d38267b17e25da0e84352a887ccccacfeb1f602ea0ab9ee18e87e215a7c3968
+-- step hash: 83793466e1da97cf0c1106d5c64bd36be86397cdf2fa150bbdbdb893a6357118
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -11022,9 +11040,10 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
 -- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+ALTER TABLE "bisync".runs
+  ADD COLUMN IF NOT EXISTS round_trips integer,
+  ADD COLUMN IF NOT EXISTS bytes_sent bigint,
+  ADD COLUMN IF NOT EXISTS bytes_received bigint;
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
@@ -11517,7 +11536,7 @@ COMMIT;
 -- Step 20/23: workdiary reverse: cloud public.workdiary → desktop public.workdiary
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: af33b4882ebbd320566b15e5de9ebe64d46b0db91d03c3697ca9e575765b9f7a
+-- step hash: 4bd6efb3ad672f14305c3e65d77df7ef7322a8968d5f70e2cc77307f7b8796ed
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -11624,9 +11643,10 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
 -- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+ALTER TABLE "bisync".runs
+  ADD COLUMN IF NOT EXISTS round_trips integer,
+  ADD COLUMN IF NOT EXISTS bytes_sent bigint,
+  ADD COLUMN IF NOT EXISTS bytes_received bigint;
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
@@ -12123,7 +12143,7 @@ COMMIT;
 -- Step 21/23: reminder reverse: cloud public.reminder → desktop public.mbreminder
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, reminder_date→remdate, title, is_done
--- step hash: 3aa3ef13bef3ebce17b1d06ef9a961c6f99f65d29d136b4a0503d5ee7973850a
+-- step hash: baa282016d27f6cc9081947f337d1cc1ee9aa8ebb035c705b837e8decef43457
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -12230,9 +12250,10 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
 -- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+ALTER TABLE "bisync".runs
+  ADD COLUMN IF NOT EXISTS round_trips integer,
+  ADD COLUMN IF NOT EXISTS bytes_sent bigint,
+  ADD COLUMN IF NOT EXISTS bytes_received bigint;
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
@@ -12727,7 +12748,7 @@ COMMIT;
 -- Step 22/23: remdetail reverse: cloud public.remdetail → desktop public.remdetail
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: 4b40a6e0a8767958b0757c615995d64ded950df65964df35bb344214cfcbf7a7
+-- step hash: fec16135e78ad52f6ee5b16709c25c5330a61bf53b6f77376d8e86468dad581e
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -12834,9 +12855,10 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
 -- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+ALTER TABLE "bisync".runs
+  ADD COLUMN IF NOT EXISTS round_trips integer,
+  ADD COLUMN IF NOT EXISTS bytes_sent bigint,
+  ADD COLUMN IF NOT EXISTS bytes_received bigint;
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,
@@ -13329,7 +13351,7 @@ COMMIT;
 -- Step 23/23: learequest reverse: cloud public.learequest → desktop public.learequest
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: 7b625147befd6c34d599a62fc66f957d9f1c3dd0b7fcd776c8f172bae524fb23
+-- step hash: 9db28299eefc13e659ed21089317458b2d89eb95284249f73b68e0bf48247195
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -13436,9 +13458,10 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
 -- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS round_trips integer;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_sent bigint;
-ALTER TABLE "bisync".runs ADD COLUMN IF NOT EXISTS bytes_received bigint;
+ALTER TABLE "bisync".runs
+  ADD COLUMN IF NOT EXISTS round_trips integer,
+  ADD COLUMN IF NOT EXISTS bytes_sent bigint,
+  ADD COLUMN IF NOT EXISTS bytes_received bigint;
 
 CREATE TABLE IF NOT EXISTS "bisync".rejects (
   table_name  text        NOT NULL,

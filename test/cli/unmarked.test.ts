@@ -61,13 +61,17 @@ describe('unmarked rows (origin column NULL) are never deleted, and the owner is
     expect(report.tables[0]?.findings.find((f) => f.kind === 'unmarked')).toMatchObject({ count: 1, drift: true, keys: [{ job_id: '900' }] });
   });
 
-  it('validate --live warns that the origin column allows NULL and has no default, without failing', async () => {
+  it('validate --live warns that the origin column allows NULL and has no default, without failing, one line for every table with the same gap', async () => {
     const result = await runCli(['validate', '--live', '--config', file], envFor(dbs));
     expect(result.code).toBe(0);
     expect(result.stderr).toMatch(/\d+ warnings against the live databases/);
-    expect(result.stderr).toContain(
-      'table "job" on cloud (public.job): origin column "source" allows NULL and has no default: a row inserted without a marker is unmarked; forward never deletes it and reverse never sends it',
+    // Both tables have the same gap: one line names them, the hint shows the first as an example.
+    const lines = result.stderr.split('\n').filter((l) => l.includes('origin column "source" allows NULL'));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(
+      /: 2 tables on cloud: "client" \(public\.client, line \d+\), "job" \(public\.job, line \d+\): origin column "source" allows NULL and has no default: a row inserted without a marker is unmarked; forward never deletes it and reverse never sends it/,
     );
+    expect(result.stderr).toContain('hint, e.g. for "client": have the application on cloud always set source');
   });
 
   it('init warns that the origin column it chose lets rows be inserted unmarked', async () => {

@@ -56,11 +56,26 @@ async function unsetUrlVariables(file: string): Promise<string[]> {
 }
 
 function formatLiveProblems(file: string, problems: readonly LiveProblem[], kind: 'problem' | 'warning'): string {
-  const lines = problems.map(
-    (p) =>
-      `${file}:${p.location.line}:${p.location.column}: table "${p.table}" on ${p.database} (${p.relation}): ${p.message}` +
-      (p.hint === undefined ? '' : `\n    hint: ${p.hint}`),
-  );
+  const lines = (kind === 'warning' ? sameWarnings(problems) : problems.map((p) => [p])).map((group) => {
+    const [p] = group;
+    if (p === undefined) return '';
+    const where =
+      group.length === 1
+        ? `table "${p.table}" on ${p.database} (${p.relation})`
+        : `${group.length} tables on ${p.database}: ${group.map((g) => `"${g.table}" (${g.relation}, line ${g.location.line})`).join(', ')}`;
+    const hint = p.hint === undefined ? '' : `\n    hint${group.length === 1 ? '' : `, e.g. for "${p.table}"`}: ${p.hint}`;
+    return `${file}:${p.location.line}:${p.location.column}: ${where}: ${p.message}${hint}`;
+  });
   const what = kind === 'problem' ? 'against the live databases' : 'against the live databases (the config runs, but review these)';
   return `${problems.length} ${kind}${problems.length === 1 ? '' : 's'} ${what}:\n${lines.join('\n')}`;
+}
+
+/** Warnings with the same message on the same database, grouped (one line names every table), in first-seen order. */
+function sameWarnings(warnings: readonly LiveProblem[]): LiveProblem[][] {
+  const groups = new Map<string, LiveProblem[]>();
+  for (const w of warnings) {
+    const key = `${w.database}\u0000${w.message}`;
+    groups.set(key, [...(groups.get(key) ?? []), w]);
+  }
+  return [...groups.values()];
 }

@@ -27,6 +27,8 @@ export async function createJobsSchema(dbs: TestDatabases, options: { desktopCur
 export interface JobsConfigOptions {
   lookback?: string;
   desktopCursor?: boolean;
+  /** `timestamps: { desktop: xmin }`: the desktop read by row xmin (SPEC §8). */
+  desktopXmin?: boolean;
   jobExtra?: string;
   /** Extra YAML lines for the client table (indented 4 spaces), e.g. `    deletes: mirror`. */
   clientExtra?: string;
@@ -34,7 +36,8 @@ export interface JobsConfigOptions {
 
 /** The YAML of the jobs slice: both tables synced both ways, origin rule source D/M. */
 export function jobsConfigYaml(options: JobsConfigOptions = {}): string {
-  const timestamps = options.desktopCursor === true ? '{ desktop: [updated_at], cloud: [updated_at, created_at] }' : '{ cloud: [updated_at, created_at] }';
+  const desktop = options.desktopCursor === true ? 'desktop: [updated_at], ' : options.desktopXmin === true ? 'desktop: xmin, ' : '';
+  const timestamps = `{ ${desktop}cloud: [updated_at, created_at] }`;
   return `
 version: 1
 databases:

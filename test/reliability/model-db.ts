@@ -38,11 +38,12 @@ const configs = new Map<string, ResolvedConfig>();
 
 /** The jobs-fixture config for one variant (written once per variant and file). */
 export async function configFor(dbs: TestDatabases, variant: Variant): Promise<ResolvedConfig> {
-  const id = `${variant.lookback}/${variant.reverseJob}`;
+  const id = `${variant.lookback}/${variant.reverseJob}/${variant.desktopXmin === true ? 'xmin' : 'full'}`;
   let config = configs.get(id);
   if (config === undefined) {
     config = await jobsConfig(dbs, {
       lookback: variant.lookback,
+      desktopXmin: variant.desktopXmin === true,
       jobExtra: variant.reverseJob === 'insert-only' ? '    reverse: { write: insert-only }' : '',
     });
     configs.set(id, config);

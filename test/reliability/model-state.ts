@@ -35,6 +35,8 @@ export interface Variant {
   /** explicit: every mobile timestamp is generated (strictly increasing); server: now() on the cloud. */
   clock: 'explicit' | 'server';
   concurrency: 1 | 2;
+  /** `timestamps: { desktop: xmin }`: forward reads, after its first run, only desktop rows written since its last read. */
+  desktopXmin?: boolean;
 }
 
 export interface StepCounts {
@@ -53,6 +55,7 @@ export interface Staged {
   direction: Direction;
   mode: 'full' | 'incremental';
   rows: Map<number, { data: Data; cursor: number | null }>;
+  desktopAtRead?: ReadonlyMap<number, Data>;
 }
 
 export interface StepExpectation {
@@ -63,13 +66,15 @@ export interface StepExpectation {
   /** Newest cursor among the rows read (reverse only); null when nothing with a cursor was read. */
   maxReadCursor: number | null;
   watermarkBefore: number | null;
+  /** Forward by xmin, incremental: the desktop as it was at the read (rows the read may include beyond the written ones). */
+  desktopAtRead?: ReadonlyMap<number, Data>;
 }
 
 export const stepKey = (table: string, direction: string): string => `${table}/${direction}`;
 
 const LOOKBACK_US: Readonly<Record<Variant['lookback'], number>> = { '0s': 0, '5s': 5_000_000 };
 
-function sameData(a: Data, b: Data): boolean {
+export function sameData(a: Data, b: Data): boolean {
   const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
   return [...keys].every((k) => a[k] === b[k]);
 }
@@ -82,6 +87,14 @@ export class Model {
   readonly watermark: Record<TableName, number | null> = { client: null, job: null };
   /** Mobile-owned keys whose desktop copy was edited on the desktop after the mobile version last arrived. */
   readonly desktopEditedMobile: Record<TableName, Set<number>> = { client: new Set(), job: new Set() };
+  /**
+   * desktopXmin: desktop keys written (by the office or by reverse) since forward last read the
+   * table: the rows its next incremental read must include. xmin, like any cursor, sees no
+   * deletes and does not see a desktop-owned row changed on the cloud until a full read.
+   */
+  readonly desktopWritten: Record<TableName, Set<number>> = { client: new Set(), job: new Set() };
+  /** desktopXmin: forward has read the table once (a read snapshot is saved): later reads are incremental. */
+  readonly forwardReadOnce: Record<TableName, boolean> = { client: false, job: false };
   /** Every key ever written on either side: none may be lost. */
   readonly written: Record<TableName, Set<number>> = { client: new Set(), job: new Set() };
   /** Steps executed so far, per target side, for the runs table. */
@@ -120,6 +133,8 @@ export class Model {
       for (const [k, v] of this.cloud[table]) copy.cloud[table].set(k, { ...v });
       for (const k of this.desktopEditedMobile[table]) copy.desktopEditedMobile[table].add(k);
       for (const k of this.written[table]) copy.written[table].add(k);
+      for (const k of this.desktopWritten[table]) copy.desktopWritten[table].add(k);
+      copy.forwardReadOnce[table] = this.forwardReadOnce[table];
       copy.watermark[table] = this.watermark[table];
     }
     for (const [k, v] of this.rejects) copy.rejects.set(k, new Map(v));
@@ -131,8 +146,12 @@ export class Model {
   read(table: TableName, direction: Direction, forceFull = false): Staged {
     const rows = new Map<number, { data: Data; cursor: number | null }>();
     if (direction === 'forward') {
-      for (const [key, data] of this.desktop[table]) rows.set(key, { data, cursor: null });
-      return { table, direction, mode: 'full', rows };
+      const incremental = this.variant.desktopXmin === true && this.forwardReadOnce[table] && !forceFull && this.rejectsOf(table, direction).size === 0;
+      for (const [key, data] of this.desktop[table]) if (!incremental || this.desktopWritten[table].has(key)) rows.set(key, { data, cursor: null });
+      if (this.variant.desktopXmin !== true) return { table, direction, mode: 'full', rows };
+      this.forwardReadOnce[table] = true;
+      this.desktopWritten[table].clear();
+      return { table, direction, mode: incremental ? 'incremental' : 'full', rows, ...(incremental ? { desktopAtRead: new Map(this.desktop[table]) } : {}) };
     }
     // Pending rejects are keys to read again from F: a step with any reads in full.
     const watermark = forceFull || this.rejectsOf(table, direction).size > 0 ? null : this.watermark[table];
@@ -183,6 +202,7 @@ export class Model {
         if (!parentOk) refused.set(key, { data, reason: 'error' });
         else {
           this.desktop[table].set(key, data);
+          this.desktopWritten[table].add(key);
           this.desktopEditedMobile[table].delete(key);
           counts.inserted++;
         }
@@ -196,6 +216,7 @@ export class Model {
         refused.set(key, { data, reason: 'error' });
       } else {
         this.desktop[table].set(key, data);
+        this.desktopWritten[table].add(key);
         this.desktopEditedMobile[table].delete(key);
         counts.updated++;
       }
@@ -211,7 +232,7 @@ export class Model {
     // Explicit clock: the watermark is exactly the newest cursor read. With the server clock the
     // caller replaces it by the stored value once checked (the in-flight clamp may hold it lower).
     if (direction === 'reverse' && maxReadCursor !== null) this.watermark[table] = maxReadCursor;
-    return { table, direction, mode: staged.mode, counts, maxReadCursor, watermarkBefore };
+    return { table, direction, mode: staged.mode, counts, maxReadCursor, watermarkBefore, ...(staged.desktopAtRead === undefined ? {} : { desktopAtRead: staged.desktopAtRead }) };
   }
 
   /** A job needs its client on the side it is written to (both sides have the foreign key). */

@@ -124,6 +124,7 @@ async function attemptWrite(sides: Sides, model: Model, write: Write): Promise<s
       if (key === undefined || data === undefined) return 'skipped';
       await desktopUpsert(sides.desktop, table, key, data, true);
       desktopRows.set(key, data);
+      model.desktopWritten[table].add(key);
       model.written[table].add(key);
       return `desktop inserted ${table} ${key}`;
     }
@@ -135,6 +136,7 @@ async function attemptWrite(sides: Sides, model: Model, write: Write): Promise<s
       if (key === undefined || data === undefined) return 'skipped';
       await desktopUpsert(sides.desktop, table, key, data, false);
       desktopRows.set(key, data);
+      model.desktopWritten[table].add(key);
       if (wantMobile) model.desktopEditedMobile[table].add(key);
       return `desktop ${wantMobile ? 'edited mobile-owned' : 'updated'} ${table} ${key}`;
     }

@@ -18,7 +18,8 @@ import type { Variant } from './model-state.js';
  * read and its commit, run against the jobs slice while an in-memory model applies the ownership
  * policy; the invariants are checked after every command (README, "What is tested"). Both servers
  * run with session defaults that are neither UTC nor ISO (Asia/Kolkata and America/New_York, both
- * DateStyle 'SQL, DMY').
+ * DateStyle 'SQL, DMY'). Four variants read the desktop by row xmin (SPEC §8): the model tracks the
+ * desktop rows written since forward last read (see ScenarioRunner.rowsReadBeyondWritten).
  *
  * Knobs: BISYNC_PROPERTY_SEED, BISYNC_PROPERTY_RUNS (in total, shared by the variants),
  * BISYNC_PROPERTY_COMMANDS (mean commands per scenario), and BISYNC_PROPERTY_PATH to replay a
@@ -42,6 +43,10 @@ for (const lookback of ['0s', '5s'] as const) {
   for (const reverseJob of ['upsert', 'insert-only'] as const) {
     for (const clock of ['explicit', 'server'] as const) VARIANTS.push({ lookback, reverseJob, clock });
   }
+}
+// The desktop read by row xmin (SPEC §8): forward incremental after its first run.
+for (const reverseJob of ['upsert', 'insert-only'] as const) {
+  for (const clock of ['explicit', 'server'] as const) VARIANTS.push({ lookback: '5s', reverseJob, clock, desktopXmin: true });
 }
 const RUNS_PER_VARIANT = Math.max(1, Math.ceil(RUNS / VARIANTS.length));
 
@@ -85,7 +90,7 @@ describe('model-based: random writes on both sides and sync runs keep the owners
   };
 
   for (const [index, variant] of VARIANTS.entries()) {
-    const name = `lookback ${variant.lookback}, reverse job ${variant.reverseJob}, ${variant.clock} clock`;
+    const name = `lookback ${variant.lookback}, reverse job ${variant.reverseJob}, ${variant.clock} clock${variant.desktopXmin === true ? ', desktop read by xmin' : ''}`;
     it(
       name,
       async () => {

@@ -185,6 +185,24 @@ function chooseMode(
   return { mode: 'incremental', reason: `watermark ${watermark} on ${cursors.join(', ')}, minus the lookback` };
 }
 
+// Server encodings of one byte per character: PostgreSQL accepts any byte into them, so UTF-8 bytes
+// can be staged unconverted and decoded row by row.
+const SINGLE_BYTE = /^(LATIN([1-9]|10)|WIN(125[0-8]|866|874)|KOI8[RU]|ISO_8859_[5-8])$/;
+
+/**
+ * How the target stages text (SPEC §2.6): a single-byte target that may not hold every character
+ * the source sends stages the raw UTF-8 bytes and decodes per row (`raw`), so one such character
+ * rejects one row; other non-UTF8 targets convert during the COPY, which fails the table (warned).
+ */
+export function stagingEncoding(source: string | undefined, target: string | undefined): { raw: boolean; warning: string | null } {
+  if (target === undefined || target === 'UTF8' || target === 'SQL_ASCII' || target === source) return { raw: false, warning: null };
+  if (SINGLE_BYTE.test(target)) return { raw: true, warning: null };
+  return {
+    raw: false,
+    warning: `server encoding ${target}: a character it cannot hold fails the COPY of the whole table, not one row (only single-byte encodings are decoded row by row); a UTF8 database holds every character`,
+  };
+}
+
 /** How far a watermark may be ahead of the source's clock (clock adjustments) before it is not trusted. */
 export const WATERMARK_CLOCK_TOLERANCE_MS = 5 * 60 * 1000;
 
@@ -320,6 +338,9 @@ function compileStep(
     return { ...k, compareAs };
   });
 
+  const encoding = stagingEncoding(catalogs[sourceName]?.serverEncoding, catalogs[targetName]?.serverEncoding);
+  if (encoding.warning !== null) warnings.push(`${targetName}: ${encoding.warning}`);
+
   const sourceRel = { schema: sourceCat.schema, name: sourceCat.name };
   const targetRel = { schema: targetCat.schema, name: targetCat.name };
   const zone = (database: string): { timeZone: string; zoneNote: string } => ({
@@ -363,6 +384,8 @@ function compileStep(
     mirrorKeys,
     guarded: guardedRelations(targetRel, origin?.column ?? null, mode === 'full' ? references : [], threeWay),
     export: false,
+    rawStaging: encoding.raw,
+    encoding: catalogs[targetName]?.serverEncoding ?? 'UTF8',
   };
   const read = {
     since: mode === 'incremental' ? watermark : null,
@@ -397,8 +420,17 @@ function compileStep(
     stmt('settings', 'source', 'transaction-local text formats and the read window', { read, ...zone(sourceName) }),
     ...(byXmin ? [stmt('read-xmin', 'source', `the read snapshot's xmin, the table's file and the server, saved for the next xmin read`)] : []),
     stmt('copy-out', 'source', threeWay ? `stream the rows out of ${sourceName}, with ${sourceName}'s copy of the base` : `stream the rows out of ${sourceName}`, {}, threeWayTemplate('copy-out')),
+    ...(encoding.raw ? [stmt('client-encoding-raw', 'target', `take the COPY's bytes unconverted (${common.encoding} cannot hold every character UTF-8 can)`)] : []),
     stmt('copy-in', 'target', `stream them into staging on ${targetName}`),
     stmt('commit', 'source', 'end the read snapshot'),
+    ...(encoding.raw
+      ? [
+          stmt('client-encoding', 'target', 'UTF-8 again for everything after the COPY'),
+          stmt('decode-staging', 'target', `decode the staged rows into ${common.encoding}; a failing range is halved in savepoints until the row stands alone`),
+          stmt('undecodable-row', 'target', 'only for a row that cannot be decoded: its key decoded, the row marked; it is recorded by reject-row after the retry of earlier rejects'),
+          stmt('undecodable-key', 'target', 'only when the key itself cannot be decoded either: the row marked, its non-ASCII values as octal bytes'),
+        ]
+      : []),
     stmt('retry-rejects', 'target', 'retry rows rejected by earlier runs'),
     ...(threeWay && mode === 'full' ? [stmt('stage-base-keys', 'target', `keys ${targetName}'s base holds that ${sourceName} no longer has: deleted there`)] : []),
     stmt('count-staged', 'target', 'how many rows are staged'),

@@ -43,7 +43,7 @@ const SAFE_TYPE = /^(?:"(?:[^"]|"")+"|[A-Za-z0-9_ .,()[\]])+$/;
 // type without its length, and the column's own length check turns an over-long value into a
 // reject instead of a silently shortened row (SPEC §2.6). Numeric and time precisions round the
 // same way in both, so they keep theirs.
-const LENGTH_LIMITED: readonly [RegExp, string][] = [
+const LENGTH_BOUND: readonly [RegExp, string][] = [
   [/^character varying\(\d+\)/, 'character varying'],
   [/^character\(\d+\)/, 'bpchar'],
   [/^bit varying\(\d+\)/, 'bit varying'],
@@ -72,7 +72,7 @@ const helpers = {
   type: (name: unknown) => {
     const text = String(name);
     if (!SAFE_TYPE.test(text)) throw new Error(`unexpected type name from the catalog: ${text}`);
-    return LENGTH_LIMITED.reduce((t, [limited, unlimited]) => t.replace(limited, unlimited), text);
+    return LENGTH_BOUND.reduce((t, [limited, unlimited]) => t.replace(limited, unlimited), text);
   },
   /** One staged text value cast to the target column's type (through timestamptz when the zone must be applied). */
   staged: (column: unknown, prefix: unknown) => {
@@ -129,21 +129,22 @@ const helpers = {
    * The fingerprint of a row's synced columns: md5 of the text of the row of T-typed values. `staged`
    * casts staged text to T's types first, so F's and T's versions of equal rows fingerprint alike.
    * A timestamptz is fingerprinted as its UTC time: each database's sessions run in its own TimeZone,
-   * and a base recorded on one is compared on the other.
+   * and a base recorded on one is compared on the other; for the same reason the text is hashed as
+   * UTF-8, whatever the database's encoding.
    */
   fingerprint: (columns: unknown, prefix: unknown, side: unknown) =>
-    `md5(row(${(columns as TemplateColumn[])
+    `md5(convert_to(row(${(columns as TemplateColumn[])
       .map((c) => {
         const value = side === 'staged' ? helpers.staged(c, prefix) : `${String(prefix)}.${quoteIdent(c.target)}`;
         return WITH_ZONE.test(c.type) ? `timezone('UTC', ${value})` : value;
       })
-      .join(', ')})::text)`,
+      .join(', ')})::text, 'UTF8'))`,
   /**
    * md5 of the text of a row of checksum columns (bucket-checksum.ts): each column's own text, after
    * its casts, or converted through a zone (`zone` names the zone of the database written to).
    */
   rowhash: (columns: unknown, prefix: unknown, options: Handlebars.HelperOptions) =>
-    `md5(ROW(${(columns as ChecksumColumn[]).map((c) => checksumValue(c, String(prefix), options)).join(`,\n${' '.repeat(23)}`)})::text)`,
+    `md5(convert_to(ROW(${(columns as ChecksumColumn[]).map((c) => checksumValue(c, String(prefix), options)).join(`,\n${' '.repeat(23)}`)})::text, 'UTF8'))`,
   /** The bucket of a key hash: its first `bits` bits (at most 16) as an integer. */
   bucketof: (hash: unknown, bits: unknown) => {
     const n = Number(bits);
@@ -231,6 +232,26 @@ ${pad}  OR ${render(ref.children, r, depth + 1)}`;
         return `${t} = ${s}::${helpers.type(c.type)}`;
       })
       .join(' AND '),
+  /**
+   * `"a" = convert_from(convert_to(s."a", $n), 'UTF8'), …`: staged values that arrived as raw UTF-8
+   * bytes (see client-encoding) decoded into the target's encoding; fails on a character it cannot hold.
+   */
+  decoded: (columns: unknown, prefix: unknown, encoding: unknown, options: Handlebars.HelperOptions) =>
+    (columns as TemplateColumn[]).map((c) => `${quoteIdent(c.target)} = ${decode(c, prefix, encoding, options)}`).join(',\n       '),
+  /**
+   * For a row that cannot be decoded: its key columns decoded (when `keyDecoded`), every other
+   * non-ASCII value as octal UTF-8 bytes, which any encoding holds (`encode(…, 'escape')`).
+   */
+  escaped: (columns: unknown, prefix: unknown, encoding: unknown, keys: unknown, keyDecoded: unknown, options: Handlebars.HelperOptions) =>
+    (columns as TemplateColumn[])
+      .map((c) => {
+        const isKey = (keys as TemplateColumn[]).some((k) => k.target === c.target);
+        if (isKey && keyDecoded === true) return `${quoteIdent(c.target)} = ${decode(c, prefix, encoding, options)}`;
+        const value = `${String(prefix)}.${quoteIdent(c.target)}`;
+        const raw = `convert_to(${value}, ${helpers.param('target encoding', encoding, options)})`;
+        return `${quoteIdent(c.target)} = CASE WHEN ${value} ~ '[^\\x01-\\x7f]' THEN encode(${raw}, 'escape') ELSE ${value} END`;
+      })
+      .join(',\n       '),
   eq: (a: unknown, b: unknown) => a === b,
 };
 
@@ -242,6 +263,11 @@ function checksumValue(c: ChecksumColumn, prefix: string, options: Handlebars.He
   if (c.zone === 'local-to-utc') return `timezone('UTC', timezone(${zone()}, ${column}))`;
   if (c.zone === 'utc-to-local') return `timezone(${zone()}, ${column})`;
   return c.casts.length === 0 ? column : `${column}${c.casts.map((t) => `::${helpers.type(t)}`).join('')}::text`;
+}
+
+/** One staged column's raw UTF-8 bytes decoded into the target database's encoding. */
+function decode(column: TemplateColumn, prefix: unknown, encoding: unknown, options: Handlebars.HelperOptions): string {
+  return `convert_from(convert_to(${String(prefix)}.${quoteIdent(column.target)}, ${helpers.param('target encoding', encoding, options)}), 'UTF8')`;
 }
 
 const ACTION_NAMES: Readonly<Record<string, string>> = { c: 'CASCADE', n: 'SET NULL', d: 'SET DEFAULT', a: 'NO ACTION', r: 'RESTRICT' };

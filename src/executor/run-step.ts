@@ -5,6 +5,7 @@ import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import type { PlanStatement, PlanStep } from '../compiler/plan-types.js';
 import { checkState, complete } from './bootstrap.js';
 import { abandon } from './databases.js';
+import { beforeRawCopy, decodeStaging } from './decode-staging.js';
 import { classifyError } from './error-class.js';
 import { GuardRefusal, guardBaseline, guardOtherSideRows } from './guard.js';
 import type { GuardStats } from './guard.js';
@@ -208,6 +209,7 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     const hold = hasHorizon && horizonRow?.hold === true;
     const xminCursor = hasXmin ? ((readOpened.at(-1)?.rows[0]?.xmin_cursor as string | undefined) ?? null) : null;
     if (source === undefined) throw new Error('the read did not open');
+    await beforeRawCopy(target, step);
     copying = true;
     const read = await copyBetween(source, target, step, options.onProgress, options.duringCopy);
     copying = false;
@@ -220,6 +222,8 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
       await closingRead;
       await options.afterRead(step);
     }
+    // A single-byte target: the staged rows are decoded first; rows it cannot hold are left out of the merge.
+    const undecodable = await decodeStaging(target, step, read);
     const hasBaseKeys = step.statements.some((s) => s.kind === 'stage-base-keys');
     const checking = runTogether(target, [
       statement(step, 'retry-rejects'),
@@ -237,6 +241,9 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     if (merged.status === 'rejected') throw merged.reason;
     counts = add(counts, { retried: checked.value[0]?.rowCount ?? 0 });
     counts = add(counts, merged.value);
+    // Rows the target's encoding cannot hold are recorded after the retry of earlier rejects (which
+    // takes every pending reject of this step back).
+    for (const u of undecodable) counts = add(counts, await recordReject(target, step, u.row, u, newRejects));
     // Rows staged after the COPY (keys of the base the source deleted) are merged next.
     const lastRow = Number(checked.value.at(-2)?.rows[0]?.last_row ?? 0);
     counts = add(counts, await mergeRange(target, step, read + 1, lastRow, newRejects));
@@ -427,21 +434,30 @@ async function mergeRange(target: pg.Client, step: PlanStep, lo: number, hi: num
     const failure = error as { code: string; message: string };
     await target.query('ROLLBACK TO SAVEPOINT bisync_merge');
     await target.query('RELEASE SAVEPOINT bisync_merge');
-    if (lo === hi) {
-      const recorded = await run<{ key: Record<string, string>; attempts: number }>(target, statement(step, 'reject-row'), {
-        'staged row': lo,
-        SQLSTATE: failure.code,
-        'error message': failure.message,
-      });
-      const row = recorded.rows[0];
-      if (row !== undefined && row.attempts <= 1) newRejects.push({ key: row.key, errorCode: failure.code, error: failure.message });
-      return { rejected: 1 };
-    }
+    if (lo === hi) return await recordReject(target, step, lo, failure, newRejects);
     const mid = Math.floor((lo + hi) / 2);
     const left = await mergeRange(target, step, lo, mid, newRejects);
     const right = await mergeRange(target, step, mid + 1, hi, newRejects);
     return add(add(ZERO, left), right);
   }
+}
+
+/** One staged row the target refused, kept in rejects with PostgreSQL's reason (SPEC §2.6). */
+async function recordReject(
+  target: pg.Client,
+  step: PlanStep,
+  stagedRow: number,
+  failure: { code: string; message: string },
+  newRejects: NewReject[],
+): Promise<Partial<StepCounts>> {
+  const recorded = await run<{ key: Record<string, string>; attempts: number }>(target, statement(step, 'reject-row'), {
+    'staged row': stagedRow,
+    SQLSTATE: failure.code,
+    'error message': failure.message,
+  });
+  const row = recorded.rows[0];
+  if (row !== undefined && row.attempts <= 1) newRejects.push({ key: row.key, errorCode: failure.code, error: failure.message });
+  return { rejected: 1 };
 }
 
 /**

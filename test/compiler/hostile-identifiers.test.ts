@@ -60,6 +60,13 @@ const HOSTILE = {
   t2CloudTable: 'tab.le',
   t2KeyDesktop: 'k"d',
   t2KeyCloud: 'k"c',
+  refSchema: 'réf"; --',
+  refTable: 'child); DROP TABLE y; --',
+  refColumn: 'fk"id',
+  refKeyColumn: 'fk k"c',
+  grandSchema: 'gränd.schema',
+  grandTable: 'grand"child',
+  grandColumn: 'parent/*x*/',
 } as const;
 
 type Names = { readonly [K in keyof typeof HOSTILE]: string };
@@ -143,19 +150,38 @@ function catalogs(n: Names): Record<string, Catalog> {
         [...shared, column(n.origin, 'text'), column(n.cursor1, 'timestamp with time zone'), column(n.cursor2, 'timestamp with time zone')],
         [n.key],
       ),
-      [VALUES.table2]: catalogTable(
-        n.t2CloudSchema,
-        n.t2CloudTable,
-        [column('id', 'integer'), column(n.t2KeyCloud, 'text'), column(n.space, 'text'), column(n.origin, 'text')],
-        ['id', n.t2KeyCloud],
-      ),
+      [VALUES.table2]: {
+        ...catalogTable(
+          n.t2CloudSchema,
+          n.t2CloudTable,
+          [column('id', 'integer'), column(n.t2KeyCloud, 'text'), column(n.space, 'text'), column(n.origin, 'text')],
+          ['id', n.t2KeyCloud],
+        ),
+        // Rows elsewhere that a mirror delete could reach: a CASCADE child (with the origin column) whose own
+        // CASCADE child has none, so the `blocked` predicate renders every hostile name at two levels.
+        referencedBy: [
+          {
+            name: 'fk1',
+            schema: n.refSchema,
+            table: n.refTable,
+            columns: [n.refColumn, n.refKeyColumn],
+            refColumns: ['id', n.t2KeyCloud],
+            onDelete: 'c',
+            tableColumns: [n.refColumn, n.refKeyColumn, n.origin],
+            children: [
+              { name: 'fk2', schema: n.grandSchema, table: n.grandTable, columns: [n.grandColumn], refColumns: [n.refColumn], onDelete: 'n', tableColumns: [n.grandColumn], children: [] },
+            ],
+          },
+        ],
+      },
       [VALUES.table3]: catalogTable(
         n.cloudSchema,
         n.mixed,
         [...shared, column(n.origin, 'text'), column(n.cursor1, 'timestamp with time zone'), column(n.cursor2, 'timestamp with time zone')],
         [n.key],
       ),
-    }),
+      // A WIN1252 cloud: forward steps stage raw UTF-8 and decode row by row (SPEC §2.6).
+    }, { serverEncoding: 'WIN1252' }),
   };
 }
 
@@ -252,6 +278,12 @@ describe('hostile identifiers (pure: compiled from in-memory catalogs, parsed by
     const deleted = nodesOf(of(VALUES.table2, 'forward', 'mirror-deletes'), 'DeleteStmt');
     expect(deleted).toHaveLength(1);
     expect(deleted[0]?.relation).toMatchObject(rel(HOSTILE.t2CloudSchema, HOSTILE.t2CloudTable));
+    // The rows a mirror delete could reach through foreign keys (the `blocked` predicate), two levels down.
+    for (const kind of ['count-mirror-deletes', 'mirror-deletes']) {
+      const reached = of(VALUES.table2, 'forward', kind);
+      expect(relationsOf(reached), kind).toEqual(expect.arrayContaining([rel(HOSTILE.refSchema, HOSTILE.refTable), rel(HOSTILE.grandSchema, HOSTILE.grandTable)]));
+      expect(columnRefsOf(reached), kind).toEqual(expect.arrayContaining([HOSTILE.refColumn, HOSTILE.refKeyColumn, HOSTILE.grandColumn, HOSTILE.origin]));
+    }
 
     const [bootstrap] = of(VALUES.table1, 'forward', 'bootstrap');
     expect(nodesOf(bootstrap, 'CreateSchemaStmt').map((s) => s.schemaname)).toEqual([HOSTILE.stateSchema]);
@@ -288,7 +320,7 @@ describe('hostile identifiers (pure: compiled from in-memory catalogs, parsed by
     expect(typeNames.every((t) => !t.includes('DROP') || t === HOSTILE.enumType)).toBe(true);
 
     const staging = nodesOf(tree('create-staging'), 'ColumnDef').map((c) => c.colname);
-    expect(staging).toEqual([...synced, '__bisync_cursor', '__bisync_attempts', '__bisync_first_seen', '__bisync_row']);
+    expect(staging).toEqual([...synced, '__bisync_cursor', '__bisync_undecoded', '__bisync_attempts', '__bisync_first_seen', '__bisync_row']);
 
     const reverse = planStatements(hostile.incremental).find((s) => s.step.direction === 'reverse' && s.statement.kind === 'copy-out');
     const reverseRefs = columnRefsOf(parseStatements(reverse?.statement.sql ?? ''));

@@ -20,6 +20,11 @@ export function envFor(dbs: TestDatabases): NodeJS.ProcessEnv {
   return { ...process.env, DESKTOP_DATABASE_URL: dbs.desktopUrl, CLOUD_DATABASE_URL: dbs.cloudUrl };
 }
 
+/** The start of a config for the test databases (URLs from the environment, state schema `bisync`): add `tables:`. */
+export function configHead(forward = '{ from: desktop, to: cloud }'): string {
+  return ['version: 1', 'databases:', '  desktop:', '    url: ${DESKTOP_DATABASE_URL}', '  cloud:', '    url: ${CLOUD_DATABASE_URL}', `forward: ${forward}`, 'state: { schema: bisync }', ''].join('\n');
+}
+
 /** Write a config file into a fresh temp dir; returns its path. */
 export function writeConfig(yaml: string, name = 'sync.config.yaml'): string {
   const dir = mkdtempSync(join(tmpdir(), 'bisync-test-'));

@@ -23,14 +23,27 @@ async function adminQuery(adminUrl: string, sql: string): Promise<void> {
   }
 }
 
+/** How a fresh database is created: by default like the server's template1 (UTF8 on the test servers). */
+export interface DatabaseOptions {
+  /** A server encoding per side, e.g. `{ desktop: 'WIN1252' }` (created from template0 with the C locale, which fits any encoding). */
+  encoding?: Partial<Record<keyof typeof SIDES, string>>;
+}
+
+const SIDES = { desktop: 'desktop', cloud: 'cloud' } as const;
+
+function createSql(name: string, encoding: string | undefined): string {
+  const base = `CREATE DATABASE ${pg.escapeIdentifier(name)}`;
+  return encoding === undefined ? base : `${base} ENCODING ${pg.escapeLiteral(encoding)} LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0`;
+}
+
 /** Create a fresh, empty pair of databases ("desktop" and "cloud") for one test file. */
-export async function createDatabases(label = 'test'): Promise<TestDatabases & { drop(): Promise<void> }> {
+export async function createDatabases(label = 'test', options: DatabaseOptions = {}): Promise<TestDatabases & { drop(): Promise<void> }> {
   const id = `bisync_${label.replace(/[^a-z0-9]/gi, '').toLowerCase().slice(0, 20)}_${randomBytes(4).toString('hex')}`;
   const desktopAdmin = inject('desktopAdminUrl');
   const cloudAdmin = inject('cloudAdminUrl');
   const names = { desktop: `${id}_desktop`, cloud: `${id}_cloud` };
-  await adminQuery(desktopAdmin, `CREATE DATABASE ${pg.escapeIdentifier(names.desktop)}`);
-  await adminQuery(cloudAdmin, `CREATE DATABASE ${pg.escapeIdentifier(names.cloud)}`);
+  await adminQuery(desktopAdmin, createSql(names.desktop, options.encoding?.desktop));
+  await adminQuery(cloudAdmin, createSql(names.cloud, options.encoding?.cloud));
   return {
     desktopUrl: withDatabase(desktopAdmin, names.desktop),
     cloudUrl: withDatabase(cloudAdmin, names.cloud),
@@ -45,11 +58,11 @@ export async function createDatabases(label = 'test'): Promise<TestDatabases & {
  * Registers hooks that give the calling test file its own pair of fresh databases and drop them
  * afterwards. Read the URLs inside tests or hooks, after `beforeAll` has run.
  */
-export function useFreshDatabases(label?: string): TestDatabases {
+export function useFreshDatabases(label?: string, options?: DatabaseOptions): TestDatabases {
   const holder: TestDatabases = { desktopUrl: '', cloudUrl: '' };
   let drop: (() => Promise<void>) | undefined;
   beforeAll(async () => {
-    const created = await createDatabases(label);
+    const created = await createDatabases(label, options);
     holder.desktopUrl = created.desktopUrl;
     holder.cloudUrl = created.cloudUrl;
     drop = created.drop;

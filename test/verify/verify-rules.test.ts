@@ -58,16 +58,16 @@ describe('verify statements (pure)', () => {
       { from: 'amount', to: 'amount', casts: ['numeric(10,2)', 'numeric'] },
     ]);
     expect(table.to.buckets.sql).toBe(`-- cloud: rows and a checksum per bucket of keys. A key's bucket is the first 16 bits of the md5
--- of its text; the checksum is the sum of the first 64 bits of each row's md5, so row order does not
--- matter. Columns whose types differ between the sides are cast to the type they are compared in.
+-- of its text as UTF-8 (the same bytes in any database encoding); the checksum is the sum of the first
+-- 64 bits of each row's md5, so row order does not matter. Columns whose types differ between the sides are cast to the type they are compared in.
 SELECT ('x' || left(r.key_hash, 4))::bit(16)::int AS bucket,
        count(*)::bigint AS rows,
        sum(('x' || left(r.row_hash, 16))::bit(64)::bigint)::text AS checksum
-  FROM (SELECT md5(ROW(t."rem_id"::bigint::text)::text) AS key_hash,
-               md5(ROW(t."rem_id"::bigint::text,
+  FROM (SELECT md5(convert_to(ROW(t."rem_id"::bigint::text)::text, 'UTF8')) AS key_hash,
+               md5(convert_to(ROW(t."rem_id"::bigint::text,
                        t."reminder_date",
                        t."note",
-                       t."amount"::numeric(10,2)::numeric::text)::text) AS row_hash
+                       t."amount"::numeric(10,2)::numeric::text)::text, 'UTF8')) AS row_hash
           FROM "public"."reminder" AS t) AS r
  GROUP BY 1
  ORDER BY 1`);
@@ -75,12 +75,12 @@ SELECT ('x' || left(r.key_hash, 4))::bit(16)::int AS bucket,
 -- expressions as bucket-checksums), in key-hash order, through a cursor.
 DECLARE "bisync_verify" NO SCROLL CURSOR FOR
 SELECT r.key_hash, r.key, r.row_hash
-  FROM (SELECT md5(ROW(t."rem_id"::bigint::text)::text) AS key_hash,
+  FROM (SELECT md5(convert_to(ROW(t."rem_id"::bigint::text)::text, 'UTF8')) AS key_hash,
                ARRAY[t."rem_id"::bigint::text] AS key,
-               md5(ROW(t."rem_id"::bigint::text,
+               md5(convert_to(ROW(t."rem_id"::bigint::text,
                        t."remdate",
                        t."note",
-                       t."amount"::numeric(10,2)::numeric::text)::text) AS row_hash
+                       t."amount"::numeric(10,2)::numeric::text)::text, 'UTF8')) AS row_hash
           FROM "public"."mbreminder" AS t) AS r
  WHERE ('x' || left(r.key_hash, 4))::bit(16)::int IN (SELECT unnest($1::int[]))
  ORDER BY r.key_hash COLLATE "C"`);

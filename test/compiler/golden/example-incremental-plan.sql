@@ -1,4 +1,4 @@
--- bisync plan f5f92e830b8d69a74353477a0d75b96844cf998b012ef5e7a6aad7ed4130145e
+-- bisync plan e1316c293a21100e38c093970361e3e320cad91c426457d13d7274b838855020
 -- config: sync.config.yaml; state schema: bisync; 2 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/2: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 2584577af8ed29a8223a0a6eb7297236f5d8f959c148f4267c32421a21aaace1
+-- step hash: 59307208a75af8ec0f5dbc1159ec560ace87df077d1c62c660a3660494ccda01
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -83,7 +83,7 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   PRIMARY KEY (table_name, direction)
 );
 
--- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+-- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
@@ -132,7 +132,7 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   PRIMARY KEY (table_name, direction, key)
 );
 
--- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
 -- records a delete both sides agreed on.
@@ -145,7 +145,7 @@ CREATE TABLE IF NOT EXISTS "bisync".base (
   PRIMARY KEY (table_name, key)
 );
 
--- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
 CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   table_name       text        NOT NULL,
@@ -268,6 +268,7 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   "onboarded_on" text,
   "is_active" text,
   __bisync_cursor     timestamptz,
+
   __bisync_attempts   integer NOT NULL DEFAULT 0,
   __bisync_first_seen timestamptz,
   __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
@@ -298,7 +299,7 @@ SELECT set_config('DateStyle', $1, true),
        set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
--- Read every row. No LIMIT, no window.
+-- Read every row. Every matching row, no window.
 COPY (
   SELECT f."client_id", f."org_id", f."loc_id", f."con_id", f."client_name", f."pan", f."email", f."opening_balance", f."onboarded_on", f."is_active"
     FROM "public"."climaster" AS f
@@ -418,7 +419,7 @@ RETURNING r.key, r.attempts;
 --   $1 = 'public'  (target schema)
 --   $2 = 'climaster'  (target table name)
 --   $3 = 'client_id'  (key column)
--- Keys (SPEC §7): this step inserted explicit values into cloud's key column client_id. If that column takes its
+-- Keys (SPEC 7): this step inserted explicit values into cloud's key column client_id. If that column takes its
 -- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
 -- application does not hand out a key it just received. Never moves a sequence backwards.
 SELECT setval(q.seq, m.max_key) AS advanced_to
@@ -438,8 +439,8 @@ SELECT count(*)::bigint AS unmarked
 -- [cloud] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
 --   $1 = 'public'  (guarded relation 0 schema)
 --   $2 = 'climaster'  (guarded relation 0 name)
--- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
--- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- Data-loss guard, first and cheap: how many rows this transaction (its own statements and every
+-- trigger and foreign-key action they set off, never another session) deleted and updated in each
 -- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
 -- cloud's table), no row of the other side was touched and the fingerprints below are not needed.
 -- Counters live on each partition and inheritance child, so each table's are summed over them.
@@ -580,7 +581,7 @@ COMMIT;
 -- Step 2/2: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: incremental — watermark 2026-01-02T03:04:05.123456Z on updated_at, created_at, minus the lookback
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: c316e8e183c7eb1d760b68fd88336c0f6d8afd813a563a0c4b65074b6dd94a68
+-- step hash: 9597e3ba0474a5c374de3786b2e50b56cadca206848342c0b248abc833329370
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -657,7 +658,7 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   PRIMARY KEY (table_name, direction)
 );
 
--- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+-- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
@@ -706,7 +707,7 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   PRIMARY KEY (table_name, direction, key)
 );
 
--- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
 -- records a delete both sides agreed on.
@@ -719,7 +720,7 @@ CREATE TABLE IF NOT EXISTS "bisync".base (
   PRIMARY KEY (table_name, key)
 );
 
--- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
 CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   table_name       text        NOT NULL,
@@ -842,6 +843,7 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   "onboarded_on" text,
   "is_active" text,
   __bisync_cursor     timestamptz,
+
   __bisync_attempts   integer NOT NULL DEFAULT 0,
   __bisync_first_seen timestamptz,
   __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
@@ -929,7 +931,7 @@ SELECT set_config('DateStyle', $1, true),
        set_config('bisync.origin', $11, true);
 
 -- [cloud] stream the rows out of cloud
--- Read rows at or after (watermark - lookback), and rows with no cursor value owned by this direction's source. No LIMIT, no window.
+-- Read rows at or after (watermark - lookback), and rows with no cursor value owned by this direction's source. Every matching row, no window.
 -- Cursor values compare as instants: a timestamp or date cursor is cloud's local time (the TimeZone set above).
 COPY (
   SELECT f."client_id", f."org_id", f."loc_id", f."con_id", f."client_name", f."pan", f."email", f."opening_balance", f."onboarded_on", f."is_active",
@@ -1052,7 +1054,7 @@ RETURNING r.key, r.attempts;
 --   $1 = 'public'  (target schema)
 --   $2 = 'climaster'  (target table name)
 --   $3 = 'client_id'  (key column)
--- Keys (SPEC §7): this step inserted explicit values into desktop's key column client_id. If that column takes its
+-- Keys (SPEC 7): this step inserted explicit values into desktop's key column client_id. If that column takes its
 -- default from a sequence (serial or identity), move the sequence to at least the largest key, so desktop's
 -- application does not hand out a key it just received. Never moves a sequence backwards.
 SELECT setval(q.seq, m.max_key) AS advanced_to
@@ -1064,8 +1066,8 @@ SELECT setval(q.seq, m.max_key) AS advanced_to
 -- [desktop] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
 --   $1 = 'public'  (guarded relation 0 schema)
 --   $2 = 'climaster'  (guarded relation 0 name)
--- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
--- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- Data-loss guard, first and cheap: how many rows this transaction (its own statements and every
+-- trigger and foreign-key action they set off, never another session) deleted and updated in each
 -- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
 -- desktop's table), no row of the other side was touched and the fingerprints below are not needed.
 -- Counters live on each partition and inheritance child, so each table's are summed over them.

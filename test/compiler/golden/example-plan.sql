@@ -1,4 +1,4 @@
--- bisync plan f12e099c08df0d138ebc81dacc2788a5303f74ac40df28049673b5dad5b5b87b
+-- bisync plan 279c3f9b558ae91956a8b90f0ec0911cef0eb70169df63db990792e598a79547
 -- config: sync.config.yaml; state schema: bisync; 23 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/23: orgmaster forward: desktop public.orgmaster → cloud public.orgmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: org_id, org_name, gstin, city, is_active
--- step hash: 790f9015208c6ec0597aa1ffb2e618d4c90c5c46270dd2ed91bd31699d3d2fe0
+-- step hash: 6fd5bbd2cbca5762a7942a26cff042ab549303320ee3c26e36fa3b49979af652
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -83,7 +83,7 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   PRIMARY KEY (table_name, direction)
 );
 
--- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+-- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
@@ -132,7 +132,7 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   PRIMARY KEY (table_name, direction, key)
 );
 
--- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
 -- records a delete both sides agreed on.
@@ -145,7 +145,7 @@ CREATE TABLE IF NOT EXISTS "bisync".base (
   PRIMARY KEY (table_name, key)
 );
 
--- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
 CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   table_name       text        NOT NULL,
@@ -263,6 +263,7 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   "city" text,
   "is_active" text,
   __bisync_cursor     timestamptz,
+
   __bisync_attempts   integer NOT NULL DEFAULT 0,
   __bisync_first_seen timestamptz,
   __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
@@ -293,7 +294,7 @@ SELECT set_config('DateStyle', $1, true),
        set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
--- Read every row. No LIMIT, no window.
+-- Read every row. Every matching row, no window.
 COPY (
   SELECT f."org_id", f."org_name", f."gstin", f."city", f."is_active"
     FROM "public"."orgmaster" AS f
@@ -408,7 +409,7 @@ RETURNING r.key, r.attempts;
 --   $1 = 'public'  (target schema)
 --   $2 = 'orgmaster'  (target table name)
 --   $3 = 'org_id'  (key column)
--- Keys (SPEC §7): this step inserted explicit values into cloud's key column org_id. If that column takes its
+-- Keys (SPEC 7): this step inserted explicit values into cloud's key column org_id. If that column takes its
 -- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
 -- application does not hand out a key it just received. Never moves a sequence backwards.
 SELECT setval(q.seq, m.max_key) AS advanced_to
@@ -428,8 +429,8 @@ SELECT count(*)::bigint AS unmarked
 -- [cloud] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
 --   $1 = 'public'  (guarded relation 0 schema)
 --   $2 = 'orgmaster'  (guarded relation 0 name)
--- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
--- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- Data-loss guard, first and cheap: how many rows this transaction (its own statements and every
+-- trigger and foreign-key action they set off, never another session) deleted and updated in each
 -- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
 -- cloud's table), no row of the other side was touched and the fingerprints below are not needed.
 -- Counters live on each partition and inheritance child, so each table's are summed over them.
@@ -570,7 +571,7 @@ COMMIT;
 -- Step 2/23: locmaster forward: desktop public.locmaster → cloud public.locmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: loc_id, org_id, loc_name, pincode, is_head_office
--- step hash: 884b61454a73c3f34ef12fa9f0e7232494d53ec1ae4492ca7600c222bfe71e27
+-- step hash: 2ce01aa7aac90bc776f04e67b2fe771b555499c1e870b840b54b46c637b5e4a4
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -647,7 +648,7 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   PRIMARY KEY (table_name, direction)
 );
 
--- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+-- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
@@ -696,7 +697,7 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   PRIMARY KEY (table_name, direction, key)
 );
 
--- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
 -- records a delete both sides agreed on.
@@ -709,7 +710,7 @@ CREATE TABLE IF NOT EXISTS "bisync".base (
   PRIMARY KEY (table_name, key)
 );
 
--- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
 CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   table_name       text        NOT NULL,
@@ -827,6 +828,7 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   "pincode" text,
   "is_head_office" text,
   __bisync_cursor     timestamptz,
+
   __bisync_attempts   integer NOT NULL DEFAULT 0,
   __bisync_first_seen timestamptz,
   __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
@@ -857,7 +859,7 @@ SELECT set_config('DateStyle', $1, true),
        set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
--- Read every row. No LIMIT, no window.
+-- Read every row. Every matching row, no window.
 COPY (
   SELECT f."loc_id", f."org_id", f."loc_name", f."pincode", f."is_head_office"
     FROM "public"."locmaster" AS f
@@ -972,7 +974,7 @@ RETURNING r.key, r.attempts;
 --   $1 = 'public'  (target schema)
 --   $2 = 'locmaster'  (target table name)
 --   $3 = 'loc_id'  (key column)
--- Keys (SPEC §7): this step inserted explicit values into cloud's key column loc_id. If that column takes its
+-- Keys (SPEC 7): this step inserted explicit values into cloud's key column loc_id. If that column takes its
 -- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
 -- application does not hand out a key it just received. Never moves a sequence backwards.
 SELECT setval(q.seq, m.max_key) AS advanced_to
@@ -992,8 +994,8 @@ SELECT count(*)::bigint AS unmarked
 -- [cloud] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
 --   $1 = 'public'  (guarded relation 0 schema)
 --   $2 = 'locmaster'  (guarded relation 0 name)
--- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
--- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- Data-loss guard, first and cheap: how many rows this transaction (its own statements and every
+-- trigger and foreign-key action they set off, never another session) deleted and updated in each
 -- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
 -- cloud's table), no row of the other side was touched and the fingerprints below are not needed.
 -- Counters live on each partition and inheritance child, so each table's are summed over them.
@@ -1134,7 +1136,7 @@ COMMIT;
 -- Step 3/23: conmaster forward: desktop public.conmaster → cloud public.conmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: con_id, con_code, con_name, sort_order, remarks
--- step hash: aac997798ab20636a3c90cd07e53ef42c1d7171291d303953dc05a44e3ddb682
+-- step hash: f301baf5902e8405aceaa612f3023c14cfa921b146f6fec35768e2bb250bc137
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1211,7 +1213,7 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   PRIMARY KEY (table_name, direction)
 );
 
--- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+-- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
@@ -1260,7 +1262,7 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   PRIMARY KEY (table_name, direction, key)
 );
 
--- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
 -- records a delete both sides agreed on.
@@ -1273,7 +1275,7 @@ CREATE TABLE IF NOT EXISTS "bisync".base (
   PRIMARY KEY (table_name, key)
 );
 
--- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
 CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   table_name       text        NOT NULL,
@@ -1391,6 +1393,7 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   "sort_order" text,
   "remarks" text,
   __bisync_cursor     timestamptz,
+
   __bisync_attempts   integer NOT NULL DEFAULT 0,
   __bisync_first_seen timestamptz,
   __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
@@ -1421,7 +1424,7 @@ SELECT set_config('DateStyle', $1, true),
        set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
--- Read every row. No LIMIT, no window.
+-- Read every row. Every matching row, no window.
 COPY (
   SELECT f."con_id", f."con_code", f."con_name", f."sort_order", f."remarks"
     FROM "public"."conmaster" AS f
@@ -1536,7 +1539,7 @@ RETURNING r.key, r.attempts;
 --   $1 = 'public'  (target schema)
 --   $2 = 'conmaster'  (target table name)
 --   $3 = 'con_id'  (key column)
--- Keys (SPEC §7): this step inserted explicit values into cloud's key column con_id. If that column takes its
+-- Keys (SPEC 7): this step inserted explicit values into cloud's key column con_id. If that column takes its
 -- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
 -- application does not hand out a key it just received. Never moves a sequence backwards.
 SELECT setval(q.seq, m.max_key) AS advanced_to
@@ -1556,8 +1559,8 @@ SELECT count(*)::bigint AS unmarked
 -- [cloud] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
 --   $1 = 'public'  (guarded relation 0 schema)
 --   $2 = 'conmaster'  (guarded relation 0 name)
--- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
--- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- Data-loss guard, first and cheap: how many rows this transaction (its own statements and every
+-- trigger and foreign-key action they set off, never another session) deleted and updated in each
 -- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
 -- cloud's table), no row of the other side was touched and the fingerprints below are not needed.
 -- Counters live on each partition and inheritance child, so each table's are summed over them.
@@ -1698,7 +1701,7 @@ COMMIT;
 -- Step 4/23: mbstaff forward: desktop public.mbstaff → cloud public.mbstaff
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: staff_id, org_id, staff_name, designation, mobile, hourly_rate, joined_on, is_active
--- step hash: bab186b5ecf25ad112dbe8003bc9fe4894e2a076e4e5e8bb12859167ddab872f
+-- step hash: ff7bb464326bf9cb4ccdc65df4986dc7b1fcf4a4f2e3533d6900a75478e007d6
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1775,7 +1778,7 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   PRIMARY KEY (table_name, direction)
 );
 
--- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+-- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
@@ -1824,7 +1827,7 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   PRIMARY KEY (table_name, direction, key)
 );
 
--- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
 -- records a delete both sides agreed on.
@@ -1837,7 +1840,7 @@ CREATE TABLE IF NOT EXISTS "bisync".base (
   PRIMARY KEY (table_name, key)
 );
 
--- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
 CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   table_name       text        NOT NULL,
@@ -1958,6 +1961,7 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   "joined_on" text,
   "is_active" text,
   __bisync_cursor     timestamptz,
+
   __bisync_attempts   integer NOT NULL DEFAULT 0,
   __bisync_first_seen timestamptz,
   __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
@@ -1988,7 +1992,7 @@ SELECT set_config('DateStyle', $1, true),
        set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
--- Read every row. No LIMIT, no window.
+-- Read every row. Every matching row, no window.
 COPY (
   SELECT f."staff_id", f."org_id", f."staff_name", f."designation", f."mobile", f."hourly_rate", f."joined_on", f."is_active"
     FROM "public"."mbstaff" AS f
@@ -2106,7 +2110,7 @@ RETURNING r.key, r.attempts;
 --   $1 = 'public'  (target schema)
 --   $2 = 'mbstaff'  (target table name)
 --   $3 = 'staff_id'  (key column)
--- Keys (SPEC §7): this step inserted explicit values into cloud's key column staff_id. If that column takes its
+-- Keys (SPEC 7): this step inserted explicit values into cloud's key column staff_id. If that column takes its
 -- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
 -- application does not hand out a key it just received. Never moves a sequence backwards.
 SELECT setval(q.seq, m.max_key) AS advanced_to
@@ -2126,8 +2130,8 @@ SELECT count(*)::bigint AS unmarked
 -- [cloud] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
 --   $1 = 'public'  (guarded relation 0 schema)
 --   $2 = 'mbstaff'  (guarded relation 0 name)
--- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
--- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- Data-loss guard, first and cheap: how many rows this transaction (its own statements and every
+-- trigger and foreign-key action they set off, never another session) deleted and updated in each
 -- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
 -- cloud's table), no row of the other side was touched and the fingerprints below are not needed.
 -- Counters live on each partition and inheritance child, so each table's are summed over them.
@@ -2268,7 +2272,7 @@ COMMIT;
 -- Step 5/23: taskmaster forward: desktop public.taskmaster → cloud public.taskmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: task_id, task_name, category, std_hours, is_billable
--- step hash: 42b0ce9cbcb8e4c4f8f5c87041f13a7d2b0945ab1d759f048491ab091ee8adff
+-- step hash: 0bed6718fea707c0b4184a1509e2923529643c78d0fd3954db1b0a06696cfb26
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -2345,7 +2349,7 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   PRIMARY KEY (table_name, direction)
 );
 
--- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+-- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
@@ -2394,7 +2398,7 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   PRIMARY KEY (table_name, direction, key)
 );
 
--- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
 -- records a delete both sides agreed on.
@@ -2407,7 +2411,7 @@ CREATE TABLE IF NOT EXISTS "bisync".base (
   PRIMARY KEY (table_name, key)
 );
 
--- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
 CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   table_name       text        NOT NULL,
@@ -2525,6 +2529,7 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   "std_hours" text,
   "is_billable" text,
   __bisync_cursor     timestamptz,
+
   __bisync_attempts   integer NOT NULL DEFAULT 0,
   __bisync_first_seen timestamptz,
   __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
@@ -2555,7 +2560,7 @@ SELECT set_config('DateStyle', $1, true),
        set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
--- Read every row. No LIMIT, no window.
+-- Read every row. Every matching row, no window.
 COPY (
   SELECT f."task_id", f."task_name", f."category", f."std_hours", f."is_billable"
     FROM "public"."taskmaster" AS f
@@ -2670,7 +2675,7 @@ RETURNING r.key, r.attempts;
 --   $1 = 'public'  (target schema)
 --   $2 = 'taskmaster'  (target table name)
 --   $3 = 'task_id'  (key column)
--- Keys (SPEC §7): this step inserted explicit values into cloud's key column task_id. If that column takes its
+-- Keys (SPEC 7): this step inserted explicit values into cloud's key column task_id. If that column takes its
 -- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
 -- application does not hand out a key it just received. Never moves a sequence backwards.
 SELECT setval(q.seq, m.max_key) AS advanced_to
@@ -2690,8 +2695,8 @@ SELECT count(*)::bigint AS unmarked
 -- [cloud] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
 --   $1 = 'public'  (guarded relation 0 schema)
 --   $2 = 'taskmaster'  (guarded relation 0 name)
--- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
--- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- Data-loss guard, first and cheap: how many rows this transaction (its own statements and every
+-- trigger and foreign-key action they set off, never another session) deleted and updated in each
 -- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
 -- cloud's table), no row of the other side was touched and the fingerprints below are not needed.
 -- Counters live on each partition and inheritance child, so each table's are summed over them.
@@ -2832,7 +2837,7 @@ COMMIT;
 -- Step 6/23: jobmaster forward: desktop public.jobmaster → cloud public.jobmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: job_id, job_name, recurrence, default_fee, is_active
--- step hash: 74aad1fff963ee6b166661a579cb389af9210d515a9defd42ef592484ed32b24
+-- step hash: 2ce8393f5eee87a0acb6d8ab6bf5afcda010f6785cbd5fdfb77272b79b86b373
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -2909,7 +2914,7 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   PRIMARY KEY (table_name, direction)
 );
 
--- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+-- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
@@ -2958,7 +2963,7 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   PRIMARY KEY (table_name, direction, key)
 );
 
--- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
 -- records a delete both sides agreed on.
@@ -2971,7 +2976,7 @@ CREATE TABLE IF NOT EXISTS "bisync".base (
   PRIMARY KEY (table_name, key)
 );
 
--- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
 CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   table_name       text        NOT NULL,
@@ -3089,6 +3094,7 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   "default_fee" text,
   "is_active" text,
   __bisync_cursor     timestamptz,
+
   __bisync_attempts   integer NOT NULL DEFAULT 0,
   __bisync_first_seen timestamptz,
   __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
@@ -3119,7 +3125,7 @@ SELECT set_config('DateStyle', $1, true),
        set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
--- Read every row. No LIMIT, no window.
+-- Read every row. Every matching row, no window.
 COPY (
   SELECT f."job_id", f."job_name", f."recurrence", f."default_fee", f."is_active"
     FROM "public"."jobmaster" AS f
@@ -3234,7 +3240,7 @@ RETURNING r.key, r.attempts;
 --   $1 = 'public'  (target schema)
 --   $2 = 'jobmaster'  (target table name)
 --   $3 = 'job_id'  (key column)
--- Keys (SPEC §7): this step inserted explicit values into cloud's key column job_id. If that column takes its
+-- Keys (SPEC 7): this step inserted explicit values into cloud's key column job_id. If that column takes its
 -- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
 -- application does not hand out a key it just received. Never moves a sequence backwards.
 SELECT setval(q.seq, m.max_key) AS advanced_to
@@ -3254,8 +3260,8 @@ SELECT count(*)::bigint AS unmarked
 -- [cloud] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
 --   $1 = 'public'  (guarded relation 0 schema)
 --   $2 = 'jobmaster'  (guarded relation 0 name)
--- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
--- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- Data-loss guard, first and cheap: how many rows this transaction (its own statements and every
+-- trigger and foreign-key action they set off, never another session) deleted and updated in each
 -- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
 -- cloud's table), no row of the other side was touched and the fingerprints below are not needed.
 -- Counters live on each partition and inheritance child, so each table's are summed over them.
@@ -3396,7 +3402,7 @@ COMMIT;
 -- Step 7/23: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 2584577af8ed29a8223a0a6eb7297236f5d8f959c148f4267c32421a21aaace1
+-- step hash: 59307208a75af8ec0f5dbc1159ec560ace87df077d1c62c660a3660494ccda01
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -3473,7 +3479,7 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   PRIMARY KEY (table_name, direction)
 );
 
--- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+-- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
@@ -3522,7 +3528,7 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   PRIMARY KEY (table_name, direction, key)
 );
 
--- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
 -- records a delete both sides agreed on.
@@ -3535,7 +3541,7 @@ CREATE TABLE IF NOT EXISTS "bisync".base (
   PRIMARY KEY (table_name, key)
 );
 
--- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
 CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   table_name       text        NOT NULL,
@@ -3658,6 +3664,7 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   "onboarded_on" text,
   "is_active" text,
   __bisync_cursor     timestamptz,
+
   __bisync_attempts   integer NOT NULL DEFAULT 0,
   __bisync_first_seen timestamptz,
   __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
@@ -3688,7 +3695,7 @@ SELECT set_config('DateStyle', $1, true),
        set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
--- Read every row. No LIMIT, no window.
+-- Read every row. Every matching row, no window.
 COPY (
   SELECT f."client_id", f."org_id", f."loc_id", f."con_id", f."client_name", f."pan", f."email", f."opening_balance", f."onboarded_on", f."is_active"
     FROM "public"."climaster" AS f
@@ -3808,7 +3815,7 @@ RETURNING r.key, r.attempts;
 --   $1 = 'public'  (target schema)
 --   $2 = 'climaster'  (target table name)
 --   $3 = 'client_id'  (key column)
--- Keys (SPEC §7): this step inserted explicit values into cloud's key column client_id. If that column takes its
+-- Keys (SPEC 7): this step inserted explicit values into cloud's key column client_id. If that column takes its
 -- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
 -- application does not hand out a key it just received. Never moves a sequence backwards.
 SELECT setval(q.seq, m.max_key) AS advanced_to
@@ -3828,8 +3835,8 @@ SELECT count(*)::bigint AS unmarked
 -- [cloud] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
 --   $1 = 'public'  (guarded relation 0 schema)
 --   $2 = 'climaster'  (guarded relation 0 name)
--- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
--- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- Data-loss guard, first and cheap: how many rows this transaction (its own statements and every
+-- trigger and foreign-key action they set off, never another session) deleted and updated in each
 -- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
 -- cloud's table), no row of the other side was touched and the fingerprints below are not needed.
 -- Counters live on each partition and inheritance child, so each table's are summed over them.
@@ -3970,7 +3977,7 @@ COMMIT;
 -- Step 8/23: cliunimaster forward: desktop public.cliunimaster → cloud public.cliunimaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: cliu_id, client_id, unit_name, gstin, address
--- step hash: 6b1ed7d86bb3d0c05bdeb867190ec7793bb08e380dbeaef0093437aeb7a49e27
+-- step hash: 8c42dc021bcddcb41614d1827670379e49b35aa46f26b3780935523e24714ea7
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -4047,7 +4054,7 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   PRIMARY KEY (table_name, direction)
 );
 
--- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+-- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
@@ -4096,7 +4103,7 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   PRIMARY KEY (table_name, direction, key)
 );
 
--- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
 -- records a delete both sides agreed on.
@@ -4109,7 +4116,7 @@ CREATE TABLE IF NOT EXISTS "bisync".base (
   PRIMARY KEY (table_name, key)
 );
 
--- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
 CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   table_name       text        NOT NULL,
@@ -4227,6 +4234,7 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   "gstin" text,
   "address" text,
   __bisync_cursor     timestamptz,
+
   __bisync_attempts   integer NOT NULL DEFAULT 0,
   __bisync_first_seen timestamptz,
   __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
@@ -4257,7 +4265,7 @@ SELECT set_config('DateStyle', $1, true),
        set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
--- Read every row. No LIMIT, no window.
+-- Read every row. Every matching row, no window.
 COPY (
   SELECT f."cliu_id", f."client_id", f."unit_name", f."gstin", f."address"
     FROM "public"."cliunimaster" AS f
@@ -4372,7 +4380,7 @@ RETURNING r.key, r.attempts;
 --   $1 = 'public'  (target schema)
 --   $2 = 'cliunimaster'  (target table name)
 --   $3 = 'cliu_id'  (key column)
--- Keys (SPEC §7): this step inserted explicit values into cloud's key column cliu_id. If that column takes its
+-- Keys (SPEC 7): this step inserted explicit values into cloud's key column cliu_id. If that column takes its
 -- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
 -- application does not hand out a key it just received. Never moves a sequence backwards.
 SELECT setval(q.seq, m.max_key) AS advanced_to
@@ -4392,8 +4400,8 @@ SELECT count(*)::bigint AS unmarked
 -- [cloud] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
 --   $1 = 'public'  (guarded relation 0 schema)
 --   $2 = 'cliunimaster'  (guarded relation 0 name)
--- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
--- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- Data-loss guard, first and cheap: how many rows this transaction (its own statements and every
+-- trigger and foreign-key action they set off, never another session) deleted and updated in each
 -- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
 -- cloud's table), no row of the other side was touched and the fingerprints below are not needed.
 -- Counters live on each partition and inheritance child, so each table's are summed over them.
@@ -4534,7 +4542,7 @@ COMMIT;
 -- Step 9/23: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: a4b44b8d65ac759c4b43573b873839822dfa8fd52a91bf2b46403aadf143e4c6
+-- step hash: 74e071d1d954589304d479dd734c51f5af2a84c26b5d06119d0911b3e9f9dec9
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -4611,7 +4619,7 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   PRIMARY KEY (table_name, direction)
 );
 
--- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+-- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
@@ -4660,7 +4668,7 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   PRIMARY KEY (table_name, direction, key)
 );
 
--- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
 -- records a delete both sides agreed on.
@@ -4673,7 +4681,7 @@ CREATE TABLE IF NOT EXISTS "bisync".base (
   PRIMARY KEY (table_name, key)
 );
 
--- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
 CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   table_name       text        NOT NULL,
@@ -4803,6 +4811,7 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   __bisync_present    boolean NOT NULL DEFAULT true,
   __bisync_base_fp    text,
   __bisync_base_gen   bigint,
+
   __bisync_attempts   integer NOT NULL DEFAULT 0,
   __bisync_first_seen timestamptz,
   __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
@@ -4836,7 +4845,7 @@ SELECT set_config('DateStyle', $1, true),
 
 -- [desktop] stream the rows out of desktop, with desktop's copy of the base
 -- Read every row, and every key desktop's copy of the base knows (a key in the base that desktop no longer has was deleted there),
--- each with desktop's base fingerprint and generation (edits: both, SPEC §7). No LIMIT, no window.
+-- each with desktop's base fingerprint and generation (edits: both, SPEC 7). Every matching row, no window.
 COPY (
   SELECT coalesce(f."job_id"::text, b.key ->> 0), f."client_id", f."template_id", f."job_name", f."job_status", f."fee", f."due_date", f."notes", f."extra",
          f.__bisync_present IS NOT NULL AS __bisync_present,
@@ -4901,17 +4910,17 @@ ANALYZE "bisync_stage" ("job_id");
 --   $6 = 'D'  (origin value this direction writes)
 --   $7 = 'desktop'  (source database)
 --   $8 = 'cloud'  (target database)
--- Three-way merge (edits: both, SPEC §7) of staged rows $1..$2 into cloud, in one statement.
+-- Three-way merge (edits: both, SPEC 7) of staged rows $1..$2 into cloud, in one statement.
 -- Each key is seen in three versions: desktop's (staged), cloud's, and the base: the fingerprint of the version
 -- both sides last agreed on (the fresher, by generation, of desktop's copy read with the rows and cloud's copy).
 -- No base (fingerprint NULL) means no agreed live row: never synced, or agreed deleted.
 -- One CTE per row of the decision table, then the writes, the conflicts (park) and the new base:
 --   both_equal               both sides hold the same version           nothing; record the base; a parked conflict clears itself
 --   f_changed_t_unchanged    desktop changed, cloud did not          write desktop's version to cloud
---   f_unchanged_t_changed    cloud changed, desktop did not          nothing (cloud → desktop carries it)
+--   f_unchanged_t_changed    cloud changed, desktop did not          nothing (cloud -> desktop carries it)
 --   conflict_update_update   both changed, differently                 conflict update-update
 --   f_created_t_absent       new on desktop, not on cloud, no base        insert it on cloud
---   t_created_f_absent       new on cloud, not on desktop, no base        nothing (cloud → desktop carries it)
+--   t_created_f_absent       new on cloud, not on desktop, no base        nothing (cloud -> desktop carries it)
 --   conflict_insert_insert   new on both sides, different              conflict insert-insert
 --   f_deleted_kept           deleted on desktop (deletes: keep)           nothing: the delete is not carried
 --   t_deleted_kept           deleted on cloud (deletes: keep)           nothing: never re-created on cloud
@@ -4920,7 +4929,7 @@ ANALYZE "bisync_stage" ("job_id");
 WITH src AS (
   SELECT s.*,
          jsonb_build_array((s."job_id"::bigint)::text) AS __bisync_key,
-         CASE WHEN s.__bisync_present THEN md5(row(s."job_id"::bigint, s."client_id"::integer, s."template_id"::integer, s."job_name"::character varying, s."job_status"::character varying, s."fee"::numeric(12,2), s."due_date"::date, s."notes"::text, s."extra"::jsonb)::text) END AS __bisync_fp
+         CASE WHEN s.__bisync_present THEN md5(convert_to(row(s."job_id"::bigint, s."client_id"::integer, s."template_id"::integer, s."job_name"::character varying, s."job_status"::character varying, s."fee"::numeric(12,2), s."due_date"::date, s."notes"::text, s."extra"::jsonb)::text, 'UTF8')) END AS __bisync_fp
     FROM "bisync_stage" AS s
    WHERE s.__bisync_row BETWEEN $1 AND $2
 ),
@@ -4930,7 +4939,7 @@ three AS MATERIALIZED (
          s.__bisync_present AS f_present,
          t.ctid IS NOT NULL AS t_present,
          s.__bisync_fp AS f_fp,
-         CASE WHEN t.ctid IS NOT NULL THEN md5(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text) END AS t_fp,
+         CASE WHEN t.ctid IS NOT NULL THEN md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) END AS t_fp,
          CASE WHEN coalesce(s.__bisync_base_gen, -1) > coalesce(b.generation, -1) THEN s.__bisync_base_fp ELSE b.fingerprint END AS base_fp,
          coalesce(greatest(s.__bisync_base_gen, b.generation), 0) AS base_gen,
          b.fingerprint AS t_base_fp,
@@ -5000,8 +5009,8 @@ updated AS (
           SELECT row_no, t_fp FROM decided WHERE winner = 'source' AND f_present AND t_present) AS w
       ON w.row_no = s.__bisync_row
    WHERE t."job_id" = s."job_id"::bigint
-     AND md5(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text) = w.t_fp
-  RETURNING s.__bisync_key AS key, md5(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text) AS fingerprint
+     AND md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) = w.t_fp
+  RETURNING s.__bisync_key AS key, md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) AS fingerprint
 ),
 inserted AS (
   INSERT INTO "public"."jobshead" AS t ("job_id", "client_id", "template_id", "job_name", "job_status", "fee", "due_date", "notes", "extra", "source")
@@ -5011,7 +5020,7 @@ inserted AS (
           UNION ALL
           SELECT row_no FROM decided WHERE winner = 'source' AND f_present AND NOT t_present) AS w
       ON w.row_no = s.__bisync_row
-  RETURNING jsonb_build_array(t."job_id"::text) AS key, md5(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text) AS fingerprint
+  RETURNING jsonb_build_array(t."job_id"::text) AS key, md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) AS fingerprint
 ),
 parked AS (
   INSERT INTO "bisync".conflicts AS c (table_name, key, kind, versions, base_fingerprint)
@@ -5094,7 +5103,7 @@ RETURNING r.key, r.attempts;
 --   $1 = 'public'  (target schema)
 --   $2 = 'jobshead'  (target table name)
 --   $3 = 'job_id'  (key column)
--- Keys (SPEC §7): this step inserted explicit values into cloud's key column job_id. If that column takes its
+-- Keys (SPEC 7): this step inserted explicit values into cloud's key column job_id. If that column takes its
 -- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
 -- application does not hand out a key it just received. Never moves a sequence backwards.
 SELECT setval(q.seq, m.max_key) AS advanced_to
@@ -5114,8 +5123,8 @@ SELECT count(*)::bigint AS unmarked
 -- [cloud] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
 --   $1 = 'public'  (guarded relation 0 schema)
 --   $2 = 'jobshead'  (guarded relation 0 name)
--- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
--- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- Data-loss guard, first and cheap: how many rows this transaction (its own statements and every
+-- trigger and foreign-key action they set off, never another session) deleted and updated in each
 -- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
 -- cloud's table), no row of the other side was touched and the fingerprints below are not needed.
 -- Counters live on each partition and inheritance child, so each table's are summed over them.
@@ -5256,7 +5265,7 @@ COMMIT;
 -- Step 10/23: jobtasks forward: desktop public.jobtasks → cloud public.jobtasks
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: a4a8c9f944f17ffd80b8d0c63c0bc78a38175a45a2a689ec575cd0c6014edeb7
+-- step hash: c29c57c1ff72fb3c571951c87fed31fca824d75d642bef3747484770868d02f4
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5333,7 +5342,7 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   PRIMARY KEY (table_name, direction)
 );
 
--- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+-- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
@@ -5382,7 +5391,7 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   PRIMARY KEY (table_name, direction, key)
 );
 
--- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
 -- records a delete both sides agreed on.
@@ -5395,7 +5404,7 @@ CREATE TABLE IF NOT EXISTS "bisync".base (
   PRIMARY KEY (table_name, key)
 );
 
--- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
 CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   table_name       text        NOT NULL,
@@ -5523,6 +5532,7 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   __bisync_present    boolean NOT NULL DEFAULT true,
   __bisync_base_fp    text,
   __bisync_base_gen   bigint,
+
   __bisync_attempts   integer NOT NULL DEFAULT 0,
   __bisync_first_seen timestamptz,
   __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
@@ -5556,7 +5566,7 @@ SELECT set_config('DateStyle', $1, true),
 
 -- [desktop] stream the rows out of desktop, with desktop's copy of the base
 -- Read every row, and every key desktop's copy of the base knows (a key in the base that desktop no longer has was deleted there),
--- each with desktop's base fingerprint and generation (edits: both, SPEC §7). No LIMIT, no window.
+-- each with desktop's base fingerprint and generation (edits: both, SPEC 7). Every matching row, no window.
 COPY (
   SELECT coalesce(f."jt_id"::text, b.key ->> 0), f."job_id", f."task_id", f."staff_id", f."status", f."planned_hours", f."completed_on",
          f.__bisync_present IS NOT NULL AS __bisync_present,
@@ -5621,17 +5631,17 @@ ANALYZE "bisync_stage" ("jt_id");
 --   $6 = 'D'  (origin value this direction writes)
 --   $7 = 'desktop'  (source database)
 --   $8 = 'cloud'  (target database)
--- Three-way merge (edits: both, SPEC §7) of staged rows $1..$2 into cloud, in one statement.
+-- Three-way merge (edits: both, SPEC 7) of staged rows $1..$2 into cloud, in one statement.
 -- Each key is seen in three versions: desktop's (staged), cloud's, and the base: the fingerprint of the version
 -- both sides last agreed on (the fresher, by generation, of desktop's copy read with the rows and cloud's copy).
 -- No base (fingerprint NULL) means no agreed live row: never synced, or agreed deleted.
 -- One CTE per row of the decision table, then the writes, the conflicts (park) and the new base:
 --   both_equal               both sides hold the same version           nothing; record the base; a parked conflict clears itself
 --   f_changed_t_unchanged    desktop changed, cloud did not          write desktop's version to cloud
---   f_unchanged_t_changed    cloud changed, desktop did not          nothing (cloud → desktop carries it)
+--   f_unchanged_t_changed    cloud changed, desktop did not          nothing (cloud -> desktop carries it)
 --   conflict_update_update   both changed, differently                 conflict update-update
 --   f_created_t_absent       new on desktop, not on cloud, no base        insert it on cloud
---   t_created_f_absent       new on cloud, not on desktop, no base        nothing (cloud → desktop carries it)
+--   t_created_f_absent       new on cloud, not on desktop, no base        nothing (cloud -> desktop carries it)
 --   conflict_insert_insert   new on both sides, different              conflict insert-insert
 --   f_deleted_kept           deleted on desktop (deletes: keep)           nothing: the delete is not carried
 --   t_deleted_kept           deleted on cloud (deletes: keep)           nothing: never re-created on cloud
@@ -5640,7 +5650,7 @@ ANALYZE "bisync_stage" ("jt_id");
 WITH src AS (
   SELECT s.*,
          jsonb_build_array((s."jt_id"::bigint)::text) AS __bisync_key,
-         CASE WHEN s.__bisync_present THEN md5(row(s."jt_id"::bigint, s."job_id"::bigint, s."task_id"::integer, s."staff_id"::integer, s."status"::character varying, s."planned_hours"::numeric(6,2), s."completed_on"::date)::text) END AS __bisync_fp
+         CASE WHEN s.__bisync_present THEN md5(convert_to(row(s."jt_id"::bigint, s."job_id"::bigint, s."task_id"::integer, s."staff_id"::integer, s."status"::character varying, s."planned_hours"::numeric(6,2), s."completed_on"::date)::text, 'UTF8')) END AS __bisync_fp
     FROM "bisync_stage" AS s
    WHERE s.__bisync_row BETWEEN $1 AND $2
 ),
@@ -5650,7 +5660,7 @@ three AS MATERIALIZED (
          s.__bisync_present AS f_present,
          t.ctid IS NOT NULL AS t_present,
          s.__bisync_fp AS f_fp,
-         CASE WHEN t.ctid IS NOT NULL THEN md5(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text) END AS t_fp,
+         CASE WHEN t.ctid IS NOT NULL THEN md5(convert_to(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text, 'UTF8')) END AS t_fp,
          CASE WHEN coalesce(s.__bisync_base_gen, -1) > coalesce(b.generation, -1) THEN s.__bisync_base_fp ELSE b.fingerprint END AS base_fp,
          coalesce(greatest(s.__bisync_base_gen, b.generation), 0) AS base_gen,
          b.fingerprint AS t_base_fp,
@@ -5718,8 +5728,8 @@ updated AS (
           SELECT row_no, t_fp FROM decided WHERE winner = 'source' AND f_present AND t_present) AS w
       ON w.row_no = s.__bisync_row
    WHERE t."jt_id" = s."jt_id"::bigint
-     AND md5(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text) = w.t_fp
-  RETURNING s.__bisync_key AS key, md5(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text) AS fingerprint
+     AND md5(convert_to(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text, 'UTF8')) = w.t_fp
+  RETURNING s.__bisync_key AS key, md5(convert_to(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text, 'UTF8')) AS fingerprint
 ),
 inserted AS (
   INSERT INTO "public"."jobtasks" AS t ("jt_id", "job_id", "task_id", "staff_id", "status", "planned_hours", "completed_on", "source")
@@ -5729,7 +5739,7 @@ inserted AS (
           UNION ALL
           SELECT row_no FROM decided WHERE winner = 'source' AND f_present AND NOT t_present) AS w
       ON w.row_no = s.__bisync_row
-  RETURNING jsonb_build_array(t."jt_id"::text) AS key, md5(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text) AS fingerprint
+  RETURNING jsonb_build_array(t."jt_id"::text) AS key, md5(convert_to(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text, 'UTF8')) AS fingerprint
 ),
 parked AS (
   INSERT INTO "bisync".conflicts AS c (table_name, key, kind, versions, base_fingerprint)
@@ -5812,7 +5822,7 @@ RETURNING r.key, r.attempts;
 --   $1 = 'public'  (target schema)
 --   $2 = 'jobtasks'  (target table name)
 --   $3 = 'jt_id'  (key column)
--- Keys (SPEC §7): this step inserted explicit values into cloud's key column jt_id. If that column takes its
+-- Keys (SPEC 7): this step inserted explicit values into cloud's key column jt_id. If that column takes its
 -- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
 -- application does not hand out a key it just received. Never moves a sequence backwards.
 SELECT setval(q.seq, m.max_key) AS advanced_to
@@ -5832,8 +5842,8 @@ SELECT count(*)::bigint AS unmarked
 -- [cloud] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
 --   $1 = 'public'  (guarded relation 0 schema)
 --   $2 = 'jobtasks'  (guarded relation 0 name)
--- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
--- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- Data-loss guard, first and cheap: how many rows this transaction (its own statements and every
+-- trigger and foreign-key action they set off, never another session) deleted and updated in each
 -- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
 -- cloud's table), no row of the other side was touched and the fingerprints below are not needed.
 -- Counters live on each partition and inheritance child, so each table's are summed over them.
@@ -5974,7 +5984,7 @@ COMMIT;
 -- Step 11/23: taskchecklist forward: desktop public.taskchecklist → cloud public.taskchecklist
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: 9b41603cb0653d03311d2f633d217320f7328738a2f28fe0f312d776f30d2238
+-- step hash: 64776989a8f21dc8922201e774d6dd52836c30b499ba7c818160adea162813c2
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -6051,7 +6061,7 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   PRIMARY KEY (table_name, direction)
 );
 
--- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+-- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
@@ -6100,7 +6110,7 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   PRIMARY KEY (table_name, direction, key)
 );
 
--- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
 -- records a delete both sides agreed on.
@@ -6113,7 +6123,7 @@ CREATE TABLE IF NOT EXISTS "bisync".base (
   PRIMARY KEY (table_name, key)
 );
 
--- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
 CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   table_name       text        NOT NULL,
@@ -6231,6 +6241,7 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   "item_text" text,
   "is_mandatory" text,
   __bisync_cursor     timestamptz,
+
   __bisync_attempts   integer NOT NULL DEFAULT 0,
   __bisync_first_seen timestamptz,
   __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
@@ -6261,7 +6272,7 @@ SELECT set_config('DateStyle', $1, true),
        set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
--- Read every row. No LIMIT, no window.
+-- Read every row. Every matching row, no window.
 COPY (
   SELECT f."tc_id", f."task_id", f."item_no", f."item_text", f."is_mandatory"
     FROM "public"."taskchecklist" AS f
@@ -6376,7 +6387,7 @@ RETURNING r.key, r.attempts;
 --   $1 = 'public'  (target schema)
 --   $2 = 'taskchecklist'  (target table name)
 --   $3 = 'tc_id'  (key column)
--- Keys (SPEC §7): this step inserted explicit values into cloud's key column tc_id. If that column takes its
+-- Keys (SPEC 7): this step inserted explicit values into cloud's key column tc_id. If that column takes its
 -- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
 -- application does not hand out a key it just received. Never moves a sequence backwards.
 SELECT setval(q.seq, m.max_key) AS advanced_to
@@ -6396,8 +6407,8 @@ SELECT count(*)::bigint AS unmarked
 -- [cloud] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
 --   $1 = 'public'  (guarded relation 0 schema)
 --   $2 = 'taskchecklist'  (guarded relation 0 name)
--- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
--- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- Data-loss guard, first and cheap: how many rows this transaction (its own statements and every
+-- trigger and foreign-key action they set off, never another session) deleted and updated in each
 -- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
 -- cloud's table), no row of the other side was touched and the fingerprints below are not needed.
 -- Counters live on each partition and inheritance child, so each table's are summed over them.
@@ -6538,7 +6549,7 @@ COMMIT;
 -- Step 12/23: workdiary forward: desktop public.workdiary → cloud public.workdiary
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: b6622e69043708957ae312781fff7e7e07e94ad8d9386bb7b94d36fde3834dce
+-- step hash: 6ffa4852ee389a5f2dc960cbfcfad8c1493e44f626be748d6fcac8698ffaa123
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -6615,7 +6626,7 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   PRIMARY KEY (table_name, direction)
 );
 
--- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+-- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
@@ -6664,7 +6675,7 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   PRIMARY KEY (table_name, direction, key)
 );
 
--- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
 -- records a delete both sides agreed on.
@@ -6677,7 +6688,7 @@ CREATE TABLE IF NOT EXISTS "bisync".base (
   PRIMARY KEY (table_name, key)
 );
 
--- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
 CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   table_name       text        NOT NULL,
@@ -6797,6 +6808,7 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   "description" text,
   "billable" text,
   __bisync_cursor     timestamptz,
+
   __bisync_attempts   integer NOT NULL DEFAULT 0,
   __bisync_first_seen timestamptz,
   __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
@@ -6827,7 +6839,7 @@ SELECT set_config('DateStyle', $1, true),
        set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
--- Read every row. No LIMIT, no window.
+-- Read every row. Every matching row, no window.
 COPY (
   SELECT f."wd_id", f."staff_id", f."job_id", f."work_date", f."hours", f."description", f."billable"
     FROM "public"."workdiary" AS f
@@ -6944,7 +6956,7 @@ RETURNING r.key, r.attempts;
 --   $1 = 'public'  (target schema)
 --   $2 = 'workdiary'  (target table name)
 --   $3 = 'wd_id'  (key column)
--- Keys (SPEC §7): this step inserted explicit values into cloud's key column wd_id. If that column takes its
+-- Keys (SPEC 7): this step inserted explicit values into cloud's key column wd_id. If that column takes its
 -- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
 -- application does not hand out a key it just received. Never moves a sequence backwards.
 SELECT setval(q.seq, m.max_key) AS advanced_to
@@ -6964,8 +6976,8 @@ SELECT count(*)::bigint AS unmarked
 -- [cloud] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
 --   $1 = 'public'  (guarded relation 0 schema)
 --   $2 = 'workdiary'  (guarded relation 0 name)
--- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
--- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- Data-loss guard, first and cheap: how many rows this transaction (its own statements and every
+-- trigger and foreign-key action they set off, never another session) deleted and updated in each
 -- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
 -- cloud's table), no row of the other side was touched and the fingerprints below are not needed.
 -- Counters live on each partition and inheritance child, so each table's are summed over them.
@@ -7106,7 +7118,7 @@ COMMIT;
 -- Step 13/23: reminder forward: desktop public.mbreminder → cloud public.reminder
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, remdate→reminder_date, title, is_done
--- step hash: 6d13b3293c9c70c3124932d07febf36c06e225398042fd23f6242b8c684287c0
+-- step hash: 22b45fc02c24868fdbcb23e8ecfa49982d601770241395c0c22cd4104da424b8
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -7183,7 +7195,7 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   PRIMARY KEY (table_name, direction)
 );
 
--- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+-- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
@@ -7232,7 +7244,7 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   PRIMARY KEY (table_name, direction, key)
 );
 
--- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
 -- records a delete both sides agreed on.
@@ -7245,7 +7257,7 @@ CREATE TABLE IF NOT EXISTS "bisync".base (
   PRIMARY KEY (table_name, key)
 );
 
--- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
 CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   table_name       text        NOT NULL,
@@ -7364,6 +7376,7 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   "title" text,
   "is_done" text,
   __bisync_cursor     timestamptz,
+
   __bisync_attempts   integer NOT NULL DEFAULT 0,
   __bisync_first_seen timestamptz,
   __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
@@ -7394,7 +7407,7 @@ SELECT set_config('DateStyle', $1, true),
        set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
--- Read every row. No LIMIT, no window.
+-- Read every row. Every matching row, no window.
 COPY (
   SELECT f."rem_id", f."staff_id", f."client_id", f."remdate", f."title", f."is_done"
     FROM "public"."mbreminder" AS f
@@ -7510,7 +7523,7 @@ RETURNING r.key, r.attempts;
 --   $1 = 'public'  (target schema)
 --   $2 = 'reminder'  (target table name)
 --   $3 = 'rem_id'  (key column)
--- Keys (SPEC §7): this step inserted explicit values into cloud's key column rem_id. If that column takes its
+-- Keys (SPEC 7): this step inserted explicit values into cloud's key column rem_id. If that column takes its
 -- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
 -- application does not hand out a key it just received. Never moves a sequence backwards.
 SELECT setval(q.seq, m.max_key) AS advanced_to
@@ -7530,8 +7543,8 @@ SELECT count(*)::bigint AS unmarked
 -- [cloud] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
 --   $1 = 'public'  (guarded relation 0 schema)
 --   $2 = 'reminder'  (guarded relation 0 name)
--- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
--- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- Data-loss guard, first and cheap: how many rows this transaction (its own statements and every
+-- trigger and foreign-key action they set off, never another session) deleted and updated in each
 -- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
 -- cloud's table), no row of the other side was touched and the fingerprints below are not needed.
 -- Counters live on each partition and inheritance child, so each table's are summed over them.
@@ -7672,7 +7685,7 @@ COMMIT;
 -- Step 14/23: remdetail forward: desktop public.remdetail → cloud public.remdetail
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: f8ef68ec5c36b443e6a0a38c10f513e2841f8441bbb2e52cb514adaeb743452b
+-- step hash: dc45bc2ec52d60cffa588ae2b91779209b7c97bdd731d9c7c527ff2ed2dcf263
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -7749,7 +7762,7 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   PRIMARY KEY (table_name, direction)
 );
 
--- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+-- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
@@ -7798,7 +7811,7 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   PRIMARY KEY (table_name, direction, key)
 );
 
--- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
 -- records a delete both sides agreed on.
@@ -7811,7 +7824,7 @@ CREATE TABLE IF NOT EXISTS "bisync".base (
   PRIMARY KEY (table_name, key)
 );
 
--- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
 CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   table_name       text        NOT NULL,
@@ -7929,6 +7942,7 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   "remind_before_days" text,
   "note" text,
   __bisync_cursor     timestamptz,
+
   __bisync_attempts   integer NOT NULL DEFAULT 0,
   __bisync_first_seen timestamptz,
   __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
@@ -7959,7 +7973,7 @@ SELECT set_config('DateStyle', $1, true),
        set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
--- Read every row. No LIMIT, no window.
+-- Read every row. Every matching row, no window.
 COPY (
   SELECT f."remd_id", f."rem_id", f."channel", f."remind_before_days", f."note"
     FROM "public"."remdetail" AS f
@@ -8074,7 +8088,7 @@ RETURNING r.key, r.attempts;
 --   $1 = 'public'  (target schema)
 --   $2 = 'remdetail'  (target table name)
 --   $3 = 'remd_id'  (key column)
--- Keys (SPEC §7): this step inserted explicit values into cloud's key column remd_id. If that column takes its
+-- Keys (SPEC 7): this step inserted explicit values into cloud's key column remd_id. If that column takes its
 -- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
 -- application does not hand out a key it just received. Never moves a sequence backwards.
 SELECT setval(q.seq, m.max_key) AS advanced_to
@@ -8094,8 +8108,8 @@ SELECT count(*)::bigint AS unmarked
 -- [cloud] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
 --   $1 = 'public'  (guarded relation 0 schema)
 --   $2 = 'remdetail'  (guarded relation 0 name)
--- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
--- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- Data-loss guard, first and cheap: how many rows this transaction (its own statements and every
+-- trigger and foreign-key action they set off, never another session) deleted and updated in each
 -- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
 -- cloud's table), no row of the other side was touched and the fingerprints below are not needed.
 -- Counters live on each partition and inheritance child, so each table's are summed over them.
@@ -8236,7 +8250,7 @@ COMMIT;
 -- Step 15/23: learequest forward: desktop public.learequest → cloud public.learequest
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: 4b729bad757f95ae0edca2e3c36b650404de78e3d119f716d6e15dc10d86deb3
+-- step hash: 6b5fb97f92f25a77290535b4a4f00027a192e4d13558375fc25b559fe1e49609
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -8313,7 +8327,7 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   PRIMARY KEY (table_name, direction)
 );
 
--- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+-- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
@@ -8362,7 +8376,7 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   PRIMARY KEY (table_name, direction, key)
 );
 
--- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
 -- records a delete both sides agreed on.
@@ -8375,7 +8389,7 @@ CREATE TABLE IF NOT EXISTS "bisync".base (
   PRIMARY KEY (table_name, key)
 );
 
--- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
 CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   table_name       text        NOT NULL,
@@ -8496,6 +8510,7 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   "status" text,
   "approved_by" text,
   __bisync_cursor     timestamptz,
+
   __bisync_attempts   integer NOT NULL DEFAULT 0,
   __bisync_first_seen timestamptz,
   __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
@@ -8526,7 +8541,7 @@ SELECT set_config('DateStyle', $1, true),
        set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
--- Read every row. No LIMIT, no window.
+-- Read every row. Every matching row, no window.
 COPY (
   SELECT f."lea_id", f."staff_id", f."leave_type", f."from_date", f."to_date", f."reason", f."status", f."approved_by"
     FROM "public"."learequest" AS f
@@ -8644,7 +8659,7 @@ RETURNING r.key, r.attempts;
 --   $1 = 'public'  (target schema)
 --   $2 = 'learequest'  (target table name)
 --   $3 = 'lea_id'  (key column)
--- Keys (SPEC §7): this step inserted explicit values into cloud's key column lea_id. If that column takes its
+-- Keys (SPEC 7): this step inserted explicit values into cloud's key column lea_id. If that column takes its
 -- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
 -- application does not hand out a key it just received. Never moves a sequence backwards.
 SELECT setval(q.seq, m.max_key) AS advanced_to
@@ -8664,8 +8679,8 @@ SELECT count(*)::bigint AS unmarked
 -- [cloud] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
 --   $1 = 'public'  (guarded relation 0 schema)
 --   $2 = 'learequest'  (guarded relation 0 name)
--- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
--- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- Data-loss guard, first and cheap: how many rows this transaction (its own statements and every
+-- trigger and foreign-key action they set off, never another session) deleted and updated in each
 -- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
 -- cloud's table), no row of the other side was touched and the fingerprints below are not needed.
 -- Counters live on each partition and inheritance child, so each table's are summed over them.
@@ -8806,7 +8821,7 @@ COMMIT;
 -- Step 16/23: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: ca378be2d61c2f1125e0218e45e203a48067b5b601e694cf47bb5d4d278a6d0f
+-- step hash: 68a7b2b3a611a8ed93bc4a52fb7b718edb0a56a892636c1bc6a2ca6ac97131fe
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -8883,7 +8898,7 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   PRIMARY KEY (table_name, direction)
 );
 
--- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+-- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
@@ -8932,7 +8947,7 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   PRIMARY KEY (table_name, direction, key)
 );
 
--- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
 -- records a delete both sides agreed on.
@@ -8945,7 +8960,7 @@ CREATE TABLE IF NOT EXISTS "bisync".base (
   PRIMARY KEY (table_name, key)
 );
 
--- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
 CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   table_name       text        NOT NULL,
@@ -9068,6 +9083,7 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   "onboarded_on" text,
   "is_active" text,
   __bisync_cursor     timestamptz,
+
   __bisync_attempts   integer NOT NULL DEFAULT 0,
   __bisync_first_seen timestamptz,
   __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
@@ -9151,7 +9167,7 @@ SELECT set_config('DateStyle', $1, true),
        set_config('bisync.origin', $9, true);
 
 -- [cloud] stream the rows out of cloud
--- Read every row owned by this direction's source. No LIMIT, no window.
+-- Read every row owned by this direction's source. Every matching row, no window.
 -- Cursor values compare as instants: a timestamp or date cursor is cloud's local time (the TimeZone set above).
 COPY (
   SELECT f."client_id", f."org_id", f."loc_id", f."con_id", f."client_name", f."pan", f."email", f."opening_balance", f."onboarded_on", f."is_active",
@@ -9271,7 +9287,7 @@ RETURNING r.key, r.attempts;
 --   $1 = 'public'  (target schema)
 --   $2 = 'climaster'  (target table name)
 --   $3 = 'client_id'  (key column)
--- Keys (SPEC §7): this step inserted explicit values into desktop's key column client_id. If that column takes its
+-- Keys (SPEC 7): this step inserted explicit values into desktop's key column client_id. If that column takes its
 -- default from a sequence (serial or identity), move the sequence to at least the largest key, so desktop's
 -- application does not hand out a key it just received. Never moves a sequence backwards.
 SELECT setval(q.seq, m.max_key) AS advanced_to
@@ -9283,8 +9299,8 @@ SELECT setval(q.seq, m.max_key) AS advanced_to
 -- [desktop] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
 --   $1 = 'public'  (guarded relation 0 schema)
 --   $2 = 'climaster'  (guarded relation 0 name)
--- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
--- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- Data-loss guard, first and cheap: how many rows this transaction (its own statements and every
+-- trigger and foreign-key action they set off, never another session) deleted and updated in each
 -- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
 -- desktop's table), no row of the other side was touched and the fingerprints below are not needed.
 -- Counters live on each partition and inheritance child, so each table's are summed over them.
@@ -9419,7 +9435,7 @@ COMMIT;
 -- Step 17/23: jobshead reverse: cloud public.jobshead → desktop public.jobshead
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 4ecfee2707e2b14956b3ede54a0728075f6e1c4b97e545735596ac1e819a364a
+-- step hash: 573500838c22b747a59a3ae4c8d2ecf4977eadbf98f934015eb5216b84c86208
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -9496,7 +9512,7 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   PRIMARY KEY (table_name, direction)
 );
 
--- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+-- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
@@ -9545,7 +9561,7 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   PRIMARY KEY (table_name, direction, key)
 );
 
--- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
 -- records a delete both sides agreed on.
@@ -9558,7 +9574,7 @@ CREATE TABLE IF NOT EXISTS "bisync".base (
   PRIMARY KEY (table_name, key)
 );
 
--- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
 CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   table_name       text        NOT NULL,
@@ -9688,6 +9704,7 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   __bisync_present    boolean NOT NULL DEFAULT true,
   __bisync_base_fp    text,
   __bisync_base_gen   bigint,
+
   __bisync_attempts   integer NOT NULL DEFAULT 0,
   __bisync_first_seen timestamptz,
   __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
@@ -9772,7 +9789,7 @@ SELECT set_config('DateStyle', $1, true),
 
 -- [cloud] stream the rows out of cloud, with cloud's copy of the base
 -- Read every row, and every key cloud's copy of the base knows (a key in the base that cloud no longer has was deleted there),
--- each with cloud's base fingerprint and generation (edits: both, SPEC §7). No LIMIT, no window.
+-- each with cloud's base fingerprint and generation (edits: both, SPEC 7). Every matching row, no window.
 COPY (
   SELECT coalesce(f."job_id"::text, b.key ->> 0), f."client_id", f."template_id", f."job_name", f."job_status", f."fee", f."due_date", f."notes", f."extra",
          greatest(f."updated_at", f."created_at")::timestamptz AS __bisync_cursor,
@@ -9837,17 +9854,17 @@ ANALYZE "bisync_stage" ("job_id");
 --   $5 = 'insert-insert'  (kind insert-insert)
 --   $6 = 'cloud'  (source database)
 --   $7 = 'desktop'  (target database)
--- Three-way merge (edits: both, SPEC §7) of staged rows $1..$2 into desktop, in one statement.
+-- Three-way merge (edits: both, SPEC 7) of staged rows $1..$2 into desktop, in one statement.
 -- Each key is seen in three versions: cloud's (staged), desktop's, and the base: the fingerprint of the version
 -- both sides last agreed on (the fresher, by generation, of cloud's copy read with the rows and desktop's copy).
 -- No base (fingerprint NULL) means no agreed live row: never synced, or agreed deleted.
 -- One CTE per row of the decision table, then the writes, the conflicts (park) and the new base:
 --   both_equal               both sides hold the same version           nothing; record the base; a parked conflict clears itself
 --   f_changed_t_unchanged    cloud changed, desktop did not          write cloud's version to desktop
---   f_unchanged_t_changed    desktop changed, cloud did not          nothing (desktop → cloud carries it)
+--   f_unchanged_t_changed    desktop changed, cloud did not          nothing (desktop -> cloud carries it)
 --   conflict_update_update   both changed, differently                 conflict update-update
 --   f_created_t_absent       new on cloud, not on desktop, no base        insert it on desktop
---   t_created_f_absent       new on desktop, not on cloud, no base        nothing (desktop → cloud carries it)
+--   t_created_f_absent       new on desktop, not on cloud, no base        nothing (desktop -> cloud carries it)
 --   conflict_insert_insert   new on both sides, different              conflict insert-insert
 --   f_deleted_kept           deleted on cloud (deletes: keep)           nothing: the delete is not carried
 --   t_deleted_kept           deleted on desktop (deletes: keep)           nothing: never re-created on desktop
@@ -9856,7 +9873,7 @@ ANALYZE "bisync_stage" ("job_id");
 WITH src AS (
   SELECT s.*,
          jsonb_build_array((s."job_id"::bigint)::text) AS __bisync_key,
-         CASE WHEN s.__bisync_present THEN md5(row(s."job_id"::bigint, s."client_id"::integer, s."template_id"::integer, s."job_name"::character varying, s."job_status"::character varying, s."fee"::numeric(12,2), s."due_date"::date, s."notes"::text, s."extra"::jsonb)::text) END AS __bisync_fp
+         CASE WHEN s.__bisync_present THEN md5(convert_to(row(s."job_id"::bigint, s."client_id"::integer, s."template_id"::integer, s."job_name"::character varying, s."job_status"::character varying, s."fee"::numeric(12,2), s."due_date"::date, s."notes"::text, s."extra"::jsonb)::text, 'UTF8')) END AS __bisync_fp
     FROM "bisync_stage" AS s
    WHERE s.__bisync_row BETWEEN $1 AND $2
 ),
@@ -9866,7 +9883,7 @@ three AS MATERIALIZED (
          s.__bisync_present AS f_present,
          t.ctid IS NOT NULL AS t_present,
          s.__bisync_fp AS f_fp,
-         CASE WHEN t.ctid IS NOT NULL THEN md5(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text) END AS t_fp,
+         CASE WHEN t.ctid IS NOT NULL THEN md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) END AS t_fp,
          CASE WHEN coalesce(s.__bisync_base_gen, -1) > coalesce(b.generation, -1) THEN s.__bisync_base_fp ELSE b.fingerprint END AS base_fp,
          coalesce(greatest(s.__bisync_base_gen, b.generation), 0) AS base_gen,
          b.fingerprint AS t_base_fp,
@@ -9936,8 +9953,8 @@ updated AS (
           SELECT row_no, t_fp FROM decided WHERE winner = 'source' AND f_present AND t_present) AS w
       ON w.row_no = s.__bisync_row
    WHERE t."job_id" = s."job_id"::bigint
-     AND md5(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text) = w.t_fp
-  RETURNING s.__bisync_key AS key, md5(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text) AS fingerprint
+     AND md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) = w.t_fp
+  RETURNING s.__bisync_key AS key, md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) AS fingerprint
 ),
 inserted AS (
   INSERT INTO "public"."jobshead" AS t ("job_id", "client_id", "template_id", "job_name", "job_status", "fee", "due_date", "notes", "extra")
@@ -9947,7 +9964,7 @@ inserted AS (
           UNION ALL
           SELECT row_no FROM decided WHERE winner = 'source' AND f_present AND NOT t_present) AS w
       ON w.row_no = s.__bisync_row
-  RETURNING jsonb_build_array(t."job_id"::text) AS key, md5(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text) AS fingerprint
+  RETURNING jsonb_build_array(t."job_id"::text) AS key, md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) AS fingerprint
 ),
 parked AS (
   INSERT INTO "bisync".conflicts AS c (table_name, key, kind, versions, base_fingerprint)
@@ -10030,7 +10047,7 @@ RETURNING r.key, r.attempts;
 --   $1 = 'public'  (target schema)
 --   $2 = 'jobshead'  (target table name)
 --   $3 = 'job_id'  (key column)
--- Keys (SPEC §7): this step inserted explicit values into desktop's key column job_id. If that column takes its
+-- Keys (SPEC 7): this step inserted explicit values into desktop's key column job_id. If that column takes its
 -- default from a sequence (serial or identity), move the sequence to at least the largest key, so desktop's
 -- application does not hand out a key it just received. Never moves a sequence backwards.
 SELECT setval(q.seq, m.max_key) AS advanced_to
@@ -10042,8 +10059,8 @@ SELECT setval(q.seq, m.max_key) AS advanced_to
 -- [desktop] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
 --   $1 = 'public'  (guarded relation 0 schema)
 --   $2 = 'jobshead'  (guarded relation 0 name)
--- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
--- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- Data-loss guard, first and cheap: how many rows this transaction (its own statements and every
+-- trigger and foreign-key action they set off, never another session) deleted and updated in each
 -- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
 -- desktop's table), no row of the other side was touched and the fingerprints below are not needed.
 -- Counters live on each partition and inheritance child, so each table's are summed over them.
@@ -10178,7 +10195,7 @@ COMMIT;
 -- Step 18/23: jobtasks reverse: cloud public.jobtasks → desktop public.jobtasks
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: 1da98e22f64450d81056fc8c73049b32196303c5590692966302eec2e2080ccb
+-- step hash: 4cf86d09e30c3da44f785daec1f926319c7b27c825543eadb3a12df94b81a1aa
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -10255,7 +10272,7 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   PRIMARY KEY (table_name, direction)
 );
 
--- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+-- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
@@ -10304,7 +10321,7 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   PRIMARY KEY (table_name, direction, key)
 );
 
--- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
 -- records a delete both sides agreed on.
@@ -10317,7 +10334,7 @@ CREATE TABLE IF NOT EXISTS "bisync".base (
   PRIMARY KEY (table_name, key)
 );
 
--- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
 CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   table_name       text        NOT NULL,
@@ -10445,6 +10462,7 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   __bisync_present    boolean NOT NULL DEFAULT true,
   __bisync_base_fp    text,
   __bisync_base_gen   bigint,
+
   __bisync_attempts   integer NOT NULL DEFAULT 0,
   __bisync_first_seen timestamptz,
   __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
@@ -10529,7 +10547,7 @@ SELECT set_config('DateStyle', $1, true),
 
 -- [cloud] stream the rows out of cloud, with cloud's copy of the base
 -- Read every row, and every key cloud's copy of the base knows (a key in the base that cloud no longer has was deleted there),
--- each with cloud's base fingerprint and generation (edits: both, SPEC §7). No LIMIT, no window.
+-- each with cloud's base fingerprint and generation (edits: both, SPEC 7). Every matching row, no window.
 COPY (
   SELECT coalesce(f."jt_id"::text, b.key ->> 0), f."job_id", f."task_id", f."staff_id", f."status", f."planned_hours", f."completed_on",
          greatest(f."updated_at", f."created_at")::timestamptz AS __bisync_cursor,
@@ -10594,17 +10612,17 @@ ANALYZE "bisync_stage" ("jt_id");
 --   $5 = 'insert-insert'  (kind insert-insert)
 --   $6 = 'cloud'  (source database)
 --   $7 = 'desktop'  (target database)
--- Three-way merge (edits: both, SPEC §7) of staged rows $1..$2 into desktop, in one statement.
+-- Three-way merge (edits: both, SPEC 7) of staged rows $1..$2 into desktop, in one statement.
 -- Each key is seen in three versions: cloud's (staged), desktop's, and the base: the fingerprint of the version
 -- both sides last agreed on (the fresher, by generation, of cloud's copy read with the rows and desktop's copy).
 -- No base (fingerprint NULL) means no agreed live row: never synced, or agreed deleted.
 -- One CTE per row of the decision table, then the writes, the conflicts (park) and the new base:
 --   both_equal               both sides hold the same version           nothing; record the base; a parked conflict clears itself
 --   f_changed_t_unchanged    cloud changed, desktop did not          write cloud's version to desktop
---   f_unchanged_t_changed    desktop changed, cloud did not          nothing (desktop → cloud carries it)
+--   f_unchanged_t_changed    desktop changed, cloud did not          nothing (desktop -> cloud carries it)
 --   conflict_update_update   both changed, differently                 conflict update-update
 --   f_created_t_absent       new on cloud, not on desktop, no base        insert it on desktop
---   t_created_f_absent       new on desktop, not on cloud, no base        nothing (desktop → cloud carries it)
+--   t_created_f_absent       new on desktop, not on cloud, no base        nothing (desktop -> cloud carries it)
 --   conflict_insert_insert   new on both sides, different              conflict insert-insert
 --   f_deleted_kept           deleted on cloud (deletes: keep)           nothing: the delete is not carried
 --   t_deleted_kept           deleted on desktop (deletes: keep)           nothing: never re-created on desktop
@@ -10613,7 +10631,7 @@ ANALYZE "bisync_stage" ("jt_id");
 WITH src AS (
   SELECT s.*,
          jsonb_build_array((s."jt_id"::bigint)::text) AS __bisync_key,
-         CASE WHEN s.__bisync_present THEN md5(row(s."jt_id"::bigint, s."job_id"::bigint, s."task_id"::integer, s."staff_id"::integer, s."status"::character varying, s."planned_hours"::numeric(6,2), s."completed_on"::date)::text) END AS __bisync_fp
+         CASE WHEN s.__bisync_present THEN md5(convert_to(row(s."jt_id"::bigint, s."job_id"::bigint, s."task_id"::integer, s."staff_id"::integer, s."status"::character varying, s."planned_hours"::numeric(6,2), s."completed_on"::date)::text, 'UTF8')) END AS __bisync_fp
     FROM "bisync_stage" AS s
    WHERE s.__bisync_row BETWEEN $1 AND $2
 ),
@@ -10623,7 +10641,7 @@ three AS MATERIALIZED (
          s.__bisync_present AS f_present,
          t.ctid IS NOT NULL AS t_present,
          s.__bisync_fp AS f_fp,
-         CASE WHEN t.ctid IS NOT NULL THEN md5(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text) END AS t_fp,
+         CASE WHEN t.ctid IS NOT NULL THEN md5(convert_to(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text, 'UTF8')) END AS t_fp,
          CASE WHEN coalesce(s.__bisync_base_gen, -1) > coalesce(b.generation, -1) THEN s.__bisync_base_fp ELSE b.fingerprint END AS base_fp,
          coalesce(greatest(s.__bisync_base_gen, b.generation), 0) AS base_gen,
          b.fingerprint AS t_base_fp,
@@ -10691,8 +10709,8 @@ updated AS (
           SELECT row_no, t_fp FROM decided WHERE winner = 'source' AND f_present AND t_present) AS w
       ON w.row_no = s.__bisync_row
    WHERE t."jt_id" = s."jt_id"::bigint
-     AND md5(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text) = w.t_fp
-  RETURNING s.__bisync_key AS key, md5(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text) AS fingerprint
+     AND md5(convert_to(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text, 'UTF8')) = w.t_fp
+  RETURNING s.__bisync_key AS key, md5(convert_to(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text, 'UTF8')) AS fingerprint
 ),
 inserted AS (
   INSERT INTO "public"."jobtasks" AS t ("jt_id", "job_id", "task_id", "staff_id", "status", "planned_hours", "completed_on")
@@ -10702,7 +10720,7 @@ inserted AS (
           UNION ALL
           SELECT row_no FROM decided WHERE winner = 'source' AND f_present AND NOT t_present) AS w
       ON w.row_no = s.__bisync_row
-  RETURNING jsonb_build_array(t."jt_id"::text) AS key, md5(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text) AS fingerprint
+  RETURNING jsonb_build_array(t."jt_id"::text) AS key, md5(convert_to(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text, 'UTF8')) AS fingerprint
 ),
 parked AS (
   INSERT INTO "bisync".conflicts AS c (table_name, key, kind, versions, base_fingerprint)
@@ -10785,7 +10803,7 @@ RETURNING r.key, r.attempts;
 --   $1 = 'public'  (target schema)
 --   $2 = 'jobtasks'  (target table name)
 --   $3 = 'jt_id'  (key column)
--- Keys (SPEC §7): this step inserted explicit values into desktop's key column jt_id. If that column takes its
+-- Keys (SPEC 7): this step inserted explicit values into desktop's key column jt_id. If that column takes its
 -- default from a sequence (serial or identity), move the sequence to at least the largest key, so desktop's
 -- application does not hand out a key it just received. Never moves a sequence backwards.
 SELECT setval(q.seq, m.max_key) AS advanced_to
@@ -10797,8 +10815,8 @@ SELECT setval(q.seq, m.max_key) AS advanced_to
 -- [desktop] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
 --   $1 = 'public'  (guarded relation 0 schema)
 --   $2 = 'jobtasks'  (guarded relation 0 name)
--- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
--- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- Data-loss guard, first and cheap: how many rows this transaction (its own statements and every
+-- trigger and foreign-key action they set off, never another session) deleted and updated in each
 -- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
 -- desktop's table), no row of the other side was touched and the fingerprints below are not needed.
 -- Counters live on each partition and inheritance child, so each table's are summed over them.
@@ -10933,7 +10951,7 @@ COMMIT;
 -- Step 19/23: taskchecklist reverse: cloud public.taskchecklist → desktop public.taskchecklist
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: 83793466e1da97cf0c1106d5c64bd36be86397cdf2fa150bbdbdb893a6357118
+-- step hash: 7ad99b5810f6a430e81564f7a100004df930738d26b4274c6b05b1c864e36d84
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -11010,7 +11028,7 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   PRIMARY KEY (table_name, direction)
 );
 
--- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+-- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
@@ -11059,7 +11077,7 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   PRIMARY KEY (table_name, direction, key)
 );
 
--- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
 -- records a delete both sides agreed on.
@@ -11072,7 +11090,7 @@ CREATE TABLE IF NOT EXISTS "bisync".base (
   PRIMARY KEY (table_name, key)
 );
 
--- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
 CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   table_name       text        NOT NULL,
@@ -11190,6 +11208,7 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   "item_text" text,
   "is_mandatory" text,
   __bisync_cursor     timestamptz,
+
   __bisync_attempts   integer NOT NULL DEFAULT 0,
   __bisync_first_seen timestamptz,
   __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
@@ -11273,7 +11292,7 @@ SELECT set_config('DateStyle', $1, true),
        set_config('bisync.origin', $9, true);
 
 -- [cloud] stream the rows out of cloud
--- Read every row owned by this direction's source. No LIMIT, no window.
+-- Read every row owned by this direction's source. Every matching row, no window.
 -- Cursor values compare as instants: a timestamp or date cursor is cloud's local time (the TimeZone set above).
 COPY (
   SELECT f."tc_id", f."task_id", f."item_no", f."item_text", f."is_mandatory",
@@ -11388,7 +11407,7 @@ RETURNING r.key, r.attempts;
 --   $1 = 'public'  (target schema)
 --   $2 = 'taskchecklist'  (target table name)
 --   $3 = 'tc_id'  (key column)
--- Keys (SPEC §7): this step inserted explicit values into desktop's key column tc_id. If that column takes its
+-- Keys (SPEC 7): this step inserted explicit values into desktop's key column tc_id. If that column takes its
 -- default from a sequence (serial or identity), move the sequence to at least the largest key, so desktop's
 -- application does not hand out a key it just received. Never moves a sequence backwards.
 SELECT setval(q.seq, m.max_key) AS advanced_to
@@ -11400,8 +11419,8 @@ SELECT setval(q.seq, m.max_key) AS advanced_to
 -- [desktop] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
 --   $1 = 'public'  (guarded relation 0 schema)
 --   $2 = 'taskchecklist'  (guarded relation 0 name)
--- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
--- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- Data-loss guard, first and cheap: how many rows this transaction (its own statements and every
+-- trigger and foreign-key action they set off, never another session) deleted and updated in each
 -- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
 -- desktop's table), no row of the other side was touched and the fingerprints below are not needed.
 -- Counters live on each partition and inheritance child, so each table's are summed over them.
@@ -11536,7 +11555,7 @@ COMMIT;
 -- Step 20/23: workdiary reverse: cloud public.workdiary → desktop public.workdiary
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: 4bd6efb3ad672f14305c3e65d77df7ef7322a8968d5f70e2cc77307f7b8796ed
+-- step hash: baf147b8d741cd2f5c259fd5a970ac3df6e1dc5e68647f42fff5c9b2cecabb44
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -11613,7 +11632,7 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   PRIMARY KEY (table_name, direction)
 );
 
--- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+-- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
@@ -11662,7 +11681,7 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   PRIMARY KEY (table_name, direction, key)
 );
 
--- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
 -- records a delete both sides agreed on.
@@ -11675,7 +11694,7 @@ CREATE TABLE IF NOT EXISTS "bisync".base (
   PRIMARY KEY (table_name, key)
 );
 
--- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
 CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   table_name       text        NOT NULL,
@@ -11795,6 +11814,7 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   "description" text,
   "billable" text,
   __bisync_cursor     timestamptz,
+
   __bisync_attempts   integer NOT NULL DEFAULT 0,
   __bisync_first_seen timestamptz,
   __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
@@ -11878,7 +11898,7 @@ SELECT set_config('DateStyle', $1, true),
        set_config('bisync.origin', $9, true);
 
 -- [cloud] stream the rows out of cloud
--- Read every row owned by this direction's source. No LIMIT, no window.
+-- Read every row owned by this direction's source. Every matching row, no window.
 -- Cursor values compare as instants: a timestamp or date cursor is cloud's local time (the TimeZone set above).
 COPY (
   SELECT f."wd_id", f."staff_id", f."job_id", f."work_date", f."hours", f."description", f."billable",
@@ -11995,7 +12015,7 @@ RETURNING r.key, r.attempts;
 --   $1 = 'public'  (target schema)
 --   $2 = 'workdiary'  (target table name)
 --   $3 = 'wd_id'  (key column)
--- Keys (SPEC §7): this step inserted explicit values into desktop's key column wd_id. If that column takes its
+-- Keys (SPEC 7): this step inserted explicit values into desktop's key column wd_id. If that column takes its
 -- default from a sequence (serial or identity), move the sequence to at least the largest key, so desktop's
 -- application does not hand out a key it just received. Never moves a sequence backwards.
 SELECT setval(q.seq, m.max_key) AS advanced_to
@@ -12007,8 +12027,8 @@ SELECT setval(q.seq, m.max_key) AS advanced_to
 -- [desktop] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
 --   $1 = 'public'  (guarded relation 0 schema)
 --   $2 = 'workdiary'  (guarded relation 0 name)
--- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
--- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- Data-loss guard, first and cheap: how many rows this transaction (its own statements and every
+-- trigger and foreign-key action they set off, never another session) deleted and updated in each
 -- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
 -- desktop's table), no row of the other side was touched and the fingerprints below are not needed.
 -- Counters live on each partition and inheritance child, so each table's are summed over them.
@@ -12143,7 +12163,7 @@ COMMIT;
 -- Step 21/23: reminder reverse: cloud public.reminder → desktop public.mbreminder
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, reminder_date→remdate, title, is_done
--- step hash: baa282016d27f6cc9081947f337d1cc1ee9aa8ebb035c705b837e8decef43457
+-- step hash: 0b0a36e76b48f1d5ef1b9e7b292ebe844aeac66fc5f20f01d4b0a1d32e530f40
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -12220,7 +12240,7 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   PRIMARY KEY (table_name, direction)
 );
 
--- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+-- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
@@ -12269,7 +12289,7 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   PRIMARY KEY (table_name, direction, key)
 );
 
--- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
 -- records a delete both sides agreed on.
@@ -12282,7 +12302,7 @@ CREATE TABLE IF NOT EXISTS "bisync".base (
   PRIMARY KEY (table_name, key)
 );
 
--- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
 CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   table_name       text        NOT NULL,
@@ -12401,6 +12421,7 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   "title" text,
   "is_done" text,
   __bisync_cursor     timestamptz,
+
   __bisync_attempts   integer NOT NULL DEFAULT 0,
   __bisync_first_seen timestamptz,
   __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
@@ -12484,7 +12505,7 @@ SELECT set_config('DateStyle', $1, true),
        set_config('bisync.origin', $9, true);
 
 -- [cloud] stream the rows out of cloud
--- Read every row owned by this direction's source. No LIMIT, no window.
+-- Read every row owned by this direction's source. Every matching row, no window.
 -- Cursor values compare as instants: a timestamp or date cursor is cloud's local time (the TimeZone set above).
 COPY (
   SELECT f."rem_id", f."staff_id", f."client_id", f."reminder_date", f."title", f."is_done",
@@ -12600,7 +12621,7 @@ RETURNING r.key, r.attempts;
 --   $1 = 'public'  (target schema)
 --   $2 = 'mbreminder'  (target table name)
 --   $3 = 'rem_id'  (key column)
--- Keys (SPEC §7): this step inserted explicit values into desktop's key column rem_id. If that column takes its
+-- Keys (SPEC 7): this step inserted explicit values into desktop's key column rem_id. If that column takes its
 -- default from a sequence (serial or identity), move the sequence to at least the largest key, so desktop's
 -- application does not hand out a key it just received. Never moves a sequence backwards.
 SELECT setval(q.seq, m.max_key) AS advanced_to
@@ -12612,8 +12633,8 @@ SELECT setval(q.seq, m.max_key) AS advanced_to
 -- [desktop] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
 --   $1 = 'public'  (guarded relation 0 schema)
 --   $2 = 'mbreminder'  (guarded relation 0 name)
--- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
--- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- Data-loss guard, first and cheap: how many rows this transaction (its own statements and every
+-- trigger and foreign-key action they set off, never another session) deleted and updated in each
 -- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
 -- desktop's table), no row of the other side was touched and the fingerprints below are not needed.
 -- Counters live on each partition and inheritance child, so each table's are summed over them.
@@ -12748,7 +12769,7 @@ COMMIT;
 -- Step 22/23: remdetail reverse: cloud public.remdetail → desktop public.remdetail
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: fec16135e78ad52f6ee5b16709c25c5330a61bf53b6f77376d8e86468dad581e
+-- step hash: 59933ff9f75f35d14b2976f37168611df343ddb71705e199088bf13c28956a1e
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -12825,7 +12846,7 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   PRIMARY KEY (table_name, direction)
 );
 
--- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+-- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
@@ -12874,7 +12895,7 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   PRIMARY KEY (table_name, direction, key)
 );
 
--- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
 -- records a delete both sides agreed on.
@@ -12887,7 +12908,7 @@ CREATE TABLE IF NOT EXISTS "bisync".base (
   PRIMARY KEY (table_name, key)
 );
 
--- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
 CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   table_name       text        NOT NULL,
@@ -13005,6 +13026,7 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   "remind_before_days" text,
   "note" text,
   __bisync_cursor     timestamptz,
+
   __bisync_attempts   integer NOT NULL DEFAULT 0,
   __bisync_first_seen timestamptz,
   __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
@@ -13088,7 +13110,7 @@ SELECT set_config('DateStyle', $1, true),
        set_config('bisync.origin', $9, true);
 
 -- [cloud] stream the rows out of cloud
--- Read every row owned by this direction's source. No LIMIT, no window.
+-- Read every row owned by this direction's source. Every matching row, no window.
 -- Cursor values compare as instants: a timestamp or date cursor is cloud's local time (the TimeZone set above).
 COPY (
   SELECT f."remd_id", f."rem_id", f."channel", f."remind_before_days", f."note",
@@ -13203,7 +13225,7 @@ RETURNING r.key, r.attempts;
 --   $1 = 'public'  (target schema)
 --   $2 = 'remdetail'  (target table name)
 --   $3 = 'remd_id'  (key column)
--- Keys (SPEC §7): this step inserted explicit values into desktop's key column remd_id. If that column takes its
+-- Keys (SPEC 7): this step inserted explicit values into desktop's key column remd_id. If that column takes its
 -- default from a sequence (serial or identity), move the sequence to at least the largest key, so desktop's
 -- application does not hand out a key it just received. Never moves a sequence backwards.
 SELECT setval(q.seq, m.max_key) AS advanced_to
@@ -13215,8 +13237,8 @@ SELECT setval(q.seq, m.max_key) AS advanced_to
 -- [desktop] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
 --   $1 = 'public'  (guarded relation 0 schema)
 --   $2 = 'remdetail'  (guarded relation 0 name)
--- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
--- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- Data-loss guard, first and cheap: how many rows this transaction (its own statements and every
+-- trigger and foreign-key action they set off, never another session) deleted and updated in each
 -- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
 -- desktop's table), no row of the other side was touched and the fingerprints below are not needed.
 -- Counters live on each partition and inheritance child, so each table's are summed over them.
@@ -13351,7 +13373,7 @@ COMMIT;
 -- Step 23/23: learequest reverse: cloud public.learequest → desktop public.learequest
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: 9db28299eefc13e659ed21089317458b2d89eb95284249f73b68e0bf48247195
+-- step hash: a4f49bef8773248e68745903f198c2ad129deee08a690715eadf065c0c2a60f1
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -13428,7 +13450,7 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
   PRIMARY KEY (table_name, direction)
 );
 
--- For xmin reads (SPEC §8); a state table an earlier bisync created gets the column here.
+-- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
@@ -13477,7 +13499,7 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
   PRIMARY KEY (table_name, direction, key)
 );
 
--- The base (SPEC §7): per key of a table synced both ways, the fingerprint of the version both sides
+-- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
 -- records a delete both sides agreed on.
@@ -13490,7 +13512,7 @@ CREATE TABLE IF NOT EXISTS "bisync".base (
   PRIMARY KEY (table_name, key)
 );
 
--- Conflicts (SPEC §7): both sides changed a row since the base. Parked keys are left alone until
+-- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
 CREATE TABLE IF NOT EXISTS "bisync".conflicts (
   table_name       text        NOT NULL,
@@ -13611,6 +13633,7 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   "status" text,
   "approved_by" text,
   __bisync_cursor     timestamptz,
+
   __bisync_attempts   integer NOT NULL DEFAULT 0,
   __bisync_first_seen timestamptz,
   __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
@@ -13694,7 +13717,7 @@ SELECT set_config('DateStyle', $1, true),
        set_config('bisync.origin', $9, true);
 
 -- [cloud] stream the rows out of cloud
--- Read every row owned by this direction's source. No LIMIT, no window.
+-- Read every row owned by this direction's source. Every matching row, no window.
 -- Cursor values compare as instants: a timestamp or date cursor is cloud's local time (the TimeZone set above).
 COPY (
   SELECT f."lea_id", f."staff_id", f."leave_type", f."from_date", f."to_date", f."reason", f."status", f."approved_by",
@@ -13812,7 +13835,7 @@ RETURNING r.key, r.attempts;
 --   $1 = 'public'  (target schema)
 --   $2 = 'learequest'  (target table name)
 --   $3 = 'lea_id'  (key column)
--- Keys (SPEC §7): this step inserted explicit values into desktop's key column lea_id. If that column takes its
+-- Keys (SPEC 7): this step inserted explicit values into desktop's key column lea_id. If that column takes its
 -- default from a sequence (serial or identity), move the sequence to at least the largest key, so desktop's
 -- application does not hand out a key it just received. Never moves a sequence backwards.
 SELECT setval(q.seq, m.max_key) AS advanced_to
@@ -13824,8 +13847,8 @@ SELECT setval(q.seq, m.max_key) AS advanced_to
 -- [desktop] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
 --   $1 = 'public'  (guarded relation 0 schema)
 --   $2 = 'learequest'  (guarded relation 0 name)
--- Data-loss guard, first and cheap: how many rows this transaction — its own statements and every
--- trigger and foreign-key action they set off, never another session — deleted and updated in each
+-- Data-loss guard, first and cheap: how many rows this transaction (its own statements and every
+-- trigger and foreign-key action they set off, never another session) deleted and updated in each
 -- table the guard watches. When that is exactly the deletes and updates the step meant (none outside
 -- desktop's table), no row of the other side was touched and the fingerprints below are not needed.
 -- Counters live on each partition and inheritance child, so each table's are summed over them.

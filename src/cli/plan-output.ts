@@ -45,11 +45,16 @@ export function planSql(plan: Plan): string {
   return `${out.join('\n')}\n`;
 }
 
+function waitingText(mode: string, n: number | null | undefined, source: string): string {
+  if (typeof n === 'number') return `${n} on ${source} past the watermark`;
+  return mode === 'full' ? 'not counted (full read)' : 'not counted';
+}
+
 /**
  * What the plan will do, before the SQL, Terraform-style: per step the direction, the mode and why,
  * how it writes and what it could delete; then the steps that cannot run. Plain text, for people.
  */
-export function planSummary(plan: Plan): string {
+export function planSummary(plan: Plan, waiting: Readonly<Record<string, number | null>> = {}): string {
   const unplanned = plan.unplanned ?? [];
   const lines = [
     `bisync plan ${plan.hash.slice(0, 12)} (${plan.config}): ${plan.steps.length} step${plan.steps.length === 1 ? '' : 's'}${unplanned.length === 0 ? '' : `, ${unplanned.length} that cannot run`}`,
@@ -63,6 +68,7 @@ export function planSummary(plan: Plan): string {
     lines.push(
       `  ${i + 1}. ${step.table} ${step.direction}: ${step.source} ${step.sourceRelation} → ${step.target} ${step.targetRelation}`,
       `     ${step.mode}: ${step.reason}`,
+      `     rows waiting: ${waitingText(step.mode, waiting[`${step.table}/${step.direction}`], step.source)}`,
       `     writes: ${step.edits === 'both' ? 'three-way (edits: both)' : step.write === 'insert-only' ? 'insert-only (existing rows never overwritten)' : 'upsert (new rows inserted, owned rows updated when they differ)'}; ${deletes}`,
     );
   });

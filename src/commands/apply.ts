@@ -4,7 +4,10 @@ import { compilePlan, stepKey } from '../compiler/compile-plan.js';
 import type { CompileOptions } from '../compiler/compile-plan.js';
 import type { Plan, PlanStep, UnplannedStep } from '../compiler/plan-types.js';
 import type { ResolvedConfig } from '../config/types.js';
-import { ExitCode } from '../errors.js';
+import { BisyncError, ExitCode } from '../errors.js';
+import { fingerprintChanges, planFingerprint } from '../compiler/plan-fingerprint.js';
+import type { PlanFingerprint } from '../compiler/plan-fingerprint.js';
+import type { SavedPlan } from './plan.js';
 import { bootstrapState, checkState, stateCheckStatement } from '../executor/bootstrap.js';
 import { Databases } from '../executor/databases.js';
 import { DryRunDatabases } from '../executor/dry-run.js';
@@ -30,6 +33,8 @@ export interface ApplyOptions extends CompileOptions {
   /** Aborted on Ctrl-C: open connections are cut (uncommitted work rolls back), no new step starts. */
   signal?: AbortSignal;
   onProgress?: (step: PlanStep, rows: number) => void;
+  /** `apply --plan FILE`: run only if the plan compiled now is the saved one, from the same catalog and state. */
+  savedPlan?: SavedPlan;
   /** Test hooks, see StepOptions. */
   afterRead?: StepOptions['afterRead'];
   duringCopy?: StepOptions['duringCopy'];
@@ -70,6 +75,7 @@ export async function applyCommand(config: ResolvedConfig, options: ApplyOptions
     const compileOptions: CompileOptions = { direction: options.direction, tables: options.tables ?? [], mode: options.mode, pendingRejects };
     const plan: Plan = compilePlan(config, catalogs, state, compileOptions, xmin);
     planHash = plan.hash;
+    if (options.savedPlan !== undefined) refuseIfChanged(options.savedPlan, planFingerprint(plan, catalogs, state, xmin, pendingRejects));
     // A dry run creates missing state inside its transaction too (the source's as well, for
     // edits: both): the rollback removes it.
     await bootstrapTargets(plan, dbs, config, options.logger, options.dryRun);
@@ -83,6 +89,9 @@ export async function applyCommand(config: ResolvedConfig, options: ApplyOptions
       let result = await runOne(step, dbs, plan.hash, runId, options, nextAttempt);
       // Another run moved the watermark between our read and our lock: plan this step again from
       // the state now under the lock, so what runs is what a plan would print now.
+      if (result.status === 'replan' && options.savedPlan !== undefined) {
+        return { ...result, status: 'failed', error: `another run moved the watermark of ${step.table} ${step.direction} after the saved plan was checked; nothing of this step ran; plan again` };
+      }
       for (let attempt = 0; result.status === 'replan' && attempt < 3 && !aborted(); attempt++) {
         const fresh = { ...state, [stepKey(step.table, step.direction)]: result.currentWatermark ?? null };
         const replanned = compilePlan(config, catalogs, fresh, { ...compileOptions, direction: step.direction, tables: [step.table] }, xmin).steps[0];
@@ -110,6 +119,16 @@ export async function applyCommand(config: ResolvedConfig, options: ApplyOptions
     interrupted,
     exitCode,
   };
+}
+
+/** apply --plan: exit 4, running nothing, when what the plan was compiled from changed since it was saved. */
+function refuseIfChanged(saved: SavedPlan, now: PlanFingerprint): void {
+  const changes = fingerprintChanges(saved.fingerprint, now);
+  if (changes.length === 0) return;
+  throw new BisyncError('PLAN_STALE', `the saved plan ${saved.hash.slice(0, 12)} no longer matches the databases, so nothing was run: ${changes.join('; ')}`, {
+    exitCode: ExitCode.guard,
+    hint: 'review a new plan (bisync plan --out FILE), then bisync apply --plan FILE',
+  });
 }
 
 /** One step, run again with backoff while it fails for a transient reason (bounded by `retries`). */

@@ -1,6 +1,7 @@
 import { InvalidArgumentError } from 'commander';
 import type { Command } from 'commander';
 import { applyCommand } from '../../commands/apply.js';
+import { readSavedPlan } from '../../commands/plan.js';
 import { applyFinalLine } from '../../commands/needs-you.js';
 import { BisyncError, ExitCode } from '../../errors.js';
 import type { DirectionOption, ModeOption } from '../../compiler/compile-plan.js';
@@ -19,14 +20,23 @@ export function registerApply(program: Command, ctx: CliContext): void {
     .option('--allow-deletes', 'let deletes: mirror remove more than max_delete_fraction')
     .option('-q, --quiet', 'no summary on stdout (unless --json) and only warn/error logs: silence means nothing needs you')
     .option('--fail-on-rejects', 'exit 1 when any step left rows in rejects (for schedules that should page someone)')
+    .option('--plan <file>', 'run the plan bisync plan --out FILE saved (its direction, tables and mode), or refuse (exit 4, nothing run) if the catalog or state changed since')
     .option('--concurrency <n>', 'steps run at once; `after` dependencies and forward-before-reverse always hold', parseConcurrency, 2)
     .action(
       async (
-        flags: { direction: DirectionOption; table?: string[]; mode: ModeOption; dryRun?: boolean; allowDeletes?: boolean; failOnRejects?: boolean; quiet?: boolean; concurrency: number },
+        flags: { direction: DirectionOption; table?: string[]; mode: ModeOption; dryRun?: boolean; allowDeletes?: boolean; failOnRejects?: boolean; quiet?: boolean; concurrency: number; plan?: string },
         command: Command,
       ) => {
         const logger = ctx.logger(command);
         const config = await ctx.config(command);
+        const saved = flags.plan === undefined ? undefined : readSavedPlan(flags.plan);
+        const given = ['direction', 'table', 'mode'].filter((o) => command.getOptionValueSource(o) === 'cli');
+        if (saved !== undefined && given.length > 0) {
+          throw new BisyncError('USAGE', `--plan runs the saved plan with its own direction, tables and mode; --${given.join(', --')} cannot change them`, {
+            exitCode: ExitCode.usage,
+            hint: `drop --${given.join(', --')}, or write a new plan with them (bisync plan --out FILE …)`,
+          });
+        }
         const progress = progressReporter(process.stderr);
         // Ctrl-C (or a service stop): cut the connections, so what was not committed rolls back, start
         // no further step, and report what was committed. A second Ctrl-C quits at once.
@@ -42,9 +52,10 @@ export function registerApply(program: Command, ctx: CliContext): void {
         process.on('SIGTERM', onSignal);
         const report = await applyCommand(config, {
           signal: controller.signal,
-          direction: flags.direction,
-          tables: flags.table ?? [],
-          mode: flags.mode,
+          direction: saved?.options.direction ?? flags.direction,
+          tables: saved?.options.tables ?? flags.table ?? [],
+          mode: saved?.options.mode ?? flags.mode,
+          ...(saved === undefined ? {} : { savedPlan: saved }),
           dryRun: flags.dryRun === true,
           allowDeletes: flags.allowDeletes === true,
           failOnRejects: flags.failOnRejects === true,

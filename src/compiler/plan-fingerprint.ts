@@ -16,7 +16,7 @@ export interface PlanFingerprint {
   readonly tables: Readonly<Record<string, string>>;
   /** Database → its server version and default TimeZone. */
   readonly databases: Readonly<Record<string, string>>;
-  /** `<table>/<direction>` → watermark, pending rejects and xmin cursor, as text. */
+  /** `<table>/<direction> <what>` → the step's watermark, pending rejects and xmin cursor, as text. */
   readonly state: Readonly<Record<string, string>>;
 }
 
@@ -41,7 +41,9 @@ export function planFingerprint(
   const steps = [...plan.steps.map((s) => `${s.table}/${s.direction}`), ...(plan.unplanned ?? []).map((u) => `${u.table}/${u.direction}`)].sort();
   const stateOf: Record<string, string> = {};
   for (const key of steps) {
-    stateOf[key] = `watermark ${state[key] ?? 'none'}, pending rejects ${pendingRejects[key] ?? 0}, xmin cursor ${JSON.stringify(xmin[key] ?? null)}`;
+    stateOf[`${key} watermark`] = state[key] ?? 'none';
+    stateOf[`${key} pending rejects`] = String(pendingRejects[key] ?? 0);
+    if (xmin[key] !== undefined) stateOf[`${key} xmin cursor`] = JSON.stringify(xmin[key]);
   }
   return { steps: sha256(JSON.stringify({ steps: plan.steps, unplanned: plan.unplanned ?? [] })), tables, databases, state: stateOf };
 }
@@ -62,7 +64,7 @@ export function fingerprintChanges(saved: PlanFingerprint, now: PlanFingerprint)
     if (is === 'missing') return `table "${table}" no longer exists on ${db}`;
     return was === 'missing' ? `table "${table}" now exists on ${db}` : `table "${table}" changed on ${db} (its columns, keys, constraints, triggers or privileges)`;
   });
-  compare(saved.state, now.state, (key, was, is) => `${key.replace('/', ' ')}: state was ${was ?? 'not planned'}, is ${is ?? 'not planned'}`);
+  compare(saved.state, now.state, (key, was, is) => `${key.replace('/', ' ').replace(/^(\S+ \S+) /, '$1: ')} was ${was ?? 'not planned'}, is ${is ?? 'not planned'}`);
   if (changes.length === 0 && saved.steps !== now.steps) changes.push('the compiled statements differ (the config changed)');
   return changes;
 }

@@ -45,10 +45,12 @@ export function applyText(report: ApplyReport): string {
           'PostgreSQL does not roll sequences back, so the real run numbers its rows after them',
       );
     }
-    if (s.conflicts > 0) {
-      const where = s.edits === 'both' ? `edited on both sides and parked; see bisync conflicts --table ${s.table}` : `insert-only; see ${'rejects'} with reason conflict`;
-      lines.push(`${s.table} ${s.direction}: ${s.conflicts} conflict${s.conflicts === 1 ? '' : 's'} (${where})`);
+    const insertOnly = s.conflicts - s.parked;
+    if (s.parked > 0) {
+      const why = s.edits === 'both' ? 'edited on both sides and parked' : 'the same key made on both sides: parked, a row bisync did not write is never overwritten';
+      lines.push(`${s.table} ${s.direction}: ${s.parked} conflict${s.parked === 1 ? '' : 's'} (${why}; see bisync conflicts --table ${s.table})`);
     }
+    if (insertOnly > 0) lines.push(`${s.table} ${s.direction}: ${insertOnly} conflict${insertOnly === 1 ? '' : 's'} (insert-only; see rejects with reason conflict)`);
   }
   const noWrites = report.steps.every((s) => s.inserted + s.updated + s.deleted === 0);
   if (noWrites && report.steps.every((s) => s.status === 'succeeded' && s.rejected === 0)) lines.push('Nothing to write: both sides were already in step.');

@@ -71,8 +71,8 @@ export async function applyCommand(config: ResolvedConfig, options: ApplyOptions
   let results: StepResult[] = [];
   let planHash = '';
   try {
-    const { catalogs, state, xmin, pendingRejects } = await readCatalogs(config, dbs);
-    const compileOptions: CompileOptions = { direction: options.direction, tables: options.tables ?? [], mode: options.mode, pendingRejects };
+    const { catalogs, state, xmin, pendingRejects, untrackedBase } = await readCatalogs(config, dbs);
+    const compileOptions: CompileOptions = { direction: options.direction, tables: options.tables ?? [], mode: options.mode, pendingRejects, untrackedBase };
     const plan: Plan = compilePlan(config, catalogs, state, compileOptions, xmin);
     planHash = plan.hash;
     if (options.savedPlan !== undefined) refuseIfChanged(options.savedPlan, planFingerprint(plan, catalogs, state, xmin, pendingRejects));
@@ -240,6 +240,7 @@ async function notPlanned(u: UnplannedStep, dbs: Databases, config: ResolvedConf
     protected: 0,
     rejected: 0,
     conflicts: 0,
+    parked: 0,
     deleted: 0,
     unmarked: 0,
   };
@@ -266,6 +267,7 @@ function notStarted(step: PlanStep, planHash: string): StepResult {
     protected: 0,
     rejected: 0,
     conflicts: 0,
+    parked: 0,
     deleted: 0,
     unmarked: 0,
   };

@@ -15,10 +15,12 @@ export function applyAttention(steps: readonly StepResult[], dryRun: boolean): s
     else if (s.status === 'interrupted') out.push(`${name} interrupted: ${s.error === 'not started: the run was interrupted' ? 'not started' : 'rolled back'}`);
     else if (s.status === 'skipped') out.push(`${name} skipped: ${s.error ?? ''}`);
     else if (s.status === 'locked') out.push(`${name}: another run holds its lock; skipped`);
-    // insert-only conflicts are counted in rejected too; edits: both conflicts only in conflicts.
-    const errors = Math.max(0, s.rejected - s.conflicts);
+    // insert-only conflicts are counted in rejected too; parked conflicts only in conflicts.
+    const insertOnly = s.conflicts - s.parked;
+    const errors = Math.max(0, s.rejected - insertOnly);
     if (errors > 0) out.push(`${name}: ${errors} row${errors === 1 ? '' : 's'} rejected${dryRun ? ' (dry run)' : ''} (bisync rejects --table ${s.table})`);
-    if (s.conflicts > 0) out.push(`${name}: ${s.conflicts} conflict${s.conflicts === 1 ? '' : 's'}${dryRun ? ' (dry run)' : ''} ${s.rejected >= s.conflicts ? ` (bisync rejects --table ${s.table})` : ` (parked: bisync conflicts --table ${s.table})`}`);
+    if (insertOnly > 0) out.push(`${name}: ${insertOnly} conflict${insertOnly === 1 ? '' : 's'}${dryRun ? ' (dry run)' : ''}  (bisync rejects --table ${s.table})`);
+    if (s.parked > 0) out.push(`${name}: ${s.parked} conflict${s.parked === 1 ? '' : 's'}${dryRun ? ' (dry run)' : ''}  (parked: bisync conflicts --table ${s.table})`);
     if (s.unmarked > 0) out.push(`${name}: ${s.unmarked} unmarked row${s.unmarked === 1 ? '' : 's'} on the target (bisync verify --table ${s.table})`);
   }
   return out;

@@ -16,8 +16,8 @@ import { readCatalogs } from './validate.js';
 
 /** `bisync plan`: introspect and read state (read-only), then compile. Writes nothing. */
 export async function planCommand(config: ResolvedConfig, options: CompileOptions): Promise<Plan> {
-  const { catalogs, state, xmin, pendingRejects } = await readCatalogs(config);
-  return compilePlan(config, catalogs, state, { ...options, pendingRejects }, xmin);
+  const { catalogs, state, xmin, pendingRejects, untrackedBase } = await readCatalogs(config);
+  return compilePlan(config, catalogs, state, { ...options, pendingRejects, untrackedBase }, xmin);
 }
 
 /** A plan with what a person reviews it by: rows waiting per step, and the fingerprint a saved plan carries. */

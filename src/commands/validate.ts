@@ -12,7 +12,7 @@ import { connect } from '../executor/connect.js';
 import type { Databases } from '../executor/databases.js';
 import { introspect } from '../executor/introspect.js';
 import { readOnly } from '../executor/read-only.js';
-import { readPendingRejects, readWatermarks, readXminCursors } from '../executor/read-state.js';
+import { readPendingRejects, readUntrackedBase, readWatermarks, readXminCursors } from '../executor/read-state.js';
 
 export interface LiveReport {
   databases: { name: string; serverVersion: number; timeZone: string }[];
@@ -30,10 +30,11 @@ export interface LiveReport {
 export async function readCatalogs(
   config: ResolvedConfig,
   dbs?: Databases,
-): Promise<{ catalogs: Record<string, Catalog>; state: StateSnapshot; xmin: XminState; pendingRejects: Record<string, number> }> {
+): Promise<{ catalogs: Record<string, Catalog>; state: StateSnapshot; xmin: XminState; pendingRejects: Record<string, number>; untrackedBase: string[] }> {
   const catalogs: Record<string, Catalog> = {};
   let state: StateSnapshot = {};
   let pendingRejects: Record<string, number> = {};
+  const untrackedBase: string[] = [];
   let xmin: XminState = {};
   for (const db of Object.values(config.databases)) {
     const client = dbs === undefined ? await connect(db) : await dbs.client(db.name);
@@ -45,6 +46,7 @@ export async function readCatalogs(
         const writtenBy: Direction = db.name === config.forward.to ? 'forward' : 'reverse';
         state = { ...state, ...(await readWatermarks(client, config.stateSchema, writtenBy, db.name)) };
         pendingRejects = { ...pendingRejects, ...(await readPendingRejects(client, config.stateSchema, writtenBy, db.name)) };
+        untrackedBase.push(...(await readUntrackedBase(client, config.stateSchema, writtenBy, db.name)));
         if (config.tables.some((t) => t.xmin.length > 0)) xmin = { ...xmin, ...(await readXminCursors(client, config.stateSchema, writtenBy, db.name)) };
       });
     } finally {
@@ -52,7 +54,7 @@ export async function readCatalogs(
       else await dbs.release(client);
     }
   }
-  return { catalogs, state, xmin, pendingRejects };
+  return { catalogs, state, xmin, pendingRejects, untrackedBase };
 }
 
 /** The longest lock_timeout any table sets (0, waiting forever, when one does), for the catalog read. */

@@ -5,6 +5,7 @@ import { BisyncError, ExitCode } from '../errors.js';
 import type { Catalog, CatalogReference, CatalogTable } from './catalog.js';
 import { checkSafety, rowSecurityFinding } from './check-safety.js';
 import { checkCatalogs } from './check-catalog.js';
+import { adoptionMode, collisionSafety } from './collision-safety.js';
 import { sessionWarnings } from './session-warnings.js';
 import type { LiveProblem } from './check-catalog.js';
 import { syncedColumns } from './columns.js';
@@ -24,6 +25,8 @@ export interface CompileOptions {
   mode: ModeOption;
   /** Rows in rejects per step (`stepKey`), read with the state: a step with any reads in full. */
   pendingRejects?: Readonly<Record<string, number>>;
+  /** Steps (`stepKey`) whose state row predates the base they keep for collision safety (SPEC §7). */
+  untrackedBase?: readonly string[];
 }
 
 /** Watermarks read from each target's state table, keyed by `stepKey(table, direction)`. */
@@ -296,14 +299,15 @@ function compileStep(
   }
   const xminChoice = byXmin ? chooseXminMode(xminState[stepKey(table.name, direction)], catalogs[sourceName], sourceCat, options.mode, sourceName) : null;
   const pendingRejects = options.pendingRejects?.[stepKey(table.name, direction)] ?? 0;
-  const chosen = xminChoice ?? chooseMode(cursors, watermark, options.mode, sourceName, table.name, catalogs[sourceName]?.server?.clock);
+  const { collisionSafe, adopting } = collisionSafety(table, direction, updatable.length > 0, options.untrackedBase?.includes(stepKey(table.name, direction)) ?? false);
+  const chosen = adopting && options.mode !== 'full' ? adoptionMode(targetName) : (xminChoice ?? chooseMode(cursors, watermark, options.mode, sourceName, table.name, catalogs[sourceName]?.server?.clock));
   // A rejects row is a key to read again from the source, never data to write: while any are
   // pending, the step reads in full, so each is read again (or found gone).
   const retryInFull = chosen.mode === 'incremental' && pendingRejects > 0;
   const { mode, reason } = retryInFull
     ? { mode: 'full' as const, reason: `${pendingRejects} rejected row${pendingRejects === 1 ? '' : 's'} pending: every row is read, so each is read again from ${sourceName}` }
     : chosen;
-  const sinceXmin = retryInFull ? null : (xminChoice?.since ?? null);
+  const sinceXmin = retryInFull || chosen.mode === 'full' ? null : (xminChoice?.since ?? null);
 
   // Forward writes the origin column on its target and owns rows carrying its marker; it may update
   // an unmarked row (NULL) whose key it holds, stamping it, but never deletes one. Reverse reads only
@@ -367,6 +371,8 @@ function compileStep(
     insertOnly: table.write[direction] === 'insert-only',
     updatable,
     canUpdate: table.write[direction] !== 'insert-only' && (updatable.length > 0 || origin !== null),
+    collisionSafe,
+    adopting,
     overriding,
     conflictMessage: `a row with this key already exists on ${targetName} with different content (write: insert-only)`,
     mode,

@@ -32,3 +32,14 @@ export async function readPendingRejects(client: pg.ClientBase, schema: string, 
   const result = await client.query<{ table_name: string; pending: string }>(sql, params.map((p) => p.value));
   return Object.fromEntries(result.rows.map((r) => [stepKey(r.table_name, direction), Number(r.pending)]));
 }
+
+/**
+ * Steps writing to this database that have not recorded in base which rows they wrote (state from
+ * a bisync before base_tracked), keyed by `stepKey`; empty before bootstrap. Read-only.
+ */
+export async function readUntrackedBase(client: pg.ClientBase, schema: string, direction: Direction, database: string): Promise<string[]> {
+  if (!(await checkState(client, stateCheckStatement(schema), database)).state) return [];
+  const { sql, params } = renderSql('read-untracked-base', { schema, direction });
+  const result = await client.query<{ table_name: string }>(sql, params.map((p) => p.value));
+  return result.rows.map((r) => stepKey(r.table_name, direction));
+}

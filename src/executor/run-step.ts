@@ -25,6 +25,8 @@ export interface StepCounts {
   protected: number;
   rejected: number;
   conflicts: number;
+  /** Of `conflicts`, those parked in the conflicts table (the others are insert-only conflicts in rejects). */
+  parked: number;
   deleted: number;
   /** Unmarked rows on T (origin column NULL) whose key F does not have: never deleted, reported. */
   unmarked: number;
@@ -103,7 +105,7 @@ export interface StepOptions {
   interrupted?: () => boolean;
 }
 
-const ZERO: StepCounts = { read: 0, retried: 0, inserted: 0, updated: 0, unchanged: 0, protected: 0, rejected: 0, conflicts: 0, deleted: 0, unmarked: 0 };
+const ZERO: StepCounts = { read: 0, retried: 0, inserted: 0, updated: 0, unchanged: 0, protected: 0, rejected: 0, conflicts: 0, parked: 0, deleted: 0, unmarked: 0 };
 
 
 function add(a: StepCounts, b: Partial<StepCounts>): StepCounts {
@@ -418,16 +420,13 @@ async function mergeRange(target: pg.Client, step: PlanStep, lo: number, hi: num
       'RELEASE SAVEPOINT bisync_merge',
     ]);
     const row = (result?.rows[0] ?? {}) as Record<string, string>;
-    const conflicts = Number(row.conflicts ?? 0);
     return {
       inserted: Number(row.inserted ?? 0),
       updated: Number(row.updated ?? 0),
       unchanged: Number(row.unchanged ?? 0),
       protected: Number(row.protected ?? 0),
       deleted: Number(row.deleted ?? 0),
-      conflicts,
-      // insert-only conflicts are kept in rejects; edits: both conflicts in the conflicts table.
-      rejected: step.edits === 'both' ? 0 : conflicts,
+      ...mergeConflicts(step, row),
     };
   } catch (error) {
     if (classifyError(error, step) !== 'row') throw error;
@@ -458,6 +457,17 @@ async function recordReject(
   const row = recorded.rows[0];
   if (row !== undefined && row.attempts <= 1) newRejects.push({ key: row.key, errorCode: failure.code, error: failure.message });
   return { rejected: 1 };
+}
+
+/**
+ * The merge's conflicts: insert-only ones are kept in rejects; edits: both conflicts and edits:
+ * owner collisions (reverse upsert meeting a row bisync did not write) are parked in the conflicts table.
+ */
+function mergeConflicts(step: PlanStep, row: Record<string, string>): Pick<StepCounts, 'conflicts' | 'parked' | 'rejected'> {
+  const reported = Number(row.conflicts ?? 0);
+  if (step.edits === 'both') return { conflicts: reported, parked: reported, rejected: 0 };
+  const parked = Number(row.parked ?? 0);
+  return { conflicts: reported + parked, parked, rejected: reported };
 }
 
 /**

@@ -60,7 +60,7 @@ async function stateExists(client: pg.Client): Promise<boolean> {
 export async function resetDatabases(clients: readonly pg.Client[]): Promise<void> {
   for (const client of clients) {
     await client.query('DELETE FROM job; DELETE FROM client');
-    if (await stateExists(client)) await client.query('DELETE FROM bisync.state; DELETE FROM bisync.runs; DELETE FROM bisync.rejects');
+    if (await stateExists(client)) await client.query('DELETE FROM bisync.state; DELETE FROM bisync.runs; DELETE FROM bisync.rejects; DELETE FROM bisync.base; DELETE FROM bisync.conflicts');
   }
 }
 
@@ -133,6 +133,13 @@ export function expectedSnapshot(model: Model): Snapshot {
     }
   }
   return { desktop, cloud, rejects: rejects.sort(byReject) };
+}
+
+/** Keys parked in the desktop's conflicts table, as `table/key`, sorted. */
+export async function parkedOnDesktop(desktop: pg.Client): Promise<string[]> {
+  if (!(await stateExists(desktop))) return [];
+  const rows = await desktop.query<{ k: string }>(`SELECT table_name || '/' || (key ->> 0) AS k FROM bisync.conflicts WHERE kind = 'insert-insert'`);
+  return rows.rows.map((r) => r.k).sort();
 }
 
 /** Reverse watermarks stored on the desktop, in µs (null when none). */

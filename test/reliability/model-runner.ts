@@ -6,7 +6,7 @@ import { performWrite } from './model-writes.js';
 import type { Sides } from './model-writes.js';
 import { beginLateCommit } from './model-late-commit.js';
 import type { LateCommit } from './model-late-commit.js';
-import { expectedSnapshot, forwardWatermarks, maxMobileCursor, reverseWatermarks, runsOn, snapshot } from './model-db.js';
+import { expectedSnapshot, forwardWatermarks, maxMobileCursor, parkedOnDesktop, reverseWatermarks, runsOn, snapshot } from './model-db.js';
 import type { Snapshot } from './model-db.js';
 import type { StepResult } from '../../src/executor/run-step.js';
 import type { Data, Direction, Model, StepExpectation, TableName } from './model-state.js';
@@ -193,6 +193,8 @@ export class ScenarioRunner {
     // Mobile-owned rows on the cloud change only when the phone changes them: forward never does.
     expect(mobileRows(actual), 'mobile-owned cloud rows (forward must never change or delete them)').toEqual(mobileRows(expected));
     expect(actual, 'both databases hold what the model says').toEqual(expected);
+    const parked = TABLES.flatMap((t) => [...model.parked[t]].map((k) => `${t}/${k}`)).sort();
+    expect(await parkedOnDesktop(sides.desktop), 'collisions parked on the desktop (reverse upsert met a row bisync did not write)').toEqual(parked);
     await this.checkCounts();
 
     const wms = await reverseWatermarks(sides.desktop);
@@ -227,8 +229,9 @@ export class ScenarioRunner {
   /**
    * After two quiescent `both` runs, per the ownership policy: both sides hold every key ever written;
    * desktop-owned rows are identical on the cloud (as 'D'); mobile rows are identical on the desktop,
-   * except a desktop edit of a mobile row that no later mobile version overwrote, or an insert-only
-   * conflict (which must then be in rejects). Nothing else is left in rejects.
+   * except a desktop edit of a mobile row that no later mobile version overwrote, an insert-only
+   * conflict (which must then be in rejects), or a collision parked because the desktop row was not
+   * written by bisync (checked after every command). Nothing else is left in rejects.
    */
   private async checkConverged(): Promise<void> {
     const { model } = this;
@@ -249,7 +252,7 @@ export class ScenarioRunner {
           const drifted = model.variant.desktopXmin === true && !sameData(model.cloud[table].get(key)?.data ?? {}, model.desktop[table].get(key) ?? {});
           if (drifted) continue;
           expect(desktopData, `${table} ${key}: desktop-owned row identical on the cloud`).toEqual(cloudData);
-        } else if (model.desktopEditedMobile[table].has(key) || conflicts.has(conflictKey)) {
+        } else if (model.desktopEditedMobile[table].has(key) || conflicts.has(conflictKey) || model.parked[table].has(key)) {
           continue;
         } else {
           expect(source, `${table} ${key}: origin on the cloud`).toBe('M');

@@ -95,6 +95,10 @@ export class Model {
   readonly desktopWritten: Record<TableName, Set<number>> = { client: new Set(), job: new Set() };
   /** desktopXmin: forward has read the table once (a read snapshot is saved): later reads are incremental. */
   readonly forwardReadOnce: Record<TableName, boolean> = { client: false, job: false };
+  /** Desktop keys whose row reverse wrote or found equal (recorded in the desktop's base): reverse upsert may overwrite only these. */
+  readonly known: Record<TableName, Set<number>> = { client: new Set(), job: new Set() };
+  /** Keys parked as insert-insert conflicts (reverse met a differing desktop row bisync did not write): left alone until equal. */
+  readonly parked: Record<TableName, Set<number>> = { client: new Set(), job: new Set() };
   /** Every key ever written on either side: none may be lost. */
   readonly written: Record<TableName, Set<number>> = { client: new Set(), job: new Set() };
   /** Steps executed so far, per target side, for the runs table. */
@@ -135,6 +139,8 @@ export class Model {
       for (const k of this.written[table]) copy.written[table].add(k);
       for (const k of this.desktopWritten[table]) copy.desktopWritten[table].add(k);
       copy.forwardReadOnce[table] = this.forwardReadOnce[table];
+      for (const k of this.known[table]) copy.known[table].add(k);
+      for (const k of this.parked[table]) copy.parked[table].add(k);
       copy.watermark[table] = this.watermark[table];
     }
     for (const [k, v] of this.rejects) copy.rejects.set(k, new Map(v));
@@ -198,19 +204,31 @@ export class Model {
         continue;
       }
       const target = this.desktop[table].get(key);
-      if (target === undefined) {
+      const known = this.known[table];
+      const parked = this.parked[table];
+      if (parked.has(key) && !(target !== undefined && sameData(target, data))) {
+        // SPEC §7 (edits: owner): a parked collision is left alone until both sides hold the same row.
+        counts.conflicts++;
+      } else if (target === undefined) {
         if (!parentOk) refused.set(key, { data, reason: 'error' });
         else {
           this.desktop[table].set(key, data);
           this.desktopWritten[table].add(key);
           this.desktopEditedMobile[table].delete(key);
+          known.add(key);
           counts.inserted++;
         }
       } else if (sameData(target, data)) {
         this.desktopEditedMobile[table].delete(key);
+        parked.delete(key);
+        known.add(key);
         counts.unchanged++;
       } else if (insertOnly) {
         refused.set(key, { data, reason: 'conflict' });
+        counts.conflicts++;
+      } else if (!known.has(key)) {
+        // Reverse upsert never overwrites a differing desktop row bisync did not write: insert-insert, parked.
+        parked.add(key);
         counts.conflicts++;
       } else if (!parentOk) {
         refused.set(key, { data, reason: 'error' });
@@ -218,6 +236,7 @@ export class Model {
         this.desktop[table].set(key, data);
         this.desktopWritten[table].add(key);
         this.desktopEditedMobile[table].delete(key);
+        known.add(key);
         counts.updated++;
       }
     }

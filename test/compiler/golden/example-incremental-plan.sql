@@ -1,4 +1,4 @@
--- bisync plan e1316c293a21100e38c093970361e3e320cad91c426457d13d7274b838855020
+-- bisync plan 5af987a9286def2d19d1b43eede07c20d9ceb4343c20f3127bb965a7b4be7cb2
 -- config: sync.config.yaml; state schema: bisync; 2 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/2: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 59307208a75af8ec0f5dbc1159ec560ace87df077d1c62c660a3660494ccda01
+-- step hash: cbaaf5b36d8a2896cd401dd6b86667c7fff871e11e4805ce8916daca6bce4588
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -49,10 +49,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -85,6 +85,12 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
 
 -- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
+
+-- base_tracked: this step records in base every row it writes (reverse under edits: owner, SPEC 7),
+-- so a row on T without a base entry was not written by bisync. Rows of an earlier bisync get false
+-- (their step's next run reads in full once and records what both sides hold); new rows start true.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS base_tracked boolean NOT NULL DEFAULT false;
+ALTER TABLE "bisync".state ALTER COLUMN base_tracked SET DEFAULT true;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -173,10 +179,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -581,7 +587,7 @@ COMMIT;
 -- Step 2/2: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: incremental — watermark 2026-01-02T03:04:05.123456Z on updated_at, created_at, minus the lookback
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 9597e3ba0474a5c374de3786b2e50b56cadca206848342c0b248abc833329370
+-- step hash: 1d469fc7aab8d2c6eac6cc992173d8d28abef0983c4b6ffd342a1c4b1621ea0a
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -624,10 +630,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -660,6 +666,12 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
 
 -- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
+
+-- base_tracked: this step records in base every row it writes (reverse under edits: owner, SPEC 7),
+-- so a row on T without a base entry was not written by bisync. Rows of an earlier bisync get false
+-- (their step's next run reads in full once and records what both sides hold); new rows start true.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS base_tracked boolean NOT NULL DEFAULT false;
+ALTER TABLE "bisync".state ALTER COLUMN base_tracked SET DEFAULT true;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -748,10 +760,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -978,8 +990,16 @@ ANALYZE "bisync_stage" ("client_id");
 -- [desktop] insert new rows, update owned rows that differ
 --   $1 = <first staged row, supplied while running>
 --   $2 = <last staged row, supplied while running>
+--   $3 = 'climaster'  (table)
+--   $4 = 'insert-insert'  (kind insert-insert)
+--   $5 = 'cloud'  (source database)
+--   $6 = 'desktop'  (target database)
 -- Merge staged rows $1..$2 into desktop in one statement:
 -- insert keys desktop does not have; update existing rows only when they differ.
+-- Collision safety (SPEC 7, edits: owner): a row on desktop is overwritten only if bisync wrote it there (its key
+-- has a fingerprint in desktop's base); a differing row bisync did not write is parked as an insert-insert conflict.
+-- A parked key is left alone until it is resolved or both sides hold the same row. Every row written or
+-- found equal is recorded in the base.
 WITH src AS (
   SELECT s.*
     FROM "bisync_stage" AS s
@@ -992,9 +1012,23 @@ classified AS MATERIALIZED (
          true AS owned,
          (t."client_id", t."org_id", t."loc_id", t."con_id", t."client_name", t."pan", t."email", t."opening_balance", t."onboarded_on", t."is_active")
            IS DISTINCT FROM
-         (s."client_id"::integer, s."org_id"::integer, s."loc_id"::integer, s."con_id"::integer, s."client_name"::character varying, s."pan"::bpchar, s."email"::text, s."opening_balance"::numeric(14,2), s."onboarded_on"::date, s."is_active"::boolean) AS changed
+         (s."client_id"::integer, s."org_id"::integer, s."loc_id"::integer, s."con_id"::integer, s."client_name"::character varying, s."pan"::bpchar, s."email"::text, s."opening_balance"::numeric(14,2), s."onboarded_on"::date, s."is_active"::boolean) AS changed,
+         jsonb_build_array((s."client_id"::integer)::text) AS key,
+         b.fingerprint AS base_fp,
+         coalesce(b.generation, 0) AS base_gen,
+         b.fingerprint IS NOT NULL AS written_by_bisync,
+         c.key IS NOT NULL AS parked
     FROM src AS s
     LEFT JOIN "public"."climaster" AS t ON t."client_id" = s."client_id"::integer
+    LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = jsonb_build_array((s."client_id"::integer)::text)
+    LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND c.key = jsonb_build_array((s."client_id"::integer)::text)
+),
+held AS (
+  -- Left alone: a parked key (until both sides hold the same row), and a differing row bisync did not write.
+  SELECT c.__bisync_row, c.key, c.base_fp
+    FROM classified AS c
+   WHERE (c.parked AND NOT (c.present AND NOT c.changed))
+      OR (c.present AND c.changed AND NOT c.written_by_bisync)
 ),
 updated AS (
   UPDATE "public"."climaster" AS t
@@ -1009,17 +1043,64 @@ updated AS (
          "is_active" = s."is_active"::boolean
     FROM src AS s
     JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND c.present AND c.owned AND c.changed
+                        AND c.written_by_bisync AND NOT c.parked
    WHERE t."client_id" = s."client_id"::integer
      AND (t."client_id", t."org_id", t."loc_id", t."con_id", t."client_name", t."pan", t."email", t."opening_balance", t."onboarded_on", t."is_active")
          IS DISTINCT FROM
          (s."client_id"::integer, s."org_id"::integer, s."loc_id"::integer, s."con_id"::integer, s."client_name"::character varying, s."pan"::bpchar, s."email"::text, s."opening_balance"::numeric(14,2), s."onboarded_on"::date, s."is_active"::boolean)
-  RETURNING 1
+  RETURNING jsonb_build_array(t."client_id"::text) AS key, md5(convert_to(row(t."client_id", t."org_id", t."loc_id", t."con_id", t."client_name", t."pan", t."email", t."opening_balance", t."onboarded_on", t."is_active")::text, 'UTF8')) AS fingerprint
 ),
 inserted AS (
-  INSERT INTO "public"."climaster" ("client_id", "org_id", "loc_id", "con_id", "client_name", "pan", "email", "opening_balance", "onboarded_on", "is_active")
+  INSERT INTO "public"."climaster" AS t ("client_id", "org_id", "loc_id", "con_id", "client_name", "pan", "email", "opening_balance", "onboarded_on", "is_active")
   SELECT s."client_id"::integer, s."org_id"::integer, s."loc_id"::integer, s."con_id"::integer, s."client_name"::character varying, s."pan"::bpchar, s."email"::text, s."opening_balance"::numeric(14,2), s."onboarded_on"::date, s."is_active"::boolean
     FROM src AS s
-    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present AND NOT c.parked
+  RETURNING jsonb_build_array(t."client_id"::text) AS key, md5(convert_to(row(t."client_id", t."org_id", t."loc_id", t."con_id", t."client_name", t."pan", t."email", t."opening_balance", t."onboarded_on", t."is_active")::text, 'UTF8')) AS fingerprint
+),
+parked AS (
+  INSERT INTO "bisync".conflicts AS p (table_name, key, kind, versions, base_fingerprint)
+  SELECT $3, h.key, $4,
+         jsonb_build_object($5::text,
+                            (SELECT to_jsonb(x) FROM (SELECT s."client_id"::integer AS "client_id", s."org_id"::integer AS "org_id", s."loc_id"::integer AS "loc_id", s."con_id"::integer AS "con_id", s."client_name"::character varying AS "client_name", s."pan"::bpchar AS "pan", s."email"::text AS "email", s."opening_balance"::numeric(14,2) AS "opening_balance", s."onboarded_on"::date AS "onboarded_on", s."is_active"::boolean AS "is_active") AS x),
+                            $6::text,
+                            (SELECT to_jsonb(x) FROM (SELECT t."client_id", t."org_id", t."loc_id", t."con_id", t."client_name", t."pan", t."email", t."opening_balance", t."onboarded_on", t."is_active" FROM "public"."climaster" AS t WHERE t."client_id" = s."client_id"::integer) AS x)),
+         h.base_fp
+    FROM held AS h
+    JOIN src AS s ON s.__bisync_row = h.__bisync_row
+  ON CONFLICT (table_name, key) DO UPDATE
+     SET versions = EXCLUDED.versions, last_detected = clock_timestamp()
+   WHERE p.versions IS DISTINCT FROM EXCLUDED.versions
+  RETURNING 1
+),
+cleared AS (
+  DELETE FROM "bisync".conflicts AS p
+   USING classified AS c
+   WHERE c.parked AND c.present AND NOT c.changed
+     AND p.table_name = $3
+     AND p.key = c.key
+  RETURNING 1
+),
+agreed AS (
+  -- desktop's base: every row this step wrote, and every row it found equal (fingerprint as desktop holds it).
+  SELECT key, fingerprint FROM inserted
+  UNION ALL
+  SELECT key, fingerprint FROM updated
+  UNION ALL
+  SELECT e.key, e.fingerprint
+    FROM (SELECT c.key, c.base_fp, md5(convert_to(row(t."client_id", t."org_id", t."loc_id", t."con_id", t."client_name", t."pan", t."email", t."opening_balance", t."onboarded_on", t."is_active")::text, 'UTF8')) AS fingerprint
+            FROM classified AS c
+            JOIN src AS s ON s.__bisync_row = c.__bisync_row
+            JOIN "public"."climaster" AS t ON t."client_id" = s."client_id"::integer
+           WHERE c.present AND NOT c.changed) AS e
+   WHERE e.base_fp IS DISTINCT FROM e.fingerprint
+),
+based AS (
+  INSERT INTO "bisync".base AS b (table_name, key, fingerprint, generation)
+  SELECT $3, a.key, a.fingerprint, c.base_gen + 1
+    FROM agreed AS a
+    JOIN classified AS c ON c.key = a.key
+  ON CONFLICT (table_name, key) DO UPDATE
+     SET fingerprint = EXCLUDED.fingerprint, generation = EXCLUDED.generation, agreed_at = clock_timestamp()
   RETURNING 1
 )
 SELECT (SELECT count(*) FROM src)::bigint AS read,
@@ -1027,7 +1108,10 @@ SELECT (SELECT count(*) FROM src)::bigint AS read,
        (SELECT count(*) FROM updated)::bigint AS updated,
        (SELECT count(*) FROM classified WHERE present AND owned AND NOT changed)::bigint AS unchanged,
        (SELECT count(*) FROM classified WHERE present AND NOT owned)::bigint AS protected,
-       0::bigint AS conflicts;
+       0::bigint AS conflicts,
+       (SELECT count(*) FROM held)::bigint AS parked,
+       (SELECT count(*) FROM cleared)::bigint AS conflicts_cleared,
+       (SELECT count(*) FROM based)::bigint AS base_written;
 
 -- [desktop] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
 --   $1 = 'climaster'  (table)

@@ -1,4 +1,4 @@
--- bisync plan 279c3f9b558ae91956a8b90f0ec0911cef0eb70169df63db990792e598a79547
+-- bisync plan fb05eca0eeedc548b19fdb73413abe74d0937f2043809f19b3a24c55f8d0c2d9
 -- config: sync.config.yaml; state schema: bisync; 23 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/23: orgmaster forward: desktop public.orgmaster → cloud public.orgmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: org_id, org_name, gstin, city, is_active
--- step hash: 6fd5bbd2cbca5762a7942a26cff042ab549303320ee3c26e36fa3b49979af652
+-- step hash: 45b4962ed6963e1b9a23f3c844dcdf34ca05e60f90f91b7edfa26ea21a3bda60
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -49,10 +49,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -85,6 +85,12 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
 
 -- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
+
+-- base_tracked: this step records in base every row it writes (reverse under edits: owner, SPEC 7),
+-- so a row on T without a base entry was not written by bisync. Rows of an earlier bisync get false
+-- (their step's next run reads in full once and records what both sides hold); new rows start true.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS base_tracked boolean NOT NULL DEFAULT false;
+ALTER TABLE "bisync".state ALTER COLUMN base_tracked SET DEFAULT true;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -173,10 +179,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -571,7 +577,7 @@ COMMIT;
 -- Step 2/23: locmaster forward: desktop public.locmaster → cloud public.locmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: loc_id, org_id, loc_name, pincode, is_head_office
--- step hash: 2ce01aa7aac90bc776f04e67b2fe771b555499c1e870b840b54b46c637b5e4a4
+-- step hash: 6835fc90202f3c7b19ca567b0ab0ea04ca131f1cb4fff16d94cb4cf8ac40619e
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -614,10 +620,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -650,6 +656,12 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
 
 -- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
+
+-- base_tracked: this step records in base every row it writes (reverse under edits: owner, SPEC 7),
+-- so a row on T without a base entry was not written by bisync. Rows of an earlier bisync get false
+-- (their step's next run reads in full once and records what both sides hold); new rows start true.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS base_tracked boolean NOT NULL DEFAULT false;
+ALTER TABLE "bisync".state ALTER COLUMN base_tracked SET DEFAULT true;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -738,10 +750,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -1136,7 +1148,7 @@ COMMIT;
 -- Step 3/23: conmaster forward: desktop public.conmaster → cloud public.conmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: con_id, con_code, con_name, sort_order, remarks
--- step hash: f301baf5902e8405aceaa612f3023c14cfa921b146f6fec35768e2bb250bc137
+-- step hash: 30d47d97da389ddf4798b2da40146b00d8739f6cae24c03ce66b943df12b69c2
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1179,10 +1191,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -1215,6 +1227,12 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
 
 -- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
+
+-- base_tracked: this step records in base every row it writes (reverse under edits: owner, SPEC 7),
+-- so a row on T without a base entry was not written by bisync. Rows of an earlier bisync get false
+-- (their step's next run reads in full once and records what both sides hold); new rows start true.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS base_tracked boolean NOT NULL DEFAULT false;
+ALTER TABLE "bisync".state ALTER COLUMN base_tracked SET DEFAULT true;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -1303,10 +1321,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -1701,7 +1719,7 @@ COMMIT;
 -- Step 4/23: mbstaff forward: desktop public.mbstaff → cloud public.mbstaff
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: staff_id, org_id, staff_name, designation, mobile, hourly_rate, joined_on, is_active
--- step hash: ff7bb464326bf9cb4ccdc65df4986dc7b1fcf4a4f2e3533d6900a75478e007d6
+-- step hash: d4013a0f8a6e3b0ca6b232255114e827e374ea83e2dee66908392ece56241c3b
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1744,10 +1762,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -1780,6 +1798,12 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
 
 -- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
+
+-- base_tracked: this step records in base every row it writes (reverse under edits: owner, SPEC 7),
+-- so a row on T without a base entry was not written by bisync. Rows of an earlier bisync get false
+-- (their step's next run reads in full once and records what both sides hold); new rows start true.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS base_tracked boolean NOT NULL DEFAULT false;
+ALTER TABLE "bisync".state ALTER COLUMN base_tracked SET DEFAULT true;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -1868,10 +1892,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -2272,7 +2296,7 @@ COMMIT;
 -- Step 5/23: taskmaster forward: desktop public.taskmaster → cloud public.taskmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: task_id, task_name, category, std_hours, is_billable
--- step hash: 0bed6718fea707c0b4184a1509e2923529643c78d0fd3954db1b0a06696cfb26
+-- step hash: 75ff46b6095a688510bee04ec144eff2e6d78a8a83ec0479dc4fc60f36c4882b
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -2315,10 +2339,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -2351,6 +2375,12 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
 
 -- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
+
+-- base_tracked: this step records in base every row it writes (reverse under edits: owner, SPEC 7),
+-- so a row on T without a base entry was not written by bisync. Rows of an earlier bisync get false
+-- (their step's next run reads in full once and records what both sides hold); new rows start true.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS base_tracked boolean NOT NULL DEFAULT false;
+ALTER TABLE "bisync".state ALTER COLUMN base_tracked SET DEFAULT true;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -2439,10 +2469,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -2837,7 +2867,7 @@ COMMIT;
 -- Step 6/23: jobmaster forward: desktop public.jobmaster → cloud public.jobmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: job_id, job_name, recurrence, default_fee, is_active
--- step hash: 2ce8393f5eee87a0acb6d8ab6bf5afcda010f6785cbd5fdfb77272b79b86b373
+-- step hash: 7aa7d3a8ea7892d7103072d2de27acb1c14c22ef2e9cc75715cfd5dfeb0bbce4
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -2880,10 +2910,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -2916,6 +2946,12 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
 
 -- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
+
+-- base_tracked: this step records in base every row it writes (reverse under edits: owner, SPEC 7),
+-- so a row on T without a base entry was not written by bisync. Rows of an earlier bisync get false
+-- (their step's next run reads in full once and records what both sides hold); new rows start true.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS base_tracked boolean NOT NULL DEFAULT false;
+ALTER TABLE "bisync".state ALTER COLUMN base_tracked SET DEFAULT true;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -3004,10 +3040,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -3402,7 +3438,7 @@ COMMIT;
 -- Step 7/23: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 59307208a75af8ec0f5dbc1159ec560ace87df077d1c62c660a3660494ccda01
+-- step hash: cbaaf5b36d8a2896cd401dd6b86667c7fff871e11e4805ce8916daca6bce4588
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -3445,10 +3481,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -3481,6 +3517,12 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
 
 -- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
+
+-- base_tracked: this step records in base every row it writes (reverse under edits: owner, SPEC 7),
+-- so a row on T without a base entry was not written by bisync. Rows of an earlier bisync get false
+-- (their step's next run reads in full once and records what both sides hold); new rows start true.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS base_tracked boolean NOT NULL DEFAULT false;
+ALTER TABLE "bisync".state ALTER COLUMN base_tracked SET DEFAULT true;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -3569,10 +3611,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -3977,7 +4019,7 @@ COMMIT;
 -- Step 8/23: cliunimaster forward: desktop public.cliunimaster → cloud public.cliunimaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: cliu_id, client_id, unit_name, gstin, address
--- step hash: 8c42dc021bcddcb41614d1827670379e49b35aa46f26b3780935523e24714ea7
+-- step hash: 1fa378b80df4def5b9dbdda44436615fbc040ff08abbaf139ac8e4d524ea75c6
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -4020,10 +4062,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -4056,6 +4098,12 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
 
 -- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
+
+-- base_tracked: this step records in base every row it writes (reverse under edits: owner, SPEC 7),
+-- so a row on T without a base entry was not written by bisync. Rows of an earlier bisync get false
+-- (their step's next run reads in full once and records what both sides hold); new rows start true.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS base_tracked boolean NOT NULL DEFAULT false;
+ALTER TABLE "bisync".state ALTER COLUMN base_tracked SET DEFAULT true;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -4144,10 +4192,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -4542,7 +4590,7 @@ COMMIT;
 -- Step 9/23: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 74e071d1d954589304d479dd734c51f5af2a84c26b5d06119d0911b3e9f9dec9
+-- step hash: e8f48a9336991330b25d83ac6093eeb3b4bf84637002207f290ca5044ab541c1
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -4585,10 +4633,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -4621,6 +4669,12 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
 
 -- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
+
+-- base_tracked: this step records in base every row it writes (reverse under edits: owner, SPEC 7),
+-- so a row on T without a base entry was not written by bisync. Rows of an earlier bisync get false
+-- (their step's next run reads in full once and records what both sides hold); new rows start true.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS base_tracked boolean NOT NULL DEFAULT false;
+ALTER TABLE "bisync".state ALTER COLUMN base_tracked SET DEFAULT true;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -4709,10 +4763,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -5265,7 +5319,7 @@ COMMIT;
 -- Step 10/23: jobtasks forward: desktop public.jobtasks → cloud public.jobtasks
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: c29c57c1ff72fb3c571951c87fed31fca824d75d642bef3747484770868d02f4
+-- step hash: d30c8ad8fbe0967341f504fb907601ae91367b1435239537a74ba8eeb63e0d9c
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5308,10 +5362,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -5344,6 +5398,12 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
 
 -- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
+
+-- base_tracked: this step records in base every row it writes (reverse under edits: owner, SPEC 7),
+-- so a row on T without a base entry was not written by bisync. Rows of an earlier bisync get false
+-- (their step's next run reads in full once and records what both sides hold); new rows start true.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS base_tracked boolean NOT NULL DEFAULT false;
+ALTER TABLE "bisync".state ALTER COLUMN base_tracked SET DEFAULT true;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -5432,10 +5492,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -5984,7 +6044,7 @@ COMMIT;
 -- Step 11/23: taskchecklist forward: desktop public.taskchecklist → cloud public.taskchecklist
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: 64776989a8f21dc8922201e774d6dd52836c30b499ba7c818160adea162813c2
+-- step hash: 3e40dbb15620f61770affd8b5c9138e55444e12f6dfb72ff88ff6cb96322c039
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -6027,10 +6087,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -6063,6 +6123,12 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
 
 -- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
+
+-- base_tracked: this step records in base every row it writes (reverse under edits: owner, SPEC 7),
+-- so a row on T without a base entry was not written by bisync. Rows of an earlier bisync get false
+-- (their step's next run reads in full once and records what both sides hold); new rows start true.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS base_tracked boolean NOT NULL DEFAULT false;
+ALTER TABLE "bisync".state ALTER COLUMN base_tracked SET DEFAULT true;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -6151,10 +6217,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -6549,7 +6615,7 @@ COMMIT;
 -- Step 12/23: workdiary forward: desktop public.workdiary → cloud public.workdiary
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: 6ffa4852ee389a5f2dc960cbfcfad8c1493e44f626be748d6fcac8698ffaa123
+-- step hash: 44646220f42dcce8efe1187821063e683dc3f11f8d21613cfe27b65db6a80509
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -6592,10 +6658,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -6628,6 +6694,12 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
 
 -- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
+
+-- base_tracked: this step records in base every row it writes (reverse under edits: owner, SPEC 7),
+-- so a row on T without a base entry was not written by bisync. Rows of an earlier bisync get false
+-- (their step's next run reads in full once and records what both sides hold); new rows start true.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS base_tracked boolean NOT NULL DEFAULT false;
+ALTER TABLE "bisync".state ALTER COLUMN base_tracked SET DEFAULT true;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -6716,10 +6788,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -7118,7 +7190,7 @@ COMMIT;
 -- Step 13/23: reminder forward: desktop public.mbreminder → cloud public.reminder
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, remdate→reminder_date, title, is_done
--- step hash: 22b45fc02c24868fdbcb23e8ecfa49982d601770241395c0c22cd4104da424b8
+-- step hash: 183d3bf423846a8f4e88f5792203eac6242e25584f0488bbea71d7e1686723f9
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -7161,10 +7233,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -7197,6 +7269,12 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
 
 -- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
+
+-- base_tracked: this step records in base every row it writes (reverse under edits: owner, SPEC 7),
+-- so a row on T without a base entry was not written by bisync. Rows of an earlier bisync get false
+-- (their step's next run reads in full once and records what both sides hold); new rows start true.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS base_tracked boolean NOT NULL DEFAULT false;
+ALTER TABLE "bisync".state ALTER COLUMN base_tracked SET DEFAULT true;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -7285,10 +7363,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -7685,7 +7763,7 @@ COMMIT;
 -- Step 14/23: remdetail forward: desktop public.remdetail → cloud public.remdetail
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: dc45bc2ec52d60cffa588ae2b91779209b7c97bdd731d9c7c527ff2ed2dcf263
+-- step hash: 1bb33fd4c896e1dfed8225ea8ac1c9fbd4e770530239ea61d5ed7198050b882c
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -7728,10 +7806,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -7764,6 +7842,12 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
 
 -- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
+
+-- base_tracked: this step records in base every row it writes (reverse under edits: owner, SPEC 7),
+-- so a row on T without a base entry was not written by bisync. Rows of an earlier bisync get false
+-- (their step's next run reads in full once and records what both sides hold); new rows start true.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS base_tracked boolean NOT NULL DEFAULT false;
+ALTER TABLE "bisync".state ALTER COLUMN base_tracked SET DEFAULT true;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -7852,10 +7936,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -8250,7 +8334,7 @@ COMMIT;
 -- Step 15/23: learequest forward: desktop public.learequest → cloud public.learequest
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: 6b5fb97f92f25a77290535b4a4f00027a192e4d13558375fc25b559fe1e49609
+-- step hash: c6ae9d94238055f12341af657cda7127da2f7f945d75ff34f50384c57d2a65a0
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -8293,10 +8377,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -8329,6 +8413,12 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
 
 -- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
+
+-- base_tracked: this step records in base every row it writes (reverse under edits: owner, SPEC 7),
+-- so a row on T without a base entry was not written by bisync. Rows of an earlier bisync get false
+-- (their step's next run reads in full once and records what both sides hold); new rows start true.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS base_tracked boolean NOT NULL DEFAULT false;
+ALTER TABLE "bisync".state ALTER COLUMN base_tracked SET DEFAULT true;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -8417,10 +8507,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -8821,7 +8911,7 @@ COMMIT;
 -- Step 16/23: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 68a7b2b3a611a8ed93bc4a52fb7b718edb0a56a892636c1bc6a2ca6ac97131fe
+-- step hash: 4a8ef45c28d3bebe9e998af7397408d0f95ca4d8a40a02a1293092c2b8e1a365
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -8864,10 +8954,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -8900,6 +8990,12 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
 
 -- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
+
+-- base_tracked: this step records in base every row it writes (reverse under edits: owner, SPEC 7),
+-- so a row on T without a base entry was not written by bisync. Rows of an earlier bisync get false
+-- (their step's next run reads in full once and records what both sides hold); new rows start true.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS base_tracked boolean NOT NULL DEFAULT false;
+ALTER TABLE "bisync".state ALTER COLUMN base_tracked SET DEFAULT true;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -8988,10 +9084,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -9211,8 +9307,16 @@ ANALYZE "bisync_stage" ("client_id");
 -- [desktop] insert new rows, update owned rows that differ
 --   $1 = <first staged row, supplied while running>
 --   $2 = <last staged row, supplied while running>
+--   $3 = 'climaster'  (table)
+--   $4 = 'insert-insert'  (kind insert-insert)
+--   $5 = 'cloud'  (source database)
+--   $6 = 'desktop'  (target database)
 -- Merge staged rows $1..$2 into desktop in one statement:
 -- insert keys desktop does not have; update existing rows only when they differ.
+-- Collision safety (SPEC 7, edits: owner): a row on desktop is overwritten only if bisync wrote it there (its key
+-- has a fingerprint in desktop's base); a differing row bisync did not write is parked as an insert-insert conflict.
+-- A parked key is left alone until it is resolved or both sides hold the same row. Every row written or
+-- found equal is recorded in the base.
 WITH src AS (
   SELECT s.*
     FROM "bisync_stage" AS s
@@ -9225,9 +9329,23 @@ classified AS MATERIALIZED (
          true AS owned,
          (t."client_id", t."org_id", t."loc_id", t."con_id", t."client_name", t."pan", t."email", t."opening_balance", t."onboarded_on", t."is_active")
            IS DISTINCT FROM
-         (s."client_id"::integer, s."org_id"::integer, s."loc_id"::integer, s."con_id"::integer, s."client_name"::character varying, s."pan"::bpchar, s."email"::text, s."opening_balance"::numeric(14,2), s."onboarded_on"::date, s."is_active"::boolean) AS changed
+         (s."client_id"::integer, s."org_id"::integer, s."loc_id"::integer, s."con_id"::integer, s."client_name"::character varying, s."pan"::bpchar, s."email"::text, s."opening_balance"::numeric(14,2), s."onboarded_on"::date, s."is_active"::boolean) AS changed,
+         jsonb_build_array((s."client_id"::integer)::text) AS key,
+         b.fingerprint AS base_fp,
+         coalesce(b.generation, 0) AS base_gen,
+         b.fingerprint IS NOT NULL AS written_by_bisync,
+         c.key IS NOT NULL AS parked
     FROM src AS s
     LEFT JOIN "public"."climaster" AS t ON t."client_id" = s."client_id"::integer
+    LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = jsonb_build_array((s."client_id"::integer)::text)
+    LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND c.key = jsonb_build_array((s."client_id"::integer)::text)
+),
+held AS (
+  -- Left alone: a parked key (until both sides hold the same row), and a differing row bisync did not write.
+  SELECT c.__bisync_row, c.key, c.base_fp
+    FROM classified AS c
+   WHERE (c.parked AND NOT (c.present AND NOT c.changed))
+      OR (c.present AND c.changed AND NOT c.written_by_bisync)
 ),
 updated AS (
   UPDATE "public"."climaster" AS t
@@ -9242,17 +9360,64 @@ updated AS (
          "is_active" = s."is_active"::boolean
     FROM src AS s
     JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND c.present AND c.owned AND c.changed
+                        AND c.written_by_bisync AND NOT c.parked
    WHERE t."client_id" = s."client_id"::integer
      AND (t."client_id", t."org_id", t."loc_id", t."con_id", t."client_name", t."pan", t."email", t."opening_balance", t."onboarded_on", t."is_active")
          IS DISTINCT FROM
          (s."client_id"::integer, s."org_id"::integer, s."loc_id"::integer, s."con_id"::integer, s."client_name"::character varying, s."pan"::bpchar, s."email"::text, s."opening_balance"::numeric(14,2), s."onboarded_on"::date, s."is_active"::boolean)
-  RETURNING 1
+  RETURNING jsonb_build_array(t."client_id"::text) AS key, md5(convert_to(row(t."client_id", t."org_id", t."loc_id", t."con_id", t."client_name", t."pan", t."email", t."opening_balance", t."onboarded_on", t."is_active")::text, 'UTF8')) AS fingerprint
 ),
 inserted AS (
-  INSERT INTO "public"."climaster" ("client_id", "org_id", "loc_id", "con_id", "client_name", "pan", "email", "opening_balance", "onboarded_on", "is_active")
+  INSERT INTO "public"."climaster" AS t ("client_id", "org_id", "loc_id", "con_id", "client_name", "pan", "email", "opening_balance", "onboarded_on", "is_active")
   SELECT s."client_id"::integer, s."org_id"::integer, s."loc_id"::integer, s."con_id"::integer, s."client_name"::character varying, s."pan"::bpchar, s."email"::text, s."opening_balance"::numeric(14,2), s."onboarded_on"::date, s."is_active"::boolean
     FROM src AS s
-    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present AND NOT c.parked
+  RETURNING jsonb_build_array(t."client_id"::text) AS key, md5(convert_to(row(t."client_id", t."org_id", t."loc_id", t."con_id", t."client_name", t."pan", t."email", t."opening_balance", t."onboarded_on", t."is_active")::text, 'UTF8')) AS fingerprint
+),
+parked AS (
+  INSERT INTO "bisync".conflicts AS p (table_name, key, kind, versions, base_fingerprint)
+  SELECT $3, h.key, $4,
+         jsonb_build_object($5::text,
+                            (SELECT to_jsonb(x) FROM (SELECT s."client_id"::integer AS "client_id", s."org_id"::integer AS "org_id", s."loc_id"::integer AS "loc_id", s."con_id"::integer AS "con_id", s."client_name"::character varying AS "client_name", s."pan"::bpchar AS "pan", s."email"::text AS "email", s."opening_balance"::numeric(14,2) AS "opening_balance", s."onboarded_on"::date AS "onboarded_on", s."is_active"::boolean AS "is_active") AS x),
+                            $6::text,
+                            (SELECT to_jsonb(x) FROM (SELECT t."client_id", t."org_id", t."loc_id", t."con_id", t."client_name", t."pan", t."email", t."opening_balance", t."onboarded_on", t."is_active" FROM "public"."climaster" AS t WHERE t."client_id" = s."client_id"::integer) AS x)),
+         h.base_fp
+    FROM held AS h
+    JOIN src AS s ON s.__bisync_row = h.__bisync_row
+  ON CONFLICT (table_name, key) DO UPDATE
+     SET versions = EXCLUDED.versions, last_detected = clock_timestamp()
+   WHERE p.versions IS DISTINCT FROM EXCLUDED.versions
+  RETURNING 1
+),
+cleared AS (
+  DELETE FROM "bisync".conflicts AS p
+   USING classified AS c
+   WHERE c.parked AND c.present AND NOT c.changed
+     AND p.table_name = $3
+     AND p.key = c.key
+  RETURNING 1
+),
+agreed AS (
+  -- desktop's base: every row this step wrote, and every row it found equal (fingerprint as desktop holds it).
+  SELECT key, fingerprint FROM inserted
+  UNION ALL
+  SELECT key, fingerprint FROM updated
+  UNION ALL
+  SELECT e.key, e.fingerprint
+    FROM (SELECT c.key, c.base_fp, md5(convert_to(row(t."client_id", t."org_id", t."loc_id", t."con_id", t."client_name", t."pan", t."email", t."opening_balance", t."onboarded_on", t."is_active")::text, 'UTF8')) AS fingerprint
+            FROM classified AS c
+            JOIN src AS s ON s.__bisync_row = c.__bisync_row
+            JOIN "public"."climaster" AS t ON t."client_id" = s."client_id"::integer
+           WHERE c.present AND NOT c.changed) AS e
+   WHERE e.base_fp IS DISTINCT FROM e.fingerprint
+),
+based AS (
+  INSERT INTO "bisync".base AS b (table_name, key, fingerprint, generation)
+  SELECT $3, a.key, a.fingerprint, c.base_gen + 1
+    FROM agreed AS a
+    JOIN classified AS c ON c.key = a.key
+  ON CONFLICT (table_name, key) DO UPDATE
+     SET fingerprint = EXCLUDED.fingerprint, generation = EXCLUDED.generation, agreed_at = clock_timestamp()
   RETURNING 1
 )
 SELECT (SELECT count(*) FROM src)::bigint AS read,
@@ -9260,7 +9425,10 @@ SELECT (SELECT count(*) FROM src)::bigint AS read,
        (SELECT count(*) FROM updated)::bigint AS updated,
        (SELECT count(*) FROM classified WHERE present AND owned AND NOT changed)::bigint AS unchanged,
        (SELECT count(*) FROM classified WHERE present AND NOT owned)::bigint AS protected,
-       0::bigint AS conflicts;
+       0::bigint AS conflicts,
+       (SELECT count(*) FROM held)::bigint AS parked,
+       (SELECT count(*) FROM cleared)::bigint AS conflicts_cleared,
+       (SELECT count(*) FROM based)::bigint AS base_written;
 
 -- [desktop] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
 --   $1 = 'climaster'  (table)
@@ -9435,7 +9603,7 @@ COMMIT;
 -- Step 17/23: jobshead reverse: cloud public.jobshead → desktop public.jobshead
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 573500838c22b747a59a3ae4c8d2ecf4977eadbf98f934015eb5216b84c86208
+-- step hash: 80e4cbfa0a26e1b698efdeff857e65bc1871b3ad4f40c656b44523c16b63d3fd
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -9478,10 +9646,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -9514,6 +9682,12 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
 
 -- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
+
+-- base_tracked: this step records in base every row it writes (reverse under edits: owner, SPEC 7),
+-- so a row on T without a base entry was not written by bisync. Rows of an earlier bisync get false
+-- (their step's next run reads in full once and records what both sides hold); new rows start true.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS base_tracked boolean NOT NULL DEFAULT false;
+ALTER TABLE "bisync".state ALTER COLUMN base_tracked SET DEFAULT true;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -9602,10 +9776,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -10195,7 +10369,7 @@ COMMIT;
 -- Step 18/23: jobtasks reverse: cloud public.jobtasks → desktop public.jobtasks
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: 4cf86d09e30c3da44f785daec1f926319c7b27c825543eadb3a12df94b81a1aa
+-- step hash: 13210298689237310a37186dd72f11403da275fbdbb3b487cbfa1cf8751a3035
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -10238,10 +10412,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -10274,6 +10448,12 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
 
 -- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
+
+-- base_tracked: this step records in base every row it writes (reverse under edits: owner, SPEC 7),
+-- so a row on T without a base entry was not written by bisync. Rows of an earlier bisync get false
+-- (their step's next run reads in full once and records what both sides hold); new rows start true.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS base_tracked boolean NOT NULL DEFAULT false;
+ALTER TABLE "bisync".state ALTER COLUMN base_tracked SET DEFAULT true;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -10362,10 +10542,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -10951,7 +11131,7 @@ COMMIT;
 -- Step 19/23: taskchecklist reverse: cloud public.taskchecklist → desktop public.taskchecklist
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: 7ad99b5810f6a430e81564f7a100004df930738d26b4274c6b05b1c864e36d84
+-- step hash: f58532492af4158b52a9f95b5bc5c3227fd57231a7b0f04ffeb64c27540f8325
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -10994,10 +11174,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -11030,6 +11210,12 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
 
 -- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
+
+-- base_tracked: this step records in base every row it writes (reverse under edits: owner, SPEC 7),
+-- so a row on T without a base entry was not written by bisync. Rows of an earlier bisync get false
+-- (their step's next run reads in full once and records what both sides hold); new rows start true.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS base_tracked boolean NOT NULL DEFAULT false;
+ALTER TABLE "bisync".state ALTER COLUMN base_tracked SET DEFAULT true;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -11118,10 +11304,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -11336,8 +11522,16 @@ ANALYZE "bisync_stage" ("tc_id");
 -- [desktop] insert new rows, update owned rows that differ
 --   $1 = <first staged row, supplied while running>
 --   $2 = <last staged row, supplied while running>
+--   $3 = 'taskchecklist'  (table)
+--   $4 = 'insert-insert'  (kind insert-insert)
+--   $5 = 'cloud'  (source database)
+--   $6 = 'desktop'  (target database)
 -- Merge staged rows $1..$2 into desktop in one statement:
 -- insert keys desktop does not have; update existing rows only when they differ.
+-- Collision safety (SPEC 7, edits: owner): a row on desktop is overwritten only if bisync wrote it there (its key
+-- has a fingerprint in desktop's base); a differing row bisync did not write is parked as an insert-insert conflict.
+-- A parked key is left alone until it is resolved or both sides hold the same row. Every row written or
+-- found equal is recorded in the base.
 WITH src AS (
   SELECT s.*
     FROM "bisync_stage" AS s
@@ -11350,9 +11544,23 @@ classified AS MATERIALIZED (
          true AS owned,
          (t."tc_id", t."task_id", t."item_no", t."item_text", t."is_mandatory")
            IS DISTINCT FROM
-         (s."tc_id"::integer, s."task_id"::integer, s."item_no"::integer, s."item_text"::text, s."is_mandatory"::boolean) AS changed
+         (s."tc_id"::integer, s."task_id"::integer, s."item_no"::integer, s."item_text"::text, s."is_mandatory"::boolean) AS changed,
+         jsonb_build_array((s."tc_id"::integer)::text) AS key,
+         b.fingerprint AS base_fp,
+         coalesce(b.generation, 0) AS base_gen,
+         b.fingerprint IS NOT NULL AS written_by_bisync,
+         c.key IS NOT NULL AS parked
     FROM src AS s
     LEFT JOIN "public"."taskchecklist" AS t ON t."tc_id" = s."tc_id"::integer
+    LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = jsonb_build_array((s."tc_id"::integer)::text)
+    LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND c.key = jsonb_build_array((s."tc_id"::integer)::text)
+),
+held AS (
+  -- Left alone: a parked key (until both sides hold the same row), and a differing row bisync did not write.
+  SELECT c.__bisync_row, c.key, c.base_fp
+    FROM classified AS c
+   WHERE (c.parked AND NOT (c.present AND NOT c.changed))
+      OR (c.present AND c.changed AND NOT c.written_by_bisync)
 ),
 updated AS (
   UPDATE "public"."taskchecklist" AS t
@@ -11362,17 +11570,64 @@ updated AS (
          "is_mandatory" = s."is_mandatory"::boolean
     FROM src AS s
     JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND c.present AND c.owned AND c.changed
+                        AND c.written_by_bisync AND NOT c.parked
    WHERE t."tc_id" = s."tc_id"::integer
      AND (t."tc_id", t."task_id", t."item_no", t."item_text", t."is_mandatory")
          IS DISTINCT FROM
          (s."tc_id"::integer, s."task_id"::integer, s."item_no"::integer, s."item_text"::text, s."is_mandatory"::boolean)
-  RETURNING 1
+  RETURNING jsonb_build_array(t."tc_id"::text) AS key, md5(convert_to(row(t."tc_id", t."task_id", t."item_no", t."item_text", t."is_mandatory")::text, 'UTF8')) AS fingerprint
 ),
 inserted AS (
-  INSERT INTO "public"."taskchecklist" ("tc_id", "task_id", "item_no", "item_text", "is_mandatory")
+  INSERT INTO "public"."taskchecklist" AS t ("tc_id", "task_id", "item_no", "item_text", "is_mandatory")
   SELECT s."tc_id"::integer, s."task_id"::integer, s."item_no"::integer, s."item_text"::text, s."is_mandatory"::boolean
     FROM src AS s
-    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present AND NOT c.parked
+  RETURNING jsonb_build_array(t."tc_id"::text) AS key, md5(convert_to(row(t."tc_id", t."task_id", t."item_no", t."item_text", t."is_mandatory")::text, 'UTF8')) AS fingerprint
+),
+parked AS (
+  INSERT INTO "bisync".conflicts AS p (table_name, key, kind, versions, base_fingerprint)
+  SELECT $3, h.key, $4,
+         jsonb_build_object($5::text,
+                            (SELECT to_jsonb(x) FROM (SELECT s."tc_id"::integer AS "tc_id", s."task_id"::integer AS "task_id", s."item_no"::integer AS "item_no", s."item_text"::text AS "item_text", s."is_mandatory"::boolean AS "is_mandatory") AS x),
+                            $6::text,
+                            (SELECT to_jsonb(x) FROM (SELECT t."tc_id", t."task_id", t."item_no", t."item_text", t."is_mandatory" FROM "public"."taskchecklist" AS t WHERE t."tc_id" = s."tc_id"::integer) AS x)),
+         h.base_fp
+    FROM held AS h
+    JOIN src AS s ON s.__bisync_row = h.__bisync_row
+  ON CONFLICT (table_name, key) DO UPDATE
+     SET versions = EXCLUDED.versions, last_detected = clock_timestamp()
+   WHERE p.versions IS DISTINCT FROM EXCLUDED.versions
+  RETURNING 1
+),
+cleared AS (
+  DELETE FROM "bisync".conflicts AS p
+   USING classified AS c
+   WHERE c.parked AND c.present AND NOT c.changed
+     AND p.table_name = $3
+     AND p.key = c.key
+  RETURNING 1
+),
+agreed AS (
+  -- desktop's base: every row this step wrote, and every row it found equal (fingerprint as desktop holds it).
+  SELECT key, fingerprint FROM inserted
+  UNION ALL
+  SELECT key, fingerprint FROM updated
+  UNION ALL
+  SELECT e.key, e.fingerprint
+    FROM (SELECT c.key, c.base_fp, md5(convert_to(row(t."tc_id", t."task_id", t."item_no", t."item_text", t."is_mandatory")::text, 'UTF8')) AS fingerprint
+            FROM classified AS c
+            JOIN src AS s ON s.__bisync_row = c.__bisync_row
+            JOIN "public"."taskchecklist" AS t ON t."tc_id" = s."tc_id"::integer
+           WHERE c.present AND NOT c.changed) AS e
+   WHERE e.base_fp IS DISTINCT FROM e.fingerprint
+),
+based AS (
+  INSERT INTO "bisync".base AS b (table_name, key, fingerprint, generation)
+  SELECT $3, a.key, a.fingerprint, c.base_gen + 1
+    FROM agreed AS a
+    JOIN classified AS c ON c.key = a.key
+  ON CONFLICT (table_name, key) DO UPDATE
+     SET fingerprint = EXCLUDED.fingerprint, generation = EXCLUDED.generation, agreed_at = clock_timestamp()
   RETURNING 1
 )
 SELECT (SELECT count(*) FROM src)::bigint AS read,
@@ -11380,7 +11635,10 @@ SELECT (SELECT count(*) FROM src)::bigint AS read,
        (SELECT count(*) FROM updated)::bigint AS updated,
        (SELECT count(*) FROM classified WHERE present AND owned AND NOT changed)::bigint AS unchanged,
        (SELECT count(*) FROM classified WHERE present AND NOT owned)::bigint AS protected,
-       0::bigint AS conflicts;
+       0::bigint AS conflicts,
+       (SELECT count(*) FROM held)::bigint AS parked,
+       (SELECT count(*) FROM cleared)::bigint AS conflicts_cleared,
+       (SELECT count(*) FROM based)::bigint AS base_written;
 
 -- [desktop] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
 --   $1 = 'taskchecklist'  (table)
@@ -11555,7 +11813,7 @@ COMMIT;
 -- Step 20/23: workdiary reverse: cloud public.workdiary → desktop public.workdiary
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: baf147b8d741cd2f5c259fd5a970ac3df6e1dc5e68647f42fff5c9b2cecabb44
+-- step hash: 15bad7a2d8c4297b10ff3c703235c0b0fef0571943de3da8ecffd5625b5e462a
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -11598,10 +11856,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -11634,6 +11892,12 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
 
 -- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
+
+-- base_tracked: this step records in base every row it writes (reverse under edits: owner, SPEC 7),
+-- so a row on T without a base entry was not written by bisync. Rows of an earlier bisync get false
+-- (their step's next run reads in full once and records what both sides hold); new rows start true.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS base_tracked boolean NOT NULL DEFAULT false;
+ALTER TABLE "bisync".state ALTER COLUMN base_tracked SET DEFAULT true;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -11722,10 +11986,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -11942,8 +12206,16 @@ ANALYZE "bisync_stage" ("wd_id");
 -- [desktop] insert new rows, update owned rows that differ
 --   $1 = <first staged row, supplied while running>
 --   $2 = <last staged row, supplied while running>
+--   $3 = 'workdiary'  (table)
+--   $4 = 'insert-insert'  (kind insert-insert)
+--   $5 = 'cloud'  (source database)
+--   $6 = 'desktop'  (target database)
 -- Merge staged rows $1..$2 into desktop in one statement:
 -- insert keys desktop does not have; update existing rows only when they differ.
+-- Collision safety (SPEC 7, edits: owner): a row on desktop is overwritten only if bisync wrote it there (its key
+-- has a fingerprint in desktop's base); a differing row bisync did not write is parked as an insert-insert conflict.
+-- A parked key is left alone until it is resolved or both sides hold the same row. Every row written or
+-- found equal is recorded in the base.
 WITH src AS (
   SELECT s.*
     FROM "bisync_stage" AS s
@@ -11956,9 +12228,23 @@ classified AS MATERIALIZED (
          true AS owned,
          (t."wd_id", t."staff_id", t."job_id", t."work_date", t."hours", t."description", t."billable")
            IS DISTINCT FROM
-         (s."wd_id"::bigint, s."staff_id"::integer, s."job_id"::bigint, s."work_date"::date, s."hours"::numeric(5,2), s."description"::text, s."billable"::boolean) AS changed
+         (s."wd_id"::bigint, s."staff_id"::integer, s."job_id"::bigint, s."work_date"::date, s."hours"::numeric(5,2), s."description"::text, s."billable"::boolean) AS changed,
+         jsonb_build_array((s."wd_id"::bigint)::text) AS key,
+         b.fingerprint AS base_fp,
+         coalesce(b.generation, 0) AS base_gen,
+         b.fingerprint IS NOT NULL AS written_by_bisync,
+         c.key IS NOT NULL AS parked
     FROM src AS s
     LEFT JOIN "public"."workdiary" AS t ON t."wd_id" = s."wd_id"::bigint
+    LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = jsonb_build_array((s."wd_id"::bigint)::text)
+    LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND c.key = jsonb_build_array((s."wd_id"::bigint)::text)
+),
+held AS (
+  -- Left alone: a parked key (until both sides hold the same row), and a differing row bisync did not write.
+  SELECT c.__bisync_row, c.key, c.base_fp
+    FROM classified AS c
+   WHERE (c.parked AND NOT (c.present AND NOT c.changed))
+      OR (c.present AND c.changed AND NOT c.written_by_bisync)
 ),
 updated AS (
   UPDATE "public"."workdiary" AS t
@@ -11970,17 +12256,64 @@ updated AS (
          "billable" = s."billable"::boolean
     FROM src AS s
     JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND c.present AND c.owned AND c.changed
+                        AND c.written_by_bisync AND NOT c.parked
    WHERE t."wd_id" = s."wd_id"::bigint
      AND (t."wd_id", t."staff_id", t."job_id", t."work_date", t."hours", t."description", t."billable")
          IS DISTINCT FROM
          (s."wd_id"::bigint, s."staff_id"::integer, s."job_id"::bigint, s."work_date"::date, s."hours"::numeric(5,2), s."description"::text, s."billable"::boolean)
-  RETURNING 1
+  RETURNING jsonb_build_array(t."wd_id"::text) AS key, md5(convert_to(row(t."wd_id", t."staff_id", t."job_id", t."work_date", t."hours", t."description", t."billable")::text, 'UTF8')) AS fingerprint
 ),
 inserted AS (
-  INSERT INTO "public"."workdiary" ("wd_id", "staff_id", "job_id", "work_date", "hours", "description", "billable")
+  INSERT INTO "public"."workdiary" AS t ("wd_id", "staff_id", "job_id", "work_date", "hours", "description", "billable")
   SELECT s."wd_id"::bigint, s."staff_id"::integer, s."job_id"::bigint, s."work_date"::date, s."hours"::numeric(5,2), s."description"::text, s."billable"::boolean
     FROM src AS s
-    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present AND NOT c.parked
+  RETURNING jsonb_build_array(t."wd_id"::text) AS key, md5(convert_to(row(t."wd_id", t."staff_id", t."job_id", t."work_date", t."hours", t."description", t."billable")::text, 'UTF8')) AS fingerprint
+),
+parked AS (
+  INSERT INTO "bisync".conflicts AS p (table_name, key, kind, versions, base_fingerprint)
+  SELECT $3, h.key, $4,
+         jsonb_build_object($5::text,
+                            (SELECT to_jsonb(x) FROM (SELECT s."wd_id"::bigint AS "wd_id", s."staff_id"::integer AS "staff_id", s."job_id"::bigint AS "job_id", s."work_date"::date AS "work_date", s."hours"::numeric(5,2) AS "hours", s."description"::text AS "description", s."billable"::boolean AS "billable") AS x),
+                            $6::text,
+                            (SELECT to_jsonb(x) FROM (SELECT t."wd_id", t."staff_id", t."job_id", t."work_date", t."hours", t."description", t."billable" FROM "public"."workdiary" AS t WHERE t."wd_id" = s."wd_id"::bigint) AS x)),
+         h.base_fp
+    FROM held AS h
+    JOIN src AS s ON s.__bisync_row = h.__bisync_row
+  ON CONFLICT (table_name, key) DO UPDATE
+     SET versions = EXCLUDED.versions, last_detected = clock_timestamp()
+   WHERE p.versions IS DISTINCT FROM EXCLUDED.versions
+  RETURNING 1
+),
+cleared AS (
+  DELETE FROM "bisync".conflicts AS p
+   USING classified AS c
+   WHERE c.parked AND c.present AND NOT c.changed
+     AND p.table_name = $3
+     AND p.key = c.key
+  RETURNING 1
+),
+agreed AS (
+  -- desktop's base: every row this step wrote, and every row it found equal (fingerprint as desktop holds it).
+  SELECT key, fingerprint FROM inserted
+  UNION ALL
+  SELECT key, fingerprint FROM updated
+  UNION ALL
+  SELECT e.key, e.fingerprint
+    FROM (SELECT c.key, c.base_fp, md5(convert_to(row(t."wd_id", t."staff_id", t."job_id", t."work_date", t."hours", t."description", t."billable")::text, 'UTF8')) AS fingerprint
+            FROM classified AS c
+            JOIN src AS s ON s.__bisync_row = c.__bisync_row
+            JOIN "public"."workdiary" AS t ON t."wd_id" = s."wd_id"::bigint
+           WHERE c.present AND NOT c.changed) AS e
+   WHERE e.base_fp IS DISTINCT FROM e.fingerprint
+),
+based AS (
+  INSERT INTO "bisync".base AS b (table_name, key, fingerprint, generation)
+  SELECT $3, a.key, a.fingerprint, c.base_gen + 1
+    FROM agreed AS a
+    JOIN classified AS c ON c.key = a.key
+  ON CONFLICT (table_name, key) DO UPDATE
+     SET fingerprint = EXCLUDED.fingerprint, generation = EXCLUDED.generation, agreed_at = clock_timestamp()
   RETURNING 1
 )
 SELECT (SELECT count(*) FROM src)::bigint AS read,
@@ -11988,7 +12321,10 @@ SELECT (SELECT count(*) FROM src)::bigint AS read,
        (SELECT count(*) FROM updated)::bigint AS updated,
        (SELECT count(*) FROM classified WHERE present AND owned AND NOT changed)::bigint AS unchanged,
        (SELECT count(*) FROM classified WHERE present AND NOT owned)::bigint AS protected,
-       0::bigint AS conflicts;
+       0::bigint AS conflicts,
+       (SELECT count(*) FROM held)::bigint AS parked,
+       (SELECT count(*) FROM cleared)::bigint AS conflicts_cleared,
+       (SELECT count(*) FROM based)::bigint AS base_written;
 
 -- [desktop] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
 --   $1 = 'workdiary'  (table)
@@ -12163,7 +12499,7 @@ COMMIT;
 -- Step 21/23: reminder reverse: cloud public.reminder → desktop public.mbreminder
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, reminder_date→remdate, title, is_done
--- step hash: 0b0a36e76b48f1d5ef1b9e7b292ebe844aeac66fc5f20f01d4b0a1d32e530f40
+-- step hash: 63e481ecaf7640005a0a4e917fd57ddeae0f5cb096222d5283b280b5a295215e
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -12206,10 +12542,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -12242,6 +12578,12 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
 
 -- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
+
+-- base_tracked: this step records in base every row it writes (reverse under edits: owner, SPEC 7),
+-- so a row on T without a base entry was not written by bisync. Rows of an earlier bisync get false
+-- (their step's next run reads in full once and records what both sides hold); new rows start true.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS base_tracked boolean NOT NULL DEFAULT false;
+ALTER TABLE "bisync".state ALTER COLUMN base_tracked SET DEFAULT true;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -12330,10 +12672,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -12549,8 +12891,16 @@ ANALYZE "bisync_stage" ("rem_id");
 -- [desktop] insert new rows, update owned rows that differ
 --   $1 = <first staged row, supplied while running>
 --   $2 = <last staged row, supplied while running>
+--   $3 = 'reminder'  (table)
+--   $4 = 'insert-insert'  (kind insert-insert)
+--   $5 = 'cloud'  (source database)
+--   $6 = 'desktop'  (target database)
 -- Merge staged rows $1..$2 into desktop in one statement:
 -- insert keys desktop does not have; update existing rows only when they differ.
+-- Collision safety (SPEC 7, edits: owner): a row on desktop is overwritten only if bisync wrote it there (its key
+-- has a fingerprint in desktop's base); a differing row bisync did not write is parked as an insert-insert conflict.
+-- A parked key is left alone until it is resolved or both sides hold the same row. Every row written or
+-- found equal is recorded in the base.
 WITH src AS (
   SELECT s.*
     FROM "bisync_stage" AS s
@@ -12563,9 +12913,23 @@ classified AS MATERIALIZED (
          true AS owned,
          (t."rem_id", t."staff_id", t."client_id", t."remdate", t."title", t."is_done")
            IS DISTINCT FROM
-         (s."rem_id"::integer, s."staff_id"::integer, s."client_id"::integer, s."remdate"::date, s."title"::character varying, s."is_done"::boolean) AS changed
+         (s."rem_id"::integer, s."staff_id"::integer, s."client_id"::integer, s."remdate"::date, s."title"::character varying, s."is_done"::boolean) AS changed,
+         jsonb_build_array((s."rem_id"::integer)::text) AS key,
+         b.fingerprint AS base_fp,
+         coalesce(b.generation, 0) AS base_gen,
+         b.fingerprint IS NOT NULL AS written_by_bisync,
+         c.key IS NOT NULL AS parked
     FROM src AS s
     LEFT JOIN "public"."mbreminder" AS t ON t."rem_id" = s."rem_id"::integer
+    LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = jsonb_build_array((s."rem_id"::integer)::text)
+    LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND c.key = jsonb_build_array((s."rem_id"::integer)::text)
+),
+held AS (
+  -- Left alone: a parked key (until both sides hold the same row), and a differing row bisync did not write.
+  SELECT c.__bisync_row, c.key, c.base_fp
+    FROM classified AS c
+   WHERE (c.parked AND NOT (c.present AND NOT c.changed))
+      OR (c.present AND c.changed AND NOT c.written_by_bisync)
 ),
 updated AS (
   UPDATE "public"."mbreminder" AS t
@@ -12576,17 +12940,64 @@ updated AS (
          "is_done" = s."is_done"::boolean
     FROM src AS s
     JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND c.present AND c.owned AND c.changed
+                        AND c.written_by_bisync AND NOT c.parked
    WHERE t."rem_id" = s."rem_id"::integer
      AND (t."rem_id", t."staff_id", t."client_id", t."remdate", t."title", t."is_done")
          IS DISTINCT FROM
          (s."rem_id"::integer, s."staff_id"::integer, s."client_id"::integer, s."remdate"::date, s."title"::character varying, s."is_done"::boolean)
-  RETURNING 1
+  RETURNING jsonb_build_array(t."rem_id"::text) AS key, md5(convert_to(row(t."rem_id", t."staff_id", t."client_id", t."remdate", t."title", t."is_done")::text, 'UTF8')) AS fingerprint
 ),
 inserted AS (
-  INSERT INTO "public"."mbreminder" ("rem_id", "staff_id", "client_id", "remdate", "title", "is_done")
+  INSERT INTO "public"."mbreminder" AS t ("rem_id", "staff_id", "client_id", "remdate", "title", "is_done")
   SELECT s."rem_id"::integer, s."staff_id"::integer, s."client_id"::integer, s."remdate"::date, s."title"::character varying, s."is_done"::boolean
     FROM src AS s
-    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present AND NOT c.parked
+  RETURNING jsonb_build_array(t."rem_id"::text) AS key, md5(convert_to(row(t."rem_id", t."staff_id", t."client_id", t."remdate", t."title", t."is_done")::text, 'UTF8')) AS fingerprint
+),
+parked AS (
+  INSERT INTO "bisync".conflicts AS p (table_name, key, kind, versions, base_fingerprint)
+  SELECT $3, h.key, $4,
+         jsonb_build_object($5::text,
+                            (SELECT to_jsonb(x) FROM (SELECT s."rem_id"::integer AS "rem_id", s."staff_id"::integer AS "staff_id", s."client_id"::integer AS "client_id", s."remdate"::date AS "remdate", s."title"::character varying AS "title", s."is_done"::boolean AS "is_done") AS x),
+                            $6::text,
+                            (SELECT to_jsonb(x) FROM (SELECT t."rem_id", t."staff_id", t."client_id", t."remdate", t."title", t."is_done" FROM "public"."mbreminder" AS t WHERE t."rem_id" = s."rem_id"::integer) AS x)),
+         h.base_fp
+    FROM held AS h
+    JOIN src AS s ON s.__bisync_row = h.__bisync_row
+  ON CONFLICT (table_name, key) DO UPDATE
+     SET versions = EXCLUDED.versions, last_detected = clock_timestamp()
+   WHERE p.versions IS DISTINCT FROM EXCLUDED.versions
+  RETURNING 1
+),
+cleared AS (
+  DELETE FROM "bisync".conflicts AS p
+   USING classified AS c
+   WHERE c.parked AND c.present AND NOT c.changed
+     AND p.table_name = $3
+     AND p.key = c.key
+  RETURNING 1
+),
+agreed AS (
+  -- desktop's base: every row this step wrote, and every row it found equal (fingerprint as desktop holds it).
+  SELECT key, fingerprint FROM inserted
+  UNION ALL
+  SELECT key, fingerprint FROM updated
+  UNION ALL
+  SELECT e.key, e.fingerprint
+    FROM (SELECT c.key, c.base_fp, md5(convert_to(row(t."rem_id", t."staff_id", t."client_id", t."remdate", t."title", t."is_done")::text, 'UTF8')) AS fingerprint
+            FROM classified AS c
+            JOIN src AS s ON s.__bisync_row = c.__bisync_row
+            JOIN "public"."mbreminder" AS t ON t."rem_id" = s."rem_id"::integer
+           WHERE c.present AND NOT c.changed) AS e
+   WHERE e.base_fp IS DISTINCT FROM e.fingerprint
+),
+based AS (
+  INSERT INTO "bisync".base AS b (table_name, key, fingerprint, generation)
+  SELECT $3, a.key, a.fingerprint, c.base_gen + 1
+    FROM agreed AS a
+    JOIN classified AS c ON c.key = a.key
+  ON CONFLICT (table_name, key) DO UPDATE
+     SET fingerprint = EXCLUDED.fingerprint, generation = EXCLUDED.generation, agreed_at = clock_timestamp()
   RETURNING 1
 )
 SELECT (SELECT count(*) FROM src)::bigint AS read,
@@ -12594,7 +13005,10 @@ SELECT (SELECT count(*) FROM src)::bigint AS read,
        (SELECT count(*) FROM updated)::bigint AS updated,
        (SELECT count(*) FROM classified WHERE present AND owned AND NOT changed)::bigint AS unchanged,
        (SELECT count(*) FROM classified WHERE present AND NOT owned)::bigint AS protected,
-       0::bigint AS conflicts;
+       0::bigint AS conflicts,
+       (SELECT count(*) FROM held)::bigint AS parked,
+       (SELECT count(*) FROM cleared)::bigint AS conflicts_cleared,
+       (SELECT count(*) FROM based)::bigint AS base_written;
 
 -- [desktop] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
 --   $1 = 'reminder'  (table)
@@ -12769,7 +13183,7 @@ COMMIT;
 -- Step 22/23: remdetail reverse: cloud public.remdetail → desktop public.remdetail
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: 59933ff9f75f35d14b2976f37168611df343ddb71705e199088bf13c28956a1e
+-- step hash: c51f7474fa3a08f96473b8294d22839b4bfe23c1e09a21db2de7fd46ffc1610a
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -12812,10 +13226,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -12848,6 +13262,12 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
 
 -- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
+
+-- base_tracked: this step records in base every row it writes (reverse under edits: owner, SPEC 7),
+-- so a row on T without a base entry was not written by bisync. Rows of an earlier bisync get false
+-- (their step's next run reads in full once and records what both sides hold); new rows start true.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS base_tracked boolean NOT NULL DEFAULT false;
+ALTER TABLE "bisync".state ALTER COLUMN base_tracked SET DEFAULT true;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -12936,10 +13356,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -13154,8 +13574,16 @@ ANALYZE "bisync_stage" ("remd_id");
 -- [desktop] insert new rows, update owned rows that differ
 --   $1 = <first staged row, supplied while running>
 --   $2 = <last staged row, supplied while running>
+--   $3 = 'remdetail'  (table)
+--   $4 = 'insert-insert'  (kind insert-insert)
+--   $5 = 'cloud'  (source database)
+--   $6 = 'desktop'  (target database)
 -- Merge staged rows $1..$2 into desktop in one statement:
 -- insert keys desktop does not have; update existing rows only when they differ.
+-- Collision safety (SPEC 7, edits: owner): a row on desktop is overwritten only if bisync wrote it there (its key
+-- has a fingerprint in desktop's base); a differing row bisync did not write is parked as an insert-insert conflict.
+-- A parked key is left alone until it is resolved or both sides hold the same row. Every row written or
+-- found equal is recorded in the base.
 WITH src AS (
   SELECT s.*
     FROM "bisync_stage" AS s
@@ -13168,9 +13596,23 @@ classified AS MATERIALIZED (
          true AS owned,
          (t."remd_id", t."rem_id", t."channel", t."remind_before_days", t."note")
            IS DISTINCT FROM
-         (s."remd_id"::integer, s."rem_id"::integer, s."channel"::character varying, s."remind_before_days"::smallint, s."note"::text) AS changed
+         (s."remd_id"::integer, s."rem_id"::integer, s."channel"::character varying, s."remind_before_days"::smallint, s."note"::text) AS changed,
+         jsonb_build_array((s."remd_id"::integer)::text) AS key,
+         b.fingerprint AS base_fp,
+         coalesce(b.generation, 0) AS base_gen,
+         b.fingerprint IS NOT NULL AS written_by_bisync,
+         c.key IS NOT NULL AS parked
     FROM src AS s
     LEFT JOIN "public"."remdetail" AS t ON t."remd_id" = s."remd_id"::integer
+    LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = jsonb_build_array((s."remd_id"::integer)::text)
+    LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND c.key = jsonb_build_array((s."remd_id"::integer)::text)
+),
+held AS (
+  -- Left alone: a parked key (until both sides hold the same row), and a differing row bisync did not write.
+  SELECT c.__bisync_row, c.key, c.base_fp
+    FROM classified AS c
+   WHERE (c.parked AND NOT (c.present AND NOT c.changed))
+      OR (c.present AND c.changed AND NOT c.written_by_bisync)
 ),
 updated AS (
   UPDATE "public"."remdetail" AS t
@@ -13180,17 +13622,64 @@ updated AS (
          "note" = s."note"::text
     FROM src AS s
     JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND c.present AND c.owned AND c.changed
+                        AND c.written_by_bisync AND NOT c.parked
    WHERE t."remd_id" = s."remd_id"::integer
      AND (t."remd_id", t."rem_id", t."channel", t."remind_before_days", t."note")
          IS DISTINCT FROM
          (s."remd_id"::integer, s."rem_id"::integer, s."channel"::character varying, s."remind_before_days"::smallint, s."note"::text)
-  RETURNING 1
+  RETURNING jsonb_build_array(t."remd_id"::text) AS key, md5(convert_to(row(t."remd_id", t."rem_id", t."channel", t."remind_before_days", t."note")::text, 'UTF8')) AS fingerprint
 ),
 inserted AS (
-  INSERT INTO "public"."remdetail" ("remd_id", "rem_id", "channel", "remind_before_days", "note")
+  INSERT INTO "public"."remdetail" AS t ("remd_id", "rem_id", "channel", "remind_before_days", "note")
   SELECT s."remd_id"::integer, s."rem_id"::integer, s."channel"::character varying, s."remind_before_days"::smallint, s."note"::text
     FROM src AS s
-    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present AND NOT c.parked
+  RETURNING jsonb_build_array(t."remd_id"::text) AS key, md5(convert_to(row(t."remd_id", t."rem_id", t."channel", t."remind_before_days", t."note")::text, 'UTF8')) AS fingerprint
+),
+parked AS (
+  INSERT INTO "bisync".conflicts AS p (table_name, key, kind, versions, base_fingerprint)
+  SELECT $3, h.key, $4,
+         jsonb_build_object($5::text,
+                            (SELECT to_jsonb(x) FROM (SELECT s."remd_id"::integer AS "remd_id", s."rem_id"::integer AS "rem_id", s."channel"::character varying AS "channel", s."remind_before_days"::smallint AS "remind_before_days", s."note"::text AS "note") AS x),
+                            $6::text,
+                            (SELECT to_jsonb(x) FROM (SELECT t."remd_id", t."rem_id", t."channel", t."remind_before_days", t."note" FROM "public"."remdetail" AS t WHERE t."remd_id" = s."remd_id"::integer) AS x)),
+         h.base_fp
+    FROM held AS h
+    JOIN src AS s ON s.__bisync_row = h.__bisync_row
+  ON CONFLICT (table_name, key) DO UPDATE
+     SET versions = EXCLUDED.versions, last_detected = clock_timestamp()
+   WHERE p.versions IS DISTINCT FROM EXCLUDED.versions
+  RETURNING 1
+),
+cleared AS (
+  DELETE FROM "bisync".conflicts AS p
+   USING classified AS c
+   WHERE c.parked AND c.present AND NOT c.changed
+     AND p.table_name = $3
+     AND p.key = c.key
+  RETURNING 1
+),
+agreed AS (
+  -- desktop's base: every row this step wrote, and every row it found equal (fingerprint as desktop holds it).
+  SELECT key, fingerprint FROM inserted
+  UNION ALL
+  SELECT key, fingerprint FROM updated
+  UNION ALL
+  SELECT e.key, e.fingerprint
+    FROM (SELECT c.key, c.base_fp, md5(convert_to(row(t."remd_id", t."rem_id", t."channel", t."remind_before_days", t."note")::text, 'UTF8')) AS fingerprint
+            FROM classified AS c
+            JOIN src AS s ON s.__bisync_row = c.__bisync_row
+            JOIN "public"."remdetail" AS t ON t."remd_id" = s."remd_id"::integer
+           WHERE c.present AND NOT c.changed) AS e
+   WHERE e.base_fp IS DISTINCT FROM e.fingerprint
+),
+based AS (
+  INSERT INTO "bisync".base AS b (table_name, key, fingerprint, generation)
+  SELECT $3, a.key, a.fingerprint, c.base_gen + 1
+    FROM agreed AS a
+    JOIN classified AS c ON c.key = a.key
+  ON CONFLICT (table_name, key) DO UPDATE
+     SET fingerprint = EXCLUDED.fingerprint, generation = EXCLUDED.generation, agreed_at = clock_timestamp()
   RETURNING 1
 )
 SELECT (SELECT count(*) FROM src)::bigint AS read,
@@ -13198,7 +13687,10 @@ SELECT (SELECT count(*) FROM src)::bigint AS read,
        (SELECT count(*) FROM updated)::bigint AS updated,
        (SELECT count(*) FROM classified WHERE present AND owned AND NOT changed)::bigint AS unchanged,
        (SELECT count(*) FROM classified WHERE present AND NOT owned)::bigint AS protected,
-       0::bigint AS conflicts;
+       0::bigint AS conflicts,
+       (SELECT count(*) FROM held)::bigint AS parked,
+       (SELECT count(*) FROM cleared)::bigint AS conflicts_cleared,
+       (SELECT count(*) FROM based)::bigint AS base_written;
 
 -- [desktop] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
 --   $1 = 'remdetail'  (table)
@@ -13373,7 +13865,7 @@ COMMIT;
 -- Step 23/23: learequest reverse: cloud public.learequest → desktop public.learequest
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: a4f49bef8773248e68745903f198c2ad129deee08a690715eadf065c0c2a60f1
+-- step hash: 14b4b5db137c0dbded7bab690972acf067b6f17c8fc83d1ae6fa633138d87e20
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -13416,10 +13908,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -13452,6 +13944,12 @@ CREATE TABLE IF NOT EXISTS "bisync".state (
 
 -- For xmin reads (SPEC 8); a state table an earlier bisync created gets the column here.
 ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS xmin_cursor jsonb;
+
+-- base_tracked: this step records in base every row it writes (reverse under edits: owner, SPEC 7),
+-- so a row on T without a base entry was not written by bisync. Rows of an earlier bisync get false
+-- (their step's next run reads in full once and records what both sides hold); new rows start true.
+ALTER TABLE "bisync".state ADD COLUMN IF NOT EXISTS base_tracked boolean NOT NULL DEFAULT false;
+ALTER TABLE "bisync".state ALTER COLUMN base_tracked SET DEFAULT true;
 
 CREATE TABLE IF NOT EXISTS "bisync".runs (
   run_id           uuid        NOT NULL,
@@ -13540,10 +14038,10 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor and the wire counts: bootstrap adds them
-       (SELECT count(*) = 4 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -13761,8 +14259,16 @@ ANALYZE "bisync_stage" ("lea_id");
 -- [desktop] insert new rows, update owned rows that differ
 --   $1 = <first staged row, supplied while running>
 --   $2 = <last staged row, supplied while running>
+--   $3 = 'learequest'  (table)
+--   $4 = 'insert-insert'  (kind insert-insert)
+--   $5 = 'cloud'  (source database)
+--   $6 = 'desktop'  (target database)
 -- Merge staged rows $1..$2 into desktop in one statement:
 -- insert keys desktop does not have; update existing rows only when they differ.
+-- Collision safety (SPEC 7, edits: owner): a row on desktop is overwritten only if bisync wrote it there (its key
+-- has a fingerprint in desktop's base); a differing row bisync did not write is parked as an insert-insert conflict.
+-- A parked key is left alone until it is resolved or both sides hold the same row. Every row written or
+-- found equal is recorded in the base.
 WITH src AS (
   SELECT s.*
     FROM "bisync_stage" AS s
@@ -13775,9 +14281,23 @@ classified AS MATERIALIZED (
          true AS owned,
          (t."lea_id", t."staff_id", t."leave_type", t."from_date", t."to_date", t."reason", t."status", t."approved_by")
            IS DISTINCT FROM
-         (s."lea_id"::integer, s."staff_id"::integer, s."leave_type"::character varying, s."from_date"::date, s."to_date"::date, s."reason"::text, s."status"::character varying, s."approved_by"::integer) AS changed
+         (s."lea_id"::integer, s."staff_id"::integer, s."leave_type"::character varying, s."from_date"::date, s."to_date"::date, s."reason"::text, s."status"::character varying, s."approved_by"::integer) AS changed,
+         jsonb_build_array((s."lea_id"::integer)::text) AS key,
+         b.fingerprint AS base_fp,
+         coalesce(b.generation, 0) AS base_gen,
+         b.fingerprint IS NOT NULL AS written_by_bisync,
+         c.key IS NOT NULL AS parked
     FROM src AS s
     LEFT JOIN "public"."learequest" AS t ON t."lea_id" = s."lea_id"::integer
+    LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = jsonb_build_array((s."lea_id"::integer)::text)
+    LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND c.key = jsonb_build_array((s."lea_id"::integer)::text)
+),
+held AS (
+  -- Left alone: a parked key (until both sides hold the same row), and a differing row bisync did not write.
+  SELECT c.__bisync_row, c.key, c.base_fp
+    FROM classified AS c
+   WHERE (c.parked AND NOT (c.present AND NOT c.changed))
+      OR (c.present AND c.changed AND NOT c.written_by_bisync)
 ),
 updated AS (
   UPDATE "public"."learequest" AS t
@@ -13790,17 +14310,64 @@ updated AS (
          "approved_by" = s."approved_by"::integer
     FROM src AS s
     JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND c.present AND c.owned AND c.changed
+                        AND c.written_by_bisync AND NOT c.parked
    WHERE t."lea_id" = s."lea_id"::integer
      AND (t."lea_id", t."staff_id", t."leave_type", t."from_date", t."to_date", t."reason", t."status", t."approved_by")
          IS DISTINCT FROM
          (s."lea_id"::integer, s."staff_id"::integer, s."leave_type"::character varying, s."from_date"::date, s."to_date"::date, s."reason"::text, s."status"::character varying, s."approved_by"::integer)
-  RETURNING 1
+  RETURNING jsonb_build_array(t."lea_id"::text) AS key, md5(convert_to(row(t."lea_id", t."staff_id", t."leave_type", t."from_date", t."to_date", t."reason", t."status", t."approved_by")::text, 'UTF8')) AS fingerprint
 ),
 inserted AS (
-  INSERT INTO "public"."learequest" ("lea_id", "staff_id", "leave_type", "from_date", "to_date", "reason", "status", "approved_by")
+  INSERT INTO "public"."learequest" AS t ("lea_id", "staff_id", "leave_type", "from_date", "to_date", "reason", "status", "approved_by")
   SELECT s."lea_id"::integer, s."staff_id"::integer, s."leave_type"::character varying, s."from_date"::date, s."to_date"::date, s."reason"::text, s."status"::character varying, s."approved_by"::integer
     FROM src AS s
-    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present
+    JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present AND NOT c.parked
+  RETURNING jsonb_build_array(t."lea_id"::text) AS key, md5(convert_to(row(t."lea_id", t."staff_id", t."leave_type", t."from_date", t."to_date", t."reason", t."status", t."approved_by")::text, 'UTF8')) AS fingerprint
+),
+parked AS (
+  INSERT INTO "bisync".conflicts AS p (table_name, key, kind, versions, base_fingerprint)
+  SELECT $3, h.key, $4,
+         jsonb_build_object($5::text,
+                            (SELECT to_jsonb(x) FROM (SELECT s."lea_id"::integer AS "lea_id", s."staff_id"::integer AS "staff_id", s."leave_type"::character varying AS "leave_type", s."from_date"::date AS "from_date", s."to_date"::date AS "to_date", s."reason"::text AS "reason", s."status"::character varying AS "status", s."approved_by"::integer AS "approved_by") AS x),
+                            $6::text,
+                            (SELECT to_jsonb(x) FROM (SELECT t."lea_id", t."staff_id", t."leave_type", t."from_date", t."to_date", t."reason", t."status", t."approved_by" FROM "public"."learequest" AS t WHERE t."lea_id" = s."lea_id"::integer) AS x)),
+         h.base_fp
+    FROM held AS h
+    JOIN src AS s ON s.__bisync_row = h.__bisync_row
+  ON CONFLICT (table_name, key) DO UPDATE
+     SET versions = EXCLUDED.versions, last_detected = clock_timestamp()
+   WHERE p.versions IS DISTINCT FROM EXCLUDED.versions
+  RETURNING 1
+),
+cleared AS (
+  DELETE FROM "bisync".conflicts AS p
+   USING classified AS c
+   WHERE c.parked AND c.present AND NOT c.changed
+     AND p.table_name = $3
+     AND p.key = c.key
+  RETURNING 1
+),
+agreed AS (
+  -- desktop's base: every row this step wrote, and every row it found equal (fingerprint as desktop holds it).
+  SELECT key, fingerprint FROM inserted
+  UNION ALL
+  SELECT key, fingerprint FROM updated
+  UNION ALL
+  SELECT e.key, e.fingerprint
+    FROM (SELECT c.key, c.base_fp, md5(convert_to(row(t."lea_id", t."staff_id", t."leave_type", t."from_date", t."to_date", t."reason", t."status", t."approved_by")::text, 'UTF8')) AS fingerprint
+            FROM classified AS c
+            JOIN src AS s ON s.__bisync_row = c.__bisync_row
+            JOIN "public"."learequest" AS t ON t."lea_id" = s."lea_id"::integer
+           WHERE c.present AND NOT c.changed) AS e
+   WHERE e.base_fp IS DISTINCT FROM e.fingerprint
+),
+based AS (
+  INSERT INTO "bisync".base AS b (table_name, key, fingerprint, generation)
+  SELECT $3, a.key, a.fingerprint, c.base_gen + 1
+    FROM agreed AS a
+    JOIN classified AS c ON c.key = a.key
+  ON CONFLICT (table_name, key) DO UPDATE
+     SET fingerprint = EXCLUDED.fingerprint, generation = EXCLUDED.generation, agreed_at = clock_timestamp()
   RETURNING 1
 )
 SELECT (SELECT count(*) FROM src)::bigint AS read,
@@ -13808,7 +14375,10 @@ SELECT (SELECT count(*) FROM src)::bigint AS read,
        (SELECT count(*) FROM updated)::bigint AS updated,
        (SELECT count(*) FROM classified WHERE present AND owned AND NOT changed)::bigint AS unchanged,
        (SELECT count(*) FROM classified WHERE present AND NOT owned)::bigint AS protected,
-       0::bigint AS conflicts;
+       0::bigint AS conflicts,
+       (SELECT count(*) FROM held)::bigint AS parked,
+       (SELECT count(*) FROM cleared)::bigint AS conflicts_cleared,
+       (SELECT count(*) FROM based)::bigint AS base_written;
 
 -- [desktop] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
 --   $1 = 'learequest'  (table)

@@ -37,7 +37,9 @@ export interface StepStatus {
   pendingRejects: number;
   /** insert-only conflicts recorded in rejects (reason conflict), and edits: both conflicts parked on this step's target. */
   pendingConflicts: number;
-  /** `both` for an edits: both table (its conflicts are listed by `bisync conflicts`). */
+  /** Of `pendingConflicts`, those parked in the conflicts table (edits: both, or edits: owner collisions): `bisync conflicts` lists them. */
+  parkedConflicts: number;
+  /** `both` for an edits: both table. */
   edits?: 'owner' | 'both';
   /** Rows on the source newer than the watermark; null when the source has no cursor columns. */
   waiting: number | null;
@@ -67,6 +69,7 @@ interface LastRunRow {
   bytes_received: string | null;
   pending_rejects: string;
   pending_conflicts: string;
+  parked_conflicts: string;
 }
 
 export interface StatusReport {
@@ -101,10 +104,9 @@ export function attentionOf(steps: readonly StepStatus[]): string[] {
         `${name}: ${s.unmarked} unmarked row${s.unmarked === 1 ? '' : 's'} on ${s.target} (origin column NULL): forward stamps those ${s.source} holds; the others are never deleted and never sent until someone sets their marker (bisync verify --table ${s.table} names them)`,
       );
     }
-    if (s.pendingConflicts > 0) {
-      const where = s.edits === 'both' ? `bisync conflicts --table ${s.table}` : `bisync rejects --table ${s.table}`;
-      out.push(`${name}: ${s.pendingConflicts} conflict${s.pendingConflicts === 1 ? '' : 's'} pending (${where})`);
-    }
+    const insertOnly = s.pendingConflicts - s.parkedConflicts;
+    if (insertOnly > 0) out.push(`${name}: ${insertOnly} conflict${insertOnly === 1 ? '' : 's'} pending (bisync rejects --table ${s.table})`);
+    if (s.parkedConflicts > 0) out.push(`${name}: ${s.parkedConflicts} conflict${s.parkedConflicts === 1 ? '' : 's'} pending (bisync conflicts --table ${s.table})`);
   }
   return out;
 }
@@ -169,6 +171,7 @@ export async function statusCommand(config: ResolvedConfig, tables: readonly str
               },
         pendingRejects: Number(row?.pending_rejects ?? 0),
         pendingConflicts: Number(row?.pending_conflicts ?? 0),
+        parkedConflicts: Number(row?.parked_conflicts ?? 0),
         edits: config.tables.find((t) => t.name === step.table)?.edits ?? 'owner',
         waiting,
         unmarked,

@@ -5,10 +5,9 @@
  * rows bisync wrote takes the rows both sides hold as bisync's once, instead of a flood of conflicts.
  */
 import { describe, expect, it } from 'vitest';
-import { apply, query } from '../harness/bisync.js';
+import { apply, envFor, query, runCli, testConfig, writeConfig } from '../harness/bisync.js';
 import { createDatabases, useFreshDatabases, withClient } from '../harness/fresh-databases.js';
-import { writeConfig, testConfig } from '../harness/bisync.js';
-import { createJobsSchema, jobsConfig } from './jobs-fixture.js';
+import { createJobsSchema, jobsConfig, jobsConfigFile } from './jobs-fixture.js';
 
 type Job = { job_id: number; title: string; status: string | null };
 
@@ -167,6 +166,37 @@ describe('edits: owner collision safety after an upgrade', () => {
       expect(await job(up.desktopUrl, 5000)).toEqual({ job_id: 5000, title: 'office 5000', status: 'Open' });
     } finally {
       await up.drop();
+    }
+  });
+});
+
+describe('edits: owner collisions are reported by apply, status and conflicts (CLI)', () => {
+  it('apply names the parked collision and exits 0; status and conflicts list it and exit 1', async () => {
+    const cliDbs = await createDatabases('collide_cli');
+    try {
+      await createJobsSchema(cliDbs);
+      await query(cliDbs.desktopUrl, `INSERT INTO client (client_id, name) VALUES (1, 'acme')`);
+      const file = jobsConfigFile();
+      const cli = async (...args: string[]) => await runCli([...args, '--config', file], envFor(cliDbs));
+      expect((await cli('apply')).code).toBe(0);
+      await query(cliDbs.desktopUrl, `INSERT INTO job (job_id, client_id, title, status) VALUES (5000, 1, 'office audit', 'Open')`);
+      await query(cliDbs.cloudUrl, `INSERT INTO job (job_id, client_id, title, status, source) VALUES (5000, 1, 'phone visit', 'Active', 'M')`);
+
+      const applied = await cli('apply');
+      expect(applied.code).toBe(0);
+      expect(applied.stdout).toMatch(/job reverse: 1 conflict \(the same key made on both sides: parked, a row bisync did not write is never overwritten; see bisync conflicts --table job\)/);
+
+      const status = await cli('status');
+      expect(status.code).toBe(1);
+      expect(status.stdout + status.stderr).toMatch(/job reverse: 1 conflict pending \(bisync conflicts --table job\)/);
+
+      const listed = await cli('conflicts', '--json');
+      expect(listed.code).toBe(1);
+      const doc = JSON.parse(listed.stdout) as { conflicts: { table: string; key: Record<string, string>; kind: string; desktop: unknown; cloud: unknown }[] };
+      expect(doc.conflicts).toHaveLength(1);
+      expect(doc.conflicts[0]).toMatchObject({ table: 'job', key: { job_id: '5000' }, kind: 'insert-insert', desktop: { title: 'office audit' }, cloud: { title: 'phone visit' } });
+    } finally {
+      await cliDbs.drop();
     }
   });
 });

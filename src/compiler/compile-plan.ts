@@ -334,7 +334,10 @@ function compileStep(
   const sequenceKey = keys.length === 1 && onlyKey !== undefined && /^(integer|bigint|smallint)$/.test(onlyKey.type) ? onlyKey : null;
   // A mirror delete must not reach rows this direction does not own through foreign keys: the
   // delete skips parents they still reference, and the guard watches every table it could reach.
-  const references = mirror ? templateReferences(targetCat.referencedBy ?? [], table.origin?.column ?? null) : [];
+  // With edits: both the merge deletes too, and the same rule holds: a row referencing the parent
+  // that does not carry the marker of this direction's source keeps it (no marker known: every row does).
+  const deleteMarker = threeWay ? ((direction === 'forward' ? table.origin?.forward : table.origin?.reverse) ?? null) : (origin?.mine ?? null);
+  const references = mirror ? templateReferences(targetCat.referencedBy ?? [], deleteMarker === null ? null : (table.origin?.column ?? null)) : [];
   const mirrorKeys = keys.map((k) => {
     const s = sourceCat.columns.find((c) => c.name === k.source);
     const t = targetCat.columns.find((c) => c.name === k.target);
@@ -387,6 +390,7 @@ function compileStep(
     mirror,
     ...threeWayContext(config, table, direction, sourceName, targetName),
     references,
+    deleteMarker,
     mirrorKeys,
     guarded: guardedRelations(targetRel, origin?.column ?? null, mode === 'full' ? references : [], threeWay),
     export: false,

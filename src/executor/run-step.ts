@@ -70,9 +70,15 @@ export interface StepResult extends StepCounts {
    * deletes: mirror rows kept because rows this direction does not own still reference them
    * (deleting would cascade into, change or be refused by them): how many, and the first keys.
    */
-  kept?: { count: number; keys: string[] };
+  kept?: Kept;
   /** deletes: mirror: the first 20 keys of the rows it deleted (a dry run: would delete), as JSON objects. */
   deletedKeys?: string[];
+}
+
+/** Rows a delete kept because rows this direction does not own still reference them: how many, and the first keys. */
+export interface Kept {
+  count: number;
+  keys: string[];
 }
 
 /** A row the target refused for the first time: its key and why. */
@@ -235,7 +241,9 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     ]);
     checking.catch(() => undefined);
     const newRejects: NewReject[] = [];
-    const merging = mergeRange(target, step, 1, read, newRejects);
+    // edits: both deletes in the merge, and keeps (reports) rows that others' rows still reference.
+    const mergeKept: Kept = { count: 0, keys: [] };
+    const merging = mergeRange(target, step, 1, read, newRejects, mergeKept);
     const [checked, merged, readClosed] = await Promise.allSettled([checking, merging, closingRead]);
     if (readClosed.status === 'rejected') throw readClosed.reason;
     sourceOpen = false;
@@ -248,7 +256,7 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     for (const u of undecodable) counts = add(counts, await recordReject(target, step, u.row, u, newRejects));
     // Rows staged after the COPY (keys of the base the source deleted) are merged next.
     const lastRow = Number(checked.value.at(-2)?.rows[0]?.last_row ?? 0);
-    counts = add(counts, await mergeRange(target, step, read + 1, lastRow, newRejects));
+    counts = add(counts, await mergeRange(target, step, read + 1, lastRow, newRejects, mergeKept));
     // setval is not undone by a rollback: a dry run leaves the sequence alone.
     const sequenceWarning = counts.inserted > 0 && !options.dryRun ? await advanceSequence(target, step) : null;
 
@@ -292,7 +300,7 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
       durationMs: Date.now() - startedMs,
       ...(newRejects.length === 0 ? {} : { newRejects }),
       ...(sequenceWarning === null ? {} : { sequenceWarning }),
-      ...(mirrored.kept.count > 0 ? { kept: mirrored.kept } : {}),
+      ...(mirrored.kept.count > 0 ? { kept: mirrored.kept } : mergeKept.count > 0 ? { kept: mergeKept } : {}),
       ...(mirrored.deletedKeys.length > 0 ? { deletedKeys: mirrored.deletedKeys } : {}),
     };
   } catch (error) {
@@ -409,7 +417,7 @@ async function copyBetween(
  * The planned merge over staged rows lo..hi. A row-level error rolls back to a savepoint and the
  * range is halved until the failing rows stand alone; those go to rejects with their reason.
  */
-async function mergeRange(target: pg.Client, step: PlanStep, lo: number, hi: number, newRejects: NewReject[]): Promise<Partial<StepCounts>> {
+async function mergeRange(target: pg.Client, step: PlanStep, lo: number, hi: number, newRejects: NewReject[], kept: Kept): Promise<Partial<StepCounts>> {
   if (lo > hi) return {};
   try {
     // Savepoint, merge and release travel together; a failing merge fails the release too, and the
@@ -420,6 +428,9 @@ async function mergeRange(target: pg.Client, step: PlanStep, lo: number, hi: num
       'RELEASE SAVEPOINT bisync_merge',
     ]);
     const row = (result?.rows[0] ?? {}) as Record<string, string>;
+    const keptKeys = (result?.rows[0]?.kept_keys ?? []) as string[];
+    kept.count += Number(row.kept ?? 0);
+    kept.keys.push(...keptKeys.slice(0, Math.max(0, 20 - kept.keys.length)));
     return {
       inserted: Number(row.inserted ?? 0),
       updated: Number(row.updated ?? 0),
@@ -435,8 +446,8 @@ async function mergeRange(target: pg.Client, step: PlanStep, lo: number, hi: num
     await target.query('RELEASE SAVEPOINT bisync_merge');
     if (lo === hi) return await recordReject(target, step, lo, failure, newRejects);
     const mid = Math.floor((lo + hi) / 2);
-    const left = await mergeRange(target, step, lo, mid, newRejects);
-    const right = await mergeRange(target, step, mid + 1, hi, newRejects);
+    const left = await mergeRange(target, step, lo, mid, newRejects, kept);
+    const right = await mergeRange(target, step, mid + 1, hi, newRejects, kept);
     return add(add(ZERO, left), right);
   }
 }

@@ -30,33 +30,46 @@ const jobIds = async (dbs: TestDatabases, where: string): Promise<number[]> =>
 const clientIds = async (dbs: TestDatabases, ids: number[]): Promise<number[]> =>
   (await query<{ client_id: number }>(dbs.cloudUrl, `SELECT client_id FROM client WHERE client_id = ANY($1) ORDER BY 1`, [ids])).map((r) => r.client_id);
 
+/**
+ * The issue's scenario with `clientExtra` on client: the office deletes clients 7 and 8, a phone job
+ * (source M) references 7 on the cloud with ON DELETE CASCADE. Forward deletes 8 (only desktop-owned
+ * jobs), keeps and reports 7, and deletes it once the phone's job is gone.
+ */
+async function phoneJobKeepsItsClient(label: string, clientExtra: string): Promise<void> {
+  const dbs = await mirrorSlice(label, 'CASCADE');
+  try {
+    const cfg = await jobsConfig(dbs, { clientExtra });
+    await apply(cfg);
+    await query(dbs.cloudUrl, `INSERT INTO job (job_id, client_id, title, status, source) VALUES (9001, 7, 'phone job', 'open', 'M')`);
+    await officeDeletesClient(dbs, 7);
+    await officeDeletesClient(dbs, 8);
+
+    const report = await apply(cfg, { direction: 'forward', tables: ['client'] });
+
+    expect(report.exitCode).toBe(0);
+    // Client 8 had only desktop-owned jobs: deleted, and its jobs went with it (they are forward's).
+    expect(report.steps[0]).toMatchObject({ status: 'succeeded', deleted: 1, kept: { count: 1, keys: ['{"client_id": 7}'] } });
+    expect(await clientIds(dbs, [7, 8])).toEqual([7]);
+    expect(await jobIds(dbs, `source = 'M'`)).toEqual([9001]);
+    expect(await jobIds(dbs, 'client_id = 8')).toEqual([]);
+    // Once the phone's job is gone, the next run deletes the client.
+    await query(dbs.cloudUrl, `DELETE FROM job WHERE job_id = 9001`);
+    const later = await apply(cfg, { direction: 'forward', tables: ['client'], allowDeletes: true });
+    expect(later.steps[0]).toMatchObject({ status: 'succeeded', deleted: 1 });
+    expect(later.steps[0]?.kept).toBeUndefined();
+    expect(await clientIds(dbs, [7])).toEqual([]);
+  } finally {
+    await dbs.drop();
+  }
+}
+
 describe('mirror deletes never remove or change, through foreign keys, a row the other side owns', () => {
   it('mirror deletes never cascade into rows the cloud owns: the referenced client is kept and reported, the phone job stays', async () => {
-    const dbs = await mirrorSlice('fkcascade', 'CASCADE');
-    try {
-      const cfg = await clientMirrorConfig(dbs);
-      await apply(cfg);
-      await query(dbs.cloudUrl, `INSERT INTO job (job_id, client_id, title, status, source) VALUES (9001, 7, 'phone job', 'open', 'M')`);
-      await officeDeletesClient(dbs, 7);
-      await officeDeletesClient(dbs, 8);
+    await phoneJobKeepsItsClient('fkcascade', MIRROR_CLIENTS.clientExtra);
+  });
 
-      const report = await apply(cfg, { direction: 'forward', tables: ['client'] });
-
-      expect(report.exitCode).toBe(0);
-      // Client 8 had only desktop-owned jobs: deleted, and its jobs went with it (they are forward's).
-      expect(report.steps[0]).toMatchObject({ status: 'succeeded', deleted: 1, kept: { count: 1, keys: ['{"client_id": 7}'] } });
-      expect(await clientIds(dbs, [7, 8])).toEqual([7]);
-      expect(await jobIds(dbs, `source = 'M'`)).toEqual([9001]);
-      expect(await jobIds(dbs, 'client_id = 8')).toEqual([]);
-      // Once the phone's job is gone, the next run deletes the client.
-      await query(dbs.cloudUrl, `DELETE FROM job WHERE job_id = 9001`);
-      const later = await apply(cfg, { direction: 'forward', tables: ['client'], allowDeletes: true });
-      expect(later.steps[0]).toMatchObject({ status: 'succeeded', deleted: 1 });
-      expect(later.steps[0]?.kept).toBeUndefined();
-      expect(await clientIds(dbs, [7])).toEqual([]);
-    } finally {
-      await dbs.drop();
-    }
+  it('edits: both deletes never cascade into rows the other side owns: the parent is kept and reported, not refused by the guard', async () => {
+    await phoneJobKeepsItsClient('fk3way', '    edits: both\n    deletes: mirror');
   });
 
   it('mirror deletes never set the cloud\'s rows\' keys to NULL (ON DELETE SET NULL)', async () => {

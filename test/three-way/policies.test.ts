@@ -140,7 +140,7 @@ describe('first run on two populated databases (no base yet)', () => {
     expect((await pair.jobs('desktop')).map((j) => j.title)).toEqual(['same', 'office only', 'office says', 'phone only']);
     expect((await pair.jobs('cloud')).map((j) => j.title)).toEqual(['same', 'office only', 'phone says', 'phone only']);
     expect((await pair.conflict('cloud', 3))?.kind).toBe('insert-insert');
-    // The equal row got a base on both sides without being written: a no-change rerun writes nothing.
+    // The equal row got a base without being written: a no-change rerun writes nothing.
     const rerun = await pair.apply('both');
     for (const step of rerun.steps) expect(step.inserted + step.updated + step.deleted).toBe(0);
   });
@@ -182,4 +182,67 @@ describe('deletes: keep with edits: both', () => {
     expect(await pair.job('cloud', 1)).toBeUndefined();
     expect(await pair.job('desktop', 1)).toMatchObject({ status: 'office edit' });
   });
+});
+
+describe('a no-change rerun writes nothing, the base included', () => {
+  // Found by the edits: both model test: each step writes only its target's copy of the base, so a
+  // row carried desktop ← cloud had no copy on the cloud, and the next forward run wrote one (a
+  // base write on every rerun after a change). The fresher copy is what the merge compares with,
+  // so a copy is written only when the fresher one does not already say what both sides hold.
+  for (const [side, label] of [['cloud', 'tw_rerun_c'], ['desktop', 'tw_rerun_d']] as const) {
+    it(`after a ${side} edit and an insert carried in one run, the next run writes no base row on either side`, async () => {
+      const pair = await make(label, {});
+      await pair.agreed([[1, 'one', 'Open']]);
+      await pair.sql(side, `UPDATE job SET status = 'edited' WHERE job_id = 1`);
+      await pair.sql(side, `INSERT INTO job (job_id, title, status) VALUES (2, 'new', 'Open')`);
+      await pair.apply('both', { mode: 'full' });
+      const bases = async (): Promise<unknown[]> => [
+        ...(await pair.sql('desktop', 'SELECT key, fingerprint, generation, agreed_at FROM bisync.base ORDER BY key')),
+        ...(await pair.sql('cloud', 'SELECT key, fingerprint, generation, agreed_at FROM bisync.base ORDER BY key')),
+      ];
+      const before = await bases();
+
+      const rerun = await pair.apply('both', { mode: 'full' });
+
+      for (const step of rerun.steps) expect(step.inserted + step.updated + step.deleted).toBe(0);
+      expect(await bases()).toEqual(before);
+      expect(await pair.job('desktop', 1)).toMatchObject({ status: 'edited' });
+      expect(await pair.job('cloud', 2)).toMatchObject({ title: 'new' });
+    });
+  }
+});
+
+describe('a key parked on either database is left alone by both directions', () => {
+  // Found by the edits: both model test: each step parks a conflict in its target's conflicts table
+  // and used to look only there, so a key parked by reverse (on the desktop) was not parked for
+  // forward. After the phone deleted its version of an insert-insert conflict, forward copied the
+  // office's version to the cloud while the conflict was still pending.
+  for (const [parkedBy, writer] of [['reverse', 'cloud'], ['forward', 'desktop']] as const) {
+    it(`an insert-insert conflict parked by ${parkedBy} stays parked after the ${writer} deletes its version, and its versions say so`, async () => {
+      const pair = await make(`tw_parked_${parkedBy}`, {});
+      await pair.sql('desktop', `INSERT INTO job VALUES (1, 'office job', 'Open')`);
+      await pair.sql('cloud', `INSERT INTO job (job_id, title, status) VALUES (1, 'phone job', 'Open')`);
+      await pair.apply(parkedBy);
+      const parkedOn = parkedBy === 'reverse' ? 'desktop' : 'cloud';
+      expect((await pair.conflict(parkedOn, 1))?.kind).toBe('insert-insert');
+      await pair.sql(writer, `DELETE FROM job WHERE job_id = 1`);
+
+      await pair.apply(parkedBy === 'reverse' ? 'forward' : 'reverse', { mode: 'full' });
+
+      expect(await pair.job(writer, 1), `the ${writer} keeps its delete while the conflict is pending`).toBeUndefined();
+      const kept = writer === 'cloud' ? 'desktop' : 'cloud';
+      expect(await pair.job(kept, 1)).toMatchObject({ title: writer === 'cloud' ? 'office job' : 'phone job' });
+      expect(await pair.conflict(parkedOn, 1)).toBeDefined();
+
+      // Each conflict keeps showing what the two sides hold: on a full read both databases'
+      // conflicts say the ${writer} has no version now (found by the model test as well).
+      await pair.apply('both', { mode: 'full' });
+      for (const side of ['desktop', 'cloud'] as const) {
+        const parked = await pair.conflict(side, 1);
+        expect(parked?.versions[writer], `${side}'s conflict: the ${writer} deleted its version`).toBeNull();
+        expect(parked?.versions[kept]).toMatchObject({ title: writer === 'cloud' ? 'office job' : 'phone job' });
+      }
+      expect(await pair.job(writer, 1)).toBeUndefined();
+    });
+  }
 });

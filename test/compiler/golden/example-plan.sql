@@ -1,4 +1,4 @@
--- bisync plan fb05eca0eeedc548b19fdb73413abe74d0937f2043809f19b3a24c55f8d0c2d9
+-- bisync plan 5e3e569c1afaa8ed157b68e7931d6b92f103fbb8b8b694805be16cd3ee9dba7e
 -- config: sync.config.yaml; state schema: bisync; 23 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -4590,7 +4590,7 @@ COMMIT;
 -- Step 9/23: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: e8f48a9336991330b25d83ac6093eeb3b4bf84637002207f290ca5044ab541c1
+-- step hash: fdcc0da0881dd753117ff050970f4ec0f00072d5509d8b6c901d04a5adc8e76b
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -4865,6 +4865,7 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   __bisync_present    boolean NOT NULL DEFAULT true,
   __bisync_base_fp    text,
   __bisync_base_gen   bigint,
+  __bisync_parked_kind text,
 
   __bisync_attempts   integer NOT NULL DEFAULT 0,
   __bisync_first_seen timestamptz,
@@ -4899,21 +4900,26 @@ SELECT set_config('DateStyle', $1, true),
 
 -- [desktop] stream the rows out of desktop, with desktop's copy of the base
 -- Read every row, and every key desktop's copy of the base knows (a key in the base that desktop no longer has was deleted there),
--- each with desktop's base fingerprint and generation (edits: both, SPEC 7). Every matching row, no window.
+-- each with desktop's base fingerprint and generation, and the kind of a conflict desktop holds parked for the key
+-- (edits: both, SPEC 7: a key parked on either database is left alone). Every matching row, no window.
 COPY (
   SELECT coalesce(f."job_id"::text, b.key ->> 0), f."client_id", f."template_id", f."job_name", f."job_status", f."fee", f."due_date", f."notes", f."extra",
          f.__bisync_present IS NOT NULL AS __bisync_present,
          b.fingerprint AS __bisync_base_fp,
-         b.generation AS __bisync_base_gen
+         b.generation AS __bisync_base_gen,
+         c.kind AS __bisync_parked_kind
     FROM (SELECT true AS __bisync_present, f.* FROM "public"."jobshead" AS f) AS f
     FULL JOIN (SELECT key, fingerprint, generation
                  FROM "bisync".base
                 WHERE table_name = current_setting('bisync.base_table')) AS b
       ON b.key = jsonb_build_array(f."job_id"::text)
+    LEFT JOIN "bisync".conflicts AS c
+      ON c.table_name = current_setting('bisync.base_table')
+     AND c.key = coalesce(b.key, jsonb_build_array(f."job_id"::text))
 ) TO STDOUT;
 
 -- [cloud] stream them into staging on cloud
-COPY "bisync_stage" ("job_id", "client_id", "template_id", "job_name", "job_status", "fee", "due_date", "notes", "extra", __bisync_present, __bisync_base_fp, __bisync_base_gen) FROM STDIN;
+COPY "bisync_stage" ("job_id", "client_id", "template_id", "job_name", "job_status", "fee", "due_date", "notes", "extra", __bisync_present, __bisync_base_fp, __bisync_base_gen, __bisync_parked_kind) FROM STDIN;
 
 -- [desktop] end the read snapshot
 COMMIT;
@@ -4939,14 +4945,17 @@ UPDATE "bisync_stage" AS s
 
 -- [cloud] keys cloud's base holds that desktop no longer has: deleted there
 --   $1 = 'jobshead'  (table)
--- After a full read: keys cloud's copy of the base holds as agreed that desktop sent neither as a row nor
--- from its own base. desktop deleted them since both sides agreed; the merge decides what that means.
+-- After a full read: keys cloud's copy of the base holds as agreed, and keys cloud holds parked, that
+-- desktop sent neither as a row nor from its own base. desktop deleted them (or never had them); the merge
+-- decides what that means, and refreshes a parked key's versions.
 INSERT INTO "bisync_stage" ("job_id", __bisync_present)
 SELECT b.key ->> 0, false
-  FROM "bisync".base AS b
- WHERE b.table_name = $1
-   AND b.fingerprint IS NOT NULL
-   AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE jsonb_build_array((s."job_id"::bigint)::text) = b.key);
+  FROM (SELECT b.key FROM "bisync".base AS b
+         WHERE b.table_name = $1 AND b.fingerprint IS NOT NULL
+        UNION
+        SELECT c.key FROM "bisync".conflicts AS c
+         WHERE c.table_name = $1) AS b
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE jsonb_build_array((s."job_id"::bigint)::text) = b.key);
 
 -- [cloud] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -4979,7 +4988,7 @@ ANALYZE "bisync_stage" ("job_id");
 --   f_deleted_kept           deleted on desktop (deletes: keep)           nothing: the delete is not carried
 --   t_deleted_kept           deleted on cloud (deletes: keep)           nothing: never re-created on cloud
 --   both_deleted             deleted on both sides                      nothing; the base records the delete
--- A key with a parked conflict is left alone until it is resolved or both sides become equal.
+-- A key with a parked conflict (on either database) is left alone until it is resolved or both sides become equal.
 WITH src AS (
   SELECT s.*,
          jsonb_build_array((s."job_id"::bigint)::text) AS __bisync_key,
@@ -4996,8 +5005,8 @@ three AS MATERIALIZED (
          CASE WHEN t.ctid IS NOT NULL THEN md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) END AS t_fp,
          CASE WHEN coalesce(s.__bisync_base_gen, -1) > coalesce(b.generation, -1) THEN s.__bisync_base_fp ELSE b.fingerprint END AS base_fp,
          coalesce(greatest(s.__bisync_base_gen, b.generation), 0) AS base_gen,
-         b.fingerprint AS t_base_fp,
-         c.key IS NOT NULL AS parked
+         c.key IS NOT NULL OR s.__bisync_parked_kind IS NOT NULL AS parked,
+         coalesce(c.kind, s.__bisync_parked_kind) AS parked_kind
     FROM src AS s
     LEFT JOIN "public"."jobshead" AS t ON t."job_id" = s."job_id"::bigint
     LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = s.__bisync_key
@@ -5033,10 +5042,19 @@ t_deleted_kept AS (
 both_deleted AS (
   SELECT * FROM three WHERE NOT f_present AND NOT t_present
 ),
-conflicted AS (
+found AS (
   SELECT x.*, $4::text AS kind FROM conflict_update_update AS x
   UNION ALL
   SELECT x.*, $5::text FROM conflict_insert_insert AS x
+),
+conflicted AS (
+  -- A key parked earlier (on either database) whose two sides still differ stays a conflict of its
+  -- kind whatever its row above says now, so its versions stay what the two sides hold.
+  SELECT * FROM found
+  UNION ALL
+  SELECT x.*, x.parked_kind FROM three AS x
+   WHERE x.parked AND x.f_fp IS DISTINCT FROM x.t_fp
+     AND NOT EXISTS (SELECT 1 FROM found AS y WHERE y.row_no = x.row_no)
 ),
 decided AS (
   -- conflicts: park. A key parked earlier stays parked until it is resolved.
@@ -5103,8 +5121,9 @@ cleared AS (
   RETURNING 1
 ),
 agreed AS (
-  -- The new base: what both sides hold now (a NULL fingerprint records an agreed delete).
-  SELECT key, f_fp AS fingerprint FROM both_equal WHERE t_base_fp IS DISTINCT FROM f_fp
+  -- The new base: what both sides hold now (a NULL fingerprint records an agreed delete). Equal rows
+  -- are recorded only when the fresher copy does not say so already (a no-change rerun writes nothing).
+  SELECT key, f_fp AS fingerprint FROM both_equal WHERE base_fp IS DISTINCT FROM f_fp
   UNION ALL
   SELECT key, NULL FROM both_deleted WHERE base_fp IS NOT NULL
   UNION ALL
@@ -5319,7 +5338,7 @@ COMMIT;
 -- Step 10/23: jobtasks forward: desktop public.jobtasks → cloud public.jobtasks
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: d30c8ad8fbe0967341f504fb907601ae91367b1435239537a74ba8eeb63e0d9c
+-- step hash: e2c8ef772b786f58fa7569c6ab4728394c4ff094365667b25a46b6aba5c76a6d
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5592,6 +5611,7 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   __bisync_present    boolean NOT NULL DEFAULT true,
   __bisync_base_fp    text,
   __bisync_base_gen   bigint,
+  __bisync_parked_kind text,
 
   __bisync_attempts   integer NOT NULL DEFAULT 0,
   __bisync_first_seen timestamptz,
@@ -5626,21 +5646,26 @@ SELECT set_config('DateStyle', $1, true),
 
 -- [desktop] stream the rows out of desktop, with desktop's copy of the base
 -- Read every row, and every key desktop's copy of the base knows (a key in the base that desktop no longer has was deleted there),
--- each with desktop's base fingerprint and generation (edits: both, SPEC 7). Every matching row, no window.
+-- each with desktop's base fingerprint and generation, and the kind of a conflict desktop holds parked for the key
+-- (edits: both, SPEC 7: a key parked on either database is left alone). Every matching row, no window.
 COPY (
   SELECT coalesce(f."jt_id"::text, b.key ->> 0), f."job_id", f."task_id", f."staff_id", f."status", f."planned_hours", f."completed_on",
          f.__bisync_present IS NOT NULL AS __bisync_present,
          b.fingerprint AS __bisync_base_fp,
-         b.generation AS __bisync_base_gen
+         b.generation AS __bisync_base_gen,
+         c.kind AS __bisync_parked_kind
     FROM (SELECT true AS __bisync_present, f.* FROM "public"."jobtasks" AS f) AS f
     FULL JOIN (SELECT key, fingerprint, generation
                  FROM "bisync".base
                 WHERE table_name = current_setting('bisync.base_table')) AS b
       ON b.key = jsonb_build_array(f."jt_id"::text)
+    LEFT JOIN "bisync".conflicts AS c
+      ON c.table_name = current_setting('bisync.base_table')
+     AND c.key = coalesce(b.key, jsonb_build_array(f."jt_id"::text))
 ) TO STDOUT;
 
 -- [cloud] stream them into staging on cloud
-COPY "bisync_stage" ("jt_id", "job_id", "task_id", "staff_id", "status", "planned_hours", "completed_on", __bisync_present, __bisync_base_fp, __bisync_base_gen) FROM STDIN;
+COPY "bisync_stage" ("jt_id", "job_id", "task_id", "staff_id", "status", "planned_hours", "completed_on", __bisync_present, __bisync_base_fp, __bisync_base_gen, __bisync_parked_kind) FROM STDIN;
 
 -- [desktop] end the read snapshot
 COMMIT;
@@ -5666,14 +5691,17 @@ UPDATE "bisync_stage" AS s
 
 -- [cloud] keys cloud's base holds that desktop no longer has: deleted there
 --   $1 = 'jobtasks'  (table)
--- After a full read: keys cloud's copy of the base holds as agreed that desktop sent neither as a row nor
--- from its own base. desktop deleted them since both sides agreed; the merge decides what that means.
+-- After a full read: keys cloud's copy of the base holds as agreed, and keys cloud holds parked, that
+-- desktop sent neither as a row nor from its own base. desktop deleted them (or never had them); the merge
+-- decides what that means, and refreshes a parked key's versions.
 INSERT INTO "bisync_stage" ("jt_id", __bisync_present)
 SELECT b.key ->> 0, false
-  FROM "bisync".base AS b
- WHERE b.table_name = $1
-   AND b.fingerprint IS NOT NULL
-   AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE jsonb_build_array((s."jt_id"::bigint)::text) = b.key);
+  FROM (SELECT b.key FROM "bisync".base AS b
+         WHERE b.table_name = $1 AND b.fingerprint IS NOT NULL
+        UNION
+        SELECT c.key FROM "bisync".conflicts AS c
+         WHERE c.table_name = $1) AS b
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE jsonb_build_array((s."jt_id"::bigint)::text) = b.key);
 
 -- [cloud] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -5706,7 +5734,7 @@ ANALYZE "bisync_stage" ("jt_id");
 --   f_deleted_kept           deleted on desktop (deletes: keep)           nothing: the delete is not carried
 --   t_deleted_kept           deleted on cloud (deletes: keep)           nothing: never re-created on cloud
 --   both_deleted             deleted on both sides                      nothing; the base records the delete
--- A key with a parked conflict is left alone until it is resolved or both sides become equal.
+-- A key with a parked conflict (on either database) is left alone until it is resolved or both sides become equal.
 WITH src AS (
   SELECT s.*,
          jsonb_build_array((s."jt_id"::bigint)::text) AS __bisync_key,
@@ -5723,8 +5751,8 @@ three AS MATERIALIZED (
          CASE WHEN t.ctid IS NOT NULL THEN md5(convert_to(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text, 'UTF8')) END AS t_fp,
          CASE WHEN coalesce(s.__bisync_base_gen, -1) > coalesce(b.generation, -1) THEN s.__bisync_base_fp ELSE b.fingerprint END AS base_fp,
          coalesce(greatest(s.__bisync_base_gen, b.generation), 0) AS base_gen,
-         b.fingerprint AS t_base_fp,
-         c.key IS NOT NULL AS parked
+         c.key IS NOT NULL OR s.__bisync_parked_kind IS NOT NULL AS parked,
+         coalesce(c.kind, s.__bisync_parked_kind) AS parked_kind
     FROM src AS s
     LEFT JOIN "public"."jobtasks" AS t ON t."jt_id" = s."jt_id"::bigint
     LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = s.__bisync_key
@@ -5760,10 +5788,19 @@ t_deleted_kept AS (
 both_deleted AS (
   SELECT * FROM three WHERE NOT f_present AND NOT t_present
 ),
-conflicted AS (
+found AS (
   SELECT x.*, $4::text AS kind FROM conflict_update_update AS x
   UNION ALL
   SELECT x.*, $5::text FROM conflict_insert_insert AS x
+),
+conflicted AS (
+  -- A key parked earlier (on either database) whose two sides still differ stays a conflict of its
+  -- kind whatever its row above says now, so its versions stay what the two sides hold.
+  SELECT * FROM found
+  UNION ALL
+  SELECT x.*, x.parked_kind FROM three AS x
+   WHERE x.parked AND x.f_fp IS DISTINCT FROM x.t_fp
+     AND NOT EXISTS (SELECT 1 FROM found AS y WHERE y.row_no = x.row_no)
 ),
 decided AS (
   -- conflicts: park. A key parked earlier stays parked until it is resolved.
@@ -5828,8 +5865,9 @@ cleared AS (
   RETURNING 1
 ),
 agreed AS (
-  -- The new base: what both sides hold now (a NULL fingerprint records an agreed delete).
-  SELECT key, f_fp AS fingerprint FROM both_equal WHERE t_base_fp IS DISTINCT FROM f_fp
+  -- The new base: what both sides hold now (a NULL fingerprint records an agreed delete). Equal rows
+  -- are recorded only when the fresher copy does not say so already (a no-change rerun writes nothing).
+  SELECT key, f_fp AS fingerprint FROM both_equal WHERE base_fp IS DISTINCT FROM f_fp
   UNION ALL
   SELECT key, NULL FROM both_deleted WHERE base_fp IS NOT NULL
   UNION ALL
@@ -9603,7 +9641,7 @@ COMMIT;
 -- Step 17/23: jobshead reverse: cloud public.jobshead → desktop public.jobshead
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 80e4cbfa0a26e1b698efdeff857e65bc1871b3ad4f40c656b44523c16b63d3fd
+-- step hash: 983a4b945605dd86761b48faa4d66cc2fb5de7484cd483fd740535836570332f
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -9878,6 +9916,7 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   __bisync_present    boolean NOT NULL DEFAULT true,
   __bisync_base_fp    text,
   __bisync_base_gen   bigint,
+  __bisync_parked_kind text,
 
   __bisync_attempts   integer NOT NULL DEFAULT 0,
   __bisync_first_seen timestamptz,
@@ -9963,22 +10002,27 @@ SELECT set_config('DateStyle', $1, true),
 
 -- [cloud] stream the rows out of cloud, with cloud's copy of the base
 -- Read every row, and every key cloud's copy of the base knows (a key in the base that cloud no longer has was deleted there),
--- each with cloud's base fingerprint and generation (edits: both, SPEC 7). Every matching row, no window.
+-- each with cloud's base fingerprint and generation, and the kind of a conflict cloud holds parked for the key
+-- (edits: both, SPEC 7: a key parked on either database is left alone). Every matching row, no window.
 COPY (
   SELECT coalesce(f."job_id"::text, b.key ->> 0), f."client_id", f."template_id", f."job_name", f."job_status", f."fee", f."due_date", f."notes", f."extra",
          greatest(f."updated_at", f."created_at")::timestamptz AS __bisync_cursor,
          f.__bisync_present IS NOT NULL AS __bisync_present,
          b.fingerprint AS __bisync_base_fp,
-         b.generation AS __bisync_base_gen
+         b.generation AS __bisync_base_gen,
+         c.kind AS __bisync_parked_kind
     FROM (SELECT true AS __bisync_present, f.* FROM "public"."jobshead" AS f) AS f
     FULL JOIN (SELECT key, fingerprint, generation
                  FROM "bisync".base
                 WHERE table_name = current_setting('bisync.base_table')) AS b
       ON b.key = jsonb_build_array(f."job_id"::text)
+    LEFT JOIN "bisync".conflicts AS c
+      ON c.table_name = current_setting('bisync.base_table')
+     AND c.key = coalesce(b.key, jsonb_build_array(f."job_id"::text))
 ) TO STDOUT;
 
 -- [desktop] stream them into staging on desktop
-COPY "bisync_stage" ("job_id", "client_id", "template_id", "job_name", "job_status", "fee", "due_date", "notes", "extra", __bisync_cursor, __bisync_present, __bisync_base_fp, __bisync_base_gen) FROM STDIN;
+COPY "bisync_stage" ("job_id", "client_id", "template_id", "job_name", "job_status", "fee", "due_date", "notes", "extra", __bisync_cursor, __bisync_present, __bisync_base_fp, __bisync_base_gen, __bisync_parked_kind) FROM STDIN;
 
 -- [cloud] end the read snapshot
 COMMIT;
@@ -10004,14 +10048,17 @@ UPDATE "bisync_stage" AS s
 
 -- [desktop] keys desktop's base holds that cloud no longer has: deleted there
 --   $1 = 'jobshead'  (table)
--- After a full read: keys desktop's copy of the base holds as agreed that cloud sent neither as a row nor
--- from its own base. cloud deleted them since both sides agreed; the merge decides what that means.
+-- After a full read: keys desktop's copy of the base holds as agreed, and keys desktop holds parked, that
+-- cloud sent neither as a row nor from its own base. cloud deleted them (or never had them); the merge
+-- decides what that means, and refreshes a parked key's versions.
 INSERT INTO "bisync_stage" ("job_id", __bisync_present)
 SELECT b.key ->> 0, false
-  FROM "bisync".base AS b
- WHERE b.table_name = $1
-   AND b.fingerprint IS NOT NULL
-   AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE jsonb_build_array((s."job_id"::bigint)::text) = b.key);
+  FROM (SELECT b.key FROM "bisync".base AS b
+         WHERE b.table_name = $1 AND b.fingerprint IS NOT NULL
+        UNION
+        SELECT c.key FROM "bisync".conflicts AS c
+         WHERE c.table_name = $1) AS b
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE jsonb_build_array((s."job_id"::bigint)::text) = b.key);
 
 -- [desktop] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -10043,7 +10090,7 @@ ANALYZE "bisync_stage" ("job_id");
 --   f_deleted_kept           deleted on cloud (deletes: keep)           nothing: the delete is not carried
 --   t_deleted_kept           deleted on desktop (deletes: keep)           nothing: never re-created on desktop
 --   both_deleted             deleted on both sides                      nothing; the base records the delete
--- A key with a parked conflict is left alone until it is resolved or both sides become equal.
+-- A key with a parked conflict (on either database) is left alone until it is resolved or both sides become equal.
 WITH src AS (
   SELECT s.*,
          jsonb_build_array((s."job_id"::bigint)::text) AS __bisync_key,
@@ -10060,8 +10107,8 @@ three AS MATERIALIZED (
          CASE WHEN t.ctid IS NOT NULL THEN md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) END AS t_fp,
          CASE WHEN coalesce(s.__bisync_base_gen, -1) > coalesce(b.generation, -1) THEN s.__bisync_base_fp ELSE b.fingerprint END AS base_fp,
          coalesce(greatest(s.__bisync_base_gen, b.generation), 0) AS base_gen,
-         b.fingerprint AS t_base_fp,
-         c.key IS NOT NULL AS parked
+         c.key IS NOT NULL OR s.__bisync_parked_kind IS NOT NULL AS parked,
+         coalesce(c.kind, s.__bisync_parked_kind) AS parked_kind
     FROM src AS s
     LEFT JOIN "public"."jobshead" AS t ON t."job_id" = s."job_id"::bigint
     LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = s.__bisync_key
@@ -10097,10 +10144,19 @@ t_deleted_kept AS (
 both_deleted AS (
   SELECT * FROM three WHERE NOT f_present AND NOT t_present
 ),
-conflicted AS (
+found AS (
   SELECT x.*, $4::text AS kind FROM conflict_update_update AS x
   UNION ALL
   SELECT x.*, $5::text FROM conflict_insert_insert AS x
+),
+conflicted AS (
+  -- A key parked earlier (on either database) whose two sides still differ stays a conflict of its
+  -- kind whatever its row above says now, so its versions stay what the two sides hold.
+  SELECT * FROM found
+  UNION ALL
+  SELECT x.*, x.parked_kind FROM three AS x
+   WHERE x.parked AND x.f_fp IS DISTINCT FROM x.t_fp
+     AND NOT EXISTS (SELECT 1 FROM found AS y WHERE y.row_no = x.row_no)
 ),
 decided AS (
   -- conflicts: park. A key parked earlier stays parked until it is resolved.
@@ -10167,8 +10223,9 @@ cleared AS (
   RETURNING 1
 ),
 agreed AS (
-  -- The new base: what both sides hold now (a NULL fingerprint records an agreed delete).
-  SELECT key, f_fp AS fingerprint FROM both_equal WHERE t_base_fp IS DISTINCT FROM f_fp
+  -- The new base: what both sides hold now (a NULL fingerprint records an agreed delete). Equal rows
+  -- are recorded only when the fresher copy does not say so already (a no-change rerun writes nothing).
+  SELECT key, f_fp AS fingerprint FROM both_equal WHERE base_fp IS DISTINCT FROM f_fp
   UNION ALL
   SELECT key, NULL FROM both_deleted WHERE base_fp IS NOT NULL
   UNION ALL
@@ -10369,7 +10426,7 @@ COMMIT;
 -- Step 18/23: jobtasks reverse: cloud public.jobtasks → desktop public.jobtasks
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: 13210298689237310a37186dd72f11403da275fbdbb3b487cbfa1cf8751a3035
+-- step hash: 1fcbb5f603175f19092e19cc837a045891f1bca8b8dfb03cc30a357a330d1b0e
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -10642,6 +10699,7 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   __bisync_present    boolean NOT NULL DEFAULT true,
   __bisync_base_fp    text,
   __bisync_base_gen   bigint,
+  __bisync_parked_kind text,
 
   __bisync_attempts   integer NOT NULL DEFAULT 0,
   __bisync_first_seen timestamptz,
@@ -10727,22 +10785,27 @@ SELECT set_config('DateStyle', $1, true),
 
 -- [cloud] stream the rows out of cloud, with cloud's copy of the base
 -- Read every row, and every key cloud's copy of the base knows (a key in the base that cloud no longer has was deleted there),
--- each with cloud's base fingerprint and generation (edits: both, SPEC 7). Every matching row, no window.
+-- each with cloud's base fingerprint and generation, and the kind of a conflict cloud holds parked for the key
+-- (edits: both, SPEC 7: a key parked on either database is left alone). Every matching row, no window.
 COPY (
   SELECT coalesce(f."jt_id"::text, b.key ->> 0), f."job_id", f."task_id", f."staff_id", f."status", f."planned_hours", f."completed_on",
          greatest(f."updated_at", f."created_at")::timestamptz AS __bisync_cursor,
          f.__bisync_present IS NOT NULL AS __bisync_present,
          b.fingerprint AS __bisync_base_fp,
-         b.generation AS __bisync_base_gen
+         b.generation AS __bisync_base_gen,
+         c.kind AS __bisync_parked_kind
     FROM (SELECT true AS __bisync_present, f.* FROM "public"."jobtasks" AS f) AS f
     FULL JOIN (SELECT key, fingerprint, generation
                  FROM "bisync".base
                 WHERE table_name = current_setting('bisync.base_table')) AS b
       ON b.key = jsonb_build_array(f."jt_id"::text)
+    LEFT JOIN "bisync".conflicts AS c
+      ON c.table_name = current_setting('bisync.base_table')
+     AND c.key = coalesce(b.key, jsonb_build_array(f."jt_id"::text))
 ) TO STDOUT;
 
 -- [desktop] stream them into staging on desktop
-COPY "bisync_stage" ("jt_id", "job_id", "task_id", "staff_id", "status", "planned_hours", "completed_on", __bisync_cursor, __bisync_present, __bisync_base_fp, __bisync_base_gen) FROM STDIN;
+COPY "bisync_stage" ("jt_id", "job_id", "task_id", "staff_id", "status", "planned_hours", "completed_on", __bisync_cursor, __bisync_present, __bisync_base_fp, __bisync_base_gen, __bisync_parked_kind) FROM STDIN;
 
 -- [cloud] end the read snapshot
 COMMIT;
@@ -10768,14 +10831,17 @@ UPDATE "bisync_stage" AS s
 
 -- [desktop] keys desktop's base holds that cloud no longer has: deleted there
 --   $1 = 'jobtasks'  (table)
--- After a full read: keys desktop's copy of the base holds as agreed that cloud sent neither as a row nor
--- from its own base. cloud deleted them since both sides agreed; the merge decides what that means.
+-- After a full read: keys desktop's copy of the base holds as agreed, and keys desktop holds parked, that
+-- cloud sent neither as a row nor from its own base. cloud deleted them (or never had them); the merge
+-- decides what that means, and refreshes a parked key's versions.
 INSERT INTO "bisync_stage" ("jt_id", __bisync_present)
 SELECT b.key ->> 0, false
-  FROM "bisync".base AS b
- WHERE b.table_name = $1
-   AND b.fingerprint IS NOT NULL
-   AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE jsonb_build_array((s."jt_id"::bigint)::text) = b.key);
+  FROM (SELECT b.key FROM "bisync".base AS b
+         WHERE b.table_name = $1 AND b.fingerprint IS NOT NULL
+        UNION
+        SELECT c.key FROM "bisync".conflicts AS c
+         WHERE c.table_name = $1) AS b
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE jsonb_build_array((s."jt_id"::bigint)::text) = b.key);
 
 -- [desktop] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -10807,7 +10873,7 @@ ANALYZE "bisync_stage" ("jt_id");
 --   f_deleted_kept           deleted on cloud (deletes: keep)           nothing: the delete is not carried
 --   t_deleted_kept           deleted on desktop (deletes: keep)           nothing: never re-created on desktop
 --   both_deleted             deleted on both sides                      nothing; the base records the delete
--- A key with a parked conflict is left alone until it is resolved or both sides become equal.
+-- A key with a parked conflict (on either database) is left alone until it is resolved or both sides become equal.
 WITH src AS (
   SELECT s.*,
          jsonb_build_array((s."jt_id"::bigint)::text) AS __bisync_key,
@@ -10824,8 +10890,8 @@ three AS MATERIALIZED (
          CASE WHEN t.ctid IS NOT NULL THEN md5(convert_to(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text, 'UTF8')) END AS t_fp,
          CASE WHEN coalesce(s.__bisync_base_gen, -1) > coalesce(b.generation, -1) THEN s.__bisync_base_fp ELSE b.fingerprint END AS base_fp,
          coalesce(greatest(s.__bisync_base_gen, b.generation), 0) AS base_gen,
-         b.fingerprint AS t_base_fp,
-         c.key IS NOT NULL AS parked
+         c.key IS NOT NULL OR s.__bisync_parked_kind IS NOT NULL AS parked,
+         coalesce(c.kind, s.__bisync_parked_kind) AS parked_kind
     FROM src AS s
     LEFT JOIN "public"."jobtasks" AS t ON t."jt_id" = s."jt_id"::bigint
     LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = s.__bisync_key
@@ -10861,10 +10927,19 @@ t_deleted_kept AS (
 both_deleted AS (
   SELECT * FROM three WHERE NOT f_present AND NOT t_present
 ),
-conflicted AS (
+found AS (
   SELECT x.*, $4::text AS kind FROM conflict_update_update AS x
   UNION ALL
   SELECT x.*, $5::text FROM conflict_insert_insert AS x
+),
+conflicted AS (
+  -- A key parked earlier (on either database) whose two sides still differ stays a conflict of its
+  -- kind whatever its row above says now, so its versions stay what the two sides hold.
+  SELECT * FROM found
+  UNION ALL
+  SELECT x.*, x.parked_kind FROM three AS x
+   WHERE x.parked AND x.f_fp IS DISTINCT FROM x.t_fp
+     AND NOT EXISTS (SELECT 1 FROM found AS y WHERE y.row_no = x.row_no)
 ),
 decided AS (
   -- conflicts: park. A key parked earlier stays parked until it is resolved.
@@ -10929,8 +11004,9 @@ cleared AS (
   RETURNING 1
 ),
 agreed AS (
-  -- The new base: what both sides hold now (a NULL fingerprint records an agreed delete).
-  SELECT key, f_fp AS fingerprint FROM both_equal WHERE t_base_fp IS DISTINCT FROM f_fp
+  -- The new base: what both sides hold now (a NULL fingerprint records an agreed delete). Equal rows
+  -- are recorded only when the fresher copy does not say so already (a no-change rerun writes nothing).
+  SELECT key, f_fp AS fingerprint FROM both_equal WHERE base_fp IS DISTINCT FROM f_fp
   UNION ALL
   SELECT key, NULL FROM both_deleted WHERE base_fp IS NOT NULL
   UNION ALL

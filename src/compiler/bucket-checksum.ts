@@ -84,6 +84,25 @@ export function comparedCasts(target: CatalogColumn, other: CatalogColumn): read
   return [];
 }
 
+/**
+ * Whether every value of numeric type `from` fits numeric type `to` after rounding to its scale, so
+ * the cast cannot fail on F (a failing cast would fail the step instead of rejecting one row).
+ */
+function numericFits(from: string, to: string): boolean {
+  const parse = (type: string): { precision: number; scale: number } | 'any' | null => {
+    if (type === 'numeric') return 'any';
+    const m = /^numeric\((\d+)(?:,(\d+))?\)$/.exec(type);
+    return m === null ? null : { precision: Number(m[1]), scale: Number(m[2] ?? 0) };
+  };
+  const a = parse(from);
+  const b = parse(to);
+  if (a === null || b === null) return false;
+  if (b === 'any') return true;
+  if (a === 'any') return false;
+  const digits = (n: { precision: number; scale: number }): number => n.precision - n.scale;
+  return digits(b) > digits(a) || (digits(b) === digits(a) && b.scale >= a.scale);
+}
+
 /** One synced column: names and types on F (source) and T (target). */
 export interface SyncedColumn {
   readonly source: string;
@@ -95,7 +114,7 @@ export interface SyncedColumn {
 /**
  * A sync step's checksum columns on each side: each value as T will hold it, so a bucket is equal
  * only when the merge would change nothing in it. T hashes its own values (a timestamptz as UTC
- * time); F hashes its text cast to T's type where that cast does not depend on the session, or
+ * time); F hashes its own text, cast to T's numeric type where no value can fail that cast, or
  * converted through T's zone for timestamp ↔ timestamptz. Any other type difference (enums, domains,
  * arrays, dates and times of other kinds) cannot be reproduced on F: `unsupported` says which, and
  * the step reads in full. Equal text means equal values, so a bucket can differ where the merge
@@ -117,8 +136,13 @@ export function syncChecksumColumns(columns: readonly SyncedColumn[]): { source:
     } else if (WITH_ZONE.test(s) && WITHOUT_ZONE.test(t) && base(s) === s && base(t) === t) {
       source.push({ name: c.source, casts: [], zone: 'utc-to-local' });
       target.push({ name: c.target, casts: [] });
+    } else if (numericFits(s, t)) {
+      source.push({ name: c.source, casts: [t] });
+      target.push({ name: c.target, casts: [] });
     } else if (SESSION_FREE.has(base(s)) && SESSION_FREE.has(base(t))) {
-      source.push({ name: c.source, casts: ['text', t] });
+      // Each side's own text: equal text is the same value on T (the merge casts F's text to T's
+      // type); a value rounded or reformatted on its way across keeps its bucket differing.
+      source.push({ name: c.source, casts: [] });
       target.push({ name: c.target, casts: [] });
     } else {
       return { unsupported: `column ${c.source} is ${s} on one side and ${t} on the other` };

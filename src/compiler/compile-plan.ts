@@ -4,6 +4,9 @@ import { didYouMean } from '../config/suggest.js';
 import { BisyncError, ExitCode } from '../errors.js';
 import type { Catalog, CatalogReference, CatalogTable } from './catalog.js';
 import { checkSafety, rowSecurityFinding } from './check-safety.js';
+import { chooseChecksum } from './checksum-step.js';
+import { SYNC_BUCKET_BITS } from './bucket-checksum.js';
+import type { ChecksumColumn } from './bucket-checksum.js';
 import { checkCatalogs } from './check-catalog.js';
 import { adoptionMode, collisionSafety } from './collision-safety.js';
 import { sessionWarnings } from './session-warnings.js';
@@ -347,6 +350,18 @@ function compileStep(
 
   const encoding = stagingEncoding(catalogs[sourceName]?.serverEncoding, catalogs[targetName]?.serverEncoding);
   if (encoding.warning !== null) warnings.push(`${targetName}: ${encoding.warning}`);
+  const { checksum, note: checksumNote } = chooseChecksum({
+    table,
+    mode,
+    modeOption: options.mode,
+    hasRunBefore: stepKey(table.name, direction) in state,
+    pendingRejects,
+    threeWay,
+    originFilter,
+    origin,
+    columns,
+    keys,
+  });
 
   const sourceRel = { schema: sourceCat.schema, name: sourceCat.name };
   const targetRel = { schema: targetCat.schema, name: targetCat.name };
@@ -396,6 +411,8 @@ function compileStep(
     export: false,
     rawStaging: encoding.raw,
     encoding: catalogs[targetName]?.serverEncoding ?? 'UTF8',
+    checksum,
+    checksumZone: checksum === null ? null : (catalogs[targetName]?.timeZone ?? 'UTC'),
   };
   const read = {
     since: mode === 'incremental' ? watermark : null,
@@ -418,6 +435,7 @@ function compileStep(
     stmt('constraints-immediate', 'target', 'deferred constraints fail per merged batch, not at COMMIT'),
     ...(threeWay ? [stmt('guard-count', 'target', 'rows on the target before the merge, the measure of max_delete_fraction with edits: both')] : []),
     stmt('create-staging', 'target', 'staging table, dropped at commit'),
+    ...(checksum === null ? [] : [checksumStatement(stmt, 'target', targetName, targetRel, checksum.targetKeys, checksum.targetColumns, checksum.owned, checksum.owned !== null)]),
     ...(cursors.length > 0
       ? [
           stmt('begin-horizon', 'source', `a short read-only transaction on ${sourceName}, before the read snapshot`),
@@ -429,6 +447,12 @@ function compileStep(
     stmt('begin-source', 'source', `open the read snapshot on ${sourceName}`),
     stmt('settings', 'source', 'transaction-local text formats and the read window', { read, ...zone(sourceName) }),
     ...(byXmin ? [stmt('read-xmin', 'source', `the read snapshot's xmin, the table's file and the server, saved for the next xmin read`)] : []),
+    ...(checksum === null
+      ? []
+      : [
+          checksumStatement(stmt, 'source', sourceName, sourceRel, checksum.sourceKeys, checksum.sourceColumns, null, checksum.owned !== null),
+          stmt('set-buckets', 'source', `the buckets whose checksums differ (compared in bisync); when none does, the copy below does not run`),
+        ]),
     stmt('copy-out', 'source', threeWay ? `stream the rows out of ${sourceName}, with ${sourceName}'s copy of the base` : `stream the rows out of ${sourceName}`, {}, threeWayTemplate('copy-out')),
     ...(encoding.raw ? [stmt('client-encoding-raw', 'target', `take the COPY's bytes unconverted (${common.encoding} cannot hold every character UTF-8 can)`)] : []),
     stmt('copy-in', 'target', `stream them into staging on ${targetName}`),
@@ -441,6 +465,7 @@ function compileStep(
           stmt('undecodable-key', 'target', 'only when the key itself cannot be decoded either: the row marked, its non-ASCII values as octal bytes'),
         ]
       : []),
+    ...(checksum === null ? [] : [stmt('set-buckets', 'target', 'the same buckets on the target: deletes and unmarked rows are looked for only inside them')]),
     stmt('retry-rejects', 'target', 'retry rows rejected by earlier runs'),
     ...(threeWay && mode === 'full' ? [stmt('stage-base-keys', 'target', `keys ${targetName}'s base holds that ${sourceName} no longer has: deleted there`)] : []),
     stmt('count-staged', 'target', 'how many rows are staged'),
@@ -483,6 +508,7 @@ function compileStep(
     stmt('commit', 'target', 'commit the bootstrap'),
   ];
   const hashed = { table: table.name, direction, mode, statements, bootstrap };
+  const stepReason = checksumNote === null ? reason : `${reason}; ${checksumNote}`;
   return {
     table: table.name,
     direction,
@@ -493,7 +519,8 @@ function compileStep(
     stateSchema: config.stateSchema,
     after: [...table.after],
     mode,
-    reason: mirror && mode !== 'full' ? `${reason}; deletes: ${threeWay ? `on ${sourceName} are found` : 'mirror waits for'} a full read` : reason,
+    reason: mirror && mode !== 'full' ? `${stepReason}; deletes: ${threeWay ? `on ${sourceName} are found` : 'mirror waits for'} a full read` : stepReason,
+    ...(checksum === null ? {} : { compare: 'checksum' as const }),
     watermark,
     columns,
     write: table.write[direction],
@@ -510,6 +537,34 @@ function compileStep(
     statements,
     hash: sha256(JSON.stringify(hashed)),
   };
+}
+
+/** A bucket-checksums statement of a checksum-first step, on one side. */
+function checksumStatement(
+  stmt: (kind: string, side: Side, purpose: string, extra?: Record<string, unknown>, template?: string) => PlanStatement,
+  side: Side,
+  database: string,
+  relation: QualifiedName,
+  keys: readonly ChecksumColumn[],
+  columns: readonly ChecksumColumn[],
+  owned: { column: string; mine: string } | null,
+  ownedOnTarget: boolean,
+): PlanStatement {
+  const context = {
+    database,
+    relation,
+    keys,
+    columns,
+    owned,
+    // The source's rows stand for marked ones when the target counts unmarked rows apart.
+    unmarkedField: side === 'source' && ownedOnTarget,
+    bits: SYNC_BUCKET_BITS,
+    checksumNote:
+      side === 'source'
+        ? "Each value's own text, cast to the target's numeric type where no value can fail the cast, a timestamptz as UTC time."
+        : 'A timestamptz counts as its UTC time, whatever zone the session is in.',
+  };
+  return stmt('bucket-checksums', side, `checksum-first: rows and a checksum per bucket of keys on ${database}`, context, 'bucket-checksums');
 }
 
 /** What the three-way templates need besides the common context (inert for edits: owner). */

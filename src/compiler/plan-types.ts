@@ -58,6 +58,8 @@ export interface PlanStep {
   readonly deletes: 'keep' | 'mirror';
   /** deletes: mirror refuses to remove more than this fraction of the rows this direction owns on T. */
   readonly maxDeleteFraction: number;
+  /** Present when the step compares bucket checksums first and reads only the rows of differing buckets (SPEC §8). */
+  readonly compare?: 'checksum';
   /** Present for edits: both tables: the step runs the three-way merge of SPEC §7. */
   readonly edits?: 'both';
   /** Target columns filled by a sequence default on insert: a dry run draws values PostgreSQL does not roll back. */

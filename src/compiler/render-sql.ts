@@ -143,8 +143,10 @@ const helpers = {
    * md5 of the text of a row of checksum columns (bucket-checksum.ts): each column's own text, after
    * its casts, or converted through a zone (`zone` names the zone of the database written to).
    */
-  rowhash: (columns: unknown, prefix: unknown, options: Handlebars.HelperOptions) =>
-    `md5(convert_to(ROW(${(columns as ChecksumColumn[]).map((c) => checksumValue(c, String(prefix), options)).join(`,\n${' '.repeat(23)}`)})::text, 'UTF8'))`,
+  rowhash: (columns: unknown, prefix: unknown, options: Handlebars.HelperOptions) => `md5(convert_to(ROW(${helpers.rowvalues(columns, prefix, options)})::text, 'UTF8'))`,
+  /** The values `rowhash` hashes, one per line (for a row constructor with more fields after them). */
+  rowvalues: (columns: unknown, prefix: unknown, options: Handlebars.HelperOptions) =>
+    (columns as ChecksumColumn[]).map((c) => checksumValue(c, String(prefix), options)).join(`,\n${' '.repeat(23)}`),
   /** The bucket of a key hash: its first `bits` bits (at most 16) as an integer. */
   bucketof: (hash: unknown, bits: unknown) => {
     const n = Number(bits);

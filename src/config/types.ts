@@ -8,6 +8,8 @@ export type TableDirection = Direction | 'both';
 export type WriteMode = 'upsert' | 'insert-only';
 export type SslMode = 'disable' | 'require' | 'verify-full';
 export type DeletesMode = 'keep' | 'mirror';
+/** How a step that reads its source in full finds what changed (SPEC §8). */
+export type CompareMode = 'checksum' | 'full';
 export type EditsMode = 'owner' | 'both';
 
 /** park: leave both sides alone and record the conflict; newest: the newer cursor value wins; or a database name. */
@@ -38,6 +40,7 @@ export interface RawTableSettings {
   statement_timeout?: string;
   columns?: (string | Record<string, string>)[];
   deletes?: DeletesMode;
+  compare?: CompareMode;
   edits?: EditsMode;
   /** park, newest, or a database name. */
   conflicts?: string;
@@ -118,6 +121,8 @@ export interface ResolvedTable {
   /** SET LOCAL statement_timeout of every step transaction (0: no limit). Default 1 h. */
   readonly statementTimeoutSeconds: number;
   readonly deletes: DeletesMode;
+  /** checksum: a full read first compares bucket checksums and reads only differing buckets; full: every row. */
+  readonly compare: CompareMode;
   readonly maxDeleteFraction: number;
   /** Who may change a row: the origin rule's owner (SPEC §2), or both sides (three-way, SPEC §7). */
   readonly edits: EditsMode;

@@ -13,6 +13,7 @@ import type { Databases, WireCounts } from './databases.js';
 import { run, runTogether, statement } from './statements.js';
 import type { Sendable } from './statements.js';
 import { describeStepError, tagSide } from './step-error.js';
+import { compareChecksums, setBuckets, sourceChecksum, targetChecksum } from './checksum-first.js';
 
 export type StepStatus = 'succeeded' | 'failed' | 'locked' | 'refused' | 'replan' | 'skipped' | 'interrupted';
 
@@ -58,6 +59,8 @@ export interface StepResult extends StepCounts {
   connectionsOpened?: number;
   bytesSent?: number;
   bytesReceived?: number;
+  /** checksum-first steps: key buckets holding rows on either side, and how many differed (only their rows were read). */
+  checksum?: { buckets: number; differing: number };
   /** Set when the key sequence on T could not be advanced after inserts (the data still committed). */
   sequenceWarning?: string;
   /** `both` for an edits: both step: its conflicts are parked in the conflicts table, not rejects. */
@@ -154,6 +157,7 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
       statement(step, 'create-staging'),
       // edits: both measures max_delete_fraction against every row on the target before the merge.
       ...(step.edits === 'both' ? [statement(step, 'guard-count')] : []),
+      ...targetChecksum(step),
     ];
     let opened: pg.QueryResult[] | 'locked';
     // lock_not_available: another run holds this step's row of state.
@@ -178,6 +182,7 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
         statement(step, 'begin-source'),
         statement(step, 'settings', 'source', readPart),
         ...(hasXmin ? [statement(step, 'read-xmin')] : []),
+        ...sourceChecksum(step),
       ]);
     };
     let reading: Promise<pg.QueryResult[]> | undefined;
@@ -209,19 +214,26 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
       if (locked?.rows[0]?.locked !== true) return { ...base, ...counts, status: 'locked', watermarkAfter: step.watermark, durationMs: Date.now() - startedMs };
       return { ...base, ...counts, status: 'replan', currentWatermark: current, watermarkAfter: current, durationMs: Date.now() - startedMs };
     }
+    const targetSums = opened === 'locked' ? undefined : opened.at(-1);
     const baseline = options.sharedTransaction === true ? await guardBaseline(target, step) : undefined;
 
     const readOpened = await (reading ?? openRead());
     const horizonRow = hasHorizon ? readOpened[2]?.rows[0] : undefined;
     const horizon = (horizonRow?.horizon as string | undefined) ?? null;
     const hold = hasHorizon && horizonRow?.hold === true;
-    const xminCursor = hasXmin ? ((readOpened.at(-1)?.rows[0]?.xmin_cursor as string | undefined) ?? null) : null;
+    const xminCursor = hasXmin ? ((readOpened.at(-1 - sourceChecksum(step).length)?.rows[0]?.xmin_cursor as string | undefined) ?? null) : null;
     if (source === undefined) throw new Error('the read did not open');
-    await beforeRawCopy(target, step);
-    copying = true;
-    const read = await copyBetween(source, target, step, options.onProgress, options.duringCopy);
-    copying = false;
-    counts = add(counts, { read });
+    // checksum-first (SPEC §8): only the buckets whose checksums differ are read; none, no copy.
+    const checksum = step.compare === 'checksum' ? compareChecksums(readOpened.at(-1), targetSums) : null;
+    let read = 0;
+    if (checksum === null || checksum.differing.length > 0) {
+      await runTogether(source, setBuckets(step, 'source', checksum));
+      await beforeRawCopy(target, step);
+      copying = true;
+      read = await copyBetween(source, target, step, options.onProgress, options.duringCopy);
+      copying = false;
+    }
+    counts = add(counts, { read, unchanged: checksum?.equalRows ?? 0 });
     // The read's commit, the checks of the staged rows and the merge of rows 1..read (COPY numbers
     // them from 1) travel together: the two databases' answers are awaited at once.
     const closingRead = run(source, statement(step, 'commit', 'source', readPart));
@@ -233,7 +245,9 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     // A single-byte target: the staged rows are decoded first; rows it cannot hold are left out of the merge.
     const undecodable = await decodeStaging(target, step, read);
     const hasBaseKeys = step.statements.some((s) => s.kind === 'stage-base-keys');
+    const bucketsSet = setBuckets(step, 'target', checksum);
     const checking = runTogether(target, [
+      ...bucketsSet,
       statement(step, 'retry-rejects'),
       ...(hasBaseKeys ? [statement(step, 'stage-base-keys')] : []),
       statement(step, 'count-staged'),
@@ -249,7 +263,7 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     sourceOpen = false;
     if (checked.status === 'rejected') throw checked.reason;
     if (merged.status === 'rejected') throw merged.reason;
-    counts = add(counts, { retried: checked.value[0]?.rowCount ?? 0 });
+    counts = add(counts, { retried: checked.value[bucketsSet.length]?.rowCount ?? 0 });
     counts = add(counts, merged.value);
     // Rows the target's encoding cannot hold are recorded after the retry of earlier rejects (which
     // takes every pending reject of this step back).
@@ -301,6 +315,7 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
       ...(newRejects.length === 0 ? {} : { newRejects }),
       ...(sequenceWarning === null ? {} : { sequenceWarning }),
       ...(mirrored.kept.count > 0 ? { kept: mirrored.kept } : mergeKept.count > 0 ? { kept: mergeKept } : {}),
+      ...(checksum === null ? {} : { checksum: { buckets: checksum.buckets, differing: checksum.differing.length } }),
       ...(mirrored.deletedKeys.length > 0 ? { deletedKeys: mirrored.deletedKeys } : {}),
     };
   } catch (error) {

@@ -65,8 +65,16 @@ describe('golden plans of the example config against the sample schema', () => {
       ]);
     });
 
+    // The forward step has run before too (its row of state on the cloud): it compares by checksum first (SPEC §8).
+    const forward = (await planCommand(config, { direction: 'forward', tables: ['climaster'], mode: 'auto' })).steps[0];
+    if (forward === undefined) throw new Error('no forward step for climaster');
+    await withClient(dbs.cloudUrl, async (client) => {
+      for (const s of forward.bootstrap) await client.query(s.sql, s.params.map((p) => p.value));
+    });
+
     const incremental = await planCommand(config, { direction: 'both', tables: ['climaster'], mode: 'auto' });
     expect(incremental.steps.map((s) => `${s.table} ${s.direction} ${s.mode}`)).toEqual(['climaster forward full', 'climaster reverse incremental']);
+    expect(incremental.steps[0]?.compare).toBe('checksum');
     const step = incremental.steps[1] as PlanStep;
     expect(step.watermark).toBe(WATERMARK);
     expect(param(step, 'settings', 'watermark', 'source')).toBe(WATERMARK);

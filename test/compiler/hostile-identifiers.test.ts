@@ -193,7 +193,7 @@ function withXmin(doc: unknown): unknown {
   return { ...d, tables: d.tables.map((t, i) => (i === 1 ? { ...t, timestamps: { desktop: 'xmin' } } : t)) };
 }
 
-function plans(n: Names): { firstRun: Plan; incremental: Plan } {
+function plans(n: Names): { firstRun: Plan; incremental: Plan; checksum: Plan } {
   const config = configFrom(withXmin(document(n)));
   const cats = catalogs(n);
   const state: StateSnapshot = { [stepKey(VALUES.table1, 'reverse')]: WATERMARK, [stepKey(VALUES.table3, 'reverse')]: WATERMARK };
@@ -202,6 +202,8 @@ function plans(n: Names): { firstRun: Plan; incremental: Plan } {
     incremental: compilePlan(config, cats, state, { direction: 'both', mode: 'auto' }, {
       [stepKey(VALUES.table2, 'forward')]: { xmin: '4000', relfilenode: null, system: '7300000000000000001' },
     }),
+    // Every step has run before: the forward steps read the desktop in full, checksum-first (SPEC §8).
+    checksum: compilePlan(configFrom(document(n)), cats, { ...state, [stepKey(VALUES.table1, 'forward')]: null, [stepKey(VALUES.table2, 'forward')]: null }, { direction: 'both', mode: 'auto' }),
   };
 }
 
@@ -218,10 +220,11 @@ describe('hostile identifiers (pure: compiled from in-memory catalogs, parsed by
   const cases = [
     ['first run', hostile.firstRun, benign.firstRun],
     ['incremental', hostile.incremental, benign.incremental],
+    ['checksum-first', hostile.checksum, benign.checksum],
   ] as const;
 
   it('every statement kind a plan can hold is rendered with hostile names', () => {
-    const kinds = new Set([...planStatements(hostile.firstRun), ...planStatements(hostile.incremental)].map((s) => s.statement.kind));
+    const kinds = new Set([...planStatements(hostile.firstRun), ...planStatements(hostile.incremental), ...planStatements(hostile.checksum)].map((s) => s.statement.kind));
     // Every kind compile-plan.ts can emit (`stmt('kind', …)`), each a template.
     const source = readFileSync(fileURLToPath(new URL('../../src/compiler/compile-plan.ts', import.meta.url)), 'utf8');
     const emitted = new Set([...source.matchAll(/\bstmt\(\s*'([a-z-]+)'/g)].map((m) => m[1] ?? ''));
@@ -237,6 +240,7 @@ describe('hostile identifiers (pure: compiled from in-memory catalogs, parsed by
     ]);
     expect(hostile.incremental.steps.map((s) => s.mode)).toEqual(['full', 'incremental', 'full', 'incremental', 'incremental']);
     expect(planStatements(hostile.firstRun).some((s) => s.statement.kind === 'mirror-deletes')).toBe(true);
+    expect(hostile.checksum.steps.filter((s) => s.compare === 'checksum').map((s) => `${s.table} ${s.direction}`)).toEqual([`${VALUES.table1} forward`, `${VALUES.table2} forward`]);
   });
 
   for (const [name, hostilePlan, benignPlan] of cases) {
@@ -328,7 +332,7 @@ describe('hostile identifiers (pure: compiled from in-memory catalogs, parsed by
   });
 
   it('values from the config are parameters, never text: markers, table name, watermark, lookback', () => {
-    for (const plan of [hostile.firstRun, hostile.incremental]) {
+    for (const plan of [hostile.firstRun, hostile.incremental, hostile.checksum]) {
       for (const { statement, label } of planStatements(plan)) {
         for (const value of [VALUES.table1, VALUES.table2, VALUES.forwardMark, VALUES.reverseMark, WATERMARK, '17 seconds']) {
           expect(statement.sql, label).not.toContain(value);

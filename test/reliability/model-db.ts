@@ -38,13 +38,15 @@ const configs = new Map<string, ResolvedConfig>();
 
 /** The jobs-fixture config for one variant (written once per variant and file). */
 export async function configFor(dbs: TestDatabases, variant: Variant): Promise<ResolvedConfig> {
-  const id = `${variant.lookback}/${variant.reverseJob}/${variant.desktopXmin === true ? 'xmin' : 'full'}`;
+  const id = `${variant.lookback}/${variant.reverseJob}/${variant.desktopXmin === true ? 'xmin' : 'full'}/${variant.compare}`;
   let config = configs.get(id);
   if (config === undefined) {
+    const compare = variant.compare === 'full' ? '    compare: full\n' : '';
     config = await jobsConfig(dbs, {
       lookback: variant.lookback,
       desktopXmin: variant.desktopXmin === true,
-      jobExtra: variant.reverseJob === 'insert-only' ? '    reverse: { write: insert-only }' : '',
+      jobExtra: `${compare}${variant.reverseJob === 'insert-only' ? '    reverse: { write: insert-only }' : ''}`,
+      clientExtra: compare,
     });
     configs.set(id, config);
   }

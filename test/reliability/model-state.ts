@@ -37,6 +37,12 @@ export interface Variant {
   concurrency: 1 | 2;
   /** `timestamps: { desktop: xmin }`: forward reads, after its first run, only desktop rows written since its last read. */
   desktopXmin?: boolean;
+  /**
+   * How forward reads the desktop in full (SPEC §8): checksum-first (bucket checksums, then only
+   * differing buckets) or `compare: full` (every row). The model predicts the same for both, except
+   * rows read.
+   */
+  compare: 'checksum' | 'full';
 }
 
 export interface StepCounts {

@@ -37,8 +37,11 @@ const SEED = envInt('BISYNC_PROPERTY_SEED', 72026);
 const RUNS = envInt('BISYNC_PROPERTY_RUNS', 24);
 const COMMANDS = Math.max(2, envInt('BISYNC_PROPERTY_COMMANDS', 12));
 const PATH = process.env.BISYNC_PROPERTY_PATH ?? '';
+// Forces one compare path of forward's full reads (checksum | full); by default each scenario draws one.
+const COMPARE = process.env.BISYNC_PROPERTY_COMPARE;
+if (COMPARE !== undefined && COMPARE !== '' && COMPARE !== 'checksum' && COMPARE !== 'full') throw new Error(`BISYNC_PROPERTY_COMPARE must be checksum or full, got ${COMPARE}`);
 
-const VARIANTS: Omit<Variant, 'concurrency'>[] = [];
+const VARIANTS: Omit<Variant, 'concurrency' | 'compare'>[] = [];
 for (const lookback of ['0s', '5s'] as const) {
   for (const reverseJob of ['upsert', 'insert-only'] as const) {
     for (const clock of ['explicit', 'server'] as const) VARIANTS.push({ lookback, reverseJob, clock });
@@ -95,7 +98,7 @@ describe('model-based: random writes on both sides and sync runs keep the owners
       name,
       async () => {
         const seed = SEED + index;
-        const details = await fc.check(fc.asyncProperty(scenarioArb(COMMANDS, variant), runScenario), {
+        const details = await fc.check(fc.asyncProperty(scenarioArb(COMMANDS, variant, COMPARE === 'checksum' || COMPARE === 'full' ? COMPARE : undefined), runScenario), {
           seed,
           numRuns: RUNS_PER_VARIANT,
           ...(PATH === '' ? {} : { path: PATH, endOnFailure: true }),

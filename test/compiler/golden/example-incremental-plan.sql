@@ -1,12 +1,12 @@
--- bisync plan 5af987a9286def2d19d1b43eede07c20d9ceb4343c20f3127bb965a7b4be7cb2
+-- bisync plan 336bda77b75fe24d0ad3106e95b15d69fe053735c5e18e16047cf962b07fdd87
 -- config: sync.config.yaml; state schema: bisync; 2 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
 -- ============================================================================
 -- Step 1/2: climaster forward: desktop public.climaster → cloud public.climaster
--- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
+-- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; checksum-first: both databases sum row hashes per bucket of keys (1,024 buckets), and only the rows of buckets that differ are read
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: cbaaf5b36d8a2896cd401dd6b86667c7fff871e11e4805ce8916daca6bce4588
+-- step hash: 750ef6449eb89d9c53a7b656b113fb223dfd3f4466537a62c991807527c6c86a
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -280,6 +280,33 @@ CREATE TEMPORARY TABLE "bisync_stage" (
   __bisync_row        bigint GENERATED ALWAYS AS IDENTITY
 ) ON COMMIT DROP;
 
+-- [cloud] checksum-first: rows and a checksum per bucket of keys on cloud
+--   $1 = 'D'  (origin value this direction writes)
+-- cloud: rows and a checksum per bucket of keys this direction may write (its own rows and unmarked
+-- ones; the other side's are left out: the merge never writes them). A key's bucket is the first 10 bits of the md5
+-- of its text as UTF-8 (the same bytes in any database encoding); the checksum is the sum of the first
+-- 64 bits of each row's md5, so row order does not matter. A timestamptz counts as its UTC time, whatever zone the session is in.
+SELECT (('x' || left(r.key_hash, 4))::bit(16)::int >> 6) AS bucket,
+       count(*)::bigint AS rows,
+       sum(('x' || left(r.row_hash, 16))::bit(64)::bigint)::text AS checksum
+  FROM (SELECT md5(convert_to(ROW(t."client_id")::text, 'UTF8')) AS key_hash,
+               md5(convert_to(ROW(t."client_id",
+                       t."org_id",
+                       t."loc_id",
+                       t."con_id",
+                       t."client_name",
+                       t."pan",
+                       t."email",
+                       t."opening_balance",
+                       t."onboarded_on",
+                       t."is_active",
+                       -- unmarked: true never matches a row of the source (false), so the merge stamps it
+                       t."source" IS NULL)::text, 'UTF8')) AS row_hash
+          FROM "public"."climaster" AS t
+         WHERE t."source" IS NULL OR t."source"::text = $1) AS r
+ GROUP BY 1
+ ORDER BY 1;
+
 -- [desktop] open the read snapshot on desktop
 -- One snapshot for the rows and their cursor values.
 BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
@@ -304,11 +331,43 @@ SELECT set_config('DateStyle', $1, true),
        set_config('lock_timeout', $7, true),
        set_config('statement_timeout', $8, true);
 
+-- [desktop] checksum-first: rows and a checksum per bucket of keys on desktop
+-- desktop: rows and a checksum per bucket of keys. A key's bucket is the first 10 bits of the md5
+-- of its text as UTF-8 (the same bytes in any database encoding); the checksum is the sum of the first
+-- 64 bits of each row's md5, so row order does not matter. Each value's own text, cast to the target's numeric type where no value can fail the cast, a timestamptz as UTC time.
+SELECT (('x' || left(r.key_hash, 4))::bit(16)::int >> 6) AS bucket,
+       count(*)::bigint AS rows,
+       sum(('x' || left(r.row_hash, 16))::bit(64)::bigint)::text AS checksum
+  FROM (SELECT md5(convert_to(ROW(t."client_id")::text, 'UTF8')) AS key_hash,
+               md5(convert_to(ROW(t."client_id",
+                       t."org_id",
+                       t."loc_id",
+                       t."con_id",
+                       t."client_name",
+                       t."pan",
+                       t."email",
+                       t."opening_balance",
+                       t."onboarded_on",
+                       t."is_active",
+                       -- not unmarked, as the target's rows this direction owns
+                       false)::text, 'UTF8')) AS row_hash
+          FROM "public"."climaster" AS t) AS r
+ GROUP BY 1
+ ORDER BY 1;
+
+-- [desktop] the buckets whose checksums differ (compared in bisync); when none does, the copy below does not run
+--   $1 = <differing buckets, supplied while running>
+-- checksum-first: the key buckets whose checksums differ between desktop and cloud (an array of bucket
+-- numbers, transaction-local): the read and the deletes below act only inside them.
+SELECT set_config('bisync.buckets', $1, true);
+
 -- [desktop] stream the rows out of desktop
--- Read every row. Every matching row, no window.
+-- Read every row of the key buckets whose checksums differ. Every matching row, no window.
 COPY (
   SELECT f."client_id", f."org_id", f."loc_id", f."con_id", f."client_name", f."pan", f."email", f."opening_balance", f."onboarded_on", f."is_active"
     FROM "public"."climaster" AS f
+   -- checksum-first: only the keys of buckets whose checksums differ (set above); the others are equal on both sides
+   WHERE (('x' || left(md5(convert_to(ROW(f."client_id")::text, 'UTF8')), 4))::bit(16)::int >> 6) = ANY (current_setting('bisync.buckets')::int[])
 ) TO STDOUT;
 
 -- [cloud] stream them into staging on cloud
@@ -316,6 +375,12 @@ COPY "bisync_stage" ("client_id", "org_id", "loc_id", "con_id", "client_name", "
 
 -- [desktop] end the read snapshot
 COMMIT;
+
+-- [cloud] the same buckets on the target: deletes and unmarked rows are looked for only inside them
+--   $1 = <differing buckets, supplied while running>
+-- checksum-first: the key buckets whose checksums differ between desktop and cloud (an array of bucket
+-- numbers, transaction-local): the read and the deletes below act only inside them.
+SELECT set_config('bisync.buckets', $1, true);
 
 -- [cloud] retry rows rejected by earlier runs
 --   $1 = 'climaster'  (table)
@@ -440,7 +505,9 @@ SELECT setval(q.seq, m.max_key) AS advanced_to
 SELECT count(*)::bigint AS unmarked
   FROM "public"."climaster" AS t
  WHERE t."source" IS NULL
-   AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE t."client_id" = s."client_id"::integer);
+   AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE t."client_id" = s."client_id"::integer)
+   -- only keys in buckets compared and read (checksum-first): a key of an equal bucket is missing from staging because it was not read
+   AND (('x' || left(md5(convert_to(ROW(t."client_id")::text, 'UTF8')), 4))::bit(16)::int >> 6) = ANY (current_setting('bisync.buckets')::int[]);
 
 -- [cloud] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
 --   $1 = 'public'  (guarded relation 0 schema)

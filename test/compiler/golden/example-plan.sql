@@ -4,7 +4,7 @@
 
 -- ============================================================================
 -- Step 1/23: orgmaster forward: desktop public.orgmaster → cloud public.orgmaster
--- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
+-- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: org_id, org_name, gstin, city, is_active
 -- step hash: 45b4962ed6963e1b9a23f3c844dcdf34ca05e60f90f91b7edfa26ea21a3bda60
 -- ============================================================================
@@ -575,7 +575,7 @@ COMMIT;
 
 -- ============================================================================
 -- Step 2/23: locmaster forward: desktop public.locmaster → cloud public.locmaster
--- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
+-- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: loc_id, org_id, loc_name, pincode, is_head_office
 -- step hash: 6835fc90202f3c7b19ca567b0ab0ea04ca131f1cb4fff16d94cb4cf8ac40619e
 -- ============================================================================
@@ -1146,7 +1146,7 @@ COMMIT;
 
 -- ============================================================================
 -- Step 3/23: conmaster forward: desktop public.conmaster → cloud public.conmaster
--- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
+-- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: con_id, con_code, con_name, sort_order, remarks
 -- step hash: 30d47d97da389ddf4798b2da40146b00d8739f6cae24c03ce66b943df12b69c2
 -- ============================================================================
@@ -1717,7 +1717,7 @@ COMMIT;
 
 -- ============================================================================
 -- Step 4/23: mbstaff forward: desktop public.mbstaff → cloud public.mbstaff
--- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
+-- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: staff_id, org_id, staff_name, designation, mobile, hourly_rate, joined_on, is_active
 -- step hash: d4013a0f8a6e3b0ca6b232255114e827e374ea83e2dee66908392ece56241c3b
 -- ============================================================================
@@ -2294,7 +2294,7 @@ COMMIT;
 
 -- ============================================================================
 -- Step 5/23: taskmaster forward: desktop public.taskmaster → cloud public.taskmaster
--- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
+-- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: task_id, task_name, category, std_hours, is_billable
 -- step hash: 75ff46b6095a688510bee04ec144eff2e6d78a8a83ec0479dc4fc60f36c4882b
 -- ============================================================================
@@ -2865,7 +2865,7 @@ COMMIT;
 
 -- ============================================================================
 -- Step 6/23: jobmaster forward: desktop public.jobmaster → cloud public.jobmaster
--- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
+-- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: job_id, job_name, recurrence, default_fee, is_active
 -- step hash: 7aa7d3a8ea7892d7103072d2de27acb1c14c22ef2e9cc75715cfd5dfeb0bbce4
 -- ============================================================================
@@ -3436,7 +3436,7 @@ COMMIT;
 
 -- ============================================================================
 -- Step 7/23: climaster forward: desktop public.climaster → cloud public.climaster
--- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
+-- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
 -- step hash: cbaaf5b36d8a2896cd401dd6b86667c7fff871e11e4805ce8916daca6bce4588
 -- ============================================================================
@@ -4017,7 +4017,7 @@ COMMIT;
 
 -- ============================================================================
 -- Step 8/23: cliunimaster forward: desktop public.cliunimaster → cloud public.cliunimaster
--- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
+-- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: cliu_id, client_id, unit_name, gstin, address
 -- step hash: 1fa378b80df4def5b9dbdda44436615fbc040ff08abbaf139ac8e4d524ea75c6
 -- ============================================================================
@@ -6080,7 +6080,7 @@ COMMIT;
 
 -- ============================================================================
 -- Step 11/23: taskchecklist forward: desktop public.taskchecklist → cloud public.taskchecklist
--- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
+-- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
 -- step hash: 3e40dbb15620f61770affd8b5c9138e55444e12f6dfb72ff88ff6cb96322c039
 -- ============================================================================
@@ -6651,7 +6651,7 @@ COMMIT;
 
 -- ============================================================================
 -- Step 12/23: workdiary forward: desktop public.workdiary → cloud public.workdiary
--- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
+-- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
 -- step hash: 44646220f42dcce8efe1187821063e683dc3f11f8d21613cfe27b65db6a80509
 -- ============================================================================
@@ -7226,7 +7226,7 @@ COMMIT;
 
 -- ============================================================================
 -- Step 13/23: reminder forward: desktop public.mbreminder → cloud public.reminder
--- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
+-- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, remdate→reminder_date, title, is_done
 -- step hash: 183d3bf423846a8f4e88f5792203eac6242e25584f0488bbea71d7e1686723f9
 -- ============================================================================
@@ -7799,7 +7799,7 @@ COMMIT;
 
 -- ============================================================================
 -- Step 14/23: remdetail forward: desktop public.remdetail → cloud public.remdetail
--- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
+-- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
 -- step hash: 1bb33fd4c896e1dfed8225ea8ac1c9fbd4e770530239ea61d5ed7198050b882c
 -- ============================================================================
@@ -8370,7 +8370,7 @@ COMMIT;
 
 -- ============================================================================
 -- Step 15/23: learequest forward: desktop public.learequest → cloud public.learequest
--- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
+-- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
 -- step hash: c6ae9d94238055f12341af657cda7127da2f7f945d75ff34f50384c57d2a65a0
 -- ============================================================================

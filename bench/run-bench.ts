@@ -146,17 +146,22 @@ const linkLabel = (options: BenchOptions): string =>
   `${options.rttMs} ms round trip, ${Number.isFinite(options.mbit) ? `${options.mbit} Mbit/s` : 'unlimited bandwidth'}`;
 
 /**
- * The paths compared in one WAN run: the first is the baseline (the worked example as it is: the
- * desktop read in full), then the same config with `timestamps: { desktop: xmin }` (SPEC §8).
+ * The paths compared in one WAN run: the first is the baseline (every desktop row read every run:
+ * the worked example with `defaults.compare: full`), then the worked example as it is (checksum-first,
+ * SPEC §8), then the same with `timestamps: { desktop: xmin }`.
  */
 function wanPaths(configFile: string): WanPath[] {
-  const doc = parseDocument(readFileSync(configFile, 'utf8'));
-  doc.setIn(['defaults', 'timestamps', 'desktop'], 'xmin');
-  const xminFile = join(mkdtempSync(join(tmpdir(), 'bisync-bench-xmin-')), 'sync.config.yaml');
-  writeFileSync(xminFile, doc.toString());
+  const variant = (name: string, path: readonly string[], value: string): string => {
+    const doc = parseDocument(readFileSync(configFile, 'utf8'));
+    doc.setIn(path, value);
+    const file = join(mkdtempSync(join(tmpdir(), `bisync-bench-${name}-`)), 'sync.config.yaml');
+    writeFileSync(file, doc.toString());
+    return file;
+  };
   return [
-    { name: 'full read (today)', configFile },
-    { name: 'desktop: xmin', configFile: xminFile },
+    { name: 'full read', configFile: variant('full', ['defaults', 'compare'], 'full') },
+    { name: 'checksum-first', configFile },
+    { name: 'desktop: xmin', configFile: variant('xmin', ['defaults', 'timestamps', 'desktop'], 'xmin') },
   ];
 }
 

@@ -17,7 +17,7 @@ export type WanCaseName = (typeof WAN_CASES)[number];
 
 /** A way of syncing the same data: the config a user would write for it. */
 export interface WanPath {
-  /** Shown in the report, e.g. "full read (today)". */
+  /** Shown in the report, e.g. "full read". */
   name: string;
   configFile: string;
 }

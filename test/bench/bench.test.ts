@@ -87,7 +87,7 @@ describe('npm run bench', () => {
     expect(row(markdown, '0.02')).toHaveLength(5);
   }, 300_000);
 
-  it('--wan: every WAN case on both paths through its link proxy, with bytes, round trips and connections counted', async () => {
+  it('--wan: every WAN case on each path (full read, checksum-first, xmin) through its link proxy, with bytes, round trips and connections counted', async () => {
     const out = outFile();
     const result = await runBench(['--wan', '--sf', '0.01', '--rtt', '2', '--bandwidth', '0', '--url-desktop', dbs.desktopUrl, '--url-cloud', dbs.cloudUrl, '--out', out]);
     expect(result.stderr).not.toMatch(/CHECK FAILED/);
@@ -96,7 +96,7 @@ describe('npm run bench', () => {
     expect(markdown).toContain('cloud behind 2 ms round trip, unlimited bandwidth, --concurrency 2, 1 run');
     const lines = markdown.split('\n');
     for (const name of WAN_CASES) {
-      for (const path of ['full read (today)', 'desktop: xmin']) {
+      for (const path of ['full read', 'checksum-first', 'desktop: xmin']) {
         const cells = lines.find((l) => l.startsWith(`| ${name} | ${path} |`))?.split('|').slice(1, -1).map((c) => c.trim());
         expect(cells, `a row for "${name}" on "${path}"`).toHaveLength(13);
         const [, , , uploaded, , roundTrips, , , connections] = cells ?? [];
@@ -105,9 +105,9 @@ describe('npm run bench', () => {
         expect(connections).toMatch(/^[1-9]\d* \+ [1-9]\d*$/);
       }
     }
-    // A no-change run writes nothing on either path, and the xmin path reads no desktop row for it.
+    // A no-change run writes nothing on any path.
     const noChange = lines.filter((l) => l.startsWith('| no-change apply (both ways) |')).map((l) => l.split('|').slice(1, -1).map((c) => c.trim()));
-    expect(noChange.map((c) => c[10])).toEqual(['0', '0']);
+    expect(noChange.map((c) => c[10])).toEqual(['0', '0', '0']);
   }, 300_000);
 
   it('refuses databases that hold anything but the sample tables, and leaves them alone', async () => {

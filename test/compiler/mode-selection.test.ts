@@ -39,7 +39,10 @@ describe('mode selection and the reason the plan gives (seed 003: no silent "inc
   it('a source without cursor columns is read in full, and the reason says so', () => {
     const s = step(compile({}, { [stepKey('clients', 'forward')]: WATERMARK }), 'clients', 'forward');
     expect(s.mode).toBe('full');
-    expect(s.reason).toBe('no cursor columns on desktop: every row is read and compared; only changed rows are written');
+    // It has run before (a state row): it compares bucket checksums first (SPEC §8).
+    expect(s.reason).toBe(
+      'no cursor columns on desktop: every row is read and compared; only changed rows are written; checksum-first: both databases sum row hashes per bucket of keys (1,024 buckets), and only the rows of buckets that differ are read',
+    );
     expect(sinceParam(s)).toBeUndefined();
     expect(s.statements.map((x) => x.kind)).not.toContain('read-horizon');
   });

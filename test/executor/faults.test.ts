@@ -141,3 +141,35 @@ describe('a connection killed mid-step leaves the target exactly as before; the 
     expect(report.steps[0]?.retries).toBeUndefined();
   });
 });
+
+describe('checksum-first: a connection killed mid-step leaves the target exactly as before; the rerun completes', () => {
+  const dbs = useFreshDatabases('faultsck');
+
+  it('checksum-first: killed during the COPY of the differing buckets: target data and watermark unchanged, rerun writes each change once', async () => {
+    await createJobsSchema(dbs);
+    await seedDesktop(dbs, 3, 3000);
+    const config = await jobsConfig(dbs);
+    await apply(config, { direction: 'forward' });
+    await query(dbs.desktopUrl, `UPDATE job SET title = title || ' (edited)' WHERE job_id % 30 = 0`);
+    const before = await snapshot(dbs.cloudUrl);
+
+    const report = await apply(config, {
+      direction: 'forward',
+      tables: ['job'],
+      retries: 0,
+      duringCopy: async () => {
+        expect(await killBisyncBackends(dbs.cloudUrl)).toBeGreaterThan(0);
+      },
+    });
+
+    expect(report.steps[0]?.reason).toMatch(/checksum-first/);
+    expect(report.steps[0]?.status).toBe('failed');
+    expect(await snapshot(dbs.cloudUrl)).toEqual(before);
+
+    const rerun = await apply(config, { direction: 'forward', tables: ['job'] });
+    expect(rerun.steps[0]).toMatchObject({ status: 'succeeded', updated: 100, inserted: 0, unchanged: 2900 });
+    expect(rerun.steps[0]?.checksum?.differing).toBeGreaterThan(0);
+    const edited = await query<{ n: number }>(dbs.cloudUrl, `SELECT count(*)::int AS n FROM job WHERE title LIKE '% (edited)' AND source = 'D'`);
+    expect(edited[0]?.n).toBe(100);
+  });
+});

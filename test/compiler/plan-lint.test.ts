@@ -348,7 +348,7 @@ describe('lint over every plan (parse trees from the real PostgreSQL parser)', (
           const keys = (config?.primaryKey ?? []).map((k) => k[s.step.source]);
           expect(refs.every((r) => keys.includes(r)) && refs.length > 0, `${s.variant}: ${s.label}: ${refs.join(', ')}`).toBe(true);
           expect(stringConstantsOf(select?.whereClause), s.label).toContain('bisync.buckets');
-          expect(functionNamesOf(select?.whereClause).filter((f) => !['current_setting', 'md5', 'left', 'timezone'].includes(f)), s.label).toEqual([]);
+          expect(functionNamesOf(select?.whereClause).filter((f) => !['current_setting', 'md5', 'convert_to', 'left', 'timezone'].includes(f)), s.label).toEqual([]);
         } else {
           expect(refs, `${s.variant}: ${s.label}`).toEqual(originFilter);
           expect(functionNamesOf(select?.whereClause).filter((f) => f !== 'current_setting'), s.label).toEqual([]);

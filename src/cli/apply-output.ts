@@ -26,7 +26,7 @@ export function applyText(report: ApplyReport): string {
   ];
   for (const s of report.steps) {
     if (s.error !== undefined) lines.push(`${s.table} ${s.direction} ${s.status}: ${s.error}`);
-    else if (s.status === 'locked') lines.push(`${s.table} ${s.direction}: another bisync run holds this step; nothing changed`);
+    else if (s.status === 'locked') lines.push(`${s.table} ${s.direction}: ${s.error ?? 'another bisync run holds this step; nothing changed'}`);
     if (s.sequenceWarning !== undefined) lines.push(`${s.table} ${s.direction}: ${s.sequenceWarning}`);
     if (s.unmarked > 0) lines.push(`${s.table} ${s.direction}: ${s.unmarked} unmarked row${s.unmarked === 1 ? '' : 's'} on the target (origin column NULL) the source does not have: never deleted, never sent; set their marker`);
     if (s.deletedKeys !== undefined) {

@@ -301,7 +301,11 @@ async function bootstrapTargets(plan: Plan, dbs: Databases, config: ResolvedConf
       done.add(database);
       const client = await dbs.client(database);
       try {
-        const claims = plan.steps.filter((s) => s.target === database).map((s) => statement(s, 'claim-state-row', 'target', s.bootstrap));
+        const claims = [
+          ...plan.steps.filter((s) => s.target === database).map((s) => statement(s, 'claim-state-row', 'target', s.bootstrap)),
+          // edits: both reverse steps lock the forward step's row on their source too.
+          ...plan.steps.filter((s) => s.source === database && s.bootstrap.some((b) => b.kind === 'claim-state-row' && b.side === 'source')).map((s) => statement(s, 'claim-state-row', 'source', s.bootstrap)),
+        ];
         if (await bootstrapState(client, step, database, claims)) {
           logger.info({ database, schema: config.stateSchema }, dryRun ? 'created bisync state schema for the dry run (rolled back with it)' : 'created bisync state schema');
         }

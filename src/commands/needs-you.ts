@@ -14,7 +14,7 @@ export function applyAttention(steps: readonly StepResult[], dryRun: boolean): s
     if (s.status === 'failed' || s.status === 'refused' || s.status === 'replan') out.push(`${name} ${s.status === 'replan' ? 'failed' : s.status}: ${s.error ?? 'the watermark kept moving while planning'}`);
     else if (s.status === 'interrupted') out.push(`${name} interrupted: ${s.error === 'not started: the run was interrupted' ? 'not started' : 'rolled back'}`);
     else if (s.status === 'skipped') out.push(`${name} skipped: ${s.error ?? ''}`);
-    else if (s.status === 'locked') out.push(`${name}: another run holds its lock; skipped`);
+    else if (s.status === 'locked') out.push(`${name}: ${s.error ?? 'another run holds its lock'}; skipped`);
     // insert-only conflicts are counted in rejected too; parked conflicts only in conflicts.
     const insertOnly = s.conflicts - s.parked;
     const errors = Math.max(0, s.rejected - insertOnly);

@@ -427,7 +427,17 @@ function compileStep(
   };
   const threeWayTemplate = (kind: string): string => (threeWay ? `${kind}-three-way` : kind);
 
+  // edits: both: forward and reverse of the table run one at a time, not only each direction on its
+  // own. Reverse first locks, on its source, the state row forward locks there (NOWAIT: exit 3, never a wait).
+  const pairLock = threeWay && direction === 'reverse';
   const statements: PlanStatement[] = [
+    ...(pairLock
+      ? [
+          stmt('begin-pair-lock', 'source', `edits: both: a transaction on ${sourceName} holding the forward step's lock while this step runs`),
+          stmt('settings', 'source', 'transaction-local settings (search_path pinned)', { ...zone(sourceName) }),
+          stmt('pair-lock', 'source', `forward and reverse of an edits: both table run one at a time: the forward step's row of state on ${sourceName}, locked first`),
+        ]
+      : []),
     stmt('begin-target', 'target', `open the write transaction on ${targetName}`),
     stmt('settings', 'target', 'transaction-local text formats'),
     stmt('lock', 'target', 'one run per (table, direction) at a time'),
@@ -496,6 +506,7 @@ function compileStep(
     stmt('commit', 'target', 'guard: end the second connection\'s read'),
     stmt('record-run', 'target', 'one row in runs for this step'),
     stmt('commit', 'target', 'commit data, watermark and run together'),
+    ...(pairLock ? [stmt('commit', 'source', `release the forward step's lock on ${sourceName}, after the commit on ${targetName}`)] : []),
   ];
   const bootstrap: PlanStatement[] = [
     stmt('begin-target', 'target', `bootstrap bisync's state on ${targetName}, only if it is missing`),
@@ -505,6 +516,7 @@ function compileStep(
     stmt('bootstrap', 'target', `create schema ${config.stateSchema} and its tables`),
     stmt('check-state', 'target', 'check again: CREATE … IF NOT EXISTS would accept a schema created meanwhile by another role'),
     stmt('claim-state-row', 'target', "this step's row of state, for its lock (apply claims every step's row before the steps run)"),
+    ...(pairLock ? [stmt('claim-state-row', 'source', `on ${sourceName}: the forward step's row of state, which this step locks too`, { direction: 'forward' })] : []),
     stmt('commit', 'target', 'commit the bootstrap'),
   ];
   const hashed = { table: table.name, direction, mode, statements, bootstrap };

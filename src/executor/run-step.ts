@@ -10,6 +10,8 @@ import { classifyError } from './error-class.js';
 import { GuardRefusal, guardBaseline, guardOtherSideRows } from './guard.js';
 import type { GuardStats } from './guard.js';
 import type { Databases, WireCounts } from './databases.js';
+import { PAIR_HELD, PAIR_LOCKED, takePairLock } from './pair-lock.js';
+import type { PairLock } from './pair-lock.js';
 import { run, runTogether, statement } from './statements.js';
 import type { Sendable } from './statements.js';
 import { describeStepError, tagSide } from './step-error.js';
@@ -145,7 +147,10 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
   let source: pg.Client | undefined;
   let sourceOpen = false;
   let copying = false;
+  let pair: PairLock | 'locked' | null = null;
   try {
+    pair = await takePairLock(step, dbs, options.dryRun);
+    if (pair === 'locked') return { ...base, ...counts, status: 'locked', error: PAIR_LOCKED, watermarkAfter: step.watermark, durationMs: Date.now() - startedMs };
     // The opening statements need no answer from one another, so they travel together (one round
     // trip on a pipelined connection); the lock's answer is checked once they are all back. State
     // and guard reads made without the lock are discarded with the rollback.
@@ -211,7 +216,7 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
       await reading?.catch(() => undefined);
       await Promise.all([target.query('ROLLBACK'), sourceOpen ? source?.query('ROLLBACK') : undefined]);
       sourceOpen = false;
-      if (locked?.rows[0]?.locked !== true) return { ...base, ...counts, status: 'locked', watermarkAfter: step.watermark, durationMs: Date.now() - startedMs };
+      if (locked?.rows[0]?.locked !== true) return { ...base, ...counts, status: 'locked', ...(step.edits === 'both' ? { error: PAIR_HELD } : {}), watermarkAfter: step.watermark, durationMs: Date.now() - startedMs };
       return { ...base, ...counts, status: 'replan', currentWatermark: current, watermarkAfter: current, durationMs: Date.now() - startedMs };
     }
     const targetSums = opened === 'locked' ? undefined : opened.at(-1);
@@ -343,6 +348,7 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
   } finally {
     await dbs.release(target);
     if (source !== undefined) await dbs.release(source);
+    if (pair !== null && pair !== 'locked') await pair.release();
   }
 }
 

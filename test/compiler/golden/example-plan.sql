@@ -1,4 +1,4 @@
--- bisync plan 5e3e569c1afaa8ed157b68e7931d6b92f103fbb8b8b694805be16cd3ee9dba7e
+-- bisync plan 6b5ebec6d1823921490eab89fecd24949103d369f6f647e75521ec8225d030aa
 -- config: sync.config.yaml; state schema: bisync; 23 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -9641,7 +9641,7 @@ COMMIT;
 -- Step 17/23: jobshead reverse: cloud public.jobshead → desktop public.jobshead
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 983a4b945605dd86761b48faa4d66cc2fb5de7484cd483fd740535836570332f
+-- step hash: 5262591db57278b871dd1c214a751897082bb734ea9e26340a71b54cf1829f32
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -9840,10 +9840,55 @@ INSERT INTO "bisync".state (table_name, direction)
 VALUES ($1, $2)
 ON CONFLICT (table_name, direction) DO NOTHING;
 
+-- [cloud] on cloud: the forward step's row of state, which this step locks too
+--   $1 = 'jobshead'  (table)
+--   $2 = 'forward'  (direction)
+-- This step's row of state, committed before the step runs so that the step can lock it (its
+-- watermark stays NULL until the step has read something).
+INSERT INTO "bisync".state (table_name, direction)
+VALUES ($1, $2)
+ON CONFLICT (table_name, direction) DO NOTHING;
+
 -- [desktop] commit the bootstrap
 COMMIT;
 
 -- The step:
+
+-- [cloud] edits: both: a transaction on cloud holding the forward step's lock while this step runs
+-- edits: both: a transaction on cloud that only holds a lock, open until this step has committed on desktop.
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [cloud] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
+
+-- [cloud] forward and reverse of an edits: both table run one at a time: the forward step's row of state on cloud, locked first
+--   $1 = 'jobshead'  (table)
+--   $2 = 'forward'  (the other direction)
+-- Forward and reverse of an edits: both table run one at a time: before its own lock, this step locks the
+-- row of bisync's state the forward step locks on cloud. NOWAIT, like every step lock: while forward
+-- runs this fails with lock_not_available (exit 3, nothing changed), and two runs never wait on each other.
+SELECT true AS locked
+  FROM "bisync".state AS fw
+ WHERE fw.table_name = $1
+   AND fw.direction = $2
+   FOR UPDATE NOWAIT;
 
 -- [desktop] open the write transaction on desktop
 BEGIN ISOLATION LEVEL READ COMMITTED;
@@ -10422,11 +10467,14 @@ VALUES ($1, $2, $3, $4, $5, $6,
 -- [desktop] commit data, watermark and run together
 COMMIT;
 
+-- [cloud] release the forward step's lock on cloud, after the commit on desktop
+COMMIT;
+
 -- ============================================================================
 -- Step 18/23: jobtasks reverse: cloud public.jobtasks → desktop public.jobtasks
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: 1fcbb5f603175f19092e19cc837a045891f1bca8b8dfb03cc30a357a330d1b0e
+-- step hash: 8efe4f5466fbed4e4af533e261756b4addc414f9f323dc4ffb08d84a493a9d63
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -10625,10 +10673,55 @@ INSERT INTO "bisync".state (table_name, direction)
 VALUES ($1, $2)
 ON CONFLICT (table_name, direction) DO NOTHING;
 
+-- [cloud] on cloud: the forward step's row of state, which this step locks too
+--   $1 = 'jobtasks'  (table)
+--   $2 = 'forward'  (direction)
+-- This step's row of state, committed before the step runs so that the step can lock it (its
+-- watermark stays NULL until the step has read something).
+INSERT INTO "bisync".state (table_name, direction)
+VALUES ($1, $2)
+ON CONFLICT (table_name, direction) DO NOTHING;
+
 -- [desktop] commit the bootstrap
 COMMIT;
 
 -- The step:
+
+-- [cloud] edits: both: a transaction on cloud holding the forward step's lock while this step runs
+-- edits: both: a transaction on cloud that only holds a lock, open until this step has committed on desktop.
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [cloud] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+SELECT set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       set_config('TimeZone', $3, true),
+       set_config('IntervalStyle', $4, true),
+       set_config('extra_float_digits', $5, true),
+       set_config('bytea_output', $6, true),
+       set_config('lock_timeout', $7, true),
+       set_config('statement_timeout', $8, true);
+
+-- [cloud] forward and reverse of an edits: both table run one at a time: the forward step's row of state on cloud, locked first
+--   $1 = 'jobtasks'  (table)
+--   $2 = 'forward'  (the other direction)
+-- Forward and reverse of an edits: both table run one at a time: before its own lock, this step locks the
+-- row of bisync's state the forward step locks on cloud. NOWAIT, like every step lock: while forward
+-- runs this fails with lock_not_available (exit 3, nothing changed), and two runs never wait on each other.
+SELECT true AS locked
+  FROM "bisync".state AS fw
+ WHERE fw.table_name = $1
+   AND fw.direction = $2
+   FOR UPDATE NOWAIT;
 
 -- [desktop] open the write transaction on desktop
 BEGIN ISOLATION LEVEL READ COMMITTED;
@@ -11201,6 +11294,9 @@ VALUES ($1, $2, $3, $4, $5, $6,
         $20, $21, $22);
 
 -- [desktop] commit data, watermark and run together
+COMMIT;
+
+-- [cloud] release the forward step's lock on cloud, after the commit on desktop
 COMMIT;
 
 -- ============================================================================

@@ -484,9 +484,6 @@ function compileStep(
       ? stmt('merge', 'target', 'three-way merge: each row of the decision table (SPEC §7), conflicts, and the new base', {}, 'merge-three-way')
       : stmt('merge', 'target', 'insert new rows, update owned rows that differ'),
     stmt('reject-row', 'target', 'only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here'),
-    ...(sequenceKey !== null
-      ? [stmt('advance-sequence', 'target', `only when the merge inserted rows: advance the sequence behind ${sequenceKey.target}, if any, to the largest key`, { sequenceKey })]
-      : []),
     ...(mirror && mode === 'full' && !threeWay
       ? [
           stmt('count-mirror-deletes', 'target', `rows deletes: mirror would remove, against max_delete_fraction ${table.maxDeleteFraction}`),
@@ -498,6 +495,11 @@ function compileStep(
       : []),
     stmt('guard-stats', 'target', 'rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped'),
     stmt('save-state', 'target', 'the new watermark, in the same transaction as the data'),
+    // After the state (it changes no row the counts, the guard or the state look at), so that these
+    // follow the merge with nothing in between on a step without deletes: they travel together.
+    ...(sequenceKey !== null
+      ? [stmt('advance-sequence', 'target', `only when the merge inserted rows: advance the sequence behind ${sequenceKey.target}, if any, to the largest key`, { sequenceKey })]
+      : []),
     stmt('guard-rows', 'target', 'only when the counts differ: rows the other side owns, with this step\'s changes, in an exported snapshot', { export: true }),
     stmt('guard-begin', 'target', `guard: a second connection to ${targetName}`),
     stmt('guard-import', 'target', 'guard: the snapshot the step exported'),

@@ -263,6 +263,19 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     // edits: both deletes in the merge, and keeps (reports) rows that others' rows still reference.
     const mergeKept: Kept = { count: 0, keys: [] };
     const merging = mergeRange(target, step, 1, read, newRejects, mergeKept);
+    // The unmarked count, the guard's counters and the state; nothing commits before the guard is
+    // checked. Without base keys, mirror deletes or undecodable rows to record nothing comes between
+    // them and the merge in the plan: they travel with it. A merge that fails on a row fails them
+    // too (the transaction is aborted until the rollback to its savepoint): then they run again
+    // after the bisection.
+    const hasUnmarked = step.statements.some((s) => s.kind === 'count-unmarked');
+    const closingList: Sendable[] = [
+      ...(hasUnmarked ? [statement(step, 'count-unmarked')] : []),
+      statement(step, 'guard-stats'),
+      { statement: statement(step, 'save-state'), runtime: { 'read horizon': horizon, 'xmin cursor': xminCursor, 'hold watermark': hold } },
+    ];
+    const folding = hasBaseKeys || undecodable.length > 0 || step.statements.some((s) => s.kind === 'mirror-deletes') ? undefined : runTogether(target, closingList);
+    folding?.catch(() => undefined);
     const [checked, merged, readClosed] = await Promise.allSettled([checking, merging, closingRead]);
     if (readClosed.status === 'rejected') throw readClosed.reason;
     sourceOpen = false;
@@ -273,24 +286,23 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     // Rows the target's encoding cannot hold are recorded after the retry of earlier rejects (which
     // takes every pending reject of this step back).
     for (const u of undecodable) counts = add(counts, await recordReject(target, step, u.row, u, newRejects));
-    // Rows staged after the COPY (keys of the base the source deleted) are merged next.
     const lastRow = Number(checked.value.at(-2)?.rows[0]?.last_row ?? 0);
+    const folded = await folding?.catch((error: unknown) => {
+      if ((error as { code?: unknown }).code === '25P02') return undefined;
+      throw error;
+    });
+    // Rows numbered past the COPY's (none without base keys) are merged next, and the closing
+    // statements run again after them.
     counts = add(counts, await mergeRange(target, step, read + 1, lastRow, newRejects, mergeKept));
-    // setval is not undone by a rollback: a dry run leaves the sequence alone.
-    const sequenceWarning = counts.inserted > 0 && !options.dryRun ? await advanceSequence(target, step) : null;
 
     if (step.edits === 'both') checkThreeWayDeletes(step, counts.deleted, rowsOnTarget, options.allowDeletes);
     const mirrored = await mirrorDeletes(target, step, options);
     counts = add(counts, { deleted: mirrored.deleted });
 
-    // The unmarked count, the guard's counters and the state travel together; nothing commits before the guard is checked.
-    const hasUnmarked = step.statements.some((s) => s.kind === 'count-unmarked');
-    const closing = await runTogether(target, [
-      ...(hasUnmarked ? [statement(step, 'count-unmarked')] : []),
-      statement(step, 'guard-stats'),
-      { statement: statement(step, 'save-state'), runtime: { 'read horizon': horizon, 'xmin cursor': xminCursor, 'hold watermark': hold } },
-    ]);
+    const closing = folded !== undefined && lastRow <= read ? folded : await runTogether(target, closingList);
     if (hasUnmarked) counts = add(counts, { unmarked: Number(closing[0]?.rows[0]?.unmarked ?? 0) });
+    // setval is not undone by a rollback: a dry run leaves the sequence alone.
+    const sequenceWarning = counts.inserted > 0 && !options.dryRun ? await advanceSequence(target, step) : null;
     const [stats, saved] = closing.slice(-2);
     // With edits: both the merge itself deletes rows the source deleted (and counted them above).
     await guardOtherSideRows(target, step, dbs, (stats?.rows ?? []) as GuardStats[], {

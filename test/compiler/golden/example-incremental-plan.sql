@@ -1,4 +1,4 @@
--- bisync plan 336bda77b75fe24d0ad3106e95b15d69fe053735c5e18e16047cf962b07fdd87
+-- bisync plan 1e03e6f42e2ead86db52f68eccfe7da463eb2dab1cefdf3e4d31ede847764d18
 -- config: sync.config.yaml; state schema: bisync; 2 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/2: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; checksum-first: both databases sum row hashes per bucket of keys (1,024 buckets), and only the rows of buckets that differ are read
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 750ef6449eb89d9c53a7b656b113fb223dfd3f4466537a62c991807527c6c86a
+-- step hash: ec5767f84e41916b15218f910f83a4b06425f004e6ffbc78af0180ac22d08d0e
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -486,19 +486,6 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
--- [cloud] only when the merge inserted rows: advance the sequence behind client_id, if any, to the largest key
---   $1 = 'public'  (target schema)
---   $2 = 'climaster'  (target table name)
---   $3 = 'client_id'  (key column)
--- Keys (SPEC 7): this step inserted explicit values into cloud's key column client_id. If that column takes its
--- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
--- application does not hand out a key it just received. Never moves a sequence backwards.
-SELECT setval(q.seq, m.max_key) AS advanced_to
-  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
- CROSS JOIN (SELECT max(t."client_id")::bigint AS max_key FROM "public"."climaster" AS t) AS m
- WHERE q.seq IS NOT NULL
-   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
-
 -- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
 -- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
 -- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
@@ -550,6 +537,19 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] only when the merge inserted rows: advance the sequence behind client_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'climaster'  (target table name)
+--   $3 = 'client_id'  (key column)
+-- Keys (SPEC 7): this step inserted explicit values into cloud's key column client_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."client_id")::bigint AS max_key FROM "public"."climaster" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
 
 -- [cloud] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
 --   $1 = 'D'  (origin value this direction writes)
@@ -654,7 +654,7 @@ COMMIT;
 -- Step 2/2: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: incremental — watermark 2026-01-02T03:04:05.123456Z on updated_at, created_at, minus the lookback
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 1d469fc7aab8d2c6eac6cc992173d8d28abef0983c4b6ffd342a1c4b1621ea0a
+-- step hash: 8e163dfa53601807301d78e408f8dfd92935b072e247cdb21b0d6823e78bbbc3
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1201,19 +1201,6 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
--- [desktop] only when the merge inserted rows: advance the sequence behind client_id, if any, to the largest key
---   $1 = 'public'  (target schema)
---   $2 = 'climaster'  (target table name)
---   $3 = 'client_id'  (key column)
--- Keys (SPEC 7): this step inserted explicit values into desktop's key column client_id. If that column takes its
--- default from a sequence (serial or identity), move the sequence to at least the largest key, so desktop's
--- application does not hand out a key it just received. Never moves a sequence backwards.
-SELECT setval(q.seq, m.max_key) AS advanced_to
-  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
- CROSS JOIN (SELECT max(t."client_id")::bigint AS max_key FROM "public"."climaster" AS t) AS m
- WHERE q.seq IS NOT NULL
-   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
-
 -- [desktop] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
 --   $1 = 'public'  (guarded relation 0 schema)
 --   $2 = 'climaster'  (guarded relation 0 name)
@@ -1255,6 +1242,19 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [desktop] only when the merge inserted rows: advance the sequence behind client_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'climaster'  (target table name)
+--   $3 = 'client_id'  (key column)
+-- Keys (SPEC 7): this step inserted explicit values into desktop's key column client_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so desktop's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."client_id")::bigint AS max_key FROM "public"."climaster" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
 
 -- [desktop] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
 -- Data-loss guard, inside the step: the rows the other side owns, counted and fingerprinted in this

@@ -1,4 +1,4 @@
--- bisync plan 6b5ebec6d1823921490eab89fecd24949103d369f6f647e75521ec8225d030aa
+-- bisync plan f1a3a0940eb89f86fce7c839a4042dfe87282d2714c511da4f4f0de304d8c249
 -- config: sync.config.yaml; state schema: bisync; 23 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/23: orgmaster forward: desktop public.orgmaster → cloud public.orgmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: org_id, org_name, gstin, city, is_active
--- step hash: 45b4962ed6963e1b9a23f3c844dcdf34ca05e60f90f91b7edfa26ea21a3bda60
+-- step hash: 6242863c1df84884f3c0e5f4ac68ac4c0cd2e256c799307dd468510388baeceb
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -411,19 +411,6 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
--- [cloud] only when the merge inserted rows: advance the sequence behind org_id, if any, to the largest key
---   $1 = 'public'  (target schema)
---   $2 = 'orgmaster'  (target table name)
---   $3 = 'org_id'  (key column)
--- Keys (SPEC 7): this step inserted explicit values into cloud's key column org_id. If that column takes its
--- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
--- application does not hand out a key it just received. Never moves a sequence backwards.
-SELECT setval(q.seq, m.max_key) AS advanced_to
-  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
- CROSS JOIN (SELECT max(t."org_id")::bigint AS max_key FROM "public"."orgmaster" AS t) AS m
- WHERE q.seq IS NOT NULL
-   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
-
 -- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
 -- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
 -- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
@@ -473,6 +460,19 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] only when the merge inserted rows: advance the sequence behind org_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'orgmaster'  (target table name)
+--   $3 = 'org_id'  (key column)
+-- Keys (SPEC 7): this step inserted explicit values into cloud's key column org_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."org_id")::bigint AS max_key FROM "public"."orgmaster" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
 
 -- [cloud] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
 --   $1 = 'D'  (origin value this direction writes)
@@ -577,7 +577,7 @@ COMMIT;
 -- Step 2/23: locmaster forward: desktop public.locmaster → cloud public.locmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: loc_id, org_id, loc_name, pincode, is_head_office
--- step hash: 6835fc90202f3c7b19ca567b0ab0ea04ca131f1cb4fff16d94cb4cf8ac40619e
+-- step hash: e12d035c760aed7b06458ca15c6a1480f326b18c01f96272774ca63a1f7617d7
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -982,19 +982,6 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
--- [cloud] only when the merge inserted rows: advance the sequence behind loc_id, if any, to the largest key
---   $1 = 'public'  (target schema)
---   $2 = 'locmaster'  (target table name)
---   $3 = 'loc_id'  (key column)
--- Keys (SPEC 7): this step inserted explicit values into cloud's key column loc_id. If that column takes its
--- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
--- application does not hand out a key it just received. Never moves a sequence backwards.
-SELECT setval(q.seq, m.max_key) AS advanced_to
-  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
- CROSS JOIN (SELECT max(t."loc_id")::bigint AS max_key FROM "public"."locmaster" AS t) AS m
- WHERE q.seq IS NOT NULL
-   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
-
 -- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
 -- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
 -- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
@@ -1044,6 +1031,19 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] only when the merge inserted rows: advance the sequence behind loc_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'locmaster'  (target table name)
+--   $3 = 'loc_id'  (key column)
+-- Keys (SPEC 7): this step inserted explicit values into cloud's key column loc_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."loc_id")::bigint AS max_key FROM "public"."locmaster" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
 
 -- [cloud] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
 --   $1 = 'D'  (origin value this direction writes)
@@ -1148,7 +1148,7 @@ COMMIT;
 -- Step 3/23: conmaster forward: desktop public.conmaster → cloud public.conmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: con_id, con_code, con_name, sort_order, remarks
--- step hash: 30d47d97da389ddf4798b2da40146b00d8739f6cae24c03ce66b943df12b69c2
+-- step hash: fd76ee0a7435b0a5304034a2cdeedeb8d45cef30578e4c600df0afcaa138346a
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1553,19 +1553,6 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
--- [cloud] only when the merge inserted rows: advance the sequence behind con_id, if any, to the largest key
---   $1 = 'public'  (target schema)
---   $2 = 'conmaster'  (target table name)
---   $3 = 'con_id'  (key column)
--- Keys (SPEC 7): this step inserted explicit values into cloud's key column con_id. If that column takes its
--- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
--- application does not hand out a key it just received. Never moves a sequence backwards.
-SELECT setval(q.seq, m.max_key) AS advanced_to
-  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
- CROSS JOIN (SELECT max(t."con_id")::bigint AS max_key FROM "public"."conmaster" AS t) AS m
- WHERE q.seq IS NOT NULL
-   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
-
 -- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
 -- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
 -- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
@@ -1615,6 +1602,19 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] only when the merge inserted rows: advance the sequence behind con_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'conmaster'  (target table name)
+--   $3 = 'con_id'  (key column)
+-- Keys (SPEC 7): this step inserted explicit values into cloud's key column con_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."con_id")::bigint AS max_key FROM "public"."conmaster" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
 
 -- [cloud] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
 --   $1 = 'D'  (origin value this direction writes)
@@ -1719,7 +1719,7 @@ COMMIT;
 -- Step 4/23: mbstaff forward: desktop public.mbstaff → cloud public.mbstaff
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: staff_id, org_id, staff_name, designation, mobile, hourly_rate, joined_on, is_active
--- step hash: d4013a0f8a6e3b0ca6b232255114e827e374ea83e2dee66908392ece56241c3b
+-- step hash: 78081ee685db5be3e3ebfab5a061adcdd619d18d84efb0efe95d177b90ebcd2f
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -2130,19 +2130,6 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
--- [cloud] only when the merge inserted rows: advance the sequence behind staff_id, if any, to the largest key
---   $1 = 'public'  (target schema)
---   $2 = 'mbstaff'  (target table name)
---   $3 = 'staff_id'  (key column)
--- Keys (SPEC 7): this step inserted explicit values into cloud's key column staff_id. If that column takes its
--- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
--- application does not hand out a key it just received. Never moves a sequence backwards.
-SELECT setval(q.seq, m.max_key) AS advanced_to
-  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
- CROSS JOIN (SELECT max(t."staff_id")::bigint AS max_key FROM "public"."mbstaff" AS t) AS m
- WHERE q.seq IS NOT NULL
-   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
-
 -- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
 -- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
 -- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
@@ -2192,6 +2179,19 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] only when the merge inserted rows: advance the sequence behind staff_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'mbstaff'  (target table name)
+--   $3 = 'staff_id'  (key column)
+-- Keys (SPEC 7): this step inserted explicit values into cloud's key column staff_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."staff_id")::bigint AS max_key FROM "public"."mbstaff" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
 
 -- [cloud] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
 --   $1 = 'D'  (origin value this direction writes)
@@ -2296,7 +2296,7 @@ COMMIT;
 -- Step 5/23: taskmaster forward: desktop public.taskmaster → cloud public.taskmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: task_id, task_name, category, std_hours, is_billable
--- step hash: 75ff46b6095a688510bee04ec144eff2e6d78a8a83ec0479dc4fc60f36c4882b
+-- step hash: 331b48a58b2916a50bac37bb2721b18f4a1ffc89f041ea595a6e1ef2bad83d5b
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -2701,19 +2701,6 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
--- [cloud] only when the merge inserted rows: advance the sequence behind task_id, if any, to the largest key
---   $1 = 'public'  (target schema)
---   $2 = 'taskmaster'  (target table name)
---   $3 = 'task_id'  (key column)
--- Keys (SPEC 7): this step inserted explicit values into cloud's key column task_id. If that column takes its
--- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
--- application does not hand out a key it just received. Never moves a sequence backwards.
-SELECT setval(q.seq, m.max_key) AS advanced_to
-  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
- CROSS JOIN (SELECT max(t."task_id")::bigint AS max_key FROM "public"."taskmaster" AS t) AS m
- WHERE q.seq IS NOT NULL
-   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
-
 -- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
 -- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
 -- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
@@ -2763,6 +2750,19 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] only when the merge inserted rows: advance the sequence behind task_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'taskmaster'  (target table name)
+--   $3 = 'task_id'  (key column)
+-- Keys (SPEC 7): this step inserted explicit values into cloud's key column task_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."task_id")::bigint AS max_key FROM "public"."taskmaster" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
 
 -- [cloud] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
 --   $1 = 'D'  (origin value this direction writes)
@@ -2867,7 +2867,7 @@ COMMIT;
 -- Step 6/23: jobmaster forward: desktop public.jobmaster → cloud public.jobmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: job_id, job_name, recurrence, default_fee, is_active
--- step hash: 7aa7d3a8ea7892d7103072d2de27acb1c14c22ef2e9cc75715cfd5dfeb0bbce4
+-- step hash: 099fd1c52481ea5dd3bafc4bb81422778fdab66f382ce0d9574fef72e1af7ae3
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -3272,19 +3272,6 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
--- [cloud] only when the merge inserted rows: advance the sequence behind job_id, if any, to the largest key
---   $1 = 'public'  (target schema)
---   $2 = 'jobmaster'  (target table name)
---   $3 = 'job_id'  (key column)
--- Keys (SPEC 7): this step inserted explicit values into cloud's key column job_id. If that column takes its
--- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
--- application does not hand out a key it just received. Never moves a sequence backwards.
-SELECT setval(q.seq, m.max_key) AS advanced_to
-  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
- CROSS JOIN (SELECT max(t."job_id")::bigint AS max_key FROM "public"."jobmaster" AS t) AS m
- WHERE q.seq IS NOT NULL
-   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
-
 -- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
 -- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
 -- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
@@ -3334,6 +3321,19 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] only when the merge inserted rows: advance the sequence behind job_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'jobmaster'  (target table name)
+--   $3 = 'job_id'  (key column)
+-- Keys (SPEC 7): this step inserted explicit values into cloud's key column job_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."job_id")::bigint AS max_key FROM "public"."jobmaster" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
 
 -- [cloud] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
 --   $1 = 'D'  (origin value this direction writes)
@@ -3438,7 +3438,7 @@ COMMIT;
 -- Step 7/23: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: cbaaf5b36d8a2896cd401dd6b86667c7fff871e11e4805ce8916daca6bce4588
+-- step hash: 29d6122050d5aa604327b6f4ce476a004f1810288c89253c54e2cbd2fee0ba21
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -3853,19 +3853,6 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
--- [cloud] only when the merge inserted rows: advance the sequence behind client_id, if any, to the largest key
---   $1 = 'public'  (target schema)
---   $2 = 'climaster'  (target table name)
---   $3 = 'client_id'  (key column)
--- Keys (SPEC 7): this step inserted explicit values into cloud's key column client_id. If that column takes its
--- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
--- application does not hand out a key it just received. Never moves a sequence backwards.
-SELECT setval(q.seq, m.max_key) AS advanced_to
-  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
- CROSS JOIN (SELECT max(t."client_id")::bigint AS max_key FROM "public"."climaster" AS t) AS m
- WHERE q.seq IS NOT NULL
-   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
-
 -- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
 -- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
 -- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
@@ -3915,6 +3902,19 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] only when the merge inserted rows: advance the sequence behind client_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'climaster'  (target table name)
+--   $3 = 'client_id'  (key column)
+-- Keys (SPEC 7): this step inserted explicit values into cloud's key column client_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."client_id")::bigint AS max_key FROM "public"."climaster" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
 
 -- [cloud] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
 --   $1 = 'D'  (origin value this direction writes)
@@ -4019,7 +4019,7 @@ COMMIT;
 -- Step 8/23: cliunimaster forward: desktop public.cliunimaster → cloud public.cliunimaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: cliu_id, client_id, unit_name, gstin, address
--- step hash: 1fa378b80df4def5b9dbdda44436615fbc040ff08abbaf139ac8e4d524ea75c6
+-- step hash: ff53a3838eb8f872fa268ba2d00da431359d3d83e4b31055878aa6a7a7fa7aa3
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -4424,19 +4424,6 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
--- [cloud] only when the merge inserted rows: advance the sequence behind cliu_id, if any, to the largest key
---   $1 = 'public'  (target schema)
---   $2 = 'cliunimaster'  (target table name)
---   $3 = 'cliu_id'  (key column)
--- Keys (SPEC 7): this step inserted explicit values into cloud's key column cliu_id. If that column takes its
--- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
--- application does not hand out a key it just received. Never moves a sequence backwards.
-SELECT setval(q.seq, m.max_key) AS advanced_to
-  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
- CROSS JOIN (SELECT max(t."cliu_id")::bigint AS max_key FROM "public"."cliunimaster" AS t) AS m
- WHERE q.seq IS NOT NULL
-   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
-
 -- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
 -- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
 -- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
@@ -4486,6 +4473,19 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] only when the merge inserted rows: advance the sequence behind cliu_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'cliunimaster'  (target table name)
+--   $3 = 'cliu_id'  (key column)
+-- Keys (SPEC 7): this step inserted explicit values into cloud's key column cliu_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."cliu_id")::bigint AS max_key FROM "public"."cliunimaster" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
 
 -- [cloud] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
 --   $1 = 'D'  (origin value this direction writes)
@@ -4590,7 +4590,7 @@ COMMIT;
 -- Step 9/23: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: fdcc0da0881dd753117ff050970f4ec0f00072d5509d8b6c901d04a5adc8e76b
+-- step hash: cc40f1dcda9e7a1aee0e15b53105c06dff1448a582058f64601017ea207ca253
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5172,19 +5172,6 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
--- [cloud] only when the merge inserted rows: advance the sequence behind job_id, if any, to the largest key
---   $1 = 'public'  (target schema)
---   $2 = 'jobshead'  (target table name)
---   $3 = 'job_id'  (key column)
--- Keys (SPEC 7): this step inserted explicit values into cloud's key column job_id. If that column takes its
--- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
--- application does not hand out a key it just received. Never moves a sequence backwards.
-SELECT setval(q.seq, m.max_key) AS advanced_to
-  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
- CROSS JOIN (SELECT max(t."job_id")::bigint AS max_key FROM "public"."jobshead" AS t) AS m
- WHERE q.seq IS NOT NULL
-   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
-
 -- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
 -- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
 -- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
@@ -5234,6 +5221,19 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] only when the merge inserted rows: advance the sequence behind job_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'jobshead'  (target table name)
+--   $3 = 'job_id'  (key column)
+-- Keys (SPEC 7): this step inserted explicit values into cloud's key column job_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."job_id")::bigint AS max_key FROM "public"."jobshead" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
 
 -- [cloud] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
 --   $1 = 'D'  (origin value this direction writes)
@@ -5338,7 +5338,7 @@ COMMIT;
 -- Step 10/23: jobtasks forward: desktop public.jobtasks → cloud public.jobtasks
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: e2c8ef772b786f58fa7569c6ab4728394c4ff094365667b25a46b6aba5c76a6d
+-- step hash: 9b20ceddb4e3622fa9872b970b7bbd05432b309733dbcfa4e245b16c4d876efe
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5916,19 +5916,6 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
--- [cloud] only when the merge inserted rows: advance the sequence behind jt_id, if any, to the largest key
---   $1 = 'public'  (target schema)
---   $2 = 'jobtasks'  (target table name)
---   $3 = 'jt_id'  (key column)
--- Keys (SPEC 7): this step inserted explicit values into cloud's key column jt_id. If that column takes its
--- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
--- application does not hand out a key it just received. Never moves a sequence backwards.
-SELECT setval(q.seq, m.max_key) AS advanced_to
-  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
- CROSS JOIN (SELECT max(t."jt_id")::bigint AS max_key FROM "public"."jobtasks" AS t) AS m
- WHERE q.seq IS NOT NULL
-   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
-
 -- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
 -- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
 -- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
@@ -5978,6 +5965,19 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] only when the merge inserted rows: advance the sequence behind jt_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'jobtasks'  (target table name)
+--   $3 = 'jt_id'  (key column)
+-- Keys (SPEC 7): this step inserted explicit values into cloud's key column jt_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."jt_id")::bigint AS max_key FROM "public"."jobtasks" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
 
 -- [cloud] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
 --   $1 = 'D'  (origin value this direction writes)
@@ -6082,7 +6082,7 @@ COMMIT;
 -- Step 11/23: taskchecklist forward: desktop public.taskchecklist → cloud public.taskchecklist
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: 3e40dbb15620f61770affd8b5c9138e55444e12f6dfb72ff88ff6cb96322c039
+-- step hash: 59e8745ff02836d74f785aa7fd69acc1ec8af0ef6f94d68e31c20a766cd46183
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -6487,19 +6487,6 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
--- [cloud] only when the merge inserted rows: advance the sequence behind tc_id, if any, to the largest key
---   $1 = 'public'  (target schema)
---   $2 = 'taskchecklist'  (target table name)
---   $3 = 'tc_id'  (key column)
--- Keys (SPEC 7): this step inserted explicit values into cloud's key column tc_id. If that column takes its
--- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
--- application does not hand out a key it just received. Never moves a sequence backwards.
-SELECT setval(q.seq, m.max_key) AS advanced_to
-  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
- CROSS JOIN (SELECT max(t."tc_id")::bigint AS max_key FROM "public"."taskchecklist" AS t) AS m
- WHERE q.seq IS NOT NULL
-   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
-
 -- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
 -- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
 -- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
@@ -6549,6 +6536,19 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] only when the merge inserted rows: advance the sequence behind tc_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'taskchecklist'  (target table name)
+--   $3 = 'tc_id'  (key column)
+-- Keys (SPEC 7): this step inserted explicit values into cloud's key column tc_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."tc_id")::bigint AS max_key FROM "public"."taskchecklist" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
 
 -- [cloud] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
 --   $1 = 'D'  (origin value this direction writes)
@@ -6653,7 +6653,7 @@ COMMIT;
 -- Step 12/23: workdiary forward: desktop public.workdiary → cloud public.workdiary
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: 44646220f42dcce8efe1187821063e683dc3f11f8d21613cfe27b65db6a80509
+-- step hash: 61fff3b1de00eb0c90ac0b39f52d2c11e7811a659c8c59475fbf1e255290e6d0
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -7062,19 +7062,6 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
--- [cloud] only when the merge inserted rows: advance the sequence behind wd_id, if any, to the largest key
---   $1 = 'public'  (target schema)
---   $2 = 'workdiary'  (target table name)
---   $3 = 'wd_id'  (key column)
--- Keys (SPEC 7): this step inserted explicit values into cloud's key column wd_id. If that column takes its
--- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
--- application does not hand out a key it just received. Never moves a sequence backwards.
-SELECT setval(q.seq, m.max_key) AS advanced_to
-  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
- CROSS JOIN (SELECT max(t."wd_id")::bigint AS max_key FROM "public"."workdiary" AS t) AS m
- WHERE q.seq IS NOT NULL
-   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
-
 -- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
 -- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
 -- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
@@ -7124,6 +7111,19 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] only when the merge inserted rows: advance the sequence behind wd_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'workdiary'  (target table name)
+--   $3 = 'wd_id'  (key column)
+-- Keys (SPEC 7): this step inserted explicit values into cloud's key column wd_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."wd_id")::bigint AS max_key FROM "public"."workdiary" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
 
 -- [cloud] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
 --   $1 = 'D'  (origin value this direction writes)
@@ -7228,7 +7228,7 @@ COMMIT;
 -- Step 13/23: reminder forward: desktop public.mbreminder → cloud public.reminder
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, remdate→reminder_date, title, is_done
--- step hash: 183d3bf423846a8f4e88f5792203eac6242e25584f0488bbea71d7e1686723f9
+-- step hash: cd8190804b9dce10afe25d440362242b9e781a9d7044b0dd79e1797b0bb9330b
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -7635,19 +7635,6 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
--- [cloud] only when the merge inserted rows: advance the sequence behind rem_id, if any, to the largest key
---   $1 = 'public'  (target schema)
---   $2 = 'reminder'  (target table name)
---   $3 = 'rem_id'  (key column)
--- Keys (SPEC 7): this step inserted explicit values into cloud's key column rem_id. If that column takes its
--- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
--- application does not hand out a key it just received. Never moves a sequence backwards.
-SELECT setval(q.seq, m.max_key) AS advanced_to
-  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
- CROSS JOIN (SELECT max(t."rem_id")::bigint AS max_key FROM "public"."reminder" AS t) AS m
- WHERE q.seq IS NOT NULL
-   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
-
 -- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
 -- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
 -- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
@@ -7697,6 +7684,19 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] only when the merge inserted rows: advance the sequence behind rem_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'reminder'  (target table name)
+--   $3 = 'rem_id'  (key column)
+-- Keys (SPEC 7): this step inserted explicit values into cloud's key column rem_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."rem_id")::bigint AS max_key FROM "public"."reminder" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
 
 -- [cloud] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
 --   $1 = 'D'  (origin value this direction writes)
@@ -7801,7 +7801,7 @@ COMMIT;
 -- Step 14/23: remdetail forward: desktop public.remdetail → cloud public.remdetail
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: 1bb33fd4c896e1dfed8225ea8ac1c9fbd4e770530239ea61d5ed7198050b882c
+-- step hash: 89a2c72493790bb8c7b6acd50031322c236e12a2d8d86466b0e972b0c918592f
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -8206,19 +8206,6 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
--- [cloud] only when the merge inserted rows: advance the sequence behind remd_id, if any, to the largest key
---   $1 = 'public'  (target schema)
---   $2 = 'remdetail'  (target table name)
---   $3 = 'remd_id'  (key column)
--- Keys (SPEC 7): this step inserted explicit values into cloud's key column remd_id. If that column takes its
--- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
--- application does not hand out a key it just received. Never moves a sequence backwards.
-SELECT setval(q.seq, m.max_key) AS advanced_to
-  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
- CROSS JOIN (SELECT max(t."remd_id")::bigint AS max_key FROM "public"."remdetail" AS t) AS m
- WHERE q.seq IS NOT NULL
-   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
-
 -- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
 -- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
 -- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
@@ -8268,6 +8255,19 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] only when the merge inserted rows: advance the sequence behind remd_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'remdetail'  (target table name)
+--   $3 = 'remd_id'  (key column)
+-- Keys (SPEC 7): this step inserted explicit values into cloud's key column remd_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."remd_id")::bigint AS max_key FROM "public"."remdetail" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
 
 -- [cloud] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
 --   $1 = 'D'  (origin value this direction writes)
@@ -8372,7 +8372,7 @@ COMMIT;
 -- Step 15/23: learequest forward: desktop public.learequest → cloud public.learequest
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: c6ae9d94238055f12341af657cda7127da2f7f945d75ff34f50384c57d2a65a0
+-- step hash: 269390688b8fd8c6d51c58f2133b6d5d8f2d9cb019858ce19c7c83735abd6a81
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -8783,19 +8783,6 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
--- [cloud] only when the merge inserted rows: advance the sequence behind lea_id, if any, to the largest key
---   $1 = 'public'  (target schema)
---   $2 = 'learequest'  (target table name)
---   $3 = 'lea_id'  (key column)
--- Keys (SPEC 7): this step inserted explicit values into cloud's key column lea_id. If that column takes its
--- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
--- application does not hand out a key it just received. Never moves a sequence backwards.
-SELECT setval(q.seq, m.max_key) AS advanced_to
-  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
- CROSS JOIN (SELECT max(t."lea_id")::bigint AS max_key FROM "public"."learequest" AS t) AS m
- WHERE q.seq IS NOT NULL
-   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
-
 -- [cloud] unmarked rows (source NULL) on cloud whose key desktop does not have: reported, never deleted
 -- Unmarked rows on cloud (origin column NULL) whose key desktop does not have: no side claims them.
 -- Forward never deletes them and reverse never sends them; they are reported so someone sets their marker.
@@ -8845,6 +8832,19 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [cloud] only when the merge inserted rows: advance the sequence behind lea_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'learequest'  (target table name)
+--   $3 = 'lea_id'  (key column)
+-- Keys (SPEC 7): this step inserted explicit values into cloud's key column lea_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so cloud's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."lea_id")::bigint AS max_key FROM "public"."learequest" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
 
 -- [cloud] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
 --   $1 = 'D'  (origin value this direction writes)
@@ -8949,7 +8949,7 @@ COMMIT;
 -- Step 16/23: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 4a8ef45c28d3bebe9e998af7397408d0f95ca4d8a40a02a1293092c2b8e1a365
+-- step hash: e452461fbb2229ab5c64dc40b9270c77cf4436b195e6e727f9d3bfd4f2776711
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -9489,19 +9489,6 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
--- [desktop] only when the merge inserted rows: advance the sequence behind client_id, if any, to the largest key
---   $1 = 'public'  (target schema)
---   $2 = 'climaster'  (target table name)
---   $3 = 'client_id'  (key column)
--- Keys (SPEC 7): this step inserted explicit values into desktop's key column client_id. If that column takes its
--- default from a sequence (serial or identity), move the sequence to at least the largest key, so desktop's
--- application does not hand out a key it just received. Never moves a sequence backwards.
-SELECT setval(q.seq, m.max_key) AS advanced_to
-  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
- CROSS JOIN (SELECT max(t."client_id")::bigint AS max_key FROM "public"."climaster" AS t) AS m
- WHERE q.seq IS NOT NULL
-   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
-
 -- [desktop] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
 --   $1 = 'public'  (guarded relation 0 schema)
 --   $2 = 'climaster'  (guarded relation 0 name)
@@ -9543,6 +9530,19 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [desktop] only when the merge inserted rows: advance the sequence behind client_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'climaster'  (target table name)
+--   $3 = 'client_id'  (key column)
+-- Keys (SPEC 7): this step inserted explicit values into desktop's key column client_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so desktop's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."client_id")::bigint AS max_key FROM "public"."climaster" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
 
 -- [desktop] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
 -- Data-loss guard, inside the step: the rows the other side owns, counted and fingerprinted in this
@@ -9641,7 +9641,7 @@ COMMIT;
 -- Step 17/23: jobshead reverse: cloud public.jobshead → desktop public.jobshead
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 5262591db57278b871dd1c214a751897082bb734ea9e26340a71b54cf1829f32
+-- step hash: e958defd9d5e5b562635ff0e57f45d8d773d8b091391ecf5bf56e2dfc09fac71
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -10319,19 +10319,6 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
--- [desktop] only when the merge inserted rows: advance the sequence behind job_id, if any, to the largest key
---   $1 = 'public'  (target schema)
---   $2 = 'jobshead'  (target table name)
---   $3 = 'job_id'  (key column)
--- Keys (SPEC 7): this step inserted explicit values into desktop's key column job_id. If that column takes its
--- default from a sequence (serial or identity), move the sequence to at least the largest key, so desktop's
--- application does not hand out a key it just received. Never moves a sequence backwards.
-SELECT setval(q.seq, m.max_key) AS advanced_to
-  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
- CROSS JOIN (SELECT max(t."job_id")::bigint AS max_key FROM "public"."jobshead" AS t) AS m
- WHERE q.seq IS NOT NULL
-   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
-
 -- [desktop] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
 --   $1 = 'public'  (guarded relation 0 schema)
 --   $2 = 'jobshead'  (guarded relation 0 name)
@@ -10373,6 +10360,19 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [desktop] only when the merge inserted rows: advance the sequence behind job_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'jobshead'  (target table name)
+--   $3 = 'job_id'  (key column)
+-- Keys (SPEC 7): this step inserted explicit values into desktop's key column job_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so desktop's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."job_id")::bigint AS max_key FROM "public"."jobshead" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
 
 -- [desktop] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
 -- Data-loss guard, inside the step: the rows the other side owns, counted and fingerprinted in this
@@ -10474,7 +10474,7 @@ COMMIT;
 -- Step 18/23: jobtasks reverse: cloud public.jobtasks → desktop public.jobtasks
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: 8efe4f5466fbed4e4af533e261756b4addc414f9f323dc4ffb08d84a493a9d63
+-- step hash: 1ef38347aaa14ff45ba14d96e907e92287752cf1afd010fae033d9ad6041ab47
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -11148,19 +11148,6 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
--- [desktop] only when the merge inserted rows: advance the sequence behind jt_id, if any, to the largest key
---   $1 = 'public'  (target schema)
---   $2 = 'jobtasks'  (target table name)
---   $3 = 'jt_id'  (key column)
--- Keys (SPEC 7): this step inserted explicit values into desktop's key column jt_id. If that column takes its
--- default from a sequence (serial or identity), move the sequence to at least the largest key, so desktop's
--- application does not hand out a key it just received. Never moves a sequence backwards.
-SELECT setval(q.seq, m.max_key) AS advanced_to
-  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
- CROSS JOIN (SELECT max(t."jt_id")::bigint AS max_key FROM "public"."jobtasks" AS t) AS m
- WHERE q.seq IS NOT NULL
-   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
-
 -- [desktop] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
 --   $1 = 'public'  (guarded relation 0 schema)
 --   $2 = 'jobtasks'  (guarded relation 0 name)
@@ -11202,6 +11189,19 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [desktop] only when the merge inserted rows: advance the sequence behind jt_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'jobtasks'  (target table name)
+--   $3 = 'jt_id'  (key column)
+-- Keys (SPEC 7): this step inserted explicit values into desktop's key column jt_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so desktop's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."jt_id")::bigint AS max_key FROM "public"."jobtasks" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
 
 -- [desktop] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
 -- Data-loss guard, inside the step: the rows the other side owns, counted and fingerprinted in this
@@ -11303,7 +11303,7 @@ COMMIT;
 -- Step 19/23: taskchecklist reverse: cloud public.taskchecklist → desktop public.taskchecklist
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: f58532492af4158b52a9f95b5bc5c3227fd57231a7b0f04ffeb64c27540f8325
+-- step hash: d28eb3cf0c809089fe1ced28d034031910b15db6448e503ce22a6049fd40118f
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -11833,19 +11833,6 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
--- [desktop] only when the merge inserted rows: advance the sequence behind tc_id, if any, to the largest key
---   $1 = 'public'  (target schema)
---   $2 = 'taskchecklist'  (target table name)
---   $3 = 'tc_id'  (key column)
--- Keys (SPEC 7): this step inserted explicit values into desktop's key column tc_id. If that column takes its
--- default from a sequence (serial or identity), move the sequence to at least the largest key, so desktop's
--- application does not hand out a key it just received. Never moves a sequence backwards.
-SELECT setval(q.seq, m.max_key) AS advanced_to
-  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
- CROSS JOIN (SELECT max(t."tc_id")::bigint AS max_key FROM "public"."taskchecklist" AS t) AS m
- WHERE q.seq IS NOT NULL
-   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
-
 -- [desktop] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
 --   $1 = 'public'  (guarded relation 0 schema)
 --   $2 = 'taskchecklist'  (guarded relation 0 name)
@@ -11887,6 +11874,19 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [desktop] only when the merge inserted rows: advance the sequence behind tc_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'taskchecklist'  (target table name)
+--   $3 = 'tc_id'  (key column)
+-- Keys (SPEC 7): this step inserted explicit values into desktop's key column tc_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so desktop's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."tc_id")::bigint AS max_key FROM "public"."taskchecklist" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
 
 -- [desktop] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
 -- Data-loss guard, inside the step: the rows the other side owns, counted and fingerprinted in this
@@ -11985,7 +11985,7 @@ COMMIT;
 -- Step 20/23: workdiary reverse: cloud public.workdiary → desktop public.workdiary
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: 15bad7a2d8c4297b10ff3c703235c0b0fef0571943de3da8ecffd5625b5e462a
+-- step hash: c6d489f799b33efcb599b736b665fedae8685d963a5d5d126f85d957e7b13f21
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -12519,19 +12519,6 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
--- [desktop] only when the merge inserted rows: advance the sequence behind wd_id, if any, to the largest key
---   $1 = 'public'  (target schema)
---   $2 = 'workdiary'  (target table name)
---   $3 = 'wd_id'  (key column)
--- Keys (SPEC 7): this step inserted explicit values into desktop's key column wd_id. If that column takes its
--- default from a sequence (serial or identity), move the sequence to at least the largest key, so desktop's
--- application does not hand out a key it just received. Never moves a sequence backwards.
-SELECT setval(q.seq, m.max_key) AS advanced_to
-  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
- CROSS JOIN (SELECT max(t."wd_id")::bigint AS max_key FROM "public"."workdiary" AS t) AS m
- WHERE q.seq IS NOT NULL
-   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
-
 -- [desktop] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
 --   $1 = 'public'  (guarded relation 0 schema)
 --   $2 = 'workdiary'  (guarded relation 0 name)
@@ -12573,6 +12560,19 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [desktop] only when the merge inserted rows: advance the sequence behind wd_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'workdiary'  (target table name)
+--   $3 = 'wd_id'  (key column)
+-- Keys (SPEC 7): this step inserted explicit values into desktop's key column wd_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so desktop's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."wd_id")::bigint AS max_key FROM "public"."workdiary" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
 
 -- [desktop] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
 -- Data-loss guard, inside the step: the rows the other side owns, counted and fingerprinted in this
@@ -12671,7 +12671,7 @@ COMMIT;
 -- Step 21/23: reminder reverse: cloud public.reminder → desktop public.mbreminder
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, reminder_date→remdate, title, is_done
--- step hash: 63e481ecaf7640005a0a4e917fd57ddeae0f5cb096222d5283b280b5a295215e
+-- step hash: b26b1229921f18304aa3bf471cf9e1833da9afbe3fe0de133e2a499cd8ec5151
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -13203,19 +13203,6 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
--- [desktop] only when the merge inserted rows: advance the sequence behind rem_id, if any, to the largest key
---   $1 = 'public'  (target schema)
---   $2 = 'mbreminder'  (target table name)
---   $3 = 'rem_id'  (key column)
--- Keys (SPEC 7): this step inserted explicit values into desktop's key column rem_id. If that column takes its
--- default from a sequence (serial or identity), move the sequence to at least the largest key, so desktop's
--- application does not hand out a key it just received. Never moves a sequence backwards.
-SELECT setval(q.seq, m.max_key) AS advanced_to
-  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
- CROSS JOIN (SELECT max(t."rem_id")::bigint AS max_key FROM "public"."mbreminder" AS t) AS m
- WHERE q.seq IS NOT NULL
-   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
-
 -- [desktop] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
 --   $1 = 'public'  (guarded relation 0 schema)
 --   $2 = 'mbreminder'  (guarded relation 0 name)
@@ -13257,6 +13244,19 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [desktop] only when the merge inserted rows: advance the sequence behind rem_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'mbreminder'  (target table name)
+--   $3 = 'rem_id'  (key column)
+-- Keys (SPEC 7): this step inserted explicit values into desktop's key column rem_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so desktop's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."rem_id")::bigint AS max_key FROM "public"."mbreminder" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
 
 -- [desktop] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
 -- Data-loss guard, inside the step: the rows the other side owns, counted and fingerprinted in this
@@ -13355,7 +13355,7 @@ COMMIT;
 -- Step 22/23: remdetail reverse: cloud public.remdetail → desktop public.remdetail
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: c51f7474fa3a08f96473b8294d22839b4bfe23c1e09a21db2de7fd46ffc1610a
+-- step hash: 20dd97d7ac1fa7fc6b7cfb664dc44f75b0c9be995ca5b957b9d87d83847d41ac
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -13885,19 +13885,6 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
--- [desktop] only when the merge inserted rows: advance the sequence behind remd_id, if any, to the largest key
---   $1 = 'public'  (target schema)
---   $2 = 'remdetail'  (target table name)
---   $3 = 'remd_id'  (key column)
--- Keys (SPEC 7): this step inserted explicit values into desktop's key column remd_id. If that column takes its
--- default from a sequence (serial or identity), move the sequence to at least the largest key, so desktop's
--- application does not hand out a key it just received. Never moves a sequence backwards.
-SELECT setval(q.seq, m.max_key) AS advanced_to
-  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
- CROSS JOIN (SELECT max(t."remd_id")::bigint AS max_key FROM "public"."remdetail" AS t) AS m
- WHERE q.seq IS NOT NULL
-   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
-
 -- [desktop] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
 --   $1 = 'public'  (guarded relation 0 schema)
 --   $2 = 'remdetail'  (guarded relation 0 name)
@@ -13939,6 +13926,19 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [desktop] only when the merge inserted rows: advance the sequence behind remd_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'remdetail'  (target table name)
+--   $3 = 'remd_id'  (key column)
+-- Keys (SPEC 7): this step inserted explicit values into desktop's key column remd_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so desktop's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."remd_id")::bigint AS max_key FROM "public"."remdetail" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
 
 -- [desktop] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
 -- Data-loss guard, inside the step: the rows the other side owns, counted and fingerprinted in this
@@ -14037,7 +14037,7 @@ COMMIT;
 -- Step 23/23: learequest reverse: cloud public.learequest → desktop public.learequest
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: 14b4b5db137c0dbded7bab690972acf067b6f17c8fc83d1ae6fa633138d87e20
+-- step hash: 744ce9a691061acac269d055829749c0117a3d11891c326c1ebbbac72df691f6
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -14573,19 +14573,6 @@ ON CONFLICT (table_name, direction, key) DO UPDATE
        error = EXCLUDED.error, attempts = EXCLUDED.attempts, last_tried = clock_timestamp()
 RETURNING r.key, r.attempts;
 
--- [desktop] only when the merge inserted rows: advance the sequence behind lea_id, if any, to the largest key
---   $1 = 'public'  (target schema)
---   $2 = 'learequest'  (target table name)
---   $3 = 'lea_id'  (key column)
--- Keys (SPEC 7): this step inserted explicit values into desktop's key column lea_id. If that column takes its
--- default from a sequence (serial or identity), move the sequence to at least the largest key, so desktop's
--- application does not hand out a key it just received. Never moves a sequence backwards.
-SELECT setval(q.seq, m.max_key) AS advanced_to
-  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
- CROSS JOIN (SELECT max(t."lea_id")::bigint AS max_key FROM "public"."learequest" AS t) AS m
- WHERE q.seq IS NOT NULL
-   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
-
 -- [desktop] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
 --   $1 = 'public'  (guarded relation 0 schema)
 --   $2 = 'learequest'  (guarded relation 0 name)
@@ -14627,6 +14614,19 @@ ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
        updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
+
+-- [desktop] only when the merge inserted rows: advance the sequence behind lea_id, if any, to the largest key
+--   $1 = 'public'  (target schema)
+--   $2 = 'learequest'  (target table name)
+--   $3 = 'lea_id'  (key column)
+-- Keys (SPEC 7): this step inserted explicit values into desktop's key column lea_id. If that column takes its
+-- default from a sequence (serial or identity), move the sequence to at least the largest key, so desktop's
+-- application does not hand out a key it just received. Never moves a sequence backwards.
+SELECT setval(q.seq, m.max_key) AS advanced_to
+  FROM (SELECT pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), $3) AS seq) AS q
+ CROSS JOIN (SELECT max(t."lea_id")::bigint AS max_key FROM "public"."learequest" AS t) AS m
+ WHERE q.seq IS NOT NULL
+   AND m.max_key > coalesce(pg_sequence_last_value(q.seq::regclass), 0);
 
 -- [desktop] only when the counts differ: rows the other side owns, with this step's changes, in an exported snapshot
 -- Data-loss guard, inside the step: the rows the other side owns, counted and fingerprinted in this

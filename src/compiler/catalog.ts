@@ -14,6 +14,17 @@ export interface CatalogColumn {
   readonly sequence?: boolean;
   /** `a` GENERATED ALWAYS AS IDENTITY, `d` BY DEFAULT, '' not an identity column. */
   readonly identity: string;
+  /** The values the sequence behind its default hands out (integers as text); null or absent without one. */
+  readonly sequenceRange?: SequenceRange | null;
+}
+
+/** A sequence's parameters (pg_sequence) and its last value (null: unused, or not readable by this role). */
+export interface SequenceRange {
+  readonly start: string;
+  readonly increment: string;
+  readonly min: string;
+  readonly max: string;
+  readonly last: string | null;
 }
 
 export interface CatalogForeignKey {

@@ -3,16 +3,18 @@ import type { Catalog, CatalogTable } from './catalog.js';
 import type { LiveProblem } from './check-catalog.js';
 import { syncedColumns } from './columns.js';
 import { displayName } from './quote-ident.js';
+import { sequenceOverlapWarnings } from './sequence-overlap.js';
 import { analyseTriggers, describeWrites } from './trigger-columns.js';
 
 /**
  * What `validate --live` warns about: the config runs, but not as it should. A synced column that
  * a BEFORE trigger rewrites on the database bisync writes (every run rewrites the row, SPEC §2.4),
  * and a foreign key — also one declared on a partition or inheritance child — to another synced
- * table that `after` does not run first (its new rows are rejected until the next run). Pure.
+ * table that `after` does not run first (its new rows are rejected until the next run), and key
+ * sequences on both sides of a `both` table that will hand out the same values. Pure.
  */
 export function liveWarnings(config: ResolvedConfig, catalogs: Readonly<Record<string, Catalog>>): LiveProblem[] {
-  return [...triggerWarnings(config, catalogs), ...orderWarnings(config, catalogs)];
+  return [...triggerWarnings(config, catalogs), ...orderWarnings(config, catalogs), ...sequenceOverlapWarnings(config, catalogs)];
 }
 
 /** Synced columns a BEFORE row trigger sets on a database a step of the table writes. */

@@ -29,7 +29,21 @@ export const RELATION_DETAILS_SQL = `
                      SELECT 1 FROM pg_attrdef d
                        JOIN pg_depend dep ON dep.classid = 'pg_attrdef'::regclass AND dep.objid = d.oid AND dep.refclassid = 'pg_class'::regclass
                        JOIN pg_class sq ON sq.oid = dep.refobjid AND sq.relkind = 'S'
-                      WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum)) ORDER BY a.attnum), '[]'::json)
+                      WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum),
+                  -- The values that sequence hands out (identity: its internal sequence; serial or nextval(): the
+                  -- sequence its default depends on); last is NULL until used or without the right to read it.
+                  'sequenceRange', (SELECT json_build_object('start', q.seqstart::text, 'increment', q.seqincrement::text,
+                                                             'min', q.seqmin::text, 'max', q.seqmax::text,
+                                                             'last', CASE WHEN has_sequence_privilege(q.seqrelid, 'SELECT,USAGE') THEN pg_sequence_last_value(q.seqrelid::regclass)::text END)
+                                      FROM pg_sequence q
+                                     WHERE q.seqrelid = coalesce(
+                                             (SELECT (array_agg(dep.objid ORDER BY dep.objid))[1] FROM pg_depend dep
+                                               WHERE dep.classid = 'pg_class'::regclass AND dep.refclassid = 'pg_class'::regclass
+                                                 AND dep.refobjid = a.attrelid AND dep.refobjsubid = a.attnum AND dep.deptype = 'i'),
+                                             (SELECT (array_agg(dep.refobjid ORDER BY dep.refobjid))[1] FROM pg_attrdef d
+                                                JOIN pg_depend dep ON dep.classid = 'pg_attrdef'::regclass AND dep.objid = d.oid AND dep.refclassid = 'pg_class'::regclass
+                                                JOIN pg_class sq ON sq.oid = dep.refobjid AND sq.relkind = 'S'
+                                               WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum)))) ORDER BY a.attnum), '[]'::json)
           FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid
          WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
        (SELECT array_to_json(array_agg(a.attname ORDER BY k.i))

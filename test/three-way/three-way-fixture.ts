@@ -10,6 +10,8 @@ export interface PairOptions {
   deletes?: 'keep' | 'mirror';
   conflicts?: string;
   maxDeleteFraction?: number;
+  /** With `cursors`: the desktop is read by row xmin (`timestamps: { desktop: xmin }`), the cloud by updated_at. */
+  desktopXmin?: boolean;
 }
 
 export type Job = { job_id: number; title: string; status: string | null };
@@ -41,7 +43,8 @@ export class ThreeWayPair {
     await withClient(dbs.cloudUrl, async (c) => {
       await c.query(`CREATE TABLE job (job_id integer PRIMARY KEY, title text NOT NULL, status text, source char(1)${cursor}); ${trigger}`);
     });
-    const timestamps = options.cursors === true ? '\n    timestamps: { desktop: [updated_at], cloud: [updated_at] }' : '';
+    const desktopCursor = options.desktopXmin === true ? 'xmin' : '[updated_at]';
+    const timestamps = options.cursors === true ? `\n    timestamps: { desktop: ${desktopCursor}, cloud: [updated_at] }` : '';
     const file = writeConfig(`
 version: 1
 databases:

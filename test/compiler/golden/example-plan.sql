@@ -1,4 +1,4 @@
--- bisync plan f1a3a0940eb89f86fce7c839a4042dfe87282d2714c511da4f4f0de304d8c249
+-- bisync plan eea34b91311a68ea41c9f35dcfa402ace8d76b71b5b1627803bba58b90b60164
 -- config: sync.config.yaml; state schema: bisync; 23 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -4590,7 +4590,7 @@ COMMIT;
 -- Step 9/23: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: cc40f1dcda9e7a1aee0e15b53105c06dff1448a582058f64601017ea207ca253
+-- step hash: 0e0ce34a15ea127610ec705de7c7e5ae080f740c21586f297e6337045957b1cf
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5005,6 +5005,7 @@ three AS MATERIALIZED (
          CASE WHEN t.ctid IS NOT NULL THEN md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) END AS t_fp,
          CASE WHEN coalesce(s.__bisync_base_gen, -1) > coalesce(b.generation, -1) THEN s.__bisync_base_fp ELSE b.fingerprint END AS base_fp,
          coalesce(greatest(s.__bisync_base_gen, b.generation), 0) AS base_gen,
+         b.generation IS NOT NULL AS t_has_base,
          c.key IS NOT NULL OR s.__bisync_parked_kind IS NOT NULL AS parked,
          coalesce(c.kind, s.__bisync_parked_kind) AS parked_kind
     FROM src AS s
@@ -5076,13 +5077,13 @@ updated AS (
          "notes" = s."notes"::text,
          "extra" = s."extra"::jsonb
     FROM src AS s
-    JOIN (SELECT row_no, t_fp FROM f_changed_t_unchanged
+    JOIN (SELECT row_no, t_fp, base_gen, t_has_base, parked FROM f_changed_t_unchanged
           UNION ALL
-          SELECT row_no, t_fp FROM decided WHERE winner = 'source' AND f_present AND t_present) AS w
+          SELECT row_no, t_fp, base_gen, t_has_base, parked FROM decided WHERE winner = 'source' AND f_present AND t_present) AS w
       ON w.row_no = s.__bisync_row
    WHERE t."job_id" = s."job_id"::bigint
      AND md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) = w.t_fp
-  RETURNING s.__bisync_key AS key, md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) AS fingerprint
+  RETURNING s.__bisync_key AS key, s.__bisync_fp AS fingerprint, w.base_gen, w.t_has_base, w.parked
 ),
 inserted AS (
   INSERT INTO "public"."jobshead" AS t ("job_id", "client_id", "template_id", "job_name", "job_status", "fee", "due_date", "notes", "extra", "source")
@@ -5092,7 +5093,7 @@ inserted AS (
           UNION ALL
           SELECT row_no FROM decided WHERE winner = 'source' AND f_present AND NOT t_present) AS w
       ON w.row_no = s.__bisync_row
-  RETURNING jsonb_build_array(t."job_id"::text) AS key, md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) AS fingerprint
+  RETURNING jsonb_build_array(t."job_id"::text) AS key
 ),
 parked AS (
   INSERT INTO "bisync".conflicts AS c (table_name, key, kind, versions, base_fingerprint)
@@ -5123,19 +5124,29 @@ cleared AS (
 agreed AS (
   -- The new base: what both sides hold now (a NULL fingerprint records an agreed delete). Equal rows
   -- are recorded only when the fresher copy does not say so already (a no-change rerun writes nothing).
-  SELECT key, f_fp AS fingerprint FROM both_equal WHERE base_fp IS DISTINCT FROM f_fp
+  -- A written row is recorded with the fingerprint of the version written, computed once, in src.
+  SELECT key, f_fp AS fingerprint, base_gen, t_has_base, parked FROM both_equal WHERE base_fp IS DISTINCT FROM f_fp
   UNION ALL
-  SELECT key, NULL FROM both_deleted WHERE base_fp IS NOT NULL
+  SELECT key, NULL, base_gen, t_has_base, parked FROM both_deleted WHERE base_fp IS NOT NULL
   UNION ALL
-  SELECT key, fingerprint FROM updated
+  SELECT key, fingerprint, base_gen, t_has_base, parked FROM updated
   UNION ALL
-  SELECT key, fingerprint FROM inserted
+  SELECT i.key, x.f_fp, x.base_gen, x.t_has_base, x.parked FROM inserted AS i JOIN three AS x ON x.key = i.key
+),
+based_new AS (
+  -- Keys cloud's copy does not hold yet (and no one else writes while this step holds its lock;
+  -- bisync resolve only writes parked keys, which go below): a plain insert.
+  INSERT INTO "bisync".base (table_name, key, fingerprint, generation)
+  SELECT $3, a.key, a.fingerprint, a.base_gen + 1
+    FROM agreed AS a
+   WHERE NOT a.t_has_base AND NOT a.parked
+  RETURNING 1
 ),
 based AS (
   INSERT INTO "bisync".base AS b (table_name, key, fingerprint, generation)
-  SELECT $3, a.key, a.fingerprint, x.base_gen + 1
+  SELECT $3, a.key, a.fingerprint, a.base_gen + 1
     FROM agreed AS a
-    JOIN three AS x ON x.key = a.key
+   WHERE a.t_has_base OR a.parked
   ON CONFLICT (table_name, key) DO UPDATE
      SET fingerprint = EXCLUDED.fingerprint, generation = EXCLUDED.generation, agreed_at = clock_timestamp()
   RETURNING 1
@@ -5149,7 +5160,7 @@ SELECT (SELECT count(*) FROM src WHERE __bisync_present)::bigint AS read,
         + (SELECT count(*) FROM f_deleted_kept) + (SELECT count(*) FROM t_deleted_kept))::bigint AS protected,
        (SELECT count(*) FROM decided WHERE winner = 'park')::bigint AS conflicts,
        (SELECT count(*) FROM cleared)::bigint AS conflicts_cleared,
-       (SELECT count(*) FROM based)::bigint AS base_written;
+       ((SELECT count(*) FROM based) + (SELECT count(*) FROM based_new))::bigint AS base_written;
 
 -- [cloud] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
 --   $1 = 'jobshead'  (table)
@@ -5338,7 +5349,7 @@ COMMIT;
 -- Step 10/23: jobtasks forward: desktop public.jobtasks → cloud public.jobtasks
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: 9b20ceddb4e3622fa9872b970b7bbd05432b309733dbcfa4e245b16c4d876efe
+-- step hash: 875c05c95ba0cce4811a7c3e527ea579ed82e02ddeffddd0ecbe9f1afb3f33ee
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5751,6 +5762,7 @@ three AS MATERIALIZED (
          CASE WHEN t.ctid IS NOT NULL THEN md5(convert_to(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text, 'UTF8')) END AS t_fp,
          CASE WHEN coalesce(s.__bisync_base_gen, -1) > coalesce(b.generation, -1) THEN s.__bisync_base_fp ELSE b.fingerprint END AS base_fp,
          coalesce(greatest(s.__bisync_base_gen, b.generation), 0) AS base_gen,
+         b.generation IS NOT NULL AS t_has_base,
          c.key IS NOT NULL OR s.__bisync_parked_kind IS NOT NULL AS parked,
          coalesce(c.kind, s.__bisync_parked_kind) AS parked_kind
     FROM src AS s
@@ -5820,13 +5832,13 @@ updated AS (
          "planned_hours" = s."planned_hours"::numeric(6,2),
          "completed_on" = s."completed_on"::date
     FROM src AS s
-    JOIN (SELECT row_no, t_fp FROM f_changed_t_unchanged
+    JOIN (SELECT row_no, t_fp, base_gen, t_has_base, parked FROM f_changed_t_unchanged
           UNION ALL
-          SELECT row_no, t_fp FROM decided WHERE winner = 'source' AND f_present AND t_present) AS w
+          SELECT row_no, t_fp, base_gen, t_has_base, parked FROM decided WHERE winner = 'source' AND f_present AND t_present) AS w
       ON w.row_no = s.__bisync_row
    WHERE t."jt_id" = s."jt_id"::bigint
      AND md5(convert_to(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text, 'UTF8')) = w.t_fp
-  RETURNING s.__bisync_key AS key, md5(convert_to(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text, 'UTF8')) AS fingerprint
+  RETURNING s.__bisync_key AS key, s.__bisync_fp AS fingerprint, w.base_gen, w.t_has_base, w.parked
 ),
 inserted AS (
   INSERT INTO "public"."jobtasks" AS t ("jt_id", "job_id", "task_id", "staff_id", "status", "planned_hours", "completed_on", "source")
@@ -5836,7 +5848,7 @@ inserted AS (
           UNION ALL
           SELECT row_no FROM decided WHERE winner = 'source' AND f_present AND NOT t_present) AS w
       ON w.row_no = s.__bisync_row
-  RETURNING jsonb_build_array(t."jt_id"::text) AS key, md5(convert_to(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text, 'UTF8')) AS fingerprint
+  RETURNING jsonb_build_array(t."jt_id"::text) AS key
 ),
 parked AS (
   INSERT INTO "bisync".conflicts AS c (table_name, key, kind, versions, base_fingerprint)
@@ -5867,19 +5879,29 @@ cleared AS (
 agreed AS (
   -- The new base: what both sides hold now (a NULL fingerprint records an agreed delete). Equal rows
   -- are recorded only when the fresher copy does not say so already (a no-change rerun writes nothing).
-  SELECT key, f_fp AS fingerprint FROM both_equal WHERE base_fp IS DISTINCT FROM f_fp
+  -- A written row is recorded with the fingerprint of the version written, computed once, in src.
+  SELECT key, f_fp AS fingerprint, base_gen, t_has_base, parked FROM both_equal WHERE base_fp IS DISTINCT FROM f_fp
   UNION ALL
-  SELECT key, NULL FROM both_deleted WHERE base_fp IS NOT NULL
+  SELECT key, NULL, base_gen, t_has_base, parked FROM both_deleted WHERE base_fp IS NOT NULL
   UNION ALL
-  SELECT key, fingerprint FROM updated
+  SELECT key, fingerprint, base_gen, t_has_base, parked FROM updated
   UNION ALL
-  SELECT key, fingerprint FROM inserted
+  SELECT i.key, x.f_fp, x.base_gen, x.t_has_base, x.parked FROM inserted AS i JOIN three AS x ON x.key = i.key
+),
+based_new AS (
+  -- Keys cloud's copy does not hold yet (and no one else writes while this step holds its lock;
+  -- bisync resolve only writes parked keys, which go below): a plain insert.
+  INSERT INTO "bisync".base (table_name, key, fingerprint, generation)
+  SELECT $3, a.key, a.fingerprint, a.base_gen + 1
+    FROM agreed AS a
+   WHERE NOT a.t_has_base AND NOT a.parked
+  RETURNING 1
 ),
 based AS (
   INSERT INTO "bisync".base AS b (table_name, key, fingerprint, generation)
-  SELECT $3, a.key, a.fingerprint, x.base_gen + 1
+  SELECT $3, a.key, a.fingerprint, a.base_gen + 1
     FROM agreed AS a
-    JOIN three AS x ON x.key = a.key
+   WHERE a.t_has_base OR a.parked
   ON CONFLICT (table_name, key) DO UPDATE
      SET fingerprint = EXCLUDED.fingerprint, generation = EXCLUDED.generation, agreed_at = clock_timestamp()
   RETURNING 1
@@ -5893,7 +5915,7 @@ SELECT (SELECT count(*) FROM src WHERE __bisync_present)::bigint AS read,
         + (SELECT count(*) FROM f_deleted_kept) + (SELECT count(*) FROM t_deleted_kept))::bigint AS protected,
        (SELECT count(*) FROM decided WHERE winner = 'park')::bigint AS conflicts,
        (SELECT count(*) FROM cleared)::bigint AS conflicts_cleared,
-       (SELECT count(*) FROM based)::bigint AS base_written;
+       ((SELECT count(*) FROM based) + (SELECT count(*) FROM based_new))::bigint AS base_written;
 
 -- [cloud] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
 --   $1 = 'jobtasks'  (table)
@@ -9641,7 +9663,7 @@ COMMIT;
 -- Step 17/23: jobshead reverse: cloud public.jobshead → desktop public.jobshead
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: e958defd9d5e5b562635ff0e57f45d8d773d8b091391ecf5bf56e2dfc09fac71
+-- step hash: b7e10f279ce471cd78e347c1395958d0415b00fdbbae829033fd15acd4c4e3ba
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -10152,6 +10174,7 @@ three AS MATERIALIZED (
          CASE WHEN t.ctid IS NOT NULL THEN md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) END AS t_fp,
          CASE WHEN coalesce(s.__bisync_base_gen, -1) > coalesce(b.generation, -1) THEN s.__bisync_base_fp ELSE b.fingerprint END AS base_fp,
          coalesce(greatest(s.__bisync_base_gen, b.generation), 0) AS base_gen,
+         b.generation IS NOT NULL AS t_has_base,
          c.key IS NOT NULL OR s.__bisync_parked_kind IS NOT NULL AS parked,
          coalesce(c.kind, s.__bisync_parked_kind) AS parked_kind
     FROM src AS s
@@ -10223,13 +10246,13 @@ updated AS (
          "notes" = s."notes"::text,
          "extra" = s."extra"::jsonb
     FROM src AS s
-    JOIN (SELECT row_no, t_fp FROM f_changed_t_unchanged
+    JOIN (SELECT row_no, t_fp, base_gen, t_has_base, parked FROM f_changed_t_unchanged
           UNION ALL
-          SELECT row_no, t_fp FROM decided WHERE winner = 'source' AND f_present AND t_present) AS w
+          SELECT row_no, t_fp, base_gen, t_has_base, parked FROM decided WHERE winner = 'source' AND f_present AND t_present) AS w
       ON w.row_no = s.__bisync_row
    WHERE t."job_id" = s."job_id"::bigint
      AND md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) = w.t_fp
-  RETURNING s.__bisync_key AS key, md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) AS fingerprint
+  RETURNING s.__bisync_key AS key, s.__bisync_fp AS fingerprint, w.base_gen, w.t_has_base, w.parked
 ),
 inserted AS (
   INSERT INTO "public"."jobshead" AS t ("job_id", "client_id", "template_id", "job_name", "job_status", "fee", "due_date", "notes", "extra")
@@ -10239,7 +10262,7 @@ inserted AS (
           UNION ALL
           SELECT row_no FROM decided WHERE winner = 'source' AND f_present AND NOT t_present) AS w
       ON w.row_no = s.__bisync_row
-  RETURNING jsonb_build_array(t."job_id"::text) AS key, md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) AS fingerprint
+  RETURNING jsonb_build_array(t."job_id"::text) AS key
 ),
 parked AS (
   INSERT INTO "bisync".conflicts AS c (table_name, key, kind, versions, base_fingerprint)
@@ -10270,19 +10293,29 @@ cleared AS (
 agreed AS (
   -- The new base: what both sides hold now (a NULL fingerprint records an agreed delete). Equal rows
   -- are recorded only when the fresher copy does not say so already (a no-change rerun writes nothing).
-  SELECT key, f_fp AS fingerprint FROM both_equal WHERE base_fp IS DISTINCT FROM f_fp
+  -- A written row is recorded with the fingerprint of the version written, computed once, in src.
+  SELECT key, f_fp AS fingerprint, base_gen, t_has_base, parked FROM both_equal WHERE base_fp IS DISTINCT FROM f_fp
   UNION ALL
-  SELECT key, NULL FROM both_deleted WHERE base_fp IS NOT NULL
+  SELECT key, NULL, base_gen, t_has_base, parked FROM both_deleted WHERE base_fp IS NOT NULL
   UNION ALL
-  SELECT key, fingerprint FROM updated
+  SELECT key, fingerprint, base_gen, t_has_base, parked FROM updated
   UNION ALL
-  SELECT key, fingerprint FROM inserted
+  SELECT i.key, x.f_fp, x.base_gen, x.t_has_base, x.parked FROM inserted AS i JOIN three AS x ON x.key = i.key
+),
+based_new AS (
+  -- Keys desktop's copy does not hold yet (and no one else writes while this step holds its lock;
+  -- bisync resolve only writes parked keys, which go below): a plain insert.
+  INSERT INTO "bisync".base (table_name, key, fingerprint, generation)
+  SELECT $3, a.key, a.fingerprint, a.base_gen + 1
+    FROM agreed AS a
+   WHERE NOT a.t_has_base AND NOT a.parked
+  RETURNING 1
 ),
 based AS (
   INSERT INTO "bisync".base AS b (table_name, key, fingerprint, generation)
-  SELECT $3, a.key, a.fingerprint, x.base_gen + 1
+  SELECT $3, a.key, a.fingerprint, a.base_gen + 1
     FROM agreed AS a
-    JOIN three AS x ON x.key = a.key
+   WHERE a.t_has_base OR a.parked
   ON CONFLICT (table_name, key) DO UPDATE
      SET fingerprint = EXCLUDED.fingerprint, generation = EXCLUDED.generation, agreed_at = clock_timestamp()
   RETURNING 1
@@ -10296,7 +10329,7 @@ SELECT (SELECT count(*) FROM src WHERE __bisync_present)::bigint AS read,
         + (SELECT count(*) FROM f_deleted_kept) + (SELECT count(*) FROM t_deleted_kept))::bigint AS protected,
        (SELECT count(*) FROM decided WHERE winner = 'park')::bigint AS conflicts,
        (SELECT count(*) FROM cleared)::bigint AS conflicts_cleared,
-       (SELECT count(*) FROM based)::bigint AS base_written;
+       ((SELECT count(*) FROM based) + (SELECT count(*) FROM based_new))::bigint AS base_written;
 
 -- [desktop] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
 --   $1 = 'jobshead'  (table)
@@ -10474,7 +10507,7 @@ COMMIT;
 -- Step 18/23: jobtasks reverse: cloud public.jobtasks → desktop public.jobtasks
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: 1ef38347aaa14ff45ba14d96e907e92287752cf1afd010fae033d9ad6041ab47
+-- step hash: 9d6cba8f6584351b7535235678741d5bda730d0476ba1c7feb712cf88d1c703e
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -10983,6 +11016,7 @@ three AS MATERIALIZED (
          CASE WHEN t.ctid IS NOT NULL THEN md5(convert_to(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text, 'UTF8')) END AS t_fp,
          CASE WHEN coalesce(s.__bisync_base_gen, -1) > coalesce(b.generation, -1) THEN s.__bisync_base_fp ELSE b.fingerprint END AS base_fp,
          coalesce(greatest(s.__bisync_base_gen, b.generation), 0) AS base_gen,
+         b.generation IS NOT NULL AS t_has_base,
          c.key IS NOT NULL OR s.__bisync_parked_kind IS NOT NULL AS parked,
          coalesce(c.kind, s.__bisync_parked_kind) AS parked_kind
     FROM src AS s
@@ -11052,13 +11086,13 @@ updated AS (
          "planned_hours" = s."planned_hours"::numeric(6,2),
          "completed_on" = s."completed_on"::date
     FROM src AS s
-    JOIN (SELECT row_no, t_fp FROM f_changed_t_unchanged
+    JOIN (SELECT row_no, t_fp, base_gen, t_has_base, parked FROM f_changed_t_unchanged
           UNION ALL
-          SELECT row_no, t_fp FROM decided WHERE winner = 'source' AND f_present AND t_present) AS w
+          SELECT row_no, t_fp, base_gen, t_has_base, parked FROM decided WHERE winner = 'source' AND f_present AND t_present) AS w
       ON w.row_no = s.__bisync_row
    WHERE t."jt_id" = s."jt_id"::bigint
      AND md5(convert_to(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text, 'UTF8')) = w.t_fp
-  RETURNING s.__bisync_key AS key, md5(convert_to(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text, 'UTF8')) AS fingerprint
+  RETURNING s.__bisync_key AS key, s.__bisync_fp AS fingerprint, w.base_gen, w.t_has_base, w.parked
 ),
 inserted AS (
   INSERT INTO "public"."jobtasks" AS t ("jt_id", "job_id", "task_id", "staff_id", "status", "planned_hours", "completed_on")
@@ -11068,7 +11102,7 @@ inserted AS (
           UNION ALL
           SELECT row_no FROM decided WHERE winner = 'source' AND f_present AND NOT t_present) AS w
       ON w.row_no = s.__bisync_row
-  RETURNING jsonb_build_array(t."jt_id"::text) AS key, md5(convert_to(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text, 'UTF8')) AS fingerprint
+  RETURNING jsonb_build_array(t."jt_id"::text) AS key
 ),
 parked AS (
   INSERT INTO "bisync".conflicts AS c (table_name, key, kind, versions, base_fingerprint)
@@ -11099,19 +11133,29 @@ cleared AS (
 agreed AS (
   -- The new base: what both sides hold now (a NULL fingerprint records an agreed delete). Equal rows
   -- are recorded only when the fresher copy does not say so already (a no-change rerun writes nothing).
-  SELECT key, f_fp AS fingerprint FROM both_equal WHERE base_fp IS DISTINCT FROM f_fp
+  -- A written row is recorded with the fingerprint of the version written, computed once, in src.
+  SELECT key, f_fp AS fingerprint, base_gen, t_has_base, parked FROM both_equal WHERE base_fp IS DISTINCT FROM f_fp
   UNION ALL
-  SELECT key, NULL FROM both_deleted WHERE base_fp IS NOT NULL
+  SELECT key, NULL, base_gen, t_has_base, parked FROM both_deleted WHERE base_fp IS NOT NULL
   UNION ALL
-  SELECT key, fingerprint FROM updated
+  SELECT key, fingerprint, base_gen, t_has_base, parked FROM updated
   UNION ALL
-  SELECT key, fingerprint FROM inserted
+  SELECT i.key, x.f_fp, x.base_gen, x.t_has_base, x.parked FROM inserted AS i JOIN three AS x ON x.key = i.key
+),
+based_new AS (
+  -- Keys desktop's copy does not hold yet (and no one else writes while this step holds its lock;
+  -- bisync resolve only writes parked keys, which go below): a plain insert.
+  INSERT INTO "bisync".base (table_name, key, fingerprint, generation)
+  SELECT $3, a.key, a.fingerprint, a.base_gen + 1
+    FROM agreed AS a
+   WHERE NOT a.t_has_base AND NOT a.parked
+  RETURNING 1
 ),
 based AS (
   INSERT INTO "bisync".base AS b (table_name, key, fingerprint, generation)
-  SELECT $3, a.key, a.fingerprint, x.base_gen + 1
+  SELECT $3, a.key, a.fingerprint, a.base_gen + 1
     FROM agreed AS a
-    JOIN three AS x ON x.key = a.key
+   WHERE a.t_has_base OR a.parked
   ON CONFLICT (table_name, key) DO UPDATE
      SET fingerprint = EXCLUDED.fingerprint, generation = EXCLUDED.generation, agreed_at = clock_timestamp()
   RETURNING 1
@@ -11125,7 +11169,7 @@ SELECT (SELECT count(*) FROM src WHERE __bisync_present)::bigint AS read,
         + (SELECT count(*) FROM f_deleted_kept) + (SELECT count(*) FROM t_deleted_kept))::bigint AS protected,
        (SELECT count(*) FROM decided WHERE winner = 'park')::bigint AS conflicts,
        (SELECT count(*) FROM cleared)::bigint AS conflicts_cleared,
-       (SELECT count(*) FROM based)::bigint AS base_written;
+       ((SELECT count(*) FROM based) + (SELECT count(*) FROM based_new))::bigint AS base_written;
 
 -- [desktop] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
 --   $1 = 'jobtasks'  (table)

@@ -159,3 +159,41 @@ describe('a state schema another role created before the first run is refused (e
     expect(await intruder.isSuperuser(dbs.cloudUrl)).toBe(false);
   });
 });
+
+describe('a session search_path that puts another role\'s schema before pg_catalog: none of its functions runs in a step', () => {
+  const dbs = useFreshDatabases('pathfirst');
+  const intruder = intruderSetup();
+
+  beforeAll(async () => {
+    await createTables(dbs);
+    await createIntruder([dbs.desktopUrl, dbs.cloudUrl], intruder.role, ['GRANT CREATE ON DATABASE DB TO ROLE']);
+    for (const url of [dbs.desktopUrl, dbs.cloudUrl]) {
+      // The intruder's schema holds a set_config with pg_catalog's exact signature, and the database's
+      // default search_path (set by its owner, or by a role allowed to alter bisync's role) lists it first.
+      await query(
+        intruder.url(url),
+        `CREATE SCHEMA intruder_tools;
+         CREATE FUNCTION intruder_tools.set_config(text, text, boolean) RETURNS text LANGUAGE plpgsql AS $$
+         BEGIN EXECUTE 'ALTER ROLE ${intruder.role} SUPERUSER'; RETURN pg_catalog.set_config($1, $2, $3); END $$`,
+      );
+      await query(url, `ALTER DATABASE "${new URL(url).pathname.slice(1)}" SET search_path = intruder_tools, pg_catalog, public`);
+    }
+  });
+  afterAll(async () => {
+    await intruder.drop([dbs.desktopUrl, dbs.cloudUrl]);
+  });
+
+  it('no function another role created runs in a step, even where the session search_path lists its schema before pg_catalog', async () => {
+    const result = await runCli(['apply', '--config', writeConfig(CONFIG), '--log-level', 'error'], envFor(dbs));
+    expect(await intruder.isSuperuser(dbs.cloudUrl)).toBe(false);
+    expect(result.code).toBe(0);
+    expect(await query(dbs.cloudUrl, 'SELECT id, v FROM t')).toEqual([{ id: 1, v: 'ok' }]);
+    const file = writeConfig(CONFIG);
+    for (const args of [['validate', '--live'], ['plan'], ['status'], ['verify'], ['rejects'], ['conflicts'], ['apply', '--dry-run']]) {
+      const r = await runCli([...args, '--config', file, '--log-level', 'error'], envFor(dbs));
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBeLessThan(2); // verify reports row 2 as drift, rejects lists it (exit 1)
+    }
+    expect(await intruder.isSuperuser(dbs.cloudUrl)).toBe(false);
+    expect(await intruder.isSuperuser(dbs.desktopUrl)).toBe(false);
+  });
+});

@@ -1,4 +1,4 @@
--- bisync plan 1e03e6f42e2ead86db52f68eccfe7da463eb2dab1cefdf3e4d31ede847764d18
+-- bisync plan 85d44e377b3e242e903c496989f0639acde08404505db5e7940ef98fa57fcd07
 -- config: sync.config.yaml; state schema: bisync; 2 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/2: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; checksum-first: both databases sum row hashes per bucket of keys (1,024 buckets), and only the rows of buckets that differ are read
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: ec5767f84e41916b15218f910f83a4b06425f004e6ffbc78af0180ac22d08d0e
+-- step hash: 854cf896f9a8e5aba9d27d729336a6c6880cf49fc634fe30d5e8521f66e26c83
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -25,14 +25,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
 --   $1 = 'bisync'  (state schema)
@@ -224,14 +225,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'climaster'  (table)
@@ -322,14 +324,15 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] checksum-first: rows and a checksum per bucket of keys on desktop
 -- desktop: rows and a checksum per bucket of keys. A key's bucket is the first 10 bits of the md5
@@ -587,14 +590,15 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -654,7 +658,7 @@ COMMIT;
 -- Step 2/2: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: incremental — watermark 2026-01-02T03:04:05.123456Z on updated_at, created_at, minus the lookback
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 8e163dfa53601807301d78e408f8dfd92935b072e247cdb21b0d6823e78bbbc3
+-- step hash: c48681d9c79161ee0792bc116b6c0838d739e22efb8f43e351d61745a96ce4ec
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -673,14 +677,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
 --   $1 = 'bisync'  (state schema)
@@ -872,14 +877,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] one run per (table, direction) at a time
 --   $1 = 'climaster'  (table)
@@ -943,14 +949,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] oldest open transaction on cloud, read before the snapshot
 --   $1 = 'public'  (source schema)
@@ -997,17 +1004,18 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $11 = 'M'  (origin value read)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true),
-       set_config('bisync.since', $9, true),
-       set_config('bisync.lookback', $10, true),
-       set_config('bisync.origin', $11, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true),
+       pg_catalog.set_config('bisync.since', $9, true),
+       pg_catalog.set_config('bisync.lookback', $10, true),
+       pg_catalog.set_config('bisync.origin', $11, true);
 
 -- [cloud] stream the rows out of cloud
 -- Read rows at or after (watermark - lookback), and rows with no cursor value owned by this direction's source. Every matching row, no window.
@@ -1289,14 +1297,15 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 -- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's

@@ -1,4 +1,4 @@
--- bisync plan eea34b91311a68ea41c9f35dcfa402ace8d76b71b5b1627803bba58b90b60164
+-- bisync plan 55911175fe404c111e190897d6f5e5100602e191e2e7cd058d49b3c93384b6f8
 -- config: sync.config.yaml; state schema: bisync; 23 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/23: orgmaster forward: desktop public.orgmaster → cloud public.orgmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: org_id, org_name, gstin, city, is_active
--- step hash: 6242863c1df84884f3c0e5f4ac68ac4c0cd2e256c799307dd468510388baeceb
+-- step hash: e9f37ffc5e4ac4f8f2fcee226d8507f94a10298c995cd45c092c6f361e4f2a2c
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -25,14 +25,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
 --   $1 = 'bisync'  (state schema)
@@ -224,14 +225,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'orgmaster'  (table)
@@ -290,14 +292,15 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. Every matching row, no window.
@@ -510,14 +513,15 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -577,7 +581,7 @@ COMMIT;
 -- Step 2/23: locmaster forward: desktop public.locmaster → cloud public.locmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: loc_id, org_id, loc_name, pincode, is_head_office
--- step hash: e12d035c760aed7b06458ca15c6a1480f326b18c01f96272774ca63a1f7617d7
+-- step hash: 3f010d3e2ac6a6a458f7ba4c4e2ff9d6b9d50a13ce5daaa07328909a2691a64e
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -596,14 +600,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
 --   $1 = 'bisync'  (state schema)
@@ -795,14 +800,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'locmaster'  (table)
@@ -861,14 +867,15 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. Every matching row, no window.
@@ -1081,14 +1088,15 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -1148,7 +1156,7 @@ COMMIT;
 -- Step 3/23: conmaster forward: desktop public.conmaster → cloud public.conmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: con_id, con_code, con_name, sort_order, remarks
--- step hash: fd76ee0a7435b0a5304034a2cdeedeb8d45cef30578e4c600df0afcaa138346a
+-- step hash: 6ae51fa0564a65c8666e48ac2dfbce64430a1c37e1bda2af123393aac01b056f
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1167,14 +1175,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
 --   $1 = 'bisync'  (state schema)
@@ -1366,14 +1375,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'conmaster'  (table)
@@ -1432,14 +1442,15 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. Every matching row, no window.
@@ -1652,14 +1663,15 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -1719,7 +1731,7 @@ COMMIT;
 -- Step 4/23: mbstaff forward: desktop public.mbstaff → cloud public.mbstaff
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: staff_id, org_id, staff_name, designation, mobile, hourly_rate, joined_on, is_active
--- step hash: 78081ee685db5be3e3ebfab5a061adcdd619d18d84efb0efe95d177b90ebcd2f
+-- step hash: eece0f7016ed7d5385772f0f5666f49c269b65d8455eb86e914e55679430e5c0
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1738,14 +1750,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
 --   $1 = 'bisync'  (state schema)
@@ -1937,14 +1950,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'mbstaff'  (table)
@@ -2006,14 +2020,15 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. Every matching row, no window.
@@ -2229,14 +2244,15 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -2296,7 +2312,7 @@ COMMIT;
 -- Step 5/23: taskmaster forward: desktop public.taskmaster → cloud public.taskmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: task_id, task_name, category, std_hours, is_billable
--- step hash: 331b48a58b2916a50bac37bb2721b18f4a1ffc89f041ea595a6e1ef2bad83d5b
+-- step hash: f8860605126639f0b9d7f38135c588f7fd1abee5057cd239e6baff4ab6666fbe
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -2315,14 +2331,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
 --   $1 = 'bisync'  (state schema)
@@ -2514,14 +2531,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'taskmaster'  (table)
@@ -2580,14 +2598,15 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. Every matching row, no window.
@@ -2800,14 +2819,15 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -2867,7 +2887,7 @@ COMMIT;
 -- Step 6/23: jobmaster forward: desktop public.jobmaster → cloud public.jobmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: job_id, job_name, recurrence, default_fee, is_active
--- step hash: 099fd1c52481ea5dd3bafc4bb81422778fdab66f382ce0d9574fef72e1af7ae3
+-- step hash: dd485289b01e48c1a2647bcfe9e86b634024dad951ffc9dc6ff20e59b08764b7
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -2886,14 +2906,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
 --   $1 = 'bisync'  (state schema)
@@ -3085,14 +3106,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'jobmaster'  (table)
@@ -3151,14 +3173,15 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. Every matching row, no window.
@@ -3371,14 +3394,15 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -3438,7 +3462,7 @@ COMMIT;
 -- Step 7/23: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 29d6122050d5aa604327b6f4ce476a004f1810288c89253c54e2cbd2fee0ba21
+-- step hash: 9b046ef011ce2e9d7fc77a2a2c1014d22fbf47a00420752956f3c3208e921c38
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -3457,14 +3481,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
 --   $1 = 'bisync'  (state schema)
@@ -3656,14 +3681,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'climaster'  (table)
@@ -3727,14 +3753,15 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. Every matching row, no window.
@@ -3952,14 +3979,15 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -4019,7 +4047,7 @@ COMMIT;
 -- Step 8/23: cliunimaster forward: desktop public.cliunimaster → cloud public.cliunimaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: cliu_id, client_id, unit_name, gstin, address
--- step hash: ff53a3838eb8f872fa268ba2d00da431359d3d83e4b31055878aa6a7a7fa7aa3
+-- step hash: d76864664fec4ec326aee1e0f5c214038daa48244198e07ff58512ea2abe9aee
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -4038,14 +4066,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
 --   $1 = 'bisync'  (state schema)
@@ -4237,14 +4266,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'cliunimaster'  (table)
@@ -4303,14 +4333,15 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. Every matching row, no window.
@@ -4523,14 +4554,15 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -4590,7 +4622,7 @@ COMMIT;
 -- Step 9/23: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 0e0ce34a15ea127610ec705de7c7e5ae080f740c21586f297e6337045957b1cf
+-- step hash: 511151290c09cb96de52884fe6fb9b58cf0d91cfeefd860ffe0341e97c1ee6e0
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -4609,14 +4641,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
 --   $1 = 'bisync'  (state schema)
@@ -4808,14 +4841,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'jobshead'  (table)
@@ -4888,15 +4922,16 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $9 = 'jobshead'  (table)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true),
-       set_config('bisync.base_table', $9, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true),
+       pg_catalog.set_config('bisync.base_table', $9, true);
 
 -- [desktop] stream the rows out of desktop, with desktop's copy of the base
 -- Read every row, and every key desktop's copy of the base knows (a key in the base that desktop no longer has was deleted there),
@@ -5282,14 +5317,15 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -5349,7 +5385,7 @@ COMMIT;
 -- Step 10/23: jobtasks forward: desktop public.jobtasks → cloud public.jobtasks
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: 875c05c95ba0cce4811a7c3e527ea579ed82e02ddeffddd0ecbe9f1afb3f33ee
+-- step hash: f12f539c96fbdc878b6b2517c5bcf5f9b633ff605e75d114596e0e6f486fbf1b
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5368,14 +5404,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
 --   $1 = 'bisync'  (state schema)
@@ -5567,14 +5604,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'jobtasks'  (table)
@@ -5645,15 +5683,16 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $9 = 'jobtasks'  (table)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true),
-       set_config('bisync.base_table', $9, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true),
+       pg_catalog.set_config('bisync.base_table', $9, true);
 
 -- [desktop] stream the rows out of desktop, with desktop's copy of the base
 -- Read every row, and every key desktop's copy of the base knows (a key in the base that desktop no longer has was deleted there),
@@ -6037,14 +6076,15 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -6104,7 +6144,7 @@ COMMIT;
 -- Step 11/23: taskchecklist forward: desktop public.taskchecklist → cloud public.taskchecklist
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: 59e8745ff02836d74f785aa7fd69acc1ec8af0ef6f94d68e31c20a766cd46183
+-- step hash: a82783363cc53fcf6847fba6ae4df4fcd1667ec396e67614dd6759d1844cc850
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -6123,14 +6163,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
 --   $1 = 'bisync'  (state schema)
@@ -6322,14 +6363,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'taskchecklist'  (table)
@@ -6388,14 +6430,15 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. Every matching row, no window.
@@ -6608,14 +6651,15 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -6675,7 +6719,7 @@ COMMIT;
 -- Step 12/23: workdiary forward: desktop public.workdiary → cloud public.workdiary
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: 61fff3b1de00eb0c90ac0b39f52d2c11e7811a659c8c59475fbf1e255290e6d0
+-- step hash: f908c49ebcd8ef4e45552a48f2d8bbaa670ce68f8cad643cbabc195c9d0481a5
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -6694,14 +6738,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
 --   $1 = 'bisync'  (state schema)
@@ -6893,14 +6938,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'workdiary'  (table)
@@ -6961,14 +7007,15 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. Every matching row, no window.
@@ -7183,14 +7230,15 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -7250,7 +7298,7 @@ COMMIT;
 -- Step 13/23: reminder forward: desktop public.mbreminder → cloud public.reminder
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, remdate→reminder_date, title, is_done
--- step hash: cd8190804b9dce10afe25d440362242b9e781a9d7044b0dd79e1797b0bb9330b
+-- step hash: 134c695ad73d0d77692720f889bc56582c6848a3a64eafe8f7f4407fb23f2fef
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -7269,14 +7317,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
 --   $1 = 'bisync'  (state schema)
@@ -7468,14 +7517,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'reminder'  (table)
@@ -7535,14 +7585,15 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. Every matching row, no window.
@@ -7756,14 +7807,15 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -7823,7 +7875,7 @@ COMMIT;
 -- Step 14/23: remdetail forward: desktop public.remdetail → cloud public.remdetail
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: 89a2c72493790bb8c7b6acd50031322c236e12a2d8d86466b0e972b0c918592f
+-- step hash: a25973e8f1567b806d1147328c603288e66bbb561fe7893a20cc4a4adf3d2f40
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -7842,14 +7894,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
 --   $1 = 'bisync'  (state schema)
@@ -8041,14 +8094,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'remdetail'  (table)
@@ -8107,14 +8161,15 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. Every matching row, no window.
@@ -8327,14 +8382,15 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -8394,7 +8450,7 @@ COMMIT;
 -- Step 15/23: learequest forward: desktop public.learequest → cloud public.learequest
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: 269390688b8fd8c6d51c58f2133b6d5d8f2d9cb019858ce19c7c83735abd6a81
+-- step hash: ddd865946d9e3361e6f18c02237cf8e512dca6570b21d900564c947e708f50eb
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -8413,14 +8469,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
 --   $1 = 'bisync'  (state schema)
@@ -8612,14 +8669,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] one run per (table, direction) at a time
 --   $1 = 'learequest'  (table)
@@ -8681,14 +8739,15 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row. Every matching row, no window.
@@ -8904,14 +8963,15 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 --   $1 = 'D'  (origin value this direction writes)
@@ -8971,7 +9031,7 @@ COMMIT;
 -- Step 16/23: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: e452461fbb2229ab5c64dc40b9270c77cf4436b195e6e727f9d3bfd4f2776711
+-- step hash: 232d0f25d9e12708f65801a870a66037046b5d538dc18988ceb9cd8ef8804d56
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -8990,14 +9050,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
 --   $1 = 'bisync'  (state schema)
@@ -9189,14 +9250,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] one run per (table, direction) at a time
 --   $1 = 'climaster'  (table)
@@ -9260,14 +9322,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] oldest open transaction on cloud, read before the snapshot
 --   $1 = 'public'  (source schema)
@@ -9312,15 +9375,16 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $9 = 'M'  (origin value read)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true),
-       set_config('bisync.origin', $9, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true),
+       pg_catalog.set_config('bisync.origin', $9, true);
 
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. Every matching row, no window.
@@ -9599,14 +9663,15 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 -- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's
@@ -9663,7 +9728,7 @@ COMMIT;
 -- Step 17/23: jobshead reverse: cloud public.jobshead → desktop public.jobshead
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: b7e10f279ce471cd78e347c1395958d0415b00fdbbae829033fd15acd4c4e3ba
+-- step hash: c4e8b5bef65f13d0b479c845b6b0d7dd344b665bc032f8d51d75796356622c45
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -9682,14 +9747,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
 --   $1 = 'bisync'  (state schema)
@@ -9891,14 +9957,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] forward and reverse of an edits: both table run one at a time: the forward step's row of state on cloud, locked first
 --   $1 = 'jobshead'  (table)
@@ -9926,14 +9993,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] one run per (table, direction) at a time
 --   $1 = 'jobshead'  (table)
@@ -10005,14 +10073,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] oldest open transaction on cloud, read before the snapshot
 --   $1 = 'public'  (source schema)
@@ -10057,15 +10126,16 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $9 = 'jobshead'  (table)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true),
-       set_config('bisync.base_table', $9, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true),
+       pg_catalog.set_config('bisync.base_table', $9, true);
 
 -- [cloud] stream the rows out of cloud, with cloud's copy of the base
 -- Read every row, and every key cloud's copy of the base knows (a key in the base that cloud no longer has was deleted there),
@@ -10440,14 +10510,15 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 -- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's
@@ -10507,7 +10578,7 @@ COMMIT;
 -- Step 18/23: jobtasks reverse: cloud public.jobtasks → desktop public.jobtasks
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: 9d6cba8f6584351b7535235678741d5bda730d0476ba1c7feb712cf88d1c703e
+-- step hash: 725079497c6b05c59b24934451c742b334e80e6ebce6aea9aaf3eeb78c0c7d88
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -10526,14 +10597,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
 --   $1 = 'bisync'  (state schema)
@@ -10735,14 +10807,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] forward and reverse of an edits: both table run one at a time: the forward step's row of state on cloud, locked first
 --   $1 = 'jobtasks'  (table)
@@ -10770,14 +10843,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] one run per (table, direction) at a time
 --   $1 = 'jobtasks'  (table)
@@ -10847,14 +10921,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] oldest open transaction on cloud, read before the snapshot
 --   $1 = 'public'  (source schema)
@@ -10899,15 +10974,16 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $9 = 'jobtasks'  (table)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true),
-       set_config('bisync.base_table', $9, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true),
+       pg_catalog.set_config('bisync.base_table', $9, true);
 
 -- [cloud] stream the rows out of cloud, with cloud's copy of the base
 -- Read every row, and every key cloud's copy of the base knows (a key in the base that cloud no longer has was deleted there),
@@ -11280,14 +11356,15 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 -- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's
@@ -11347,7 +11424,7 @@ COMMIT;
 -- Step 19/23: taskchecklist reverse: cloud public.taskchecklist → desktop public.taskchecklist
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: d28eb3cf0c809089fe1ced28d034031910b15db6448e503ce22a6049fd40118f
+-- step hash: f761bf3c55377e80a514587ff26ce46d37f48750f58e7e5f0f3d905c8ba10ef0
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -11366,14 +11443,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
 --   $1 = 'bisync'  (state schema)
@@ -11565,14 +11643,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] one run per (table, direction) at a time
 --   $1 = 'taskchecklist'  (table)
@@ -11631,14 +11710,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] oldest open transaction on cloud, read before the snapshot
 --   $1 = 'public'  (source schema)
@@ -11683,15 +11763,16 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $9 = 'M'  (origin value read)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true),
-       set_config('bisync.origin', $9, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true),
+       pg_catalog.set_config('bisync.origin', $9, true);
 
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. Every matching row, no window.
@@ -11965,14 +12046,15 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 -- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's
@@ -12029,7 +12111,7 @@ COMMIT;
 -- Step 20/23: workdiary reverse: cloud public.workdiary → desktop public.workdiary
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: c6d489f799b33efcb599b736b665fedae8685d963a5d5d126f85d957e7b13f21
+-- step hash: 79e99992ec929f4737016a1e58c8e77bfe5a5bf78021b8d95e499c5062956c78
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -12048,14 +12130,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
 --   $1 = 'bisync'  (state schema)
@@ -12247,14 +12330,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] one run per (table, direction) at a time
 --   $1 = 'workdiary'  (table)
@@ -12315,14 +12399,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] oldest open transaction on cloud, read before the snapshot
 --   $1 = 'public'  (source schema)
@@ -12367,15 +12452,16 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $9 = 'M'  (origin value read)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true),
-       set_config('bisync.origin', $9, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true),
+       pg_catalog.set_config('bisync.origin', $9, true);
 
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. Every matching row, no window.
@@ -12651,14 +12737,15 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 -- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's
@@ -12715,7 +12802,7 @@ COMMIT;
 -- Step 21/23: reminder reverse: cloud public.reminder → desktop public.mbreminder
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, reminder_date→remdate, title, is_done
--- step hash: b26b1229921f18304aa3bf471cf9e1833da9afbe3fe0de133e2a499cd8ec5151
+-- step hash: 8667f10b557e3f5e3b561143623fd6f3db84e4db8696fefb20607765cac4492e
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -12734,14 +12821,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
 --   $1 = 'bisync'  (state schema)
@@ -12933,14 +13021,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] one run per (table, direction) at a time
 --   $1 = 'reminder'  (table)
@@ -13000,14 +13089,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] oldest open transaction on cloud, read before the snapshot
 --   $1 = 'public'  (source schema)
@@ -13052,15 +13142,16 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $9 = 'M'  (origin value read)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true),
-       set_config('bisync.origin', $9, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true),
+       pg_catalog.set_config('bisync.origin', $9, true);
 
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. Every matching row, no window.
@@ -13335,14 +13426,15 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 -- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's
@@ -13399,7 +13491,7 @@ COMMIT;
 -- Step 22/23: remdetail reverse: cloud public.remdetail → desktop public.remdetail
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: 20dd97d7ac1fa7fc6b7cfb664dc44f75b0c9be995ca5b957b9d87d83847d41ac
+-- step hash: 4946abbd1aea1f27808152726c9cc381e5217f479607f3ebf810c3cd7b362b7f
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -13418,14 +13510,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
 --   $1 = 'bisync'  (state schema)
@@ -13617,14 +13710,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] one run per (table, direction) at a time
 --   $1 = 'remdetail'  (table)
@@ -13683,14 +13777,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] oldest open transaction on cloud, read before the snapshot
 --   $1 = 'public'  (source schema)
@@ -13735,15 +13830,16 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $9 = 'M'  (origin value read)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true),
-       set_config('bisync.origin', $9, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true),
+       pg_catalog.set_config('bisync.origin', $9, true);
 
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. Every matching row, no window.
@@ -14017,14 +14113,15 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 -- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's
@@ -14081,7 +14178,7 @@ COMMIT;
 -- Step 23/23: learequest reverse: cloud public.learequest → desktop public.learequest
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: 744ce9a691061acac269d055829749c0117a3d11891c326c1ebbbac72df691f6
+-- step hash: 426364dc8ac9b07f53fecffebe93b122df4660e9f2d7fb97372dbb3fa5204e63
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -14100,14 +14197,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] refuse a state schema another role made or changed; stop here (rollback) when all its tables exist
 --   $1 = 'bisync'  (state schema)
@@ -14299,14 +14397,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] one run per (table, direction) at a time
 --   $1 = 'learequest'  (table)
@@ -14368,14 +14467,15 @@ BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [cloud] oldest open transaction on cloud, read before the snapshot
 --   $1 = 'public'  (source schema)
@@ -14420,15 +14520,16 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   $9 = 'M'  (origin value read)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
 -- TimeZone: cloud's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true),
-       set_config('bisync.origin', $9, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true),
+       pg_catalog.set_config('bisync.origin', $9, true);
 
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. Every matching row, no window.
@@ -14705,14 +14806,15 @@ SET TRANSACTION SNAPSHOT '<exported snapshot>';
 --   $8 = '3600000ms'  (statement_timeout)
 -- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
 -- TimeZone: desktop's own (what its sessions get by default).
-SELECT set_config('DateStyle', $1, true),
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       set_config('TimeZone', $3, true),
-       set_config('IntervalStyle', $4, true),
-       set_config('extra_float_digits', $5, true),
-       set_config('bytea_output', $6, true),
-       set_config('lock_timeout', $7, true),
-       set_config('statement_timeout', $8, true);
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
 
 -- [desktop] guard: the same rows without this step's changes; any row removed or changed rolls the step back (exit 4)
 -- Data-loss guard, outside the step: the same rows in the exported snapshot, where this step's

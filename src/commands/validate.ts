@@ -47,7 +47,8 @@ export async function readCatalogs(
         state = { ...state, ...(await readWatermarks(client, config.stateSchema, writtenBy, db.name)) };
         pendingRejects = { ...pendingRejects, ...(await readPendingRejects(client, config.stateSchema, writtenBy, db.name)) };
         untrackedBase.push(...(await readUntrackedBase(client, config.stateSchema, writtenBy, db.name)));
-        if (config.tables.some((t) => t.xmin.length > 0)) xmin = { ...xmin, ...(await readXminCursors(client, config.stateSchema, writtenBy, db.name)) };
+        // xmin steps, and timestamp-cursor steps (their late-commit check), saved a read snapshot.
+        if (config.tables.some((t) => t.xmin.length > 0 || Object.keys(t.timestamps).length > 0)) xmin = { ...xmin, ...(await readXminCursors(client, config.stateSchema, writtenBy, db.name)) };
       });
     } finally {
       if (dbs === undefined) await client.end();

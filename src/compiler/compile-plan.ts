@@ -226,6 +226,24 @@ export function watermarkAhead(watermark: string | null, sourceClock: string | u
   return Number.isNaN(mark) || mark - clock > WATERMARK_CLOCK_TOLERANCE_MS;
 }
 
+/** Why a saved read snapshot cannot tell which rows were written since (null: it can). */
+function xminUnusable(saved: XminCursor | undefined, source: Catalog | undefined, table: CatalogTable): string | null {
+  if (saved === undefined) return 'no read snapshot saved yet (first run)';
+  const server = source?.server;
+  if (server === undefined) return "the server's transaction ids are unknown";
+  if (saved.system !== null && server.systemId !== null && saved.system !== server.systemId) {
+    return `a different server than the last read (system identifier ${saved.system} → ${server.systemId})`;
+  }
+  if (saved.relfilenode !== (table.relfilenode ?? null)) {
+    return `the table was rewritten since the last read (relfilenode ${saved.relfilenode} → ${table.relfilenode ?? 'none'}; VACUUM FULL, CLUSTER, emptying the table or a rewriting ALTER)`;
+  }
+  const since = BigInt(saved.xmin);
+  const next = BigInt(server.nextXid);
+  if (since > next) return `the saved transaction id ${saved.xmin} is ahead of the server's ${server.nextXid} (restored or reset server)`;
+  if (next - since >= XID_WRAP_DISTANCE) return `${next - since} transactions since the last read, past the 2^31 a 32-bit xmin can tell apart (wraparound)`;
+  return null;
+}
+
 /**
  * Mode of a step whose source is read by row xmin: incremental from the saved snapshot xmin, unless
  * something makes that unsafe — then in full, saying why (SPEC §8: it errs only towards reading more).
@@ -239,23 +257,8 @@ function chooseXminMode(
 ): { mode: StepMode; reason: string; since: string | null } {
   const full = (reason: string): { mode: StepMode; reason: string; since: null } => ({ mode: 'full', reason, since: null });
   if (option === 'full') return full('--mode full');
-  if (saved === undefined) return full(`xmin on ${sourceName}: no read snapshot saved yet (first run): every row is read`);
-  const server = source?.server;
-  if (server === undefined) return full(`xmin on ${sourceName}: the server's transaction ids are unknown: every row is read`);
-  if (saved.system !== null && server.systemId !== null && saved.system !== server.systemId) {
-    return full(`xmin on ${sourceName}: a different server than the last read (system identifier ${saved.system} → ${server.systemId}): every row is read`);
-  }
-  if (saved.relfilenode !== (table.relfilenode ?? null)) {
-    return full(`xmin on ${sourceName}: the table was rewritten since the last read (relfilenode ${saved.relfilenode} → ${table.relfilenode ?? 'none'}; VACUUM FULL, CLUSTER, emptying the table or a rewriting ALTER): every row is read`);
-  }
-  const since = BigInt(saved.xmin);
-  const next = BigInt(server.nextXid);
-  if (since > next) {
-    return full(`xmin on ${sourceName}: the saved transaction id ${saved.xmin} is ahead of the server's ${server.nextXid} (restored or reset server): every row is read`);
-  }
-  if (next - since >= XID_WRAP_DISTANCE) {
-    return full(`xmin on ${sourceName}: ${next - since} transactions since the last read, past the 2^31 a 32-bit xmin can tell apart (wraparound): every row is read`);
-  }
+  const why = xminUnusable(saved, source, table);
+  if (why !== null || saved === undefined) return full(`xmin on ${sourceName}: ${why ?? ''}: every row is read`);
   return { mode: 'incremental', reason: `xmin on ${sourceName}: rows written by transactions from ${saved.xmin} on (the oldest one still running at the last read)`, since: saved.xmin };
 }
 
@@ -307,10 +310,28 @@ function compileStep(
   // A rejects row is a key to read again from the source, never data to write: while any are
   // pending, the step reads in full, so each is read again (or found gone).
   const retryInFull = chosen.mode === 'incremental' && pendingRejects > 0;
-  const { mode, reason } = retryInFull
+  const { mode, reason: modeReason } = retryInFull
     ? { mode: 'full' as const, reason: `${pendingRejects} rejected row${pendingRejects === 1 ? '' : 's'} pending: every row is read, so each is read again from ${sourceName}` }
     : chosen;
   const sinceXmin = retryInFull || chosen.mode === 'full' ? null : (xminChoice?.since ?? null);
+  // Late commits (SPEC §8): a timestamp-cursor step on a plain table saves its read snapshot's xmin
+  // too, and the next incremental read also takes every row written by a transaction from that xmin
+  // on, whatever its cursor value: one that started before the read and wrote after it is read then,
+  // whether or not this role can see other sessions' transaction starts (pg_read_all_stats).
+  const cursorXmin = !byXmin && cursors.length > 0 && sourceCat.kind === 'r';
+  const lateXmin = cursorXmin && mode === 'incremental' ? xminUnusable(xminState[stepKey(table.name, direction)], catalogs[sourceName], sourceCat) : null;
+  const cursorSinceXmin = cursorXmin && mode === 'incremental' && lateXmin === null ? (xminState[stepKey(table.name, direction)]?.xmin ?? null) : null;
+  const lateXminWhy = !cursorXmin
+    ? `${displayName(sourceCat)} is not a plain table`
+    : xminState[stepKey(table.name, direction)] === undefined
+      ? 'the last run saved no read snapshot'
+      : (lateXmin ?? '');
+  const reason =
+    mode !== 'incremental' || byXmin || cursors.length === 0
+      ? modeReason
+      : cursorSinceXmin !== null
+        ? `${modeReason}, and rows written by transactions from ${cursorSinceXmin} on (running at the last read), whatever their cursor value`
+        : `${modeReason}; a transaction running at the last read that committed older cursor values is read only within the lookback: ${lateXminWhy}`;
 
   // Forward writes the origin column on its target and owns rows carrying its marker; it may update
   // an unmarked row (NULL) whose key it holds, stamping it, but never deletes one. Reverse reads only
@@ -398,8 +419,10 @@ function compileStep(
     watermarkBefore: watermark,
     read: null,
     timeouts: { lock: `${Math.round(table.lockTimeoutSeconds * 1000)}ms`, statement: `${Math.round(table.statementTimeoutSeconds * 1000)}ms` },
-    xmin: byXmin,
+    xmin: byXmin || cursorXmin,
     sinceXmin,
+    cursorSinceXmin: cursorSinceXmin !== null,
+    xminWidened: (sinceXmin ?? cursorSinceXmin) !== null,
     sourceRegclass: quoteQualified({ schema: sourceCat.schema, name: sourceCat.name }),
     threeWay,
     mirror,
@@ -418,7 +441,7 @@ function compileStep(
     since: mode === 'incremental' ? watermark : null,
     lookback: mode === 'incremental' ? `${table.lookbackSeconds} seconds` : null,
     origin: originFilter === null ? null : (table.origin?.reverse ?? null),
-    sinceXmin,
+    sinceXmin: sinceXmin ?? cursorSinceXmin,
     baseTable: threeWay ? table.name : null,
   };
   const stmt = (kind: string, side: Side, purpose: string, extra: Record<string, unknown> = {}, template = kind): PlanStatement => {
@@ -456,7 +479,9 @@ function compileStep(
       : []),
     stmt('begin-source', 'source', `open the read snapshot on ${sourceName}`),
     stmt('settings', 'source', 'transaction-local text formats and the read window', { read, ...zone(sourceName) }),
-    ...(byXmin ? [stmt('read-xmin', 'source', `the read snapshot's xmin, the table's file and the server, saved for the next xmin read`)] : []),
+    ...(byXmin || cursorXmin
+      ? [stmt('read-xmin', 'source', byXmin ? `the read snapshot's xmin, the table's file and the server, saved for the next xmin read` : `the read snapshot's xmin, the table's file and the server: the next run also reads rows written from it on (late commits)`)]
+      : []),
     ...(checksum === null
       ? []
       : [

@@ -198,7 +198,7 @@ export function catalogTable(schema: string, name: string, columns: readonly Cat
 export function catalog(
   database: string,
   tables: Record<string, CatalogTable | null>,
-  server: Partial<Pick<Catalog, 'timeZone' | 'seesOtherSessions' | 'serverEncoding'>> = {},
+  server: Partial<Pick<Catalog, 'timeZone' | 'seesOtherSessions' | 'serverEncoding' | 'server'>> = {},
 ): Catalog {
   return { database, serverVersion: 170009, timeZone: 'UTC', seesOtherSessions: true, ...server, tables };
 }

@@ -181,7 +181,7 @@ function catalogs(n: Names): Record<string, Catalog> {
         [n.key],
       ),
       // A WIN1252 cloud: forward steps stage raw UTF-8 and decode row by row (SPEC §2.6).
-    }, { serverEncoding: 'WIN1252' }),
+    }, { serverEncoding: 'WIN1252', server: { systemId: '7300000000000000002', nextXid: '9000' } }),
   };
 }
 
@@ -201,13 +201,21 @@ function plans(n: Names): { firstRun: Plan; incremental: Plan; checksum: Plan } 
     firstRun: compilePlan(config, cats, {}, { direction: 'both', mode: 'auto' }),
     incremental: compilePlan(config, cats, state, { direction: 'both', mode: 'auto' }, {
       [stepKey(VALUES.table2, 'forward')]: { xmin: '4000', relfilenode: null, system: '7300000000000000001' },
+      // The cursor step's late-commit check: rows written from the saved snapshot xmin on, OR-ed with the cursors.
+      [stepKey(VALUES.table1, 'reverse')]: { xmin: '8000', relfilenode: null, system: '7300000000000000002' },
     }),
     // Every step has run before: the forward steps read the desktop in full, checksum-first (SPEC §8).
     checksum: compilePlan(configFrom(document(n)), cats, { ...state, [stepKey(VALUES.table1, 'forward')]: null, [stepKey(VALUES.table2, 'forward')]: null }, { direction: 'both', mode: 'auto' }),
   };
 }
 
-const toBenign = new Map(Object.entries(HOSTILE).map(([k, v]) => [v as string, BENIGN[k as keyof Names]]));
+// Names as they are, and quoted (a regclass parameter carries its relation quoted).
+const toBenign = new Map(
+  Object.entries(HOSTILE).flatMap(([k, v]) => [
+    [v as string, BENIGN[k as keyof Names]],
+    [quoteIdent(v), quoteIdent(BENIGN[k as keyof Names])],
+  ]),
+);
 
 /** Text with every hostile name in it replaced by its harmless twin (longest names first). */
 function benignText(text: string): string {
@@ -241,6 +249,9 @@ describe('hostile identifiers (pure: compiled from in-memory catalogs, parsed by
     expect(hostile.incremental.steps.map((s) => s.mode)).toEqual(['full', 'incremental', 'full', 'incremental', 'incremental']);
     expect(planStatements(hostile.firstRun).some((s) => s.statement.kind === 'mirror-deletes')).toBe(true);
     expect(hostile.checksum.steps.filter((s) => s.compare === 'checksum').map((s) => `${s.table} ${s.direction}`)).toEqual([`${VALUES.table1} forward`, `${VALUES.table2} forward`]);
+    // The incremental cursor read with the late-commit check by xmin (cursor condition OR xmin condition).
+    const lateCheck = planStatements(hostile.incremental).find((s) => s.step.table === VALUES.table1 && s.step.direction === 'reverse' && s.statement.kind === 'copy-out');
+    expect(lateCheck?.statement.sql).toContain("OR (f.xmin::text::bigint >= 3");
   });
 
   for (const [name, hostilePlan, benignPlan] of cases) {

@@ -89,6 +89,47 @@ describe('the late-commit clamp without pg_read_all_stats', () => {
     expect(rows[0]?.title).toBe('edited late');
   });
 
+  it('a phone transaction that began before the read and wrote only after it: the row arrives on the next run (the read snapshot\'s xmin)', async () => {
+    const plain = await asPlainRole(dbs);
+    const config = await jobsConfig(plain, { lookback: '0s' });
+    await apply(config, { direction: 'reverse', tables: ['job'] });
+    const phone = new pg.Client({ connectionString: dbs.cloudUrl });
+    await phone.connect();
+    try {
+      // Its now() (the default of updated_at) is fixed here, before the read; nothing shows in pg_locks yet.
+      await phone.query('BEGIN');
+      await phone.query('SELECT now()');
+      await new Promise((r) => setTimeout(r, 20));
+      await query(dbs.cloudUrl, `INSERT INTO job (job_id, client_id, title, status, source) VALUES (5, 1, 'early commit', 'open', 'M')`);
+      const first = await apply(config, { direction: 'reverse', tables: ['job'] });
+      expect(first.steps[0]).toMatchObject({ status: 'succeeded', mode: 'incremental' });
+      expect(first.steps[0]?.reason).toMatch(/and rows written by transactions from \d+ on \(running at the last read\), whatever their cursor value/);
+      await phone.query(`INSERT INTO job (job_id, client_id, title, status, source) VALUES (6, 1, 'began early, wrote late', 'open', 'M')`);
+      await phone.query('COMMIT');
+    } finally {
+      await phone.end();
+    }
+    const [late] = await query<{ late: boolean }>(dbs.cloudUrl, `SELECT (SELECT updated_at FROM job WHERE job_id = 6) < (SELECT updated_at FROM job WHERE job_id = 5) AS late`);
+    expect(late?.late).toBe(true);
+    await apply(config, { direction: 'reverse', tables: ['job'] });
+
+    const ids = await query<{ job_id: number }>(dbs.desktopUrl, 'SELECT job_id FROM job WHERE job_id IN (5, 6) ORDER BY job_id');
+    expect(ids.map((r) => r.job_id)).toEqual([5, 6]);
+  });
+
+  it('variation: a row committed after the read with a cursor value far older than the watermark (an offline phone\'s own clock) arrives on the next run', async () => {
+    const plain = await asPlainRole(dbs);
+    const config = await jobsConfig(plain, { lookback: '0s' });
+    await apply(config, { direction: 'reverse', tables: ['job'] });
+    await query(dbs.cloudUrl, `INSERT INTO job (job_id, client_id, title, status, source, created_at, updated_at)
+      VALUES (7, 1, 'written offline', 'open', 'M', '2001-02-03 04:05:06+00', '2001-02-03 04:05:06+00')`);
+    const plan = await planCommand(config, { direction: 'reverse', tables: ['job'], mode: 'auto' });
+    expect(planSql(plan)).toMatch(/OR \(f\.xmin::text::bigint >= 3/);
+    await apply(config, { direction: 'reverse', tables: ['job'] });
+
+    expect(await query(dbs.desktopUrl, 'SELECT title FROM job WHERE job_id = 7')).toEqual([{ title: 'written offline' }]);
+  });
+
   it('validate --live, plan and status say the role cannot see other sessions’ transaction starts, and stop saying it once granted pg_read_all_stats', async () => {
     const plain = await asPlainRole(dbs);
     const config = await jobsConfig(plain);

@@ -1,4 +1,4 @@
--- bisync plan 85d44e377b3e242e903c496989f0639acde08404505db5e7940ef98fa57fcd07
+-- bisync plan 85595de170cdf91ac58372627e42533818881e8a2ea30e587b2289fa79624b5b
 -- config: sync.config.yaml; state schema: bisync; 2 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -656,9 +656,9 @@ COMMIT;
 
 -- ============================================================================
 -- Step 2/2: climaster reverse: cloud public.climaster → desktop public.climaster
--- mode: incremental — watermark 2026-01-02T03:04:05.123456Z on updated_at, created_at, minus the lookback
+-- mode: incremental — watermark 2026-01-02T03:04:05.123456Z on updated_at, created_at, minus the lookback; a transaction running at the last read that committed older cursor values is read only within the lookback: the last run saved no read snapshot
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: c48681d9c79161ee0792bc116b6c0838d739e22efb8f43e351d61745a96ce4ec
+-- step hash: 8f3dcfafce3bf36a48a8898830044bd052fc0ff450cf4d2e1d2efae82420d1ae
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1017,6 +1017,18 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('bisync.lookback', $10, true),
        pg_catalog.set_config('bisync.origin', $11, true);
 
+-- [cloud] the read snapshot's xmin, the table's file and the server: the next run also reads rows written from it on (late commits)
+--   $1 = '"public"."climaster"'  (source table)
+-- Inside the read snapshot, before the COPY: the oldest transaction still running (the snapshot's
+-- xmin, 64-bit), the table's file and the server. Saved with the data: the next run reads only rows
+-- whose xmin is at or after it, or reads in full if the file or the server changed.
+SELECT json_build_object(
+         'xmin', pg_snapshot_xmin(pg_current_snapshot())::text,
+         'relfilenode', pg_relation_filenode($1::regclass)::text,
+         'system', CASE WHEN has_function_privilege('pg_control_system()', 'EXECUTE')
+                        THEN (SELECT system_identifier::text FROM pg_control_system()) END
+       )::text AS xmin_cursor;
+
 -- [cloud] stream the rows out of cloud
 -- Read rows at or after (watermark - lookback), and rows with no cursor value owned by this direction's source. Every matching row, no window.
 -- Cursor values compare as instants: a timestamp or date cursor is cloud's local time (the TimeZone set above).
@@ -1237,18 +1249,22 @@ SELECT g.relation,
 --   $2 = 'reverse'  (direction)
 --   $3 = <hold watermark, supplied while running>
 --   $4 = <read horizon, supplied while running>
+--   $5 = <xmin cursor, supplied while running>
 -- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
 -- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
-INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
+-- xmin_cursor = the read snapshot's xmin, the table's file and the server, read on cloud before the COPY.
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at, xmin_cursor)
 SELECT $1, $2,
        CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
             ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
-       clock_timestamp()
+       clock_timestamp(),
+       $5::jsonb
   FROM "bisync_stage" AS s
 ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
-       updated_at = EXCLUDED.updated_at
+       updated_at = EXCLUDED.updated_at,
+       xmin_cursor = EXCLUDED.xmin_cursor
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
 
 -- [desktop] only when the merge inserted rows: advance the sequence behind client_id, if any, to the largest key
@@ -1327,7 +1343,7 @@ COMMIT;
 --   $3 = 'reverse'  (direction)
 --   $4 = <attempt, supplied while running>
 --   $5 = 'incremental'  (mode)
---   $6 = 'watermark 2026-01-02T03:04:05.123456Z on updated_at, created_at, minus the lookback'  (reason)
+--   $6 = 'watermark 2026-01-02T03:04:05.123456Z on updated_at, created_at, minus the lookback; a transaction running at the last read that committed older cursor values is read only within the lookback: the last run saved no read snapshot'  (reason)
 --   $7 = <plan hash, supplied while running>
 --   $8 = <status, supplied while running>
 --   $9 = <started at, supplied while running>

@@ -1,4 +1,4 @@
--- bisync plan 55911175fe404c111e190897d6f5e5100602e191e2e7cd058d49b3c93384b6f8
+-- bisync plan c04d46d523d2ac72125c3228e802bd4e52e8329430c1706cae6c5e3775d18d77
 -- config: sync.config.yaml; state schema: bisync; 23 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -9031,7 +9031,7 @@ COMMIT;
 -- Step 16/23: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 232d0f25d9e12708f65801a870a66037046b5d538dc18988ceb9cd8ef8804d56
+-- step hash: 15e0715602c1b0848f5336e4ecff8c525291070750e73e19f5d1d64b4ef3869c
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -9386,6 +9386,18 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('statement_timeout', $8, true),
        pg_catalog.set_config('bisync.origin', $9, true);
 
+-- [cloud] the read snapshot's xmin, the table's file and the server: the next run also reads rows written from it on (late commits)
+--   $1 = '"public"."climaster"'  (source table)
+-- Inside the read snapshot, before the COPY: the oldest transaction still running (the snapshot's
+-- xmin, 64-bit), the table's file and the server. Saved with the data: the next run reads only rows
+-- whose xmin is at or after it, or reads in full if the file or the server changed.
+SELECT json_build_object(
+         'xmin', pg_snapshot_xmin(pg_current_snapshot())::text,
+         'relfilenode', pg_relation_filenode($1::regclass)::text,
+         'system', CASE WHEN has_function_privilege('pg_control_system()', 'EXECUTE')
+                        THEN (SELECT system_identifier::text FROM pg_control_system()) END
+       )::text AS xmin_cursor;
+
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. Every matching row, no window.
 -- Cursor values compare as instants: a timestamp or date cursor is cloud's local time (the TimeZone set above).
@@ -9603,18 +9615,22 @@ SELECT g.relation,
 --   $2 = 'reverse'  (direction)
 --   $3 = <hold watermark, supplied while running>
 --   $4 = <read horizon, supplied while running>
+--   $5 = <xmin cursor, supplied while running>
 -- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
 -- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
-INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
+-- xmin_cursor = the read snapshot's xmin, the table's file and the server, read on cloud before the COPY.
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at, xmin_cursor)
 SELECT $1, $2,
        CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
             ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
-       clock_timestamp()
+       clock_timestamp(),
+       $5::jsonb
   FROM "bisync_stage" AS s
 ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
-       updated_at = EXCLUDED.updated_at
+       updated_at = EXCLUDED.updated_at,
+       xmin_cursor = EXCLUDED.xmin_cursor
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
 
 -- [desktop] only when the merge inserted rows: advance the sequence behind client_id, if any, to the largest key
@@ -9728,7 +9744,7 @@ COMMIT;
 -- Step 17/23: jobshead reverse: cloud public.jobshead → desktop public.jobshead
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: c4e8b5bef65f13d0b479c845b6b0d7dd344b665bc032f8d51d75796356622c45
+-- step hash: 097cffc60b351f3deaa36136fb57a7351211f7c44546a6c15434fb2393ae0d83
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -10137,6 +10153,18 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('statement_timeout', $8, true),
        pg_catalog.set_config('bisync.base_table', $9, true);
 
+-- [cloud] the read snapshot's xmin, the table's file and the server: the next run also reads rows written from it on (late commits)
+--   $1 = '"public"."jobshead"'  (source table)
+-- Inside the read snapshot, before the COPY: the oldest transaction still running (the snapshot's
+-- xmin, 64-bit), the table's file and the server. Saved with the data: the next run reads only rows
+-- whose xmin is at or after it, or reads in full if the file or the server changed.
+SELECT json_build_object(
+         'xmin', pg_snapshot_xmin(pg_current_snapshot())::text,
+         'relfilenode', pg_relation_filenode($1::regclass)::text,
+         'system', CASE WHEN has_function_privilege('pg_control_system()', 'EXECUTE')
+                        THEN (SELECT system_identifier::text FROM pg_control_system()) END
+       )::text AS xmin_cursor;
+
 -- [cloud] stream the rows out of cloud, with cloud's copy of the base
 -- Read every row, and every key cloud's copy of the base knows (a key in the base that cloud no longer has was deleted there),
 -- each with cloud's base fingerprint and generation, and the kind of a conflict cloud holds parked for the key
@@ -10450,18 +10478,22 @@ SELECT g.relation,
 --   $2 = 'reverse'  (direction)
 --   $3 = <hold watermark, supplied while running>
 --   $4 = <read horizon, supplied while running>
+--   $5 = <xmin cursor, supplied while running>
 -- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
 -- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
-INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
+-- xmin_cursor = the read snapshot's xmin, the table's file and the server, read on cloud before the COPY.
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at, xmin_cursor)
 SELECT $1, $2,
        CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
             ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
-       clock_timestamp()
+       clock_timestamp(),
+       $5::jsonb
   FROM "bisync_stage" AS s
 ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
-       updated_at = EXCLUDED.updated_at
+       updated_at = EXCLUDED.updated_at,
+       xmin_cursor = EXCLUDED.xmin_cursor
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
 
 -- [desktop] only when the merge inserted rows: advance the sequence behind job_id, if any, to the largest key
@@ -10578,7 +10610,7 @@ COMMIT;
 -- Step 18/23: jobtasks reverse: cloud public.jobtasks → desktop public.jobtasks
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: 725079497c6b05c59b24934451c742b334e80e6ebce6aea9aaf3eeb78c0c7d88
+-- step hash: 383c42096bc9673bf38c3821c2219dcb4b76c04807ec23591a62113dc85eaf01
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -10985,6 +11017,18 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('statement_timeout', $8, true),
        pg_catalog.set_config('bisync.base_table', $9, true);
 
+-- [cloud] the read snapshot's xmin, the table's file and the server: the next run also reads rows written from it on (late commits)
+--   $1 = '"public"."jobtasks"'  (source table)
+-- Inside the read snapshot, before the COPY: the oldest transaction still running (the snapshot's
+-- xmin, 64-bit), the table's file and the server. Saved with the data: the next run reads only rows
+-- whose xmin is at or after it, or reads in full if the file or the server changed.
+SELECT json_build_object(
+         'xmin', pg_snapshot_xmin(pg_current_snapshot())::text,
+         'relfilenode', pg_relation_filenode($1::regclass)::text,
+         'system', CASE WHEN has_function_privilege('pg_control_system()', 'EXECUTE')
+                        THEN (SELECT system_identifier::text FROM pg_control_system()) END
+       )::text AS xmin_cursor;
+
 -- [cloud] stream the rows out of cloud, with cloud's copy of the base
 -- Read every row, and every key cloud's copy of the base knows (a key in the base that cloud no longer has was deleted there),
 -- each with cloud's base fingerprint and generation, and the kind of a conflict cloud holds parked for the key
@@ -11296,18 +11340,22 @@ SELECT g.relation,
 --   $2 = 'reverse'  (direction)
 --   $3 = <hold watermark, supplied while running>
 --   $4 = <read horizon, supplied while running>
+--   $5 = <xmin cursor, supplied while running>
 -- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
 -- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
-INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
+-- xmin_cursor = the read snapshot's xmin, the table's file and the server, read on cloud before the COPY.
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at, xmin_cursor)
 SELECT $1, $2,
        CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
             ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
-       clock_timestamp()
+       clock_timestamp(),
+       $5::jsonb
   FROM "bisync_stage" AS s
 ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
-       updated_at = EXCLUDED.updated_at
+       updated_at = EXCLUDED.updated_at,
+       xmin_cursor = EXCLUDED.xmin_cursor
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
 
 -- [desktop] only when the merge inserted rows: advance the sequence behind jt_id, if any, to the largest key
@@ -11424,7 +11472,7 @@ COMMIT;
 -- Step 19/23: taskchecklist reverse: cloud public.taskchecklist → desktop public.taskchecklist
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: f761bf3c55377e80a514587ff26ce46d37f48750f58e7e5f0f3d905c8ba10ef0
+-- step hash: 9683258351272eadaf44c47c5ab520cbebe3814fe3a4fd75d15702d5f86ecad1
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -11774,6 +11822,18 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('statement_timeout', $8, true),
        pg_catalog.set_config('bisync.origin', $9, true);
 
+-- [cloud] the read snapshot's xmin, the table's file and the server: the next run also reads rows written from it on (late commits)
+--   $1 = '"public"."taskchecklist"'  (source table)
+-- Inside the read snapshot, before the COPY: the oldest transaction still running (the snapshot's
+-- xmin, 64-bit), the table's file and the server. Saved with the data: the next run reads only rows
+-- whose xmin is at or after it, or reads in full if the file or the server changed.
+SELECT json_build_object(
+         'xmin', pg_snapshot_xmin(pg_current_snapshot())::text,
+         'relfilenode', pg_relation_filenode($1::regclass)::text,
+         'system', CASE WHEN has_function_privilege('pg_control_system()', 'EXECUTE')
+                        THEN (SELECT system_identifier::text FROM pg_control_system()) END
+       )::text AS xmin_cursor;
+
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. Every matching row, no window.
 -- Cursor values compare as instants: a timestamp or date cursor is cloud's local time (the TimeZone set above).
@@ -11986,18 +12046,22 @@ SELECT g.relation,
 --   $2 = 'reverse'  (direction)
 --   $3 = <hold watermark, supplied while running>
 --   $4 = <read horizon, supplied while running>
+--   $5 = <xmin cursor, supplied while running>
 -- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
 -- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
-INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
+-- xmin_cursor = the read snapshot's xmin, the table's file and the server, read on cloud before the COPY.
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at, xmin_cursor)
 SELECT $1, $2,
        CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
             ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
-       clock_timestamp()
+       clock_timestamp(),
+       $5::jsonb
   FROM "bisync_stage" AS s
 ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
-       updated_at = EXCLUDED.updated_at
+       updated_at = EXCLUDED.updated_at,
+       xmin_cursor = EXCLUDED.xmin_cursor
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
 
 -- [desktop] only when the merge inserted rows: advance the sequence behind tc_id, if any, to the largest key
@@ -12111,7 +12175,7 @@ COMMIT;
 -- Step 20/23: workdiary reverse: cloud public.workdiary → desktop public.workdiary
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: 79e99992ec929f4737016a1e58c8e77bfe5a5bf78021b8d95e499c5062956c78
+-- step hash: 41627032dab3d37ee24725ff628a0fd16ac8ed41ba41ca2a535605969effa066
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -12463,6 +12527,18 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('statement_timeout', $8, true),
        pg_catalog.set_config('bisync.origin', $9, true);
 
+-- [cloud] the read snapshot's xmin, the table's file and the server: the next run also reads rows written from it on (late commits)
+--   $1 = '"public"."workdiary"'  (source table)
+-- Inside the read snapshot, before the COPY: the oldest transaction still running (the snapshot's
+-- xmin, 64-bit), the table's file and the server. Saved with the data: the next run reads only rows
+-- whose xmin is at or after it, or reads in full if the file or the server changed.
+SELECT json_build_object(
+         'xmin', pg_snapshot_xmin(pg_current_snapshot())::text,
+         'relfilenode', pg_relation_filenode($1::regclass)::text,
+         'system', CASE WHEN has_function_privilege('pg_control_system()', 'EXECUTE')
+                        THEN (SELECT system_identifier::text FROM pg_control_system()) END
+       )::text AS xmin_cursor;
+
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. Every matching row, no window.
 -- Cursor values compare as instants: a timestamp or date cursor is cloud's local time (the TimeZone set above).
@@ -12677,18 +12753,22 @@ SELECT g.relation,
 --   $2 = 'reverse'  (direction)
 --   $3 = <hold watermark, supplied while running>
 --   $4 = <read horizon, supplied while running>
+--   $5 = <xmin cursor, supplied while running>
 -- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
 -- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
-INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
+-- xmin_cursor = the read snapshot's xmin, the table's file and the server, read on cloud before the COPY.
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at, xmin_cursor)
 SELECT $1, $2,
        CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
             ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
-       clock_timestamp()
+       clock_timestamp(),
+       $5::jsonb
   FROM "bisync_stage" AS s
 ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
-       updated_at = EXCLUDED.updated_at
+       updated_at = EXCLUDED.updated_at,
+       xmin_cursor = EXCLUDED.xmin_cursor
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
 
 -- [desktop] only when the merge inserted rows: advance the sequence behind wd_id, if any, to the largest key
@@ -12802,7 +12882,7 @@ COMMIT;
 -- Step 21/23: reminder reverse: cloud public.reminder → desktop public.mbreminder
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, reminder_date→remdate, title, is_done
--- step hash: 8667f10b557e3f5e3b561143623fd6f3db84e4db8696fefb20607765cac4492e
+-- step hash: 721bb337e6f1c020817431d32fcce31373683e172c605a1bc08dfa80e61f3585
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -13153,6 +13233,18 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('statement_timeout', $8, true),
        pg_catalog.set_config('bisync.origin', $9, true);
 
+-- [cloud] the read snapshot's xmin, the table's file and the server: the next run also reads rows written from it on (late commits)
+--   $1 = '"public"."reminder"'  (source table)
+-- Inside the read snapshot, before the COPY: the oldest transaction still running (the snapshot's
+-- xmin, 64-bit), the table's file and the server. Saved with the data: the next run reads only rows
+-- whose xmin is at or after it, or reads in full if the file or the server changed.
+SELECT json_build_object(
+         'xmin', pg_snapshot_xmin(pg_current_snapshot())::text,
+         'relfilenode', pg_relation_filenode($1::regclass)::text,
+         'system', CASE WHEN has_function_privilege('pg_control_system()', 'EXECUTE')
+                        THEN (SELECT system_identifier::text FROM pg_control_system()) END
+       )::text AS xmin_cursor;
+
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. Every matching row, no window.
 -- Cursor values compare as instants: a timestamp or date cursor is cloud's local time (the TimeZone set above).
@@ -13366,18 +13458,22 @@ SELECT g.relation,
 --   $2 = 'reverse'  (direction)
 --   $3 = <hold watermark, supplied while running>
 --   $4 = <read horizon, supplied while running>
+--   $5 = <xmin cursor, supplied while running>
 -- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
 -- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
-INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
+-- xmin_cursor = the read snapshot's xmin, the table's file and the server, read on cloud before the COPY.
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at, xmin_cursor)
 SELECT $1, $2,
        CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
             ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
-       clock_timestamp()
+       clock_timestamp(),
+       $5::jsonb
   FROM "bisync_stage" AS s
 ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
-       updated_at = EXCLUDED.updated_at
+       updated_at = EXCLUDED.updated_at,
+       xmin_cursor = EXCLUDED.xmin_cursor
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
 
 -- [desktop] only when the merge inserted rows: advance the sequence behind rem_id, if any, to the largest key
@@ -13491,7 +13587,7 @@ COMMIT;
 -- Step 22/23: remdetail reverse: cloud public.remdetail → desktop public.remdetail
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: 4946abbd1aea1f27808152726c9cc381e5217f479607f3ebf810c3cd7b362b7f
+-- step hash: 028acc2183857a2febe505c6f4ae8bfc1a18b61678d3997900e93a7ed45cd87b
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -13841,6 +13937,18 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('statement_timeout', $8, true),
        pg_catalog.set_config('bisync.origin', $9, true);
 
+-- [cloud] the read snapshot's xmin, the table's file and the server: the next run also reads rows written from it on (late commits)
+--   $1 = '"public"."remdetail"'  (source table)
+-- Inside the read snapshot, before the COPY: the oldest transaction still running (the snapshot's
+-- xmin, 64-bit), the table's file and the server. Saved with the data: the next run reads only rows
+-- whose xmin is at or after it, or reads in full if the file or the server changed.
+SELECT json_build_object(
+         'xmin', pg_snapshot_xmin(pg_current_snapshot())::text,
+         'relfilenode', pg_relation_filenode($1::regclass)::text,
+         'system', CASE WHEN has_function_privilege('pg_control_system()', 'EXECUTE')
+                        THEN (SELECT system_identifier::text FROM pg_control_system()) END
+       )::text AS xmin_cursor;
+
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. Every matching row, no window.
 -- Cursor values compare as instants: a timestamp or date cursor is cloud's local time (the TimeZone set above).
@@ -14053,18 +14161,22 @@ SELECT g.relation,
 --   $2 = 'reverse'  (direction)
 --   $3 = <hold watermark, supplied while running>
 --   $4 = <read horizon, supplied while running>
+--   $5 = <xmin cursor, supplied while running>
 -- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
 -- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
-INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
+-- xmin_cursor = the read snapshot's xmin, the table's file and the server, read on cloud before the COPY.
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at, xmin_cursor)
 SELECT $1, $2,
        CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
             ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
-       clock_timestamp()
+       clock_timestamp(),
+       $5::jsonb
   FROM "bisync_stage" AS s
 ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
-       updated_at = EXCLUDED.updated_at
+       updated_at = EXCLUDED.updated_at,
+       xmin_cursor = EXCLUDED.xmin_cursor
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
 
 -- [desktop] only when the merge inserted rows: advance the sequence behind remd_id, if any, to the largest key
@@ -14178,7 +14290,7 @@ COMMIT;
 -- Step 23/23: learequest reverse: cloud public.learequest → desktop public.learequest
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: 426364dc8ac9b07f53fecffebe93b122df4660e9f2d7fb97372dbb3fa5204e63
+-- step hash: 97a4831e089d5afcb5eec4abc0d9dfd41479d055a91e79349902da9b7dbb0deb
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -14531,6 +14643,18 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('statement_timeout', $8, true),
        pg_catalog.set_config('bisync.origin', $9, true);
 
+-- [cloud] the read snapshot's xmin, the table's file and the server: the next run also reads rows written from it on (late commits)
+--   $1 = '"public"."learequest"'  (source table)
+-- Inside the read snapshot, before the COPY: the oldest transaction still running (the snapshot's
+-- xmin, 64-bit), the table's file and the server. Saved with the data: the next run reads only rows
+-- whose xmin is at or after it, or reads in full if the file or the server changed.
+SELECT json_build_object(
+         'xmin', pg_snapshot_xmin(pg_current_snapshot())::text,
+         'relfilenode', pg_relation_filenode($1::regclass)::text,
+         'system', CASE WHEN has_function_privilege('pg_control_system()', 'EXECUTE')
+                        THEN (SELECT system_identifier::text FROM pg_control_system()) END
+       )::text AS xmin_cursor;
+
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. Every matching row, no window.
 -- Cursor values compare as instants: a timestamp or date cursor is cloud's local time (the TimeZone set above).
@@ -14746,18 +14870,22 @@ SELECT g.relation,
 --   $2 = 'reverse'  (direction)
 --   $3 = <hold watermark, supplied while running>
 --   $4 = <read horizon, supplied while running>
+--   $5 = <xmin cursor, supplied while running>
 -- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
 -- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
-INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
+-- xmin_cursor = the read snapshot's xmin, the table's file and the server, read on cloud before the COPY.
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at, xmin_cursor)
 SELECT $1, $2,
        CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
             ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
-       clock_timestamp()
+       clock_timestamp(),
+       $5::jsonb
   FROM "bisync_stage" AS s
 ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
-       updated_at = EXCLUDED.updated_at
+       updated_at = EXCLUDED.updated_at,
+       xmin_cursor = EXCLUDED.xmin_cursor
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
 
 -- [desktop] only when the merge inserted rows: advance the sequence behind lea_id, if any, to the largest key

@@ -10,7 +10,7 @@ export interface StepChecksum {
   readonly sourceColumns: readonly ChecksumColumn[];
   readonly targetKeys: readonly ChecksumColumn[];
   readonly targetColumns: readonly ChecksumColumn[];
-  /** On T only the rows this direction may write count: its own and unmarked ones (null: every row). */
+  /** T's origin column and this direction's marker: unmarked rows always differ; the other side's are counted apart (null: no origin rule). */
   readonly owned: { readonly column: string; readonly mine: string } | null;
 }
 

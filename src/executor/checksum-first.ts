@@ -8,8 +8,9 @@ import { statement } from './statements.js';
 export interface ChecksumOutcome {
   buckets: number;
   differing: number[];
-  /** Rows of F in the equal buckets: not read, and unchanged (the merge would have found them so). */
+  /** Rows of F in the equal buckets, not read: unchanged, or protected where the other side owns T's (the merge would have found them so). */
   equalRows: number;
+  equalProtected: number;
 }
 
 /** The target's bucket checksums, sent with the statements that open the step on T (empty when the step reads in full). */
@@ -25,8 +26,8 @@ export function sourceChecksum(step: PlanStep): PlanStatement[] {
 /** Compare both sides' bucket checksums: the buckets whose rows the copy must read. */
 export function compareChecksums(source: pg.QueryResult | undefined, target: pg.QueryResult | undefined): ChecksumOutcome {
   if (source === undefined || target === undefined) throw new Error('a checksum-first step is missing a bucket checksum result');
-  const { differing, compared, inStep } = compareBuckets(bucketSums(source), bucketSums(target));
-  return { buckets: compared, differing, equalRows: inStep };
+  const { differing, compared, inStep, othersInStep } = compareBuckets(bucketSums(source), bucketSums(target));
+  return { buckets: compared, differing, equalRows: inStep - othersInStep, equalProtected: othersInStep };
 }
 
 /** set-buckets on one side with the differing buckets (an int[] literal), or nothing for a step without checksums. */

@@ -238,7 +238,7 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
       read = await copyBetween(source, target, step, options.onProgress, options.duringCopy);
       copying = false;
     }
-    counts = add(counts, { read, unchanged: checksum?.equalRows ?? 0 });
+    counts = add(counts, { read, unchanged: checksum?.equalRows ?? 0, protected: checksum?.equalProtected ?? 0 });
     // The read's commit, the checks of the staged rows and the merge of rows 1..read (COPY numbers
     // them from 1) travel together: the two databases' answers are awaited at once.
     const closingRead = run(source, statement(step, 'commit', 'source', readPart));

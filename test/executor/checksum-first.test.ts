@@ -45,21 +45,25 @@ describe('checksum-first: a step reading the desktop in full compares bucket che
     expect((await query(dbs.cloudUrl, 'SELECT status, source FROM job WHERE job_id = 1234'))[0]).toEqual({ status: 'closed', source: 'D' });
   });
 
-  it('checksum-first: a bucket that differs only by a row the other side owns is read, and that row is protected', async () => {
-    // The phone took over job 77 (now a row the other side owns, same key and content as the
-    // desktop's), and created job 90001 (a key the desktop does not have): forward writes neither.
+  it('checksum-first: a row the other side owns is protected, read when its bucket differs, counted unread when it equals the desktop row', async () => {
+    // The phone took over job 77 (same content as the desktop's: its bucket is equal, the row is
+    // counted protected unread) and job 78 (edited: its bucket differs and is read, the merge protects
+    // it), and created job 90001 (a key the desktop does not have): forward writes none of them.
     await query(dbs.cloudUrl, `UPDATE job SET source = 'M' WHERE job_id = 77`);
+    await query(dbs.cloudUrl, `UPDATE job SET source = 'M', title = 'phone title' WHERE job_id = 78`);
     await query(dbs.cloudUrl, `INSERT INTO job (job_id, client_id, title, status, source) VALUES (90001, 1, 'phone job', 'open', 'M')`);
     const step = (await apply(await jobsConfig(dbs), { direction: 'forward' })).steps.find((s) => s.table === 'job');
-    expect(step).toMatchObject({ status: 'succeeded', protected: 1, updated: 0, inserted: 0, deleted: 0 });
-    expect(step?.checksum?.differing).toBe(1);
-    expect((await query(dbs.cloudUrl, 'SELECT title, source FROM job WHERE job_id IN (77, 90001) ORDER BY job_id'))).toEqual([
+    expect(step).toMatchObject({ status: 'succeeded', protected: 2, updated: 0, inserted: 0, deleted: 0, unchanged: 1998 });
+    expect(step?.checksum?.differing).toBe(2);
+    expect(step?.read).toBeLessThan(20);
+    expect(await query(dbs.cloudUrl, 'SELECT title, source FROM job WHERE job_id IN (77, 78, 90001) ORDER BY job_id')).toEqual([
       { title: 'job 77', source: 'M' },
+      { title: 'phone title', source: 'M' },
       { title: 'phone job', source: 'M' },
     ]);
-    // The same bucket differs again next run: the protected row is reported each time, as a full read does.
+    // Reported again next run, as a full read does.
     const next = (await apply(await jobsConfig(dbs), { direction: 'forward' })).steps.find((s) => s.table === 'job');
-    expect(next).toMatchObject({ protected: 1, updated: 0 });
+    expect(next).toMatchObject({ status: 'succeeded', protected: 2, updated: 0, unchanged: 1998 });
   });
 
   it('checksum-first: an unmarked cloud row makes its bucket differ: stamped when the desktop has its key, reported when not', async () => {

@@ -1,4 +1,4 @@
--- bisync plan 85595de170cdf91ac58372627e42533818881e8a2ea30e587b2289fa79624b5b
+-- bisync plan a3adc95a0320c583c509832a79e5b1cd31d1e7f2e897df07e26d94b1119ece3b
 -- config: sync.config.yaml; state schema: bisync; 2 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/2: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; checksum-first: both databases sum row hashes per bucket of keys (1,024 buckets), and only the rows of buckets that differ are read
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 854cf896f9a8e5aba9d27d729336a6c6880cf49fc634fe30d5e8521f66e26c83
+-- step hash: 48e4ad037e9bd6fb7d2f09aa200e6d5c665b821cbe736de0388e212584de75df
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -284,13 +284,14 @@ CREATE TEMPORARY TABLE "bisync_stage" (
 
 -- [cloud] checksum-first: rows and a checksum per bucket of keys on cloud
 --   $1 = 'D'  (origin value this direction writes)
--- cloud: rows and a checksum per bucket of keys this direction may write (its own rows and unmarked
--- ones; the other side's are left out: the merge never writes them). A key's bucket is the first 10 bits of the md5
+-- cloud: rows and a checksum per bucket of keys, and how many of them the other side owns (the merge never
+-- writes those: one equal to the source's row counts as protected without being read). A key's bucket is the first 10 bits of the md5
 -- of its text as UTF-8 (the same bytes in any database encoding); the checksum is the sum of the first
 -- 64 bits of each row's md5, so row order does not matter. A timestamptz counts as its UTC time, whatever zone the session is in.
 SELECT (('x' || left(r.key_hash, 4))::bit(16)::int >> 6) AS bucket,
        count(*)::bigint AS rows,
-       sum(('x' || left(r.row_hash, 16))::bit(64)::bigint)::text AS checksum
+       sum(('x' || left(r.row_hash, 16))::bit(64)::bigint)::text AS checksum,
+       count(*) FILTER (WHERE r.others)::bigint AS others
   FROM (SELECT md5(convert_to(ROW(t."client_id")::text, 'UTF8')) AS key_hash,
                md5(convert_to(ROW(t."client_id",
                        t."org_id",
@@ -303,9 +304,9 @@ SELECT (('x' || left(r.key_hash, 4))::bit(16)::int >> 6) AS bucket,
                        t."onboarded_on",
                        t."is_active",
                        -- unmarked: true never matches a row of the source (false), so the merge stamps it
-                       t."source" IS NULL)::text, 'UTF8')) AS row_hash
-          FROM "public"."climaster" AS t
-         WHERE t."source" IS NULL OR t."source"::text = $1) AS r
+                       t."source" IS NULL)::text, 'UTF8')) AS row_hash,
+               t."source"::text <> $1 AS others
+          FROM "public"."climaster" AS t) AS r
  GROUP BY 1
  ORDER BY 1;
 
@@ -352,7 +353,7 @@ SELECT (('x' || left(r.key_hash, 4))::bit(16)::int >> 6) AS bucket,
                        t."opening_balance",
                        t."onboarded_on",
                        t."is_active",
-                       -- not unmarked, as the target's rows this direction owns
+                       -- not unmarked, as the target's marked rows
                        false)::text, 'UTF8')) AS row_hash
           FROM "public"."climaster" AS t) AS r
  GROUP BY 1

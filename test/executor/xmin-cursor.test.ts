@@ -143,9 +143,9 @@ describe('timestamps: { desktop: xmin } reads only rows written since the last r
     const [count] = await query<{ n: number }>(dbs.desktopUrl, 'SELECT count(*)::int AS n FROM job');
     const step = await forwardJob(config);
     expect(step.mode).toBe('full');
-    // Compared in full, checksum-first (SPEC §8): each row is read, or found equal by its bucket's checksum.
+    // Compared in full, checksum-first (SPEC §8): each desktop row is read, or found equal by its bucket's checksum.
     expect(step.reason).toMatch(/checksum-first/);
-    expect(step.read + step.unchanged).toBe(count?.n);
+    expect(step.inserted + step.updated + step.unchanged + step.protected + step.rejected).toBe(count?.n);
     expect((await forwardJob(config)).read).toBe(0);
   });
 

@@ -392,6 +392,16 @@ describe('lint over every plan (parse trees from the real PostgreSQL parser)', (
     }
   });
 
+  it('every template is ASCII: a server whose encoding cannot hold a character of the query text (LATIN1 has no "—") refuses the statement', () => {
+    const dir = fileURLToPath(new URL('../../templates/', import.meta.url));
+    const offending = readdirSync(dir)
+      .filter((f) => f.endsWith('.sql.hbs'))
+      .flatMap((f) => readFileSync(`${dir}${f}`, 'utf8').split('\n').map((line, i) => ({ where: `${f}:${i + 1}`, line })))
+      .filter(({ line }) => /[^\x00-\x7f]/.test(line))
+      .map(({ where, line }) => `${where}: ${line}`);
+    expect(offending).toEqual([]);
+  });
+
   it('every string literal in the SQL is one written in a template (none comes from the config)', () => {
     const dir = fileURLToPath(new URL('../../templates/', import.meta.url));
     const written = new Set<string>();

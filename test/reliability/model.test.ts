@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createJobsSchema } from '../executor/jobs-fixture.js';
+import { query } from '../harness/bisync.js';
 import { setDatabaseDefaults, useFreshDatabases } from '../harness/fresh-databases.js';
 import { CLOCK_BASE_US, scenarioArb } from './model-commands.js';
 import type { Scenario } from './model-commands.js';
@@ -62,6 +63,10 @@ describe('model-based: random writes on both sides and sync runs keep the owners
     // starts with these, and nothing bisync reads back may depend on them.
     await setDatabaseDefaults(dbs.desktopUrl, { TimeZone: 'Asia/Kolkata', DateStyle: 'SQL, DMY' });
     await setDatabaseDefaults(dbs.cloudUrl, { TimeZone: 'America/New_York', DateStyle: 'SQL, DMY' });
+    // A new session really starts with them (bisync's included: it connects the same way).
+    const session = "SELECT current_setting('TimeZone') AS zone, current_setting('DateStyle') AS style";
+    expect(await query(dbs.desktopUrl, session)).toEqual([{ zone: 'Asia/Kolkata', style: 'SQL, DMY' }]);
+    expect(await query(dbs.cloudUrl, session)).toEqual([{ zone: 'America/New_York', style: 'SQL, DMY' }]);
     await createJobsSchema(dbs);
     sides.desktop = new pg.Client({ connectionString: dbs.desktopUrl });
     sides.cloud = new pg.Client({ connectionString: dbs.cloudUrl });

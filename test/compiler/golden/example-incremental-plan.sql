@@ -1,4 +1,4 @@
--- bisync plan a3adc95a0320c583c509832a79e5b1cd31d1e7f2e897df07e26d94b1119ece3b
+-- bisync plan ac2cdd651d772275126fa148e78e056c7ecd338a7daec8e8ffac9b7940876d2a
 -- config: sync.config.yaml; state schema: bisync; 2 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/2: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; checksum-first: both databases sum row hashes per bucket of keys (1,024 buckets), and only the rows of buckets that differ are read
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 48e4ad037e9bd6fb7d2f09aa200e6d5c665b821cbe736de0388e212584de75df
+-- step hash: 6d19c8ef09373741cb55c01fb1c22f5ad6d510f066abbff9bc9e1fdb20dab558
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -117,7 +117,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
--- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- The step's cost on the wire (SPEC 8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
 ALTER TABLE "bisync".runs
@@ -659,7 +659,7 @@ COMMIT;
 -- Step 2/2: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: incremental — watermark 2026-01-02T03:04:05.123456Z on updated_at, created_at, minus the lookback; a transaction running at the last read that committed older cursor values is read only within the lookback: the last run saved no read snapshot
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 8f3dcfafce3bf36a48a8898830044bd052fc0ff450cf4d2e1d2efae82420d1ae
+-- step hash: 0234b8a83c656e1a6a1fd939ac76c9e45103a7bc63dcb9036c821d15921be22c
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -770,7 +770,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
--- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- The step's cost on the wire (SPEC 8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
 ALTER TABLE "bisync".runs

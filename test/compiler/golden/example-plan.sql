@@ -1,4 +1,4 @@
--- bisync plan c04d46d523d2ac72125c3228e802bd4e52e8329430c1706cae6c5e3775d18d77
+-- bisync plan 189cfe26d1d31b23128586674317d85d158b93cc650ec59123cf83dbb23e65d4
 -- config: sync.config.yaml; state schema: bisync; 23 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/23: orgmaster forward: desktop public.orgmaster → cloud public.orgmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: org_id, org_name, gstin, city, is_active
--- step hash: e9f37ffc5e4ac4f8f2fcee226d8507f94a10298c995cd45c092c6f361e4f2a2c
+-- step hash: ddd9fa1ca9b6c11d236d0a794fc46992f0eb01078ff6f396f2c08027c344adb9
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -117,7 +117,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
--- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- The step's cost on the wire (SPEC 8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
 ALTER TABLE "bisync".runs
@@ -581,7 +581,7 @@ COMMIT;
 -- Step 2/23: locmaster forward: desktop public.locmaster → cloud public.locmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: loc_id, org_id, loc_name, pincode, is_head_office
--- step hash: 3f010d3e2ac6a6a458f7ba4c4e2ff9d6b9d50a13ce5daaa07328909a2691a64e
+-- step hash: f47f1db8db9ace6acd2ca9ffc7b47689559dfad819b8ebf9fb2c7221f4ec83ae
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -692,7 +692,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
--- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- The step's cost on the wire (SPEC 8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
 ALTER TABLE "bisync".runs
@@ -1156,7 +1156,7 @@ COMMIT;
 -- Step 3/23: conmaster forward: desktop public.conmaster → cloud public.conmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: con_id, con_code, con_name, sort_order, remarks
--- step hash: 6ae51fa0564a65c8666e48ac2dfbce64430a1c37e1bda2af123393aac01b056f
+-- step hash: 9ce9495d3c7f89ff81c67a70183ecacec16fb26c40aa2a367834ef0f1bf0f809
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1267,7 +1267,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
--- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- The step's cost on the wire (SPEC 8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
 ALTER TABLE "bisync".runs
@@ -1731,7 +1731,7 @@ COMMIT;
 -- Step 4/23: mbstaff forward: desktop public.mbstaff → cloud public.mbstaff
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: staff_id, org_id, staff_name, designation, mobile, hourly_rate, joined_on, is_active
--- step hash: eece0f7016ed7d5385772f0f5666f49c269b65d8455eb86e914e55679430e5c0
+-- step hash: 858c39787d50582d9956282c5daaeb07fb485c38e471dabc72a3550ef357a936
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1842,7 +1842,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
--- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- The step's cost on the wire (SPEC 8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
 ALTER TABLE "bisync".runs
@@ -2312,7 +2312,7 @@ COMMIT;
 -- Step 5/23: taskmaster forward: desktop public.taskmaster → cloud public.taskmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: task_id, task_name, category, std_hours, is_billable
--- step hash: f8860605126639f0b9d7f38135c588f7fd1abee5057cd239e6baff4ab6666fbe
+-- step hash: e2f30c96b3cdbe513838a157fb6ffbc0b89083b10304d1f5c63acecf342d258b
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -2423,7 +2423,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
--- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- The step's cost on the wire (SPEC 8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
 ALTER TABLE "bisync".runs
@@ -2887,7 +2887,7 @@ COMMIT;
 -- Step 6/23: jobmaster forward: desktop public.jobmaster → cloud public.jobmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: job_id, job_name, recurrence, default_fee, is_active
--- step hash: dd485289b01e48c1a2647bcfe9e86b634024dad951ffc9dc6ff20e59b08764b7
+-- step hash: 86754283134391797f76df091fcd70bf628aa03f02d283c316ca18c3d75fb43e
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -2998,7 +2998,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
--- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- The step's cost on the wire (SPEC 8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
 ALTER TABLE "bisync".runs
@@ -3462,7 +3462,7 @@ COMMIT;
 -- Step 7/23: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 9b046ef011ce2e9d7fc77a2a2c1014d22fbf47a00420752956f3c3208e921c38
+-- step hash: 123856dc95dd2c523b58ec2a3a1e2db1fd7756cdffa8f03c713e5cb3ed2d6f03
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -3573,7 +3573,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
--- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- The step's cost on the wire (SPEC 8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
 ALTER TABLE "bisync".runs
@@ -4047,7 +4047,7 @@ COMMIT;
 -- Step 8/23: cliunimaster forward: desktop public.cliunimaster → cloud public.cliunimaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: cliu_id, client_id, unit_name, gstin, address
--- step hash: d76864664fec4ec326aee1e0f5c214038daa48244198e07ff58512ea2abe9aee
+-- step hash: 6c7d11b0281fab594a50ba9e546d405377f99305cdb3d832df7969bb7b3bc964
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -4158,7 +4158,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
--- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- The step's cost on the wire (SPEC 8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
 ALTER TABLE "bisync".runs
@@ -4622,7 +4622,7 @@ COMMIT;
 -- Step 9/23: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 511151290c09cb96de52884fe6fb9b58cf0d91cfeefd860ffe0341e97c1ee6e0
+-- step hash: d5ef713ef00647d68fd7446ba35586e3a5a8a7536c076a1e77a53433dc155e84
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -4733,7 +4733,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
--- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- The step's cost on the wire (SPEC 8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
 ALTER TABLE "bisync".runs
@@ -5385,7 +5385,7 @@ COMMIT;
 -- Step 10/23: jobtasks forward: desktop public.jobtasks → cloud public.jobtasks
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: f12f539c96fbdc878b6b2517c5bcf5f9b633ff605e75d114596e0e6f486fbf1b
+-- step hash: 249db507c0ca457d1c82621faf558931a04a4e830abdc1a8b38e4566012b1175
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5496,7 +5496,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
--- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- The step's cost on the wire (SPEC 8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
 ALTER TABLE "bisync".runs
@@ -6144,7 +6144,7 @@ COMMIT;
 -- Step 11/23: taskchecklist forward: desktop public.taskchecklist → cloud public.taskchecklist
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: a82783363cc53fcf6847fba6ae4df4fcd1667ec396e67614dd6759d1844cc850
+-- step hash: 1d5207189e3dfd03ef4b2cb8b7f35a0c6273ffc9a9ed260a3a1d04c3209dacba
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -6255,7 +6255,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
--- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- The step's cost on the wire (SPEC 8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
 ALTER TABLE "bisync".runs
@@ -6719,7 +6719,7 @@ COMMIT;
 -- Step 12/23: workdiary forward: desktop public.workdiary → cloud public.workdiary
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: f908c49ebcd8ef4e45552a48f2d8bbaa670ce68f8cad643cbabc195c9d0481a5
+-- step hash: 250df688867f219ff5167e8ac0fb9a33692cc2ecc1beb0b1d139380dd860931c
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -6830,7 +6830,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
--- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- The step's cost on the wire (SPEC 8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
 ALTER TABLE "bisync".runs
@@ -7298,7 +7298,7 @@ COMMIT;
 -- Step 13/23: reminder forward: desktop public.mbreminder → cloud public.reminder
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, remdate→reminder_date, title, is_done
--- step hash: 134c695ad73d0d77692720f889bc56582c6848a3a64eafe8f7f4407fb23f2fef
+-- step hash: cd415da1ca3300e9f2c891bb2da28881e53c072ecf1703cb75ea61dbc51c79b4
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -7409,7 +7409,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
--- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- The step's cost on the wire (SPEC 8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
 ALTER TABLE "bisync".runs
@@ -7875,7 +7875,7 @@ COMMIT;
 -- Step 14/23: remdetail forward: desktop public.remdetail → cloud public.remdetail
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: a25973e8f1567b806d1147328c603288e66bbb561fe7893a20cc4a4adf3d2f40
+-- step hash: 209c9394b298ca593e445901d078d683f8e61f4e3b3cf72999354ac2148e3a6b
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -7986,7 +7986,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
--- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- The step's cost on the wire (SPEC 8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
 ALTER TABLE "bisync".runs
@@ -8450,7 +8450,7 @@ COMMIT;
 -- Step 15/23: learequest forward: desktop public.learequest → cloud public.learequest
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: ddd865946d9e3361e6f18c02237cf8e512dca6570b21d900564c947e708f50eb
+-- step hash: b0ac787f004fce87934c722fe698c16b9ad20aaee6a1c98cfa7ccc5a7841fd3a
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -8561,7 +8561,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
--- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- The step's cost on the wire (SPEC 8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
 ALTER TABLE "bisync".runs
@@ -9031,7 +9031,7 @@ COMMIT;
 -- Step 16/23: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 15e0715602c1b0848f5336e4ecff8c525291070750e73e19f5d1d64b4ef3869c
+-- step hash: 259c6cbfa5ca837c17fa7c6f89a9a7eaed64cced128e1222eef381a34bff1a99
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -9142,7 +9142,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
--- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- The step's cost on the wire (SPEC 8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
 ALTER TABLE "bisync".runs
@@ -9744,7 +9744,7 @@ COMMIT;
 -- Step 17/23: jobshead reverse: cloud public.jobshead → desktop public.jobshead
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 097cffc60b351f3deaa36136fb57a7351211f7c44546a6c15434fb2393ae0d83
+-- step hash: 9ea2dc37bbecb408cf68f67f56fa460c6223ffddec4e661895987d58f539980a
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -9855,7 +9855,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
--- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- The step's cost on the wire (SPEC 8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
 ALTER TABLE "bisync".runs
@@ -10610,7 +10610,7 @@ COMMIT;
 -- Step 18/23: jobtasks reverse: cloud public.jobtasks → desktop public.jobtasks
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: 383c42096bc9673bf38c3821c2219dcb4b76c04807ec23591a62113dc85eaf01
+-- step hash: 381b6a6ec0dc42c8041ecf74a8cabdd8cedb1ec4ca45ce70bd95228991c5d7c8
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -10721,7 +10721,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
--- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- The step's cost on the wire (SPEC 8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
 ALTER TABLE "bisync".runs
@@ -11472,7 +11472,7 @@ COMMIT;
 -- Step 19/23: taskchecklist reverse: cloud public.taskchecklist → desktop public.taskchecklist
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: 9683258351272eadaf44c47c5ab520cbebe3814fe3a4fd75d15702d5f86ecad1
+-- step hash: b2e8d86729c4506b060582c08cd2983e4875a9e8bc74643b7844244240669cf5
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -11583,7 +11583,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
--- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- The step's cost on the wire (SPEC 8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
 ALTER TABLE "bisync".runs
@@ -12175,7 +12175,7 @@ COMMIT;
 -- Step 20/23: workdiary reverse: cloud public.workdiary → desktop public.workdiary
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: 41627032dab3d37ee24725ff628a0fd16ac8ed41ba41ca2a535605969effa066
+-- step hash: fb483f26a61afbe7d4fe01615e312ba9704811f09fb95b4dbb5cd6db996e68f9
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -12286,7 +12286,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
--- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- The step's cost on the wire (SPEC 8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
 ALTER TABLE "bisync".runs
@@ -12882,7 +12882,7 @@ COMMIT;
 -- Step 21/23: reminder reverse: cloud public.reminder → desktop public.mbreminder
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, reminder_date→remdate, title, is_done
--- step hash: 721bb337e6f1c020817431d32fcce31373683e172c605a1bc08dfa80e61f3585
+-- step hash: 3780333d86434c7b833e087dda213c35e072577253b11c7f4102a62467862730
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -12993,7 +12993,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
--- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- The step's cost on the wire (SPEC 8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
 ALTER TABLE "bisync".runs
@@ -13587,7 +13587,7 @@ COMMIT;
 -- Step 22/23: remdetail reverse: cloud public.remdetail → desktop public.remdetail
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: 028acc2183857a2febe505c6f4ae8bfc1a18b61678d3997900e93a7ed45cd87b
+-- step hash: 7e3a6044619ff93fa7d581a72201a59e8da80861c118b84d120a32b1a9050396
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -13698,7 +13698,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
--- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- The step's cost on the wire (SPEC 8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
 ALTER TABLE "bisync".runs
@@ -14290,7 +14290,7 @@ COMMIT;
 -- Step 23/23: learequest reverse: cloud public.learequest → desktop public.learequest
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: 97a4831e089d5afcb5eec4abc0d9dfd41479d055a91e79349902da9b7dbb0deb
+-- step hash: 0b9dec298a801a0acd68e7e6216c5eb0e117a142975fa1618d361ae19b1b60db
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -14401,7 +14401,7 @@ CREATE TABLE IF NOT EXISTS "bisync".runs (
   PRIMARY KEY (run_id, table_name, direction, attempt)
 );
 
--- The step's cost on the wire (SPEC §8), as counted when its run row was written: round trips (its
+-- The step's cost on the wire (SPEC 8), as counted when its run row was written: round trips (its
 -- own included), bytes sent and received until then. NULL for steps that did not get that far. A
 -- runs table an earlier bisync created gets the columns here.
 ALTER TABLE "bisync".runs

@@ -38,6 +38,8 @@ export interface ApplyOptions extends CompileOptions {
   /** Test hooks, see StepOptions. */
   afterRead?: StepOptions['afterRead'];
   duringCopy?: StepOptions['duringCopy'];
+  /** When each step last committed, as read with the plan (set by applyCommand itself; see StepOptions.stateVersion). */
+  stateVersions?: Readonly<Record<string, string | null>>;
 }
 
 export interface ApplyReport {
@@ -71,7 +73,7 @@ export async function applyCommand(config: ResolvedConfig, options: ApplyOptions
   let results: StepResult[] = [];
   let planHash = '';
   try {
-    const { catalogs, state, xmin, pendingRejects, untrackedBase } = await readCatalogs(config, dbs);
+    const { catalogs, state, stateVersions, xmin, pendingRejects, untrackedBase } = await readCatalogs(config, dbs);
     const compileOptions: CompileOptions = { direction: options.direction, tables: options.tables ?? [], mode: options.mode, pendingRejects, untrackedBase };
     const plan: Plan = compilePlan(config, catalogs, state, compileOptions, xmin);
     planHash = plan.hash;
@@ -86,7 +88,8 @@ export async function applyCommand(config: ResolvedConfig, options: ApplyOptions
       // Attempts are numbered across retries and re-plans of this step: each leaves its own run row.
       let attempts = 0;
       const nextAttempt = (): number => ++attempts;
-      let result = await runOne(step, dbs, plan.hash, runId, options, nextAttempt);
+      const stepOptions = { ...options, stateVersions };
+      let result = await runOne(step, dbs, plan.hash, runId, stepOptions, nextAttempt);
       // Another run moved the watermark between our read and our lock: plan this step again from
       // the state now under the lock, so what runs is what a plan would print now.
       if (result.status === 'replan' && options.savedPlan !== undefined) {
@@ -98,7 +101,7 @@ export async function applyCommand(config: ResolvedConfig, options: ApplyOptions
         if (replanned === undefined) break;
         options.logger.info({ table: step.table, direction: step.direction }, 'watermark moved since planning; planned this step again');
         step = replanned;
-        result = await runOne(step, dbs, plan.hash, runId, options, nextAttempt);
+        result = await runOne(step, dbs, plan.hash, runId, stepOptions, nextAttempt);
       }
       return result;
     });
@@ -160,6 +163,7 @@ async function attempt(step: PlanStep, dbs: Databases, planHash: string, runId: 
     dryRun: options.dryRun,
     allowDeletes: options.allowDeletes,
     sharedTransaction: options.dryRun,
+    stateVersion: options.stateVersions?.[stepKey(step.table, step.direction)] ?? null,
     interrupted: () => options.signal?.aborted === true,
     ...(options.onProgress === undefined ? {} : { onProgress: (rows: number) => options.onProgress?.(step, rows) }),
     ...(options.afterRead === undefined ? {} : { afterRead: options.afterRead }),

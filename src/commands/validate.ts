@@ -30,9 +30,18 @@ export interface LiveReport {
 export async function readCatalogs(
   config: ResolvedConfig,
   dbs?: Databases,
-): Promise<{ catalogs: Record<string, Catalog>; state: StateSnapshot; xmin: XminState; pendingRejects: Record<string, number>; untrackedBase: string[] }> {
+): Promise<{
+  catalogs: Record<string, Catalog>;
+  state: StateSnapshot;
+  /** When each step last committed (its state row's updated_at), keyed by stepKey. */
+  stateVersions: Record<string, string | null>;
+  xmin: XminState;
+  pendingRejects: Record<string, number>;
+  untrackedBase: string[];
+}> {
   const catalogs: Record<string, Catalog> = {};
   let state: StateSnapshot = {};
+  const stateVersions: Record<string, string | null> = {};
   let pendingRejects: Record<string, number> = {};
   const untrackedBase: string[] = [];
   let xmin: XminState = {};
@@ -44,7 +53,7 @@ export async function readCatalogs(
         await client.query("SELECT pg_catalog.set_config('lock_timeout', $1, true)", [catalogLockTimeout(config)]);
         catalogs[db.name] = await introspect(client, config, db.name, searchPath);
         const writtenBy: Direction = db.name === config.forward.to ? 'forward' : 'reverse';
-        state = { ...state, ...(await readWatermarks(client, config.stateSchema, writtenBy, db.name)) };
+        state = { ...state, ...(await readWatermarks(client, config.stateSchema, writtenBy, db.name, stateVersions)) };
         pendingRejects = { ...pendingRejects, ...(await readPendingRejects(client, config.stateSchema, writtenBy, db.name)) };
         untrackedBase.push(...(await readUntrackedBase(client, config.stateSchema, writtenBy, db.name)));
         // xmin steps, and timestamp-cursor steps (their late-commit check), saved a read snapshot.
@@ -55,7 +64,7 @@ export async function readCatalogs(
       else await dbs.release(client);
     }
   }
-  return { catalogs, state, xmin, pendingRejects, untrackedBase };
+  return { catalogs, state, stateVersions, xmin, pendingRejects, untrackedBase };
 }
 
 /** The longest lock_timeout any table sets (0, waiting forever, when one does), for the catalog read. */

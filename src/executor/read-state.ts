@@ -5,12 +5,22 @@ import { renderSql } from '../compiler/render-sql.js';
 import type { Direction } from '../config/types.js';
 import { checkState, stateCheckStatement } from './bootstrap.js';
 
-/** Watermarks in `<schema>.state` on one database; empty when bisync has not bootstrapped there yet. Read-only. */
-export async function readWatermarks(client: pg.ClientBase, schema: string, direction: Direction, database: string): Promise<StateSnapshot> {
+/**
+ * Watermarks in `<schema>.state` on one database; empty when bisync has not bootstrapped there yet.
+ * `versions`, when given, gets when each step last committed (its row's updated_at). Read-only.
+ */
+export async function readWatermarks(
+  client: pg.ClientBase,
+  schema: string,
+  direction: Direction,
+  database: string,
+  versions?: Record<string, string | null>,
+): Promise<StateSnapshot> {
   // A state table another role prepared could hold any watermark: refused (exit 2), not read.
   if (!(await checkState(client, stateCheckStatement(schema), database)).state) return {};
   const { sql, params } = renderSql('read-watermarks', { schema, direction });
-  const result = await client.query<{ table_name: string; watermark: string | null }>(sql, params.map((p) => p.value));
+  const result = await client.query<{ table_name: string; watermark: string | null; version: string | null }>(sql, params.map((p) => p.value));
+  for (const r of result.rows) if (versions !== undefined) versions[stepKey(r.table_name, direction)] = r.version;
   return Object.fromEntries(result.rows.map((r) => [stepKey(r.table_name, direction), r.watermark]));
 }
 

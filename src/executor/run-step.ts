@@ -108,6 +108,12 @@ export interface StepOptions {
    * the next steps see what it wrote; the whole run is rolled back at its end.
    */
   sharedTransaction?: boolean;
+  /**
+   * When this step last committed (its state row's updated_at) as read with the plan, before the
+   * step's read opened. The read opens while the lock is requested; if the row changed since (another
+   * run committed this step), that read may be older than the other run's, and is opened again.
+   */
+  stateVersion?: string | null;
   /** Test hook: called after the read on the source, before the merge (to widen race windows). */
   afterRead?: (step: PlanStep) => Promise<void>;
   /** Test hook: awaited when the first chunk of the COPY arrives, with the stream paused. */
@@ -220,6 +226,16 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
       return { ...base, ...counts, status: 'replan', currentWatermark: current, watermarkAfter: current, durationMs: Date.now() - startedMs };
     }
     const targetSums = opened === 'locked' ? undefined : opened.at(-1);
+    // The read opened alongside the lock may have taken its snapshot before another run that held
+    // the lock meanwhile read and committed: merged, it would undo that run's writes (or mirror-delete
+    // the rows it copied). Only a read opened after the plan's state read and with the step's row
+    // unchanged since is newer than every committed run; otherwise it is opened again, under the lock.
+    if (reading !== undefined && state?.rows[0]?.version !== options.stateVersion) {
+      await reading.catch(() => undefined);
+      if (sourceOpen) await source?.query('ROLLBACK');
+      sourceOpen = false;
+      reading = undefined;
+    }
     const baseline = options.sharedTransaction === true ? await guardBaseline(target, step) : undefined;
 
     const readOpened = await (reading ?? openRead());

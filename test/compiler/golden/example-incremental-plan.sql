@@ -1,4 +1,4 @@
--- bisync plan ac2cdd651d772275126fa148e78e056c7ecd338a7daec8e8ffac9b7940876d2a
+-- bisync plan 341f959e861db7fbdd943f2902c62d5c8024707cc28ec1f8bc4dc269479ed860
 -- config: sync.config.yaml; state schema: bisync; 2 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/2: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; checksum-first: both databases sum row hashes per bucket of keys (1,024 buckets), and only the rows of buckets that differ are read
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 6d19c8ef09373741cb55c01fb1c22f5ad6d510f066abbff9bc9e1fdb20dab558
+-- step hash: 20f1355c465a0efdad17d257a0ff6eb8f9f42f633d6509c8d2e176e74cc2b07e
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -251,7 +251,8 @@ SELECT true AS locked
 -- [cloud] the watermark this step starts from (must equal the planned one)
 --   $1 = 'climaster'  (table)
 --   $2 = 'forward'  (direction)
-SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark,
+       to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS version
   FROM "bisync".state
  WHERE table_name = $1
    AND direction = $2;
@@ -659,7 +660,7 @@ COMMIT;
 -- Step 2/2: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: incremental — watermark 2026-01-02T03:04:05.123456Z on updated_at, created_at, minus the lookback; a transaction running at the last read that committed older cursor values is read only within the lookback: the last run saved no read snapshot
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 0234b8a83c656e1a6a1fd939ac76c9e45103a7bc63dcb9036c821d15921be22c
+-- step hash: cf285cc8f5cb3ab8f9253a73225bae2fc7447fccfe5cf0b54acaedaf864a0e0c
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -904,7 +905,8 @@ SELECT true AS locked
 -- [desktop] the watermark this step starts from (must equal the planned one)
 --   $1 = 'climaster'  (table)
 --   $2 = 'reverse'  (direction)
-SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark,
+       to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS version
   FROM "bisync".state
  WHERE table_name = $1
    AND direction = $2;

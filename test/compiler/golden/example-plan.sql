@@ -1,4 +1,4 @@
--- bisync plan 189cfe26d1d31b23128586674317d85d158b93cc650ec59123cf83dbb23e65d4
+-- bisync plan d7564fce7b264fe993b0c3f04676b5bf326a64264a5367aed0fa5e516077e0ed
 -- config: sync.config.yaml; state schema: bisync; 23 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/23: orgmaster forward: desktop public.orgmaster → cloud public.orgmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: org_id, org_name, gstin, city, is_active
--- step hash: ddd9fa1ca9b6c11d236d0a794fc46992f0eb01078ff6f396f2c08027c344adb9
+-- step hash: 299edd0ab12aed52cd9a66a4211acc65b10d7602b1ce22aa0bdb35d16d601780
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -251,7 +251,8 @@ SELECT true AS locked
 -- [cloud] the watermark this step starts from (must equal the planned one)
 --   $1 = 'orgmaster'  (table)
 --   $2 = 'forward'  (direction)
-SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark,
+       to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS version
   FROM "bisync".state
  WHERE table_name = $1
    AND direction = $2;
@@ -581,7 +582,7 @@ COMMIT;
 -- Step 2/23: locmaster forward: desktop public.locmaster → cloud public.locmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: loc_id, org_id, loc_name, pincode, is_head_office
--- step hash: f47f1db8db9ace6acd2ca9ffc7b47689559dfad819b8ebf9fb2c7221f4ec83ae
+-- step hash: b682dfeca6308f89ff437dfbb371ec8cfe5af651514c56fe028ae48af15a341e
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -826,7 +827,8 @@ SELECT true AS locked
 -- [cloud] the watermark this step starts from (must equal the planned one)
 --   $1 = 'locmaster'  (table)
 --   $2 = 'forward'  (direction)
-SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark,
+       to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS version
   FROM "bisync".state
  WHERE table_name = $1
    AND direction = $2;
@@ -1156,7 +1158,7 @@ COMMIT;
 -- Step 3/23: conmaster forward: desktop public.conmaster → cloud public.conmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: con_id, con_code, con_name, sort_order, remarks
--- step hash: 9ce9495d3c7f89ff81c67a70183ecacec16fb26c40aa2a367834ef0f1bf0f809
+-- step hash: d55686e2797f8b7ff8ebde8a7394c6d65ad3c19e2190486d467ac6910d213f51
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1401,7 +1403,8 @@ SELECT true AS locked
 -- [cloud] the watermark this step starts from (must equal the planned one)
 --   $1 = 'conmaster'  (table)
 --   $2 = 'forward'  (direction)
-SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark,
+       to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS version
   FROM "bisync".state
  WHERE table_name = $1
    AND direction = $2;
@@ -1731,7 +1734,7 @@ COMMIT;
 -- Step 4/23: mbstaff forward: desktop public.mbstaff → cloud public.mbstaff
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: staff_id, org_id, staff_name, designation, mobile, hourly_rate, joined_on, is_active
--- step hash: 858c39787d50582d9956282c5daaeb07fb485c38e471dabc72a3550ef357a936
+-- step hash: 0702969c1e719f3ec5662b96938548975e76cd59e58f6c55e0297331b13fa20c
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1976,7 +1979,8 @@ SELECT true AS locked
 -- [cloud] the watermark this step starts from (must equal the planned one)
 --   $1 = 'mbstaff'  (table)
 --   $2 = 'forward'  (direction)
-SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark,
+       to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS version
   FROM "bisync".state
  WHERE table_name = $1
    AND direction = $2;
@@ -2312,7 +2316,7 @@ COMMIT;
 -- Step 5/23: taskmaster forward: desktop public.taskmaster → cloud public.taskmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: task_id, task_name, category, std_hours, is_billable
--- step hash: e2f30c96b3cdbe513838a157fb6ffbc0b89083b10304d1f5c63acecf342d258b
+-- step hash: ceeb569c9df4f5a2f412b657f78baf12cc95a06ee9eb122617c1a6a798eddcdc
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -2557,7 +2561,8 @@ SELECT true AS locked
 -- [cloud] the watermark this step starts from (must equal the planned one)
 --   $1 = 'taskmaster'  (table)
 --   $2 = 'forward'  (direction)
-SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark,
+       to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS version
   FROM "bisync".state
  WHERE table_name = $1
    AND direction = $2;
@@ -2887,7 +2892,7 @@ COMMIT;
 -- Step 6/23: jobmaster forward: desktop public.jobmaster → cloud public.jobmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: job_id, job_name, recurrence, default_fee, is_active
--- step hash: 86754283134391797f76df091fcd70bf628aa03f02d283c316ca18c3d75fb43e
+-- step hash: 5edb4a97e709c92c4dc8fb87add7b978ed89f659927e00fb03103a1a69eb7a74
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -3132,7 +3137,8 @@ SELECT true AS locked
 -- [cloud] the watermark this step starts from (must equal the planned one)
 --   $1 = 'jobmaster'  (table)
 --   $2 = 'forward'  (direction)
-SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark,
+       to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS version
   FROM "bisync".state
  WHERE table_name = $1
    AND direction = $2;
@@ -3462,7 +3468,7 @@ COMMIT;
 -- Step 7/23: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 123856dc95dd2c523b58ec2a3a1e2db1fd7756cdffa8f03c713e5cb3ed2d6f03
+-- step hash: 59b609d7c1f4ac2e6b3bb442bb4514d9d6b13f9fd63fdc8e6856a29d28dde02e
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -3707,7 +3713,8 @@ SELECT true AS locked
 -- [cloud] the watermark this step starts from (must equal the planned one)
 --   $1 = 'climaster'  (table)
 --   $2 = 'forward'  (direction)
-SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark,
+       to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS version
   FROM "bisync".state
  WHERE table_name = $1
    AND direction = $2;
@@ -4047,7 +4054,7 @@ COMMIT;
 -- Step 8/23: cliunimaster forward: desktop public.cliunimaster → cloud public.cliunimaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: cliu_id, client_id, unit_name, gstin, address
--- step hash: 6c7d11b0281fab594a50ba9e546d405377f99305cdb3d832df7969bb7b3bc964
+-- step hash: 08e3cc34cf3a6cf82a6b92db3c93e6bed647a5857c1f5baf191fdb3cc1d66923
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -4292,7 +4299,8 @@ SELECT true AS locked
 -- [cloud] the watermark this step starts from (must equal the planned one)
 --   $1 = 'cliunimaster'  (table)
 --   $2 = 'forward'  (direction)
-SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark,
+       to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS version
   FROM "bisync".state
  WHERE table_name = $1
    AND direction = $2;
@@ -4622,7 +4630,7 @@ COMMIT;
 -- Step 9/23: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: d5ef713ef00647d68fd7446ba35586e3a5a8a7536c076a1e77a53433dc155e84
+-- step hash: 6cb9cdba4b3b2f730a2fa01ae422b1d1dfd0bb5331ba4597669d6b5d89c57f0a
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -4867,7 +4875,8 @@ SELECT true AS locked
 -- [cloud] the watermark this step starts from (must equal the planned one)
 --   $1 = 'jobshead'  (table)
 --   $2 = 'forward'  (direction)
-SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark,
+       to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS version
   FROM "bisync".state
  WHERE table_name = $1
    AND direction = $2;
@@ -5385,7 +5394,7 @@ COMMIT;
 -- Step 10/23: jobtasks forward: desktop public.jobtasks → cloud public.jobtasks
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: 249db507c0ca457d1c82621faf558931a04a4e830abdc1a8b38e4566012b1175
+-- step hash: ef9bc20b7161c18fc6f56637b96f5177252720a7f5e899de5811843160ff4879
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5630,7 +5639,8 @@ SELECT true AS locked
 -- [cloud] the watermark this step starts from (must equal the planned one)
 --   $1 = 'jobtasks'  (table)
 --   $2 = 'forward'  (direction)
-SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark,
+       to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS version
   FROM "bisync".state
  WHERE table_name = $1
    AND direction = $2;
@@ -6144,7 +6154,7 @@ COMMIT;
 -- Step 11/23: taskchecklist forward: desktop public.taskchecklist → cloud public.taskchecklist
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: 1d5207189e3dfd03ef4b2cb8b7f35a0c6273ffc9a9ed260a3a1d04c3209dacba
+-- step hash: a95c1f2e81501a3ae1d079bf3b204738ad080181b656561a694e813a866fb3a2
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -6389,7 +6399,8 @@ SELECT true AS locked
 -- [cloud] the watermark this step starts from (must equal the planned one)
 --   $1 = 'taskchecklist'  (table)
 --   $2 = 'forward'  (direction)
-SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark,
+       to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS version
   FROM "bisync".state
  WHERE table_name = $1
    AND direction = $2;
@@ -6719,7 +6730,7 @@ COMMIT;
 -- Step 12/23: workdiary forward: desktop public.workdiary → cloud public.workdiary
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: 250df688867f219ff5167e8ac0fb9a33692cc2ecc1beb0b1d139380dd860931c
+-- step hash: 5b39ea123f5bf26ed8d257f7dac6facf9016ca5cf4aa4f886bb630fda1df7601
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -6964,7 +6975,8 @@ SELECT true AS locked
 -- [cloud] the watermark this step starts from (must equal the planned one)
 --   $1 = 'workdiary'  (table)
 --   $2 = 'forward'  (direction)
-SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark,
+       to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS version
   FROM "bisync".state
  WHERE table_name = $1
    AND direction = $2;
@@ -7298,7 +7310,7 @@ COMMIT;
 -- Step 13/23: reminder forward: desktop public.mbreminder → cloud public.reminder
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, remdate→reminder_date, title, is_done
--- step hash: cd415da1ca3300e9f2c891bb2da28881e53c072ecf1703cb75ea61dbc51c79b4
+-- step hash: 2e77de768f90ce08702a5ac19cc433f1bf42117692e23156453db6accab322b5
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -7543,7 +7555,8 @@ SELECT true AS locked
 -- [cloud] the watermark this step starts from (must equal the planned one)
 --   $1 = 'reminder'  (table)
 --   $2 = 'forward'  (direction)
-SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark,
+       to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS version
   FROM "bisync".state
  WHERE table_name = $1
    AND direction = $2;
@@ -7875,7 +7888,7 @@ COMMIT;
 -- Step 14/23: remdetail forward: desktop public.remdetail → cloud public.remdetail
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: 209c9394b298ca593e445901d078d683f8e61f4e3b3cf72999354ac2148e3a6b
+-- step hash: d0ef17a030bf1d7b4fab81f895fd7da08270cd979fbd5dc892fdd5036cacbe7a
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -8120,7 +8133,8 @@ SELECT true AS locked
 -- [cloud] the watermark this step starts from (must equal the planned one)
 --   $1 = 'remdetail'  (table)
 --   $2 = 'forward'  (direction)
-SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark,
+       to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS version
   FROM "bisync".state
  WHERE table_name = $1
    AND direction = $2;
@@ -8450,7 +8464,7 @@ COMMIT;
 -- Step 15/23: learequest forward: desktop public.learequest → cloud public.learequest
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: b0ac787f004fce87934c722fe698c16b9ad20aaee6a1c98cfa7ccc5a7841fd3a
+-- step hash: 28cb7ee5caace7a04559eb01246e0d3c2f7aa47cec46f76fee4578d7a4fedcf2
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -8695,7 +8709,8 @@ SELECT true AS locked
 -- [cloud] the watermark this step starts from (must equal the planned one)
 --   $1 = 'learequest'  (table)
 --   $2 = 'forward'  (direction)
-SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark,
+       to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS version
   FROM "bisync".state
  WHERE table_name = $1
    AND direction = $2;
@@ -9031,7 +9046,7 @@ COMMIT;
 -- Step 16/23: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 259c6cbfa5ca837c17fa7c6f89a9a7eaed64cced128e1222eef381a34bff1a99
+-- step hash: d41bda6411fa7cb7ac9a49e19f5f07ea96f92414d07c3e619df4bf1777cb3d7a
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -9276,7 +9291,8 @@ SELECT true AS locked
 -- [desktop] the watermark this step starts from (must equal the planned one)
 --   $1 = 'climaster'  (table)
 --   $2 = 'reverse'  (direction)
-SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark,
+       to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS version
   FROM "bisync".state
  WHERE table_name = $1
    AND direction = $2;
@@ -9744,7 +9760,7 @@ COMMIT;
 -- Step 17/23: jobshead reverse: cloud public.jobshead → desktop public.jobshead
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 9ea2dc37bbecb408cf68f67f56fa460c6223ffddec4e661895987d58f539980a
+-- step hash: ee47bfd3911d336de6068b92b70353332ddabf9bf26b4e098909a06f1ffb6a85
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -10035,7 +10051,8 @@ SELECT true AS locked
 -- [desktop] the watermark this step starts from (must equal the planned one)
 --   $1 = 'jobshead'  (table)
 --   $2 = 'reverse'  (direction)
-SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark,
+       to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS version
   FROM "bisync".state
  WHERE table_name = $1
    AND direction = $2;
@@ -10610,7 +10627,7 @@ COMMIT;
 -- Step 18/23: jobtasks reverse: cloud public.jobtasks → desktop public.jobtasks
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: 381b6a6ec0dc42c8041ecf74a8cabdd8cedb1ec4ca45ce70bd95228991c5d7c8
+-- step hash: e8db52202f3ab70a8650123c5e7f08918ab704ca4725d775970e7935541c2529
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -10901,7 +10918,8 @@ SELECT true AS locked
 -- [desktop] the watermark this step starts from (must equal the planned one)
 --   $1 = 'jobtasks'  (table)
 --   $2 = 'reverse'  (direction)
-SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark,
+       to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS version
   FROM "bisync".state
  WHERE table_name = $1
    AND direction = $2;
@@ -11472,7 +11490,7 @@ COMMIT;
 -- Step 19/23: taskchecklist reverse: cloud public.taskchecklist → desktop public.taskchecklist
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: b2e8d86729c4506b060582c08cd2983e4875a9e8bc74643b7844244240669cf5
+-- step hash: 585358f5d608996a205a3c2a75733830c56f5380bc3de3ed93b5e9cfdc73c372
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -11717,7 +11735,8 @@ SELECT true AS locked
 -- [desktop] the watermark this step starts from (must equal the planned one)
 --   $1 = 'taskchecklist'  (table)
 --   $2 = 'reverse'  (direction)
-SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark,
+       to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS version
   FROM "bisync".state
  WHERE table_name = $1
    AND direction = $2;
@@ -12175,7 +12194,7 @@ COMMIT;
 -- Step 20/23: workdiary reverse: cloud public.workdiary → desktop public.workdiary
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: fb483f26a61afbe7d4fe01615e312ba9704811f09fb95b4dbb5cd6db996e68f9
+-- step hash: 759531e2df8ec15d9e4c1cafad1867880a64491fdc00d3606640fb1f83faa7cb
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -12420,7 +12439,8 @@ SELECT true AS locked
 -- [desktop] the watermark this step starts from (must equal the planned one)
 --   $1 = 'workdiary'  (table)
 --   $2 = 'reverse'  (direction)
-SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark,
+       to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS version
   FROM "bisync".state
  WHERE table_name = $1
    AND direction = $2;
@@ -12882,7 +12902,7 @@ COMMIT;
 -- Step 21/23: reminder reverse: cloud public.reminder → desktop public.mbreminder
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, reminder_date→remdate, title, is_done
--- step hash: 3780333d86434c7b833e087dda213c35e072577253b11c7f4102a62467862730
+-- step hash: 272d54e4c054457ead2630fdf66fe4b1786c8e2f7e522da85e98440caadd5f8a
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -13127,7 +13147,8 @@ SELECT true AS locked
 -- [desktop] the watermark this step starts from (must equal the planned one)
 --   $1 = 'reminder'  (table)
 --   $2 = 'reverse'  (direction)
-SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark,
+       to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS version
   FROM "bisync".state
  WHERE table_name = $1
    AND direction = $2;
@@ -13587,7 +13608,7 @@ COMMIT;
 -- Step 22/23: remdetail reverse: cloud public.remdetail → desktop public.remdetail
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: 7e3a6044619ff93fa7d581a72201a59e8da80861c118b84d120a32b1a9050396
+-- step hash: 0be028b5126581bda4feb3e1407c745f895ea5411e4d5f8364c9c541ea40aa40
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -13832,7 +13853,8 @@ SELECT true AS locked
 -- [desktop] the watermark this step starts from (must equal the planned one)
 --   $1 = 'remdetail'  (table)
 --   $2 = 'reverse'  (direction)
-SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark,
+       to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS version
   FROM "bisync".state
  WHERE table_name = $1
    AND direction = $2;
@@ -14290,7 +14312,7 @@ COMMIT;
 -- Step 23/23: learequest reverse: cloud public.learequest → desktop public.learequest
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: 0b9dec298a801a0acd68e7e6216c5eb0e117a142975fa1618d361ae19b1b60db
+-- step hash: 0a14e4bebe8bbe4ce1f06a2f8bb8b28d17dee9bc3bd6c1d10882b60773b292b6
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -14535,7 +14557,8 @@ SELECT true AS locked
 -- [desktop] the watermark this step starts from (must equal the planned one)
 --   $1 = 'learequest'  (table)
 --   $2 = 'reverse'  (direction)
-SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark
+SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark,
+       to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS version
   FROM "bisync".state
  WHERE table_name = $1
    AND direction = $2;

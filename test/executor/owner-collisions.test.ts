@@ -200,3 +200,32 @@ describe('edits: owner collisions are reported by apply, status and conflicts (C
     }
   });
 });
+
+describe('edits: owner adoption and rows it could not write', () => {
+  it('a row the adopting run could not write is adopted when it is written later, not parked as a collision', async () => {
+    const up = await createDatabases('collide_adopt');
+    try {
+      await createJobsSchema(up);
+      await query(up.desktopUrl, `INSERT INTO client (client_id, name) VALUES (1, 'acme')`);
+      await query(up.desktopUrl, `ALTER TABLE job ADD CONSTRAINT no_broken CHECK (status IS DISTINCT FROM 'Broken')`);
+      const config = await jobsConfig(up);
+      await apply(config);
+      await query(up.cloudUrl, `INSERT INTO job (job_id, client_id, title, status, source) SELECT i, 1, 'phone ' || i, 'Active', 'M' FROM generate_series(1, 5) i`);
+      await apply(config);
+      // What an earlier bisync left; since then the phone set a status the desktop refuses on job 3.
+      await query(up.desktopUrl, 'ALTER TABLE bisync.state DROP COLUMN base_tracked; DELETE FROM bisync.base');
+      await query(up.cloudUrl, `UPDATE job SET status = 'Broken', updated_at = now() WHERE job_id = 3`);
+      const adopting = await apply(config, { direction: 'reverse' });
+      expect(adopting.steps.find((s) => s.table === 'job')).toMatchObject({ mode: 'full', rejected: 1, parked: 0 });
+
+      // The phone fixes the row: bisync wrote job 3 there before, so the fix is written, not parked.
+      await query(up.cloudUrl, `UPDATE job SET status = 'Fixed', updated_at = now() WHERE job_id = 3`);
+      const later = await apply(config, { direction: 'reverse' });
+      expect(later.steps.find((s) => s.table === 'job')).toMatchObject({ updated: 1, parked: 0, rejected: 0 });
+      expect(await job(up.desktopUrl, 3)).toEqual({ job_id: 3, title: 'phone 3', status: 'Fixed' });
+      expect(await conflicts(up.desktopUrl)).toEqual([]);
+    } finally {
+      await up.drop();
+    }
+  });
+});

@@ -314,11 +314,14 @@ function compileStep(
     ? { mode: 'full' as const, reason: `${pendingRejects} rejected row${pendingRejects === 1 ? '' : 's'} pending: every row is read, so each is read again from ${sourceName}` }
     : chosen;
   const sinceXmin = retryInFull || chosen.mode === 'full' ? null : (xminChoice?.since ?? null);
-  // Late commits (SPEC §8): a timestamp-cursor step on a plain table saves its read snapshot's xmin
-  // too, and the next incremental read also takes every row written by a transaction from that xmin
-  // on, whatever its cursor value: one that started before the read and wrote after it is read then,
-  // whether or not this role can see other sessions' transaction starts (pg_read_all_stats).
-  const cursorXmin = !byXmin && cursors.length > 0 && sourceCat.kind === 'r';
+  // Late commits (SPEC §8): where this role cannot see other sessions' transaction starts (no
+  // pg_read_all_stats), the horizon clamp cannot hold the watermark for a transaction that began
+  // before the read and writes after it. Then a timestamp-cursor step on a plain table saves its read
+  // snapshot's xmin too, and the next incremental read also takes every row written by a transaction
+  // from that xmin on, whatever its cursor value. That condition cannot use the cursor's index (a
+  // scan of the table per run), so a role that sees transaction starts keeps the index-only read.
+  const seesStarts = catalogs[sourceName]?.seesOtherSessions === true;
+  const cursorXmin = !byXmin && cursors.length > 0 && sourceCat.kind === 'r' && !seesStarts;
   const lateXmin = cursorXmin && mode === 'incremental' ? xminUnusable(xminState[stepKey(table.name, direction)], catalogs[sourceName], sourceCat) : null;
   const cursorSinceXmin = cursorXmin && mode === 'incremental' && lateXmin === null ? (xminState[stepKey(table.name, direction)]?.xmin ?? null) : null;
   const lateXminWhy = !cursorXmin
@@ -327,7 +330,7 @@ function compileStep(
       ? 'the last run saved no read snapshot'
       : (lateXmin ?? '');
   const reason =
-    mode !== 'incremental' || byXmin || cursors.length === 0
+    mode !== 'incremental' || byXmin || cursors.length === 0 || seesStarts
       ? modeReason
       : cursorSinceXmin !== null
         ? `${modeReason}, and rows written by transactions from ${cursorSinceXmin} on (running at the last read), whatever their cursor value`

@@ -180,8 +180,9 @@ function catalogs(n: Names): Record<string, Catalog> {
         [...shared, column(n.origin, 'text'), column(n.cursor1, 'timestamp with time zone'), column(n.cursor2, 'timestamp with time zone')],
         [n.key],
       ),
-      // A WIN1252 cloud: forward steps stage raw UTF-8 and decode row by row (SPEC §2.6).
-    }, { serverEncoding: 'WIN1252', server: { systemId: '7300000000000000002', nextXid: '9000' } }),
+      // A WIN1252 cloud: forward steps stage raw UTF-8 and decode row by row (SPEC §2.6). Its role
+      // cannot see other sessions' transaction starts, so cursor reads carry the late-commit xmin check.
+    }, { serverEncoding: 'WIN1252', seesOtherSessions: false, server: { systemId: '7300000000000000002', nextXid: '9000' } }),
   };
 }
 

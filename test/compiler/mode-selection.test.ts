@@ -57,8 +57,22 @@ describe('mode selection and the reason the plan gives (seed 003: no silent "inc
     expect(s.statements.map((x) => x.kind)).toContain('read-horizon');
   });
 
-  it('a watermark on a step with cursor columns makes it incremental from that watermark', () => {
+  it('a watermark on a step with cursor columns makes it incremental from that watermark; a role that sees transaction starts reads by the cursor alone (the index serves it)', () => {
     const s = step(compile({}, { [stepKey('clients', 'reverse')]: WATERMARK }), 'clients', 'reverse');
+    expect(s.mode).toBe('incremental');
+    expect(s.reason).toBe(`watermark ${WATERMARK} on updated_at, created_at, minus the lookback`);
+    expect(sinceParam(s)).toBe(WATERMARK);
+    // Even with a saved read snapshot: the horizon clamp holds the watermark for transactions running at the read.
+    const withSnapshot = compilePlan(config, smallCatalogs(), { [stepKey('clients', 'reverse')]: WATERMARK }, { direction: 'both', mode: 'auto' }, {
+      [stepKey('clients', 'reverse')]: { xmin: '8000', relfilenode: null, system: null },
+    });
+    const copyOut = step(withSnapshot, 'clients', 'reverse').statements.find((x) => x.kind === 'copy-out');
+    expect(copyOut?.sql).not.toContain('f.xmin');
+  });
+
+  it('without pg_read_all_stats a cursor step also reads rows written from the saved snapshot xmin on, and says when it cannot yet', () => {
+    const blind = { ...smallCatalogs(), cloud: { ...smallCatalogs().cloud, seesOtherSessions: false } } as ReturnType<typeof smallCatalogs>;
+    const s = step(compilePlan(config, blind, { [stepKey('clients', 'reverse')]: WATERMARK }, { direction: 'both', mode: 'auto' }), 'clients', 'reverse');
     expect(s.mode).toBe('incremental');
     // No read snapshot saved by the last run: the late-commit check by xmin waits for the next one, and the plan says so.
     expect(s.reason).toBe(

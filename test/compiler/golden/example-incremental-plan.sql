@@ -1,4 +1,4 @@
--- bisync plan 341f959e861db7fbdd943f2902c62d5c8024707cc28ec1f8bc4dc269479ed860
+-- bisync plan 7cfe6153f071a3ed023289ffc8cfe5ad7a5b5abb4170bd18fb8c894823bbaebc
 -- config: sync.config.yaml; state schema: bisync; 2 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/2: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; checksum-first: both databases sum row hashes per bucket of keys (1,024 buckets), and only the rows of buckets that differ are read
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 20f1355c465a0efdad17d257a0ff6eb8f9f42f633d6509c8d2e176e74cc2b07e
+-- step hash: 4a0423190e67e2e449efa34e415d60250c66dc36de9da0606ac2086c2361e616
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -364,7 +364,7 @@ SELECT (('x' || left(r.key_hash, 4))::bit(16)::int >> 6) AS bucket,
 --   $1 = <differing buckets, supplied while running>
 -- checksum-first: the key buckets whose checksums differ between desktop and cloud (an array of bucket
 -- numbers, transaction-local): the read and the deletes below act only inside them.
-SELECT set_config('bisync.buckets', $1, true);
+SELECT pg_catalog.set_config('bisync.buckets', $1, true);
 
 -- [desktop] stream the rows out of desktop
 -- Read every row of the key buckets whose checksums differ. Every matching row, no window.
@@ -385,7 +385,7 @@ COMMIT;
 --   $1 = <differing buckets, supplied while running>
 -- checksum-first: the key buckets whose checksums differ between desktop and cloud (an array of bucket
 -- numbers, transaction-local): the read and the deletes below act only inside them.
-SELECT set_config('bisync.buckets', $1, true);
+SELECT pg_catalog.set_config('bisync.buckets', $1, true);
 
 -- [cloud] retry rows rejected by earlier runs
 --   $1 = 'climaster'  (table)
@@ -658,9 +658,9 @@ COMMIT;
 
 -- ============================================================================
 -- Step 2/2: climaster reverse: cloud public.climaster → desktop public.climaster
--- mode: incremental — watermark 2026-01-02T03:04:05.123456Z on updated_at, created_at, minus the lookback; a transaction running at the last read that committed older cursor values is read only within the lookback: the last run saved no read snapshot
+-- mode: incremental — watermark 2026-01-02T03:04:05.123456Z on updated_at, created_at, minus the lookback
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: cf285cc8f5cb3ab8f9253a73225bae2fc7447fccfe5cf0b54acaedaf864a0e0c
+-- step hash: dffa883e1f411d452c8971e07cd36772f4bfa5077c98275577a9b0e04d6bb1ae
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1020,18 +1020,6 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('bisync.lookback', $10, true),
        pg_catalog.set_config('bisync.origin', $11, true);
 
--- [cloud] the read snapshot's xmin, the table's file and the server: the next run also reads rows written from it on (late commits)
---   $1 = '"public"."climaster"'  (source table)
--- Inside the read snapshot, before the COPY: the oldest transaction still running (the snapshot's
--- xmin, 64-bit), the table's file and the server. Saved with the data: the next run reads only rows
--- whose xmin is at or after it, or reads in full if the file or the server changed.
-SELECT json_build_object(
-         'xmin', pg_snapshot_xmin(pg_current_snapshot())::text,
-         'relfilenode', pg_relation_filenode($1::regclass)::text,
-         'system', CASE WHEN has_function_privilege('pg_control_system()', 'EXECUTE')
-                        THEN (SELECT system_identifier::text FROM pg_control_system()) END
-       )::text AS xmin_cursor;
-
 -- [cloud] stream the rows out of cloud
 -- Read rows at or after (watermark - lookback), and rows with no cursor value owned by this direction's source. Every matching row, no window.
 -- Cursor values compare as instants: a timestamp or date cursor is cloud's local time (the TimeZone set above).
@@ -1252,22 +1240,18 @@ SELECT g.relation,
 --   $2 = 'reverse'  (direction)
 --   $3 = <hold watermark, supplied while running>
 --   $4 = <read horizon, supplied while running>
---   $5 = <xmin cursor, supplied while running>
 -- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
 -- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
--- xmin_cursor = the read snapshot's xmin, the table's file and the server, read on cloud before the COPY.
-INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at, xmin_cursor)
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
 SELECT $1, $2,
        CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
             ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
-       clock_timestamp(),
-       $5::jsonb
+       clock_timestamp()
   FROM "bisync_stage" AS s
 ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
-       updated_at = EXCLUDED.updated_at,
-       xmin_cursor = EXCLUDED.xmin_cursor
+       updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
 
 -- [desktop] only when the merge inserted rows: advance the sequence behind client_id, if any, to the largest key
@@ -1346,7 +1330,7 @@ COMMIT;
 --   $3 = 'reverse'  (direction)
 --   $4 = <attempt, supplied while running>
 --   $5 = 'incremental'  (mode)
---   $6 = 'watermark 2026-01-02T03:04:05.123456Z on updated_at, created_at, minus the lookback; a transaction running at the last read that committed older cursor values is read only within the lookback: the last run saved no read snapshot'  (reason)
+--   $6 = 'watermark 2026-01-02T03:04:05.123456Z on updated_at, created_at, minus the lookback'  (reason)
 --   $7 = <plan hash, supplied while running>
 --   $8 = <status, supplied while running>
 --   $9 = <started at, supplied while running>

@@ -1,4 +1,4 @@
--- bisync plan d7564fce7b264fe993b0c3f04676b5bf326a64264a5367aed0fa5e516077e0ed
+-- bisync plan 56bf5eca130a5fdaeabebfa6da7ddfba191da3ff29aac0397351a5685c58ce30
 -- config: sync.config.yaml; state schema: bisync; 23 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -9046,7 +9046,7 @@ COMMIT;
 -- Step 16/23: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: d41bda6411fa7cb7ac9a49e19f5f07ea96f92414d07c3e619df4bf1777cb3d7a
+-- step hash: 8acf462fe4063b8a096db523d675a3fea2cbbc36484cf6503d579791a2ed0fad
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -9402,18 +9402,6 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('statement_timeout', $8, true),
        pg_catalog.set_config('bisync.origin', $9, true);
 
--- [cloud] the read snapshot's xmin, the table's file and the server: the next run also reads rows written from it on (late commits)
---   $1 = '"public"."climaster"'  (source table)
--- Inside the read snapshot, before the COPY: the oldest transaction still running (the snapshot's
--- xmin, 64-bit), the table's file and the server. Saved with the data: the next run reads only rows
--- whose xmin is at or after it, or reads in full if the file or the server changed.
-SELECT json_build_object(
-         'xmin', pg_snapshot_xmin(pg_current_snapshot())::text,
-         'relfilenode', pg_relation_filenode($1::regclass)::text,
-         'system', CASE WHEN has_function_privilege('pg_control_system()', 'EXECUTE')
-                        THEN (SELECT system_identifier::text FROM pg_control_system()) END
-       )::text AS xmin_cursor;
-
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. Every matching row, no window.
 -- Cursor values compare as instants: a timestamp or date cursor is cloud's local time (the TimeZone set above).
@@ -9631,22 +9619,18 @@ SELECT g.relation,
 --   $2 = 'reverse'  (direction)
 --   $3 = <hold watermark, supplied while running>
 --   $4 = <read horizon, supplied while running>
---   $5 = <xmin cursor, supplied while running>
 -- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
 -- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
--- xmin_cursor = the read snapshot's xmin, the table's file and the server, read on cloud before the COPY.
-INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at, xmin_cursor)
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
 SELECT $1, $2,
        CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
             ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
-       clock_timestamp(),
-       $5::jsonb
+       clock_timestamp()
   FROM "bisync_stage" AS s
 ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
-       updated_at = EXCLUDED.updated_at,
-       xmin_cursor = EXCLUDED.xmin_cursor
+       updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
 
 -- [desktop] only when the merge inserted rows: advance the sequence behind client_id, if any, to the largest key
@@ -9760,7 +9744,7 @@ COMMIT;
 -- Step 17/23: jobshead reverse: cloud public.jobshead → desktop public.jobshead
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: ee47bfd3911d336de6068b92b70353332ddabf9bf26b4e098909a06f1ffb6a85
+-- step hash: 961b46e2b23077ec5577af77d879ffc400068d61afa3256dd445a77972831334
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -10170,18 +10154,6 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('statement_timeout', $8, true),
        pg_catalog.set_config('bisync.base_table', $9, true);
 
--- [cloud] the read snapshot's xmin, the table's file and the server: the next run also reads rows written from it on (late commits)
---   $1 = '"public"."jobshead"'  (source table)
--- Inside the read snapshot, before the COPY: the oldest transaction still running (the snapshot's
--- xmin, 64-bit), the table's file and the server. Saved with the data: the next run reads only rows
--- whose xmin is at or after it, or reads in full if the file or the server changed.
-SELECT json_build_object(
-         'xmin', pg_snapshot_xmin(pg_current_snapshot())::text,
-         'relfilenode', pg_relation_filenode($1::regclass)::text,
-         'system', CASE WHEN has_function_privilege('pg_control_system()', 'EXECUTE')
-                        THEN (SELECT system_identifier::text FROM pg_control_system()) END
-       )::text AS xmin_cursor;
-
 -- [cloud] stream the rows out of cloud, with cloud's copy of the base
 -- Read every row, and every key cloud's copy of the base knows (a key in the base that cloud no longer has was deleted there),
 -- each with cloud's base fingerprint and generation, and the kind of a conflict cloud holds parked for the key
@@ -10495,22 +10467,18 @@ SELECT g.relation,
 --   $2 = 'reverse'  (direction)
 --   $3 = <hold watermark, supplied while running>
 --   $4 = <read horizon, supplied while running>
---   $5 = <xmin cursor, supplied while running>
 -- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
 -- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
--- xmin_cursor = the read snapshot's xmin, the table's file and the server, read on cloud before the COPY.
-INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at, xmin_cursor)
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
 SELECT $1, $2,
        CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
             ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
-       clock_timestamp(),
-       $5::jsonb
+       clock_timestamp()
   FROM "bisync_stage" AS s
 ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
-       updated_at = EXCLUDED.updated_at,
-       xmin_cursor = EXCLUDED.xmin_cursor
+       updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
 
 -- [desktop] only when the merge inserted rows: advance the sequence behind job_id, if any, to the largest key
@@ -10627,7 +10595,7 @@ COMMIT;
 -- Step 18/23: jobtasks reverse: cloud public.jobtasks → desktop public.jobtasks
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: e8db52202f3ab70a8650123c5e7f08918ab704ca4725d775970e7935541c2529
+-- step hash: a57bacf92ac0044fb865ac5c6014c4719d64217369f74b460dc3cbf78a79cf11
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -11035,18 +11003,6 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('statement_timeout', $8, true),
        pg_catalog.set_config('bisync.base_table', $9, true);
 
--- [cloud] the read snapshot's xmin, the table's file and the server: the next run also reads rows written from it on (late commits)
---   $1 = '"public"."jobtasks"'  (source table)
--- Inside the read snapshot, before the COPY: the oldest transaction still running (the snapshot's
--- xmin, 64-bit), the table's file and the server. Saved with the data: the next run reads only rows
--- whose xmin is at or after it, or reads in full if the file or the server changed.
-SELECT json_build_object(
-         'xmin', pg_snapshot_xmin(pg_current_snapshot())::text,
-         'relfilenode', pg_relation_filenode($1::regclass)::text,
-         'system', CASE WHEN has_function_privilege('pg_control_system()', 'EXECUTE')
-                        THEN (SELECT system_identifier::text FROM pg_control_system()) END
-       )::text AS xmin_cursor;
-
 -- [cloud] stream the rows out of cloud, with cloud's copy of the base
 -- Read every row, and every key cloud's copy of the base knows (a key in the base that cloud no longer has was deleted there),
 -- each with cloud's base fingerprint and generation, and the kind of a conflict cloud holds parked for the key
@@ -11358,22 +11314,18 @@ SELECT g.relation,
 --   $2 = 'reverse'  (direction)
 --   $3 = <hold watermark, supplied while running>
 --   $4 = <read horizon, supplied while running>
---   $5 = <xmin cursor, supplied while running>
 -- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
 -- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
--- xmin_cursor = the read snapshot's xmin, the table's file and the server, read on cloud before the COPY.
-INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at, xmin_cursor)
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
 SELECT $1, $2,
        CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
             ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
-       clock_timestamp(),
-       $5::jsonb
+       clock_timestamp()
   FROM "bisync_stage" AS s
 ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
-       updated_at = EXCLUDED.updated_at,
-       xmin_cursor = EXCLUDED.xmin_cursor
+       updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
 
 -- [desktop] only when the merge inserted rows: advance the sequence behind jt_id, if any, to the largest key
@@ -11490,7 +11442,7 @@ COMMIT;
 -- Step 19/23: taskchecklist reverse: cloud public.taskchecklist → desktop public.taskchecklist
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: 585358f5d608996a205a3c2a75733830c56f5380bc3de3ed93b5e9cfdc73c372
+-- step hash: 4d9ca94f52efad38e864df25efca8fe6b0d29c840ec7c9405a7eabfb48125ac9
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -11841,18 +11793,6 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('statement_timeout', $8, true),
        pg_catalog.set_config('bisync.origin', $9, true);
 
--- [cloud] the read snapshot's xmin, the table's file and the server: the next run also reads rows written from it on (late commits)
---   $1 = '"public"."taskchecklist"'  (source table)
--- Inside the read snapshot, before the COPY: the oldest transaction still running (the snapshot's
--- xmin, 64-bit), the table's file and the server. Saved with the data: the next run reads only rows
--- whose xmin is at or after it, or reads in full if the file or the server changed.
-SELECT json_build_object(
-         'xmin', pg_snapshot_xmin(pg_current_snapshot())::text,
-         'relfilenode', pg_relation_filenode($1::regclass)::text,
-         'system', CASE WHEN has_function_privilege('pg_control_system()', 'EXECUTE')
-                        THEN (SELECT system_identifier::text FROM pg_control_system()) END
-       )::text AS xmin_cursor;
-
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. Every matching row, no window.
 -- Cursor values compare as instants: a timestamp or date cursor is cloud's local time (the TimeZone set above).
@@ -12065,22 +12005,18 @@ SELECT g.relation,
 --   $2 = 'reverse'  (direction)
 --   $3 = <hold watermark, supplied while running>
 --   $4 = <read horizon, supplied while running>
---   $5 = <xmin cursor, supplied while running>
 -- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
 -- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
--- xmin_cursor = the read snapshot's xmin, the table's file and the server, read on cloud before the COPY.
-INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at, xmin_cursor)
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
 SELECT $1, $2,
        CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
             ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
-       clock_timestamp(),
-       $5::jsonb
+       clock_timestamp()
   FROM "bisync_stage" AS s
 ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
-       updated_at = EXCLUDED.updated_at,
-       xmin_cursor = EXCLUDED.xmin_cursor
+       updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
 
 -- [desktop] only when the merge inserted rows: advance the sequence behind tc_id, if any, to the largest key
@@ -12194,7 +12130,7 @@ COMMIT;
 -- Step 20/23: workdiary reverse: cloud public.workdiary → desktop public.workdiary
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: 759531e2df8ec15d9e4c1cafad1867880a64491fdc00d3606640fb1f83faa7cb
+-- step hash: 6e3c6ad7d8ec0b467f47e72cb74ffe551ee9530feacf49e8b2d28f4239d091e2
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -12547,18 +12483,6 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('statement_timeout', $8, true),
        pg_catalog.set_config('bisync.origin', $9, true);
 
--- [cloud] the read snapshot's xmin, the table's file and the server: the next run also reads rows written from it on (late commits)
---   $1 = '"public"."workdiary"'  (source table)
--- Inside the read snapshot, before the COPY: the oldest transaction still running (the snapshot's
--- xmin, 64-bit), the table's file and the server. Saved with the data: the next run reads only rows
--- whose xmin is at or after it, or reads in full if the file or the server changed.
-SELECT json_build_object(
-         'xmin', pg_snapshot_xmin(pg_current_snapshot())::text,
-         'relfilenode', pg_relation_filenode($1::regclass)::text,
-         'system', CASE WHEN has_function_privilege('pg_control_system()', 'EXECUTE')
-                        THEN (SELECT system_identifier::text FROM pg_control_system()) END
-       )::text AS xmin_cursor;
-
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. Every matching row, no window.
 -- Cursor values compare as instants: a timestamp or date cursor is cloud's local time (the TimeZone set above).
@@ -12773,22 +12697,18 @@ SELECT g.relation,
 --   $2 = 'reverse'  (direction)
 --   $3 = <hold watermark, supplied while running>
 --   $4 = <read horizon, supplied while running>
---   $5 = <xmin cursor, supplied while running>
 -- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
 -- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
--- xmin_cursor = the read snapshot's xmin, the table's file and the server, read on cloud before the COPY.
-INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at, xmin_cursor)
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
 SELECT $1, $2,
        CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
             ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
-       clock_timestamp(),
-       $5::jsonb
+       clock_timestamp()
   FROM "bisync_stage" AS s
 ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
-       updated_at = EXCLUDED.updated_at,
-       xmin_cursor = EXCLUDED.xmin_cursor
+       updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
 
 -- [desktop] only when the merge inserted rows: advance the sequence behind wd_id, if any, to the largest key
@@ -12902,7 +12822,7 @@ COMMIT;
 -- Step 21/23: reminder reverse: cloud public.reminder → desktop public.mbreminder
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, reminder_date→remdate, title, is_done
--- step hash: 272d54e4c054457ead2630fdf66fe4b1786c8e2f7e522da85e98440caadd5f8a
+-- step hash: cfd11a1960d22ccec35e763612f03892e7003f58106359ca9d104ea1da4f5c78
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -13254,18 +13174,6 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('statement_timeout', $8, true),
        pg_catalog.set_config('bisync.origin', $9, true);
 
--- [cloud] the read snapshot's xmin, the table's file and the server: the next run also reads rows written from it on (late commits)
---   $1 = '"public"."reminder"'  (source table)
--- Inside the read snapshot, before the COPY: the oldest transaction still running (the snapshot's
--- xmin, 64-bit), the table's file and the server. Saved with the data: the next run reads only rows
--- whose xmin is at or after it, or reads in full if the file or the server changed.
-SELECT json_build_object(
-         'xmin', pg_snapshot_xmin(pg_current_snapshot())::text,
-         'relfilenode', pg_relation_filenode($1::regclass)::text,
-         'system', CASE WHEN has_function_privilege('pg_control_system()', 'EXECUTE')
-                        THEN (SELECT system_identifier::text FROM pg_control_system()) END
-       )::text AS xmin_cursor;
-
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. Every matching row, no window.
 -- Cursor values compare as instants: a timestamp or date cursor is cloud's local time (the TimeZone set above).
@@ -13479,22 +13387,18 @@ SELECT g.relation,
 --   $2 = 'reverse'  (direction)
 --   $3 = <hold watermark, supplied while running>
 --   $4 = <read horizon, supplied while running>
---   $5 = <xmin cursor, supplied while running>
 -- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
 -- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
--- xmin_cursor = the read snapshot's xmin, the table's file and the server, read on cloud before the COPY.
-INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at, xmin_cursor)
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
 SELECT $1, $2,
        CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
             ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
-       clock_timestamp(),
-       $5::jsonb
+       clock_timestamp()
   FROM "bisync_stage" AS s
 ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
-       updated_at = EXCLUDED.updated_at,
-       xmin_cursor = EXCLUDED.xmin_cursor
+       updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
 
 -- [desktop] only when the merge inserted rows: advance the sequence behind rem_id, if any, to the largest key
@@ -13608,7 +13512,7 @@ COMMIT;
 -- Step 22/23: remdetail reverse: cloud public.remdetail → desktop public.remdetail
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: 0be028b5126581bda4feb3e1407c745f895ea5411e4d5f8364c9c541ea40aa40
+-- step hash: ebd540348f6fffe49f84797a58962642f62ab28abbedccded0f1066d9f055756
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -13959,18 +13863,6 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('statement_timeout', $8, true),
        pg_catalog.set_config('bisync.origin', $9, true);
 
--- [cloud] the read snapshot's xmin, the table's file and the server: the next run also reads rows written from it on (late commits)
---   $1 = '"public"."remdetail"'  (source table)
--- Inside the read snapshot, before the COPY: the oldest transaction still running (the snapshot's
--- xmin, 64-bit), the table's file and the server. Saved with the data: the next run reads only rows
--- whose xmin is at or after it, or reads in full if the file or the server changed.
-SELECT json_build_object(
-         'xmin', pg_snapshot_xmin(pg_current_snapshot())::text,
-         'relfilenode', pg_relation_filenode($1::regclass)::text,
-         'system', CASE WHEN has_function_privilege('pg_control_system()', 'EXECUTE')
-                        THEN (SELECT system_identifier::text FROM pg_control_system()) END
-       )::text AS xmin_cursor;
-
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. Every matching row, no window.
 -- Cursor values compare as instants: a timestamp or date cursor is cloud's local time (the TimeZone set above).
@@ -14183,22 +14075,18 @@ SELECT g.relation,
 --   $2 = 'reverse'  (direction)
 --   $3 = <hold watermark, supplied while running>
 --   $4 = <read horizon, supplied while running>
---   $5 = <xmin cursor, supplied while running>
 -- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
 -- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
--- xmin_cursor = the read snapshot's xmin, the table's file and the server, read on cloud before the COPY.
-INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at, xmin_cursor)
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
 SELECT $1, $2,
        CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
             ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
-       clock_timestamp(),
-       $5::jsonb
+       clock_timestamp()
   FROM "bisync_stage" AS s
 ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
-       updated_at = EXCLUDED.updated_at,
-       xmin_cursor = EXCLUDED.xmin_cursor
+       updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
 
 -- [desktop] only when the merge inserted rows: advance the sequence behind remd_id, if any, to the largest key
@@ -14312,7 +14200,7 @@ COMMIT;
 -- Step 23/23: learequest reverse: cloud public.learequest → desktop public.learequest
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: 0a14e4bebe8bbe4ce1f06a2f8bb8b28d17dee9bc3bd6c1d10882b60773b292b6
+-- step hash: 9dd726c6fbe172f0765a22ddefdb810b3e18105ead8539451ec44a3fcb66ff59
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -14666,18 +14554,6 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('statement_timeout', $8, true),
        pg_catalog.set_config('bisync.origin', $9, true);
 
--- [cloud] the read snapshot's xmin, the table's file and the server: the next run also reads rows written from it on (late commits)
---   $1 = '"public"."learequest"'  (source table)
--- Inside the read snapshot, before the COPY: the oldest transaction still running (the snapshot's
--- xmin, 64-bit), the table's file and the server. Saved with the data: the next run reads only rows
--- whose xmin is at or after it, or reads in full if the file or the server changed.
-SELECT json_build_object(
-         'xmin', pg_snapshot_xmin(pg_current_snapshot())::text,
-         'relfilenode', pg_relation_filenode($1::regclass)::text,
-         'system', CASE WHEN has_function_privilege('pg_control_system()', 'EXECUTE')
-                        THEN (SELECT system_identifier::text FROM pg_control_system()) END
-       )::text AS xmin_cursor;
-
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. Every matching row, no window.
 -- Cursor values compare as instants: a timestamp or date cursor is cloud's local time (the TimeZone set above).
@@ -14893,22 +14769,18 @@ SELECT g.relation,
 --   $2 = 'reverse'  (direction)
 --   $3 = <hold watermark, supplied while running>
 --   $4 = <read horizon, supplied while running>
---   $5 = <xmin cursor, supplied while running>
 -- Watermark = newest cursor value among the rows read (kept below the read horizon); unchanged when nothing
 -- was read, or when a transaction whose start this role cannot see held uncommitted writes to the table.
--- xmin_cursor = the read snapshot's xmin, the table's file and the server, read on cloud before the COPY.
-INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at, xmin_cursor)
+INSERT INTO "bisync".state AS st (table_name, direction, watermark, updated_at)
 SELECT $1, $2,
        CASE WHEN max(s.__bisync_cursor) IS NULL OR $3::boolean THEN NULL
             ELSE least(max(s.__bisync_cursor), $4::timestamptz)
        END,
-       clock_timestamp(),
-       $5::jsonb
+       clock_timestamp()
   FROM "bisync_stage" AS s
 ON CONFLICT (table_name, direction) DO UPDATE
    SET watermark = coalesce(EXCLUDED.watermark, st.watermark),
-       updated_at = EXCLUDED.updated_at,
-       xmin_cursor = EXCLUDED.xmin_cursor
+       updated_at = EXCLUDED.updated_at
 RETURNING to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS watermark;
 
 -- [desktop] only when the merge inserted rows: advance the sequence behind lea_id, if any, to the largest key

@@ -18,7 +18,7 @@ describe('plan opens with what it will do, the SQL after it', () => {
     expect(summary).toContain(
       [
         '  2. job forward: desktop public.job → cloud public.job',
-        '     full: no cursor columns on desktop: every row is read and compared; only changed rows are written',
+        '     full: no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare',
         '     rows waiting: not counted (full read)',
         '     writes: upsert (new rows inserted, owned rows updated when they differ); deletes: mirror — after a full read, may delete rows on cloud this direction owns that desktop no longer has (refused above 10% of them without --allow-deletes)',
       ].join('\n'),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { envFor, query, runCli, writeConfig } from '../harness/bisync.js';
+import { configHead, envFor, query, runCli, writeConfig } from '../harness/bisync.js';
 import { useFreshDatabases, withClient } from '../harness/fresh-databases.js';
 
 interface StepJson {
@@ -31,15 +31,7 @@ const counts = (s: StepJson): Omit<StepJson, 'status' | 'deletedKeys'> => ({
 /** A config of the two test databases (origin rule source D/M) with these tables. */
 function configWith(tables: string): string {
   return writeConfig(`
-version: 1
-databases:
-  desktop:
-    url: \${DESKTOP_DATABASE_URL}
-  cloud:
-    url: \${CLOUD_DATABASE_URL}
-forward: { from: desktop, to: cloud }
-state: { schema: bisync }
-defaults:
+${configHead()}defaults:
   origin: { column: source, forward: D, reverse: M }
 tables:
 ${tables}`);

@@ -1,18 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { PendingReject } from '../../src/commands/rejects.js';
-import { envFor, query, runCli, writeConfig } from '../harness/bisync.js';
+import { configHead, envFor, query, runCli, writeConfig } from '../harness/bisync.js';
 import { useFreshDatabases } from '../harness/fresh-databases.js';
 
 const CONFIG = `
-version: 1
-databases:
-  desktop:
-    url: \${DESKTOP_DATABASE_URL}
-  cloud:
-    url: \${CLOUD_DATABASE_URL}
-forward: { from: desktop, to: cloud }
-state: { schema: bisync }
-defaults:
+${configHead()}defaults:
   origin: { column: source, forward: D, reverse: M }
 tables:
   - name: customers

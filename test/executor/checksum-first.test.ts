@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { planSummary } from '../../src/cli/plan-output.js';
 import { compilePlan } from '../../src/compiler/compile-plan.js';
 import { configFrom, smallCatalogs, smallDocument } from '../compiler/helpers.js';
-import { apply, query, testConfig, writeConfig } from '../harness/bisync.js';
+import { apply, configHead, query, testConfig, writeConfig } from '../harness/bisync.js';
 import { setDatabaseDefaults, useFreshDatabases } from '../harness/fresh-databases.js';
 import type { TestDatabases } from '../harness/fresh-databases.js';
 import { createJobsSchema, jobsConfig, seedDesktop } from './jobs-fixture.js';
@@ -120,15 +120,7 @@ async function createTypedTables(dbs: TestDatabases): Promise<void> {
 }
 
 const typedYaml = `
-version: 1
-databases:
-  desktop:
-    url: \${DESKTOP_DATABASE_URL}
-  cloud:
-    url: \${CLOUD_DATABASE_URL}
-forward: { from: desktop, to: cloud }
-state: { schema: bisync }
-tables:
+${configHead()}tables:
   - name: typed
     primary_key: [id]
     direction: forward

@@ -1,6 +1,6 @@
 import type { TestDatabases } from '../harness/fresh-databases.js';
 import { withClient } from '../harness/fresh-databases.js';
-import { testConfig, writeConfig } from '../harness/bisync.js';
+import { configHead, testConfig, writeConfig } from '../harness/bisync.js';
 import type { ResolvedConfig } from '../../src/config/types.js';
 
 /**
@@ -39,15 +39,7 @@ export function jobsConfigYaml(options: JobsConfigOptions = {}): string {
   const desktop = options.desktopCursor === true ? 'desktop: [updated_at], ' : options.desktopXmin === true ? 'desktop: xmin, ' : '';
   const timestamps = `{ ${desktop}cloud: [updated_at, created_at] }`;
   return `
-version: 1
-databases:
-  desktop:
-    url: \${DESKTOP_DATABASE_URL}
-  cloud:
-    url: \${CLOUD_DATABASE_URL}
-forward: { from: desktop, to: cloud }
-state: { schema: bisync }
-defaults:
+${configHead()}defaults:
   origin: { column: source, forward: D, reverse: M }
   timestamps: ${timestamps}
   lookback: ${options.lookback ?? '5s'}

@@ -5,7 +5,7 @@
  * rows bisync wrote takes the rows both sides hold as bisync's once, instead of a flood of conflicts.
  */
 import { describe, expect, it } from 'vitest';
-import { apply, envFor, query, runCli, testConfig, writeConfig } from '../harness/bisync.js';
+import { apply, configHead, envFor, query, runCli, testConfig, writeConfig } from '../harness/bisync.js';
 import { createDatabases, useFreshDatabases, withClient } from '../harness/fresh-databases.js';
 import { createJobsSchema, jobsConfig, jobsConfigFile } from './jobs-fixture.js';
 
@@ -100,15 +100,7 @@ describe('edits: owner collision safety with a composite key', () => {
       await withClient(own.desktopUrl, async (c) => await c.query(ddl('')));
       await withClient(own.cloudUrl, async (c) => await c.query(ddl(', source char(1), updated_at timestamptz NOT NULL DEFAULT now()')));
       const file = writeConfig(`
-version: 1
-databases:
-  desktop:
-    url: \${DESKTOP_DATABASE_URL}
-  cloud:
-    url: \${CLOUD_DATABASE_URL}
-forward: { from: desktop, to: cloud }
-state: { schema: bisync }
-defaults:
+${configHead()}defaults:
   origin: { column: source, forward: D, reverse: M }
 tables:
   - name: visit

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { apply, query, writeConfig, testConfig } from '../harness/bisync.js';
+import { apply, configHead, query, testConfig, writeConfig } from '../harness/bisync.js';
 import { useFreshDatabases } from '../harness/fresh-databases.js';
 import { createJobsSchema, jobsConfig, seedDesktop } from './jobs-fixture.js';
 
@@ -52,15 +52,7 @@ describe('rows that cannot be applied are rejected one by one and never block th
     await query(dbs.desktopUrl, `INSERT INTO reading SELECT i, 'r' || i FROM generate_series(1, 30) i`);
     const config = await testConfig(
       writeConfig(`
-version: 1
-databases:
-  desktop:
-    url: \${DESKTOP_DATABASE_URL}
-  cloud:
-    url: \${CLOUD_DATABASE_URL}
-forward: { from: desktop, to: cloud }
-state: { schema: bisync }
-tables:
+${configHead()}tables:
   - name: reading
     primary_key: [reading_id]
     direction: forward

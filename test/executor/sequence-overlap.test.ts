@@ -5,19 +5,11 @@
 import { describe, expect, it } from 'vitest';
 import { validateLive } from '../../src/commands/validate.js';
 import { firstSharedValue } from '../../src/compiler/sequence-overlap.js';
-import { query, testConfig, writeConfig } from '../harness/bisync.js';
+import { configHead, query, testConfig, writeConfig } from '../harness/bisync.js';
 import { useFreshDatabases } from '../harness/fresh-databases.js';
 
 const CONFIG = `
-version: 1
-databases:
-  desktop:
-    url: \${DESKTOP_DATABASE_URL}
-  cloud:
-    url: \${CLOUD_DATABASE_URL}
-forward: { from: desktop, to: cloud }
-state: { schema: bisync }
-defaults:
+${configHead()}defaults:
   origin: { column: source, forward: D, reverse: M }
 tables:
   - name: job

@@ -5,7 +5,7 @@ import { planCommand } from '../../src/commands/plan.js';
 import { statusCommand } from '../../src/commands/status.js';
 import { verifyCommand } from '../../src/commands/verify.js';
 import type { ResolvedConfig } from '../../src/config/types.js';
-import { apply, query, testConfig, writeConfig } from '../harness/bisync.js';
+import { apply, configHead, query, testConfig, writeConfig } from '../harness/bisync.js';
 import type { TestDatabases } from '../harness/fresh-databases.js';
 import { setDatabaseDefaults, useFreshDatabases, withClient } from '../harness/fresh-databases.js';
 import { ThreeWayPair } from '../three-way/three-way-fixture.js';
@@ -179,15 +179,7 @@ describe('timestamp ↔ timestamptz columns convert as an SQL assignment on the 
 
 async function visitConfig(dbs: TestDatabases, direction: 'forward' | 'reverse'): Promise<ResolvedConfig> {
   const file = writeConfig(`
-version: 1
-databases:
-  desktop:
-    url: \${DESKTOP_DATABASE_URL}
-  cloud:
-    url: \${CLOUD_DATABASE_URL}
-forward: { from: desktop, to: cloud }
-state: { schema: bisync }
-tables:
+${configHead()}tables:
   - name: visit
     primary_key: [visit_id]
     direction: ${direction}

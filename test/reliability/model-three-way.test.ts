@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import type { ResolvedConfig } from '../../src/config/types.js';
-import { testConfig, writeConfig } from '../harness/bisync.js';
+import { configHead, testConfig, writeConfig } from '../harness/bisync.js';
 import { setDatabaseDefaults, useFreshDatabases, withClient } from '../harness/fresh-databases.js';
 import type { Command } from './three-way-commands.js';
 import { commandsArb } from './three-way-commands.js';
@@ -52,15 +52,7 @@ const SCHEMA = (cloud: boolean): string => `
   CREATE TRIGGER touch BEFORE UPDATE ON job FOR EACH ROW EXECUTE FUNCTION touch();`;
 
 const configYaml = (deletes: string): string => `
-version: 1
-databases:
-  desktop:
-    url: \${DESKTOP_DATABASE_URL}
-  cloud:
-    url: \${CLOUD_DATABASE_URL}
-forward: { from: desktop, to: cloud }
-state: { schema: bisync }
-defaults:
+${configHead()}defaults:
   direction: both
   origin: { column: source, forward: D, reverse: M }
   edits: both

@@ -1,4 +1,4 @@
-import { query, writeConfig } from '../harness/bisync.js';
+import { configHead, query, writeConfig } from '../harness/bisync.js';
 import type { TestDatabases } from '../harness/fresh-databases.js';
 import { createJobsSchema, seedDesktop } from '../executor/jobs-fixture.js';
 
@@ -13,15 +13,7 @@ const MOBILE_IDS = 100_000;
 /** The jobs config, both tables both ways, origin rule source D/M, cursors on the cloud. */
 export function jobsConfigFile(): string {
   return writeConfig(`
-version: 1
-databases:
-  desktop:
-    url: \${DESKTOP_DATABASE_URL}
-  cloud:
-    url: \${CLOUD_DATABASE_URL}
-forward: { from: desktop, to: cloud }
-state: { schema: bisync }
-defaults:
+${configHead()}defaults:
   origin: { column: source, forward: D, reverse: M }
   timestamps: { cloud: [updated_at, created_at] }
   lookback: 5s

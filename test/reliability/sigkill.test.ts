@@ -7,7 +7,7 @@ import { compilePlan } from '../../src/compiler/compile-plan.js';
 import type { ResolvedConfig } from '../../src/config/types.js';
 import { readCatalogs } from '../../src/commands/validate.js';
 import { run, statement } from '../../src/executor/statements.js';
-import { envFor, query, runCli, testConfig, writeConfig } from '../harness/bisync.js';
+import { configHead, envFor, query, runCli, testConfig, writeConfig } from '../harness/bisync.js';
 import { useFreshDatabases, withClient } from '../harness/fresh-databases.js';
 import { waitForNoBisyncSessions } from './kill-sessions.js';
 
@@ -56,15 +56,7 @@ beforeAll(async () => {
   // A mobile-owned row on T that every step must leave alone.
   await query(dbs.cloudUrl, `INSERT INTO item VALUES (900000, 'mobile', 0, 'M')`);
   file = writeConfig(`
-version: 1
-databases:
-  desktop:
-    url: \${DESKTOP_DATABASE_URL}
-  cloud:
-    url: \${CLOUD_DATABASE_URL}
-forward: { from: desktop, to: cloud }
-state: { schema: bisync }
-defaults:
+${configHead()}defaults:
   origin: { column: source, forward: D, reverse: M }
 tables:
   - name: item

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderSql } from '../../src/compiler/render-sql.js';
-import { envFor, query, runCli, writeConfig } from '../harness/bisync.js';
+import { configHead, envFor, query, runCli, writeConfig } from '../harness/bisync.js';
 import { useFreshDatabases } from '../harness/fresh-databases.js';
 
 /**
@@ -37,15 +37,7 @@ function intruderSetup(): {
 }
 
 const CONFIG = `
-version: 1
-databases:
-  desktop:
-    url: \${DESKTOP_DATABASE_URL}
-  cloud:
-    url: \${CLOUD_DATABASE_URL}
-forward: { from: desktop, to: cloud }
-state: { schema: bisync }
-tables:
+${configHead()}tables:
   - name: t
     primary_key: [id]
     direction: forward

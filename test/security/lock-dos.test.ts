@@ -1,19 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { envFor, query, runCli, writeConfig } from '../harness/bisync.js';
+import { configHead, envFor, query, runCli, writeConfig } from '../harness/bisync.js';
 import { useFreshDatabases } from '../harness/fresh-databases.js';
 
 const CONFIG = `
-version: 1
-databases:
-  desktop:
-    url: \${DESKTOP_DATABASE_URL}
-  cloud:
-    url: \${CLOUD_DATABASE_URL}
-forward: { from: desktop, to: cloud }
-state: { schema: bisync }
-tables:
+${configHead()}tables:
   - name: t
     primary_key: [id]
     direction: forward

@@ -1,18 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { envFor, query, runCli, writeConfig } from '../harness/bisync.js';
+import { configHead, envFor, query, runCli, writeConfig } from '../harness/bisync.js';
 import { useFreshDatabases, withClient } from '../harness/fresh-databases.js';
 
 // Forward only; the desktop has a cursor column, so the second run is incremental.
 const CONFIG = `
-version: 1
-databases:
-  desktop:
-    url: \${DESKTOP_DATABASE_URL}
-  cloud:
-    url: \${CLOUD_DATABASE_URL}
-forward: { from: desktop, to: cloud }
-state: { schema: bisync }
-tables:
+${configHead()}tables:
   - name: t
     primary_key: [id]
     direction: forward

@@ -1,4 +1,4 @@
-import { apply, query, testConfig, writeConfig } from '../harness/bisync.js';
+import { apply, configHead, query, testConfig, writeConfig } from '../harness/bisync.js';
 import { createDatabases, withClient } from '../harness/fresh-databases.js';
 import type { TestDatabases } from '../harness/fresh-databases.js';
 import type { ResolvedConfig } from '../../src/config/types.js';
@@ -46,15 +46,7 @@ export class ThreeWayPair {
     const desktopCursor = options.desktopXmin === true ? 'xmin' : '[updated_at]';
     const timestamps = options.cursors === true ? `\n    timestamps: { desktop: ${desktopCursor}, cloud: [updated_at] }` : '';
     const file = writeConfig(`
-version: 1
-databases:
-  desktop:
-    url: \${DESKTOP_DATABASE_URL}
-  cloud:
-    url: \${CLOUD_DATABASE_URL}
-forward: { from: desktop, to: cloud }
-state: { schema: bisync }
-tables:
+${configHead()}tables:
   - name: job
     primary_key: [job_id]
     direction: both

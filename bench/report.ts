@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { cpus, loadavg, totalmem } from 'node:os';
-import { CASES } from './bench-cases.js';
+import { CASES, THREE_WAY_CASES } from './bench-cases.js';
 import type { CaseName, CaseSample } from './bench-cases.js';
 import type { StepSummary } from './spawn-bisync.js';
 
@@ -81,7 +81,8 @@ export function summarize(samples: ReadonlyMap<CaseName, readonly CaseSample[]>)
       rows,
       seconds,
       rowsPerSecond,
-      ratio: baseline === null ? null : rowsPerSecond / baseline,
+      // The edits: both cases time a few tables' steps: their reference is each other, not the raw COPY.
+      ratio: baseline === null || THREE_WAY_CASES.includes(name) ? null : rowsPerSecond / baseline,
       peakRssKiB: rss.length === 0 ? null : Math.max(...rss),
       written: [...new Set(list.map((s) => s.written))].sort((a, b) => a - b),
     });
@@ -90,11 +91,11 @@ export function summarize(samples: ReadonlyMap<CaseName, readonly CaseSample[]>)
 }
 
 /**
- * The median over runs of one case's rows/s against the baseline's in the same run: steadier than
- * the ratio of medians when the machine's load drifts between runs.
+ * The median over runs of one case's rows/s against the reference's (the baseline by default) in
+ * the same run: steadier than the ratio of medians when the machine's load drifts between runs.
  */
-export function pairedRatio(samples: ReadonlyMap<CaseName, readonly CaseSample[]>, name: CaseName): number | null {
-  const base = samples.get('baseline: raw COPY pipe') ?? [];
+export function pairedRatio(samples: ReadonlyMap<CaseName, readonly CaseSample[]>, name: CaseName, reference: CaseName = 'baseline: raw COPY pipe'): number | null {
+  const base = samples.get(reference) ?? [];
   const other = samples.get(name) ?? [];
   const ratios = other.flatMap((s, i) => {
     const b = base[i];

@@ -7,14 +7,14 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { CommanderError } from 'commander';
-import { parseDocument } from 'yaml';
+import { isMap, isSeq, parseDocument } from 'yaml';
 import { loadConfig } from '../src/config/load-config.js';
 import { packageFile } from '../src/package-root.js';
 import { CheckFailure, runAllCases } from './bench-cases.js';
-import type { CaseContext, CaseName, CaseSample } from './bench-cases.js';
+import type { BaseSize, CaseContext, CaseName, CaseSample } from './bench-cases.js';
 import { parseBenchOptions, redactUrls } from './bench-options.js';
 import type { BenchOptions } from './bench-options.js';
-import { countRows, loadDesktop, openBenchDatabases, serverVersion } from './bench-databases.js';
+import { STATE_SCHEMA, countRows, loadDesktop, openBenchDatabases, serverVersion } from './bench-databases.js';
 import type { BenchDatabases } from './bench-databases.js';
 import { memoryCheck } from './memory-check.js';
 import { openLinks, runWanCases, wanTable } from './wan-cases.js';
@@ -65,6 +65,7 @@ export async function main(args: readonly string[]): Promise<number> {
       tables: options.tables,
       reverseTables: options.tables.filter((t) => reverse.has(t)),
       allTables: options.tables.length === config.tables.length,
+      threeWayTables: options.tables.filter((t) => config.tables.some((c) => c.name === t && c.edits === 'both')),
       concurrency: options.concurrency,
       rss,
       log,
@@ -87,13 +88,16 @@ async function runCases(options: BenchOptions, ctx: Omit<CaseContext, 'desktopRo
   log(`loading the sample at SF=${options.sf} on the desktop…`);
   await loadDesktop(ctx.dbs.desktopUrl, options.sf);
   const desktopRows = await countRows(ctx.dbs.desktopUrl, 'desktop', options.tables);
+  const ownerConfigFile = ctx.threeWayTables.length > 0 ? ownerVariant(ctx.configFile) : undefined;
   const samples = new Map<CaseName, CaseSample[]>();
   let steps: StepSummary[] = [];
+  const bases: BaseSize[] = [];
   for (let run = 1; run <= options.runs; run++) {
     log(`run ${run}/${options.runs} (SF=${options.sf}, ${desktopRows} rows, concurrency ${options.concurrency})`);
-    const result = await runAllCases({ ...ctx, desktopRows });
+    const result = await runAllCases({ ...ctx, desktopRows, ownerConfigFile });
     for (const [name, s] of result.samples) samples.set(name, [...(samples.get(name) ?? []), s]);
     steps = result.fullForwardSteps;
+    if (result.base !== null) bases.push(result.base);
   }
   const facts = await factsAt();
   const summaries = summarize(samples);
@@ -106,12 +110,14 @@ async function runCases(options: BenchOptions, ctx: Omit<CaseContext, 'desktopRo
     table,
     '### Targets (SPEC §5)',
     targets,
+    ...(ctx.threeWayTables.length > 0 ? [`### edits: both on ${ctx.threeWayTables.join(', ')} (issue 10)`, threeWayLines(samples, bases)] : []),
     '### Seconds of each run',
     runsTable(samples, options.runs),
     `### Full forward by table (run ${options.runs})`,
     stepsTable(steps),
   ].join('\n\n');
-  process.stdout.write(`${[title, factsSection(facts), table, targets].join('\n\n')}\n`);
+  const threeWay = ctx.threeWayTables.length > 0 ? [threeWayLines(samples, bases)] : [];
+  process.stdout.write(`${[title, factsSection(facts), table, targets, ...threeWay].join('\n\n')}\n`);
   writeResult(options.out, document);
   return 0;
 }
@@ -163,6 +169,55 @@ function wanPaths(configFile: string): WanPath[] {
     { name: 'checksum-first', configFile },
     { name: 'desktop: xmin', configFile: variant('xmin', ['defaults', 'timestamps', 'desktop'], 'xmin') },
   ];
+}
+
+/** The config with `edits: owner` (and no conflict policy) wherever it says `edits: both`. */
+function ownerVariant(configFile: string): string {
+  const doc = parseDocument(readFileSync(configFile, 'utf8'));
+  const tables = doc.get('tables');
+  if (isSeq(tables)) {
+    for (const item of tables.items) {
+      if (isMap(item) && item.get('edits') === 'both') {
+        item.set('edits', 'owner');
+        item.delete('conflicts');
+      }
+    }
+  }
+  const file = join(mkdtempSync(join(tmpdir(), 'bisync-bench-owner-')), 'sync.config.yaml');
+  writeFileSync(file, doc.toString());
+  return file;
+}
+
+/**
+ * Issue 10: what maintaining the base costs (full-forward rows/s of the edits: both tables against
+ * the same steps with edits: owner, in the same run), the no-change and 1% checks, the base's size.
+ */
+function threeWayLines(samples: ReadonlyMap<CaseName, readonly CaseSample[]>, bases: readonly BaseSize[]): string {
+  const lines: string[] = [];
+  const owner = samples.get('edits: owner, full forward (cursor tables\' steps)') ?? [];
+  const both = samples.get('edits: both, full forward (cursor tables\' steps)') ?? [];
+  const ratio = pairedRatio(samples, 'edits: both, full forward (cursor tables\' steps)', 'edits: owner, full forward (cursor tables\' steps)');
+  if (ratio !== null) {
+    const rate = (list: readonly CaseSample[]): string => list.map((s) => Math.round(s.rows / s.seconds).toLocaleString('en-US')).join(' / ');
+    lines.push(
+      `- maintaining the base costs ≤ 25% of the full-forward rows/s without it (≥ 0.75× edits: owner, same steps, same run): ` +
+        `${ratio.toFixed(2)}× (median of the per-run ratios; rows/s owner ${rate(owner)}, both ${rate(both)}) — ${ratio >= 0.75 ? 'met' : 'NOT met'}`,
+    );
+  }
+  const again = samples.get('edits: both, no-change re-run, both ways');
+  if (again !== undefined) {
+    lines.push(`- a no-change re-run (both ways) writes 0 rows on both sides, base included: ${again.map((s) => s.written).join(', ')} rows written, no base row written — met (checked on every run; the bench fails otherwise)`);
+  }
+  const edited = samples.get('edits: both, 1% edited on each side, both ways');
+  if (edited !== undefined) lines.push(`- 1% edited on each side: apply both ways wrote exactly the rows edited (${edited.map((s) => s.written).join(', ')}) — checked on every run`);
+  const last = bases.at(-1);
+  if (last !== undefined && last.rows > 0) {
+    lines.push(
+      `- the base's size per row (cloud copy after the full forward; pg_total_relation_size of \`${STATE_SCHEMA}.base\`, heap + primary key): ` +
+        `${Math.round(last.bytes / last.rows)} bytes (${last.bytes.toLocaleString('en-US')} bytes / ${last.rows.toLocaleString('en-US')} rows)`,
+    );
+  }
+  return lines.join('\n');
 }
 
 async function runMemoryCheck(options: BenchOptions, ctx: Omit<CaseContext, 'desktopRows'>, factsAt: () => Promise<MachineFacts>): Promise<number> {

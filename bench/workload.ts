@@ -42,19 +42,35 @@ const share = (rows: number, fraction = CHANGE_FRACTION): number => Math.max(1, 
  * key among those the desktop created; returns how many rows changed.
  */
 export async function editDesktopRows(desktopUrl: string, tables: readonly string[], fraction = CHANGE_FRACTION): Promise<number> {
-  return await withClient(desktopUrl, async (c) => {
+  return await editRows(desktopUrl, 'desktop', tables, fraction);
+}
+
+/**
+ * Edit `fraction` (default 1%) of the rows (at least one) of each cloud table as the phone would
+ * (updated_at = the edit time), the LAST ones by key among the rows the desktop created, so they
+ * are not the rows `editDesktopRows` changes (no conflict): with `edits: both` each must travel
+ * down to the desktop. Returns how many rows changed.
+ */
+export async function editCloudRows(cloudUrl: string, tables: readonly string[], fraction = CHANGE_FRACTION): Promise<number> {
+  return await editRows(cloudUrl, 'cloud', tables, fraction);
+}
+
+async function editRows(url: string, side: 'desktop' | 'cloud', tables: readonly string[], fraction: number): Promise<number> {
+  return await withClient(url, async (c) => {
     let changed = 0;
     for (const name of tables) {
       const t = spec(name);
       const edit = DESKTOP_EDITS[name];
       if (edit === undefined) throw new Error(`the bench has no edit for table ${name}`);
       const key = ident(t.primaryKey[0] ?? '');
-      const table = `public.${ident(t.desktopTable)}`;
+      const table = `public.${ident(side === 'desktop' ? t.desktopTable : t.cloudTable)}`;
       const total = Number((await c.query<{ n: string }>(`SELECT count(*) AS n FROM ${table} WHERE ${key} < $1`, [BENCH_KEY_BASE])).rows[0]?.n ?? 0);
-      const result = await c.query(
-        `UPDATE ${table} SET ${edit} WHERE ${key} IN (SELECT ${key} FROM ${table} WHERE ${key} < $1 ORDER BY ${key} LIMIT $2)`,
-        [BENCH_KEY_BASE, share(total, fraction)],
-      );
+      const chosen =
+        side === 'desktop'
+          ? `SELECT ${key} FROM ${table} WHERE ${key} < $1 ORDER BY ${key} LIMIT $2`
+          : `SELECT ${key} FROM ${table} WHERE ${key} < $1 AND source = 'D' ORDER BY ${key} DESC LIMIT $2`;
+      const set = side === 'desktop' ? edit : `${edit}, updated_at = clock_timestamp()`;
+      const result = await c.query(`UPDATE ${table} SET ${set} WHERE ${key} IN (${chosen})`, [BENCH_KEY_BASE, share(total, fraction)]);
       changed += result.rowCount ?? 0;
     }
     return changed;

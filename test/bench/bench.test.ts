@@ -43,6 +43,15 @@ function expectEveryCase(markdown: string): void {
   }
   expect(row(markdown, 'no-change re-run, forward')?.[6]).toBe('0');
   expect(row(markdown, 'no-change re-run, reverse')?.[6]).toBe('0');
+  // Issue 10: the edits: both cases on the cursor tables, with their checks.
+  expect(row(markdown, 'edits: both, no-change re-run, both ways')?.[6]).toBe('0');
+  expect(Number(row(markdown, 'edits: both, 1% edited on each side, both ways')?.[6])).toBeGreaterThan(0);
+  expect(row(markdown, "edits: both, full forward (cursor tables' steps)")?.[6]).toBe(row(markdown, "edits: owner, full forward (cursor tables' steps)")?.[6]);
+  expect(markdown).toContain('### edits: both on jobshead, jobtasks (issue 10)');
+  expect(markdown).toMatch(/maintaining the base costs ≤ 25% of the full-forward rows\/s without it .*: \d+\.\d\d× .* — (met|NOT met)/);
+  expect(markdown).toContain('a no-change re-run (both ways) writes 0 rows on both sides, base included: 0 rows written, no base row written — met');
+  expect(markdown).toMatch(/1% edited on each side: apply both ways wrote exactly the rows edited \(\d+\)/);
+  expect(markdown).toMatch(/the base's size per row .*: \d+ bytes \([\d,]+ bytes \/ [\d,]+ rows\)/);
   expect(markdown).toMatch(/load average \(1 \/ 5 \/ 15 min\) at start: [\d.]+ \/ [\d.]+ \/ [\d.]+; at end: /);
   expect(markdown).toMatch(/Node v\d+/);
   expect(markdown).toMatch(/PostgreSQL \d+/);
@@ -53,7 +62,7 @@ describe('npm run bench', () => {
   const dbs = useFreshDatabases('bench');
   const occupied = useFreshDatabases('benchbusy');
 
-  it('measures every case at a tiny scale against the databases it is given; no-change re-runs write 0 rows', async () => {
+  it('measures every case at a tiny scale against the databases it is given; no-change re-runs write 0 rows (edits: both: base included)', async () => {
     const out = outFile();
     const result = await runBench(['--sf', '0.01', '--runs', '1', '--url-desktop', dbs.desktopUrl, '--url-cloud', dbs.cloudUrl, '--out', out]);
     expect(result.stderr).not.toMatch(/CHECK FAILED/);

@@ -3,7 +3,7 @@
  * sample dataset, in one run on one machine (SPEC §5). See docs/benchmarks.md for what each case
  * does and the numbers recorded.
  */
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { CommanderError } from 'commander';
@@ -92,12 +92,17 @@ async function runCases(options: BenchOptions, ctx: Omit<CaseContext, 'desktopRo
   const samples = new Map<CaseName, CaseSample[]>();
   let steps: StepSummary[] = [];
   const bases: BaseSize[] = [];
-  for (let run = 1; run <= options.runs; run++) {
-    log(`run ${run}/${options.runs} (SF=${options.sf}, ${desktopRows} rows, concurrency ${options.concurrency})`);
-    const result = await runAllCases({ ...ctx, desktopRows, ownerConfigFile });
-    for (const [name, s] of result.samples) samples.set(name, [...(samples.get(name) ?? []), s]);
-    steps = result.fullForwardSteps;
-    if (result.base !== null) bases.push(result.base);
+  try {
+    for (let run = 1; run <= options.runs; run++) {
+      log(`run ${run}/${options.runs} (SF=${options.sf}, ${desktopRows} rows, concurrency ${options.concurrency})`);
+      const result = await runAllCases({ ...ctx, desktopRows, ownerConfigFile });
+      for (const [name, s] of result.samples) samples.set(name, [...(samples.get(name) ?? []), s]);
+      steps = result.fullForwardSteps;
+      if (result.base !== null) bases.push(result.base);
+    }
+  } finally {
+    // The bench leaves nothing behind (README): not even its edits: owner copy of the config.
+    if (ownerConfigFile !== undefined) rmSync(dirname(ownerConfigFile), { recursive: true, force: true });
   }
   const facts = await factsAt();
   const summaries = summarize(samples);

@@ -134,15 +134,18 @@ async function runWan(options: BenchOptions, ctx: Omit<CaseContext, 'desktopRows
   const shape = { rttMs: options.rttMs, bitsPerSecond: options.mbit * 1e6 };
   const links = await openLinks(ctx, shape);
   const samples: WanSample[] = [];
+  const paths = wanPaths(ctx.configFile);
   try {
     for (let run = 1; run <= options.runs; run++) {
-      for (const path of wanPaths(ctx.configFile)) {
+      for (const path of paths) {
         log(`run ${run}/${options.runs}, path "${path.name}" (SF=${options.sf}, ${desktopRows} rows, concurrency ${options.concurrency}, ${linkLabel(options)})`);
         samples.push(...(await runWanCases({ ...ctx, desktopRows }, links, path)));
       }
     }
   } finally {
     await links.close();
+    // The variants' config copies (the worked example itself is the user's file).
+    for (const path of paths) if (path.configFile !== ctx.configFile) rmSync(dirname(path.configFile), { recursive: true, force: true });
   }
   const facts = await factsAt();
   const title = `## WAN: SF=${options.sf}, cloud behind ${linkLabel(options)}, --concurrency ${options.concurrency}, ${options.runs} run${options.runs === 1 ? '' : 's'}`;

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -98,6 +98,8 @@ describe('npm run bench', () => {
 
   it('--wan: every WAN case on each path (full read, checksum-first, xmin) through its link proxy, with bytes, round trips and connections counted', async () => {
     const out = outFile();
+    const variantCopies = (): string[] => readdirSync(tmpdir()).filter((d) => /^bisync-bench-(full|xmin)-/.test(d));
+    const before = variantCopies();
     const result = await runBench(['--wan', '--sf', '0.01', '--rtt', '2', '--bandwidth', '0', '--url-desktop', dbs.desktopUrl, '--url-cloud', dbs.cloudUrl, '--out', out]);
     expect(result.stderr).not.toMatch(/CHECK FAILED/);
     expect(result.code, result.stderr).toBe(0);
@@ -117,6 +119,8 @@ describe('npm run bench', () => {
     // A no-change run writes nothing on any path.
     const noChange = lines.filter((l) => l.startsWith('| no-change apply (both ways) |')).map((l) => l.split('|').slice(1, -1).map((c) => c.trim()));
     expect(noChange.map((c) => c[10])).toEqual(['0', '0', '0']);
+    // The bench leaves nothing behind: its config variants are removed with the run.
+    expect(variantCopies()).toEqual(before);
   }, 300_000);
 
   it('refuses databases that hold anything but the sample tables, and leaves them alone', async () => {

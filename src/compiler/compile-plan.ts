@@ -454,16 +454,11 @@ function compileStep(
   const threeWayTemplate = (kind: string): string => (threeWay ? `${kind}-three-way` : kind);
 
   // edits: both: forward and reverse of the table run one at a time, not only each direction on its
-  // own. Reverse first locks, on its source, the state row forward locks there (NOWAIT: exit 3, never a wait).
+  // own. Reverse locks, in its read transaction on its source, the state row forward locks there
+  // (NOWAIT: exit 3, never a wait), and keeps that transaction open until it has committed on its
+  // target: no connection of its own for the lock.
   const pairLock = threeWay && direction === 'reverse';
   const statements: PlanStatement[] = [
-    ...(pairLock
-      ? [
-          stmt('begin-pair-lock', 'source', `edits: both: a transaction on ${sourceName} holding the forward step's lock while this step runs`),
-          stmt('settings', 'source', 'transaction-local settings (search_path pinned)', { ...zone(sourceName) }),
-          stmt('pair-lock', 'source', `forward and reverse of an edits: both table run one at a time: the forward step's row of state on ${sourceName}, locked first`),
-        ]
-      : []),
     stmt('begin-target', 'target', `open the write transaction on ${targetName}`),
     stmt('settings', 'target', 'transaction-local text formats'),
     stmt('lock', 'target', 'one run per (table, direction) at a time'),
@@ -480,8 +475,14 @@ function compileStep(
           stmt('commit', 'source', 'end the short transaction'),
         ]
       : []),
-    stmt('begin-source', 'source', `open the read snapshot on ${sourceName}`),
+    stmt('begin-source', 'source', pairLock ? `open the read snapshot on ${sourceName}, held until this step has committed on ${targetName}` : `open the read snapshot on ${sourceName}`, { pairLock }),
     stmt('settings', 'source', 'transaction-local text formats and the read window', { read, ...zone(sourceName) }),
+    ...(pairLock
+      ? [
+          stmt('pair-lock', 'source', `forward and reverse of an edits: both table run one at a time: the forward step's row of state on ${sourceName}`),
+          stmt('read-only', 'source', 'the rest of the read only reads'),
+        ]
+      : []),
     ...(byXmin || cursorXmin
       ? [stmt('read-xmin', 'source', byXmin ? `the read snapshot's xmin, the table's file and the server, saved for the next xmin read` : `the read snapshot's xmin, the table's file and the server: the next run also reads rows written from it on (late commits)`)]
       : []),
@@ -494,7 +495,7 @@ function compileStep(
     stmt('copy-out', 'source', threeWay ? `stream the rows out of ${sourceName}, with ${sourceName}'s copy of the base` : `stream the rows out of ${sourceName}`, {}, threeWayTemplate('copy-out')),
     ...(encoding.raw ? [stmt('client-encoding-raw', 'target', `take the COPY's bytes unconverted (${common.encoding} cannot hold every character UTF-8 can)`)] : []),
     stmt('copy-in', 'target', `stream them into staging on ${targetName}`),
-    stmt('commit', 'source', 'end the read snapshot'),
+    ...(pairLock ? [] : [stmt('commit', 'source', 'end the read snapshot')]),
     ...(encoding.raw
       ? [
           stmt('client-encoding', 'target', 'UTF-8 again for everything after the COPY'),
@@ -536,7 +537,7 @@ function compileStep(
     stmt('commit', 'target', 'guard: end the second connection\'s read'),
     stmt('record-run', 'target', 'one row in runs for this step'),
     stmt('commit', 'target', 'commit data, watermark and run together'),
-    ...(pairLock ? [stmt('commit', 'source', `release the forward step's lock on ${sourceName}, after the commit on ${targetName}`)] : []),
+    ...(pairLock ? [stmt('commit', 'source', `end the read snapshot and release the forward step's lock on ${sourceName}, after the commit on ${targetName}`)] : []),
   ];
   const bootstrap: PlanStatement[] = [
     stmt('begin-target', 'target', `bootstrap bisync's state on ${targetName}, only if it is missing`),

@@ -1,52 +1,27 @@
-import type pg from 'pg';
-import type { PlanStep } from '../compiler/plan-types.js';
-import type { Databases } from './databases.js';
-import { run, runTogether, statement } from './statements.js';
-
-/** The forward step's lock, held on the source by a reverse step of an edits: both table. */
-export interface PairLock {
-  /** Commit the lock's transaction (it wrote nothing) and give the connection back. */
-  release(): Promise<void>;
-}
-
 /**
  * edits: both: forward and reverse of one table run one at a time (SPEC §2.7, §7). A reverse step
- * locks, on its source, the state row the forward step locks there, before its own lock; both are
- * NOWAIT, so two runs never wait on each other (no deadlock): the one that comes second gets
- * `locked` (exit 3) and changes nothing. Null for steps without the pair lock, and for dry runs
- * (they write nothing, and the source may not have bisync's state yet).
+ * locks, in its read transaction on its source, the state row the forward step locks there, and
+ * keeps that transaction open until it has committed on its target (plan: pair-lock, read-only,
+ * and the read's commit last). Both locks are NOWAIT, so two runs never wait on each other (no
+ * deadlock): the one that comes second gets `locked` (exit 3) and changes nothing.
+ *
+ * Why the row lock in the read, and not an advisory lock or a transaction of its own: a
+ * transaction of its own costs a connection per step (connections per run, SPEC §8); an advisory
+ * lock can be taken by any role that can connect (a hostile one could hold it: exit 3 for every
+ * run), and a session-level one outlives a transaction on a pooler in transaction mode. The state
+ * row can only be locked by a role that can write bisync's state.
  */
-export async function takePairLock(step: PlanStep, dbs: Databases, dryRun: boolean): Promise<PairLock | 'locked' | null> {
-  if (dryRun || !step.statements.some((s) => s.kind === 'pair-lock')) return null;
-  const client = await dbs.client(step.source);
-  let locked: pg.QueryResult | undefined;
-  try {
-    const part = step.statements.slice(step.statements.indexOf(statement(step, 'begin-pair-lock')));
-    [, , locked] = await runTogether(client, [statement(step, 'begin-pair-lock'), statement(step, 'settings', 'source', part), statement(step, 'pair-lock')]);
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    await dbs.release(client);
-    if ((error as { code?: unknown }).code === '55P03') return 'locked';
-    throw error;
-  }
-  if (locked?.rows[0]?.locked !== true) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    await dbs.release(client);
-    throw new Error(`the row of ${step.table} forward in ${step.stateSchema}.state is missing on ${step.source}; run apply again`);
-  }
-  return {
-    release: async () => {
-      try {
-        // The step's last statement: the commit on the source that ends this transaction.
-        await run(client, statement(step, 'commit', 'source', step.statements.slice(-1)));
-      } catch {
-        // Nothing was written in this transaction: a lost connection releases the lock all the same.
-        await client.query('ROLLBACK').catch(() => undefined);
-      } finally {
-        await dbs.release(client);
-      }
-    },
-  };
+
+/**
+ * How a failed pair-lock statement is read: lock_not_available → `locked` (the other direction
+ * holds it); serialization_failure → `retry` (the forward step committed a change to its state row
+ * after the read's snapshot was taken: a new snapshot sees it); anything else → null (an error).
+ */
+export function pairLockRefused(error: unknown): 'locked' | 'retry' | null {
+  const code = (error as { code?: unknown }).code;
+  if (code === '55P03') return 'locked';
+  if (code === '40001') return 'retry';
+  return null;
 }
 
 /** What a step that found the other direction running reports. */

@@ -10,8 +10,7 @@ import { classifyError } from './error-class.js';
 import { GuardRefusal, guardBaseline, guardOtherSideRows } from './guard.js';
 import type { GuardStats } from './guard.js';
 import type { Databases, WireCounts } from './databases.js';
-import { PAIR_HELD, PAIR_LOCKED, takePairLock } from './pair-lock.js';
-import type { PairLock } from './pair-lock.js';
+import { PAIR_HELD, PAIR_LOCKED, pairLockRefused } from './pair-lock.js';
 import { run, runTogether, statement } from './statements.js';
 import type { Sendable } from './statements.js';
 import { describeStepError, tagSide } from './step-error.js';
@@ -153,10 +152,16 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
   let source: pg.Client | undefined;
   let sourceOpen = false;
   let copying = false;
-  let pair: PairLock | 'locked' | null = null;
+  // edits: both reverse: the read transaction takes the forward step's lock and stays open until
+  // the target has committed (its commit is the step's last statement). A dry run writes nothing
+  // and leaves the lock out (the source may not have bisync's state yet).
+  const holdsRead = step.statements.some((s) => s.kind === 'pair-lock');
+  const pairLock = holdsRead && !options.dryRun ? [statement(step, 'pair-lock'), statement(step, 'read-only')] : [];
+  const pairLocked = async (): Promise<StepResult> => {
+    await target.query('ROLLBACK');
+    return { ...base, ...counts, status: 'locked', error: PAIR_LOCKED, watermarkAfter: step.watermark, durationMs: Date.now() - startedMs };
+  };
   try {
-    pair = await takePairLock(step, dbs, options.dryRun);
-    if (pair === 'locked') return { ...base, ...counts, status: 'locked', error: PAIR_LOCKED, watermarkAfter: step.watermark, durationMs: Date.now() - startedMs };
     // The opening statements need no answer from one another, so they travel together (one round
     // trip on a pipelined connection); the lock's answer is checked once they are all back. State
     // and guard reads made without the lock are discarded with the rollback.
@@ -183,20 +188,39 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     const hasXmin = step.statements.some((s) => s.kind === 'read-xmin');
     const horizonPart = hasHorizon ? from(step, 'begin-horizon') : [];
     const readPart = from(step, 'begin-source');
-    const openRead = async (): Promise<pg.QueryResult[]> => {
+    // With the pair lock: 'locked' when the other direction holds it (the read is rolled back).
+    const openRead = async (again = true): Promise<pg.QueryResult[] | 'locked'> => {
       source ??= await dbs.client(step.source);
+      const client = source;
       sourceOpen = true;
-      return await runTogether(source, [
-        ...(hasHorizon
-          ? [statement(step, 'begin-horizon'), statement(step, 'settings', 'source', horizonPart), statement(step, 'read-horizon'), statement(step, 'commit', 'source', horizonPart)]
-          : []),
-        statement(step, 'begin-source'),
-        statement(step, 'settings', 'source', readPart),
-        ...(hasXmin ? [statement(step, 'read-xmin')] : []),
-        ...sourceChecksum(step),
+      // One round trip: the three parts are sent together; each is told apart by its answer.
+      const [opened, locked, read] = await Promise.allSettled([
+        runTogether(client, [
+          ...(hasHorizon
+            ? [statement(step, 'begin-horizon'), statement(step, 'settings', 'source', horizonPart), statement(step, 'read-horizon'), statement(step, 'commit', 'source', horizonPart)]
+            : []),
+          statement(step, 'begin-source'),
+          statement(step, 'settings', 'source', readPart),
+        ]),
+        runTogether(client, pairLock),
+        runTogether(client, [...(hasXmin ? [statement(step, 'read-xmin')] : []), ...sourceChecksum(step)]),
       ]);
+      if (opened.status === 'rejected') throw opened.reason;
+      if (locked.status === 'rejected') {
+        const refused = pairLockRefused(locked.reason);
+        if (refused === null) throw locked.reason;
+        await client.query('ROLLBACK');
+        sourceOpen = false;
+        // The forward step committed between this snapshot and the lock: a newer snapshot may take it.
+        return refused === 'retry' && again ? await openRead(false) : 'locked';
+      }
+      if (pairLock.length > 0 && locked.value[0]?.rows[0]?.locked !== true) {
+        throw new Error(`the row of ${step.table} forward in ${step.stateSchema}.state is missing on ${step.source}; run apply again`);
+      }
+      if (read.status === 'rejected') throw read.reason;
+      return [...opened.value, ...locked.value, ...read.value];
     };
-    let reading: Promise<pg.QueryResult[]> | undefined;
+    let reading: Promise<pg.QueryResult[] | 'locked'> | undefined;
     if (options.bootstrapInTransaction === true) {
       await runTogether(target, opening);
       if (!complete(await checkState(target, statement(step, 'check-state', 'target', step.bootstrap), step.target))) {
@@ -214,6 +238,8 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
       reading.catch(() => undefined);
       opened = await locks.then((all) => all.slice(opening.length), unlessLocked);
     }
+    // The other direction holds the pair lock (taken in the read): nothing was changed.
+    if ((await reading?.catch(() => undefined)) === 'locked') return await pairLocked();
     const [locked, state] = opened === 'locked' ? [] : opened;
     if (locked !== undefined && locked.rows.length === 0) throw new Error(`the row of ${step.table} ${step.direction} in ${step.stateSchema}.state is missing on ${step.target}; run apply again`);
     const rowsOnTarget = step.edits === 'both' && opened !== 'locked' ? Number(opened.at(-1)?.rows[0]?.rows_on_target ?? 0) : 0;
@@ -239,6 +265,7 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     const baseline = options.sharedTransaction === true ? await guardBaseline(target, step) : undefined;
 
     const readOpened = await (reading ?? openRead());
+    if (readOpened === 'locked') return await pairLocked();
     const horizonRow = hasHorizon ? readOpened[2]?.rows[0] : undefined;
     const horizon = (horizonRow?.horizon as string | undefined) ?? null;
     const hold = hasHorizon && horizonRow?.hold === true;
@@ -257,7 +284,7 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     counts = add(counts, { read, unchanged: checksum?.equalRows ?? 0, protected: checksum?.equalProtected ?? 0 });
     // The read's commit, the checks of the staged rows and the merge of rows 1..read (COPY numbers
     // them from 1) travel together: the two databases' answers are awaited at once.
-    const closingRead = run(source, statement(step, 'commit', 'source', readPart));
+    const closingRead = holdsRead ? Promise.resolve(undefined) : run(source, statement(step, 'commit', 'source', readPart));
     closingRead.catch(() => undefined);
     if (options.afterRead !== undefined) {
       await closingRead;
@@ -294,7 +321,7 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     folding?.catch(() => undefined);
     const [checked, merged, readClosed] = await Promise.allSettled([checking, merging, closingRead]);
     if (readClosed.status === 'rejected') throw readClosed.reason;
-    sourceOpen = false;
+    sourceOpen = holdsRead;
     if (checked.status === 'rejected') throw checked.reason;
     if (merged.status === 'rejected') throw merged.reason;
     counts = add(counts, { retried: checked.value[bucketsSet.length]?.rowCount ?? 0 });
@@ -330,15 +357,22 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     const status = options.dryRun ? 'dry-run' : 'succeeded';
     // The run row and the commit travel together: if the row fails, the COMMIT ends an aborted
     // transaction (a rollback) and the error below reports the step as failed. The row holds the
-    // wire counts so far, this last round trip included.
+    // wire counts so far, this last round trip included (and the read's commit after it, if held).
     const wire = dbs.soFar([target, source]);
+    const last = holdsRead ? 2 : 1;
     await runTogether(target, [
       {
         statement: statement(step, 'record-run'),
-        runtime: runRow(options, planHash, status, started, counts, watermarkAfter, null, wire === undefined ? undefined : { ...wire, roundTrips: wire.roundTrips + 1 }),
+        runtime: runRow(options, planHash, status, started, counts, watermarkAfter, null, wire === undefined ? undefined : { ...wire, roundTrips: wire.roundTrips + last }),
       },
       options.dryRun && options.sharedTransaction !== true ? 'ROLLBACK' : statement(step, 'commit', 'target'),
     ]);
+    if (holdsRead) {
+      // The read, which holds the forward step's lock, ends only now that the target has committed.
+      // It wrote nothing: if its commit is lost with the connection, the lock is released all the same.
+      sourceOpen = false;
+      await run(source, statement(step, 'commit', 'source', step.statements.slice(-1))).catch(async () => await source?.query('ROLLBACK').catch(() => undefined));
+    }
     return {
       ...base,
       ...counts,
@@ -376,7 +410,6 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
   } finally {
     await dbs.release(target);
     if (source !== undefined) await dbs.release(source);
-    if (pair !== null && pair !== 'locked') await pair.release();
   }
 }
 

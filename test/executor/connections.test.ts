@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { LinkProxy } from '../proxy/link-proxy.js';
-import { apply, query, testConfig } from '../harness/bisync.js';
+import { apply, configHead, query, testConfig, writeConfig } from '../harness/bisync.js';
 import { useFreshDatabases } from '../harness/fresh-databases.js';
 import type { TestDatabases } from '../harness/fresh-databases.js';
 import { createJobsSchema, jobsConfigFile, seedDesktop } from './jobs-fixture.js';
@@ -40,6 +40,40 @@ describe('connections and round trips per run', () => {
     }
     const [row] = await query<{ n: number }>(dbs.desktopUrl, 'SELECT count(*)::int AS n FROM client WHERE client_id = 100001');
     expect(row?.n).toBe(1);
+  });
+
+  it('a run that syncs an edits: both table both ways opens at most two connections per database at --concurrency 2', async () => {
+    // Two edits: both tables: their reverse steps run at the same time, each holding the forward/
+    // reverse pair lock on the cloud while it writes the desktop. Rows are new and changed on both
+    // sides, so both directions merge something.
+    const table = (name: string, origin: string): string => `CREATE TABLE ${name} (${name}_id integer PRIMARY KEY, body text NOT NULL${origin})`;
+    for (const [url, origin] of [[dbs.desktopUrl, ''], [dbs.cloudUrl, ', source char(1)']] as const) {
+      await query(url, `${table('memo', origin)}; ${table('visit', origin)}`);
+    }
+    const tables = ['memo', 'visit'].map((name) => `  - name: ${name}\n    primary_key: [${name}_id]\n    direction: both\n    origin: { column: source, forward: D, reverse: M }\n    edits: both`);
+    const file = writeConfig(`${configHead()}tables:\n${tables.join('\n')}\n`);
+    const write = async (): Promise<void> => {
+      for (const name of ['memo', 'visit']) {
+        await query(dbs.desktopUrl, `INSERT INTO ${name} SELECT i, 'office ' || i FROM generate_series((SELECT count(*) FROM ${name})::int + 1, (SELECT count(*) FROM ${name})::int + 50) AS i`);
+        await query(dbs.cloudUrl, `INSERT INTO ${name} VALUES (100000 + (SELECT count(*) FROM ${name})::int, 'phone', 'M')`);
+      }
+    };
+    for (const round of [1, 2]) {
+      await write();
+      if (round === 2) await query(dbs.cloudUrl, `UPDATE memo SET body = 'phone edit' WHERE memo_id = 1; UPDATE visit SET body = 'phone edit' WHERE visit_id = 2`);
+      const opened = await throughProxies(dbs, async (proxied) => {
+        const report = await apply(await testConfig(file, proxied), { direction: 'both', concurrency: 2 });
+        expect(report.steps.map((s) => `${s.table} ${s.direction} ${s.status}`).sort()).toEqual(['memo forward succeeded', 'memo reverse succeeded', 'visit forward succeeded', 'visit reverse succeeded']);
+        expect(report.steps.filter((s) => s.direction === 'reverse').every((s) => s.inserted > 0)).toBe(true);
+      });
+      // Counted by the proxies: TCP connections the run opened to each server.
+      expect(opened.desktop, `round ${round}: desktop`).toBeLessThanOrEqual(2);
+      expect(opened.cloud, `round ${round}: cloud`).toBeLessThanOrEqual(2);
+    }
+    for (const name of ['memo', 'visit']) {
+      const rows = async (url: string): Promise<unknown[]> => await query(url, `SELECT ${name}_id, body FROM ${name} ORDER BY 1`);
+      expect(await rows(dbs.desktopUrl)).toEqual(await rows(dbs.cloudUrl));
+    }
   });
 
   it('apply reports round trips and bytes per step; a no-change step costs at most 4 round trips, the same at 10 rows as at 2,000', async () => {

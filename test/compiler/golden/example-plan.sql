@@ -1,4 +1,4 @@
--- bisync plan 56bf5eca130a5fdaeabebfa6da7ddfba191da3ff29aac0397351a5685c58ce30
+-- bisync plan 6e89c1787f494966d58cb20e80bf4192928b19c2c28457effc8d1f84d64145cc
 -- config: sync.config.yaml; state schema: bisync; 23 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -9744,7 +9744,7 @@ COMMIT;
 -- Step 17/23: jobshead reverse: cloud public.jobshead → desktop public.jobshead
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 961b46e2b23077ec5577af77d879ffc400068d61afa3256dd445a77972831334
+-- step hash: 5372f4fbf0d1fc379ab8d9498981aa2e9d0cb301ab0a581af99cb7b31711ecca
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -9958,43 +9958,6 @@ COMMIT;
 
 -- The step:
 
--- [cloud] edits: both: a transaction on cloud holding the forward step's lock while this step runs
--- edits: both: a transaction on cloud that only holds a lock, open until this step has committed on desktop.
-BEGIN ISOLATION LEVEL READ COMMITTED;
-
--- [cloud] transaction-local settings (search_path pinned)
---   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'pg_catalog, pg_temp'  (search_path)
---   $3 = 'America/New_York'  (TimeZone)
---   $4 = 'postgres'  (IntervalStyle)
---   $5 = '3'  (extra_float_digits)
---   $6 = 'hex'  (bytea_output)
---   $7 = '30000ms'  (lock_timeout)
---   $8 = '3600000ms'  (statement_timeout)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
--- TimeZone: cloud's own (what its sessions get by default).
--- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
-SELECT pg_catalog.set_config('DateStyle', $1, true),
-       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       pg_catalog.set_config('TimeZone', $3, true),
-       pg_catalog.set_config('IntervalStyle', $4, true),
-       pg_catalog.set_config('extra_float_digits', $5, true),
-       pg_catalog.set_config('bytea_output', $6, true),
-       pg_catalog.set_config('lock_timeout', $7, true),
-       pg_catalog.set_config('statement_timeout', $8, true);
-
--- [cloud] forward and reverse of an edits: both table run one at a time: the forward step's row of state on cloud, locked first
---   $1 = 'jobshead'  (table)
---   $2 = 'forward'  (the other direction)
--- Forward and reverse of an edits: both table run one at a time: before its own lock, this step locks the
--- row of bisync's state the forward step locks on cloud. NOWAIT, like every step lock: while forward
--- runs this fails with lock_not_available (exit 3, nothing changed), and two runs never wait on each other.
-SELECT true AS locked
-  FROM "bisync".state AS fw
- WHERE fw.table_name = $1
-   AND fw.direction = $2
-   FOR UPDATE NOWAIT;
-
 -- [desktop] open the write transaction on desktop
 BEGIN ISOLATION LEVEL READ COMMITTED;
 
@@ -10127,9 +10090,11 @@ SELECT to_char(least(min(a.xact_start), statement_timestamp()) AT TIME ZONE 'UTC
 -- [cloud] end the short transaction
 COMMIT;
 
--- [cloud] open the read snapshot on cloud
+-- [cloud] open the read snapshot on cloud, held until this step has committed on desktop
 -- One snapshot for the rows and their cursor values.
-BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+-- edits: both: read-write only for the forward step's row lock taken next (a read-only transaction cannot lock a
+-- row); read-only right after it. This transaction stays open until the step has committed on desktop.
+BEGIN ISOLATION LEVEL REPEATABLE READ;
 
 -- [cloud] transaction-local text formats and the read window
 --   $1 = 'ISO, MDY'  (DateStyle)
@@ -10154,6 +10119,24 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('statement_timeout', $8, true),
        pg_catalog.set_config('bisync.base_table', $9, true);
 
+-- [cloud] forward and reverse of an edits: both table run one at a time: the forward step's row of state on cloud
+--   $1 = 'jobshead'  (table)
+--   $2 = 'forward'  (the other direction)
+-- Forward and reverse of an edits: both table run one at a time: in its read transaction on cloud, this
+-- step locks the row of bisync's state the forward step locks there, and holds it until it has committed on
+-- desktop (the read's commit comes last). NOWAIT, like every step lock: while forward runs this fails with
+-- lock_not_available (exit 3, nothing changed), and two runs never wait on each other. Only a role that can
+-- write bisync's state can take this lock.
+SELECT true AS locked
+  FROM "bisync".state AS fw
+ WHERE fw.table_name = $1
+   AND fw.direction = $2
+   FOR UPDATE NOWAIT;
+
+-- [cloud] the rest of the read only reads
+-- The forward step's lock is held: from here on this transaction only reads.
+SET TRANSACTION READ ONLY;
+
 -- [cloud] stream the rows out of cloud, with cloud's copy of the base
 -- Read every row, and every key cloud's copy of the base knows (a key in the base that cloud no longer has was deleted there),
 -- each with cloud's base fingerprint and generation, and the kind of a conflict cloud holds parked for the key
@@ -10177,9 +10160,6 @@ COPY (
 
 -- [desktop] stream them into staging on desktop
 COPY "bisync_stage" ("job_id", "client_id", "template_id", "job_name", "job_status", "fee", "due_date", "notes", "extra", __bisync_cursor, __bisync_present, __bisync_base_fp, __bisync_base_gen, __bisync_parked_kind) FROM STDIN;
-
--- [cloud] end the read snapshot
-COMMIT;
 
 -- [desktop] retry rows rejected by earlier runs
 --   $1 = 'jobshead'  (table)
@@ -10588,14 +10568,14 @@ VALUES ($1, $2, $3, $4, $5, $6,
 -- [desktop] commit data, watermark and run together
 COMMIT;
 
--- [cloud] release the forward step's lock on cloud, after the commit on desktop
+-- [cloud] end the read snapshot and release the forward step's lock on cloud, after the commit on desktop
 COMMIT;
 
 -- ============================================================================
 -- Step 18/23: jobtasks reverse: cloud public.jobtasks → desktop public.jobtasks
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: a57bacf92ac0044fb865ac5c6014c4719d64217369f74b460dc3cbf78a79cf11
+-- step hash: 26867e48f055a792ff0c33346c1bade5c3b2148b168e1f0918f81d4ae264969f
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -10809,43 +10789,6 @@ COMMIT;
 
 -- The step:
 
--- [cloud] edits: both: a transaction on cloud holding the forward step's lock while this step runs
--- edits: both: a transaction on cloud that only holds a lock, open until this step has committed on desktop.
-BEGIN ISOLATION LEVEL READ COMMITTED;
-
--- [cloud] transaction-local settings (search_path pinned)
---   $1 = 'ISO, MDY'  (DateStyle)
---   $2 = 'pg_catalog, pg_temp'  (search_path)
---   $3 = 'America/New_York'  (TimeZone)
---   $4 = 'postgres'  (IntervalStyle)
---   $5 = '3'  (extra_float_digits)
---   $6 = 'hex'  (bytea_output)
---   $7 = '30000ms'  (lock_timeout)
---   $8 = '3600000ms'  (statement_timeout)
--- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
--- TimeZone: cloud's own (what its sessions get by default).
--- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
-SELECT pg_catalog.set_config('DateStyle', $1, true),
-       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
-       pg_catalog.set_config('TimeZone', $3, true),
-       pg_catalog.set_config('IntervalStyle', $4, true),
-       pg_catalog.set_config('extra_float_digits', $5, true),
-       pg_catalog.set_config('bytea_output', $6, true),
-       pg_catalog.set_config('lock_timeout', $7, true),
-       pg_catalog.set_config('statement_timeout', $8, true);
-
--- [cloud] forward and reverse of an edits: both table run one at a time: the forward step's row of state on cloud, locked first
---   $1 = 'jobtasks'  (table)
---   $2 = 'forward'  (the other direction)
--- Forward and reverse of an edits: both table run one at a time: before its own lock, this step locks the
--- row of bisync's state the forward step locks on cloud. NOWAIT, like every step lock: while forward
--- runs this fails with lock_not_available (exit 3, nothing changed), and two runs never wait on each other.
-SELECT true AS locked
-  FROM "bisync".state AS fw
- WHERE fw.table_name = $1
-   AND fw.direction = $2
-   FOR UPDATE NOWAIT;
-
 -- [desktop] open the write transaction on desktop
 BEGIN ISOLATION LEVEL READ COMMITTED;
 
@@ -10976,9 +10919,11 @@ SELECT to_char(least(min(a.xact_start), statement_timestamp()) AT TIME ZONE 'UTC
 -- [cloud] end the short transaction
 COMMIT;
 
--- [cloud] open the read snapshot on cloud
+-- [cloud] open the read snapshot on cloud, held until this step has committed on desktop
 -- One snapshot for the rows and their cursor values.
-BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+-- edits: both: read-write only for the forward step's row lock taken next (a read-only transaction cannot lock a
+-- row); read-only right after it. This transaction stays open until the step has committed on desktop.
+BEGIN ISOLATION LEVEL REPEATABLE READ;
 
 -- [cloud] transaction-local text formats and the read window
 --   $1 = 'ISO, MDY'  (DateStyle)
@@ -11003,6 +10948,24 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('statement_timeout', $8, true),
        pg_catalog.set_config('bisync.base_table', $9, true);
 
+-- [cloud] forward and reverse of an edits: both table run one at a time: the forward step's row of state on cloud
+--   $1 = 'jobtasks'  (table)
+--   $2 = 'forward'  (the other direction)
+-- Forward and reverse of an edits: both table run one at a time: in its read transaction on cloud, this
+-- step locks the row of bisync's state the forward step locks there, and holds it until it has committed on
+-- desktop (the read's commit comes last). NOWAIT, like every step lock: while forward runs this fails with
+-- lock_not_available (exit 3, nothing changed), and two runs never wait on each other. Only a role that can
+-- write bisync's state can take this lock.
+SELECT true AS locked
+  FROM "bisync".state AS fw
+ WHERE fw.table_name = $1
+   AND fw.direction = $2
+   FOR UPDATE NOWAIT;
+
+-- [cloud] the rest of the read only reads
+-- The forward step's lock is held: from here on this transaction only reads.
+SET TRANSACTION READ ONLY;
+
 -- [cloud] stream the rows out of cloud, with cloud's copy of the base
 -- Read every row, and every key cloud's copy of the base knows (a key in the base that cloud no longer has was deleted there),
 -- each with cloud's base fingerprint and generation, and the kind of a conflict cloud holds parked for the key
@@ -11026,9 +10989,6 @@ COPY (
 
 -- [desktop] stream them into staging on desktop
 COPY "bisync_stage" ("jt_id", "job_id", "task_id", "staff_id", "status", "planned_hours", "completed_on", __bisync_cursor, __bisync_present, __bisync_base_fp, __bisync_base_gen, __bisync_parked_kind) FROM STDIN;
-
--- [cloud] end the read snapshot
-COMMIT;
 
 -- [desktop] retry rows rejected by earlier runs
 --   $1 = 'jobtasks'  (table)
@@ -11435,7 +11395,7 @@ VALUES ($1, $2, $3, $4, $5, $6,
 -- [desktop] commit data, watermark and run together
 COMMIT;
 
--- [cloud] release the forward step's lock on cloud, after the commit on desktop
+-- [cloud] end the read snapshot and release the forward step's lock on cloud, after the commit on desktop
 COMMIT;
 
 -- ============================================================================

@@ -59,6 +59,23 @@ const NO_EQUALITY = /^(json|xml|point|line|lseg|box|path|polygon|circle)(\[\])*$
 const WITH_ZONE = /^timestamp(\(\d\))? with time zone$/;
 const WITHOUT_ZONE = /^(timestamp(\(\d\))? without time zone|date|time(\(\d\))? without time zone)$/;
 
+// A staged value is the text F printed for its value (COPY text format; `::text` for a key column).
+// For these types, when F's column has exactly T's type (length, precision and scale included), T
+// prints the value as the same characters, whatever the server and its session (every session
+// sets DateStyle ISO: settings.sql.hbs). So `row(…)::text` of the staged text is the text of the row
+// of T-typed values: the fingerprint hashes it as staged, without a parse and a print per value.
+// Not here: types whose text depends on the session or the server version (timestamptz, timetz,
+// interval, floats, money, bytea), and types whose `::text` differs from their output (boolean,
+// character(n), inet): those are cast, as everywhere else.
+const PRINTED_ALIKE = /^(smallint|integer|bigint|numeric(\(\d+,\d+\))?|date|uuid|jsonb)$/;
+// Text cast to text or to varchar without a length is the same text, whatever F's type was.
+const TEXT_TYPE = /^(text|character varying(\(\d+\))?)$/;
+
+/** Whether a column's staged text is already its text as T prints the value (see PRINTED_ALIKE). */
+function stagedAsPrinted(c: TemplateColumn): boolean {
+  return TEXT_TYPE.test(c.type) || (PRINTED_ALIKE.test(c.type) && c.sourceType === c.type);
+}
+
 function state(options: Handlebars.HelperOptions): RenderState {
   return (options.data as { root: { __render: RenderState } }).root.__render;
 }
@@ -127,14 +144,17 @@ const helpers = {
   basekeycols: (keys: unknown, prefix: unknown) => (keys as TemplateColumn[]).map((_c, i) => `${String(prefix)}.key ->> ${i}`).join(', '),
   /**
    * The fingerprint of a row's synced columns: md5 of the text of the row of T-typed values. `staged`
-   * casts staged text to T's types first, so F's and T's versions of equal rows fingerprint alike.
-   * A timestamptz is fingerprinted as its UTC time: each database's sessions run in its own TimeZone,
-   * and a base recorded on one is compared on the other; for the same reason the text is hashed as
-   * UTF-8, whatever the database's encoding.
+   * casts staged text to T's types first, so F's and T's versions of equal rows fingerprint alike;
+   * a column whose staged text is already T's text of the value (stagedAsPrinted) is hashed as it is:
+   * the row's text, and so the fingerprint, is the same (a record's text quotes a field by its text
+   * alone, not by its type). A timestamptz is fingerprinted as its UTC time: each database's sessions
+   * run in its own TimeZone, and a base recorded on one is compared on the other; for the same reason
+   * the text is hashed as UTF-8, whatever the database's encoding.
    */
   fingerprint: (columns: unknown, prefix: unknown, side: unknown) =>
     `md5(convert_to(row(${(columns as TemplateColumn[])
       .map((c) => {
+        if (side === 'staged' && stagedAsPrinted(c)) return `${String(prefix)}.${quoteIdent(c.target)}`;
         const value = side === 'staged' ? helpers.staged(c, prefix) : `${String(prefix)}.${quoteIdent(c.target)}`;
         return WITH_ZONE.test(c.type) ? `timezone('UTC', ${value})` : value;
       })

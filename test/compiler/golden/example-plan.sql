@@ -1,4 +1,4 @@
--- bisync plan 6e89c1787f494966d58cb20e80bf4192928b19c2c28457effc8d1f84d64145cc
+-- bisync plan 9b2e56d6a178cc668c00be9095f9e86b1023c01fe41d377f0a920786c24c23eb
 -- config: sync.config.yaml; state schema: bisync; 23 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -4630,7 +4630,7 @@ COMMIT;
 -- Step 9/23: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 6cb9cdba4b3b2f730a2fa01ae422b1d1dfd0bb5331ba4597669d6b5d89c57f0a
+-- step hash: 5c0cee721ecb5a401c70e42c9bed3b70ba4033f22db62a2930d51729d7ed6233
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5036,7 +5036,7 @@ ANALYZE "bisync_stage" ("job_id");
 WITH src AS (
   SELECT s.*,
          jsonb_build_array((s."job_id"::bigint)::text) AS __bisync_key,
-         CASE WHEN s.__bisync_present THEN md5(convert_to(row(s."job_id"::bigint, s."client_id"::integer, s."template_id"::integer, s."job_name"::character varying, s."job_status"::character varying, s."fee"::numeric(12,2), s."due_date"::date, s."notes"::text, s."extra"::jsonb)::text, 'UTF8')) END AS __bisync_fp
+         CASE WHEN s.__bisync_present THEN md5(convert_to(row(s."job_id", s."client_id", s."template_id", s."job_name", s."job_status", s."fee", s."due_date", s."notes", s."extra")::text, 'UTF8')) END AS __bisync_fp
     FROM "bisync_stage" AS s
    WHERE s.__bisync_row BETWEEN $1 AND $2
 ),
@@ -5394,7 +5394,7 @@ COMMIT;
 -- Step 10/23: jobtasks forward: desktop public.jobtasks → cloud public.jobtasks
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: ef9bc20b7161c18fc6f56637b96f5177252720a7f5e899de5811843160ff4879
+-- step hash: 7f3ccd5b20cca8e80136d2d00e49f5132eb7b2d8463ce7f17b43cbf6727c3d0b
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5798,7 +5798,7 @@ ANALYZE "bisync_stage" ("jt_id");
 WITH src AS (
   SELECT s.*,
          jsonb_build_array((s."jt_id"::bigint)::text) AS __bisync_key,
-         CASE WHEN s.__bisync_present THEN md5(convert_to(row(s."jt_id"::bigint, s."job_id"::bigint, s."task_id"::integer, s."staff_id"::integer, s."status"::character varying, s."planned_hours"::numeric(6,2), s."completed_on"::date)::text, 'UTF8')) END AS __bisync_fp
+         CASE WHEN s.__bisync_present THEN md5(convert_to(row(s."jt_id", s."job_id", s."task_id", s."staff_id", s."status", s."planned_hours", s."completed_on")::text, 'UTF8')) END AS __bisync_fp
     FROM "bisync_stage" AS s
    WHERE s.__bisync_row BETWEEN $1 AND $2
 ),
@@ -9744,7 +9744,7 @@ COMMIT;
 -- Step 17/23: jobshead reverse: cloud public.jobshead → desktop public.jobshead
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 5372f4fbf0d1fc379ab8d9498981aa2e9d0cb301ab0a581af99cb7b31711ecca
+-- step hash: b120fa582415daac8a6597f8c7b48b3a1aec6cb248e0603551a400d39afe86c7
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -10228,7 +10228,7 @@ ANALYZE "bisync_stage" ("job_id");
 WITH src AS (
   SELECT s.*,
          jsonb_build_array((s."job_id"::bigint)::text) AS __bisync_key,
-         CASE WHEN s.__bisync_present THEN md5(convert_to(row(s."job_id"::bigint, s."client_id"::integer, s."template_id"::integer, s."job_name"::character varying, s."job_status"::character varying, s."fee"::numeric(12,2), s."due_date"::date, s."notes"::text, s."extra"::jsonb)::text, 'UTF8')) END AS __bisync_fp
+         CASE WHEN s.__bisync_present THEN md5(convert_to(row(s."job_id", s."client_id", s."template_id", s."job_name", s."job_status", s."fee", s."due_date", s."notes", s."extra")::text, 'UTF8')) END AS __bisync_fp
     FROM "bisync_stage" AS s
    WHERE s.__bisync_row BETWEEN $1 AND $2
 ),
@@ -10575,7 +10575,7 @@ COMMIT;
 -- Step 18/23: jobtasks reverse: cloud public.jobtasks → desktop public.jobtasks
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: 26867e48f055a792ff0c33346c1bade5c3b2148b168e1f0918f81d4ae264969f
+-- step hash: a30640244f55cb1f80b7bf462123ca9d39e79411d429a7e631459492b5ecdd35
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -11057,7 +11057,7 @@ ANALYZE "bisync_stage" ("jt_id");
 WITH src AS (
   SELECT s.*,
          jsonb_build_array((s."jt_id"::bigint)::text) AS __bisync_key,
-         CASE WHEN s.__bisync_present THEN md5(convert_to(row(s."jt_id"::bigint, s."job_id"::bigint, s."task_id"::integer, s."staff_id"::integer, s."status"::character varying, s."planned_hours"::numeric(6,2), s."completed_on"::date)::text, 'UTF8')) END AS __bisync_fp
+         CASE WHEN s.__bisync_present THEN md5(convert_to(row(s."jt_id", s."job_id", s."task_id", s."staff_id", s."status", s."planned_hours", s."completed_on")::text, 'UTF8')) END AS __bisync_fp
     FROM "bisync_stage" AS s
    WHERE s.__bisync_row BETWEEN $1 AND $2
 ),

@@ -13,15 +13,13 @@
  */
 
 /**
- * How a failed pair-lock statement is read: lock_not_available → `locked` (the other direction
- * holds it); serialization_failure → `retry` (the forward step committed a change to its state row
- * after the read's snapshot was taken: a new snapshot sees it); anything else → null (an error).
+ * Whether a failed pair-lock statement found the lock held by the other direction (lock_not_available).
+ * A serialization failure (the forward step committed a change to its state row after the read's
+ * snapshot was taken, a moment before the lock) is thrown as it is: apply runs the step again
+ * (a transient failure), with a new snapshot.
  */
-export function pairLockRefused(error: unknown): 'locked' | 'retry' | null {
-  const code = (error as { code?: unknown }).code;
-  if (code === '55P03') return 'locked';
-  if (code === '40001') return 'retry';
-  return null;
+export function pairLockHeld(error: unknown): boolean {
+  return (error as { code?: unknown }).code === '55P03';
 }
 
 /** What a step that found the other direction running reports. */

@@ -10,7 +10,7 @@ import { classifyError } from './error-class.js';
 import { GuardRefusal, guardBaseline, guardOtherSideRows } from './guard.js';
 import type { GuardStats } from './guard.js';
 import type { Databases, WireCounts } from './databases.js';
-import { PAIR_HELD, PAIR_LOCKED, pairLockRefused } from './pair-lock.js';
+import { PAIR_HELD, PAIR_LOCKED, pairLockHeld } from './pair-lock.js';
 import { run, runTogether, statement } from './statements.js';
 import type { Sendable } from './statements.js';
 import { describeStepError, tagSide } from './step-error.js';
@@ -189,7 +189,7 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     const horizonPart = hasHorizon ? from(step, 'begin-horizon') : [];
     const readPart = from(step, 'begin-source');
     // With the pair lock: 'locked' when the other direction holds it (the read is rolled back).
-    const openRead = async (again = true): Promise<pg.QueryResult[] | 'locked'> => {
+    const openRead = async (): Promise<pg.QueryResult[] | 'locked'> => {
       source ??= await dbs.client(step.source);
       const client = source;
       sourceOpen = true;
@@ -207,12 +207,10 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
       ]);
       if (opened.status === 'rejected') throw opened.reason;
       if (locked.status === 'rejected') {
-        const refused = pairLockRefused(locked.reason);
-        if (refused === null) throw locked.reason;
+        if (!pairLockHeld(locked.reason)) throw locked.reason;
         await client.query('ROLLBACK');
         sourceOpen = false;
-        // The forward step committed between this snapshot and the lock: a newer snapshot may take it.
-        return refused === 'retry' && again ? await openRead(false) : 'locked';
+        return 'locked';
       }
       if (pairLock.length > 0 && locked.value[0]?.rows[0]?.locked !== true) {
         throw new Error(`the row of ${step.table} forward in ${step.stateSchema}.state is missing on ${step.source}; run apply again`);

@@ -51,6 +51,9 @@ export class ThreeWayRunner {
     if (final) expect([...parked.note, ...parked.job], 'no conflict is left after resolving them all and a quiescent full run').toEqual([]);
     if (parked.note.size + parked.job.size > 0) return;
     this.checkConverged(await readHoldings(this.clients));
+    // Each step records its target's copy of the base only: a copy the other direction's step
+    // agreed catches up in the next full run (written once, then never again).
+    await this.sync(QUIESCENT_FULL);
     const bases = await this.bases();
     const again = await this.sync(QUIESCENT_FULL);
     expect(

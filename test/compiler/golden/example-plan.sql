@@ -1,4 +1,4 @@
--- bisync plan 9b2e56d6a178cc668c00be9095f9e86b1023c01fe41d377f0a920786c24c23eb
+-- bisync plan 687e859db828123c5593a51ff522e488474485fba5c2fff7fa02e4af8366e9b7
 -- config: sync.config.yaml; state schema: bisync; 23 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -4630,7 +4630,7 @@ COMMIT;
 -- Step 9/23: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 5c0cee721ecb5a401c70e42c9bed3b70ba4033f22db62a2930d51729d7ed6233
+-- step hash: 24683cfa6895eab3489d70ecc55cc993e2eb5f595d579c26c35c8b7b32fd5794
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5050,6 +5050,7 @@ three AS MATERIALIZED (
          CASE WHEN coalesce(s.__bisync_base_gen, -1) > coalesce(b.generation, -1) THEN s.__bisync_base_fp ELSE b.fingerprint END AS base_fp,
          coalesce(greatest(s.__bisync_base_gen, b.generation), 0) AS base_gen,
          b.generation IS NOT NULL AS t_has_base,
+         b.fingerprint AS t_base_fp,
          c.key IS NOT NULL OR s.__bisync_parked_kind IS NOT NULL AS parked,
          coalesce(c.kind, s.__bisync_parked_kind) AS parked_kind
     FROM src AS s
@@ -5167,11 +5168,13 @@ cleared AS (
 ),
 agreed AS (
   -- The new base: what both sides hold now (a NULL fingerprint records an agreed delete). Equal rows
-  -- are recorded only when the fresher copy does not say so already (a no-change rerun writes nothing).
-  -- A written row is recorded with the fingerprint of the version written, computed once, in src.
-  SELECT key, f_fp AS fingerprint, base_gen, t_has_base, parked FROM both_equal WHERE base_fp IS DISTINCT FROM f_fp
+  -- are recorded when the fresher copy or cloud's own copy does not say so already, so that
+  -- cloud's copy comes to hold the agreed version too; once both copies do, a no-change rerun
+  -- writes nothing. A written row is recorded with the fingerprint of the version written, computed once, in src.
+  SELECT key, f_fp AS fingerprint, base_gen, t_has_base, parked FROM both_equal
+   WHERE base_fp IS DISTINCT FROM f_fp OR t_base_fp IS DISTINCT FROM f_fp
   UNION ALL
-  SELECT key, NULL, base_gen, t_has_base, parked FROM both_deleted WHERE base_fp IS NOT NULL
+  SELECT key, NULL, base_gen, t_has_base, parked FROM both_deleted WHERE base_fp IS NOT NULL OR t_base_fp IS NOT NULL
   UNION ALL
   SELECT key, fingerprint, base_gen, t_has_base, parked FROM updated
   UNION ALL
@@ -5394,7 +5397,7 @@ COMMIT;
 -- Step 10/23: jobtasks forward: desktop public.jobtasks → cloud public.jobtasks
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: 7f3ccd5b20cca8e80136d2d00e49f5132eb7b2d8463ce7f17b43cbf6727c3d0b
+-- step hash: 7e9aabdc5612099f2804b5fd42e1e2bfcc07c0be8a694ae23a1ee2395c254b6b
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5812,6 +5815,7 @@ three AS MATERIALIZED (
          CASE WHEN coalesce(s.__bisync_base_gen, -1) > coalesce(b.generation, -1) THEN s.__bisync_base_fp ELSE b.fingerprint END AS base_fp,
          coalesce(greatest(s.__bisync_base_gen, b.generation), 0) AS base_gen,
          b.generation IS NOT NULL AS t_has_base,
+         b.fingerprint AS t_base_fp,
          c.key IS NOT NULL OR s.__bisync_parked_kind IS NOT NULL AS parked,
          coalesce(c.kind, s.__bisync_parked_kind) AS parked_kind
     FROM src AS s
@@ -5927,11 +5931,13 @@ cleared AS (
 ),
 agreed AS (
   -- The new base: what both sides hold now (a NULL fingerprint records an agreed delete). Equal rows
-  -- are recorded only when the fresher copy does not say so already (a no-change rerun writes nothing).
-  -- A written row is recorded with the fingerprint of the version written, computed once, in src.
-  SELECT key, f_fp AS fingerprint, base_gen, t_has_base, parked FROM both_equal WHERE base_fp IS DISTINCT FROM f_fp
+  -- are recorded when the fresher copy or cloud's own copy does not say so already, so that
+  -- cloud's copy comes to hold the agreed version too; once both copies do, a no-change rerun
+  -- writes nothing. A written row is recorded with the fingerprint of the version written, computed once, in src.
+  SELECT key, f_fp AS fingerprint, base_gen, t_has_base, parked FROM both_equal
+   WHERE base_fp IS DISTINCT FROM f_fp OR t_base_fp IS DISTINCT FROM f_fp
   UNION ALL
-  SELECT key, NULL, base_gen, t_has_base, parked FROM both_deleted WHERE base_fp IS NOT NULL
+  SELECT key, NULL, base_gen, t_has_base, parked FROM both_deleted WHERE base_fp IS NOT NULL OR t_base_fp IS NOT NULL
   UNION ALL
   SELECT key, fingerprint, base_gen, t_has_base, parked FROM updated
   UNION ALL
@@ -9744,7 +9750,7 @@ COMMIT;
 -- Step 17/23: jobshead reverse: cloud public.jobshead → desktop public.jobshead
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: b120fa582415daac8a6597f8c7b48b3a1aec6cb248e0603551a400d39afe86c7
+-- step hash: a2e32b2449eedb979fcc9ba7af9a9124ab22c9cae63642e68daff534f804d067
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -10242,6 +10248,7 @@ three AS MATERIALIZED (
          CASE WHEN coalesce(s.__bisync_base_gen, -1) > coalesce(b.generation, -1) THEN s.__bisync_base_fp ELSE b.fingerprint END AS base_fp,
          coalesce(greatest(s.__bisync_base_gen, b.generation), 0) AS base_gen,
          b.generation IS NOT NULL AS t_has_base,
+         b.fingerprint AS t_base_fp,
          c.key IS NOT NULL OR s.__bisync_parked_kind IS NOT NULL AS parked,
          coalesce(c.kind, s.__bisync_parked_kind) AS parked_kind
     FROM src AS s
@@ -10359,11 +10366,13 @@ cleared AS (
 ),
 agreed AS (
   -- The new base: what both sides hold now (a NULL fingerprint records an agreed delete). Equal rows
-  -- are recorded only when the fresher copy does not say so already (a no-change rerun writes nothing).
-  -- A written row is recorded with the fingerprint of the version written, computed once, in src.
-  SELECT key, f_fp AS fingerprint, base_gen, t_has_base, parked FROM both_equal WHERE base_fp IS DISTINCT FROM f_fp
+  -- are recorded when the fresher copy or desktop's own copy does not say so already, so that
+  -- desktop's copy comes to hold the agreed version too; once both copies do, a no-change rerun
+  -- writes nothing. A written row is recorded with the fingerprint of the version written, computed once, in src.
+  SELECT key, f_fp AS fingerprint, base_gen, t_has_base, parked FROM both_equal
+   WHERE base_fp IS DISTINCT FROM f_fp OR t_base_fp IS DISTINCT FROM f_fp
   UNION ALL
-  SELECT key, NULL, base_gen, t_has_base, parked FROM both_deleted WHERE base_fp IS NOT NULL
+  SELECT key, NULL, base_gen, t_has_base, parked FROM both_deleted WHERE base_fp IS NOT NULL OR t_base_fp IS NOT NULL
   UNION ALL
   SELECT key, fingerprint, base_gen, t_has_base, parked FROM updated
   UNION ALL
@@ -10575,7 +10584,7 @@ COMMIT;
 -- Step 18/23: jobtasks reverse: cloud public.jobtasks → desktop public.jobtasks
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: a30640244f55cb1f80b7bf462123ca9d39e79411d429a7e631459492b5ecdd35
+-- step hash: fde4e824a487911f0056023995e7253659bbca37a0643b510ca46bad7d661ef4
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -11071,6 +11080,7 @@ three AS MATERIALIZED (
          CASE WHEN coalesce(s.__bisync_base_gen, -1) > coalesce(b.generation, -1) THEN s.__bisync_base_fp ELSE b.fingerprint END AS base_fp,
          coalesce(greatest(s.__bisync_base_gen, b.generation), 0) AS base_gen,
          b.generation IS NOT NULL AS t_has_base,
+         b.fingerprint AS t_base_fp,
          c.key IS NOT NULL OR s.__bisync_parked_kind IS NOT NULL AS parked,
          coalesce(c.kind, s.__bisync_parked_kind) AS parked_kind
     FROM src AS s
@@ -11186,11 +11196,13 @@ cleared AS (
 ),
 agreed AS (
   -- The new base: what both sides hold now (a NULL fingerprint records an agreed delete). Equal rows
-  -- are recorded only when the fresher copy does not say so already (a no-change rerun writes nothing).
-  -- A written row is recorded with the fingerprint of the version written, computed once, in src.
-  SELECT key, f_fp AS fingerprint, base_gen, t_has_base, parked FROM both_equal WHERE base_fp IS DISTINCT FROM f_fp
+  -- are recorded when the fresher copy or desktop's own copy does not say so already, so that
+  -- desktop's copy comes to hold the agreed version too; once both copies do, a no-change rerun
+  -- writes nothing. A written row is recorded with the fingerprint of the version written, computed once, in src.
+  SELECT key, f_fp AS fingerprint, base_gen, t_has_base, parked FROM both_equal
+   WHERE base_fp IS DISTINCT FROM f_fp OR t_base_fp IS DISTINCT FROM f_fp
   UNION ALL
-  SELECT key, NULL, base_gen, t_has_base, parked FROM both_deleted WHERE base_fp IS NOT NULL
+  SELECT key, NULL, base_gen, t_has_base, parked FROM both_deleted WHERE base_fp IS NOT NULL OR t_base_fp IS NOT NULL
   UNION ALL
   SELECT key, fingerprint, base_gen, t_has_base, parked FROM updated
   UNION ALL

@@ -1,0 +1,135 @@
+/**
+ * SPEC §7, the base of an edits: both table: each database keeps its own copy, and both copies come
+ * to hold the version the two sides agreed on (what checksum-first needs to call a key settled on
+ * each database alone). A step records its target's copy whenever that copy does not hold the agreed
+ * version yet, whatever the other copy says; once both copies agree, a no-change run writes no base row.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { ThreeWayPair } from './three-way-fixture.js';
+
+const pairs: ThreeWayPair[] = [];
+const make = async (label: string, options: Parameters<typeof ThreeWayPair.create>[1] = {}): Promise<ThreeWayPair> => {
+  const pair = await ThreeWayPair.create(label, options);
+  pairs.push(pair);
+  return pair;
+};
+afterAll(async () => {
+  for (const pair of pairs) await pair.drop();
+});
+
+type Side = 'desktop' | 'cloud';
+type BaseRow = { key: unknown; fingerprint: string | null; generation: string; agreed_at: string };
+
+/** One side's copy of the base of `job`, by key. */
+async function copyOf(pair: ThreeWayPair, side: Side): Promise<BaseRow[]> {
+  return (await pair.sql(side, "SELECT key, fingerprint, generation::text, agreed_at::text FROM bisync.base WHERE table_name = 'job' ORDER BY key")) as BaseRow[];
+}
+
+/** Each copy holds the same fingerprint for every key (generations may differ), and `keys` keys. */
+async function expectCopiesAgree(pair: ThreeWayPair, keys: number): Promise<void> {
+  const fingerprints = async (side: Side): Promise<unknown[]> => (await copyOf(pair, side)).map((b) => [b.key, b.fingerprint]);
+  const desktop = await fingerprints('desktop');
+  expect(desktop).toHaveLength(keys);
+  expect(await fingerprints('cloud')).toEqual(desktop);
+}
+
+/** The rows of the copy in place: its physical version (ctid) and writing transaction (xmin) too. */
+async function physical(pair: ThreeWayPair, side: Side): Promise<unknown[]> {
+  return await pair.sql(side, "SELECT key, fingerprint, generation, ctid::text AS ctid, xmin::text AS xmin FROM bisync.base WHERE table_name = 'job' ORDER BY key");
+}
+
+/** Put one side's copy back as it was (what a crash before that copy was written leaves). */
+async function restore(pair: ThreeWayPair, side: Side, rows: readonly BaseRow[]): Promise<void> {
+  await pair.sql(side, "DELETE FROM bisync.base WHERE table_name = 'job'");
+  for (const r of rows) {
+    await pair.sql(side, "INSERT INTO bisync.base (table_name, key, fingerprint, generation, agreed_at) VALUES ('job', $1, $2, $3, $4)", [
+      JSON.stringify(r.key),
+      r.fingerprint,
+      r.generation,
+      r.agreed_at,
+    ]);
+  }
+}
+
+describe('both copies of the base converge on the agreed version', () => {
+  for (const mode of ['auto', 'full'] as const) {
+    it(`after a forward edit and a no-change reverse both copies of the base hold the agreed version (${mode})`, async () => {
+      const pair = await make(`tw_copies_edit_${mode}`, { cursors: mode === 'auto' });
+      await pair.agreed([[1, 'one', 'Open'], [2, 'two', 'Open']]);
+      await pair.sql('desktop', "UPDATE job SET status = 'Done' WHERE job_id = 1");
+      await pair.apply('forward', { mode });
+      const reverse = await pair.apply('reverse', { mode });
+      expect(reverse.steps[0]).toMatchObject({ inserted: 0, updated: 0, deleted: 0 });
+      await expectCopiesAgree(pair, 2);
+      expect(await pair.job('desktop', 1)).toMatchObject({ status: 'Done' });
+    });
+  }
+
+  it('after a carried delete and a no-change reverse both copies of the base record the delete', async () => {
+    const pair = await make('tw_copies_delete');
+    await pair.agreed([[1, 'one', 'Open'], [2, 'two', 'Open']]);
+    await pair.sql('desktop', 'DELETE FROM job WHERE job_id = 1');
+    await pair.apply('forward', { mode: 'full' });
+    await pair.apply('reverse', { mode: 'full' });
+    await expectCopiesAgree(pair, 2);
+    expect((await copyOf(pair, 'desktop')).find((b) => JSON.stringify(b.key) === '["1"]')?.fingerprint).toBeNull();
+    expect(await pair.jobs('cloud')).toHaveLength(1);
+  });
+
+  it('after a first sync and a no-change reverse both copies of the base hold every key', async () => {
+    const pair = await make('tw_copies_first');
+    await pair.sql('desktop', "INSERT INTO job (job_id, title, status) SELECT i, 'job ' || i, 'Open' FROM generate_series(1, 5) AS i");
+    await pair.apply('forward', { mode: 'full' });
+    await pair.apply('reverse', { mode: 'full' });
+    await expectCopiesAgree(pair, 5);
+  });
+
+  it('a no-change rerun after convergence writes no base row on either side (same ctid and xmin)', async () => {
+    const pair = await make('tw_copies_rerun');
+    await pair.agreed([[1, 'one', 'Open'], [2, 'two', 'Open'], [3, 'three', null]]);
+    await pair.sql('desktop', "UPDATE job SET status = 'Done' WHERE job_id = 1");
+    await pair.sql('cloud', "UPDATE job SET title = 'two (phone)' WHERE job_id = 2");
+    await pair.sql('desktop', 'DELETE FROM job WHERE job_id = 3');
+    await pair.apply('both', { mode: 'full' });
+    await pair.apply('both', { mode: 'full' });
+    await expectCopiesAgree(pair, 3);
+    const before = [await physical(pair, 'desktop'), await physical(pair, 'cloud')];
+
+    for (const direction of ['forward', 'reverse', 'both'] as const) {
+      const rerun = await pair.apply(direction, { mode: 'full' });
+      for (const step of rerun.steps) expect(step).toMatchObject({ inserted: 0, updated: 0, deleted: 0 });
+    }
+
+    expect([await physical(pair, 'desktop'), await physical(pair, 'cloud')]).toEqual(before);
+  });
+});
+
+describe('a copy of the base left stale is brought to the agreed version by the next step into its database', () => {
+  // A copy is stale when a crash came between the commit on one database and the write of the
+  // other database's copy (or the base predates this rule). The next step into that database sees
+  // both rows equal and its own copy saying something else: it records the agreed version there.
+  for (const [what, change] of [
+    ['an edited row', "UPDATE job SET status = 'Done' WHERE job_id = 1"],
+    ['a deleted row', 'DELETE FROM job WHERE job_id = 1'],
+  ] as const) {
+    it(`a stale copy of ${what}`, async () => {
+      const pair = await make(`tw_stale_${what.split(' ')[1]}`);
+      await pair.agreed([[1, 'one', 'Open'], [2, 'two', 'Open']]);
+      const desktopBefore = await copyOf(pair, 'desktop');
+      await pair.sql('desktop', change);
+      await pair.apply('forward', { mode: 'full' });
+      await restore(pair, 'desktop', desktopBefore);
+      await pair.apply('reverse', { mode: 'full' });
+      await expectCopiesAgree(pair, 2);
+    });
+  }
+
+  it('a copy missing after a first sync', async () => {
+    const pair = await make('tw_stale_first');
+    await pair.sql('desktop', "INSERT INTO job (job_id, title, status) SELECT i, 'job ' || i, 'Open' FROM generate_series(1, 5) AS i");
+    await pair.apply('forward', { mode: 'full' });
+    await restore(pair, 'desktop', []);
+    await pair.apply('reverse', { mode: 'full' });
+    await expectCopiesAgree(pair, 5);
+  });
+});

@@ -466,7 +466,7 @@ function compileStep(
     stmt('constraints-immediate', 'target', 'deferred constraints fail per merged batch, not at COMMIT'),
     ...(threeWay ? [stmt('guard-count', 'target', 'rows on the target before the merge, the measure of max_delete_fraction with edits: both')] : []),
     stmt('create-staging', 'target', 'staging table, dropped at commit'),
-    ...(checksum === null ? [] : [checksumStatement(stmt, 'target', targetName, targetRel, checksum.targetKeys, checksum.targetColumns, checksum.owned, checksum.owned !== null)]),
+    ...(checksum === null ? [] : [checksumStatement(stmt, 'target', targetName, targetRel, checksum.targetKeys, checksum.targetColumns, checksum.owned, checksum.owned !== null, checksum.threeWay)]),
     ...(cursors.length > 0
       ? [
           stmt('begin-horizon', 'source', `a short read-only transaction on ${sourceName}, before the read snapshot`),
@@ -489,7 +489,7 @@ function compileStep(
     ...(checksum === null
       ? []
       : [
-          checksumStatement(stmt, 'source', sourceName, sourceRel, checksum.sourceKeys, checksum.sourceColumns, null, checksum.owned !== null),
+          checksumStatement(stmt, 'source', sourceName, sourceRel, checksum.sourceKeys, checksum.sourceColumns, null, checksum.owned !== null, checksum.threeWay),
           stmt('set-buckets', 'source', `the buckets whose checksums differ (compared in bisync); when none does, the copy below does not run`),
         ]),
     stmt('copy-out', 'source', threeWay ? `stream the rows out of ${sourceName}, with ${sourceName}'s copy of the base` : `stream the rows out of ${sourceName}`, {}, threeWayTemplate('copy-out')),
@@ -504,7 +504,15 @@ function compileStep(
           stmt('undecodable-key', 'target', 'only when the key itself cannot be decoded either: the row marked, its non-ASCII values as octal bytes'),
         ]
       : []),
-    ...(checksum === null ? [] : [stmt('set-buckets', 'target', 'the same buckets on the target: deletes and unmarked rows are looked for only inside them')]),
+    ...(checksum === null ? [] : [
+          stmt(
+            'set-buckets',
+            'target',
+            threeWay
+              ? `the same buckets on the target: keys of ${targetName}'s base staged as deleted on ${sourceName}, and unmarked rows, are looked for only inside them`
+              : 'the same buckets on the target: deletes and unmarked rows are looked for only inside them',
+          ),
+        ]),
     stmt('retry-rejects', 'target', 'retry rows rejected by earlier runs'),
     ...(threeWay && mode === 'full' ? [stmt('stage-base-keys', 'target', `keys ${targetName}'s base holds that ${sourceName} no longer has: deleted there`)] : []),
     stmt('count-staged', 'target', 'how many rows are staged'),
@@ -592,7 +600,13 @@ function checksumStatement(
   columns: readonly ChecksumColumn[],
   owned: { column: string; mine: string } | null,
   ownedOnTarget: boolean,
+  threeWay: boolean,
 ): PlanStatement {
+  if (threeWay) {
+    // edits: both: the keys and columns are the step's own (both sides have the same types), hashed as the merge does.
+    const purpose = `checksum-first: per bucket of keys on ${database}, the fingerprints of keys whose row and copy of the base agree`;
+    return stmt('bucket-checksums', side, purpose, { database, relation, side, bits: SYNC_BUCKET_BITS }, 'bucket-checksums-three-way');
+  }
   const context = {
     database,
     relation,

@@ -149,13 +149,16 @@ const helpers = {
    * the row's text, and so the fingerprint, is the same (a record's text quotes a field by its text
    * alone, not by its type). A timestamptz is fingerprinted as its UTC time: each database's sessions
    * run in its own TimeZone, and a base recorded on one is compared on the other; for the same reason
-   * the text is hashed as UTF-8, whatever the database's encoding.
+   * the text is hashed as UTF-8, whatever the database's encoding. `source` fingerprints a row of F by
+   * F's names, over F's own values: the same text only where each column has T's type (checksum-step.ts
+   * checks that).
    */
   fingerprint: (columns: unknown, prefix: unknown, side: unknown) =>
     `md5(convert_to(row(${(columns as TemplateColumn[])
       .map((c) => {
         if (side === 'staged' && stagedAsPrinted(c)) return `${String(prefix)}.${quoteIdent(c.target)}`;
-        const value = side === 'staged' ? helpers.staged(c, prefix) : `${String(prefix)}.${quoteIdent(c.target)}`;
+        const value =
+          side === 'staged' ? helpers.staged(c, prefix) : `${String(prefix)}.${quoteIdent(side === 'source' ? c.source : c.target)}`;
         return WITH_ZONE.test(c.type) ? `timezone('UTC', ${value})` : value;
       })
       .join(', ')})::text, 'UTF8'))`,
@@ -172,6 +175,17 @@ const helpers = {
     const n = Number(bits);
     if (!Number.isInteger(n) || n < 1 || n > 16) throw new Error(`bucket bits must be 1 to 16, got ${String(bits)}`);
     return n === 16 ? `('x' || left(${String(hash)}, 4))::bit(16)::int` : `(('x' || left(${String(hash)}, 4))::bit(16)::int >> ${16 - n})`;
+  },
+  /**
+   * The bucket of a key as the base stores it (a jsonb array, `basekey`): the first `bits` bits of the
+   * md5 of its text as UTF-8. A row's key and a base or conflict key land in the same bucket. Given
+   * several key expressions, the first that is not NULL.
+   */
+  keybucket: (bits: unknown, ...rest: unknown[]) => {
+    // The key expressions, then Handlebars' options: the first that is not NULL is the key.
+    const keys = rest.slice(0, -1).map(String);
+    const key = keys.length === 1 ? String(keys[0]) : `coalesce(${keys.join(', ')})`;
+    return helpers.bucketof(`md5(convert_to((${key})::text, 'UTF8'))`, bits);
   },
   /**
    * The columns F sends for a three-way step, by F's names: a key column falls back to the key in

@@ -240,7 +240,8 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     if ((await reading?.catch(() => undefined)) === 'locked') return await pairLocked();
     const [locked, state] = opened === 'locked' ? [] : opened;
     if (locked !== undefined && locked.rows.length === 0) throw new Error(`the row of ${step.table} ${step.direction} in ${step.stateSchema}.state is missing on ${step.target}; run apply again`);
-    const rowsOnTarget = step.edits === 'both' && opened !== 'locked' ? Number(opened.at(-1)?.rows[0]?.rows_on_target ?? 0) : 0;
+    // guard-count comes just before the target's checksums (if any).
+    const rowsOnTarget = step.edits === 'both' && opened !== 'locked' ? Number(opened.at(-1 - targetChecksum(step).length)?.rows[0]?.rows_on_target ?? 0) : 0;
     const current = (state?.rows[0]?.watermark as string | null | undefined) ?? null;
     if (locked?.rows[0]?.locked !== true || current !== step.watermark) {
       await reading?.catch(() => undefined);

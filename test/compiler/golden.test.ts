@@ -91,4 +91,20 @@ describe('golden plans of the example config against the sample schema', () => {
     expectGolden('example-incremental-plan.sql', planSql(normalised(incremental)));
     expectGolden('example-incremental-plan.json', `${JSON.stringify(normalised(incremental), null, 2)}\n`);
   });
+
+  it('checksum-first plan of an edits: both table that has run before (golden/example-checksum-both-plan.sql)', async () => {
+    // jobshead forward's row of state on the cloud, as its first run leaves it: the next plan compares by checksum first.
+    const first = (await planCommand(config, { direction: 'forward', tables: ['jobshead'], mode: 'auto' })).steps[0];
+    if (first === undefined) throw new Error('no forward step for jobshead');
+    await withClient(dbs.cloudUrl, async (client) => {
+      for (const s of first.bootstrap) await client.query(s.sql, s.params.map((p) => p.value));
+    });
+    const again = await planCommand(config, { direction: 'forward', tables: ['jobshead'], mode: 'auto' });
+    const step = again.steps[0] as PlanStep;
+    expect(step.compare).toBe('checksum');
+    expect(step.edits).toBe('both');
+    expect(step.reason).toMatch(/checksum-first: each database sums/);
+    expect(step.statements.filter((s) => s.kind === 'bucket-checksums').map((s) => s.side)).toEqual(['target', 'source']);
+    expectGolden('example-checksum-both-plan.sql', planSql(normalised(again)));
+  });
 });

@@ -194,6 +194,12 @@ function withXmin(doc: unknown): unknown {
   return { ...d, tables: d.tables.map((t, i) => (i === 1 ? { ...t, timestamps: { desktop: 'xmin' } } : t)) };
 }
 
+/** The document with the edits: both table read in full on the desktop (no cursor there, so conflicts park): checksum-first after its first run. */
+function desktopInFull(doc: unknown): unknown {
+  const d = doc as { tables: Record<string, unknown>[] };
+  return { ...d, tables: d.tables.map((t, i) => (i === 2 ? { ...t, conflicts: 'park', timestamps: { cloud: (t.timestamps as { cloud: unknown }).cloud } } : t)) };
+}
+
 function plans(n: Names): { firstRun: Plan; incremental: Plan; checksum: Plan } {
   const config = configFrom(withXmin(document(n)));
   const cats = catalogs(n);
@@ -206,7 +212,13 @@ function plans(n: Names): { firstRun: Plan; incremental: Plan; checksum: Plan } 
       [stepKey(VALUES.table1, 'reverse')]: { xmin: '8000', relfilenode: null, system: '7300000000000000002' },
     }),
     // Every step has run before: the forward steps read the desktop in full, checksum-first (SPEC §8).
-    checksum: compilePlan(configFrom(document(n)), cats, { ...state, [stepKey(VALUES.table1, 'forward')]: null, [stepKey(VALUES.table2, 'forward')]: null }, { direction: 'both', mode: 'auto' }),
+    // The edits: both table too, its forward step reading the desktop in full.
+    checksum: compilePlan(
+      configFrom(desktopInFull(document(n))),
+      cats,
+      { ...state, [stepKey(VALUES.table1, 'forward')]: null, [stepKey(VALUES.table2, 'forward')]: null, [stepKey(VALUES.table3, 'forward')]: null },
+      { direction: 'both', mode: 'auto' },
+    ),
   };
 }
 
@@ -249,7 +261,11 @@ describe('hostile identifiers (pure: compiled from in-memory catalogs, parsed by
     ]);
     expect(hostile.incremental.steps.map((s) => s.mode)).toEqual(['full', 'incremental', 'full', 'incremental', 'incremental']);
     expect(planStatements(hostile.firstRun).some((s) => s.statement.kind === 'mirror-deletes')).toBe(true);
-    expect(hostile.checksum.steps.filter((s) => s.compare === 'checksum').map((s) => `${s.table} ${s.direction}`)).toEqual([`${VALUES.table1} forward`, `${VALUES.table2} forward`]);
+    expect(hostile.checksum.steps.filter((s) => s.compare === 'checksum').map((s) => `${s.table} ${s.direction}`)).toEqual([
+      `${VALUES.table1} forward`,
+      `${VALUES.table2} forward`,
+      `${VALUES.table3} forward`,
+    ]);
     // The incremental cursor read with the late-commit check by xmin (cursor condition OR xmin condition).
     const lateCheck = planStatements(hostile.incremental).find((s) => s.step.table === VALUES.table1 && s.step.direction === 'reverse' && s.statement.kind === 'copy-out');
     expect(lateCheck?.statement.sql).toContain("OR (f.xmin::text::bigint >= 3");

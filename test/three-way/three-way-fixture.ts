@@ -12,6 +12,8 @@ export interface PairOptions {
   maxDeleteFraction?: number;
   /** With `cursors`: the desktop is read by row xmin (`timestamps: { desktop: xmin }`), the cloud by updated_at. */
   desktopXmin?: boolean;
+  /** The cloud's type of `title` (text, as on the desktop, unless given). */
+  cloudTitleType?: string;
 }
 
 export type Job = { job_id: number; title: string; status: string | null };
@@ -41,7 +43,7 @@ export class ThreeWayPair {
       await c.query(`CREATE TABLE job (job_id integer PRIMARY KEY, title text NOT NULL, status text${cursor}); ${trigger}`);
     });
     await withClient(dbs.cloudUrl, async (c) => {
-      await c.query(`CREATE TABLE job (job_id integer PRIMARY KEY, title text NOT NULL, status text, source char(1)${cursor}); ${trigger}`);
+      await c.query(`CREATE TABLE job (job_id integer PRIMARY KEY, title ${options.cloudTitleType ?? 'text'} NOT NULL, status text, source char(1)${cursor}); ${trigger}`);
     });
     const desktopCursor = options.desktopXmin === true ? 'xmin' : '[updated_at]';
     const timestamps = options.cursors === true ? `\n    timestamps: { desktop: ${desktopCursor}, cloud: [updated_at] }` : '';

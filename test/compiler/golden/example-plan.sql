@@ -4628,7 +4628,7 @@ COMMIT;
 
 -- ============================================================================
 -- Step 9/23: jobshead forward: desktop public.jobshead → cloud public.jobshead
--- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
+-- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
 -- step hash: 24683cfa6895eab3489d70ecc55cc993e2eb5f595d579c26c35c8b7b32fd5794
 -- ============================================================================
@@ -5395,7 +5395,7 @@ COMMIT;
 
 -- ============================================================================
 -- Step 10/23: jobtasks forward: desktop public.jobtasks → cloud public.jobtasks
--- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written
+-- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
 -- step hash: 7e9aabdc5612099f2804b5fd42e1e2bfcc07c0be8a694ae23a1ee2395c254b6b
 -- ============================================================================
@@ -9748,7 +9748,7 @@ COMMIT;
 
 -- ============================================================================
 -- Step 17/23: jobshead reverse: cloud public.jobshead → desktop public.jobshead
--- mode: full — no watermark yet (first run, or nothing read so far): every row is read
+-- mode: full — no watermark yet (first run, or nothing read so far): every row is read; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
 -- step hash: a2e32b2449eedb979fcc9ba7af9a9124ab22c9cae63642e68daff534f804d067
 -- ============================================================================
@@ -10582,7 +10582,7 @@ COMMIT;
 
 -- ============================================================================
 -- Step 18/23: jobtasks reverse: cloud public.jobtasks → desktop public.jobtasks
--- mode: full — no watermark yet (first run, or nothing read so far): every row is read
+-- mode: full — no watermark yet (first run, or nothing read so far): every row is read; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
 -- step hash: fde4e824a487911f0056023995e7253659bbca37a0643b510ca46bad7d661ef4
 -- ============================================================================

@@ -1,4 +1,4 @@
--- bisync plan cd7f26c2a256637068d770e063766a6e932c09ded5351e54825d4668c0d22e34
+-- bisync plan 512013d3cf8b5054f41253c2b74e6f1907befda91d2755d6add0d4e06175b167
 -- config: sync.config.yaml; state schema: bisync; 1 step
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/1: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; checksum-first: each database sums, per bucket of keys (1,024 buckets), the fingerprint of every key whose row its own copy of the base holds as agreed with no conflict parked; only the rows of buckets that differ are read
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: d4d24e3eba6c5345f46f55c14d1243aa083dd22ceb35869a29552f29ac88cd1a
+-- step hash: f64371afc73501c2455b7864f45acce4f6f53a5cfa22a986c8c4017b3f2e8b16
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -509,6 +509,7 @@ three AS MATERIALIZED (
          CASE WHEN coalesce(s.__bisync_base_gen, -1) > coalesce(b.generation, -1) THEN s.__bisync_base_fp ELSE b.fingerprint END AS base_fp,
          coalesce(greatest(s.__bisync_base_gen, b.generation), 0) AS base_gen,
          b.generation IS NOT NULL AS t_has_base,
+         b.fingerprint AS t_base_fp,
          c.key IS NOT NULL OR s.__bisync_parked_kind IS NOT NULL AS parked,
          coalesce(c.kind, s.__bisync_parked_kind) AS parked_kind
     FROM src AS s
@@ -626,11 +627,13 @@ cleared AS (
 ),
 agreed AS (
   -- The new base: what both sides hold now (a NULL fingerprint records an agreed delete). Equal rows
-  -- are recorded only when the fresher copy does not say so already (a no-change rerun writes nothing).
-  -- A written row is recorded with the fingerprint of the version written, computed once, in src.
-  SELECT key, f_fp AS fingerprint, base_gen, t_has_base, parked FROM both_equal WHERE base_fp IS DISTINCT FROM f_fp
+  -- are recorded when the fresher copy or cloud's own copy does not say so already, so that
+  -- cloud's copy comes to hold the agreed version too; once both copies do, a no-change rerun
+  -- writes nothing. A written row is recorded with the fingerprint of the version written, computed once, in src.
+  SELECT key, f_fp AS fingerprint, base_gen, t_has_base, parked FROM both_equal
+   WHERE base_fp IS DISTINCT FROM f_fp OR t_base_fp IS DISTINCT FROM f_fp
   UNION ALL
-  SELECT key, NULL, base_gen, t_has_base, parked FROM both_deleted WHERE base_fp IS NOT NULL
+  SELECT key, NULL, base_gen, t_has_base, parked FROM both_deleted WHERE base_fp IS NOT NULL OR t_base_fp IS NOT NULL
   UNION ALL
   SELECT key, fingerprint, base_gen, t_has_base, parked FROM updated
   UNION ALL

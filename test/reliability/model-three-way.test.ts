@@ -24,8 +24,13 @@ import { ThreeWayRunner } from './three-way-runner.js';
  * Table `note` has no cursor columns (always read in full), `job` has updated_at on both sides.
  * The servers run in different time zones with DateStyle 'SQL, DMY': fingerprints must not care.
  *
+ * Each scenario draws whether full reads of `note` (no cursor columns) compare by checksum first
+ * (SPEC §8) or read every row (`compare: full`); on the checksum path a quiescent settle is followed by
+ * a no-change run that must read no row of `note` (deletes: mirror: both copies of the base agree).
+ *
  * Knobs: BISYNC_PROPERTY_SEED, BISYNC_THREE_WAY_RUNS (in total, shared by the variants),
- * BISYNC_PROPERTY_COMMANDS (mean commands per scenario), BISYNC_PROPERTY_PATH to replay a failure.
+ * BISYNC_PROPERTY_COMMANDS (mean commands per scenario), BISYNC_PROPERTY_PATH to replay a failure,
+ * BISYNC_PROPERTY_COMPARE=checksum|full to force one compare path.
  */
 
 const envInt = (name: string, fallback: number): number => {
@@ -40,6 +45,11 @@ const RUNS = envInt('BISYNC_THREE_WAY_RUNS', 12);
 const COMMANDS = Math.max(2, envInt('BISYNC_PROPERTY_COMMANDS', 12));
 const PATH = process.env.BISYNC_PROPERTY_PATH ?? '';
 const VARIANTS = ['mirror', 'keep'] as const;
+const COMPARE = process.env.BISYNC_PROPERTY_COMPARE;
+if (COMPARE !== undefined && COMPARE !== '' && COMPARE !== 'checksum' && COMPARE !== 'full') throw new Error(`BISYNC_PROPERTY_COMPARE must be checksum or full, got ${COMPARE}`);
+const COMPARES = ['checksum', 'full'] as const;
+type Compare = (typeof COMPARES)[number];
+const compareArb: fc.Arbitrary<Compare> = COMPARE === 'checksum' || COMPARE === 'full' ? fc.constant(COMPARE) : fc.constantFrom(...COMPARES);
 const RUNS_PER_VARIANT = Math.max(1, Math.ceil(RUNS / VARIANTS.length));
 
 const SCHEMA = (cloud: boolean): string => `
@@ -51,8 +61,9 @@ const SCHEMA = (cloud: boolean): string => `
     BEGIN IF NEW.updated_at IS NOT DISTINCT FROM OLD.updated_at THEN NEW.updated_at := clock_timestamp(); END IF; RETURN NEW; END $$;
   CREATE TRIGGER touch BEFORE UPDATE ON job FOR EACH ROW EXECUTE FUNCTION touch();`;
 
-const configYaml = (deletes: string): string => `
+const configYaml = (deletes: string, compare: Compare): string => `
 ${configHead()}defaults:
+  compare: ${compare}
   direction: both
   origin: { column: source, forward: D, reverse: M }
   edits: both
@@ -78,7 +89,9 @@ describe('model-based: random edits on both sides, runs, kills and resolves neve
     await setDatabaseDefaults(dbs.cloudUrl, { TimeZone: 'America/New_York', DateStyle: 'SQL, DMY' });
     await withClient(dbs.desktopUrl, async (c) => await c.query(SCHEMA(false)));
     await withClient(dbs.cloudUrl, async (c) => await c.query(SCHEMA(true)));
-    for (const deletes of VARIANTS) configs.set(deletes, await testConfig(writeConfig(configYaml(deletes)), dbs));
+    for (const deletes of VARIANTS) {
+      for (const compare of COMPARES) configs.set(`${deletes}/${compare}`, await testConfig(writeConfig(configYaml(deletes, compare)), dbs));
+    }
     clients.desktop = new pg.Client({ connectionString: dbs.desktopUrl });
     clients.cloud = new pg.Client({ connectionString: dbs.cloudUrl });
     await clients.desktop.connect();
@@ -90,9 +103,9 @@ describe('model-based: random edits on both sides, runs, kills and resolves neve
     await clients.cloud?.end();
   });
 
-  const runScenario = async (deletes: (typeof VARIANTS)[number], commands: Command[]): Promise<void> => {
+  const runScenario = async (deletes: (typeof VARIANTS)[number], commands: Command[], compare: Compare): Promise<void> => {
     const { desktop, cloud } = clients;
-    const config = configs.get(deletes);
+    const config = configs.get(`${deletes}/${compare}`);
     if (desktop === undefined || cloud === undefined || config === undefined) throw new Error('not set up');
     for (const client of [desktop, cloud]) {
       await client.query('DELETE FROM note; DELETE FROM job');
@@ -101,12 +114,12 @@ describe('model-based: random edits on both sides, runs, kills and resolves neve
         await client.query('DELETE FROM bisync.state; DELETE FROM bisync.runs; DELETE FROM bisync.rejects; DELETE FROM bisync.base; DELETE FROM bisync.conflicts');
       }
     }
-    const runner = new ThreeWayRunner({ desktop, cloud }, config, deletes);
+    const runner = new ThreeWayRunner({ desktop, cloud }, config, deletes, compare);
     try {
       for (const command of commands) await runner.execute(command);
       await runner.settle(true);
     } catch (error) {
-      if (error instanceof Error) error.message += `\n\ndeletes: ${deletes}; what ran:\n${runner.trace.join('\n')}`;
+      if (error instanceof Error) error.message += `\n\ndeletes: ${deletes}; compare: ${compare}; what ran:\n${runner.trace.join('\n')}`;
       throw error;
     }
   };
@@ -117,7 +130,7 @@ describe('model-based: random edits on both sides, runs, kills and resolves neve
       name,
       async () => {
         const details = await fc.check(
-          fc.asyncProperty(commandsArb(COMMANDS), async (commands) => await runScenario(deletes, commands)),
+          fc.asyncProperty(commandsArb(COMMANDS), compareArb, async (commands, compare) => await runScenario(deletes, commands, compare)),
           { seed: SEED + index, numRuns: RUNS_PER_VARIANT, endOnFailure: process.env.BISYNC_PROPERTY_SHRINK === '0', ...(PATH === '' ? {} : { path: PATH, endOnFailure: true }) },
         );
         if (details.failed) {

@@ -1,4 +1,4 @@
--- bisync plan 512013d3cf8b5054f41253c2b74e6f1907befda91d2755d6add0d4e06175b167
+-- bisync plan 9ce7d869fb2c9727636f52f0334f83ab6ec519081afb7977d37ddee9f1e1f53e
 -- config: sync.config.yaml; state schema: bisync; 1 step
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/1: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; checksum-first: each database sums, per bucket of keys (1,024 buckets), the fingerprint of every key whose row its own copy of the base holds as agreed with no conflict parked; only the rows of buckets that differ are read
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: f64371afc73501c2455b7864f45acce4f6f53a5cfa22a986c8c4017b3f2e8b16
+-- step hash: e5813be2b809f0d7bbf9b0e5f59023b9e6df31a30babe863106bb844c9e862c5
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -400,16 +400,17 @@ COPY (
          b.fingerprint AS __bisync_base_fp,
          b.generation AS __bisync_base_gen,
          c.kind AS __bisync_parked_kind
-    FROM (SELECT true AS __bisync_present, f.* FROM "public"."jobshead" AS f) AS f
+    -- Each row's key as the base stores it, built once and used by both joins.
+    FROM (SELECT true AS __bisync_present, jsonb_build_array(f."job_id"::text) AS __bisync_key, f.* FROM "public"."jobshead" AS f) AS f
     FULL JOIN (SELECT key, fingerprint, generation
                  FROM "bisync".base
                 WHERE table_name = current_setting('bisync.base_table')) AS b
-      ON b.key = jsonb_build_array(f."job_id"::text)
+      ON b.key = f.__bisync_key
     LEFT JOIN "bisync".conflicts AS c
       ON c.table_name = current_setting('bisync.base_table')
-     AND c.key = coalesce(b.key, jsonb_build_array(f."job_id"::text))
+     AND c.key = coalesce(b.key, f.__bisync_key)
    -- checksum-first: only keys in buckets whose checksums differ; in every other bucket each key is settled alike on both sides
-   WHERE (('x' || left(md5(convert_to((coalesce(b.key, jsonb_build_array(f."job_id"::text)))::text, 'UTF8')), 4))::bit(16)::int >> 6) = ANY (current_setting('bisync.buckets')::int[])
+   WHERE (('x' || left(md5(convert_to((coalesce(b.key, f.__bisync_key))::text, 'UTF8')), 4))::bit(16)::int >> 6) = ANY (current_setting('bisync.buckets')::int[])
 ) TO STDOUT;
 
 -- [cloud] stream them into staging on cloud

@@ -1,4 +1,4 @@
--- bisync plan 687e859db828123c5593a51ff522e488474485fba5c2fff7fa02e4af8366e9b7
+-- bisync plan 945f8aa99bacb0e9a6c5c1671fbf57ceb9f2e82cd2ec0e60662c8997acccbff6
 -- config: sync.config.yaml; state schema: bisync; 23 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -4630,7 +4630,7 @@ COMMIT;
 -- Step 9/23: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 24683cfa6895eab3489d70ecc55cc993e2eb5f595d579c26c35c8b7b32fd5794
+-- step hash: 6de2826b9000aa9695e54b3eb03c8b3f77bdc543f515edab3c30250725475b00
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -4952,14 +4952,15 @@ COPY (
          b.fingerprint AS __bisync_base_fp,
          b.generation AS __bisync_base_gen,
          c.kind AS __bisync_parked_kind
-    FROM (SELECT true AS __bisync_present, f.* FROM "public"."jobshead" AS f) AS f
+    -- Each row's key as the base stores it, built once and used by both joins.
+    FROM (SELECT true AS __bisync_present, jsonb_build_array(f."job_id"::text) AS __bisync_key, f.* FROM "public"."jobshead" AS f) AS f
     FULL JOIN (SELECT key, fingerprint, generation
                  FROM "bisync".base
                 WHERE table_name = current_setting('bisync.base_table')) AS b
-      ON b.key = jsonb_build_array(f."job_id"::text)
+      ON b.key = f.__bisync_key
     LEFT JOIN "bisync".conflicts AS c
       ON c.table_name = current_setting('bisync.base_table')
-     AND c.key = coalesce(b.key, jsonb_build_array(f."job_id"::text))
+     AND c.key = coalesce(b.key, f.__bisync_key)
 ) TO STDOUT;
 
 -- [cloud] stream them into staging on cloud
@@ -5397,7 +5398,7 @@ COMMIT;
 -- Step 10/23: jobtasks forward: desktop public.jobtasks → cloud public.jobtasks
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: 7e9aabdc5612099f2804b5fd42e1e2bfcc07c0be8a694ae23a1ee2395c254b6b
+-- step hash: ff0e35b48bbb22c1389eb420aec709a75cd5088c42f59bae982d539ec9b3b9d0
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5717,14 +5718,15 @@ COPY (
          b.fingerprint AS __bisync_base_fp,
          b.generation AS __bisync_base_gen,
          c.kind AS __bisync_parked_kind
-    FROM (SELECT true AS __bisync_present, f.* FROM "public"."jobtasks" AS f) AS f
+    -- Each row's key as the base stores it, built once and used by both joins.
+    FROM (SELECT true AS __bisync_present, jsonb_build_array(f."jt_id"::text) AS __bisync_key, f.* FROM "public"."jobtasks" AS f) AS f
     FULL JOIN (SELECT key, fingerprint, generation
                  FROM "bisync".base
                 WHERE table_name = current_setting('bisync.base_table')) AS b
-      ON b.key = jsonb_build_array(f."jt_id"::text)
+      ON b.key = f.__bisync_key
     LEFT JOIN "bisync".conflicts AS c
       ON c.table_name = current_setting('bisync.base_table')
-     AND c.key = coalesce(b.key, jsonb_build_array(f."jt_id"::text))
+     AND c.key = coalesce(b.key, f.__bisync_key)
 ) TO STDOUT;
 
 -- [cloud] stream them into staging on cloud
@@ -9750,7 +9752,7 @@ COMMIT;
 -- Step 17/23: jobshead reverse: cloud public.jobshead → desktop public.jobshead
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: a2e32b2449eedb979fcc9ba7af9a9124ab22c9cae63642e68daff534f804d067
+-- step hash: 73544b9d0dc13f0dd7bd12665e50535cd8d36a30d33ab4cbb4eeb50d7453052e
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -10154,14 +10156,15 @@ COPY (
          b.fingerprint AS __bisync_base_fp,
          b.generation AS __bisync_base_gen,
          c.kind AS __bisync_parked_kind
-    FROM (SELECT true AS __bisync_present, f.* FROM "public"."jobshead" AS f) AS f
+    -- Each row's key as the base stores it, built once and used by both joins.
+    FROM (SELECT true AS __bisync_present, jsonb_build_array(f."job_id"::text) AS __bisync_key, f.* FROM "public"."jobshead" AS f) AS f
     FULL JOIN (SELECT key, fingerprint, generation
                  FROM "bisync".base
                 WHERE table_name = current_setting('bisync.base_table')) AS b
-      ON b.key = jsonb_build_array(f."job_id"::text)
+      ON b.key = f.__bisync_key
     LEFT JOIN "bisync".conflicts AS c
       ON c.table_name = current_setting('bisync.base_table')
-     AND c.key = coalesce(b.key, jsonb_build_array(f."job_id"::text))
+     AND c.key = coalesce(b.key, f.__bisync_key)
 ) TO STDOUT;
 
 -- [desktop] stream them into staging on desktop
@@ -10584,7 +10587,7 @@ COMMIT;
 -- Step 18/23: jobtasks reverse: cloud public.jobtasks → desktop public.jobtasks
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: fde4e824a487911f0056023995e7253659bbca37a0643b510ca46bad7d661ef4
+-- step hash: fa2b08c2122de90797086e09a69f5786a6c0bf5e5c304da8d8b6feb34583395c
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -10986,14 +10989,15 @@ COPY (
          b.fingerprint AS __bisync_base_fp,
          b.generation AS __bisync_base_gen,
          c.kind AS __bisync_parked_kind
-    FROM (SELECT true AS __bisync_present, f.* FROM "public"."jobtasks" AS f) AS f
+    -- Each row's key as the base stores it, built once and used by both joins.
+    FROM (SELECT true AS __bisync_present, jsonb_build_array(f."jt_id"::text) AS __bisync_key, f.* FROM "public"."jobtasks" AS f) AS f
     FULL JOIN (SELECT key, fingerprint, generation
                  FROM "bisync".base
                 WHERE table_name = current_setting('bisync.base_table')) AS b
-      ON b.key = jsonb_build_array(f."jt_id"::text)
+      ON b.key = f.__bisync_key
     LEFT JOIN "bisync".conflicts AS c
       ON c.table_name = current_setting('bisync.base_table')
-     AND c.key = coalesce(b.key, jsonb_build_array(f."jt_id"::text))
+     AND c.key = coalesce(b.key, f.__bisync_key)
 ) TO STDOUT;
 
 -- [desktop] stream them into staging on desktop

@@ -14,6 +14,7 @@ export const CASES = [
   'incremental reverse (1% new mobile rows)',
   'incremental forward (1% desktop rows edited)',
   'edits: owner, full forward (cursor tables\' steps)',
+  'edits: owner, full forward (whole process)',
   'edits: both, full forward (cursor tables\' steps)',
   'edits: both, 1% edited on each side, both ways',
   'edits: both, no-change re-run, both ways',
@@ -165,6 +166,8 @@ export async function runAllCases(ctx: CaseContext): Promise<RunResult> {
     const owner = await applyOnce(ctx, 'forward', { desktopUrl: ctx.dbs.desktopUrl, cloudUrl: ctx.dbs.cloudUrl, configFile: ctx.ownerConfigFile });
     check(owner.written === ctx.desktopRows, `full forward with edits: owner wrote ${owner.written} rows into the empty cloud, the desktop holds ${ctx.desktopRows}`);
     note('edits: owner, full forward (cursor tables\' steps)', stepsSample(owner, threeWay));
+    // The same, as a user sees it: the whole process (all tables, Node start-up), against 'full forward (empty cloud)'.
+    note('edits: owner, full forward (whole process)', sample(owner));
   }
 
   await freshTargets(ctx);

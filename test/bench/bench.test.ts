@@ -49,6 +49,7 @@ function expectEveryCase(markdown: string): void {
   expect(row(markdown, "edits: both, full forward (cursor tables' steps)")?.[6]).toBe(row(markdown, "edits: owner, full forward (cursor tables' steps)")?.[6]);
   expect(markdown).toContain('### edits: both on jobshead, jobtasks (issue 10)');
   expect(markdown).toMatch(/maintaining the base costs ≤ 25% of the full-forward rows\/s without it .*: \d+\.\d\d× .* — (met|NOT met)/);
+  expect(markdown).toMatch(/a second, looser reading .*: the whole full forward process, every table, .*: \d+\.\d\d× \(median of the per-run ratios\)/);
   expect(markdown).toContain('a no-change re-run (both ways) writes 0 rows on both sides, base included: 0 rows written, no base row written — met');
   expect(markdown).toMatch(/1% edited on each side: apply both ways wrote exactly the rows edited \(\d+\)/);
   expect(markdown).toMatch(/the base's size per row .*: \d+ bytes \([\d,]+ bytes \/ [\d,]+ rows\)/);

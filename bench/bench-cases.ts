@@ -229,9 +229,7 @@ export async function runAllCases(ctx: CaseContext): Promise<RunResult> {
     );
     note('edits: both, 1% edited on each side, both ways', sample(edited));
 
-    // Nothing changed since: zero rows written on both sides, the base's copies included. Each step
-    // records its target's copy only: the cloud's copy of the rows reverse carried catches up first.
-    await applyOnce(only, 'both');
+    // Nothing changed since: zero rows written on both sides, the base's copies included.
     await settle([ctx.dbs.desktopUrl, ctx.dbs.cloudUrl]);
     const before = [await baseVersions(ctx.dbs.desktopUrl), await baseVersions(ctx.dbs.cloudUrl)];
     const again = await applyOnce(only, 'both');

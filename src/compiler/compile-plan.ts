@@ -51,6 +51,13 @@ const XID_WRAP_DISTANCE = 2n ** 31n;
 
 export const STAGE_TABLE = 'bisync_stage';
 
+/**
+ * edits: both: the most base versions a merge sends back for the source's copy of the base
+ * (record-source-base). They are held in memory until the target commits; a step that records
+ * more leaves the source's copy to the next step into the source (bounded memory, SPEC §2.4).
+ */
+export const SOURCE_BASE_CAP = 10_000;
+
 export function stepKey(table: string, direction: Direction): string {
   return `${table}/${direction}`;
 }
@@ -546,6 +553,16 @@ function compileStep(
     stmt('record-run', 'target', 'one row in runs for this step'),
     stmt('commit', 'target', 'commit data, watermark and run together'),
     ...(pairLock ? [stmt('commit', 'source', `end the read snapshot and release the forward step's lock on ${sourceName}, after the commit on ${targetName}`)] : []),
+    // edits: both: the versions the merge recorded in the target's copy of the base, into the
+    // source's copy, only once the target has committed (never a version the target does not hold).
+    ...(threeWay
+      ? [
+          stmt('begin-source-base', 'source', `only when the merge recorded base versions, after the commit on ${targetName}: a short write transaction on ${sourceName}`),
+          stmt('settings', 'source', 'transaction-local settings (search_path pinned)', { ...zone(sourceName) }),
+          stmt('record-source-base', 'source', `the same versions into ${sourceName}'s copy of the base, where it is older (by generation)`),
+          stmt('commit', 'source', `commit ${sourceName}'s copy of the base`),
+        ]
+      : []),
   ];
   const bootstrap: PlanStatement[] = [
     stmt('begin-target', 'target', `bootstrap bisync's state on ${targetName}, only if it is missing`),
@@ -637,6 +654,7 @@ function threeWayContext(config: ResolvedConfig, table: ResolvedTable, direction
     winner: policy.kind === 'database' ? (policy.database === sourceName ? 'source' : 'target') : null,
     targetCursors,
     targetCursorMany: targetCursors.length > 1,
+    sourceBaseCap: SOURCE_BASE_CAP,
   };
 }
 

@@ -15,6 +15,7 @@ import { run, runTogether, statement } from './statements.js';
 import type { Sendable } from './statements.js';
 import { describeStepError, tagSide } from './step-error.js';
 import { compareChecksums, setBuckets, sourceChecksum, targetChecksum } from './checksum-first.js';
+import { SOURCE_BASE_CAP } from '../compiler/compile-plan.js';
 
 export type StepStatus = 'succeeded' | 'failed' | 'locked' | 'refused' | 'replan' | 'skipped' | 'interrupted';
 
@@ -77,6 +78,15 @@ export interface StepResult extends StepCounts {
   kept?: Kept;
   /** deletes: mirror: the first 20 keys of the rows it deleted (a dry run: would delete), as JSON objects. */
   deletedKeys?: string[];
+}
+
+/**
+ * edits: both: the base versions the merge recorded in T's copy, for F's copy once T has committed
+ * (record-source-base). `complete` turns false when a merge recorded more than it sends back.
+ */
+interface RecordedVersions {
+  rows: unknown[];
+  complete: boolean;
 }
 
 /** Rows a delete kept because rows this direction does not own still reference them: how many, and the first keys. */
@@ -304,7 +314,8 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     const newRejects: NewReject[] = [];
     // edits: both deletes in the merge, and keeps (reports) rows that others' rows still reference.
     const mergeKept: Kept = { count: 0, keys: [] };
-    const merging = mergeRange(target, step, 1, read, newRejects, mergeKept);
+    const recorded: RecordedVersions = { rows: [], complete: true };
+    const merging = mergeRange(target, step, 1, read, newRejects, mergeKept, recorded);
     // The unmarked count, the guard's counters and the state; nothing commits before the guard is
     // checked. Without base keys, mirror deletes or undecodable rows to record nothing comes between
     // them and the merge in the plan: they travel with it. A merge that fails on a row fails them
@@ -335,7 +346,7 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     });
     // Rows numbered past the COPY's (none without base keys) are merged next, and the closing
     // statements run again after them.
-    counts = add(counts, await mergeRange(target, step, read + 1, lastRow, newRejects, mergeKept));
+    counts = add(counts, await mergeRange(target, step, read + 1, lastRow, newRejects, mergeKept, recorded));
 
     if (step.edits === 'both') checkThreeWayDeletes(step, counts.deleted, rowsOnTarget, options.allowDeletes);
     const mirrored = await mirrorDeletes(target, step, options);
@@ -366,11 +377,18 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
       },
       options.dryRun && options.sharedTransaction !== true ? 'ROLLBACK' : statement(step, 'commit', 'target'),
     ]);
-    if (holdsRead) {
-      // The read, which holds the forward step's lock, ends only now that the target has committed.
-      // It wrote nothing: if its commit is lost with the connection, the lock is released all the same.
+    // Only now that the target has committed: the read's commit, if it was held (it holds the
+    // forward step's lock and wrote nothing), and the versions recorded in the target's copy of the
+    // base into the source's copy, together. If they are lost with the connection, the lock is
+    // released all the same, and the source's copy is brought up to date by a later step.
+    const copyBack = options.dryRun || !recorded.complete || recorded.rows.length === 0 ? [] : recordSourceBase(step, recorded.rows);
+    if (holdsRead || copyBack.length > 0) {
       sourceOpen = false;
-      await run(source, statement(step, 'commit', 'source', step.statements.slice(-1))).catch(async () => await source?.query('ROLLBACK').catch(() => undefined));
+      const targetCommit = step.statements.filter((s) => s.kind === 'commit' && s.side === 'target').at(-1);
+      const afterCommit = step.statements.slice(targetCommit === undefined ? 0 : step.statements.indexOf(targetCommit) + 1);
+      await runTogether(source, [...(holdsRead ? [statement(step, 'commit', 'source', afterCommit)] : []), ...copyBack]).catch(
+        async () => await source?.query('ROLLBACK').catch(() => undefined),
+      );
     }
     return {
       ...base,
@@ -498,7 +516,15 @@ async function copyBetween(
  * The planned merge over staged rows lo..hi. A row-level error rolls back to a savepoint and the
  * range is halved until the failing rows stand alone; those go to rejects with their reason.
  */
-async function mergeRange(target: pg.Client, step: PlanStep, lo: number, hi: number, newRejects: NewReject[], kept: Kept): Promise<Partial<StepCounts>> {
+async function mergeRange(
+  target: pg.Client,
+  step: PlanStep,
+  lo: number,
+  hi: number,
+  newRejects: NewReject[],
+  kept: Kept,
+  recorded: RecordedVersions,
+): Promise<Partial<StepCounts>> {
   if (lo > hi) return {};
   try {
     // Savepoint, merge and release travel together; a failing merge fails the release too, and the
@@ -512,6 +538,7 @@ async function mergeRange(target: pg.Client, step: PlanStep, lo: number, hi: num
     const keptKeys = (result?.rows[0]?.kept_keys ?? []) as string[];
     kept.count += Number(row.kept ?? 0);
     kept.keys.push(...keptKeys.slice(0, Math.max(0, 20 - kept.keys.length)));
+    if (step.edits === 'both') keepVersions(recorded, result?.rows[0]?.versions as unknown[] | null | undefined, Number(row.base_written ?? 0));
     return {
       inserted: Number(row.inserted ?? 0),
       updated: Number(row.updated ?? 0),
@@ -527,10 +554,36 @@ async function mergeRange(target: pg.Client, step: PlanStep, lo: number, hi: num
     await target.query('RELEASE SAVEPOINT bisync_merge');
     if (lo === hi) return await recordReject(target, step, lo, failure, newRejects);
     const mid = Math.floor((lo + hi) / 2);
-    const left = await mergeRange(target, step, lo, mid, newRejects, kept);
-    const right = await mergeRange(target, step, mid + 1, hi, newRejects, kept);
+    const left = await mergeRange(target, step, lo, mid, newRejects, kept, recorded);
+    const right = await mergeRange(target, step, mid + 1, hi, newRejects, kept, recorded);
     return add(add(ZERO, left), right);
   }
+}
+
+/**
+ * Keep the base versions one merge recorded (none sent back when it recorded more than
+ * SOURCE_BASE_CAP); past the cap over the whole step, none is kept: memory stays bounded, and the
+ * source's copy is left to the next step into the source.
+ */
+function keepVersions(recorded: RecordedVersions, versions: unknown[] | null | undefined, written: number): void {
+  if (written === 0 || !recorded.complete) return;
+  if (versions === null || versions === undefined || recorded.rows.length + versions.length > SOURCE_BASE_CAP) {
+    recorded.complete = false;
+    recorded.rows = [];
+    return;
+  }
+  recorded.rows.push(...versions);
+}
+
+/** The statements that record `versions` in the source's copy of the base, in a short transaction of their own. */
+function recordSourceBase(step: PlanStep, versions: readonly unknown[]): Sendable[] {
+  const part = from(step, 'begin-source-base');
+  return [
+    statement(step, 'begin-source-base'),
+    statement(step, 'settings', 'source', part),
+    { statement: statement(step, 'record-source-base'), runtime: { 'versions recorded on the target': JSON.stringify(versions) } },
+    statement(step, 'commit', 'source', part),
+  ];
 }
 
 /** One staged row the target refused, kept in rejects with PostgreSQL's reason (SPEC §2.6). */

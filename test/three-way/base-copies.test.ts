@@ -5,6 +5,7 @@
  * version yet, whatever the other copy says; once both copies agree, a no-change run writes no base row.
  */
 import { afterAll, describe, expect, it } from 'vitest';
+import { apply } from '../harness/bisync.js';
 import { ThreeWayPair } from './three-way-fixture.js';
 
 const pairs: ThreeWayPair[] = [];
@@ -131,5 +132,55 @@ describe('a copy of the base left stale is brought to the agreed version by the 
     await restore(pair, 'desktop', []);
     await pair.apply('reverse', { mode: 'full' });
     await expectCopiesAgree(pair, 5);
+  });
+});
+
+describe("the source's copy of the base is written once the target has committed", () => {
+  // Each step writes its target's copy with its data, then, after that commit, the same versions
+  // into its source's copy: both copies agree without waiting for the other direction's step.
+  for (const [direction, source] of [['forward', 'desktop'], ['reverse', 'cloud']] as const) {
+    it(`after a ${direction} step that carried an edit, a delete and a new row, ${source}'s copy holds what the target's holds`, async () => {
+      const pair = await make(`tw_copy_back_${direction}`);
+      await pair.agreed([[1, 'one', 'Open'], [2, 'two', 'Open'], [3, 'three', 'Open']]);
+      await pair.sql(source, "UPDATE job SET status = 'Done' WHERE job_id = 1");
+      await pair.sql(source, 'DELETE FROM job WHERE job_id = 2');
+      await pair.sql(source, "INSERT INTO job (job_id, title, status) VALUES (4, 'four', 'Open')");
+      const report = await pair.apply(direction, { mode: 'full' });
+      expect(report.steps[0]).toMatchObject({ inserted: 1, updated: 1, deleted: 1 });
+      await expectCopiesAgree(pair, 4);
+      // The same generation on both copies: the source's was written from the target's.
+      const versions = async (side: Side): Promise<unknown[]> => (await copyOf(pair, side)).map((b) => [b.key, b.fingerprint, b.generation]);
+      expect(await versions(source)).toEqual(await versions(source === 'desktop' ? 'cloud' : 'desktop'));
+    });
+  }
+
+  it("a first forward sync leaves the desktop's copy holding every key it copied", async () => {
+    const pair = await make('tw_copy_back_first');
+    await pair.sql('desktop', "INSERT INTO job (job_id, title, status) SELECT i, 'job ' || i, 'Open' FROM generate_series(1, 5) AS i");
+    await pair.apply('forward', { mode: 'full' });
+    await expectCopiesAgree(pair, 5);
+  });
+
+  it("a step its target rolls back leaves the source's copy of the base as it was", async () => {
+    // Written before the target commits, the source's copy would say the edit reached the cloud;
+    // after the rollback the next forward would take the cloud's old row for a phone edit.
+    const pair = await make('tw_copy_back_refused', { maxDeleteFraction: 0.25 });
+    await pair.agreed([[1, 'one', 'Open'], [2, 'two', 'Open'], [3, 'three', 'Open'], [4, 'four', 'Open']]);
+    const desktopBefore = await copyOf(pair, 'desktop');
+    await pair.sql('desktop', "UPDATE job SET status = 'Done' WHERE job_id = 1");
+    await pair.sql('desktop', 'DELETE FROM job WHERE job_id IN (2, 3)');
+    const report = await pair.apply('forward', { mode: 'full' });
+    expect(report.steps[0]?.status).toBe('refused');
+    expect(await copyOf(pair, 'desktop')).toEqual(desktopBefore);
+    expect(await pair.job('cloud', 1)).toMatchObject({ status: 'Open' });
+  });
+
+  it("a dry run writes nothing to the source's copy of the base", async () => {
+    const pair = await make('tw_copy_back_dry');
+    await pair.agreed([[1, 'one', 'Open']]);
+    await pair.sql('desktop', "UPDATE job SET status = 'Done' WHERE job_id = 1");
+    const before = [await physical(pair, 'desktop'), await physical(pair, 'cloud')];
+    await apply(pair.config, { direction: 'forward', mode: 'full', dryRun: true });
+    expect([await physical(pair, 'desktop'), await physical(pair, 'cloud')]).toEqual(before);
   });
 });

@@ -125,22 +125,27 @@ describe('the staged fingerprint is the one T computes of its row', () => {
       for (let id = 1001; id <= 1060; id++) await c.query(`INSERT INTO kinds (${KINDS.join(', ')}, source) VALUES (${placeholders}, 'M')`, row(id, 'cloud'));
     });
     // Forward: the desktop's rows are staged on the cloud; reverse: the cloud's rows on the desktop.
-    const first = await apply(config, { direction: 'both' });
-    expect(first.steps.map((s) => [s.table, s.direction, s.status, s.inserted, s.conflicts])).toEqual([
+    const forward = await apply(config, { direction: 'forward' });
+    expect(forward.steps.map((s) => [s.table, s.direction, s.status, s.inserted, s.conflicts])).toEqual([
       ['kinds', 'forward', 'succeeded', 120, 0],
       ['widened', 'forward', 'succeeded', 50, 0],
+    ]);
+    // Each base row written from a staged row holds T's fingerprint of the row T holds (the cloud's
+    // copy: the rows forward wrote; the desktop's copy got the same versions after the commit).
+    expect(await baseAgainstRows(dbs.cloudUrl, 'kinds', T_FINGERPRINT)).toEqual({ rows: 120, equal: 120 });
+    expect(await baseAgainstRows(dbs.cloudUrl, 'widened', `md5(convert_to(row(t.id, t.w, t.whole, t.v, t.tx)::text, 'UTF8'))`)).toEqual({ rows: 50, equal: 50 });
+    const reverse = await apply(config, { direction: 'reverse' });
+    expect(reverse.steps.map((s) => [s.table, s.direction, s.status, s.inserted, s.conflicts])).toEqual([
       ['kinds', 'reverse', 'succeeded', 60, 0],
       ['widened', 'reverse', 'succeeded', 0, 0],
     ]);
 
-    // A run with nothing changed writes no row; each copy of the base comes to hold every key.
+    // A run with nothing changed writes no row; each copy of the base holds every key.
     const settle = await apply(config, { direction: 'both', mode: 'full' });
     expect(written(settle)).toEqual(NOTHING_WRITTEN);
-
-    // Each base row recorded from a staged row holds T's fingerprint of the row T holds.
-    expect(await baseAgainstRows(dbs.cloudUrl, 'kinds', T_FINGERPRINT)).toEqual({ rows: 180, equal: 180 });
+    // Both copies of `kinds` (same types on both sides): the 120 rows forward wrote and the 60 reverse wrote.
     expect(await baseAgainstRows(dbs.desktopUrl, 'kinds', T_FINGERPRINT)).toEqual({ rows: 180, equal: 180 });
-    expect(await baseAgainstRows(dbs.cloudUrl, 'widened', `md5(convert_to(row(t.id, t.w, t.whole, t.v, t.tx)::text, 'UTF8'))`)).toEqual({ rows: 50, equal: 50 });
+    expect(await baseAgainstRows(dbs.cloudUrl, 'kinds', T_FINGERPRINT)).toEqual({ rows: 180, equal: 180 });
 
     // So every staged row is found equal to T's, and equal to both copies of the base: nothing to write, not even a base row.
     const before = [await baseVersions(dbs.desktopUrl, 'kinds'), await baseVersions(dbs.cloudUrl, 'kinds')];

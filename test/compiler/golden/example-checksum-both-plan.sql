@@ -1,4 +1,4 @@
--- bisync plan 9ce7d869fb2c9727636f52f0334f83ab6ec519081afb7977d37ddee9f1e1f53e
+-- bisync plan 2a8599560195ebba84a02156e129f2286b7d74ec6e1e25fe3e80302dc091ec54
 -- config: sync.config.yaml; state schema: bisync; 1 step
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/1: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; checksum-first: each database sums, per bucket of keys (1,024 buckets), the fingerprint of every key whose row its own copy of the base holds as agreed with no conflict parked; only the rows of buckets that differ are read
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: e5813be2b809f0d7bbf9b0e5f59023b9e6df31a30babe863106bb844c9e862c5
+-- step hash: 3803ac2e5bdccb79f9bbfea3e5639936edd5df8540cc68bae4ff37ed5599fabb
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -477,6 +477,7 @@ ANALYZE "bisync_stage" ("job_id");
 --   $6 = 'D'  (origin value this direction writes)
 --   $7 = 'desktop'  (source database)
 --   $8 = 'cloud'  (target database)
+--   $9 = '10000'  (most versions sent back for the source copy)
 -- Three-way merge (edits: both, SPEC 7) of staged rows $1..$2 into cloud, in one statement.
 -- Each key is seen in three versions: desktop's (staged), cloud's, and the base: the fingerprint of the version
 -- both sides last agreed on (the fresher, by generation, of desktop's copy read with the rows and cloud's copy).
@@ -667,7 +668,12 @@ SELECT (SELECT count(*) FROM src WHERE __bisync_present)::bigint AS read,
         + (SELECT count(*) FROM f_deleted_kept) + (SELECT count(*) FROM t_deleted_kept))::bigint AS protected,
        (SELECT count(*) FROM decided WHERE winner = 'park')::bigint AS conflicts,
        (SELECT count(*) FROM cleared)::bigint AS conflicts_cleared,
-       ((SELECT count(*) FROM based) + (SELECT count(*) FROM based_new))::bigint AS base_written;
+       ((SELECT count(*) FROM based) + (SELECT count(*) FROM based_new))::bigint AS base_written,
+       -- The versions recorded above, for desktop's copy once this transaction has committed (record-source-base);
+       -- none when there are more than the executor holds in memory: the next step into desktop records them.
+       CASE WHEN (SELECT count(*) FROM agreed) <= $9::bigint
+            THEN (SELECT jsonb_agg(jsonb_build_object('key', key, 'fingerprint', fingerprint, 'generation', base_gen + 1)) FROM agreed)
+       END AS versions;
 
 -- [cloud] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
 --   $1 = 'jobshead'  (table)
@@ -853,4 +859,47 @@ VALUES ($1, $2, $3, $4, $5, $6,
         $20, $21, $22);
 
 -- [cloud] commit data, watermark and run together
+COMMIT;
+
+-- [desktop] only when the merge recorded base versions, after the commit on cloud: a short write transaction on desktop
+-- A short write transaction on desktop, only after the commit on cloud: its copy of the base.
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [desktop] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: desktop's own (what its sessions get by default).
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
+
+-- [desktop] the same versions into desktop's copy of the base, where it is older (by generation)
+--   $1 = 'jobshead'  (table)
+--   $2 = <versions recorded on the target, supplied while running>
+-- After the commit on cloud (never before it): the versions this step recorded in cloud's copy of the
+-- base (SPEC 7) recorded in desktop's copy too, with the same generation, so that both copies hold what the two
+-- sides agreed. Only where desktop's copy is older (a lower generation): a step into desktop that recorded
+-- something since keeps it, so no lock is needed. If this never runs (a crash just before it), desktop's copy is
+-- stale: the merge uses the fresher copy, and the next step into desktop brings its copy up to date.
+INSERT INTO "bisync".base AS b (table_name, key, fingerprint, generation)
+SELECT $1, a.key, a.fingerprint, a.generation
+  FROM jsonb_to_recordset($2::jsonb) AS a(key jsonb, fingerprint text, generation bigint)
+ON CONFLICT (table_name, key) DO UPDATE
+   SET fingerprint = EXCLUDED.fingerprint, generation = EXCLUDED.generation, agreed_at = clock_timestamp()
+ WHERE b.generation < EXCLUDED.generation;
+
+-- [desktop] commit desktop's copy of the base
 COMMIT;

@@ -1,4 +1,4 @@
--- bisync plan 945f8aa99bacb0e9a6c5c1671fbf57ceb9f2e82cd2ec0e60662c8997acccbff6
+-- bisync plan bef87a4e007cec99eb892dd82312c0460d211626b6bee80af634c69c5737e040
 -- config: sync.config.yaml; state schema: bisync; 23 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -4630,7 +4630,7 @@ COMMIT;
 -- Step 9/23: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 6de2826b9000aa9695e54b3eb03c8b3f77bdc543f515edab3c30250725475b00
+-- step hash: b8fcb584650a1a3af920bda188c2e654a9b9230ef6c4c71b19235a35622f1f01
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5018,6 +5018,7 @@ ANALYZE "bisync_stage" ("job_id");
 --   $6 = 'D'  (origin value this direction writes)
 --   $7 = 'desktop'  (source database)
 --   $8 = 'cloud'  (target database)
+--   $9 = '10000'  (most versions sent back for the source copy)
 -- Three-way merge (edits: both, SPEC 7) of staged rows $1..$2 into cloud, in one statement.
 -- Each key is seen in three versions: desktop's (staged), cloud's, and the base: the fingerprint of the version
 -- both sides last agreed on (the fresher, by generation, of desktop's copy read with the rows and cloud's copy).
@@ -5208,7 +5209,12 @@ SELECT (SELECT count(*) FROM src WHERE __bisync_present)::bigint AS read,
         + (SELECT count(*) FROM f_deleted_kept) + (SELECT count(*) FROM t_deleted_kept))::bigint AS protected,
        (SELECT count(*) FROM decided WHERE winner = 'park')::bigint AS conflicts,
        (SELECT count(*) FROM cleared)::bigint AS conflicts_cleared,
-       ((SELECT count(*) FROM based) + (SELECT count(*) FROM based_new))::bigint AS base_written;
+       ((SELECT count(*) FROM based) + (SELECT count(*) FROM based_new))::bigint AS base_written,
+       -- The versions recorded above, for desktop's copy once this transaction has committed (record-source-base);
+       -- none when there are more than the executor holds in memory: the next step into desktop records them.
+       CASE WHEN (SELECT count(*) FROM agreed) <= $9::bigint
+            THEN (SELECT jsonb_agg(jsonb_build_object('key', key, 'fingerprint', fingerprint, 'generation', base_gen + 1)) FROM agreed)
+       END AS versions;
 
 -- [cloud] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
 --   $1 = 'jobshead'  (table)
@@ -5394,11 +5400,54 @@ VALUES ($1, $2, $3, $4, $5, $6,
 -- [cloud] commit data, watermark and run together
 COMMIT;
 
+-- [desktop] only when the merge recorded base versions, after the commit on cloud: a short write transaction on desktop
+-- A short write transaction on desktop, only after the commit on cloud: its copy of the base.
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [desktop] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: desktop's own (what its sessions get by default).
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
+
+-- [desktop] the same versions into desktop's copy of the base, where it is older (by generation)
+--   $1 = 'jobshead'  (table)
+--   $2 = <versions recorded on the target, supplied while running>
+-- After the commit on cloud (never before it): the versions this step recorded in cloud's copy of the
+-- base (SPEC 7) recorded in desktop's copy too, with the same generation, so that both copies hold what the two
+-- sides agreed. Only where desktop's copy is older (a lower generation): a step into desktop that recorded
+-- something since keeps it, so no lock is needed. If this never runs (a crash just before it), desktop's copy is
+-- stale: the merge uses the fresher copy, and the next step into desktop brings its copy up to date.
+INSERT INTO "bisync".base AS b (table_name, key, fingerprint, generation)
+SELECT $1, a.key, a.fingerprint, a.generation
+  FROM jsonb_to_recordset($2::jsonb) AS a(key jsonb, fingerprint text, generation bigint)
+ON CONFLICT (table_name, key) DO UPDATE
+   SET fingerprint = EXCLUDED.fingerprint, generation = EXCLUDED.generation, agreed_at = clock_timestamp()
+ WHERE b.generation < EXCLUDED.generation;
+
+-- [desktop] commit desktop's copy of the base
+COMMIT;
+
 -- ============================================================================
 -- Step 10/23: jobtasks forward: desktop public.jobtasks → cloud public.jobtasks
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: ff0e35b48bbb22c1389eb420aec709a75cd5088c42f59bae982d539ec9b3b9d0
+-- step hash: 0b45e03e110e0f1b571e781b31bc471e2865f901d50f3f093c463086c6772307
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5784,6 +5833,7 @@ ANALYZE "bisync_stage" ("jt_id");
 --   $6 = 'D'  (origin value this direction writes)
 --   $7 = 'desktop'  (source database)
 --   $8 = 'cloud'  (target database)
+--   $9 = '10000'  (most versions sent back for the source copy)
 -- Three-way merge (edits: both, SPEC 7) of staged rows $1..$2 into cloud, in one statement.
 -- Each key is seen in three versions: desktop's (staged), cloud's, and the base: the fingerprint of the version
 -- both sides last agreed on (the fresher, by generation, of desktop's copy read with the rows and cloud's copy).
@@ -5972,7 +6022,12 @@ SELECT (SELECT count(*) FROM src WHERE __bisync_present)::bigint AS read,
         + (SELECT count(*) FROM f_deleted_kept) + (SELECT count(*) FROM t_deleted_kept))::bigint AS protected,
        (SELECT count(*) FROM decided WHERE winner = 'park')::bigint AS conflicts,
        (SELECT count(*) FROM cleared)::bigint AS conflicts_cleared,
-       ((SELECT count(*) FROM based) + (SELECT count(*) FROM based_new))::bigint AS base_written;
+       ((SELECT count(*) FROM based) + (SELECT count(*) FROM based_new))::bigint AS base_written,
+       -- The versions recorded above, for desktop's copy once this transaction has committed (record-source-base);
+       -- none when there are more than the executor holds in memory: the next step into desktop records them.
+       CASE WHEN (SELECT count(*) FROM agreed) <= $9::bigint
+            THEN (SELECT jsonb_agg(jsonb_build_object('key', key, 'fingerprint', fingerprint, 'generation', base_gen + 1)) FROM agreed)
+       END AS versions;
 
 -- [cloud] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
 --   $1 = 'jobtasks'  (table)
@@ -6156,6 +6211,49 @@ VALUES ($1, $2, $3, $4, $5, $6,
         $20, $21, $22);
 
 -- [cloud] commit data, watermark and run together
+COMMIT;
+
+-- [desktop] only when the merge recorded base versions, after the commit on cloud: a short write transaction on desktop
+-- A short write transaction on desktop, only after the commit on cloud: its copy of the base.
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [desktop] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: desktop's own (what its sessions get by default).
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
+
+-- [desktop] the same versions into desktop's copy of the base, where it is older (by generation)
+--   $1 = 'jobtasks'  (table)
+--   $2 = <versions recorded on the target, supplied while running>
+-- After the commit on cloud (never before it): the versions this step recorded in cloud's copy of the
+-- base (SPEC 7) recorded in desktop's copy too, with the same generation, so that both copies hold what the two
+-- sides agreed. Only where desktop's copy is older (a lower generation): a step into desktop that recorded
+-- something since keeps it, so no lock is needed. If this never runs (a crash just before it), desktop's copy is
+-- stale: the merge uses the fresher copy, and the next step into desktop brings its copy up to date.
+INSERT INTO "bisync".base AS b (table_name, key, fingerprint, generation)
+SELECT $1, a.key, a.fingerprint, a.generation
+  FROM jsonb_to_recordset($2::jsonb) AS a(key jsonb, fingerprint text, generation bigint)
+ON CONFLICT (table_name, key) DO UPDATE
+   SET fingerprint = EXCLUDED.fingerprint, generation = EXCLUDED.generation, agreed_at = clock_timestamp()
+ WHERE b.generation < EXCLUDED.generation;
+
+-- [desktop] commit desktop's copy of the base
 COMMIT;
 
 -- ============================================================================
@@ -9752,7 +9850,7 @@ COMMIT;
 -- Step 17/23: jobshead reverse: cloud public.jobshead → desktop public.jobshead
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 73544b9d0dc13f0dd7bd12665e50535cd8d36a30d33ab4cbb4eeb50d7453052e
+-- step hash: 58e35c8c6000067f1113b015654d3d1efaf959edab00f90c281aa7400319d9bd
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -10218,6 +10316,7 @@ ANALYZE "bisync_stage" ("job_id");
 --   $5 = 'insert-insert'  (kind insert-insert)
 --   $6 = 'cloud'  (source database)
 --   $7 = 'desktop'  (target database)
+--   $8 = '10000'  (most versions sent back for the source copy)
 -- Three-way merge (edits: both, SPEC 7) of staged rows $1..$2 into desktop, in one statement.
 -- Each key is seen in three versions: cloud's (staged), desktop's, and the base: the fingerprint of the version
 -- both sides last agreed on (the fresher, by generation, of cloud's copy read with the rows and desktop's copy).
@@ -10408,7 +10507,12 @@ SELECT (SELECT count(*) FROM src WHERE __bisync_present)::bigint AS read,
         + (SELECT count(*) FROM f_deleted_kept) + (SELECT count(*) FROM t_deleted_kept))::bigint AS protected,
        (SELECT count(*) FROM decided WHERE winner = 'park')::bigint AS conflicts,
        (SELECT count(*) FROM cleared)::bigint AS conflicts_cleared,
-       ((SELECT count(*) FROM based) + (SELECT count(*) FROM based_new))::bigint AS base_written;
+       ((SELECT count(*) FROM based) + (SELECT count(*) FROM based_new))::bigint AS base_written,
+       -- The versions recorded above, for cloud's copy once this transaction has committed (record-source-base);
+       -- none when there are more than the executor holds in memory: the next step into cloud records them.
+       CASE WHEN (SELECT count(*) FROM agreed) <= $8::bigint
+            THEN (SELECT jsonb_agg(jsonb_build_object('key', key, 'fingerprint', fingerprint, 'generation', base_gen + 1)) FROM agreed)
+       END AS versions;
 
 -- [desktop] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
 --   $1 = 'jobshead'  (table)
@@ -10583,11 +10687,54 @@ COMMIT;
 -- [cloud] end the read snapshot and release the forward step's lock on cloud, after the commit on desktop
 COMMIT;
 
+-- [cloud] only when the merge recorded base versions, after the commit on desktop: a short write transaction on cloud
+-- A short write transaction on cloud, only after the commit on desktop: its copy of the base.
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [cloud] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
+
+-- [cloud] the same versions into cloud's copy of the base, where it is older (by generation)
+--   $1 = 'jobshead'  (table)
+--   $2 = <versions recorded on the target, supplied while running>
+-- After the commit on desktop (never before it): the versions this step recorded in desktop's copy of the
+-- base (SPEC 7) recorded in cloud's copy too, with the same generation, so that both copies hold what the two
+-- sides agreed. Only where cloud's copy is older (a lower generation): a step into cloud that recorded
+-- something since keeps it, so no lock is needed. If this never runs (a crash just before it), cloud's copy is
+-- stale: the merge uses the fresher copy, and the next step into cloud brings its copy up to date.
+INSERT INTO "bisync".base AS b (table_name, key, fingerprint, generation)
+SELECT $1, a.key, a.fingerprint, a.generation
+  FROM jsonb_to_recordset($2::jsonb) AS a(key jsonb, fingerprint text, generation bigint)
+ON CONFLICT (table_name, key) DO UPDATE
+   SET fingerprint = EXCLUDED.fingerprint, generation = EXCLUDED.generation, agreed_at = clock_timestamp()
+ WHERE b.generation < EXCLUDED.generation;
+
+-- [cloud] commit cloud's copy of the base
+COMMIT;
+
 -- ============================================================================
 -- Step 18/23: jobtasks reverse: cloud public.jobtasks → desktop public.jobtasks
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: fa2b08c2122de90797086e09a69f5786a6c0bf5e5c304da8d8b6feb34583395c
+-- step hash: ac6a4e1e3354e8724e2ecad1bcef4689d0cc8e2dbc23171cacd9576a882a0a81
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -11051,6 +11198,7 @@ ANALYZE "bisync_stage" ("jt_id");
 --   $5 = 'insert-insert'  (kind insert-insert)
 --   $6 = 'cloud'  (source database)
 --   $7 = 'desktop'  (target database)
+--   $8 = '10000'  (most versions sent back for the source copy)
 -- Three-way merge (edits: both, SPEC 7) of staged rows $1..$2 into desktop, in one statement.
 -- Each key is seen in three versions: cloud's (staged), desktop's, and the base: the fingerprint of the version
 -- both sides last agreed on (the fresher, by generation, of cloud's copy read with the rows and desktop's copy).
@@ -11239,7 +11387,12 @@ SELECT (SELECT count(*) FROM src WHERE __bisync_present)::bigint AS read,
         + (SELECT count(*) FROM f_deleted_kept) + (SELECT count(*) FROM t_deleted_kept))::bigint AS protected,
        (SELECT count(*) FROM decided WHERE winner = 'park')::bigint AS conflicts,
        (SELECT count(*) FROM cleared)::bigint AS conflicts_cleared,
-       ((SELECT count(*) FROM based) + (SELECT count(*) FROM based_new))::bigint AS base_written;
+       ((SELECT count(*) FROM based) + (SELECT count(*) FROM based_new))::bigint AS base_written,
+       -- The versions recorded above, for cloud's copy once this transaction has committed (record-source-base);
+       -- none when there are more than the executor holds in memory: the next step into cloud records them.
+       CASE WHEN (SELECT count(*) FROM agreed) <= $8::bigint
+            THEN (SELECT jsonb_agg(jsonb_build_object('key', key, 'fingerprint', fingerprint, 'generation', base_gen + 1)) FROM agreed)
+       END AS versions;
 
 -- [desktop] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
 --   $1 = 'jobtasks'  (table)
@@ -11412,6 +11565,49 @@ VALUES ($1, $2, $3, $4, $5, $6,
 COMMIT;
 
 -- [cloud] end the read snapshot and release the forward step's lock on cloud, after the commit on desktop
+COMMIT;
+
+-- [cloud] only when the merge recorded base versions, after the commit on desktop: a short write transaction on cloud
+-- A short write transaction on cloud, only after the commit on desktop: its copy of the base.
+BEGIN ISOLATION LEVEL READ COMMITTED;
+
+-- [cloud] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
+
+-- [cloud] the same versions into cloud's copy of the base, where it is older (by generation)
+--   $1 = 'jobtasks'  (table)
+--   $2 = <versions recorded on the target, supplied while running>
+-- After the commit on desktop (never before it): the versions this step recorded in desktop's copy of the
+-- base (SPEC 7) recorded in cloud's copy too, with the same generation, so that both copies hold what the two
+-- sides agreed. Only where cloud's copy is older (a lower generation): a step into cloud that recorded
+-- something since keeps it, so no lock is needed. If this never runs (a crash just before it), cloud's copy is
+-- stale: the merge uses the fresher copy, and the next step into cloud brings its copy up to date.
+INSERT INTO "bisync".base AS b (table_name, key, fingerprint, generation)
+SELECT $1, a.key, a.fingerprint, a.generation
+  FROM jsonb_to_recordset($2::jsonb) AS a(key jsonb, fingerprint text, generation bigint)
+ON CONFLICT (table_name, key) DO UPDATE
+   SET fingerprint = EXCLUDED.fingerprint, generation = EXCLUDED.generation, agreed_at = clock_timestamp()
+ WHERE b.generation < EXCLUDED.generation;
+
+-- [cloud] commit cloud's copy of the base
 COMMIT;
 
 -- ============================================================================

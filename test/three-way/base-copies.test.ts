@@ -5,6 +5,7 @@
  * version yet, whatever the other copy says; once both copies agree, a no-change run writes no base row.
  */
 import { afterAll, describe, expect, it } from 'vitest';
+import { SOURCE_BASE_CAP } from '../../src/compiler/compile-plan.js';
 import { apply } from '../harness/bisync.js';
 import { ThreeWayPair } from './three-way-fixture.js';
 
@@ -159,6 +160,17 @@ describe("the source's copy of the base is written once the target has committed
     await pair.sql('desktop', "INSERT INTO job (job_id, title, status) SELECT i, 'job ' || i, 'Open' FROM generate_series(1, 5) AS i");
     await pair.apply('forward', { mode: 'full' });
     await expectCopiesAgree(pair, 5);
+  });
+
+  it("a step that records more versions than it holds in memory leaves the source's copy to the next step into the source", async () => {
+    const pair = await make('tw_copy_back_cap');
+    const rows = SOURCE_BASE_CAP + 1;
+    await pair.sql('desktop', `INSERT INTO job (job_id, title, status) SELECT i, 'job ' || i, 'Open' FROM generate_series(1, ${rows}) AS i`);
+    await pair.apply('forward', { mode: 'full' });
+    expect(await copyOf(pair, 'desktop')).toEqual([]);
+    expect(await copyOf(pair, 'cloud')).toHaveLength(rows);
+    await pair.apply('reverse', { mode: 'full' });
+    await expectCopiesAgree(pair, rows);
   });
 
   it("a step its target rolls back leaves the source's copy of the base as it was", async () => {

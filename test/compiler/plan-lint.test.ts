@@ -345,8 +345,9 @@ describe('lint over every plan (parse trees from the real PostgreSQL parser)', (
         const originFilter = s.step.direction === 'reverse' && config?.origin && config.edits !== 'both' ? [config.origin.column] : [];
         if (s.step.compare === 'checksum') {
           // checksum-first (SPEC §8): only the key buckets whose checksums differ, never a cursor window.
-          // With edits: both a key the source deleted arrives from its copy of the base (its column `key`).
-          const keys = [...(config?.primaryKey ?? []).map((k) => k[s.step.source]), ...(config?.edits === 'both' ? ['key'] : [])];
+          // With edits: both a key the source deleted arrives from its copy of the base (its column `key`),
+          // and a source row's key is the one built once from its key columns (`__bisync_key`).
+          const keys = [...(config?.primaryKey ?? []).map((k) => k[s.step.source]), ...(config?.edits === 'both' ? ['key', '__bisync_key'] : [])];
           expect(refs.every((r) => keys.includes(r)) && refs.length > 0, `${s.variant}: ${s.label}: ${refs.join(', ')}`).toBe(true);
           expect(stringConstantsOf(select?.whereClause), s.label).toContain('bisync.buckets');
           const bucketFunctions = ['current_setting', 'md5', 'convert_to', 'left', 'timezone', ...(config?.edits === 'both' ? ['jsonb_build_array'] : [])];

@@ -1,4 +1,4 @@
--- bisync plan 2a8599560195ebba84a02156e129f2286b7d74ec6e1e25fe3e80302dc091ec54
+-- bisync plan 1d16c5883938fdc0756fa815f9df58cdb019f3a5c1d12e57a968f6f4034f2a48
 -- config: sync.config.yaml; state schema: bisync; 1 step
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/1: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; checksum-first: each database sums, per bucket of keys (1,024 buckets), the fingerprint of every key whose row its own copy of the base holds as agreed with no conflict parked; only the rows of buckets that differ are read
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 3803ac2e5bdccb79f9bbfea3e5639936edd5df8540cc68bae4ff37ed5599fabb
+-- step hash: c3f5a42ce3478b8c4a45d67d717c0c12441cf1d91c66d14afd3b722fa27567e8
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -465,8 +465,10 @@ SELECT b.key ->> 0, false
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
 
 -- [cloud] planner statistics for the staged rows
--- Row count and key statistics for the staged rows, so the merge joins them to cloud with a sensible plan.
-ANALYZE "bisync_stage" ("job_id");
+-- Row count and key statistics for the staged rows, so the merge joins them to cloud with a sensible plan;
+-- and of the staged row numbers, so the merge's range of them is estimated as the rows it holds (the three-way
+-- merge joins them to cloud, its base and its conflicts: an estimate of a few rows would choose nested loops).
+ANALYZE "bisync_stage" ("job_id", __bisync_row);
 
 -- [cloud] three-way merge: each row of the decision table (SPEC §7), conflicts, and the new base
 --   $1 = <first staged row, supplied while running>

@@ -1,4 +1,4 @@
--- bisync plan bef87a4e007cec99eb892dd82312c0460d211626b6bee80af634c69c5737e040
+-- bisync plan 9eabcb42644fa06cd3d46d2860cd8330226aca6db2d3b59012e4b3a8f7e45540
 -- config: sync.config.yaml; state schema: bisync; 23 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -4630,7 +4630,7 @@ COMMIT;
 -- Step 9/23: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: b8fcb584650a1a3af920bda188c2e654a9b9230ef6c4c71b19235a35622f1f01
+-- step hash: c692f2e2fca8919d14ec9969c54e8169e7af07f42bb26b03574e6c4a52e72bfc
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5006,8 +5006,10 @@ SELECT b.key ->> 0, false
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
 
 -- [cloud] planner statistics for the staged rows
--- Row count and key statistics for the staged rows, so the merge joins them to cloud with a sensible plan.
-ANALYZE "bisync_stage" ("job_id");
+-- Row count and key statistics for the staged rows, so the merge joins them to cloud with a sensible plan;
+-- and of the staged row numbers, so the merge's range of them is estimated as the rows it holds (the three-way
+-- merge joins them to cloud, its base and its conflicts: an estimate of a few rows would choose nested loops).
+ANALYZE "bisync_stage" ("job_id", __bisync_row);
 
 -- [cloud] three-way merge: each row of the decision table (SPEC §7), conflicts, and the new base
 --   $1 = <first staged row, supplied while running>
@@ -5447,7 +5449,7 @@ COMMIT;
 -- Step 10/23: jobtasks forward: desktop public.jobtasks → cloud public.jobtasks
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: 0b45e03e110e0f1b571e781b31bc471e2865f901d50f3f093c463086c6772307
+-- step hash: 442c22cd6b1533300950cc772898f76e11bbb6f51c637cd85956735b83702d18
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5821,8 +5823,10 @@ SELECT b.key ->> 0, false
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
 
 -- [cloud] planner statistics for the staged rows
--- Row count and key statistics for the staged rows, so the merge joins them to cloud with a sensible plan.
-ANALYZE "bisync_stage" ("jt_id");
+-- Row count and key statistics for the staged rows, so the merge joins them to cloud with a sensible plan;
+-- and of the staged row numbers, so the merge's range of them is estimated as the rows it holds (the three-way
+-- merge joins them to cloud, its base and its conflicts: an estimate of a few rows would choose nested loops).
+ANALYZE "bisync_stage" ("jt_id", __bisync_row);
 
 -- [cloud] three-way merge: each row of the decision table (SPEC §7), conflicts, and the new base
 --   $1 = <first staged row, supplied while running>
@@ -9850,7 +9854,7 @@ COMMIT;
 -- Step 17/23: jobshead reverse: cloud public.jobshead → desktop public.jobshead
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 58e35c8c6000067f1113b015654d3d1efaf959edab00f90c281aa7400319d9bd
+-- step hash: 3ef5b5bc6e1a3df266b63bb36ef700a8135b7567dc1e90feb8db0a2e9e86c0da
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -10305,8 +10309,10 @@ SELECT b.key ->> 0, false
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
 
 -- [desktop] planner statistics for the staged rows
--- Row count and key statistics for the staged rows, so the merge joins them to desktop with a sensible plan.
-ANALYZE "bisync_stage" ("job_id");
+-- Row count and key statistics for the staged rows, so the merge joins them to desktop with a sensible plan;
+-- and of the staged row numbers, so the merge's range of them is estimated as the rows it holds (the three-way
+-- merge joins them to desktop, its base and its conflicts: an estimate of a few rows would choose nested loops).
+ANALYZE "bisync_stage" ("job_id", __bisync_row);
 
 -- [desktop] three-way merge: each row of the decision table (SPEC §7), conflicts, and the new base
 --   $1 = <first staged row, supplied while running>
@@ -10734,7 +10740,7 @@ COMMIT;
 -- Step 18/23: jobtasks reverse: cloud public.jobtasks → desktop public.jobtasks
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: ac6a4e1e3354e8724e2ecad1bcef4689d0cc8e2dbc23171cacd9576a882a0a81
+-- step hash: e6a861d6e09cf3a3d0b2c9c5e49213021961a78458034f7b58945f694f90657b
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -11187,8 +11193,10 @@ SELECT b.key ->> 0, false
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
 
 -- [desktop] planner statistics for the staged rows
--- Row count and key statistics for the staged rows, so the merge joins them to desktop with a sensible plan.
-ANALYZE "bisync_stage" ("jt_id");
+-- Row count and key statistics for the staged rows, so the merge joins them to desktop with a sensible plan;
+-- and of the staged row numbers, so the merge's range of them is estimated as the rows it holds (the three-way
+-- merge joins them to desktop, its base and its conflicts: an estimate of a few rows would choose nested loops).
+ANALYZE "bisync_stage" ("jt_id", __bisync_row);
 
 -- [desktop] three-way merge: each row of the decision table (SPEC §7), conflicts, and the new base
 --   $1 = <first staged row, supplied while running>

@@ -48,6 +48,32 @@ describe('checksum-first on an edits: both table read in full', () => {
     expect(await rowsOf(pair, 'cloud')).toEqual(await rowsOf(pair, 'desktop'));
   });
 
+  it('checksum-first on an edits: both table: an edit on either side reads only its bucket and is carried', async () => {
+    const pair = await agreedPair('ck3_edit');
+    await pair.apply('both');
+    await pair.sql('desktop', `UPDATE job SET title = 'office edit' WHERE job_id = 1234`);
+    await pair.sql('cloud', `UPDATE job SET status = 'phone edit' WHERE job_id = 77`);
+
+    const report = await pair.apply('both');
+    const forward = step(report.steps, 'forward');
+    // Forward reads the bucket of each edited key: job 1234 is written, job 77 (the cloud's edit) is protected.
+    expect(forward).toMatchObject({ status: 'succeeded', updated: 1, inserted: 0, deleted: 0, protected: 1, unchanged: ROWS - 2 });
+    expect(forward.checksum?.differing).toBe(2);
+    expect(forward.read).toBeLessThan(20);
+    // Reverse: job 1234 is agreed in both copies now; only job 77's bucket differs.
+    const reverse = step(report.steps, 'reverse');
+    expect(reverse).toMatchObject({ status: 'succeeded', updated: 1, inserted: 0, deleted: 0, unchanged: ROWS - 1 });
+    expect(reverse.checksum?.differing).toBe(1);
+    expect(reverse.read).toBeLessThan(10);
+    expect(await pair.job('cloud', 1234)).toMatchObject({ title: 'office edit', status: 'Open' });
+    expect(await pair.job('desktop', 77)).toMatchObject({ title: 'job 77', status: 'phone edit' });
+    expect(await rowsOf(pair, 'cloud')).toEqual(await rowsOf(pair, 'desktop'));
+
+    // Carried both ways and agreed: nothing left to read.
+    const again = await pair.apply('both');
+    for (const direction of ['forward', 'reverse'] as const) expect(step(again.steps, direction)).toMatchObject({ read: 0, unchanged: ROWS, updated: 0 });
+  });
+
   it('checksum-first on an edits: both table: a delete is carried both ways, and a key in a bucket not compared is never deleted', async () => {
     const pair = await agreedPair('ck3_delete');
     // No bucket differs: nothing is staged, and no key of the cloud's or the desktop's base is taken for a delete.
@@ -69,9 +95,9 @@ describe('checksum-first on an edits: both table read in full', () => {
       const left = await pair.sql(side, 'SELECT count(*)::int AS n, count(*) FILTER (WHERE job_id IN (10, 1500))::int AS gone FROM job');
       expect(left[0], `${side} lost exactly the two deleted jobs`).toEqual({ n: ROWS - 2, gone: 0 });
     }
-    // Nothing more is deleted by the next run.
+    // The deletes are agreed (NULL in both copies): the next run reads nothing and deletes nothing.
     const again = await pair.apply('both');
-    for (const direction of ['forward', 'reverse'] as const) expect(step(again.steps, direction)).toMatchObject({ deleted: 0, unchanged: ROWS - 2 });
+    for (const direction of ['forward', 'reverse'] as const) expect(step(again.steps, direction)).toMatchObject({ read: 0, deleted: 0, unchanged: ROWS - 2 });
   });
 
   it('checksum-first on an edits: both table: a parked conflict keeps its bucket differing and stays parked', async () => {

@@ -23,3 +23,15 @@ export function classifyError(error: unknown, step: PlanStep): ErrorClass {
   if (isTransient(code, typeof message === 'string' ? message : undefined)) return 'connection';
   return 'schema';
 }
+
+/**
+ * edits: both: a unique violation on bisync's own `<state>.base`. A step writes its source's copy
+ * after its commit, under no lock, so a key the merge found missing from its target's copy may be
+ * recorded there by another run's step meanwhile: a concurrent update, not this row's data. It is
+ * reported as a serialization failure (40001), which apply runs again with a new snapshot.
+ */
+export function concurrentBaseWrite(error: unknown, step: PlanStep): Error | null {
+  const e = error as { code?: unknown; schema?: unknown; table?: unknown };
+  if (step.edits !== 'both' || e.code !== '23505' || e.schema !== step.stateSchema || e.table !== 'base') return null;
+  return Object.assign(new Error(`another run recorded a key of ${step.stateSchema}.base while this step merged (${String((error as Error).message)}); the step was rolled back and is run again`), { code: '40001' });
+}

@@ -6,7 +6,7 @@ import type { PlanStatement, PlanStep } from '../compiler/plan-types.js';
 import { checkState, complete } from './bootstrap.js';
 import { abandon } from './databases.js';
 import { beforeRawCopy, decodeStaging } from './decode-staging.js';
-import { classifyError } from './error-class.js';
+import { classifyError, concurrentBaseWrite } from './error-class.js';
 import { GuardRefusal, guardBaseline, guardOtherSideRows } from './guard.js';
 import type { GuardStats } from './guard.js';
 import type { Databases, WireCounts } from './databases.js';
@@ -548,6 +548,11 @@ async function mergeRange(
       ...mergeConflicts(step, row),
     };
   } catch (error) {
+    const concurrent = concurrentBaseWrite(error, step);
+    if (concurrent !== null) {
+      tagSide(concurrent, 'target');
+      throw concurrent;
+    }
     if (classifyError(error, step) !== 'row') throw error;
     const failure = error as { code: string; message: string };
     await target.query('ROLLBACK TO SAVEPOINT bisync_merge');

@@ -4,6 +4,7 @@
  * each database alone). A step records its target's copy whenever that copy does not hold the agreed
  * version yet, whatever the other copy says; once both copies agree, a no-change run writes no base row.
  */
+import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SOURCE_BASE_CAP } from '../../src/compiler/compile-plan.js';
 import { apply } from '../harness/bisync.js';
@@ -194,5 +195,39 @@ describe("the source's copy of the base is written once the target has committed
     const before = [await physical(pair, 'desktop'), await physical(pair, 'cloud')];
     await apply(pair.config, { direction: 'forward', mode: 'full', dryRun: true });
     expect([await physical(pair, 'desktop'), await physical(pair, 'cloud')]).toEqual(before);
+  });
+});
+
+describe('a key of the base recorded by another run while a step merges', () => {
+  // A step writes its source's copy after its commit, under no lock: another run's step into that
+  // database may be merging then, and find the key missing from its copy and insert it too.
+  it('is a concurrent update: the step is rolled back and run again, and no row is rejected', async () => {
+    const pair = await make('tw_copy_back_race');
+    await pair.sql('desktop', "INSERT INTO job (job_id, title, status) SELECT i, 'job ' || i, 'Open' FROM generate_series(1, 3) AS i");
+    await pair.apply('forward', { mode: 'full' });
+    const cloudCopy = await copyOf(pair, 'cloud');
+    await restore(pair, 'desktop', []);
+    // The other run's write of the desktop's copy, not committed yet when reverse merges.
+    const other = new pg.Client({ connectionString: pair.dbs.desktopUrl });
+    await other.connect();
+    try {
+      await other.query('BEGIN');
+      const two = cloudCopy.find((b) => JSON.stringify(b.key) === '["2"]');
+      await other.query("INSERT INTO bisync.base (table_name, key, fingerprint, generation) VALUES ('job', $1, $2, $3)", [JSON.stringify(two?.key), two?.fingerprint, two?.generation]);
+      const reverse = apply(pair.config, { direction: 'reverse', mode: 'full' });
+      let waiting = false;
+      for (let i = 0; i < 4000 && !waiting; i++) {
+        const sessions = await pair.sql('desktop', "SELECT 1 FROM pg_stat_activity WHERE application_name = 'bisync' AND wait_event_type = 'Lock' AND query LIKE '%Three-way merge%'");
+        waiting = sessions.length > 0;
+      }
+      expect(waiting, 'the merge waited on the other write').toBe(true);
+      await other.query('COMMIT');
+      const step = (await reverse).steps[0];
+      expect(step).toMatchObject({ status: 'succeeded', retries: 1, rejected: 0 });
+    } finally {
+      await other.end();
+    }
+    expect(await pair.sql('desktop', 'SELECT key FROM bisync.rejects')).toEqual([]);
+    await expectCopiesAgree(pair, 3);
   });
 });

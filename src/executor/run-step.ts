@@ -1,4 +1,5 @@
 import { Transform } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
@@ -463,8 +464,11 @@ async function copyBetween(
   duringCopy?: (step: PlanStep) => Promise<void>,
 ): Promise<number> {
   const out = source.query(copyTo(statement(step, 'copy-out').sql));
-  const into = target.query(copyFrom(statement(step, 'copy-in').sql));
   out.once('error', (error: unknown) => tagSide(error, 'source'));
+  // The target's COPY starts with the first row read: a read that finds nothing (a no-change
+  // incremental step) sends the target nothing, which saves it two round trips on a slow link.
+  if (!(await hasData(out, [source, target], step))) return 0;
+  const into = target.query(copyFrom(statement(step, 'copy-in').sql));
   into.once('error', (error: unknown) => tagSide(error, 'target'));
   let bytes = 0;
   let rows = 0;
@@ -510,6 +514,51 @@ async function copyBetween(
     }
   }
   return Number(into.rowCount ?? 0) || (bytes === 0 ? 0 : rows);
+}
+
+/**
+ * Waits for the first chunk of a COPY TO and puts it back; false when the COPY ended without one.
+ * A connection lost meanwhile fails the step as during the COPY.
+ */
+async function hasData(out: Readable, clients: readonly pg.Client[], step: PlanStep): Promise<boolean> {
+  return await new Promise<boolean>((resolve, reject) => {
+    const settle = (): void => {
+      out.removeListener('readable', readable);
+      out.removeListener('end', ended);
+      out.removeListener('error', failed);
+      for (const client of clients) {
+        client.removeListener('end', gone);
+        client.removeListener('error', gone);
+      }
+    };
+    const gone = (): void => {
+      settle();
+      reject(Object.assign(new Error(`a connection was lost during the COPY of ${step.table} ${step.direction}`), { code: '08006' }));
+    };
+    const failed = (error: unknown): void => {
+      settle();
+      reject(error);
+    };
+    const ended = (): void => {
+      settle();
+      resolve(false);
+    };
+    const readable = (): void => {
+      const chunk = out.read() as Buffer | null;
+      if (chunk === null) return;
+      // Stop listening before the chunk goes back, or putting it back would announce it again.
+      settle();
+      out.unshift(chunk);
+      resolve(true);
+    };
+    out.on('readable', readable);
+    out.once('end', ended);
+    out.once('error', failed);
+    for (const client of clients) {
+      client.once('end', gone);
+      client.once('error', gone);
+    }
+  });
 }
 
 /**

@@ -3,7 +3,7 @@ import { LinkProxy } from '../proxy/link-proxy.js';
 import { apply, configHead, query, testConfig, writeConfig } from '../harness/bisync.js';
 import { useFreshDatabases } from '../harness/fresh-databases.js';
 import type { TestDatabases } from '../harness/fresh-databases.js';
-import { createJobsSchema, jobsConfigFile, seedDesktop } from './jobs-fixture.js';
+import { createJobsSchema, jobsConfigFile, jobsConfigYaml, seedDesktop } from './jobs-fixture.js';
 
 // SPEC §8: over a WAN every connection costs TCP, TLS and authentication round trips, and every
 // statement one more. A run reuses its connections across steps, and a step's cost on the wire does
@@ -99,5 +99,25 @@ describe('connections and round trips per run', () => {
     expect(small?.roundTripsByDatabase?.desktop).toBeLessThanOrEqual(3);
     expect(large?.bytesReceived ?? 0).toBeGreaterThan(small?.bytesReceived ?? 0);
     expect(small?.bytesSent).toBeGreaterThan(0);
+  });
+
+  it('an incremental forward step whose read finds nothing sends the cloud no COPY: 3 round trips there, and a row written later still arrives', async () => {
+    const yaml = jobsConfigYaml().replace('timestamps: { cloud: [updated_at, created_at] }', 'timestamps: { desktop: xmin, cloud: [updated_at, created_at] }');
+    expect(yaml).toContain('desktop: xmin');
+    const config = await testConfig(writeConfig(yaml), dbs);
+    await apply(config, { direction: 'forward', tables: ['job'] });
+    const idle = (await apply(config, { direction: 'forward', tables: ['job'] })).steps[0];
+    expect(idle?.status, idle?.error).toBe('succeeded');
+    expect(idle?.reason).toMatch(/xmin on desktop/);
+    expect(idle?.read).toBe(0);
+    // Lock and state; the staged-row checks, the merge and the state; run row and commit. The COPY
+    // FROM STDIN that would carry no row is not sent.
+    expect(idle?.roundTripsByDatabase?.cloud).toBeLessThanOrEqual(3);
+    await query(dbs.desktopUrl, `UPDATE job SET title = 'renamed after the idle run' WHERE job_id = 3`);
+    const edited = (await apply(config, { direction: 'forward', tables: ['job'] })).steps[0];
+    expect(edited?.read).toBe(1);
+    expect(edited?.updated).toBe(1);
+    const [row] = await query<{ title: string }>(dbs.cloudUrl, 'SELECT title FROM job WHERE job_id = 3');
+    expect(row?.title).toBe('renamed after the idle run');
   });
 });

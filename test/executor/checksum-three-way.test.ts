@@ -6,6 +6,8 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import type { StepResult } from '../../src/executor/run-step.js';
+import { apply } from '../harness/bisync.js';
+import { killBisyncBackends } from '../reliability/kill-sessions.js';
 import { ThreeWayPair } from '../three-way/three-way-fixture.js';
 
 const ROWS = 2000;
@@ -156,6 +158,35 @@ describe('checksum-first on an edits: both table read in full', () => {
     expect(await pair.job('cloud', 42)).toMatchObject({ title: 'job 42' });
     await pair.apply('both');
     expect(await rowsOf(pair, 'cloud')).toEqual(await rowsOf(pair, 'desktop'));
+  });
+});
+
+describe('checksum-first on an edits: both table: a connection killed mid-step', () => {
+  it('checksum-first on an edits: both table: killed during the COPY of the differing buckets, the cloud and both copies of the base are as before, and the rerun carries each edit once', async () => {
+    const pair = await agreedPair('ck3_fault');
+    await pair.apply('both');
+    await pair.sql('desktop', `UPDATE job SET title = title || ' (edited)' WHERE job_id % 100 = 0`);
+    const state = async (side: 'desktop' | 'cloud'): Promise<unknown> =>
+      (await pair.sql(side, `SELECT md5(string_agg(j::text, ',' ORDER BY job_id)) AS rows, (SELECT md5(string_agg(b::text, ',' ORDER BY key)) FROM bisync.base AS b) AS base FROM job AS j`))[0];
+    const before = { desktop: await state('desktop'), cloud: await state('cloud') };
+
+    const killed = await apply(pair.config, {
+      direction: 'forward',
+      retries: 0,
+      duringCopy: async () => {
+        expect(await killBisyncBackends(pair.url('cloud'))).toBeGreaterThan(0);
+      },
+    });
+    expect(killed.steps[0]?.reason).toMatch(/checksum-first/);
+    expect(killed.steps[0]?.status).toBe('failed');
+    expect({ desktop: await state('desktop'), cloud: await state('cloud') }).toEqual(before);
+
+    const rerun = step((await pair.apply('forward')).steps, 'forward');
+    expect(rerun).toMatchObject({ status: 'succeeded', updated: 20, inserted: 0, deleted: 0, unchanged: ROWS - 20 });
+    expect(rerun.checksum?.differing).toBeGreaterThan(0);
+    expect((await pair.sql('cloud', `SELECT count(*)::int AS n FROM job WHERE title LIKE '% (edited)'`))[0]).toEqual({ n: 20 });
+    await pair.apply('both');
+    expect(step((await pair.apply('both')).steps, 'forward')).toMatchObject({ read: 0, unchanged: ROWS });
   });
 });
 

@@ -2,18 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { apply, query } from '../harness/bisync.js';
 import { useFreshDatabases } from '../harness/fresh-databases.js';
 import { createJobsSchema, jobsConfig, seedDesktop } from './jobs-fixture.js';
-
-/** Terminate bisync's backend(s) on the database behind `url`, as an operator or a network fault would. */
-async function killBisyncBackends(url: string): Promise<number> {
-  const database = decodeURIComponent(new URL(url).pathname.slice(1));
-  const killed = await query<{ n: number }>(
-    url,
-    `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))::int AS n
-       FROM pg_stat_activity WHERE datname = $1 AND application_name = 'bisync' AND pid <> pg_backend_pid()`,
-    [database],
-  );
-  return killed[0]?.n ?? 0;
-}
+import { killBisyncBackends } from '../reliability/kill-sessions.js';
 
 const snapshot = async (url: string): Promise<{ rows: string; state: string }> => ({
   rows: (await query<{ v: string }>(url, `SELECT coalesce(md5(string_agg(j::text, ',' ORDER BY job_id)), '') AS v FROM job j`))[0]?.v ?? '',

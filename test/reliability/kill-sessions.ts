@@ -31,3 +31,14 @@ export async function waitForNoBisyncSessions(url: string, timeoutMs = 30_000): 
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }
+
+/** Terminate bisync's backend(s) on the database behind `url`, as an operator or a network fault would. */
+export async function killBisyncBackends(url: string): Promise<number> {
+  const killed = await query<{ n: number }>(
+    url,
+    `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))::int AS n
+       FROM pg_stat_activity WHERE datname = $1 AND application_name = 'bisync' AND pid <> pg_backend_pid()`,
+    [databaseOf(url)],
+  );
+  return killed[0]?.n ?? 0;
+}

@@ -241,10 +241,15 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     } else {
       // The two databases are independent: the read opens while the target locks (each in its
       // planned order). The read only reads; a step that stops at the lock rolls it back.
+      // edits: both forward: the read opens once the lock is held. Reverse writes the desktop while it
+      // holds this step's row of state (the pair lock), so only a read taken after that row is locked
+      // is newer than every reverse step that committed there; an older one would undo its writes.
       source = await dbs.client(step.source);
       const locks = runTogether(target, [...opening, ...locking]);
-      reading = openRead();
-      reading.catch(() => undefined);
+      if (!(step.edits === 'both' && step.direction === 'forward')) {
+        reading = openRead();
+        reading.catch(() => undefined);
+      }
       opened = await locks.then((all) => all.slice(opening.length), unlessLocked);
     }
     // The other direction holds the pair lock (taken in the read): nothing was changed.

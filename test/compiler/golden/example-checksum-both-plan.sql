@@ -1,4 +1,4 @@
--- bisync plan 1d16c5883938fdc0756fa815f9df58cdb019f3a5c1d12e57a968f6f4034f2a48
+-- bisync plan b887d2f5544b41da478e64d26305e7632533b96f78f436659a23eab62089a154
 -- config: sync.config.yaml; state schema: bisync; 1 step
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/1: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; checksum-first: each database sums, per bucket of keys (1,024 buckets), the fingerprint of every key whose row its own copy of the base holds as agreed with no conflict parked; only the rows of buckets that differ are read
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: c3f5a42ce3478b8c4a45d67d717c0c12441cf1d91c66d14afd3b722fa27567e8
+-- step hash: 2314e3878269a7832c08ca152e724cf384f36554614dee49cbb165a2513847fd
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -410,7 +410,7 @@ COPY (
       ON c.table_name = current_setting('bisync.base_table')
      AND c.key = coalesce(b.key, f.__bisync_key)
    -- checksum-first: only keys in buckets whose checksums differ; in every other bucket each key is settled alike on both sides
-   WHERE (('x' || left(md5(convert_to((coalesce(b.key, f.__bisync_key))::text, 'UTF8')), 4))::bit(16)::int >> 6) = ANY (current_setting('bisync.buckets')::int[])
+   WHERE (('x' || left(md5(convert_to((coalesce(b.key, f.__bisync_key))::text, 'UTF8')), 4))::bit(16)::int >> 6) = ANY ((SELECT current_setting('bisync.buckets')::int[])::int[])
 ) TO STDOUT;
 
 -- [cloud] stream them into staging on cloud
@@ -459,7 +459,7 @@ SELECT b.key ->> 0, false
  WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE jsonb_build_array((s."job_id"::bigint)::text) = b.key)
    -- checksum-first: only keys in buckets compared and read; a key of an equal bucket is missing from staging because
    -- it was not read, and must never be taken for a delete
-   AND (('x' || left(md5(convert_to((b.key)::text, 'UTF8')), 4))::bit(16)::int >> 6) = ANY (current_setting('bisync.buckets')::int[]);
+   AND (('x' || left(md5(convert_to((b.key)::text, 'UTF8')), 4))::bit(16)::int >> 6) = ANY ((SELECT current_setting('bisync.buckets')::int[])::int[]);
 
 -- [cloud] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -706,7 +706,7 @@ SELECT count(*)::bigint AS unmarked
  WHERE t."source" IS NULL
    AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE t."job_id" = s."job_id"::bigint)
    -- only keys in buckets compared and read (checksum-first): a key of an equal bucket is missing from staging because it was not read
-   AND (('x' || left(md5(convert_to((jsonb_build_array(t."job_id"::text))::text, 'UTF8')), 4))::bit(16)::int >> 6) = ANY (current_setting('bisync.buckets')::int[]);
+   AND (('x' || left(md5(convert_to((jsonb_build_array(t."job_id"::text))::text, 'UTF8')), 4))::bit(16)::int >> 6) = ANY ((SELECT current_setting('bisync.buckets')::int[])::int[]);
 
 -- [cloud] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
 --   $1 = 'public'  (guarded relation 0 schema)

@@ -1,4 +1,4 @@
--- bisync plan 7cfe6153f071a3ed023289ffc8cfe5ad7a5b5abb4170bd18fb8c894823bbaebc
+-- bisync plan f426914321ff92b7a3479e0e894a088cfe2bdbb13ee2e1b92a20146bb09f4358
 -- config: sync.config.yaml; state schema: bisync; 2 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/2: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; checksum-first: both databases sum row hashes per bucket of keys (1,024 buckets), and only the rows of buckets that differ are read
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 4a0423190e67e2e449efa34e415d60250c66dc36de9da0606ac2086c2361e616
+-- step hash: 94ab4e759b91f06cf6508666e9f283cec167ba39d616ec97d8bf74f9f1b18290
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -372,7 +372,7 @@ COPY (
   SELECT f."client_id", f."org_id", f."loc_id", f."con_id", f."client_name", f."pan", f."email", f."opening_balance", f."onboarded_on", f."is_active"
     FROM "public"."climaster" AS f
    -- checksum-first: only the keys of buckets whose checksums differ (set above); the others are equal on both sides
-   WHERE (('x' || left(md5(convert_to(ROW(f."client_id")::text, 'UTF8')), 4))::bit(16)::int >> 6) = ANY (current_setting('bisync.buckets')::int[])
+   WHERE (('x' || left(md5(convert_to(ROW(f."client_id")::text, 'UTF8')), 4))::bit(16)::int >> 6) = ANY ((SELECT current_setting('bisync.buckets')::int[])::int[])
 ) TO STDOUT;
 
 -- [cloud] stream them into staging on cloud
@@ -499,7 +499,7 @@ SELECT count(*)::bigint AS unmarked
  WHERE t."source" IS NULL
    AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE t."client_id" = s."client_id"::integer)
    -- only keys in buckets compared and read (checksum-first): a key of an equal bucket is missing from staging because it was not read
-   AND (('x' || left(md5(convert_to(ROW(t."client_id")::text, 'UTF8')), 4))::bit(16)::int >> 6) = ANY (current_setting('bisync.buckets')::int[]);
+   AND (('x' || left(md5(convert_to(ROW(t."client_id")::text, 'UTF8')), 4))::bit(16)::int >> 6) = ANY ((SELECT current_setting('bisync.buckets')::int[])::int[]);
 
 -- [cloud] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
 --   $1 = 'public'  (guarded relation 0 schema)

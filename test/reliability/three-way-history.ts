@@ -122,9 +122,10 @@ export class History {
     return found;
   }
 
-  private saw(side: Side, table: TableName, key: number, lineage: number): void {
+  /** `when`: the write a side first held the lineage at (a check sees it after the last write: this.seq + 0.5). */
+  private saw(side: Side, table: TableName, key: number, lineage: number, when = this.seq): void {
     const at = this.seenAt(side, table, key);
-    if (!at.has(lineage)) at.set(lineage, this.seq);
+    if (!at.has(lineage)) at.set(lineage, when);
   }
 
   /** How many writes touched this key so far (to tell whether one landed during a run). */
@@ -165,7 +166,8 @@ export class History {
     }
     for (const side of SIDES) {
       for (const table of TABLES) {
-        for (const [key, row] of now[side][table]) this.saw(side, table, key, this.lineageOf.get(row.text) ?? -1);
+        // Seen at this check, so after the last write: a check repeated with nothing written between judges alike.
+        for (const [key, row] of now[side][table]) this.saw(side, table, key, this.lineageOf.get(row.text) ?? -1, this.seq + 0.5);
       }
     }
   }

@@ -76,6 +76,24 @@ function stagedAsPrinted(c: TemplateColumn): boolean {
   return TEXT_TYPE.test(c.type) || (PRINTED_ALIKE.test(c.type) && c.sourceType === c.type);
 }
 
+// character(n): T stores a value padded with spaces to n characters (trailing spaces past n cut).
+const FIXED_CHAR = /^character\((\d+)\)$/;
+
+/**
+ * A staged value as the fingerprint hashes it: cast to T's type. For character(n) the cast without
+ * the length (the `staged` helper) does not pad, and a key column's staged text (its `::text`) has
+ * lost its padding, while T's row holds it padded: a value that fits is cast with the length, so it
+ * prints padded as T's row does; one that does not fit stays as it is (its write fails into rejects,
+ * never truncated into a row that looks equal).
+ */
+function stagedForFingerprint(c: TemplateColumn, prefix: unknown): string {
+  const fixed = FIXED_CHAR.exec(c.type);
+  if (fixed === null) return helpers.staged(c, prefix);
+  const value = `${String(prefix)}.${quoteIdent(c.target)}`;
+  const n = Number(fixed[1]);
+  return `(CASE WHEN char_length(rtrim(${value})) <= ${n} THEN ${value}::character(${n}) ELSE ${value}::bpchar END)`;
+}
+
 function state(options: Handlebars.HelperOptions): RenderState {
   return (options.data as { root: { __render: RenderState } }).root.__render;
 }
@@ -158,7 +176,7 @@ const helpers = {
       .map((c) => {
         if (side === 'staged' && stagedAsPrinted(c)) return `${String(prefix)}.${quoteIdent(c.target)}`;
         const value =
-          side === 'staged' ? helpers.staged(c, prefix) : `${String(prefix)}.${quoteIdent(side === 'source' ? c.source : c.target)}`;
+          side === 'staged' ? stagedForFingerprint(c, prefix) : `${String(prefix)}.${quoteIdent(side === 'source' ? c.source : c.target)}`;
         return WITH_ZONE.test(c.type) ? `timezone('UTC', ${value})` : value;
       })
       .join(', ')})::text, 'UTF8'))`,

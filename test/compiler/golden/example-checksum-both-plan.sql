@@ -1,4 +1,4 @@
--- bisync plan b887d2f5544b41da478e64d26305e7632533b96f78f436659a23eab62089a154
+-- bisync plan b8a1819caf1db75a8452cc0718a3e6a4a20ac67dae97c028be6153a809eaa361
 -- config: sync.config.yaml; state schema: bisync; 1 step
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/1: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; checksum-first: each database sums, per bucket of keys (1,024 buckets), the fingerprint of every key whose row its own copy of the base holds as agreed with no conflict parked; only the rows of buckets that differ are read
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 2314e3878269a7832c08ca152e724cf384f36554614dee49cbb165a2513847fd
+-- step hash: a75d25631a4562ba5a8391ebf6de0cf78f7c06019b839296d2ec35f801c630d5
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -396,21 +396,23 @@ SELECT pg_catalog.set_config('bisync.buckets', $1, true);
 -- (edits: both, SPEC 7: a key parked on either database is left alone). Every matching row, no window.
 COPY (
   SELECT coalesce(f."job_id"::text, b.key ->> 0), f."client_id", f."template_id", f."job_name", f."job_status", f."fee", f."due_date", f."notes", f."extra",
-         f.__bisync_present IS NOT NULL AS __bisync_present,
+         fk.__bisync_key IS NOT NULL AS __bisync_present,
          b.fingerprint AS __bisync_base_fp,
          b.generation AS __bisync_base_gen,
          c.kind AS __bisync_parked_kind
-    -- Each row's key as the base stores it, built once and used by both joins.
-    FROM (SELECT true AS __bisync_present, jsonb_build_array(f."job_id"::text) AS __bisync_key, f.* FROM "public"."jobshead" AS f) AS f
+    -- Each row's key as the base stores it, built once and used by both joins (in a relation of its own: no column
+    -- of desktop's table can share its name); NULL where desktop has no row for a key of its base.
+    FROM "public"."jobshead" AS f
+   CROSS JOIN LATERAL (SELECT jsonb_build_array(f."job_id"::text) AS __bisync_key) AS fk
     FULL JOIN (SELECT key, fingerprint, generation
                  FROM "bisync".base
                 WHERE table_name = current_setting('bisync.base_table')) AS b
-      ON b.key = f.__bisync_key
+      ON b.key = fk.__bisync_key
     LEFT JOIN "bisync".conflicts AS c
       ON c.table_name = current_setting('bisync.base_table')
-     AND c.key = coalesce(b.key, f.__bisync_key)
+     AND c.key = coalesce(b.key, fk.__bisync_key)
    -- checksum-first: only keys in buckets whose checksums differ; in every other bucket each key is settled alike on both sides
-   WHERE (('x' || left(md5(convert_to((coalesce(b.key, f.__bisync_key))::text, 'UTF8')), 4))::bit(16)::int >> 6) = ANY ((SELECT current_setting('bisync.buckets')::int[])::int[])
+   WHERE (('x' || left(md5(convert_to((coalesce(b.key, fk.__bisync_key))::text, 'UTF8')), 4))::bit(16)::int >> 6) = ANY ((SELECT current_setting('bisync.buckets')::int[])::int[])
 ) TO STDOUT;
 
 -- [cloud] stream them into staging on cloud

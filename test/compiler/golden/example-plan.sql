@@ -1,4 +1,4 @@
--- bisync plan 9eabcb42644fa06cd3d46d2860cd8330226aca6db2d3b59012e4b3a8f7e45540
+-- bisync plan ead5c5db5d788a21c0691c7f0d0a3027f8def2ed4d45d97cc926efcb3dc2b9b0
 -- config: sync.config.yaml; state schema: bisync; 23 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -4630,7 +4630,7 @@ COMMIT;
 -- Step 9/23: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: c692f2e2fca8919d14ec9969c54e8169e7af07f42bb26b03574e6c4a52e72bfc
+-- step hash: ddc3ec66a924b35a8eaaf7603b82705de7aa197b8a7e117f614294880f3b9560
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -4948,19 +4948,21 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
 -- (edits: both, SPEC 7: a key parked on either database is left alone). Every matching row, no window.
 COPY (
   SELECT coalesce(f."job_id"::text, b.key ->> 0), f."client_id", f."template_id", f."job_name", f."job_status", f."fee", f."due_date", f."notes", f."extra",
-         f.__bisync_present IS NOT NULL AS __bisync_present,
+         fk.__bisync_key IS NOT NULL AS __bisync_present,
          b.fingerprint AS __bisync_base_fp,
          b.generation AS __bisync_base_gen,
          c.kind AS __bisync_parked_kind
-    -- Each row's key as the base stores it, built once and used by both joins.
-    FROM (SELECT true AS __bisync_present, jsonb_build_array(f."job_id"::text) AS __bisync_key, f.* FROM "public"."jobshead" AS f) AS f
+    -- Each row's key as the base stores it, built once and used by both joins (in a relation of its own: no column
+    -- of desktop's table can share its name); NULL where desktop has no row for a key of its base.
+    FROM "public"."jobshead" AS f
+   CROSS JOIN LATERAL (SELECT jsonb_build_array(f."job_id"::text) AS __bisync_key) AS fk
     FULL JOIN (SELECT key, fingerprint, generation
                  FROM "bisync".base
                 WHERE table_name = current_setting('bisync.base_table')) AS b
-      ON b.key = f.__bisync_key
+      ON b.key = fk.__bisync_key
     LEFT JOIN "bisync".conflicts AS c
       ON c.table_name = current_setting('bisync.base_table')
-     AND c.key = coalesce(b.key, f.__bisync_key)
+     AND c.key = coalesce(b.key, fk.__bisync_key)
 ) TO STDOUT;
 
 -- [cloud] stream them into staging on cloud
@@ -5449,7 +5451,7 @@ COMMIT;
 -- Step 10/23: jobtasks forward: desktop public.jobtasks → cloud public.jobtasks
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: 442c22cd6b1533300950cc772898f76e11bbb6f51c637cd85956735b83702d18
+-- step hash: c1360a23c3e45d44c33a8b2045d7ce3026b31c5f885d194ef747830d16ff83c1
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5765,19 +5767,21 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
 -- (edits: both, SPEC 7: a key parked on either database is left alone). Every matching row, no window.
 COPY (
   SELECT coalesce(f."jt_id"::text, b.key ->> 0), f."job_id", f."task_id", f."staff_id", f."status", f."planned_hours", f."completed_on",
-         f.__bisync_present IS NOT NULL AS __bisync_present,
+         fk.__bisync_key IS NOT NULL AS __bisync_present,
          b.fingerprint AS __bisync_base_fp,
          b.generation AS __bisync_base_gen,
          c.kind AS __bisync_parked_kind
-    -- Each row's key as the base stores it, built once and used by both joins.
-    FROM (SELECT true AS __bisync_present, jsonb_build_array(f."jt_id"::text) AS __bisync_key, f.* FROM "public"."jobtasks" AS f) AS f
+    -- Each row's key as the base stores it, built once and used by both joins (in a relation of its own: no column
+    -- of desktop's table can share its name); NULL where desktop has no row for a key of its base.
+    FROM "public"."jobtasks" AS f
+   CROSS JOIN LATERAL (SELECT jsonb_build_array(f."jt_id"::text) AS __bisync_key) AS fk
     FULL JOIN (SELECT key, fingerprint, generation
                  FROM "bisync".base
                 WHERE table_name = current_setting('bisync.base_table')) AS b
-      ON b.key = f.__bisync_key
+      ON b.key = fk.__bisync_key
     LEFT JOIN "bisync".conflicts AS c
       ON c.table_name = current_setting('bisync.base_table')
-     AND c.key = coalesce(b.key, f.__bisync_key)
+     AND c.key = coalesce(b.key, fk.__bisync_key)
 ) TO STDOUT;
 
 -- [cloud] stream them into staging on cloud
@@ -9854,7 +9858,7 @@ COMMIT;
 -- Step 17/23: jobshead reverse: cloud public.jobshead → desktop public.jobshead
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 3ef5b5bc6e1a3df266b63bb36ef700a8135b7567dc1e90feb8db0a2e9e86c0da
+-- step hash: 216bdcfd0032b21cc0f8a0f6b5d02608099751567c8bf2376194b9ea7e9802bf
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -10254,19 +10258,21 @@ SET TRANSACTION READ ONLY;
 COPY (
   SELECT coalesce(f."job_id"::text, b.key ->> 0), f."client_id", f."template_id", f."job_name", f."job_status", f."fee", f."due_date", f."notes", f."extra",
          greatest(f."updated_at", f."created_at")::timestamptz AS __bisync_cursor,
-         f.__bisync_present IS NOT NULL AS __bisync_present,
+         fk.__bisync_key IS NOT NULL AS __bisync_present,
          b.fingerprint AS __bisync_base_fp,
          b.generation AS __bisync_base_gen,
          c.kind AS __bisync_parked_kind
-    -- Each row's key as the base stores it, built once and used by both joins.
-    FROM (SELECT true AS __bisync_present, jsonb_build_array(f."job_id"::text) AS __bisync_key, f.* FROM "public"."jobshead" AS f) AS f
+    -- Each row's key as the base stores it, built once and used by both joins (in a relation of its own: no column
+    -- of cloud's table can share its name); NULL where cloud has no row for a key of its base.
+    FROM "public"."jobshead" AS f
+   CROSS JOIN LATERAL (SELECT jsonb_build_array(f."job_id"::text) AS __bisync_key) AS fk
     FULL JOIN (SELECT key, fingerprint, generation
                  FROM "bisync".base
                 WHERE table_name = current_setting('bisync.base_table')) AS b
-      ON b.key = f.__bisync_key
+      ON b.key = fk.__bisync_key
     LEFT JOIN "bisync".conflicts AS c
       ON c.table_name = current_setting('bisync.base_table')
-     AND c.key = coalesce(b.key, f.__bisync_key)
+     AND c.key = coalesce(b.key, fk.__bisync_key)
 ) TO STDOUT;
 
 -- [desktop] stream them into staging on desktop
@@ -10740,7 +10746,7 @@ COMMIT;
 -- Step 18/23: jobtasks reverse: cloud public.jobtasks → desktop public.jobtasks
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: e6a861d6e09cf3a3d0b2c9c5e49213021961a78458034f7b58945f694f90657b
+-- step hash: cab468609453ffaef53df3234d6cdcf67df26c04f601cff99a2ad0cb8817c204
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -11138,19 +11144,21 @@ SET TRANSACTION READ ONLY;
 COPY (
   SELECT coalesce(f."jt_id"::text, b.key ->> 0), f."job_id", f."task_id", f."staff_id", f."status", f."planned_hours", f."completed_on",
          greatest(f."updated_at", f."created_at")::timestamptz AS __bisync_cursor,
-         f.__bisync_present IS NOT NULL AS __bisync_present,
+         fk.__bisync_key IS NOT NULL AS __bisync_present,
          b.fingerprint AS __bisync_base_fp,
          b.generation AS __bisync_base_gen,
          c.kind AS __bisync_parked_kind
-    -- Each row's key as the base stores it, built once and used by both joins.
-    FROM (SELECT true AS __bisync_present, jsonb_build_array(f."jt_id"::text) AS __bisync_key, f.* FROM "public"."jobtasks" AS f) AS f
+    -- Each row's key as the base stores it, built once and used by both joins (in a relation of its own: no column
+    -- of cloud's table can share its name); NULL where cloud has no row for a key of its base.
+    FROM "public"."jobtasks" AS f
+   CROSS JOIN LATERAL (SELECT jsonb_build_array(f."jt_id"::text) AS __bisync_key) AS fk
     FULL JOIN (SELECT key, fingerprint, generation
                  FROM "bisync".base
                 WHERE table_name = current_setting('bisync.base_table')) AS b
-      ON b.key = f.__bisync_key
+      ON b.key = fk.__bisync_key
     LEFT JOIN "bisync".conflicts AS c
       ON c.table_name = current_setting('bisync.base_table')
-     AND c.key = coalesce(b.key, f.__bisync_key)
+     AND c.key = coalesce(b.key, fk.__bisync_key)
 ) TO STDOUT;
 
 -- [desktop] stream them into staging on desktop

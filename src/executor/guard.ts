@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { PlanStatement, PlanStep } from '../compiler/plan-types.js';
 import type { Databases } from './databases.js';
 import { run, statement } from './statements.js';
+import { wireSql } from '../compiler/wire-sql.js';
 
 /** A safety guard refused the step (exit 4); the step is rolled back. */
 export class GuardRefusal extends Error {}
@@ -113,5 +114,5 @@ function onlyWhatWasMeant(step: PlanStep, rows: readonly GuardStats[], meant: { 
 /** The import statement with the exported snapshot's name as a literal (SET takes no parameter). */
 function withSnapshot(s: PlanStatement, name: string): string {
   if (!SNAPSHOT_NAME.test(name)) throw new Error(`unexpected snapshot name from pg_export_snapshot(): ${JSON.stringify(name)}`);
-  return s.sql.replace(`'<exported snapshot>'`, `'${name}'`);
+  return wireSql(s.sql).replace(`'<exported snapshot>'`, `'${name}'`);
 }

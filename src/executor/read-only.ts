@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { renderSql } from '../compiler/render-sql.js';
+import { wireSql } from '../compiler/wire-sql.js';
 
 // search_path pinned to pg_catalog, pg_temp, as settings.sql.hbs does in every step (the other
 // settings stay the session's own: the catalog read records the database's own TimeZone).
@@ -12,7 +13,7 @@ const SEARCH_PATH_SQL = 'SELECT pg_catalog.current_schemas(true)::pg_catalog.tex
 
 /** Pin search_path, as the first statement of a transaction just begun. */
 export async function pinSettings(client: pg.ClientBase): Promise<void> {
-  await client.query(PIN.sql, PIN.params.map((p) => p.value));
+  await client.query(wireSql(PIN.sql), PIN.params.map((p) => p.value));
 }
 
 /**

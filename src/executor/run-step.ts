@@ -17,6 +17,7 @@ import type { Sendable } from './statements.js';
 import { describeStepError, tagSide } from './step-error.js';
 import { compareChecksums, setBuckets, sourceChecksum, targetChecksum } from './checksum-first.js';
 import { SOURCE_BASE_CAP } from '../compiler/compile-plan.js';
+import { wireSql } from '../compiler/wire-sql.js';
 
 export type StepStatus = 'succeeded' | 'failed' | 'locked' | 'refused' | 'replan' | 'skipped' | 'interrupted';
 
@@ -468,12 +469,12 @@ async function copyBetween(
   onProgress?: (rows: number) => void,
   duringCopy?: (step: PlanStep) => Promise<void>,
 ): Promise<number> {
-  const out = source.query(copyTo(statement(step, 'copy-out').sql));
+  const out = source.query(copyTo(wireSql(statement(step, 'copy-out').sql)));
   out.once('error', (error: unknown) => tagSide(error, 'source'));
   // The target's COPY starts with the first row read: a read that finds nothing (a no-change
   // incremental step) sends the target nothing, which saves it two round trips on a slow link.
   if (!(await hasData(out, [source, target], step))) return 0;
-  const into = target.query(copyFrom(statement(step, 'copy-in').sql));
+  const into = target.query(copyFrom(wireSql(statement(step, 'copy-in').sql)));
   into.once('error', (error: unknown) => tagSide(error, 'target'));
   let bytes = 0;
   let rows = 0;

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { PlanStatement, PlanStep, Side } from '../compiler/plan-types.js';
 import { tagSide } from './step-error.js';
+import { wireSql } from '../compiler/wire-sql.js';
 
 /** Find the statement of `kind` (the first on `side`, when given) in a step's plan. */
 export function statement(step: PlanStep, kind: string, side?: Side, list: readonly PlanStatement[] = step.statements): PlanStatement {
@@ -26,7 +27,9 @@ export async function run<R extends pg.QueryResultRow = pg.QueryResultRow>(
 ): Promise<pg.QueryResult<R>> {
   const params = values(s, runtime);
   try {
-    return params.length === 0 ? await client.query<R>(s.sql) : await client.query<R>(s.sql, params);
+    // Without comments and layout: the same statement in fewer bytes (wire-sql.ts).
+    const sql = wireSql(s.sql);
+    return params.length === 0 ? await client.query<R>(sql) : await client.query<R>(sql, params);
   } catch (error) {
     tagSide(error, s.side);
     throw error;

@@ -16,6 +16,7 @@ import type { Catalog } from '../../src/compiler/catalog.js';
 import type { Plan } from '../../src/compiler/plan-types.js';
 import { quoteIdent } from '../../src/compiler/quote-ident.js';
 import { renderSql, templateNames } from '../../src/compiler/render-sql.js';
+import { wireSql } from '../../src/compiler/wire-sql.js';
 import { ConfigError } from '../../src/errors.js';
 import { apply, testConfig, writeConfig } from '../harness/bisync.js';
 import { useFreshDatabases, withClient } from '../harness/fresh-databases.js';
@@ -293,6 +294,20 @@ describe('hostile identifiers (pure: compiled from in-memory catalogs, parsed by
       });
     });
   }
+
+  it('every statement travels without comments and layout and parses to the same statement as planned, hostile names intact', () => {
+    for (const [, hostilePlan] of cases) {
+      for (const h of planStatements(hostilePlan)) {
+        const sent = wireSql(h.statement.sql);
+        expect(sent.length, h.label).toBeLessThanOrEqual(h.statement.sql.length);
+        expect(withoutLocations(parseStatements(sent)), h.label).toEqual(withoutLocations(parseStatements(h.statement.sql)));
+      }
+    }
+    // The merge of the edits: both table carries its decision table as comments; none of it is sent.
+    const merge = planStatements(hostile.firstRun).find((s) => s.statement.kind === 'merge' && s.statement.sql.includes('both_equal'));
+    expect(merge?.statement.sql).toMatch(/^--/);
+    expect(wireSql(merge?.statement.sql ?? '')).not.toMatch(/both sides hold the same version/);
+  });
 
   it('the relations come back whole: schema-qualified, unicode, quotes, spaces and dots', () => {
     const statements = planStatements(hostile.firstRun);

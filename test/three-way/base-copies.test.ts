@@ -217,7 +217,7 @@ describe('a key of the base recorded by another run while a step merges', () => 
       const reverse = apply(pair.config, { direction: 'reverse', mode: 'full' });
       let waiting = false;
       for (let i = 0; i < 4000 && !waiting; i++) {
-        const sessions = await pair.sql('desktop', "SELECT 1 FROM pg_stat_activity WHERE application_name = 'bisync' AND wait_event_type = 'Lock' AND query LIKE '%Three-way merge%'");
+        const sessions = await pair.sql('desktop', "SELECT 1 FROM pg_stat_activity WHERE application_name = 'bisync' AND wait_event_type = 'Lock' AND query LIKE 'WITH src AS (%'");
         waiting = sessions.length > 0;
       }
       expect(waiting, 'the merge waited on the other write').toBe(true);

@@ -203,7 +203,9 @@ describe('a key of the base recorded by another run while a step merges', () => 
   // database may be merging then, and find the key missing from its copy and insert it too.
   it('is a concurrent update: the step is rolled back and run again, and no row is rejected', async () => {
     const pair = await make('tw_copy_back_race');
-    await pair.sql('desktop', "INSERT INTO job (job_id, title, status) SELECT i, 'job ' || i, 'Open' FROM generate_series(1, 3) AS i");
+    // One row: a merge of several that fails this way is bisected first, and its halves, run after
+    // the other write committed, see the key (run-step.ts); a single row's merge is the step's retry.
+    await pair.sql('desktop', "INSERT INTO job (job_id, title, status) VALUES (2, 'job 2', 'Open')");
     await pair.apply('forward', { mode: 'full' });
     const cloudCopy = await copyOf(pair, 'cloud');
     await restore(pair, 'desktop', []);
@@ -228,6 +230,6 @@ describe('a key of the base recorded by another run while a step merges', () => 
       await other.end();
     }
     expect(await pair.sql('desktop', 'SELECT key FROM bisync.rejects')).toEqual([]);
-    await expectCopiesAgree(pair, 3);
+    await expectCopiesAgree(pair, 1);
   });
 });

@@ -1,0 +1,41 @@
+/**
+ * A unique violation on bisync's base can come from another run (a concurrent write: the step is run
+ * again) or from the merge itself: two staged rows whose keys differ on the source but are one key on
+ * the target (varchar '1' and '1 ' into a character(4) key) are recorded twice by one statement. That one is
+ * the rows' doing: bisected like any row error, never retried as if another run were to blame.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { apply, configHead, query, testConfig, writeConfig } from '../harness/bisync.js';
+import { createDatabases, withClient } from '../harness/fresh-databases.js';
+
+let dbs: Awaited<ReturnType<typeof createDatabases>>;
+beforeAll(async () => {
+  dbs = await createDatabases('tw_basedup');
+});
+afterAll(async () => await dbs.drop());
+
+describe('edits: both: a key the base would record twice in one merge', () => {
+  it('two source keys the target holds as one key do not fail the step: the merge is bisected and the base records the key once', async () => {
+    await withClient(dbs.desktopUrl, async (c) => await c.query(`CREATE TABLE job (job_id varchar(4) PRIMARY KEY, title text NOT NULL)`));
+    await withClient(dbs.cloudUrl, async (c) => await c.query(`CREATE TABLE job (job_id character(4) PRIMARY KEY, title text NOT NULL, source char(1))`));
+    const config = await testConfig(
+      writeConfig(`
+${configHead()}tables:
+  - name: job
+    primary_key: [job_id]
+    direction: both
+    origin: { column: source, forward: D, reverse: M }
+    edits: both
+    deletes: keep
+    conflicts: park
+`),
+      dbs,
+    );
+    // Both sides hold job 1 alike before the first run; the desktop also holds it as '1 '.
+    await query(dbs.desktopUrl, `INSERT INTO job VALUES ('1', 'one'), ('1 ', 'one')`);
+    await query(dbs.cloudUrl, `INSERT INTO job VALUES ('1', 'one', 'M')`);
+    const report = await apply(config, { direction: 'forward', retries: 0 });
+    expect(report.steps.map((s) => [s.status, s.error ?? null])).toEqual([['succeeded', null]]);
+    expect(await query(dbs.cloudUrl, `SELECT key FROM bisync.base WHERE table_name = 'job'`)).toEqual([{ key: ['1'] }]);
+  });
+});

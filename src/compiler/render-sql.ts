@@ -76,6 +76,28 @@ function stagedAsPrinted(c: TemplateColumn): boolean {
   return TEXT_TYPE.test(c.type) || (PRINTED_ALIKE.test(c.type) && c.sourceType === c.type);
 }
 
+// Arrays of timestamptz: their text, like a timestamptz's, is printed in the session's TimeZone.
+const WITH_ZONE_ARRAY = /^timestamp(\(\d\))? with time zone(\[\])+$/;
+
+/**
+ * A value as the fingerprint prints it: a value whose text depends on the session's TimeZone
+ * (timestamptz, an array of them, tstzrange) as the same instants in UTC, since each database's
+ * sessions run in its own zone and a base recorded on one is compared on the other. An array keeps
+ * its dimensions; a range its bounds' inclusivity, infinite bounds and emptiness.
+ */
+function inUtc(type: string, value: string): string {
+  if (WITH_ZONE.test(type)) return `timezone('UTC', ${value})`;
+  if (WITH_ZONE_ARRAY.test(type)) {
+    return `(CASE WHEN ${value} IS NULL THEN NULL ELSE coalesce(array_dims(${value}), '') || (SELECT coalesce(array_agg(timezone('UTC', u.e) ORDER BY u.o)::text, '{}') FROM unnest(${value}) WITH ORDINALITY AS u(e, o)) END)`;
+  }
+  if (type === 'tstzrange') {
+    return `(CASE WHEN ${value} IS NULL THEN NULL::tsrange WHEN isempty(${value}) THEN 'empty'::tsrange
+          ELSE tsrange(timezone('UTC', lower(${value})), timezone('UTC', upper(${value})),
+                       (CASE WHEN lower_inc(${value}) THEN '[' ELSE '(' END) || (CASE WHEN upper_inc(${value}) THEN ']' ELSE ')' END)) END)`;
+  }
+  return value;
+}
+
 // character(n): T stores a value padded with spaces to n characters (trailing spaces past n cut).
 const FIXED_CHAR = /^character\((\d+)\)$/;
 
@@ -177,7 +199,7 @@ const helpers = {
         if (side === 'staged' && stagedAsPrinted(c)) return `${String(prefix)}.${quoteIdent(c.target)}`;
         const value =
           side === 'staged' ? stagedForFingerprint(c, prefix) : `${String(prefix)}.${quoteIdent(side === 'source' ? c.source : c.target)}`;
-        return WITH_ZONE.test(c.type) ? `timezone('UTC', ${value})` : value;
+        return inUtc(c.type, value);
       })
       .join(', ')})::text, 'UTF8'))`,
   /**

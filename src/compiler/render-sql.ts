@@ -102,7 +102,7 @@ function inUtc(type: string, value: string): string {
 const FIXED_CHAR = /^character\((\d+)\)$/;
 
 /**
- * A staged value as the fingerprint hashes it: cast to T's type. For character(n) the cast without
+ * A staged value as the fingerprint hashes it: cast to T's type. For character(n) on both sides the cast without
  * the length (the `staged` helper) does not pad, and a key column's staged text (its `::text`) has
  * lost its padding, while T's row holds it padded: a value that fits is cast with the length, so it
  * prints padded as T's row does; one that does not fit stays as it is (its write fails into rejects,
@@ -110,7 +110,9 @@ const FIXED_CHAR = /^character\((\d+)\)$/;
  */
 function stagedForFingerprint(c: TemplateColumn, prefix: unknown): string {
   const fixed = FIXED_CHAR.exec(c.type);
-  if (fixed === null) return helpers.staged(c, prefix);
+  // Only where F's column is character(n) too: from another type the two directions fingerprint in
+  // different types anyway, and a text side converges once the padded value has been written to it.
+  if (fixed === null || c.sourceType !== c.type) return helpers.staged(c, prefix);
   const value = `${String(prefix)}.${quoteIdent(c.target)}`;
   const n = Number(fixed[1]);
   return `(CASE WHEN char_length(rtrim(${value})) <= ${n} THEN ${value}::character(${n}) ELSE ${value}::bpchar END)`;

@@ -54,3 +54,43 @@ describe('edits: both: character(n) columns', () => {
     for (const url of [dbs.desktopUrl, dbs.cloudUrl]) expect(await query(url, 'SELECT key FROM bisync.conflicts')).toEqual([]);
   });
 });
+
+describe('edits: both: character(n) on one side, text on the other', () => {
+  it('a character(n) column synced with a text column carries edits made on either side, not parked as a conflict', async () => {
+    const mixed = await createDatabases('tw_fixedchar_mixed');
+    try {
+      await withClient(mixed.desktopUrl, async (c) => await c.query(`CREATE TABLE job (id integer PRIMARY KEY, label character(6), title text NOT NULL)`));
+      await withClient(mixed.cloudUrl, async (c) => await c.query(`CREATE TABLE job (id integer PRIMARY KEY, label text, title text NOT NULL, source char(1))`));
+      const mixedConfig = await testConfig(
+        writeConfig(`
+${configHead()}tables:
+  - name: job
+    primary_key: [id]
+    direction: both
+    origin: { column: source, forward: D, reverse: M }
+    edits: both
+    deletes: mirror
+    conflicts: park
+    max_delete_fraction: 1
+`),
+        mixed,
+      );
+      await query(mixed.desktopUrl, `INSERT INTO job VALUES (1, 'xy', 'one')`);
+      expect((await apply(mixedConfig)).exitCode).toBe(0);
+      const edits = [
+        ['cloud', `UPDATE job SET label = 'xz' WHERE id = 1`],
+        ['desktop', `UPDATE job SET title = 'one, office' WHERE id = 1`],
+        ['cloud', `UPDATE job SET title = 'one, phone' WHERE id = 1`],
+      ] as const;
+      for (const [side, sql] of edits) {
+        await query(side === 'desktop' ? mixed.desktopUrl : mixed.cloudUrl, sql);
+        const report = await apply(mixedConfig);
+        expect(report.steps.reduce((n, s) => n + s.updated, 0), sql).toBe(1);
+        expect(report.steps.reduce((n, s) => n + s.conflicts, 0), sql).toBe(0);
+      }
+      expect(await query(mixed.desktopUrl, 'SELECT label, title FROM job')).toEqual([{ label: 'xz    ', title: 'one, phone' }]);
+    } finally {
+      await mixed.drop();
+    }
+  });
+});

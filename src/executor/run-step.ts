@@ -1,5 +1,5 @@
 import { Transform } from 'node:stream';
-import type { Readable } from 'node:stream';
+import type { Duplex, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
@@ -471,28 +471,6 @@ async function copyBetween(
 ): Promise<number> {
   const out = source.query(copyTo(wireSql(statement(step, 'copy-out').sql)));
   out.once('error', (error: unknown) => tagSide(error, 'source'));
-  // The target's COPY starts with the first row read: a read that finds nothing (a no-change
-  // incremental step) sends the target nothing, which saves it two round trips on a slow link.
-  if (!(await hasData(out, [source, target], step))) return 0;
-  const into = target.query(copyFrom(wireSql(statement(step, 'copy-in').sql)));
-  into.once('error', (error: unknown) => tagSide(error, 'target'));
-  let bytes = 0;
-  let rows = 0;
-  const counter = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      if (bytes === 0 && duringCopy !== undefined) {
-        bytes += chunk.length;
-        duringCopy(step).then(() => callback(null, chunk), (error: unknown) => callback(error as Error));
-        return;
-      }
-      bytes += chunk.length;
-      if (onProgress !== undefined) {
-        for (const byte of chunk) if (byte === 10) rows++;
-        onProgress(rows);
-      }
-      callback(null, chunk);
-    },
-  });
   // If either connection drops mid-COPY the streams may never settle on their own: fail the step
   // (as a connection error, which apply retries) as soon as a client reports it is gone.
   let onGone: (() => void) | undefined;
@@ -503,13 +481,38 @@ async function copyBetween(
       client.once('error', onGone);
     }
   });
-  const piped = pipeline(out, counter, into);
   lost.catch(() => undefined);
-  piped.catch(() => undefined);
+  const streams: (Readable | Writable | Duplex)[] = [out];
   try {
+    // The target's COPY starts with the first row read: a read that finds nothing (a no-change
+    // incremental step) sends the target nothing, which saves it two round trips on a slow link.
+    if (!(await Promise.race([hasData(out), lost]))) return 0;
+    const into = target.query(copyFrom(wireSql(statement(step, 'copy-in').sql)));
+    into.once('error', (error: unknown) => tagSide(error, 'target'));
+    let bytes = 0;
+    let rows = 0;
+    const counter = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        if (bytes === 0 && duringCopy !== undefined) {
+          bytes += chunk.length;
+          duringCopy(step).then(() => callback(null, chunk), (error: unknown) => callback(error as Error));
+          return;
+        }
+        bytes += chunk.length;
+        if (onProgress !== undefined) {
+          for (const byte of chunk) if (byte === 10) rows++;
+          onProgress(rows);
+        }
+        callback(null, chunk);
+      },
+    });
+    streams.push(counter, into);
+    const piped = pipeline(out, counter, into);
+    piped.catch(() => undefined);
     await Promise.race([piped, lost]);
+    return Number(into.rowCount ?? 0) || (bytes === 0 ? 0 : rows);
   } catch (error) {
-    for (const stream of [out, counter, into]) stream.destroy();
+    for (const stream of streams) stream.destroy();
     throw error;
   } finally {
     for (const client of [source, target]) {
@@ -519,27 +522,15 @@ async function copyBetween(
       }
     }
   }
-  return Number(into.rowCount ?? 0) || (bytes === 0 ? 0 : rows);
 }
 
-/**
- * Waits for the first chunk of a COPY TO and puts it back; false when the COPY ended without one.
- * A connection lost meanwhile fails the step as during the COPY.
- */
-async function hasData(out: Readable, clients: readonly pg.Client[], step: PlanStep): Promise<boolean> {
+/** Waits for the first chunk of a COPY TO and puts it back; false when the COPY ended without one. */
+async function hasData(out: Readable): Promise<boolean> {
   return await new Promise<boolean>((resolve, reject) => {
     const settle = (): void => {
       out.removeListener('readable', readable);
       out.removeListener('end', ended);
       out.removeListener('error', failed);
-      for (const client of clients) {
-        client.removeListener('end', gone);
-        client.removeListener('error', gone);
-      }
-    };
-    const gone = (): void => {
-      settle();
-      reject(Object.assign(new Error(`a connection was lost during the COPY of ${step.table} ${step.direction}`), { code: '08006' }));
     };
     const failed = (error: unknown): void => {
       settle();
@@ -560,10 +551,6 @@ async function hasData(out: Readable, clients: readonly pg.Client[], step: PlanS
     out.on('readable', readable);
     out.once('end', ended);
     out.once('error', failed);
-    for (const client of clients) {
-      client.once('end', gone);
-      client.once('error', gone);
-    }
   });
 }
 

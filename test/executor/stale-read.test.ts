@@ -1,25 +1,8 @@
-import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { apply, query } from '../harness/bisync.js';
 import { useFreshDatabases } from '../harness/fresh-databases.js';
 import { createJobsSchema, jobsConfig, seedDesktop } from './jobs-fixture.js';
-
-/** Wait until `sql` on `url` returns a row (at most `polls` times; unbounded: the test's timeout bounds it). */
-async function until(url: string, sql: string, polls = Infinity): Promise<void> {
-  for (let i = 0; i < polls; i++) {
-    if ((await query(url, sql)).length > 0) return;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-/** A waiting (not granted) lock of `mode` on bisync's state table. */
-const waiting = (mode: string): string => `SELECT 1 FROM pg_locks WHERE NOT granted AND mode = '${mode}' AND relation = 'bisync.state'::regclass`;
-
-async function connected(url: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  return client;
-}
+import { connected, until, waiting } from '../harness/lock-waits.js';
 
 describe('a step reads the source after every earlier run of the same step committed', () => {
   const dbs = useFreshDatabases('staleread');

@@ -5,8 +5,9 @@
  * the rows' doing: bisected like any row error, never retried as if another run were to blame.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { apply, configHead, query, testConfig, writeConfig } from '../harness/bisync.js';
+import { apply, query, testConfig, writeConfig } from '../harness/bisync.js';
 import { createDatabases, withClient } from '../harness/fresh-databases.js';
+import { jobBothWaysYaml } from './three-way-fixture.js';
 
 let dbs: Awaited<ReturnType<typeof createDatabases>>;
 beforeAll(async () => {
@@ -19,16 +20,7 @@ describe('edits: both: a key the base would record twice in one merge', () => {
     await withClient(dbs.desktopUrl, async (c) => await c.query(`CREATE TABLE job (job_id varchar(4) PRIMARY KEY, title text NOT NULL)`));
     await withClient(dbs.cloudUrl, async (c) => await c.query(`CREATE TABLE job (job_id character(4) PRIMARY KEY, title text NOT NULL, source char(1))`));
     const config = await testConfig(
-      writeConfig(`
-${configHead()}tables:
-  - name: job
-    primary_key: [job_id]
-    direction: both
-    origin: { column: source, forward: D, reverse: M }
-    edits: both
-    deletes: keep
-    conflicts: park
-`),
+      writeConfig(jobBothWaysYaml({ deletes: 'keep' })),
       dbs,
     );
     // Both sides hold job 1 alike before the first run; the desktop also holds it as '1 '.

@@ -4,9 +4,10 @@
  * first sync meets a base that matches neither side and is parked as a conflict.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { apply, configHead, query, testConfig, writeConfig } from '../harness/bisync.js';
+import { apply, query, testConfig, writeConfig } from '../harness/bisync.js';
 import { createDatabases, withClient } from '../harness/fresh-databases.js';
 import type { ResolvedConfig } from '../../src/config/types.js';
+import { jobBothWaysYaml } from './three-way-fixture.js';
 
 let dbs: Awaited<ReturnType<typeof createDatabases>>;
 let config: ResolvedConfig;
@@ -15,17 +16,7 @@ beforeAll(async () => {
   await withClient(dbs.desktopUrl, async (c) => await c.query(`CREATE TABLE job (code character(4) PRIMARY KEY, label character(6), title text NOT NULL)`));
   await withClient(dbs.cloudUrl, async (c) => await c.query(`CREATE TABLE job (code character(4) PRIMARY KEY, label character(6), title text NOT NULL, source char(1))`));
   config = await testConfig(
-    writeConfig(`
-${configHead()}tables:
-  - name: job
-    primary_key: [code]
-    direction: both
-    origin: { column: source, forward: D, reverse: M }
-    edits: both
-    deletes: mirror
-    conflicts: park
-    max_delete_fraction: 1
-`),
+    writeConfig(jobBothWaysYaml({ primaryKey: 'code', maxDeleteFraction: 1 })),
     dbs,
   );
 });
@@ -62,17 +53,7 @@ describe('edits: both: character(n) on one side, text on the other', () => {
       await withClient(mixed.desktopUrl, async (c) => await c.query(`CREATE TABLE job (id integer PRIMARY KEY, label character(6), title text NOT NULL)`));
       await withClient(mixed.cloudUrl, async (c) => await c.query(`CREATE TABLE job (id integer PRIMARY KEY, label text, title text NOT NULL, source char(1))`));
       const mixedConfig = await testConfig(
-        writeConfig(`
-${configHead()}tables:
-  - name: job
-    primary_key: [id]
-    direction: both
-    origin: { column: source, forward: D, reverse: M }
-    edits: both
-    deletes: mirror
-    conflicts: park
-    max_delete_fraction: 1
-`),
+        writeConfig(jobBothWaysYaml({ primaryKey: 'id', maxDeleteFraction: 1 })),
         mixed,
       );
       await query(mixed.desktopUrl, `INSERT INTO job VALUES (1, 'xy', 'one')`);

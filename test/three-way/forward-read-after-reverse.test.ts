@@ -5,10 +5,10 @@
  * is between its commits; a read whose snapshot was taken before forward's lock was granted may still
  * predate one (forward's lock waits in a pooler's queue or on a slow link while a reverse runs).
  */
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apply, query } from '../harness/bisync.js';
 import { ThreeWayPair } from './three-way-fixture.js';
+import { connected, until, waiting } from '../harness/lock-waits.js';
 
 let pair: ThreeWayPair;
 beforeAll(async () => {
@@ -16,23 +16,6 @@ beforeAll(async () => {
   await pair.agreed([[1, 'one', 'Open'], [2, 'two', 'Open']]);
 });
 afterAll(async () => await pair.drop());
-
-/** Wait until `sql` on `url` returns a row (at most `polls` times; unbounded: the test's timeout bounds it). */
-async function until(url: string, sql: string, polls = Infinity): Promise<void> {
-  for (let i = 0; i < polls; i++) {
-    if ((await query(url, sql)).length > 0) return;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-/** A waiting (not granted) lock of `mode` on bisync's state table. */
-const waiting = (mode: string): string => `SELECT 1 FROM pg_locks WHERE NOT granted AND mode = '${mode}' AND relation = 'bisync.state'::regclass`;
-
-async function connected(url: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  return client;
-}
 
 describe('edits: both: forward reads the desktop after every reverse step that committed there', () => {
   it('forward never merges a desktop read older than a reverse step that committed before forward took its lock (a phone delete is not undone)', async () => {

@@ -4,8 +4,9 @@
  * The three-way full read must not mistake them for its own.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { apply, configHead, query, testConfig, writeConfig } from '../harness/bisync.js';
+import { apply, query, testConfig, writeConfig } from '../harness/bisync.js';
 import { createDatabases, withClient } from '../harness/fresh-databases.js';
+import { jobBothWaysYaml } from './three-way-fixture.js';
 
 let dbs: Awaited<ReturnType<typeof createDatabases>>;
 beforeAll(async () => {
@@ -18,17 +19,7 @@ describe('edits: both: columns bisync does not sync', () => {
     await withClient(dbs.desktopUrl, async (c) => await c.query(`CREATE TABLE job (job_id integer PRIMARY KEY, title text NOT NULL, __bisync_key text, __bisync_present boolean)`));
     await withClient(dbs.cloudUrl, async (c) => await c.query(`CREATE TABLE job (job_id integer PRIMARY KEY, title text NOT NULL, source char(1))`));
     const config = await testConfig(
-      writeConfig(`
-${configHead()}tables:
-  - name: job
-    primary_key: [job_id]
-    direction: both
-    origin: { column: source, forward: D, reverse: M }
-    edits: both
-    deletes: mirror
-    conflicts: park
-    max_delete_fraction: 1
-`),
+      writeConfig(jobBothWaysYaml({ maxDeleteFraction: 1 })),
       dbs,
     );
     await query(dbs.desktopUrl, `INSERT INTO job VALUES (1, 'one', 'x', false), (2, 'two', NULL, NULL)`);

@@ -19,6 +19,26 @@ export interface PairOptions {
 export type Job = { job_id: number; title: string; status: string | null };
 
 /**
+ * The config of one table `job` synced both ways with edits: both, as most three-way tests sync it.
+ * `extra` is appended to the table's entry (e.g. a timestamps line).
+ */
+export function jobBothWaysYaml(
+  options: { primaryKey?: string; deletes?: string; conflicts?: string; maxDeleteFraction?: number; extra?: string } = {},
+): string {
+  const fraction = options.maxDeleteFraction === undefined ? '' : `\n    max_delete_fraction: ${options.maxDeleteFraction}`;
+  return `
+${configHead()}tables:
+  - name: job
+    primary_key: [${options.primaryKey ?? 'job_id'}]
+    direction: both
+    origin: { column: source, forward: D, reverse: M }
+    edits: both
+    deletes: ${options.deletes ?? 'mirror'}
+    conflicts: ${options.conflicts ?? 'park'}${fraction}${options.extra ?? ''}
+`;
+}
+
+/**
  * A pair of fresh databases with one table `job` synced both ways with edits: both. The cloud has
  * the origin column `source`; with `cursors`, both sides have `updated_at` kept by a trigger.
  */
@@ -47,17 +67,14 @@ export class ThreeWayPair {
     });
     const desktopCursor = options.desktopXmin === true ? 'xmin' : '[updated_at]';
     const timestamps = options.cursors === true ? `\n    timestamps: { desktop: ${desktopCursor}, cloud: [updated_at] }` : '';
-    const file = writeConfig(`
-${configHead()}tables:
-  - name: job
-    primary_key: [job_id]
-    direction: both
-    origin: { column: source, forward: D, reverse: M }
-    edits: both
-    deletes: ${options.deletes ?? 'mirror'}
-    conflicts: ${options.conflicts ?? 'park'}
-    max_delete_fraction: ${options.maxDeleteFraction ?? 1}${timestamps}
-`);
+    const file = writeConfig(
+      jobBothWaysYaml({
+        deletes: options.deletes ?? 'mirror',
+        conflicts: options.conflicts ?? 'park',
+        maxDeleteFraction: options.maxDeleteFraction ?? 1,
+        extra: timestamps,
+      }),
+    );
     return new ThreeWayPair(dbs, await testConfig(file, dbs), options);
   }
 

@@ -4,8 +4,9 @@
  * base one direction records matches neither side in the other and every edit is parked.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { apply, configHead, query, testConfig, writeConfig } from '../harness/bisync.js';
+import { apply, query, testConfig, writeConfig } from '../harness/bisync.js';
 import { createDatabases, setDatabaseDefaults, withClient } from '../harness/fresh-databases.js';
+import { jobBothWaysYaml } from './three-way-fixture.js';
 
 let dbs: Awaited<ReturnType<typeof createDatabases>>;
 beforeAll(async () => {
@@ -29,17 +30,7 @@ describe('edits: both across time zones', () => {
     await withClient(dbs.desktopUrl, async (c) => await c.query(`CREATE TABLE job (id integer PRIMARY KEY, slot tstzrange, stamps timestamptz[], title text NOT NULL)`));
     await withClient(dbs.cloudUrl, async (c) => await c.query(`CREATE TABLE job (id integer PRIMARY KEY, slot tstzrange, stamps timestamptz[], title text NOT NULL, source char(1))`));
     const config = await testConfig(
-      writeConfig(`
-${configHead()}tables:
-  - name: job
-    primary_key: [id]
-    direction: both
-    origin: { column: source, forward: D, reverse: M }
-    edits: both
-    deletes: mirror
-    conflicts: park
-    max_delete_fraction: 1
-`),
+      writeConfig(jobBothWaysYaml({ primaryKey: 'id', maxDeleteFraction: 1 })),
       dbs,
     );
     await query(

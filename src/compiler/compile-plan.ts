@@ -329,19 +329,17 @@ function compileStep(
   // scan of the table per run), so a role that sees transaction starts keeps the index-only read.
   const seesStarts = catalogs[sourceName]?.seesOtherSessions === true;
   const cursorXmin = !byXmin && cursors.length > 0 && sourceCat.kind === 'r' && !seesStarts;
-  const lateXmin = cursorXmin && mode === 'incremental' ? xminUnusable(xminState[stepKey(table.name, direction)], catalogs[sourceName], sourceCat) : null;
-  const cursorSinceXmin = cursorXmin && mode === 'incremental' && lateXmin === null ? (xminState[stepKey(table.name, direction)]?.xmin ?? null) : null;
-  const lateXminWhy = !cursorXmin
-    ? `${displayName(sourceCat)} is not a plain table`
-    : xminState[stepKey(table.name, direction)] === undefined
-      ? 'the last run saved no read snapshot'
-      : (lateXmin ?? '');
+  const savedXmin = xminState[stepKey(table.name, direction)];
+  const lateXmin = cursorXmin && mode === 'incremental' ? xminUnusable(savedXmin, catalogs[sourceName], sourceCat) : null;
+  const cursorSinceXmin = cursorXmin && mode === 'incremental' && lateXmin === null ? (savedXmin?.xmin ?? null) : null;
+  const lateXminWhy = (): string =>
+    !cursorXmin ? `${displayName(sourceCat)} is not a plain table` : savedXmin === undefined ? 'the last run saved no read snapshot' : (lateXmin ?? '');
   const reason =
     mode !== 'incremental' || byXmin || cursors.length === 0 || seesStarts
       ? modeReason
       : cursorSinceXmin !== null
         ? `${modeReason}, and rows written by transactions from ${cursorSinceXmin} on (running at the last read), whatever their cursor value`
-        : `${modeReason}; a transaction running at the last read that committed older cursor values is read only within the lookback: ${lateXminWhy}`;
+        : `${modeReason}; a transaction running at the last read that committed older cursor values is read only within the lookback: ${lateXminWhy()}`;
 
   // Forward writes the origin column on its target and owns rows carrying its marker; it may update
   // an unmarked row (NULL) whose key it holds, stamping it, but never deletes one. Reverse reads only

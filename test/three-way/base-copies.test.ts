@@ -174,6 +174,26 @@ describe("the source's copy of the base is written once the target has committed
     await expectCopiesAgree(pair, rows);
   });
 
+  it("a step sends back only the versions the source's copy lacks: after a first sync past the cap, the first reverse still records the phone's new row in the cloud's copy", async () => {
+    // The first reverse records every key in the desktop's copy (empty since the capped forward), but
+    // the cloud's copy already holds all of them but the phone's row: that one alone goes back, under
+    // the cap, so the copies agree at once and the next forward's checksums find nothing to read.
+    const pair = await make('tw_copy_back_lacks');
+    const rows = SOURCE_BASE_CAP + 1;
+    await pair.sql('desktop', `INSERT INTO job (job_id, title, status) SELECT i, 'job ' || i, 'Open' FROM generate_series(1, ${rows}) AS i`);
+    await pair.apply('forward', { mode: 'full' });
+    await pair.sql('cloud', "INSERT INTO job (job_id, title, status, source) VALUES (0, 'phone job', 'Open', 'M')");
+    const reverse = await pair.apply('reverse', { mode: 'full' });
+    expect(reverse.steps[0]).toMatchObject({ inserted: 1, updated: 0, deleted: 0 });
+    await expectCopiesAgree(pair, rows + 1);
+    const cloudCopy = await copyOf(pair, 'cloud');
+    // The keys the cloud's copy held already keep their version there (written by the forward step).
+    expect(cloudCopy.find((b) => JSON.stringify(b.key) === '["1"]')?.generation).toBe('1');
+    expect(cloudCopy.find((b) => JSON.stringify(b.key) === '["0"]')?.generation).toBe('1');
+    const forward = await pair.apply('forward');
+    expect(forward.steps[0]).toMatchObject({ read: 0, inserted: 0, updated: 0, deleted: 0 });
+  });
+
   it("a step its target rolls back leaves the source's copy of the base as it was", async () => {
     // Written before the target commits, the source's copy would say the edit reached the cloud;
     // after the rollback the next forward would take the cloud's old row for a phone edit.

@@ -1,4 +1,4 @@
--- bisync plan b8a1819caf1db75a8452cc0718a3e6a4a20ac67dae97c028be6153a809eaa361
+-- bisync plan 533a9b0c705da080b6888bfd4b530fe4fdf635e359a17fd5ef84ea202b87fe8f
 -- config: sync.config.yaml; state schema: bisync; 1 step
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/1: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; checksum-first: each database sums, per bucket of keys (1,024 buckets), the fingerprint of every key whose row its own copy of the base holds as agreed with no conflict parked; only the rows of buckets that differ are read
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: a75d25631a4562ba5a8391ebf6de0cf78f7c06019b839296d2ec35f801c630d5
+-- step hash: fb624cefdca05d8ec6a55bf081bf12512780fc11d33555a3ad6daf257d044923
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -516,6 +516,8 @@ three AS MATERIALIZED (
          coalesce(greatest(s.__bisync_base_gen, b.generation), 0) AS base_gen,
          b.generation IS NOT NULL AS t_has_base,
          b.fingerprint AS t_base_fp,
+         s.__bisync_base_gen IS NOT NULL AS f_has_base,
+         s.__bisync_base_fp AS f_base_fp,
          c.key IS NOT NULL OR s.__bisync_parked_kind IS NOT NULL AS parked,
          coalesce(c.kind, s.__bisync_parked_kind) AS parked_kind
     FROM src AS s
@@ -662,6 +664,13 @@ based AS (
   ON CONFLICT (table_name, key) DO UPDATE
      SET fingerprint = EXCLUDED.fingerprint, generation = EXCLUDED.generation, agreed_at = clock_timestamp()
   RETURNING 1
+),
+sent_back AS (
+  -- What desktop's copy lacks: a key it holds with the agreed fingerprint already (a first sync's other direction, a
+  -- copy only cloud's lagged behind) is left as it is there, at its older generation: the same version.
+  SELECT a.* FROM agreed AS a
+   WHERE NOT EXISTS (SELECT 1 FROM three AS x
+                      WHERE x.key = a.key AND x.f_has_base AND x.f_base_fp IS NOT DISTINCT FROM a.fingerprint)
 )
 SELECT (SELECT count(*) FROM src WHERE __bisync_present)::bigint AS read,
        (SELECT count(*) FROM inserted)::bigint AS inserted,
@@ -673,10 +682,11 @@ SELECT (SELECT count(*) FROM src WHERE __bisync_present)::bigint AS read,
        (SELECT count(*) FROM decided WHERE winner = 'park')::bigint AS conflicts,
        (SELECT count(*) FROM cleared)::bigint AS conflicts_cleared,
        ((SELECT count(*) FROM based) + (SELECT count(*) FROM based_new))::bigint AS base_written,
-       -- The versions recorded above, for desktop's copy once this transaction has committed (record-source-base);
-       -- none when there are more than the executor holds in memory: the next step into desktop records them.
-       CASE WHEN (SELECT count(*) FROM agreed) <= $9::bigint
-            THEN (SELECT jsonb_agg(jsonb_build_object('key', key, 'fingerprint', fingerprint, 'generation', base_gen + 1)) FROM agreed)
+       -- The versions recorded above that desktop's copy (as read with the rows) does not hold yet, for that copy once
+       -- this transaction has committed (record-source-base); none when there are more than the executor holds in
+       -- memory: the next step into desktop records them.
+       CASE WHEN (SELECT count(*) FROM sent_back) <= $9::bigint
+            THEN (SELECT coalesce(jsonb_agg(jsonb_build_object('key', key, 'fingerprint', fingerprint, 'generation', base_gen + 1)), '[]') FROM sent_back)
        END AS versions;
 
 -- [cloud] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here

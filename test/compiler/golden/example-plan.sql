@@ -1,4 +1,4 @@
--- bisync plan ead5c5db5d788a21c0691c7f0d0a3027f8def2ed4d45d97cc926efcb3dc2b9b0
+-- bisync plan a9f9deaa4a7dfd21af8641b919e4a891a13958108fef84ac3dfb3d9b541f4b7b
 -- config: sync.config.yaml; state schema: bisync; 23 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -4630,7 +4630,7 @@ COMMIT;
 -- Step 9/23: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: ddc3ec66a924b35a8eaaf7603b82705de7aa197b8a7e117f614294880f3b9560
+-- step hash: f066dbba914b5023aebfcd19ccd23b80297ff805633ef883d027d93350e59ad1
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5057,6 +5057,8 @@ three AS MATERIALIZED (
          coalesce(greatest(s.__bisync_base_gen, b.generation), 0) AS base_gen,
          b.generation IS NOT NULL AS t_has_base,
          b.fingerprint AS t_base_fp,
+         s.__bisync_base_gen IS NOT NULL AS f_has_base,
+         s.__bisync_base_fp AS f_base_fp,
          c.key IS NOT NULL OR s.__bisync_parked_kind IS NOT NULL AS parked,
          coalesce(c.kind, s.__bisync_parked_kind) AS parked_kind
     FROM src AS s
@@ -5203,6 +5205,13 @@ based AS (
   ON CONFLICT (table_name, key) DO UPDATE
      SET fingerprint = EXCLUDED.fingerprint, generation = EXCLUDED.generation, agreed_at = clock_timestamp()
   RETURNING 1
+),
+sent_back AS (
+  -- What desktop's copy lacks: a key it holds with the agreed fingerprint already (a first sync's other direction, a
+  -- copy only cloud's lagged behind) is left as it is there, at its older generation: the same version.
+  SELECT a.* FROM agreed AS a
+   WHERE NOT EXISTS (SELECT 1 FROM three AS x
+                      WHERE x.key = a.key AND x.f_has_base AND x.f_base_fp IS NOT DISTINCT FROM a.fingerprint)
 )
 SELECT (SELECT count(*) FROM src WHERE __bisync_present)::bigint AS read,
        (SELECT count(*) FROM inserted)::bigint AS inserted,
@@ -5214,10 +5223,11 @@ SELECT (SELECT count(*) FROM src WHERE __bisync_present)::bigint AS read,
        (SELECT count(*) FROM decided WHERE winner = 'park')::bigint AS conflicts,
        (SELECT count(*) FROM cleared)::bigint AS conflicts_cleared,
        ((SELECT count(*) FROM based) + (SELECT count(*) FROM based_new))::bigint AS base_written,
-       -- The versions recorded above, for desktop's copy once this transaction has committed (record-source-base);
-       -- none when there are more than the executor holds in memory: the next step into desktop records them.
-       CASE WHEN (SELECT count(*) FROM agreed) <= $9::bigint
-            THEN (SELECT jsonb_agg(jsonb_build_object('key', key, 'fingerprint', fingerprint, 'generation', base_gen + 1)) FROM agreed)
+       -- The versions recorded above that desktop's copy (as read with the rows) does not hold yet, for that copy once
+       -- this transaction has committed (record-source-base); none when there are more than the executor holds in
+       -- memory: the next step into desktop records them.
+       CASE WHEN (SELECT count(*) FROM sent_back) <= $9::bigint
+            THEN (SELECT coalesce(jsonb_agg(jsonb_build_object('key', key, 'fingerprint', fingerprint, 'generation', base_gen + 1)), '[]') FROM sent_back)
        END AS versions;
 
 -- [cloud] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
@@ -5451,7 +5461,7 @@ COMMIT;
 -- Step 10/23: jobtasks forward: desktop public.jobtasks → cloud public.jobtasks
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: c1360a23c3e45d44c33a8b2045d7ce3026b31c5f885d194ef747830d16ff83c1
+-- step hash: f8db187b0117090f8817b0332741778731557cf8684b966f53e1155e301f8711
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5876,6 +5886,8 @@ three AS MATERIALIZED (
          coalesce(greatest(s.__bisync_base_gen, b.generation), 0) AS base_gen,
          b.generation IS NOT NULL AS t_has_base,
          b.fingerprint AS t_base_fp,
+         s.__bisync_base_gen IS NOT NULL AS f_has_base,
+         s.__bisync_base_fp AS f_base_fp,
          c.key IS NOT NULL OR s.__bisync_parked_kind IS NOT NULL AS parked,
          coalesce(c.kind, s.__bisync_parked_kind) AS parked_kind
     FROM src AS s
@@ -6020,6 +6032,13 @@ based AS (
   ON CONFLICT (table_name, key) DO UPDATE
      SET fingerprint = EXCLUDED.fingerprint, generation = EXCLUDED.generation, agreed_at = clock_timestamp()
   RETURNING 1
+),
+sent_back AS (
+  -- What desktop's copy lacks: a key it holds with the agreed fingerprint already (a first sync's other direction, a
+  -- copy only cloud's lagged behind) is left as it is there, at its older generation: the same version.
+  SELECT a.* FROM agreed AS a
+   WHERE NOT EXISTS (SELECT 1 FROM three AS x
+                      WHERE x.key = a.key AND x.f_has_base AND x.f_base_fp IS NOT DISTINCT FROM a.fingerprint)
 )
 SELECT (SELECT count(*) FROM src WHERE __bisync_present)::bigint AS read,
        (SELECT count(*) FROM inserted)::bigint AS inserted,
@@ -6031,10 +6050,11 @@ SELECT (SELECT count(*) FROM src WHERE __bisync_present)::bigint AS read,
        (SELECT count(*) FROM decided WHERE winner = 'park')::bigint AS conflicts,
        (SELECT count(*) FROM cleared)::bigint AS conflicts_cleared,
        ((SELECT count(*) FROM based) + (SELECT count(*) FROM based_new))::bigint AS base_written,
-       -- The versions recorded above, for desktop's copy once this transaction has committed (record-source-base);
-       -- none when there are more than the executor holds in memory: the next step into desktop records them.
-       CASE WHEN (SELECT count(*) FROM agreed) <= $9::bigint
-            THEN (SELECT jsonb_agg(jsonb_build_object('key', key, 'fingerprint', fingerprint, 'generation', base_gen + 1)) FROM agreed)
+       -- The versions recorded above that desktop's copy (as read with the rows) does not hold yet, for that copy once
+       -- this transaction has committed (record-source-base); none when there are more than the executor holds in
+       -- memory: the next step into desktop records them.
+       CASE WHEN (SELECT count(*) FROM sent_back) <= $9::bigint
+            THEN (SELECT coalesce(jsonb_agg(jsonb_build_object('key', key, 'fingerprint', fingerprint, 'generation', base_gen + 1)), '[]') FROM sent_back)
        END AS versions;
 
 -- [cloud] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
@@ -9858,7 +9878,7 @@ COMMIT;
 -- Step 17/23: jobshead reverse: cloud public.jobshead → desktop public.jobshead
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 216bdcfd0032b21cc0f8a0f6b5d02608099751567c8bf2376194b9ea7e9802bf
+-- step hash: dd91302507f353108b0acb22d49b8c886c35461eabe4ffe4d709ec2d1f9f1185
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -10363,6 +10383,8 @@ three AS MATERIALIZED (
          coalesce(greatest(s.__bisync_base_gen, b.generation), 0) AS base_gen,
          b.generation IS NOT NULL AS t_has_base,
          b.fingerprint AS t_base_fp,
+         s.__bisync_base_gen IS NOT NULL AS f_has_base,
+         s.__bisync_base_fp AS f_base_fp,
          c.key IS NOT NULL OR s.__bisync_parked_kind IS NOT NULL AS parked,
          coalesce(c.kind, s.__bisync_parked_kind) AS parked_kind
     FROM src AS s
@@ -10509,6 +10531,13 @@ based AS (
   ON CONFLICT (table_name, key) DO UPDATE
      SET fingerprint = EXCLUDED.fingerprint, generation = EXCLUDED.generation, agreed_at = clock_timestamp()
   RETURNING 1
+),
+sent_back AS (
+  -- What cloud's copy lacks: a key it holds with the agreed fingerprint already (a first sync's other direction, a
+  -- copy only desktop's lagged behind) is left as it is there, at its older generation: the same version.
+  SELECT a.* FROM agreed AS a
+   WHERE NOT EXISTS (SELECT 1 FROM three AS x
+                      WHERE x.key = a.key AND x.f_has_base AND x.f_base_fp IS NOT DISTINCT FROM a.fingerprint)
 )
 SELECT (SELECT count(*) FROM src WHERE __bisync_present)::bigint AS read,
        (SELECT count(*) FROM inserted)::bigint AS inserted,
@@ -10520,10 +10549,11 @@ SELECT (SELECT count(*) FROM src WHERE __bisync_present)::bigint AS read,
        (SELECT count(*) FROM decided WHERE winner = 'park')::bigint AS conflicts,
        (SELECT count(*) FROM cleared)::bigint AS conflicts_cleared,
        ((SELECT count(*) FROM based) + (SELECT count(*) FROM based_new))::bigint AS base_written,
-       -- The versions recorded above, for cloud's copy once this transaction has committed (record-source-base);
-       -- none when there are more than the executor holds in memory: the next step into cloud records them.
-       CASE WHEN (SELECT count(*) FROM agreed) <= $8::bigint
-            THEN (SELECT jsonb_agg(jsonb_build_object('key', key, 'fingerprint', fingerprint, 'generation', base_gen + 1)) FROM agreed)
+       -- The versions recorded above that cloud's copy (as read with the rows) does not hold yet, for that copy once
+       -- this transaction has committed (record-source-base); none when there are more than the executor holds in
+       -- memory: the next step into cloud records them.
+       CASE WHEN (SELECT count(*) FROM sent_back) <= $8::bigint
+            THEN (SELECT coalesce(jsonb_agg(jsonb_build_object('key', key, 'fingerprint', fingerprint, 'generation', base_gen + 1)), '[]') FROM sent_back)
        END AS versions;
 
 -- [desktop] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here
@@ -10746,7 +10776,7 @@ COMMIT;
 -- Step 18/23: jobtasks reverse: cloud public.jobtasks → desktop public.jobtasks
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: cab468609453ffaef53df3234d6cdcf67df26c04f601cff99a2ad0cb8817c204
+-- step hash: fa9fb73c55605439ee514c31d81577d7a0048aa8ab97e97c719eb0ab252e95da
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -11249,6 +11279,8 @@ three AS MATERIALIZED (
          coalesce(greatest(s.__bisync_base_gen, b.generation), 0) AS base_gen,
          b.generation IS NOT NULL AS t_has_base,
          b.fingerprint AS t_base_fp,
+         s.__bisync_base_gen IS NOT NULL AS f_has_base,
+         s.__bisync_base_fp AS f_base_fp,
          c.key IS NOT NULL OR s.__bisync_parked_kind IS NOT NULL AS parked,
          coalesce(c.kind, s.__bisync_parked_kind) AS parked_kind
     FROM src AS s
@@ -11393,6 +11425,13 @@ based AS (
   ON CONFLICT (table_name, key) DO UPDATE
      SET fingerprint = EXCLUDED.fingerprint, generation = EXCLUDED.generation, agreed_at = clock_timestamp()
   RETURNING 1
+),
+sent_back AS (
+  -- What cloud's copy lacks: a key it holds with the agreed fingerprint already (a first sync's other direction, a
+  -- copy only desktop's lagged behind) is left as it is there, at its older generation: the same version.
+  SELECT a.* FROM agreed AS a
+   WHERE NOT EXISTS (SELECT 1 FROM three AS x
+                      WHERE x.key = a.key AND x.f_has_base AND x.f_base_fp IS NOT DISTINCT FROM a.fingerprint)
 )
 SELECT (SELECT count(*) FROM src WHERE __bisync_present)::bigint AS read,
        (SELECT count(*) FROM inserted)::bigint AS inserted,
@@ -11404,10 +11443,11 @@ SELECT (SELECT count(*) FROM src WHERE __bisync_present)::bigint AS read,
        (SELECT count(*) FROM decided WHERE winner = 'park')::bigint AS conflicts,
        (SELECT count(*) FROM cleared)::bigint AS conflicts_cleared,
        ((SELECT count(*) FROM based) + (SELECT count(*) FROM based_new))::bigint AS base_written,
-       -- The versions recorded above, for cloud's copy once this transaction has committed (record-source-base);
-       -- none when there are more than the executor holds in memory: the next step into cloud records them.
-       CASE WHEN (SELECT count(*) FROM agreed) <= $8::bigint
-            THEN (SELECT jsonb_agg(jsonb_build_object('key', key, 'fingerprint', fingerprint, 'generation', base_gen + 1)) FROM agreed)
+       -- The versions recorded above that cloud's copy (as read with the rows) does not hold yet, for that copy once
+       -- this transaction has committed (record-source-base); none when there are more than the executor holds in
+       -- memory: the next step into cloud records them.
+       CASE WHEN (SELECT count(*) FROM sent_back) <= $8::bigint
+            THEN (SELECT coalesce(jsonb_agg(jsonb_build_object('key', key, 'fingerprint', fingerprint, 'generation', base_gen + 1)), '[]') FROM sent_back)
        END AS versions;
 
 -- [desktop] only when the merge fails on a row: the merge is retried on halves of the row range in savepoints, and a single failing row is recorded here

@@ -185,9 +185,12 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
       statement(step, 'create-staging'),
       // edits: both measures max_delete_fraction against every row on the target before the merge.
       ...(step.edits === 'both' ? [statement(step, 'guard-count')] : []),
-      ...targetChecksum(step),
     ];
     let opened: pg.QueryResult[] | 'locked';
+    // The target's checksums, sent right behind the locking statements: their answer is awaited only
+    // where it is used, so an edits: both forward step opens its read (once the lock is held) while
+    // the target still sums its buckets, and both databases sum at the same time.
+    let pendingSums: Promise<pg.QueryResult[]> | undefined;
     // lock_not_available: another run holds this step's row of state.
     const unlessLocked = (error: unknown): 'locked' => {
       if ((error as { code?: unknown }).code === '55P03') return 'locked';
@@ -238,7 +241,7 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
         await run(target, statement(step, 'bootstrap', 'target', step.bootstrap));
       }
       await run(target, statement(step, 'claim-state-row', 'target', step.bootstrap));
-      opened = await runTogether(target, locking).catch(unlessLocked);
+      opened = await runTogether(target, [...locking, ...targetChecksum(step)]).catch(unlessLocked);
     } else {
       // The two databases are independent: the read opens while the target locks (each in its
       // planned order). The read only reads; a step that stops at the lock rolls it back.
@@ -247,6 +250,10 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
       // is newer than every reverse step that committed there; an older one would undo its writes.
       source = await dbs.client(step.source);
       const locks = runTogether(target, [...opening, ...locking]);
+      if (targetChecksum(step).length > 0) {
+        pendingSums = runTogether(target, targetChecksum(step));
+        pendingSums.catch(() => undefined);
+      }
       if (!(step.edits === 'both' && step.direction === 'forward')) {
         reading = openRead();
         reading.catch(() => undefined);
@@ -257,8 +264,8 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     if ((await reading?.catch(() => undefined)) === 'locked') return await pairLocked();
     const [locked, state] = opened === 'locked' ? [] : opened;
     if (locked !== undefined && locked.rows.length === 0) throw new Error(`the row of ${step.table} ${step.direction} in ${step.stateSchema}.state is missing on ${step.target}; run apply again`);
-    // guard-count comes just before the target's checksums (if any).
-    const rowsOnTarget = step.edits === 'both' && opened !== 'locked' ? Number(opened.at(-1 - targetChecksum(step).length)?.rows[0]?.rows_on_target ?? 0) : 0;
+    // guard-count is the last of the locking statements.
+    const rowsOnTarget = step.edits === 'both' && opened !== 'locked' ? Number(opened[locking.length - 1]?.rows[0]?.rows_on_target ?? 0) : 0;
     const current = (state?.rows[0]?.watermark as string | null | undefined) ?? null;
     if (locked?.rows[0]?.locked !== true || current !== step.watermark) {
       await reading?.catch(() => undefined);
@@ -267,7 +274,6 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
       if (locked?.rows[0]?.locked !== true) return { ...base, ...counts, status: 'locked', ...(step.edits === 'both' ? { error: PAIR_HELD } : {}), watermarkAfter: step.watermark, durationMs: Date.now() - startedMs };
       return { ...base, ...counts, status: 'replan', currentWatermark: current, watermarkAfter: current, durationMs: Date.now() - startedMs };
     }
-    const targetSums = opened === 'locked' ? undefined : opened.at(-1);
     // The read opened alongside the lock may have taken its snapshot before another run that held
     // the lock meanwhile read and committed: merged, it would undo that run's writes (or mirror-delete
     // the rows it copied). Only a read opened after the plan's state read and with the step's row
@@ -280,7 +286,10 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     }
     const baseline = options.sharedTransaction === true ? await guardBaseline(target, step) : undefined;
 
-    const readOpened = await (reading ?? openRead());
+    reading ??= openRead();
+    reading.catch(() => undefined);
+    const targetSums = pendingSums === undefined ? (opened === 'locked' ? undefined : opened.at(-1)) : (await pendingSums).at(-1);
+    const readOpened = await reading;
     if (readOpened === 'locked') return await pairLocked();
     const horizonRow = hasHorizon ? readOpened[2]?.rows[0] : undefined;
     const horizon = (horizonRow?.horizon as string | undefined) ?? null;

@@ -37,7 +37,15 @@ export function planSql(plan: Plan): string {
       comment('='.repeat(76)),
     );
     out.push('', comment(`Bootstrap on ${step.target}, only if ${plan.stateSchema}.state/runs/rejects/base/conflicts are missing:`));
-    for (const s of [...step.bootstrap, ...step.statements]) {
+    const probe = step.probe ?? [];
+    for (const s of [...step.bootstrap, ...probe, ...step.statements]) {
+      if (s === probe[0]) {
+        out.push(
+          '',
+          comment(`The probe (${step.probeKind === 'checksum' ? 'bucket checksums as one digest per database' : 'the rows the read would take'}), run before any step, inside one transaction per database (BEGIN … COMMIT) shared with the other steps' probes.`),
+          comment('When the probe finds nothing to do, the statements below do not run.'),
+        );
+      }
       if (s === step.statements[0]) out.push('', comment('The step:'));
       out.push('', comment(`[${s.side === 'source' ? step.source : step.target}] ${s.purpose}`), ...paramComment(s), `${s.sql};`);
     }

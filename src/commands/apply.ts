@@ -12,7 +12,10 @@ import { bootstrapState, checkState, stateCheckStatement } from '../executor/boo
 import { Databases } from '../executor/databases.js';
 import { DryRunDatabases } from '../executor/dry-run.js';
 import { pinSettings } from '../executor/read-only.js';
-import { runStep } from '../executor/run-step.js';
+import { runStep, ZERO } from '../executor/run-step.js';
+import { probeSteps } from '../executor/probe.js';
+import type { Skip } from '../executor/probe.js';
+import type { WireCounts } from '../executor/databases.js';
 import { runScheduled } from '../executor/schedule.js';
 import { run, statement } from '../executor/statements.js';
 import { backoffMs, isTransient } from '../executor/transient.js';
@@ -35,6 +38,8 @@ export interface ApplyOptions extends CompileOptions {
   onProgress?: (step: PlanStep, rows: number) => void;
   /** `apply --plan FILE`: run only if the plan compiled now is the saved one, from the same catalog and state. */
   savedPlan?: SavedPlan;
+  /** false: no probe before the steps, every step runs (for tests of what a step does when it runs). Default true. */
+  probe?: boolean;
   /** Test hooks, see StepOptions. */
   afterRead?: StepOptions['afterRead'];
   duringCopy?: StepOptions['duringCopy'];
@@ -54,6 +59,12 @@ export interface ApplyReport {
   /** True when the run was interrupted (Ctrl-C): steps that succeeded are committed, the others rolled back or not started. */
   interrupted: boolean;
   exitCode: number;
+  /**
+   * The run-level probe before the steps (probe.ts): steps probed, steps it found nothing to do for
+   * (reported with `notRun`, 0 round trips of their own), what it cost on the wire, and what the
+   * skipped steps' run rows cost (`runRows`). Absent when no step was probed (dry run, first runs).
+   */
+  probe?: { probed: number; skipped: number; error?: string; runRows?: WireCounts } & Partial<WireCounts>;
 }
 
 /**
@@ -72,6 +83,7 @@ export async function applyCommand(config: ResolvedConfig, options: ApplyOptions
   const runId = randomUUID();
   let results: StepResult[] = [];
   let planHash = '';
+  let probeReport: ApplyReport['probe'];
   try {
     const { catalogs, state, stateVersions, xmin, pendingRejects, untrackedBase } = await readCatalogs(config, dbs);
     const compileOptions: CompileOptions = { direction: options.direction, tables: options.tables ?? [], mode: options.mode, pendingRejects, untrackedBase };
@@ -82,7 +94,25 @@ export async function applyCommand(config: ResolvedConfig, options: ApplyOptions
     // edits: both): the rollback removes it.
     await bootstrapTargets(plan, dbs, config, options.logger, options.dryRun);
     const notRun = await Promise.all((plan.unplanned ?? []).map(async (u) => await notPlanned(u, dbs, config, plan.hash, runId, options)));
+    // The probe (probe.ts): steps with nothing to do are not run at all. A dry run runs every step.
+    const probe = options.dryRun || options.probe === false || aborted() ? null : await probeSteps(plan, dbs, config.forward.from, { runId, planHash: plan.hash });
+    if (probe?.error !== undefined) options.logger.warn({ error: probe.error }, `the probe before the steps failed, so every step runs as planned: ${probe.error}`);
+    else if (probe !== null && probe.probed > 0) {
+      options.logger.debug({ probed: probe.probed, skipped: probe.skipped.size, ...probe.wire }, `probe: ${probe.skipped.size} of ${probe.probed} steps probed have nothing to do`);
+    }
+    probeReport =
+      probe === null || probe.probed === 0
+        ? undefined
+        : {
+            probed: probe.probed,
+            skipped: probe.skipped.size,
+            ...(probe.wire ?? {}),
+            ...(probe.recordWire === null ? {} : { runRows: probe.recordWire }),
+            ...(probe.error === undefined ? {} : { error: probe.error }),
+          };
     results = await runScheduled(plan.steps, options.dryRun ? 1 : (options.concurrency ?? 1), async (planned) => {
+      const nothing = probe?.skipped.get(planned);
+      if (nothing !== undefined) return notRunStep(planned, plan.hash, nothing, options);
       if (aborted()) return notStarted(planned, plan.hash);
       let step = planned;
       // Attempts are numbered across retries and re-plans of this step: each leaves its own run row.
@@ -121,6 +151,7 @@ export async function applyCommand(config: ResolvedConfig, options: ApplyOptions
     attention: applyAttention(results, options.dryRun),
     interrupted,
     exitCode,
+    ...(probeReport === undefined ? {} : { probe: probeReport }),
   };
 }
 
@@ -248,6 +279,37 @@ async function notPlanned(u: UnplannedStep, dbs: Databases, config: ResolvedConf
     deleted: 0,
     unmarked: 0,
   };
+}
+
+/** A step the probe found nothing to do for: not run, its run row already written by the probe. */
+function notRunStep(step: PlanStep, planHash: string, skip: Skip, options: ApplyOptions): StepResult {
+  const result: StepResult = {
+    table: step.table,
+    direction: step.direction,
+    status: 'succeeded',
+    mode: step.mode,
+    // The plan's reason for the mode, then why it did not run.
+    reason: `${step.reason}; ${skip.reason}`,
+    planHash,
+    watermarkBefore: step.watermark,
+    watermarkAfter: step.watermark,
+    durationMs: 0,
+    ...ZERO,
+    // What the step would have counted without reading a row: a checksum step's rows in its equal buckets.
+    unchanged: skip.unchanged,
+    protected: skip.protected,
+    ...(skip.checksum === undefined ? {} : { checksum: skip.checksum }),
+    notRun: 'nothing to do',
+    // Its share of the wire is the probe's (ApplyReport.probe): nothing of its own.
+    roundTrips: 0,
+    roundTripsByDatabase: {},
+    connectionsOpened: 0,
+    bytesSent: 0,
+    bytesReceived: 0,
+    ...(step.edits === undefined ? {} : { edits: step.edits }),
+  };
+  options.logger.child({ table: step.table, direction: step.direction }).info({ mode: step.mode, notRun: result.notRun, read: 0, unchanged: result.unchanged, protected: result.protected }, `${step.table} ${step.direction}: ${skip.reason}`);
+  return result;
 }
 
 /** A step the interrupted run did not start: nothing of it was written. */

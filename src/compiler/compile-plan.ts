@@ -5,7 +5,8 @@ import { BisyncError, ExitCode } from '../errors.js';
 import type { Catalog, CatalogReference, CatalogTable } from './catalog.js';
 import { checkSafety, rowSecurityFinding } from './check-safety.js';
 import { chooseChecksum } from './checksum-step.js';
-import { SYNC_BUCKET_BITS } from './bucket-checksum.js';
+import { SYNC_BUCKET_BITS, syncChecksumColumns } from './bucket-checksum.js';
+import type { StepChecksum } from './checksum-step.js';
 import type { ChecksumColumn } from './bucket-checksum.js';
 import { checkCatalogs } from './check-catalog.js';
 import { adoptionMode, collisionSafety } from './collision-safety.js';
@@ -573,7 +574,25 @@ function compileStep(
     ...(pairLock ? [stmt('claim-state-row', 'source', `on ${sourceName}: the forward step's row of state, which this step locks too`, { direction: 'forward' })] : []),
     stmt('commit', 'target', 'commit the bootstrap'),
   ];
-  const hashed = { table: table.name, direction, mode, statements, bootstrap };
+  const probe = probeStatements({
+    stmt,
+    statements,
+    common,
+    // Not probed (always run): an adopting read (it records the base), pending rejects (each is read
+    // again), and a full read that saves its read snapshot's xmin (so the next read can be incremental).
+    eligible: !adopting && pendingRejects === 0 && !(mode === 'full' && (byXmin || cursorXmin)),
+    checksum,
+    mode,
+    threeWay,
+    pairLock,
+    columns,
+    keys,
+    read,
+    sourceName,
+    targetName,
+    zone,
+  });
+  const hashed = { table: table.name, direction, mode, statements, bootstrap, ...(probe === null ? {} : { probe: probe.statements }) };
   const stepReason = checksumNote === null ? reason : `${reason}; ${checksumNote}`;
   return {
     table: table.name,
@@ -601,7 +620,104 @@ function compileStep(
     warnings,
     bootstrap,
     statements,
+    ...(probe === null ? {} : { probe: probe.statements, probeKind: probe.kind }),
     hash: sha256(JSON.stringify(hashed)),
+  };
+}
+
+/** Most rows an incremental step's probe takes from its read window; a window with more and the step runs. */
+export const PROBE_MAX_ROWS = 1_000;
+
+type StmtFn = (kind: string, side: Side, purpose: string, extra?: Record<string, unknown>, template?: string) => PlanStatement;
+
+/**
+ * The run-level probe of one step (apply runs every step's probe before the steps, in one transaction
+ * per database): statements that tell whether the step would find nothing to do. When they do, the
+ * step's statements do not run, and its run row says so. A skip changes no state (watermark, saved
+ * xmin, base): it is exactly "the step ran at the probe's instant and found nothing", and anything
+ * committed after the probe is read by the next run, as a change committed after a step's read is.
+ * null: the step always runs (a first run, pending rejects, an adopting read, a read the probe cannot
+ * reproduce on both sides).
+ *  - checksum: the step's own bucket-checksums statements, each folded into one digest per database;
+ *    equal digests mean every bucket is equal, so the step would read, delete and write nothing.
+ *  - window: the step's own read (copy-out's query) on F, counted, its newest cursor value against
+ *    the watermark, and (up to PROBE_MAX_ROWS rows) key and row hash; T computes the same hash for those
+ *    keys. Only where every column has the same type on both sides, so equal text is equal values.
+ * Both check, with SKIP LOCKED, that no other run holds the step's lock (or an edits: both pair lock):
+ * a held lock and the step runs, and reports it (exit 3).
+ */
+function probeStatements(input: {
+  stmt: StmtFn;
+  statements: readonly PlanStatement[];
+  common: Record<string, unknown>;
+  eligible: boolean;
+  checksum: StepChecksum | null;
+  mode: StepMode;
+  threeWay: boolean;
+  pairLock: boolean;
+  columns: readonly ColumnMapping[];
+  keys: readonly ColumnMapping[];
+  read: Record<string, unknown>;
+  sourceName: string;
+  targetName: string;
+  zone: (database: string) => Record<string, unknown>;
+}): { kind: 'checksum' | 'window'; statements: PlanStatement[] } | null {
+  const { stmt, statements, common, checksum } = input;
+  if (!input.eligible) return null;
+  const kind = checksum !== null ? 'checksum' : input.mode === 'incremental' && !input.threeWay ? 'window' : null;
+  if (kind === null) return null;
+  const wrap = (template: string, wrapped: PlanStatement, purpose: string, extra: Record<string, unknown>): PlanStatement => {
+    const { sql, params } = renderSql(template, { ...common, ...extra }, wrapped.params);
+    return { kind: template, side: wrapped.side, purpose, sql, params };
+  };
+  const locks = [
+    stmt('settings', 'target', 'transaction-local settings (search_path pinned)'),
+    stmt('probe-lock', 'target', "no other run holds this step's lock (else the step runs, and reports it)", { lockDirection: common.direction, pairLock: false }),
+  ];
+  const pair = input.pairLock
+    ? [stmt('probe-lock', 'source', `no other run holds the forward step's row of state on ${input.sourceName} (edits: both)`, { lockDirection: 'forward', pairLock: true })]
+    : [];
+  const recordRun = stmt('record-run', 'target', 'only when the probe finds nothing to do: one row in runs for this step, which did not run', {
+    reason: `${kind === 'checksum' ? 'probe: every bucket checksum equal on both databases' : 'probe: every row the read would take is already on the target as it is'}: nothing to do, not run`,
+  });
+  if (kind === 'checksum') {
+    const [targetSums, sourceSums] = (['target', 'source'] as const).map((side) => statements.find((s) => s.kind === 'bucket-checksums' && s.side === side));
+    if (targetSums === undefined || sourceSums === undefined) throw new Error('a checksum-first step without its bucket-checksums statements');
+    const digest = (sums: PlanStatement, database: string): PlanStatement =>
+      wrap('probe-checksums', sums, `the bucket checksums on ${database}, as one digest`, { inner: sums.sql, database, others: sums.side === 'target' && checksum?.owned != null });
+    return {
+      kind,
+      statements: [
+        ...locks,
+        digest(targetSums, input.targetName),
+        stmt('settings', 'source', 'transaction-local text formats and settings', { read: input.read, ...input.zone(input.sourceName) }),
+        ...pair,
+        digest(sourceSums, input.sourceName),
+        recordRun,
+      ],
+    };
+  }
+  // The window: only where each column has one type on both sides (the same text is the same value).
+  if ([...input.keys, ...input.columns].some((c) => c.type !== c.sourceType)) return null;
+  const hashed = syncChecksumColumns(input.columns);
+  if ('unsupported' in hashed) return null;
+  const copyOut = statements.find((s) => s.kind === 'copy-out');
+  const match = copyOut === undefined ? null : /^([\s\S]*?)\nCOPY \(\n([\s\S]*)\n\) TO STDOUT$/.exec(copyOut.sql);
+  if (copyOut === undefined || match === null) throw new Error('an incremental step without its COPY … TO STDOUT read');
+  return {
+    kind,
+    statements: [
+      stmt('settings', 'source', "transaction-local text formats and this step's read window", { read: input.read, ...input.zone(input.sourceName) }),
+      ...pair,
+      wrap('probe-window', copyOut, `the rows this step would read on ${input.sourceName}: how many, and key and row hash of each`, {
+        window: match[2],
+        maxRows: PROBE_MAX_ROWS,
+        sourceHash: hashed.source,
+      }),
+      ...locks,
+      stmt('probe-rows', 'target', `of those rows, how many ${input.targetName} does not hold as they are`, { targetHash: hashed.target }),
+      recordRun,
+    ],
   };
 }
 

@@ -74,6 +74,14 @@ export interface PlanStep {
   readonly bootstrap: readonly PlanStatement[];
   /** The statements of the step, in order. */
   readonly statements: readonly PlanStatement[];
+  /**
+   * The step's probe (apply, before any step runs; one transaction per database for every step's probe):
+   * when it finds nothing to do, the statements above do not run and the step is reported as
+   * succeeded with nothing to do. Absent: the step always runs. Part of the step hash.
+   */
+  readonly probe?: readonly PlanStatement[];
+  /** What the probe compares: `checksum` one digest of the bucket checksums per database; `window` the rows the read would take. */
+  readonly probeKind?: 'checksum' | 'window';
   /** sha256 of this step's statements and parameters. */
   readonly hash: string;
 }

@@ -377,11 +377,14 @@ export function templateNames(): string[] {
   return [...templates.keys()];
 }
 
-/** Render one template: SQL text with `$n` placeholders, and the parameters in order. */
-export function renderSql(kind: string, context: Record<string, unknown>): { sql: string; params: PlanParam[] } {
+/**
+ * Render one template: SQL text with `$n` placeholders, and the parameters in order. `inherited`:
+ * the parameters of a statement the template wraps (its text passed in the context), numbered first.
+ */
+export function renderSql(kind: string, context: Record<string, unknown>, inherited: readonly PlanParam[] = []): { sql: string; params: PlanParam[] } {
   const template = templates.get(kind);
   if (template === undefined) throw new Error(`no SQL template named ${kind}`);
-  const render: RenderState = { params: [] };
+  const render: RenderState = { params: [...inherited] };
   const sql = template({ ...context, __render: render })
     .replace(/[ \t]+$/gm, '')
     .replace(/\n{3,}/g, '\n\n')

@@ -69,6 +69,8 @@ export interface StepResult extends StepCounts {
   sequenceWarning?: string;
   /** `both` for an edits: both step: its conflicts are parked in the conflicts table, not rejects. */
   edits?: 'both';
+  /** The run-level probe found nothing for this step to do: none of its statements ran (apply.ts, probe.ts). */
+  notRun?: 'nothing to do';
   /** How many times the step was run again after a transient failure. */
   retries?: number;
   /** Rows this run recorded in rejects for the first time (the target refused them). */
@@ -133,7 +135,7 @@ export interface StepOptions {
   interrupted?: () => boolean;
 }
 
-const ZERO: StepCounts = { read: 0, retried: 0, inserted: 0, updated: 0, unchanged: 0, protected: 0, rejected: 0, conflicts: 0, parked: 0, deleted: 0, unmarked: 0 };
+export const ZERO: StepCounts = { read: 0, retried: 0, inserted: 0, updated: 0, unchanged: 0, protected: 0, rejected: 0, conflicts: 0, parked: 0, deleted: 0, unmarked: 0 };
 
 
 function add(a: StepCounts, b: Partial<StepCounts>): StepCounts {
@@ -705,7 +707,7 @@ function checkThreeWayDeletes(step: PlanStep, deleted: number, rowsOnTarget: num
   }
 }
 
-function runRow(
+export function runRow(
   options: StepOptions,
   planHash: string,
   status: string,

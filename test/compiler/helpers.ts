@@ -128,7 +128,7 @@ export interface PlannedStatement {
   step: PlanStep;
   statement: PlanStatement;
   /** Bootstrap statements run once per target; the others are the step. */
-  list: 'bootstrap' | 'statements';
+  list: 'bootstrap' | 'probe' | 'statements';
   /** `orgmaster forward #3 merge`: names the statement in assertion messages. */
   label: string;
 }
@@ -136,8 +136,8 @@ export interface PlannedStatement {
 /** Every statement of a plan, bootstrap first for each step. */
 export function planStatements(plan: Plan): PlannedStatement[] {
   return plan.steps.flatMap((step) =>
-    (['bootstrap', 'statements'] as const).flatMap((list) =>
-      step[list].map((statement, i) => ({
+    (['bootstrap', 'probe', 'statements'] as const).flatMap((list) =>
+      (step[list] ?? []).map((statement, i) => ({
         step,
         statement,
         list,

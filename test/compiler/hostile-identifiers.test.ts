@@ -249,7 +249,8 @@ describe('hostile identifiers (pure: compiled from in-memory catalogs, parsed by
     const kinds = new Set([...planStatements(hostile.firstRun), ...planStatements(hostile.incremental), ...planStatements(hostile.checksum)].map((s) => s.statement.kind));
     // Every kind compile-plan.ts can emit (`stmt('kind', …)`), each a template.
     const source = readFileSync(fileURLToPath(new URL('../../src/compiler/compile-plan.ts', import.meta.url)), 'utf8');
-    const emitted = new Set([...source.matchAll(/\bstmt\(\s*'([a-z-]+)'/g)].map((m) => m[1] ?? ''));
+    // (and the probe's statements that wrap one of those: `wrap('kind', …)`)
+    const emitted = new Set([...source.matchAll(/\b(?:stmt|wrap)\(\s*'([a-z-]+)'/g)].map((m) => m[1] ?? ''));
     expect(emitted.size).toBeGreaterThan(10);
     expect([...kinds].sort()).toEqual([...emitted].sort());
     for (const kind of kinds) expect(templateNames()).toContain(kind);

@@ -1,4 +1,4 @@
--- bisync plan 533a9b0c705da080b6888bfd4b530fe4fdf635e359a17fd5ef84ea202b87fe8f
+-- bisync plan 26852d5d2a794347137ad758177e11ef2a5237e8ee55188cf0062a792f863270
 -- config: sync.config.yaml; state schema: bisync; 1 step
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/1: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; checksum-first: each database sums, per bucket of keys (1,024 buckets), the fingerprint of every key whose row its own copy of the base holds as agreed with no conflict parked; only the rows of buckets that differ are read
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: fb624cefdca05d8ec6a55bf081bf12512780fc11d33555a3ad6daf257d044923
+-- step hash: 7aa83ccd5b348481bc9a3bb090cc96c7ede59ef9f13fbcc0b5a7eddcf749541f
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -208,6 +208,183 @@ ON CONFLICT (table_name, direction) DO NOTHING;
 
 -- [cloud] commit the bootstrap
 COMMIT;
+
+-- The probe (bucket checksums as one digest per database), run before any step, inside one transaction per database (BEGIN … COMMIT) shared with the other steps' probes.
+-- When the probe finds nothing to do, the statements below do not run.
+
+-- [cloud] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
+
+-- [cloud] no other run holds this step's lock (else the step runs, and reports it)
+--   $1 = 'jobshead'  (table)
+--   $2 = 'forward'  (direction of the locked row)
+-- Probe: is the row of bisync's state that this step locks free? SKIP LOCKED
+-- never waits: while another run holds it this answers false, and the step then runs as planned (its own
+-- lock answers lock_not_available: exit 3). Held by this probe's transaction only until the probe ends.
+SELECT EXISTS (SELECT 1
+                 FROM "bisync".state AS st
+                WHERE st.table_name = $1
+                  AND st.direction = $2
+                  FOR UPDATE SKIP LOCKED) AS free;
+
+-- [cloud] the bucket checksums on cloud, as one digest
+--   $1 = 'target'  (this side)
+--   $2 = 'jobshead'  (table)
+-- Probe: the bucket checksums below (the step's own bucket-checksums statement on cloud, as planned) folded
+-- into one digest: how many buckets hold keys, and the md5 of the ordered list of every bucket's number, row count
+-- and checksum. Equal digests on both databases mean every bucket is equal: the step would read no row, delete
+-- none and write none. Also the rows they hold (what the step would report unchanged).
+SELECT count(*)::bigint AS buckets,
+       coalesce(sum(b.rows), 0)::bigint AS rows,
+       md5(coalesce(string_agg(b.bucket::text || ':' || b.rows::text || ':' || b.checksum, ',' ORDER BY b.bucket), '')) AS digest
+  FROM (
+-- cloud, the target of this step (edits: both): per bucket of keys, how many keys are settled here and a checksum.
+-- A key is settled on cloud when no conflict is parked for it here and either its row and cloud's own copy
+-- of the base hold the same fingerprint (the merge's: md5 of the row of synced values, a timestamptz as UTC time), or
+-- it has no row and the copy no live version. A settled key with a row adds the first 64 bits of md5 of (key,
+-- fingerprint); a settled key without one adds nothing; every other key adds a value naming this side (target),
+-- which the other database never sends, so its bucket differs, is read and merged as a full read merges it. Equal
+-- buckets on both databases therefore hold the same rows, each agreed in both copies of the base: the merge would
+-- change nothing there. The keys are those of the rows, of the copy of the base and of the parked conflicts; a key's
+-- bucket is the first 10 bits of the md5 of its text as the base stores it (a JSON array of the key values' text).
+SELECT (('x' || left(md5(convert_to((k.key)::text, 'UTF8')), 4))::bit(16)::int >> 6) AS bucket,
+       count(*)::bigint AS rows,
+       sum(('x' || left(k.hash, 16))::bit(64)::bigint)::text AS checksum
+  FROM (SELECT coalesce(r.key, b.key, c.key) AS key,
+               CASE WHEN c.key IS NULL AND r.key IS NOT NULL AND b.fingerprint = r.fp
+                      THEN md5(convert_to(jsonb_build_array(r.key, r.fp)::text, 'UTF8'))
+                    WHEN c.key IS NULL AND r.key IS NULL AND b.fingerprint IS NULL
+                      THEN NULL
+                    ELSE md5(convert_to(jsonb_build_array($1::text, coalesce(r.key, b.key, c.key))::text, 'UTF8'))
+               END AS hash
+          FROM (SELECT jsonb_build_array(t."job_id"::text) AS key,
+                       md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) AS fp
+                  FROM "public"."jobshead" AS t) AS r
+          FULL JOIN (SELECT key, fingerprint FROM "bisync".base WHERE table_name = $2) AS b
+            ON b.key = r.key
+          FULL JOIN (SELECT key FROM "bisync".conflicts WHERE table_name = $2) AS c
+            ON c.key = coalesce(r.key, b.key)) AS k
+ WHERE k.hash IS NOT NULL
+ GROUP BY 1
+ ORDER BY 1
+       ) AS b;
+
+-- [desktop] transaction-local text formats and settings
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+--   $9 = 'jobshead'  (table)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
+-- TimeZone: desktop's own (what its sessions get by default).
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true),
+       pg_catalog.set_config('bisync.base_table', $9, true);
+
+-- [desktop] the bucket checksums on desktop, as one digest
+--   $1 = 'source'  (this side)
+--   $2 = 'jobshead'  (table)
+-- Probe: the bucket checksums below (the step's own bucket-checksums statement on desktop, as planned) folded
+-- into one digest: how many buckets hold keys, and the md5 of the ordered list of every bucket's number, row count
+-- and checksum. Equal digests on both databases mean every bucket is equal: the step would read no row, delete
+-- none and write none. Also the rows they hold (what the step would report unchanged).
+SELECT count(*)::bigint AS buckets,
+       coalesce(sum(b.rows), 0)::bigint AS rows,
+       md5(coalesce(string_agg(b.bucket::text || ':' || b.rows::text || ':' || b.checksum, ',' ORDER BY b.bucket), '')) AS digest
+  FROM (
+-- desktop, the source of this step (edits: both): per bucket of keys, how many keys are settled here and a checksum.
+-- A key is settled on desktop when no conflict is parked for it here and either its row and desktop's own copy
+-- of the base hold the same fingerprint (the merge's: md5 of the row of synced values, a timestamptz as UTC time), or
+-- it has no row and the copy no live version. A settled key with a row adds the first 64 bits of md5 of (key,
+-- fingerprint); a settled key without one adds nothing; every other key adds a value naming this side (source),
+-- which the other database never sends, so its bucket differs, is read and merged as a full read merges it. Equal
+-- buckets on both databases therefore hold the same rows, each agreed in both copies of the base: the merge would
+-- change nothing there. The keys are those of the rows, of the copy of the base and of the parked conflicts; a key's
+-- bucket is the first 10 bits of the md5 of its text as the base stores it (a JSON array of the key values' text).
+SELECT (('x' || left(md5(convert_to((k.key)::text, 'UTF8')), 4))::bit(16)::int >> 6) AS bucket,
+       count(*)::bigint AS rows,
+       sum(('x' || left(k.hash, 16))::bit(64)::bigint)::text AS checksum
+  FROM (SELECT coalesce(r.key, b.key, c.key) AS key,
+               CASE WHEN c.key IS NULL AND r.key IS NOT NULL AND b.fingerprint = r.fp
+                      THEN md5(convert_to(jsonb_build_array(r.key, r.fp)::text, 'UTF8'))
+                    WHEN c.key IS NULL AND r.key IS NULL AND b.fingerprint IS NULL
+                      THEN NULL
+                    ELSE md5(convert_to(jsonb_build_array($1::text, coalesce(r.key, b.key, c.key))::text, 'UTF8'))
+               END AS hash
+          FROM (SELECT jsonb_build_array(t."job_id"::text) AS key,
+                       md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) AS fp
+                  FROM "public"."jobshead" AS t) AS r
+          FULL JOIN (SELECT key, fingerprint FROM "bisync".base WHERE table_name = $2) AS b
+            ON b.key = r.key
+          FULL JOIN (SELECT key FROM "bisync".conflicts WHERE table_name = $2) AS c
+            ON c.key = coalesce(r.key, b.key)) AS k
+ WHERE k.hash IS NOT NULL
+ GROUP BY 1
+ ORDER BY 1
+       ) AS b;
+
+-- [cloud] only when the probe finds nothing to do: one row in runs for this step, which did not run
+--   $1 = <run id, supplied while running>
+--   $2 = 'jobshead'  (table)
+--   $3 = 'forward'  (direction)
+--   $4 = <attempt, supplied while running>
+--   $5 = 'full'  (mode)
+--   $6 = 'probe: every bucket checksum equal on both databases: nothing to do, not run'  (reason)
+--   $7 = <plan hash, supplied while running>
+--   $8 = <status, supplied while running>
+--   $9 = <started at, supplied while running>
+--   $10 = <read, supplied while running>
+--   $11 = <inserted, supplied while running>
+--   $12 = <updated, supplied while running>
+--   $13 = <unchanged, supplied while running>
+--   $14 = <protected, supplied while running>
+--   $15 = <rejected, supplied while running>
+--   $16 = <deleted, supplied while running>
+--   $17 = NULL  (watermark before)
+--   $18 = <watermark after, supplied while running>
+--   $19 = <error, supplied while running>
+--   $20 = <round trips, supplied while running>
+--   $21 = <bytes sent, supplied while running>
+--   $22 = <bytes received, supplied while running>
+INSERT INTO "bisync".runs
+  (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
+   read_rows, inserted, updated, unchanged, protected, rejected, deleted,
+   watermark_before, watermark_after, error, round_trips, bytes_sent, bytes_received)
+VALUES ($1, $2, $3, $4, $5, $6,
+        $7, $8, $9,
+        $10, $11, $12, $13,
+        $14, $15, $16,
+        $17, $18, $19,
+        $20, $21, $22);
 
 -- The step:
 

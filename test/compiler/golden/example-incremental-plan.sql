@@ -1,4 +1,4 @@
--- bisync plan f426914321ff92b7a3479e0e894a088cfe2bdbb13ee2e1b92a20146bb09f4358
+-- bisync plan 3a58de0873f718c29c688cb17074cbc0ab1f4f375f01f27857b48e0cd7b52062
 -- config: sync.config.yaml; state schema: bisync; 2 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/2: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; checksum-first: both databases sum row hashes per bucket of keys (1,024 buckets), and only the rows of buckets that differ are read
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 94ab4e759b91f06cf6508666e9f283cec167ba39d616ec97d8bf74f9f1b18290
+-- step hash: 84181af74a0f47425db995d652d29d24a3d832cf80dc7be4a1d9b8f2a3422ad0
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -208,6 +208,168 @@ ON CONFLICT (table_name, direction) DO NOTHING;
 
 -- [cloud] commit the bootstrap
 COMMIT;
+
+-- The probe (bucket checksums as one digest per database), run before any step, inside one transaction per database (BEGIN … COMMIT) shared with the other steps' probes.
+-- When the probe finds nothing to do, the statements below do not run.
+
+-- [cloud] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: cloud's own (what its sessions get by default).
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
+
+-- [cloud] no other run holds this step's lock (else the step runs, and reports it)
+--   $1 = 'climaster'  (table)
+--   $2 = 'forward'  (direction of the locked row)
+-- Probe: is the row of bisync's state that this step locks free? SKIP LOCKED
+-- never waits: while another run holds it this answers false, and the step then runs as planned (its own
+-- lock answers lock_not_available: exit 3). Held by this probe's transaction only until the probe ends.
+SELECT EXISTS (SELECT 1
+                 FROM "bisync".state AS st
+                WHERE st.table_name = $1
+                  AND st.direction = $2
+                  FOR UPDATE SKIP LOCKED) AS free;
+
+-- [cloud] the bucket checksums on cloud, as one digest
+--   $1 = 'D'  (origin value this direction writes)
+-- Probe: the bucket checksums below (the step's own bucket-checksums statement on cloud, as planned) folded
+-- into one digest: how many buckets hold keys, and the md5 of the ordered list of every bucket's number, row count
+-- and checksum. Equal digests on both databases mean every bucket is equal: the step would read no row, delete
+-- none and write none. Also the rows they hold, and of those how many the other side owns (what the step would report unchanged and protected).
+SELECT count(*)::bigint AS buckets,
+       coalesce(sum(b.rows), 0)::bigint AS rows,
+       coalesce(sum(b.others), 0)::bigint AS others,
+       md5(coalesce(string_agg(b.bucket::text || ':' || b.rows::text || ':' || b.checksum, ',' ORDER BY b.bucket), '')) AS digest
+  FROM (
+-- cloud: rows and a checksum per bucket of keys, and how many of them the other side owns (the merge never
+-- writes those: one equal to the source's row counts as protected without being read). A key's bucket is the first 10 bits of the md5
+-- of its text as UTF-8 (the same bytes in any database encoding); the checksum is the sum of the first
+-- 64 bits of each row's md5, so row order does not matter. A timestamptz counts as its UTC time, whatever zone the session is in.
+SELECT (('x' || left(r.key_hash, 4))::bit(16)::int >> 6) AS bucket,
+       count(*)::bigint AS rows,
+       sum(('x' || left(r.row_hash, 16))::bit(64)::bigint)::text AS checksum,
+       count(*) FILTER (WHERE r.others)::bigint AS others
+  FROM (SELECT md5(convert_to(ROW(t."client_id")::text, 'UTF8')) AS key_hash,
+               md5(convert_to(ROW(t."client_id",
+                       t."org_id",
+                       t."loc_id",
+                       t."con_id",
+                       t."client_name",
+                       t."pan",
+                       t."email",
+                       t."opening_balance",
+                       t."onboarded_on",
+                       t."is_active",
+                       -- unmarked: true never matches a row of the source (false), so the merge stamps it
+                       t."source" IS NULL)::text, 'UTF8')) AS row_hash,
+               t."source"::text <> $1 AS others
+          FROM "public"."climaster" AS t) AS r
+ GROUP BY 1
+ ORDER BY 1
+       ) AS b;
+
+-- [desktop] transaction-local text formats and settings
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
+-- TimeZone: desktop's own (what its sessions get by default).
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
+
+-- [desktop] the bucket checksums on desktop, as one digest
+-- Probe: the bucket checksums below (the step's own bucket-checksums statement on desktop, as planned) folded
+-- into one digest: how many buckets hold keys, and the md5 of the ordered list of every bucket's number, row count
+-- and checksum. Equal digests on both databases mean every bucket is equal: the step would read no row, delete
+-- none and write none. Also the rows they hold (what the step would report unchanged).
+SELECT count(*)::bigint AS buckets,
+       coalesce(sum(b.rows), 0)::bigint AS rows,
+       md5(coalesce(string_agg(b.bucket::text || ':' || b.rows::text || ':' || b.checksum, ',' ORDER BY b.bucket), '')) AS digest
+  FROM (
+-- desktop: rows and a checksum per bucket of keys. A key's bucket is the first 10 bits of the md5
+-- of its text as UTF-8 (the same bytes in any database encoding); the checksum is the sum of the first
+-- 64 bits of each row's md5, so row order does not matter. Each value's own text, cast to the target's numeric type where no value can fail the cast, a timestamptz as UTC time.
+SELECT (('x' || left(r.key_hash, 4))::bit(16)::int >> 6) AS bucket,
+       count(*)::bigint AS rows,
+       sum(('x' || left(r.row_hash, 16))::bit(64)::bigint)::text AS checksum
+  FROM (SELECT md5(convert_to(ROW(t."client_id")::text, 'UTF8')) AS key_hash,
+               md5(convert_to(ROW(t."client_id",
+                       t."org_id",
+                       t."loc_id",
+                       t."con_id",
+                       t."client_name",
+                       t."pan",
+                       t."email",
+                       t."opening_balance",
+                       t."onboarded_on",
+                       t."is_active",
+                       -- not unmarked, as the target's marked rows
+                       false)::text, 'UTF8')) AS row_hash
+          FROM "public"."climaster" AS t) AS r
+ GROUP BY 1
+ ORDER BY 1
+       ) AS b;
+
+-- [cloud] only when the probe finds nothing to do: one row in runs for this step, which did not run
+--   $1 = <run id, supplied while running>
+--   $2 = 'climaster'  (table)
+--   $3 = 'forward'  (direction)
+--   $4 = <attempt, supplied while running>
+--   $5 = 'full'  (mode)
+--   $6 = 'probe: every bucket checksum equal on both databases: nothing to do, not run'  (reason)
+--   $7 = <plan hash, supplied while running>
+--   $8 = <status, supplied while running>
+--   $9 = <started at, supplied while running>
+--   $10 = <read, supplied while running>
+--   $11 = <inserted, supplied while running>
+--   $12 = <updated, supplied while running>
+--   $13 = <unchanged, supplied while running>
+--   $14 = <protected, supplied while running>
+--   $15 = <rejected, supplied while running>
+--   $16 = <deleted, supplied while running>
+--   $17 = NULL  (watermark before)
+--   $18 = <watermark after, supplied while running>
+--   $19 = <error, supplied while running>
+--   $20 = <round trips, supplied while running>
+--   $21 = <bytes sent, supplied while running>
+--   $22 = <bytes received, supplied while running>
+INSERT INTO "bisync".runs
+  (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
+   read_rows, inserted, updated, unchanged, protected, rejected, deleted,
+   watermark_before, watermark_after, error, round_trips, bytes_sent, bytes_received)
+VALUES ($1, $2, $3, $4, $5, $6,
+        $7, $8, $9,
+        $10, $11, $12, $13,
+        $14, $15, $16,
+        $17, $18, $19,
+        $20, $21, $22);
 
 -- The step:
 
@@ -660,7 +822,7 @@ COMMIT;
 -- Step 2/2: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: incremental — watermark 2026-01-02T03:04:05.123456Z on updated_at, created_at, minus the lookback
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: dffa883e1f411d452c8971e07cd36772f4bfa5077c98275577a9b0e04d6bb1ae
+-- step hash: 8fd2c99aacfca596a01d8183fa191be3ee5e68e143d310e04b2c6b56473dc5cb
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -862,6 +1024,162 @@ ON CONFLICT (table_name, direction) DO NOTHING;
 
 -- [desktop] commit the bootstrap
 COMMIT;
+
+-- The probe (the rows the read would take), run before any step, inside one transaction per database (BEGIN … COMMIT) shared with the other steps' probes.
+-- When the probe finds nothing to do, the statements below do not run.
+
+-- [cloud] transaction-local text formats and this step's read window
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'America/New_York'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+--   $9 = '2026-01-02T03:04:05.123456Z'  (watermark)
+--   $10 = '5 seconds'  (lookback)
+--   $11 = 'M'  (origin value read)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement, and this step's read window.
+-- TimeZone: cloud's own (what its sessions get by default).
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true),
+       pg_catalog.set_config('bisync.since', $9, true),
+       pg_catalog.set_config('bisync.lookback', $10, true),
+       pg_catalog.set_config('bisync.origin', $11, true);
+
+-- [cloud] the rows this step would read on cloud: how many, and key and row hash of each
+--   $1 = '2026-01-02T03:04:05.123456Z'  (watermark)
+--   $2 = '1000'  (most rows probed)
+-- Probe: the rows this step's read takes (the copy-out statement's query below, as planned, without the COPY):
+-- how many, whether their newest cursor value is not past the watermark (so the step would leave it unchanged),
+-- and for at most 1000 of them (counted, never cut short: more rows than that and the step runs) the key's text and
+-- a hash of the row as desktop holds it when nothing would change: md5 of the row of synced values, a timestamptz as its UTC time.
+SELECT count(*)::bigint AS rows,
+       (max(w.__bisync_cursor) IS NULL OR max(w.__bisync_cursor) <= $1::timestamptz) AS not_newer,
+       coalesce(json_agg(json_build_array(json_build_array(w."client_id"::text),
+                                          md5(convert_to(ROW(w."client_id",
+                       w."org_id",
+                       w."loc_id",
+                       w."con_id",
+                       w."client_name",
+                       w."pan",
+                       w."email",
+                       w."opening_balance",
+                       w."onboarded_on",
+                       w."is_active")::text, 'UTF8'))))
+                  FILTER (WHERE w.__bisync_probe_n <= $2::bigint), '[]'::json)::text AS pairs
+  FROM (SELECT i.*, row_number() OVER () AS __bisync_probe_n
+          FROM (
+  SELECT f."client_id", f."org_id", f."loc_id", f."con_id", f."client_name", f."pan", f."email", f."opening_balance", f."onboarded_on", f."is_active",
+         greatest(f."updated_at", f."created_at")::timestamptz AS __bisync_cursor
+    FROM "public"."climaster" AS f
+   WHERE f."source"::text = current_setting('bisync.origin')
+   AND (greatest(f."updated_at", f."created_at")::timestamptz
+            >= current_setting('bisync.since')::timestamptz - current_setting('bisync.lookback')::interval
+          OR (f."updated_at" IS NULL AND f."created_at" IS NULL))
+               ) AS i) AS w;
+
+-- [desktop] transaction-local settings (search_path pinned)
+--   $1 = 'ISO, MDY'  (DateStyle)
+--   $2 = 'pg_catalog, pg_temp'  (search_path)
+--   $3 = 'UTC'  (TimeZone)
+--   $4 = 'postgres'  (IntervalStyle)
+--   $5 = '3'  (extra_float_digits)
+--   $6 = 'hex'  (bytea_output)
+--   $7 = '30000ms'  (lock_timeout)
+--   $8 = '3600000ms'  (statement_timeout)
+-- Transaction-local settings (pooler-safe): ISO text both sides read the same way, how long to wait for a lock or a statement.
+-- TimeZone: desktop's own (what its sessions get by default).
+-- Every name is schema-qualified: this statement is resolved under the session's own search_path (the pin takes effect after it).
+SELECT pg_catalog.set_config('DateStyle', $1, true),
+       pg_catalog.set_config('search_path', $2, true), -- built-ins only: nothing another role created runs here
+       pg_catalog.set_config('TimeZone', $3, true),
+       pg_catalog.set_config('IntervalStyle', $4, true),
+       pg_catalog.set_config('extra_float_digits', $5, true),
+       pg_catalog.set_config('bytea_output', $6, true),
+       pg_catalog.set_config('lock_timeout', $7, true),
+       pg_catalog.set_config('statement_timeout', $8, true);
+
+-- [desktop] no other run holds this step's lock (else the step runs, and reports it)
+--   $1 = 'climaster'  (table)
+--   $2 = 'reverse'  (direction of the locked row)
+-- Probe: is the row of bisync's state that this step locks free? SKIP LOCKED
+-- never waits: while another run holds it this answers false, and the step then runs as planned (its own
+-- lock answers lock_not_available: exit 3). Held by this probe's transaction only until the probe ends.
+SELECT EXISTS (SELECT 1
+                 FROM "bisync".state AS st
+                WHERE st.table_name = $1
+                  AND st.direction = $2
+                  FOR UPDATE SKIP LOCKED) AS free;
+
+-- [desktop] of those rows, how many desktop does not hold as they are
+--   $1 = <window rows, supplied while running>
+--   $2 = 'climaster'  (table)
+-- Probe: of the rows cloud's read would take (keys and row hashes from the probe there), how many
+-- desktop does not hold with the same hash (computed the same way). None: the merge would find every row unchanged and write nothing.
+-- Collision safety: a row also counts as differing unless desktop's base holds its fingerprint and no conflict
+-- is parked for its key (the merge would record the one and clear the other).
+SELECT count(*) FILTER (WHERE t.row_hash IS DISTINCT FROM p.e ->> 1 OR NOT t.settled)::bigint AS differing
+  FROM json_array_elements($1::json) AS p(e)
+  LEFT JOIN LATERAL (SELECT md5(convert_to(ROW(t."client_id",
+                       t."org_id",
+                       t."loc_id",
+                       t."con_id",
+                       t."client_name",
+                       t."pan",
+                       t."email",
+                       t."opening_balance",
+                       t."onboarded_on",
+                       t."is_active")::text, 'UTF8')) AS row_hash,
+                            (SELECT b.fingerprint FROM "bisync".base AS b
+                              WHERE b.table_name = $2 AND b.key = jsonb_build_array(t."client_id"::text))
+                              IS NOT DISTINCT FROM md5(convert_to(row(t."client_id", t."org_id", t."loc_id", t."con_id", t."client_name", t."pan", t."email", t."opening_balance", t."onboarded_on", t."is_active")::text, 'UTF8'))
+                            AND NOT EXISTS (SELECT 1 FROM "bisync".conflicts AS c
+                                             WHERE c.table_name = $2 AND c.key = jsonb_build_array(t."client_id"::text)) AS settled
+                       FROM "public"."climaster" AS t
+                      WHERE t."client_id" = (p.e -> 0 ->> 0)::integer) AS t ON true;
+
+-- [desktop] only when the probe finds nothing to do: one row in runs for this step, which did not run
+--   $1 = <run id, supplied while running>
+--   $2 = 'climaster'  (table)
+--   $3 = 'reverse'  (direction)
+--   $4 = <attempt, supplied while running>
+--   $5 = 'incremental'  (mode)
+--   $6 = 'probe: every row the read would take is already on the target as it is: nothing to do, not run'  (reason)
+--   $7 = <plan hash, supplied while running>
+--   $8 = <status, supplied while running>
+--   $9 = <started at, supplied while running>
+--   $10 = <read, supplied while running>
+--   $11 = <inserted, supplied while running>
+--   $12 = <updated, supplied while running>
+--   $13 = <unchanged, supplied while running>
+--   $14 = <protected, supplied while running>
+--   $15 = <rejected, supplied while running>
+--   $16 = <deleted, supplied while running>
+--   $17 = '2026-01-02T03:04:05.123456Z'  (watermark before)
+--   $18 = <watermark after, supplied while running>
+--   $19 = <error, supplied while running>
+--   $20 = <round trips, supplied while running>
+--   $21 = <bytes sent, supplied while running>
+--   $22 = <bytes received, supplied while running>
+INSERT INTO "bisync".runs
+  (run_id, table_name, direction, attempt, mode, reason, plan_hash, status, started_at,
+   read_rows, inserted, updated, unchanged, protected, rejected, deleted,
+   watermark_before, watermark_after, error, round_trips, bytes_sent, bytes_received)
+VALUES ($1, $2, $3, $4, $5, $6,
+        $7, $8, $9,
+        $10, $11, $12, $13,
+        $14, $15, $16,
+        $17, $18, $19,
+        $20, $21, $22);
 
 -- The step:
 

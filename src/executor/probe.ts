@@ -1,0 +1,227 @@
+import type pg from 'pg';
+import type { Plan, PlanStatement, PlanStep } from '../compiler/plan-types.js';
+import { PROBE_MAX_ROWS } from '../compiler/compile-plan.js';
+import type { Databases, WireCounts } from './databases.js';
+import { runRow, ZERO } from './run-step.js';
+import type { StepOptions } from './run-step.js';
+import { runTogether } from './statements.js';
+import type { Sendable } from './statements.js';
+
+/**
+ * The run-level probe (apply, before any step runs; SPEC §8): every step with a planned probe
+ * (`PlanStep.probe`) is asked, in one transaction per database, whether it would find nothing to do.
+ * Such steps do not run; each leaves its row in runs, reported as succeeded with nothing to do.
+ *
+ * Why a skip is safe: it changes no state (watermark, saved xmin, base, rejects, conflicts). It is
+ * exactly "the step ran at the probe's instant and found nothing to write": anything committed after
+ * the probe is read by the next run, as a change committed just after a step's read would be. A step
+ * whose lock another run holds is never skipped (it runs and reports `locked`, exit 3).
+ *
+ * Round trips: the database bisync runs beside (the forward source, the desktop) goes first where the
+ * other one needs its answers (an incremental forward step's window), so the other database — the
+ * cloud, across the internet — is asked once: BEGIN, every probe statement, COMMIT, in one batch.
+ * The run rows of the skipped steps then travel in one batch per database.
+ */
+export interface ProbeOutcome {
+  /** Steps with nothing to do: their result (status succeeded, `notRun`). */
+  skipped: Map<PlanStep, Skip>;
+  /** What the probe cost on the wire (BEGIN … COMMIT on each database). */
+  wire: WireCounts | null;
+  /** What the skipped steps' run rows cost (one batch per database). */
+  recordWire: WireCounts | null;
+  /** Steps probed. */
+  probed: number;
+  /** Set when the probe itself failed: every step runs as planned. */
+  error?: string;
+}
+
+/** Why a step is not run, and what it would have reported (a checksum step: its rows, unchanged or protected). */
+export interface Skip {
+  reason: string;
+  unchanged: number;
+  protected: number;
+  checksum?: { buckets: number; differing: number };
+}
+
+interface Part {
+  step: PlanStep;
+  database: string;
+  /** Statements, with the runtime values they need (resolved when the batch is built). */
+  statements: () => Sendable[];
+  /** The results, in the order of `statements`, once answered. */
+  results?: pg.QueryResult[];
+}
+
+/** The probe statements of a step on one side, in plan order, without the run row. */
+function sideOf(step: PlanStep, side: 'source' | 'target'): PlanStatement[] {
+  return (step.probe ?? []).filter((s) => s.side === side && s.kind !== 'record-run');
+}
+
+function rowOf(results: pg.QueryResult[] | undefined, kind: string, statements: readonly PlanStatement[]): Record<string, unknown> | undefined {
+  const i = statements.findIndex((s) => s.kind === kind);
+  return i < 0 ? undefined : (results?.[i]?.rows[0] as Record<string, unknown> | undefined);
+}
+
+/**
+ * Run every step's probe. `near` is the database bisync runs beside (asked first, and twice when
+ * needed); each other database is asked once. Any error of the probe: nothing is skipped (every step
+ * runs as planned), and the error is returned for the log.
+ */
+export async function probeSteps(
+  plan: Plan,
+  dbs: Databases,
+  near: string,
+  run: Pick<StepOptions, 'runId'> & { planHash: string },
+): Promise<ProbeOutcome> {
+  const steps = plan.steps.filter((s) => s.probe !== undefined && s.probe.length > 0);
+  if (steps.length === 0) return { skipped: new Map(), wire: null, recordWire: null, probed: 0 };
+  const started = new Date();
+  const { result: decided, wire } = await dbs.counting(async () => await decide(steps, plan.steps, dbs, near));
+  if (decided.error !== undefined || decided.skipped.size === 0) return { ...decided, wire, recordWire: null, probed: steps.length };
+  try {
+    const { wire: recordWire } = await dbs.counting(async () => await recordRuns(decided.skipped, dbs, run, started));
+    return { ...decided, wire, recordWire, probed: steps.length };
+  } catch (error) {
+    // Without its run row a skip would not show in status: run every step as planned instead.
+    return { skipped: new Map<PlanStep, Skip>(), wire, recordWire: null, probed: steps.length, error: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+async function decide(steps: readonly PlanStep[], planned: readonly PlanStep[], dbs: Databases, near: string): Promise<{ skipped: Map<PlanStep, Skip>; error?: string }> {
+  // Per step: its source part and its target part. A window's target part needs the source's answer.
+  const parts = new Map<PlanStep, { source: Part; target: Part }>();
+  for (const step of steps) {
+    const src = sideOf(step, 'source');
+    const tgt = sideOf(step, 'target');
+    const source: Part = { step, database: step.source, statements: () => src };
+    const target: Part = {
+      step,
+      database: step.target,
+      statements: () =>
+        tgt.map((s) => {
+          if (s.kind !== 'probe-rows') return s;
+          const window = rowOf(source.results, 'probe-window', src);
+          return { statement: s, runtime: { 'window rows': String(window?.pairs ?? '[]') } };
+        }),
+    };
+    parts.set(step, { source, target });
+  }
+  const all = [...parts.values()].flatMap((p) => [p.source, p.target]);
+  const dependsOnOther = (p: Part): boolean => p.step.probeKind === 'window' && parts.get(p.step)?.target === p;
+  const databases = [...new Set(all.map((p) => p.database))].sort((a, b) => (a === near ? -1 : b === near ? 1 : a.localeCompare(b)));
+  const clients = new Map<string, pg.Client>();
+  try {
+    for (const database of databases) clients.set(database, await dbs.client(database));
+    const send = async (database: string, batch: Part[], open: boolean, close: boolean): Promise<void> => {
+      const client = clients.get(database);
+      if (client === undefined) return;
+      const sendables = batch.map((p) => p.statements());
+      const list: Sendable[] = [...(open ? ['BEGIN'] : []), ...sendables.flat(), ...(close ? ['COMMIT'] : [])];
+      if (list.length === 0) return;
+      const results = await runTogether(client, list);
+      let at = open ? 1 : 0;
+      for (const [i, part] of batch.entries()) {
+        const n = sendables[i]?.length ?? 0;
+        part.results = results.slice(at, at + n);
+        at += n;
+      }
+    };
+    // The near database first: what needs no other database's answer, and the windows read there.
+    const others = databases.filter((d) => d !== near);
+    const nearFirst = all.filter((p) => p.database === near && !dependsOnOther(p));
+    const nearLast = all.filter((p) => p.database === near && dependsOnOther(p));
+    const farNeedsNear = all.some((p) => p.database !== near && dependsOnOther(p) && parts.get(p.step)?.source.database === near);
+    const far = async (): Promise<void> => {
+      // Each other database once: its independent parts, its windows, and the targets of windows read on `near`.
+      await Promise.all(others.map(async (d) => await send(d, all.filter((p) => p.database === d), true, true)));
+    };
+    if (databases.includes(near)) {
+      if (farNeedsNear) {
+        await send(near, nearFirst, true, false);
+        await far();
+      } else {
+        await Promise.all([send(near, nearFirst, true, false), far()]);
+      }
+      await send(near, nearLast, false, true);
+    } else {
+      await far();
+    }
+  } catch (error) {
+    for (const client of clients.values()) await client.query('ROLLBACK').catch(() => undefined);
+    return { skipped: new Map(), error: error instanceof Error ? error.message : String(error) };
+  } finally {
+    for (const client of clients.values()) await dbs.release(client);
+  }
+
+  const skipped = new Map<PlanStep, Skip>();
+  for (const [step, { source, target }] of parts) {
+    const src = sideOf(step, 'source');
+    const tgt = sideOf(step, 'target');
+    const free = [
+      ...(target.results ?? []).filter((_r, i) => tgt[i]?.kind === 'probe-lock'),
+      ...(source.results ?? []).filter((_r, i) => src[i]?.kind === 'probe-lock'),
+    ].every((r) => r.rows[0]?.free === true);
+    if (!free) continue;
+    if (step.probeKind === 'checksum') {
+      const mine = rowOf(source.results, 'probe-checksums', src);
+      const theirs = rowOf(target.results, 'probe-checksums', tgt);
+      if (mine === undefined || theirs === undefined) continue;
+      if (String(mine.buckets) === String(theirs.buckets) && mine.digest === theirs.digest) {
+        const others = Number(theirs.others ?? 0);
+        skipped.set(step, {
+          reason: `nothing to do: the probe found every bucket checksum equal on ${step.source} and ${step.target} (${String(mine.buckets)} buckets); not run`,
+          unchanged: Number(mine.rows) - others,
+          protected: others,
+          checksum: { buckets: Number(mine.buckets), differing: 0 },
+        });
+      }
+    } else if (step.probeKind === 'window') {
+      const window = rowOf(source.results, 'probe-window', src);
+      const rows = rowOf(target.results, 'probe-rows', tgt);
+      if (window === undefined || rows === undefined) continue;
+      const read = Number(window.rows);
+      if (read <= PROBE_MAX_ROWS && window.not_newer === true && Number(rows.differing) === 0) {
+        skipped.set(step, {
+          reason: `nothing to do: the probe found the ${read} row${read === 1 ? '' : 's'} this step would read already on ${step.target} as they are${step.watermark === null ? '' : ', none past the watermark'}; not run`,
+          unchanged: 0,
+          protected: 0,
+        });
+      }
+    }
+  }
+  // edits: both: the forward step writes both copies of the base; when it runs, so does reverse,
+  // which then sees what forward wrote (as it would without the probe).
+  for (const step of [...skipped.keys()]) {
+    if (step.edits === 'both' && step.direction === 'reverse' && planned.some((s) => s.table === step.table && s.direction === 'forward' && !skipped.has(s))) {
+      skipped.delete(step);
+    }
+  }
+  return { skipped };
+}
+
+/** One run row per skipped step, on its target: each database's in one batch (one round trip). */
+async function recordRuns(skipped: Map<PlanStep, Skip>, dbs: Databases, run: Pick<StepOptions, 'runId'> & { planHash: string }, started: Date): Promise<void> {
+  const byTarget = new Map<string, PlanStep[]>();
+  for (const step of skipped.keys()) byTarget.set(step.target, [...(byTarget.get(step.target) ?? []), step]);
+  await Promise.all(
+    [...byTarget].map(async ([database, list]) => {
+      const client = await dbs.client(database);
+      try {
+        await runTogether(client, [
+          'BEGIN',
+          ...list.map((step) => {
+            const statement = (step.probe ?? []).find((s) => s.kind === 'record-run');
+            if (statement === undefined) throw new Error(`the probe of ${step.table} ${step.direction} has no record-run statement`);
+            return { statement, runtime: runRow({ runId: run.runId, attempt: 1, dryRun: false, allowDeletes: false }, run.planHash, 'succeeded', started, ZERO, step.watermark, null) };
+          }),
+          'COMMIT',
+        ]);
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw error;
+      } finally {
+        await dbs.release(client);
+      }
+    }),
+  );
+}

@@ -95,7 +95,9 @@ export async function applyCommand(config: ResolvedConfig, options: ApplyOptions
     await bootstrapTargets(plan, dbs, config, options.logger, options.dryRun);
     const notRun = await Promise.all((plan.unplanned ?? []).map(async (u) => await notPlanned(u, dbs, config, plan.hash, runId, options)));
     // The probe (probe.ts): steps with nothing to do are not run at all. A dry run runs every step.
-    const probe = options.dryRun || options.probe === false || aborted() ? null : await probeSteps(plan, dbs, config.forward.from, { runId, planHash: plan.hash });
+    // Nor with a test hook inside a step (afterRead, duringCopy): such a test needs its step to run.
+    const probing = !options.dryRun && options.probe !== false && options.afterRead === undefined && options.duringCopy === undefined;
+    const probe = !probing || aborted() ? null : await probeSteps(plan, dbs, config.forward.from, { runId, planHash: plan.hash });
     if (probe?.error !== undefined) options.logger.warn({ error: probe.error }, `the probe before the steps failed, so every step runs as planned: ${probe.error}`);
     else if (probe !== null && probe.probed > 0) {
       options.logger.debug({ probed: probe.probed, skipped: probe.skipped.size, ...probe.wire }, `probe: ${probe.skipped.size} of ${probe.probed} steps probed have nothing to do`);
@@ -289,7 +291,7 @@ function notRunStep(step: PlanStep, planHash: string, skip: Skip, options: Apply
     status: 'succeeded',
     mode: step.mode,
     // The plan's reason for the mode, then why it did not run.
-    reason: `${step.reason}; ${skip.reason}`,
+    reason: `${step.reason}; nothing to do: ${skip.reason}; not run`,
     planHash,
     watermarkBefore: step.watermark,
     watermarkAfter: step.watermark,
@@ -308,7 +310,7 @@ function notRunStep(step: PlanStep, planHash: string, skip: Skip, options: Apply
     bytesReceived: 0,
     ...(step.edits === undefined ? {} : { edits: step.edits }),
   };
-  options.logger.child({ table: step.table, direction: step.direction }).info({ mode: step.mode, notRun: result.notRun, read: 0, unchanged: result.unchanged, protected: result.protected }, `${step.table} ${step.direction}: ${skip.reason}`);
+  options.logger.child({ table: step.table, direction: step.direction }).info({ mode: step.mode, notRun: result.notRun, read: 0, unchanged: result.unchanged, protected: result.protected }, `${step.table} ${step.direction}: succeeded (${step.mode}): nothing to do, not run: ${skip.reason}`);
   return result;
 }
 

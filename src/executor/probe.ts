@@ -37,11 +37,15 @@ export interface ProbeOutcome {
 
 /** Why a step is not run, and what it would have reported (a checksum step: its rows, unchanged or protected). */
 export interface Skip {
+  /** What the probe found, e.g. "the probe found every bucket checksum equal on desktop and cloud (894 buckets)". */
   reason: string;
   unchanged: number;
   protected: number;
   checksum?: { buckets: number; differing: number };
 }
+
+/** A skipped step's own share of the wire, as apply --json reports it (the probe's cost is the run's). */
+const NOTHING: WireCounts = { roundTrips: 0, roundTripsByDatabase: {}, connectionsOpened: 0, bytesSent: 0, bytesReceived: 0 };
 
 interface Part {
   step: PlanStep;
@@ -169,7 +173,7 @@ async function decide(steps: readonly PlanStep[], planned: readonly PlanStep[], 
       if (String(mine.buckets) === String(theirs.buckets) && mine.digest === theirs.digest) {
         const others = Number(theirs.others ?? 0);
         skipped.set(step, {
-          reason: `nothing to do: the probe found every bucket checksum equal on ${step.source} and ${step.target} (${String(mine.buckets)} buckets); not run`,
+          reason: `the probe found every bucket checksum equal on ${step.source} and ${step.target} (${String(mine.buckets)} buckets)`,
           unchanged: Number(mine.rows) - others,
           protected: others,
           checksum: { buckets: Number(mine.buckets), differing: 0 },
@@ -182,7 +186,7 @@ async function decide(steps: readonly PlanStep[], planned: readonly PlanStep[], 
       const read = Number(window.rows);
       if (read <= PROBE_MAX_ROWS && window.not_newer === true && Number(rows.differing) === 0) {
         skipped.set(step, {
-          reason: `nothing to do: the probe found the ${read} row${read === 1 ? '' : 's'} this step would read already on ${step.target} as they are${step.watermark === null ? '' : ', none past the watermark'}; not run`,
+          reason: `the probe found the ${read} row${read === 1 ? '' : 's'} this step would read already on ${step.target} as they are${step.watermark === null ? '' : ', none past the watermark'}`,
           unchanged: 0,
           protected: 0,
         });
@@ -212,7 +216,7 @@ async function recordRuns(skipped: Map<PlanStep, Skip>, dbs: Databases, run: Pic
           ...list.map((step) => {
             const statement = (step.probe ?? []).find((s) => s.kind === 'record-run');
             if (statement === undefined) throw new Error(`the probe of ${step.table} ${step.direction} has no record-run statement`);
-            return { statement, runtime: runRow({ runId: run.runId, attempt: 1, dryRun: false, allowDeletes: false }, run.planHash, 'succeeded', started, ZERO, step.watermark, null) };
+            return { statement, runtime: runRow({ runId: run.runId, attempt: 1, dryRun: false, allowDeletes: false }, run.planHash, 'succeeded', started, ZERO, step.watermark, null, NOTHING) };
           }),
           'COMMIT',
         ]);

@@ -41,8 +41,8 @@ describe('log noise: an unattended run says what needs its owner, and little els
     expect(result.code).toBe(0);
     const lines = jsonLines(result.stderr);
     expect(lines.map((l) => l.msg.replace(/ in [\d.]+ s$/, ''))).toEqual([
-      // client forward ran the night before: its bucket checksums agree, so no row is read (SPEC §8).
-      'client forward: succeeded (full): read 0, inserted 0, updated 0, unchanged 2, protected 0, rejected 0, deleted 0',
+      // client forward ran the night before: its bucket checksums agree, so the probe finds nothing to do (SPEC §8).
+      'client forward: succeeded (full): nothing to do, not run: the probe found every bucket checksum equal on desktop and cloud (2 buckets)',
       'job forward: succeeded (full): read 6, inserted 6, updated 0, unchanged 0, protected 0, rejected 0, deleted 0',
       'client reverse: succeeded (full): read 0, inserted 0, updated 0, unchanged 0, protected 0, rejected 0, deleted 0',
       'job reverse: succeeded (full): read 0, inserted 0, updated 0, unchanged 0, protected 0, rejected 0, deleted 0',
@@ -93,7 +93,8 @@ describe('log noise: an unattended run says what needs its owner, and little els
     expect(quiet).not.toMatch(/nothing needs you/);
 
     const verbose = await onTerminal(['apply', '-v', '--config', file], envFor(dbs));
-    expect(verbose.match(/(client|job) (forward|reverse): succeeded \((full|incremental)\): read \d+/g)).toHaveLength(4);
+    // One line per step, whether it ran or the probe found nothing for it to do.
+    expect(verbose.match(/(client|job) (forward|reverse): succeeded \((full|incremental)\): (read \d+|nothing to do, not run)/g)).toHaveLength(4);
     expect(verbose).toMatch(/INFO.*bisync apply: 4 steps succeeded; nothing needs you \(exit 0\)/);
   });
 });

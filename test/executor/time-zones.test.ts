@@ -232,7 +232,8 @@ describe('DateStyle and TimeZone session defaults: everything bisync reads back 
       `SELECT to_char(max(greatest(updated_at, created_at)) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS w FROM job WHERE source = 'M'`,
     );
     expect(await watermark(dbs.desktopUrl, 'job', 'reverse')).toBe(newest?.w);
-    const second = await apply(config, { direction: 'reverse', tables: ['job'] });
+    // The step runs (no probe: it would find the row at the watermark unchanged and not run the step).
+    const second = await apply(config, { direction: 'reverse', tables: ['job'], probe: false });
     expect(second.steps[0]?.mode).toBe('incremental');
     expect(second.steps[0]?.read).toBe(1); // the newest row itself (cursor ≥ watermark), nothing older
     expect((await verifyCommand(config)).ok).toBe(true);

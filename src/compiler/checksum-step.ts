@@ -82,7 +82,7 @@ const ZONED_KEY = /^(timestamp|time)(\(\d\))? with time zone$/;
  * F computes it over its own values, which gives the same text only when each column has the same
  * type (and modifier) on both sides. Otherwise the step reads in full and says which column.
  */
-function threeWayChecksum(columns: readonly ColumnMapping[], keys: readonly ColumnMapping[]): ChecksumChoice {
+export function threeWayChecksum(columns: readonly ColumnMapping[], keys: readonly ColumnMapping[]): ChecksumChoice {
   const differing = [...keys, ...columns].find((c) => c.type !== c.sourceType);
   if (differing !== undefined) {
     return {

@@ -4,7 +4,7 @@ import { didYouMean } from '../config/suggest.js';
 import { BisyncError, ExitCode } from '../errors.js';
 import type { Catalog, CatalogReference, CatalogTable } from './catalog.js';
 import { checkSafety, rowSecurityFinding } from './check-safety.js';
-import { chooseChecksum } from './checksum-step.js';
+import { chooseChecksum, threeWayChecksum } from './checksum-step.js';
 import { SYNC_BUCKET_BITS, syncChecksumColumns } from './bucket-checksum.js';
 import type { StepChecksum } from './checksum-step.js';
 import type { ChecksumColumn } from './bucket-checksum.js';
@@ -590,6 +590,8 @@ function compileStep(
     read,
     sourceName,
     targetName,
+    sourceRel,
+    targetRel,
     zone,
   });
   const hashed = { table: table.name, direction, mode, statements, bootstrap, ...(probe === null ? {} : { probe: probe.statements }) };
@@ -660,12 +662,21 @@ function probeStatements(input: {
   read: Record<string, unknown>;
   sourceName: string;
   targetName: string;
+  sourceRel: QualifiedName;
+  targetRel: QualifiedName;
   zone: (database: string) => Record<string, unknown>;
 }): { kind: 'checksum' | 'window'; statements: PlanStatement[] } | null {
-  const { stmt, statements, common, checksum } = input;
+  const { stmt, statements, common } = input;
   if (!input.eligible) return null;
+  // edits: both, incremental: the bucket checksums of a checksum-first step (every key settled alike on
+  // both databases → the merge writes nothing, whatever the read takes), and the read's newest cursor.
+  const settled = input.checksum === null && input.mode === 'incremental' && input.threeWay ? threeWayChecksum(input.columns, input.keys).checksum : null;
+  const checksum = input.checksum ?? settled;
   const kind = checksum !== null ? 'checksum' : input.mode === 'incremental' && !input.threeWay ? 'window' : null;
   if (kind === null) return null;
+  const copyOut = statements.find((s) => s.kind === 'copy-out');
+  const match = copyOut === undefined ? null : /^([\s\S]*?)\nCOPY \(\n([\s\S]*)\n\) TO STDOUT$/.exec(copyOut.sql);
+  if (copyOut === undefined || match === null) throw new Error('a step without its COPY … TO STDOUT read');
   const wrap = (template: string, wrapped: PlanStatement, purpose: string, extra: Record<string, unknown>): PlanStatement => {
     const { sql, params } = renderSql(template, { ...common, ...extra }, wrapped.params);
     return { kind: template, side: wrapped.side, purpose, sql, params };
@@ -678,10 +689,16 @@ function probeStatements(input: {
     ? [stmt('probe-lock', 'source', `no other run holds the forward step's row of state on ${input.sourceName} (edits: both)`, { lockDirection: 'forward', pairLock: true })]
     : [];
   const recordRun = stmt('record-run', 'target', 'only when the probe finds nothing to do: one row in runs for this step, which did not run', {
-    reason: `${kind === 'checksum' ? 'probe: every bucket checksum equal on both databases' : 'probe: every row the read would take is already on the target as it is'}: nothing to do, not run`,
+    reason: `${kind === 'checksum' ? `probe: every bucket checksum equal on both databases${settled === null ? '' : ', none of the rows read past the watermark'}` : 'probe: every row the read would take is already on the target as it is'}: nothing to do, not run`,
   });
   if (kind === 'checksum') {
-    const [targetSums, sourceSums] = (['target', 'source'] as const).map((side) => statements.find((s) => s.kind === 'bucket-checksums' && s.side === side));
+    const sumsOf = (side: Side): PlanStatement | undefined =>
+      settled === null
+        ? statements.find((s) => s.kind === 'bucket-checksums' && s.side === side)
+        : side === 'target'
+          ? checksumStatement(stmt, 'target', input.targetName, input.targetRel, [], [], null, false, true)
+          : checksumStatement(stmt, 'source', input.sourceName, input.sourceRel, [], [], null, false, true);
+    const [targetSums, sourceSums] = (['target', 'source'] as const).map(sumsOf);
     if (targetSums === undefined || sourceSums === undefined) throw new Error('a checksum-first step without its bucket-checksums statements');
     const digest = (sums: PlanStatement, database: string): PlanStatement =>
       wrap('probe-checksums', sums, `the bucket checksums on ${database}, as one digest`, { inner: sums.sql, database, others: sums.side === 'target' && checksum?.owned != null });
@@ -693,6 +710,9 @@ function probeStatements(input: {
         stmt('settings', 'source', 'transaction-local text formats and settings', { read: input.read, ...input.zone(input.sourceName) }),
         ...pair,
         digest(sourceSums, input.sourceName),
+        ...(settled === null
+          ? []
+          : [wrap('probe-window', copyOut, `how many rows this step would read on ${input.sourceName}, and whether any is past the watermark`, { window: match[2], maxRows: PROBE_MAX_ROWS, hashRows: false })]),
         recordRun,
       ],
     };
@@ -701,9 +721,6 @@ function probeStatements(input: {
   if ([...input.keys, ...input.columns].some((c) => c.type !== c.sourceType)) return null;
   const hashed = syncChecksumColumns(input.columns);
   if ('unsupported' in hashed) return null;
-  const copyOut = statements.find((s) => s.kind === 'copy-out');
-  const match = copyOut === undefined ? null : /^([\s\S]*?)\nCOPY \(\n([\s\S]*)\n\) TO STDOUT$/.exec(copyOut.sql);
-  if (copyOut === undefined || match === null) throw new Error('an incremental step without its COPY … TO STDOUT read');
   return {
     kind,
     statements: [
@@ -712,6 +729,7 @@ function probeStatements(input: {
       wrap('probe-window', copyOut, `the rows this step would read on ${input.sourceName}: how many, and key and row hash of each`, {
         window: match[2],
         maxRows: PROBE_MAX_ROWS,
+        hashRows: true,
         sourceHash: hashed.source,
       }),
       ...locks,

@@ -170,13 +170,18 @@ async function decide(steps: readonly PlanStep[], planned: readonly PlanStep[], 
       const mine = rowOf(source.results, 'probe-checksums', src);
       const theirs = rowOf(target.results, 'probe-checksums', tgt);
       if (mine === undefined || theirs === undefined) continue;
+      // edits: both, incremental: also no row read past the watermark (the step would move it).
+      const window = rowOf(source.results, 'probe-window', src);
+      if (window !== undefined && window.not_newer !== true) continue;
       if (String(mine.buckets) === String(theirs.buckets) && mine.digest === theirs.digest) {
-        const others = Number(theirs.others ?? 0);
+        // A checksum-first step would have counted its equal buckets' rows (unread) as unchanged or protected.
+        const counted = step.compare === 'checksum';
+        const others = counted ? Number(theirs.others ?? 0) : 0;
         skipped.set(step, {
-          reason: `the probe found every bucket checksum equal on ${step.source} and ${step.target} (${String(mine.buckets)} buckets)`,
-          unchanged: Number(mine.rows) - others,
+          reason: `the probe found every bucket checksum equal on ${step.source} and ${step.target} (${String(mine.buckets)} buckets)${window === undefined ? '' : ', and no row past the watermark'}`,
+          unchanged: counted ? Number(mine.rows) - others : 0,
           protected: others,
-          checksum: { buckets: Number(mine.buckets), differing: 0 },
+          ...(counted ? { checksum: { buckets: Number(mine.buckets), differing: 0 } } : {}),
         });
       }
     } else if (step.probeKind === 'window') {

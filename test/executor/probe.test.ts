@@ -237,4 +237,25 @@ describe('probe: an edits: both table', () => {
     expect(await pair.job('cloud', 78)).toEqual({ job_id: 78, title: 'office edit', status: 'Open' });
     for (const s of (await pair.apply('both')).steps) expect(s.notRun, `${s.direction} once both agree`).toBe('nothing to do');
   });
+
+  it('an incremental edits: both step is skipped when every key is settled alike on both sides, and runs for an edit the window holds', async () => {
+    const pair = await ThreeWayPair.create('probe_both_cursor', { cursors: true });
+    pairs.push(pair);
+    await pair.sql('desktop', `INSERT INTO job (job_id, title, status) SELECT i, 'job ' || i, 'Open' FROM generate_series(1, 200) AS i`);
+    await pair.apply('both');
+    await pair.apply('both');
+    const quiet = await pair.apply('both');
+    for (const s of quiet.steps) {
+      expect(s.mode, s.direction).toBe('incremental');
+      expect(s.notRun, s.direction).toBe('nothing to do');
+    }
+    // An edit with a cursor value inside the lookback but not past the watermark: only the bucket
+    // checksums can see it.
+    const [mark] = await pair.sql('desktop', `SELECT watermark::text AS w FROM bisync.state WHERE table_name = 'job' AND direction = 'reverse'`);
+    await pair.sql('cloud', `UPDATE job SET status = 'phone edit', updated_at = $1::timestamptz - interval '1 second' WHERE job_id = 7`, [mark?.w]);
+    const report = await pair.apply('both');
+    expect(stepOf(report, 'job', 'reverse').notRun).toBeUndefined();
+    expect(stepOf(report, 'job', 'reverse')).toMatchObject({ status: 'succeeded', updated: 1 });
+    expect(await pair.job('desktop', 7)).toEqual({ job_id: 7, title: 'job 7', status: 'phone edit' });
+  });
 });

@@ -29,7 +29,8 @@ describe('edits: both forward with checksum-first', () => {
     try {
       await holder.query('BEGIN');
       await holder.query('LOCK TABLE bisync.conflicts IN ACCESS EXCLUSIVE MODE');
-      running = apply(pair.config, { direction: 'forward' });
+      // The step itself (no probe before it, whose own checksums would wait on the same lock).
+      running = apply(pair.config, { direction: 'forward', probe: false });
       running.catch(() => undefined);
       await until(pair.url('cloud'), "SELECT 1 FROM pg_locks WHERE NOT granted AND relation = 'bisync.conflicts'::regclass");
       await until(pair.url('desktop'), desktopSummed, 250);

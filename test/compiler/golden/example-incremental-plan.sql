@@ -1,4 +1,4 @@
--- bisync plan 3a58de0873f718c29c688cb17074cbc0ab1f4f375f01f27857b48e0cd7b52062
+-- bisync plan f644ac3178b5065cfd5fa638c4b485bfcb265baaf39d46fa2bb798773539d3e3
 -- config: sync.config.yaml; state schema: bisync; 2 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -822,7 +822,7 @@ COMMIT;
 -- Step 2/2: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: incremental — watermark 2026-01-02T03:04:05.123456Z on updated_at, created_at, minus the lookback
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 8fd2c99aacfca596a01d8183fa191be3ee5e68e143d310e04b2c6b56473dc5cb
+-- step hash: 468b1ecf2d89bf969690c4102eed9f404eaf61646c4a1aa000cd041e54b9e103
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1476,7 +1476,7 @@ cleared AS (
      AND p.key = c.key
   RETURNING 1
 ),
-agreed AS (
+agreed AS MATERIALIZED (
   -- desktop's base: every row this step wrote, and every row it found equal (fingerprint as desktop holds it).
   SELECT key, fingerprint FROM inserted
   UNION ALL

@@ -1,4 +1,4 @@
--- bisync plan a9f9deaa4a7dfd21af8641b919e4a891a13958108fef84ac3dfb3d9b541f4b7b
+-- bisync plan 38a7763ca6556ffa74ef36fd5e304a0ddfd85527bcf9c65da8e889c1b87adbfe
 -- config: sync.config.yaml; state schema: bisync; 23 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -9180,7 +9180,7 @@ COMMIT;
 -- Step 16/23: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 8acf462fe4063b8a096db523d675a3fea2cbbc36484cf6503d579791a2ed0fad
+-- step hash: 9c2ee78d47f53c02b58e3f057c644ed13d25259049e1d8bdbd7ccbe770ed339e
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -9671,7 +9671,7 @@ cleared AS (
      AND p.key = c.key
   RETURNING 1
 ),
-agreed AS (
+agreed AS MATERIALIZED (
   -- desktop's base: every row this step wrote, and every row it found equal (fingerprint as desktop holds it).
   SELECT key, fingerprint FROM inserted
   UNION ALL
@@ -11670,7 +11670,7 @@ COMMIT;
 -- Step 19/23: taskchecklist reverse: cloud public.taskchecklist → desktop public.taskchecklist
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: 4d9ca94f52efad38e864df25efca8fe6b0d29c840ec7c9405a7eabfb48125ac9
+-- step hash: b9dbbb50bc1f040b2931d96b9ceaae1234a829e7237d1fe7ea534f68675916fa
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -12151,7 +12151,7 @@ cleared AS (
      AND p.key = c.key
   RETURNING 1
 ),
-agreed AS (
+agreed AS MATERIALIZED (
   -- desktop's base: every row this step wrote, and every row it found equal (fingerprint as desktop holds it).
   SELECT key, fingerprint FROM inserted
   UNION ALL
@@ -12358,7 +12358,7 @@ COMMIT;
 -- Step 20/23: workdiary reverse: cloud public.workdiary → desktop public.workdiary
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: 6e3c6ad7d8ec0b467f47e72cb74ffe551ee9530feacf49e8b2d28f4239d091e2
+-- step hash: 73a2187c824a6c796c7d0221ccb01d4da28acb0f5b3778db96fbc336c0454a4c
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -12843,7 +12843,7 @@ cleared AS (
      AND p.key = c.key
   RETURNING 1
 ),
-agreed AS (
+agreed AS MATERIALIZED (
   -- desktop's base: every row this step wrote, and every row it found equal (fingerprint as desktop holds it).
   SELECT key, fingerprint FROM inserted
   UNION ALL
@@ -13050,7 +13050,7 @@ COMMIT;
 -- Step 21/23: reminder reverse: cloud public.reminder → desktop public.mbreminder
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, reminder_date→remdate, title, is_done
--- step hash: cfd11a1960d22ccec35e763612f03892e7003f58106359ca9d104ea1da4f5c78
+-- step hash: 0f29a4bb21d8dc1eb5bf98f184f80daa31063a7128f1ba29baae1c850b6312ae
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -13533,7 +13533,7 @@ cleared AS (
      AND p.key = c.key
   RETURNING 1
 ),
-agreed AS (
+agreed AS MATERIALIZED (
   -- desktop's base: every row this step wrote, and every row it found equal (fingerprint as desktop holds it).
   SELECT key, fingerprint FROM inserted
   UNION ALL
@@ -13740,7 +13740,7 @@ COMMIT;
 -- Step 22/23: remdetail reverse: cloud public.remdetail → desktop public.remdetail
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: ebd540348f6fffe49f84797a58962642f62ab28abbedccded0f1066d9f055756
+-- step hash: 3bf5886924f5a8bdb6dce7cb033037f4b2f9721962b73e33a1ee7c32c449fa2f
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -14221,7 +14221,7 @@ cleared AS (
      AND p.key = c.key
   RETURNING 1
 ),
-agreed AS (
+agreed AS MATERIALIZED (
   -- desktop's base: every row this step wrote, and every row it found equal (fingerprint as desktop holds it).
   SELECT key, fingerprint FROM inserted
   UNION ALL
@@ -14428,7 +14428,7 @@ COMMIT;
 -- Step 23/23: learequest reverse: cloud public.learequest → desktop public.learequest
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: 9dd726c6fbe172f0765a22ddefdb810b3e18105ead8539451ec44a3fcb66ff59
+-- step hash: 7ae04e42492f6e2656b87f1a7af16ca0db8b15d8196107f52d47dccac29aae12
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -14915,7 +14915,7 @@ cleared AS (
      AND p.key = c.key
   RETURNING 1
 ),
-agreed AS (
+agreed AS MATERIALIZED (
   -- desktop's base: every row this step wrote, and every row it found equal (fingerprint as desktop holds it).
   SELECT key, fingerprint FROM inserted
   UNION ALL

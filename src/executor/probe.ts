@@ -191,7 +191,7 @@ async function decide(steps: readonly PlanStep[], planned: readonly PlanStep[], 
       const read = Number(window.rows);
       if (read <= PROBE_MAX_ROWS && window.not_newer === true && Number(rows.differing) === 0) {
         skipped.set(step, {
-          reason: `the probe found the ${read} row${read === 1 ? '' : 's'} this step would read already on ${step.target} as they are${step.watermark === null ? '' : ', none past the watermark'}`,
+          reason: `the probe found the ${read} row${read === 1 ? '' : 's'} this step would read already on ${step.target} as they are${step.watermark === null ? '' : ', which leaves its watermark as it is'}`,
           unchanged: 0,
           protected: 0,
         });

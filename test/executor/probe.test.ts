@@ -50,6 +50,11 @@ async function synced(dbs: TestDatabases, options: JobsConfigOptions = {}): Prom
   await apply(config, { direction: 'both' });
 }
 
+/** The job reverse step's watermark on the desktop, as UTC text. */
+async function jobReverseWatermark(dbs: TestDatabases): Promise<string> {
+  return (await query<{ w: string }>(dbs.desktopUrl, `SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS w FROM bisync.state WHERE table_name = 'job' AND direction = 'reverse'`))[0]?.w ?? '';
+}
+
 describe('probe: a run with nothing to do runs no step', () => {
   const dbs = useFreshDatabases('probe_nochange');
 
@@ -159,8 +164,7 @@ describe('probe: a checksum step with something to do runs', () => {
 describe('probe: an incremental step with something to do runs', () => {
   const dbs = useFreshDatabases('probe_window');
 
-  const watermark = async (): Promise<string> =>
-    (await query<{ w: string }>(dbs.desktopUrl, `SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS w FROM bisync.state WHERE table_name = 'job' AND direction = 'reverse'`))[0]?.w ?? '';
+  const watermark = async (): Promise<string> => await jobReverseWatermark(dbs);
 
   it('a reverse cursor step runs when a row in the lookback window changed, even committed late with a cursor value older than the watermark', async () => {
     await synced(dbs);
@@ -257,5 +261,33 @@ describe('probe: an edits: both table', () => {
     expect(stepOf(report, 'job', 'reverse').notRun).toBeUndefined();
     expect(stepOf(report, 'job', 'reverse')).toMatchObject({ status: 'succeeded', updated: 1 });
     expect(await pair.job('desktop', 7)).toEqual({ job_id: 7, title: 'job 7', status: 'phone edit' });
+  });
+});
+
+describe('probe: a skip leaves the watermark where the step would leave it', () => {
+  const dbs = useFreshDatabases('probe_lower');
+
+  const watermark = async (): Promise<string> => await jobReverseWatermark(dbs);
+
+  it('a step whose read would lower its watermark (the newest rows it read last time are gone from its window) runs, so a row committed later within the lookback of that watermark is read', async () => {
+    await synced(dbs);
+    const config = await jobsConfig(dbs);
+    await apply(config, { direction: 'reverse' });
+    const mark = await watermark();
+    // The rows that set the watermark leave the window (their cursors rewritten to long ago, data
+    // unchanged); job 5001 stays inside it, 1 s behind the watermark: the step reads it and moves the
+    // watermark back to it (the newest cursor value read).
+    await query(dbs.cloudUrl, `UPDATE job SET updated_at = $1::timestamptz - interval '1 day', created_at = $1::timestamptz - interval '1 day' WHERE source = 'M' AND job_id <> 5001`, [mark]);
+    await query(dbs.cloudUrl, `UPDATE job SET updated_at = $1::timestamptz - interval '1 second', created_at = $1::timestamptz - interval '1 second' WHERE job_id = 5001`, [mark]);
+    const step = stepOf(await apply(config, { direction: 'reverse' }), 'job', 'reverse');
+    expect(step.notRun).toBeUndefined();
+    expect(step).toMatchObject({ status: 'succeeded', read: 1, unchanged: 1 });
+    const lowered = await watermark();
+    expect(Date.parse(lowered)).toBe(Date.parse(mark) - 1000);
+    // A phone row committed now with a cursor 5.5 s behind the old watermark: inside the lookback of
+    // the one the step saved, outside that of the old one.
+    await query(dbs.cloudUrl, `INSERT INTO job (job_id, client_id, title, status, source, updated_at, created_at) VALUES (5200, 2, 'late phone job', 'open', 'M', $1::timestamptz - interval '5.5 seconds', $1::timestamptz - interval '5.5 seconds')`, [mark]);
+    expect(stepOf(await apply(config, { direction: 'reverse' }), 'job', 'reverse')).toMatchObject({ status: 'succeeded', inserted: 1 });
+    expect(await query(dbs.desktopUrl, 'SELECT title FROM job WHERE job_id = 5200')).toEqual([{ title: 'late phone job' }]);
   });
 });

@@ -1,4 +1,4 @@
--- bisync plan f644ac3178b5065cfd5fa638c4b485bfcb265baaf39d46fa2bb798773539d3e3
+-- bisync plan 06ed8b244375f4554ff96cae329c2ba57d6eb23e37940bec01d5ab998f4ea8e3
 -- config: sync.config.yaml; state schema: bisync; 2 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -822,7 +822,7 @@ COMMIT;
 -- Step 2/2: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: incremental — watermark 2026-01-02T03:04:05.123456Z on updated_at, created_at, minus the lookback
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 468b1ecf2d89bf969690c4102eed9f404eaf61646c4a1aa000cd041e54b9e103
+-- step hash: a49afc962a3807199562674f2098893d58e5a1b2bf88ca9f9c77fb9d7ecad9a2
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1059,11 +1059,12 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
 --   $1 = '2026-01-02T03:04:05.123456Z'  (watermark)
 --   $2 = '1000'  (most rows probed)
 -- Probe: the rows this step's read takes (the copy-out statement's query below, as planned, without the COPY):
--- how many, whether their newest cursor value is not past the watermark (so the step would leave it unchanged),
+-- how many, whether their newest cursor value is the watermark (so the step would leave it unchanged: one past it
+-- moves it on, one behind it moves it back, as the newest value read),
 -- and for at most 1000 of them (counted, never cut short: more rows than that and the step runs) the key's text and
 -- a hash of the row as desktop holds it when nothing would change: md5 of the row of synced values, a timestamptz as its UTC time.
 SELECT count(*)::bigint AS rows,
-       (max(w.__bisync_cursor) IS NULL OR max(w.__bisync_cursor) <= $1::timestamptz) AS not_newer,
+       (max(w.__bisync_cursor) IS NULL OR max(w.__bisync_cursor) = $1::timestamptz) AS not_newer,
        coalesce(json_agg(json_build_array(json_build_array(w."client_id"::text),
                                           md5(convert_to(ROW(w."client_id",
                        w."org_id",

@@ -45,24 +45,45 @@ export async function readCatalogs(
   let pendingRejects: Record<string, number> = {};
   const untrackedBase: string[] = [];
   let xmin: XminState = {};
-  for (const db of Object.values(config.databases)) {
-    const client = dbs === undefined ? await connect(db) : await dbs.client(db.name);
-    try {
-      await readOnly(client, async (searchPath) => {
-        // Reading the catalog can wait behind another session's lock on a synced table: not forever.
-        await client.query("SELECT pg_catalog.set_config('lock_timeout', $1, true)", [catalogLockTimeout(config)]);
-        catalogs[db.name] = await introspect(client, config, db.name, searchPath);
-        const writtenBy: Direction = db.name === config.forward.to ? 'forward' : 'reverse';
-        state = { ...state, ...(await readWatermarks(client, config.stateSchema, writtenBy, db.name, stateVersions)) };
-        pendingRejects = { ...pendingRejects, ...(await readPendingRejects(client, config.stateSchema, writtenBy, db.name)) };
-        untrackedBase.push(...(await readUntrackedBase(client, config.stateSchema, writtenBy, db.name)));
-        // xmin steps, and timestamp-cursor steps (their late-commit check), saved a read snapshot.
-        if (config.tables.some((t) => t.xmin.length > 0 || Object.keys(t.timestamps).length > 0)) xmin = { ...xmin, ...(await readXminCursors(client, config.stateSchema, writtenBy, db.name)) };
-      });
-    } finally {
-      if (dbs === undefined) await client.end();
-      else await dbs.release(client);
-    }
+  // Both databases at once, and on each the reads sent together (a pipelined connection carries
+  // each group in one round trip; databases.ts): over a WAN every round trip counts (SPEC §8).
+  const settled = await Promise.allSettled(
+    Object.values(config.databases).map(async (db) => {
+      const client = dbs === undefined ? await connect(db) : await dbs.client(db.name);
+      try {
+        return await readOnly(client, async (searchPath) => {
+          const writtenBy: Direction = db.name === config.forward.to ? 'forward' : 'reverse';
+          const versions: Record<string, string | null> = {};
+          // xmin steps, and timestamp-cursor steps (their late-commit check), saved a read snapshot.
+          const cursors = config.tables.some((t) => t.xmin.length > 0 || Object.keys(t.timestamps).length > 0);
+          const [, catalog, marks, rejects, untracked, saved] = await Promise.all([
+            // Reading the catalog can wait behind another session's lock on a synced table: not forever.
+            client.query("SELECT pg_catalog.set_config('lock_timeout', $1, true)", [catalogLockTimeout(config)]),
+            introspect(client, config, db.name, searchPath),
+            readWatermarks(client, config.stateSchema, writtenBy, db.name, versions),
+            readPendingRejects(client, config.stateSchema, writtenBy, db.name),
+            readUntrackedBase(client, config.stateSchema, writtenBy, db.name),
+            cursors ? readXminCursors(client, config.stateSchema, writtenBy, db.name) : Promise.resolve({}),
+          ]);
+          return { name: db.name, catalog, marks, versions, rejects, untracked, saved };
+        });
+      } finally {
+        if (dbs === undefined) await client.end();
+        else await dbs.release(client);
+      }
+    }),
+  );
+  // An error of the first database in the config first, as when they were read one after the other.
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed !== undefined) throw failed.reason;
+  const read = settled.map((r) => (r as PromiseFulfilledResult<Exclude<(typeof settled)[number], PromiseRejectedResult>['value']>).value);
+  for (const r of read) {
+    catalogs[r.name] = r.catalog;
+    state = { ...state, ...r.marks };
+    Object.assign(stateVersions, r.versions);
+    pendingRejects = { ...pendingRejects, ...r.rejects };
+    untrackedBase.push(...r.untracked);
+    xmin = { ...xmin, ...r.saved };
   }
   return { catalogs, state, stateVersions, xmin, pendingRejects, untrackedBase };
 }

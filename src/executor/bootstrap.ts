@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { PlanStatement, PlanStep } from '../compiler/plan-types.js';
 import { renderSql } from '../compiler/render-sql.js';
 import { BisyncError, ExitCode } from '../errors.js';
-import { run, statement } from './statements.js';
+import { run, runTogether, statement } from './statements.js';
 
 const STATE_TABLES = ['state', 'runs', 'rejects', 'base', 'conflicts'] as const;
 
@@ -27,7 +27,11 @@ export function stateCheckStatement(schema: string): PlanStatement {
  * Throws an exit-2 error naming every problem; returns which of its tables exist.
  */
 export async function checkState(client: pg.ClientBase, check: PlanStatement, database: string): Promise<StatePresence> {
-  const row = (await run<CheckRow>(client, check)).rows[0];
+  return presenceOf((await run<CheckRow>(client, check)).rows[0], check, database);
+}
+
+/** What a check-state row says (see checkState). */
+function presenceOf(row: CheckRow | undefined, check: PlanStatement, database: string): StatePresence {
   const schema = String(check.params[0]?.value ?? '');
   const present: StatePresence = { state: false, runs: false, rejects: false, base: false, conflicts: false, current: false };
   if (row === undefined || !row.schema_exists) return present;
@@ -76,9 +80,10 @@ export async function bootstrapState(client: pg.ClientBase, step: PlanStep, data
   const check = statement(step, 'check-state', 'target', list);
   let created = false;
   try {
-    await run(client, statement(step, 'begin-target', 'target', list));
-    await run(client, statement(step, 'settings', 'target', list));
-    if (!complete(await checkState(client, check, database))) {
+    // The opening travels together (one round trip over a pipelined connection), and so do the
+    // claims with the commit: a run that finds its state in place costs two.
+    const opened = await runTogether(client, [statement(step, 'begin-target', 'target', list), statement(step, 'settings', 'target', list), check]);
+    if (!complete(presenceOf(opened[2]?.rows[0] as CheckRow | undefined, check, database))) {
       await run(client, statement(step, 'bootstrap-lock', 'target', list));
       await run(client, statement(step, 'bootstrap', 'target', list));
       // CREATE … IF NOT EXISTS accepts a schema someone created in the meantime: check again.
@@ -86,8 +91,7 @@ export async function bootstrapState(client: pg.ClientBase, step: PlanStep, data
       created = true;
     }
     // Every step's row of state exists (committed) before any step locks it.
-    for (const claim of claims) await run(client, claim);
-    await run(client, statement(step, 'commit', 'target', list));
+    await runTogether(client, [...claims, statement(step, 'commit', 'target', list)]);
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw error;

@@ -13,6 +13,7 @@ import type { Databases } from '../executor/databases.js';
 import { introspect } from '../executor/introspect.js';
 import { readOnly } from '../executor/read-only.js';
 import { readPendingRejects, readUntrackedBase, readWatermarks, readXminCursors } from '../executor/read-state.js';
+import { together } from '../executor/statements.js';
 
 export interface LiveReport {
   databases: { name: string; serverVersion: number; timeZone: string }[];
@@ -56,14 +57,14 @@ export async function readCatalogs(
           const versions: Record<string, string | null> = {};
           // xmin steps, and timestamp-cursor steps (their late-commit check), saved a read snapshot.
           const cursors = config.tables.some((t) => t.xmin.length > 0 || Object.keys(t.timestamps).length > 0);
-          const [, catalog, marks, rejects, untracked, saved] = await Promise.all([
+          const [, catalog, marks, rejects, untracked, saved] = await together<[unknown, Catalog, StateSnapshot, Record<string, number>, string[], XminState]>(client, [
             // Reading the catalog can wait behind another session's lock on a synced table: not forever.
-            client.query("SELECT pg_catalog.set_config('lock_timeout', $1, true)", [catalogLockTimeout(config)]),
-            introspect(client, config, db.name, searchPath),
-            readWatermarks(client, config.stateSchema, writtenBy, db.name, versions),
-            readPendingRejects(client, config.stateSchema, writtenBy, db.name),
-            readUntrackedBase(client, config.stateSchema, writtenBy, db.name),
-            cursors ? readXminCursors(client, config.stateSchema, writtenBy, db.name) : Promise.resolve({}),
+            async () => await client.query("SELECT pg_catalog.set_config('lock_timeout', $1, true)", [catalogLockTimeout(config)]),
+            async () => await introspect(client, config, db.name, searchPath),
+            async () => await readWatermarks(client, config.stateSchema, writtenBy, db.name, versions),
+            async () => await readPendingRejects(client, config.stateSchema, writtenBy, db.name),
+            async () => await readUntrackedBase(client, config.stateSchema, writtenBy, db.name),
+            async () => (cursors ? await readXminCursors(client, config.stateSchema, writtenBy, db.name) : {}),
           ]);
           return { name: db.name, catalog, marks, versions, rejects, untracked, saved };
         });

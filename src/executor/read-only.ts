@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { renderSql } from '../compiler/render-sql.js';
 import { wireSql } from '../compiler/wire-sql.js';
+import { together } from './statements.js';
 
 // search_path pinned to pg_catalog, pg_temp, as settings.sql.hbs does in every step (the other
 // settings stay the session's own: the catalog read records the database's own TimeZone).
@@ -22,7 +23,11 @@ export async function pinSettings(client: pg.ClientBase): Promise<void> {
  */
 export async function readOnly<T>(client: pg.ClientBase, fn: (searchPath: readonly string[]) => Promise<T>): Promise<T> {
   // Sent together: on a pipelined connection (databases.ts) one round trip, in this order.
-  const opened = Promise.all([client.query('BEGIN TRANSACTION READ ONLY'), client.query<{ path: string[] }>(SEARCH_PATH_SQL), pinSettings(client)]);
+  const opened = together<[unknown, pg.QueryResult<{ path: string[] }>, void]>(client, [
+    async () => await client.query('BEGIN TRANSACTION READ ONLY'),
+    async () => await client.query<{ path: string[] }>(SEARCH_PATH_SQL),
+    async () => await pinSettings(client),
+  ]);
   try {
     const path = (await opened)[1].rows[0]?.path ?? [];
     const result = await fn(path);

@@ -55,3 +55,16 @@ export async function runTogether(client: pg.ClientBase, list: readonly Sendable
   if (failed !== undefined) throw failed.reason;
   return settled.map((s) => (s as PromiseFulfilledResult<pg.QueryResult>).value);
 }
+
+/**
+ * Start each piece of work at once on a pipelined connection (databases.ts: its queries then travel
+ * together), or one after the other on a plain one (node-postgres warns about queries sent while
+ * another runs). Results in order; the first error is thrown.
+ */
+export async function together<T extends readonly unknown[]>(client: pg.ClientBase, work: { readonly [K in keyof T]: () => Promise<T[K]> }): Promise<T> {
+  const list = work as readonly (() => Promise<unknown>)[];
+  if ((client as unknown as { pipeline?: boolean }).pipeline === true) return (await Promise.all(list.map(async (w) => await w()))) as unknown as T;
+  const out: unknown[] = [];
+  for (const w of list) out.push(await w());
+  return out as unknown as T;
+}

@@ -85,14 +85,15 @@ export async function applyCommand(config: ResolvedConfig, options: ApplyOptions
   let planHash = '';
   let probeReport: ApplyReport['probe'];
   try {
-    const { catalogs, state, stateVersions, xmin, pendingRejects, untrackedBase } = await readCatalogs(config, dbs);
+    const { catalogs, state, stateVersions, xmin, pendingRejects, untrackedBase, stateReady } = await readCatalogs(config, dbs);
     const compileOptions: CompileOptions = { direction: options.direction, tables: options.tables ?? [], mode: options.mode, pendingRejects, untrackedBase };
     const plan: Plan = compilePlan(config, catalogs, state, compileOptions, xmin);
     planHash = plan.hash;
     if (options.savedPlan !== undefined) refuseIfChanged(options.savedPlan, planFingerprint(plan, catalogs, state, xmin, pendingRejects));
     // A dry run creates missing state inside its transaction too (the source's as well, for
     // edits: both): the rollback removes it.
-    await bootstrapTargets(plan, dbs, config, options.logger, options.dryRun);
+    // A state row read with the plan exists (a watermark of null included): nothing to claim.
+    await bootstrapTargets(plan, dbs, config, options.logger, options.dryRun, (database, rows) => stateReady[database] === true && rows.every((key) => key in state));
     const notRun = await Promise.all((plan.unplanned ?? []).map(async (u) => await notPlanned(u, dbs, config, plan.hash, runId, options)));
     // The probe (probe.ts): steps with nothing to do are not run at all. A dry run runs every step.
     // Nor with a test hook inside a step (afterRead, duringCopy): such a test needs its step to run.
@@ -360,19 +361,32 @@ export function unmarkedSentence(step: Pick<PlanStep, 'table' | 'direction' | 's
   return `${step.table} ${step.direction}: ${n} unmarked row${n === 1 ? '' : 's'} on ${step.target} (origin column NULL) that ${step.source} does not have: never deleted, never sent; set their marker (bisync verify --table ${step.table} names them)`;
 }
 
-async function bootstrapTargets(plan: Plan, dbs: Databases, config: ResolvedConfig, logger: Logger, dryRun: boolean): Promise<void> {
+async function bootstrapTargets(
+  plan: Plan,
+  dbs: Databases,
+  config: ResolvedConfig,
+  logger: Logger,
+  dryRun: boolean,
+  /** Whether `database` has its state, and rows for these steps (`stepKey`s), already in place. */
+  inPlace: (database: string, rows: readonly string[]) => boolean,
+): Promise<void> {
   const done = new Set<string>();
   for (const step of plan.steps) {
     // edits: both reads the source's copy of the base too, so the source needs its state as well.
     for (const database of step.edits === 'both' ? [step.target, step.source] : [step.target]) {
       if (done.has(database)) continue;
       done.add(database);
+      const mine = plan.steps.filter((s) => s.target === database);
+      // edits: both reverse steps lock the forward step's row on their source too.
+      const pairs = plan.steps.filter((s) => s.source === database && s.bootstrap.some((b) => b.kind === 'claim-state-row' && b.side === 'source'));
+      // Nothing to create or claim: the catalog read found every state table (checked as bootstrap
+      // checks it) and every row these steps lock. Over a WAN that saves the bootstrap's round trips.
+      if (inPlace(database, [...mine.map((s) => stepKey(s.table, s.direction)), ...pairs.map((s) => stepKey(s.table, 'forward'))])) continue;
       const client = await dbs.client(database);
       try {
         const claims = [
-          ...plan.steps.filter((s) => s.target === database).map((s) => statement(s, 'claim-state-row', 'target', s.bootstrap)),
-          // edits: both reverse steps lock the forward step's row on their source too.
-          ...plan.steps.filter((s) => s.source === database && s.bootstrap.some((b) => b.kind === 'claim-state-row' && b.side === 'source')).map((s) => statement(s, 'claim-state-row', 'source', s.bootstrap)),
+          ...mine.map((s) => statement(s, 'claim-state-row', 'target', s.bootstrap)),
+          ...pairs.map((s) => statement(s, 'claim-state-row', 'source', s.bootstrap)),
         ];
         if (await bootstrapState(client, step, database, claims)) {
           logger.info({ database, schema: config.stateSchema }, dryRun ? 'created bisync state schema for the dry run (rolled back with it)' : 'created bisync state schema');

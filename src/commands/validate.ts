@@ -14,6 +14,8 @@ import { introspect } from '../executor/introspect.js';
 import { readOnly } from '../executor/read-only.js';
 import { readPendingRejects, readUntrackedBase, readWatermarks, readXminCursors } from '../executor/read-state.js';
 import { together } from '../executor/statements.js';
+import { checkState, complete, stateCheckStatement } from '../executor/bootstrap.js';
+import type { StatePresence } from '../executor/bootstrap.js';
 
 export interface LiveReport {
   databases: { name: string; serverVersion: number; timeZone: string }[];
@@ -39,6 +41,8 @@ export async function readCatalogs(
   xmin: XminState;
   pendingRejects: Record<string, number>;
   untrackedBase: string[];
+  /** Databases whose state schema holds every table and column this bisync uses (checked as bootstrap checks it). */
+  stateReady: Record<string, boolean>;
 }> {
   const catalogs: Record<string, Catalog> = {};
   let state: StateSnapshot = {};
@@ -57,7 +61,7 @@ export async function readCatalogs(
           const versions: Record<string, string | null> = {};
           // xmin steps, and timestamp-cursor steps (their late-commit check), saved a read snapshot.
           const cursors = config.tables.some((t) => t.xmin.length > 0 || Object.keys(t.timestamps).length > 0);
-          const [, catalog, marks, rejects, untracked, saved] = await together<[unknown, Catalog, StateSnapshot, Record<string, number>, string[], XminState]>(client, [
+          const [, catalog, marks, rejects, untracked, saved, presence] = await together<[unknown, Catalog, StateSnapshot, Record<string, number>, string[], XminState, StatePresence]>(client, [
             // Reading the catalog can wait behind another session's lock on a synced table: not forever.
             async () => await client.query("SELECT pg_catalog.set_config('lock_timeout', $1, true)", [catalogLockTimeout(config)]),
             async () => await introspect(client, config, db.name, searchPath),
@@ -65,8 +69,9 @@ export async function readCatalogs(
             async () => await readPendingRejects(client, config.stateSchema, writtenBy, db.name),
             async () => await readUntrackedBase(client, config.stateSchema, writtenBy, db.name),
             async () => (cursors ? await readXminCursors(client, config.stateSchema, writtenBy, db.name) : {}),
+            async () => await checkState(client, stateCheckStatement(config.stateSchema), db.name),
           ]);
-          return { name: db.name, catalog, marks, versions, rejects, untracked, saved };
+          return { name: db.name, catalog, marks, versions, rejects, untracked, saved, ready: complete(presence) };
         });
       } finally {
         if (dbs === undefined) await client.end();
@@ -86,7 +91,7 @@ export async function readCatalogs(
     untrackedBase.push(...r.untracked);
     xmin = { ...xmin, ...r.saved };
   }
-  return { catalogs, state, stateVersions, xmin, pendingRejects, untrackedBase };
+  return { catalogs, state, stateVersions, xmin, pendingRejects, untrackedBase, stateReady: Object.fromEntries(read.map((r) => [r.name, r.ready])) };
 }
 
 /** The longest lock_timeout any table sets (0, waiting forever, when one does), for the catalog read. */

@@ -11,11 +11,12 @@ import { planSql } from '../../src/cli/plan-output.js';
 import { planCommand } from '../../src/commands/plan.js';
 import type { ApplyReport } from '../../src/commands/apply.js';
 import type { StepResult } from '../../src/executor/run-step.js';
-import { apply, query } from '../harness/bisync.js';
+import { apply, query, testConfig } from '../harness/bisync.js';
+import { LinkProxy } from '../proxy/link-proxy.js';
 import { useFreshDatabases } from '../harness/fresh-databases.js';
 import type { TestDatabases } from '../harness/fresh-databases.js';
 import { ThreeWayPair } from '../three-way/three-way-fixture.js';
-import { createJobsSchema, jobsConfig, seedDesktop } from './jobs-fixture.js';
+import { createJobsSchema, jobsConfig, jobsConfigFile, seedDesktop } from './jobs-fixture.js';
 import type { JobsConfigOptions } from './jobs-fixture.js';
 
 const stepOf = (report: ApplyReport, table: string, direction: 'forward' | 'reverse'): StepResult => {
@@ -88,6 +89,22 @@ describe('probe: a run with nothing to do runs no step', () => {
     for (const r of [...(runs[0] ?? []), ...(runs[1] ?? [])]) expect(r.reason).toMatch(/^probe: .*nothing to do, not run$/);
     const runsAfter = await Promise.all([dbs.desktopUrl, dbs.cloudUrl].map(async (u) => (await query<{ n: number }>(u, 'SELECT count(*)::int AS n FROM bisync.runs'))[0]?.n ?? 0));
     expect(runsAfter).toEqual([(runsBefore[0] ?? 0) + 2, (runsBefore[1] ?? 0) + 2]);
+  });
+
+  it('a no-change run costs the cloud eleven round trips in all: connecting, the catalog read, the probe, the run rows and closing (no bootstrap, no step)', async () => {
+    const link = await LinkProxy.start(dbs.cloudUrl, { rttMs: 0, bitsPerSecond: Infinity });
+    try {
+      const config = await testConfig(jobsConfigFile(), { ...dbs, cloudUrl: link.url(dbs.cloudUrl) });
+      link.resetStats();
+      const report = await apply(config, { direction: 'both', concurrency: 2 });
+      expect(report.steps.every((s) => s.notRun === 'nothing to do')).toBe(true);
+      // Counted by the link (each turn from bisync to the server): connecting, the catalog read (open,
+      // reads, state reads, commit), the probe, the run rows and closing: 11 measured; 15 with the bootstrap.
+      expect(link.current.roundTrips).toBeLessThanOrEqual(11);
+      expect(link.current.connections).toBe(1);
+    } finally {
+      await link.stop();
+    }
   });
 
   it('plan prints each eligible step\'s probe, and says the step\'s statements do not run when it finds nothing to do', async () => {

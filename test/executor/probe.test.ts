@@ -91,16 +91,18 @@ describe('probe: a run with nothing to do runs no step', () => {
     expect(runsAfter).toEqual([(runsBefore[0] ?? 0) + 2, (runsBefore[1] ?? 0) + 2]);
   });
 
-  it('a no-change run costs the cloud eleven round trips in all: connecting, the catalog read, the probe, the run rows and closing (no bootstrap, no step)', async () => {
-    const link = await LinkProxy.start(dbs.cloudUrl, { rttMs: 0, bitsPerSecond: Infinity });
+  it('a no-change run costs the cloud at most twelve round trips in all: connecting, the catalog read, the probe, the run rows and closing (no bootstrap, no step)', async () => {
+    // A little latency, so that statements sent together reach the link before any answer does (as over a WAN).
+    const link = await LinkProxy.start(dbs.cloudUrl, { rttMs: 20, bitsPerSecond: Infinity });
     try {
       const config = await testConfig(jobsConfigFile(), { ...dbs, cloudUrl: link.url(dbs.cloudUrl) });
       link.resetStats();
       const report = await apply(config, { direction: 'both', concurrency: 2 });
       expect(report.steps.every((s) => s.notRun === 'nothing to do')).toBe(true);
       // Counted by the link (each turn from bisync to the server): connecting, the catalog read (open,
-      // reads, state reads, commit), the probe, the run rows and closing: 11 measured; 15 with the bootstrap.
-      expect(link.current.roundTrips).toBeLessThanOrEqual(11);
+      // reads, state reads, commit), the probe, the run rows and closing: 11, or 12 when the answers to
+      // the catalog read's state checks arrive in two pieces; 15 or more with the bootstrap.
+      expect(link.current.roundTrips).toBeLessThanOrEqual(12);
       expect(link.current.connections).toBe(1);
     } finally {
       await link.stop();

@@ -171,19 +171,30 @@ const helpers = {
       .map((c) => `${helpers.param(`key column name ${c.target}`, c.target, options)}::text, ${String(staged)}.${quoteIdent(c.target)}`)
       .join(', '),
   /**
-   * A key as bisync's base stores it: a JSON array of the key values' text forms. `side` says whose
-   * names to use: `source` (a row of F), `target` (a row of T) or `staged` (text cast to T's types first).
+   * A key as bisync's base stores it: text in the "C" collation (compared byte by byte). A one-column
+   * key is its value's text; a key of several columns is the text of the JSON array of the values' texts
+   * (`basekeyjson`). `side` says whose names to use: `source` (a row of F), `target` (a row of T) or
+   * `staged` (text cast to T's types first).
    */
-  basekey: (keys: unknown, prefix: unknown, side: unknown) =>
-    `jsonb_build_array(${(keys as TemplateColumn[])
-      .map((c) => {
-        if (side === 'source') return `${String(prefix)}.${quoteIdent(c.source)}::text`;
-        if (side === 'target') return `${String(prefix)}.${quoteIdent(c.target)}::text`;
-        return `(${String(prefix)}.${quoteIdent(c.target)}::${helpers.type(c.type)})::text`;
-      })
-      .join(', ')})`,
-  /** `b.key ->> 0, b.key ->> 1`: the key values (text) of a base row, in key order. */
-  basekeycols: (keys: unknown, prefix: unknown) => (keys as TemplateColumn[]).map((_c, i) => `${String(prefix)}.key ->> ${i}`).join(', '),
+  basekey: (keys: unknown, prefix: unknown, side: unknown) => {
+    const list = keys as TemplateColumn[];
+    return list.length === 1 ? `${keytexts(list, prefix, side)} COLLATE "C"` : `${helpers.basekeyjson(keys, prefix, side)}::text COLLATE "C"`;
+  },
+  /** A key as the conflicts and rejects tables store it: a JSON array of the key values' text forms. */
+  basekeyjson: (keys: unknown, prefix: unknown, side: unknown) => `jsonb_build_array(${keytexts(keys as TemplateColumn[], prefix, side)})`,
+  /**
+   * A key stored as a JSON array (`basekeyjson`, the conflicts table, bisync resolve's key) as the base
+   * stores it (`basekey`), whatever the table: its one element's text, or the array's text.
+   */
+  basekeyfromjson: (json: unknown) => {
+    const j = String(json);
+    return `(CASE WHEN jsonb_array_length(${j}) = 1 THEN ${j} ->> 0 ELSE ${j}::text END) COLLATE "C"`;
+  },
+  /** `b.key`, or `b.key::jsonb ->> 0, b.key::jsonb ->> 1`: the key values (text) of a base row, in key order. */
+  basekeycols: (keys: unknown, prefix: unknown) => {
+    const list = keys as TemplateColumn[];
+    return list.map((_c, i) => basekeypart(list.length, String(prefix), i)).join(', ');
+  },
   /**
    * The fingerprint of a row's synced columns: md5 of the text of the row of T-typed values. `staged`
    * casts staged text to T's types first, so F's and T's versions of equal rows fingerprint alike;
@@ -244,7 +255,7 @@ const helpers = {
       .map((c) => {
         const position = (keys as TemplateColumn[]).findIndex((k) => k.target === c.target);
         const column = `${String(prefix)}.${quoteIdent(c.source)}`;
-        return position < 0 ? column : `coalesce(${column}::text, ${String(base)}.key ->> ${position})`;
+        return position < 0 ? column : `coalesce(${column}::text, ${basekeypart((keys as TemplateColumn[]).length, String(base), position)})`;
       })
       .join(', '),
   /** `s."a" = p.key ->> $1 AND …`: a staged row matched to a key stored as JSON by keyjson. */
@@ -355,6 +366,22 @@ function decode(column: TemplateColumn, prefix: unknown, encoding: unknown, opti
 }
 
 const ACTION_NAMES: Readonly<Record<string, string>> = { c: 'CASCADE', n: 'SET NULL', d: 'SET DEFAULT', a: 'NO ACTION', r: 'RESTRICT' };
+
+/** The key values' texts of a row, in key order (see `basekey`). */
+function keytexts(keys: readonly TemplateColumn[], prefix: unknown, side: unknown): string {
+  return keys
+    .map((c) => {
+      if (side === 'source') return `${String(prefix)}.${quoteIdent(c.source)}::text`;
+      if (side === 'target') return `${String(prefix)}.${quoteIdent(c.target)}::text`;
+      return `(${String(prefix)}.${quoteIdent(c.target)}::${helpers.type(c.type)})::text`;
+    })
+    .join(', ');
+}
+
+/** The text of key column `i` of `n` in a base key `<prefix>.key` (see `basekey`). */
+function basekeypart(n: number, prefix: string, i: number): string {
+  return n === 1 ? `${prefix}.key` : `(${prefix}.key::jsonb ->> ${i})`;
+}
 
 const templates = new Map<string, Handlebars.TemplateDelegate>();
 const dir = packageFile('templates/');

@@ -284,7 +284,7 @@ describe('hostile identifiers (pure: compiled from in-memory catalogs, parsed by
         const parsedHostile = parseStatements(h.statement.sql);
         const parsedBenign = parseStatements(b.statement.sql);
         if (h.statement.kind === 'bootstrap') {
-          expect(parsedHostile.map(statementType), h.label).toEqual(['CreateSchemaStmt', 'CreateStmt', 'AlterTableStmt', 'AlterTableStmt', 'AlterTableStmt', 'CreateStmt', 'AlterTableStmt', 'CreateStmt', 'CreateStmt', 'CreateStmt']);
+          expect(parsedHostile.map(statementType), h.label).toEqual(['CreateSchemaStmt', 'CreateStmt', 'AlterTableStmt', 'AlterTableStmt', 'AlterTableStmt', 'CreateStmt', 'AlterTableStmt', 'CreateStmt', 'CreateStmt', 'AlterTableStmt', 'CreateStmt']);
         } else {
           expect(parsedHostile, h.label).toHaveLength(1);
         }

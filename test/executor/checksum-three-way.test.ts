@@ -134,13 +134,13 @@ describe('checksum-first on an edits: both table read in full', () => {
   it('checksum-first on an edits: both table: a stale copy of the base (crash between the two commits) makes its bucket differ, never skipped', async () => {
     const pair = await agreedPair('ck3_stale');
     await pair.apply('both');
-    const baseRow = `SELECT fingerprint, generation FROM bisync.base WHERE table_name = 'job' AND key = '["42"]'`;
+    const baseRow = `SELECT fingerprint, generation FROM bisync.base WHERE table_name = 'job' AND key = '42'`;
     const before = (await pair.sql('desktop', baseRow))[0];
     await pair.sql('desktop', `UPDATE job SET title = 'office edit' WHERE job_id = 42`);
     expect(step((await pair.apply('forward')).steps, 'forward')).toMatchObject({ updated: 1 });
     // The cloud committed job 42 and its copy of the base; the desktop's copy is put back as it was
     // before the step, as a crash after the cloud's commit leaves it.
-    await pair.sql('desktop', `UPDATE bisync.base SET fingerprint = $1, generation = $2 WHERE table_name = 'job' AND key = '["42"]'`, [before?.fingerprint, before?.generation]);
+    await pair.sql('desktop', `UPDATE bisync.base SET fingerprint = $1, generation = $2 WHERE table_name = 'job' AND key = '42'`, [before?.fingerprint, before?.generation]);
     expect((await pair.sql('desktop', baseRow))[0]).toEqual(before);
 
     // The desktop's row and its own copy disagree: the bucket differs and is read (both sides hold the same row: nothing to write).

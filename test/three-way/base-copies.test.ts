@@ -46,7 +46,7 @@ async function restore(pair: ThreeWayPair, side: Side, rows: readonly BaseRow[])
   await pair.sql(side, "DELETE FROM bisync.base WHERE table_name = 'job'");
   for (const r of rows) {
     await pair.sql(side, "INSERT INTO bisync.base (table_name, key, fingerprint, generation, agreed_at) VALUES ('job', $1, $2, $3, $4)", [
-      JSON.stringify(r.key),
+      r.key,
       r.fingerprint,
       r.generation,
       r.agreed_at,
@@ -75,7 +75,7 @@ describe('both copies of the base converge on the agreed version', () => {
     await pair.apply('forward', { mode: 'full' });
     await pair.apply('reverse', { mode: 'full' });
     await expectCopiesAgree(pair, 2);
-    expect((await copyOf(pair, 'desktop')).find((b) => JSON.stringify(b.key) === '["1"]')?.fingerprint).toBeNull();
+    expect((await copyOf(pair, 'desktop')).find((b) => b.key === '1')?.fingerprint).toBeNull();
     expect(await pair.jobs('cloud')).toHaveLength(1);
   });
 
@@ -234,8 +234,8 @@ describe('a key of the base recorded by another run while a step merges', () => 
     await other.connect();
     try {
       await other.query('BEGIN');
-      const two = cloudCopy.find((b) => JSON.stringify(b.key) === '["2"]');
-      await other.query("INSERT INTO bisync.base (table_name, key, fingerprint, generation) VALUES ('job', $1, $2, $3)", [JSON.stringify(two?.key), two?.fingerprint, two?.generation]);
+      const two = cloudCopy.find((b) => b.key === '2');
+      await other.query("INSERT INTO bisync.base (table_name, key, fingerprint, generation) VALUES ('job', $1, $2, $3)", [two?.key, two?.fingerprint, two?.generation]);
       const reverse = apply(pair.config, { direction: 'reverse', mode: 'full' });
       let waiting = false;
       for (let i = 0; i < 4000 && !waiting; i++) {

@@ -31,7 +31,7 @@ describe('edits: both: a key the base would record twice in one merge', () => {
     // A varchar value and a character(4) value fingerprint differently (each side's own text; README,
     // edits: both, "columns of different types"), so the first run parks the key as insert-insert
     // instead of recording it in the base: once, whichever it is, and nothing is rejected.
-    const base = await query<{ key: string[] }>(dbs.cloudUrl, `SELECT key FROM bisync.base WHERE table_name = 'job'`);
+    const base = await query<{ key: unknown }>(dbs.cloudUrl, `SELECT key FROM bisync.base WHERE table_name = 'job'`);
     const parked = await query<{ key: string[]; kind: string }>(dbs.cloudUrl, `SELECT key, kind FROM bisync.conflicts WHERE table_name = 'job'`);
     expect([...base.map((b) => ({ key: b.key, kind: 'base' })), ...parked]).toEqual([{ key: ['1'], kind: 'insert-insert' }]);
     expect(await query(dbs.cloudUrl, `SELECT 1 FROM bisync.rejects`)).toEqual([]);

@@ -50,10 +50,10 @@ describe('edits: both: forward reads the desktop after every reverse step that c
         'desktop',
         `WITH d AS (DELETE FROM job WHERE job_id = 2 RETURNING 1),
               b AS (UPDATE bisync.base SET fingerprint = NULL, generation = generation + 1
-                     WHERE table_name = 'job' AND key = '["2"]' RETURNING 1)
+                     WHERE table_name = 'job' AND key = '2' RETURNING 1)
          UPDATE bisync.state SET updated_at = clock_timestamp() WHERE table_name = 'job' AND direction = 'reverse'`,
       );
-      await pair.sql('cloud', `UPDATE bisync.base SET fingerprint = NULL, generation = generation + 1 WHERE table_name = 'job' AND key = '["2"]'`);
+      await pair.sql('cloud', `UPDATE bisync.base SET fingerprint = NULL, generation = generation + 1 WHERE table_name = 'job' AND key = '2'`);
       await other.query('COMMIT');
 
       const report = await running;

@@ -24,7 +24,7 @@ afterAll(async () => {
 });
 
 const baseOf = async (p: ThreeWayPair, side: 'desktop' | 'cloud', id: number): Promise<unknown> =>
-  (await p.sql(side, `SELECT fingerprint FROM bisync.base WHERE table_name = 'job' AND key = jsonb_build_array($1::text)`, [id]))[0]?.fingerprint;
+  (await p.sql(side, `SELECT fingerprint FROM bisync.base WHERE table_name = 'job' AND key = $1::text`, [id]))[0]?.fingerprint;
 
 it('a kill between the two databases’ commits loses no edit: the stale base on the desktop never lets a later edit be overwritten', async () => {
   pair = await ThreeWayPair.create('tw_kill', {});

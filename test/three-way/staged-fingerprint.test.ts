@@ -55,7 +55,7 @@ async function baseAgainstRows(url: string, table: string, fingerprint: string):
     await c.query(`SET DateStyle = 'ISO, MDY'`); // as in every bisync session
     const r = await c.query<{ rows: number; equal: number }>(
       `SELECT count(*)::int AS rows, count(*) FILTER (WHERE b.fingerprint = ${fingerprint})::int AS equal
-         FROM bisync.base AS b JOIN public.${table} AS t ON b.key = jsonb_build_array(t.id::text)
+         FROM bisync.base AS b JOIN public.${table} AS t ON b.key = t.id::text
         WHERE b.table_name = $1`,
       [table],
     );

@@ -1,4 +1,4 @@
--- bisync plan 26852d5d2a794347137ad758177e11ef2a5237e8ee55188cf0062a792f863270
+-- bisync plan 3069e77beb695ea335a31331f6ddf449692739aef334f4f83aa9ee579aea98f6
 -- config: sync.config.yaml; state schema: bisync; 1 step
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/1: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; checksum-first: each database sums, per bucket of keys (1,024 buckets), the fingerprint of every key whose row its own copy of the base holds as agreed with no conflict parked; only the rows of buckets that differ are read
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 7aa83ccd5b348481bc9a3bb090cc96c7ede59ef9f13fbcc0b5a7eddcf749541f
+-- step hash: 4a0acc8d170ca39e166fc05ef32252a49da18c1e40a629151536b0d1ca66928f
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -50,10 +50,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -142,15 +146,28 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
 -- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
--- records a delete both sides agreed on.
+-- records a delete both sides agreed on. The key is text compared byte by byte (collation "C"): a
+-- one-column key is its value's text, a key of several columns the text of the JSON array of their texts.
 CREATE TABLE IF NOT EXISTS "bisync".base (
   table_name  text        NOT NULL,
-  key         jsonb       NOT NULL,
+  key         text        COLLATE "C" NOT NULL,
   fingerprint text,
   generation  bigint      NOT NULL,
   agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, key)
 );
+
+-- A base an earlier bisync created keeps its keys as JSON arrays (jsonb): converted here, in place, to the
+-- text above (an array of one value becomes that value's text, a longer one the array's text); fingerprints
+-- and generations are kept, so nothing is re-recorded. A key already text stays as it is (to_jsonb of
+-- a text is a JSON string), so running this again, e.g. by a second bootstrap that waited on the lock
+-- above, changes nothing.
+ALTER TABLE "bisync".base
+  ALTER COLUMN key TYPE text COLLATE "C"
+  USING CASE WHEN jsonb_typeof(to_jsonb(key)) = 'array'
+             THEN CASE WHEN jsonb_array_length(to_jsonb(key)) = 1 THEN to_jsonb(key) ->> 0 ELSE to_jsonb(key)::text END
+             ELSE to_jsonb(key) #>> '{}'
+        END;
 
 -- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
@@ -180,10 +197,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -264,7 +285,7 @@ SELECT count(*)::bigint AS buckets,
 -- which the other database never sends, so its bucket differs, is read and merged as a full read merges it. Equal
 -- buckets on both databases therefore hold the same rows, each agreed in both copies of the base: the merge would
 -- change nothing there. The keys are those of the rows, of the copy of the base and of the parked conflicts; a key's
--- bucket is the first 10 bits of the md5 of its text as the base stores it (a JSON array of the key values' text).
+-- bucket is the first 10 bits of the md5 of its text as the base stores it (one value's text, or the JSON array of several).
 SELECT (('x' || left(md5(convert_to((k.key)::text, 'UTF8')), 4))::bit(16)::int >> 6) AS bucket,
        count(*)::bigint AS rows,
        sum(('x' || left(k.hash, 16))::bit(64)::bigint)::text AS checksum
@@ -275,12 +296,12 @@ SELECT (('x' || left(md5(convert_to((k.key)::text, 'UTF8')), 4))::bit(16)::int >
                       THEN NULL
                     ELSE md5(convert_to(jsonb_build_array($1::text, coalesce(r.key, b.key, c.key))::text, 'UTF8'))
                END AS hash
-          FROM (SELECT jsonb_build_array(t."job_id"::text) AS key,
+          FROM (SELECT t."job_id"::text COLLATE "C" AS key,
                        md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) AS fp
                   FROM "public"."jobshead" AS t) AS r
           FULL JOIN (SELECT key, fingerprint FROM "bisync".base WHERE table_name = $2) AS b
             ON b.key = r.key
-          FULL JOIN (SELECT key FROM "bisync".conflicts WHERE table_name = $2) AS c
+          FULL JOIN (SELECT (CASE WHEN jsonb_array_length(key) = 1 THEN key ->> 0 ELSE key::text END) COLLATE "C" AS key FROM "bisync".conflicts WHERE table_name = $2) AS c
             ON c.key = coalesce(r.key, b.key)) AS k
  WHERE k.hash IS NOT NULL
  GROUP BY 1
@@ -329,7 +350,7 @@ SELECT count(*)::bigint AS buckets,
 -- which the other database never sends, so its bucket differs, is read and merged as a full read merges it. Equal
 -- buckets on both databases therefore hold the same rows, each agreed in both copies of the base: the merge would
 -- change nothing there. The keys are those of the rows, of the copy of the base and of the parked conflicts; a key's
--- bucket is the first 10 bits of the md5 of its text as the base stores it (a JSON array of the key values' text).
+-- bucket is the first 10 bits of the md5 of its text as the base stores it (one value's text, or the JSON array of several).
 SELECT (('x' || left(md5(convert_to((k.key)::text, 'UTF8')), 4))::bit(16)::int >> 6) AS bucket,
        count(*)::bigint AS rows,
        sum(('x' || left(k.hash, 16))::bit(64)::bigint)::text AS checksum
@@ -340,12 +361,12 @@ SELECT (('x' || left(md5(convert_to((k.key)::text, 'UTF8')), 4))::bit(16)::int >
                       THEN NULL
                     ELSE md5(convert_to(jsonb_build_array($1::text, coalesce(r.key, b.key, c.key))::text, 'UTF8'))
                END AS hash
-          FROM (SELECT jsonb_build_array(t."job_id"::text) AS key,
+          FROM (SELECT t."job_id"::text COLLATE "C" AS key,
                        md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) AS fp
                   FROM "public"."jobshead" AS t) AS r
           FULL JOIN (SELECT key, fingerprint FROM "bisync".base WHERE table_name = $2) AS b
             ON b.key = r.key
-          FULL JOIN (SELECT key FROM "bisync".conflicts WHERE table_name = $2) AS c
+          FULL JOIN (SELECT (CASE WHEN jsonb_array_length(key) = 1 THEN key ->> 0 ELSE key::text END) COLLATE "C" AS key FROM "bisync".conflicts WHERE table_name = $2) AS c
             ON c.key = coalesce(r.key, b.key)) AS k
  WHERE k.hash IS NOT NULL
  GROUP BY 1
@@ -479,7 +500,7 @@ CREATE TEMPORARY TABLE "bisync_stage" (
 -- which the other database never sends, so its bucket differs, is read and merged as a full read merges it. Equal
 -- buckets on both databases therefore hold the same rows, each agreed in both copies of the base: the merge would
 -- change nothing there. The keys are those of the rows, of the copy of the base and of the parked conflicts; a key's
--- bucket is the first 10 bits of the md5 of its text as the base stores it (a JSON array of the key values' text).
+-- bucket is the first 10 bits of the md5 of its text as the base stores it (one value's text, or the JSON array of several).
 SELECT (('x' || left(md5(convert_to((k.key)::text, 'UTF8')), 4))::bit(16)::int >> 6) AS bucket,
        count(*)::bigint AS rows,
        sum(('x' || left(k.hash, 16))::bit(64)::bigint)::text AS checksum
@@ -490,12 +511,12 @@ SELECT (('x' || left(md5(convert_to((k.key)::text, 'UTF8')), 4))::bit(16)::int >
                       THEN NULL
                     ELSE md5(convert_to(jsonb_build_array($1::text, coalesce(r.key, b.key, c.key))::text, 'UTF8'))
                END AS hash
-          FROM (SELECT jsonb_build_array(t."job_id"::text) AS key,
+          FROM (SELECT t."job_id"::text COLLATE "C" AS key,
                        md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) AS fp
                   FROM "public"."jobshead" AS t) AS r
           FULL JOIN (SELECT key, fingerprint FROM "bisync".base WHERE table_name = $2) AS b
             ON b.key = r.key
-          FULL JOIN (SELECT key FROM "bisync".conflicts WHERE table_name = $2) AS c
+          FULL JOIN (SELECT (CASE WHEN jsonb_array_length(key) = 1 THEN key ->> 0 ELSE key::text END) COLLATE "C" AS key FROM "bisync".conflicts WHERE table_name = $2) AS c
             ON c.key = coalesce(r.key, b.key)) AS k
  WHERE k.hash IS NOT NULL
  GROUP BY 1
@@ -539,7 +560,7 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
 -- which the other database never sends, so its bucket differs, is read and merged as a full read merges it. Equal
 -- buckets on both databases therefore hold the same rows, each agreed in both copies of the base: the merge would
 -- change nothing there. The keys are those of the rows, of the copy of the base and of the parked conflicts; a key's
--- bucket is the first 10 bits of the md5 of its text as the base stores it (a JSON array of the key values' text).
+-- bucket is the first 10 bits of the md5 of its text as the base stores it (one value's text, or the JSON array of several).
 SELECT (('x' || left(md5(convert_to((k.key)::text, 'UTF8')), 4))::bit(16)::int >> 6) AS bucket,
        count(*)::bigint AS rows,
        sum(('x' || left(k.hash, 16))::bit(64)::bigint)::text AS checksum
@@ -550,12 +571,12 @@ SELECT (('x' || left(md5(convert_to((k.key)::text, 'UTF8')), 4))::bit(16)::int >
                       THEN NULL
                     ELSE md5(convert_to(jsonb_build_array($1::text, coalesce(r.key, b.key, c.key))::text, 'UTF8'))
                END AS hash
-          FROM (SELECT jsonb_build_array(t."job_id"::text) AS key,
+          FROM (SELECT t."job_id"::text COLLATE "C" AS key,
                        md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) AS fp
                   FROM "public"."jobshead" AS t) AS r
           FULL JOIN (SELECT key, fingerprint FROM "bisync".base WHERE table_name = $2) AS b
             ON b.key = r.key
-          FULL JOIN (SELECT key FROM "bisync".conflicts WHERE table_name = $2) AS c
+          FULL JOIN (SELECT (CASE WHEN jsonb_array_length(key) = 1 THEN key ->> 0 ELSE key::text END) COLLATE "C" AS key FROM "bisync".conflicts WHERE table_name = $2) AS c
             ON c.key = coalesce(r.key, b.key)) AS k
  WHERE k.hash IS NOT NULL
  GROUP BY 1
@@ -572,7 +593,7 @@ SELECT pg_catalog.set_config('bisync.buckets', $1, true);
 -- each with desktop's base fingerprint and generation, and the kind of a conflict desktop holds parked for the key
 -- (edits: both, SPEC 7: a key parked on either database is left alone). Every matching row, no window.
 COPY (
-  SELECT coalesce(f."job_id"::text, b.key ->> 0), f."client_id", f."template_id", f."job_name", f."job_status", f."fee", f."due_date", f."notes", f."extra",
+  SELECT coalesce(f."job_id"::text, b.key), f."client_id", f."template_id", f."job_name", f."job_status", f."fee", f."due_date", f."notes", f."extra",
          fk.__bisync_key IS NOT NULL AS __bisync_present,
          b.fingerprint AS __bisync_base_fp,
          b.generation AS __bisync_base_gen,
@@ -580,14 +601,14 @@ COPY (
     -- Each row's key as the base stores it, built once and used by both joins (in a relation of its own: no column
     -- of desktop's table can share its name); NULL where desktop has no row for a key of its base.
     FROM "public"."jobshead" AS f
-   CROSS JOIN LATERAL (SELECT jsonb_build_array(f."job_id"::text) AS __bisync_key) AS fk
+   CROSS JOIN LATERAL (SELECT f."job_id"::text COLLATE "C" AS __bisync_key) AS fk
     FULL JOIN (SELECT key, fingerprint, generation
                  FROM "bisync".base
                 WHERE table_name = current_setting('bisync.base_table')) AS b
       ON b.key = fk.__bisync_key
     LEFT JOIN "bisync".conflicts AS c
       ON c.table_name = current_setting('bisync.base_table')
-     AND c.key = coalesce(b.key, fk.__bisync_key)
+     AND (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" = coalesce(b.key, fk.__bisync_key)
    -- checksum-first: only keys in buckets whose checksums differ; in every other bucket each key is settled alike on both sides
    WHERE (('x' || left(md5(convert_to((coalesce(b.key, fk.__bisync_key))::text, 'UTF8')), 4))::bit(16)::int >> 6) = ANY ((SELECT current_setting('bisync.buckets')::int[])::int[])
 ) TO STDOUT;
@@ -629,13 +650,13 @@ UPDATE "bisync_stage" AS s
 -- desktop sent neither as a row nor from its own base. desktop deleted them (or never had them); the merge
 -- decides what that means, and refreshes a parked key's versions.
 INSERT INTO "bisync_stage" ("job_id", __bisync_present)
-SELECT b.key ->> 0, false
+SELECT b.key, false
   FROM (SELECT b.key FROM "bisync".base AS b
          WHERE b.table_name = $1 AND b.fingerprint IS NOT NULL
         UNION
-        SELECT c.key FROM "bisync".conflicts AS c
+        SELECT (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" FROM "bisync".conflicts AS c
          WHERE c.table_name = $1) AS b
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE jsonb_build_array((s."job_id"::bigint)::text) = b.key)
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE (s."job_id"::bigint)::text COLLATE "C" = b.key)
    -- checksum-first: only keys in buckets compared and read; a key of an equal bucket is missing from staging because
    -- it was not read, and must never be taken for a delete
    AND (('x' || left(md5(convert_to((b.key)::text, 'UTF8')), 4))::bit(16)::int >> 6) = ANY ((SELECT current_setting('bisync.buckets')::int[])::int[]);
@@ -677,7 +698,7 @@ ANALYZE "bisync_stage" ("job_id", __bisync_row);
 -- A key with a parked conflict (on either database) is left alone until it is resolved or both sides become equal.
 WITH src AS (
   SELECT s.*,
-         jsonb_build_array((s."job_id"::bigint)::text) AS __bisync_key,
+         (s."job_id"::bigint)::text COLLATE "C" AS __bisync_key,
          CASE WHEN s.__bisync_present THEN md5(convert_to(row(s."job_id", s."client_id", s."template_id", s."job_name", s."job_status", s."fee", s."due_date", s."notes", s."extra")::text, 'UTF8')) END AS __bisync_fp
     FROM "bisync_stage" AS s
    WHERE s.__bisync_row BETWEEN $1 AND $2
@@ -700,7 +721,7 @@ three AS MATERIALIZED (
     FROM src AS s
     LEFT JOIN "public"."jobshead" AS t ON t."job_id" = s."job_id"::bigint
     LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = s.__bisync_key
-    LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND c.key = s.__bisync_key
+    LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" = s.__bisync_key
 ),
 both_equal AS (
   SELECT * FROM three WHERE f_present AND t_present AND f_fp = t_fp
@@ -782,11 +803,11 @@ inserted AS (
           UNION ALL
           SELECT row_no FROM decided WHERE winner = 'source' AND f_present AND NOT t_present) AS w
       ON w.row_no = s.__bisync_row
-  RETURNING jsonb_build_array(t."job_id"::text) AS key
+  RETURNING t."job_id"::text COLLATE "C" AS key
 ),
 parked AS (
   INSERT INTO "bisync".conflicts AS c (table_name, key, kind, versions, base_fingerprint)
-  SELECT $3, d.key, d.kind,
+  SELECT $3, jsonb_build_array((s."job_id"::bigint)::text), d.kind,
          jsonb_build_object($7::text,
                             CASE WHEN d.f_present THEN (SELECT to_jsonb(x) FROM (SELECT s."job_id"::bigint AS "job_id", s."client_id"::integer AS "client_id", s."template_id"::integer AS "template_id", s."job_name"::character varying AS "job_name", s."job_status"::character varying AS "job_status", s."fee"::numeric(12,2) AS "fee", s."due_date"::date AS "due_date", s."notes"::text AS "notes", s."extra"::jsonb AS "extra") AS x) END,
                             $8::text,
@@ -807,7 +828,7 @@ cleared AS (
           UNION ALL
           SELECT key FROM both_deleted WHERE parked) AS x
    WHERE c.table_name = $3
-     AND c.key = x.key
+     AND (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" = x.key
   RETURNING 1
 ),
 agreed AS (
@@ -895,7 +916,7 @@ SELECT count(*)::bigint AS unmarked
  WHERE t."source" IS NULL
    AND NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE t."job_id" = s."job_id"::bigint)
    -- only keys in buckets compared and read (checksum-first): a key of an equal bucket is missing from staging because it was not read
-   AND (('x' || left(md5(convert_to((jsonb_build_array(t."job_id"::text))::text, 'UTF8')), 4))::bit(16)::int >> 6) = ANY ((SELECT current_setting('bisync.buckets')::int[])::int[]);
+   AND (('x' || left(md5(convert_to((t."job_id"::text COLLATE "C")::text, 'UTF8')), 4))::bit(16)::int >> 6) = ANY ((SELECT current_setting('bisync.buckets')::int[])::int[]);
 
 -- [cloud] rows this transaction deleted and updated in each guarded table: exactly what the step meant → the checks below are skipped
 --   $1 = 'public'  (guarded relation 0 schema)
@@ -1087,7 +1108,7 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
 -- stale: the merge uses the fresher copy, and the next step into desktop brings its copy up to date.
 INSERT INTO "bisync".base AS b (table_name, key, fingerprint, generation)
 SELECT $1, a.key, a.fingerprint, a.generation
-  FROM jsonb_to_recordset($2::jsonb) AS a(key jsonb, fingerprint text, generation bigint)
+  FROM jsonb_to_recordset($2::jsonb) AS a(key text, fingerprint text, generation bigint)
 ON CONFLICT (table_name, key) DO UPDATE
    SET fingerprint = EXCLUDED.fingerprint, generation = EXCLUDED.generation, agreed_at = clock_timestamp()
  WHERE b.generation < EXCLUDED.generation;

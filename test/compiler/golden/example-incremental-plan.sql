@@ -1,4 +1,4 @@
--- bisync plan 06ed8b244375f4554ff96cae329c2ba57d6eb23e37940bec01d5ab998f4ea8e3
+-- bisync plan 3521b5fafc208dc55187de959ba002af622ea9421b9e8cf4407106b20da11e95
 -- config: sync.config.yaml; state schema: bisync; 2 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/2: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; checksum-first: both databases sum row hashes per bucket of keys (1,024 buckets), and only the rows of buckets that differ are read
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 84181af74a0f47425db995d652d29d24a3d832cf80dc7be4a1d9b8f2a3422ad0
+-- step hash: 6bbcfae015070318e9379ef321524765d3846b951bf6b670028ab71dd5e42dd4
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -50,10 +50,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -142,15 +146,28 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
 -- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
--- records a delete both sides agreed on.
+-- records a delete both sides agreed on. The key is text compared byte by byte (collation "C"): a
+-- one-column key is its value's text, a key of several columns the text of the JSON array of their texts.
 CREATE TABLE IF NOT EXISTS "bisync".base (
   table_name  text        NOT NULL,
-  key         jsonb       NOT NULL,
+  key         text        COLLATE "C" NOT NULL,
   fingerprint text,
   generation  bigint      NOT NULL,
   agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, key)
 );
+
+-- A base an earlier bisync created keeps its keys as JSON arrays (jsonb): converted here, in place, to the
+-- text above (an array of one value becomes that value's text, a longer one the array's text); fingerprints
+-- and generations are kept, so nothing is re-recorded. A key already text stays as it is (to_jsonb of
+-- a text is a JSON string), so running this again, e.g. by a second bootstrap that waited on the lock
+-- above, changes nothing.
+ALTER TABLE "bisync".base
+  ALTER COLUMN key TYPE text COLLATE "C"
+  USING CASE WHEN jsonb_typeof(to_jsonb(key)) = 'array'
+             THEN CASE WHEN jsonb_array_length(to_jsonb(key)) = 1 THEN to_jsonb(key) ->> 0 ELSE to_jsonb(key)::text END
+             ELSE to_jsonb(key) #>> '{}'
+        END;
 
 -- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
@@ -180,10 +197,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -822,7 +843,7 @@ COMMIT;
 -- Step 2/2: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: incremental — watermark 2026-01-02T03:04:05.123456Z on updated_at, created_at, minus the lookback
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: a49afc962a3807199562674f2098893d58e5a1b2bf88ca9f9c77fb9d7ecad9a2
+-- step hash: 6695e784a5940f61f11ad73599c68419e48da5339341f317e613eb024d60e830
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -866,10 +887,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -958,15 +983,28 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
 -- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
--- records a delete both sides agreed on.
+-- records a delete both sides agreed on. The key is text compared byte by byte (collation "C"): a
+-- one-column key is its value's text, a key of several columns the text of the JSON array of their texts.
 CREATE TABLE IF NOT EXISTS "bisync".base (
   table_name  text        NOT NULL,
-  key         jsonb       NOT NULL,
+  key         text        COLLATE "C" NOT NULL,
   fingerprint text,
   generation  bigint      NOT NULL,
   agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, key)
 );
+
+-- A base an earlier bisync created keeps its keys as JSON arrays (jsonb): converted here, in place, to the
+-- text above (an array of one value becomes that value's text, a longer one the array's text); fingerprints
+-- and generations are kept, so nothing is re-recorded. A key already text stays as it is (to_jsonb of
+-- a text is a JSON string), so running this again, e.g. by a second bootstrap that waited on the lock
+-- above, changes nothing.
+ALTER TABLE "bisync".base
+  ALTER COLUMN key TYPE text COLLATE "C"
+  USING CASE WHEN jsonb_typeof(to_jsonb(key)) = 'array'
+             THEN CASE WHEN jsonb_array_length(to_jsonb(key)) = 1 THEN to_jsonb(key) ->> 0 ELSE to_jsonb(key)::text END
+             ELSE to_jsonb(key) #>> '{}'
+        END;
 
 -- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
@@ -996,10 +1034,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -1141,10 +1183,10 @@ SELECT count(*) FILTER (WHERE t.row_hash IS DISTINCT FROM p.e ->> 1 OR NOT t.set
                        t."onboarded_on",
                        t."is_active")::text, 'UTF8')) AS row_hash,
                             (SELECT b.fingerprint FROM "bisync".base AS b
-                              WHERE b.table_name = $2 AND b.key = jsonb_build_array(t."client_id"::text))
+                              WHERE b.table_name = $2 AND b.key = t."client_id"::text COLLATE "C")
                               IS NOT DISTINCT FROM md5(convert_to(row(t."client_id", t."org_id", t."loc_id", t."con_id", t."client_name", t."pan", t."email", t."opening_balance", t."onboarded_on", t."is_active")::text, 'UTF8'))
                             AND NOT EXISTS (SELECT 1 FROM "bisync".conflicts AS c
-                                             WHERE c.table_name = $2 AND c.key = jsonb_build_array(t."client_id"::text)) AS settled
+                                             WHERE c.table_name = $2 AND c.key = t."client_id"::text COLLATE "C") AS settled
                        FROM "public"."climaster" AS t
                       WHERE t."client_id" = (p.e -> 0 ->> 0)::integer) AS t ON true;
 
@@ -1410,15 +1452,15 @@ classified AS MATERIALIZED (
          (t."client_id", t."org_id", t."loc_id", t."con_id", t."client_name", t."pan", t."email", t."opening_balance", t."onboarded_on", t."is_active")
            IS DISTINCT FROM
          (s."client_id"::integer, s."org_id"::integer, s."loc_id"::integer, s."con_id"::integer, s."client_name"::character varying, s."pan"::bpchar, s."email"::text, s."opening_balance"::numeric(14,2), s."onboarded_on"::date, s."is_active"::boolean) AS changed,
-         jsonb_build_array((s."client_id"::integer)::text) AS key,
+         (s."client_id"::integer)::text COLLATE "C" AS key,
          b.fingerprint AS base_fp,
          coalesce(b.generation, 0) AS base_gen,
          b.fingerprint IS NOT NULL AS written_by_bisync,
          c.key IS NOT NULL AS parked
     FROM src AS s
     LEFT JOIN "public"."climaster" AS t ON t."client_id" = s."client_id"::integer
-    LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = jsonb_build_array((s."client_id"::integer)::text)
-    LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND c.key = jsonb_build_array((s."client_id"::integer)::text)
+    LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = (s."client_id"::integer)::text COLLATE "C"
+    LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" = (s."client_id"::integer)::text COLLATE "C"
 ),
 held AS (
   -- Left alone: a parked key (until both sides hold the same row), and a differing row bisync did not write.
@@ -1445,18 +1487,18 @@ updated AS (
      AND (t."client_id", t."org_id", t."loc_id", t."con_id", t."client_name", t."pan", t."email", t."opening_balance", t."onboarded_on", t."is_active")
          IS DISTINCT FROM
          (s."client_id"::integer, s."org_id"::integer, s."loc_id"::integer, s."con_id"::integer, s."client_name"::character varying, s."pan"::bpchar, s."email"::text, s."opening_balance"::numeric(14,2), s."onboarded_on"::date, s."is_active"::boolean)
-  RETURNING jsonb_build_array(t."client_id"::text) AS key, md5(convert_to(row(t."client_id", t."org_id", t."loc_id", t."con_id", t."client_name", t."pan", t."email", t."opening_balance", t."onboarded_on", t."is_active")::text, 'UTF8')) AS fingerprint
+  RETURNING t."client_id"::text COLLATE "C" AS key, md5(convert_to(row(t."client_id", t."org_id", t."loc_id", t."con_id", t."client_name", t."pan", t."email", t."opening_balance", t."onboarded_on", t."is_active")::text, 'UTF8')) AS fingerprint
 ),
 inserted AS (
   INSERT INTO "public"."climaster" AS t ("client_id", "org_id", "loc_id", "con_id", "client_name", "pan", "email", "opening_balance", "onboarded_on", "is_active")
   SELECT s."client_id"::integer, s."org_id"::integer, s."loc_id"::integer, s."con_id"::integer, s."client_name"::character varying, s."pan"::bpchar, s."email"::text, s."opening_balance"::numeric(14,2), s."onboarded_on"::date, s."is_active"::boolean
     FROM src AS s
     JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present AND NOT c.parked
-  RETURNING jsonb_build_array(t."client_id"::text) AS key, md5(convert_to(row(t."client_id", t."org_id", t."loc_id", t."con_id", t."client_name", t."pan", t."email", t."opening_balance", t."onboarded_on", t."is_active")::text, 'UTF8')) AS fingerprint
+  RETURNING t."client_id"::text COLLATE "C" AS key, md5(convert_to(row(t."client_id", t."org_id", t."loc_id", t."con_id", t."client_name", t."pan", t."email", t."opening_balance", t."onboarded_on", t."is_active")::text, 'UTF8')) AS fingerprint
 ),
 parked AS (
   INSERT INTO "bisync".conflicts AS p (table_name, key, kind, versions, base_fingerprint)
-  SELECT $3, h.key, $4,
+  SELECT $3, jsonb_build_array((s."client_id"::integer)::text), $4,
          jsonb_build_object($5::text,
                             (SELECT to_jsonb(x) FROM (SELECT s."client_id"::integer AS "client_id", s."org_id"::integer AS "org_id", s."loc_id"::integer AS "loc_id", s."con_id"::integer AS "con_id", s."client_name"::character varying AS "client_name", s."pan"::bpchar AS "pan", s."email"::text AS "email", s."opening_balance"::numeric(14,2) AS "opening_balance", s."onboarded_on"::date AS "onboarded_on", s."is_active"::boolean AS "is_active") AS x),
                             $6::text,
@@ -1474,7 +1516,7 @@ cleared AS (
    USING classified AS c
    WHERE c.parked AND c.present AND NOT c.changed
      AND p.table_name = $3
-     AND p.key = c.key
+     AND (CASE WHEN jsonb_array_length(p.key) = 1 THEN p.key ->> 0 ELSE p.key::text END) COLLATE "C" = c.key
   RETURNING 1
 ),
 agreed AS MATERIALIZED (

@@ -1,4 +1,4 @@
--- bisync plan 38a7763ca6556ffa74ef36fd5e304a0ddfd85527bcf9c65da8e889c1b87adbfe
+-- bisync plan 93f9a40912c1aff8c1db45ca2130969fa758b7912478912c69afa53b909a4c4b
 -- config: sync.config.yaml; state schema: bisync; 23 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/23: orgmaster forward: desktop public.orgmaster → cloud public.orgmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: org_id, org_name, gstin, city, is_active
--- step hash: 299edd0ab12aed52cd9a66a4211acc65b10d7602b1ce22aa0bdb35d16d601780
+-- step hash: f0df6b116701074f17e6d0a16f611bac2d274b4762a21430020ffe84ed1e38d7
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -50,10 +50,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -142,15 +146,28 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
 -- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
--- records a delete both sides agreed on.
+-- records a delete both sides agreed on. The key is text compared byte by byte (collation "C"): a
+-- one-column key is its value's text, a key of several columns the text of the JSON array of their texts.
 CREATE TABLE IF NOT EXISTS "bisync".base (
   table_name  text        NOT NULL,
-  key         jsonb       NOT NULL,
+  key         text        COLLATE "C" NOT NULL,
   fingerprint text,
   generation  bigint      NOT NULL,
   agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, key)
 );
+
+-- A base an earlier bisync created keeps its keys as JSON arrays (jsonb): converted here, in place, to the
+-- text above (an array of one value becomes that value's text, a longer one the array's text); fingerprints
+-- and generations are kept, so nothing is re-recorded. A key already text stays as it is (to_jsonb of
+-- a text is a JSON string), so running this again, e.g. by a second bootstrap that waited on the lock
+-- above, changes nothing.
+ALTER TABLE "bisync".base
+  ALTER COLUMN key TYPE text COLLATE "C"
+  USING CASE WHEN jsonb_typeof(to_jsonb(key)) = 'array'
+             THEN CASE WHEN jsonb_array_length(to_jsonb(key)) = 1 THEN to_jsonb(key) ->> 0 ELSE to_jsonb(key)::text END
+             ELSE to_jsonb(key) #>> '{}'
+        END;
 
 -- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
@@ -180,10 +197,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -582,7 +603,7 @@ COMMIT;
 -- Step 2/23: locmaster forward: desktop public.locmaster → cloud public.locmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: loc_id, org_id, loc_name, pincode, is_head_office
--- step hash: b682dfeca6308f89ff437dfbb371ec8cfe5af651514c56fe028ae48af15a341e
+-- step hash: 16fa7cab9fd9d7e16db1c975b0eceec037cc94f1f1f84c7f2449d7da6c6d6311
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -626,10 +647,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -718,15 +743,28 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
 -- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
--- records a delete both sides agreed on.
+-- records a delete both sides agreed on. The key is text compared byte by byte (collation "C"): a
+-- one-column key is its value's text, a key of several columns the text of the JSON array of their texts.
 CREATE TABLE IF NOT EXISTS "bisync".base (
   table_name  text        NOT NULL,
-  key         jsonb       NOT NULL,
+  key         text        COLLATE "C" NOT NULL,
   fingerprint text,
   generation  bigint      NOT NULL,
   agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, key)
 );
+
+-- A base an earlier bisync created keeps its keys as JSON arrays (jsonb): converted here, in place, to the
+-- text above (an array of one value becomes that value's text, a longer one the array's text); fingerprints
+-- and generations are kept, so nothing is re-recorded. A key already text stays as it is (to_jsonb of
+-- a text is a JSON string), so running this again, e.g. by a second bootstrap that waited on the lock
+-- above, changes nothing.
+ALTER TABLE "bisync".base
+  ALTER COLUMN key TYPE text COLLATE "C"
+  USING CASE WHEN jsonb_typeof(to_jsonb(key)) = 'array'
+             THEN CASE WHEN jsonb_array_length(to_jsonb(key)) = 1 THEN to_jsonb(key) ->> 0 ELSE to_jsonb(key)::text END
+             ELSE to_jsonb(key) #>> '{}'
+        END;
 
 -- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
@@ -756,10 +794,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -1158,7 +1200,7 @@ COMMIT;
 -- Step 3/23: conmaster forward: desktop public.conmaster → cloud public.conmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: con_id, con_code, con_name, sort_order, remarks
--- step hash: d55686e2797f8b7ff8ebde8a7394c6d65ad3c19e2190486d467ac6910d213f51
+-- step hash: dff9e74a309b976633c978854dcbccf3aa6f253bbb7306c139bbb1691697a52e
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1202,10 +1244,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -1294,15 +1340,28 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
 -- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
--- records a delete both sides agreed on.
+-- records a delete both sides agreed on. The key is text compared byte by byte (collation "C"): a
+-- one-column key is its value's text, a key of several columns the text of the JSON array of their texts.
 CREATE TABLE IF NOT EXISTS "bisync".base (
   table_name  text        NOT NULL,
-  key         jsonb       NOT NULL,
+  key         text        COLLATE "C" NOT NULL,
   fingerprint text,
   generation  bigint      NOT NULL,
   agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, key)
 );
+
+-- A base an earlier bisync created keeps its keys as JSON arrays (jsonb): converted here, in place, to the
+-- text above (an array of one value becomes that value's text, a longer one the array's text); fingerprints
+-- and generations are kept, so nothing is re-recorded. A key already text stays as it is (to_jsonb of
+-- a text is a JSON string), so running this again, e.g. by a second bootstrap that waited on the lock
+-- above, changes nothing.
+ALTER TABLE "bisync".base
+  ALTER COLUMN key TYPE text COLLATE "C"
+  USING CASE WHEN jsonb_typeof(to_jsonb(key)) = 'array'
+             THEN CASE WHEN jsonb_array_length(to_jsonb(key)) = 1 THEN to_jsonb(key) ->> 0 ELSE to_jsonb(key)::text END
+             ELSE to_jsonb(key) #>> '{}'
+        END;
 
 -- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
@@ -1332,10 +1391,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -1734,7 +1797,7 @@ COMMIT;
 -- Step 4/23: mbstaff forward: desktop public.mbstaff → cloud public.mbstaff
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: staff_id, org_id, staff_name, designation, mobile, hourly_rate, joined_on, is_active
--- step hash: 0702969c1e719f3ec5662b96938548975e76cd59e58f6c55e0297331b13fa20c
+-- step hash: f00f1997f13c2f3734b773bf3c696cd8bf3b2235a9db7de14afd06c3f48df817
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1778,10 +1841,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -1870,15 +1937,28 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
 -- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
--- records a delete both sides agreed on.
+-- records a delete both sides agreed on. The key is text compared byte by byte (collation "C"): a
+-- one-column key is its value's text, a key of several columns the text of the JSON array of their texts.
 CREATE TABLE IF NOT EXISTS "bisync".base (
   table_name  text        NOT NULL,
-  key         jsonb       NOT NULL,
+  key         text        COLLATE "C" NOT NULL,
   fingerprint text,
   generation  bigint      NOT NULL,
   agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, key)
 );
+
+-- A base an earlier bisync created keeps its keys as JSON arrays (jsonb): converted here, in place, to the
+-- text above (an array of one value becomes that value's text, a longer one the array's text); fingerprints
+-- and generations are kept, so nothing is re-recorded. A key already text stays as it is (to_jsonb of
+-- a text is a JSON string), so running this again, e.g. by a second bootstrap that waited on the lock
+-- above, changes nothing.
+ALTER TABLE "bisync".base
+  ALTER COLUMN key TYPE text COLLATE "C"
+  USING CASE WHEN jsonb_typeof(to_jsonb(key)) = 'array'
+             THEN CASE WHEN jsonb_array_length(to_jsonb(key)) = 1 THEN to_jsonb(key) ->> 0 ELSE to_jsonb(key)::text END
+             ELSE to_jsonb(key) #>> '{}'
+        END;
 
 -- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
@@ -1908,10 +1988,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -2316,7 +2400,7 @@ COMMIT;
 -- Step 5/23: taskmaster forward: desktop public.taskmaster → cloud public.taskmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: task_id, task_name, category, std_hours, is_billable
--- step hash: ceeb569c9df4f5a2f412b657f78baf12cc95a06ee9eb122617c1a6a798eddcdc
+-- step hash: b5146d7853273ad99d46513698af94db94afef5801f47a9460738fb50fe39758
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -2360,10 +2444,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -2452,15 +2540,28 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
 -- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
--- records a delete both sides agreed on.
+-- records a delete both sides agreed on. The key is text compared byte by byte (collation "C"): a
+-- one-column key is its value's text, a key of several columns the text of the JSON array of their texts.
 CREATE TABLE IF NOT EXISTS "bisync".base (
   table_name  text        NOT NULL,
-  key         jsonb       NOT NULL,
+  key         text        COLLATE "C" NOT NULL,
   fingerprint text,
   generation  bigint      NOT NULL,
   agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, key)
 );
+
+-- A base an earlier bisync created keeps its keys as JSON arrays (jsonb): converted here, in place, to the
+-- text above (an array of one value becomes that value's text, a longer one the array's text); fingerprints
+-- and generations are kept, so nothing is re-recorded. A key already text stays as it is (to_jsonb of
+-- a text is a JSON string), so running this again, e.g. by a second bootstrap that waited on the lock
+-- above, changes nothing.
+ALTER TABLE "bisync".base
+  ALTER COLUMN key TYPE text COLLATE "C"
+  USING CASE WHEN jsonb_typeof(to_jsonb(key)) = 'array'
+             THEN CASE WHEN jsonb_array_length(to_jsonb(key)) = 1 THEN to_jsonb(key) ->> 0 ELSE to_jsonb(key)::text END
+             ELSE to_jsonb(key) #>> '{}'
+        END;
 
 -- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
@@ -2490,10 +2591,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -2892,7 +2997,7 @@ COMMIT;
 -- Step 6/23: jobmaster forward: desktop public.jobmaster → cloud public.jobmaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: job_id, job_name, recurrence, default_fee, is_active
--- step hash: 5edb4a97e709c92c4dc8fb87add7b978ed89f659927e00fb03103a1a69eb7a74
+-- step hash: 72923f73d989f14e136e36e77f34802092c05c42a6fa99953368dc84c89bf13d
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -2936,10 +3041,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -3028,15 +3137,28 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
 -- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
--- records a delete both sides agreed on.
+-- records a delete both sides agreed on. The key is text compared byte by byte (collation "C"): a
+-- one-column key is its value's text, a key of several columns the text of the JSON array of their texts.
 CREATE TABLE IF NOT EXISTS "bisync".base (
   table_name  text        NOT NULL,
-  key         jsonb       NOT NULL,
+  key         text        COLLATE "C" NOT NULL,
   fingerprint text,
   generation  bigint      NOT NULL,
   agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, key)
 );
+
+-- A base an earlier bisync created keeps its keys as JSON arrays (jsonb): converted here, in place, to the
+-- text above (an array of one value becomes that value's text, a longer one the array's text); fingerprints
+-- and generations are kept, so nothing is re-recorded. A key already text stays as it is (to_jsonb of
+-- a text is a JSON string), so running this again, e.g. by a second bootstrap that waited on the lock
+-- above, changes nothing.
+ALTER TABLE "bisync".base
+  ALTER COLUMN key TYPE text COLLATE "C"
+  USING CASE WHEN jsonb_typeof(to_jsonb(key)) = 'array'
+             THEN CASE WHEN jsonb_array_length(to_jsonb(key)) = 1 THEN to_jsonb(key) ->> 0 ELSE to_jsonb(key)::text END
+             ELSE to_jsonb(key) #>> '{}'
+        END;
 
 -- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
@@ -3066,10 +3188,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -3468,7 +3594,7 @@ COMMIT;
 -- Step 7/23: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 59b609d7c1f4ac2e6b3bb442bb4514d9d6b13f9fd63fdc8e6856a29d28dde02e
+-- step hash: 4a866dcbc96f5f6f130c78fa6080bc287350bb07c21f03cf70d1cacc69557b90
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -3512,10 +3638,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -3604,15 +3734,28 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
 -- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
--- records a delete both sides agreed on.
+-- records a delete both sides agreed on. The key is text compared byte by byte (collation "C"): a
+-- one-column key is its value's text, a key of several columns the text of the JSON array of their texts.
 CREATE TABLE IF NOT EXISTS "bisync".base (
   table_name  text        NOT NULL,
-  key         jsonb       NOT NULL,
+  key         text        COLLATE "C" NOT NULL,
   fingerprint text,
   generation  bigint      NOT NULL,
   agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, key)
 );
+
+-- A base an earlier bisync created keeps its keys as JSON arrays (jsonb): converted here, in place, to the
+-- text above (an array of one value becomes that value's text, a longer one the array's text); fingerprints
+-- and generations are kept, so nothing is re-recorded. A key already text stays as it is (to_jsonb of
+-- a text is a JSON string), so running this again, e.g. by a second bootstrap that waited on the lock
+-- above, changes nothing.
+ALTER TABLE "bisync".base
+  ALTER COLUMN key TYPE text COLLATE "C"
+  USING CASE WHEN jsonb_typeof(to_jsonb(key)) = 'array'
+             THEN CASE WHEN jsonb_array_length(to_jsonb(key)) = 1 THEN to_jsonb(key) ->> 0 ELSE to_jsonb(key)::text END
+             ELSE to_jsonb(key) #>> '{}'
+        END;
 
 -- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
@@ -3642,10 +3785,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -4054,7 +4201,7 @@ COMMIT;
 -- Step 8/23: cliunimaster forward: desktop public.cliunimaster → cloud public.cliunimaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: cliu_id, client_id, unit_name, gstin, address
--- step hash: 08e3cc34cf3a6cf82a6b92db3c93e6bed647a5857c1f5baf191fdb3cc1d66923
+-- step hash: 9dffb20f26238d14ea20fe029e5ffbf65fd2bc9bbf9ce5d01513bb429320cf26
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -4098,10 +4245,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -4190,15 +4341,28 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
 -- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
--- records a delete both sides agreed on.
+-- records a delete both sides agreed on. The key is text compared byte by byte (collation "C"): a
+-- one-column key is its value's text, a key of several columns the text of the JSON array of their texts.
 CREATE TABLE IF NOT EXISTS "bisync".base (
   table_name  text        NOT NULL,
-  key         jsonb       NOT NULL,
+  key         text        COLLATE "C" NOT NULL,
   fingerprint text,
   generation  bigint      NOT NULL,
   agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, key)
 );
+
+-- A base an earlier bisync created keeps its keys as JSON arrays (jsonb): converted here, in place, to the
+-- text above (an array of one value becomes that value's text, a longer one the array's text); fingerprints
+-- and generations are kept, so nothing is re-recorded. A key already text stays as it is (to_jsonb of
+-- a text is a JSON string), so running this again, e.g. by a second bootstrap that waited on the lock
+-- above, changes nothing.
+ALTER TABLE "bisync".base
+  ALTER COLUMN key TYPE text COLLATE "C"
+  USING CASE WHEN jsonb_typeof(to_jsonb(key)) = 'array'
+             THEN CASE WHEN jsonb_array_length(to_jsonb(key)) = 1 THEN to_jsonb(key) ->> 0 ELSE to_jsonb(key)::text END
+             ELSE to_jsonb(key) #>> '{}'
+        END;
 
 -- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
@@ -4228,10 +4392,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -4630,7 +4798,7 @@ COMMIT;
 -- Step 9/23: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: f066dbba914b5023aebfcd19ccd23b80297ff805633ef883d027d93350e59ad1
+-- step hash: 511ed9e5473c2721b3f8a41171aeb36d70c75236163571c92a4fe84ece0cd879
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -4674,10 +4842,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -4766,15 +4938,28 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
 -- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
--- records a delete both sides agreed on.
+-- records a delete both sides agreed on. The key is text compared byte by byte (collation "C"): a
+-- one-column key is its value's text, a key of several columns the text of the JSON array of their texts.
 CREATE TABLE IF NOT EXISTS "bisync".base (
   table_name  text        NOT NULL,
-  key         jsonb       NOT NULL,
+  key         text        COLLATE "C" NOT NULL,
   fingerprint text,
   generation  bigint      NOT NULL,
   agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, key)
 );
+
+-- A base an earlier bisync created keeps its keys as JSON arrays (jsonb): converted here, in place, to the
+-- text above (an array of one value becomes that value's text, a longer one the array's text); fingerprints
+-- and generations are kept, so nothing is re-recorded. A key already text stays as it is (to_jsonb of
+-- a text is a JSON string), so running this again, e.g. by a second bootstrap that waited on the lock
+-- above, changes nothing.
+ALTER TABLE "bisync".base
+  ALTER COLUMN key TYPE text COLLATE "C"
+  USING CASE WHEN jsonb_typeof(to_jsonb(key)) = 'array'
+             THEN CASE WHEN jsonb_array_length(to_jsonb(key)) = 1 THEN to_jsonb(key) ->> 0 ELSE to_jsonb(key)::text END
+             ELSE to_jsonb(key) #>> '{}'
+        END;
 
 -- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
@@ -4804,10 +4989,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -4947,7 +5136,7 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
 -- each with desktop's base fingerprint and generation, and the kind of a conflict desktop holds parked for the key
 -- (edits: both, SPEC 7: a key parked on either database is left alone). Every matching row, no window.
 COPY (
-  SELECT coalesce(f."job_id"::text, b.key ->> 0), f."client_id", f."template_id", f."job_name", f."job_status", f."fee", f."due_date", f."notes", f."extra",
+  SELECT coalesce(f."job_id"::text, b.key), f."client_id", f."template_id", f."job_name", f."job_status", f."fee", f."due_date", f."notes", f."extra",
          fk.__bisync_key IS NOT NULL AS __bisync_present,
          b.fingerprint AS __bisync_base_fp,
          b.generation AS __bisync_base_gen,
@@ -4955,14 +5144,14 @@ COPY (
     -- Each row's key as the base stores it, built once and used by both joins (in a relation of its own: no column
     -- of desktop's table can share its name); NULL where desktop has no row for a key of its base.
     FROM "public"."jobshead" AS f
-   CROSS JOIN LATERAL (SELECT jsonb_build_array(f."job_id"::text) AS __bisync_key) AS fk
+   CROSS JOIN LATERAL (SELECT f."job_id"::text COLLATE "C" AS __bisync_key) AS fk
     FULL JOIN (SELECT key, fingerprint, generation
                  FROM "bisync".base
                 WHERE table_name = current_setting('bisync.base_table')) AS b
       ON b.key = fk.__bisync_key
     LEFT JOIN "bisync".conflicts AS c
       ON c.table_name = current_setting('bisync.base_table')
-     AND c.key = coalesce(b.key, fk.__bisync_key)
+     AND (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" = coalesce(b.key, fk.__bisync_key)
 ) TO STDOUT;
 
 -- [cloud] stream them into staging on cloud
@@ -4996,13 +5185,13 @@ UPDATE "bisync_stage" AS s
 -- desktop sent neither as a row nor from its own base. desktop deleted them (or never had them); the merge
 -- decides what that means, and refreshes a parked key's versions.
 INSERT INTO "bisync_stage" ("job_id", __bisync_present)
-SELECT b.key ->> 0, false
+SELECT b.key, false
   FROM (SELECT b.key FROM "bisync".base AS b
          WHERE b.table_name = $1 AND b.fingerprint IS NOT NULL
         UNION
-        SELECT c.key FROM "bisync".conflicts AS c
+        SELECT (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" FROM "bisync".conflicts AS c
          WHERE c.table_name = $1) AS b
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE jsonb_build_array((s."job_id"::bigint)::text) = b.key);
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE (s."job_id"::bigint)::text COLLATE "C" = b.key);
 
 -- [cloud] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -5041,7 +5230,7 @@ ANALYZE "bisync_stage" ("job_id", __bisync_row);
 -- A key with a parked conflict (on either database) is left alone until it is resolved or both sides become equal.
 WITH src AS (
   SELECT s.*,
-         jsonb_build_array((s."job_id"::bigint)::text) AS __bisync_key,
+         (s."job_id"::bigint)::text COLLATE "C" AS __bisync_key,
          CASE WHEN s.__bisync_present THEN md5(convert_to(row(s."job_id", s."client_id", s."template_id", s."job_name", s."job_status", s."fee", s."due_date", s."notes", s."extra")::text, 'UTF8')) END AS __bisync_fp
     FROM "bisync_stage" AS s
    WHERE s.__bisync_row BETWEEN $1 AND $2
@@ -5064,7 +5253,7 @@ three AS MATERIALIZED (
     FROM src AS s
     LEFT JOIN "public"."jobshead" AS t ON t."job_id" = s."job_id"::bigint
     LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = s.__bisync_key
-    LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND c.key = s.__bisync_key
+    LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" = s.__bisync_key
 ),
 both_equal AS (
   SELECT * FROM three WHERE f_present AND t_present AND f_fp = t_fp
@@ -5146,11 +5335,11 @@ inserted AS (
           UNION ALL
           SELECT row_no FROM decided WHERE winner = 'source' AND f_present AND NOT t_present) AS w
       ON w.row_no = s.__bisync_row
-  RETURNING jsonb_build_array(t."job_id"::text) AS key
+  RETURNING t."job_id"::text COLLATE "C" AS key
 ),
 parked AS (
   INSERT INTO "bisync".conflicts AS c (table_name, key, kind, versions, base_fingerprint)
-  SELECT $3, d.key, d.kind,
+  SELECT $3, jsonb_build_array((s."job_id"::bigint)::text), d.kind,
          jsonb_build_object($7::text,
                             CASE WHEN d.f_present THEN (SELECT to_jsonb(x) FROM (SELECT s."job_id"::bigint AS "job_id", s."client_id"::integer AS "client_id", s."template_id"::integer AS "template_id", s."job_name"::character varying AS "job_name", s."job_status"::character varying AS "job_status", s."fee"::numeric(12,2) AS "fee", s."due_date"::date AS "due_date", s."notes"::text AS "notes", s."extra"::jsonb AS "extra") AS x) END,
                             $8::text,
@@ -5171,7 +5360,7 @@ cleared AS (
           UNION ALL
           SELECT key FROM both_deleted WHERE parked) AS x
    WHERE c.table_name = $3
-     AND c.key = x.key
+     AND (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" = x.key
   RETURNING 1
 ),
 agreed AS (
@@ -5449,7 +5638,7 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
 -- stale: the merge uses the fresher copy, and the next step into desktop brings its copy up to date.
 INSERT INTO "bisync".base AS b (table_name, key, fingerprint, generation)
 SELECT $1, a.key, a.fingerprint, a.generation
-  FROM jsonb_to_recordset($2::jsonb) AS a(key jsonb, fingerprint text, generation bigint)
+  FROM jsonb_to_recordset($2::jsonb) AS a(key text, fingerprint text, generation bigint)
 ON CONFLICT (table_name, key) DO UPDATE
    SET fingerprint = EXCLUDED.fingerprint, generation = EXCLUDED.generation, agreed_at = clock_timestamp()
  WHERE b.generation < EXCLUDED.generation;
@@ -5461,7 +5650,7 @@ COMMIT;
 -- Step 10/23: jobtasks forward: desktop public.jobtasks → cloud public.jobtasks
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: f8db187b0117090f8817b0332741778731557cf8684b966f53e1155e301f8711
+-- step hash: d9789ef33ef82e3b6f795fc6b679695f748357380a6e44560f84653d719419f2
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5505,10 +5694,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -5597,15 +5790,28 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
 -- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
--- records a delete both sides agreed on.
+-- records a delete both sides agreed on. The key is text compared byte by byte (collation "C"): a
+-- one-column key is its value's text, a key of several columns the text of the JSON array of their texts.
 CREATE TABLE IF NOT EXISTS "bisync".base (
   table_name  text        NOT NULL,
-  key         jsonb       NOT NULL,
+  key         text        COLLATE "C" NOT NULL,
   fingerprint text,
   generation  bigint      NOT NULL,
   agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, key)
 );
+
+-- A base an earlier bisync created keeps its keys as JSON arrays (jsonb): converted here, in place, to the
+-- text above (an array of one value becomes that value's text, a longer one the array's text); fingerprints
+-- and generations are kept, so nothing is re-recorded. A key already text stays as it is (to_jsonb of
+-- a text is a JSON string), so running this again, e.g. by a second bootstrap that waited on the lock
+-- above, changes nothing.
+ALTER TABLE "bisync".base
+  ALTER COLUMN key TYPE text COLLATE "C"
+  USING CASE WHEN jsonb_typeof(to_jsonb(key)) = 'array'
+             THEN CASE WHEN jsonb_array_length(to_jsonb(key)) = 1 THEN to_jsonb(key) ->> 0 ELSE to_jsonb(key)::text END
+             ELSE to_jsonb(key) #>> '{}'
+        END;
 
 -- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
@@ -5635,10 +5841,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -5776,7 +5986,7 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
 -- each with desktop's base fingerprint and generation, and the kind of a conflict desktop holds parked for the key
 -- (edits: both, SPEC 7: a key parked on either database is left alone). Every matching row, no window.
 COPY (
-  SELECT coalesce(f."jt_id"::text, b.key ->> 0), f."job_id", f."task_id", f."staff_id", f."status", f."planned_hours", f."completed_on",
+  SELECT coalesce(f."jt_id"::text, b.key), f."job_id", f."task_id", f."staff_id", f."status", f."planned_hours", f."completed_on",
          fk.__bisync_key IS NOT NULL AS __bisync_present,
          b.fingerprint AS __bisync_base_fp,
          b.generation AS __bisync_base_gen,
@@ -5784,14 +5994,14 @@ COPY (
     -- Each row's key as the base stores it, built once and used by both joins (in a relation of its own: no column
     -- of desktop's table can share its name); NULL where desktop has no row for a key of its base.
     FROM "public"."jobtasks" AS f
-   CROSS JOIN LATERAL (SELECT jsonb_build_array(f."jt_id"::text) AS __bisync_key) AS fk
+   CROSS JOIN LATERAL (SELECT f."jt_id"::text COLLATE "C" AS __bisync_key) AS fk
     FULL JOIN (SELECT key, fingerprint, generation
                  FROM "bisync".base
                 WHERE table_name = current_setting('bisync.base_table')) AS b
       ON b.key = fk.__bisync_key
     LEFT JOIN "bisync".conflicts AS c
       ON c.table_name = current_setting('bisync.base_table')
-     AND c.key = coalesce(b.key, fk.__bisync_key)
+     AND (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" = coalesce(b.key, fk.__bisync_key)
 ) TO STDOUT;
 
 -- [cloud] stream them into staging on cloud
@@ -5825,13 +6035,13 @@ UPDATE "bisync_stage" AS s
 -- desktop sent neither as a row nor from its own base. desktop deleted them (or never had them); the merge
 -- decides what that means, and refreshes a parked key's versions.
 INSERT INTO "bisync_stage" ("jt_id", __bisync_present)
-SELECT b.key ->> 0, false
+SELECT b.key, false
   FROM (SELECT b.key FROM "bisync".base AS b
          WHERE b.table_name = $1 AND b.fingerprint IS NOT NULL
         UNION
-        SELECT c.key FROM "bisync".conflicts AS c
+        SELECT (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" FROM "bisync".conflicts AS c
          WHERE c.table_name = $1) AS b
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE jsonb_build_array((s."jt_id"::bigint)::text) = b.key);
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE (s."jt_id"::bigint)::text COLLATE "C" = b.key);
 
 -- [cloud] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -5870,7 +6080,7 @@ ANALYZE "bisync_stage" ("jt_id", __bisync_row);
 -- A key with a parked conflict (on either database) is left alone until it is resolved or both sides become equal.
 WITH src AS (
   SELECT s.*,
-         jsonb_build_array((s."jt_id"::bigint)::text) AS __bisync_key,
+         (s."jt_id"::bigint)::text COLLATE "C" AS __bisync_key,
          CASE WHEN s.__bisync_present THEN md5(convert_to(row(s."jt_id", s."job_id", s."task_id", s."staff_id", s."status", s."planned_hours", s."completed_on")::text, 'UTF8')) END AS __bisync_fp
     FROM "bisync_stage" AS s
    WHERE s.__bisync_row BETWEEN $1 AND $2
@@ -5893,7 +6103,7 @@ three AS MATERIALIZED (
     FROM src AS s
     LEFT JOIN "public"."jobtasks" AS t ON t."jt_id" = s."jt_id"::bigint
     LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = s.__bisync_key
-    LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND c.key = s.__bisync_key
+    LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" = s.__bisync_key
 ),
 both_equal AS (
   SELECT * FROM three WHERE f_present AND t_present AND f_fp = t_fp
@@ -5973,11 +6183,11 @@ inserted AS (
           UNION ALL
           SELECT row_no FROM decided WHERE winner = 'source' AND f_present AND NOT t_present) AS w
       ON w.row_no = s.__bisync_row
-  RETURNING jsonb_build_array(t."jt_id"::text) AS key
+  RETURNING t."jt_id"::text COLLATE "C" AS key
 ),
 parked AS (
   INSERT INTO "bisync".conflicts AS c (table_name, key, kind, versions, base_fingerprint)
-  SELECT $3, d.key, d.kind,
+  SELECT $3, jsonb_build_array((s."jt_id"::bigint)::text), d.kind,
          jsonb_build_object($7::text,
                             CASE WHEN d.f_present THEN (SELECT to_jsonb(x) FROM (SELECT s."jt_id"::bigint AS "jt_id", s."job_id"::bigint AS "job_id", s."task_id"::integer AS "task_id", s."staff_id"::integer AS "staff_id", s."status"::character varying AS "status", s."planned_hours"::numeric(6,2) AS "planned_hours", s."completed_on"::date AS "completed_on") AS x) END,
                             $8::text,
@@ -5998,7 +6208,7 @@ cleared AS (
           UNION ALL
           SELECT key FROM both_deleted WHERE parked) AS x
    WHERE c.table_name = $3
-     AND c.key = x.key
+     AND (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" = x.key
   RETURNING 1
 ),
 agreed AS (
@@ -6276,7 +6486,7 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
 -- stale: the merge uses the fresher copy, and the next step into desktop brings its copy up to date.
 INSERT INTO "bisync".base AS b (table_name, key, fingerprint, generation)
 SELECT $1, a.key, a.fingerprint, a.generation
-  FROM jsonb_to_recordset($2::jsonb) AS a(key jsonb, fingerprint text, generation bigint)
+  FROM jsonb_to_recordset($2::jsonb) AS a(key text, fingerprint text, generation bigint)
 ON CONFLICT (table_name, key) DO UPDATE
    SET fingerprint = EXCLUDED.fingerprint, generation = EXCLUDED.generation, agreed_at = clock_timestamp()
  WHERE b.generation < EXCLUDED.generation;
@@ -6288,7 +6498,7 @@ COMMIT;
 -- Step 11/23: taskchecklist forward: desktop public.taskchecklist → cloud public.taskchecklist
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: a95c1f2e81501a3ae1d079bf3b204738ad080181b656561a694e813a866fb3a2
+-- step hash: ff9a58418ffb503c0376036a517609e1fc3d0cce8d1a08b9b43db0cbf0b7c9fd
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -6332,10 +6542,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -6424,15 +6638,28 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
 -- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
--- records a delete both sides agreed on.
+-- records a delete both sides agreed on. The key is text compared byte by byte (collation "C"): a
+-- one-column key is its value's text, a key of several columns the text of the JSON array of their texts.
 CREATE TABLE IF NOT EXISTS "bisync".base (
   table_name  text        NOT NULL,
-  key         jsonb       NOT NULL,
+  key         text        COLLATE "C" NOT NULL,
   fingerprint text,
   generation  bigint      NOT NULL,
   agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, key)
 );
+
+-- A base an earlier bisync created keeps its keys as JSON arrays (jsonb): converted here, in place, to the
+-- text above (an array of one value becomes that value's text, a longer one the array's text); fingerprints
+-- and generations are kept, so nothing is re-recorded. A key already text stays as it is (to_jsonb of
+-- a text is a JSON string), so running this again, e.g. by a second bootstrap that waited on the lock
+-- above, changes nothing.
+ALTER TABLE "bisync".base
+  ALTER COLUMN key TYPE text COLLATE "C"
+  USING CASE WHEN jsonb_typeof(to_jsonb(key)) = 'array'
+             THEN CASE WHEN jsonb_array_length(to_jsonb(key)) = 1 THEN to_jsonb(key) ->> 0 ELSE to_jsonb(key)::text END
+             ELSE to_jsonb(key) #>> '{}'
+        END;
 
 -- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
@@ -6462,10 +6689,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -6864,7 +7095,7 @@ COMMIT;
 -- Step 12/23: workdiary forward: desktop public.workdiary → cloud public.workdiary
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: 5b39ea123f5bf26ed8d257f7dac6facf9016ca5cf4aa4f886bb630fda1df7601
+-- step hash: 2126549beae5a959428579267064691976fc3abfa40da0c07ce398523c8785c1
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -6908,10 +7139,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -7000,15 +7235,28 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
 -- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
--- records a delete both sides agreed on.
+-- records a delete both sides agreed on. The key is text compared byte by byte (collation "C"): a
+-- one-column key is its value's text, a key of several columns the text of the JSON array of their texts.
 CREATE TABLE IF NOT EXISTS "bisync".base (
   table_name  text        NOT NULL,
-  key         jsonb       NOT NULL,
+  key         text        COLLATE "C" NOT NULL,
   fingerprint text,
   generation  bigint      NOT NULL,
   agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, key)
 );
+
+-- A base an earlier bisync created keeps its keys as JSON arrays (jsonb): converted here, in place, to the
+-- text above (an array of one value becomes that value's text, a longer one the array's text); fingerprints
+-- and generations are kept, so nothing is re-recorded. A key already text stays as it is (to_jsonb of
+-- a text is a JSON string), so running this again, e.g. by a second bootstrap that waited on the lock
+-- above, changes nothing.
+ALTER TABLE "bisync".base
+  ALTER COLUMN key TYPE text COLLATE "C"
+  USING CASE WHEN jsonb_typeof(to_jsonb(key)) = 'array'
+             THEN CASE WHEN jsonb_array_length(to_jsonb(key)) = 1 THEN to_jsonb(key) ->> 0 ELSE to_jsonb(key)::text END
+             ELSE to_jsonb(key) #>> '{}'
+        END;
 
 -- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
@@ -7038,10 +7286,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -7444,7 +7696,7 @@ COMMIT;
 -- Step 13/23: reminder forward: desktop public.mbreminder → cloud public.reminder
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, remdate→reminder_date, title, is_done
--- step hash: 2e77de768f90ce08702a5ac19cc433f1bf42117692e23156453db6accab322b5
+-- step hash: 00b0b85f2d098c2e03f14b6f827184c767c6dc98a6387d4f2bfadb86b1bbd2a9
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -7488,10 +7740,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -7580,15 +7836,28 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
 -- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
--- records a delete both sides agreed on.
+-- records a delete both sides agreed on. The key is text compared byte by byte (collation "C"): a
+-- one-column key is its value's text, a key of several columns the text of the JSON array of their texts.
 CREATE TABLE IF NOT EXISTS "bisync".base (
   table_name  text        NOT NULL,
-  key         jsonb       NOT NULL,
+  key         text        COLLATE "C" NOT NULL,
   fingerprint text,
   generation  bigint      NOT NULL,
   agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, key)
 );
+
+-- A base an earlier bisync created keeps its keys as JSON arrays (jsonb): converted here, in place, to the
+-- text above (an array of one value becomes that value's text, a longer one the array's text); fingerprints
+-- and generations are kept, so nothing is re-recorded. A key already text stays as it is (to_jsonb of
+-- a text is a JSON string), so running this again, e.g. by a second bootstrap that waited on the lock
+-- above, changes nothing.
+ALTER TABLE "bisync".base
+  ALTER COLUMN key TYPE text COLLATE "C"
+  USING CASE WHEN jsonb_typeof(to_jsonb(key)) = 'array'
+             THEN CASE WHEN jsonb_array_length(to_jsonb(key)) = 1 THEN to_jsonb(key) ->> 0 ELSE to_jsonb(key)::text END
+             ELSE to_jsonb(key) #>> '{}'
+        END;
 
 -- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
@@ -7618,10 +7887,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -8022,7 +8295,7 @@ COMMIT;
 -- Step 14/23: remdetail forward: desktop public.remdetail → cloud public.remdetail
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: d0ef17a030bf1d7b4fab81f895fd7da08270cd979fbd5dc892fdd5036cacbe7a
+-- step hash: c294c48286ccee47962be70c22551e6f6c2e62ec85187d66b8e88b6f7cbbfc2e
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -8066,10 +8339,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -8158,15 +8435,28 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
 -- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
--- records a delete both sides agreed on.
+-- records a delete both sides agreed on. The key is text compared byte by byte (collation "C"): a
+-- one-column key is its value's text, a key of several columns the text of the JSON array of their texts.
 CREATE TABLE IF NOT EXISTS "bisync".base (
   table_name  text        NOT NULL,
-  key         jsonb       NOT NULL,
+  key         text        COLLATE "C" NOT NULL,
   fingerprint text,
   generation  bigint      NOT NULL,
   agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, key)
 );
+
+-- A base an earlier bisync created keeps its keys as JSON arrays (jsonb): converted here, in place, to the
+-- text above (an array of one value becomes that value's text, a longer one the array's text); fingerprints
+-- and generations are kept, so nothing is re-recorded. A key already text stays as it is (to_jsonb of
+-- a text is a JSON string), so running this again, e.g. by a second bootstrap that waited on the lock
+-- above, changes nothing.
+ALTER TABLE "bisync".base
+  ALTER COLUMN key TYPE text COLLATE "C"
+  USING CASE WHEN jsonb_typeof(to_jsonb(key)) = 'array'
+             THEN CASE WHEN jsonb_array_length(to_jsonb(key)) = 1 THEN to_jsonb(key) ->> 0 ELSE to_jsonb(key)::text END
+             ELSE to_jsonb(key) #>> '{}'
+        END;
 
 -- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
@@ -8196,10 +8486,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -8598,7 +8892,7 @@ COMMIT;
 -- Step 15/23: learequest forward: desktop public.learequest → cloud public.learequest
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: 28cb7ee5caace7a04559eb01246e0d3c2f7aa47cec46f76fee4578d7a4fedcf2
+-- step hash: 4f982227b6ca5d537bf04aa1239b50d0dca5e91f8224dea7163cb36ac5d9a1b2
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -8642,10 +8936,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -8734,15 +9032,28 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
 -- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
--- records a delete both sides agreed on.
+-- records a delete both sides agreed on. The key is text compared byte by byte (collation "C"): a
+-- one-column key is its value's text, a key of several columns the text of the JSON array of their texts.
 CREATE TABLE IF NOT EXISTS "bisync".base (
   table_name  text        NOT NULL,
-  key         jsonb       NOT NULL,
+  key         text        COLLATE "C" NOT NULL,
   fingerprint text,
   generation  bigint      NOT NULL,
   agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, key)
 );
+
+-- A base an earlier bisync created keeps its keys as JSON arrays (jsonb): converted here, in place, to the
+-- text above (an array of one value becomes that value's text, a longer one the array's text); fingerprints
+-- and generations are kept, so nothing is re-recorded. A key already text stays as it is (to_jsonb of
+-- a text is a JSON string), so running this again, e.g. by a second bootstrap that waited on the lock
+-- above, changes nothing.
+ALTER TABLE "bisync".base
+  ALTER COLUMN key TYPE text COLLATE "C"
+  USING CASE WHEN jsonb_typeof(to_jsonb(key)) = 'array'
+             THEN CASE WHEN jsonb_array_length(to_jsonb(key)) = 1 THEN to_jsonb(key) ->> 0 ELSE to_jsonb(key)::text END
+             ELSE to_jsonb(key) #>> '{}'
+        END;
 
 -- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
@@ -8772,10 +9083,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -9180,7 +9495,7 @@ COMMIT;
 -- Step 16/23: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 9c2ee78d47f53c02b58e3f057c644ed13d25259049e1d8bdbd7ccbe770ed339e
+-- step hash: d1be8aedc736a1632b254ebe32c604b5325eb2a77e726ec6ce7b3ce78b9b14af
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -9224,10 +9539,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -9316,15 +9635,28 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
 -- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
--- records a delete both sides agreed on.
+-- records a delete both sides agreed on. The key is text compared byte by byte (collation "C"): a
+-- one-column key is its value's text, a key of several columns the text of the JSON array of their texts.
 CREATE TABLE IF NOT EXISTS "bisync".base (
   table_name  text        NOT NULL,
-  key         jsonb       NOT NULL,
+  key         text        COLLATE "C" NOT NULL,
   fingerprint text,
   generation  bigint      NOT NULL,
   agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, key)
 );
+
+-- A base an earlier bisync created keeps its keys as JSON arrays (jsonb): converted here, in place, to the
+-- text above (an array of one value becomes that value's text, a longer one the array's text); fingerprints
+-- and generations are kept, so nothing is re-recorded. A key already text stays as it is (to_jsonb of
+-- a text is a JSON string), so running this again, e.g. by a second bootstrap that waited on the lock
+-- above, changes nothing.
+ALTER TABLE "bisync".base
+  ALTER COLUMN key TYPE text COLLATE "C"
+  USING CASE WHEN jsonb_typeof(to_jsonb(key)) = 'array'
+             THEN CASE WHEN jsonb_array_length(to_jsonb(key)) = 1 THEN to_jsonb(key) ->> 0 ELSE to_jsonb(key)::text END
+             ELSE to_jsonb(key) #>> '{}'
+        END;
 
 -- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
@@ -9354,10 +9686,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -9604,15 +9940,15 @@ classified AS MATERIALIZED (
          (t."client_id", t."org_id", t."loc_id", t."con_id", t."client_name", t."pan", t."email", t."opening_balance", t."onboarded_on", t."is_active")
            IS DISTINCT FROM
          (s."client_id"::integer, s."org_id"::integer, s."loc_id"::integer, s."con_id"::integer, s."client_name"::character varying, s."pan"::bpchar, s."email"::text, s."opening_balance"::numeric(14,2), s."onboarded_on"::date, s."is_active"::boolean) AS changed,
-         jsonb_build_array((s."client_id"::integer)::text) AS key,
+         (s."client_id"::integer)::text COLLATE "C" AS key,
          b.fingerprint AS base_fp,
          coalesce(b.generation, 0) AS base_gen,
          b.fingerprint IS NOT NULL AS written_by_bisync,
          c.key IS NOT NULL AS parked
     FROM src AS s
     LEFT JOIN "public"."climaster" AS t ON t."client_id" = s."client_id"::integer
-    LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = jsonb_build_array((s."client_id"::integer)::text)
-    LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND c.key = jsonb_build_array((s."client_id"::integer)::text)
+    LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = (s."client_id"::integer)::text COLLATE "C"
+    LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" = (s."client_id"::integer)::text COLLATE "C"
 ),
 held AS (
   -- Left alone: a parked key (until both sides hold the same row), and a differing row bisync did not write.
@@ -9639,18 +9975,18 @@ updated AS (
      AND (t."client_id", t."org_id", t."loc_id", t."con_id", t."client_name", t."pan", t."email", t."opening_balance", t."onboarded_on", t."is_active")
          IS DISTINCT FROM
          (s."client_id"::integer, s."org_id"::integer, s."loc_id"::integer, s."con_id"::integer, s."client_name"::character varying, s."pan"::bpchar, s."email"::text, s."opening_balance"::numeric(14,2), s."onboarded_on"::date, s."is_active"::boolean)
-  RETURNING jsonb_build_array(t."client_id"::text) AS key, md5(convert_to(row(t."client_id", t."org_id", t."loc_id", t."con_id", t."client_name", t."pan", t."email", t."opening_balance", t."onboarded_on", t."is_active")::text, 'UTF8')) AS fingerprint
+  RETURNING t."client_id"::text COLLATE "C" AS key, md5(convert_to(row(t."client_id", t."org_id", t."loc_id", t."con_id", t."client_name", t."pan", t."email", t."opening_balance", t."onboarded_on", t."is_active")::text, 'UTF8')) AS fingerprint
 ),
 inserted AS (
   INSERT INTO "public"."climaster" AS t ("client_id", "org_id", "loc_id", "con_id", "client_name", "pan", "email", "opening_balance", "onboarded_on", "is_active")
   SELECT s."client_id"::integer, s."org_id"::integer, s."loc_id"::integer, s."con_id"::integer, s."client_name"::character varying, s."pan"::bpchar, s."email"::text, s."opening_balance"::numeric(14,2), s."onboarded_on"::date, s."is_active"::boolean
     FROM src AS s
     JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present AND NOT c.parked
-  RETURNING jsonb_build_array(t."client_id"::text) AS key, md5(convert_to(row(t."client_id", t."org_id", t."loc_id", t."con_id", t."client_name", t."pan", t."email", t."opening_balance", t."onboarded_on", t."is_active")::text, 'UTF8')) AS fingerprint
+  RETURNING t."client_id"::text COLLATE "C" AS key, md5(convert_to(row(t."client_id", t."org_id", t."loc_id", t."con_id", t."client_name", t."pan", t."email", t."opening_balance", t."onboarded_on", t."is_active")::text, 'UTF8')) AS fingerprint
 ),
 parked AS (
   INSERT INTO "bisync".conflicts AS p (table_name, key, kind, versions, base_fingerprint)
-  SELECT $3, h.key, $4,
+  SELECT $3, jsonb_build_array((s."client_id"::integer)::text), $4,
          jsonb_build_object($5::text,
                             (SELECT to_jsonb(x) FROM (SELECT s."client_id"::integer AS "client_id", s."org_id"::integer AS "org_id", s."loc_id"::integer AS "loc_id", s."con_id"::integer AS "con_id", s."client_name"::character varying AS "client_name", s."pan"::bpchar AS "pan", s."email"::text AS "email", s."opening_balance"::numeric(14,2) AS "opening_balance", s."onboarded_on"::date AS "onboarded_on", s."is_active"::boolean AS "is_active") AS x),
                             $6::text,
@@ -9668,7 +10004,7 @@ cleared AS (
    USING classified AS c
    WHERE c.parked AND c.present AND NOT c.changed
      AND p.table_name = $3
-     AND p.key = c.key
+     AND (CASE WHEN jsonb_array_length(p.key) = 1 THEN p.key ->> 0 ELSE p.key::text END) COLLATE "C" = c.key
   RETURNING 1
 ),
 agreed AS MATERIALIZED (
@@ -9878,7 +10214,7 @@ COMMIT;
 -- Step 17/23: jobshead reverse: cloud public.jobshead → desktop public.jobshead
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: dd91302507f353108b0acb22d49b8c886c35461eabe4ffe4d709ec2d1f9f1185
+-- step hash: ea7fa0cf29f6116ad15b73db2dd6b66a894f6d0163205caf01b7055f3d5881d2
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -9922,10 +10258,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -10014,15 +10354,28 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
 -- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
--- records a delete both sides agreed on.
+-- records a delete both sides agreed on. The key is text compared byte by byte (collation "C"): a
+-- one-column key is its value's text, a key of several columns the text of the JSON array of their texts.
 CREATE TABLE IF NOT EXISTS "bisync".base (
   table_name  text        NOT NULL,
-  key         jsonb       NOT NULL,
+  key         text        COLLATE "C" NOT NULL,
   fingerprint text,
   generation  bigint      NOT NULL,
   agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, key)
 );
+
+-- A base an earlier bisync created keeps its keys as JSON arrays (jsonb): converted here, in place, to the
+-- text above (an array of one value becomes that value's text, a longer one the array's text); fingerprints
+-- and generations are kept, so nothing is re-recorded. A key already text stays as it is (to_jsonb of
+-- a text is a JSON string), so running this again, e.g. by a second bootstrap that waited on the lock
+-- above, changes nothing.
+ALTER TABLE "bisync".base
+  ALTER COLUMN key TYPE text COLLATE "C"
+  USING CASE WHEN jsonb_typeof(to_jsonb(key)) = 'array'
+             THEN CASE WHEN jsonb_array_length(to_jsonb(key)) = 1 THEN to_jsonb(key) ->> 0 ELSE to_jsonb(key)::text END
+             ELSE to_jsonb(key) #>> '{}'
+        END;
 
 -- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
@@ -10052,10 +10405,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -10276,7 +10633,7 @@ SET TRANSACTION READ ONLY;
 -- each with cloud's base fingerprint and generation, and the kind of a conflict cloud holds parked for the key
 -- (edits: both, SPEC 7: a key parked on either database is left alone). Every matching row, no window.
 COPY (
-  SELECT coalesce(f."job_id"::text, b.key ->> 0), f."client_id", f."template_id", f."job_name", f."job_status", f."fee", f."due_date", f."notes", f."extra",
+  SELECT coalesce(f."job_id"::text, b.key), f."client_id", f."template_id", f."job_name", f."job_status", f."fee", f."due_date", f."notes", f."extra",
          greatest(f."updated_at", f."created_at")::timestamptz AS __bisync_cursor,
          fk.__bisync_key IS NOT NULL AS __bisync_present,
          b.fingerprint AS __bisync_base_fp,
@@ -10285,14 +10642,14 @@ COPY (
     -- Each row's key as the base stores it, built once and used by both joins (in a relation of its own: no column
     -- of cloud's table can share its name); NULL where cloud has no row for a key of its base.
     FROM "public"."jobshead" AS f
-   CROSS JOIN LATERAL (SELECT jsonb_build_array(f."job_id"::text) AS __bisync_key) AS fk
+   CROSS JOIN LATERAL (SELECT f."job_id"::text COLLATE "C" AS __bisync_key) AS fk
     FULL JOIN (SELECT key, fingerprint, generation
                  FROM "bisync".base
                 WHERE table_name = current_setting('bisync.base_table')) AS b
       ON b.key = fk.__bisync_key
     LEFT JOIN "bisync".conflicts AS c
       ON c.table_name = current_setting('bisync.base_table')
-     AND c.key = coalesce(b.key, fk.__bisync_key)
+     AND (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" = coalesce(b.key, fk.__bisync_key)
 ) TO STDOUT;
 
 -- [desktop] stream them into staging on desktop
@@ -10323,13 +10680,13 @@ UPDATE "bisync_stage" AS s
 -- cloud sent neither as a row nor from its own base. cloud deleted them (or never had them); the merge
 -- decides what that means, and refreshes a parked key's versions.
 INSERT INTO "bisync_stage" ("job_id", __bisync_present)
-SELECT b.key ->> 0, false
+SELECT b.key, false
   FROM (SELECT b.key FROM "bisync".base AS b
          WHERE b.table_name = $1 AND b.fingerprint IS NOT NULL
         UNION
-        SELECT c.key FROM "bisync".conflicts AS c
+        SELECT (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" FROM "bisync".conflicts AS c
          WHERE c.table_name = $1) AS b
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE jsonb_build_array((s."job_id"::bigint)::text) = b.key);
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE (s."job_id"::bigint)::text COLLATE "C" = b.key);
 
 -- [desktop] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -10367,7 +10724,7 @@ ANALYZE "bisync_stage" ("job_id", __bisync_row);
 -- A key with a parked conflict (on either database) is left alone until it is resolved or both sides become equal.
 WITH src AS (
   SELECT s.*,
-         jsonb_build_array((s."job_id"::bigint)::text) AS __bisync_key,
+         (s."job_id"::bigint)::text COLLATE "C" AS __bisync_key,
          CASE WHEN s.__bisync_present THEN md5(convert_to(row(s."job_id", s."client_id", s."template_id", s."job_name", s."job_status", s."fee", s."due_date", s."notes", s."extra")::text, 'UTF8')) END AS __bisync_fp
     FROM "bisync_stage" AS s
    WHERE s.__bisync_row BETWEEN $1 AND $2
@@ -10390,7 +10747,7 @@ three AS MATERIALIZED (
     FROM src AS s
     LEFT JOIN "public"."jobshead" AS t ON t."job_id" = s."job_id"::bigint
     LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = s.__bisync_key
-    LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND c.key = s.__bisync_key
+    LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" = s.__bisync_key
 ),
 both_equal AS (
   SELECT * FROM three WHERE f_present AND t_present AND f_fp = t_fp
@@ -10472,11 +10829,11 @@ inserted AS (
           UNION ALL
           SELECT row_no FROM decided WHERE winner = 'source' AND f_present AND NOT t_present) AS w
       ON w.row_no = s.__bisync_row
-  RETURNING jsonb_build_array(t."job_id"::text) AS key
+  RETURNING t."job_id"::text COLLATE "C" AS key
 ),
 parked AS (
   INSERT INTO "bisync".conflicts AS c (table_name, key, kind, versions, base_fingerprint)
-  SELECT $3, d.key, d.kind,
+  SELECT $3, jsonb_build_array((s."job_id"::bigint)::text), d.kind,
          jsonb_build_object($6::text,
                             CASE WHEN d.f_present THEN (SELECT to_jsonb(x) FROM (SELECT s."job_id"::bigint AS "job_id", s."client_id"::integer AS "client_id", s."template_id"::integer AS "template_id", s."job_name"::character varying AS "job_name", s."job_status"::character varying AS "job_status", s."fee"::numeric(12,2) AS "fee", s."due_date"::date AS "due_date", s."notes"::text AS "notes", s."extra"::jsonb AS "extra") AS x) END,
                             $7::text,
@@ -10497,7 +10854,7 @@ cleared AS (
           UNION ALL
           SELECT key FROM both_deleted WHERE parked) AS x
    WHERE c.table_name = $3
-     AND c.key = x.key
+     AND (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" = x.key
   RETURNING 1
 ),
 agreed AS (
@@ -10764,7 +11121,7 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
 -- stale: the merge uses the fresher copy, and the next step into cloud brings its copy up to date.
 INSERT INTO "bisync".base AS b (table_name, key, fingerprint, generation)
 SELECT $1, a.key, a.fingerprint, a.generation
-  FROM jsonb_to_recordset($2::jsonb) AS a(key jsonb, fingerprint text, generation bigint)
+  FROM jsonb_to_recordset($2::jsonb) AS a(key text, fingerprint text, generation bigint)
 ON CONFLICT (table_name, key) DO UPDATE
    SET fingerprint = EXCLUDED.fingerprint, generation = EXCLUDED.generation, agreed_at = clock_timestamp()
  WHERE b.generation < EXCLUDED.generation;
@@ -10776,7 +11133,7 @@ COMMIT;
 -- Step 18/23: jobtasks reverse: cloud public.jobtasks → desktop public.jobtasks
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: fa9fb73c55605439ee514c31d81577d7a0048aa8ab97e97c719eb0ab252e95da
+-- step hash: 1f2b08c1851d7760d00a69d1de6cda267f60ea73b6c4e67e6606cade33704939
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -10820,10 +11177,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -10912,15 +11273,28 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
 -- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
--- records a delete both sides agreed on.
+-- records a delete both sides agreed on. The key is text compared byte by byte (collation "C"): a
+-- one-column key is its value's text, a key of several columns the text of the JSON array of their texts.
 CREATE TABLE IF NOT EXISTS "bisync".base (
   table_name  text        NOT NULL,
-  key         jsonb       NOT NULL,
+  key         text        COLLATE "C" NOT NULL,
   fingerprint text,
   generation  bigint      NOT NULL,
   agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, key)
 );
+
+-- A base an earlier bisync created keeps its keys as JSON arrays (jsonb): converted here, in place, to the
+-- text above (an array of one value becomes that value's text, a longer one the array's text); fingerprints
+-- and generations are kept, so nothing is re-recorded. A key already text stays as it is (to_jsonb of
+-- a text is a JSON string), so running this again, e.g. by a second bootstrap that waited on the lock
+-- above, changes nothing.
+ALTER TABLE "bisync".base
+  ALTER COLUMN key TYPE text COLLATE "C"
+  USING CASE WHEN jsonb_typeof(to_jsonb(key)) = 'array'
+             THEN CASE WHEN jsonb_array_length(to_jsonb(key)) = 1 THEN to_jsonb(key) ->> 0 ELSE to_jsonb(key)::text END
+             ELSE to_jsonb(key) #>> '{}'
+        END;
 
 -- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
@@ -10950,10 +11324,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -11172,7 +11550,7 @@ SET TRANSACTION READ ONLY;
 -- each with cloud's base fingerprint and generation, and the kind of a conflict cloud holds parked for the key
 -- (edits: both, SPEC 7: a key parked on either database is left alone). Every matching row, no window.
 COPY (
-  SELECT coalesce(f."jt_id"::text, b.key ->> 0), f."job_id", f."task_id", f."staff_id", f."status", f."planned_hours", f."completed_on",
+  SELECT coalesce(f."jt_id"::text, b.key), f."job_id", f."task_id", f."staff_id", f."status", f."planned_hours", f."completed_on",
          greatest(f."updated_at", f."created_at")::timestamptz AS __bisync_cursor,
          fk.__bisync_key IS NOT NULL AS __bisync_present,
          b.fingerprint AS __bisync_base_fp,
@@ -11181,14 +11559,14 @@ COPY (
     -- Each row's key as the base stores it, built once and used by both joins (in a relation of its own: no column
     -- of cloud's table can share its name); NULL where cloud has no row for a key of its base.
     FROM "public"."jobtasks" AS f
-   CROSS JOIN LATERAL (SELECT jsonb_build_array(f."jt_id"::text) AS __bisync_key) AS fk
+   CROSS JOIN LATERAL (SELECT f."jt_id"::text COLLATE "C" AS __bisync_key) AS fk
     FULL JOIN (SELECT key, fingerprint, generation
                  FROM "bisync".base
                 WHERE table_name = current_setting('bisync.base_table')) AS b
       ON b.key = fk.__bisync_key
     LEFT JOIN "bisync".conflicts AS c
       ON c.table_name = current_setting('bisync.base_table')
-     AND c.key = coalesce(b.key, fk.__bisync_key)
+     AND (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" = coalesce(b.key, fk.__bisync_key)
 ) TO STDOUT;
 
 -- [desktop] stream them into staging on desktop
@@ -11219,13 +11597,13 @@ UPDATE "bisync_stage" AS s
 -- cloud sent neither as a row nor from its own base. cloud deleted them (or never had them); the merge
 -- decides what that means, and refreshes a parked key's versions.
 INSERT INTO "bisync_stage" ("jt_id", __bisync_present)
-SELECT b.key ->> 0, false
+SELECT b.key, false
   FROM (SELECT b.key FROM "bisync".base AS b
          WHERE b.table_name = $1 AND b.fingerprint IS NOT NULL
         UNION
-        SELECT c.key FROM "bisync".conflicts AS c
+        SELECT (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" FROM "bisync".conflicts AS c
          WHERE c.table_name = $1) AS b
- WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE jsonb_build_array((s."jt_id"::bigint)::text) = b.key);
+ WHERE NOT EXISTS (SELECT 1 FROM "bisync_stage" AS s WHERE (s."jt_id"::bigint)::text COLLATE "C" = b.key);
 
 -- [desktop] how many rows are staged
 SELECT coalesce(max(__bisync_row), 0)::bigint AS last_row FROM "bisync_stage";
@@ -11263,7 +11641,7 @@ ANALYZE "bisync_stage" ("jt_id", __bisync_row);
 -- A key with a parked conflict (on either database) is left alone until it is resolved or both sides become equal.
 WITH src AS (
   SELECT s.*,
-         jsonb_build_array((s."jt_id"::bigint)::text) AS __bisync_key,
+         (s."jt_id"::bigint)::text COLLATE "C" AS __bisync_key,
          CASE WHEN s.__bisync_present THEN md5(convert_to(row(s."jt_id", s."job_id", s."task_id", s."staff_id", s."status", s."planned_hours", s."completed_on")::text, 'UTF8')) END AS __bisync_fp
     FROM "bisync_stage" AS s
    WHERE s.__bisync_row BETWEEN $1 AND $2
@@ -11286,7 +11664,7 @@ three AS MATERIALIZED (
     FROM src AS s
     LEFT JOIN "public"."jobtasks" AS t ON t."jt_id" = s."jt_id"::bigint
     LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = s.__bisync_key
-    LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND c.key = s.__bisync_key
+    LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" = s.__bisync_key
 ),
 both_equal AS (
   SELECT * FROM three WHERE f_present AND t_present AND f_fp = t_fp
@@ -11366,11 +11744,11 @@ inserted AS (
           UNION ALL
           SELECT row_no FROM decided WHERE winner = 'source' AND f_present AND NOT t_present) AS w
       ON w.row_no = s.__bisync_row
-  RETURNING jsonb_build_array(t."jt_id"::text) AS key
+  RETURNING t."jt_id"::text COLLATE "C" AS key
 ),
 parked AS (
   INSERT INTO "bisync".conflicts AS c (table_name, key, kind, versions, base_fingerprint)
-  SELECT $3, d.key, d.kind,
+  SELECT $3, jsonb_build_array((s."jt_id"::bigint)::text), d.kind,
          jsonb_build_object($6::text,
                             CASE WHEN d.f_present THEN (SELECT to_jsonb(x) FROM (SELECT s."jt_id"::bigint AS "jt_id", s."job_id"::bigint AS "job_id", s."task_id"::integer AS "task_id", s."staff_id"::integer AS "staff_id", s."status"::character varying AS "status", s."planned_hours"::numeric(6,2) AS "planned_hours", s."completed_on"::date AS "completed_on") AS x) END,
                             $7::text,
@@ -11391,7 +11769,7 @@ cleared AS (
           UNION ALL
           SELECT key FROM both_deleted WHERE parked) AS x
    WHERE c.table_name = $3
-     AND c.key = x.key
+     AND (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" = x.key
   RETURNING 1
 ),
 agreed AS (
@@ -11658,7 +12036,7 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
 -- stale: the merge uses the fresher copy, and the next step into cloud brings its copy up to date.
 INSERT INTO "bisync".base AS b (table_name, key, fingerprint, generation)
 SELECT $1, a.key, a.fingerprint, a.generation
-  FROM jsonb_to_recordset($2::jsonb) AS a(key jsonb, fingerprint text, generation bigint)
+  FROM jsonb_to_recordset($2::jsonb) AS a(key text, fingerprint text, generation bigint)
 ON CONFLICT (table_name, key) DO UPDATE
    SET fingerprint = EXCLUDED.fingerprint, generation = EXCLUDED.generation, agreed_at = clock_timestamp()
  WHERE b.generation < EXCLUDED.generation;
@@ -11670,7 +12048,7 @@ COMMIT;
 -- Step 19/23: taskchecklist reverse: cloud public.taskchecklist → desktop public.taskchecklist
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: b9dbbb50bc1f040b2931d96b9ceaae1234a829e7237d1fe7ea534f68675916fa
+-- step hash: e6384ff2575d6ce25b5b7572399abbf529607f29931b762a56b3782bb57841f8
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -11714,10 +12092,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -11806,15 +12188,28 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
 -- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
--- records a delete both sides agreed on.
+-- records a delete both sides agreed on. The key is text compared byte by byte (collation "C"): a
+-- one-column key is its value's text, a key of several columns the text of the JSON array of their texts.
 CREATE TABLE IF NOT EXISTS "bisync".base (
   table_name  text        NOT NULL,
-  key         jsonb       NOT NULL,
+  key         text        COLLATE "C" NOT NULL,
   fingerprint text,
   generation  bigint      NOT NULL,
   agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, key)
 );
+
+-- A base an earlier bisync created keeps its keys as JSON arrays (jsonb): converted here, in place, to the
+-- text above (an array of one value becomes that value's text, a longer one the array's text); fingerprints
+-- and generations are kept, so nothing is re-recorded. A key already text stays as it is (to_jsonb of
+-- a text is a JSON string), so running this again, e.g. by a second bootstrap that waited on the lock
+-- above, changes nothing.
+ALTER TABLE "bisync".base
+  ALTER COLUMN key TYPE text COLLATE "C"
+  USING CASE WHEN jsonb_typeof(to_jsonb(key)) = 'array'
+             THEN CASE WHEN jsonb_array_length(to_jsonb(key)) = 1 THEN to_jsonb(key) ->> 0 ELSE to_jsonb(key)::text END
+             ELSE to_jsonb(key) #>> '{}'
+        END;
 
 -- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
@@ -11844,10 +12239,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -12089,15 +12488,15 @@ classified AS MATERIALIZED (
          (t."tc_id", t."task_id", t."item_no", t."item_text", t."is_mandatory")
            IS DISTINCT FROM
          (s."tc_id"::integer, s."task_id"::integer, s."item_no"::integer, s."item_text"::text, s."is_mandatory"::boolean) AS changed,
-         jsonb_build_array((s."tc_id"::integer)::text) AS key,
+         (s."tc_id"::integer)::text COLLATE "C" AS key,
          b.fingerprint AS base_fp,
          coalesce(b.generation, 0) AS base_gen,
          b.fingerprint IS NOT NULL AS written_by_bisync,
          c.key IS NOT NULL AS parked
     FROM src AS s
     LEFT JOIN "public"."taskchecklist" AS t ON t."tc_id" = s."tc_id"::integer
-    LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = jsonb_build_array((s."tc_id"::integer)::text)
-    LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND c.key = jsonb_build_array((s."tc_id"::integer)::text)
+    LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = (s."tc_id"::integer)::text COLLATE "C"
+    LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" = (s."tc_id"::integer)::text COLLATE "C"
 ),
 held AS (
   -- Left alone: a parked key (until both sides hold the same row), and a differing row bisync did not write.
@@ -12119,18 +12518,18 @@ updated AS (
      AND (t."tc_id", t."task_id", t."item_no", t."item_text", t."is_mandatory")
          IS DISTINCT FROM
          (s."tc_id"::integer, s."task_id"::integer, s."item_no"::integer, s."item_text"::text, s."is_mandatory"::boolean)
-  RETURNING jsonb_build_array(t."tc_id"::text) AS key, md5(convert_to(row(t."tc_id", t."task_id", t."item_no", t."item_text", t."is_mandatory")::text, 'UTF8')) AS fingerprint
+  RETURNING t."tc_id"::text COLLATE "C" AS key, md5(convert_to(row(t."tc_id", t."task_id", t."item_no", t."item_text", t."is_mandatory")::text, 'UTF8')) AS fingerprint
 ),
 inserted AS (
   INSERT INTO "public"."taskchecklist" AS t ("tc_id", "task_id", "item_no", "item_text", "is_mandatory")
   SELECT s."tc_id"::integer, s."task_id"::integer, s."item_no"::integer, s."item_text"::text, s."is_mandatory"::boolean
     FROM src AS s
     JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present AND NOT c.parked
-  RETURNING jsonb_build_array(t."tc_id"::text) AS key, md5(convert_to(row(t."tc_id", t."task_id", t."item_no", t."item_text", t."is_mandatory")::text, 'UTF8')) AS fingerprint
+  RETURNING t."tc_id"::text COLLATE "C" AS key, md5(convert_to(row(t."tc_id", t."task_id", t."item_no", t."item_text", t."is_mandatory")::text, 'UTF8')) AS fingerprint
 ),
 parked AS (
   INSERT INTO "bisync".conflicts AS p (table_name, key, kind, versions, base_fingerprint)
-  SELECT $3, h.key, $4,
+  SELECT $3, jsonb_build_array((s."tc_id"::integer)::text), $4,
          jsonb_build_object($5::text,
                             (SELECT to_jsonb(x) FROM (SELECT s."tc_id"::integer AS "tc_id", s."task_id"::integer AS "task_id", s."item_no"::integer AS "item_no", s."item_text"::text AS "item_text", s."is_mandatory"::boolean AS "is_mandatory") AS x),
                             $6::text,
@@ -12148,7 +12547,7 @@ cleared AS (
    USING classified AS c
    WHERE c.parked AND c.present AND NOT c.changed
      AND p.table_name = $3
-     AND p.key = c.key
+     AND (CASE WHEN jsonb_array_length(p.key) = 1 THEN p.key ->> 0 ELSE p.key::text END) COLLATE "C" = c.key
   RETURNING 1
 ),
 agreed AS MATERIALIZED (
@@ -12358,7 +12757,7 @@ COMMIT;
 -- Step 20/23: workdiary reverse: cloud public.workdiary → desktop public.workdiary
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: 73a2187c824a6c796c7d0221ccb01d4da28acb0f5b3778db96fbc336c0454a4c
+-- step hash: 5f15e61ce80e61398ed956547804aa8d058278f8bfa3b70f97c1e8a7e6c4dc5c
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -12402,10 +12801,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -12494,15 +12897,28 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
 -- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
--- records a delete both sides agreed on.
+-- records a delete both sides agreed on. The key is text compared byte by byte (collation "C"): a
+-- one-column key is its value's text, a key of several columns the text of the JSON array of their texts.
 CREATE TABLE IF NOT EXISTS "bisync".base (
   table_name  text        NOT NULL,
-  key         jsonb       NOT NULL,
+  key         text        COLLATE "C" NOT NULL,
   fingerprint text,
   generation  bigint      NOT NULL,
   agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, key)
 );
+
+-- A base an earlier bisync created keeps its keys as JSON arrays (jsonb): converted here, in place, to the
+-- text above (an array of one value becomes that value's text, a longer one the array's text); fingerprints
+-- and generations are kept, so nothing is re-recorded. A key already text stays as it is (to_jsonb of
+-- a text is a JSON string), so running this again, e.g. by a second bootstrap that waited on the lock
+-- above, changes nothing.
+ALTER TABLE "bisync".base
+  ALTER COLUMN key TYPE text COLLATE "C"
+  USING CASE WHEN jsonb_typeof(to_jsonb(key)) = 'array'
+             THEN CASE WHEN jsonb_array_length(to_jsonb(key)) = 1 THEN to_jsonb(key) ->> 0 ELSE to_jsonb(key)::text END
+             ELSE to_jsonb(key) #>> '{}'
+        END;
 
 -- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
@@ -12532,10 +12948,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -12779,15 +13199,15 @@ classified AS MATERIALIZED (
          (t."wd_id", t."staff_id", t."job_id", t."work_date", t."hours", t."description", t."billable")
            IS DISTINCT FROM
          (s."wd_id"::bigint, s."staff_id"::integer, s."job_id"::bigint, s."work_date"::date, s."hours"::numeric(5,2), s."description"::text, s."billable"::boolean) AS changed,
-         jsonb_build_array((s."wd_id"::bigint)::text) AS key,
+         (s."wd_id"::bigint)::text COLLATE "C" AS key,
          b.fingerprint AS base_fp,
          coalesce(b.generation, 0) AS base_gen,
          b.fingerprint IS NOT NULL AS written_by_bisync,
          c.key IS NOT NULL AS parked
     FROM src AS s
     LEFT JOIN "public"."workdiary" AS t ON t."wd_id" = s."wd_id"::bigint
-    LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = jsonb_build_array((s."wd_id"::bigint)::text)
-    LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND c.key = jsonb_build_array((s."wd_id"::bigint)::text)
+    LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = (s."wd_id"::bigint)::text COLLATE "C"
+    LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" = (s."wd_id"::bigint)::text COLLATE "C"
 ),
 held AS (
   -- Left alone: a parked key (until both sides hold the same row), and a differing row bisync did not write.
@@ -12811,18 +13231,18 @@ updated AS (
      AND (t."wd_id", t."staff_id", t."job_id", t."work_date", t."hours", t."description", t."billable")
          IS DISTINCT FROM
          (s."wd_id"::bigint, s."staff_id"::integer, s."job_id"::bigint, s."work_date"::date, s."hours"::numeric(5,2), s."description"::text, s."billable"::boolean)
-  RETURNING jsonb_build_array(t."wd_id"::text) AS key, md5(convert_to(row(t."wd_id", t."staff_id", t."job_id", t."work_date", t."hours", t."description", t."billable")::text, 'UTF8')) AS fingerprint
+  RETURNING t."wd_id"::text COLLATE "C" AS key, md5(convert_to(row(t."wd_id", t."staff_id", t."job_id", t."work_date", t."hours", t."description", t."billable")::text, 'UTF8')) AS fingerprint
 ),
 inserted AS (
   INSERT INTO "public"."workdiary" AS t ("wd_id", "staff_id", "job_id", "work_date", "hours", "description", "billable")
   SELECT s."wd_id"::bigint, s."staff_id"::integer, s."job_id"::bigint, s."work_date"::date, s."hours"::numeric(5,2), s."description"::text, s."billable"::boolean
     FROM src AS s
     JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present AND NOT c.parked
-  RETURNING jsonb_build_array(t."wd_id"::text) AS key, md5(convert_to(row(t."wd_id", t."staff_id", t."job_id", t."work_date", t."hours", t."description", t."billable")::text, 'UTF8')) AS fingerprint
+  RETURNING t."wd_id"::text COLLATE "C" AS key, md5(convert_to(row(t."wd_id", t."staff_id", t."job_id", t."work_date", t."hours", t."description", t."billable")::text, 'UTF8')) AS fingerprint
 ),
 parked AS (
   INSERT INTO "bisync".conflicts AS p (table_name, key, kind, versions, base_fingerprint)
-  SELECT $3, h.key, $4,
+  SELECT $3, jsonb_build_array((s."wd_id"::bigint)::text), $4,
          jsonb_build_object($5::text,
                             (SELECT to_jsonb(x) FROM (SELECT s."wd_id"::bigint AS "wd_id", s."staff_id"::integer AS "staff_id", s."job_id"::bigint AS "job_id", s."work_date"::date AS "work_date", s."hours"::numeric(5,2) AS "hours", s."description"::text AS "description", s."billable"::boolean AS "billable") AS x),
                             $6::text,
@@ -12840,7 +13260,7 @@ cleared AS (
    USING classified AS c
    WHERE c.parked AND c.present AND NOT c.changed
      AND p.table_name = $3
-     AND p.key = c.key
+     AND (CASE WHEN jsonb_array_length(p.key) = 1 THEN p.key ->> 0 ELSE p.key::text END) COLLATE "C" = c.key
   RETURNING 1
 ),
 agreed AS MATERIALIZED (
@@ -13050,7 +13470,7 @@ COMMIT;
 -- Step 21/23: reminder reverse: cloud public.reminder → desktop public.mbreminder
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, reminder_date→remdate, title, is_done
--- step hash: 0f29a4bb21d8dc1eb5bf98f184f80daa31063a7128f1ba29baae1c850b6312ae
+-- step hash: b7116c88788014bf3e0a5486f7964aecc1c74d8eff4421a7eafe7daf7c967851
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -13094,10 +13514,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -13186,15 +13610,28 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
 -- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
--- records a delete both sides agreed on.
+-- records a delete both sides agreed on. The key is text compared byte by byte (collation "C"): a
+-- one-column key is its value's text, a key of several columns the text of the JSON array of their texts.
 CREATE TABLE IF NOT EXISTS "bisync".base (
   table_name  text        NOT NULL,
-  key         jsonb       NOT NULL,
+  key         text        COLLATE "C" NOT NULL,
   fingerprint text,
   generation  bigint      NOT NULL,
   agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, key)
 );
+
+-- A base an earlier bisync created keeps its keys as JSON arrays (jsonb): converted here, in place, to the
+-- text above (an array of one value becomes that value's text, a longer one the array's text); fingerprints
+-- and generations are kept, so nothing is re-recorded. A key already text stays as it is (to_jsonb of
+-- a text is a JSON string), so running this again, e.g. by a second bootstrap that waited on the lock
+-- above, changes nothing.
+ALTER TABLE "bisync".base
+  ALTER COLUMN key TYPE text COLLATE "C"
+  USING CASE WHEN jsonb_typeof(to_jsonb(key)) = 'array'
+             THEN CASE WHEN jsonb_array_length(to_jsonb(key)) = 1 THEN to_jsonb(key) ->> 0 ELSE to_jsonb(key)::text END
+             ELSE to_jsonb(key) #>> '{}'
+        END;
 
 -- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
@@ -13224,10 +13661,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -13470,15 +13911,15 @@ classified AS MATERIALIZED (
          (t."rem_id", t."staff_id", t."client_id", t."remdate", t."title", t."is_done")
            IS DISTINCT FROM
          (s."rem_id"::integer, s."staff_id"::integer, s."client_id"::integer, s."remdate"::date, s."title"::character varying, s."is_done"::boolean) AS changed,
-         jsonb_build_array((s."rem_id"::integer)::text) AS key,
+         (s."rem_id"::integer)::text COLLATE "C" AS key,
          b.fingerprint AS base_fp,
          coalesce(b.generation, 0) AS base_gen,
          b.fingerprint IS NOT NULL AS written_by_bisync,
          c.key IS NOT NULL AS parked
     FROM src AS s
     LEFT JOIN "public"."mbreminder" AS t ON t."rem_id" = s."rem_id"::integer
-    LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = jsonb_build_array((s."rem_id"::integer)::text)
-    LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND c.key = jsonb_build_array((s."rem_id"::integer)::text)
+    LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = (s."rem_id"::integer)::text COLLATE "C"
+    LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" = (s."rem_id"::integer)::text COLLATE "C"
 ),
 held AS (
   -- Left alone: a parked key (until both sides hold the same row), and a differing row bisync did not write.
@@ -13501,18 +13942,18 @@ updated AS (
      AND (t."rem_id", t."staff_id", t."client_id", t."remdate", t."title", t."is_done")
          IS DISTINCT FROM
          (s."rem_id"::integer, s."staff_id"::integer, s."client_id"::integer, s."remdate"::date, s."title"::character varying, s."is_done"::boolean)
-  RETURNING jsonb_build_array(t."rem_id"::text) AS key, md5(convert_to(row(t."rem_id", t."staff_id", t."client_id", t."remdate", t."title", t."is_done")::text, 'UTF8')) AS fingerprint
+  RETURNING t."rem_id"::text COLLATE "C" AS key, md5(convert_to(row(t."rem_id", t."staff_id", t."client_id", t."remdate", t."title", t."is_done")::text, 'UTF8')) AS fingerprint
 ),
 inserted AS (
   INSERT INTO "public"."mbreminder" AS t ("rem_id", "staff_id", "client_id", "remdate", "title", "is_done")
   SELECT s."rem_id"::integer, s."staff_id"::integer, s."client_id"::integer, s."remdate"::date, s."title"::character varying, s."is_done"::boolean
     FROM src AS s
     JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present AND NOT c.parked
-  RETURNING jsonb_build_array(t."rem_id"::text) AS key, md5(convert_to(row(t."rem_id", t."staff_id", t."client_id", t."remdate", t."title", t."is_done")::text, 'UTF8')) AS fingerprint
+  RETURNING t."rem_id"::text COLLATE "C" AS key, md5(convert_to(row(t."rem_id", t."staff_id", t."client_id", t."remdate", t."title", t."is_done")::text, 'UTF8')) AS fingerprint
 ),
 parked AS (
   INSERT INTO "bisync".conflicts AS p (table_name, key, kind, versions, base_fingerprint)
-  SELECT $3, h.key, $4,
+  SELECT $3, jsonb_build_array((s."rem_id"::integer)::text), $4,
          jsonb_build_object($5::text,
                             (SELECT to_jsonb(x) FROM (SELECT s."rem_id"::integer AS "rem_id", s."staff_id"::integer AS "staff_id", s."client_id"::integer AS "client_id", s."remdate"::date AS "remdate", s."title"::character varying AS "title", s."is_done"::boolean AS "is_done") AS x),
                             $6::text,
@@ -13530,7 +13971,7 @@ cleared AS (
    USING classified AS c
    WHERE c.parked AND c.present AND NOT c.changed
      AND p.table_name = $3
-     AND p.key = c.key
+     AND (CASE WHEN jsonb_array_length(p.key) = 1 THEN p.key ->> 0 ELSE p.key::text END) COLLATE "C" = c.key
   RETURNING 1
 ),
 agreed AS MATERIALIZED (
@@ -13740,7 +14181,7 @@ COMMIT;
 -- Step 22/23: remdetail reverse: cloud public.remdetail → desktop public.remdetail
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: 3bf5886924f5a8bdb6dce7cb033037f4b2f9721962b73e33a1ee7c32c449fa2f
+-- step hash: 04fd4d1a018d4a86c4fbc0f1e1d504c0031c7f8175267c18b05a3173950e963e
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -13784,10 +14225,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -13876,15 +14321,28 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
 -- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
--- records a delete both sides agreed on.
+-- records a delete both sides agreed on. The key is text compared byte by byte (collation "C"): a
+-- one-column key is its value's text, a key of several columns the text of the JSON array of their texts.
 CREATE TABLE IF NOT EXISTS "bisync".base (
   table_name  text        NOT NULL,
-  key         jsonb       NOT NULL,
+  key         text        COLLATE "C" NOT NULL,
   fingerprint text,
   generation  bigint      NOT NULL,
   agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, key)
 );
+
+-- A base an earlier bisync created keeps its keys as JSON arrays (jsonb): converted here, in place, to the
+-- text above (an array of one value becomes that value's text, a longer one the array's text); fingerprints
+-- and generations are kept, so nothing is re-recorded. A key already text stays as it is (to_jsonb of
+-- a text is a JSON string), so running this again, e.g. by a second bootstrap that waited on the lock
+-- above, changes nothing.
+ALTER TABLE "bisync".base
+  ALTER COLUMN key TYPE text COLLATE "C"
+  USING CASE WHEN jsonb_typeof(to_jsonb(key)) = 'array'
+             THEN CASE WHEN jsonb_array_length(to_jsonb(key)) = 1 THEN to_jsonb(key) ->> 0 ELSE to_jsonb(key)::text END
+             ELSE to_jsonb(key) #>> '{}'
+        END;
 
 -- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
@@ -13914,10 +14372,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -14159,15 +14621,15 @@ classified AS MATERIALIZED (
          (t."remd_id", t."rem_id", t."channel", t."remind_before_days", t."note")
            IS DISTINCT FROM
          (s."remd_id"::integer, s."rem_id"::integer, s."channel"::character varying, s."remind_before_days"::smallint, s."note"::text) AS changed,
-         jsonb_build_array((s."remd_id"::integer)::text) AS key,
+         (s."remd_id"::integer)::text COLLATE "C" AS key,
          b.fingerprint AS base_fp,
          coalesce(b.generation, 0) AS base_gen,
          b.fingerprint IS NOT NULL AS written_by_bisync,
          c.key IS NOT NULL AS parked
     FROM src AS s
     LEFT JOIN "public"."remdetail" AS t ON t."remd_id" = s."remd_id"::integer
-    LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = jsonb_build_array((s."remd_id"::integer)::text)
-    LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND c.key = jsonb_build_array((s."remd_id"::integer)::text)
+    LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = (s."remd_id"::integer)::text COLLATE "C"
+    LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" = (s."remd_id"::integer)::text COLLATE "C"
 ),
 held AS (
   -- Left alone: a parked key (until both sides hold the same row), and a differing row bisync did not write.
@@ -14189,18 +14651,18 @@ updated AS (
      AND (t."remd_id", t."rem_id", t."channel", t."remind_before_days", t."note")
          IS DISTINCT FROM
          (s."remd_id"::integer, s."rem_id"::integer, s."channel"::character varying, s."remind_before_days"::smallint, s."note"::text)
-  RETURNING jsonb_build_array(t."remd_id"::text) AS key, md5(convert_to(row(t."remd_id", t."rem_id", t."channel", t."remind_before_days", t."note")::text, 'UTF8')) AS fingerprint
+  RETURNING t."remd_id"::text COLLATE "C" AS key, md5(convert_to(row(t."remd_id", t."rem_id", t."channel", t."remind_before_days", t."note")::text, 'UTF8')) AS fingerprint
 ),
 inserted AS (
   INSERT INTO "public"."remdetail" AS t ("remd_id", "rem_id", "channel", "remind_before_days", "note")
   SELECT s."remd_id"::integer, s."rem_id"::integer, s."channel"::character varying, s."remind_before_days"::smallint, s."note"::text
     FROM src AS s
     JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present AND NOT c.parked
-  RETURNING jsonb_build_array(t."remd_id"::text) AS key, md5(convert_to(row(t."remd_id", t."rem_id", t."channel", t."remind_before_days", t."note")::text, 'UTF8')) AS fingerprint
+  RETURNING t."remd_id"::text COLLATE "C" AS key, md5(convert_to(row(t."remd_id", t."rem_id", t."channel", t."remind_before_days", t."note")::text, 'UTF8')) AS fingerprint
 ),
 parked AS (
   INSERT INTO "bisync".conflicts AS p (table_name, key, kind, versions, base_fingerprint)
-  SELECT $3, h.key, $4,
+  SELECT $3, jsonb_build_array((s."remd_id"::integer)::text), $4,
          jsonb_build_object($5::text,
                             (SELECT to_jsonb(x) FROM (SELECT s."remd_id"::integer AS "remd_id", s."rem_id"::integer AS "rem_id", s."channel"::character varying AS "channel", s."remind_before_days"::smallint AS "remind_before_days", s."note"::text AS "note") AS x),
                             $6::text,
@@ -14218,7 +14680,7 @@ cleared AS (
    USING classified AS c
    WHERE c.parked AND c.present AND NOT c.changed
      AND p.table_name = $3
-     AND p.key = c.key
+     AND (CASE WHEN jsonb_array_length(p.key) = 1 THEN p.key ->> 0 ELSE p.key::text END) COLLATE "C" = c.key
   RETURNING 1
 ),
 agreed AS MATERIALIZED (
@@ -14428,7 +14890,7 @@ COMMIT;
 -- Step 23/23: learequest reverse: cloud public.learequest → desktop public.learequest
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: 7ae04e42492f6e2656b87f1a7af16ca0db8b15d8196107f52d47dccac29aae12
+-- step hash: 11ae5d9849cf6b542a37031cbe8bf8ac046b020058fc2225e7b58aedaaf5a7ac
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -14472,10 +14934,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -14564,15 +15030,28 @@ CREATE TABLE IF NOT EXISTS "bisync".rejects (
 -- The base (SPEC 7): per key of a table synced both ways, the fingerprint of the version both sides
 -- last agreed on. Each database keeps its own copy, written in the same transaction as the data; a
 -- step uses the fresher (higher generation) of its source's and its target's copy. A NULL fingerprint
--- records a delete both sides agreed on.
+-- records a delete both sides agreed on. The key is text compared byte by byte (collation "C"): a
+-- one-column key is its value's text, a key of several columns the text of the JSON array of their texts.
 CREATE TABLE IF NOT EXISTS "bisync".base (
   table_name  text        NOT NULL,
-  key         jsonb       NOT NULL,
+  key         text        COLLATE "C" NOT NULL,
   fingerprint text,
   generation  bigint      NOT NULL,
   agreed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (table_name, key)
 );
+
+-- A base an earlier bisync created keeps its keys as JSON arrays (jsonb): converted here, in place, to the
+-- text above (an array of one value becomes that value's text, a longer one the array's text); fingerprints
+-- and generations are kept, so nothing is re-recorded. A key already text stays as it is (to_jsonb of
+-- a text is a JSON string), so running this again, e.g. by a second bootstrap that waited on the lock
+-- above, changes nothing.
+ALTER TABLE "bisync".base
+  ALTER COLUMN key TYPE text COLLATE "C"
+  USING CASE WHEN jsonb_typeof(to_jsonb(key)) = 'array'
+             THEN CASE WHEN jsonb_array_length(to_jsonb(key)) = 1 THEN to_jsonb(key) ->> 0 ELSE to_jsonb(key)::text END
+             ELSE to_jsonb(key) #>> '{}'
+        END;
 
 -- Conflicts (SPEC 7): both sides changed a row since the base. Parked keys are left alone until
 -- `bisync resolve` settles them, or until both sides hold the same version again.
@@ -14602,10 +15081,14 @@ SELECT n.oid IS NOT NULL AS schema_exists,
        pg_get_userbyid(n.nspowner) AS schema_owner,
        coalesce(n.nspowner IN (SELECT oid FROM mine), false) AS schema_mine,
        current_user AS me,
-       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts: bootstrap adds them
+       -- state and runs tables an earlier bisync created lack xmin_cursor, base_tracked and the wire counts, and its
+       -- base holds keys as jsonb: bootstrap adds the columns and converts the keys to text "C"
        (SELECT count(*) = 5 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
          WHERE c.relnamespace = n.oid AND NOT a.attisdropped
-           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received'))) AS state_current,
+           AND (c.relname, a.attname) IN (('state', 'xmin_cursor'), ('state', 'base_tracked'), ('runs', 'round_trips'), ('runs', 'bytes_sent'), ('runs', 'bytes_received')))
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                        WHERE c.relnamespace = n.oid AND c.relname = 'base' AND a.attname = 'key' AND NOT a.attisdropped
+                          AND (a.atttypid <> 'pg_catalog.text'::pg_catalog.regtype OR a.attcollation <> 'pg_catalog."C"'::pg_catalog.regcollation)) AS state_current,
        (SELECT json_agg(json_build_object(
                  'name', t.name,
                  'exists', c.oid IS NOT NULL,
@@ -14850,15 +15333,15 @@ classified AS MATERIALIZED (
          (t."lea_id", t."staff_id", t."leave_type", t."from_date", t."to_date", t."reason", t."status", t."approved_by")
            IS DISTINCT FROM
          (s."lea_id"::integer, s."staff_id"::integer, s."leave_type"::character varying, s."from_date"::date, s."to_date"::date, s."reason"::text, s."status"::character varying, s."approved_by"::integer) AS changed,
-         jsonb_build_array((s."lea_id"::integer)::text) AS key,
+         (s."lea_id"::integer)::text COLLATE "C" AS key,
          b.fingerprint AS base_fp,
          coalesce(b.generation, 0) AS base_gen,
          b.fingerprint IS NOT NULL AS written_by_bisync,
          c.key IS NOT NULL AS parked
     FROM src AS s
     LEFT JOIN "public"."learequest" AS t ON t."lea_id" = s."lea_id"::integer
-    LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = jsonb_build_array((s."lea_id"::integer)::text)
-    LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND c.key = jsonb_build_array((s."lea_id"::integer)::text)
+    LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = (s."lea_id"::integer)::text COLLATE "C"
+    LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" = (s."lea_id"::integer)::text COLLATE "C"
 ),
 held AS (
   -- Left alone: a parked key (until both sides hold the same row), and a differing row bisync did not write.
@@ -14883,18 +15366,18 @@ updated AS (
      AND (t."lea_id", t."staff_id", t."leave_type", t."from_date", t."to_date", t."reason", t."status", t."approved_by")
          IS DISTINCT FROM
          (s."lea_id"::integer, s."staff_id"::integer, s."leave_type"::character varying, s."from_date"::date, s."to_date"::date, s."reason"::text, s."status"::character varying, s."approved_by"::integer)
-  RETURNING jsonb_build_array(t."lea_id"::text) AS key, md5(convert_to(row(t."lea_id", t."staff_id", t."leave_type", t."from_date", t."to_date", t."reason", t."status", t."approved_by")::text, 'UTF8')) AS fingerprint
+  RETURNING t."lea_id"::text COLLATE "C" AS key, md5(convert_to(row(t."lea_id", t."staff_id", t."leave_type", t."from_date", t."to_date", t."reason", t."status", t."approved_by")::text, 'UTF8')) AS fingerprint
 ),
 inserted AS (
   INSERT INTO "public"."learequest" AS t ("lea_id", "staff_id", "leave_type", "from_date", "to_date", "reason", "status", "approved_by")
   SELECT s."lea_id"::integer, s."staff_id"::integer, s."leave_type"::character varying, s."from_date"::date, s."to_date"::date, s."reason"::text, s."status"::character varying, s."approved_by"::integer
     FROM src AS s
     JOIN classified AS c ON c.__bisync_row = s.__bisync_row AND NOT c.present AND NOT c.parked
-  RETURNING jsonb_build_array(t."lea_id"::text) AS key, md5(convert_to(row(t."lea_id", t."staff_id", t."leave_type", t."from_date", t."to_date", t."reason", t."status", t."approved_by")::text, 'UTF8')) AS fingerprint
+  RETURNING t."lea_id"::text COLLATE "C" AS key, md5(convert_to(row(t."lea_id", t."staff_id", t."leave_type", t."from_date", t."to_date", t."reason", t."status", t."approved_by")::text, 'UTF8')) AS fingerprint
 ),
 parked AS (
   INSERT INTO "bisync".conflicts AS p (table_name, key, kind, versions, base_fingerprint)
-  SELECT $3, h.key, $4,
+  SELECT $3, jsonb_build_array((s."lea_id"::integer)::text), $4,
          jsonb_build_object($5::text,
                             (SELECT to_jsonb(x) FROM (SELECT s."lea_id"::integer AS "lea_id", s."staff_id"::integer AS "staff_id", s."leave_type"::character varying AS "leave_type", s."from_date"::date AS "from_date", s."to_date"::date AS "to_date", s."reason"::text AS "reason", s."status"::character varying AS "status", s."approved_by"::integer AS "approved_by") AS x),
                             $6::text,
@@ -14912,7 +15395,7 @@ cleared AS (
    USING classified AS c
    WHERE c.parked AND c.present AND NOT c.changed
      AND p.table_name = $3
-     AND p.key = c.key
+     AND (CASE WHEN jsonb_array_length(p.key) = 1 THEN p.key ->> 0 ELSE p.key::text END) COLLATE "C" = c.key
   RETURNING 1
 ),
 agreed AS MATERIALIZED (

@@ -1,4 +1,4 @@
--- bisync plan 3521b5fafc208dc55187de959ba002af622ea9421b9e8cf4407106b20da11e95
+-- bisync plan 4f659539169a6c1597cfa084a2cd595f86bbd1181295cf2e99285eac767d2294
 -- config: sync.config.yaml; state schema: bisync; 2 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -843,7 +843,7 @@ COMMIT;
 -- Step 2/2: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: incremental — watermark 2026-01-02T03:04:05.123456Z on updated_at, created_at, minus the lookback
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 6695e784a5940f61f11ad73599c68419e48da5339341f317e613eb024d60e830
+-- step hash: 13d11cf0567d7b548bf537ea377c12072e5f08cc2f8e18dc6d982bc09aa43b65
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1186,7 +1186,7 @@ SELECT count(*) FILTER (WHERE t.row_hash IS DISTINCT FROM p.e ->> 1 OR NOT t.set
                               WHERE b.table_name = $2 AND b.key = t."client_id"::text COLLATE "C")
                               IS NOT DISTINCT FROM md5(convert_to(row(t."client_id", t."org_id", t."loc_id", t."con_id", t."client_name", t."pan", t."email", t."opening_balance", t."onboarded_on", t."is_active")::text, 'UTF8'))
                             AND NOT EXISTS (SELECT 1 FROM "bisync".conflicts AS c
-                                             WHERE c.table_name = $2 AND c.key = t."client_id"::text COLLATE "C") AS settled
+                                             WHERE c.table_name = $2 AND c.key = jsonb_build_array(t."client_id"::text)) AS settled
                        FROM "public"."climaster" AS t
                       WHERE t."client_id" = (p.e -> 0 ->> 0)::integer) AS t ON true;
 

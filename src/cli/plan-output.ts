@@ -1,3 +1,4 @@
+import { PROBE_SLOW_LINK_MS } from '../compiler/compile-plan.js';
 import type { Plan, PlanStatement } from '../compiler/plan-types.js';
 
 /** Text safe inside a `--` comment line: line breaks and other control characters become escapes. */
@@ -44,6 +45,7 @@ export function planSql(plan: Plan): string {
           '',
           comment(`The probe (${step.probeKind === 'checksum' ? 'bucket checksums as one digest per database' : 'the rows the read would take'}), run before any step, inside one transaction per database (BEGIN … COMMIT) shared with the other steps' probes.`),
           comment('When the probe finds nothing to do, the statements below do not run.'),
+          comment(`apply --probe auto (the default) probes only over a slow link: a round trip of ${PROBE_SLOW_LINK_MS} ms or more to either database while the catalog was read; --probe always | never.`),
         );
       }
       if (s === step.statements[0]) out.push('', comment('The step:'));

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { compilePlan, stepKey } from '../compiler/compile-plan.js';
+import { compilePlan, PROBE_SLOW_LINK_MS, stepKey } from '../compiler/compile-plan.js';
 import type { CompileOptions } from '../compiler/compile-plan.js';
 import type { Plan, PlanStep, UnplannedStep } from '../compiler/plan-types.js';
 import type { ResolvedConfig } from '../config/types.js';
@@ -38,8 +38,12 @@ export interface ApplyOptions extends CompileOptions {
   onProgress?: (step: PlanStep, rows: number) => void;
   /** `apply --plan FILE`: run only if the plan compiled now is the saved one, from the same catalog and state. */
   savedPlan?: SavedPlan;
-  /** false: no probe before the steps, every step runs (for tests of what a step does when it runs). Default true. */
-  probe?: boolean;
+  /**
+   * The run-level probe before the steps (probe.ts): `auto` (default) only over a slow link (a round
+   * trip of PROBE_SLOW_LINK_MS or more to either database while the catalog was read), true always,
+   * false never (every step runs).
+   */
+  probe?: boolean | 'auto';
   /** Test hooks, see StepOptions. */
   afterRead?: StepOptions['afterRead'];
   duringCopy?: StepOptions['duringCopy'];
@@ -62,9 +66,10 @@ export interface ApplyReport {
   /**
    * The run-level probe before the steps (probe.ts): steps probed, steps it found nothing to do for
    * (reported with `notRun`, 0 round trips of their own), what it cost on the wire, and what the
-   * skipped steps' run rows cost (`runRows`). Absent when no step was probed (dry run, first runs).
+   * skipped steps' run rows cost (`runRows`). Absent when no step was probed (dry run, first runs),
+   * except that `off` says why `--probe auto` did not probe (a fast link).
    */
-  probe?: { probed: number; skipped: number; error?: string; runRows?: WireCounts } & Partial<WireCounts>;
+  probe?: { probed: number; skipped: number; error?: string; off?: string; runRows?: WireCounts } & Partial<WireCounts>;
 }
 
 /**
@@ -97,14 +102,20 @@ export async function applyCommand(config: ResolvedConfig, options: ApplyOptions
     const notRun = await Promise.all((plan.unplanned ?? []).map(async (u) => await notPlanned(u, dbs, config, plan.hash, runId, options)));
     // The probe (probe.ts): steps with nothing to do are not run at all. A dry run runs every step.
     // Nor with a test hook inside a step (afterRead, duringCopy): such a test needs its step to run.
-    const probing = !options.dryRun && options.probe !== false && options.afterRead === undefined && options.duringCopy === undefined;
+    const wanted = !options.dryRun && options.probe !== false && options.afterRead === undefined && options.duringCopy === undefined;
+    // --probe auto: only where round trips are what a run costs (see PROBE_SLOW_LINK_MS).
+    const fast = wanted && (options.probe ?? 'auto') === 'auto' ? fastLink(plan, dbs) : undefined;
+    if (fast !== undefined) options.logger.debug({ probe: 'off' }, `probe: off, ${fast}`);
+    const probing = wanted && fast === undefined;
     const probe = !probing || aborted() ? null : await probeSteps(plan, dbs, config.forward.from, { runId, planHash: plan.hash });
     if (probe?.error !== undefined) options.logger.warn({ error: probe.error }, `the probe before the steps failed, so every step runs as planned: ${probe.error}`);
     else if (probe !== null && probe.probed > 0) {
       options.logger.debug({ probed: probe.probed, skipped: probe.skipped.size, ...probe.wire }, `probe: ${probe.skipped.size} of ${probe.probed} steps probed have nothing to do`);
     }
     probeReport =
-      probe === null || probe.probed === 0
+      fast !== undefined && plan.steps.some((s) => s.probe !== undefined && s.probe.length > 0)
+        ? { probed: 0, skipped: 0, off: fast }
+        : probe === null || probe.probed === 0
         ? undefined
         : {
             probed: probe.probed,
@@ -156,6 +167,18 @@ export async function applyCommand(config: ResolvedConfig, options: ApplyOptions
     exitCode,
     ...(probeReport === undefined ? {} : { probe: probeReport }),
   };
+}
+
+/**
+ * `--probe auto`: why not to probe (every database of the plan answered a query on an idle connection
+ * within PROBE_SLOW_LINK_MS while the catalog was read), or undefined when some link is slow or unmeasured.
+ */
+function fastLink(plan: Plan, dbs: Databases): string | undefined {
+  const names = [...new Set(plan.steps.flatMap((s) => [s.source, s.target]))].sort();
+  const quickest = names.map((name) => ({ name, ms: dbs.quickestAnswerMs(name) }));
+  if (quickest.some((q) => q.ms === undefined || q.ms >= PROBE_SLOW_LINK_MS)) return undefined;
+  const seen = quickest.map((q) => `${q.name} ${(q.ms ?? 0).toFixed(1)} ms`).join(', ');
+  return `every database answered within ${PROBE_SLOW_LINK_MS} ms (${seen}): on a link this fast a probe costs more than the round trips it saves`;
 }
 
 /** apply --plan: exit 4, running nothing, when what the plan was compiled from changed since it was saved. */

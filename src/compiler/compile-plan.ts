@@ -629,6 +629,13 @@ function compileStep(
 
 /** Most rows an incremental step's probe takes from its read window; a window with more and the step runs. */
 export const PROBE_MAX_ROWS = 1_000;
+/**
+ * `apply --probe auto` (the default) probes only over a slow link: when a round trip to either
+ * database took at least this long (ms) while the catalog was read. There a round trip costs more
+ * than the probe's checksums; on a fast link the probe's second pass over a step's rows costs more
+ * than the round trips it saves, so every step runs as planned.
+ */
+export const PROBE_SLOW_LINK_MS = 10;
 
 type StmtFn = (kind: string, side: Side, purpose: string, extra?: Record<string, unknown>, template?: string) => PlanStatement;
 

@@ -47,6 +47,8 @@ export class Databases {
   private readonly open = new Map<pg.Client, Tracked>();
   private readonly idle = new Map<string, pg.Client[]>();
   private readonly counts = new AsyncLocalStorage<WireCounts>();
+  /** Per database, the quickest answer seen to a query sent on an idle connection (ms): the link's round trip, at most. */
+  private readonly quickest = new Map<string, number>();
 
   constructor(
     private readonly config: ResolvedConfig,
@@ -85,6 +87,15 @@ export class Databases {
     return out;
   }
 
+  /**
+   * The quickest answer seen so far from `name` to a query sent while its connection had nothing
+   * unanswered (ms): an upper bound of one round trip to that server (the link's latency plus the
+   * server's time for the quickest statement, e.g. a BEGIN). Undefined before any query was answered.
+   */
+  quickestAnswerMs(name: string): number | undefined {
+    return this.quickest.get(name);
+  }
+
   /** A connection: an idle one of this run when reusing, else a new one (connection errors are exit-2 BisyncErrors without the password). */
   async client(name: string): Promise<pg.Client> {
     const pooled = this.idle.get(name)?.pop();
@@ -115,7 +126,9 @@ export class Databases {
     };
     client.on('end', lost);
     client.on('error', lost);
-    pipelined(client, name, () => this.counts.getStore());
+    pipelined(client, name, () => this.counts.getStore(), (ms) => {
+      this.quickest.set(name, Math.min(ms, this.quickest.get(name) ?? Infinity));
+    });
     return client;
   }
 
@@ -192,7 +205,7 @@ function countAnswer(wire: WireCounts | undefined): void {
  * while none is unanswered starts one. COPY cannot be pipelined: the client leaves pipeline mode
  * for it (nothing may be unanswered then) and returns to it when the COPY has ended.
  */
-function pipelined(client: pg.Client, database: string, counts: () => WireCounts | undefined): void {
+function pipelined(client: pg.Client, database: string, counts: () => WireCounts | undefined, answeredIn: (ms: number) => void): void {
   const raw = client as unknown as PgInternals;
   raw.pipeline = true;
   let unanswered = 0;
@@ -227,10 +240,13 @@ function pipelined(client: pg.Client, database: string, counts: () => WireCounts
       return query(...args);
     }
     countSend(wire, database, unanswered);
+    // Sent on an idle connection: its answer takes one round trip plus the server's time for it.
+    const sentAt = unanswered === 0 ? performance.now() : undefined;
     unanswered++;
     const answered = (): void => {
       unanswered--;
       countAnswer(wire);
+      if (sentAt !== undefined) answeredIn(performance.now() - sentAt);
     };
     const result = query(...args) as Promise<unknown>;
     result.then(answered, answered);

@@ -36,7 +36,8 @@ describe('log noise: an unattended run says what needs its owner, and little els
     // The first night creates bisync's state on both sides (and says so); the nights after are the routine.
     expect((await runCli(['apply', '--quiet', '--table', 'client', '--config', file], envFor(dbs))).code).toBe(0);
 
-    const result = await runCli(['apply', '--log-format', 'json', '--config', file], envFor(dbs));
+    // --probe always: as over the internet (auto would not probe on this machine's fast link).
+    const result = await runCli(['apply', '--probe', 'always', '--log-format', 'json', '--config', file], envFor(dbs));
 
     expect(result.code).toBe(0);
     const lines = jsonLines(result.stderr);

@@ -52,6 +52,9 @@ export async function apply(
     dryRun: false,
     allowDeletes: false,
     logger: silent,
+    // The probe runs in tests as over a slow link (--probe always), so every test exercises it; the
+    // tests of what a running step does pass probe: false, and probe-auto.test.ts tests auto.
+    probe: true,
     ...options,
   });
 }

@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 import type { Command } from 'commander';
 import { applyCommand } from '../../commands/apply.js';
 import { readSavedPlan } from '../../commands/plan.js';
@@ -21,10 +21,15 @@ export function registerApply(program: Command, ctx: CliContext): void {
     .option('-q, --quiet', 'no summary on stdout (unless --json) and only warn/error logs: silence means nothing needs you')
     .option('--fail-on-rejects', 'exit 1 when any step left rows in rejects (for schedules that should page someone)')
     .option('--plan <file>', 'run the plan bisync plan --out FILE saved (its direction, tables and mode), or refuse (exit 4, nothing run) if the catalog or state changed since')
+    .addOption(
+      new Option('--probe <when>', 'ask every step first, in one round trip per database, whether it has anything to do, and skip those that have not: auto = only over a slow link (a round trip of 10 ms or more)')
+        .choices(['auto', 'always', 'never'])
+        .default('auto'),
+    )
     .option('--concurrency <n>', 'steps run at once; `after` dependencies and forward-before-reverse always hold', parseConcurrency, 2)
     .action(
       async (
-        flags: { direction: DirectionOption; table?: string[]; mode: ModeOption; dryRun?: boolean; allowDeletes?: boolean; failOnRejects?: boolean; quiet?: boolean; concurrency: number; plan?: string },
+        flags: { direction: DirectionOption; table?: string[]; mode: ModeOption; dryRun?: boolean; allowDeletes?: boolean; failOnRejects?: boolean; quiet?: boolean; concurrency: number; plan?: string; probe: 'auto' | 'always' | 'never' },
         command: Command,
       ) => {
         const logger = ctx.logger(command);
@@ -60,6 +65,7 @@ export function registerApply(program: Command, ctx: CliContext): void {
           allowDeletes: flags.allowDeletes === true,
           failOnRejects: flags.failOnRejects === true,
           concurrency: flags.concurrency,
+          probe: flags.probe === 'auto' ? 'auto' : flags.probe === 'always',
           logger,
           ...(progress === undefined ? {} : { onProgress: progress }),
         }).catch((error: unknown) => {

@@ -232,6 +232,7 @@ COMMIT;
 
 -- The probe (bucket checksums as one digest per database), run before any step, inside one transaction per database (BEGIN … COMMIT) shared with the other steps' probes.
 -- When the probe finds nothing to do, the statements below do not run.
+-- apply --probe auto (the default) probes only over a slow link: a round trip of 10 ms or more to either database while the catalog was read; --probe always | never.
 
 -- [cloud] transaction-local settings (search_path pinned)
 --   $1 = 'ISO, MDY'  (DateStyle)

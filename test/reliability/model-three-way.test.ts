@@ -30,7 +30,11 @@ import { ThreeWayRunner } from './three-way-runner.js';
  *
  * Knobs: BISYNC_PROPERTY_SEED, BISYNC_THREE_WAY_RUNS (in total, shared by the variants),
  * BISYNC_PROPERTY_COMMANDS (mean commands per scenario), BISYNC_PROPERTY_PATH to replay a failure,
- * BISYNC_PROPERTY_COMPARE=checksum|full to force one compare path.
+ * BISYNC_PROPERTY_COMPARE=checksum|full to force one compare path, BISYNC_PROPERTY_SHRINK=0 to stop at
+ * the first failure. A run with nothing landing inside it and no kill runs with the run-level probe
+ * (SPEC §8): a step it skips must write nothing when run at that instant (a dry run just before says
+ * so). BISYNC_PROPERTY_PROBE=0 probes no run; BISYNC_PROPERTY_PROBE=every adds such a probed run
+ * before every run that is not probed.
  */
 
 const envInt = (name: string, fallback: number): number => {

@@ -23,8 +23,11 @@ import type { Variant } from './model-state.js';
  * desktop rows written since forward last read (see ScenarioRunner.rowsReadBeyondWritten).
  *
  * Knobs: BISYNC_PROPERTY_SEED, BISYNC_PROPERTY_RUNS (in total, shared by the variants),
- * BISYNC_PROPERTY_COMMANDS (mean commands per scenario), and BISYNC_PROPERTY_PATH to replay a
- * reported failure (with `-t` naming its variant).
+ * BISYNC_PROPERTY_COMMANDS (mean commands per scenario), BISYNC_PROPERTY_PATH to replay a
+ * reported failure (with `-t` naming its variant), BISYNC_PROPERTY_SHRINK=0 to stop at the first
+ * failure unshrunk, and BISYNC_PROPERTY_PROBE=0 to run every step with a hook inside it (no run-level
+ * probe). By default a run with nothing landing inside it runs with the probe, and a step it skips
+ * must be one the model says has nothing to write.
  */
 
 const envInt = (name: string, fallback: number): number => {
@@ -106,6 +109,7 @@ describe('model-based: random writes on both sides and sync runs keep the owners
         const details = await fc.check(fc.asyncProperty(scenarioArb(COMMANDS, variant, COMPARE === 'checksum' || COMPARE === 'full' ? COMPARE : undefined), runScenario), {
           seed,
           numRuns: RUNS_PER_VARIANT,
+          endOnFailure: process.env.BISYNC_PROPERTY_SHRINK === '0',
           ...(PATH === '' ? {} : { path: PATH, endOnFailure: true }),
         });
         if (details.failed) {

@@ -2,11 +2,17 @@ import type pg from 'pg';
 import { expect } from 'vitest';
 import { resolveConflicts } from '../../src/commands/conflicts.js';
 import type { ResolvedConfig } from '../../src/config/types.js';
+import type { StepResult } from '../../src/executor/run-step.js';
 import { apply } from '../harness/bisync.js';
 import type { Command, Resolve, Run } from './three-way-commands.js';
 import { performWrite } from './three-way-commands.js';
 import type { Holdings, Side, TableName } from './three-way-history.js';
 import { History, SIDES, TABLES, differences, readHoldings, readParked, sameRow } from './three-way-history.js';
+
+/** BISYNC_PROPERTY_PROBE=0: every run passes a hook into its steps, so no run is probed (as before the probe). */
+const PROBE = process.env.BISYNC_PROPERTY_PROBE !== '0';
+/** BISYNC_PROPERTY_PROBE=every: a probed run (nothing inside it) before each run that is not probed. */
+const PROBE_EVERY = process.env.BISYNC_PROPERTY_PROBE === 'every';
 
 const QUIESCENT_FULL: Run = { kind: 'run', direction: 'both', tables: 'all', mode: 'full', during: null, killAt: null, dryRun: false, concurrency: 1 };
 
@@ -33,7 +39,13 @@ export class ThreeWayRunner {
       const held = await readHoldings(this.clients);
       this.trace.push(await performWrite(this.clients, held[command.side][command.table], this.history, command));
       this.history.checkNothingLost(await readHoldings(this.clients));
-    } else if (command.kind === 'run') await this.sync(command);
+    } else if (command.kind === 'run') {
+      // BISYNC_PROPERTY_PROBE=every: before each run that cannot be probed (writes inside it, a kill, a
+      // full read), one that is: the same steps, mode auto, nothing inside.
+      const probed = !command.dryRun && command.mode === 'auto' && command.during === null && command.killAt === null;
+      if (PROBE_EVERY && !command.dryRun && !probed) await this.sync({ ...command, mode: 'auto', during: null, killAt: null });
+      await this.sync(command);
+    }
     else if (command.kind === 'resolve') await this.resolve(command);
     else await this.settle(false);
   }
@@ -128,14 +140,16 @@ export class ThreeWayRunner {
     this.trace.push(`apply ${run.direction}${flags}`);
     let calls = 0;
     let killed: string | null = null;
+    // A run with nothing landing inside it and no kill needs no hook inside its steps: it runs with the
+    // run-level probe (SPEC §8). A dry run of the same steps just before (nothing writes in between)
+    // says what each would do: a step the probe did not run must be one that writes nothing.
+    const probing = PROBE && !run.dryRun && run.during === null && run.killAt === null;
+    const options = { direction: run.direction, tables, mode: run.mode, retries: 0, concurrency: run.concurrency };
+    const would = probing ? await apply(this.config, { ...options, dryRun: true }) : null;
     const report = await apply(this.config, {
-      direction: run.direction,
-      tables,
-      mode: run.mode,
+      ...options,
       dryRun: run.dryRun,
-      retries: 0,
-      concurrency: run.concurrency,
-      afterRead: async (step) => {
+      ...(probing ? {} : { afterRead: async (step: { table: string; direction: string }) => {
         const index = calls++;
         if (run.dryRun) return;
         if (run.during !== null && index === run.during.at % stepCount) {
@@ -149,8 +163,14 @@ export class ThreeWayRunner {
           this.trace.push(`  ${killed} killed before its merge`);
           throw new Error('killed by the test before the merge');
         }
-      },
+      } }),
     });
+    for (const s of report.steps.filter((x) => x.notRun !== undefined)) {
+      const d = would?.steps.find((x) => x.table === s.table && x.direction === s.direction);
+      const writes = (x: StepResult | undefined): string => `inserted ${x?.inserted} updated ${x?.updated} deleted ${x?.deleted} conflicts ${x?.conflicts} parked ${x?.parked} rejected ${x?.rejected}`;
+      this.trace.push(`  ${s.table}/${s.direction}: not run (the probe found nothing to do)`);
+      expect(writes(d), `${s.table}/${s.direction} was not run (the probe found nothing to do): run at that instant it writes nothing`).toBe(writes({ ...s, inserted: 0, updated: 0, deleted: 0, conflicts: 0, parked: 0, rejected: 0 }));
+    }
     const statuses = report.steps.map((s) => `${s.table}/${s.direction} ${s.status} rejected ${s.rejected}`);
     const want = report.steps.map((s) => `${s.table}/${s.direction} ${`${s.table}/${s.direction}` === killed ? 'failed' : 'succeeded'} rejected 0`);
     const errors = report.steps.filter((s) => s.error !== undefined).map((s) => `${s.table}/${s.direction}: ${s.error}`);

@@ -707,8 +707,13 @@ function probeStatements(input: {
           : checksumStatement(stmt, 'source', input.sourceName, input.sourceRel, [], [], null, false, true);
     const [targetSums, sourceSums] = (['target', 'source'] as const).map(sumsOf);
     if (targetSums === undefined || sourceSums === undefined) throw new Error('a checksum-first step without its bucket-checksums statements');
-    const digest = (sums: PlanStatement, database: string): PlanStatement =>
-      wrap('probe-checksums', sums, `the bucket checksums on ${database}, as one digest`, { inner: sums.sql, database, others: sums.side === 'target' && checksum?.owned != null });
+    const digest = (sums: PlanStatement, database: string, whenQuiet = false): PlanStatement =>
+      wrap('probe-checksums', sums, `the bucket checksums on ${database}, as one digest${whenQuiet ? ', only when the read takes no row past the watermark' : ''}`, {
+        inner: sums.sql,
+        database,
+        others: sums.side === 'target' && checksum?.owned != null,
+        whenQuiet,
+      });
     return {
       kind,
       statements: [
@@ -716,10 +721,12 @@ function probeStatements(input: {
         digest(targetSums, input.targetName),
         stmt('settings', 'source', 'transaction-local text formats and settings', { read: input.read, ...input.zone(input.sourceName) }),
         ...pair,
-        digest(sourceSums, input.sourceName),
+        // edits: both, incremental: the read's newest cursor first; the digests are computed only when
+        // it is the watermark (else the step runs anyway; the target's is then not sent either).
         ...(settled === null
           ? []
-          : [wrap('probe-window', copyOut, `how many rows this step would read on ${input.sourceName}, and whether any is past the watermark`, { window: match[2], maxRows: PROBE_MAX_ROWS, hashRows: false })]),
+          : [wrap('probe-window', copyOut, `how many rows this step would read on ${input.sourceName}, and whether any is past the watermark`, { window: match[2], maxRows: PROBE_MAX_ROWS, hashRows: false, quietFlag: true })]),
+        digest(sourceSums, input.sourceName, settled !== null),
         recordRun,
       ],
     };
@@ -737,6 +744,7 @@ function probeStatements(input: {
         window: match[2],
         maxRows: PROBE_MAX_ROWS,
         hashRows: true,
+        quietFlag: false,
         sourceHash: hashed.source,
       }),
       ...locks,

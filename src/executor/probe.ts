@@ -54,6 +54,8 @@ interface Part {
   statements: () => Sendable[];
   /** The results, in the order of `statements`, once answered. */
   results?: pg.QueryResult[];
+  /** The statements sent, when not every planned one was (see the target part of decide). */
+  sent?: PlanStatement[];
 }
 
 /** The probe statements of a step on one side, in plan order, without the run row. */
@@ -101,17 +103,20 @@ async function decide(steps: readonly PlanStep[], planned: readonly PlanStep[], 
     const target: Part = {
       step,
       database: step.target,
-      statements: () =>
-        tgt.map((s) => {
-          if (s.kind !== 'probe-rows') return s;
-          const window = rowOf(source.results, 'probe-window', src);
-          return { statement: s, runtime: { 'window rows': String(window?.pairs ?? '[]') } };
-        }),
+      statements: () => {
+        const window = rowOf(source.results, 'probe-window', src);
+        // edits: both, incremental: a read past the watermark means the step runs: its digest on the
+        // target is not worth computing (nor is the source's: see probe-checksums' condition).
+        const sent = step.probeKind === 'checksum' && window !== undefined && window.not_newer !== true ? tgt.filter((s) => s.kind !== 'probe-checksums') : tgt;
+        target.sent = sent;
+        return sent.map((s) => (s.kind === 'probe-rows' ? { statement: s, runtime: { 'window rows': String(window?.pairs ?? '[]') } } : s));
+      },
     };
     parts.set(step, { source, target });
   }
   const all = [...parts.values()].flatMap((p) => [p.source, p.target]);
-  const dependsOnOther = (p: Part): boolean => p.step.probeKind === 'window' && parts.get(p.step)?.target === p;
+  // A window's target part, and an edits: both incremental step's, need the source's answer first.
+  const dependsOnOther = (p: Part): boolean => parts.get(p.step)?.target === p && sideOf(p.step, 'source').some((s) => s.kind === 'probe-window');
   const databases = [...new Set(all.map((p) => p.database))].sort((a, b) => (a === near ? -1 : b === near ? 1 : a.localeCompare(b)));
   const clients = new Map<string, pg.Client>();
   try {
@@ -160,7 +165,7 @@ async function decide(steps: readonly PlanStep[], planned: readonly PlanStep[], 
   const skipped = new Map<PlanStep, Skip>();
   for (const [step, { source, target }] of parts) {
     const src = sideOf(step, 'source');
-    const tgt = sideOf(step, 'target');
+    const tgt = target.sent ?? sideOf(step, 'target');
     const free = [
       ...(target.results ?? []).filter((_r, i) => tgt[i]?.kind === 'probe-lock'),
       ...(source.results ?? []).filter((_r, i) => src[i]?.kind === 'probe-lock'),

@@ -15,20 +15,14 @@ describe('a step reads the source after every earlier run of the same step commi
 
     // Another run of forward job holds the step while the next one starts (here a session holding
     // bisync's state table, as a run does until it commits; a pooler queue or a slow link delays the
-    // next run's lock the same way). It takes the table once the next run's bootstrap has claimed its
-    // state row, so that what waits is the step's lock.
+    // next run's lock the same way). The next run's state rows are in place (no bootstrap runs before
+    // the step), and it runs without the probe: what waits is the step's lock.
     const first = await connected(dbs.cloudUrl);
     const other = await connected(dbs.cloudUrl);
     try {
       await first.query('BEGIN');
       await first.query('LOCK TABLE bisync.state IN EXCLUSIVE MODE');
-      const running = apply(config, { direction: 'forward', tables: ['job'] });
-      await until(dbs.cloudUrl, waiting('RowExclusiveLock'));
-      await other.query('BEGIN');
-      const taken = other.query('LOCK TABLE bisync.state IN EXCLUSIVE MODE');
-      await until(dbs.cloudUrl, waiting('ExclusiveLock'));
-      await first.query('COMMIT');
-      await taken;
+      const running = apply(config, { direction: 'forward', tables: ['job'], probe: false });
       // The step's lock now waits on the cloud. A read opened before the lock is granted has its
       // snapshot by now (given a moment to arrive; a read that waits for the lock never comes).
       await until(dbs.cloudUrl, waiting('RowShareLock'));
@@ -39,9 +33,9 @@ describe('a step reads the source after every earlier run of the same step commi
       );
       // A desktop job is created, and the run holding the step copies it to the cloud and commits.
       await query(dbs.desktopUrl, `INSERT INTO job (job_id, client_id, title, status) VALUES (9999, 1, 'created meanwhile', 'open')`);
-      await other.query(`INSERT INTO job (job_id, client_id, title, status, source) VALUES (9999, 1, 'created meanwhile', 'open', 'D')`);
-      await other.query(`UPDATE bisync.state SET updated_at = clock_timestamp() WHERE table_name = 'job' AND direction = 'forward'`);
-      await other.query('COMMIT');
+      await first.query(`INSERT INTO job (job_id, client_id, title, status, source) VALUES (9999, 1, 'created meanwhile', 'open', 'D')`);
+      await first.query(`UPDATE bisync.state SET updated_at = clock_timestamp() WHERE table_name = 'job' AND direction = 'forward'`);
+      await first.query('COMMIT');
 
       const report = await running;
       expect(report.steps[0]?.status).toBe('succeeded');

@@ -236,13 +236,18 @@ describe('probe: an edits: both table', () => {
   afterAll(async () => {
     for (const pair of pairs) await pair.drop();
   });
+  /** A pair with desktop jobs 1..n, synced both ways twice (both copies of the base agree). */
+  const syncedPair = async (label: string, n: number): Promise<ThreeWayPair> => {
+    const pair = await ThreeWayPair.create(label, {});
+    pairs.push(pair);
+    await pair.sql('desktop', `INSERT INTO job SELECT i, 'job ' || i, 'Open' FROM generate_series(1, $1::int) AS i`, [n]);
+    await pair.apply('both');
+    await pair.apply('both');
+    return pair;
+  };
 
   it('an edits: both pair runs when one side edited, and is skipped both ways when nothing changed', async () => {
-    const pair = await ThreeWayPair.create('probe_both', {});
-    pairs.push(pair);
-    await pair.sql('desktop', `INSERT INTO job SELECT i, 'job ' || i, 'Open' FROM generate_series(1, 200) AS i`);
-    await pair.apply('both');
-    await pair.apply('both');
+    const pair = await syncedPair('probe_both', 200);
     const quiet = await pair.apply('both');
     for (const s of quiet.steps) expect(s.notRun, `${s.direction}`).toBe('nothing to do');
 
@@ -259,6 +264,23 @@ describe('probe: an edits: both table', () => {
     expect(stepOf(forward, 'job', 'reverse').notRun).toBeUndefined();
     expect(await pair.job('cloud', 78)).toEqual({ job_id: 78, title: 'office edit', status: 'Open' });
     for (const s of (await pair.apply('both')).steps) expect(s.notRun, `${s.direction} once both agree`).toBe('nothing to do');
+  });
+
+  it('an edits: both reverse step with nothing to do still exits 3 while another run holds the forward step\'s row on the cloud (the pair lock)', async () => {
+    const pair = await syncedPair('probe_pairlock', 20);
+    for (const s of (await pair.apply('reverse')).steps) expect(s.notRun, 'nothing to do').toBe('nothing to do');
+    const holder = new pg.Client({ connectionString: pair.url('cloud') });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`SELECT 1 FROM bisync.state WHERE table_name = 'job' AND direction = 'forward' FOR UPDATE`);
+      const report = await pair.apply('reverse');
+      expect(report.exitCode).toBe(3);
+      expect(stepOf(report, 'job', 'reverse')).toMatchObject({ status: 'locked' });
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined);
+      await holder.end();
+    }
   });
 
   it('an incremental edits: both step is skipped when every key is settled alike on both sides, and runs for an edit the window holds', async () => {

@@ -5,6 +5,8 @@
  * is lost, nothing is parked that was not, and nothing is re-recorded.
  */
 import { afterEach, expect, it } from 'vitest';
+import { apply, configHead, query, testConfig, writeConfig } from '../harness/bisync.js';
+import { createDatabases } from '../harness/fresh-databases.js';
 import { ThreeWayPair } from './three-way-fixture.js';
 
 let pair: ThreeWayPair | undefined;
@@ -121,4 +123,57 @@ it('two applies starting at once on a base in the old format both convert it wit
   const reverse = await pair.apply('reverse');
   expect(reverse.steps[0]).toMatchObject({ status: 'succeeded', updated: 1, conflicts: 0 });
   expect(await pair.job('desktop', 2)).toEqual({ job_id: 2, title: 'job 2', status: 'phone done' });
+});
+
+it('a composite key of an old-format base becomes the text of its JSON array, and edits made on either side after the upgrade are carried, nothing parked', async () => {
+  const dbs = await createDatabases('tw_fmt_multi');
+  try {
+    await query(dbs.desktopUrl, 'CREATE TABLE visit (site text, visit_no integer, note text, PRIMARY KEY (site, visit_no))');
+    await query(dbs.cloudUrl, 'CREATE TABLE visit (site text, visit_no integer, note text, source char(1), PRIMARY KEY (site, visit_no))');
+    const config = await testConfig(
+      writeConfig(`
+${configHead()}tables:
+  - name: visit
+    primary_key: [site, visit_no]
+    direction: both
+    origin: { column: source, forward: D, reverse: M }
+    edits: both
+    deletes: mirror
+    max_delete_fraction: 1
+`),
+      dbs,
+    );
+    await query(dbs.desktopUrl, `INSERT INTO visit VALUES ('north', 1, 'a'), ('north', 2, 'b'), ('south "x"', 1, 'c')`);
+    await apply(config, { direction: 'both' });
+    for (const url of [dbs.desktopUrl, dbs.cloudUrl]) {
+      expect(await query(url, 'SELECT key FROM bisync.base ORDER BY key')).toEqual([
+        { key: '["north", "1"]' },
+        { key: '["north", "2"]' },
+        { key: '["south \\"x\\"", "1"]' },
+      ]);
+      // What an earlier bisync kept: the same keys as JSON arrays.
+      await query(url, 'ALTER TABLE bisync.base ALTER COLUMN key TYPE jsonb USING key::jsonb');
+    }
+    await query(dbs.desktopUrl, `UPDATE visit SET note = 'office' WHERE site = 'north' AND visit_no = 1`);
+    await query(dbs.cloudUrl, `UPDATE visit SET note = 'phone' WHERE site = 'south "x"'`);
+    await query(dbs.cloudUrl, `DELETE FROM visit WHERE site = 'north' AND visit_no = 2`);
+    const report = await apply(config, { direction: 'both' });
+    expect(report.steps.map((s) => [s.status, s.conflicts])).toEqual([
+      ['succeeded', 0],
+      ['succeeded', 0],
+    ]);
+    for (const url of [dbs.desktopUrl, dbs.cloudUrl]) {
+      expect(await query(url, 'SELECT site, visit_no, note FROM visit ORDER BY site, visit_no')).toEqual([
+        { site: 'north', visit_no: 1, note: 'office' },
+        { site: 'south "x"', visit_no: 1, note: 'phone' },
+      ]);
+      expect(await query(url, 'SELECT key, fingerprint IS NULL AS deleted FROM bisync.base ORDER BY key')).toEqual([
+        { key: '["north", "1"]', deleted: false },
+        { key: '["north", "2"]', deleted: true },
+        { key: '["south \\"x\\"", "1"]', deleted: false },
+      ]);
+    }
+  } finally {
+    await dbs.drop();
+  }
 });

@@ -135,21 +135,24 @@ async function decide(steps: readonly PlanStep[], planned: readonly PlanStep[], 
         at += n;
       }
     };
-    // The near database first: what needs no other database's answer, and the windows read there.
+    // The near database first, but only for what another database needs from it (the windows read
+    // there whose target is elsewhere); the rest of its probe runs while the other databases work,
+    // so the two servers compute their checksums at the same time, not one after the other.
     const others = databases.filter((d) => d !== near);
-    const nearFirst = all.filter((p) => p.database === near && !dependsOnOther(p));
+    const needed = new Set(all.filter((p) => p.database !== near && dependsOnOther(p)).map((p) => parts.get(p.step)?.source));
+    const nearFirst = all.filter((p) => p.database === near && needed.has(p));
+    const nearMiddle = all.filter((p) => p.database === near && !dependsOnOther(p) && !needed.has(p));
     const nearLast = all.filter((p) => p.database === near && dependsOnOther(p));
-    const farNeedsNear = all.some((p) => p.database !== near && dependsOnOther(p) && parts.get(p.step)?.source.database === near);
     const far = async (): Promise<void> => {
       // Each other database once: its independent parts, its windows, and the targets of windows read on `near`.
       await Promise.all(others.map(async (d) => await send(d, all.filter((p) => p.database === d), true, true)));
     };
     if (databases.includes(near)) {
-      if (farNeedsNear) {
+      if (nearFirst.length > 0) {
         await send(near, nearFirst, true, false);
-        await far();
+        await Promise.all([send(near, nearMiddle, false, false), far()]);
       } else {
-        await Promise.all([send(near, nearFirst, true, false), far()]);
+        await Promise.all([send(near, nearMiddle, true, false), far()]);
       }
       await send(near, nearLast, false, true);
     } else {

@@ -13,8 +13,8 @@ import { Databases } from '../executor/databases.js';
 import { DryRunDatabases } from '../executor/dry-run.js';
 import { pinSettings } from '../executor/read-only.js';
 import { runStep, ZERO } from '../executor/run-step.js';
-import { probeSteps } from '../executor/probe.js';
-import type { Skip } from '../executor/probe.js';
+import { NOTHING, probeSteps } from '../executor/probe.js';
+import type { ProbeOutcome, Skip } from '../executor/probe.js';
 import type { WireCounts } from '../executor/databases.js';
 import { runScheduled } from '../executor/schedule.js';
 import { run, statement } from '../executor/statements.js';
@@ -112,18 +112,7 @@ export async function applyCommand(config: ResolvedConfig, options: ApplyOptions
     else if (probe !== null && probe.probed > 0) {
       options.logger.debug({ probed: probe.probed, skipped: probe.skipped.size, ...probe.wire }, `probe: ${probe.skipped.size} of ${probe.probed} steps probed have nothing to do`);
     }
-    probeReport =
-      fast !== undefined && plan.steps.some((s) => s.probe !== undefined && s.probe.length > 0)
-        ? { probed: 0, skipped: 0, off: fast }
-        : probe === null || probe.probed === 0
-        ? undefined
-        : {
-            probed: probe.probed,
-            skipped: probe.skipped.size,
-            ...(probe.wire ?? {}),
-            ...(probe.recordWire === null ? {} : { runRows: probe.recordWire }),
-            ...(probe.error === undefined ? {} : { error: probe.error }),
-          };
+    probeReport = probeSummary(plan, fast, probe);
     results = await runScheduled(plan.steps, options.dryRun ? 1 : (options.concurrency ?? 1), async (planned) => {
       const nothing = probe?.skipped.get(planned);
       if (nothing !== undefined) return notRunStep(planned, plan.hash, nothing, options);
@@ -166,6 +155,19 @@ export async function applyCommand(config: ResolvedConfig, options: ApplyOptions
     interrupted,
     exitCode,
     ...(probeReport === undefined ? {} : { probe: probeReport }),
+  };
+}
+
+/** ApplyReport.probe: what the probe found and cost, or why `--probe auto` did not probe; undefined when no step was probed. */
+function probeSummary(plan: Plan, fast: string | undefined, probe: ProbeOutcome | null): ApplyReport['probe'] {
+  if (fast !== undefined) return plan.steps.some((s) => s.probe !== undefined && s.probe.length > 0) ? { probed: 0, skipped: 0, off: fast } : undefined;
+  if (probe === null || probe.probed === 0) return undefined;
+  return {
+    probed: probe.probed,
+    skipped: probe.skipped.size,
+    ...(probe.wire ?? {}),
+    ...(probe.recordWire === null ? {} : { runRows: probe.recordWire }),
+    ...(probe.error === undefined ? {} : { error: probe.error }),
   };
 }
 
@@ -327,11 +329,8 @@ function notRunStep(step: PlanStep, planHash: string, skip: Skip, options: Apply
     ...(skip.checksum === undefined ? {} : { checksum: skip.checksum }),
     notRun: 'nothing to do',
     // Its share of the wire is the probe's (ApplyReport.probe): nothing of its own.
-    roundTrips: 0,
+    ...NOTHING,
     roundTripsByDatabase: {},
-    connectionsOpened: 0,
-    bytesSent: 0,
-    bytesReceived: 0,
     ...(step.edits === undefined ? {} : { edits: step.edits }),
   };
   options.logger.child({ table: step.table, direction: step.direction }).info({ mode: step.mode, notRun: result.notRun, read: 0, unchanged: result.unchanged, protected: result.protected }, `${step.table} ${step.direction}: succeeded (${step.mode}): nothing to do, not run: ${skip.reason}`);

@@ -703,8 +703,8 @@ function probeStatements(input: {
       settled === null
         ? statements.find((s) => s.kind === 'bucket-checksums' && s.side === side)
         : side === 'target'
-          ? checksumStatement(stmt, 'target', input.targetName, input.targetRel, [], [], null, false, true)
-          : checksumStatement(stmt, 'source', input.sourceName, input.sourceRel, [], [], null, false, true);
+          ? checksumStatement(stmt, side, input.targetName, input.targetRel, [], [], null, false, true)
+          : checksumStatement(stmt, side, input.sourceName, input.sourceRel, [], [], null, false, true);
     const [targetSums, sourceSums] = (['target', 'source'] as const).map(sumsOf);
     if (targetSums === undefined || sourceSums === undefined) throw new Error('a checksum-first step without its bucket-checksums statements');
     const digest = (sums: PlanStatement, database: string, whenQuiet = false): PlanStatement =>
@@ -756,7 +756,7 @@ function probeStatements(input: {
 
 /** A bucket-checksums statement of a checksum-first step, on one side. */
 function checksumStatement(
-  stmt: (kind: string, side: Side, purpose: string, extra?: Record<string, unknown>, template?: string) => PlanStatement,
+  stmt: StmtFn,
   side: Side,
   database: string,
   relation: QualifiedName,

@@ -45,7 +45,7 @@ export interface Skip {
 }
 
 /** A skipped step's own share of the wire, as apply --json reports it (the probe's cost is the run's). */
-const NOTHING: WireCounts = { roundTrips: 0, roundTripsByDatabase: {}, connectionsOpened: 0, bytesSent: 0, bytesReceived: 0 };
+export const NOTHING: WireCounts = { roundTrips: 0, roundTripsByDatabase: {}, connectionsOpened: 0, bytesSent: 0, bytesReceived: 0 };
 
 interface Part {
   step: PlanStep;

@@ -193,6 +193,7 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     // where it is used, so an edits: both forward step opens its read (once the lock is held) while
     // the target still sums its buckets, and both databases sum at the same time.
     let pendingSums: Promise<pg.QueryResult[]> | undefined;
+    const sums = targetChecksum(step);
     // lock_not_available: another run holds this step's row of state.
     const unlessLocked = (error: unknown): 'locked' => {
       if ((error as { code?: unknown }).code === '55P03') return 'locked';
@@ -243,7 +244,7 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
         await run(target, statement(step, 'bootstrap', 'target', step.bootstrap));
       }
       await run(target, statement(step, 'claim-state-row', 'target', step.bootstrap));
-      opened = await runTogether(target, [...locking, ...targetChecksum(step)]).catch(unlessLocked);
+      opened = await runTogether(target, [...locking, ...sums]).catch(unlessLocked);
     } else {
       // The two databases are independent: the read opens while the target locks (each in its
       // planned order). The read only reads; a step that stops at the lock rolls it back.
@@ -252,8 +253,8 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
       // is newer than every reverse step that committed there; an older one would undo its writes.
       source = await dbs.client(step.source);
       const locks = runTogether(target, [...opening, ...locking]);
-      if (targetChecksum(step).length > 0) {
-        pendingSums = runTogether(target, targetChecksum(step));
+      if (sums.length > 0) {
+        pendingSums = runTogether(target, sums);
         pendingSums.catch(() => undefined);
       }
       if (!(step.edits === 'both' && step.direction === 'forward')) {

@@ -1,10 +1,9 @@
-import { readFileSync, readdirSync } from 'node:fs';
-import Handlebars from 'handlebars';
+import type Handlebars from 'handlebars';
 import type { QualifiedName } from '../config/types.js';
-import { packageFile } from '../package-root.js';
 import type { PlanParam } from './plan-types.js';
 import type { ChecksumColumn } from './bucket-checksum.js';
 import { quoteIdent, quoteQualified } from './quote-ident.js';
+import { createEngine, loadTemplates, precompiledModule } from './template-store.js';
 
 /** A column as templates see it: its name on the source and target, the target's type and the source's. */
 export interface TemplateColumn {
@@ -32,7 +31,7 @@ interface RenderState {
   params: PlanParam[];
 }
 
-const engine = Handlebars.create();
+const engine = createEngine();
 
 // A type name from format_type(): words, digits, quotes, dots, parentheses, commas, brackets, spaces.
 // Quoted parts are checked by the database itself; this refuses anything that could end a statement.
@@ -383,21 +382,13 @@ function basekeypart(n: number, prefix: string, i: number): string {
   return n === 1 ? `${prefix}.key` : `(${prefix}.key::jsonb ->> ${i})`;
 }
 
-const templates = new Map<string, Handlebars.TemplateDelegate>();
-const dir = packageFile('templates/');
-for (const file of readdirSync(dir).filter((f) => f.endsWith('.sql.hbs')).sort()) {
-  const text = readFileSync(`${dir}${file}`, 'utf8');
-  templates.set(
-    file.replace(/\.sql\.hbs$/, ''),
-    engine.compile(text, {
-      strict: true,
-      noEscape: true,
-      knownHelpersOnly: true,
-      knownHelpers: Object.fromEntries(Object.keys(helpers).map((h) => [h, true])),
-    }),
-  );
-}
 for (const [name, fn] of Object.entries(helpers)) engine.registerHelper(name, fn as Handlebars.HelperDelegate);
+const templates = loadTemplates(engine, Object.keys(helpers));
+
+/** Every template compiled ahead, as the module `npm run build` writes (scripts/precompile-templates.mjs). */
+export function precompiledTemplates(): string {
+  return precompiledModule(Object.keys(helpers));
+}
 
 /** The names of every statement template (templates/*.sql.hbs). */
 export function templateNames(): string[] {

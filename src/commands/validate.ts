@@ -11,7 +11,7 @@ import type { Direction, ResolvedConfig } from '../config/types.js';
 import { connect } from '../executor/connect.js';
 import type { Databases } from '../executor/databases.js';
 import { introspect } from '../executor/introspect.js';
-import { readOnly } from '../executor/read-only.js';
+import { openReadOnly } from '../executor/read-only.js';
 import { readPendingRejects, readUntrackedBase, readWatermarks, readXminCursors } from '../executor/read-state.js';
 import { together } from '../executor/statements.js';
 import { checkState, complete, stateCheckStatement } from '../executor/bootstrap.js';
@@ -28,7 +28,7 @@ export interface LiveReport {
 
 /**
  * Read both catalogs and the watermarks each database holds for the steps that write to it, in
- * READ ONLY transactions: nothing is written, not even the state schema.
+ * READ ONLY transactions pinned as `readOnly` pins them: nothing is written, not even the state schema.
  */
 export async function readCatalogs(
   config: ResolvedConfig,
@@ -51,28 +51,37 @@ export async function readCatalogs(
   const untrackedBase: string[] = [];
   let xmin: XminState = {};
   // Both databases at once, and on each the reads sent together (a pipelined connection carries
-  // each group in one round trip; databases.ts): over a WAN every round trip counts (SPEC §8).
+  // each group in one round trip; databases.ts): over a WAN every round trip counts (SPEC §8). Two
+  // round trips a database: the transaction's opening, the catalog and the state check; then the
+  // state the check found this role's own, with the COMMIT.
   const settled = await Promise.allSettled(
     Object.values(config.databases).map(async (db) => {
       const client = dbs === undefined ? await connect(db) : await dbs.client(db.name);
       try {
-        return await readOnly(client, async (searchPath) => {
-          const writtenBy: Direction = db.name === config.forward.to ? 'forward' : 'reverse';
-          const versions: Record<string, string | null> = {};
-          // xmin steps, and timestamp-cursor steps (their late-commit check), saved a read snapshot.
-          const cursors = config.tables.some((t) => t.xmin.length > 0 || Object.keys(t.timestamps).length > 0);
-          const [, catalog, marks, rejects, untracked, saved, presence] = await together<[unknown, Catalog, StateSnapshot, Record<string, number>, string[], XminState, StatePresence]>(client, [
+        const writtenBy: Direction = db.name === config.forward.to ? 'forward' : 'reverse';
+        const versions: Record<string, string | null> = {};
+        // xmin steps, and timestamp-cursor steps (their late-commit check), saved a read snapshot.
+        const cursors = config.tables.some((t) => t.xmin.length > 0 || Object.keys(t.timestamps).length > 0);
+        try {
+          const [, , , , catalog, presence] = await together<[unknown, unknown, void, unknown, Catalog, StatePresence]>(client, [
+            ...openReadOnly(client),
             // Reading the catalog can wait behind another session's lock on a synced table: not forever.
             async () => await client.query("SELECT pg_catalog.set_config('lock_timeout', $1, true)", [catalogLockTimeout(config)]),
-            async () => await introspect(client, config, db.name, searchPath),
-            async () => await readWatermarks(client, config.stateSchema, writtenBy, db.name, versions),
-            async () => await readPendingRejects(client, config.stateSchema, writtenBy, db.name),
-            async () => await readUntrackedBase(client, config.stateSchema, writtenBy, db.name),
-            async () => (cursors ? await readXminCursors(client, config.stateSchema, writtenBy, db.name) : {}),
+            async () => await introspect(client, config, db.name),
             async () => await checkState(client, stateCheckStatement(config.stateSchema), db.name),
           ]);
+          const [marks, rejects, untracked, saved] = await together<[StateSnapshot, Record<string, number>, string[], XminState, unknown]>(client, [
+            async () => await readWatermarks(client, config.stateSchema, writtenBy, presence, versions),
+            async () => await readPendingRejects(client, config.stateSchema, writtenBy, presence),
+            async () => await readUntrackedBase(client, config.stateSchema, writtenBy, presence),
+            async () => (cursors ? await readXminCursors(client, config.stateSchema, writtenBy, presence) : {}),
+            async () => await client.query('COMMIT'),
+          ]);
           return { name: db.name, catalog, marks, versions, rejects, untracked, saved, ready: complete(presence) };
-        });
+        } catch (error) {
+          await client.query('ROLLBACK').catch(() => undefined);
+          throw error;
+        }
       } finally {
         if (dbs === undefined) await client.end();
         else await dbs.release(client);

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { Catalog, CatalogForeignKey, CatalogReference, CatalogRowSecurity, CatalogTable, CatalogTrigger } from '../compiler/catalog.js';
 import { quoteQualified } from '../compiler/quote-ident.js';
 import type { ResolvedConfig } from '../config/types.js';
+import { SESSION_PATH } from './read-only.js';
 
 // The relation `c` and every partition or inheritance child below it, at any depth.
 const DESCENDANTS_SQL = `WITH RECURSIVE tree(oid) AS (
@@ -156,15 +157,17 @@ const SAFETY_DETAILS_SQL = `
                                     OR EXISTS (SELECT 1 FROM unnest(p.polroles) AS pr(oid) WHERE pg_has_role(current_user, pr.oid, 'USAGE')))),
          'role', current_user) AS row_security`;
 
-// One round trip per database: every configured table with columns, unique keys and foreign keys
-// as JSON. The search_path is pinned to pg_catalog, so a name without a schema is looked up along
-// the session's own path ($3), as the role's other sessions would resolve it.
+// One query per database: every configured table with columns, unique keys and foreign keys as
+// JSON. The search_path is pinned to pg_catalog, so a name without a schema is looked up along the
+// session's own path, as the role's other sessions would resolve it: kept by the transaction's
+// opening (read-only.ts), read here from the transaction rather than passed as a value, so that
+// this query travels in the same round trip as the opening.
 const CATALOG_SQL = `
 WITH wanted AS (
   SELECT w.ord,
          CASE WHEN w.schema IS NULL
               THEN (SELECT (array_agg(c.oid ORDER BY p.pos))[1]
-                      FROM unnest($3::text[]) WITH ORDINALITY AS p(nsp, pos)
+                      FROM unnest(${SESSION_PATH}) WITH ORDINALITY AS p(nsp, pos)
                       JOIN pg_namespace n ON n.nspname = p.nsp
                       JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.name)
               ELSE (SELECT c.oid
@@ -280,16 +283,16 @@ function triggerArgs(escaped: string): string[] {
 }
 
 /**
- * Read the catalog of every configured table on one database (one query), inside `readOnly`:
- * `searchPath` is the session's own path, for names the config gives without a schema.
+ * Read the catalog of every configured table on one database (one query), in a transaction opened
+ * by `openReadOnly` (it keeps the session's own path, for names the config gives without a schema).
  */
-export async function introspect(client: pg.ClientBase, config: ResolvedConfig, database: string, searchPath: readonly string[]): Promise<Catalog> {
+export async function introspect(client: pg.ClientBase, config: ResolvedConfig, database: string): Promise<Catalog> {
   const names = config.tables.map((t) => {
     const name = t.tables[database];
     if (name === undefined) throw new Error(`table ${t.name} has no name on ${database}`);
     return name;
   });
-  const result = await client.query<CatalogRow>(CATALOG_SQL, [names.map((n) => n.schema), names.map((n) => n.name), [...searchPath]]);
+  const result = await client.query<CatalogRow>(CATALOG_SQL, [names.map((n) => n.schema), names.map((n) => n.name)]);
   const tables: Record<string, CatalogTable | null> = {};
   config.tables.forEach((t, i) => {
     const row = result.rows[i];

@@ -43,7 +43,7 @@ export function planSql(plan: Plan): string {
       if (s === probe[0]) {
         out.push(
           '',
-          comment(`The probe (${step.probeKind === 'checksum' ? 'bucket checksums as one digest per database' : 'the rows the read would take'}), run before any step, inside one transaction per database (BEGIN … COMMIT) shared with the other steps' probes.`),
+          comment(`The probe (${step.probeKind === 'checksum' ? 'its checksums summed over the table on each database' : 'the rows the read would take'}), run before any step, inside one transaction per database (BEGIN … COMMIT) shared with the other steps' probes.`),
           comment('When the probe finds nothing to do, the statements below do not run.'),
           comment(`apply --probe auto (the default) probes only over a slow link: a round trip of ${PROBE_SLOW_LINK_MS} ms or more to either database while the catalog was read; --probe always | never.`),
         );

@@ -326,7 +326,6 @@ function notRunStep(step: PlanStep, planHash: string, skip: Skip, options: Apply
     // What the step would have counted without reading a row: a checksum step's rows in its equal buckets.
     unchanged: skip.unchanged,
     protected: skip.protected,
-    ...(skip.checksum === undefined ? {} : { checksum: skip.checksum }),
     notRun: 'nothing to do',
     // Its share of the wire is the probe's (ApplyReport.probe): nothing of its own.
     ...NOTHING,

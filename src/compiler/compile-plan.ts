@@ -472,7 +472,7 @@ function compileStep(
     stmt('constraints-immediate', 'target', 'deferred constraints fail per merged batch, not at COMMIT'),
     ...(threeWay ? [stmt('guard-count', 'target', 'rows on the target before the merge, the measure of max_delete_fraction with edits: both')] : []),
     stmt('create-staging', 'target', 'staging table, dropped at commit'),
-    ...(checksum === null ? [] : [checksumStatement(stmt, 'target', targetName, targetRel, checksum.targetKeys, checksum.targetColumns, checksum.owned, checksum.owned !== null, checksum.threeWay)]),
+    ...(checksum === null ? [] : [checksumStatement(stmt, 'target', targetName, targetRel, checksum, false)]),
     ...(cursors.length > 0
       ? [
           stmt('begin-horizon', 'source', `a short read-only transaction on ${sourceName}, before the read snapshot`),
@@ -495,7 +495,7 @@ function compileStep(
     ...(checksum === null
       ? []
       : [
-          checksumStatement(stmt, 'source', sourceName, sourceRel, checksum.sourceKeys, checksum.sourceColumns, null, checksum.owned !== null, checksum.threeWay),
+          checksumStatement(stmt, 'source', sourceName, sourceRel, checksum, false),
           stmt('set-buckets', 'source', `the buckets whose checksums differ (compared in bisync); when none does, the copy below does not run`),
         ]),
     stmt('copy-out', 'source', threeWay ? `stream the rows out of ${sourceName}, with ${sourceName}'s copy of the base` : `stream the rows out of ${sourceName}`, {}, threeWayTemplate('copy-out')),
@@ -627,6 +627,14 @@ function compileStep(
   };
 }
 
+/**
+ * The key of a probe statement on one database: equal keys, equal answers within one probe (the same
+ * SQL and parameters in one transaction). A conditional statement carries its unconditional form's key.
+ */
+export function probeKeyOf(database: string, statement: Pick<PlanStatement, 'sql' | 'params'>): string {
+  return sha256(JSON.stringify([database, statement.sql, statement.params]));
+}
+
 /** Most rows an incremental step's probe takes from its read window; a window with more and the step runs. */
 export const PROBE_MAX_ROWS = 1_000;
 /**
@@ -647,7 +655,8 @@ type StmtFn = (kind: string, side: Side, purpose: string, extra?: Record<string,
  * committed after the probe is read by the next run, as a change committed after a step's read is.
  * null: the step always runs (a first run, pending rejects, an adopting read, a read the probe cannot
  * reproduce on both sides).
- *  - checksum: the step's own bucket-checksums statements, each folded into one digest per database;
+ *  - checksum: the step's own bucket checksums, summed over the whole table on each database (no key
+ *    hashed into a bucket, nothing sorted); an edits: both table's two directions share each sum;
  *    equal digests mean every bucket is equal, so the step would read, delete and write nothing.
  *  - window: the step's own read (copy-out's query) on F, counted, its newest cursor value against
  *    the watermark, and (up to PROBE_MAX_ROWS rows) key and row hash; T computes the same hash for those
@@ -696,29 +705,29 @@ function probeStatements(input: {
     ? [stmt('probe-lock', 'source', `no other run holds the forward step's row of state on ${input.sourceName} (edits: both)`, { lockDirection: 'forward', pairLock: true })]
     : [];
   const recordRun = stmt('record-run', 'target', 'only when the probe finds nothing to do: one row in runs for this step, which did not run', {
-    reason: `${kind === 'checksum' ? `probe: every bucket checksum equal on both databases${settled === null ? '' : ', none of the rows read past the watermark'}` : 'probe: every row the read would take is already on the target as it is'}: nothing to do, not run`,
+    reason: `${kind === 'checksum' ? `probe: the checksums of every row summed alike on both databases${settled === null ? '' : ', none of the rows read past the watermark'}` : 'probe: every row the read would take is already on the target as it is'}: nothing to do, not run`,
   });
-  if (kind === 'checksum') {
-    const sumsOf = (side: Side): PlanStatement | undefined =>
-      settled === null
-        ? statements.find((s) => s.kind === 'bucket-checksums' && s.side === side)
-        : side === 'target'
-          ? checksumStatement(stmt, side, input.targetName, input.targetRel, [], [], null, false, true)
-          : checksumStatement(stmt, side, input.sourceName, input.sourceRel, [], [], null, false, true);
-    const [targetSums, sourceSums] = (['target', 'source'] as const).map(sumsOf);
-    if (targetSums === undefined || sourceSums === undefined) throw new Error('a checksum-first step without its bucket-checksums statements');
-    const digest = (sums: PlanStatement, database: string, whenQuiet = false): PlanStatement =>
-      wrap('probe-checksums', sums, `the bucket checksums on ${database}, as one digest${whenQuiet ? ', only when the read takes no row past the watermark' : ''}`, {
-        inner: sums.sql,
-        database,
-        others: sums.side === 'target' && checksum?.owned != null,
-        whenQuiet,
-      });
+  if (kind === 'checksum' && checksum !== null) {
+    const sums = checksum;
+    const digest = (side: Side, database: string, relation: QualifiedName, whenQuiet = false): PlanStatement => {
+      const inner = checksumStatement(stmt, side, database, relation, sums, true);
+      const render = (quiet: boolean): PlanStatement =>
+        wrap('probe-checksums', inner, `this step's checksums on ${database}, summed over the table${quiet ? ', only when the read takes no row past the watermark' : ''}`, {
+          inner: inner.sql,
+          database,
+          others: side === 'target' && sums.owned !== null,
+          whenQuiet: quiet,
+        });
+      const statement = render(whenQuiet);
+      // The same statement without its condition, on the same database: one probe computes it once (probe.ts).
+      const plain = whenQuiet ? render(false) : statement;
+      return { ...statement, probeKey: probeKeyOf(database, plain) };
+    };
     return {
       kind,
       statements: [
         ...locks,
-        digest(targetSums, input.targetName),
+        digest('target', input.targetName, input.targetRel),
         stmt('settings', 'source', 'transaction-local text formats and settings', { read: input.read, ...input.zone(input.sourceName) }),
         ...pair,
         // edits: both, incremental: the read's newest cursor first; the digests are computed only when
@@ -726,7 +735,7 @@ function probeStatements(input: {
         ...(settled === null
           ? []
           : [wrap('probe-window', copyOut, `how many rows this step would read on ${input.sourceName}, and whether any is past the watermark`, { window: match[2], maxRows: PROBE_MAX_ROWS, hashRows: false, quietFlag: true })]),
-        digest(sourceSums, input.sourceName, settled !== null),
+        digest('source', input.sourceName, input.sourceRel, settled !== null),
         recordRun,
       ],
     };
@@ -754,38 +763,32 @@ function probeStatements(input: {
   };
 }
 
-/** A bucket-checksums statement of a checksum-first step, on one side. */
-function checksumStatement(
-  stmt: StmtFn,
-  side: Side,
-  database: string,
-  relation: QualifiedName,
-  keys: readonly ChecksumColumn[],
-  columns: readonly ChecksumColumn[],
-  owned: { column: string; mine: string } | null,
-  ownedOnTarget: boolean,
-  threeWay: boolean,
-): PlanStatement {
-  if (threeWay) {
+/**
+ * A checksum-first step's checksums on one side: per bucket of keys (`bucket-checksums`, the step's
+ * own), or with `total` the same sums over the whole table in one row (the run-level probe's).
+ */
+function checksumStatement(stmt: StmtFn, side: Side, database: string, relation: QualifiedName, checksum: StepChecksum, total: boolean): PlanStatement {
+  if (checksum.threeWay) {
     // edits: both: the keys and columns are the step's own (both sides have the same types), hashed as the merge does.
-    const purpose = `checksum-first: per bucket of keys on ${database}, the fingerprints of keys whose row and copy of the base agree`;
-    return stmt('bucket-checksums', side, purpose, { database, relation, side, bits: SYNC_BUCKET_BITS }, 'bucket-checksums-three-way');
+    const purpose = `checksum-first: ${total ? 'over the table' : 'per bucket of keys'} on ${database}, the fingerprints of keys whose row and copy of the base agree`;
+    return stmt('bucket-checksums', side, purpose, { database, relation, side, bits: checksum.bits, total }, 'bucket-checksums-three-way');
   }
   const context = {
     database,
     relation,
-    keys,
-    columns,
-    owned,
+    keys: side === 'source' ? checksum.sourceKeys : checksum.targetKeys,
+    columns: side === 'source' ? checksum.sourceColumns : checksum.targetColumns,
+    owned: side === 'source' ? null : checksum.owned,
     // The source's rows stand for marked ones when the target counts unmarked rows apart.
-    unmarkedField: side === 'source' && ownedOnTarget,
-    bits: SYNC_BUCKET_BITS,
+    unmarkedField: side === 'source' && checksum.owned !== null,
+    bits: checksum.bits,
+    total,
     checksumNote:
       side === 'source'
         ? "Each value's own text, cast to the target's numeric type where no value can fail the cast, a timestamptz as UTC time."
         : 'A timestamptz counts as its UTC time, whatever zone the session is in.',
   };
-  return stmt('bucket-checksums', side, `checksum-first: rows and a checksum per bucket of keys on ${database}`, context, 'bucket-checksums');
+  return stmt('bucket-checksums', side, `checksum-first: rows and a checksum ${total ? 'over the table' : 'per bucket of keys'} on ${database}`, context, 'bucket-checksums');
 }
 
 /** What the three-way templates need besides the common context (inert for edits: owner). */

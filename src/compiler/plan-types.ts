@@ -22,6 +22,11 @@ export interface PlanStatement {
   readonly purpose: string;
   readonly sql: string;
   readonly params: readonly PlanParam[];
+  /**
+   * Run-level probe checksums only: the same key on one database means the same answer within one probe (a
+   * conditional statement's key is its form without the condition), so the probe computes it once (probe.ts).
+   */
+  readonly probeKey?: string;
 }
 
 export type StepMode = 'incremental' | 'full';
@@ -80,7 +85,7 @@ export interface PlanStep {
    * succeeded with nothing to do. Absent: the step always runs. Part of the step hash.
    */
   readonly probe?: readonly PlanStatement[];
-  /** What the probe compares: `checksum` one digest of the bucket checksums per database; `window` the rows the read would take. */
+  /** What the probe compares: `checksum` the step's checksums summed over the table on each database; `window` the rows the read would take. */
   readonly probeKind?: 'checksum' | 'window';
   /** sha256 of this step's statements and parameters. */
   readonly hash: string;

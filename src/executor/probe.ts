@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { Plan, PlanStatement, PlanStep } from '../compiler/plan-types.js';
-import { PROBE_MAX_ROWS } from '../compiler/compile-plan.js';
+import { PROBE_MAX_ROWS, probeKeyOf } from '../compiler/compile-plan.js';
 import type { Databases, WireCounts } from './databases.js';
 import { runRow, ZERO } from './run-step.js';
 import type { StepOptions } from './run-step.js';
@@ -37,11 +37,10 @@ export interface ProbeOutcome {
 
 /** Why a step is not run, and what it would have reported (a checksum step: its rows, unchanged or protected). */
 export interface Skip {
-  /** What the probe found, e.g. "the probe found every bucket checksum equal on desktop and cloud (894 buckets)". */
+  /** What the probe found, e.g. "the probe found the checksums of its 894 rows summed alike on desktop and cloud". */
   reason: string;
   unchanged: number;
   protected: number;
-  checksum?: { buckets: number; differing: number };
 }
 
 /** A skipped step's own share of the wire, as apply --json reports it (the probe's cost is the run's). */
@@ -50,22 +49,55 @@ export const NOTHING: WireCounts = { roundTrips: 0, roundTripsByDatabase: {}, co
 interface Part {
   step: PlanStep;
   database: string;
-  /** Statements, with the runtime values they need (resolved when the batch is built). */
+  /** The step's probe statements on this database, as planned (without the run row). */
+  planned: PlanStatement[];
+  /** The statements to send, with the runtime values they need (resolved when the batch is built); sets `sent`. */
   statements: () => Sendable[];
-  /** The results, in the order of `statements`, once answered. */
+  /** The results, in the order of `sent`, once answered. */
   results?: pg.QueryResult[];
-  /** The statements sent, when not every planned one was (see the target part of decide). */
+  /** The statements sent: the planned ones but those another statement of the probe answers (see `answers`). */
   sent?: PlanStatement[];
 }
+
+/** Where the answer to a planned probe statement is found: the part that sent it, or the part that sent the same statement. */
+type Answers = Map<PlanStatement, { part: Part; statement: PlanStatement }>;
 
 /** The probe statements of a step on one side, in plan order, without the run row. */
 function sideOf(step: PlanStep, side: 'source' | 'target'): PlanStatement[] {
   return (step.probe ?? []).filter((s) => s.side === side && s.kind !== 'record-run');
 }
 
-function rowOf(results: pg.QueryResult[] | undefined, kind: string, statements: readonly PlanStatement[]): Record<string, unknown> | undefined {
-  const i = statements.findIndex((s) => s.kind === kind);
-  return i < 0 ? undefined : (results?.[i]?.rows[0] as Record<string, unknown> | undefined);
+/** The first row answering the part's planned statement of `kind` (undefined: not planned, not sent, or no row). */
+function rowOf(part: Part, kind: string, answers: Answers): Record<string, unknown> | undefined {
+  const planned = part.planned.find((s) => s.kind === kind);
+  const answer = planned === undefined ? undefined : (answers.get(planned) ?? { part, statement: planned });
+  const i = answer?.part.sent?.indexOf(answer.statement) ?? -1;
+  return i < 0 ? undefined : (answer?.part.results?.[i]?.rows[0] as Record<string, unknown> | undefined);
+}
+
+/**
+ * The probe checksums that another statement of this probe answers: a statement whose condition-free
+ * form (`probeKey`) is planned, unconditionally, on the same database by another step. An edits: both
+ * table's reverse step sums each database's settled keys exactly as its forward step does (both
+ * directions read the same rows, base and conflicts the same way): asked in one run, each database
+ * computes that sum once, not twice.
+ */
+function sharedAnswers(parts: readonly Part[], withheld: (part: Part) => boolean): Answers {
+  const plain = new Map<string, { part: Part; statement: PlanStatement }>();
+  for (const part of parts) {
+    for (const statement of part.planned) {
+      const key = `${part.database}\n${statement.probeKey ?? ''}`;
+      if (statement.probeKey !== undefined && !withheld(part) && !plain.has(key) && statement.probeKey === probeKeyOf(part.database, statement)) plain.set(key, { part, statement });
+    }
+  }
+  const answers: Answers = new Map();
+  for (const part of parts) {
+    for (const statement of part.planned) {
+      const other = statement.probeKey === undefined ? undefined : plain.get(`${part.database}\n${statement.probeKey}`);
+      if (other !== undefined && other.statement !== statement) answers.set(statement, other);
+    }
+  }
+  return answers;
 }
 
 /**
@@ -96,24 +128,37 @@ export async function probeSteps(
 async function decide(steps: readonly PlanStep[], planned: readonly PlanStep[], dbs: Databases, near: string): Promise<{ skipped: Map<PlanStep, Skip>; error?: string }> {
   // Per step: its source part and its target part. A window's target part needs the source's answer.
   const parts = new Map<PlanStep, { source: Part; target: Part }>();
+  // Filled below, before anything is sent: statements answered by another part's.
+  let answers: Answers = new Map();
+  const unanswered = (list: readonly PlanStatement[]): PlanStatement[] => list.filter((s) => !answers.has(s));
   for (const step of steps) {
-    const src = sideOf(step, 'source');
-    const tgt = sideOf(step, 'target');
-    const source: Part = { step, database: step.source, statements: () => src };
+    const source: Part = {
+      step,
+      database: step.source,
+      planned: sideOf(step, 'source'),
+      statements: () => {
+        source.sent = unanswered(source.planned);
+        return source.sent;
+      },
+    };
     const target: Part = {
       step,
       database: step.target,
+      planned: sideOf(step, 'target'),
       statements: () => {
-        const window = rowOf(source.results, 'probe-window', src);
+        const window = rowOf(source, 'probe-window', answers);
         // edits: both, incremental: a read past the watermark means the step runs: its digest on the
         // target is not worth computing (nor is the source's: see probe-checksums' condition).
-        const sent = step.probeKind === 'checksum' && window !== undefined && window.not_newer !== true ? tgt.filter((s) => s.kind !== 'probe-checksums') : tgt;
-        target.sent = sent;
-        return sent.map((s) => (s.kind === 'probe-rows' ? { statement: s, runtime: { 'window rows': String(window?.pairs ?? '[]') } } : s));
+        const needed = step.probeKind === 'checksum' && window !== undefined && window.not_newer !== true ? target.planned.filter((s) => s.kind !== 'probe-checksums') : target.planned;
+        target.sent = unanswered(needed);
+        return target.sent.map((s) => (s.kind === 'probe-rows' ? { statement: s, runtime: { 'window rows': String(window?.pairs ?? '[]') } } : s));
       },
     };
     parts.set(step, { source, target });
   }
+  // Only a statement always sent answers for others: not a target's digest that its window may withhold.
+  const withheld = (p: Part): boolean => parts.get(p.step)?.target === p && p.step.probeKind === 'checksum' && sideOf(p.step, 'source').some((s) => s.kind === 'probe-window');
+  answers = sharedAnswers([...parts.values()].flatMap((p) => [p.source, p.target]), withheld);
   const all = [...parts.values()].flatMap((p) => [p.source, p.target]);
   // A window's target part, and an edits: both incremental step's, need the source's answer first.
   const dependsOnOther = (p: Part): boolean => parts.get(p.step)?.target === p && sideOf(p.step, 'source').some((s) => s.kind === 'probe-window');
@@ -166,35 +211,31 @@ async function decide(steps: readonly PlanStep[], planned: readonly PlanStep[], 
   }
 
   const skipped = new Map<PlanStep, Skip>();
+  const answeredBy = (part: Part, kind: string): pg.QueryResult[] => (part.results ?? []).filter((_r, i) => part.sent?.[i]?.kind === kind);
   for (const [step, { source, target }] of parts) {
-    const src = sideOf(step, 'source');
-    const tgt = target.sent ?? sideOf(step, 'target');
-    const free = [
-      ...(target.results ?? []).filter((_r, i) => tgt[i]?.kind === 'probe-lock'),
-      ...(source.results ?? []).filter((_r, i) => src[i]?.kind === 'probe-lock'),
-    ].every((r) => r.rows[0]?.free === true);
+    const free = [...answeredBy(target, 'probe-lock'), ...answeredBy(source, 'probe-lock')].every((r) => r.rows[0]?.free === true);
     if (!free) continue;
     if (step.probeKind === 'checksum') {
-      const mine = rowOf(source.results, 'probe-checksums', src);
-      const theirs = rowOf(target.results, 'probe-checksums', tgt);
+      const mine = rowOf(source, 'probe-checksums', answers);
+      const theirs = rowOf(target, 'probe-checksums', answers);
       if (mine === undefined || theirs === undefined) continue;
       // edits: both, incremental: also no row read past the watermark (the step would move it).
-      const window = rowOf(source.results, 'probe-window', src);
+      const window = rowOf(source, 'probe-window', answers);
       if (window !== undefined && window.not_newer !== true) continue;
-      if (String(mine.buckets) === String(theirs.buckets) && mine.digest === theirs.digest) {
+      if (String(mine.rows) === String(theirs.rows) && mine.digest === theirs.digest) {
         // A checksum-first step would have counted its equal buckets' rows (unread) as unchanged or protected.
         const counted = step.compare === 'checksum';
         const others = counted ? Number(theirs.others ?? 0) : 0;
+        const rows = Number(mine.rows);
         skipped.set(step, {
-          reason: `the probe found every bucket checksum equal on ${step.source} and ${step.target} (${String(mine.buckets)} buckets)${window === undefined ? '' : ', and no row past the watermark'}`,
-          unchanged: counted ? Number(mine.rows) - others : 0,
+          reason: `the probe found the checksums of its ${rows.toLocaleString('en-US')} row${rows === 1 ? '' : 's'} summed alike on ${step.source} and ${step.target}${window === undefined ? '' : ', and no row past the watermark'}`,
+          unchanged: counted ? rows - others : 0,
           protected: others,
-          ...(counted ? { checksum: { buckets: Number(mine.buckets), differing: 0 } } : {}),
         });
       }
     } else if (step.probeKind === 'window') {
-      const window = rowOf(source.results, 'probe-window', src);
-      const rows = rowOf(target.results, 'probe-rows', tgt);
+      const window = rowOf(source, 'probe-window', answers);
+      const rows = rowOf(target, 'probe-rows', answers);
       if (window === undefined || rows === undefined) continue;
       const read = Number(window.rows);
       if (read <= PROBE_MAX_ROWS && window.not_newer === true && Number(rows.differing) === 0) {

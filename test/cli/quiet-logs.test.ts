@@ -42,8 +42,8 @@ describe('log noise: an unattended run says what needs its owner, and little els
     expect(result.code).toBe(0);
     const lines = jsonLines(result.stderr);
     expect(lines.map((l) => l.msg.replace(/ in [\d.]+ s$/, ''))).toEqual([
-      // client forward ran the night before: its bucket checksums agree, so the probe finds nothing to do (SPEC §8).
-      'client forward: succeeded (full): nothing to do, not run: the probe found every bucket checksum equal on desktop and cloud (2 buckets)',
+      // client forward ran the night before: its checksums agree, so the probe finds nothing to do (SPEC §8).
+      'client forward: succeeded (full): nothing to do, not run: the probe found the checksums of its 2 rows summed alike on desktop and cloud',
       'job forward: succeeded (full): read 6, inserted 6, updated 0, unchanged 0, protected 0, rejected 0, deleted 0',
       'client reverse: succeeded (full): read 0, inserted 0, updated 0, unchanged 0, protected 0, rejected 0, deleted 0',
       'job reverse: succeeded (full): read 0, inserted 0, updated 0, unchanged 0, protected 0, rejected 0, deleted 0',

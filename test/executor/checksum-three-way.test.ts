@@ -39,7 +39,8 @@ const rowsOf = async (pair: ThreeWayPair, side: 'desktop' | 'cloud'): Promise<st
 describe('checksum-first on an edits: both table read in full', () => {
   it('checksum-first on an edits: both table: a no-change forward reads no row once both copies of the base agree', async () => {
     const pair = await agreedPair('ck3_nochange');
-    const report = await pair.apply('both');
+    // The steps themselves, not the run-level probe (which would skip them: probe.test.ts).
+    const report = await pair.apply('both', { probe: false });
     for (const direction of ['forward', 'reverse'] as const) {
       const s = step(report.steps, direction);
       expect(s.reason, `${direction} says it compares by checksum`).toMatch(/checksum-first: each database sums/);

@@ -107,8 +107,8 @@ export class ThreeWayPair {
     ))[0];
   }
 
-  async apply(direction: 'forward' | 'reverse' | 'both' = 'both', extra: { mode?: 'auto' | 'full'; allowDeletes?: boolean } = {}): Promise<ApplyReport> {
-    const report = await apply(this.config, { direction, mode: extra.mode ?? 'auto', allowDeletes: extra.allowDeletes ?? false });
+  async apply(direction: 'forward' | 'reverse' | 'both' = 'both', extra: { mode?: 'auto' | 'full'; allowDeletes?: boolean; probe?: boolean } = {}): Promise<ApplyReport> {
+    const report = await apply(this.config, { direction, mode: extra.mode ?? 'auto', allowDeletes: extra.allowDeletes ?? false, ...(extra.probe === undefined ? {} : { probe: extra.probe }) });
     const failed = report.steps.filter((s) => s.status !== 'succeeded');
     if (failed.length > 0) {
       // Surface SQL errors in the test output rather than as a bare exit code.

@@ -1,4 +1,4 @@
--- bisync plan 3069e77beb695ea335a31331f6ddf449692739aef334f4f83aa9ee579aea98f6
+-- bisync plan 7cb906bdbe9cab80ba22dbe12e55a37a4a65e19e18b57ac4262b736ff4c4e3f0
 -- config: sync.config.yaml; state schema: bisync; 1 step
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/1: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; checksum-first: each database sums, per bucket of keys (1,024 buckets), the fingerprint of every key whose row its own copy of the base holds as agreed with no conflict parked; only the rows of buckets that differ are read
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 4a0acc8d170ca39e166fc05ef32252a49da18c1e40a629151536b0d1ca66928f
+-- step hash: 9b37145920143d485cff915c375e0eaea0f6451e8282d64b0b36db07a92a234b
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -230,7 +230,7 @@ ON CONFLICT (table_name, direction) DO NOTHING;
 -- [cloud] commit the bootstrap
 COMMIT;
 
--- The probe (bucket checksums as one digest per database), run before any step, inside one transaction per database (BEGIN … COMMIT) shared with the other steps' probes.
+-- The probe (its checksums summed over the table on each database), run before any step, inside one transaction per database (BEGIN … COMMIT) shared with the other steps' probes.
 -- When the probe finds nothing to do, the statements below do not run.
 -- apply --probe auto (the default) probes only over a slow link: a round trip of 10 ms or more to either database while the catalog was read; --probe always | never.
 
@@ -267,47 +267,50 @@ SELECT EXISTS (SELECT 1
                   AND st.direction = $2
                   FOR UPDATE SKIP LOCKED) AS free;
 
--- [cloud] the bucket checksums on cloud, as one digest
---   $1 = 'target'  (this side)
+-- [cloud] this step's checksums on cloud, summed over the table
+--   $1 = 'cloud'  (this database)
 --   $2 = 'jobshead'  (table)
--- Probe: the bucket checksums below (the step's own bucket-checksums statement on cloud, as planned) folded
--- into one digest: how many buckets hold keys, and the md5 of the ordered list of every bucket's number, row count
--- and checksum. Equal digests on both databases mean every bucket is equal: the step would read no row, delete
--- none and write none. Also the rows they hold (what the step would report unchanged).
-SELECT count(*)::bigint AS buckets,
-       coalesce(sum(b.rows), 0)::bigint AS rows,
-       md5(coalesce(string_agg(b.bucket::text || ':' || b.rows::text || ':' || b.checksum, ',' ORDER BY b.bucket), '')) AS digest
+-- Probe: this step's checksums on cloud (the statement below: its bucket checksums, as planned, summed over the
+-- whole table instead of per bucket, so no key is hashed into a bucket and nothing is sorted): how many rows, and the sum.
+-- Equal rows and sums on both databases mean every bucket's checksum is equal too (a difference in any bucket changes
+-- the total, unless it cancels out exactly: a 64-bit coincidence, as one equal bucket already is): the step would read
+-- no row, delete none and write none. Also what the step would report unchanged.
+SELECT s.rows,
+       s.checksum AS digest
   FROM (
--- cloud, the target of this step (edits: both): per bucket of keys, how many keys are settled here and a checksum.
+-- cloud (edits: both): over every key of the table, how many are settled here and one checksum (the sum a
+-- step's bucket checksums compute per bucket, summed over all buckets).
 -- A key is settled on cloud when no conflict is parked for it here and either its row and cloud's own copy
--- of the base hold the same fingerprint (the merge's: md5 of the row of synced values, a timestamptz as UTC time), or
--- it has no row and the copy no live version. A settled key with a row adds the first 64 bits of md5 of (key,
--- fingerprint); a settled key without one adds nothing; every other key adds a value naming this side (target),
--- which the other database never sends, so its bucket differs, is read and merged as a full read merges it. Equal
--- buckets on both databases therefore hold the same rows, each agreed in both copies of the base: the merge would
--- change nothing there. The keys are those of the rows, of the copy of the base and of the parked conflicts; a key's
--- bucket is the first 10 bits of the md5 of its text as the base stores it (one value's text, or the JSON array of several).
-SELECT (('x' || left(md5(convert_to((k.key)::text, 'UTF8')), 4))::bit(16)::int >> 6) AS bucket,
-       count(*)::bigint AS rows,
+-- of the base hold the same fingerprint (the merge's: md5 of the row of synced values, key columns included, a timestamptz
+-- as UTC time), or it has no row and the copy no live version. A settled key with a row adds the first 64 bits of its
+-- fingerprint (the key is in the row, so two keys never add the same value by holding the same other values); a settled
+-- key without one adds nothing; every other key adds a value naming this database (cloud), which the other
+-- database never sends, so the sums differ. Equal sums on both
+-- databases therefore hold the same rows, each agreed in both copies of the base: the merge would change nothing there.
+-- The keys are those of the rows, of the copy of the base and of the parked conflicts.
+-- The statement reads the same on cloud for both directions of the table, so a run that asks both computes it once.
+-- `r` is MATERIALIZED so that each row's fingerprint is computed once: inlined, PostgreSQL would compute it again in
+-- every place below that uses it (up to four times per row).
+WITH r AS MATERIALIZED (
+  SELECT t."job_id"::text COLLATE "C" AS key,
+         md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) AS fp
+    FROM "public"."jobshead" AS t
+)
+SELECT count(k.hash)::bigint AS rows,
        sum(('x' || left(k.hash, 16))::bit(64)::bigint)::text AS checksum
   FROM (SELECT coalesce(r.key, b.key, c.key) AS key,
                CASE WHEN c.key IS NULL AND r.key IS NOT NULL AND b.fingerprint = r.fp
-                      THEN md5(convert_to(jsonb_build_array(r.key, r.fp)::text, 'UTF8'))
+                      THEN r.fp
                     WHEN c.key IS NULL AND r.key IS NULL AND b.fingerprint IS NULL
                       THEN NULL
                     ELSE md5(convert_to(jsonb_build_array($1::text, coalesce(r.key, b.key, c.key))::text, 'UTF8'))
                END AS hash
-          FROM (SELECT t."job_id"::text COLLATE "C" AS key,
-                       md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) AS fp
-                  FROM "public"."jobshead" AS t) AS r
+          FROM r
           FULL JOIN (SELECT key, fingerprint FROM "bisync".base WHERE table_name = $2) AS b
             ON b.key = r.key
           FULL JOIN (SELECT (CASE WHEN jsonb_array_length(key) = 1 THEN key ->> 0 ELSE key::text END) COLLATE "C" AS key FROM "bisync".conflicts WHERE table_name = $2) AS c
             ON c.key = coalesce(r.key, b.key)) AS k
- WHERE k.hash IS NOT NULL
- GROUP BY 1
- ORDER BY 1
-       ) AS b;
+       ) AS s;
 
 -- [desktop] transaction-local text formats and settings
 --   $1 = 'ISO, MDY'  (DateStyle)
@@ -332,47 +335,50 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('statement_timeout', $8, true),
        pg_catalog.set_config('bisync.base_table', $9, true);
 
--- [desktop] the bucket checksums on desktop, as one digest
---   $1 = 'source'  (this side)
+-- [desktop] this step's checksums on desktop, summed over the table
+--   $1 = 'desktop'  (this database)
 --   $2 = 'jobshead'  (table)
--- Probe: the bucket checksums below (the step's own bucket-checksums statement on desktop, as planned) folded
--- into one digest: how many buckets hold keys, and the md5 of the ordered list of every bucket's number, row count
--- and checksum. Equal digests on both databases mean every bucket is equal: the step would read no row, delete
--- none and write none. Also the rows they hold (what the step would report unchanged).
-SELECT count(*)::bigint AS buckets,
-       coalesce(sum(b.rows), 0)::bigint AS rows,
-       md5(coalesce(string_agg(b.bucket::text || ':' || b.rows::text || ':' || b.checksum, ',' ORDER BY b.bucket), '')) AS digest
+-- Probe: this step's checksums on desktop (the statement below: its bucket checksums, as planned, summed over the
+-- whole table instead of per bucket, so no key is hashed into a bucket and nothing is sorted): how many rows, and the sum.
+-- Equal rows and sums on both databases mean every bucket's checksum is equal too (a difference in any bucket changes
+-- the total, unless it cancels out exactly: a 64-bit coincidence, as one equal bucket already is): the step would read
+-- no row, delete none and write none. Also what the step would report unchanged.
+SELECT s.rows,
+       s.checksum AS digest
   FROM (
--- desktop, the source of this step (edits: both): per bucket of keys, how many keys are settled here and a checksum.
+-- desktop (edits: both): over every key of the table, how many are settled here and one checksum (the sum a
+-- step's bucket checksums compute per bucket, summed over all buckets).
 -- A key is settled on desktop when no conflict is parked for it here and either its row and desktop's own copy
--- of the base hold the same fingerprint (the merge's: md5 of the row of synced values, a timestamptz as UTC time), or
--- it has no row and the copy no live version. A settled key with a row adds the first 64 bits of md5 of (key,
--- fingerprint); a settled key without one adds nothing; every other key adds a value naming this side (source),
--- which the other database never sends, so its bucket differs, is read and merged as a full read merges it. Equal
--- buckets on both databases therefore hold the same rows, each agreed in both copies of the base: the merge would
--- change nothing there. The keys are those of the rows, of the copy of the base and of the parked conflicts; a key's
--- bucket is the first 10 bits of the md5 of its text as the base stores it (one value's text, or the JSON array of several).
-SELECT (('x' || left(md5(convert_to((k.key)::text, 'UTF8')), 4))::bit(16)::int >> 6) AS bucket,
-       count(*)::bigint AS rows,
+-- of the base hold the same fingerprint (the merge's: md5 of the row of synced values, key columns included, a timestamptz
+-- as UTC time), or it has no row and the copy no live version. A settled key with a row adds the first 64 bits of its
+-- fingerprint (the key is in the row, so two keys never add the same value by holding the same other values); a settled
+-- key without one adds nothing; every other key adds a value naming this database (desktop), which the other
+-- database never sends, so the sums differ. Equal sums on both
+-- databases therefore hold the same rows, each agreed in both copies of the base: the merge would change nothing there.
+-- The keys are those of the rows, of the copy of the base and of the parked conflicts.
+-- The statement reads the same on desktop for both directions of the table, so a run that asks both computes it once.
+-- `r` is MATERIALIZED so that each row's fingerprint is computed once: inlined, PostgreSQL would compute it again in
+-- every place below that uses it (up to four times per row).
+WITH r AS MATERIALIZED (
+  SELECT t."job_id"::text COLLATE "C" AS key,
+         md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) AS fp
+    FROM "public"."jobshead" AS t
+)
+SELECT count(k.hash)::bigint AS rows,
        sum(('x' || left(k.hash, 16))::bit(64)::bigint)::text AS checksum
   FROM (SELECT coalesce(r.key, b.key, c.key) AS key,
                CASE WHEN c.key IS NULL AND r.key IS NOT NULL AND b.fingerprint = r.fp
-                      THEN md5(convert_to(jsonb_build_array(r.key, r.fp)::text, 'UTF8'))
+                      THEN r.fp
                     WHEN c.key IS NULL AND r.key IS NULL AND b.fingerprint IS NULL
                       THEN NULL
                     ELSE md5(convert_to(jsonb_build_array($1::text, coalesce(r.key, b.key, c.key))::text, 'UTF8'))
                END AS hash
-          FROM (SELECT t."job_id"::text COLLATE "C" AS key,
-                       md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) AS fp
-                  FROM "public"."jobshead" AS t) AS r
+          FROM r
           FULL JOIN (SELECT key, fingerprint FROM "bisync".base WHERE table_name = $2) AS b
             ON b.key = r.key
           FULL JOIN (SELECT (CASE WHEN jsonb_array_length(key) = 1 THEN key ->> 0 ELSE key::text END) COLLATE "C" AS key FROM "bisync".conflicts WHERE table_name = $2) AS c
             ON c.key = coalesce(r.key, b.key)) AS k
- WHERE k.hash IS NOT NULL
- GROUP BY 1
- ORDER BY 1
-       ) AS b;
+       ) AS s;
 
 -- [cloud] only when the probe finds nothing to do: one row in runs for this step, which did not run
 --   $1 = <run id, supplied while running>
@@ -380,7 +386,7 @@ SELECT (('x' || left(md5(convert_to((k.key)::text, 'UTF8')), 4))::bit(16)::int >
 --   $3 = 'forward'  (direction)
 --   $4 = <attempt, supplied while running>
 --   $5 = 'full'  (mode)
---   $6 = 'probe: every bucket checksum equal on both databases: nothing to do, not run'  (reason)
+--   $6 = 'probe: the checksums of every row summed alike on both databases: nothing to do, not run'  (reason)
 --   $7 = <plan hash, supplied while running>
 --   $8 = <status, supplied while running>
 --   $9 = <started at, supplied while running>
@@ -491,30 +497,37 @@ CREATE TEMPORARY TABLE "bisync_stage" (
 ) ON COMMIT DROP;
 
 -- [cloud] checksum-first: per bucket of keys on cloud, the fingerprints of keys whose row and copy of the base agree
---   $1 = 'target'  (this side)
+--   $1 = 'cloud'  (this database)
 --   $2 = 'jobshead'  (table)
--- cloud, the target of this step (edits: both): per bucket of keys, how many keys are settled here and a checksum.
+-- cloud (edits: both): per bucket of keys, how many keys are settled here and a checksum.
 -- A key is settled on cloud when no conflict is parked for it here and either its row and cloud's own copy
--- of the base hold the same fingerprint (the merge's: md5 of the row of synced values, a timestamptz as UTC time), or
--- it has no row and the copy no live version. A settled key with a row adds the first 64 bits of md5 of (key,
--- fingerprint); a settled key without one adds nothing; every other key adds a value naming this side (target),
--- which the other database never sends, so its bucket differs, is read and merged as a full read merges it. Equal
--- buckets on both databases therefore hold the same rows, each agreed in both copies of the base: the merge would
--- change nothing there. The keys are those of the rows, of the copy of the base and of the parked conflicts; a key's
--- bucket is the first 10 bits of the md5 of its text as the base stores it (one value's text, or the JSON array of several).
+-- of the base hold the same fingerprint (the merge's: md5 of the row of synced values, key columns included, a timestamptz
+-- as UTC time), or it has no row and the copy no live version. A settled key with a row adds the first 64 bits of its
+-- fingerprint (the key is in the row, so two keys never add the same value by holding the same other values); a settled
+-- key without one adds nothing; every other key adds a value naming this database (cloud), which the other
+-- database never sends, so its bucket differs, is read and merged as a full read merges it. Equal buckets on both
+-- databases therefore hold the same rows, each agreed in both copies of the base: the merge would change nothing there.
+-- The keys are those of the rows, of the copy of the base and of the parked conflicts; a key's bucket is the
+-- first 10 bits of the md5 of its text as the base stores it (one value's text, or the JSON array of several).
+-- The statement reads the same on cloud for both directions of the table, so a run that asks both computes it once.
+-- `r` is MATERIALIZED so that each row's fingerprint is computed once: inlined, PostgreSQL would compute it again in
+-- every place below that uses it (up to four times per row).
+WITH r AS MATERIALIZED (
+  SELECT t."job_id"::text COLLATE "C" AS key,
+         md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) AS fp
+    FROM "public"."jobshead" AS t
+)
 SELECT (('x' || left(md5(convert_to((k.key)::text, 'UTF8')), 4))::bit(16)::int >> 6) AS bucket,
        count(*)::bigint AS rows,
        sum(('x' || left(k.hash, 16))::bit(64)::bigint)::text AS checksum
   FROM (SELECT coalesce(r.key, b.key, c.key) AS key,
                CASE WHEN c.key IS NULL AND r.key IS NOT NULL AND b.fingerprint = r.fp
-                      THEN md5(convert_to(jsonb_build_array(r.key, r.fp)::text, 'UTF8'))
+                      THEN r.fp
                     WHEN c.key IS NULL AND r.key IS NULL AND b.fingerprint IS NULL
                       THEN NULL
                     ELSE md5(convert_to(jsonb_build_array($1::text, coalesce(r.key, b.key, c.key))::text, 'UTF8'))
                END AS hash
-          FROM (SELECT t."job_id"::text COLLATE "C" AS key,
-                       md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) AS fp
-                  FROM "public"."jobshead" AS t) AS r
+          FROM r
           FULL JOIN (SELECT key, fingerprint FROM "bisync".base WHERE table_name = $2) AS b
             ON b.key = r.key
           FULL JOIN (SELECT (CASE WHEN jsonb_array_length(key) = 1 THEN key ->> 0 ELSE key::text END) COLLATE "C" AS key FROM "bisync".conflicts WHERE table_name = $2) AS c
@@ -551,30 +564,37 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('bisync.base_table', $9, true);
 
 -- [desktop] checksum-first: per bucket of keys on desktop, the fingerprints of keys whose row and copy of the base agree
---   $1 = 'source'  (this side)
+--   $1 = 'desktop'  (this database)
 --   $2 = 'jobshead'  (table)
--- desktop, the source of this step (edits: both): per bucket of keys, how many keys are settled here and a checksum.
+-- desktop (edits: both): per bucket of keys, how many keys are settled here and a checksum.
 -- A key is settled on desktop when no conflict is parked for it here and either its row and desktop's own copy
--- of the base hold the same fingerprint (the merge's: md5 of the row of synced values, a timestamptz as UTC time), or
--- it has no row and the copy no live version. A settled key with a row adds the first 64 bits of md5 of (key,
--- fingerprint); a settled key without one adds nothing; every other key adds a value naming this side (source),
--- which the other database never sends, so its bucket differs, is read and merged as a full read merges it. Equal
--- buckets on both databases therefore hold the same rows, each agreed in both copies of the base: the merge would
--- change nothing there. The keys are those of the rows, of the copy of the base and of the parked conflicts; a key's
--- bucket is the first 10 bits of the md5 of its text as the base stores it (one value's text, or the JSON array of several).
+-- of the base hold the same fingerprint (the merge's: md5 of the row of synced values, key columns included, a timestamptz
+-- as UTC time), or it has no row and the copy no live version. A settled key with a row adds the first 64 bits of its
+-- fingerprint (the key is in the row, so two keys never add the same value by holding the same other values); a settled
+-- key without one adds nothing; every other key adds a value naming this database (desktop), which the other
+-- database never sends, so its bucket differs, is read and merged as a full read merges it. Equal buckets on both
+-- databases therefore hold the same rows, each agreed in both copies of the base: the merge would change nothing there.
+-- The keys are those of the rows, of the copy of the base and of the parked conflicts; a key's bucket is the
+-- first 10 bits of the md5 of its text as the base stores it (one value's text, or the JSON array of several).
+-- The statement reads the same on desktop for both directions of the table, so a run that asks both computes it once.
+-- `r` is MATERIALIZED so that each row's fingerprint is computed once: inlined, PostgreSQL would compute it again in
+-- every place below that uses it (up to four times per row).
+WITH r AS MATERIALIZED (
+  SELECT t."job_id"::text COLLATE "C" AS key,
+         md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) AS fp
+    FROM "public"."jobshead" AS t
+)
 SELECT (('x' || left(md5(convert_to((k.key)::text, 'UTF8')), 4))::bit(16)::int >> 6) AS bucket,
        count(*)::bigint AS rows,
        sum(('x' || left(k.hash, 16))::bit(64)::bigint)::text AS checksum
   FROM (SELECT coalesce(r.key, b.key, c.key) AS key,
                CASE WHEN c.key IS NULL AND r.key IS NOT NULL AND b.fingerprint = r.fp
-                      THEN md5(convert_to(jsonb_build_array(r.key, r.fp)::text, 'UTF8'))
+                      THEN r.fp
                     WHEN c.key IS NULL AND r.key IS NULL AND b.fingerprint IS NULL
                       THEN NULL
                     ELSE md5(convert_to(jsonb_build_array($1::text, coalesce(r.key, b.key, c.key))::text, 'UTF8'))
                END AS hash
-          FROM (SELECT t."job_id"::text COLLATE "C" AS key,
-                       md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) AS fp
-                  FROM "public"."jobshead" AS t) AS r
+          FROM r
           FULL JOIN (SELECT key, fingerprint FROM "bisync".base WHERE table_name = $2) AS b
             ON b.key = r.key
           FULL JOIN (SELECT (CASE WHEN jsonb_array_length(key) = 1 THEN key ->> 0 ELSE key::text END) COLLATE "C" AS key FROM "bisync".conflicts WHERE table_name = $2) AS c

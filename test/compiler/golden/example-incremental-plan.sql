@@ -1,4 +1,4 @@
--- bisync plan 4f659539169a6c1597cfa084a2cd595f86bbd1181295cf2e99285eac767d2294
+-- bisync plan 5b0be7d730bbfb0963b4fd1a30686d444c6ea1389698d0a778db5b694a956ccd
 -- config: sync.config.yaml; state schema: bisync; 2 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/2: climaster forward: desktop public.climaster → cloud public.climaster
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; checksum-first: both databases sum row hashes per bucket of keys (1,024 buckets), and only the rows of buckets that differ are read
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 6bbcfae015070318e9379ef321524765d3846b951bf6b670028ab71dd5e42dd4
+-- step hash: 340e8fb1615e7505bbc4691d6de72db37ef72318d6cde23d943d2d332b938b6c
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -230,7 +230,7 @@ ON CONFLICT (table_name, direction) DO NOTHING;
 -- [cloud] commit the bootstrap
 COMMIT;
 
--- The probe (bucket checksums as one digest per database), run before any step, inside one transaction per database (BEGIN … COMMIT) shared with the other steps' probes.
+-- The probe (its checksums summed over the table on each database), run before any step, inside one transaction per database (BEGIN … COMMIT) shared with the other steps' probes.
 -- When the probe finds nothing to do, the statements below do not run.
 -- apply --probe auto (the default) probes only over a slow link: a round trip of 10 ms or more to either database while the catalog was read; --probe always | never.
 
@@ -267,27 +267,26 @@ SELECT EXISTS (SELECT 1
                   AND st.direction = $2
                   FOR UPDATE SKIP LOCKED) AS free;
 
--- [cloud] the bucket checksums on cloud, as one digest
+-- [cloud] this step's checksums on cloud, summed over the table
 --   $1 = 'D'  (origin value this direction writes)
--- Probe: the bucket checksums below (the step's own bucket-checksums statement on cloud, as planned) folded
--- into one digest: how many buckets hold keys, and the md5 of the ordered list of every bucket's number, row count
--- and checksum. Equal digests on both databases mean every bucket is equal: the step would read no row, delete
--- none and write none. Also the rows they hold, and of those how many the other side owns (what the step would report unchanged and protected).
-SELECT count(*)::bigint AS buckets,
-       coalesce(sum(b.rows), 0)::bigint AS rows,
-       coalesce(sum(b.others), 0)::bigint AS others,
-       md5(coalesce(string_agg(b.bucket::text || ':' || b.rows::text || ':' || b.checksum, ',' ORDER BY b.bucket), '')) AS digest
+-- Probe: this step's checksums on cloud (the statement below: its bucket checksums, as planned, summed over the
+-- whole table instead of per bucket, so no key is hashed into a bucket and nothing is sorted): how many rows, and the sum.
+-- Equal rows and sums on both databases mean every bucket's checksum is equal too (a difference in any bucket changes
+-- the total, unless it cancels out exactly: a 64-bit coincidence, as one equal bucket already is): the step would read
+-- no row, delete none and write none. Also how many of the rows the other side owns (what the step would
+-- report unchanged and protected).
+SELECT s.rows,
+       s.others,
+       s.checksum AS digest
   FROM (
--- cloud: rows and a checksum per bucket of keys, and how many of them the other side owns (the merge never
--- writes those: one equal to the source's row counts as protected without being read). A key's bucket is the first 10 bits of the md5
--- of its text as UTF-8 (the same bytes in any database encoding); the checksum is the sum of the first
+-- cloud: over every row of the table, how many rows and one checksum (the sum a step's bucket checksums
+-- compute per bucket, summed over all buckets), and how many of them the other side owns (the merge never
+-- writes those: one equal to the source's row counts as protected without being read). the checksum is the sum of the first
 -- 64 bits of each row's md5, so row order does not matter. A timestamptz counts as its UTC time, whatever zone the session is in.
-SELECT (('x' || left(r.key_hash, 4))::bit(16)::int >> 6) AS bucket,
-       count(*)::bigint AS rows,
+SELECT count(*)::bigint AS rows,
        sum(('x' || left(r.row_hash, 16))::bit(64)::bigint)::text AS checksum,
        count(*) FILTER (WHERE r.others)::bigint AS others
-  FROM (SELECT md5(convert_to(ROW(t."client_id")::text, 'UTF8')) AS key_hash,
-               md5(convert_to(ROW(t."client_id",
+  FROM (SELECT md5(convert_to(ROW(t."client_id",
                        t."org_id",
                        t."loc_id",
                        t."con_id",
@@ -301,9 +300,7 @@ SELECT (('x' || left(r.key_hash, 4))::bit(16)::int >> 6) AS bucket,
                        t."source" IS NULL)::text, 'UTF8')) AS row_hash,
                t."source"::text <> $1 AS others
           FROM "public"."climaster" AS t) AS r
- GROUP BY 1
- ORDER BY 1
-       ) AS b;
+       ) AS s;
 
 -- [desktop] transaction-local text formats and settings
 --   $1 = 'ISO, MDY'  (DateStyle)
@@ -326,23 +323,21 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
        pg_catalog.set_config('lock_timeout', $7, true),
        pg_catalog.set_config('statement_timeout', $8, true);
 
--- [desktop] the bucket checksums on desktop, as one digest
--- Probe: the bucket checksums below (the step's own bucket-checksums statement on desktop, as planned) folded
--- into one digest: how many buckets hold keys, and the md5 of the ordered list of every bucket's number, row count
--- and checksum. Equal digests on both databases mean every bucket is equal: the step would read no row, delete
--- none and write none. Also the rows they hold (what the step would report unchanged).
-SELECT count(*)::bigint AS buckets,
-       coalesce(sum(b.rows), 0)::bigint AS rows,
-       md5(coalesce(string_agg(b.bucket::text || ':' || b.rows::text || ':' || b.checksum, ',' ORDER BY b.bucket), '')) AS digest
+-- [desktop] this step's checksums on desktop, summed over the table
+-- Probe: this step's checksums on desktop (the statement below: its bucket checksums, as planned, summed over the
+-- whole table instead of per bucket, so no key is hashed into a bucket and nothing is sorted): how many rows, and the sum.
+-- Equal rows and sums on both databases mean every bucket's checksum is equal too (a difference in any bucket changes
+-- the total, unless it cancels out exactly: a 64-bit coincidence, as one equal bucket already is): the step would read
+-- no row, delete none and write none. Also what the step would report unchanged.
+SELECT s.rows,
+       s.checksum AS digest
   FROM (
--- desktop: rows and a checksum per bucket of keys. A key's bucket is the first 10 bits of the md5
--- of its text as UTF-8 (the same bytes in any database encoding); the checksum is the sum of the first
+-- desktop: over every row of the table, how many rows and one checksum (the sum a step's bucket checksums
+-- compute per bucket, summed over all buckets). the checksum is the sum of the first
 -- 64 bits of each row's md5, so row order does not matter. Each value's own text, cast to the target's numeric type where no value can fail the cast, a timestamptz as UTC time.
-SELECT (('x' || left(r.key_hash, 4))::bit(16)::int >> 6) AS bucket,
-       count(*)::bigint AS rows,
+SELECT count(*)::bigint AS rows,
        sum(('x' || left(r.row_hash, 16))::bit(64)::bigint)::text AS checksum
-  FROM (SELECT md5(convert_to(ROW(t."client_id")::text, 'UTF8')) AS key_hash,
-               md5(convert_to(ROW(t."client_id",
+  FROM (SELECT md5(convert_to(ROW(t."client_id",
                        t."org_id",
                        t."loc_id",
                        t."con_id",
@@ -355,9 +350,7 @@ SELECT (('x' || left(r.key_hash, 4))::bit(16)::int >> 6) AS bucket,
                        -- not unmarked, as the target's marked rows
                        false)::text, 'UTF8')) AS row_hash
           FROM "public"."climaster" AS t) AS r
- GROUP BY 1
- ORDER BY 1
-       ) AS b;
+       ) AS s;
 
 -- [cloud] only when the probe finds nothing to do: one row in runs for this step, which did not run
 --   $1 = <run id, supplied while running>
@@ -365,7 +358,7 @@ SELECT (('x' || left(r.key_hash, 4))::bit(16)::int >> 6) AS bucket,
 --   $3 = 'forward'  (direction)
 --   $4 = <attempt, supplied while running>
 --   $5 = 'full'  (mode)
---   $6 = 'probe: every bucket checksum equal on both databases: nothing to do, not run'  (reason)
+--   $6 = 'probe: the checksums of every row summed alike on both databases: nothing to do, not run'  (reason)
 --   $7 = <plan hash, supplied while running>
 --   $8 = <status, supplied while running>
 --   $9 = <started at, supplied while running>

@@ -13,8 +13,6 @@ import { INIT_STATE_SCHEMA, starterConfig } from '../init/starter-config.js';
 import { packageFile } from '../package-root.js';
 import type { StarterConfig } from '../init/starter-config.js';
 
-export const DEFAULT_INIT_OUT = 'sync.config.yaml';
-
 export interface InitOptions {
   /** Connection URLs; they are only used to connect, never written anywhere. */
   readonly urls: Readonly<Record<Side, string>>;

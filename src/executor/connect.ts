@@ -62,8 +62,30 @@ function passwordFor(db: ResolvedDatabase, method: AuthMethod, password: string 
   return password ?? '';
 }
 
-/** Open a connection; failures become exit-2 errors that name host and database, never the password. */
+/** Connections `preconnect` started that no `connect` has taken yet, by the database's resolved config. */
+const early = new WeakMap<ResolvedDatabase, Promise<pg.Client>>();
+
+/**
+ * Start connecting to `db` now, for the next `connect(db)` to take: over a WAN a connection costs
+ * round trips (TCP, TLS, authentication) in which the caller can load and prepare what it needs.
+ * An error is the taker's, as if it had connected itself.
+ */
+export function preconnect(db: ResolvedDatabase): void {
+  if (early.has(db)) return;
+  const opening = open(db);
+  opening.catch(() => undefined);
+  early.set(db, opening);
+}
+
+/** Open a connection (or take the one `preconnect` started); failures become exit-2 errors that name host and database, never the password. */
 export async function connect(db: ResolvedDatabase): Promise<pg.Client> {
+  const started = early.get(db);
+  if (started === undefined) return await open(db);
+  early.delete(db);
+  return await started;
+}
+
+async function open(db: ResolvedDatabase): Promise<pg.Client> {
   let method: AuthMethod;
   let config: pg.ClientConfig;
   try {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { LinkProxy } from '../proxy/link-proxy.js';
-import { apply, configHead, query, testConfig, writeConfig } from '../harness/bisync.js';
+import { apply, configHead, envFor, query, runCli, testConfig, writeConfig } from '../harness/bisync.js';
 import { useFreshDatabases } from '../harness/fresh-databases.js';
 import type { TestDatabases } from '../harness/fresh-databases.js';
 import { createJobsSchema, jobsConfigFile, jobsConfigYaml, seedDesktop } from './jobs-fixture.js';
@@ -74,6 +74,14 @@ describe('connections and round trips per run', () => {
       const rows = async (url: string): Promise<unknown[]> => await query(url, `SELECT ${name}_id, body FROM ${name} ORDER BY 1`);
       expect(await rows(dbs.desktopUrl)).toEqual(await rows(dbs.cloudUrl));
     }
+  });
+
+  it('bisync apply at --concurrency 1 opens one connection per database: the run takes the ones it started opening while it loaded', async () => {
+    const opened = await throughProxies(dbs, async (proxied) => {
+      const cli = await runCli(['apply', '--config', jobsConfigFile(), '--concurrency', '1', '-q'], envFor(proxied));
+      expect(cli.code, cli.stderr).toBe(0);
+    });
+    expect(opened).toEqual({ desktop: 1, cloud: 1 });
   });
 
   it('apply reports round trips and bytes per step; a no-change step costs at most 4 round trips, the same at 10 rows as at 2,000', async () => {

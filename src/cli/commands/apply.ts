@@ -1,7 +1,5 @@
 import { InvalidArgumentError, Option } from 'commander';
 import type { Command } from 'commander';
-import { applyCommand } from '../../commands/apply.js';
-import { readSavedPlan } from '../../commands/plan.js';
 import { applyFinalLine } from '../../commands/needs-you.js';
 import { BisyncError, ExitCode } from '../../errors.js';
 import type { DirectionOption, ModeOption } from '../../compiler/compile-plan.js';
@@ -34,6 +32,11 @@ export function registerApply(program: Command, ctx: CliContext): void {
       ) => {
         const logger = ctx.logger(command);
         const config = await ctx.config(command);
+        // Connecting costs round trips (TCP, TLS, authentication): started first, it goes on while
+        // the rest of apply loads, and the run takes these connections (connect.ts).
+        const { preconnect } = await import('../../executor/connect.js');
+        for (const db of Object.values(config.databases)) preconnect(db);
+        const [{ applyCommand }, { readSavedPlan }] = await Promise.all([import('../../commands/apply.js'), import('../../commands/plan.js')]);
         const saved = flags.plan === undefined ? undefined : readSavedPlan(flags.plan);
         const given = ['direction', 'table', 'mode'].filter((o) => command.getOptionValueSource(o) === 'cli');
         if (saved !== undefined && given.length > 0) {

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { listConflicts, resolveConflicts } from '../../commands/conflicts.js';
 import type { ConflictsReport } from '../../commands/conflicts.js';
 import { BisyncError, ExitCode } from '../../errors.js';
 import { withCommonOptions } from '../context.js';
@@ -12,6 +11,7 @@ export function registerConflicts(program: Command, ctx: CliContext): void {
     .option('--table <names...>', 'only these tables (config names)')
     .action(async (flags: { table?: string[] }, command: Command) => {
       const config = await ctx.config(command);
+      const { listConflicts } = await import('../../commands/conflicts.js');
       const report = await listConflicts(config, flags.table ?? []);
       if (ctx.json) ctx.printJson({ ok: report.ok, config: config.file, conflicts: report.conflicts.map(({ baseKey: _k, versions, ...c }) => ({ ...c, ...versions })) });
       else ctx.print(conflictsText(report, Object.keys(config.databases)));
@@ -29,6 +29,7 @@ export function registerConflicts(program: Command, ctx: CliContext): void {
       if ((flags.key === undefined) === (flags.all !== true)) {
         throw new BisyncError('RESOLVE_WHICH', 'resolve needs exactly one of --key K and --all', { exitCode: ExitCode.usage, hint: `bisync resolve --table ${flags.table} --key 42 --keep ${config.forward.from}` });
       }
+      const { resolveConflicts } = await import('../../commands/conflicts.js');
       const report = await resolveConflicts(config, flags.table, flags.key ?? null, flags.keep);
       if (ctx.json) ctx.printJson(report);
       else {

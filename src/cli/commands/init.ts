@@ -1,10 +1,11 @@
 import type { Command } from 'commander';
-import { DEFAULT_INIT_OUT, initCommand } from '../../commands/init.js';
 import type { InitReport } from '../../commands/init.js';
 import { urlPassword } from '../../config/database-url.js';
 import { BisyncError, ExitCode } from '../../errors.js';
 import { withCommonOptions } from '../context.js';
 import type { CliContext } from '../context.js';
+
+const DEFAULT_INIT_OUT = 'sync.config.yaml';
 
 export function registerInit(program: Command, ctx: CliContext): void {
   withCommonOptions(program.command('init'))
@@ -23,6 +24,7 @@ export function registerInit(program: Command, ctx: CliContext): void {
           );
         }
       }
+      const { initCommand } = await import('../../commands/init.js');
       const report = await initCommand({
         urls: { desktop: urlFrom(flags.desktop, 'desktop', 'DESKTOP_DATABASE_URL'), cloud: urlFrom(flags.cloud, 'cloud', 'CLOUD_DATABASE_URL') },
         out: flags.out,

@@ -1,11 +1,9 @@
 import { Option } from 'commander';
 import type { Command } from 'commander';
-import { planReview, writeSavedPlan } from '../../commands/plan.js';
 import type { DirectionOption, ModeOption } from '../../compiler/compile-plan.js';
 import { ExitCode } from '../../errors.js';
 import { directionOption, modeOption, withCommonOptions } from '../context.js';
 import type { CliContext } from '../context.js';
-import { planSql, planSummary } from '../plan-output.js';
 
 export function registerPlan(program: Command, ctx: CliContext): void {
   withCommonOptions(program.command('plan'))
@@ -18,6 +16,7 @@ export function registerPlan(program: Command, ctx: CliContext): void {
     .action(async (flags: { direction: DirectionOption; table?: string[]; mode: ModeOption; format: 'text' | 'sql' | 'json'; out?: string }, command: Command) => {
       const config = await ctx.config(command);
       const options = { direction: flags.direction, tables: flags.table ?? [], mode: flags.mode };
+      const [{ planReview, writeSavedPlan }, { planSql, planSummary }] = await Promise.all([import('../../commands/plan.js'), import('../plan-output.js')]);
       const reviewed = await planReview(config, options);
       const { plan, waiting } = reviewed;
       if (flags.out !== undefined) {

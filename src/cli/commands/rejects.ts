@@ -1,6 +1,5 @@
 import { Argument, Option } from 'commander';
 import type { Command } from 'commander';
-import { actOnRejects, listRejects } from '../../commands/rejects.js';
 import type { RejectsActionReport, RejectsReport } from '../../commands/rejects.js';
 import type { RejectsAction } from '../../compiler/compile-rejects.js';
 import type { Direction } from '../../config/types.js';
@@ -23,6 +22,7 @@ export function registerRejects(program: Command, ctx: CliContext): void {
     .action(async (action: 'list' | RejectsAction, flags: { table?: string[]; key?: string; all?: boolean; direction?: Direction }, command: Command) => {
       const config = await ctx.config(command);
       if (action === 'list') {
+        const { listRejects } = await import('../../commands/rejects.js');
         const report = await listRejects(config, flags.table ?? []);
         if (ctx.json) ctx.printJson({ ok: report.ok, config: config.file, rejects: report.rejects });
         else ctx.print(rejectsText(report));
@@ -36,6 +36,7 @@ export function registerRejects(program: Command, ctx: CliContext): void {
           hint: `bisync rejects ${action} --table customers --key 42   (or --all)`,
         });
       }
+      const { actOnRejects } = await import('../../commands/rejects.js');
       const report = await actOnRejects(config, action, table, flags.key ?? null, flags.direction ?? null);
       if (ctx.json) ctx.printJson(report);
       else ctx.print(actionText(action, report));

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { statusCommand } from '../../commands/status.js';
 import type { StatusReport } from '../../commands/status.js';
 import { withCommonOptions } from '../context.js';
 import type { CliContext } from '../context.js';
@@ -11,6 +10,7 @@ export function registerStatus(program: Command, ctx: CliContext): void {
     .option('--table <names...>', 'only these tables (config names)')
     .action(async (flags: { table?: string[] }, command: Command) => {
       const config = await ctx.config(command);
+      const { statusCommand } = await import('../../commands/status.js');
       const report = await statusCommand(config, flags.table ?? []);
       if (ctx.json) ctx.printJson({ ok: report.ok, config: config.file, steps: report.steps, attention: report.attention, warnings: report.warnings });
       else ctx.print(statusText(report));

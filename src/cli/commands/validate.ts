@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { configPath, readConfigText } from '../../config/load-config.js';
-import { validateLive } from '../../commands/validate.js';
 import type { LiveReport } from '../../commands/validate.js';
 import type { LiveProblem } from '../../compiler/check-catalog.js';
 import { ExitCode } from '../../errors.js';
@@ -18,7 +17,7 @@ export function registerValidate(program: Command, ctx: CliContext): void {
       const unset = flags.live === true ? [] : await unsetUrlVariables(configPath(ctx.options(command).config, process.env));
       const env = { ...process.env, ...Object.fromEntries(unset.map((name) => [name, `postgresql://localhost/${name}-not-set`])) };
       const config = await ctx.config(command, env);
-      const live: LiveReport | undefined = flags.live === true ? await validateLive(config) : undefined;
+      const live: LiveReport | undefined = flags.live === true ? await (await import('../../commands/validate.js')).validateLive(config) : undefined;
       if (ctx.json) ctx.printJson({ ...(validateJson(config, live) as object), ...(unset.length === 0 ? {} : { unsetVariables: unset }) });
       else ctx.print(validateText(config, live));
       if (unset.length > 0 && !ctx.json) {

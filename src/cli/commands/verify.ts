@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { verifyCommand } from '../../commands/verify.js';
 import { withCommonOptions } from '../context.js';
 import type { CliContext } from '../context.js';
 import { verifyText } from '../verify-output.js';
@@ -11,6 +10,7 @@ export function registerVerify(program: Command, ctx: CliContext): void {
     .action(async (flags: { table?: string[] }, command: Command) => {
       const logger = ctx.logger(command);
       const config = await ctx.config(command);
+      const { verifyCommand } = await import('../../commands/verify.js');
       const report = await verifyCommand(config, { tables: flags.table ?? [], logger });
       if (ctx.json) ctx.printJson(report);
       else ctx.print(verifyText(report));

@@ -385,7 +385,7 @@ function basekeypart(n: number, prefix: string, i: number): string {
 for (const [name, fn] of Object.entries(helpers)) engine.registerHelper(name, fn as Handlebars.HelperDelegate);
 const templates = loadTemplates(engine, Object.keys(helpers));
 
-/** Every template compiled ahead, as the module `npm run build` writes (scripts/precompile-templates.mjs). */
+/** Every template compiled ahead, as the module `npm run build` writes (scripts/precompile.mjs). */
 export function precompiledTemplates(): string {
   return precompiledModule(Object.keys(helpers));
 }

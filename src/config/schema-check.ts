@@ -1,19 +1,16 @@
-import { Ajv } from 'ajv';
-import type { ErrorObject } from 'ajv';
-import schema from '../../schema/sync.config.schema.json' with { type: 'json' };
+import type { ErrorObject, ValidateFunction } from 'ajv';
 import type { ConfigProblem } from '../errors.js';
 import { didYouMean } from './suggest.js';
 import { formatPath } from './yaml-source.js';
 import type { KeyPath, YamlSource } from './yaml-source.js';
+import { configValidator } from './schema-validator.js';
 
-// verbose: errors carry their parentSchema, which the unknown-key hint reads the allowed keys from.
-const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, strictTypes: false, allowUnionTypes: true });
-// Compiled on first use: commands that read no config (--version, --help) skip it.
-let compiled: ReturnType<typeof ajv.compile> | undefined;
+// Loaded on first use: commands that read no config (--version, --help) skip it.
+let compiled: ValidateFunction | undefined;
 
 /** The JSON Schema (schema/sync.config.schema.json), every violation located in the YAML source. */
 export function checkSchema(value: unknown, source: YamlSource, skipUnder: readonly KeyPath[]): ConfigProblem[] {
-  compiled ??= ajv.compile(schema);
+  compiled ??= configValidator();
   const validate = compiled;
   if (validate(value)) return [];
   const skip = skipUnder.map(formatPath);

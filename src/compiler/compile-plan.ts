@@ -771,7 +771,7 @@ function checksumStatement(stmt: StmtFn, side: Side, database: string, relation:
   if (checksum.threeWay) {
     // edits: both: the keys and columns are the step's own (both sides have the same types), hashed as the merge does.
     const purpose = `checksum-first: ${total ? 'over the table' : 'per bucket of keys'} on ${database}, the fingerprints of keys whose row and copy of the base agree`;
-    return stmt('bucket-checksums', side, purpose, { database, relation, side, bits: checksum.bits, total }, 'bucket-checksums-three-way');
+    return stmt('bucket-checksums', side, purpose, { database, relation, side, bits: checksum.bits, total }, total ? 'probe-sums-three-way' : 'bucket-checksums-three-way');
   }
   const context = {
     database,

@@ -269,12 +269,12 @@ describe('probe: an edits: both table', () => {
 
   it('a run that probes both directions of an edits: both table sums each database\'s settled keys once, not once per direction', async () => {
     const pair = await syncedPair('probe_both_once', 50);
-    // In a run where no step runs, the probe's sums are the only statements that fingerprint rows
-    // (`AS fp`). A proxy in front of each database cuts the connection at the second one it sees: the
-    // probe then fails and every step runs. Every step skipped: each database computed its sum once.
+    // The probe's sum of an edits: both table is the one statement that says 'not settled on'. A proxy
+    // in front of each database cuts the connection at the second one it sees: the probe then fails
+    // and every step runs. Every step skipped: each database computed its sum once.
     const proxies = { desktop: await FaultProxy.start(pair.url('desktop')), cloud: await FaultProxy.start(pair.url('cloud')) };
     try {
-      for (const proxy of Object.values(proxies)) proxy.arm({ trigger: { kind: 'sql', match: /\bAS fp\b/ }, nth: 2, times: Infinity });
+      for (const proxy of Object.values(proxies)) proxy.arm({ trigger: { kind: 'sql', match: /'not settled on '/ }, nth: 2, times: Infinity });
       const config = await testConfig(pair.config.file, { desktopUrl: proxies.desktop.url(pair.url('desktop')), cloudUrl: proxies.cloud.url(pair.url('cloud')) });
       const report = await apply(config, { direction: 'both' });
       expect(report.probe?.error).toBeUndefined();

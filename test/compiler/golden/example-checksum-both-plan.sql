@@ -1,4 +1,4 @@
--- bisync plan 7cb906bdbe9cab80ba22dbe12e55a37a4a65e19e18b57ac4262b736ff4c4e3f0
+-- bisync plan 051c66afd4094278b5b91eb7e7974ee88064f898e99193391e841e883b5cf69f
 -- config: sync.config.yaml; state schema: bisync; 1 step
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/1: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; checksum-first: each database sums, per bucket of keys (1,024 buckets), the fingerprint of every key whose row its own copy of the base holds as agreed with no conflict parked; only the rows of buckets that differ are read
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 9b37145920143d485cff915c375e0eaea0f6451e8282d64b0b36db07a92a234b
+-- step hash: 954c095b469fc653537812bfee927da0413935e54578b76131d2f27a30758514
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -278,38 +278,31 @@ SELECT EXISTS (SELECT 1
 SELECT s.rows,
        s.checksum AS digest
   FROM (
--- cloud (edits: both): over every key of the table, how many are settled here and one checksum (the sum a
--- step's bucket checksums compute per bucket, summed over all buckets).
--- A key is settled on cloud when no conflict is parked for it here and either its row and cloud's own copy
--- of the base hold the same fingerprint (the merge's: md5 of the row of synced values, key columns included, a timestamptz
--- as UTC time), or it has no row and the copy no live version. A settled key with a row adds the first 64 bits of its
--- fingerprint (the key is in the row, so two keys never add the same value by holding the same other values); a settled
--- key without one adds nothing; every other key adds a value naming this database (cloud), which the other
--- database never sends, so the sums differ. Equal sums on both
--- databases therefore hold the same rows, each agreed in both copies of the base: the merge would change nothing there.
--- The keys are those of the rows, of the copy of the base and of the parked conflicts.
+-- cloud (edits: both), for the run-level probe: the step's bucket checksums in one row, computed without
+-- pairing rows with the base. Every key is settled on cloud (the rule of the step's bucket checksums: its row
+-- and cloud's own copy of the base hold the same fingerprint, or it has no row and the copy no live version,
+-- and no conflict is parked) exactly when the fingerprints of the rows and those of the copy's live versions are
+-- the same set: the fingerprint covers the key columns, so it names its key. The sums and counts of the first 64
+-- bits of both sides compare the two sets (as a bucket's sum compares its rows). Settled: how many rows, and their
+-- sum, which equals the other database's only when both hold the same rows, as every bucket would. Not settled:
+-- a value naming cloud, which the other database never sends: the step runs, as its buckets would differ.
 -- The statement reads the same on cloud for both directions of the table, so a run that asks both computes it once.
--- `r` is MATERIALIZED so that each row's fingerprint is computed once: inlined, PostgreSQL would compute it again in
--- every place below that uses it (up to four times per row).
-WITH r AS MATERIALIZED (
-  SELECT t."job_id"::text COLLATE "C" AS key,
-         md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) AS fp
-    FROM "public"."jobshead" AS t
-)
-SELECT count(k.hash)::bigint AS rows,
-       sum(('x' || left(k.hash, 16))::bit(64)::bigint)::text AS checksum
-  FROM (SELECT coalesce(r.key, b.key, c.key) AS key,
-               CASE WHEN c.key IS NULL AND r.key IS NOT NULL AND b.fingerprint = r.fp
-                      THEN r.fp
-                    WHEN c.key IS NULL AND r.key IS NULL AND b.fingerprint IS NULL
-                      THEN NULL
-                    ELSE md5(convert_to(jsonb_build_array($1::text, coalesce(r.key, b.key, c.key))::text, 'UTF8'))
-               END AS hash
-          FROM r
-          FULL JOIN (SELECT key, fingerprint FROM "bisync".base WHERE table_name = $2) AS b
-            ON b.key = r.key
-          FULL JOIN (SELECT (CASE WHEN jsonb_array_length(key) = 1 THEN key ->> 0 ELSE key::text END) COLLATE "C" AS key FROM "bisync".conflicts WHERE table_name = $2) AS c
-            ON c.key = coalesce(r.key, b.key)) AS k
+SELECT r.rows,
+       CASE WHEN r.rows = b.rows AND r.checksum IS NOT DISTINCT FROM b.checksum AND c.parked = 0
+            THEN r.checksum::text
+            ELSE 'not settled on ' || $1::text
+       END AS checksum
+  FROM (SELECT count(*)::bigint AS rows,
+               sum(('x' || left(md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')), 16))::bit(64)::bigint) AS checksum
+          FROM "public"."jobshead" AS t) AS r,
+       (SELECT count(*)::bigint AS rows,
+               sum(('x' || left(b.fingerprint, 16))::bit(64)::bigint) AS checksum
+          FROM "bisync".base AS b
+         WHERE b.table_name = $2
+           AND b.fingerprint IS NOT NULL) AS b,
+       (SELECT count(*)::bigint AS parked
+          FROM "bisync".conflicts AS c
+         WHERE c.table_name = $2) AS c
        ) AS s;
 
 -- [desktop] transaction-local text formats and settings
@@ -346,38 +339,31 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
 SELECT s.rows,
        s.checksum AS digest
   FROM (
--- desktop (edits: both): over every key of the table, how many are settled here and one checksum (the sum a
--- step's bucket checksums compute per bucket, summed over all buckets).
--- A key is settled on desktop when no conflict is parked for it here and either its row and desktop's own copy
--- of the base hold the same fingerprint (the merge's: md5 of the row of synced values, key columns included, a timestamptz
--- as UTC time), or it has no row and the copy no live version. A settled key with a row adds the first 64 bits of its
--- fingerprint (the key is in the row, so two keys never add the same value by holding the same other values); a settled
--- key without one adds nothing; every other key adds a value naming this database (desktop), which the other
--- database never sends, so the sums differ. Equal sums on both
--- databases therefore hold the same rows, each agreed in both copies of the base: the merge would change nothing there.
--- The keys are those of the rows, of the copy of the base and of the parked conflicts.
+-- desktop (edits: both), for the run-level probe: the step's bucket checksums in one row, computed without
+-- pairing rows with the base. Every key is settled on desktop (the rule of the step's bucket checksums: its row
+-- and desktop's own copy of the base hold the same fingerprint, or it has no row and the copy no live version,
+-- and no conflict is parked) exactly when the fingerprints of the rows and those of the copy's live versions are
+-- the same set: the fingerprint covers the key columns, so it names its key. The sums and counts of the first 64
+-- bits of both sides compare the two sets (as a bucket's sum compares its rows). Settled: how many rows, and their
+-- sum, which equals the other database's only when both hold the same rows, as every bucket would. Not settled:
+-- a value naming desktop, which the other database never sends: the step runs, as its buckets would differ.
 -- The statement reads the same on desktop for both directions of the table, so a run that asks both computes it once.
--- `r` is MATERIALIZED so that each row's fingerprint is computed once: inlined, PostgreSQL would compute it again in
--- every place below that uses it (up to four times per row).
-WITH r AS MATERIALIZED (
-  SELECT t."job_id"::text COLLATE "C" AS key,
-         md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) AS fp
-    FROM "public"."jobshead" AS t
-)
-SELECT count(k.hash)::bigint AS rows,
-       sum(('x' || left(k.hash, 16))::bit(64)::bigint)::text AS checksum
-  FROM (SELECT coalesce(r.key, b.key, c.key) AS key,
-               CASE WHEN c.key IS NULL AND r.key IS NOT NULL AND b.fingerprint = r.fp
-                      THEN r.fp
-                    WHEN c.key IS NULL AND r.key IS NULL AND b.fingerprint IS NULL
-                      THEN NULL
-                    ELSE md5(convert_to(jsonb_build_array($1::text, coalesce(r.key, b.key, c.key))::text, 'UTF8'))
-               END AS hash
-          FROM r
-          FULL JOIN (SELECT key, fingerprint FROM "bisync".base WHERE table_name = $2) AS b
-            ON b.key = r.key
-          FULL JOIN (SELECT (CASE WHEN jsonb_array_length(key) = 1 THEN key ->> 0 ELSE key::text END) COLLATE "C" AS key FROM "bisync".conflicts WHERE table_name = $2) AS c
-            ON c.key = coalesce(r.key, b.key)) AS k
+SELECT r.rows,
+       CASE WHEN r.rows = b.rows AND r.checksum IS NOT DISTINCT FROM b.checksum AND c.parked = 0
+            THEN r.checksum::text
+            ELSE 'not settled on ' || $1::text
+       END AS checksum
+  FROM (SELECT count(*)::bigint AS rows,
+               sum(('x' || left(md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')), 16))::bit(64)::bigint) AS checksum
+          FROM "public"."jobshead" AS t) AS r,
+       (SELECT count(*)::bigint AS rows,
+               sum(('x' || left(b.fingerprint, 16))::bit(64)::bigint) AS checksum
+          FROM "bisync".base AS b
+         WHERE b.table_name = $2
+           AND b.fingerprint IS NOT NULL) AS b,
+       (SELECT count(*)::bigint AS parked
+          FROM "bisync".conflicts AS c
+         WHERE c.table_name = $2) AS c
        ) AS s;
 
 -- [cloud] only when the probe finds nothing to do: one row in runs for this step, which did not run
@@ -509,7 +495,6 @@ CREATE TEMPORARY TABLE "bisync_stage" (
 -- databases therefore hold the same rows, each agreed in both copies of the base: the merge would change nothing there.
 -- The keys are those of the rows, of the copy of the base and of the parked conflicts; a key's bucket is the
 -- first 10 bits of the md5 of its text as the base stores it (one value's text, or the JSON array of several).
--- The statement reads the same on cloud for both directions of the table, so a run that asks both computes it once.
 -- `r` is MATERIALIZED so that each row's fingerprint is computed once: inlined, PostgreSQL would compute it again in
 -- every place below that uses it (up to four times per row).
 WITH r AS MATERIALIZED (
@@ -576,7 +561,6 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
 -- databases therefore hold the same rows, each agreed in both copies of the base: the merge would change nothing there.
 -- The keys are those of the rows, of the copy of the base and of the parked conflicts; a key's bucket is the
 -- first 10 bits of the md5 of its text as the base stores it (one value's text, or the JSON array of several).
--- The statement reads the same on desktop for both directions of the table, so a run that asks both computes it once.
 -- `r` is MATERIALIZED so that each row's fingerprint is computed once: inlined, PostgreSQL would compute it again in
 -- every place below that uses it (up to four times per row).
 WITH r AS MATERIALIZED (

@@ -81,19 +81,30 @@ function rowOf(part: Part, kind: string, answers: Answers): Record<string, unkno
  * table's reverse step sums each database's settled keys exactly as its forward step does (both
  * directions read the same rows, base and conflicts the same way): asked in one run, each database
  * computes that sum once, not twice.
+ *
+ * Where no such statement is always sent (both directions read incrementally: each step's sums wait on
+ * its own window), the reverse step takes its forward step's statement, conditional or withheld as it
+ * is: a reverse step is skipped only when its forward step, probed in the same run, is skipped too
+ * (decide), and a skipped forward step had both its sums computed. When the forward step runs, the
+ * reverse step finds an answer missing and runs, as it would anyway.
  */
 function sharedAnswers(parts: readonly Part[], withheld: (part: Part) => boolean): Answers {
   const plain = new Map<string, { part: Part; statement: PlanStatement }>();
+  const forward = new Map<string, { part: Part; statement: PlanStatement }>();
   for (const part of parts) {
     for (const statement of part.planned) {
-      const key = `${part.database}\n${statement.probeKey ?? ''}`;
-      if (statement.probeKey !== undefined && !withheld(part) && !plain.has(key) && statement.probeKey === probeKeyOf(part.database, statement)) plain.set(key, { part, statement });
+      if (statement.probeKey === undefined) continue;
+      const key = `${part.database}\n${statement.probeKey}`;
+      if (!withheld(part) && !plain.has(key) && statement.probeKey === probeKeyOf(part.database, statement)) plain.set(key, { part, statement });
+      if (part.step.edits === 'both' && part.step.direction === 'forward') forward.set(`${part.step.table}\n${key}`, { part, statement });
     }
   }
   const answers: Answers = new Map();
   for (const part of parts) {
     for (const statement of part.planned) {
-      const other = statement.probeKey === undefined ? undefined : plain.get(`${part.database}\n${statement.probeKey}`);
+      if (statement.probeKey === undefined) continue;
+      const key = `${part.database}\n${statement.probeKey}`;
+      const other = plain.get(key) ?? (part.step.edits === 'both' && part.step.direction === 'reverse' ? forward.get(`${part.step.table}\n${key}`) : undefined);
       if (other !== undefined && other.statement !== statement) answers.set(statement, other);
     }
   }
@@ -248,7 +259,8 @@ async function decide(steps: readonly PlanStep[], planned: readonly PlanStep[], 
     }
   }
   // edits: both: the forward step writes both copies of the base; when it runs, so does reverse,
-  // which then sees what forward wrote (as it would without the probe).
+  // which then sees what forward wrote (as it would without the probe). A reverse step's sums may be
+  // its forward step's answers (sharedAnswers): this is also what makes taking them safe.
   for (const step of [...skipped.keys()]) {
     if (step.edits === 'both' && step.direction === 'reverse' && planned.some((s) => s.table === step.table && s.direction === 'forward' && !skipped.has(s))) {
       skipped.delete(step);

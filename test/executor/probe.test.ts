@@ -17,6 +17,7 @@ import { FaultProxy } from '../reliability/proxy-pg.js';
 import { useFreshDatabases } from '../harness/fresh-databases.js';
 import type { TestDatabases } from '../harness/fresh-databases.js';
 import { ThreeWayPair } from '../three-way/three-way-fixture.js';
+import type { PairOptions } from '../three-way/three-way-fixture.js';
 import { createJobsSchema, jobsConfig, jobsConfigFile, seedDesktop } from './jobs-fixture.js';
 import type { JobsConfigOptions } from './jobs-fixture.js';
 
@@ -238,13 +239,31 @@ describe('probe: an edits: both table', () => {
     for (const pair of pairs) await pair.drop();
   });
   /** A pair with desktop jobs 1..n, synced both ways twice (both copies of the base agree). */
-  const syncedPair = async (label: string, n: number): Promise<ThreeWayPair> => {
-    const pair = await ThreeWayPair.create(label, {});
+  const syncedPair = async (label: string, n: number, options: PairOptions = {}): Promise<ThreeWayPair> => {
+    const pair = await ThreeWayPair.create(label, options);
     pairs.push(pair);
-    await pair.sql('desktop', `INSERT INTO job SELECT i, 'job ' || i, 'Open' FROM generate_series(1, $1::int) AS i`, [n]);
+    await pair.sql('desktop', `INSERT INTO job (job_id, title, status) SELECT i, 'job ' || i, 'Open' FROM generate_series(1, $1::int) AS i`, [n]);
     await pair.apply('both');
     await pair.apply('both');
     return pair;
+  };
+
+  /**
+   * apply both ways through a proxy in front of each database that cuts the connection at the second
+   * statement it sees that says 'not settled on' (only the probe's sum of an edits: both table does):
+   * the probe then fails and every step runs. Every step skipped: each database computed its sum once.
+   */
+  const applyCountingSums = async (pair: ThreeWayPair): Promise<{ report: ApplyReport; cuts: unknown[] }> => {
+    const proxies = { desktop: await FaultProxy.start(pair.url('desktop')), cloud: await FaultProxy.start(pair.url('cloud')) };
+    try {
+      for (const proxy of Object.values(proxies)) proxy.arm({ trigger: { kind: 'sql', match: /'not settled on '/ }, nth: 2, times: Infinity });
+      const config = await testConfig(pair.config.file, { desktopUrl: proxies.desktop.url(pair.url('desktop')), cloudUrl: proxies.cloud.url(pair.url('cloud')) });
+      const report = await apply(config, { direction: 'both' });
+      return { report, cuts: [...proxies.desktop.cuts, ...proxies.cloud.cuts] };
+    } finally {
+      await proxies.desktop.stop();
+      await proxies.cloud.stop();
+    }
   };
 
   it('an edits: both pair runs when one side edited, and is skipped both ways when nothing changed', async () => {
@@ -268,22 +287,33 @@ describe('probe: an edits: both table', () => {
   });
 
   it('a run that probes both directions of an edits: both table sums each database\'s settled keys once, not once per direction', async () => {
-    const pair = await syncedPair('probe_both_once', 50);
-    // The probe's sum of an edits: both table is the one statement that says 'not settled on'. A proxy
-    // in front of each database cuts the connection at the second one it sees: the probe then fails
-    // and every step runs. Every step skipped: each database computed its sum once.
-    const proxies = { desktop: await FaultProxy.start(pair.url('desktop')), cloud: await FaultProxy.start(pair.url('cloud')) };
-    try {
-      for (const proxy of Object.values(proxies)) proxy.arm({ trigger: { kind: 'sql', match: /'not settled on '/ }, nth: 2, times: Infinity });
-      const config = await testConfig(pair.config.file, { desktopUrl: proxies.desktop.url(pair.url('desktop')), cloudUrl: proxies.cloud.url(pair.url('cloud')) });
-      const report = await apply(config, { direction: 'both' });
-      expect(report.probe?.error).toBeUndefined();
-      for (const s of report.steps) expect(s.notRun, `${s.direction}`).toBe('nothing to do');
-      expect([...proxies.desktop.cuts, ...proxies.cloud.cuts]).toEqual([]);
-    } finally {
-      await proxies.desktop.stop();
-      await proxies.cloud.stop();
+    const { report, cuts } = await applyCountingSums(await syncedPair('probe_both_once', 50));
+    expect(report.probe?.error).toBeUndefined();
+    for (const s of report.steps) expect(s.notRun, `${s.direction}`).toBe('nothing to do');
+    expect(cuts).toEqual([]);
+  });
+
+  it('a run that probes both directions of an incremental edits: both table sums each database\'s settled keys once too (the reverse step takes the forward step\'s conditional answers)', async () => {
+    const { report, cuts } = await applyCountingSums(await syncedPair('probe_both_once_cursor', 50, { cursors: true }));
+    expect(report.probe?.error).toBeUndefined();
+    for (const s of report.steps) {
+      expect(s.mode, s.direction).toBe('incremental');
+      expect(s.notRun, s.direction).toBe('nothing to do');
     }
+    expect(cuts).toEqual([]);
+  });
+
+  it('an incremental edits: both reverse step whose read takes rows past its watermark runs, though its sums (the forward step\'s answers) are equal', async () => {
+    const pair = await syncedPair('probe_both_rev_window', 50, { cursors: true });
+    const mark = async (): Promise<unknown> => (await pair.sql('desktop', `SELECT watermark FROM bisync.state WHERE table_name = 'job' AND direction = 'reverse'`))[0]?.watermark;
+    const before = await mark();
+    // Every key settled alike on both sides, but the reverse step's watermark an hour back: its read
+    // takes rows past it and would move it on, so it runs; forward has nothing to do.
+    await pair.sql('desktop', `UPDATE bisync.state SET watermark = watermark - interval '1 hour' WHERE table_name = 'job' AND direction = 'reverse'`);
+    const report = await pair.apply('both');
+    expect(stepOf(report, 'job', 'forward').notRun).toBe('nothing to do');
+    expect(stepOf(report, 'job', 'reverse').notRun).toBeUndefined();
+    expect(await mark()).toEqual(before);
   });
 
   it('an edits: both reverse step with nothing to do still exits 3 while another run holds the forward step\'s row on the cloud (the pair lock)', async () => {

@@ -1,4 +1,4 @@
--- bisync plan 051c66afd4094278b5b91eb7e7974ee88064f898e99193391e841e883b5cf69f
+-- bisync plan c21e746121972a5231a4b7e69637cc81a505d81dcf47473f8501f388e33a35eb
 -- config: sync.config.yaml; state schema: bisync; 1 step
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/1: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; checksum-first: each database sums, per bucket of keys (1,024 buckets), the fingerprint of every key whose row its own copy of the base holds as agreed with no conflict parked; only the rows of buckets that differ are read
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 954c095b469fc653537812bfee927da0413935e54578b76131d2f27a30758514
+-- step hash: 6243c368f9b0200ba98e3a5dfe109d8f962ae408cfcb943b78629f78691a1286
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -282,11 +282,13 @@ SELECT s.rows,
 -- pairing rows with the base. Every key is settled on cloud (the rule of the step's bucket checksums: its row
 -- and cloud's own copy of the base hold the same fingerprint, or it has no row and the copy no live version,
 -- and no conflict is parked) exactly when the fingerprints of the rows and those of the copy's live versions are
--- the same set: the fingerprint covers the key columns, so it names its key. The sums and counts of the first 64
--- bits of both sides compare the two sets (as a bucket's sum compares its rows). Settled: how many rows, and their
--- sum, which equals the other database's only when both hold the same rows, as every bucket would. Not settled:
--- a value naming cloud, which the other database never sends: the step runs, as its buckets would differ.
--- The statement reads the same on cloud for both directions of the table, so a run that asks both computes it once.
+-- the same set: the fingerprint covers the key columns, so it names its key, and the copy holds each version under
+-- the key of the row it fingerprints (as the merge records it). The counts and the sums of the first 64 bits on both
+-- sides compare the two sets (as a bucket's sum compares its rows: equal but for a 64-bit coincidence). Settled: how
+-- many rows, and their sum, which equals the other database's only when both hold the same rows, as every bucket
+-- would. Not settled: a value naming cloud, which the other database never sends: the step runs, as its
+-- buckets would differ. The statement reads the same on cloud for both directions of the table, so a run
+-- that asks both computes it once.
 SELECT r.rows,
        CASE WHEN r.rows = b.rows AND r.checksum IS NOT DISTINCT FROM b.checksum AND c.parked = 0
             THEN r.checksum::text
@@ -343,11 +345,13 @@ SELECT s.rows,
 -- pairing rows with the base. Every key is settled on desktop (the rule of the step's bucket checksums: its row
 -- and desktop's own copy of the base hold the same fingerprint, or it has no row and the copy no live version,
 -- and no conflict is parked) exactly when the fingerprints of the rows and those of the copy's live versions are
--- the same set: the fingerprint covers the key columns, so it names its key. The sums and counts of the first 64
--- bits of both sides compare the two sets (as a bucket's sum compares its rows). Settled: how many rows, and their
--- sum, which equals the other database's only when both hold the same rows, as every bucket would. Not settled:
--- a value naming desktop, which the other database never sends: the step runs, as its buckets would differ.
--- The statement reads the same on desktop for both directions of the table, so a run that asks both computes it once.
+-- the same set: the fingerprint covers the key columns, so it names its key, and the copy holds each version under
+-- the key of the row it fingerprints (as the merge records it). The counts and the sums of the first 64 bits on both
+-- sides compare the two sets (as a bucket's sum compares its rows: equal but for a 64-bit coincidence). Settled: how
+-- many rows, and their sum, which equals the other database's only when both hold the same rows, as every bucket
+-- would. Not settled: a value naming desktop, which the other database never sends: the step runs, as its
+-- buckets would differ. The statement reads the same on desktop for both directions of the table, so a run
+-- that asks both computes it once.
 SELECT r.rows,
        CASE WHEN r.rows = b.rows AND r.checksum IS NOT DISTINCT FROM b.checksum AND c.parked = 0
             THEN r.checksum::text

@@ -3,9 +3,15 @@ import { SYNC_BUCKET_BITS, syncChecksumColumns } from './bucket-checksum.js';
 import type { ChecksumColumn } from './bucket-checksum.js';
 import type { ColumnMapping, StepMode } from './plan-types.js';
 
-// The number of buckets as the notes print it, digits grouped in threes: by hand, since the first
-// toLocaleString of a process loads ICU's number formatting (some 15 ms of every plan).
-const BUCKETS = String(2 ** SYNC_BUCKET_BITS).replace(/\B(?=(\d{3})+$)/g, ',');
+/**
+ * A count with its digits grouped in threes (1,024), as the notes and reports print it: by hand, since
+ * the first toLocaleString of a process loads ICU's number formatting (some 15 ms of every run).
+ */
+export function groupDigits(n: number): string {
+  return String(n).replace(/\B(?=(\d{3})+$)/g, ',');
+}
+
+const BUCKETS = groupDigits(2 ** SYNC_BUCKET_BITS);
 
 /** What the checksum-first statements of a step need (bucket-checksums, copy-out, the deletes). */
 export interface StepChecksum {

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { Plan, PlanStatement, PlanStep } from '../compiler/plan-types.js';
+import { groupDigits } from '../compiler/checksum-step.js';
 import { PROBE_MAX_ROWS, probeKeyOf } from '../compiler/compile-plan.js';
 import type { Databases, WireCounts } from './databases.js';
 import { runRow, ZERO } from './run-step.js';
@@ -173,7 +174,7 @@ async function decide(steps: readonly PlanStep[], planned: readonly PlanStep[], 
   const all = [...parts.values()].flatMap((p) => [p.source, p.target]);
   // A window's target part, and an edits: both incremental step's, need the source's answer first.
   const dependsOnOther = (p: Part): boolean => parts.get(p.step)?.target === p && sideOf(p.step, 'source').some((s) => s.kind === 'probe-window');
-  const databases = [...new Set(all.map((p) => p.database))].sort((a, b) => (a === near ? -1 : b === near ? 1 : a.localeCompare(b)));
+  const databases = [...new Set(all.map((p) => p.database))].sort((a, b) => (a === near ? -1 : b === near ? 1 : a < b ? -1 : a > b ? 1 : 0));
   const clients = new Map<string, pg.Client>();
   try {
     for (const database of databases) clients.set(database, await dbs.client(database));
@@ -239,7 +240,7 @@ async function decide(steps: readonly PlanStep[], planned: readonly PlanStep[], 
         const others = counted ? Number(theirs.others ?? 0) : 0;
         const rows = Number(mine.rows);
         skipped.set(step, {
-          reason: `the probe found the checksums of its ${rows.toLocaleString('en-US')} row${rows === 1 ? '' : 's'} summed alike on ${step.source} and ${step.target}${window === undefined ? '' : ', and no row past the watermark'}`,
+          reason: `the probe found the checksums of its ${groupDigits(rows)} row${rows === 1 ? '' : 's'} summed alike on ${step.source} and ${step.target}${window === undefined ? '' : ', and no row past the watermark'}`,
           unchanged: counted ? rows - others : 0,
           protected: others,
         });

@@ -1,4 +1,4 @@
--- bisync plan 09364c840e1278bdfd4aee32f6480124b6850772c7dc1efcc557b6d9ded33c2e
+-- bisync plan 93f9a40912c1aff8c1db45ca2130969fa758b7912478912c69afa53b909a4c4b
 -- config: sync.config.yaml; state schema: bisync; 23 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -4798,7 +4798,7 @@ COMMIT;
 -- Step 9/23: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 7883c4ab0dba97c8d478911a0a2ec923822315e2cd8d78c166435506a9694836
+-- step hash: 511ed9e5473c2721b3f8a41171aeb36d70c75236163571c92a4fe84ece0cd879
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5229,83 +5229,61 @@ ANALYZE "bisync_stage" ("job_id", __bisync_row);
 --   both_deleted             deleted on both sides                      nothing; the base records the delete
 -- A key with a parked conflict (on either database) is left alone until it is resolved or both sides become equal.
 WITH src AS (
-  -- The staged rows, each with its key as the base stores it and the fingerprint of its version. Read once, by three
-  -- below, and never stored: the writes further down take the staged values from "bisync_stage" by row number.
   SELECT s.*,
          (s."job_id"::bigint)::text COLLATE "C" AS __bisync_key,
          CASE WHEN s.__bisync_present THEN md5(convert_to(row(s."job_id", s."client_id", s."template_id", s."job_name", s."job_status", s."fee", s."due_date", s."notes", s."extra")::text, 'UTF8')) END AS __bisync_fp
     FROM "bisync_stage" AS s
    WHERE s.__bisync_row BETWEEN $1 AND $2
-  OFFSET 0  -- a fence: computed once per row; without it PostgreSQL would compute the key again in each join of three
 ),
 three AS MATERIALIZED (
-  -- Each staged row's three versions, and the row of the decision table above that it falls in (`decision`),
-  -- worked out in this one pass: each row's CTE below takes its rows by that name, instead of scanning all of them
-  -- with its own test. The rows of the table are disjoint: at most one name fits a row. NULL: none fits (a parked
-  -- key whose sides differ and that no conflict row fits: `conflicted` below).
-  SELECT v.*,
-         CASE WHEN v.f_present AND v.t_present AND v.f_fp = v.t_fp THEN 'both_equal'
-              WHEN v.f_present AND v.t_present AND NOT v.parked AND v.f_fp <> v.base_fp AND v.t_fp = v.base_fp THEN 'f_changed_t_unchanged'
-              WHEN v.f_present AND v.t_present AND NOT v.parked AND v.f_fp = v.base_fp AND v.t_fp <> v.base_fp THEN 'f_unchanged_t_changed'
-              WHEN v.f_present AND v.t_present AND v.f_fp <> v.t_fp AND v.f_fp <> v.base_fp AND v.t_fp <> v.base_fp THEN 'conflict_update_update'
-              WHEN v.f_present AND NOT v.t_present AND v.base_fp IS NULL AND NOT v.parked THEN 'f_created_t_absent'
-              WHEN NOT v.f_present AND v.t_present AND v.base_fp IS NULL AND NOT v.parked THEN 't_created_f_absent'
-              WHEN v.f_present AND v.t_present AND v.base_fp IS NULL AND v.f_fp <> v.t_fp THEN 'conflict_insert_insert'
-              WHEN NOT v.f_present AND v.t_present AND NOT v.parked AND v.base_fp IS NOT NULL THEN 'f_deleted_kept'
-              WHEN v.f_present AND NOT v.t_present AND NOT v.parked AND v.base_fp IS NOT NULL THEN 't_deleted_kept'
-              WHEN NOT v.f_present AND NOT v.t_present THEN 'both_deleted'
-         END AS decision
-    FROM (
-      SELECT s.__bisync_row AS row_no,
-             s.__bisync_key AS key,
-             s.__bisync_present AS f_present,
-             t.ctid IS NOT NULL AS t_present,
-             s.__bisync_fp AS f_fp,
-             CASE WHEN t.ctid IS NOT NULL THEN md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) END AS t_fp,
-             CASE WHEN coalesce(s.__bisync_base_gen, -1) > coalesce(b.generation, -1) THEN s.__bisync_base_fp ELSE b.fingerprint END AS base_fp,
-             coalesce(greatest(s.__bisync_base_gen, b.generation), 0) AS base_gen,
-             b.generation IS NOT NULL AS t_has_base,
-             b.fingerprint AS t_base_fp,
-             s.__bisync_base_gen IS NOT NULL AS f_has_base,
-             s.__bisync_base_fp AS f_base_fp,
-             c.key IS NOT NULL OR s.__bisync_parked_kind IS NOT NULL AS parked,
-             coalesce(c.kind, s.__bisync_parked_kind) AS parked_kind
-        FROM src AS s
-        LEFT JOIN "public"."jobshead" AS t ON t."job_id" = s."job_id"::bigint
-        LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = s.__bisync_key
-        LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" = s.__bisync_key
-      OFFSET 0  -- a fence: computed once per row; without it PostgreSQL would compute cloud's fingerprint again in each WHEN above
-    ) AS v
+  SELECT s.__bisync_row AS row_no,
+         s.__bisync_key AS key,
+         s.__bisync_present AS f_present,
+         t.ctid IS NOT NULL AS t_present,
+         s.__bisync_fp AS f_fp,
+         CASE WHEN t.ctid IS NOT NULL THEN md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) END AS t_fp,
+         CASE WHEN coalesce(s.__bisync_base_gen, -1) > coalesce(b.generation, -1) THEN s.__bisync_base_fp ELSE b.fingerprint END AS base_fp,
+         coalesce(greatest(s.__bisync_base_gen, b.generation), 0) AS base_gen,
+         b.generation IS NOT NULL AS t_has_base,
+         b.fingerprint AS t_base_fp,
+         s.__bisync_base_gen IS NOT NULL AS f_has_base,
+         s.__bisync_base_fp AS f_base_fp,
+         c.key IS NOT NULL OR s.__bisync_parked_kind IS NOT NULL AS parked,
+         coalesce(c.kind, s.__bisync_parked_kind) AS parked_kind
+    FROM src AS s
+    LEFT JOIN "public"."jobshead" AS t ON t."job_id" = s."job_id"::bigint
+    LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = s.__bisync_key
+    LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" = s.__bisync_key
 ),
 both_equal AS (
-  SELECT * FROM three WHERE decision = 'both_equal'
+  SELECT * FROM three WHERE f_present AND t_present AND f_fp = t_fp
 ),
 f_changed_t_unchanged AS (
-  SELECT * FROM three WHERE decision = 'f_changed_t_unchanged'
+  SELECT * FROM three WHERE f_present AND t_present AND NOT parked AND f_fp <> base_fp AND t_fp = base_fp
 ),
 f_unchanged_t_changed AS (
-  SELECT * FROM three WHERE decision = 'f_unchanged_t_changed'
+  SELECT * FROM three WHERE f_present AND t_present AND NOT parked AND f_fp = base_fp AND t_fp <> base_fp
 ),
 conflict_update_update AS (
-  SELECT * FROM three WHERE decision = 'conflict_update_update'
+  SELECT * FROM three WHERE f_present AND t_present AND f_fp <> t_fp AND f_fp <> base_fp AND t_fp <> base_fp
 ),
 f_created_t_absent AS (
-  SELECT * FROM three WHERE decision = 'f_created_t_absent'
+  SELECT * FROM three WHERE f_present AND NOT t_present AND base_fp IS NULL AND NOT parked
 ),
 t_created_f_absent AS (
-  SELECT * FROM three WHERE decision = 't_created_f_absent'
+  SELECT * FROM three WHERE NOT f_present AND t_present AND base_fp IS NULL AND NOT parked
 ),
 conflict_insert_insert AS (
-  SELECT * FROM three WHERE decision = 'conflict_insert_insert'
+  SELECT * FROM three WHERE f_present AND t_present AND base_fp IS NULL AND f_fp <> t_fp
 ),
 f_deleted_kept AS (
-  SELECT * FROM three WHERE decision = 'f_deleted_kept'
+  SELECT * FROM three WHERE NOT f_present AND t_present AND NOT parked AND base_fp IS NOT NULL
 ),
 t_deleted_kept AS (
-  SELECT * FROM three WHERE decision = 't_deleted_kept'
+  SELECT * FROM three WHERE f_present AND NOT t_present AND NOT parked AND base_fp IS NOT NULL
 ),
 both_deleted AS (
-  SELECT * FROM three WHERE decision = 'both_deleted'
+  SELECT * FROM three WHERE NOT f_present AND NOT t_present
 ),
 found AS (
   SELECT x.*, $4::text AS kind FROM conflict_update_update AS x
@@ -5319,7 +5297,7 @@ conflicted AS (
   UNION ALL
   SELECT x.*, x.parked_kind FROM three AS x
    WHERE x.parked AND x.f_fp IS DISTINCT FROM x.t_fp
-     AND x.decision IS NULL  -- not in found: a parked key whose sides differ fits a conflict row above or none
+     AND NOT EXISTS (SELECT 1 FROM found AS y WHERE y.row_no = x.row_no)
 ),
 decided AS (
   -- conflicts: park. A key parked earlier stays parked until it is resolved.
@@ -5340,19 +5318,19 @@ updated AS (
          "due_date" = s."due_date"::date,
          "notes" = s."notes"::text,
          "extra" = s."extra"::jsonb
-    FROM "bisync_stage" AS s
-    JOIN (SELECT row_no, key, f_fp, t_fp, base_gen, t_has_base, parked, f_has_base, f_base_fp FROM f_changed_t_unchanged
+    FROM src AS s
+    JOIN (SELECT row_no, t_fp, base_gen, t_has_base, parked FROM f_changed_t_unchanged
           UNION ALL
-          SELECT row_no, key, f_fp, t_fp, base_gen, t_has_base, parked, f_has_base, f_base_fp FROM decided WHERE winner = 'source' AND f_present AND t_present) AS w
+          SELECT row_no, t_fp, base_gen, t_has_base, parked FROM decided WHERE winner = 'source' AND f_present AND t_present) AS w
       ON w.row_no = s.__bisync_row
    WHERE t."job_id" = s."job_id"::bigint
      AND md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) = w.t_fp
-  RETURNING w.key, w.f_fp AS fingerprint, w.base_gen, w.t_has_base, w.parked, w.f_has_base, w.f_base_fp
+  RETURNING s.__bisync_key AS key, s.__bisync_fp AS fingerprint, w.base_gen, w.t_has_base, w.parked
 ),
 inserted AS (
   INSERT INTO "public"."jobshead" AS t ("job_id", "client_id", "template_id", "job_name", "job_status", "fee", "due_date", "notes", "extra", "source")
   SELECT s."job_id"::bigint, s."client_id"::integer, s."template_id"::integer, s."job_name"::character varying, s."job_status"::character varying, s."fee"::numeric(12,2), s."due_date"::date, s."notes"::text, s."extra"::jsonb, $6
-    FROM "bisync_stage" AS s
+    FROM src AS s
     JOIN (SELECT row_no FROM f_created_t_absent
           UNION ALL
           SELECT row_no FROM decided WHERE winner = 'source' AND f_present AND NOT t_present) AS w
@@ -5368,7 +5346,7 @@ parked AS (
                             (SELECT to_jsonb(x) FROM (SELECT t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra" FROM "public"."jobshead" AS t WHERE t."job_id" = s."job_id"::bigint) AS x)),
          d.base_fp
     FROM decided AS d
-    JOIN "bisync_stage" AS s ON s.__bisync_row = d.row_no
+    JOIN src AS s ON s.__bisync_row = d.row_no
    WHERE d.winner = 'park'
   ON CONFLICT (table_name, key) DO UPDATE
      SET kind = EXCLUDED.kind, versions = EXCLUDED.versions, base_fingerprint = EXCLUDED.base_fingerprint,
@@ -5390,14 +5368,14 @@ agreed AS (
   -- are recorded when the fresher copy or cloud's own copy does not say so already, so that
   -- cloud's copy comes to hold the agreed version too; once both copies do, a no-change rerun
   -- writes nothing. A written row is recorded with the fingerprint of the version written, computed once, in src.
-  SELECT key, f_fp AS fingerprint, base_gen, t_has_base, parked, f_has_base, f_base_fp FROM both_equal
+  SELECT key, f_fp AS fingerprint, base_gen, t_has_base, parked FROM both_equal
    WHERE base_fp IS DISTINCT FROM f_fp OR t_base_fp IS DISTINCT FROM f_fp
   UNION ALL
-  SELECT key, NULL, base_gen, t_has_base, parked, f_has_base, f_base_fp FROM both_deleted WHERE base_fp IS NOT NULL OR t_base_fp IS NOT NULL
+  SELECT key, NULL, base_gen, t_has_base, parked FROM both_deleted WHERE base_fp IS NOT NULL OR t_base_fp IS NOT NULL
   UNION ALL
-  SELECT key, fingerprint, base_gen, t_has_base, parked, f_has_base, f_base_fp FROM updated
+  SELECT key, fingerprint, base_gen, t_has_base, parked FROM updated
   UNION ALL
-  SELECT i.key, x.f_fp, x.base_gen, x.t_has_base, x.parked, x.f_has_base, x.f_base_fp FROM inserted AS i JOIN three AS x ON x.key = i.key
+  SELECT i.key, x.f_fp, x.base_gen, x.t_has_base, x.parked FROM inserted AS i JOIN three AS x ON x.key = i.key
 ),
 based_new AS (
   -- Keys cloud's copy does not hold yet (and no one else writes while this step holds its lock;
@@ -5421,9 +5399,10 @@ sent_back AS (
   -- What desktop's copy lacks: a key it holds with the agreed fingerprint already (a first sync's other direction, a
   -- copy only cloud's lagged behind) is left as it is there, at its older generation: the same version.
   SELECT a.* FROM agreed AS a
-   WHERE NOT (a.f_has_base AND a.f_base_fp IS NOT DISTINCT FROM a.fingerprint)
+   WHERE NOT EXISTS (SELECT 1 FROM three AS x
+                      WHERE x.key = a.key AND x.f_has_base AND x.f_base_fp IS NOT DISTINCT FROM a.fingerprint)
 )
-SELECT (SELECT count(*) FROM three WHERE f_present)::bigint AS read,
+SELECT (SELECT count(*) FROM src WHERE __bisync_present)::bigint AS read,
        (SELECT count(*) FROM inserted)::bigint AS inserted,
        (SELECT count(*) FROM updated)::bigint AS updated,
        0::bigint AS deleted,
@@ -5671,7 +5650,7 @@ COMMIT;
 -- Step 10/23: jobtasks forward: desktop public.jobtasks → cloud public.jobtasks
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: 5e4ecb2d4274540c16e5138e3809e592e25033a69f465525da51b34f033e34eb
+-- step hash: d9789ef33ef82e3b6f795fc6b679695f748357380a6e44560f84653d719419f2
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -6100,83 +6079,61 @@ ANALYZE "bisync_stage" ("jt_id", __bisync_row);
 --   both_deleted             deleted on both sides                      nothing; the base records the delete
 -- A key with a parked conflict (on either database) is left alone until it is resolved or both sides become equal.
 WITH src AS (
-  -- The staged rows, each with its key as the base stores it and the fingerprint of its version. Read once, by three
-  -- below, and never stored: the writes further down take the staged values from "bisync_stage" by row number.
   SELECT s.*,
          (s."jt_id"::bigint)::text COLLATE "C" AS __bisync_key,
          CASE WHEN s.__bisync_present THEN md5(convert_to(row(s."jt_id", s."job_id", s."task_id", s."staff_id", s."status", s."planned_hours", s."completed_on")::text, 'UTF8')) END AS __bisync_fp
     FROM "bisync_stage" AS s
    WHERE s.__bisync_row BETWEEN $1 AND $2
-  OFFSET 0  -- a fence: computed once per row; without it PostgreSQL would compute the key again in each join of three
 ),
 three AS MATERIALIZED (
-  -- Each staged row's three versions, and the row of the decision table above that it falls in (`decision`),
-  -- worked out in this one pass: each row's CTE below takes its rows by that name, instead of scanning all of them
-  -- with its own test. The rows of the table are disjoint: at most one name fits a row. NULL: none fits (a parked
-  -- key whose sides differ and that no conflict row fits: `conflicted` below).
-  SELECT v.*,
-         CASE WHEN v.f_present AND v.t_present AND v.f_fp = v.t_fp THEN 'both_equal'
-              WHEN v.f_present AND v.t_present AND NOT v.parked AND v.f_fp <> v.base_fp AND v.t_fp = v.base_fp THEN 'f_changed_t_unchanged'
-              WHEN v.f_present AND v.t_present AND NOT v.parked AND v.f_fp = v.base_fp AND v.t_fp <> v.base_fp THEN 'f_unchanged_t_changed'
-              WHEN v.f_present AND v.t_present AND v.f_fp <> v.t_fp AND v.f_fp <> v.base_fp AND v.t_fp <> v.base_fp THEN 'conflict_update_update'
-              WHEN v.f_present AND NOT v.t_present AND v.base_fp IS NULL AND NOT v.parked THEN 'f_created_t_absent'
-              WHEN NOT v.f_present AND v.t_present AND v.base_fp IS NULL AND NOT v.parked THEN 't_created_f_absent'
-              WHEN v.f_present AND v.t_present AND v.base_fp IS NULL AND v.f_fp <> v.t_fp THEN 'conflict_insert_insert'
-              WHEN NOT v.f_present AND v.t_present AND NOT v.parked AND v.base_fp IS NOT NULL THEN 'f_deleted_kept'
-              WHEN v.f_present AND NOT v.t_present AND NOT v.parked AND v.base_fp IS NOT NULL THEN 't_deleted_kept'
-              WHEN NOT v.f_present AND NOT v.t_present THEN 'both_deleted'
-         END AS decision
-    FROM (
-      SELECT s.__bisync_row AS row_no,
-             s.__bisync_key AS key,
-             s.__bisync_present AS f_present,
-             t.ctid IS NOT NULL AS t_present,
-             s.__bisync_fp AS f_fp,
-             CASE WHEN t.ctid IS NOT NULL THEN md5(convert_to(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text, 'UTF8')) END AS t_fp,
-             CASE WHEN coalesce(s.__bisync_base_gen, -1) > coalesce(b.generation, -1) THEN s.__bisync_base_fp ELSE b.fingerprint END AS base_fp,
-             coalesce(greatest(s.__bisync_base_gen, b.generation), 0) AS base_gen,
-             b.generation IS NOT NULL AS t_has_base,
-             b.fingerprint AS t_base_fp,
-             s.__bisync_base_gen IS NOT NULL AS f_has_base,
-             s.__bisync_base_fp AS f_base_fp,
-             c.key IS NOT NULL OR s.__bisync_parked_kind IS NOT NULL AS parked,
-             coalesce(c.kind, s.__bisync_parked_kind) AS parked_kind
-        FROM src AS s
-        LEFT JOIN "public"."jobtasks" AS t ON t."jt_id" = s."jt_id"::bigint
-        LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = s.__bisync_key
-        LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" = s.__bisync_key
-      OFFSET 0  -- a fence: computed once per row; without it PostgreSQL would compute cloud's fingerprint again in each WHEN above
-    ) AS v
+  SELECT s.__bisync_row AS row_no,
+         s.__bisync_key AS key,
+         s.__bisync_present AS f_present,
+         t.ctid IS NOT NULL AS t_present,
+         s.__bisync_fp AS f_fp,
+         CASE WHEN t.ctid IS NOT NULL THEN md5(convert_to(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text, 'UTF8')) END AS t_fp,
+         CASE WHEN coalesce(s.__bisync_base_gen, -1) > coalesce(b.generation, -1) THEN s.__bisync_base_fp ELSE b.fingerprint END AS base_fp,
+         coalesce(greatest(s.__bisync_base_gen, b.generation), 0) AS base_gen,
+         b.generation IS NOT NULL AS t_has_base,
+         b.fingerprint AS t_base_fp,
+         s.__bisync_base_gen IS NOT NULL AS f_has_base,
+         s.__bisync_base_fp AS f_base_fp,
+         c.key IS NOT NULL OR s.__bisync_parked_kind IS NOT NULL AS parked,
+         coalesce(c.kind, s.__bisync_parked_kind) AS parked_kind
+    FROM src AS s
+    LEFT JOIN "public"."jobtasks" AS t ON t."jt_id" = s."jt_id"::bigint
+    LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = s.__bisync_key
+    LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" = s.__bisync_key
 ),
 both_equal AS (
-  SELECT * FROM three WHERE decision = 'both_equal'
+  SELECT * FROM three WHERE f_present AND t_present AND f_fp = t_fp
 ),
 f_changed_t_unchanged AS (
-  SELECT * FROM three WHERE decision = 'f_changed_t_unchanged'
+  SELECT * FROM three WHERE f_present AND t_present AND NOT parked AND f_fp <> base_fp AND t_fp = base_fp
 ),
 f_unchanged_t_changed AS (
-  SELECT * FROM three WHERE decision = 'f_unchanged_t_changed'
+  SELECT * FROM three WHERE f_present AND t_present AND NOT parked AND f_fp = base_fp AND t_fp <> base_fp
 ),
 conflict_update_update AS (
-  SELECT * FROM three WHERE decision = 'conflict_update_update'
+  SELECT * FROM three WHERE f_present AND t_present AND f_fp <> t_fp AND f_fp <> base_fp AND t_fp <> base_fp
 ),
 f_created_t_absent AS (
-  SELECT * FROM three WHERE decision = 'f_created_t_absent'
+  SELECT * FROM three WHERE f_present AND NOT t_present AND base_fp IS NULL AND NOT parked
 ),
 t_created_f_absent AS (
-  SELECT * FROM three WHERE decision = 't_created_f_absent'
+  SELECT * FROM three WHERE NOT f_present AND t_present AND base_fp IS NULL AND NOT parked
 ),
 conflict_insert_insert AS (
-  SELECT * FROM three WHERE decision = 'conflict_insert_insert'
+  SELECT * FROM three WHERE f_present AND t_present AND base_fp IS NULL AND f_fp <> t_fp
 ),
 f_deleted_kept AS (
-  SELECT * FROM three WHERE decision = 'f_deleted_kept'
+  SELECT * FROM three WHERE NOT f_present AND t_present AND NOT parked AND base_fp IS NOT NULL
 ),
 t_deleted_kept AS (
-  SELECT * FROM three WHERE decision = 't_deleted_kept'
+  SELECT * FROM three WHERE f_present AND NOT t_present AND NOT parked AND base_fp IS NOT NULL
 ),
 both_deleted AS (
-  SELECT * FROM three WHERE decision = 'both_deleted'
+  SELECT * FROM three WHERE NOT f_present AND NOT t_present
 ),
 found AS (
   SELECT x.*, $4::text AS kind FROM conflict_update_update AS x
@@ -6190,7 +6147,7 @@ conflicted AS (
   UNION ALL
   SELECT x.*, x.parked_kind FROM three AS x
    WHERE x.parked AND x.f_fp IS DISTINCT FROM x.t_fp
-     AND x.decision IS NULL  -- not in found: a parked key whose sides differ fits a conflict row above or none
+     AND NOT EXISTS (SELECT 1 FROM found AS y WHERE y.row_no = x.row_no)
 ),
 decided AS (
   -- conflicts: park. A key parked earlier stays parked until it is resolved.
@@ -6209,19 +6166,19 @@ updated AS (
          "status" = s."status"::character varying,
          "planned_hours" = s."planned_hours"::numeric(6,2),
          "completed_on" = s."completed_on"::date
-    FROM "bisync_stage" AS s
-    JOIN (SELECT row_no, key, f_fp, t_fp, base_gen, t_has_base, parked, f_has_base, f_base_fp FROM f_changed_t_unchanged
+    FROM src AS s
+    JOIN (SELECT row_no, t_fp, base_gen, t_has_base, parked FROM f_changed_t_unchanged
           UNION ALL
-          SELECT row_no, key, f_fp, t_fp, base_gen, t_has_base, parked, f_has_base, f_base_fp FROM decided WHERE winner = 'source' AND f_present AND t_present) AS w
+          SELECT row_no, t_fp, base_gen, t_has_base, parked FROM decided WHERE winner = 'source' AND f_present AND t_present) AS w
       ON w.row_no = s.__bisync_row
    WHERE t."jt_id" = s."jt_id"::bigint
      AND md5(convert_to(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text, 'UTF8')) = w.t_fp
-  RETURNING w.key, w.f_fp AS fingerprint, w.base_gen, w.t_has_base, w.parked, w.f_has_base, w.f_base_fp
+  RETURNING s.__bisync_key AS key, s.__bisync_fp AS fingerprint, w.base_gen, w.t_has_base, w.parked
 ),
 inserted AS (
   INSERT INTO "public"."jobtasks" AS t ("jt_id", "job_id", "task_id", "staff_id", "status", "planned_hours", "completed_on", "source")
   SELECT s."jt_id"::bigint, s."job_id"::bigint, s."task_id"::integer, s."staff_id"::integer, s."status"::character varying, s."planned_hours"::numeric(6,2), s."completed_on"::date, $6
-    FROM "bisync_stage" AS s
+    FROM src AS s
     JOIN (SELECT row_no FROM f_created_t_absent
           UNION ALL
           SELECT row_no FROM decided WHERE winner = 'source' AND f_present AND NOT t_present) AS w
@@ -6237,7 +6194,7 @@ parked AS (
                             (SELECT to_jsonb(x) FROM (SELECT t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on" FROM "public"."jobtasks" AS t WHERE t."jt_id" = s."jt_id"::bigint) AS x)),
          d.base_fp
     FROM decided AS d
-    JOIN "bisync_stage" AS s ON s.__bisync_row = d.row_no
+    JOIN src AS s ON s.__bisync_row = d.row_no
    WHERE d.winner = 'park'
   ON CONFLICT (table_name, key) DO UPDATE
      SET kind = EXCLUDED.kind, versions = EXCLUDED.versions, base_fingerprint = EXCLUDED.base_fingerprint,
@@ -6259,14 +6216,14 @@ agreed AS (
   -- are recorded when the fresher copy or cloud's own copy does not say so already, so that
   -- cloud's copy comes to hold the agreed version too; once both copies do, a no-change rerun
   -- writes nothing. A written row is recorded with the fingerprint of the version written, computed once, in src.
-  SELECT key, f_fp AS fingerprint, base_gen, t_has_base, parked, f_has_base, f_base_fp FROM both_equal
+  SELECT key, f_fp AS fingerprint, base_gen, t_has_base, parked FROM both_equal
    WHERE base_fp IS DISTINCT FROM f_fp OR t_base_fp IS DISTINCT FROM f_fp
   UNION ALL
-  SELECT key, NULL, base_gen, t_has_base, parked, f_has_base, f_base_fp FROM both_deleted WHERE base_fp IS NOT NULL OR t_base_fp IS NOT NULL
+  SELECT key, NULL, base_gen, t_has_base, parked FROM both_deleted WHERE base_fp IS NOT NULL OR t_base_fp IS NOT NULL
   UNION ALL
-  SELECT key, fingerprint, base_gen, t_has_base, parked, f_has_base, f_base_fp FROM updated
+  SELECT key, fingerprint, base_gen, t_has_base, parked FROM updated
   UNION ALL
-  SELECT i.key, x.f_fp, x.base_gen, x.t_has_base, x.parked, x.f_has_base, x.f_base_fp FROM inserted AS i JOIN three AS x ON x.key = i.key
+  SELECT i.key, x.f_fp, x.base_gen, x.t_has_base, x.parked FROM inserted AS i JOIN three AS x ON x.key = i.key
 ),
 based_new AS (
   -- Keys cloud's copy does not hold yet (and no one else writes while this step holds its lock;
@@ -6290,9 +6247,10 @@ sent_back AS (
   -- What desktop's copy lacks: a key it holds with the agreed fingerprint already (a first sync's other direction, a
   -- copy only cloud's lagged behind) is left as it is there, at its older generation: the same version.
   SELECT a.* FROM agreed AS a
-   WHERE NOT (a.f_has_base AND a.f_base_fp IS NOT DISTINCT FROM a.fingerprint)
+   WHERE NOT EXISTS (SELECT 1 FROM three AS x
+                      WHERE x.key = a.key AND x.f_has_base AND x.f_base_fp IS NOT DISTINCT FROM a.fingerprint)
 )
-SELECT (SELECT count(*) FROM three WHERE f_present)::bigint AS read,
+SELECT (SELECT count(*) FROM src WHERE __bisync_present)::bigint AS read,
        (SELECT count(*) FROM inserted)::bigint AS inserted,
        (SELECT count(*) FROM updated)::bigint AS updated,
        0::bigint AS deleted,
@@ -10256,7 +10214,7 @@ COMMIT;
 -- Step 17/23: jobshead reverse: cloud public.jobshead → desktop public.jobshead
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 6e3a4fa017ad9e1c97387ed3b73668cb8914f75191873a7a5e85572d75d663f4
+-- step hash: ea7fa0cf29f6116ad15b73db2dd6b66a894f6d0163205caf01b7055f3d5881d2
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -10765,83 +10723,61 @@ ANALYZE "bisync_stage" ("job_id", __bisync_row);
 --   both_deleted             deleted on both sides                      nothing; the base records the delete
 -- A key with a parked conflict (on either database) is left alone until it is resolved or both sides become equal.
 WITH src AS (
-  -- The staged rows, each with its key as the base stores it and the fingerprint of its version. Read once, by three
-  -- below, and never stored: the writes further down take the staged values from "bisync_stage" by row number.
   SELECT s.*,
          (s."job_id"::bigint)::text COLLATE "C" AS __bisync_key,
          CASE WHEN s.__bisync_present THEN md5(convert_to(row(s."job_id", s."client_id", s."template_id", s."job_name", s."job_status", s."fee", s."due_date", s."notes", s."extra")::text, 'UTF8')) END AS __bisync_fp
     FROM "bisync_stage" AS s
    WHERE s.__bisync_row BETWEEN $1 AND $2
-  OFFSET 0  -- a fence: computed once per row; without it PostgreSQL would compute the key again in each join of three
 ),
 three AS MATERIALIZED (
-  -- Each staged row's three versions, and the row of the decision table above that it falls in (`decision`),
-  -- worked out in this one pass: each row's CTE below takes its rows by that name, instead of scanning all of them
-  -- with its own test. The rows of the table are disjoint: at most one name fits a row. NULL: none fits (a parked
-  -- key whose sides differ and that no conflict row fits: `conflicted` below).
-  SELECT v.*,
-         CASE WHEN v.f_present AND v.t_present AND v.f_fp = v.t_fp THEN 'both_equal'
-              WHEN v.f_present AND v.t_present AND NOT v.parked AND v.f_fp <> v.base_fp AND v.t_fp = v.base_fp THEN 'f_changed_t_unchanged'
-              WHEN v.f_present AND v.t_present AND NOT v.parked AND v.f_fp = v.base_fp AND v.t_fp <> v.base_fp THEN 'f_unchanged_t_changed'
-              WHEN v.f_present AND v.t_present AND v.f_fp <> v.t_fp AND v.f_fp <> v.base_fp AND v.t_fp <> v.base_fp THEN 'conflict_update_update'
-              WHEN v.f_present AND NOT v.t_present AND v.base_fp IS NULL AND NOT v.parked THEN 'f_created_t_absent'
-              WHEN NOT v.f_present AND v.t_present AND v.base_fp IS NULL AND NOT v.parked THEN 't_created_f_absent'
-              WHEN v.f_present AND v.t_present AND v.base_fp IS NULL AND v.f_fp <> v.t_fp THEN 'conflict_insert_insert'
-              WHEN NOT v.f_present AND v.t_present AND NOT v.parked AND v.base_fp IS NOT NULL THEN 'f_deleted_kept'
-              WHEN v.f_present AND NOT v.t_present AND NOT v.parked AND v.base_fp IS NOT NULL THEN 't_deleted_kept'
-              WHEN NOT v.f_present AND NOT v.t_present THEN 'both_deleted'
-         END AS decision
-    FROM (
-      SELECT s.__bisync_row AS row_no,
-             s.__bisync_key AS key,
-             s.__bisync_present AS f_present,
-             t.ctid IS NOT NULL AS t_present,
-             s.__bisync_fp AS f_fp,
-             CASE WHEN t.ctid IS NOT NULL THEN md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) END AS t_fp,
-             CASE WHEN coalesce(s.__bisync_base_gen, -1) > coalesce(b.generation, -1) THEN s.__bisync_base_fp ELSE b.fingerprint END AS base_fp,
-             coalesce(greatest(s.__bisync_base_gen, b.generation), 0) AS base_gen,
-             b.generation IS NOT NULL AS t_has_base,
-             b.fingerprint AS t_base_fp,
-             s.__bisync_base_gen IS NOT NULL AS f_has_base,
-             s.__bisync_base_fp AS f_base_fp,
-             c.key IS NOT NULL OR s.__bisync_parked_kind IS NOT NULL AS parked,
-             coalesce(c.kind, s.__bisync_parked_kind) AS parked_kind
-        FROM src AS s
-        LEFT JOIN "public"."jobshead" AS t ON t."job_id" = s."job_id"::bigint
-        LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = s.__bisync_key
-        LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" = s.__bisync_key
-      OFFSET 0  -- a fence: computed once per row; without it PostgreSQL would compute desktop's fingerprint again in each WHEN above
-    ) AS v
+  SELECT s.__bisync_row AS row_no,
+         s.__bisync_key AS key,
+         s.__bisync_present AS f_present,
+         t.ctid IS NOT NULL AS t_present,
+         s.__bisync_fp AS f_fp,
+         CASE WHEN t.ctid IS NOT NULL THEN md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) END AS t_fp,
+         CASE WHEN coalesce(s.__bisync_base_gen, -1) > coalesce(b.generation, -1) THEN s.__bisync_base_fp ELSE b.fingerprint END AS base_fp,
+         coalesce(greatest(s.__bisync_base_gen, b.generation), 0) AS base_gen,
+         b.generation IS NOT NULL AS t_has_base,
+         b.fingerprint AS t_base_fp,
+         s.__bisync_base_gen IS NOT NULL AS f_has_base,
+         s.__bisync_base_fp AS f_base_fp,
+         c.key IS NOT NULL OR s.__bisync_parked_kind IS NOT NULL AS parked,
+         coalesce(c.kind, s.__bisync_parked_kind) AS parked_kind
+    FROM src AS s
+    LEFT JOIN "public"."jobshead" AS t ON t."job_id" = s."job_id"::bigint
+    LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = s.__bisync_key
+    LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" = s.__bisync_key
 ),
 both_equal AS (
-  SELECT * FROM three WHERE decision = 'both_equal'
+  SELECT * FROM three WHERE f_present AND t_present AND f_fp = t_fp
 ),
 f_changed_t_unchanged AS (
-  SELECT * FROM three WHERE decision = 'f_changed_t_unchanged'
+  SELECT * FROM three WHERE f_present AND t_present AND NOT parked AND f_fp <> base_fp AND t_fp = base_fp
 ),
 f_unchanged_t_changed AS (
-  SELECT * FROM three WHERE decision = 'f_unchanged_t_changed'
+  SELECT * FROM three WHERE f_present AND t_present AND NOT parked AND f_fp = base_fp AND t_fp <> base_fp
 ),
 conflict_update_update AS (
-  SELECT * FROM three WHERE decision = 'conflict_update_update'
+  SELECT * FROM three WHERE f_present AND t_present AND f_fp <> t_fp AND f_fp <> base_fp AND t_fp <> base_fp
 ),
 f_created_t_absent AS (
-  SELECT * FROM three WHERE decision = 'f_created_t_absent'
+  SELECT * FROM three WHERE f_present AND NOT t_present AND base_fp IS NULL AND NOT parked
 ),
 t_created_f_absent AS (
-  SELECT * FROM three WHERE decision = 't_created_f_absent'
+  SELECT * FROM three WHERE NOT f_present AND t_present AND base_fp IS NULL AND NOT parked
 ),
 conflict_insert_insert AS (
-  SELECT * FROM three WHERE decision = 'conflict_insert_insert'
+  SELECT * FROM three WHERE f_present AND t_present AND base_fp IS NULL AND f_fp <> t_fp
 ),
 f_deleted_kept AS (
-  SELECT * FROM three WHERE decision = 'f_deleted_kept'
+  SELECT * FROM three WHERE NOT f_present AND t_present AND NOT parked AND base_fp IS NOT NULL
 ),
 t_deleted_kept AS (
-  SELECT * FROM three WHERE decision = 't_deleted_kept'
+  SELECT * FROM three WHERE f_present AND NOT t_present AND NOT parked AND base_fp IS NOT NULL
 ),
 both_deleted AS (
-  SELECT * FROM three WHERE decision = 'both_deleted'
+  SELECT * FROM three WHERE NOT f_present AND NOT t_present
 ),
 found AS (
   SELECT x.*, $4::text AS kind FROM conflict_update_update AS x
@@ -10855,7 +10791,7 @@ conflicted AS (
   UNION ALL
   SELECT x.*, x.parked_kind FROM three AS x
    WHERE x.parked AND x.f_fp IS DISTINCT FROM x.t_fp
-     AND x.decision IS NULL  -- not in found: a parked key whose sides differ fits a conflict row above or none
+     AND NOT EXISTS (SELECT 1 FROM found AS y WHERE y.row_no = x.row_no)
 ),
 decided AS (
   -- conflicts: park. A key parked earlier stays parked until it is resolved.
@@ -10876,19 +10812,19 @@ updated AS (
          "due_date" = s."due_date"::date,
          "notes" = s."notes"::text,
          "extra" = s."extra"::jsonb
-    FROM "bisync_stage" AS s
-    JOIN (SELECT row_no, key, f_fp, t_fp, base_gen, t_has_base, parked, f_has_base, f_base_fp FROM f_changed_t_unchanged
+    FROM src AS s
+    JOIN (SELECT row_no, t_fp, base_gen, t_has_base, parked FROM f_changed_t_unchanged
           UNION ALL
-          SELECT row_no, key, f_fp, t_fp, base_gen, t_has_base, parked, f_has_base, f_base_fp FROM decided WHERE winner = 'source' AND f_present AND t_present) AS w
+          SELECT row_no, t_fp, base_gen, t_has_base, parked FROM decided WHERE winner = 'source' AND f_present AND t_present) AS w
       ON w.row_no = s.__bisync_row
    WHERE t."job_id" = s."job_id"::bigint
      AND md5(convert_to(row(t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra")::text, 'UTF8')) = w.t_fp
-  RETURNING w.key, w.f_fp AS fingerprint, w.base_gen, w.t_has_base, w.parked, w.f_has_base, w.f_base_fp
+  RETURNING s.__bisync_key AS key, s.__bisync_fp AS fingerprint, w.base_gen, w.t_has_base, w.parked
 ),
 inserted AS (
   INSERT INTO "public"."jobshead" AS t ("job_id", "client_id", "template_id", "job_name", "job_status", "fee", "due_date", "notes", "extra")
   SELECT s."job_id"::bigint, s."client_id"::integer, s."template_id"::integer, s."job_name"::character varying, s."job_status"::character varying, s."fee"::numeric(12,2), s."due_date"::date, s."notes"::text, s."extra"::jsonb
-    FROM "bisync_stage" AS s
+    FROM src AS s
     JOIN (SELECT row_no FROM f_created_t_absent
           UNION ALL
           SELECT row_no FROM decided WHERE winner = 'source' AND f_present AND NOT t_present) AS w
@@ -10904,7 +10840,7 @@ parked AS (
                             (SELECT to_jsonb(x) FROM (SELECT t."job_id", t."client_id", t."template_id", t."job_name", t."job_status", t."fee", t."due_date", t."notes", t."extra" FROM "public"."jobshead" AS t WHERE t."job_id" = s."job_id"::bigint) AS x)),
          d.base_fp
     FROM decided AS d
-    JOIN "bisync_stage" AS s ON s.__bisync_row = d.row_no
+    JOIN src AS s ON s.__bisync_row = d.row_no
    WHERE d.winner = 'park'
   ON CONFLICT (table_name, key) DO UPDATE
      SET kind = EXCLUDED.kind, versions = EXCLUDED.versions, base_fingerprint = EXCLUDED.base_fingerprint,
@@ -10926,14 +10862,14 @@ agreed AS (
   -- are recorded when the fresher copy or desktop's own copy does not say so already, so that
   -- desktop's copy comes to hold the agreed version too; once both copies do, a no-change rerun
   -- writes nothing. A written row is recorded with the fingerprint of the version written, computed once, in src.
-  SELECT key, f_fp AS fingerprint, base_gen, t_has_base, parked, f_has_base, f_base_fp FROM both_equal
+  SELECT key, f_fp AS fingerprint, base_gen, t_has_base, parked FROM both_equal
    WHERE base_fp IS DISTINCT FROM f_fp OR t_base_fp IS DISTINCT FROM f_fp
   UNION ALL
-  SELECT key, NULL, base_gen, t_has_base, parked, f_has_base, f_base_fp FROM both_deleted WHERE base_fp IS NOT NULL OR t_base_fp IS NOT NULL
+  SELECT key, NULL, base_gen, t_has_base, parked FROM both_deleted WHERE base_fp IS NOT NULL OR t_base_fp IS NOT NULL
   UNION ALL
-  SELECT key, fingerprint, base_gen, t_has_base, parked, f_has_base, f_base_fp FROM updated
+  SELECT key, fingerprint, base_gen, t_has_base, parked FROM updated
   UNION ALL
-  SELECT i.key, x.f_fp, x.base_gen, x.t_has_base, x.parked, x.f_has_base, x.f_base_fp FROM inserted AS i JOIN three AS x ON x.key = i.key
+  SELECT i.key, x.f_fp, x.base_gen, x.t_has_base, x.parked FROM inserted AS i JOIN three AS x ON x.key = i.key
 ),
 based_new AS (
   -- Keys desktop's copy does not hold yet (and no one else writes while this step holds its lock;
@@ -10957,9 +10893,10 @@ sent_back AS (
   -- What cloud's copy lacks: a key it holds with the agreed fingerprint already (a first sync's other direction, a
   -- copy only desktop's lagged behind) is left as it is there, at its older generation: the same version.
   SELECT a.* FROM agreed AS a
-   WHERE NOT (a.f_has_base AND a.f_base_fp IS NOT DISTINCT FROM a.fingerprint)
+   WHERE NOT EXISTS (SELECT 1 FROM three AS x
+                      WHERE x.key = a.key AND x.f_has_base AND x.f_base_fp IS NOT DISTINCT FROM a.fingerprint)
 )
-SELECT (SELECT count(*) FROM three WHERE f_present)::bigint AS read,
+SELECT (SELECT count(*) FROM src WHERE __bisync_present)::bigint AS read,
        (SELECT count(*) FROM inserted)::bigint AS inserted,
        (SELECT count(*) FROM updated)::bigint AS updated,
        0::bigint AS deleted,
@@ -11196,7 +11133,7 @@ COMMIT;
 -- Step 18/23: jobtasks reverse: cloud public.jobtasks → desktop public.jobtasks
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: d9b4204467d1384f2307c3aa3a48e14c0fd5336966881ed6fdf4123a228c6dd1
+-- step hash: 1f2b08c1851d7760d00a69d1de6cda267f60ea73b6c4e67e6606cade33704939
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -11703,83 +11640,61 @@ ANALYZE "bisync_stage" ("jt_id", __bisync_row);
 --   both_deleted             deleted on both sides                      nothing; the base records the delete
 -- A key with a parked conflict (on either database) is left alone until it is resolved or both sides become equal.
 WITH src AS (
-  -- The staged rows, each with its key as the base stores it and the fingerprint of its version. Read once, by three
-  -- below, and never stored: the writes further down take the staged values from "bisync_stage" by row number.
   SELECT s.*,
          (s."jt_id"::bigint)::text COLLATE "C" AS __bisync_key,
          CASE WHEN s.__bisync_present THEN md5(convert_to(row(s."jt_id", s."job_id", s."task_id", s."staff_id", s."status", s."planned_hours", s."completed_on")::text, 'UTF8')) END AS __bisync_fp
     FROM "bisync_stage" AS s
    WHERE s.__bisync_row BETWEEN $1 AND $2
-  OFFSET 0  -- a fence: computed once per row; without it PostgreSQL would compute the key again in each join of three
 ),
 three AS MATERIALIZED (
-  -- Each staged row's three versions, and the row of the decision table above that it falls in (`decision`),
-  -- worked out in this one pass: each row's CTE below takes its rows by that name, instead of scanning all of them
-  -- with its own test. The rows of the table are disjoint: at most one name fits a row. NULL: none fits (a parked
-  -- key whose sides differ and that no conflict row fits: `conflicted` below).
-  SELECT v.*,
-         CASE WHEN v.f_present AND v.t_present AND v.f_fp = v.t_fp THEN 'both_equal'
-              WHEN v.f_present AND v.t_present AND NOT v.parked AND v.f_fp <> v.base_fp AND v.t_fp = v.base_fp THEN 'f_changed_t_unchanged'
-              WHEN v.f_present AND v.t_present AND NOT v.parked AND v.f_fp = v.base_fp AND v.t_fp <> v.base_fp THEN 'f_unchanged_t_changed'
-              WHEN v.f_present AND v.t_present AND v.f_fp <> v.t_fp AND v.f_fp <> v.base_fp AND v.t_fp <> v.base_fp THEN 'conflict_update_update'
-              WHEN v.f_present AND NOT v.t_present AND v.base_fp IS NULL AND NOT v.parked THEN 'f_created_t_absent'
-              WHEN NOT v.f_present AND v.t_present AND v.base_fp IS NULL AND NOT v.parked THEN 't_created_f_absent'
-              WHEN v.f_present AND v.t_present AND v.base_fp IS NULL AND v.f_fp <> v.t_fp THEN 'conflict_insert_insert'
-              WHEN NOT v.f_present AND v.t_present AND NOT v.parked AND v.base_fp IS NOT NULL THEN 'f_deleted_kept'
-              WHEN v.f_present AND NOT v.t_present AND NOT v.parked AND v.base_fp IS NOT NULL THEN 't_deleted_kept'
-              WHEN NOT v.f_present AND NOT v.t_present THEN 'both_deleted'
-         END AS decision
-    FROM (
-      SELECT s.__bisync_row AS row_no,
-             s.__bisync_key AS key,
-             s.__bisync_present AS f_present,
-             t.ctid IS NOT NULL AS t_present,
-             s.__bisync_fp AS f_fp,
-             CASE WHEN t.ctid IS NOT NULL THEN md5(convert_to(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text, 'UTF8')) END AS t_fp,
-             CASE WHEN coalesce(s.__bisync_base_gen, -1) > coalesce(b.generation, -1) THEN s.__bisync_base_fp ELSE b.fingerprint END AS base_fp,
-             coalesce(greatest(s.__bisync_base_gen, b.generation), 0) AS base_gen,
-             b.generation IS NOT NULL AS t_has_base,
-             b.fingerprint AS t_base_fp,
-             s.__bisync_base_gen IS NOT NULL AS f_has_base,
-             s.__bisync_base_fp AS f_base_fp,
-             c.key IS NOT NULL OR s.__bisync_parked_kind IS NOT NULL AS parked,
-             coalesce(c.kind, s.__bisync_parked_kind) AS parked_kind
-        FROM src AS s
-        LEFT JOIN "public"."jobtasks" AS t ON t."jt_id" = s."jt_id"::bigint
-        LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = s.__bisync_key
-        LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" = s.__bisync_key
-      OFFSET 0  -- a fence: computed once per row; without it PostgreSQL would compute desktop's fingerprint again in each WHEN above
-    ) AS v
+  SELECT s.__bisync_row AS row_no,
+         s.__bisync_key AS key,
+         s.__bisync_present AS f_present,
+         t.ctid IS NOT NULL AS t_present,
+         s.__bisync_fp AS f_fp,
+         CASE WHEN t.ctid IS NOT NULL THEN md5(convert_to(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text, 'UTF8')) END AS t_fp,
+         CASE WHEN coalesce(s.__bisync_base_gen, -1) > coalesce(b.generation, -1) THEN s.__bisync_base_fp ELSE b.fingerprint END AS base_fp,
+         coalesce(greatest(s.__bisync_base_gen, b.generation), 0) AS base_gen,
+         b.generation IS NOT NULL AS t_has_base,
+         b.fingerprint AS t_base_fp,
+         s.__bisync_base_gen IS NOT NULL AS f_has_base,
+         s.__bisync_base_fp AS f_base_fp,
+         c.key IS NOT NULL OR s.__bisync_parked_kind IS NOT NULL AS parked,
+         coalesce(c.kind, s.__bisync_parked_kind) AS parked_kind
+    FROM src AS s
+    LEFT JOIN "public"."jobtasks" AS t ON t."jt_id" = s."jt_id"::bigint
+    LEFT JOIN "bisync".base AS b ON b.table_name = $3 AND b.key = s.__bisync_key
+    LEFT JOIN "bisync".conflicts AS c ON c.table_name = $3 AND (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" = s.__bisync_key
 ),
 both_equal AS (
-  SELECT * FROM three WHERE decision = 'both_equal'
+  SELECT * FROM three WHERE f_present AND t_present AND f_fp = t_fp
 ),
 f_changed_t_unchanged AS (
-  SELECT * FROM three WHERE decision = 'f_changed_t_unchanged'
+  SELECT * FROM three WHERE f_present AND t_present AND NOT parked AND f_fp <> base_fp AND t_fp = base_fp
 ),
 f_unchanged_t_changed AS (
-  SELECT * FROM three WHERE decision = 'f_unchanged_t_changed'
+  SELECT * FROM three WHERE f_present AND t_present AND NOT parked AND f_fp = base_fp AND t_fp <> base_fp
 ),
 conflict_update_update AS (
-  SELECT * FROM three WHERE decision = 'conflict_update_update'
+  SELECT * FROM three WHERE f_present AND t_present AND f_fp <> t_fp AND f_fp <> base_fp AND t_fp <> base_fp
 ),
 f_created_t_absent AS (
-  SELECT * FROM three WHERE decision = 'f_created_t_absent'
+  SELECT * FROM three WHERE f_present AND NOT t_present AND base_fp IS NULL AND NOT parked
 ),
 t_created_f_absent AS (
-  SELECT * FROM three WHERE decision = 't_created_f_absent'
+  SELECT * FROM three WHERE NOT f_present AND t_present AND base_fp IS NULL AND NOT parked
 ),
 conflict_insert_insert AS (
-  SELECT * FROM three WHERE decision = 'conflict_insert_insert'
+  SELECT * FROM three WHERE f_present AND t_present AND base_fp IS NULL AND f_fp <> t_fp
 ),
 f_deleted_kept AS (
-  SELECT * FROM three WHERE decision = 'f_deleted_kept'
+  SELECT * FROM three WHERE NOT f_present AND t_present AND NOT parked AND base_fp IS NOT NULL
 ),
 t_deleted_kept AS (
-  SELECT * FROM three WHERE decision = 't_deleted_kept'
+  SELECT * FROM three WHERE f_present AND NOT t_present AND NOT parked AND base_fp IS NOT NULL
 ),
 both_deleted AS (
-  SELECT * FROM three WHERE decision = 'both_deleted'
+  SELECT * FROM three WHERE NOT f_present AND NOT t_present
 ),
 found AS (
   SELECT x.*, $4::text AS kind FROM conflict_update_update AS x
@@ -11793,7 +11708,7 @@ conflicted AS (
   UNION ALL
   SELECT x.*, x.parked_kind FROM three AS x
    WHERE x.parked AND x.f_fp IS DISTINCT FROM x.t_fp
-     AND x.decision IS NULL  -- not in found: a parked key whose sides differ fits a conflict row above or none
+     AND NOT EXISTS (SELECT 1 FROM found AS y WHERE y.row_no = x.row_no)
 ),
 decided AS (
   -- conflicts: park. A key parked earlier stays parked until it is resolved.
@@ -11812,19 +11727,19 @@ updated AS (
          "status" = s."status"::character varying,
          "planned_hours" = s."planned_hours"::numeric(6,2),
          "completed_on" = s."completed_on"::date
-    FROM "bisync_stage" AS s
-    JOIN (SELECT row_no, key, f_fp, t_fp, base_gen, t_has_base, parked, f_has_base, f_base_fp FROM f_changed_t_unchanged
+    FROM src AS s
+    JOIN (SELECT row_no, t_fp, base_gen, t_has_base, parked FROM f_changed_t_unchanged
           UNION ALL
-          SELECT row_no, key, f_fp, t_fp, base_gen, t_has_base, parked, f_has_base, f_base_fp FROM decided WHERE winner = 'source' AND f_present AND t_present) AS w
+          SELECT row_no, t_fp, base_gen, t_has_base, parked FROM decided WHERE winner = 'source' AND f_present AND t_present) AS w
       ON w.row_no = s.__bisync_row
    WHERE t."jt_id" = s."jt_id"::bigint
      AND md5(convert_to(row(t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on")::text, 'UTF8')) = w.t_fp
-  RETURNING w.key, w.f_fp AS fingerprint, w.base_gen, w.t_has_base, w.parked, w.f_has_base, w.f_base_fp
+  RETURNING s.__bisync_key AS key, s.__bisync_fp AS fingerprint, w.base_gen, w.t_has_base, w.parked
 ),
 inserted AS (
   INSERT INTO "public"."jobtasks" AS t ("jt_id", "job_id", "task_id", "staff_id", "status", "planned_hours", "completed_on")
   SELECT s."jt_id"::bigint, s."job_id"::bigint, s."task_id"::integer, s."staff_id"::integer, s."status"::character varying, s."planned_hours"::numeric(6,2), s."completed_on"::date
-    FROM "bisync_stage" AS s
+    FROM src AS s
     JOIN (SELECT row_no FROM f_created_t_absent
           UNION ALL
           SELECT row_no FROM decided WHERE winner = 'source' AND f_present AND NOT t_present) AS w
@@ -11840,7 +11755,7 @@ parked AS (
                             (SELECT to_jsonb(x) FROM (SELECT t."jt_id", t."job_id", t."task_id", t."staff_id", t."status", t."planned_hours", t."completed_on" FROM "public"."jobtasks" AS t WHERE t."jt_id" = s."jt_id"::bigint) AS x)),
          d.base_fp
     FROM decided AS d
-    JOIN "bisync_stage" AS s ON s.__bisync_row = d.row_no
+    JOIN src AS s ON s.__bisync_row = d.row_no
    WHERE d.winner = 'park'
   ON CONFLICT (table_name, key) DO UPDATE
      SET kind = EXCLUDED.kind, versions = EXCLUDED.versions, base_fingerprint = EXCLUDED.base_fingerprint,
@@ -11862,14 +11777,14 @@ agreed AS (
   -- are recorded when the fresher copy or desktop's own copy does not say so already, so that
   -- desktop's copy comes to hold the agreed version too; once both copies do, a no-change rerun
   -- writes nothing. A written row is recorded with the fingerprint of the version written, computed once, in src.
-  SELECT key, f_fp AS fingerprint, base_gen, t_has_base, parked, f_has_base, f_base_fp FROM both_equal
+  SELECT key, f_fp AS fingerprint, base_gen, t_has_base, parked FROM both_equal
    WHERE base_fp IS DISTINCT FROM f_fp OR t_base_fp IS DISTINCT FROM f_fp
   UNION ALL
-  SELECT key, NULL, base_gen, t_has_base, parked, f_has_base, f_base_fp FROM both_deleted WHERE base_fp IS NOT NULL OR t_base_fp IS NOT NULL
+  SELECT key, NULL, base_gen, t_has_base, parked FROM both_deleted WHERE base_fp IS NOT NULL OR t_base_fp IS NOT NULL
   UNION ALL
-  SELECT key, fingerprint, base_gen, t_has_base, parked, f_has_base, f_base_fp FROM updated
+  SELECT key, fingerprint, base_gen, t_has_base, parked FROM updated
   UNION ALL
-  SELECT i.key, x.f_fp, x.base_gen, x.t_has_base, x.parked, x.f_has_base, x.f_base_fp FROM inserted AS i JOIN three AS x ON x.key = i.key
+  SELECT i.key, x.f_fp, x.base_gen, x.t_has_base, x.parked FROM inserted AS i JOIN three AS x ON x.key = i.key
 ),
 based_new AS (
   -- Keys desktop's copy does not hold yet (and no one else writes while this step holds its lock;
@@ -11893,9 +11808,10 @@ sent_back AS (
   -- What cloud's copy lacks: a key it holds with the agreed fingerprint already (a first sync's other direction, a
   -- copy only desktop's lagged behind) is left as it is there, at its older generation: the same version.
   SELECT a.* FROM agreed AS a
-   WHERE NOT (a.f_has_base AND a.f_base_fp IS NOT DISTINCT FROM a.fingerprint)
+   WHERE NOT EXISTS (SELECT 1 FROM three AS x
+                      WHERE x.key = a.key AND x.f_has_base AND x.f_base_fp IS NOT DISTINCT FROM a.fingerprint)
 )
-SELECT (SELECT count(*) FROM three WHERE f_present)::bigint AS read,
+SELECT (SELECT count(*) FROM src WHERE __bisync_present)::bigint AS read,
        (SELECT count(*) FROM inserted)::bigint AS inserted,
        (SELECT count(*) FROM updated)::bigint AS updated,
        0::bigint AS deleted,

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256 } from '../sha256.js';
 import type { Direction, ResolvedConfig, ResolvedTable } from '../config/types.js';
 import { didYouMean } from '../config/suggest.js';
 import { BisyncError, ExitCode } from '../errors.js';
@@ -859,8 +859,4 @@ function catalogTable(catalogs: Readonly<Record<string, Catalog>>, database: str
   const found = catalogs[database]?.tables[table];
   if (found === null || found === undefined) throw new CompileError(`table "${table}" does not exist on ${database}`);
   return found;
-}
-
-function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
 }

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256 } from '../sha256.js';
 import type { Catalog } from './catalog.js';
 import type { StateSnapshot, XminState } from './compile-plan.js';
 import type { Plan } from './plan-types.js';
@@ -67,8 +67,4 @@ export function fingerprintChanges(saved: PlanFingerprint, now: PlanFingerprint)
   compare(saved.state, now.state, (key, was, is) => `${key.replace('/', ' ').replace(/^(\S+ \S+) /, '$1: ')} was ${was ?? 'not planned'}, is ${is ?? 'not planned'}`);
   if (changes.length === 0 && saved.steps !== now.steps) changes.push('the compiled statements differ (the config changed)');
   return changes;
-}
-
-function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
 }

@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type Handlebars from 'handlebars';
 import runtime from 'handlebars/runtime.js';
 import { packageFile } from '../package-root.js';
+import { sha256 } from '../sha256.js';
 
 // Compiling a template (parse, then generate its JavaScript) costs a few milliseconds each, some
 // 150 ms for the ones one apply renders, on every run. `npm run build` compiles them ahead
@@ -37,9 +37,6 @@ function compileOptions(helperNames: readonly string[]): CompileOptions {
 }
 
 type CompileOptions = Parameters<typeof import('handlebars').precompile>[1];
-
-/** The hash a built template records of the text it was compiled from. */
-export const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
 
 /** Which compiler compiled a template, with which options: a build by another is not used. */
 export function compilerKey(helperNames: readonly string[]): string {

@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type { ValidateFunction } from 'ajv';
 import schema from '../../schema/sync.config.schema.json' with { type: 'json' };
+import { sha256 } from '../sha256.js';
 
 // Compiling the JSON Schema (ajv generates the validator's code, then evaluates it) costs some
 // 100 ms, on every run, before anything else can start. `npm run build` compiles it ahead
@@ -20,7 +20,7 @@ export type BuiltValidator = ValidateFunction & { compiledFrom?: string };
 /** The schema, the ajv version and the options a validator is compiled from, as one hash. */
 export function compiledFrom(): string {
   const { version } = load('ajv/package.json') as { version: string };
-  return createHash('sha256').update(JSON.stringify({ ajv: version, options: OPTIONS, schema })).digest('hex');
+  return sha256(JSON.stringify({ ajv: version, options: OPTIONS, schema }));
 }
 
 function readBuilt(): BuiltValidator | undefined {

@@ -168,12 +168,11 @@ async function decide(steps: readonly PlanStep[], planned: readonly PlanStep[], 
     };
     parts.set(step, { source, target });
   }
-  // Only a statement always sent answers for others: not a target's digest that its window may withhold.
-  const withheld = (p: Part): boolean => parts.get(p.step)?.target === p && p.step.probeKind === 'checksum' && sideOf(p.step, 'source').some((s) => s.kind === 'probe-window');
-  answers = sharedAnswers([...parts.values()].flatMap((p) => [p.source, p.target]), withheld);
   const all = [...parts.values()].flatMap((p) => [p.source, p.target]);
   // A window's target part, and an edits: both incremental step's, need the source's answer first.
-  const dependsOnOther = (p: Part): boolean => parts.get(p.step)?.target === p && sideOf(p.step, 'source').some((s) => s.kind === 'probe-window');
+  const dependsOnOther = (p: Part): boolean => parts.get(p.step)?.target === p && (parts.get(p.step)?.source.planned ?? []).some((s) => s.kind === 'probe-window');
+  // Only a statement always sent answers for others: not a target's digest that its window may withhold.
+  answers = sharedAnswers(all, (p) => dependsOnOther(p) && p.step.probeKind === 'checksum');
   const databases = [...new Set(all.map((p) => p.database))].sort((a, b) => (a === near ? -1 : b === near ? 1 : a < b ? -1 : a > b ? 1 : 0));
   const clients = new Map<string, pg.Client>();
   try {

@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs';
 import Handlebars from 'handlebars';
 import { describe, expect, it } from 'vitest';
 import { packageFile } from '../../src/package-root.js';
-import { compilerKey, createEngine, loadTemplates, sha256 } from '../../src/compiler/template-store.js';
+import { compilerKey, createEngine, loadTemplates } from '../../src/compiler/template-store.js';
+import { sha256 } from '../../src/sha256.js';
 import type { BuiltTemplates } from '../../src/compiler/template-store.js';
 
 const COMMIT = readFileSync(packageFile('templates/commit.sql.hbs'), 'utf8');

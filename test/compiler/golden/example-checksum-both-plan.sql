@@ -1,4 +1,4 @@
--- bisync plan c21e746121972a5231a4b7e69637cc81a505d81dcf47473f8501f388e33a35eb
+-- bisync plan 7e9475e5234a8b1f907189adc5c0c1c8a3f6800b7335bf300b39513a7a2b8c9b
 -- config: sync.config.yaml; state schema: bisync; 1 step
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/1: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; checksum-first: each database sums, per bucket of keys (1,024 buckets), the fingerprint of every key whose row its own copy of the base holds as agreed with no conflict parked; only the rows of buckets that differ are read
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 6243c368f9b0200ba98e3a5dfe109d8f962ae408cfcb943b78629f78691a1286
+-- step hash: 5668cc48510467759935f841dd48d86deb2e403870c7e6e3ff3be53d1fdfaf71
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -601,6 +601,7 @@ SELECT pg_catalog.set_config('bisync.buckets', $1, true);
 -- Read every row, and every key desktop's copy of the base knows (a key in the base that desktop no longer has was deleted there),
 -- each with desktop's base fingerprint and generation, and the kind of a conflict desktop holds parked for the key
 -- (edits: both, SPEC 7: a key parked on either database is left alone). Every matching row, no window.
+-- Each setting (bisync.*, set above) is read in a sub-select: once per statement, not parsed again for every row.
 COPY (
   SELECT coalesce(f."job_id"::text, b.key), f."client_id", f."template_id", f."job_name", f."job_status", f."fee", f."due_date", f."notes", f."extra",
          fk.__bisync_key IS NOT NULL AS __bisync_present,
@@ -613,10 +614,10 @@ COPY (
    CROSS JOIN LATERAL (SELECT f."job_id"::text COLLATE "C" AS __bisync_key) AS fk
     FULL JOIN (SELECT key, fingerprint, generation
                  FROM "bisync".base
-                WHERE table_name = current_setting('bisync.base_table')) AS b
+                WHERE table_name = (SELECT current_setting('bisync.base_table'))) AS b
       ON b.key = fk.__bisync_key
     LEFT JOIN "bisync".conflicts AS c
-      ON c.table_name = current_setting('bisync.base_table')
+      ON c.table_name = (SELECT current_setting('bisync.base_table'))
      AND (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" = coalesce(b.key, fk.__bisync_key)
    -- checksum-first: only keys in buckets whose checksums differ; in every other bucket each key is settled alike on both sides
    WHERE (('x' || left(md5(convert_to((coalesce(b.key, fk.__bisync_key))::text, 'UTF8')), 4))::bit(16)::int >> 6) = ANY ((SELECT current_setting('bisync.buckets')::int[])::int[])

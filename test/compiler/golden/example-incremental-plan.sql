@@ -1,4 +1,4 @@
--- bisync plan 5b0be7d730bbfb0963b4fd1a30686d444c6ea1389698d0a778db5b694a956ccd
+-- bisync plan 698306d9e4789aefe8848fb44d93f95c7fd0c77a740feed3f55fce285f3dcd4e
 -- config: sync.config.yaml; state schema: bisync; 2 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -837,7 +837,7 @@ COMMIT;
 -- Step 2/2: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: incremental — watermark 2026-01-02T03:04:05.123456Z on updated_at, created_at, minus the lookback
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: 13d11cf0567d7b548bf537ea377c12072e5f08cc2f8e18dc6d982bc09aa43b65
+-- step hash: 367c502fb581f7da7075c9cdf9aa56a8f367f5e1042c794cccdc6020723acb48
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -1119,9 +1119,9 @@ SELECT count(*)::bigint AS rows,
   SELECT f."client_id", f."org_id", f."loc_id", f."con_id", f."client_name", f."pan", f."email", f."opening_balance", f."onboarded_on", f."is_active",
          greatest(f."updated_at", f."created_at")::timestamptz AS __bisync_cursor
     FROM "public"."climaster" AS f
-   WHERE f."source"::text = current_setting('bisync.origin')
+   WHERE f."source"::text = (SELECT current_setting('bisync.origin'))
    AND (greatest(f."updated_at", f."created_at")::timestamptz
-            >= current_setting('bisync.since')::timestamptz - current_setting('bisync.lookback')::interval
+            >= (SELECT current_setting('bisync.since')::timestamptz - current_setting('bisync.lookback')::interval)
           OR (f."updated_at" IS NULL AND f."created_at" IS NULL))
                ) AS i) AS w;
 
@@ -1379,13 +1379,14 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
 -- [cloud] stream the rows out of cloud
 -- Read rows at or after (watermark - lookback), and rows with no cursor value owned by this direction's source. Every matching row, no window.
 -- Cursor values compare as instants: a timestamp or date cursor is cloud's local time (the TimeZone set above).
+-- Each setting (bisync.*, set above) is read in a sub-select: once per statement, not parsed again for every row.
 COPY (
   SELECT f."client_id", f."org_id", f."loc_id", f."con_id", f."client_name", f."pan", f."email", f."opening_balance", f."onboarded_on", f."is_active",
          greatest(f."updated_at", f."created_at")::timestamptz AS __bisync_cursor
     FROM "public"."climaster" AS f
-   WHERE f."source"::text = current_setting('bisync.origin')
+   WHERE f."source"::text = (SELECT current_setting('bisync.origin'))
    AND (greatest(f."updated_at", f."created_at")::timestamptz
-            >= current_setting('bisync.since')::timestamptz - current_setting('bisync.lookback')::interval
+            >= (SELECT current_setting('bisync.since')::timestamptz - current_setting('bisync.lookback')::interval)
           OR (f."updated_at" IS NULL AND f."created_at" IS NULL))
 ) TO STDOUT;
 

@@ -1,4 +1,4 @@
--- bisync plan 93f9a40912c1aff8c1db45ca2130969fa758b7912478912c69afa53b909a4c4b
+-- bisync plan 6a104ab3bbfe40ce467c6aae26adda1a6197ddaad3e3fc8dccf393f564880817
 -- config: sync.config.yaml; state schema: bisync; 23 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -4798,7 +4798,7 @@ COMMIT;
 -- Step 9/23: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 511ed9e5473c2721b3f8a41171aeb36d70c75236163571c92a4fe84ece0cd879
+-- step hash: 975a4e27f9b145d0af52e227675066a11eb68fcbd4c2680a536aba5124e0a78b
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5135,6 +5135,7 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
 -- Read every row, and every key desktop's copy of the base knows (a key in the base that desktop no longer has was deleted there),
 -- each with desktop's base fingerprint and generation, and the kind of a conflict desktop holds parked for the key
 -- (edits: both, SPEC 7: a key parked on either database is left alone). Every matching row, no window.
+-- Each setting (bisync.*, set above) is read in a sub-select: once per statement, not parsed again for every row.
 COPY (
   SELECT coalesce(f."job_id"::text, b.key), f."client_id", f."template_id", f."job_name", f."job_status", f."fee", f."due_date", f."notes", f."extra",
          fk.__bisync_key IS NOT NULL AS __bisync_present,
@@ -5147,10 +5148,10 @@ COPY (
    CROSS JOIN LATERAL (SELECT f."job_id"::text COLLATE "C" AS __bisync_key) AS fk
     FULL JOIN (SELECT key, fingerprint, generation
                  FROM "bisync".base
-                WHERE table_name = current_setting('bisync.base_table')) AS b
+                WHERE table_name = (SELECT current_setting('bisync.base_table'))) AS b
       ON b.key = fk.__bisync_key
     LEFT JOIN "bisync".conflicts AS c
-      ON c.table_name = current_setting('bisync.base_table')
+      ON c.table_name = (SELECT current_setting('bisync.base_table'))
      AND (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" = coalesce(b.key, fk.__bisync_key)
 ) TO STDOUT;
 
@@ -5650,7 +5651,7 @@ COMMIT;
 -- Step 10/23: jobtasks forward: desktop public.jobtasks → cloud public.jobtasks
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: d9789ef33ef82e3b6f795fc6b679695f748357380a6e44560f84653d719419f2
+-- step hash: fd91421d9c18f476f902def6877b22ec74a4adabc83acb89579dd999cdbf017d
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5985,6 +5986,7 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
 -- Read every row, and every key desktop's copy of the base knows (a key in the base that desktop no longer has was deleted there),
 -- each with desktop's base fingerprint and generation, and the kind of a conflict desktop holds parked for the key
 -- (edits: both, SPEC 7: a key parked on either database is left alone). Every matching row, no window.
+-- Each setting (bisync.*, set above) is read in a sub-select: once per statement, not parsed again for every row.
 COPY (
   SELECT coalesce(f."jt_id"::text, b.key), f."job_id", f."task_id", f."staff_id", f."status", f."planned_hours", f."completed_on",
          fk.__bisync_key IS NOT NULL AS __bisync_present,
@@ -5997,10 +5999,10 @@ COPY (
    CROSS JOIN LATERAL (SELECT f."jt_id"::text COLLATE "C" AS __bisync_key) AS fk
     FULL JOIN (SELECT key, fingerprint, generation
                  FROM "bisync".base
-                WHERE table_name = current_setting('bisync.base_table')) AS b
+                WHERE table_name = (SELECT current_setting('bisync.base_table'))) AS b
       ON b.key = fk.__bisync_key
     LEFT JOIN "bisync".conflicts AS c
-      ON c.table_name = current_setting('bisync.base_table')
+      ON c.table_name = (SELECT current_setting('bisync.base_table'))
      AND (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" = coalesce(b.key, fk.__bisync_key)
 ) TO STDOUT;
 
@@ -9495,7 +9497,7 @@ COMMIT;
 -- Step 16/23: climaster reverse: cloud public.climaster → desktop public.climaster
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: client_id, org_id, loc_id, con_id, client_name, pan, email, opening_balance, onboarded_on, is_active
--- step hash: d1be8aedc736a1632b254ebe32c604b5325eb2a77e726ec6ce7b3ce78b9b14af
+-- step hash: 3da5331d593517d9053d8b318a927953005722723f74fbb607e983cac4d0e09f
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -9875,11 +9877,12 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. Every matching row, no window.
 -- Cursor values compare as instants: a timestamp or date cursor is cloud's local time (the TimeZone set above).
+-- Each setting (bisync.*, set above) is read in a sub-select: once per statement, not parsed again for every row.
 COPY (
   SELECT f."client_id", f."org_id", f."loc_id", f."con_id", f."client_name", f."pan", f."email", f."opening_balance", f."onboarded_on", f."is_active",
          greatest(f."updated_at", f."created_at")::timestamptz AS __bisync_cursor
     FROM "public"."climaster" AS f
-   WHERE f."source"::text = current_setting('bisync.origin')
+   WHERE f."source"::text = (SELECT current_setting('bisync.origin'))
 ) TO STDOUT;
 
 -- [desktop] stream them into staging on desktop
@@ -10214,7 +10217,7 @@ COMMIT;
 -- Step 17/23: jobshead reverse: cloud public.jobshead → desktop public.jobshead
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: ea7fa0cf29f6116ad15b73db2dd6b66a894f6d0163205caf01b7055f3d5881d2
+-- step hash: 5c240d17c443757652dbd8c09f94fe3b881501560c79bdb0ef1d0233ecaa0c4d
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -10632,6 +10635,7 @@ SET TRANSACTION READ ONLY;
 -- Read every row, and every key cloud's copy of the base knows (a key in the base that cloud no longer has was deleted there),
 -- each with cloud's base fingerprint and generation, and the kind of a conflict cloud holds parked for the key
 -- (edits: both, SPEC 7: a key parked on either database is left alone). Every matching row, no window.
+-- Each setting (bisync.*, set above) is read in a sub-select: once per statement, not parsed again for every row.
 COPY (
   SELECT coalesce(f."job_id"::text, b.key), f."client_id", f."template_id", f."job_name", f."job_status", f."fee", f."due_date", f."notes", f."extra",
          greatest(f."updated_at", f."created_at")::timestamptz AS __bisync_cursor,
@@ -10645,10 +10649,10 @@ COPY (
    CROSS JOIN LATERAL (SELECT f."job_id"::text COLLATE "C" AS __bisync_key) AS fk
     FULL JOIN (SELECT key, fingerprint, generation
                  FROM "bisync".base
-                WHERE table_name = current_setting('bisync.base_table')) AS b
+                WHERE table_name = (SELECT current_setting('bisync.base_table'))) AS b
       ON b.key = fk.__bisync_key
     LEFT JOIN "bisync".conflicts AS c
-      ON c.table_name = current_setting('bisync.base_table')
+      ON c.table_name = (SELECT current_setting('bisync.base_table'))
      AND (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" = coalesce(b.key, fk.__bisync_key)
 ) TO STDOUT;
 
@@ -11133,7 +11137,7 @@ COMMIT;
 -- Step 18/23: jobtasks reverse: cloud public.jobtasks → desktop public.jobtasks
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: 1f2b08c1851d7760d00a69d1de6cda267f60ea73b6c4e67e6606cade33704939
+-- step hash: b1e77f46008273ca332989b1b66efacb8ecb8ca69d826886f751704025a8703f
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -11549,6 +11553,7 @@ SET TRANSACTION READ ONLY;
 -- Read every row, and every key cloud's copy of the base knows (a key in the base that cloud no longer has was deleted there),
 -- each with cloud's base fingerprint and generation, and the kind of a conflict cloud holds parked for the key
 -- (edits: both, SPEC 7: a key parked on either database is left alone). Every matching row, no window.
+-- Each setting (bisync.*, set above) is read in a sub-select: once per statement, not parsed again for every row.
 COPY (
   SELECT coalesce(f."jt_id"::text, b.key), f."job_id", f."task_id", f."staff_id", f."status", f."planned_hours", f."completed_on",
          greatest(f."updated_at", f."created_at")::timestamptz AS __bisync_cursor,
@@ -11562,10 +11567,10 @@ COPY (
    CROSS JOIN LATERAL (SELECT f."jt_id"::text COLLATE "C" AS __bisync_key) AS fk
     FULL JOIN (SELECT key, fingerprint, generation
                  FROM "bisync".base
-                WHERE table_name = current_setting('bisync.base_table')) AS b
+                WHERE table_name = (SELECT current_setting('bisync.base_table'))) AS b
       ON b.key = fk.__bisync_key
     LEFT JOIN "bisync".conflicts AS c
-      ON c.table_name = current_setting('bisync.base_table')
+      ON c.table_name = (SELECT current_setting('bisync.base_table'))
      AND (CASE WHEN jsonb_array_length(c.key) = 1 THEN c.key ->> 0 ELSE c.key::text END) COLLATE "C" = coalesce(b.key, fk.__bisync_key)
 ) TO STDOUT;
 
@@ -12048,7 +12053,7 @@ COMMIT;
 -- Step 19/23: taskchecklist reverse: cloud public.taskchecklist → desktop public.taskchecklist
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: tc_id, task_id, item_no, item_text, is_mandatory
--- step hash: e6384ff2575d6ce25b5b7572399abbf529607f29931b762a56b3782bb57841f8
+-- step hash: f20869877247b9a6aa48333ab730a644e62424e6b842d65c302f6ebc721eef85
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -12423,11 +12428,12 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. Every matching row, no window.
 -- Cursor values compare as instants: a timestamp or date cursor is cloud's local time (the TimeZone set above).
+-- Each setting (bisync.*, set above) is read in a sub-select: once per statement, not parsed again for every row.
 COPY (
   SELECT f."tc_id", f."task_id", f."item_no", f."item_text", f."is_mandatory",
          greatest(f."updated_at", f."created_at")::timestamptz AS __bisync_cursor
     FROM "public"."taskchecklist" AS f
-   WHERE f."source"::text = current_setting('bisync.origin')
+   WHERE f."source"::text = (SELECT current_setting('bisync.origin'))
 ) TO STDOUT;
 
 -- [desktop] stream them into staging on desktop
@@ -12757,7 +12763,7 @@ COMMIT;
 -- Step 20/23: workdiary reverse: cloud public.workdiary → desktop public.workdiary
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: wd_id, staff_id, job_id, work_date, hours, description, billable
--- step hash: 5f15e61ce80e61398ed956547804aa8d058278f8bfa3b70f97c1e8a7e6c4dc5c
+-- step hash: e332e09d44afdf5ed5128980d610c7410250103996b05bb88eb067417aef24e9
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -13134,11 +13140,12 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. Every matching row, no window.
 -- Cursor values compare as instants: a timestamp or date cursor is cloud's local time (the TimeZone set above).
+-- Each setting (bisync.*, set above) is read in a sub-select: once per statement, not parsed again for every row.
 COPY (
   SELECT f."wd_id", f."staff_id", f."job_id", f."work_date", f."hours", f."description", f."billable",
          greatest(f."updated_at", f."created_at")::timestamptz AS __bisync_cursor
     FROM "public"."workdiary" AS f
-   WHERE f."source"::text = current_setting('bisync.origin')
+   WHERE f."source"::text = (SELECT current_setting('bisync.origin'))
 ) TO STDOUT;
 
 -- [desktop] stream them into staging on desktop
@@ -13470,7 +13477,7 @@ COMMIT;
 -- Step 21/23: reminder reverse: cloud public.reminder → desktop public.mbreminder
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: rem_id, staff_id, client_id, reminder_date→remdate, title, is_done
--- step hash: b7116c88788014bf3e0a5486f7964aecc1c74d8eff4421a7eafe7daf7c967851
+-- step hash: 19f536a8656d44680a571119e5ae75cbe4549de107f42597c8196550aed2cfd1
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -13846,11 +13853,12 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. Every matching row, no window.
 -- Cursor values compare as instants: a timestamp or date cursor is cloud's local time (the TimeZone set above).
+-- Each setting (bisync.*, set above) is read in a sub-select: once per statement, not parsed again for every row.
 COPY (
   SELECT f."rem_id", f."staff_id", f."client_id", f."reminder_date", f."title", f."is_done",
          greatest(f."updated_at", f."created_at")::timestamptz AS __bisync_cursor
     FROM "public"."reminder" AS f
-   WHERE f."source"::text = current_setting('bisync.origin')
+   WHERE f."source"::text = (SELECT current_setting('bisync.origin'))
 ) TO STDOUT;
 
 -- [desktop] stream them into staging on desktop
@@ -14181,7 +14189,7 @@ COMMIT;
 -- Step 22/23: remdetail reverse: cloud public.remdetail → desktop public.remdetail
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: remd_id, rem_id, channel, remind_before_days, note
--- step hash: 04fd4d1a018d4a86c4fbc0f1e1d504c0031c7f8175267c18b05a3173950e963e
+-- step hash: c270993814f25ae99e85d4d8546dfebf4976f4a9a84b489704b3fb611fb2d1c1
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -14556,11 +14564,12 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. Every matching row, no window.
 -- Cursor values compare as instants: a timestamp or date cursor is cloud's local time (the TimeZone set above).
+-- Each setting (bisync.*, set above) is read in a sub-select: once per statement, not parsed again for every row.
 COPY (
   SELECT f."remd_id", f."rem_id", f."channel", f."remind_before_days", f."note",
          greatest(f."updated_at", f."created_at")::timestamptz AS __bisync_cursor
     FROM "public"."remdetail" AS f
-   WHERE f."source"::text = current_setting('bisync.origin')
+   WHERE f."source"::text = (SELECT current_setting('bisync.origin'))
 ) TO STDOUT;
 
 -- [desktop] stream them into staging on desktop
@@ -14890,7 +14899,7 @@ COMMIT;
 -- Step 23/23: learequest reverse: cloud public.learequest → desktop public.learequest
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read
 -- write: upsert; deletes: keep; columns: lea_id, staff_id, leave_type, from_date, to_date, reason, status, approved_by
--- step hash: 11ae5d9849cf6b542a37031cbe8bf8ac046b020058fc2225e7b58aedaaf5a7ac
+-- step hash: 0b7b9e6f8d0706a7166dde0ddf8ad523530fd8f84588f794543955373b6e5493
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -15268,11 +15277,12 @@ SELECT pg_catalog.set_config('DateStyle', $1, true),
 -- [cloud] stream the rows out of cloud
 -- Read every row owned by this direction's source. Every matching row, no window.
 -- Cursor values compare as instants: a timestamp or date cursor is cloud's local time (the TimeZone set above).
+-- Each setting (bisync.*, set above) is read in a sub-select: once per statement, not parsed again for every row.
 COPY (
   SELECT f."lea_id", f."staff_id", f."leave_type", f."from_date", f."to_date", f."reason", f."status", f."approved_by",
          greatest(f."updated_at", f."created_at")::timestamptz AS __bisync_cursor
     FROM "public"."learequest" AS f
-   WHERE f."source"::text = current_setting('bisync.origin')
+   WHERE f."source"::text = (SELECT current_setting('bisync.origin'))
 ) TO STDOUT;
 
 -- [desktop] stream them into staging on desktop

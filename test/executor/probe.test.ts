@@ -104,7 +104,7 @@ describe('probe: a run with nothing to do runs no step', () => {
       // Counted by the link (each turn from bisync to the server): connecting, the catalog read (open,
       // reads, state reads, commit), the probe, the run rows and closing: 11, or 12 when the answers to
       // the catalog read's state checks arrive in two pieces; 15 or more with the bootstrap.
-      console.log("RT", link.current.roundTrips, link.current.directionChanges); expect(link.current.roundTrips).toBeLessThanOrEqual(12);
+      expect(link.current.roundTrips).toBeLessThanOrEqual(12);
       expect(link.current.connections).toBe(1);
     } finally {
       await link.stop();

@@ -52,8 +52,12 @@ interface Part {
   database: string;
   /** The step's probe statements on this database, as planned (without the run row). */
   planned: PlanStatement[];
-  /** The statements to send, with the runtime values they need (resolved when the batch is built); sets `sent`. */
-  statements: () => Sendable[];
+  /**
+   * The statements to send next, with the runtime values they need (resolved when the batch is built);
+   * adds them to `sent`. `through`: only up to the first planned statement of that kind (the rest of
+   * the part goes in a later batch of the same transaction).
+   */
+  statements: (through?: string) => Sendable[];
   /** The results, in the order of `sent`, once answered. */
   results?: pg.QueryResult[];
   /** The statements sent: the planned ones but those another statement of the probe answers (see `answers`). */
@@ -144,13 +148,17 @@ async function decide(steps: readonly PlanStep[], planned: readonly PlanStep[], 
   let answers: Answers = new Map();
   const unanswered = (list: readonly PlanStatement[]): PlanStatement[] => list.filter((s) => !answers.has(s));
   for (const step of steps) {
+    let next = 0;
     const source: Part = {
       step,
       database: step.source,
       planned: sideOf(step, 'source'),
-      statements: () => {
-        source.sent = unanswered(source.planned);
-        return source.sent;
+      statements: (through) => {
+        const end = through === undefined ? source.planned.length : source.planned.findIndex((s, i) => i >= next && s.kind === through) + 1;
+        const batch = unanswered(source.planned.slice(next, Math.max(end, next)));
+        next = Math.max(end, next);
+        source.sent = [...(source.sent ?? []), ...batch];
+        return batch;
       },
     };
     const target: Part = {
@@ -177,23 +185,24 @@ async function decide(steps: readonly PlanStep[], planned: readonly PlanStep[], 
   const clients = new Map<string, pg.Client>();
   try {
     for (const database of databases) clients.set(database, await dbs.client(database));
-    const send = async (database: string, batch: Part[], open: boolean, close: boolean): Promise<void> => {
+    const send = async (database: string, batch: Part[], open: boolean, close: boolean, through?: string): Promise<void> => {
       const client = clients.get(database);
       if (client === undefined) return;
-      const sendables = batch.map((p) => p.statements());
+      const sendables = batch.map((p) => p.statements(through));
       const list: Sendable[] = [...(open ? ['BEGIN'] : []), ...sendables.flat(), ...(close ? ['COMMIT'] : [])];
       if (list.length === 0) return;
       const results = await runTogether(client, list);
       let at = open ? 1 : 0;
       for (const [i, part] of batch.entries()) {
         const n = sendables[i]?.length ?? 0;
-        part.results = results.slice(at, at + n);
+        part.results = [...(part.results ?? []), ...results.slice(at, at + n)];
         at += n;
       }
     };
     // The near database first, but only for what another database needs from it (the windows read
-    // there whose target is elsewhere); the rest of its probe runs while the other databases work,
-    // so the two servers compute their checksums at the same time, not one after the other.
+    // there whose target is elsewhere, each part up to its window); the rest of its probe (those
+    // parts' own sums included) runs while the other databases work, so the two servers compute their
+    // checksums at the same time, not one after the other.
     const others = databases.filter((d) => d !== near);
     const needed = new Set(all.filter((p) => p.database !== near && dependsOnOther(p)).map((p) => parts.get(p.step)?.source));
     const nearFirst = all.filter((p) => p.database === near && needed.has(p));
@@ -205,8 +214,8 @@ async function decide(steps: readonly PlanStep[], planned: readonly PlanStep[], 
     };
     if (databases.includes(near)) {
       if (nearFirst.length > 0) {
-        await send(near, nearFirst, true, false);
-        await Promise.all([send(near, nearMiddle, false, false), far()]);
+        await send(near, nearFirst, true, false, 'probe-window');
+        await Promise.all([send(near, [...nearFirst, ...nearMiddle], false, false), far()]);
       } else {
         await Promise.all([send(near, nearMiddle, true, false), far()]);
       }

@@ -137,16 +137,10 @@ export async function cleanDesktop(url: string, tables: readonly string[]): Prom
   });
 }
 
-/**
- * Flush dirty buffers on both servers before a timed case, so one case's writes are not billed to the
- * next. With `vacuum`, first do what autovacuum would do after the preparation's writes (VACUUM
- * ANALYZE of each whole database): left to autovacuum it starts at a moment of its own, inside some
- * timed runs and not others (on 2 cores, +0.3 s in one WAN no-change run of three).
- */
-export async function settle(urls: readonly string[], options: { vacuum?: boolean } = {}): Promise<void> {
+/** Flush dirty buffers on both servers before a timed case, so one case's writes are not billed to the next. */
+export async function settle(urls: readonly string[]): Promise<void> {
   for (const url of urls) {
     await withClient(url, async (c) => {
-      if (options.vacuum === true) await c.query('VACUUM (ANALYZE)');
       await c.query('CHECKPOINT').catch(() => undefined); // needs superuser or pg_checkpoint; best effort
     });
   }

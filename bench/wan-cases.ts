@@ -70,7 +70,7 @@ export async function runWanCases(ctx: CaseContext, links: WanLinks, path: WanPa
   const route: ApplyRoute = { desktopUrl: links.desktop.url(ctx.dbs.desktopUrl), cloudUrl: links.cloud.url(ctx.dbs.cloudUrl), configFile: path.configFile };
   const out: WanSample[] = [];
   const measure = async (name: WanCaseName, direction: 'forward' | 'reverse' | 'both'): Promise<BisyncRun> => {
-    await settle([ctx.dbs.desktopUrl, ctx.dbs.cloudUrl], { vacuum: true });
+    await settle([ctx.dbs.desktopUrl, ctx.dbs.cloudUrl]);
     links.cloud.resetStats();
     links.desktop.resetStats();
     const run = await applyOnce(ctx, direction, route);

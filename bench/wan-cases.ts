@@ -129,7 +129,11 @@ export async function runWanCases(ctx: CaseContext, links: WanLinks, path: WanPa
 const mb = (bytes: number): string => (bytes / 1e6).toFixed(2);
 const kb = (bytes: number): string => (bytes / 1e3).toLocaleString('en-US', { maximumFractionDigits: 1 });
 
-/** The WAN table: one row per case and path, the first path being the baseline the others are compared with. */
+/**
+ * The WAN table: one row per case and path, the first path being the baseline the others are compared
+ * with: each sample with the baseline's sample of the same run (the n-th of its case and path with the
+ * n-th of the baseline's), so a run's ratio is not another run's.
+ */
 export function wanTable(samples: readonly WanSample[]): string {
   const lines = [
     '| case | path | seconds | uploaded to the cloud (kB) | downloaded (kB) | round trips to the cloud | direction changes | longest step, round trips | connections desktop + cloud | rows read | rows written | × baseline time | × baseline upload |',
@@ -137,8 +141,10 @@ export function wanTable(samples: readonly WanSample[]): string {
   ];
   const baseline = samples[0]?.path;
   for (const name of WAN_CASES) {
-    const base = samples.find((s) => s.name === name && s.path === baseline);
-    for (const s of samples.filter((x) => x.name === name)) {
+    const ofCase = samples.filter((x) => x.name === name);
+    const bases = ofCase.filter((x) => x.path === baseline);
+    for (const s of ofCase) {
+      const base = bases[ofCase.filter((x) => x.path === s.path).indexOf(s)];
       const vs = (a: number, b: number | undefined): string => (b === undefined || b === 0 || s.path === baseline ? '—' : `${(a / b).toFixed(3)}×`);
       lines.push(
         `| ${s.name} | ${s.path} | ${s.seconds.toFixed(2)} | ${kb(s.cloud.bytesFromClient)} | ${kb(s.cloud.bytesFromServer)} | ${s.cloud.roundTrips} | ${s.cloud.directionChanges} | ` +

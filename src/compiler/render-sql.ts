@@ -347,6 +347,8 @@ ${pad}  OR ${render(ref.children, r, depth + 1)}`;
       })
       .join(',\n       '),
   eq: (a: unknown, b: unknown) => a === b,
+  /** `{{#if (or a b c)}}`: true when any argument is (the last one is Handlebars' options). */
+  or: (...args: unknown[]) => args.slice(0, -1).some(Boolean),
 };
 
 /** One checksum column's value on one side (see `rowhash`). */

@@ -707,6 +707,9 @@ function probeStatements(input: {
   const recordRun = stmt('record-run', 'target', 'only when the probe finds nothing to do: one row in runs for this step, which did not run', {
     reason: `${kind === 'checksum' ? `probe: the checksums of every row summed alike on both databases${settled === null ? '' : ', none of the rows read past the watermark'}` : 'probe: every row the read would take is already on the target as it is'}: nothing to do, not run`,
   });
+  // edits: both, incremental: the flag the window sets and the source's digest reads, named for this step (a probe
+  // sends every step's window before any digest: one shared name would hand a digest another step's answer).
+  const quietFlagName = `bisync.probe_quiet_${sha256(`${String(common.table)}\u0000${String(common.direction)}`).slice(0, 16)}`;
   if (kind === 'checksum' && checksum !== null) {
     const sums = checksum;
     const digest = (side: Side, database: string, relation: QualifiedName, whenQuiet = false): PlanStatement => {
@@ -717,6 +720,7 @@ function probeStatements(input: {
           database,
           others: side === 'target' && sums.owned !== null,
           whenQuiet: quiet,
+          quietFlagName,
         });
       const statement = render(whenQuiet);
       // The same statement without its condition, on the same database: one probe computes it once (probe.ts).
@@ -734,7 +738,7 @@ function probeStatements(input: {
         // it is the watermark (else the step runs anyway; the target's is then not sent either).
         ...(settled === null
           ? []
-          : [wrap('probe-window', copyOut, `how many rows this step would read on ${input.sourceName}, and whether any is past the watermark`, { window: match[2], maxRows: PROBE_MAX_ROWS, hashRows: false, quietFlag: true })]),
+          : [wrap('probe-window', copyOut, `how many rows this step would read on ${input.sourceName}, and whether any is past the watermark`, { window: match[2], maxRows: PROBE_MAX_ROWS, hashRows: false, quietFlag: true, quietFlagName })]),
         digest('source', input.sourceName, input.sourceRel, settled !== null),
         recordRun,
       ],

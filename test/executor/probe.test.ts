@@ -11,10 +11,10 @@ import { planSql } from '../../src/cli/plan-output.js';
 import { planCommand } from '../../src/commands/plan.js';
 import type { ApplyReport } from '../../src/commands/apply.js';
 import type { StepResult } from '../../src/executor/run-step.js';
-import { apply, query, testConfig } from '../harness/bisync.js';
+import { apply, configHead, query, testConfig, writeConfig } from '../harness/bisync.js';
 import { LinkProxy } from '../proxy/link-proxy.js';
 import { FaultProxy } from '../reliability/proxy-pg.js';
-import { useFreshDatabases } from '../harness/fresh-databases.js';
+import { useFreshDatabases, withClient } from '../harness/fresh-databases.js';
 import type { TestDatabases } from '../harness/fresh-databases.js';
 import { ThreeWayPair } from '../three-way/three-way-fixture.js';
 import type { PairOptions } from '../three-way/three-way-fixture.js';
@@ -352,6 +352,48 @@ describe('probe: an edits: both table', () => {
     expect(stepOf(report, 'job', 'reverse').notRun).toBeUndefined();
     expect(stepOf(report, 'job', 'reverse')).toMatchObject({ status: 'succeeded', updated: 1 });
     expect(await pair.job('desktop', 7)).toEqual({ job_id: 7, title: 'job 7', status: 'phone edit' });
+  });
+});
+
+describe('probe: several incremental edits: both tables', () => {
+  const dbs = useFreshDatabases('probe_two_tables');
+
+  it('an edit to one incremental edits: both table does not make the probe run another one that has nothing to do (each step\'s digest reads its own window\'s answer)', async () => {
+    const touch = `CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.updated_at IS NOT DISTINCT FROM OLD.updated_at THEN NEW.updated_at := clock_timestamp(); END IF; RETURN NEW; END $$;`;
+    for (const [url, origin] of [[dbs.desktopUrl, ''], [dbs.cloudUrl, ', source char(1)']] as const) {
+      await withClient(url, async (c) => {
+        await c.query(touch);
+        for (const t of ['job', 'job2']) {
+          await c.query(`CREATE TABLE ${t} (job_id integer PRIMARY KEY, title text NOT NULL, status text${origin}, updated_at timestamptz NOT NULL DEFAULT clock_timestamp());
+            CREATE TRIGGER touch BEFORE UPDATE ON ${t} FOR EACH ROW EXECUTE FUNCTION touch();`);
+        }
+      });
+    }
+    const table = (t: string): string => `
+  - name: ${t}
+    primary_key: [job_id]
+    direction: both
+    origin: { column: source, forward: D, reverse: M }
+    edits: both
+    timestamps: { desktop: [updated_at], cloud: [updated_at] }`;
+    const config = await testConfig(writeConfig(`\n${configHead()}tables:${table('job')}${table('job2')}\n`), dbs);
+    for (const t of ['job', 'job2']) await query(dbs.desktopUrl, `INSERT INTO ${t} (job_id, title, status) SELECT i, 'job ' || i, 'Open' FROM generate_series(1, 50) AS i`);
+    await apply(config, { direction: 'both' });
+    await apply(config, { direction: 'both' });
+    for (const s of (await apply(config, { direction: 'both' })).steps) expect(s.notRun, `${s.table} ${s.direction}`).toBe('nothing to do');
+
+    // The probe sends every desktop window before any desktop digest: the later table's window must
+    // not answer for the earlier table's digest, nor the earlier's for the later's.
+    for (const [edited, other] of [['job2', 'job'], ['job', 'job2']] as const) {
+      await query(dbs.desktopUrl, `UPDATE ${edited} SET title = 'office edit' WHERE job_id = 7`);
+      const report = await apply(config, { direction: 'both' });
+      expect(report.probe?.error).toBeUndefined();
+      expect(stepOf(report, edited, 'forward')).toMatchObject({ status: 'succeeded', updated: 1 });
+      for (const direction of ['forward', 'reverse'] as const) expect(stepOf(report, other, direction).notRun, `${other} ${direction}`).toBe('nothing to do');
+      expect((await query<{ title: string }>(dbs.cloudUrl, `SELECT title FROM ${edited} WHERE job_id = 7`))[0]?.title).toBe('office edit');
+      await apply(config, { direction: 'both' });
+    }
   });
 });
 

@@ -470,7 +470,8 @@ function compileStep(
     stmt('lock', 'target', 'one run per (table, direction) at a time'),
     stmt('read-state', 'target', 'the watermark this step starts from (must equal the planned one)'),
     stmt('constraints-immediate', 'target', 'deferred constraints fail per merged batch, not at COMMIT'),
-    ...(threeWay ? [stmt('guard-count', 'target', 'rows on the target before the merge, the measure of max_delete_fraction with edits: both')] : []),
+    // Only where the merge may delete (deletes: mirror): with keep it never does, and counting every row of T is then wasted.
+    ...(threeWay && mirror ? [stmt('guard-count', 'target', 'rows on the target before the merge, the measure of max_delete_fraction with edits: both')] : []),
     stmt('create-staging', 'target', 'staging table, dropped at commit'),
     ...(checksum === null ? [] : [checksumStatement(stmt, 'target', targetName, targetRel, checksum, false)]),
     ...(cursors.length > 0

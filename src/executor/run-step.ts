@@ -180,13 +180,14 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     // trip on a pipelined connection); the lock's answer is checked once they are all back. State
     // and guard reads made without the lock are discarded with the rollback.
     const opening: Sendable[] = [statement(step, 'begin-target'), statement(step, 'settings', 'target')];
+    const counted = step.statements.some((s) => s.kind === 'guard-count');
     const locking: Sendable[] = [
       statement(step, 'lock'),
       statement(step, 'read-state'),
       statement(step, 'constraints-immediate'),
       statement(step, 'create-staging'),
-      // edits: both measures max_delete_fraction against every row on the target before the merge.
-      ...(step.edits === 'both' ? [statement(step, 'guard-count')] : []),
+      // edits: both with deletes: mirror measures max_delete_fraction against every row on the target before the merge.
+      ...(counted ? [statement(step, 'guard-count')] : []),
     ];
     let opened: pg.QueryResult[] | 'locked';
     // The target's checksums, sent right behind the locking statements: their answer is awaited only
@@ -268,7 +269,7 @@ export async function runStep(step: PlanStep, dbs: Databases, planHash: string, 
     const [locked, state] = opened === 'locked' ? [] : opened;
     if (locked !== undefined && locked.rows.length === 0) throw new Error(`the row of ${step.table} ${step.direction} in ${step.stateSchema}.state is missing on ${step.target}; run apply again`);
     // guard-count is the last of the locking statements.
-    const rowsOnTarget = step.edits === 'both' && opened !== 'locked' ? Number(opened[locking.length - 1]?.rows[0]?.rows_on_target ?? 0) : 0;
+    const rowsOnTarget = counted && opened !== 'locked' ? Number(opened[locking.length - 1]?.rows[0]?.rows_on_target ?? 0) : 0;
     const current = (state?.rows[0]?.watermark as string | null | undefined) ?? null;
     if (locked?.rows[0]?.locked !== true || current !== step.watermark) {
       await reading?.catch(() => undefined);

@@ -3,6 +3,7 @@
  * the first run on two populated databases, and max_delete_fraction on deletes in both directions.
  */
 import { afterAll, describe, expect, it } from 'vitest';
+import { planCommand } from '../../src/commands/plan.js';
 import { ThreeWayPair } from './three-way-fixture.js';
 
 const pairs: ThreeWayPair[] = [];
@@ -181,6 +182,21 @@ describe('deletes: keep with edits: both', () => {
 
     expect(await pair.job('cloud', 1)).toBeUndefined();
     expect(await pair.job('desktop', 1)).toMatchObject({ status: 'office edit' });
+  });
+
+  it('a step that never deletes does not count every row of its target first (only deletes: mirror measures max_delete_fraction)', async () => {
+    const kept = await make('tw_keep_count', { deletes: 'keep' });
+    const mirrored = await make('tw_mirror_count', { deletes: 'mirror' });
+    for (const [pair, counts] of [[kept, false], [mirrored, true]] as const) {
+      await pair.agreed([[1, 'one', 'Open']]);
+      const plan = await planCommand(pair.config, { direction: 'both', tables: [], mode: 'full' });
+      for (const step of plan.steps) expect(step.statements.some((s) => s.kind === 'guard-count'), `${step.deletes} ${step.direction}`).toBe(counts);
+    }
+    // Without the count, a keep step still writes (and deletes nothing): an edit on each side is carried.
+    await kept.sql('desktop', `UPDATE job SET title = 'office edit' WHERE job_id = 1`);
+    const report = await kept.apply('both', { mode: 'full' });
+    expect(report.exitCode).toBe(0);
+    expect(await kept.job('cloud', 1)).toMatchObject({ title: 'office edit' });
   });
 });
 

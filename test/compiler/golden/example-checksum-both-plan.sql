@@ -1,4 +1,4 @@
--- bisync plan 7e9475e5234a8b1f907189adc5c0c1c8a3f6800b7335bf300b39513a7a2b8c9b
+-- bisync plan b8bacb0b05085d2f6db26fae64d98f2fc89bdd7d1db4117954464f1f3818d89b
 -- config: sync.config.yaml; state schema: bisync; 1 step
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -6,7 +6,7 @@
 -- Step 1/1: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; checksum-first: each database sums, per bucket of keys (1,024 buckets), the fingerprint of every key whose row its own copy of the base holds as agreed with no conflict parked; only the rows of buckets that differ are read
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 5668cc48510467759935f841dd48d86deb2e403870c7e6e3ff3be53d1fdfaf71
+-- step hash: 687f07f9924d6bf246f4daa2133351826fa7efc55113d3c0fe5768b5ed88173c
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -456,11 +456,6 @@ SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS
 -- Deferrable constraints are checked at the end of each statement instead of at COMMIT, so a row
 -- that breaks one fails inside the merge's savepoint and becomes a reject instead of failing the step.
 SET CONSTRAINTS ALL IMMEDIATE;
-
--- [cloud] rows on the target before the merge, the measure of max_delete_fraction with edits: both
--- edits: both: every row on cloud before the merge, the measure of max_delete_fraction.
-SELECT count(*)::bigint AS rows_on_target
-  FROM "public"."jobshead" AS t;
 
 -- [cloud] staging table, dropped at commit
 -- Staging for the rows read from desktop: text columns, cast to the target's types in the merge,

@@ -1,4 +1,4 @@
--- bisync plan 6a104ab3bbfe40ce467c6aae26adda1a6197ddaad3e3fc8dccf393f564880817
+-- bisync plan 6141ed97a8940103a832a30e561b252126f272f580972c214e7fb42d3fc891ef
 -- config: sync.config.yaml; state schema: bisync; 23 steps
 -- Parameters are listed above each statement; values are sent as $n parameters, never spliced into SQL.
 
@@ -4798,7 +4798,7 @@ COMMIT;
 -- Step 9/23: jobshead forward: desktop public.jobshead → cloud public.jobshead
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 975a4e27f9b145d0af52e227675066a11eb68fcbd4c2680a536aba5124e0a78b
+-- step hash: c75b9a7099e3014a4319521add027bed81045262d11e95e02c0692f0763d21e9
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5074,11 +5074,6 @@ SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS
 -- Deferrable constraints are checked at the end of each statement instead of at COMMIT, so a row
 -- that breaks one fails inside the merge's savepoint and becomes a reject instead of failing the step.
 SET CONSTRAINTS ALL IMMEDIATE;
-
--- [cloud] rows on the target before the merge, the measure of max_delete_fraction with edits: both
--- edits: both: every row on cloud before the merge, the measure of max_delete_fraction.
-SELECT count(*)::bigint AS rows_on_target
-  FROM "public"."jobshead" AS t;
 
 -- [cloud] staging table, dropped at commit
 -- Staging for the rows read from desktop: text columns, cast to the target's types in the merge,
@@ -5651,7 +5646,7 @@ COMMIT;
 -- Step 10/23: jobtasks forward: desktop public.jobtasks → cloud public.jobtasks
 -- mode: full — no cursor columns on desktop: every row is read and compared; only changed rows are written; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: fd91421d9c18f476f902def6877b22ec74a4adabc83acb89579dd999cdbf017d
+-- step hash: 4133b26dceba29663c44883232ed80e4fe1205eaf73c5df6457095c8c02facd5
 -- ============================================================================
 
 -- Bootstrap on cloud, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -5927,11 +5922,6 @@ SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS
 -- Deferrable constraints are checked at the end of each statement instead of at COMMIT, so a row
 -- that breaks one fails inside the merge's savepoint and becomes a reject instead of failing the step.
 SET CONSTRAINTS ALL IMMEDIATE;
-
--- [cloud] rows on the target before the merge, the measure of max_delete_fraction with edits: both
--- edits: both: every row on cloud before the merge, the measure of max_delete_fraction.
-SELECT count(*)::bigint AS rows_on_target
-  FROM "public"."jobtasks" AS t;
 
 -- [cloud] staging table, dropped at commit
 -- Staging for the rows read from desktop: text columns, cast to the target's types in the merge,
@@ -10217,7 +10207,7 @@ COMMIT;
 -- Step 17/23: jobshead reverse: cloud public.jobshead → desktop public.jobshead
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: job_id, client_id, template_id, job_name, job_status, fee, due_date, notes, extra
--- step hash: 5c240d17c443757652dbd8c09f94fe3b881501560c79bdb0ef1d0233ecaa0c4d
+-- step hash: 4310832559aa2e97890f9a87acf4a7ae7ce5926ac542ec0af1aef02656399467
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -10502,11 +10492,6 @@ SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS
 -- Deferrable constraints are checked at the end of each statement instead of at COMMIT, so a row
 -- that breaks one fails inside the merge's savepoint and becomes a reject instead of failing the step.
 SET CONSTRAINTS ALL IMMEDIATE;
-
--- [desktop] rows on the target before the merge, the measure of max_delete_fraction with edits: both
--- edits: both: every row on desktop before the merge, the measure of max_delete_fraction.
-SELECT count(*)::bigint AS rows_on_target
-  FROM "public"."jobshead" AS t;
 
 -- [desktop] staging table, dropped at commit
 -- Staging for the rows read from cloud: text columns, cast to the target's types in the merge,
@@ -11137,7 +11122,7 @@ COMMIT;
 -- Step 18/23: jobtasks reverse: cloud public.jobtasks → desktop public.jobtasks
 -- mode: full — no watermark yet (first run, or nothing read so far): every row is read; first run of this step: no checksum compare
 -- write: upsert; deletes: keep; columns: jt_id, job_id, task_id, staff_id, status, planned_hours, completed_on
--- step hash: b1e77f46008273ca332989b1b66efacb8ecb8ca69d826886f751704025a8703f
+-- step hash: 50db50aaa98aca55a654f42fb5e2b4b1898f2df23be12e1ef54995f5b06edef9
 -- ============================================================================
 
 -- Bootstrap on desktop, only if bisync.state/runs/rejects/base/conflicts are missing:
@@ -11422,11 +11407,6 @@ SELECT to_char(watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS
 -- Deferrable constraints are checked at the end of each statement instead of at COMMIT, so a row
 -- that breaks one fails inside the merge's savepoint and becomes a reject instead of failing the step.
 SET CONSTRAINTS ALL IMMEDIATE;
-
--- [desktop] rows on the target before the merge, the measure of max_delete_fraction with edits: both
--- edits: both: every row on desktop before the merge, the measure of max_delete_fraction.
-SELECT count(*)::bigint AS rows_on_target
-  FROM "public"."jobtasks" AS t;
 
 -- [desktop] staging table, dropped at commit
 -- Staging for the rows read from cloud: text columns, cast to the target's types in the merge,

@@ -347,8 +347,8 @@ ${pad}  OR ${render(ref.children, r, depth + 1)}`;
       })
       .join(',\n       '),
   eq: (a: unknown, b: unknown) => a === b,
-  /** `{{#if (or a b c)}}`: true when any argument is (the last one is Handlebars' options). */
-  or: (...args: unknown[]) => args.slice(0, -1).some(Boolean),
+  /** `{{#if (or a b c)}}`: true when any argument is, as `{{#if}}` would judge it (an empty list is false); the last argument is Handlebars' options. */
+  or: (...args: unknown[]) => args.slice(0, -1).some((a) => (Array.isArray(a) ? a.length > 0 : Boolean(a))),
 };
 
 /** One checksum column's value on one side (see `rowhash`). */

@@ -16,7 +16,7 @@ import { LinkProxy } from '../proxy/link-proxy.js';
 import { FaultProxy } from '../reliability/proxy-pg.js';
 import { useFreshDatabases, withClient } from '../harness/fresh-databases.js';
 import type { TestDatabases } from '../harness/fresh-databases.js';
-import { ThreeWayPair } from '../three-way/three-way-fixture.js';
+import { ThreeWayPair, TOUCH_FUNCTION } from '../three-way/three-way-fixture.js';
 import type { PairOptions } from '../three-way/three-way-fixture.js';
 import { createJobsSchema, jobsConfig, jobsConfigFile, seedDesktop } from './jobs-fixture.js';
 import type { JobsConfigOptions } from './jobs-fixture.js';
@@ -359,11 +359,9 @@ describe('probe: several incremental edits: both tables', () => {
   const dbs = useFreshDatabases('probe_two_tables');
 
   it('an edit to one incremental edits: both table does not make the probe run another one that has nothing to do (each step\'s digest reads its own window\'s answer)', async () => {
-    const touch = `CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN IF NEW.updated_at IS NOT DISTINCT FROM OLD.updated_at THEN NEW.updated_at := clock_timestamp(); END IF; RETURN NEW; END $$;`;
     for (const [url, origin] of [[dbs.desktopUrl, ''], [dbs.cloudUrl, ', source char(1)']] as const) {
       await withClient(url, async (c) => {
-        await c.query(touch);
+        await c.query(TOUCH_FUNCTION);
         for (const t of ['job', 'job2']) {
           await c.query(`CREATE TABLE ${t} (job_id integer PRIMARY KEY, title text NOT NULL, status text${origin}, updated_at timestamptz NOT NULL DEFAULT clock_timestamp());
             CREATE TRIGGER touch BEFORE UPDATE ON ${t} FOR EACH ROW EXECUTE FUNCTION touch();`);

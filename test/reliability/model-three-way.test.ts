@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, it } from 'vitest';
 import type { ResolvedConfig } from '../../src/config/types.js';
 import { configHead, testConfig, writeConfig } from '../harness/bisync.js';
 import { setDatabaseDefaults, useFreshDatabases, withClient } from '../harness/fresh-databases.js';
+import { TOUCH_FUNCTION } from '../three-way/three-way-fixture.js';
 import type { Command } from './three-way-commands.js';
 import { commandsArb } from './three-way-commands.js';
 import type { Side } from './three-way-history.js';
@@ -60,9 +61,7 @@ const SCHEMA = (cloud: boolean): string => `
   CREATE TABLE note (note_id integer PRIMARY KEY, body text NOT NULL, tag text${cloud ? ', source char(1)' : ''});
   CREATE TABLE job (job_id integer PRIMARY KEY, title text NOT NULL, status text${cloud ? ', source char(1)' : ''},
                     updated_at timestamptz NOT NULL DEFAULT clock_timestamp());
-  -- Stamps an edit unless the writer sets updated_at itself (as bisync does, carrying the other side's).
-  CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN IF NEW.updated_at IS NOT DISTINCT FROM OLD.updated_at THEN NEW.updated_at := clock_timestamp(); END IF; RETURN NEW; END $$;
+  ${TOUCH_FUNCTION}
   CREATE TRIGGER touch BEFORE UPDATE ON job FOR EACH ROW EXECUTE FUNCTION touch();`;
 
 const configYaml = (deletes: string, compare: Compare): string => `

@@ -19,6 +19,13 @@ export interface PairOptions {
 export type Job = { job_id: number; title: string; status: string | null };
 
 /**
+ * `touch()`: stamps an edit with the clock unless the writer sets updated_at itself (as bisync does,
+ * carrying the other side's). Tables take it with `CREATE TRIGGER touch BEFORE UPDATE … EXECUTE FUNCTION touch()`.
+ */
+export const TOUCH_FUNCTION = `CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN IF NEW.updated_at IS NOT DISTINCT FROM OLD.updated_at THEN NEW.updated_at := clock_timestamp(); END IF; RETURN NEW; END $$;`;
+
+/**
  * The config of one table `job` synced both ways with edits: both, as most three-way tests sync it.
  * `extra` is appended to the table's entry (e.g. a timestamps line).
  */
@@ -54,9 +61,7 @@ export class ThreeWayPair {
     const cursor = options.cursors === true ? ', updated_at timestamptz NOT NULL DEFAULT clock_timestamp()' : '';
     const trigger =
       options.cursors === true
-        ? // Stamps an edit unless the writer sets updated_at itself (as bisync does, carrying the other side's).
-          `CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$
-             BEGIN IF NEW.updated_at IS NOT DISTINCT FROM OLD.updated_at THEN NEW.updated_at := clock_timestamp(); END IF; RETURN NEW; END $$;
+        ? `${TOUCH_FUNCTION}
            CREATE TRIGGER touch BEFORE UPDATE ON job FOR EACH ROW EXECUTE FUNCTION touch();`
         : '';
     await withClient(dbs.desktopUrl, async (c) => {

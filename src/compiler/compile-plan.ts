@@ -720,8 +720,8 @@ function probeStatements(input: {
           inner: inner.sql,
           database,
           others: side === 'target' && sums.owned !== null,
-          whenQuiet: quiet,
-          quietFlagName,
+          // The name of the flag this step's window sets, where the digest waits for it.
+          quietFlag: quiet ? quietFlagName : null,
         });
       const statement = render(whenQuiet);
       // The same statement without its condition, on the same database: one probe computes it once (probe.ts).
@@ -739,7 +739,7 @@ function probeStatements(input: {
         // it is the watermark (else the step runs anyway; the target's is then not sent either).
         ...(settled === null
           ? []
-          : [wrap('probe-window', copyOut, `how many rows this step would read on ${input.sourceName}, and whether any is past the watermark`, { window: match[2], maxRows: PROBE_MAX_ROWS, hashRows: false, quietFlag: true, quietFlagName })]),
+          : [wrap('probe-window', copyOut, `how many rows this step would read on ${input.sourceName}, and whether any is past the watermark`, { window: match[2], maxRows: PROBE_MAX_ROWS, hashRows: false, quietFlag: quietFlagName })]),
         digest('source', input.sourceName, input.sourceRel, settled !== null),
         recordRun,
       ],
@@ -758,7 +758,7 @@ function probeStatements(input: {
         window: match[2],
         maxRows: PROBE_MAX_ROWS,
         hashRows: true,
-        quietFlag: false,
+        quietFlag: null,
         sourceHash: hashed.source,
       }),
       ...locks,
